@@ -1,0 +1,1 @@
+"""Gateway: the imperative shell around protocol/, the window builder and kpi_core/."""

@@ -1,0 +1,187 @@
+"""Fake of MicroPython's `machine` module (ESP32 flavour) for the unix port.
+
+Install with `import install_fakes` before importing firmware: the unix port has a built-in
+`machine`, and a file on MICROPYPATH does not shadow it; install_fakes puts this module into
+sys.modules["machine"].
+
+Test controls (module-level, reset by reset()):
+  levels      {pin_id: 0|1} input levels; set_level(pin, v) also fires a matching Pin.irq handler
+  pwms        {pin_id: PWM} the last PWM made on each pin (.duty_value, .freq_value)
+  wdt_feeds   how many times any WDT was fed;  wdt_timeout  the last WDT timeout (ms) or None
+  resets      how many times reset() was called (it raises Reset, as a real reset never returns)
+  rtc_time    8-tuple (y, m, d, weekday, h, mi, s, subsec) that RTC().datetime() returns
+  sleeps      list of lightsleep/deepsleep durations (ms)
+"""
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+
+class Reset(Exception):
+    """Raised by reset(): the firmware's 'reboot now' path ends here under test."""
+
+
+def reset_state():
+    global levels, pwms, wdt_feeds, wdt_timeout, resets, rtc_time, sleeps, _irqs, reset_reason
+    levels = {}
+    pwms = {}
+    wdt_feeds = 0
+    wdt_timeout = None
+    resets = 0
+    rtc_time = (2025, 11, 22, 5, 12, 0, 0, 0)
+    sleeps = []
+    reset_reason = PWRON_RESET
+    _irqs = {}
+
+
+reset_state()
+
+
+def set_level(pin_id, value):
+    """Drive an input pin from the test; fires the pin's irq handler on a matching edge."""
+    old = levels.get(pin_id)
+    levels[pin_id] = 1 if value else 0
+    entry = _irqs.get(pin_id)
+    if entry and old != levels[pin_id]:
+        pin, handler, trigger = entry
+        if (value and trigger & Pin.IRQ_RISING) or (not value and trigger & Pin.IRQ_FALLING):
+            handler(pin)
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_FALLING = 2
+    IRQ_RISING = 1
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self.mode = mode
+        self.pull = pull
+        if value is not None:
+            levels[id] = 1 if value else 0
+        elif id not in levels:
+            # an unpressed button on a pull-up reads 1, like the real board
+            levels[id] = 1 if pull == Pin.PULL_UP else 0
+
+    def value(self, v=None):
+        if v is None:
+            return levels.get(self.id, 0)
+        levels[self.id] = 1 if v else 0
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def on(self):
+        levels[self.id] = 1
+
+    def off(self):
+        levels[self.id] = 0
+
+    def irq(self, handler=None, trigger=3):
+        _irqs[self.id] = (self, handler, trigger)
+
+
+class PWM:
+    def __init__(self, pin, freq=5000, duty=0):
+        self.pin = pin
+        self.freq_value = freq
+        self.duty_value = duty  # 0..1023 like ESP32's duty()
+        self.deinited = False
+        pwms[getattr(pin, "id", pin)] = self
+
+    def freq(self, f=None):
+        if f is None:
+            return self.freq_value
+        self.freq_value = f
+
+    def duty(self, d=None):
+        if d is None:
+            return self.duty_value
+        self.duty_value = d
+
+    def duty_u16(self, d=None):
+        if d is None:
+            return self.duty_value * 64
+        self.duty_value = d // 64
+
+    def deinit(self):
+        self.deinited = True
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        global wdt_timeout
+        wdt_timeout = timeout
+
+    def feed(self):
+        global wdt_feeds
+        wdt_feeds += 1
+
+
+class RTC:
+    def datetime(self, t=None):
+        global rtc_time
+        if t is None:
+            return rtc_time
+        rtc_time = tuple(t)
+
+
+class Timer:
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1, **kw):
+        self.id = id
+        self.callback = None
+        if kw:
+            self.init(**kw)
+
+    def init(self, mode=1, period=-1, callback=None, freq=-1):
+        self.mode = mode
+        self.period = period
+        self.callback = callback  # the test calls timer.callback(timer) to "tick"
+
+    def deinit(self):
+        self.callback = None
+
+
+def reset():
+    global resets
+    resets += 1
+    raise Reset()
+
+
+def soft_reset():
+    reset()
+
+
+def reset_cause():
+    return reset_reason
+
+
+def unique_id():
+    return b"\x24\x0a\xc4\x12\x34\x56"
+
+
+def freq(hz=None):
+    return 240000000 if hz is None else None
+
+
+def idle():
+    pass
+
+
+def lightsleep(ms=0):
+    sleeps.append(ms)
+
+
+def deepsleep(ms=0):
+    sleeps.append(ms)
+    reset()
