@@ -1,0 +1,286 @@
+"""The panel application: buttons -> events -> journal -> link, plus LEDs, clock and config.
+
+    panel = Panel(hal, cfg)          # cfg: config.load(...) result; hal: firmware.hal.Hal or
+                                     # simulator.host_hal.HostHal
+    while True:                      # device (firmware/main.py)
+        panel.step()
+        hal.sleep_ms(Panel.LOOP_MS)
+
+A step function, driven by the caller's clock: the simulator calls step(ticks) only at the
+times it needs and asks next_deadline() / idle_ms() how far it may skip. step() is cheap when
+nothing happens: four pin reads, a few integer compares.
+
+Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
+(publish if online). Nothing is ever published that is not already in the journal.
+"""
+import sys
+
+from firmware import buttons, clock, journal, ui
+from firmware.link import Link
+from firmware.version import FW
+from protocol import panel
+
+ANSWERS = ("yes", "no", "unsure")
+_LEAN = sys.implementation.name == "micropython"
+
+
+def unload(*names):
+    """Forget modules only needed at boot (config validation, topic building) so the GC can
+    free their code: ~13 KB on the unix port. Re-imported on demand (a remote config).
+    Only on MicroPython: under CPython a second module object would confuse isinstance()."""
+    if not _LEAN:
+        return
+    for name in names:
+        if sys.modules.pop(name, None) is not None:
+            pkg, _, attr = name.rpartition(".")
+            parent = sys.modules.get(pkg)
+            if parent is not None and attr in parent.__dict__:
+                delattr(parent, attr)
+
+
+def _config():
+    from firmware import config
+    return config
+
+
+class Panel:
+    LOOP_MS = 10              # device main-loop period (button sampling rate)
+    WDT_MS = 10000            # watchdog timeout: ~2 s socket stall + NTP + margin
+    NTP_TIMEOUT_MS = 1500
+    NTP_JITTER_MS = 60000     # spread a store's panels' resyncs
+    JOURNAL_PREFIX = "j"      # journal files: <data>/j.*
+    REMOTE_FILE = "remote.json"
+    MAX_ERR = 200             # protocol's MAX_TEXT for cfg_err
+
+    def __init__(self, hal, cfg, fs=None, ticks=None):
+        self.hal = hal
+        self.cfg = cfg
+        self.cfg_err = None
+        self.faults_extra = []
+        ticks = hal.ticks_ms() if ticks is None else ticks
+        self.ticks = ticks
+        self.uptime = clock.Uptime(ticks, period=clock.ticks_period(hal.ticks_add))
+        self.up = self.uptime.update(ticks)
+        self._load_remote()
+        t = self.cfg["timings"]
+        self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
+                                       stuck_ms=t["stuck_ms"])
+        self._faults_rev = self.buttons.faults_rev
+        self.journal = journal.Journal(fs or journal.OsFs(), prefix=hal.path(self.JOURNAL_PREFIX),
+                                       capacity=self.cfg["journal"]["capacity"])
+        self.boot = self.journal.next_boot()
+        self.wall = clock.WallClock()
+        self.ntp = clock.NtpSchedule(resync_ms=self.cfg["ntp"]["resync_h"] * 3600000)
+        self.ui = ui.Ui(self.cfg["led_brightness"])
+        self._leds = None
+        self._ui_next = 0
+        self.window_until = None
+        self.link = Link(hal, self.cfg, self, on_ack=self._on_ack, on_config=self._on_config,
+                         state_fn=self.state)
+        self.presses = 0
+        unload("firmware.config", "protocol.topics")
+        hal.log("panel: %s/%s fw %s boot %d seq %d pending %d" % (
+            self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq,
+            self.journal.pending()))
+
+    # ---- outbox for the link (journal -> wire bytes) ----
+    def acked(self):
+        return self.journal.acked
+
+    def head(self):
+        return self.journal.seq
+
+    def next_after(self, seq):
+        rec = self.journal.next_after(seq)
+        if rec is None:
+            return None
+        s, payload = rec
+        boot, up, t, ev, hold = journal.unpack_event(payload)
+        return s, panel.encode_event(s, boot, up, t, ev, hold)
+
+    # ---- the step ----
+    def step(self, ticks=None):
+        hal = self.hal
+        if ticks is None:
+            ticks = hal.ticks_ms()
+        self.ticks = ticks
+        up = self.up = self.uptime.update(ticks)
+        p = hal.pressed
+        mask = p("yes") | (p("no") << 1) | (p("unsure") << 2) | (p("seller") << 3)
+        events = self.buttons.sample(mask, up)
+        if events:
+            for ev, hold in events:
+                self._event(up, ev, hold)
+        if self.buttons.faults_rev != self._faults_rev:
+            self._faults_rev = self.buttons.faults_rev
+            self.link.publish_state_soon()
+        if self.window_until is not None and up >= self.window_until:
+            self._close_window()
+        if self.link.online and self.ntp.due(up):
+            self._sync_clock(up)
+        self.link.step(up)
+        u = self.ui
+        if u.offline == self.link.online:
+            u.offline = not self.link.online
+            self._ui_next = up
+        if up >= self._ui_next:
+            self._draw(up)
+        hal.wdt_feed()  # healthy path only: an exception above skips it
+
+    def _draw(self, up):
+        frame = self.ui.frame(up)
+        if frame != self._leds:
+            led = self.hal.led
+            old = self._leds or (-1, -1, -1, -1)
+            for i in range(4):
+                if frame[i] != old[i]:
+                    led(ui.NAMES[i], frame[i])
+            self._leds = frame
+        nxt = self.ui.next_change(up)
+        self._ui_next = nxt if nxt is not None else up + 3600000
+
+    def next_deadline(self):
+        """Ticks (same domain as step()'s argument) at which step() has work to do."""
+        return self.hal.ticks_add(self.ticks, self.idle_ms())
+
+    def idle_ms(self):
+        """How long the caller may wait before the next step() (0: step now)."""
+        up = self.up
+        d = self.link.next_deadline(up)
+        for t in (self.buttons.next_deadline(up), self._ui_next, self.window_until):
+            if t is not None and t < d:
+                d = t
+        if self.link.online and self.ntp.next_ms < d:
+            d = self.ntp.next_ms
+        return d - up if d > up else 0
+
+    # ---- events ----
+    def _event(self, up, ev, hold):
+        self.presses += 1
+        t = self.wall.now(up)
+        try:
+            self.journal.append(journal.pack_event(self.boot, up, t, ev, hold))
+        except Exception as e:  # flash failure: the press is lost, say so in state
+            self._fault("journal")
+            self.hal.log("panel: journal append failed: %s" % e)
+        self.link.kick()
+        u = self.ui
+        if ev in ANSWERS:
+            u.thanks(up)
+            self._close_window()
+        elif ev == "seller_short":
+            self.window_until = up + self.cfg["timings"]["window_s"] * 1000
+            u.window_open = True
+        elif ev == "seller_long":
+            u.force_majeure(up)
+            self._close_window()
+        self._ui_next = up
+
+    def _close_window(self):
+        self.window_until = None
+        if self.ui.window_open:
+            self.ui.window_open = False
+            self._ui_next = self.up
+
+    def _fault(self, name):
+        if name not in self.faults_extra:
+            self.faults_extra.append(name)
+            self.link.publish_state_soon()
+
+    # ---- clock ----
+    def _sync_clock(self, up):
+        ok = False
+        try:
+            req = clock.ntp_request()
+            data = self.hal.ntp_query(self.cfg["ntp"]["host"], req, self.NTP_TIMEOUT_MS)
+            recv_up = self.uptime.update(self.hal.ticks_ms())
+            at, unix_ms = clock.ntp_parse(data, up, recv_up)
+            self.wall.synced(at, unix_ms)
+            self.hal.set_wall_ms(self.wall.now(recv_up))
+            ok = True
+        except Exception as e:
+            self.hal.log("panel: ntp failed: %s" % e)
+        self.ntp.done(up, ok, self.hal.random(self.NTP_JITTER_MS) if ok else 0)
+
+    # ---- ack and config from the gateway ----
+    def _on_ack(self, seq):
+        self.journal.ack(seq)
+
+    def _on_config(self, msg):
+        try:
+            remote = panel.decode_config(msg)
+        except Exception as e:
+            self._config_error(str(e))
+            return
+        if remote == self.cfg.get("remote"):
+            return  # the retained config again after a reconnect: nothing to write
+        fwconfig = _config()
+        cfg, err = fwconfig.merge_remote(self.cfg, remote)
+        text = fwconfig.persist_remote(cfg) if not err else None
+        fwconfig = None
+        unload("firmware.config", "protocol.topics")
+        if err:
+            self._config_error(err)
+            return
+        try:
+            self._write(self.REMOTE_FILE, text)
+        except Exception as e:
+            self._fault("cfg_write")
+            self.hal.log("panel: remote config not persisted: %s" % e)
+        self.cfg = cfg
+        self.cfg_err = None
+        self._apply()
+        self.hal.log("panel: remote config ver %s applied" % remote.get("ver"))
+        self.link.publish_state_soon()
+
+    def _config_error(self, err):
+        err = str(err)[:self.MAX_ERR]
+        self.hal.log("panel: remote config ignored: %s" % err)
+        if err != self.cfg_err:
+            self.cfg_err = err
+            self.link.publish_state_soon()
+
+    def _apply(self):
+        t = self.cfg["timings"]
+        self.buttons.set_timings(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
+                                 stuck_ms=t["stuck_ms"])
+        self.link.set_timings(t)
+        self.ui.brightness = self.cfg["led_brightness"]
+        self._leds = None
+        self._ui_next = self.up
+
+    def _load_remote(self):
+        try:
+            with open(self.hal.path(self.REMOTE_FILE)) as f:
+                text = f.read()
+        except OSError:
+            return  # no remote config received yet
+        cfg, err = _config().load_remote(self.cfg, text)
+        if err:
+            self.cfg_err = str(err)[:self.MAX_ERR]
+            self.hal.log("panel: saved remote config ignored: %s" % err)
+        else:
+            self.cfg = cfg
+
+    def _write(self, name, text):
+        # write-then-rename: a power cut leaves the old file or the new one, never half of one
+        import os
+        path = self.hal.path(name)
+        with open(path + ".tmp", "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+        os.rename(path + ".tmp", path)
+
+    # ---- state for the gateway ----
+    def faults(self):
+        f = list(self.buttons.faults())
+        for x in self.faults_extra:
+            f.append(x)
+        return f[:16]
+
+    def state(self):
+        remote = self.cfg.get("remote") or {}
+        j = self.journal
+        return {"online": True, "boot": self.boot, "up": self.up, "t": self.wall.now(self.up),
+                "fw": FW, "seq": j.seq, "pending": j.pending(), "dropped": j.dropped,
+                "heap": self.hal.mem_free(), "rssi": self.hal.wifi_rssi(),
+                "faults": self.faults(), "cfg": remote.get("ver"), "cfg_err": self.cfg_err}

@@ -1,0 +1,249 @@
+"""/config.json: schema, defaults, validation; remote config from the gateway on top of it.
+
+Pure: takes text/dicts, returns dicts. Every problem is a ConfigError naming the field, so the
+serial console can say exactly what to fix ("pins.led_rate: pin 34 is input-only ...").
+"""
+import json
+
+from protocol import ProtocolError, panel, topics
+
+# Defaults (the file's shape, see the README field table); REQUIRED ones have no default.
+REQUIRED = ("site", "device", "wifi.ssid", "mqtt.host")
+DEFAULTS = {
+    "site": None,
+    "device": None,
+    "wifi": {"ssid": None, "password": ""},
+    "mqtt": {"host": None, "port": 1883, "user": None, "password": None,
+             "root": topics.DEFAULT_ROOT, "keepalive": 60, "ssl": False},
+    "ntp": {"host": "pool.ntp.org", "resync_h": 6},
+    "pins": {"yes": 32, "no": 33, "unsure": 25, "seller": 26, "led_rate": 18,
+             "led_thanks": 19, "led_status": 23, "led_seller": 21, "active_low": True},
+    "timings": {"debounce_ms": 30, "long_ms": 1500, "stuck_ms": 30000, "heartbeat_s": 60,
+                "ack_timeout_s": 20, "window_s": 30},
+    "journal": {"capacity": 20000},
+    "led_brightness": 60,
+}
+
+BUTTON_PINS = ("yes", "no", "unsure", "seller")
+LED_PINS = ("led_rate", "led_thanks", "led_status", "led_seller")
+# ESP32 (not -S2/-S3): 6..11 drive the SPI flash, 20/24/28..31 do not exist, 34..39 are inputs
+# without pull-ups (a button there needs an external pull-up resistor).
+NO_PINS = (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)
+INPUT_ONLY = (34, 35, 36, 37, 38, 39)
+
+# Integer ranges (inclusive). Remote-settable knobs share the protocol's ranges.
+_R = panel.CONFIG_RANGES
+RANGES = {
+    "mqtt.port": (1, 65535),
+    "mqtt.keepalive": (10, 3600),
+    "ntp.resync_h": (1, 168),
+    "timings.debounce_ms": _R["debounce_ms"],
+    "timings.long_ms": _R["long_ms"],
+    "timings.stuck_ms": (5000, 600000),
+    "timings.heartbeat_s": _R["heartbeat_s"],
+    "timings.ack_timeout_s": (5, 600),
+    "timings.window_s": _R["window_s"],
+    "journal.capacity": (100, 40000),   # 48 B a record: 40,000 is ~2 MB of flash
+    "led_brightness": _R["brightness"],
+}
+
+# remote knob -> (section or None, key) it overrides; the other knobs live in cfg["remote"] only
+REMOTE_MAP = {
+    "debounce_ms": ("timings", "debounce_ms"),
+    "long_ms": ("timings", "long_ms"),
+    "heartbeat_s": ("timings", "heartbeat_s"),
+    "window_s": ("timings", "window_s"),
+    "brightness": (None, "led_brightness"),
+}
+
+
+class ConfigError(ValueError):
+    """str(e) reads "mqtt.port: must be an integer 1..65535, got 0"."""
+
+    def __init__(self, field, problem):
+        super().__init__("%s: %s" % (field, problem))
+        self.field = field
+        self.problem = problem
+
+
+def _show(x):
+    try:
+        return json.dumps(x)
+    except Exception:
+        return repr(x)
+
+
+def _merge(field, defaults, given):
+    """Defaults overlaid with `given` (a dict); unknown keys and missing required ones fail."""
+    if type(given) is not dict:
+        raise ConfigError(field or "config.json", "must be a JSON object {...}, got %s" % _show(given))
+    for key in given:
+        if key not in defaults:
+            name = field + "." + key if field else key
+            raise ConfigError(name, "unknown field (known: %s)" % ", ".join(sorted(defaults)))
+    out = {}
+    for key in defaults:
+        name = field + "." + key if field else key
+        d = defaults[key]
+        if type(d) is dict:
+            out[key] = _merge(name, d, given.get(key, {}))
+        elif key in given:
+            out[key] = given[key]
+        elif name in REQUIRED:
+            raise ConfigError(name, "missing (required)")
+        else:
+            out[key] = d
+    return out
+
+
+def _get(cfg, name):
+    if "." in name:
+        section, key = name.split(".")
+        return cfg[section][key]
+    return cfg[name]
+
+
+def _int(cfg, name, lo, hi):
+    x = _get(cfg, name)
+    if type(x) is not int or not lo <= x <= hi:
+        raise ConfigError(name, "must be an integer %d..%d, got %s" % (lo, hi, _show(x)))
+
+
+def _str(cfg, name, null=False, empty=False):
+    x = _get(cfg, name)
+    if x is None and null:
+        return
+    if type(x) is not str or (not x and not empty):
+        what = "a string" if empty else "a non-empty string"
+        raise ConfigError(name, "must be %s%s, got %s" % (what, " or null" if null else "", _show(x)))
+
+
+def _bool(cfg, name):
+    x = _get(cfg, name)
+    if x is not True and x is not False:
+        raise ConfigError(name, "must be true or false, got %s" % _show(x))
+
+
+def _check_ids(cfg):
+    try:
+        topics.check_id(cfg["site"], "site")
+        topics.check_id(cfg["device"], "device")
+        topics.check_root(cfg["mqtt"]["root"])
+    except ProtocolError as e:
+        raise ConfigError("mqtt.root" if e.field == "root" else e.field, e.problem)
+
+
+def _check_pins(pins):
+    seen = {}
+    for key in BUTTON_PINS + LED_PINS:
+        name = "pins." + key
+        p = pins[key]
+        if type(p) is not int or not 0 <= p <= 39:
+            raise ConfigError(name, "must be an ESP32 GPIO number 0..39, got %s" % _show(p))
+        if p in NO_PINS:
+            raise ConfigError(name, "GPIO %d cannot be used (6..11 are the flash, 20/24/28..31 do not exist)" % p)
+        if p in INPUT_ONLY and key in LED_PINS:
+            raise ConfigError(name, "GPIO %d is input-only (34..39); an LED needs an output pin" % p)
+        if p in seen:
+            raise ConfigError(name, "GPIO %d is already used by pins.%s; every pin must differ" % (p, seen[p]))
+        seen[p] = key
+
+
+def validate(cfg):
+    """Check a full cfg dict (shape as DEFAULTS); raise ConfigError on the first problem."""
+    _check_ids(cfg)
+    _str(cfg, "wifi.ssid")
+    _str(cfg, "wifi.password", empty=True)
+    _str(cfg, "mqtt.host")
+    _str(cfg, "mqtt.user", null=True, empty=True)
+    _str(cfg, "mqtt.password", null=True, empty=True)
+    _bool(cfg, "mqtt.ssl")
+    _str(cfg, "ntp.host")
+    _bool(cfg, "pins.active_low")
+    for name in RANGES:
+        lo, hi = RANGES[name]
+        _int(cfg, name, lo, hi)
+    _check_pins(cfg["pins"])
+    t = cfg["timings"]
+    if t["long_ms"] <= t["debounce_ms"]:
+        raise ConfigError("timings.long_ms", "must be longer than timings.debounce_ms (%d), got %d"
+                          % (t["debounce_ms"], t["long_ms"]))
+    if t["stuck_ms"] <= t["long_ms"]:
+        raise ConfigError("timings.stuck_ms", "must be longer than timings.long_ms (%d), got %d"
+                          % (t["long_ms"], t["stuck_ms"]))
+    return cfg
+
+
+def load(text):
+    """/config.json text -> cfg dict with every default filled in; ConfigError if anything is off."""
+    try:
+        given = json.loads(text)
+    except Exception as e:  # ValueError on both ports; its text differs
+        raise ConfigError("config.json", "not valid JSON (%s); check quotes, commas and braces" % e)
+    cfg = validate(_merge("", DEFAULTS, given))
+    # the file's own values, restored before each remote config is laid on top
+    cfg["local"] = {"timings": dict(cfg["timings"]), "led_brightness": cfg["led_brightness"]}
+    cfg["remote"] = {}
+    return cfg
+
+
+def _copy(cfg):
+    out = {}
+    for key in cfg:
+        v = cfg[key]
+        out[key] = dict(v) if type(v) is dict else v
+    return out
+
+
+def merge_remote(cfg, remote):
+    """Apply a decoded remote config (panel.decode_config) -> (new_cfg, None) or (cfg, error).
+
+    The new remote replaces the previous one: a knob it leaves out falls back to /config.json.
+    On error the old cfg is returned unchanged and error is "field: problem" for state.cfg_err.
+    """
+    new = _copy(cfg)
+    local = cfg["local"]
+    new["timings"] = dict(local["timings"])
+    new["led_brightness"] = local["led_brightness"]
+    try:
+        if type(remote) is not dict:
+            raise ConfigError("config", "must be an object, got %s" % _show(remote))
+        if type(remote.get("ver")) is not int:
+            raise ConfigError("ver", "must be an integer, got %s" % _show(remote.get("ver")))
+        for knob in REMOTE_MAP:
+            if knob in remote:
+                section, key = REMOTE_MAP[knob]
+                lo, hi = _R[knob]
+                x = remote[knob]
+                if type(x) is not int or not lo <= x <= hi:
+                    raise ConfigError(knob, "must be an integer %d..%d, got %s" % (lo, hi, _show(x)))
+                if section:
+                    new[section][key] = x
+                else:
+                    new[key] = x
+        try:
+            validate(new)
+        except ConfigError as e:
+            # name the remote knob that broke a cross-field rule, not the local field
+            field = e.field.split(".")[-1]
+            raise ConfigError(field if field in remote else e.field, e.problem)
+    except ConfigError as e:
+        return cfg, str(e)
+    new["remote"] = dict(remote)
+    return new, None
+
+
+def persist_remote(cfg):
+    """Bytes for /remote.json (the applied remote config), or None when there is none."""
+    if not cfg["remote"]:
+        return None
+    return panel.encode_config(cfg["remote"])
+
+
+def load_remote(cfg, text):
+    """Re-apply a saved /remote.json at boot -> (cfg, error or None); a bad file is ignored."""
+    try:
+        remote = panel.decode_config(text)
+    except ProtocolError as e:
+        return cfg, "remote.json: " + str(e)
+    return merge_remote(cfg, remote)

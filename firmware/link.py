@@ -1,0 +1,317 @@
+"""Wi-Fi + MQTT for one panel: connect with backoff and jitter, last will, birth state,
+heartbeat, own ack/config subscriptions, and in-order (re)sending of unacked events.
+
+Driven by Panel.step(): Link.step(now) never blocks longer than one socket timeout (the HAL's
+MQTT client has timeouts on every socket operation) and does nothing between its deadlines.
+Times are uptime ms (clock.Uptime: never wraps).
+
+The link does not know the journal. It reads events through an `outbox` (the app's adapter):
+    outbox.acked() -> highest seq the gateway acknowledged
+    outbox.head()  -> highest seq appended
+    outbox.next_after(seq) -> (seq, wire_bytes) of the first unacked event after seq, or None
+
+QoS (README.md, "QoS decision"): events and state are published with QoS 0. Delivery is
+guaranteed end to end by the journal + the gateway's cumulative retained `ack`: an event is
+resent (in order) after every reconnect and whenever no ack covers it within the ack timeout,
+until an ack does. umqtt.simple's QoS 1 publish would wait for the PUBACK inside publish(),
+stalling the button loop for a round trip per event (and with no timeout at all).
+"""
+from protocol import panel, topics
+
+OFF, JOINING, UP = 0, 1, 2
+
+
+class Link:
+    BACKOFF_MIN_MS = 1000       # first retry after a failure
+    BACKOFF_MAX_MS = 120000     # retries never further apart than this
+    JITTER_PCT = 25             # +-25 %: a store's panels do not reconnect in lockstep
+    STABLE_MS = 30000           # a connection up this long resets the backoff
+    WIFI_JOIN_MS = 15000        # give the AP this long to hand out an address
+    JOIN_POLL_MS = 250          # look at the Wi-Fi join this often
+    POLL_MS = 50                # look for incoming ack/config this often while connected
+    MAX_INBOUND = 4             # incoming packets handled per poll
+    BURST = 10                  # event publishes per step (bounds the resend burst)
+    INFLIGHT_MAX = 50           # events published but not yet covered by an ack
+    ACK_GRACE_MS = 1000         # after connecting, wait this long for the retained ack
+    ACK_TIMEOUT_MAX_MS = 600000  # ack timeouts double up to this while the gateway is silent
+    EVENT_QOS = 0
+    STATE_QOS = 0
+    SUB_QOS = 1
+    WILL_QOS = 1
+
+    def __init__(self, hal, cfg, outbox, on_ack=None, on_config=None, state_fn=None):
+        self.hal = hal
+        self.outbox = outbox
+        self.on_ack = on_ack
+        self.on_config = on_config
+        self.state_fn = state_fn
+        m = cfg["mqtt"]
+        root, site, device = m["root"], cfg["site"], cfg["device"]
+        self.t_event = topics.device_topic(root, site, device, "event")
+        self.t_state = topics.device_topic(root, site, device, "state")
+        self.t_ack = topics.device_topic(root, site, device, "ack")
+        self.t_config = topics.device_topic(root, site, device, "config")
+        self._b_ack = self.t_ack.encode()
+        self._b_config = self.t_config.encode()
+        self.client_id = "%s-%s" % (site, device)
+        self.wifi = cfg["wifi"]
+        self.mqtt_cfg = m
+        self.keepalive_ms = (m.get("keepalive") or 60) * 1000
+        self.set_timings(cfg["timings"])
+        self.state = OFF
+        self.client = None
+        self.retry_at = 0
+        self.backoff_ms = self.BACKOFF_MIN_MS
+        self.join_deadline = 0
+        self.up_since = 0
+        self.sent = 0               # highest seq published on this connection
+        self.ack_seen = False       # a (retained) ack arrived on this connection
+        self.ack_wait_since = None  # when the oldest unacked publish started waiting
+        self.ack_timeout_ms = self.base_ack_timeout_ms
+        self.next_poll = 0
+        self.next_heartbeat = 0
+        self.last_tx = 0
+        self.state_due = False
+        self.now = 0
+        self.rx = 0
+        self.last_error = None
+        # counters for state/tests/bench
+        self.connects = 0
+        self.published = 0
+        self.resends = 0
+        self.ack_timeouts = 0
+
+    def set_timings(self, timings):
+        self.base_ack_timeout_ms = timings["ack_timeout_s"] * 1000
+        self.ack_timeout_ms = self.base_ack_timeout_ms
+        self.heartbeat_ms = timings["heartbeat_s"] * 1000
+
+    @property
+    def online(self):
+        return self.state == UP
+
+    # ---- the step ----
+    def step(self, now):
+        self.now = now
+        st = self.state
+        if st == UP:
+            if not self.hal.wifi_isconnected():
+                self._lost(now, "wifi lost")
+                return
+            try:
+                self._serve(now)
+            except Exception as e:  # OSError, MQTTException, a torn packet's AssertionError
+                self._lost(now, e)
+        elif st == OFF:
+            if now >= self.retry_at:
+                if self.hal.wifi_isconnected():
+                    self._connect(now)
+                else:
+                    try:
+                        self.hal.wifi_connect(self.wifi["ssid"], self.wifi["password"])
+                    except Exception as e:
+                        self._fail(now, e)
+                        return
+                    self.state = JOINING
+                    self.join_deadline = now + self.WIFI_JOIN_MS
+        elif st == JOINING:
+            if self.hal.wifi_isconnected():
+                self._connect(now)
+            elif now >= self.join_deadline:
+                self._fail(now, "wifi join timeout (%s)" % self.hal.wifi_status())
+
+    def next_deadline(self, now):
+        """Uptime ms at which step() has something to do (may be <= now)."""
+        st = self.state
+        if st == OFF:
+            return self.retry_at
+        if st == JOINING:
+            return min(now + self.JOIN_POLL_MS, self.join_deadline)
+        t = self.next_poll
+        if self.state_due or self._can_send():
+            return now
+        if self.next_heartbeat < t:
+            t = self.next_heartbeat
+        if self.ack_wait_since is not None:
+            a = self.ack_wait_since + self.ack_timeout_ms
+            if a < t:
+                t = a
+        return t
+
+    # ---- connecting ----
+    def _connect(self, now):
+        m = self.mqtt_cfg
+        try:
+            c = self.hal.mqtt(self.client_id, m["host"], m["port"], m.get("user"),
+                              m.get("password"), m.get("keepalive") or 60, bool(m.get("ssl")))
+            c.set_callback(self._on_message)
+            self.client = c
+            c.connect(True, (self.t_state, panel.OFFLINE_WILL, True, self.WILL_QOS))
+            self.state = UP  # before subscribe: retained messages arrive inside subscribe()
+            self.up_since = now
+            self.ack_seen = False
+            self.sent = self.outbox.acked()
+            self.ack_wait_since = None
+            self.ack_timeout_ms = self.base_ack_timeout_ms
+            c.subscribe(self.t_ack, self.SUB_QOS)
+            c.subscribe(self.t_config, self.SUB_QOS)
+            self._publish_state(now)  # birth
+        except Exception as e:
+            self._fail(now, e)
+            return
+        self.connects += 1
+        self.last_error = None
+        self.next_poll = now
+        self.hal.log("link: mqtt up %s:%s" % (m["host"], m["port"]))
+
+    def _fail(self, now, why):
+        """A connect attempt failed: close, wait backoff +- jitter, try again."""
+        self._close()
+        self.state = OFF
+        self.last_error = str(why) or why.__class__.__name__
+        b = self.backoff_ms
+        spread = b * self.JITTER_PCT // 100
+        self.retry_at = now + b - spread + self.hal.random(2 * spread + 1)
+        self.backoff_ms = min(b * 2, self.BACKOFF_MAX_MS)
+
+    def _lost(self, now, why):
+        """An established connection broke."""
+        if now - self.up_since >= self.STABLE_MS:
+            self.backoff_ms = self.BACKOFF_MIN_MS
+        self.hal.log("link: mqtt lost: %s" % why)
+        self._fail(now, why)
+
+    def _close(self):
+        c, self.client = self.client, None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def disconnect(self):
+        """Clean shutdown (the broker does not publish the will)."""
+        if self.client is not None:
+            try:
+                self.client.disconnect()
+            except Exception:
+                pass
+        self.client = None
+        self.state = OFF
+
+    # ---- connected ----
+    def _serve(self, now):
+        c = self.client
+        if c is None:
+            raise OSError("no client")
+        if now >= self.next_poll:
+            self.next_poll = now + self.POLL_MS
+            for _ in range(self.MAX_INBOUND):
+                before = self.rx
+                c.check_msg()
+                if self.rx == before:
+                    break
+        self._check_ack_timeout(now)
+        self._pump(now)
+        if self.state_due or now >= self.next_heartbeat:
+            self._publish_state(now)
+        elif now - self.last_tx >= self.keepalive_ms // 2:
+            c.ping()
+            self.last_tx = now
+
+    def _can_send(self):
+        if self.state != UP:
+            return False
+        if not self.ack_seen and self.now - self.up_since < self.ACK_GRACE_MS:
+            return False
+        return self.sent < self.outbox.head() and \
+            self.sent - self.outbox.acked() < self.INFLIGHT_MAX
+
+    def _pump(self, now):
+        """Publish unacked events after `sent`, in seq order, at most BURST per step."""
+        acked = self.outbox.acked()
+        if self.sent < acked:
+            self.sent = acked
+        n = 0
+        while n < self.BURST and self._can_send():
+            rec = self.outbox.next_after(self.sent)
+            if rec is None:  # the rest was dropped (journal overflow) or acked meanwhile
+                self.sent = self.outbox.head()
+                break
+            seq, data = rec
+            c = self.client
+            if c is None:
+                raise OSError("no client")
+            c.publish(self.t_event, data, False, self.EVENT_QOS)
+            self.sent = seq
+            self.published += 1
+            self.last_tx = now
+            n += 1
+            if self.ack_wait_since is None:
+                self.ack_wait_since = now
+
+    def kick(self):
+        """The app appended an event: publish it in this same step if the window allows."""
+        if self.state == UP:
+            try:
+                self._pump(self.now)
+            except Exception as e:
+                self._lost(self.now, e)
+
+    def _check_ack_timeout(self, now):
+        if self.ack_wait_since is None:
+            return
+        acked = self.outbox.acked()
+        if self.sent <= acked:
+            self.ack_wait_since = None
+            return
+        if now - self.ack_wait_since >= self.ack_timeout_ms:
+            # No ack covers what we sent: the broker may have dropped the gateway's queue, or
+            # the gateway is down. Rewind and resend everything unacked, in order (MQTT-FACTS 1).
+            self.ack_timeouts += 1
+            self.resends += self.sent - acked
+            self.hal.log("link: no ack for seq %d..%d in %d s, resending"
+                         % (acked + 1, self.sent, self.ack_timeout_ms // 1000))
+            self.sent = acked
+            self.ack_wait_since = None
+            self.ack_timeout_ms = min(self.ack_timeout_ms * 2, self.ACK_TIMEOUT_MAX_MS)
+
+    def _publish_state(self, now):
+        self.state_due = False
+        self.next_heartbeat = now + self.heartbeat_ms
+        if self.state_fn is None:
+            return
+        try:
+            data = panel.encode_state(self.state_fn())
+        except Exception as e:  # a firmware bug must not take the link down: say it and go on
+            self.hal.log("link: state not sent: %s" % e)
+            return
+        c = self.client
+        if c is None:
+            raise OSError("no client")
+        c.publish(self.t_state, data, True, self.STATE_QOS)
+        self.last_tx = now
+
+    def publish_state_soon(self):
+        self.state_due = True
+
+    # ---- incoming ----
+    def _on_message(self, topic, msg):
+        self.rx += 1
+        if topic == self._b_ack or topic == self.t_ack:
+            try:
+                seq = panel.decode_ack(msg)
+            except Exception as e:
+                self.hal.log("link: bad ack ignored: %s" % e)
+                return
+            self.ack_seen = True
+            before = self.outbox.acked()
+            if self.on_ack is not None:
+                self.on_ack(seq)
+            if self.outbox.acked() > before:
+                # progress: the gateway is alive; restart the ack clock for what is still out
+                self.ack_timeout_ms = self.base_ack_timeout_ms
+                self.ack_wait_since = self.now if self.sent > self.outbox.acked() else None
+        elif topic == self._b_config or topic == self.t_config:
+            if self.on_config is not None:
+                self.on_config(msg)
