@@ -13,34 +13,13 @@ nothing happens: four pin reads, a few integer compares.
 Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
 (publish if online). Nothing is ever published that is not already in the journal.
 """
-import sys
-
-from firmware import buttons, clock, journal, ui
+from firmware import buttons, clock, journal, ui, unload
 from firmware.link import Link
 from firmware.version import FW
 from protocol import panel
 
 ANSWERS = ("yes", "no", "unsure")
-_LEAN = sys.implementation.name == "micropython"
-
-
-def unload(*names):
-    """Forget modules only needed at boot (config validation, topic building) so the GC can
-    free their code: ~13 KB on the unix port. Re-imported on demand (a remote config).
-    Only on MicroPython: under CPython a second module object would confuse isinstance()."""
-    if not _LEAN:
-        return
-    for name in names:
-        if sys.modules.pop(name, None) is not None:
-            pkg, _, attr = name.rpartition(".")
-            parent = sys.modules.get(pkg)
-            if parent is not None and attr in parent.__dict__:
-                delattr(parent, attr)
-
-
-def _config():
-    from firmware import config
-    return config
+BOOT_ONLY = ("firmware.config", "protocol.topics")  # unloaded once the Panel runs
 
 
 class Panel:
@@ -62,6 +41,7 @@ class Panel:
         self.uptime = clock.Uptime(ticks, period=clock.ticks_period(hal.ticks_add))
         self.up = self.uptime.update(ticks)
         self._load_remote()
+        unload(*BOOT_ONLY)  # before the journal and link allocate: a lower peak at boot
         t = self.cfg["timings"]
         self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
                                        stuck_ms=t["stuck_ms"])
@@ -75,10 +55,9 @@ class Panel:
         self._leds = None
         self._ui_next = 0
         self.window_until = None
-        self.link = Link(hal, self.cfg, self, on_ack=self._on_ack, on_config=self._on_config,
+        self.link = Link(hal, self.cfg, self, on_ack=self.journal.ack, on_config=self._on_config,
                          state_fn=self.state)
         self.presses = 0
-        unload("firmware.config", "protocol.topics")
         hal.log("panel: %s/%s fw %s boot %d seq %d pending %d" % (
             self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq,
             self.journal.pending()))
@@ -190,22 +169,21 @@ class Panel:
     # ---- clock ----
     def _sync_clock(self, up):
         ok = False
+        from firmware import ntp  # packet code: loaded for the sync, unloaded after
         try:
-            req = clock.ntp_request()
+            req = ntp.ntp_request()
             data = self.hal.ntp_query(self.cfg["ntp"]["host"], req, self.NTP_TIMEOUT_MS)
             recv_up = self.uptime.update(self.hal.ticks_ms())
-            at, unix_ms = clock.ntp_parse(data, up, recv_up)
+            at, unix_ms = ntp.ntp_parse(data, up, recv_up)
             self.wall.synced(at, unix_ms)
             self.hal.set_wall_ms(self.wall.now(recv_up))
             ok = True
         except Exception as e:
             self.hal.log("panel: ntp failed: %s" % e)
+        unload("firmware.ntp")
         self.ntp.done(up, ok, self.hal.random(self.NTP_JITTER_MS) if ok else 0)
 
     # ---- ack and config from the gateway ----
-    def _on_ack(self, seq):
-        self.journal.ack(seq)
-
     def _on_config(self, msg):
         try:
             remote = panel.decode_config(msg)
@@ -214,11 +192,10 @@ class Panel:
             return
         if remote == self.cfg.get("remote"):
             return  # the retained config again after a reconnect: nothing to write
-        fwconfig = _config()
-        cfg, err = fwconfig.merge_remote(self.cfg, remote)
-        text = fwconfig.persist_remote(cfg) if not err else None
-        fwconfig = None
-        unload("firmware.config", "protocol.topics")
+        from firmware import config  # boot-only module: loaded for this, unloaded below
+        cfg, err = config.merge_remote(self.cfg, remote)
+        text = config.persist_remote(cfg) if not err else None
+        unload(*BOOT_ONLY)
         if err:
             self._config_error(err)
             return
@@ -255,7 +232,8 @@ class Panel:
                 text = f.read()
         except OSError:
             return  # no remote config received yet
-        cfg, err = _config().load_remote(self.cfg, text)
+        from firmware import config
+        cfg, err = config.load_remote(self.cfg, text)
         if err:
             self.cfg_err = str(err)[:self.MAX_ERR]
             self.hal.log("panel: saved remote config ignored: %s" % err)

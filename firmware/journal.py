@@ -7,7 +7,8 @@ loses at most the record being written (its CRC fails), never a neighbour. See f
 
 File I/O goes through a small adapter (OsFs on the device, MemFs for the simulator and the
 power-cut tests): read(path, offset, buf) -> n, append(path, data), write(path, data),
-remove(path), size(path) -> int or None.
+remove(path), size(path) -> int or None. MemFs and PowerCut live in firmware/memfs.py so the
+panel never loads them; `journal.MemFs` / `journal.PowerCut` still work (module __getattr__).
 """
 import binascii
 import struct
@@ -31,10 +32,6 @@ TAIL = 4            # crc32 of the record's other bytes, salted with (segment, s
 META = "<4sIIIIIIHH"   # magic, gen, seq, acked, boot, dropped, first segment, record size, 0
 META_MAGIC = b"JRN1"
 META_SIZE = 36 + 4  # struct above + crc32
-
-
-class PowerCut(Exception):
-    """MemFs ran out of its byte budget: the simulated power died mid-operation."""
 
 
 class OsFs:
@@ -95,60 +92,6 @@ class OsFs:
             return os.stat(path)[6]
         except OSError:
             return None
-
-
-class MemFs:
-    """Files in RAM. budget=n: the power dies after n more bytes are written (PowerCut);
-    an operation that would need a byte more stops there. fill=None leaves a cut write as a
-    prefix; fill=0x00/0xFF also extends the file to full length (FAT may update the size first).
-    """
-
-    def __init__(self, budget=None, fill=None):
-        self.files = {}
-        self.budget = budget
-        self.fill = fill
-        self.written = 0    # bytes written in total (flash-wear statistics)
-
-    def read(self, path, offset, buf):
-        data = self.files.get(path)
-        if data is None:
-            return 0
-        n = max(0, min(len(buf), len(data) - offset))
-        buf[0:n] = data[offset:offset + n]
-        return n
-
-    def _put(self, target, data):
-        n = len(data)
-        if self.budget is not None and n > self.budget:
-            k = self.budget
-            self.budget = 0
-            target.extend(data[:k])
-            if self.fill is not None:
-                target.extend(bytes([self.fill]) * (n - k))
-            self.written += k
-            raise PowerCut()
-        if self.budget is not None:
-            self.budget -= n
-        target.extend(data)
-        self.written += n
-
-    def append(self, path, data):
-        if path not in self.files:
-            self.files[path] = bytearray()   # open("ab") creates the file before writing
-        self._put(self.files[path], data)
-
-    def write(self, path, data):
-        self.files[path] = bytearray()       # open("wb") truncates first
-        self._put(self.files[path], data)
-
-    def remove(self, path):
-        if self.budget is not None and self.budget <= 0:
-            raise PowerCut()
-        self.files.pop(path, None)
-
-    def size(self, path):
-        data = self.files.get(path)
-        return None if data is None else len(data)
 
 
 class _Seg:
@@ -435,3 +378,11 @@ def unpack_event(payload):
     """-> (boot, up, t, ev, hold), ready for messages.encode_event(seq, *...)."""
     boot, up, t, hold = struct.unpack_from(EVENT, payload, 0)
     return boot, up, (None if t < 0 else t), bytes(payload[EVENT_SIZE:]).decode(), (None if hold < 0 else hold)
+
+
+def __getattr__(name):
+    # journal.MemFs / journal.PowerCut: simulator and test code, kept out of the panel's heap
+    if name in ("MemFs", "PowerCut"):
+        from firmware import memfs
+        return getattr(memfs, name)
+    raise AttributeError(name)

@@ -16,7 +16,7 @@ resent (in order) after every reconnect and whenever no ack covers it within the
 until an ack does. umqtt.simple's QoS 1 publish would wait for the PUBACK inside publish(),
 stalling the button loop for a round trip per event (and with no timeout at all).
 """
-from protocol import panel, topics
+from protocol import panel
 
 OFF, JOINING, UP = 0, 1, 2
 
@@ -47,10 +47,13 @@ class Link:
         self.state_fn = state_fn
         m = cfg["mqtt"]
         root, site, device = m["root"], cfg["site"], cfg["device"]
-        self.t_event = topics.device_topic(root, site, device, "event")
-        self.t_state = topics.device_topic(root, site, device, "state")
-        self.t_ack = topics.device_topic(root, site, device, "ack")
-        self.t_config = topics.device_topic(root, site, device, "config")
+        # protocol.topics.device_topic's names; root and ids were checked by config.load, so
+        # the panel does not keep protocol.topics in RAM for four string formats
+        base = "%s/%s/%s/" % (root, site, device)
+        self.t_event = base + "event"
+        self.t_state = base + "state"
+        self.t_ack = base + "ack"
+        self.t_config = base + "config"
         self._b_ack = self.t_ack.encode()
         self._b_config = self.t_config.encode()
         self.client_id = "%s-%s" % (site, device)

@@ -1,10 +1,14 @@
 """MQTT topic names of protocol v1: build them, check ids, parse what arrives.
 
-    <root>/<site>/<device>/event    panel -> gateway   QoS 1, not retained
-    <root>/<site>/<device>/state    panel -> gateway   QoS 1, retained (+ last will)
+    <root>/<site>/<device>/event    panel -> gateway   QoS 0 or 1 (firmware: 0), not retained
+    <root>/<site>/<device>/state    panel -> gateway   QoS 0 or 1 (firmware: 0), retained (+ last will, QoS 1)
     <root>/<site>/<device>/ack      gateway -> panel   QoS 1, retained
     <root>/<site>/<device>/config   gateway -> panel   QoS 1, retained
     <root>/<site>/counts            POS / people counter -> gateway   QoS 1, not retained
+
+Every subscriber (gateway, panel) subscribes with QoS 1 (SUBSCRIBE_QOS). Event delivery does
+not rest on MQTT QoS but on the panel's journal, the gateway's retained cumulative ack and the
+panel's resend on ack timeout (README.md, "Delivery and QoS").
 
 Ids are checked with plain character loops: MicroPython's `re` is too limited to rely on.
 """
@@ -14,14 +18,17 @@ DEFAULT_ROOT = "rating/v1"
 KINDS = ("event", "state", "ack", "config")  # per-device topics
 COUNTS = "counts"  # the per-site counts topic's last segment (parse() reports it as the kind)
 
-# (qos, retained) per kind: the publisher's side of the contract.
+# (qos, retained) per kind: how our publishers send it. A panel may publish event/state with
+# QoS 0 or 1 (the firmware uses 0: umqtt.simple's QoS 1 publish blocks for the PUBACK with no
+# timeout, and the end-to-end ack makes it redundant); the panel's last will is QoS 1, retained.
 PUBLISH = {
-    "event": (1, False),
-    "state": (1, True),
+    "event": (0, False),
+    "state": (0, True),
     "ack": (1, True),
     "config": (1, True),
     "counts": (1, False),
 }
+SUBSCRIBE_QOS = 1  # the gateway (event, state, counts) and the panel (ack, config)
 
 MAX_ID = 32
 MAX_ROOT = 100

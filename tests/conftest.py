@@ -121,7 +121,30 @@ def mqtt_root():
     return "t%s/v1" % uuid.uuid4().hex[:10]
 
 
-PG_BASE = os.environ.get("RATING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Tried in order: $RATING_TEST_PG, this machine kind's trust-auth superuser, and the role
+# .ci/services.sh creates when it installs PostgreSQL on a fresh machine.
+PG_CANDIDATES = [u for u in (
+    os.environ.get("RATING_TEST_PG"),
+    "postgresql://postgres@127.0.0.1:5432/postgres",
+    "postgresql://rating_test:rating_test@127.0.0.1:5432/postgres",
+) if u]
+_pg_base = []
+
+
+def _find_pg():
+    if _pg_base:
+        return _pg_base[0]
+    import psycopg
+    errors = []
+    for url in PG_CANDIDATES:
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+            _pg_base.append((url, None))
+            return _pg_base[0]
+        except Exception as exc:
+            errors.append("%s: %s" % (url.split("@")[-1], str(exc).strip().splitlines()[0] if str(exc).strip() else exc))
+    _pg_base.append((None, "; ".join(errors)))
+    return _pg_base[0]
 
 
 @pytest.fixture
@@ -130,14 +153,13 @@ def pg_url():
         import psycopg
     except ImportError:
         pytest.skip("psycopg not installed")
-    try:
-        conn = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # no server here: SQLite is still tested everywhere
-        pytest.skip("no PostgreSQL at %s (%s)" % (PG_BASE, exc))
+    base, why = _find_pg()
+    if base is None:  # no server here: SQLite is still tested everywhere
+        pytest.skip("no PostgreSQL reachable (%s)" % why)
+    conn = psycopg.connect(base, autocommit=True, connect_timeout=3)
     name = "rating_test_%s" % uuid.uuid4().hex[:12]
     conn.execute("CREATE DATABASE %s" % name)
-    base = PG_BASE.rsplit("/", 1)[0]
-    yield "%s/%s" % (base, name)
+    yield "%s/%s" % (base.rsplit("/", 1)[0], name)
     conn.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
     conn.close()
 

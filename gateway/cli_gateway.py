@@ -1,0 +1,441 @@
+"""Subcommands of the ingest side: gateway run, deadletter list, replay, record, status.
+
+Registration is cheap: the heavy modules (paho, the store) are imported inside the handlers.
+"""
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import threading
+import time
+
+from gateway.cli import CliError
+
+RECORD_HELP = """\
+The file format (also what `rating replay` reads): one JSON object a line,
+  {"topic": "rating/v1/shop-1/panel-1/event", "payload": {...}, "received_ms": 1717000000000}
+`payload` is the message body as a JSON value when the body parses as JSON (and is not a
+JSON string), else the raw body as a string. `received_ms` (optional) is the arrival time.
+"""
+
+
+def _add_db(p):
+    p.add_argument("--db", metavar="URL",
+                   help="database: sqlite:///path.db, a file path, or postgresql://user@host/db "
+                        "(default: $RATING_DB, else $RATING_DATA/rating.db, else ./rating-data/rating.db)")
+
+
+def _group(sub, name, help_text, description):
+    p = sub.add_parser(name, help=help_text, description=description)
+    p.set_defaults(_parser=p, func=None)
+    return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
+
+
+def register(sub):
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    g, gsub = _group(sub, "gateway", "run the MQTT gateway (ingest, acks, config push)",
+                     "The gateway: stores panel events from MQTT, acks them, pushes configs.")
+    run = gsub.add_parser(
+        "run", formatter_class=fmt, help="connect to the broker and ingest until stopped",
+        description=(
+            "Subscribe (QoS 1, persistent session) to the panels' event and state topics and the "
+            "counts topic, store each batch in one transaction and only then publish each panel's "
+            "cumulative ack (retained). Without --broker an embedded broker (amqtt) is started "
+            "on 127.0.0.1:--port in this process. Stop with Ctrl-C or SIGTERM: the running "
+            "batch is committed and acked first."),
+        epilog=(
+            "Config file (TOML, top-level keys, all optional; command-line options win):\n"
+            '  broker = "mqtt://127.0.0.1:1883"   db = "postgresql://rating@db/rating"\n'
+            '  data_dir = "/var/lib/rating"      root = "rating/v1"   client_id = "rating-gateway"\n'
+            "  batch_max = 500  batch_ms = 50  inflight = 50  max_unconfirmed = 2000\n"
+            "  broker_port = 1883  config_push_s = 5.0  derive_tick_s = 10.0\n"
+            "See gateway/README.md."))
+    run.add_argument("--broker", metavar="URL",
+                     help="MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)")
+    run.add_argument("--port", type=int, dest="broker_port", metavar="N",
+                     help="port of the embedded broker (default 1883; only without --broker)")
+    _add_db(run)
+    run.add_argument("--config", metavar="FILE", help="gateway settings file (TOML), see below")
+    run.add_argument("--root", help="MQTT topic root (default rating/v1)")
+    run.add_argument("--client-id", help="MQTT client id; keep it stable so the broker keeps the "
+                                         "session while the gateway is down (default rating-gateway)")
+    run.add_argument("--data-dir", help="folder of the default SQLite database")
+    run.add_argument("-v", "--verbose", action="store_true", help="log every batch")
+    run.set_defaults(func=cmd_run)
+
+    d, dsub = _group(sub, "deadletter", "messages that could not be stored (bad topic or payload)",
+                     "Dead letters: messages the gateway could not store as what they claimed to "
+                     "be, with the topic, raw bytes, reason and arrival time.")
+    dl = dsub.add_parser("list", help="show dead letters, newest first",
+                         description="Show dead letters, newest first.")
+    _add_db(dl)
+    dl.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
+    dl.add_argument("--since", metavar="WHEN",
+                    help="only those received since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), "
+                         "or an age like 30m, 2h, 7d")
+    dl.add_argument("--format", choices=("table", "json"), default="table")
+    dl.set_defaults(func=cmd_deadletter_list)
+
+    rp = sub.add_parser(
+        "replay", formatter_class=fmt, help="feed recorded MQTT messages through the ingest path",
+        description=("Feed a recorded message file through exactly the gateway's ingest path "
+                     "(validation, dead letters, idempotent store, derivation) without a broker. "
+                     "Safe to repeat: stored events are not stored twice.\n\n" + RECORD_HELP))
+    rp.add_argument("file", metavar="FILE.jsonl")
+    _add_db(rp)
+    rp.add_argument("--root", default=None, help="MQTT topic root of the recorded topics (default rating/v1)")
+    rp.set_defaults(func=cmd_replay)
+
+    rc = sub.add_parser(
+        "record", formatter_class=fmt, help="record live MQTT messages to a file for `rating replay`",
+        description=("Subscribe to what the gateway subscribes to and write every message to a "
+                     "file, until --duration / --count or Ctrl-C.\n\n" + RECORD_HELP))
+    rc.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
+    rc.add_argument("--out", required=True, metavar="FILE.jsonl", help="file to write (appended to)")
+    rc.add_argument("--root", default=None, help="MQTT topic root (default rating/v1)")
+    rc.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    rc.add_argument("--count", type=int, metavar="N", help="stop after N messages")
+    rc.set_defaults(func=cmd_record)
+
+    st = sub.add_parser(
+        "status", help="panels online/offline, last seen, backlog, lost events, dead letters",
+        description=("Health of every panel: online/offline, last seen, backlog (events the "
+                     "panel still holds, from its last state), lost events (count and seq ranges: "
+                     "dropped by the panel, or missing longer than --grace), and dead letters."))
+    _add_db(st)
+    st.add_argument("--grace", type=float, default=10.0, metavar="MIN",
+                    help="a missing seq counts as lost after this many minutes (default 10)")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.set_defaults(func=cmd_status)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+def _open_db(url):
+    from gateway import db as dbmod
+    try:
+        return dbmod.open_database(url)
+    except dbmod.DatabaseError as exc:
+        raise CliError("%s; check --db" % exc) from None
+
+
+def _root(root):
+    from protocol import ProtocolError, topics
+    try:
+        return topics.check_root(root or topics.DEFAULT_ROOT)
+    except ProtocolError as exc:
+        raise CliError("--root %s" % str(exc).split(": ", 1)[-1]) from None
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def fmt_time(ms):
+    if ms is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_age(ms, now_ms):
+    if ms is None:
+        return "never"
+    s = max(0, (now_ms - ms) // 1000)
+    if s < 120:
+        return "%ds ago" % s
+    if s < 7200:
+        return "%dm ago" % (s // 60)
+    if s < 172800:
+        return "%dh ago" % (s // 3600)
+    return "%dd ago" % (s // 86400)
+
+
+def parse_since(text, now_ms):
+    """'30m' / '2h' / '7d' / '45s' ago, or an ISO date/time (local unless it has an offset)."""
+    text = text.strip()
+    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now_ms - int(float(text[:-1]) * units[text[-1]])
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError("--since %r: write an age like 30m, 2h, 7d or a date/time like "
+                       "2024-05-01 or 2024-05-01T10:00" % text) from None
+    return int(when.timestamp() * 1000)
+
+
+def table(rows, columns, out=sys.stdout):
+    """Plain aligned text table; columns = [(key, title)]."""
+    cells = [[title for _, title in columns]] + [[str(r.get(k, "")) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+        if n == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+# ---- gateway run -----------------------------------------------------------------------------
+
+def cmd_run(args):
+    import logging
+    from gateway import db as dbmod
+    from gateway import service
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = service.load_settings(
+            args.config, broker=args.broker, broker_port=args.broker_port, db=args.db,
+            root=args.root, client_id=args.client_id, data_dir=args.data_dir)
+    except service.SettingsError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return service.run(settings, out=sys.stdout)
+    except dbmod.DatabaseError as exc:
+        raise CliError("%s; check --db / db in the config file" % exc) from None
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ---- deadletter list -------------------------------------------------------------------------
+
+def cmd_deadletter_list(args):
+    from gateway import store
+    now = _now_ms()
+    since = parse_since(args.since, now) if args.since else None
+    if args.limit < 0:
+        raise CliError("--limit must be >= 0 (0: all)")
+    db = _open_db(args.db)
+    try:
+        rows = store.dead_letters(db, limit=args.limit, since_ms=since)
+        total = store.dead_letter_count(db)
+    finally:
+        db.close()
+    if args.format == "json":
+        out = []
+        for r in rows:
+            try:
+                text = r["payload"].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            out.append({"id": r["id"], "received_ms": r["received_ms"], "topic": r["topic"],
+                        "reason": r["reason"], "payload_text": text, "payload_hex": r["payload"].hex()})
+        json.dump({"total": total, "dead_letters": out}, sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    if not rows:
+        print("no dead letters%s (total %d)" % (" since %s" % fmt_time(since) if since else "", total))
+        return 0
+    shown = []
+    for r in rows:
+        preview = repr(r["payload"])[2:-1]
+        shown.append({"id": r["id"], "time": fmt_time(r["received_ms"]), "topic": r["topic"],
+                      "reason": r["reason"],
+                      "payload": preview if len(preview) <= 60 else preview[:57] + "..."})
+    table(shown, [("id", "id"), ("time", "received"), ("topic", "topic"), ("reason", "reason"),
+                  ("payload", "payload")])
+    print("%d shown, %d in total" % (len(rows), total))
+    return 0
+
+
+# ---- replay / record ------------------------------------------------------------------------
+
+def body_to_record(payload):
+    """Raw body -> the file's `payload` value (JSON value, or the raw body as a string)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # not text: keep the exact bytes (surrogateescape round-trips through JSON \\udcXX escapes)
+        return payload.decode("utf-8", "surrogateescape")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    # a JSON string body would read back as a raw body: keep such bodies raw to stay exact
+    return text if isinstance(value, str) else value
+
+
+def record_to_body(value):
+    """The file's `payload` value -> the raw body bytes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def read_replay(path):
+    """[(line_no, topic, body, received_ms or None)]; CliError naming the line on a bad one."""
+    out = []
+    try:
+        f = open(path, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise CliError("cannot read %s: %s" % (path, exc.strerror)) from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise CliError("%s:%d: not JSON (%s); each line must be "
+                               '{"topic": ..., "payload": ...}' % (path, n, exc)) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("topic"), str) or "payload" not in obj:
+                raise CliError('%s:%d: each line must be a JSON object {"topic": "<string>", '
+                               '"payload": <body>}' % (path, n))
+            ms = obj.get("received_ms")
+            if ms is not None and (type(ms) is not int or ms < 0):
+                raise CliError("%s:%d: received_ms must be a whole number of ms, got %r" % (path, n, ms))
+            out.append((n, obj["topic"], record_to_body(obj["payload"]), ms))
+    return out
+
+
+def replay(db, lines, root, now_ms):
+    """Feed (line, topic, body, received_ms) through the Ingestor; returns its stats."""
+    from gateway import ingest
+    changed = set()
+    ing = ingest.Ingestor(db, root, on_commit=lambda devices, _ms: changed.update(devices))
+    for _, topic, body, ms in lines:
+        ing.handle(topic, body, now_ms if ms is None else ms)
+        if len(ing) >= ing.BATCH_MAX:
+            ing.flush()
+    ing.flush()
+    # derive once at the end, as of now_ms (what the live gateway's clock tick would show by now)
+    derive = ingest.derive_hook(db)
+    if derive and changed:
+        derive(changed, now_ms)
+    return ing.stats
+
+
+def cmd_replay(args):
+    root = _root(args.root)
+    lines = read_replay(args.file)
+    db = _open_db(args.db)
+    try:
+        stats = replay(db, lines, root, _now_ms())
+    finally:
+        db.close()
+    print("replayed %d messages from %s: %d events stored, %d duplicates ignored, %d states, "
+          "%d counts, %d dead letters" % (stats["messages"], args.file, stats["events"],
+                                          stats["duplicates"], stats["states"], stats["counts"],
+                                          stats["dead_letters"]))
+    if stats["dead_letters"]:
+        print("see them with: rating deadletter list")
+    return 0
+
+
+def cmd_record(args):
+    import queue
+    import signal
+    import paho.mqtt.client as mqtt
+    from protocol import topics
+    from gateway import service
+    root = _root(args.root)
+    try:
+        host, port, user, password = service.parse_broker_url(args.broker)
+    except service.SettingsError as exc:
+        raise CliError(str(exc)) from None
+    q = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True)
+    if user:
+        client.username_pw_set(user, password)
+    subscribed = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: (
+        c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)]) if not rc.is_failure else None)
+    client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+    client.on_message = lambda c, u, m: q.put((m._topic, m.payload, _now_ms()))
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as exc:
+        raise CliError("cannot connect to the broker at %s: %s; is it running?" % (args.broker, exc)) from None
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
+    client.loop_start()
+    if not subscribed.wait(10):
+        client.loop_stop()
+        raise CliError("the broker at %s did not confirm the subscription within 10 s" % args.broker)
+    print("recording %s/... from %s to %s" % (root, args.broker, args.out), flush=True)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    n = 0
+    try:
+        with open(args.out, "a", encoding="utf-8") as f:
+            while not stop and (deadline is None or time.monotonic() < deadline) and (
+                    args.count is None or n < args.count):
+                try:
+                    topic, body, ms = q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                rec = {"topic": topic.decode("utf-8", "replace"), "payload": body_to_record(body),
+                       "received_ms": ms}
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.flush()
+                n += 1
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print("recorded %d messages to %s" % (n, args.out))
+    return 0
+
+
+# ---- status ----------------------------------------------------------------------------------
+
+def status_report(db, now_ms, grace_ms):
+    from gateway import store
+    panels = []
+    states = {(r["site"], r["device"]): r for r in store.panel_states(db)}
+    for site, device in store.devices(db):
+        st = states.get((site, device)) or {}
+        gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st)
+        lost, ranges = store.lost_summary(gaps)
+        panels.append({
+            "site": site, "device": device,
+            "online": None if st.get("online") is None else bool(st["online"]),
+            "last_seen_ms": st.get("last_seen_ms"),
+            "backlog": st.get("pending"),
+            "dropped": st.get("dropped"),
+            "lost": lost, "lost_ranges": ranges,
+            "missing_open": sum(g["count"] for g in gaps if g["status"] == "open"),
+            "acked_seq": store.last_ack(db, site, device),
+            "last_seq": st.get("last_seq"),
+            "fw": st.get("fw"), "rssi": st.get("rssi"),
+            "faults": json.loads(st["faults"]) if st.get("faults") else [],
+            "cfg": st.get("cfg"), "cfg_err": st.get("cfg_err"),
+        })
+    return {"now_ms": now_ms, "panels": panels, "dead_letters": store.dead_letter_count(db)}
+
+
+def cmd_status(args):
+    if args.grace <= 0:
+        raise CliError("--grace must be a number of minutes > 0")
+    db = _open_db(args.db)
+    try:
+        report = status_report(db, _now_ms(), int(args.grace * 60000))
+    finally:
+        db.close()
+    if args.format == "json":
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    now = report["now_ms"]
+    rows = []
+    for p in report["panels"]:
+        rows.append({
+            "panel": "%s/%s" % (p["site"], p["device"]),
+            "online": {None: "?", True: "online", False: "OFFLINE"}[p["online"]],
+            "seen": "%s (%s)" % (fmt_time(p["last_seen_ms"]), fmt_age(p["last_seen_ms"], now))
+            if p["last_seen_ms"] else "never",
+            "backlog": "-" if p["backlog"] is None else p["backlog"],
+            "lost": "%d (%s)" % (p["lost"], p["lost_ranges"]) if p["lost"] else "0",
+            "missing": p["missing_open"],
+            "acked": "-" if p["acked_seq"] is None else p["acked_seq"],
+            "faults": ",".join(p["faults"]) + (" cfg_err: %s" % p["cfg_err"] if p["cfg_err"] else ""),
+        })
+    if rows:
+        table(rows, [("panel", "panel"), ("online", "state"), ("seen", "last seen"),
+                     ("backlog", "backlog"), ("acked", "acked seq"), ("lost", "lost events (seqs)"),
+                     ("missing", "missing, waiting"), ("faults", "faults")])
+    else:
+        print("no panels seen yet")
+    print("dead letters: %d%s" % (report["dead_letters"],
+                                  " (see: rating deadletter list)" if report["dead_letters"] else ""))
+    return 0

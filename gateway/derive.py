@@ -1,0 +1,268 @@
+"""Raw events + settings history -> polls, force-majeure reports, unsolicited presses, anomalies.
+
+`rebuild(db, now_ms)` drops every derived row and derives them again (deterministic).
+`update(db, devices, now_ms)` is what ingest calls after each commit; it gives the same rows as
+`rebuild` at the same now_ms (tests/test_gw_review_derive.py checks that on random streams).
+
+How update stays equal to rebuild. Per panel we keep the window builder's state after the last
+fed event (`derive_state.snapshot`), never advanced by the clock. Outputs the builder emits
+while being fed depend only on the events (its batch-split property), so they are final. The
+outputs that only the clock closes (a silent poll whose window is over, a finished
+force-majeure period) come from advancing a *copy* to now_ms - MARGIN_MS: they are stored as
+`provisional = 1` and replaced on every update, so an answer that arrives late still lands.
+A panel is re-derived from its first event when what we fed is no longer what rebuild would
+feed: an older seq filled a gap, a boot whose events had only their arrival time now has a
+clock offset, or the settings history changed since (a new `rating site apply`).
+"""
+import json
+import weakref
+
+from gateway import site as site_mod
+from gateway import store, timerepair
+from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
+
+# How far behind now the clock is advanced: an answer pressed just before now may still be in
+# flight, and a poll must not be shown silent before its window has really passed.
+MARGIN_MS = 5000
+
+_WORSE = {timerepair.DEVICE: 0, timerepair.REPAIRED: 1, timerepair.ARRIVAL: 2}
+
+POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "closes_ms", "answer", "answer_seq",
+                "answered_ms", "extra_presses", "seller_presses", "time_source", "employee",
+                "question", "kind", "video_url", "provisional")
+FM_COLUMNS = ("site", "device", "seq", "pressed_ms", "start_ms", "end_ms", "presses", "time_source",
+              "employee", "video_url", "provisional")
+UNSOLICITED_COLUMNS = ("site", "device", "seq", "at_ms", "ev", "time_source")
+ANOMALY_COLUMNS = ("site", "device", "seq", "n", "at_ms", "kind", "detail")
+DERIVED_TABLES = ("polls", "force_majeure", "unsolicited", "anomalies", "derive_state")
+
+
+_SETTINGS_MEMO = {}
+
+
+def window_settings(panel):
+    """Site-file panel settings (seconds, minutes) -> WindowSettings (ms); defaults if None."""
+    if not panel:
+        return WindowSettings()
+    key = (panel.get("window_s", 30), panel.get("rearm_s", 3), panel.get("fm_minutes", 15))
+    found = _SETTINGS_MEMO.get(key)
+    if found is None:
+        window = int(key[0]) * 1000
+        found = _SETTINGS_MEMO[key] = WindowSettings(
+            window_ms=window, rearm_ms=min(int(key[1]) * 1000, window), fm_ms=int(key[2]) * 60000)
+    return found
+
+
+# The settings history is read once per revision and database (it only grows by revisions).
+_HISTORY = weakref.WeakKeyDictionary()
+
+
+def _history(db, rev):
+    cached = _HISTORY.get(db)
+    if cached is None or cached[0] != rev:
+        cached = _HISTORY[db] = (rev, site_mod.load(db))
+    return cached[1]
+
+
+def _ms(x):
+    return None if x is None else int(round(x))
+
+
+class PanelDerivation:
+    """Pure: feeds one panel's events (in seq order) through PanelWindows and turns the outputs
+    into table rows with time source, employee, question and video link. Resumable from
+    `state()` (JSON-able)."""
+
+    def __init__(self, site, device, history, offsets, state=None):
+        self.site, self.device = site, device
+        self.history = history
+        self.offsets = offsets
+        if state:
+            self.windows = PanelWindows.restore(state["windows"])
+            self.sources = {int(k): v for k, v in state["sources"].items()}
+            self.arrival_boots = set(state["arrival_boots"])
+            self.fed_seq, self.fed_count = state["fed_seq"], state["fed_count"]
+        else:
+            self.windows = PanelWindows()
+            self.sources = {}        # seq -> (time source, at) of the presses still open
+            self.arrival_boots = set()  # boots whose events had to take their arrival time
+            self.fed_seq, self.fed_count = 0, 0
+        self.tz = history.tz(site)
+
+    def state(self):
+        return {"windows": self.windows.snapshot(),
+                "sources": {str(k): v for k, v in self.sources.items()},
+                "arrival_boots": sorted(self.arrival_boots),
+                "fed_seq": self.fed_seq, "fed_count": self.fed_count}
+
+    def feed(self, events):
+        """events: raw_events rows in seq order. Returns {table: [row tuples]} (final rows)."""
+        out = _empty()
+        for e in events:
+            at, source = timerepair.resolve(e["t_ms"], e["boot"], e["up_ms"], e["received_ms"], self.offsets)
+            if source == timerepair.ARRIVAL:
+                self.arrival_boots.add(e["boot"])
+            wanted = window_settings(self.history.panel(self.site, self.device, at))
+            if wanted != self.windows.settings:
+                self.windows.set_settings(wanted)
+            self.sources[e["seq"]] = (source, at)
+            self._rows(self.windows.feed(e["seq"], at, e["ev"], e["hold_ms"]), out, provisional=0)
+            self.fed_seq = e["seq"]
+            self.fed_count += 1
+        self._prune()
+        return out
+
+    def provisional(self, now_ms):
+        """Rows closed by advancing a copy of the builder to now_ms (the state is unchanged)."""
+        copy = PanelWindows.restore(self.windows.snapshot())
+        out = _empty()
+        self._rows(copy.advance(now_ms), out, provisional=1)
+        return out
+
+    def _prune(self):
+        # keep the time sources of the presses an open poll / period still refers to
+        snap = self.windows.snapshot()
+        keep = set()
+        if snap["poll"]:
+            keep.update((snap["poll"]["open_seq"], snap["poll"]["answer_seq"]))
+        if snap["fm"]:
+            keep.add(snap["fm"]["seq"])
+        for seq in list(self.sources):
+            if seq not in keep:
+                del self.sources[seq]
+
+    def _source(self, *seqs):
+        found = [self.sources.get(s, (timerepair.DEVICE, None))[0] for s in seqs if s is not None]
+        return max(found or [timerepair.DEVICE], key=lambda source: _WORSE.get(source, 0))
+
+    def _video(self, panel, at_ms):
+        template = (panel or {}).get("camera")
+        return site_mod.camera_url(template, at_ms, self.tz) if template else None
+
+    def _rows(self, outputs, out, provisional):
+        h, site, device = self.history, self.site, self.device
+        n_by_seq = {}
+        for item in outputs:
+            if isinstance(item, Poll):
+                opened = _ms(item.opened_at)
+                panel = h.panel(site, device, opened)
+                qid = (panel or {}).get("question")
+                question = h.question(qid, opened) or {}
+                out["polls"].append((
+                    site, device, item.open_seq, opened, _ms(item.closes_at), item.answer,
+                    item.answer_seq, _ms(item.answered_at), item.extra_presses,
+                    item.duplicate_presses + 1, self._source(item.open_seq, item.answer_seq),
+                    h.employee_at(site, device, opened), qid, question.get("kind"),
+                    self._video(panel, opened), provisional))
+            elif isinstance(item, ForceMajeure):
+                pressed = self.sources.get(item.seq, (None, item.start))[1]
+                pressed = _ms(pressed if pressed is not None else item.start)
+                panel = h.panel(site, device, pressed)
+                out["force_majeure"].append((
+                    site, device, item.seq, pressed, _ms(item.start), _ms(item.end), item.presses,
+                    self._source(item.seq), h.employee_at(site, device, pressed),
+                    self._video(panel, _ms(item.start)), provisional))
+            elif isinstance(item, Unsolicited):
+                out["unsolicited"].append((site, device, item.seq, _ms(item.at), item.ev,
+                                           self._source(item.seq)))
+            elif isinstance(item, Anomaly):
+                n = n_by_seq[item.seq] = n_by_seq.get(item.seq, -1) + 1
+                at = self.sources.get(item.seq, (None, None))[1]
+                out["anomalies"].append((site, device, item.seq, n, _ms(at), item.kind, item.detail))
+
+
+def _empty():
+    return {"polls": [], "force_majeure": [], "unsolicited": [], "anomalies": []}
+
+
+_COLUMNS = {"polls": POLL_COLUMNS, "force_majeure": FM_COLUMNS,
+            "unsolicited": UNSOLICITED_COLUMNS, "anomalies": ANOMALY_COLUMNS}
+_KEYS = {"polls": ("site", "device", "open_seq"), "force_majeure": ("site", "device", "seq"),
+         "unsolicited": ("site", "device", "seq"), "anomalies": ("site", "device", "seq", "n")}
+
+
+def _write(db, rows_by_table):
+    for table, rows in rows_by_table.items():
+        if not rows:
+            continue
+        cols = _COLUMNS[table]
+        keys = _KEYS[table]
+        sets = ", ".join("%s = excluded.%s" % (c, c) for c in cols if c not in keys)
+        db.executemany("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"
+                       % (table, ", ".join(cols), ", ".join("?" * len(cols)), ", ".join(keys), sets), rows)
+
+
+def _settings_rev(db):
+    return db.scalar("SELECT MAX(rev) FROM site_revisions") or 0
+
+
+def _clear_device(db, site, device):
+    for table in DERIVED_TABLES:
+        db.execute("DELETE FROM %s WHERE site = ? AND device = ?" % table, (site, device))
+
+
+def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
+    offsets = store.boot_offsets(db, site, device)
+    row = None if force_full else db.query_one(
+        "SELECT fed_seq, fed_count, snapshot, watch FROM derive_state WHERE site = ? AND device = ?",
+        (site, device))
+    state = None
+    had_provisional = True
+    if row is not None:
+        state = json.loads(row["snapshot"])
+        watch = json.loads(row["watch"])
+        had_provisional = watch.get("provisional", 1) > 0
+        stale = (watch.get("rev") != rev
+                 or any(offsets.get(b) is not None for b in state["arrival_boots"])
+                 or (db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?",
+                               (site, device, row["fed_seq"])) or 0) != row["fed_count"])
+        if stale:
+            state = None
+    if state is None:
+        _clear_device(db, site, device)
+    d = PanelDerivation(site, device, history, offsets, state)
+    events = store.events(db, site, device, after_seq=d.fed_seq)
+    _write(db, d.feed(events))
+    if state is not None and had_provisional:  # (a reset panel has none left)
+        for table in ("polls", "force_majeure"):
+            db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND provisional = 1" % table, (site, device))
+    provisional = d.provisional(now_ms - MARGIN_MS)
+    _write(db, provisional)
+    n_provisional = len(provisional["polls"]) + len(provisional["force_majeure"])
+    db.execute("INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
+               "fed_seq = excluded.fed_seq, fed_count = excluded.fed_count, snapshot = excluded.snapshot, "
+               "watch = excluded.watch, updated_ms = excluded.updated_ms",
+               (site, device, d.fed_seq, d.fed_count, json.dumps(d.state()),
+               json.dumps({"rev": rev, "provisional": n_provisional}), now_ms))
+
+
+def update(db, devices, now_ms):
+    """Bring the derived rows of `devices` [(site, device)] up to date (after an ingest commit)."""
+    devices = sorted(set(tuple(d) for d in devices))
+    if not devices:
+        return
+    with db.transaction():
+        rev = _settings_rev(db)
+        history = _history(db, rev)
+        for site, device in devices:
+            _derive_device(db, site, device, now_ms, history, rev)
+
+
+def rebuild(db, now_ms):
+    """Drop every derived row and derive all panels again from raw events + settings history.
+    Returns the number of panels derived.
+
+    One transaction per panel, so a running gateway (SQLite: one writer at a time) waits for
+    one panel, not for the whole rebuild. A panel the gateway updates meanwhile has no
+    derive_state and is derived from scratch by that update: the result is the same."""
+    with db.transaction():
+        for table in DERIVED_TABLES:
+            db.execute("DELETE FROM %s" % table)
+        panels = [(r["site"], r["device"]) for r in
+                  db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")]
+    for site, device in panels:
+        with db.transaction():
+            rev = _settings_rev(db)
+            _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=True)
+    return len(panels)

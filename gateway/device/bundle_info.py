@@ -1,0 +1,65 @@
+"""Reading a `make firmware` bundle (build/firmware/manifest.json) and deciding what to copy.
+
+Pure functions over manifests and hashes; the device side is asked in deploy.py.
+"""
+import json
+import os
+
+from gateway.device.errors import DeviceError
+
+DEVICE_MANIFEST = "rating-manifest.json"   # the bundle's manifest as last deployed, on the panel
+NOT_COPIED = ("config.example.json", "manifest.json")
+UMQTT = "lib/umqtt/simple.mpy"
+UMQTT_ALT = ("lib/umqtt/simple.mpy", "lib/umqtt/simple.py")
+OWNED_PREFIXES = ("lib/firmware/", "lib/protocol/")  # stale files here are ours to remove
+MPY_MAJOR = 6  # .mpy format of mpy-cross 1.22+ (MicroPython >= 1.22)
+
+
+def load(bundle_dir):
+    path = os.path.join(bundle_dir, "manifest.json")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise DeviceError("no firmware bundle in %s (manifest.json missing). Build it with "
+                          "`make firmware`, or pass --bundle FOLDER." % bundle_dir)
+    except ValueError as exc:
+        raise DeviceError("%s is not valid JSON (%s); rebuild with `make firmware`." % (path, exc))
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise DeviceError("%s lists no files; rebuild with `make firmware`." % path)
+    for rel in files:
+        if rel not in NOT_COPIED and not os.path.exists(os.path.join(bundle_dir, rel)):
+            raise DeviceError("bundle file %s is missing from %s; rebuild with `make firmware`."
+                              % (rel, bundle_dir))
+    return manifest
+
+
+def deployable(manifest):
+    """Relative paths that go onto the panel (umqtt handled on its own)."""
+    return sorted(p for p in manifest["files"] if p not in NOT_COPIED and p != UMQTT)
+
+
+def changed(manifest, device_hashes):
+    """Files whose sha256 on the panel differs from the bundle's (missing counts as differing)."""
+    return [p for p in deployable(manifest) if device_hashes.get(p) != manifest["files"][p]]
+
+
+def stale(old_manifest, manifest):
+    """Our modules a previous deploy put on the panel that this bundle no longer has."""
+    if not old_manifest:
+        return []
+    old = old_manifest.get("files") or {}
+    return sorted(p for p in old if p.startswith(OWNED_PREFIXES) and p not in manifest["files"])
+
+
+def parents(paths):
+    """Every folder the paths need, parents first ('lib', 'lib/firmware', ...)."""
+    out = []
+    for p in paths:
+        parts = p.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in out:
+                out.append(d)
+    return out

@@ -1,0 +1,164 @@
+"""`rating device list|flash|deploy|test|logs`: the field technician's commands (USB serial).
+
+Registration is cheap (argparse only); each handler imports what it needs. User problems are
+DeviceErrors, turned into `gateway.cli.CliError` (printed as "error: ...", exit 2).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def register(sub):
+    p = sub.add_parser("device", help="panels over USB: list, flash, deploy, test, logs",
+                       description="Field technician tools for a panel on a USB cable. Every "
+                                   "command that changes the panel has --dry-run (prints the exact "
+                                   "esptool/mpremote commands instead of running them).")
+    p.set_defaults(_parser=p)
+    dsub = p.add_subparsers(dest="device_command", metavar="ACTION")
+
+    a = dsub.add_parser("list", help="serial ports, likely ESP32 boards first")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.add_argument("--also", action="append", default=[], metavar="GLOB",
+                   help="also list device paths matching GLOB (e.g. '/dev/rfcomm*')")
+    a.set_defaults(func=cmd_list)
+
+    a = dsub.add_parser("flash", help="erase the board and write a MicroPython image (esptool)")
+    a.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
+    a.add_argument("--image", required=True, help="MicroPython .bin file for the chip (from micropython.org)")
+    a.add_argument("--chip", choices=("esp32", "esp32s3"), default="esp32")
+    a.add_argument("--baud", type=int, default=460800, help="download speed (115200 for long cables)")
+    a.add_argument("--dry-run", action="store_true", help="print the esptool commands, change nothing")
+    a.set_defaults(func=cmd_flash)
+
+    a = dsub.add_parser("deploy", help="copy the firmware bundle and /config.json, restart, wait until online")
+    a.add_argument("--port", required=True)
+    a.add_argument("--site", help="site id (shop), e.g. office-1; kept from the panel when omitted")
+    a.add_argument("--device", help="panel id within the site, e.g. panel-1")
+    a.add_argument("--wifi-ssid")
+    a.add_argument("--wifi-password")
+    a.add_argument("--broker", help="the gateway's broker, mqtt://HOST:PORT (mqtts:// for TLS)")
+    a.add_argument("--mqtt-user")
+    a.add_argument("--mqtt-password")
+    a.add_argument("--bundle", help="firmware bundle folder (default: build/firmware, from `make firmware`)")
+    a.add_argument("--umqtt", choices=("auto", "mip", "bundle"), default="auto",
+                   help="where umqtt.simple comes from: mip when the panel is online (auto), or the bundle")
+    a.add_argument("--wait", type=int, default=60, metavar="SECONDS",
+                   help="how long to wait for the panel to come online (0: do not wait)")
+    a.add_argument("--watch-broker", metavar="URL",
+                   help="broker to watch for the birth message when this computer reaches it under "
+                        "another address than the panel does")
+    a.add_argument("--dry-run", action="store_true", help="print the mpremote commands, change nothing")
+    a.set_defaults(func=cmd_deploy)
+
+    a = dsub.add_parser("test", help="run the panel's self-test: LEDs, buttons, Wi-Fi, broker, clock")
+    a.add_argument("--port", required=True)
+    a.add_argument("--seconds", type=int, default=60, help="time allowed to press the four buttons")
+    a.add_argument("--non-interactive", action="store_true",
+                   help="no questions; exit 0 only when every check passes (scripted checks)")
+    a.add_argument("--dry-run", action="store_true")
+    a.set_defaults(func=cmd_test)
+
+    a = dsub.add_parser("logs", help="follow the panel's serial console (Ctrl-C to stop)")
+    a.add_argument("--port", required=True)
+    a.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    a.add_argument("--no-time", action="store_true", help="no time stamps in front of the lines")
+    a.add_argument("--dry-run", action="store_true")
+    a.set_defaults(func=cmd_logs)
+
+
+def _fail(exc):
+    from gateway.cli import CliError
+    return CliError(str(exc))
+
+
+def _guard(fn):
+    def run(args):
+        from gateway.device.errors import DeviceError
+        try:
+            return fn(args)
+        except DeviceError as exc:
+            raise _fail(exc)
+    run.__name__ = fn.__name__
+    return run
+
+
+@_guard
+def cmd_list(args):
+    from gateway.device.ports import list_ports
+    rows = list_ports(args.also)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
+              "show nothing); on Windows install the CP210x or CH340 driver.")
+        return 1
+    print("%-22s %-6s %-26s %-22s %s" % ("PORT", "ESP32?", "CHIP (GUESS)", "USB BRIDGE", "SERIAL"))
+    for r in rows:
+        print("%-22s %-6s %-26s %-22s %s" % (r["port"], "yes" if r["likely_esp32"] else "-",
+                                             r["chip_guess"] or "-", r["bridge"] or r["description"] or "-",
+                                             r["serial"] or "-"))
+    return 0
+
+
+@_guard
+def cmd_flash(args):
+    from gateway.device import flash, ports, steps
+    plan = flash.plan(args.port, args.image, args.chip, args.baud)
+    if args.dry_run:
+        print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
+        steps.print_plan(plan)
+        return 0
+    flash.check_image(args.image, args.chip)
+    ports.check_free(args.port)
+    flash.run(plan, args.chip, args.port)
+    print("Flashed and verified. Next: rating device deploy --port %s --site ... --device ..." % args.port)
+    return 0
+
+
+@_guard
+def cmd_deploy(args):
+    from gateway.device import panelconfig, steps
+    from gateway.device.deploy import Deploy
+    overrides = panelconfig.overrides_from(args.site, args.device, args.wifi_ssid, args.wifi_password,
+                                           args.broker, args.mqtt_user, args.mqtt_password)
+    watch = None
+    if args.watch_broker:
+        watch = panelconfig.parse_broker(args.watch_broker)
+    d = Deploy(args.port, bundle_dir=args.bundle, overrides=overrides, umqtt=args.umqtt,
+               wait_s=args.wait, watch_broker=watch)
+    if args.dry_run:
+        print("Would deploy firmware %s from %s to %s. On a panel that already has it, only "
+              "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port))
+        plan = d.dry_run_plan()
+        steps.print_plan(plan)
+        print("%d. Wait up to %d s for the birth message on the broker (or \"link: mqtt up\" on the console)"
+              % (len(plan) + 1, args.wait))
+        return 0
+    result = d.run()
+    return 0 if result.get("online") is not False else 1
+
+
+@_guard
+def cmd_test(args):
+    from gateway.device import selftest, steps
+    if args.dry_run:
+        steps.print_plan([steps.Step("Run the self-test on the panel (buttons for %d s)" % args.seconds,
+                                     steps.mpremote(args.port, "exec", selftest.code(args.seconds),
+                                                    resume=False))])
+        return 0
+    report = selftest.run_selftest(args.port, seconds=args.seconds, interactive=not args.non_interactive)
+    selftest.format_report(report)
+    return 0 if report.passed() else 1
+
+
+@_guard
+def cmd_logs(args):
+    from gateway.device import logs, steps
+    if args.dry_run:
+        print("Would open %s at 115200 baud and print every line (pyserial; same as "
+              "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", resume=True)).command()))
+        return 0
+    logs.follow(args.port, seconds=args.seconds, timestamps=not args.no_time)
+    return 0

@@ -1,0 +1,304 @@
+"""`rating device deploy`: put the firmware bundle and this panel's /config.json on a board
+that runs MicroPython, restart it and wait until it is online.
+
+Idempotent: the panel is asked for the sha256 of every bundle file it has, and only files
+that differ are copied; /config.json is rewritten only when its content changes; nothing
+else on the flash is touched (the journal /j* files, the seq/boot counters, remote.json).
+Every change goes through mpremote; --dry-run prints those command lines instead.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+from gateway.device import bundle_info, panelconfig, steps
+from gateway.device.birth import BrokerWatch, ConsoleReading
+from gateway.device.console import Console, check_board
+from gateway.device.errors import DeviceError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_BUNDLE = os.path.join(REPO, "build", "firmware")
+
+# Runs on the panel: hashes of the bundle's files, the current config, the last manifest.
+PROBE = r"""
+import os, sys, json
+def _h(p):
+    try:
+        import hashlib, binascii
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        return binascii.hexlify(h.digest()).decode()
+    except OSError:
+        return None
+def _r(p):
+    try:
+        with open(p) as f:
+            return f.read()
+    except OSError:
+        return None
+def _d(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return False
+o = {'machine': sys.implementation._machine, 'version': list(sys.implementation.version)[:3],
+     'mpy': getattr(sys.implementation, '_mpy', None)}
+o['files'] = {}
+for p in %(paths)s:
+    o['files'][p] = _h('/' + p)
+o['dirs'] = [d for d in %(dirs)s if _d('/' + d)]
+o['manifest'] = _r('/%(manifest)s')
+o['config'] = _r('/config.json')
+o['root'] = sorted(os.listdir('/'))
+try:
+    import network
+    o['online'] = network.WLAN(network.STA_IF).isconnected()
+except Exception:
+    o['online'] = False
+try:
+    s = os.statvfs('/')
+    o['free'] = s[0] * s[3]
+except Exception:
+    o['free'] = None
+print('RATING-PROBE ' + json.dumps(o))
+"""
+
+RENAME = ("import os\n"
+          "try:\n    os.rename('config.json.new', 'config.json')\n"
+          "except OSError:\n    os.remove('config.json')\n    os.rename('config.json.new', 'config.json')\n")
+
+
+class Deploy:
+    """One deploy run; `out` receives every line shown to the technician."""
+
+    WAIT_S = 60
+    UMQTT_MODES = ("auto", "mip", "bundle")
+
+    def __init__(self, port, bundle_dir=None, overrides=None, umqtt="auto", wait_s=None,
+                 watch_broker=None, out=print):
+        self.port = port
+        self.bundle_dir = os.path.abspath(bundle_dir or DEFAULT_BUNDLE)
+        self.overrides = overrides or {}
+        self.umqtt = umqtt
+        self.wait_s = self.WAIT_S if wait_s is None else wait_s
+        self.watch_broker = watch_broker  # (host, port, ssl) or None: from the config
+        self.out = out
+        self.tmp = tempfile.mkdtemp(prefix="rating-deploy-")
+        self.manifest = bundle_info.load(self.bundle_dir)
+
+    # ---- plan ----------------------------------------------------------------------------
+    def probe_step(self):
+        paths = bundle_info.deployable(self.manifest) + list(bundle_info.UMQTT_ALT)
+        dirs = bundle_info.parents(paths)
+        code = PROBE % {"paths": repr(paths), "dirs": repr(dirs), "manifest": bundle_info.DEVICE_MANIFEST}
+        script = os.path.join(self.tmp, "probe.py")
+        with open(script, "w") as f:
+            f.write(code.lstrip())
+        return steps.Step("Read what is on the panel (file hashes, config; runs %s there)" % script,
+                          steps.mpremote(self.port, "run", script, resume=False))
+
+    def copy_step(self, files, stale, have_dirs, write_manifest):
+        cmds = []
+        for d in bundle_info.parents(files):
+            if d not in have_dirs:
+                cmds.append(["fs", "mkdir", ":" + d])
+        for rel in files:
+            cmds.append(["fs", "cp", os.path.join(self.bundle_dir, rel), ":" + rel])
+        if stale:  # absent ones are fine: a previous run may have removed them already
+            cmds.append(["exec", "import os\nfor p in %r:\n    try:\n        os.remove(p)\n"
+                                 "    except OSError:\n        pass\n" % (["/" + r for r in stale],)])
+        if write_manifest:
+            cmds.append(["fs", "cp", os.path.join(self.bundle_dir, "manifest.json"),
+                         ":" + bundle_info.DEVICE_MANIFEST])
+        if not cmds:
+            return None
+        what = "Copy %d changed file(s)" % len(files)
+        if stale:
+            what += ", remove %d old module(s)" % len(stale)
+        return steps.Step(what, steps.mpremote(self.port, *steps.chain(*cmds)))
+
+    def umqtt_step(self, probe):
+        have = {p: h for p, h in probe["files"].items() if p in bundle_info.UMQTT_ALT and h}
+        wanted = self.manifest["files"].get(bundle_info.UMQTT)
+        if have.get(bundle_info.UMQTT) == wanted or (have and self.umqtt == "auto"):
+            return None
+        if self.umqtt == "mip" or (self.umqtt == "auto" and probe.get("online")):
+            return steps.Step("Install umqtt.simple from micropython-lib (the panel is online)",
+                              steps.mpremote(self.port, "mip", "install", "umqtt.simple"))
+        cmds = []
+        for d in ("lib", "lib/umqtt"):
+            if d not in probe["dirs"]:
+                cmds.append(["fs", "mkdir", ":" + d])
+                probe["dirs"].append(d)  # the copy step must not make it again
+        cmds.append(["fs", "cp", os.path.join(self.bundle_dir, bundle_info.UMQTT), ":" + bundle_info.UMQTT])
+        return steps.Step("Install umqtt.simple from the bundle (the panel has no internet yet)",
+                          steps.mpremote(self.port, *steps.chain(*cmds)))
+
+    def config_step(self, text):
+        local = os.path.join(self.tmp, "config.json")
+        with open(local, "w") as f:
+            f.write(text)
+        return steps.Step("Write /config.json (validated; replaces the old file in one rename)",
+                          steps.mpremote(self.port, *steps.chain(
+                              ["fs", "cp", local, ":config.json.new"], ["exec", RENAME])))
+
+    def reset_step(self):
+        return steps.Step("Restart the panel so it starts the new firmware",
+                          steps.mpremote(self.port, "reset"))
+
+    def dry_run_plan(self):
+        """The steps for a blank panel (a real run skips what is already there)."""
+        probe = {"files": {}, "dirs": [], "online": False}
+        given = panelconfig.merge({}, self.overrides)
+        text = panelconfig.validate(given)[0] if self._complete(given) else json.dumps(given)
+        plan = [self.probe_step()]
+        um = self.umqtt_step(probe)
+        if um:
+            plan.append(um)
+        plan.append(self.copy_step(bundle_info.deployable(self.manifest), [], probe["dirs"], True))
+        plan.append(self.config_step(text))
+        plan.append(self.reset_step())
+        return plan
+
+    @staticmethod
+    def _complete(given):
+        return all(k in given for k in ("site", "device", "wifi", "mqtt"))
+
+    # ---- run -----------------------------------------------------------------------------
+    def probe(self):
+        text = steps.run(self.probe_step(), out=self.out, capture=True, timeout=120)
+        for line in text.splitlines():
+            if line.startswith("RATING-PROBE "):
+                return json.loads(line[len("RATING-PROBE "):])
+        raise DeviceError("the panel did not answer the file check (got %r). Press its RESET "
+                          "button and run deploy again." % text[-200:])
+
+    def run(self):
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self):
+        say = self.out
+        say("Checking the board on %s ..." % self.port)
+        check_board(self.port)
+        probe = self.probe()
+        self.report_board(probe)
+        existing = panelconfig.parse_existing(probe.get("config"))
+        given = panelconfig.merge(existing, self.overrides)
+        text, cfg = panelconfig.validate(given)
+
+        files = bundle_info.changed(self.manifest, probe["files"])
+        old_manifest = None
+        if probe.get("manifest"):
+            try:
+                old_manifest = json.loads(probe["manifest"])
+            except ValueError:
+                old_manifest = None
+        stale = bundle_info.stale(old_manifest, self.manifest)
+        same_manifest = old_manifest == self.manifest
+        um = self.umqtt_step(probe)
+        if um:
+            try:
+                steps.run(um, out=say)
+            except DeviceError:
+                if self.umqtt != "auto" or "mip" not in um.argv:
+                    raise
+                say("  mip failed; installing the bundled copy instead")
+                self.umqtt = "bundle"
+                steps.run(self.umqtt_step(dict(probe, online=False)), out=say)
+        cp = self.copy_step(files, stale, probe["dirs"], write_manifest=bool(files or stale) or not same_manifest)
+        if cp:
+            steps.run(cp, out=say)
+        else:
+            say("- Firmware files: all %d already up to date, nothing copied" % len(bundle_info.deployable(self.manifest)))
+        if existing == json.loads(text):
+            say("- /config.json: unchanged")
+        else:
+            steps.run(self.config_step(text), out=say)
+        kept = [n for n in probe.get("root", []) if n.startswith("j") or n in ("seq", "boot", "remote.json")]
+        if kept:
+            say("- Kept on the panel: %s" % ", ".join(kept))
+        return self.restart_and_wait(cfg)
+
+    def report_board(self, probe):
+        version = ".".join(str(x) for x in probe.get("version") or [])
+        self.out("  board: %s, MicroPython %s" % (probe.get("machine"), version))
+        mpy = probe.get("mpy")
+        if isinstance(mpy, int) and (mpy & 0xFF) != bundle_info.MPY_MAJOR:
+            raise DeviceError(
+                "the panel runs MicroPython %s, whose compiled-file format (.mpy v%d) does not "
+                "match the bundle (v%d, MicroPython 1.22 or newer). Flash a current MicroPython "
+                "with `rating device flash`." % (version, mpy & 0xFF, bundle_info.MPY_MAJOR))
+
+    def restart_and_wait(self, cfg):
+        from protocol import topics
+        say = self.out
+        m = cfg["mqtt"]
+        host, port, ssl = self.watch_broker or (m["host"], m["port"], bool(m.get("ssl")))
+        topic = topics.device_topic(m["root"], cfg["site"], cfg["device"], "state")
+        watch = BrokerWatch(host, port, topic, m.get("user"), m.get("password"), ssl)
+        if self.wait_s > 0 and watch.start():
+            say("- Watching %s on the broker %s:%s" % (topic, host, port))
+        elif self.wait_s > 0:
+            say("- The broker %s:%s is not reachable from this computer (%s); watching the "
+                "panel's serial console instead" % (host, port, watch.error))
+            watch = None
+        watch and watch.arm()
+        try:
+            steps.run(self.reset_step(), out=say)
+            if self.wait_s <= 0:
+                say("Deployed. Not waiting for the panel (--wait 0).")
+                return {"online": None, "fw": self.manifest.get("fw")}
+            return self._wait(cfg, watch)
+        finally:
+            if watch:
+                watch.stop()
+
+    def _wait(self, cfg, watch):
+        say = self.out
+        name = "%s/%s" % (cfg["site"], cfg["device"])
+        reading = ConsoleReading()
+        deadline = time.monotonic() + self.wait_s
+        console = None
+        say("- Waiting up to %d s for %s to come online ..." % (self.wait_s, name))
+        try:
+            while time.monotonic() < deadline:
+                if watch and watch.birth:
+                    return self._success(name, watch.birth.get("fw"), "its birth message on the broker")
+                if console is None:
+                    try:
+                        console = Console(self.port)  # a native-USB board re-appears after reset
+                    except DeviceError:
+                        time.sleep(0.5)
+                        continue
+                for line in console.lines(timeout=0.3):
+                    say("    panel> " + line)
+                    reading.feed(line)
+                if reading.error:
+                    raise DeviceError("the panel reports: %s. The files are deployed; fix the "
+                                      "setting and run deploy again." % reading.error)
+                if reading.online and not watch:
+                    return self._success(name, reading.fw, "\"link: mqtt up\" on its console")
+        finally:
+            if console:
+                console.close()
+        raise DeviceError(
+            "%s did not come online within %d s (firmware and config are on the panel). Check "
+            "the Wi-Fi name and password, and that the broker %s:%s is reachable from the shop "
+            "network; `rating device test --port %s` shows Wi-Fi signal, broker and clock."
+            % (name, self.wait_s, cfg["mqtt"]["host"], cfg["mqtt"]["port"], self.port))
+
+    def _success(self, name, fw, how):
+        self.out("Panel %s is online with firmware %s (seen: %s)." % (name, fw or "?", how))
+        if fw and self.manifest.get("fw") and fw != self.manifest["fw"]:
+            self.out("warning: the bundle is firmware %s but the panel reports %s; is an old "
+                     "main.py or a frozen firmware shadowing /lib?" % (self.manifest["fw"], fw))
+        return {"online": True, "fw": fw}

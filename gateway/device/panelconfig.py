@@ -1,0 +1,93 @@
+"""The panel's /config.json as deploy builds it: the file already on the panel, with the
+technician's overrides laid on top, validated by the firmware's own rules (firmware.config).
+
+Pure functions: no device, no files.
+"""
+import json
+from urllib.parse import urlsplit
+
+from gateway.device.errors import DeviceError
+
+# config field -> the deploy option that sets it (for error messages)
+FLAGS = {
+    "site": "--site", "device": "--device", "wifi.ssid": "--wifi-ssid",
+    "wifi.password": "--wifi-password", "mqtt.host": "--broker", "mqtt.port": "--broker",
+    "mqtt.ssl": "--broker (mqtts://...)", "mqtt.user": "--mqtt-user",
+    "mqtt.password": "--mqtt-password",
+}
+
+
+def parse_broker(url):
+    """'mqtt://host:port' / 'mqtts://host' / 'host[:port]' -> (host, port, ssl)."""
+    if "://" not in url:
+        url = "mqtt://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise DeviceError("--broker %s: expected mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS), "
+                          "e.g. mqtt://192.168.1.10:1883" % url)
+    ssl = parts.scheme in ("mqtts", "ssl")
+    try:
+        port = parts.port or (8883 if ssl else 1883)
+    except ValueError:
+        raise DeviceError("--broker %s: the port must be a number 1..65535" % url)
+    return parts.hostname, port, ssl
+
+
+def overrides_from(site=None, device=None, wifi_ssid=None, wifi_password=None, broker=None,
+                   mqtt_user=None, mqtt_password=None):
+    """The technician's options as a partial config dict (only what was given)."""
+    over = {}
+    if site is not None:
+        over["site"] = site
+    if device is not None:
+        over["device"] = device
+    if wifi_ssid is not None:
+        over.setdefault("wifi", {})["ssid"] = wifi_ssid
+    if wifi_password is not None:
+        over.setdefault("wifi", {})["password"] = wifi_password
+    if broker is not None:
+        host, port, ssl = parse_broker(broker)
+        over.setdefault("mqtt", {}).update({"host": host, "port": port, "ssl": ssl})
+    if mqtt_user is not None:
+        over.setdefault("mqtt", {})["user"] = mqtt_user
+    if mqtt_password is not None:
+        over.setdefault("mqtt", {})["password"] = mqtt_password
+    return over
+
+
+def parse_existing(text):
+    """The panel's current /config.json as a dict, or {} when missing or unreadable."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def merge(existing, overrides):
+    """existing with overrides on top (sections merged key by key); neither is changed."""
+    out = {}
+    for key, value in existing.items():
+        out[key] = dict(value) if isinstance(value, dict) else value
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = dict(value) if isinstance(value, dict) else value
+    return out
+
+
+def validate(given):
+    """Check with the firmware's rules -> (text to write, full cfg with defaults).
+    DeviceError names the option that sets the bad field."""
+    from firmware import config as fwconfig
+    text = json.dumps(given, indent=1, sort_keys=True) + "\n"
+    try:
+        full = fwconfig.load(text)
+    except fwconfig.ConfigError as exc:
+        flag = FLAGS.get(exc.field)
+        how = " Set it with %s." % flag if flag else " Fix it in the panel's /config.json."
+        raise DeviceError("config.json would be invalid: %s.%s" % (exc, how))
+    return text, full

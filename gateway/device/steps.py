@@ -1,0 +1,79 @@
+"""The external tools' command lines (mpremote, esptool): built here, printed by --dry-run,
+run one by one with their output shown, failures turned into plain words."""
+import os
+import shlex
+import subprocess
+import sys
+
+from gateway.device.errors import StepFailed
+
+
+class Step:
+    """One command line and why it runs (shown to the technician)."""
+
+    def __init__(self, why, argv, tool="mpremote"):
+        self.why = why
+        self.argv = list(argv)
+        self.tool = tool
+
+    def command(self):
+        return shlex.join(self.argv)
+
+    def __repr__(self):
+        return "Step(%r, %r)" % (self.why, self.argv)
+
+
+def mpremote(port, *args, resume=True):
+    """argv of `python -m mpremote connect PORT [resume] ARGS...` for the running interpreter."""
+    argv = [sys.executable, "-m", "mpremote", "connect", port]
+    if resume:
+        argv.append("resume")  # no soft reset between our steps: the panel stays stopped
+    return argv + list(args)
+
+
+def chain(*commands):
+    """mpremote runs several commands in one connection when they are joined with '+'."""
+    out = []
+    for cmd in commands:
+        if out:
+            out.append("+")
+        out.extend(cmd)
+    return out
+
+
+def print_plan(steps, out=print):
+    for i, step in enumerate(steps, 1):
+        out("%d. %s" % (i, step.why))
+        out("   %s" % step.command())
+
+
+def run(step, out=print, capture=False, timeout=300):
+    """Run one step; return its stdout text (also echoed unless capture). StepFailed on error."""
+    out("- %s" % step.why)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise StepFailed("%s did not finish within %d s (%s). Unplug and replug the panel, then "
+                         "run the command again." % (step.tool, timeout, step.why))
+    if not capture and proc.stdout.strip():
+        for line in proc.stdout.rstrip().splitlines():
+            out("    " + line)
+    if proc.returncode != 0:
+        raise StepFailed(explain_failure(step, proc.stdout + proc.stderr))
+    return proc.stdout
+
+
+def explain_failure(step, text):
+    tail = "\n".join(text.strip().splitlines()[-6:])
+    low = text.lower()
+    if "could not enter raw repl" in low or "could not exec command" in low:
+        hint = ("the board stopped answering like MicroPython; press its RESET button, wait 3 s "
+                "and run the command again")
+    elif "failed to access" in low or "could not exclusively lock" in low or "resource busy" in low:
+        hint = "the port is in use by another program; close it and try again"
+    elif "no space" in low or "enospc" in low or "errno 28" in low:
+        hint = "the panel's flash is full; remove old files with `mpremote fs rm` or reflash it"
+    else:
+        hint = "see the tool's message above; run the command again, and if it repeats, unplug and replug the panel"
+    return "%s failed while it was to %s: %s\n%s" % (step.tool, step.why.lower(), hint, tail)

@@ -1,0 +1,161 @@
+"""Expert review: the sample to check, verdicts on polls and force-majeure reports, audit trail.
+
+Verdicts are append-only rows in `verdicts` (who, when, what, why); the latest per target wins
+and every earlier one stays as the audit trail. They refer to the stable identity
+"site/device/seq" (a poll's opening press, a report's first long press), so they survive
+`rating rebuild`.
+
+- poll: `invalid` (excluded from every KPI) or `valid` (reverts an earlier invalid);
+- fm:   `confirm` (optionally with a corrected period from/to) or `reject`. Only confirmed
+        reports exclude anything, and only No/silent polls of that panel, from DI-staff.
+"""
+import hashlib
+
+POLL, FM = "poll", "fm"
+POLL_VERDICTS = ("invalid", "valid")
+FM_VERDICTS = ("confirm", "reject")
+MAX_REASON = 500
+
+
+class ReviewError(ValueError):
+    """A verdict the store cannot take; the message says what to do."""
+
+
+def parse_id(text):
+    """'site/device/seq' -> (site, device, seq)."""
+    parts = (text or "").strip().split("/")
+    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
+        raise ReviewError("%r is not an id like msk-tverskaya/desk-1/42 (site/device/seq); "
+                          "`rating review list` shows them" % (text,))
+    return parts[0], parts[1], int(parts[2])
+
+
+def format_id(site, device, seq):
+    return "%s/%s/%d" % (site, device, seq)
+
+
+def _exists(db, target, site, device, seq):
+    if target == POLL:
+        sql = "SELECT 1 AS x FROM polls WHERE site = ? AND device = ? AND open_seq = ?"
+    else:
+        sql = "SELECT 1 AS x FROM force_majeure WHERE site = ? AND device = ? AND seq = ?"
+    return db.query_one(sql, (site, device, seq)) is not None
+
+
+def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=None):
+    """Append a verdict; returns the stored row as a dict. Raises ReviewError on bad input."""
+    site, device, seq = parse_id(ident)
+    allowed = POLL_VERDICTS if target == POLL else FM_VERDICTS
+    if verdict not in allowed:
+        raise ReviewError("verdict must be one of %s, got %r" % (", ".join(allowed), verdict))
+    reason = (reason or "").strip()
+    if verdict in ("invalid", "reject") and not reason:
+        raise ReviewError("--reason is required to mark %s %s: say why (it is kept in the audit trail)"
+                          % ("a poll invalid" if target == POLL else "a report rejected", ident))
+    if len(reason) > MAX_REASON:
+        raise ReviewError("--reason is %d characters; keep it under %d" % (len(reason), MAX_REASON))
+    by = (by or "").strip()
+    if not by:
+        raise ReviewError("--by: say who gives the verdict")
+    if (from_ms is not None or to_ms is not None) and (target != FM or verdict != "confirm"):
+        raise ReviewError("--from/--to only go with `rating review fm ID --confirm`")
+    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
+        raise ReviewError("--to must be after --from")
+    if not _exists(db, target, site, device, seq):
+        what = "poll" if target == POLL else "force-majeure report"
+        raise ReviewError("no %s %s; `rating review list` shows the ids (after `rating rebuild` if "
+                          "the site file changed)" % (what, ident))
+    row = {"target": target, "site": site, "device": device, "seq": seq, "verdict": verdict,
+           "from_ms": from_ms, "to_ms": to_ms, "reason": reason, "by_name": by, "at_ms": now_ms}
+    cols = list(row)
+    db.execute("INSERT INTO verdicts (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
+               tuple(row[c] for c in cols))
+    return row
+
+
+def history(db, ident):
+    """Every verdict on this id (poll and/or report), oldest first."""
+    site, device, seq = parse_id(ident)
+    return db.query("SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq = ? ORDER BY id",
+                    (site, device, seq))
+
+
+def latest(db):
+    """{(target, site, device, seq): verdict row} - the verdict in force for each target."""
+    out = {}
+    for row in db.query("SELECT * FROM verdicts ORDER BY id"):
+        out[(row["target"], row["site"], row["device"], row["seq"])] = row
+    return out
+
+
+def invalid_poll_ids(verdicts):
+    return {format_id(s, d, q) for (t, s, d, q), row in verdicts.items()
+            if t == POLL and row["verdict"] == "invalid"}
+
+
+def fm_status(verdicts, site, device, seq):
+    """'confirmed' | 'rejected' | 'pending'."""
+    row = verdicts.get((FM, site, device, seq))
+    if row is None:
+        return "pending"
+    return "confirmed" if row["verdict"] == "confirm" else "rejected"
+
+
+def confirmed_periods(fm_rows, verdicts):
+    """Periods (dicts start, end, site, device) of confirmed reports, with the expert's
+    corrected from/to where given. They cover polls of the same panel only."""
+    out = []
+    for fm in fm_rows:
+        row = verdicts.get((FM, fm["site"], fm["device"], fm["seq"]))
+        if row is None or row["verdict"] != "confirm":
+            continue
+        start = row["from_ms"] if row["from_ms"] is not None else fm["start_ms"]
+        end = row["to_ms"] if row["to_ms"] is not None else fm["end_ms"]
+        out.append({"start": start, "end": end, "site": fm["site"], "device": fm["device"]})
+    return out
+
+
+def _draw(seed, ident):
+    """A stable pseudo-random number in [0, 1) per (seed, id): the sample does not reshuffle
+    when new polls arrive."""
+    h = hashlib.sha256(("%s:%s" % (seed, ident)).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2.0 ** 64
+
+
+def sample(polls, fms, share, seed=0):
+    """Stratified sample: every No answer, every force-majeure report, and `share` of the other
+    polls. Returns [(stratum, row)] sorted by time; stratum is 'no' | 'fm' | 'random'."""
+    if not 0.0 <= share <= 1.0:
+        raise ReviewError("--share must be between 0 and 1, got %s" % share)
+    out = []
+    for p in polls:
+        ident = format_id(p["site"], p["device"], p["open_seq"])
+        if p["answer"] == "no":
+            out.append(("no", p["opened_ms"], ident, p))
+        elif _draw(seed, ident) < share:
+            out.append(("random", p["opened_ms"], ident, p))
+    for f in fms:
+        out.append(("fm", f["start_ms"], format_id(f["site"], f["device"], f["seq"]), f))
+    out.sort(key=lambda x: (x[1], x[2]))
+    return [(stratum, row) for stratum, _, _, row in out]
+
+
+def load_scope(db, site=None, from_ms=None, to_ms=None):
+    """(polls, force-majeure rows) of a site and time range (None = all)."""
+    def where(col):
+        sql, params = " WHERE 1 = 1", []
+        if site:
+            sql += " AND site = ?"
+            params.append(site)
+        if from_ms is not None:
+            sql += " AND %s >= ?" % col
+            params.append(from_ms)
+        if to_ms is not None:
+            sql += " AND %s < ?" % col
+            params.append(to_ms)
+        return sql, tuple(params)
+    sql, params = where("opened_ms")
+    polls = db.query("SELECT * FROM polls" + sql + " ORDER BY opened_ms, site, device, open_seq", params)
+    sql, params = where("start_ms")
+    fms = db.query("SELECT * FROM force_majeure" + sql + " ORDER BY start_ms, site, device, seq", params)
+    return polls, fms

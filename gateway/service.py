@@ -1,0 +1,519 @@
+"""`rating gateway run`: the MQTT shell around gateway.ingest.Ingestor.
+
+Threads: paho's network thread only enqueues what arrives (messages, PUBACK confirmations,
+connects); the main thread owns the database and does everything else, in order:
+
+    messages -> Ingestor.handle -> (batch full, or the queue went quiet, or BATCH_MS passed)
+    -> Ingestor.flush (one transaction, COMMIT) -> publish the panels' retained acks
+    -> only then PUBACK the MQTT messages of that batch to the broker.
+
+The MQTT PUBACK is sent manually after commit (paho `manual_ack`), so a gateway killed
+mid-batch leaves those messages with the broker, which redelivers them to the persistent
+session (fixed client id, clean_session=False). The panel's end-to-end ack is the second line
+of defence: a panel keeps every event until an ack covers it.
+"""
+import collections
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import tomllib
+import urllib.parse
+from dataclasses import dataclass, fields
+
+from protocol import ProtocolError, topics
+
+from gateway import db as dbmod
+from gateway import ingest, store
+
+log = logging.getLogger("gateway.service")
+
+
+class SettingsError(ValueError):
+    """A gateway setting is wrong; the message names the field and what to do."""
+
+
+@dataclass
+class GatewaySettings:
+    broker: str = ""  # mqtt://host:port; empty: start the embedded broker
+    broker_port: int = 1883  # the embedded broker's port (127.0.0.1 only)
+    db: str = ""  # database URL; empty: SQLite in data_dir
+    data_dir: str = ""  # empty: $RATING_DATA or ./rating-data
+    root: str = topics.DEFAULT_ROOT
+    client_id: str = "rating-gateway"
+    batch_max: int = 500  # messages per transaction at most
+    batch_ms: int = 50  # a buffered message waits at most this long for its commit
+    inflight: int = 50  # paho's outgoing QoS 1 window (MQTT-FACTS pitfall 3: keep 20-100)
+    max_unconfirmed: int = 2000  # outgoing publishes not yet PUBACKed (pitfall 2: < 65535)
+    config_push_s: float = 5.0  # how often panels' configs are checked and pushed
+    derive_tick_s: float = 10.0  # how often recent panels' windows are advanced by the clock
+
+    def check(self):
+        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed"):
+            value = getattr(self, f)
+            if type(value) is not int or value < 1:
+                raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
+        if self.broker_port > 65535:
+            raise SettingsError("broker_port: must be 1..65535, got %d" % self.broker_port)
+        if not 1 <= self.inflight <= 1000:
+            raise SettingsError("inflight: must be 1..1000 (20-100 is fastest), got %d" % self.inflight)
+        if self.max_unconfirmed > 60000:
+            raise SettingsError("max_unconfirmed: must stay below 60000 (paho reuses message ids "
+                                "above 65535), got %d" % self.max_unconfirmed)
+        for f in ("config_push_s", "derive_tick_s"):
+            value = getattr(self, f)
+            if type(value) not in (int, float) or value <= 0:
+                raise SettingsError("%s: must be a number of seconds > 0, got %r" % (f, value))
+        try:
+            topics.check_root(self.root)
+        except ProtocolError as exc:
+            raise SettingsError(str(exc)) from None
+        if not self.client_id or not self.client_id.isascii() or len(self.client_id) > 64:
+            raise SettingsError("client_id: must be a non-empty ASCII name of at most 64 characters, "
+                                "got %r" % self.client_id)
+        if self.broker:
+            parse_broker_url(self.broker)
+        return self
+
+    def db_url(self):
+        if self.db:
+            return self.db
+        if self.data_dir:
+            return "sqlite:///" + os.path.join(os.path.abspath(self.data_dir), dbmod.DEFAULT_DB_FILE)
+        return dbmod.default_url()
+
+
+def load_settings(path, **overrides):
+    """GatewaySettings from a TOML file (top-level keys = the field names) plus CLI overrides
+    (None values ignored). Errors name the file and the field."""
+    values = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError("config file %s not found" % path) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("config file %s is not valid TOML: %s" % (path, exc)) from None
+        known = {f.name: f for f in fields(GatewaySettings)}
+        for key, value in values.items():
+            if key not in known:
+                raise SettingsError("%s: unknown setting %r; known: %s"
+                                    % (path, key, ", ".join(sorted(known))))
+            want = type(getattr(GatewaySettings, key))
+            ok = isinstance(value, want) and not isinstance(value, bool) or (
+                want is float and type(value) is int)
+            if not ok:
+                raise SettingsError("%s: %s must be %s, got %r" % (
+                    path, key, {str: "a string", int: "a whole number", float: "a number"}[want], value))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return GatewaySettings(**values).check()
+    except SettingsError as exc:
+        raise SettingsError("%s%s" % ("%s: " % path if path else "", exc)) from None
+
+
+def parse_broker_url(url):
+    """mqtt://[user[:password]@]host[:port] -> (host, port, user, password)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise SettingsError("broker: %r is not an MQTT URL; write mqtt://HOST:PORT, e.g. "
+                            "mqtt://127.0.0.1:1883 (TLS is not supported yet)" % url)
+    try:
+        port = parsed.port or 1883
+    except ValueError:
+        raise SettingsError("broker: bad port in %r" % url) from None
+    return parsed.hostname, port, parsed.username, parsed.password
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+class _Inbox:
+    """What paho's thread hands to the main thread: a deque plus a wake-up event. Cheaper than
+    queue.Queue (no lock per item), which matters at tens of thousands of messages a second."""
+
+    def __init__(self):
+        self._items = collections.deque()
+        self._ready = threading.Event()
+
+    def put(self, item):
+        self._items.append(item)
+        if not self._ready.is_set():
+            self._ready.set()
+
+    def get_nowait(self):
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def get(self, timeout):
+        if self._items:
+            return self._items.popleft()
+        self._ready.clear()
+        if not self._items:  # a put() between the check and clear() would be missed otherwise
+            self._ready.wait(timeout)
+        return self.get_nowait()
+
+    def empty(self):
+        return not self._items
+
+
+class GatewayService:
+    """One gateway process: broker connection, batches, acks, config push, shutdown."""
+
+    RECONNECT_MIN_S = 1
+    RECONNECT_MAX_S = 10
+    QUIET_MS = 2  # flush when no further message arrived for this long
+    DB_RETRY_S = 1.0
+    SHUTDOWN_CONFIRM_S = 5.0
+    DERIVE_RECENT_MS = 6 * 3600 * 1000  # panels seen this recently get clock-driven updates
+    DERIVE_EVERY_S = 1.0  # changed panels are re-derived at most this often
+    ACK_COALESCE_MS = 100  # under backlog acks go out at most this often (panel ack timeout: s)
+    BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
+
+    def __init__(self, settings, out=None):
+        self.settings = settings
+        self.out = out  # where progress lines go (None: logging only)
+        self.q = _Inbox()
+        self.stop_event = threading.Event()
+        self.embedded = None
+        self.client = None
+        self.db = None
+        self.ingestor = None
+        self._gen = 0  # connection generation, bumped by paho's thread on each connect
+        self._sub_mid = None
+        self._republish = False
+        self._session_present = False
+        self._closing = False
+        self._unconfirmed = {}  # mid -> (topic, payload, kind) of our outgoing QoS 1 publishes
+        self._puback_later = []  # (gen, mid, qos) of messages in the uncommitted batch
+        self.connected = threading.Event()
+        self.derive = None
+        self.configpush = None
+        self._derive_pending = set()
+        self._last_derive = 0.0
+        self._acks_due = {}  # ack topic -> payload, committed, not yet published
+        self._acks_sent = 0.0
+        self._last_batch = 0  # messages in the last committed batch
+
+    # ---- paho thread: enqueue only ---------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        self._gen += 1
+        self._session_present = bool(flags.session_present)
+        result, self._sub_mid = client.subscribe(
+            [(f, 1) for f in topics.gateway_subscriptions(self.settings.root)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        # "connected" only once the broker confirmed the subscriptions: from here on nothing
+        # published to our topics can pass us by
+        if mid == self._sub_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.error("broker refused the subscriptions: %s", reason_codes)
+                return
+            self.q.put(("connected", self._gen, self._session_present))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        if not self._closing:
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        if self._closing:
+            return  # not PUBACKed: the broker keeps it for the next run
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", "replace")
+        self.q.put(("msg", topic, msg.payload, _now_ms(), self._gen, msg.mid, msg.qos))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        self.q.put(("puback", mid))
+
+    # ---- set-up ----------------------------------------------------------------------------
+    def start(self):
+        import paho.mqtt.client as mqtt
+        s = self.settings
+        self.db = dbmod.open_database(s.db_url())
+        self.derive = ingest.derive_hook(self.db)
+        # derivation is not on the ack path: collect the changed panels and derive them at most
+        # every DERIVE_EVERY_S, so a burst of small batches does not re-derive a panel each time
+        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self._collect_changed)
+        try:
+            from gateway import configpush
+            self.configpush = configpush
+        except ModuleNotFoundError as exc:
+            if exc.name != "gateway.configpush":
+                raise
+        url = s.broker
+        if not url:
+            from gateway.broker import EmbeddedBroker
+            self.embedded = EmbeddedBroker(port=s.broker_port).start()
+            url = self.embedded.url
+        host, port, user, password = parse_broker_url(url)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        if user:
+            client.username_pw_set(user, password)
+        client.max_inflight_messages_set(s.inflight)
+        client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
+        client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.connect_async(host, port, keepalive=30)
+        client.loop_start()
+        self.client = client
+        self._say("gateway: broker %s%s, database %s, root %s" % (
+            url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root))
+        return self
+
+    def _say(self, text):
+        log.info(text)
+        if self.out:
+            print(text, file=self.out, flush=True)
+
+    # ---- main loop ---------------------------------------------------------------------------
+    def run(self):
+        """Serve until stop() (or SIGTERM/SIGINT via install_signal_handlers)."""
+        s = self.settings
+        next_push = time.monotonic()
+        next_tick = time.monotonic() + s.derive_tick_s
+        batch_started = None
+        while not self.stop_event.is_set():
+            timeout = 0.1
+            if self._acks_due:
+                timeout = max(0.0, min(timeout, self._acks_sent + self.ACK_COALESCE_MS / 1000
+                                       - time.monotonic()))
+            if len(self.ingestor):
+                age = time.monotonic() - batch_started
+                timeout = max(0.0, min(self.QUIET_MS / 1000, s.batch_ms / 1000 - age))
+            try:
+                item = self.q.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                if item[0] == "msg" and not len(self.ingestor):
+                    batch_started = time.monotonic()
+                self._dispatch(item)
+                # take whatever else is already there, up to a full batch
+                while len(self.ingestor) < s.batch_max:
+                    try:
+                        item = self.q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item[0] == "msg" and not len(self.ingestor):
+                        batch_started = time.monotonic()
+                    self._dispatch(item)
+                if not len(self.ingestor) or (
+                        len(self.ingestor) < s.batch_max
+                        and time.monotonic() - batch_started < s.batch_ms / 1000):
+                    if len(self.ingestor):
+                        continue  # more may come right away; the quiet timeout above decides
+            if len(self.ingestor):
+                self._commit_batch()
+            self._publish_acks()
+            self._derive_changed()
+            if self._republish:
+                self._republish = False
+                for topic, payload, retain, qos in self.ingestor.ack_messages():
+                    self._publish(topic, payload, "ack")
+            now = time.monotonic()
+            if now >= next_push:
+                self._push_configs()
+                next_push = now + s.config_push_s
+            if now >= next_tick:
+                self._derive_tick()
+                next_tick = now + s.derive_tick_s
+        self._shutdown()
+
+    def _dispatch(self, item):
+        kind = item[0]
+        if kind == "msg":
+            _, topic, payload, received_ms, gen, mid, qos = item
+            self.ingestor.handle(topic, payload, received_ms)
+            if qos:
+                self._puback_later.append((gen, mid, qos))
+        elif kind == "puback":
+            done = self._unconfirmed.pop(item[1], None)
+            if done and done[2] == "config" and self.configpush:
+                try:
+                    self.configpush.mark_pushed(self.db, done[0], done[1])
+                except Exception:
+                    log.exception("could not record the config pushed on %s", done[0])
+        elif kind == "connected":
+            _, gen, session_present = item
+            self.connected.set()
+            self._say("gateway: connected to the broker (session %s)"
+                      % ("resumed" if session_present else "new"))
+            # retained acks may be gone (a broker restarted without persistence): publish them
+            # again, from the main loop (not nested inside a waiting _publish)
+            self._republish = True
+
+    def _commit_batch(self):
+        self._last_batch = len(self.ingestor)
+        failures = 0
+        while True:
+            try:
+                acks = self.ingestor.flush()
+                break
+            except Exception as exc:
+                failures += 1
+                log.error("database write failed (%s); retrying in %.0f s, nothing acked",
+                          exc, self.DB_RETRY_S)
+                if self.stop_event.is_set() and failures >= 3:
+                    return False  # shutting down: the broker and the panels still hold the batch
+                time.sleep(self.DB_RETRY_S)
+        committed, self._puback_later = self._puback_later, []
+        for topic, payload, retain, qos in acks:
+            self._acks_due[topic] = payload  # the newest ack of a panel replaces an unsent one
+        gen = self._gen
+        for g, mid, qos in committed:
+            if g == gen:  # a PUBACK for an older connection's message id could ack a new one
+                self.client.ack(mid, qos)
+        return True
+
+    def _publish_acks(self, force=False):
+        """Publish the acks committed since the last round. Caught up (small batches): at once,
+        a panel waiting for its ack should not wait. Working through a backlog: at most every
+        ACK_COALESCE_MS, so a panel gets one ack per round instead of one per 2 ms batch."""
+        if not self._acks_due:
+            return
+        if not force and self._last_batch >= self.BACKLOG_BATCH and (
+                time.monotonic() - self._acks_sent < self.ACK_COALESCE_MS / 1000):
+            return
+        due, self._acks_due = self._acks_due, {}
+        self._acks_sent = time.monotonic()
+        for topic, payload in due.items():
+            self._publish(topic, payload, "ack")
+
+    def _publish(self, topic, payload, kind):
+        """Retained QoS 1, with at most max_unconfirmed outstanding (MQTT-FACTS pitfall 2)."""
+        deadline = time.monotonic() + 30
+        while len(self._unconfirmed) >= self.settings.max_unconfirmed and time.monotonic() < deadline:
+            try:
+                item = self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._dispatch(item)
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        self._unconfirmed[info.mid] = (topic, payload, kind)
+        if len(self._unconfirmed) > self.settings.max_unconfirmed * 2:
+            # the broker never confirmed these (a connection dropped): paho resends them itself
+            self._unconfirmed.clear()
+
+    def _push_configs(self):
+        if not self.configpush or not self.connected.is_set():
+            return
+        pending = {v[0] for v in self._unconfirmed.values() if v[2] == "config"}
+        try:
+            due = self.configpush.due(self.db, root=self.settings.root)
+        except Exception:
+            log.exception("config push: could not compute the due configs")
+            return
+        for topic, payload in due:
+            if topic not in pending:
+                self._publish(topic, payload, "config")
+
+    def _collect_changed(self, devices, now_ms):
+        self._derive_pending |= devices
+
+    def _derive_changed(self, force=False):
+        if not self._derive_pending or not self.derive:
+            self._derive_pending = set()
+            return
+        if not force and time.monotonic() - self._last_derive < self.DERIVE_EVERY_S:
+            return
+        devices, self._derive_pending = self._derive_pending, set()
+        self._last_derive = time.monotonic()
+        try:
+            self.derive(devices, _now_ms())
+        except Exception:  # derived rows are rebuilt by `rating rebuild`; ingest goes on
+            self.ingestor.stats["hook_errors"] += 1
+            log.exception("deriving polls failed for %d panel(s)", len(devices))
+
+    def _derive_tick(self):
+        """Advance recent panels' windows by the clock (a silent poll closes without any event)."""
+        if not self.derive:
+            return
+        now = _now_ms()
+        try:
+            rows = self.db.query("SELECT site, device FROM panel_state WHERE last_seen_ms >= ?",
+                                 (now - self.DERIVE_RECENT_MS,))
+            if rows:
+                self.derive({(r["site"], r["device"]) for r in rows}, now)
+        except Exception:
+            log.exception("derive tick failed")
+
+    # ---- shutdown ----------------------------------------------------------------------------
+    def stop(self):
+        self.stop_event.set()
+
+    def install_signal_handlers(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _shutdown(self):
+        """Finish the batch, commit, ack, disconnect."""
+        self._closing = True  # later arrivals are not PUBACKed: the broker keeps them
+        while True:
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                break
+            self._dispatch(item)
+        if len(self.ingestor):
+            self._commit_batch()
+        self._publish_acks(force=True)
+        self._derive_changed(force=True)
+        deadline = time.monotonic() + self.SHUTDOWN_CONFIRM_S
+        while self._unconfirmed and time.monotonic() < deadline and self.connected.is_set():
+            try:
+                item = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item[0] == "puback":
+                self._dispatch(item)
+        self.close()
+        st = self.ingestor.stats
+        self._say("gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
+                  % (st["messages"], st["events"], st["duplicates"], st["dead_letters"]))
+
+    def close(self):
+        if self.client:
+            try:
+                self.client.disconnect()
+            finally:
+                self.client.loop_stop()
+            self.client = None
+        if self.embedded:
+            self.embedded.stop()
+            self.embedded = None
+        if self.db:
+            self.db.close()
+
+
+def _redact(url):
+    return dbmod._redact(url)
+
+
+def run(settings, out=None):
+    """Start, serve until SIGTERM/SIGINT, shut down gracefully. Returns 0."""
+    service = GatewayService(settings, out=out)
+    service.install_signal_handlers()
+    service.start()
+    try:
+        service.run()
+    except BaseException:
+        service.close()
+        raise
+    return 0

@@ -1,0 +1,391 @@
+"""Reads and writes of the core ingest tables (see migrations/001_core.sql).
+
+Every function takes a `gateway.db.Database` first and does no clock reading of its own: the
+caller passes times in. Writers do not open transactions; the caller groups them
+(`with db.transaction(): ...`) so one batch commits or nothing does.
+
+The cumulative-ack rule (see README.md, "Acks and lost events"):
+    the panel holds, per its latest state, the contiguous seq range [floor, state.seq] with
+    floor = state.seq - state.pending + 1. A seq below floor that is not stored will never come
+    (the panel dropped it on journal overflow). The ack is the highest N such that every seq
+    1..N is stored or below floor. It never passes a gap the panel may still fill.
+"""
+import json
+
+from gateway import timerepair
+
+# A gap the panel has not confirmed as dropped counts as lost once it stayed open this long
+# (panels resend unacked events after an ack timeout well below this).
+LOST_GRACE_MS = 10 * 60 * 1000
+
+EVENT_COLUMNS = ("site", "device", "seq", "boot", "up_ms", "t_ms", "ev", "hold_ms",
+                 "received_ms", "payload")
+_SAME_EVENT = ("boot", "up_ms", "t_ms", "ev", "hold_ms")
+
+_INSERT_EVENT = (
+    "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING")
+
+
+# ---- raw events ------------------------------------------------------------------------------
+
+def insert_events(db, events, known_max=None):
+    """Store events (dicts with EVENT_COLUMNS) once per (site, device, seq).
+
+    Returns (stored, duplicates, conflicts): `stored` the events newly written, `duplicates` the
+    exact re-sends ignored, `conflicts` the events whose (site, device, seq) is already
+    stored with *different* content (the caller dead-letters them: never silently dropped).
+    """
+    fresh = {}
+    duplicates = []
+    conflicts = []
+    for e in events:
+        key = (e["site"], e["device"], e["seq"])
+        seen = fresh.get(key)
+        if seen is None:
+            fresh[key] = e
+        elif _same(seen, e):
+            duplicates.append(e)
+        else:
+            conflicts.append(e)
+    by_device = {}
+    for (site, device, seq) in fresh:
+        by_device.setdefault((site, device), []).append(seq)
+    for (site, device), seqs in by_device.items():
+        low = min(seqs)
+        if known_max is not None and (site, device) in known_max and low > known_max[(site, device)]:
+            continue  # all above what was stored: nothing to compare against
+        existing = db.query(
+            "SELECT seq, boot, up_ms, t_ms, ev, hold_ms FROM raw_events"
+            " WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?",
+            (site, device, low, max(seqs)))
+        for row in existing:
+            e = fresh.pop((site, device, row["seq"]), None)
+            if e is None:
+                continue
+            if _same(row, e):
+                duplicates.append(e)
+            else:
+                conflicts.append(e)
+    stored = list(fresh.values())
+    db.executemany(_INSERT_EVENT, [tuple(e[c] for c in EVENT_COLUMNS) for e in stored])
+    return stored, duplicates, conflicts
+
+
+def _same(a, b):
+    return all(a[c] == b[c] for c in _SAME_EVENT)
+
+
+def events(db, site, device, after_seq=0, limit=None):
+    """Stored events of one panel with seq > after_seq, in seq order (dict rows)."""
+    sql = ("SELECT * FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq")
+    if limit:
+        sql += " LIMIT %d" % int(limit)
+    return db.query(sql, (site, device, after_seq))
+
+
+def timed_events(db, site, device, after_seq=0, limit=None):
+    """Like events(), each row with `at_ms` and `time_source` (device | repaired | arrival)."""
+    offsets = boot_offsets(db, site, device)
+    rows = events(db, site, device, after_seq, limit)
+    for r in rows:
+        r["at_ms"], r["time_source"] = timerepair.resolve(
+            r["t_ms"], r["boot"], r["up_ms"], r["received_ms"], offsets)
+    return rows
+
+
+def devices(db):
+    """Every (site, device) known from events or state, sorted."""
+    rows = db.query("SELECT site, device FROM panel_state UNION "
+                    "SELECT DISTINCT site, device FROM raw_events")
+    return sorted({(r["site"], r["device"]) for r in rows})
+
+
+# ---- boot clock ------------------------------------------------------------------------------
+
+def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
+    """Remember t - up for this boot from the first message that carried both; True if new."""
+    return db.execute(
+        "INSERT INTO boot_clock (site, device, boot, offset_ms, source, received_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, boot) DO NOTHING",
+        (site, device, boot, t_ms - up_ms, source, received_ms)) == 1
+
+
+def boot_offsets(db, site, device):
+    """{boot: offset_ms} of one panel."""
+    rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?",
+                    (site, device))
+    return {r["boot"]: r["offset_ms"] for r in rows}
+
+
+# ---- panel state -----------------------------------------------------------------------------
+
+_LAST_SEEN = ("last_seen_ms = CASE WHEN panel_state.last_seen_ms IS NULL"
+              " OR excluded.last_seen_ms > panel_state.last_seen_ms"
+              " THEN excluded.last_seen_ms ELSE panel_state.last_seen_ms END")
+
+
+def upsert_state(db, site, device, state, received_ms, payload):
+    """Store a decoded state message (protocol.messages.decode_state's dict).
+
+    The offline form (the broker-published last will) only flips `online`; the rest of the
+    panel's last known state stays, and last_seen is not moved (the panel did not speak).
+    """
+    if not state.get("online"):
+        db.execute(
+            "INSERT INTO panel_state (site, device, online, state_ms, payload)"
+            " VALUES (?, ?, 0, ?, ?) ON CONFLICT (site, device) DO UPDATE SET"
+            " online = 0, state_ms = excluded.state_ms, payload = excluded.payload",
+            (site, device, received_ms, payload))
+        return
+    faults = json.dumps(state.get("faults") or [], ensure_ascii=False)
+    cfg = state.get("cfg")
+    db.execute(
+        "INSERT INTO panel_state (site, device, online, last_seen_ms, state_ms, boot, up_ms, t_ms,"
+        " fw, last_seq, pending, dropped, heap, rssi, faults, cfg, cfg_err, payload)"
+        " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET online = 1, " + _LAST_SEEN + ","
+        " state_ms = excluded.state_ms, boot = excluded.boot, up_ms = excluded.up_ms,"
+        " t_ms = excluded.t_ms, fw = excluded.fw, last_seq = excluded.last_seq,"
+        " pending = excluded.pending, dropped = excluded.dropped, heap = excluded.heap,"
+        " rssi = excluded.rssi, faults = excluded.faults, cfg = excluded.cfg,"
+        " cfg_err = excluded.cfg_err, payload = excluded.payload",
+        (site, device, received_ms, received_ms, state.get("boot"), state.get("up"), state.get("t"),
+         state.get("fw"), state.get("seq"), state.get("pending"), state.get("dropped"),
+         state.get("heap"), state.get("rssi"), faults, None if cfg is None else str(cfg),
+         state.get("cfg_err"), payload))
+
+
+def touch_last_seen(db, site, device, received_ms):
+    """An event proves the panel alive: move last_seen forward (never back)."""
+    db.execute(
+        "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET " + _LAST_SEEN,
+        (site, device, received_ms))
+
+
+def touch_last_seen_many(db, rows):
+    """touch_last_seen for [(site, device, received_ms)] in one executemany."""
+    db.executemany(
+        "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET " + _LAST_SEEN, rows)
+
+
+def max_seq(db, site, device):
+    """The highest stored seq of a panel (0: none)."""
+    return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?",
+                     (site, device)) or 0
+
+
+def panel_state(db, site, device):
+    return db.query_one("SELECT * FROM panel_state WHERE site = ? AND device = ?", (site, device))
+
+
+def panel_states(db):
+    return db.query("SELECT * FROM panel_state ORDER BY site, device")
+
+
+def held_floor(state):
+    """The lowest seq the panel still holds per its state (1 when unknown).
+
+    The panel's journal is the contiguous range [seq - pending + 1, seq]; everything below was
+    either acked (so stored) or dropped on overflow (so never coming).
+    """
+    if not state or state.get("last_seq") is None or state.get("pending") is None:
+        return 1
+    return max(1, state["last_seq"] - state["pending"] + 1)
+
+
+# ---- acks ------------------------------------------------------------------------------------
+
+def contiguous_acked_seq(db, site, device, state=None, previous=None):
+    """The cumulative ack for one panel: highest N with every seq 1..N stored or known dropped."""
+    if state is None:
+        state = panel_state(db, site, device)
+    if previous is None:
+        previous = last_ack(db, site, device) or 0
+    start = max(previous, held_floor(state) - 1)
+    if not db.query_one("SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?",
+                        (site, device, start + 1)):
+        return start
+    # the end of the stored run that begins at start + 1: the first seq whose successor is missing
+    end = db.scalar(
+        "SELECT r.seq FROM raw_events r WHERE r.site = ? AND r.device = ? AND r.seq > ?"
+        " AND NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = r.site"
+        " AND x.device = r.device AND x.seq = r.seq + 1)"
+        " ORDER BY r.seq LIMIT 1", (site, device, start))
+    return end
+
+
+def extend_run(db, site, device, start, fresh_seqs, max_known):
+    """The end of the stored run start+1, start+2, ... given the seqs just stored (`fresh_seqs`)
+    and the highest seq stored before them (`max_known`): no query unless the run reaches into
+    seqs that arrived out of order earlier. Same answer as contiguous_acked_seq's run."""
+    fresh = set(fresh_seqs)
+    n = start
+    while True:
+        while n + 1 in fresh:
+            n += 1
+        if n + 1 > max_known:
+            return n
+        rows = db.query("SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
+                        " ORDER BY seq LIMIT 512", (site, device, n))
+        before = n
+        for r in rows:
+            if r["seq"] != n + 1:
+                break
+            n += 1
+        if n == before:
+            return n
+
+
+def record_acks(db, rows):
+    """Record [(site, device, acked_seq, now_ms)] as published; an ack never goes down."""
+    db.executemany(
+        "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET acked_seq = excluded.acked_seq,"
+        " published_ms = excluded.published_ms WHERE excluded.acked_seq > acks.acked_seq", rows)
+
+
+def last_ack(db, site, device):
+    """The ack last recorded as published for a panel, or None."""
+    return db.scalar("SELECT acked_seq FROM acks WHERE site = ? AND device = ?", (site, device))
+
+
+def advance_ack(db, site, device, now_ms):
+    """Recompute the panel's ack; record and return it if it moved forward, else None."""
+    previous = last_ack(db, site, device)
+    ack = contiguous_acked_seq(db, site, device, previous=previous or 0)
+    if previous is not None and ack <= previous:
+        return None
+    if previous is None and ack == 0:
+        return None
+    db.execute(
+        "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET acked_seq = excluded.acked_seq,"
+        " published_ms = excluded.published_ms", (site, device, ack, now_ms))
+    return ack
+
+
+def all_acks(db):
+    """[(site, device, acked_seq)] - republished (retained) whenever the gateway (re)connects."""
+    return [(r["site"], r["device"], r["acked_seq"])
+            for r in db.query("SELECT site, device, acked_seq FROM acks ORDER BY site, device")]
+
+
+# ---- gaps and lost events --------------------------------------------------------------------
+
+def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
+    """Missing seq ranges of one panel, each a dict:
+    {"first", "last", "count", "status": "lost" | "open", "why"}.
+
+    lost + why "dropped": the panel no longer holds them (below its journal floor);
+    lost + why "overdue": still missing `grace_ms` after a later seq arrived;
+    open: missing, recently; the panel may still send them.
+    Seqs above the newest stored one are backlog (the panel's `pending`), not gaps - except below
+    the panel's floor, where they are dropped.
+    """
+    if state is None:
+        state = panel_state(db, site, device)
+    floor = held_floor(state)
+    rows = db.query(
+        "SELECT seq, received_ms, prev FROM ("
+        " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
+        " WHERE site = ? AND device = ?) w"
+        " WHERE (w.prev IS NULL AND w.seq > 1) OR w.seq > w.prev + 1 ORDER BY seq",
+        (site, device))
+    holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
+    top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?",
+                    (site, device)) or 0
+    if floor - 1 > top:
+        holes.append((top + 1, floor - 1, None))
+    out = []
+    for first, last, since in holes:
+        if first < floor:
+            cut = min(last, floor - 1)
+            out.append(_gap(first, cut, "lost", "dropped"))
+            first = cut + 1
+        if first <= last:
+            overdue = since is not None and now_ms - since > grace_ms
+            out.append(_gap(first, last, "lost" if overdue else "open", "overdue" if overdue else "waiting"))
+    return out
+
+
+def _gap(first, last, status, why):
+    return {"first": first, "last": last, "count": last - first + 1, "status": status, "why": why}
+
+
+def lost_summary(gap_list):
+    """(count, "a-b,c") of the lost gaps."""
+    lost = [g for g in gap_list if g["status"] == "lost"]
+    ranges = ",".join(str(g["first"]) if g["first"] == g["last"] else "%d-%d" % (g["first"], g["last"])
+                      for g in lost)
+    return sum(g["count"] for g in lost), ranges
+
+
+# ---- dead letters ----------------------------------------------------------------------------
+
+def insert_dead_letter(db, topic, payload, reason, received_ms):
+    if isinstance(topic, (bytes, bytearray)):
+        topic = bytes(topic).decode("utf-8", "replace")
+    db.execute("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
+               (topic, bytes(payload), reason, received_ms))
+
+
+def insert_dead_letters(db, letters):
+    """letters: [(topic, payload_bytes, reason, received_ms)]"""
+    db.executemany("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
+                   [(t, bytes(p), r, ms) for t, p, r, ms in letters])
+
+
+def dead_letters(db, limit=50, since_ms=None):
+    """Newest first."""
+    sql = "SELECT id, topic, payload, reason, received_ms FROM dead_letters"
+    params = ()
+    if since_ms is not None:
+        sql += " WHERE received_ms >= ?"
+        params = (since_ms,)
+    sql += " ORDER BY id DESC"
+    if limit:
+        sql += " LIMIT %d" % int(limit)
+    rows = db.query(sql, params)
+    for r in rows:
+        r["payload"] = bytes(r["payload"])
+    return rows
+
+
+def dead_letter_count(db):
+    return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
+
+
+# ---- counts ----------------------------------------------------------------------------------
+
+def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, source, received_ms):
+    """Store one interval's counts; idempotent on (site, device, from_ms, to_ms).
+
+    A repeated interval UPDATES the stored row (a corrected CSV re-imported wins), field by
+    field: a value given replaces the stored one, a missing (None) value keeps it - so one source
+    may give transactions and another visitors for the same interval. device '' = whole site.
+    """
+    db.execute(
+        "INSERT INTO counts (site, device, from_ms, to_ms, transactions, visitors, source, received_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, from_ms, to_ms) DO UPDATE SET"
+        " transactions = COALESCE(excluded.transactions, counts.transactions),"
+        " visitors = COALESCE(excluded.visitors, counts.visitors),"
+        " source = excluded.source, received_ms = excluded.received_ms",
+        (site, device or "", from_ms, to_ms, transactions, visitors, source, received_ms))
+
+
+def counts(db, site=None, from_ms=None, to_ms=None):
+    """Counts rows (optionally one site, intervals overlapping [from_ms, to_ms))."""
+    sql, params = "SELECT * FROM counts WHERE 1 = 1", []
+    if site is not None:
+        sql += " AND site = ?"
+        params.append(site)
+    if from_ms is not None:
+        sql += " AND to_ms > ?"
+        params.append(from_ms)
+    if to_ms is not None:
+        sql += " AND from_ms < ?"
+        params.append(to_ms)
+    return db.query(sql + " ORDER BY site, device, from_ms", tuple(params))

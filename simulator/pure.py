@@ -1,0 +1,61 @@
+"""The pure pipeline: World presses -> events -> gateway.windows -> polls -> kpi_core (no I/O).
+
+No firmware, broker or database: every press becomes the event the firmware would emit at the
+moment it would emit it, with consecutive seqs. Used by `rating demo` as its fast path and by
+the tests as a model check (the method's window rules applied to the presses must give the
+polls a person counts: simulator.truth).
+"""
+from gateway.windows import PanelWindows, Poll, ForceMajeure, Unsolicited, Anomaly, WindowSettings
+
+
+def event_time(press, firmware):
+    """When the firmware reports a press: answers on press-down (after debounce), a short
+    seller press on release, a long one when the hold crosses long_ms."""
+    if press.ev == "seller_short":
+        return press.t + press.hold
+    if press.ev == "seller_long":
+        return press.t + firmware["long_ms"]
+    return press.t + firmware["debounce_ms"]
+
+
+def assign_seqs(world):
+    """Give every press the seq a fresh panel would: 1, 2, ... in event-time order."""
+    for key, presses in world.presses.items():
+        order = sorted(presses, key=lambda p: event_time(p, world.scenario.firmware))
+        for i, p in enumerate(order, 1):
+            p.seq = i
+
+
+def settings(sc):
+    m = sc.method
+    return WindowSettings(window_ms=int(m["window_s"] * 1000), rearm_ms=int(m["rearm_s"] * 1000),
+                          fm_ms=int(m["fm_minutes"] * 60000))
+
+
+def derive(world):
+    """-> {"polls": [...], "fms": [...], "unsolicited": {key: n}, "anomalies": [...]}: what the
+    window builder makes of the presses that were not lost."""
+    fw = world.scenario.firmware
+    out = {"polls": [], "fms": [], "unsolicited": {}, "anomalies": []}
+    for key, presses in world.presses.items():
+        w = PanelWindows(settings(world.scenario))
+        evs = sorted(((event_time(p, fw), p) for p in presses if not p.lost), key=lambda x: x[1].seq)
+        items = []
+        for at, p in evs:
+            items += w.feed(p.seq, at, p.ev, p.hold if p.ev.startswith("seller") else None)
+        items += w.close_all()
+        out["unsolicited"][key] = 0
+        for it in items:
+            if isinstance(it, Poll):
+                out["polls"].append({"site": key[0], "device": key[1], "open_seq": it.open_seq,
+                                     "opened_at": it.opened_at, "answer": it.answer,
+                                     "extra_presses": it.extra_presses})
+            elif isinstance(it, ForceMajeure):
+                out["fms"].append({"site": key[0], "device": key[1], "seq": it.seq,
+                                   "start": it.start, "end": it.end, "presses": it.presses})
+            elif isinstance(it, Unsolicited):
+                out["unsolicited"][key] += 1
+            elif isinstance(it, Anomaly):
+                out["anomalies"].append({"site": key[0], "device": key[1], "seq": it.seq,
+                                         "kind": it.kind, "detail": it.detail})
+    return out

@@ -1,0 +1,199 @@
+"""The real processes of an end-to-end run: an MQTT broker and `rating gateway run`.
+
+- `Broker`: a private Mosquitto on a free loopback port with the queue limits raised
+  (../shared/MQTT-FACTS.md pitfall 1) and persistence on, so stop()/start() is a broker outage
+  that keeps the gateway's persistent session; where no mosquitto binary exists, the gateway's
+  embedded broker (`python -m gateway.broker`) stands in (in-memory: an outage loses its queue,
+  which the panels' ack timeouts repair).
+- `Gateway`: `rating gateway run --broker URL --db URL` as a subprocess; stop() is SIGTERM
+  (graceful), kill() is SIGKILL (the fault "gateway restart").
+
+Everything here is process plumbing; the runner decides when.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0, host="127.0.0.1"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def mosquitto_binary():
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+
+
+def _python():
+    return sys.executable
+
+
+class Broker:
+    """A broker this run owns. `kind` is "mosquitto" or "embedded"."""
+
+    START_TIMEOUT_S = 15
+
+    def __init__(self, prefer="mosquitto"):
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.url = "mqtt://%s:%d" % (self.host, self.port)
+        self.dir = tempfile.mkdtemp(prefix="rating-sim-broker-")
+        os.chmod(self.dir, 0o777)  # mosquitto drops to its own user when started as root
+        self.binary = mosquitto_binary() if prefer == "mosquitto" else None
+        self.kind = "mosquitto" if self.binary else "embedded"
+        self.proc = None
+
+    def start(self):
+        if self.binary:
+            conf = os.path.join(self.dir, "mosquitto.conf")
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\n"
+                        "allow_anonymous true\n"
+                        "persistence true\n"
+                        "persistence_location %s/\n"
+                        "autosave_interval 1\n"
+                        "max_queued_messages 1000000\n"
+                        "max_queued_bytes 0\n"
+                        "max_inflight_messages 100\n"
+                        "max_keepalive 65535\n"
+                        "set_tcp_nodelay true\n"
+                        "log_dest stdout\n"
+                        "log_type error\n" % (self.port, self.dir))
+            cmd = [self.binary, "-c", conf]
+        else:
+            cmd = [_python(), "-m", "gateway.broker", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, self.START_TIMEOUT_S):
+            self.stop()
+            raise RuntimeError("the %s broker did not start on port %d" % (self.kind, self.port))
+        return self
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Gateway:
+    """`rating gateway run` as a child process, its output in `log_path`."""
+
+    START_TIMEOUT_S = 20
+
+    def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim"):
+        self.broker_url = broker_url
+        self.db_url = db_url
+        self.root = root
+        self.client_id = client_id
+        self.workdir = workdir
+        self.log_path = os.path.join(workdir, "gateway.log")
+        self.config_path = os.path.join(workdir, "gateway.toml")
+        with open(self.config_path, "w") as f:
+            # the clock-driven derive tick would advance windows by the wall clock, which is
+            # not the simulated one: the runner rebuilds at the end instead
+            f.write("derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\n")
+        self.proc = None
+        self._seen = 0
+        self.starts = 0
+        self.kills = 0
+
+    def start(self):
+        cmd = [_python(), "-m", "simulator.gateway_main", "gateway", "run", "--broker", self.broker_url,
+               "--db", self.db_url, "--root", self.root, "--client-id", self.client_id,
+               "--config", self.config_path]
+        self._seen = self._connected_lines()
+        log = open(self.log_path, "a")
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        finally:
+            log.close()
+        self.starts += 1
+        return self
+
+    def mark(self):
+        """Remember how often it connected so far; wait_connected() then waits for the next."""
+        self._seen = self._connected_lines()
+
+    def wait_connected(self, timeout=None):
+        """Block until the log says the gateway is connected (it subscribes right then)."""
+        deadline = time.monotonic() + (timeout or self.START_TIMEOUT_S)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the gateway exited with code %s; see %s:\n%s"
+                                   % (self.proc.returncode, self.log_path, self.tail()))
+            if self._connected_lines() > self._seen:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("the gateway did not connect to %s within %.0f s; see %s:\n%s"
+                           % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail()))
+
+    def _connected_lines(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read().count("connected to the broker")
+        except OSError:
+            return 0
+
+    def tail(self, n=20):
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """kill -9: no graceful commit; the broker keeps the unacknowledged messages."""
+        if self.running:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.kills += 1
+        self.proc = None
+
+    def stop(self, timeout=20):
+        if self.running:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

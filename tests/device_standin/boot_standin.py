@@ -1,0 +1,30 @@
+# Run by bridge.mjs after a hard reset, in place of /main.py: the panel firmware's main loop
+# needs sockets (Wi-Fi, MQTT) the WebAssembly VM does not have, and would never return. This
+# imports the deployed firmware from the VM's own flash and validates /config.json with the
+# firmware's own code, then reports what it found to the test (events.jsonl).
+def _standin_boot():
+    import json
+    import os
+    import _standin
+    try:
+        os.stat("/main.py")
+    except OSError:
+        print("standin: no /main.py (nothing deployed)")
+        return
+    try:
+        from firmware.version import FW
+        from firmware import config
+        with open("/config.json") as f:
+            cfg = config.load(f.read())
+    except Exception as e:
+        print("standin: firmware did not start: %r" % (e,))
+        _standin.booted(json.dumps({"ok": False, "error": repr(e)}))
+        return
+    m = cfg["mqtt"]
+    print("standin: firmware %s imported, /config.json valid for %s/%s" % (FW, cfg["site"], cfg["device"]))
+    _standin.booted(json.dumps({"ok": True, "fw": FW, "site": cfg["site"], "device": cfg["device"],
+                                "root": m["root"], "host": m["host"], "port": m["port"]}))
+
+
+_standin_boot()
+del _standin_boot

@@ -1,0 +1,46 @@
+# Run by bridge.mjs inside the WebAssembly VM at every boot, before the REPL starts.
+# It makes the browser VM look like a panel to the tools: "/" is the flash folder, OSError
+# numbers are MicroPython's, time.sleep* really sleep, and `machine`/`network` exist.
+def _standin_prelude():
+    import builtins
+    import os
+    import sys
+    import time
+
+    import _standin
+
+    os.umount("/")
+    os.mount(os.VfsPosix("/standin"), "/_standin")
+    sys.path.insert(0, "/_standin")
+    import machine  # noqa: F401  (fakes/machine.py; stays in sys.modules)
+    import network  # noqa: F401
+    sys.path.pop(0)
+    os.umount("/_standin")
+    os.mount(os.VfsPosix("/flash"), "/")
+    os.chdir("/")
+
+    # Emscripten errno -> MicroPython errno (what an ESP32 reports; mpremote maps these).
+    remap = {44: 2, 20: 17, 54: 20, 31: 21, 28: 22, 51: 28, 8: 9, 2: 13, 63: 1, 29: 5,
+             69: 30, 10: 16, 75: 18, 33: 24, 55: 39}
+
+    def wrap(f):
+        def call(*args):
+            try:
+                return f(*args)
+            except OSError as e:
+                raise OSError(remap.get(e.errno, e.errno))
+        return call
+
+    for name in ("stat", "listdir", "ilistdir", "mkdir", "rmdir", "remove", "unlink", "rename",
+                 "chdir", "statvfs"):
+        if hasattr(os, name):
+            setattr(os, name, wrap(getattr(os, name)))
+    builtins.open = wrap(builtins.open)
+
+    time.sleep_ms = lambda ms: _standin.sleep(int(ms))
+    time.sleep_us = lambda us: _standin.sleep(int(us) // 1000)
+    time.sleep = lambda s: _standin.sleep(int(s * 1000))
+
+
+_standin_prelude()
+del _standin_prelude

