@@ -84,8 +84,10 @@ class Panel:
             ticks = hal.ticks_ms()
         self.ticks = ticks
         up = self.up = self.uptime.update(ticks)
-        p = hal.pressed
-        mask = p("yes") | (p("no") << 1) | (p("unsure") << 2) | (p("seller") << 3)
+        # method calls, not a saved `hal.pressed`: on MicroPython that bound method would be
+        # a heap object every step (100 a second of garbage)
+        mask = (hal.pressed("yes") | (hal.pressed("no") << 1) | (hal.pressed("unsure") << 2)
+                | (hal.pressed("seller") << 3))
         events = self.buttons.sample(mask, up)
         if events:
             for ev, hold in events:

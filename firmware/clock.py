@@ -24,14 +24,19 @@ class Uptime:
     """
 
     def __init__(self, ticks_now=0, period=TICKS_PERIOD):
+        if period <= 0 or period & (period - 1):
+            raise ValueError("period must be a power of two (ticks wrap at TICKS_MAX + 1), got %d" % period)
         self.period = period
         self._half = period >> 1
+        # `& mask` instead of `% period`: the period itself (2**30 on ESP32, 2**62 on unix) is
+        # one past the VM's small-int range, so `%` would allocate a long int at every update
+        self._mask = period - 1
         self._last = ticks_now
         self.up_ms = 0
 
     def update(self, ticks_now):
         # ticks_diff semantics: the signed distance in [-period/2, period/2)
-        d = ((ticks_now - self._last + self._half) % self.period) - self._half
+        d = ((ticks_now - self._last + self._half) & self._mask) - self._half
         if d > 0:
             self._last = ticks_now
             self.up_ms += d

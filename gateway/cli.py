@@ -61,4 +61,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module so `CliError` is the class the subcommands raise.
+    from gateway.cli import main as _main
+    sys.exit(_main())

@@ -42,8 +42,14 @@ class Flag:
     subject: str = ""  # which figure the flag is about ("DI-staff", "visitor coverage", ...)
 
 
-def _pct(x):
-    return "%.0f %%" % (x * 100.0)
+def _pct(x, other=None):
+    """Whole percent, with as many decimals as it takes to differ from `other` (so a message
+    never reads "30 % is below 30 %")."""
+    for digits in (0, 1, 2, 3):
+        text = "%.*f %%" % (digits, x * 100.0)
+        if other is None or text != "%.*f %%" % (digits, other * 100.0):
+            return text
+    return text
 
 
 def _figure(fig, name):
@@ -77,9 +83,9 @@ def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=Non
         out.append(Flag(
             "fm_rate_high",
             "Force-majeure rate %s is above %s: do not judge staff on this period."
-            % (_pct(fm_rate.value), _pct(t.fm_rate_max)),
+            % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)),
             "Уровень форс-мажора %s выше %s: период не следует оценивать."
-            % (_pct(fm_rate.value), _pct(t.fm_rate_max)), "force-majeure rate"))
+            % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)), "force-majeure rate"))
     for name, fig, limit, code, base_en, base_ru in (
             ("visitor coverage", coverage, t.coverage_min, "coverage_low", "visitors", "посетителей"),
             ("exact conversion", conversion, t.conversion_min, "conversion_low", "sales", "продаж")):
@@ -96,7 +102,7 @@ def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=Non
             out.append(Flag(
                 code,
                 "%s %s is below %s: the customers who rated may not represent all %s."
-                % (name.capitalize(), _pct(fig.value), _pct(limit), base_en),
+                % (name.capitalize(), _pct(fig.value, limit), _pct(limit, fig.value), base_en),
                 "%s %s ниже %s: оценившие клиенты могут быть нерепрезентативны."
-                % (NAMES_RU[name], _pct(fig.value), _pct(limit)), name))
+                % (NAMES_RU[name], _pct(fig.value, limit), _pct(limit, fig.value)), name))
     return out

@@ -24,6 +24,7 @@ IMPORTS_CEILING = 58 * 1024
 NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "firmware.config", "firmware.memfs",
                   "firmware.ntp", "firmware.selftest", "firmware.boot")
 SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")
+IDLE_BYTES_PER_STEP = 20  # measured 4-8 (occasional LED redraws, link retries); was ~110
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,12 @@ def test_fw_mem_device_boot_at_100k_unloads_boot_code(lib, tmp_path):
     resident = [m for m in NEVER_RESIDENT if m in loaded]
     assert not resident, "held after boot: %s" % resident
     assert "STEPS 30 seq 0 boot 1" in proc.stdout
+    # the main loop's idle step makes (almost) no garbage: it runs 100 times a second, and
+    # every byte of garbage there is GC work on the panel (was ~110 B a step: a long-int
+    # modulo in clock.Uptime and a bound method in Panel.step)
+    idle, steps = (int(x) for x in proc.stdout.split("IDLE ")[1].split()[:2])
+    print("idle steps: %d B of garbage in %d steps" % (idle, steps))
+    assert idle < steps * IDLE_BYTES_PER_STEP, "%d B of garbage in %d idle steps" % (idle, steps)
 
 
 def test_fw_mem_device_boot_config_error_blinks_then_unloads(lib, tmp_path):

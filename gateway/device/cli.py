@@ -119,8 +119,10 @@ def cmd_flash(args):
 
 @_guard
 def cmd_deploy(args):
-    from gateway.device import panelconfig, steps
+    from gateway.device import panelconfig, ports, steps
     from gateway.device.deploy import Deploy
+    if not args.dry_run:  # the cable first: it is the likeliest problem in a store
+        ports.check_exists(args.port)
     overrides = panelconfig.overrides_from(args.site, args.device, args.wifi_ssid, args.wifi_password,
                                            args.broker, args.mqtt_user, args.mqtt_password)
     watch = None

@@ -6,6 +6,8 @@
 # Prints, after STEPS (default 50) main-loop steps:
 #   HEAP alloc=<gc.mem_alloc()> free=<gc.mem_free()> boot=<growth since before firmware.main>
 #   LOADED <firmware/protocol/umqtt modules in sys.modules>
+#   IDLE <bytes> <steps>   garbage made by that many idle steps (10 ms apart, offline):
+#                          the main loop runs 100 a second, so this must stay near zero
 import gc
 import json
 import sys
@@ -37,3 +39,12 @@ print("HEAP alloc=%d free=%d boot=%d" % (gc.mem_alloc(), gc.mem_free(), gc.mem_a
 print("LOADED " + " ".join(sorted(m for m in sys.modules
                                    if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
 print("STEPS %d seq %d boot %d" % (STEPS, panel.journal.seq, panel.boot))
+
+t = panel.ticks
+gc.collect()
+gc.disable()  # count every byte allocated, collected or not
+before = gc.mem_alloc()
+for i in range(1, 401):
+    panel.step(t + i * 10)
+print("IDLE %d %d" % (gc.mem_alloc() - before, 400))
+gc.enable()
