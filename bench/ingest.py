@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ sys.path.insert(0, REPO)
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from protocol import messages  # noqa: E402
+from simulator.services import free_port, mosquitto_binary, wait_port  # noqa: E402
 
 RATING = os.path.join(REPO, ".venv", "bin", "rating")
 ROOT = "bench/v1"
@@ -40,26 +40,9 @@ SITE = "bench"
 T0 = 1717000000000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 def start_broker(tmp):
     port = free_port()
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    binary = mosquitto_binary()
     if binary:
         conf = os.path.join(tmp, "mosquitto.conf")
         with open(conf, "w") as f:
@@ -71,7 +54,7 @@ def start_broker(tmp):
         proc = subprocess.Popen([sys.executable, "-m", "gateway.broker", "--port", str(port)], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         kind = "embedded amqtt"
-    if not wait_port(port):
+    if not wait_port(port, 10):
         raise SystemExit("broker did not start")
     return proc, "127.0.0.1", port, kind
 

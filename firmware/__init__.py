@@ -1,6 +1,16 @@
 """Panel firmware (MicroPython, ESP32); see README.md."""
 import sys
 
+# `from firmware import const` for the modules: X = const(3) makes mpy-cross put the number into
+# the bytecode (a name with a leading underscore is then not even interned); CPython (simulator,
+# tests) just gets the int.
+try:
+    import micropython
+    const = micropython.const
+    del micropython
+except ImportError:
+    const = int
+
 
 def unload(*names):
     """Forget modules only needed now and then (config validation at boot and on a remote

@@ -13,23 +13,23 @@ nothing happens: four pin reads, a few integer compares.
 Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
 (publish if online). Nothing is ever published that is not already in the journal.
 """
-from firmware import buttons, clock, journal, ui, unload
+from firmware import buttons, clock, const, journal, ui, unload
 from firmware.link import Link
 from firmware.version import FW
 from protocol import panel
 
 ANSWERS = ("yes", "no", "unsure")
-BOOT_ONLY = ("firmware.config", "protocol.topics")  # unloaded once the Panel runs
+REMOTE_FILE = "remote.json"  # the applied remote config (firmware/remote.py writes it)
+_NTP_TIMEOUT_MS = const(1500)
+_NTP_JITTER_MS = const(60000)  # spread a store's panels' resyncs
+# Loaded for a remote config (firmware.remote) or at boot only, unloaded once the Panel runs
+LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics")
 
 
 class Panel:
     LOOP_MS = 10              # device main-loop period (button sampling rate)
     WDT_MS = 10000            # watchdog timeout: ~2 s socket stall + NTP + margin
-    NTP_TIMEOUT_MS = 1500
-    NTP_JITTER_MS = 60000     # spread a store's panels' resyncs
     JOURNAL_PREFIX = "j"      # journal files: <data>/j.*
-    REMOTE_FILE = "remote.json"
-    MAX_ERR = 200             # protocol's MAX_TEXT for cfg_err
 
     def __init__(self, hal, cfg, fs=None, ticks=None):
         self.hal = hal
@@ -40,8 +40,17 @@ class Panel:
         self.ticks = ticks
         self.uptime = clock.Uptime(ticks, period=clock.ticks_period(hal.ticks_add))
         self.up = self.uptime.update(ticks)
-        self._load_remote()
-        unload(*BOOT_ONLY)  # before the journal and link allocate: a lower peak at boot
+        self._cfg_msg = None  # the last config payload handled (bytes)
+        try:
+            with open(hal.path(REMOTE_FILE)) as f:
+                text = f.read()
+        except OSError:
+            text = None  # no remote config received yet
+        if text is not None:
+            hal.collect()  # from this shallow frame: the import below finds room
+            from firmware import remote  # re-apply /remote.json (loaded for it, unloaded after)
+            remote.load_saved(self, text)
+        unload(*LAZY)  # before the journal and link allocate: a lower peak at boot
         t = self.cfg["timings"]
         self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
                                        stuck_ms=t["stuck_ms"])
@@ -104,21 +113,17 @@ class Panel:
         if u.offline == self.link.online:
             u.offline = not self.link.online
             self._ui_next = up
-        if up >= self._ui_next:
-            self._draw(up)
+        if up >= self._ui_next:  # LEDs: write only the ones that change, then sleep till next
+            frame = u.frame(up)
+            if frame != self._leds:
+                old = self._leds or (-1, -1, -1, -1)
+                for i in range(4):
+                    if frame[i] != old[i]:
+                        hal.led(ui.NAMES[i], frame[i])
+                self._leds = frame
+            nxt = u.next_change(up)
+            self._ui_next = nxt if nxt is not None else up + 3600000
         hal.wdt_feed()  # healthy path only: an exception above skips it
-
-    def _draw(self, up):
-        frame = self.ui.frame(up)
-        if frame != self._leds:
-            led = self.hal.led
-            old = self._leds or (-1, -1, -1, -1)
-            for i in range(4):
-                if frame[i] != old[i]:
-                    led(ui.NAMES[i], frame[i])
-            self._leds = frame
-        nxt = self.ui.next_change(up)
-        self._ui_next = nxt if nxt is not None else up + 3600000
 
     def next_deadline(self):
         """Ticks (same domain as step()'s argument) at which step() has work to do."""
@@ -147,13 +152,13 @@ class Panel:
         self.link.kick()
         u = self.ui
         if ev in ANSWERS:
-            u.thanks(up)
+            u.thanks_at = up  # the thank-you blink starts
             self._close_window()
         elif ev == "seller_short":
             self.window_until = up + self.cfg["timings"]["window_s"] * 1000
             u.window_open = True
         elif ev == "seller_long":
-            u.force_majeure(up)
+            u.fm_at = up  # force-majeure blink on the seller LED
             self._close_window()
         self._ui_next = up
 
@@ -174,7 +179,7 @@ class Panel:
         from firmware import ntp  # packet code: loaded for the sync, unloaded after
         try:
             req = ntp.ntp_request()
-            data = self.hal.ntp_query(self.cfg["ntp"]["host"], req, self.NTP_TIMEOUT_MS)
+            data = self.hal.ntp_query(self.cfg["ntp"]["host"], req, _NTP_TIMEOUT_MS)
             recv_up = self.uptime.update(self.hal.ticks_ms())
             at, unix_ms = ntp.ntp_parse(data, up, recv_up)
             self.wall.synced(at, unix_ms)
@@ -183,84 +188,28 @@ class Panel:
         except Exception as e:
             self.hal.log("panel: ntp failed: %s" % e)
         unload("firmware.ntp")
-        self.ntp.done(up, ok, self.hal.random(self.NTP_JITTER_MS) if ok else 0)
+        self.ntp.done(up, ok, self.hal.random(_NTP_JITTER_MS) if ok else 0)
 
-    # ---- ack and config from the gateway ----
+    # ---- config from the gateway ----
     def _on_config(self, msg):
+        if msg == self._cfg_msg:
+            return  # the retained config again after a reconnect: handled already, no import
+        self.hal.collect()  # room for the import below
         try:
-            remote = panel.decode_config(msg)
-        except Exception as e:
-            self._config_error(str(e))
-            return
-        if remote == self.cfg.get("remote"):
-            return  # the retained config again after a reconnect: nothing to write
-        from firmware import config  # boot-only module: loaded for this, unloaded below
-        cfg, err = config.merge_remote(self.cfg, remote)
-        text = config.persist_remote(cfg) if not err else None
-        unload(*BOOT_ONLY)
-        if err:
-            self._config_error(err)
-            return
-        try:
-            self._write(self.REMOTE_FILE, text)
-        except Exception as e:
-            self._fault("cfg_write")
-            self.hal.log("panel: remote config not persisted: %s" % e)
-        self.cfg = cfg
-        self.cfg_err = None
-        self._apply()
-        self.hal.log("panel: remote config ver %s applied" % remote.get("ver"))
-        self.link.publish_state_soon()
-
-    def _config_error(self, err):
-        err = str(err)[:self.MAX_ERR]
-        self.hal.log("panel: remote config ignored: %s" % err)
-        if err != self.cfg_err:
-            self.cfg_err = err
-            self.link.publish_state_soon()
-
-    def _apply(self):
-        t = self.cfg["timings"]
-        self.buttons.set_timings(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
-                                 stuck_ms=t["stuck_ms"])
-        self.link.set_timings(t)
-        self.ui.brightness = self.cfg["led_brightness"]
-        self._leds = None
-        self._ui_next = self.up
-
-    def _load_remote(self):
-        try:
-            with open(self.hal.path(self.REMOTE_FILE)) as f:
-                text = f.read()
-        except OSError:
-            return  # no remote config received yet
-        from firmware import config
-        cfg, err = config.load_remote(self.cfg, text)
-        if err:
-            self.cfg_err = str(err)[:self.MAX_ERR]
-            self.hal.log("panel: saved remote config ignored: %s" % err)
-        else:
-            self.cfg = cfg
-
-    def _write(self, name, text):
-        # write-then-rename: a power cut leaves the old file or the new one, never half of one
-        import os
-        path = self.hal.path(name)
-        with open(path + ".tmp", "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
-        os.rename(path + ".tmp", path)
+            from firmware import remote  # decode/merge/persist: loaded for this, unloaded after
+            remote.on_config(self, msg)
+            self._cfg_msg = msg  # handled (applied, or refused with cfg_err)
+        finally:
+            unload(*LAZY)
 
     # ---- state for the gateway ----
-    def faults(self):
-        f = list(self.buttons.faults())
-        for x in self.faults_extra:
-            f.append(x)
-        return f[:16]
-
     def state(self):
         remote = self.cfg.get("remote") or {}
         j = self.journal
+        faults = list(self.buttons.faults())
+        for x in self.faults_extra:
+            faults.append(x)
         return {"online": True, "boot": self.boot, "up": self.up, "t": self.wall.now(self.up),
                 "fw": FW, "seq": j.seq, "pending": j.pending(), "dropped": j.dropped,
                 "heap": self.hal.mem_free(), "rssi": self.hal.wifi_rssi(),
-                "faults": self.faults(), "cfg": remote.get("ver"), "cfg_err": self.cfg_err}
+                "faults": faults[:16], "cfg": remote.get("ver"), "cfg_err": self.cfg_err}

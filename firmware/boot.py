@@ -71,5 +71,5 @@ def start(hal_factory, path=CONFIG_PATH, log=print, max_ms=None):
     cfg, message = read_config(path)
     if cfg is None:
         cfg = config_error_loop(_hal_for_error(hal_factory), message, path, log, max_ms)
-    unload("firmware.config", "protocol.topics")  # validated: free it before the Panel loads
+    unload("firmware.config", "protocol.config", "protocol.topics")  # validated: free it first
     return cfg

@@ -5,8 +5,10 @@ edges plus `next_deadline()`. Times are extended uptime ms (clock.Uptime), never
 Allocation per sample: none unless an event is produced.
 """
 
+from firmware import const
+
 NAMES = ("yes", "no", "unsure", "seller")
-SELLER = 3
+_SELLER = const(3)  # index of the seller button (const: a number in the bytecode, no name)
 _PRESS = (("yes", None), ("no", None), ("unsure", None))
 
 
@@ -20,10 +22,6 @@ class Debouncer:
         self._raw = False
         self._raw_ms = 0      # when the raw level last changed
 
-    def prime(self, level, now_ms):
-        self.stable = self._raw = bool(level)
-        self.edge_ms = self._raw_ms = now_ms
-
     def feed(self, level, now_ms):
         """Return the new stable level when it changes at this sample, else None."""
         level = bool(level)
@@ -36,10 +34,6 @@ class Debouncer:
             return self.stable
         return None
 
-    def settling(self):
-        """True while the raw level differs from the stable one (a change may be coming)."""
-        return self._raw != self.stable
-
     def deadline(self):
         """up_ms at which the pending raw change becomes stable, or None."""
         if self._raw != self.stable:
@@ -50,11 +44,7 @@ class Debouncer:
 class Buttons:
     """The four panel buttons. See firmware/README.md "Module APIs" for the event rules."""
 
-    DEBOUNCE_MS = 30
-    LONG_MS = 1500
-    STUCK_MS = 30000
-
-    def __init__(self, debounce_ms=DEBOUNCE_MS, long_ms=LONG_MS, stuck_ms=STUCK_MS):
+    def __init__(self, debounce_ms=30, long_ms=1500, stuck_ms=30000):
         self._deb = [Debouncer(debounce_ms) for _ in NAMES]
         self.long_ms = long_ms
         self.stuck_ms = stuck_ms
@@ -97,24 +87,25 @@ class Buttons:
             d = self._deb[i]
             if not self._primed:
                 # a button already down at boot is not a press (self-test, stuck at boot)
-                d.prime(level, now_ms)
+                d.stable = d._raw = bool(level)
+                d.edge_ms = d._raw_ms = now_ms
                 continue
             change = d.feed(level, now_ms)
-            if change is True and i == SELLER:
+            if change is True and i == _SELLER:
                 self._press_ms = d.edge_ms
                 self._long_done = False
             elif change is True:
                 ev.append(_PRESS[i])
             elif change is False:
-                if i == SELLER and not self._long_done:
+                if i == _SELLER and not self._long_done:
                     self._long_done = True
                     hold = d.edge_ms - self._press_ms
                     ev.append(("seller_long" if hold >= self.long_ms else "seller_short", hold))
                 if self._stuck & (1 << i):
                     self._set_stuck(i, False)
-            if d.stable and not d.settling():
+            if d.stable and d._raw == d.stable:  # settled (no change coming)
                 held = now_ms - d.edge_ms
-                if i == SELLER and not self._long_done and held >= self.long_ms:
+                if i == _SELLER and not self._long_done and held >= self.long_ms:
                     # reported while still held, so the LED can confirm to the seller
                     self._long_done = True
                     ev.append(("seller_long", held))
@@ -142,11 +133,11 @@ class Buttons:
         best = -1
         for i in range(4):
             d = self._deb[i]
-            if d.settling():
+            if d._raw != d.stable:  # settling: a change may be coming
                 t = d._raw_ms + d.debounce_ms
             elif d.stable:
                 t = -1
-                if i == SELLER and not self._long_done:
+                if i == _SELLER and not self._long_done:
                     t = d.edge_ms + self.long_ms
                 if not self._stuck & (1 << i):
                     t2 = d.edge_ms + self.stuck_ms

@@ -70,11 +70,7 @@ class WallClock:
 class NtpSchedule:
     """When to ask NTP: at boot, then every resync_ms; failures retry with doubling backoff."""
 
-    RESYNC_MS = 6 * 3600 * 1000
-    RETRY_MIN_MS = 5000
-    RETRY_MAX_MS = 300000
-
-    def __init__(self, resync_ms=RESYNC_MS, retry_min_ms=RETRY_MIN_MS, retry_max_ms=RETRY_MAX_MS):
+    def __init__(self, resync_ms=6 * 3600 * 1000, retry_min_ms=5000, retry_max_ms=300000):
         self.resync_ms = resync_ms
         self.retry_min_ms = retry_min_ms
         self.retry_max_ms = retry_max_ms

@@ -5,7 +5,8 @@ serial console can say exactly what to fix ("pins.led_rate: pin 34 is input-only
 """
 import json
 
-from protocol import ProtocolError, panel, topics
+from protocol import ProtocolError, topics
+from protocol import config as pconfig
 
 # Defaults (the file's shape, see the README field table); REQUIRED ones have no default.
 REQUIRED = ("site", "device", "wifi.ssid", "mqtt.host")
@@ -32,7 +33,7 @@ NO_PINS = (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)
 INPUT_ONLY = (34, 35, 36, 37, 38, 39)
 
 # Integer ranges (inclusive). Remote-settable knobs share the protocol's ranges.
-_R = panel.CONFIG_RANGES
+_R = pconfig.CONFIG_RANGES
 RANGES = {
     "mqtt.port": (1, 65535),
     "mqtt.keepalive": (10, 3600),
@@ -196,7 +197,8 @@ def _copy(cfg):
 
 
 def merge_remote(cfg, remote):
-    """Apply a decoded remote config (panel.decode_config) -> (new_cfg, None) or (cfg, error).
+    """Apply a decoded remote config (protocol.config.decode_config) -> (new_cfg, None) or
+    (cfg, error).
 
     The new remote replaces the previous one: a knob it leaves out falls back to /config.json.
     On error the old cfg is returned unchanged and error is "field: problem" for state.cfg_err.
@@ -237,13 +239,13 @@ def persist_remote(cfg):
     """Bytes for /remote.json (the applied remote config), or None when there is none."""
     if not cfg["remote"]:
         return None
-    return panel.encode_config(cfg["remote"])
+    return pconfig.encode_config(cfg["remote"])
 
 
 def load_remote(cfg, text):
     """Re-apply a saved /remote.json at boot -> (cfg, error or None); a bad file is ignored."""
     try:
-        remote = panel.decode_config(text)
+        remote = pconfig.decode_config(text)
     except ProtocolError as e:
         return cfg, "remote.json: " + str(e)
     return merge_remote(cfg, remote)

@@ -13,6 +13,8 @@ panel never loads them; `journal.MemFs` / `journal.PowerCut` still work (module 
 import binascii
 import struct
 
+from firmware import const
+
 
 def _slow_crc32(data, crc=0):
     # only for a port built without binascii.crc32 (ESP32 and unix have it)
@@ -26,12 +28,13 @@ def _slow_crc32(data, crc=0):
 
 crc32 = getattr(binascii, "crc32", None) or _slow_crc32
 
-MAGIC = 0xA5
-HEAD = 6            # magic u8, payload length u8, seq u32
-TAIL = 4            # crc32 of the record's other bytes, salted with (segment, slot)
+# const() with a leading underscore: numbers in the bytecode, no names in the heap
+_MAGIC = const(0xA5)
+_HEAD = const(6)     # magic u8, payload length u8, seq u32
+_TAIL = const(4)     # crc32 of the record's other bytes, salted with (segment, slot)
 META = "<4sIIIIIIHH"   # magic, gen, seq, acked, boot, dropped, first segment, record size, 0
 META_MAGIC = b"JRN1"
-META_SIZE = 36 + 4  # struct above + crc32
+META_SIZE = const(40)  # struct above (36) + crc32
 
 
 class OsFs:
@@ -109,8 +112,8 @@ class Journal:
     ACK_PERSIST_EVERY = 1     # persist the ack after this many newly acked records (see flush)
 
     def __init__(self, fs, prefix="/j", capacity=20000, record_size=48):
-        if not HEAD + TAIL < record_size <= HEAD + TAIL + 255:
-            raise ValueError("record_size must be %d..%d" % (HEAD + TAIL + 1, HEAD + TAIL + 255))
+        if not _HEAD + _TAIL < record_size <= _HEAD + _TAIL + 255:
+            raise ValueError("record_size must be %d..%d" % (_HEAD + _TAIL + 1, _HEAD + _TAIL + 255))
         self.fs = fs
         self.prefix = prefix
         self.seg_records = max(1, (capacity + self.SEGMENTS - 1) // self.SEGMENTS)
@@ -132,7 +135,7 @@ class Journal:
 
     def _set_record_size(self, rs):
         self.rs = rs
-        self.max_payload = rs - HEAD - TAIL
+        self.max_payload = rs - _HEAD - _TAIL
         self._buf = bytearray(rs)
         self._mv = memoryview(self._buf)
         self._zeros = bytes(rs)
@@ -142,9 +145,6 @@ class Journal:
     def _seg_path(self, num):
         return "%s.s%d" % (self.prefix, num)
 
-    def _meta_path(self, i):
-        return "%s.m%d" % (self.prefix, i)
-
     def _save_meta(self):
         # two copies written alternately: a cut while writing one leaves the other intact
         self._gen += 1
@@ -152,7 +152,7 @@ class Journal:
         struct.pack_into(META, b, 0, META_MAGIC, self._gen, self.seq, self.acked, self.boot,
                          self.dropped, self._first, self.rs, 0)
         struct.pack_into("<I", b, META_SIZE - 4, crc32(memoryview(b)[0:META_SIZE - 4]))
-        self.fs.write(self._meta_path(self._mslot), b)
+        self.fs.write("%s.m%d" % (self.prefix, self._mslot), b)
         self._mslot ^= 1
         self._acked_saved = self.acked
 
@@ -160,7 +160,7 @@ class Journal:
         best = None
         b = self._mbuf
         for i in (0, 1):
-            if self.fs.read(self._meta_path(i), 0, b) != META_SIZE:
+            if self.fs.read("%s.m%d" % (self.prefix, i), 0, b) != META_SIZE:
                 continue
             if struct.unpack_from("<I", b, META_SIZE - 4)[0] != crc32(memoryview(b)[0:META_SIZE - 4]):
                 continue
@@ -171,7 +171,7 @@ class Journal:
         if best:
             _, self._gen, self.seq, self.acked, self.boot, self.dropped, self._first, rs, _ = best
             self._acked_saved = self.acked
-            if rs != self.rs and HEAD + TAIL < rs <= HEAD + TAIL + 255:
+            if rs != self.rs and _HEAD + _TAIL < rs <= _HEAD + _TAIL + 255:
                 # the journal on flash keeps its record size (a firmware update must not
                 # make its records unreadable)
                 self._set_record_size(rs)
@@ -181,21 +181,19 @@ class Journal:
     def _crc(self, num, slot):
         struct.pack_into("<II", self._salt, 0, num, slot)
         # the salt makes a stale record (an old file's bytes, another slot) fail the check
-        return crc32(self._mv[0:self.rs - TAIL], crc32(self._salt))
-
-    def _crc_ok(self, num, slot):
-        return struct.unpack_from("<I", self._buf, self.rs - TAIL)[0] == self._crc(num, slot)
+        return crc32(self._mv[0:self.rs - _TAIL], crc32(self._salt))
 
     def _read(self, num, slot):
         """Load record `slot` of segment `num` into _buf; its seq if valid, else None."""
         b = self._buf
         if self.fs.read(self._seg_path(num), slot * self.rs, b) != self.rs:
             return None
-        if b[0] != MAGIC or b[1] > self.max_payload:
-            return None
-        if not self._crc_ok(num, slot):
+        if b[0] != _MAGIC or b[1] > self.max_payload or not self._crc_ok(num, slot):
             return None
         return struct.unpack_from("<I", b, 2)[0]
+
+    def _crc_ok(self, num, slot):
+        return struct.unpack_from("<I", self._buf, self.rs - _TAIL)[0] == self._crc(num, slot)
 
     def _open(self):
         self._load_meta()
@@ -234,7 +232,7 @@ class Journal:
             seg.slots -= 1
             self.fs.read(self._seg_path(seg.num), seg.slots * self.rs, self._buf)
             self._mv[self.rs - self._pad:] = self._zeros[0:self._pad]
-            if self._buf[0] == MAGIC and self._crc_ok(seg.num, seg.slots):
+            if self._buf[0] == _MAGIC and self._crc_ok(seg.num, seg.slots):
                 self._padbyte = 0xFF
 
     # ---- API ---------------------------------------------------------------------------
@@ -262,12 +260,12 @@ class Journal:
                 seg.slots += 1
             seq = self.seq + 1
             b = self._buf
-            b[0] = MAGIC
+            b[0] = _MAGIC
             b[1] = n
             struct.pack_into("<I", b, 2, seq)
-            self._mv[HEAD:HEAD + n] = payload
-            self._mv[HEAD + n:self.rs - TAIL] = self._zeros[0:self.rs - TAIL - HEAD - n]
-            struct.pack_into("<I", b, self.rs - TAIL, self._crc(seg.num, seg.slots))
+            self._mv[_HEAD:_HEAD + n] = payload
+            self._mv[_HEAD + n:self.rs - _TAIL] = self._zeros[0:self.rs - _TAIL - _HEAD - n]
+            struct.pack_into("<I", b, self.rs - _TAIL, self._crc(seg.num, seg.slots))
             self.fs.append(path, b)
         except OSError:
             # flash full or failing: re-learn where the file ends so the next try is aligned
@@ -351,7 +349,7 @@ class Journal:
             for slot in range(start, seg.slots):
                 q = self._read(seg.num, slot)
                 if q is not None and q > s:
-                    return q, bytes(self._mv[HEAD:HEAD + self._buf[1]])
+                    return q, bytes(self._mv[_HEAD:_HEAD + self._buf[1]])
         return None
 
     def iter_unacked(self, after_seq=0):
@@ -366,7 +364,7 @@ class Journal:
 
 
 EVENT = "<Iqqi"     # boot, up, t (-1 = not synced), hold (-1 = none); then the event name
-EVENT_SIZE = 24
+_EVENT_SIZE = const(24)
 
 
 def pack_event(boot, up, t, ev, hold=None):
@@ -377,7 +375,7 @@ def pack_event(boot, up, t, ev, hold=None):
 def unpack_event(payload):
     """-> (boot, up, t, ev, hold), ready for messages.encode_event(seq, *...)."""
     boot, up, t, hold = struct.unpack_from(EVENT, payload, 0)
-    return boot, up, (None if t < 0 else t), bytes(payload[EVENT_SIZE:]).decode(), (None if hold < 0 else hold)
+    return boot, up, (None if t < 0 else t), bytes(payload[_EVENT_SIZE:]).decode(), (None if hold < 0 else hold)
 
 
 def __getattr__(name):

@@ -16,9 +16,15 @@ resent (in order) after every reconnect and whenever no ack covers it within the
 until an ack does. umqtt.simple's QoS 1 publish would wait for the PUBACK inside publish(),
 stalling the button loop for a round trip per event (and with no timeout at all).
 """
+from firmware import const
 from protocol import panel
 
-OFF, JOINING, UP = 0, 1, 2
+# link states (the simulator reads them); const: compared as plain numbers in the bytecode
+OFF = const(0)
+JOINING = const(1)
+UP = const(2)
+_JOIN_POLL_MS = const(250)  # look at the Wi-Fi join this often
+_MAX_INBOUND = const(4)     # incoming packets handled per poll
 
 
 class Link:
@@ -27,9 +33,7 @@ class Link:
     JITTER_PCT = 25             # +-25 %: a store's panels do not reconnect in lockstep
     STABLE_MS = 30000           # a connection up this long resets the backoff
     WIFI_JOIN_MS = 15000        # give the AP this long to hand out an address
-    JOIN_POLL_MS = 250          # look at the Wi-Fi join this often
     POLL_MS = 50                # look for incoming ack/config this often while connected
-    MAX_INBOUND = 4             # incoming packets handled per poll
     BURST = 10                  # event publishes per step (bounds the resend burst)
     INFLIGHT_MAX = 50           # events published but not yet covered by an ack
     ACK_GRACE_MS = 1000         # after connecting, wait this long for the retained ack
@@ -129,7 +133,7 @@ class Link:
         if st == OFF:
             return self.retry_at
         if st == JOINING:
-            return min(now + self.JOIN_POLL_MS, self.join_deadline)
+            return min(now + _JOIN_POLL_MS, self.join_deadline)
         t = self.next_poll
         if self.state_due or self._can_send():
             return now
@@ -169,7 +173,12 @@ class Link:
 
     def _fail(self, now, why):
         """A connect attempt failed: close, wait backoff +- jitter, try again."""
-        self._close()
+        c, self.client = self.client, None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
         self.state = OFF
         self.last_error = str(why) or why.__class__.__name__
         b = self.backoff_ms
@@ -183,14 +192,6 @@ class Link:
             self.backoff_ms = self.BACKOFF_MIN_MS
         self.hal.log("link: mqtt lost: %s" % why)
         self._fail(now, why)
-
-    def _close(self):
-        c, self.client = self.client, None
-        if c is not None:
-            try:
-                c.close()
-            except Exception:
-                pass
 
     def disconnect(self):
         """Clean shutdown (the broker does not publish the will)."""
@@ -209,7 +210,7 @@ class Link:
             raise OSError("no client")
         if now >= self.next_poll:
             self.next_poll = now + self.POLL_MS
-            for _ in range(self.MAX_INBOUND):
+            for _ in range(_MAX_INBOUND):
                 before = self.rx
                 c.check_msg()
                 if self.rx == before:

@@ -10,19 +10,22 @@ next, so an idle panel is not redrawn every loop. Patterns (README.md, "LED patt
     status  100 ms flash / 2 s   offline (no Wi-Fi or no broker)
     status+seller alternate 4 Hz, others off: config error (nothing else shows)
 """
+from firmware import const
 
-RATE, THANKS, STATUS, SELLER = 0, 1, 2, 3
 NAMES = ("rate", "thanks", "status", "seller")
+
+# The patterns' timings (README.md "LED patterns"). const(): mpy-cross puts the numbers into the
+# bytecode, so the names take no heap on the panel (a leading underscore is not even interned).
+_THANKS_BLINKS = const(3)
+_THANKS_HALF_MS = const(150)
+_FM_BLINKS = const(3)
+_FM_HALF_MS = const(80)
+_OFFLINE_PERIOD_MS = const(2000)
+_OFFLINE_FLASH_MS = const(100)
+_CFG_ERR_HALF_MS = const(125)
 
 
 class Ui:
-    THANKS_BLINKS = 3
-    THANKS_HALF_MS = 150
-    FM_BLINKS = 3
-    FM_HALF_MS = 80
-    OFFLINE_PERIOD_MS = 2000
-    OFFLINE_FLASH_MS = 100
-    CFG_ERR_HALF_MS = 125
 
     def __init__(self, brightness=60):
         self.brightness = brightness
@@ -33,12 +36,8 @@ class Ui:
         self.fm_at = None
         self.echo = [0, 0, 0, 0]  # self-test: LEDs lit directly
 
-    # ---- inputs ----
-    def thanks(self, now):
-        self.thanks_at = now
-
-    def force_majeure(self, now):
-        self.fm_at = now
+    # inputs are the attributes above: window_open, offline, config_error, echo, and
+    # thanks_at / fm_at = the uptime ms an answer / force majeure was recorded
 
     # ---- output ----
     def _blink(self, start, now, count, half):
@@ -54,13 +53,13 @@ class Ui:
         """(rate, thanks, status, seller) brightness 0..100 at uptime `now`."""
         on = self.brightness
         if self.config_error:
-            phase = (now // self.CFG_ERR_HALF_MS) % 2
+            phase = (now // _CFG_ERR_HALF_MS) % 2
             return (0, 0, on if phase == 0 else 0, on if phase == 1 else 0)
         rate = on if self.window_open else 0
-        thanks = on * self._blink(self.thanks_at, now, self.THANKS_BLINKS, self.THANKS_HALF_MS)
-        seller = on * self._blink(self.fm_at, now, self.FM_BLINKS, self.FM_HALF_MS)
+        thanks = on * self._blink(self.thanks_at, now, _THANKS_BLINKS, _THANKS_HALF_MS)
+        seller = on * self._blink(self.fm_at, now, _FM_BLINKS, _FM_HALF_MS)
         status = 0
-        if self.offline and now % self.OFFLINE_PERIOD_MS < self.OFFLINE_FLASH_MS:
+        if self.offline and now % _OFFLINE_PERIOD_MS < _OFFLINE_FLASH_MS:
             status = on
         e = self.echo
         if e[0] or e[1] or e[2] or e[3]:
@@ -79,16 +78,16 @@ class Ui:
     def next_change(self, now):
         """Uptime ms of the next time frame() may change by itself, or None (steady)."""
         if self.config_error:
-            return (now // self.CFG_ERR_HALF_MS + 1) * self.CFG_ERR_HALF_MS
+            return (now // _CFG_ERR_HALF_MS + 1) * _CFG_ERR_HALF_MS
         best = None
-        for t in (self._train_next(self.thanks_at, now, self.THANKS_BLINKS, self.THANKS_HALF_MS),
-                  self._train_next(self.fm_at, now, self.FM_BLINKS, self.FM_HALF_MS)):
+        for t in (self._train_next(self.thanks_at, now, _THANKS_BLINKS, _THANKS_HALF_MS),
+                  self._train_next(self.fm_at, now, _FM_BLINKS, _FM_HALF_MS)):
             if t is not None and (best is None or t < best):
                 best = t
         if self.offline:
-            base = now - now % self.OFFLINE_PERIOD_MS
-            t = base + self.OFFLINE_FLASH_MS if now % self.OFFLINE_PERIOD_MS < self.OFFLINE_FLASH_MS \
-                else base + self.OFFLINE_PERIOD_MS
+            base = now - now % _OFFLINE_PERIOD_MS
+            t = base + _OFFLINE_FLASH_MS if now % _OFFLINE_PERIOD_MS < _OFFLINE_FLASH_MS \
+                else base + _OFFLINE_PERIOD_MS
             if best is None or t < best:
                 best = t
         return best

@@ -6,6 +6,7 @@ must stay cheap (no heavy imports at module level) so `rating --help` is instant
 """
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that add subcommands, in the order they appear in `rating --help`.
@@ -58,6 +59,10 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `rating review list | head`: the reader left; say nothing more (Python's own advice).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def run(args):
         print("note: %s" % line)
     db = "sqlite:///" + os.path.join(out, "gateway.db")
     print()
-    print("Where to look next:")
+    print("Where to look next (`rating` is .venv/bin/rating; `. .venv/bin/activate` puts it on PATH):")
     print("  %s/report.txt      this report (report.json: the same as data)" % args.out)
     print("  rating status --db %s      panels, backlog, lost events" % db)
     print("  rating report --db %s --by device --period day" % db)

@@ -228,10 +228,6 @@ class Database:
         except Exception:  # the connection may be gone; the caller's error is the one to see
             pass
 
-    @property
-    def in_transaction(self):
-        return self._depth > 0
-
     def close(self):
         with contextlib.suppress(Exception):
             self.conn.close()

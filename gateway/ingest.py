@@ -18,7 +18,7 @@ import logging
 
 from protocol import ProtocolError, messages, topics
 
-from gateway import store, timerepair
+from gateway import store
 
 log = logging.getLogger("gateway.ingest")
 
@@ -326,7 +326,3 @@ def derive_hook(db):
     def hook(devices, now_ms):
         derive.update(db, devices, now_ms)
     return hook
-
-
-# re-exported for callers that want the time of a stored event without importing timerepair
-resolve_time = timerepair.resolve

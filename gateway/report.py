@@ -85,33 +85,28 @@ def _counts_for(scope, by, counts_rows, history=None):
     def in_range(r):
         return ((scope.start is None or r["from_ms"] >= scope.start)
                 and (scope.end is None or r["from_ms"] < scope.end))
-    tx = vis = None
     if by == "employee":
         if history is None:
             return None, None
-        for r in counts_rows:
-            if not r["device"] or not in_range(r):
-                continue
-            if (history.employee_at(r["site"], r["device"], r["from_ms"]) or "") != scope.key:
-                continue
-            if r["transactions"] is not None:
-                tx = (tx or 0) + r["transactions"]
-            if r["visitors"] is not None:
-                vis = (vis or 0) + r["visitors"]
-        return tx, vis
-    for site in sorted(scope.sites):
-        rows = [r for r in counts_rows if r["site"] == site and in_range(r)]
-        site_wide = [r for r in rows if r["device"] == ""]
-        if by == "device" or not site_wide:
-            rows = [r for r in rows if r["device"] and (site, r["device"]) in scope.panels]
-        else:
-            rows = site_wide
-        for r in rows:
-            if r["transactions"] is not None:
-                tx = (tx or 0) + r["transactions"]
-            if r["visitors"] is not None:
-                vis = (vis or 0) + r["visitors"]
-    return tx, vis
+        picked = [r for r in counts_rows if r["device"] and in_range(r)
+                  and (history.employee_at(r["site"], r["device"], r["from_ms"]) or "") == scope.key]
+    else:
+        picked = []
+        for site in sorted(scope.sites):
+            rows = [r for r in counts_rows if r["site"] == site and in_range(r)]
+            site_wide = [r for r in rows if r["device"] == ""]
+            if by == "device" or not site_wide:
+                rows = [r for r in rows if r["device"] and (site, r["device"]) in scope.panels]
+            else:
+                rows = site_wide
+            picked += rows
+    return _total(r["transactions"] for r in picked), _total(r["visitors"] for r in picked)
+
+
+def _total(values):
+    """The sum of the known values; None when none is known."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _row(scope, by, ctx):

@@ -31,7 +31,6 @@ KINDS = ("deployment", "site", "question", "employee", "panel", "roster")
 QUESTION_KINDS = ("staff", "office", "loyalty")
 LANGS = ("ru", "en")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-URL_PLACEHOLDERS = ("iso", "unix", "unix_ms")
 DEPLOYMENT_KEY = "deployment"
 
 
@@ -463,9 +462,6 @@ class History:
         if cache_key not in self._parsed:
             self._parsed[cache_key] = json.loads(row[3])
         return self._parsed[cache_key]
-
-    def change_times(self, kind, key):
-        return sorted({r[0] for r in self._by_key.get((kind, key), [])})
 
     # --- domain lookups ---
     def deployment(self, t):

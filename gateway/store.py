@@ -252,21 +252,6 @@ def last_ack(db, site, device):
     return db.scalar("SELECT acked_seq FROM acks WHERE site = ? AND device = ?", (site, device))
 
 
-def advance_ack(db, site, device, now_ms):
-    """Recompute the panel's ack; record and return it if it moved forward, else None."""
-    previous = last_ack(db, site, device)
-    ack = contiguous_acked_seq(db, site, device, previous=previous or 0)
-    if previous is not None and ack <= previous:
-        return None
-    if previous is None and ack == 0:
-        return None
-    db.execute(
-        "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (site, device) DO UPDATE SET acked_seq = excluded.acked_seq,"
-        " published_ms = excluded.published_ms", (site, device, ack, now_ms))
-    return ack
-
-
 def all_acks(db):
     """[(site, device, acked_seq)] - republished (retained) whenever the gateway (re)connects."""
     return [(r["site"], r["device"], r["acked_seq"])
@@ -324,13 +309,6 @@ def lost_summary(gap_list):
 
 
 # ---- dead letters ----------------------------------------------------------------------------
-
-def insert_dead_letter(db, topic, payload, reason, received_ms):
-    if isinstance(topic, (bytes, bytearray)):
-        topic = bytes(topic).decode("utf-8", "replace")
-    db.execute("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
-               (topic, bytes(payload), reason, received_ms))
-
 
 def insert_dead_letters(db, letters):
     """letters: [(topic, payload_bytes, reason, received_ms)]"""

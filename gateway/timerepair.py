@@ -14,7 +14,6 @@ t - up is constant up to clock drift and NTP steps.
 DEVICE = "device"
 REPAIRED = "repaired"
 ARRIVAL = "arrival"
-SOURCES = (DEVICE, REPAIRED, ARRIVAL)
 
 
 def resolve(t_ms, boot, up_ms, received_ms, offsets_by_boot):

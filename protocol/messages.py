@@ -7,17 +7,19 @@ breaking older receivers. Integers must be JSON integers: 1.0, true and "1" are 
 (in CPython bool is an int; MicroPython's is not - `type(x) is int` is the check both agree on).
 
 This is the whole API (the gateway, simulator and tests import it). The panel's part - and the
-field checks shared by both sides - lives in protocol.panel and is re-exported here unchanged;
+field checks shared by both sides - lives in protocol.panel, the config payload in
+protocol.config (loaded by the panel only per config message); both are re-exported here;
 the firmware imports only protocol.panel, so the gateway-side decoders below never take up
 the panel's heap. Runs on MicroPython and CPython: only `json` and builtins. See README.md for
 the field tables.
 """
 from protocol import VERSION, ProtocolError
-from protocol.panel import (  # noqa: F401 - re-exported: protocol.messages is the public API
-    CONFIG_KINDS, CONFIG_KNOBS, CONFIG_RANGES, EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS,
-    MAX_INT, MAX_QUESTION, MAX_SHORT, MAX_TEXT, OFFLINE_WILL, SELLER_EVENTS, T_MAX, T_MIN,
-    _check_event, _check_state, _dumps, _get, _given, _int, _load, _show, _wall, decode_ack,
-    decode_config, encode_config, encode_event, encode_state)
+from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is the public API
+    CONFIG_KINDS, CONFIG_KNOBS, CONFIG_RANGES, MAX_QUESTION, decode_config, encode_config)
+from protocol.panel import (  # noqa: F401 - re-exported too
+    EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS, MAX_INT, MAX_SHORT, MAX_TEXT, OFFLINE_WILL,
+    SELLER_EVENTS, T_MAX, T_MIN, _check_event, _check_state, _dumps, _get, _given, _int, _load,
+    _show, _wall, decode_ack, encode_event, encode_state)
 
 STATE_FIELDS = ("v", "online", "boot", "up", "t", "fw", "seq", "pending", "dropped", "heap",
                 "rssi", "faults", "cfg", "cfg_err")

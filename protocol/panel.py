@@ -1,7 +1,8 @@
 """The panel's side of the payloads, and the field checks every payload shares.
 
-This is what the firmware imports (`from protocol import panel`): encode_event, encode_state,
-OFFLINE_WILL, decode_ack, decode_config, encode_config (the config the panel persists). The
+This is what the firmware keeps loaded (`from protocol import panel`): encode_event,
+encode_state, OFFLINE_WILL, decode_ack. The config payload (decode_config, encode_config) is
+protocol.config, which the panel imports only while it handles a config message. The
 gateway-side payloads (decode_event, decode_state, encode_ack, counts) live in
 protocol.messages, which re-exports everything here: CPython callers use protocol.messages.
 The split keeps the panel's heap small (README.md, "Heap on the panel"); both modules follow
@@ -17,32 +18,15 @@ from protocol import VERSION, ProtocolError
 
 EVENTS = ("yes", "no", "unsure", "seller_short", "seller_long")
 SELLER_EVENTS = ("seller_short", "seller_long")
-CONFIG_KINDS = ("staff", "office", "loyalty")
 
 MAX_EVENT_BYTES = 256
 MAX_BYTES = 1024  # every other payload
 MAX_INT = 9007199254740991  # 2**53 - 1: exact in every JSON reader (JS doubles included)
 T_MIN = 1577836800000  # 2020-01-01T00:00:00Z in ms: a smaller wall clock means "never synced"
 T_MAX = 4102444800000  # 2100-01-01T00:00:00Z in ms (exclusive)
-MAX_QUESTION = 200  # characters, not bytes (Russian text is 2 bytes a char in UTF-8)
 MAX_FAULTS = 16
 MAX_TEXT = 200  # cfg_err and similar free text
 MAX_SHORT = 32  # fw version, one fault string
-
-# Remote config knobs: name -> (low, high), both inclusive.
-CONFIG_RANGES = {
-    "window_s": (5, 600),
-    "rearm_s": (0, 60),
-    "fm_minutes": (1, 240),
-    "long_ms": (500, 10000),
-    "debounce_ms": (5, 200),
-    "heartbeat_s": (10, 3600),
-    "brightness": (0, 100),
-}
-
-# Checked in this order (a dict's order differs on MicroPython, and with several bad knobs the
-# first one named must be the same on both VMs).
-CONFIG_KNOBS = ("window_s", "rearm_s", "fm_minutes", "long_ms", "debounce_ms", "heartbeat_s", "brightness")
 
 OFFLINE_WILL = b'{"v":1,"online":false}'
 
@@ -247,31 +231,3 @@ def encode_state(state):
 def decode_ack(data):
     """-> N, the highest seq covered by the ack (0: nothing stored yet)."""
     return _int("seq", _get(_load(data, MAX_BYTES), "seq"), 0)
-
-
-# ---- config: gateway -> panel, retained -----------------------------------------------------
-
-def _check_config(obj):
-    out = {"v": VERSION, "ver": _int("ver", _get(obj, "ver"), 1)}
-    question = _get(obj, "question", False)
-    if question is not None:
-        out["question"] = _text("question", question, 1, MAX_QUESTION)
-    kind = _get(obj, "kind", False)
-    if kind is not None:
-        out["kind"] = _choice("kind", kind, CONFIG_KINDS)
-    for key in CONFIG_KNOBS:
-        lo, hi = CONFIG_RANGES[key]
-        value = _get(obj, key, False)
-        if value is not None:
-            out[key] = _int(key, value, lo, hi)
-    return out
-
-
-def encode_config(config):
-    """A config dict ("ver" required, knobs optional) -> compact JSON bytes (UTF-8 text kept)."""
-    return _dumps(_check_config(_given(config)))
-
-
-def decode_config(data):
-    """-> {"v", "ver", and only the knobs present}; an absent knob means "keep the panel's own"."""
-    return _check_config(_load(data, MAX_BYTES))

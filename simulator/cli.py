@@ -48,13 +48,8 @@ def load(args):
 
 def run_pure(sc, out_dir):
     """-> (truth_doc, system dict, world) from the model pipeline."""
-    from simulator import pure, sitefile, truth, world as W
-    w = W.generate(sc)
-    pure.assign_seqs(w)
-    for presses in w.presses.values():
-        for p in presses:
-            if p.role == "victim":
-                p.lost = "power cut during its journal write"
+    from simulator import pure, sitefile, truth
+    w = pure.model_world(sc)
     doc = truth.build(w)
     system = pure.derive(w)
     system["unsolicited"] = {"%s/%s" % k: v for k, v in system["unsolicited"].items()}

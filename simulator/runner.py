@@ -34,7 +34,7 @@ import socket
 import sys
 import time
 
-from simulator import check, physics, sitefile, truth, world as W
+from simulator import check, physics, pure, sitefile, truth, world as W
 from simulator.pure import event_time
 from simulator.scenario import sub_seed
 
@@ -261,10 +261,7 @@ class Runner:
                 return
             self.stats["reboots"] += 1
             vp.power_off()
-            up_at = self.now + f["duration"]
-            self._push(up_at, "boot", (vp, up_at + f["ntp_delay"] if f["no_clock"] else None))
-            if f["no_clock"]:
-                self.stats["no_clock_boots"] += 1
+            self._boot_later(vp, f)
         elif kind == "power_cut":
             vp = self.by_key[(f["site"], f["device"])]
             if vp.panel is not None and not f.get("done"):
@@ -282,6 +279,10 @@ class Runner:
             if p.role == "victim" and p.t == f.get("victim_t"):
                 vp.expected.remove(p)
                 vp.torn.append(p)
+        self._boot_later(vp, f)
+
+    def _boot_later(self, vp, f):
+        """The power comes back f["duration"] later; with no_clock, NTP answers ntp_delay after."""
         up_at = self.now + f["duration"]
         self._push(up_at, "boot", (vp, up_at + f["ntp_delay"] if f["no_clock"] else None))
         if f["no_clock"]:
@@ -528,7 +529,7 @@ class Runner:
         w = self.world
         for vp in self.panels:
             for p in vp.torn:
-                p.lost = "power cut during its journal write"
+                p.lost = pure.POWER_CUT
             for p in vp.expected:
                 self.problems.append("%s/%s: the press at %s (%s, %s) never became an event"
                                      % (vp.site, vp.device, check._when(p.t), p.button, p.role))

@@ -15,12 +15,6 @@ import tomllib
 QUESTION_KINDS = ("staff", "office", "loyalty")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-QUESTIONS = {
-    "staff": "Are you satisfied with the work of %s?",
-    "office": "Did you like the setting and organisation of our office?",
-    "loyalty": "Would you recommend our company to your friends?",
-}
-
 # Hour-of-day arrival profile of a typical office (relative rates; scaled to visitors_per_day).
 DEFAULT_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.7, 1.0, 1.2, 1.5, 1.4, 1.1, 1.0,
                    1.1, 1.3, 1.4, 1.0, 0.6, 0.2, 0, 0]

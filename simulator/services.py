@@ -50,16 +50,31 @@ def _python():
     return sys.executable
 
 
+def _terminate(proc, timeout):
+    """SIGTERM (a graceful stop); SIGKILL if it has not exited after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Broker:
-    """A broker this run owns. `kind` is "mosquitto" or "embedded"."""
+    """A broker this run owns. `kind` is "mosquitto" or "embedded". tests/conftest.py's
+    `broker` fixtures are this class too, with their own tunables."""
 
     START_TIMEOUT_S = 15
+    DIR_PREFIX = "rating-sim-broker-"
+    # Beyond the shipped config's queue limits: many small QoS 1 messages go out at once
+    # without Nagle's delay, and no client's keepalive is refused.
+    TUNING = ("max_keepalive 65535", "set_tcp_nodelay true")
 
     def __init__(self, prefer="mosquitto"):
         self.host = "127.0.0.1"
         self.port = free_port()
         self.url = "mqtt://%s:%d" % (self.host, self.port)
-        self.dir = tempfile.mkdtemp(prefix="rating-sim-broker-")
+        self.dir = tempfile.mkdtemp(prefix=self.DIR_PREFIX)
         os.chmod(self.dir, 0o777)  # mosquitto drops to its own user when started as root
         self.binary = mosquitto_binary() if prefer == "mosquitto" else None
         self.kind = "mosquitto" if self.binary else "embedded"
@@ -77,10 +92,9 @@ class Broker:
                         "max_queued_messages 1000000\n"
                         "max_queued_bytes 0\n"
                         "max_inflight_messages 100\n"
-                        "max_keepalive 65535\n"
-                        "set_tcp_nodelay true\n"
+                        "%s"
                         "log_dest stdout\n"
-                        "log_type error\n" % (self.port, self.dir))
+                        "log_type error\n" % (self.port, self.dir, "".join(t + "\n" for t in self.TUNING)))
             cmd = [self.binary, "-c", conf]
         else:
             cmd = [_python(), "-m", "gateway.broker", "--port", str(self.port)]
@@ -95,14 +109,15 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.running:
+            _terminate(self.proc, 10)
         self.proc = None
+
+    def restart(self, down_seconds=0.0):
+        """A broker outage of down_seconds; with persistence the sessions survive it."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
 
     def close(self):
         self.stop()
@@ -190,10 +205,5 @@ class Gateway:
 
     def stop(self, timeout=20):
         if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            _terminate(self.proc, timeout)
         self.proc = None

@@ -62,9 +62,6 @@ class World:
         self.faults = []           # {"t","kind",...}
         self.transactions_by_employee = {}
 
-    def panel_keys(self):
-        return [(s["id"], p["id"]) for s, p in self.scenario.panels()]
-
 
 def _pick_answer(rng, happy):
     r = rng.random()

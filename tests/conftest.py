@@ -7,113 +7,36 @@
 - `mqtt_root`: a unique topic root per test so tests never see each other's retained messages.
 """
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from simulator import services
+from simulator.services import free_port  # noqa: F401  (tests import it from here)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Broker(services.Broker):
+    """A broker the test owns: host, port, url, and restart() for outage tests. The
+    simulator's launcher with the plain test config: Mosquitto's own keepalive and Nagle."""
 
-
-def wait_port(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def mosquitto_binary():
-    return shutil.which("mosquitto") or (os.path.exists("/usr/sbin/mosquitto") and "/usr/sbin/mosquitto") or None
-
-
-class Broker:
-    """A broker the test owns: host, port, url, and restart() for outage tests."""
-
-    def __init__(self):
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.url = "mqtt://%s:%d" % (self.host, self.port)
-        self.dir = tempfile.mkdtemp(prefix="rating-broker-")
-        os.chmod(self.dir, 0o777)  # mosquitto drops to its own user when started as root
-        self.proc = None
-        self.kind = None
-
-    def start(self):
-        binary = mosquitto_binary()
-        if binary:
-            self.kind = "mosquitto"
-            conf = os.path.join(self.dir, "mosquitto.conf")
-            with open(conf, "w") as f:
-                f.write(
-                    "listener %d 127.0.0.1\n"
-                    "allow_anonymous true\n"
-                    "persistence true\n"
-                    "persistence_location %s/\n"
-                    "autosave_interval 1\n"
-                    "max_queued_messages 1000000\n"
-                    "max_queued_bytes 0\n"
-                    "max_inflight_messages 100\n"
-                    "log_dest stdout\n"
-                    "log_type error\n" % (self.port, self.dir)
-                )
-            self.proc = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            self.kind = "embedded"
-            self.proc = subprocess.Popen(
-                [os.path.join(os.path.dirname(os.sys.executable), "python"), "-m", "gateway.broker",
-                 "--port", str(self.port)],
-                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port(self.port):
-            raise RuntimeError("broker (%s) did not start on port %d" % (self.kind, self.port))
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self, down_seconds=0.0):
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
+    START_TIMEOUT_S = 10
+    DIR_PREFIX = "rating-broker-"
+    TUNING = ()
 
 
 @pytest.fixture(scope="session")
 def broker():
-    b = Broker()
-    b.start()
+    b = Broker().start()
     yield b
-    b.stop()
-    shutil.rmtree(b.dir, ignore_errors=True)
+    b.close()
 
 
 @pytest.fixture
 def own_broker():
     """A broker only this test uses (for restart/outage tests)."""
-    b = Broker()
-    b.start()
+    b = Broker().start()
     yield b
-    b.stop()
-    shutil.rmtree(b.dir, ignore_errors=True)
+    b.close()
 
 
 @pytest.fixture

@@ -120,10 +120,14 @@ class Fleet:
         for s in seqs:
             self.publish(topics.device_topic(self.root, self.site, device, "event"), event_body(s, d))
 
-    def send_all(self, n, order=None):
+    def send_all(self, n, order=None, pace_s=0.0):
+        """pace_s: a pause after each round over the panels, so a stream lasts long enough for
+        a test to interrupt the gateway in the middle of it even on a busy machine."""
         for s in (order or range(1, n + 1)):
             for device in self.devices:
                 self.send(device, [s])
+            if pace_s:
+                time.sleep(pace_s)
 
     def drain(self, timeout=20):
         deadline = time.monotonic() + timeout

@@ -1,5 +1,6 @@
 """The gateway as a real process against a real broker: acks, kill -9, SIGTERM, broker restart,
 record/replay, the embedded broker, PostgreSQL."""
+import contextlib
 import json
 import os
 import subprocess
@@ -39,6 +40,50 @@ def contiguous(db, device):
             break
         n = s
     return n
+
+
+def wait_for_acks(fleet, count, timeout=20):
+    """Until the fleet has seen `count` acks (any panels) or the timeout passed."""
+    deadline = time.monotonic() + timeout
+    while len(fleet.acks_seen) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def assert_acks_within_store(db, fleet):
+    for device in fleet.devices:
+        # every ack a panel ever saw covers only events committed before the process ended
+        assert fleet.acked[device] <= contiguous(db, device), (device, fleet.acked[device])
+
+
+def assert_stored(url, fleet, n):
+    """The store holds exactly events 1..n of every panel, once each."""
+    db = dbmod.open_database(url)
+    assert stored_events(db) == expected_events(fleet, n)
+    db.close()
+
+
+@contextlib.contextmanager
+def interrupted_stream(broker, mqtt_root, url, client_id, panels, n, acks_before):
+    """A gateway storing n events of each panel, sent by a thread. The body gets (gateway,
+    fleet) once `acks_before` acks arrived and must end that gateway; then a new one on the
+    same persistent session must get everything acked, and the store must hold it all."""
+    gw = Gateway(broker.url, url, mqtt_root, client_id).start()
+    fleet = Fleet(broker, mqtt_root, SITE, panels)
+    # ~2-3 s of stream: the interruption lands mid-stream however busy the machine is
+    sender = threading.Thread(target=fleet.send_all, args=(n,), kwargs={"pace_s": 0.002})
+    sender.start()
+    try:
+        wait_for_acks(fleet, acks_before)
+        yield gw, fleet
+        sender.join()
+        gw = Gateway(broker.url, url, mqtt_root, client_id).start()
+        # no resends: the broker redelivers what was never PUBACKed after commit
+        assert fleet.wait_acked(n, timeout=40), fleet.acked
+    finally:
+        sender.join()
+        fleet.close()
+        gw.kill()
+    assert_stored(url, fleet, n)
 
 
 def retained_acks(broker, root):
@@ -105,72 +150,33 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
 
 def test_gw_ingest_sigkill_mid_batch_loses_nothing_and_acks_only_committed(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "k.db")
-    client_id = "gwk-" + mqtt_root.replace("/", "-")
     n = 1500
-    gw = Gateway(broker.url, url, mqtt_root, client_id).start()
-    fleet = Fleet(broker, mqtt_root, SITE, 4)
-    sender = threading.Thread(target=fleet.send_all, args=(n,))
-    sender.start()
-    try:
-        deadline = time.monotonic() + 20
-        while len(fleet.acks_seen) < 20 and time.monotonic() < deadline:
-            time.sleep(0.005)
+    with interrupted_stream(broker, mqtt_root, url, "gwk-" + mqtt_root.replace("/", "-"),
+                            panels=4, n=n, acks_before=20) as (gw, fleet):
         gw.kill()  # SIGKILL, mid-stream: batches in flight
         killed_at = list(fleet.acks_seen)
         assert killed_at, "no ack before the kill"
         time.sleep(0.3)  # acks published before the kill may still be on their way
         db = dbmod.open_database(url)
-        for device in fleet.devices:
-            # every ack a panel ever saw covers only events committed before the process died
-            assert fleet.acked[device] <= contiguous(db, device), (device, fleet.acked[device])
+        assert_acks_within_store(db, fleet)
         stored_at_kill = db.scalar("SELECT COUNT(*) AS n FROM raw_events")
         db.close()
         assert stored_at_kill < 4 * n, "killed too late to test anything"
-        sender.join()
-        gw = Gateway(broker.url, url, mqtt_root, client_id).start()
-        # no resends: the broker redelivers what was never PUBACKed after commit
-        assert fleet.wait_acked(n, timeout=40), fleet.acked
-    finally:
-        sender.join()
-        fleet.close()
-        gw.kill()
-    db = dbmod.open_database(url)
-    assert stored_events(db) == expected_events(fleet, n)
-    db.close()
 
 
 def test_gw_ingest_sigterm_finishes_the_batch_and_a_restart_continues(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "t.db")
-    client_id = "gwt-" + mqtt_root.replace("/", "-")
-    n = 1000
-    gw = Gateway(broker.url, url, mqtt_root, client_id).start()
-    fleet = Fleet(broker, mqtt_root, SITE, 3)
-    sender = threading.Thread(target=fleet.send_all, args=(n,))
-    sender.start()
-    try:
-        deadline = time.monotonic() + 20
-        while len(fleet.acks_seen) < 10 and time.monotonic() < deadline:
-            time.sleep(0.005)
+    with interrupted_stream(broker, mqtt_root, url, "gwt-" + mqtt_root.replace("/", "-"),
+                            panels=3, n=1000, acks_before=10) as (gw, fleet):
         assert gw.terminate() == 0, gw.output()
         assert "stopped;" in gw.output()
         time.sleep(0.3)
         db = dbmod.open_database(url)
-        for device in fleet.devices:
-            assert fleet.acked[device] <= contiguous(db, device)
+        assert_acks_within_store(db, fleet)
         # the last batch was committed AND acked before exit: the acks reach what is stored
         assert {d: store.last_ack(db, SITE, d) for d in fleet.devices} == \
             {d: contiguous(db, d) for d in fleet.devices}
         db.close()
-        sender.join()
-        gw = Gateway(broker.url, url, mqtt_root, client_id).start()
-        assert fleet.wait_acked(n, timeout=40), fleet.acked
-    finally:
-        sender.join()
-        fleet.close()
-        gw.kill()
-    db = dbmod.open_database(url)
-    assert stored_events(db) == expected_events(fleet, n)
-    db.close()
 
 
 def test_gw_ingest_broker_restart_reconnects(own_broker, mqtt_root, tmp_path):
@@ -194,9 +200,7 @@ def test_gw_ingest_broker_restart_reconnects(own_broker, mqtt_root, tmp_path):
     finally:
         fleet.close()
         gw.kill()
-    db = dbmod.open_database(url)
-    assert stored_events(db) == expected_events(fleet, 200)
-    db.close()
+    assert_stored(url, fleet, 200)
 
 
 def test_gw_ingest_embedded_broker(mqtt_root, tmp_path):
@@ -211,9 +215,7 @@ def test_gw_ingest_embedded_broker(mqtt_root, tmp_path):
     finally:
         fleet.close()
         gw.kill()
-    db = dbmod.open_database(url)
-    assert stored_events(db) == expected_events(fleet, 50)
-    db.close()
+    assert_stored(url, fleet, 50)
 
 
 def test_gw_ingest_live_postgres(broker, mqtt_root, pg_url):
@@ -227,9 +229,7 @@ def test_gw_ingest_live_postgres(broker, mqtt_root, pg_url):
     finally:
         fleet.close()
         gw.kill()
-    db = dbmod.open_database(pg_url)
-    assert stored_events(db) == expected_events(fleet, 200)
-    db.close()
+    assert_stored(pg_url, fleet, 200)
 
 
 def test_gw_ingest_cli_status_and_deadletters(tmp_path):

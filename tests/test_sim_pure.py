@@ -19,12 +19,7 @@ FAULTY = {"scenario": {"name": "t", "days": 3},
 
 def _run(data, seed):
     sc = scenario.from_dict(data, seed=seed)
-    w = W.generate(sc)
-    pure.assign_seqs(w)
-    for ps in w.presses.values():
-        for p in ps:
-            if p.role == "victim":
-                p.lost = "power cut"
+    w = pure.model_world(sc)
     return sc, w, truth.build(w)
 
 

@@ -10,7 +10,8 @@
 //   - OSError numbers: the VM reports Emscripten's errno values (ENOENT=44); prelude.py remaps
 //     them to MicroPython's (ENOENT=2) so mpremote's error handling works as on a device;
 //   - soft reset (Ctrl-D in the raw REPL) and hard reset (machine.reset()): a fresh VM;
-//   - hardware: fakes/machine.py and fakes/network.py (buttons follow DIR/buttons.json).
+//   - hardware: fakes/machine.py and fakes/network.py over tests/mpy's fakes (buttons follow
+//     DIR/buttons.json).
 // Events for the test go to DIR/events.jsonl, one JSON object a line.
 import fs from "node:fs";
 import path from "node:path";
@@ -26,6 +27,9 @@ const { loadMicroPython } = await import(pathToFileURL(path.join(args.pkg, "micr
 
 const VM_FLASH = "/flash";   // the VM's MEMFS folder mounted as MicroPython's "/"
 const VM_FAKES = "/standin"; // fakes, imported once at boot, then unmounted
+// fakes/ adapts the unix port's fakes (tests/mpy) to the stand-in's board; the VM gets all four
+const FAKES = [path.join(HERE, "..", "mpy", "fake_machine.py"), path.join(HERE, "..", "mpy", "fake_network.py"),
+  ...fs.readdirSync(path.join(HERE, "fakes")).map((name) => path.join(HERE, "fakes", name))];
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms) => Atomics.wait(sleeper, 0, 0, Math.max(0, ms));
 
@@ -125,9 +129,7 @@ async function boot(kind) {
   if (mp) saveFlash(mp.FS);
   mp = await loadMicroPython({ heapsize: HEAP, stdout: (d) => emit(d[0]), linebuffer: false });
   mp.FS.mkdir(VM_FAKES);
-  for (const name of fs.readdirSync(path.join(HERE, "fakes"))) {
-    mp.FS.writeFile(VM_FAKES + "/" + name, fs.readFileSync(path.join(HERE, "fakes", name)));
-  }
+  for (const file of FAKES) mp.FS.writeFile(VM_FAKES + "/" + path.basename(file), fs.readFileSync(file));
   loadFlash(mp.FS);
   mp.registerJsModule("_standin", hooks);
   mp.runPython(fs.readFileSync(path.join(HERE, "prelude.py"), "utf8"));

@@ -93,15 +93,6 @@ class Standin:
             return []
         return [r for r in rows if kind is None or r["event"] == kind]
 
-    def wait_event(self, kind, after=0, timeout=20.0, pred=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev in self.events(kind)[after:]:
-                if pred is None or pred(ev):
-                    return ev
-            time.sleep(0.05)
-        return None
-
     def press(self, schedule):
         """[(button, down_ms, up_ms), ...] after the self-test prints SELFTEST PRESS."""
         rows = [[BUTTON_PINS[name], down, up] for name, down, up in schedule]

@@ -15,12 +15,14 @@
 # that module's own code, constants and module-level objects (its dependencies were imported
 # before it). Then
 #   MEM_TOTAL <bytes>     everything the panel's start-up imports hold
+#   qstr pool: ...        micropython.qstr_info(): n_qstr = names interned by then
 # (tests/test_fw_mem_budget.py runs this file and prints / checks the numbers). Per-module
 # figures include the growth of shared tables they trigger (the interned-name pool and its
 # doubling), so they shift a little with the import order; MEM_TOTAL does not.
 # With DATA_DIR (an empty folder for the journal) it then builds a Panel (offline: no broker)
 # and prints OBJ lines (what its objects hold) and LOADED (the modules left in sys.modules).
 import gc
+import micropython
 import sys
 
 import install_fakes  # noqa: F401 - the firmware's hal imports machine/network
@@ -35,7 +37,8 @@ if len(sys.argv) > 1 and sys.argv[1]:
 PANEL = ("protocol", "protocol.panel", "firmware.version", "firmware.clock", "firmware.buttons",
          "firmware.journal", "firmware.ui", "firmware.link", "firmware.app", "firmware.hal",
          "umqtt.simple", "firmware.mqtt", "firmware.main")
-BOOT_ONLY = ("protocol.topics", "protocol.messages", "firmware.config", "firmware.boot",
+BOOT_ONLY = ("protocol.topics", "protocol.config", "protocol.messages", "firmware.config",
+             "firmware.remote", "firmware.boot",
              "firmware.selftest", "firmware.ntp", "firmware.memfs")
 
 
@@ -61,6 +64,7 @@ for name in PANEL:
     if _import(name):
         print("MEM %s %d" % (name, _held() - before))
 print("MEM_TOTAL %d" % (_held() - start))
+micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=<names interned so far>, ..."
 for name in BOOT_ONLY:
     before = _held()
     if _import(name):
