@@ -65,7 +65,7 @@ class Panel:
         self._ui_next = 0
         self.window_until = None
         self.link = Link(hal, self.cfg, self, on_ack=self.journal.ack, on_config=self._on_config,
-                         state_fn=self.state)
+                         state_fn=self.state, boot=self.boot)
         self.presses = 0
         hal.log("panel: %s/%s fw %s boot %d seq %d pending %d" % (
             self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq,

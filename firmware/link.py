@@ -43,8 +43,9 @@ class Link:
     SUB_QOS = 1
     WILL_QOS = 1
 
-    def __init__(self, hal, cfg, outbox, on_ack=None, on_config=None, state_fn=None):
+    def __init__(self, hal, cfg, outbox, on_ack=None, on_config=None, state_fn=None, boot=0):
         self.hal = hal
+        self.boot = boot  # this boot's number: goes into the will with conn
         self.outbox = outbox
         self.on_ack = on_ack
         self.on_config = on_config
@@ -84,6 +85,10 @@ class Link:
         self.last_error = None
         # counters for state/tests/bench
         self.connects = 0
+        # connect attempts since boot: the will and the state carry it, so the gateway can tell
+        # a replaced connection's late will from the live connection (protocol README, "state").
+        # Counted per attempt, not per success: a half-made connection may still leave a will.
+        self.conn = 0
         self.published = 0
         self.resends = 0
         self.ack_timeouts = 0
@@ -153,7 +158,9 @@ class Link:
                               m.get("password"), m.get("keepalive") or 60, bool(m.get("ssl")))
             c.set_callback(self._on_message)
             self.client = c
-            c.connect(True, (self.t_state, panel.OFFLINE_WILL, True, self.WILL_QOS))
+            self.conn += 1
+            c.connect(True, (self.t_state, panel.will_payload(self.boot, self.conn), True,
+                             self.WILL_QOS))
             self.state = UP  # before subscribe: retained messages arrive inside subscribe()
             self.up_since = now
             self.ack_seen = False
@@ -286,7 +293,9 @@ class Link:
         if self.state_fn is None:
             return
         try:
-            data = panel.encode_state(self.state_fn())
+            s = self.state_fn()
+            s["conn"] = self.conn
+            data = panel.encode_state(s)
         except Exception as e:  # a firmware bug must not take the link down: say it and go on
             self.hal.log("link: state not sent: %s" % e)
             return

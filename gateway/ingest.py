@@ -42,7 +42,8 @@ class Ingestor:
         self._panel_cache = {}
         self._topics = {}  # topic -> parse() result: a few hundred panels, millions of messages
         self.stats = {"messages": 0, "events": 0, "duplicates": 0, "states": 0, "counts": 0,
-                      "dead_letters": 0, "acks": 0, "batches": 0, "hook_errors": 0}
+                      "dead_letters": 0, "acks": 0, "batches": 0, "hook_errors": 0,
+                      "stale_wills": 0}
 
     def __len__(self):
         return len(self._items)
@@ -152,7 +153,8 @@ class Ingestor:
         changed = set()
         boots = set()
         acks = []
-        stats = dict.fromkeys(("events", "duplicates", "states", "counts", "dead_letters"), 0)
+        stats = dict.fromkeys(("events", "duplicates", "states", "counts", "dead_letters",
+                               "stale_wills"), 0)
         with db.transaction():
             panels = self._panels(db, items)  # committed knowledge, read before any write
             dead = []
@@ -165,9 +167,15 @@ class Ingestor:
                     dead.append((topic.replace("\x00", "\\0"), payload, reason, ms))
                 elif kind == "state":
                     _, ms, site, device, state, payload, _topic = item
-                    store.upsert_state(db, site, device, state, ms, payload.decode("utf-8"))
-                    changed.add((site, device))
                     stats["states"] += 1
+                    if not store.upsert_state(db, site, device, state, ms, payload.decode("utf-8")):
+                        # a replaced connection's will, delivered after the new connection's
+                        # state (some brokers do): the panel is online, keep it so
+                        stats["stale_wills"] += 1
+                        log.info("%s/%s: stale will (boot %s conn %s) ignored, a newer connection"
+                                 " is online", site, device, state.get("boot"), state.get("conn"))
+                        continue
+                    changed.add((site, device))
                     if state.get("online"):
                         panels[(site, device)].floor = store.held_floor(
                             {"last_seq": state.get("seq"), "pending": state.get("pending")})

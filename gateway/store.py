@@ -130,30 +130,47 @@ def upsert_state(db, site, device, state, received_ms, payload):
 
     The offline form (the broker-published last will) only flips `online`; the rest of the
     panel's last known state stays, and last_seen is not moved (the panel did not speak).
+    Returns False (and writes nothing) for a stale will: an offline state whose (boot, conn)
+    is older than the stored online state's - a replaced connection's will that the broker
+    delivered after the new connection's state (migrations/003_state_conn.sql). True otherwise.
     """
     if not state.get("online"):
+        if stale_will(panel_state(db, site, device), state):
+            return False
         db.execute(
             "INSERT INTO panel_state (site, device, online, state_ms, payload)"
             " VALUES (?, ?, 0, ?, ?) ON CONFLICT (site, device) DO UPDATE SET"
             " online = 0, state_ms = excluded.state_ms, payload = excluded.payload",
             (site, device, received_ms, payload))
-        return
+        return True
     faults = json.dumps(state.get("faults") or [], ensure_ascii=False)
     cfg = state.get("cfg")
     db.execute(
         "INSERT INTO panel_state (site, device, online, last_seen_ms, state_ms, boot, up_ms, t_ms,"
-        " fw, last_seq, pending, dropped, heap, rssi, faults, cfg, cfg_err, payload)"
-        " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " fw, last_seq, pending, dropped, heap, rssi, faults, cfg, cfg_err, payload, conn)"
+        " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (site, device) DO UPDATE SET online = 1, " + _LAST_SEEN + ","
         " state_ms = excluded.state_ms, boot = excluded.boot, up_ms = excluded.up_ms,"
         " t_ms = excluded.t_ms, fw = excluded.fw, last_seq = excluded.last_seq,"
         " pending = excluded.pending, dropped = excluded.dropped, heap = excluded.heap,"
         " rssi = excluded.rssi, faults = excluded.faults, cfg = excluded.cfg,"
-        " cfg_err = excluded.cfg_err, payload = excluded.payload",
+        " cfg_err = excluded.cfg_err, payload = excluded.payload, conn = excluded.conn",
         (site, device, received_ms, received_ms, state.get("boot"), state.get("up"), state.get("t"),
          state.get("fw"), state.get("seq"), state.get("pending"), state.get("dropped"),
          state.get("heap"), state.get("rssi"), faults, None if cfg is None else str(cfg),
-         state.get("cfg_err"), payload))
+         state.get("cfg_err"), payload, state.get("conn")))
+    return True
+
+
+def stale_will(row, state):
+    """True when offline `state` carries (boot, conn) older than those of the stored online
+    panel_state `row`. Without both numbers on either side nothing can be ordered: not stale."""
+    boot, conn = state.get("boot"), state.get("conn")
+    if row is None or not row.get("online") or boot is None or conn is None:
+        return False
+    if row.get("boot") is None or row.get("conn") is None:
+        return False
+    return (boot, conn) < (row["boot"], row["conn"])
 
 
 def touch_last_seen(db, site, device, received_ms):

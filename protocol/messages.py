@@ -19,7 +19,7 @@ from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is 
 from protocol.panel import (  # noqa: F401 - re-exported too
     EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS, MAX_INT, MAX_SHORT, MAX_TEXT, OFFLINE_WILL,
     SELLER_EVENTS, T_MAX, T_MIN, _check_event, _check_state, _dumps, _get, _given, _int, _load,
-    _show, _wall, decode_ack, encode_event, encode_state)
+    _show, _wall, decode_ack, encode_event, encode_state, will_payload)
 
 STATE_FIELDS = ("v", "online", "boot", "up", "t", "fw", "seq", "pending", "dropped", "heap",
                 "rssi", "faults", "cfg", "cfg_err")
@@ -42,7 +42,8 @@ def decode_event(data):
 # ---- state: panel -> gateway, retained ------------------------------------------------------
 
 def decode_state(data):
-    """-> the online form with every STATE_FIELDS key, or {"v": 1, "online": False}."""
+    """-> the online form with every STATE_FIELDS key (plus "conn" when given), or
+    {"v": 1, "online": False} (plus "boot" and/or "conn" when given)."""
     return _check_state(_load(data, MAX_BYTES))
 
 

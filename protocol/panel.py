@@ -1,7 +1,7 @@
 """The panel's side of the payloads, and the field checks every payload shares.
 
 This is what the firmware keeps loaded (`from protocol import panel`): encode_event,
-encode_state, OFFLINE_WILL, decode_ack. The config payload (decode_config, encode_config) is
+encode_state, OFFLINE_WILL, will_payload, decode_ack. The config payload (decode_config, encode_config) is
 protocol.config, which the panel imports only while it handles a config message. The
 gateway-side payloads (decode_event, decode_state, encode_ack, counts) live in
 protocol.messages, which re-exports everything here: CPython callers use protocol.messages.
@@ -28,7 +28,7 @@ MAX_FAULTS = 16
 MAX_TEXT = 200  # cfg_err and similar free text
 MAX_SHORT = 32  # fw version, one fault string
 
-OFFLINE_WILL = b'{"v":1,"online":false}'
+OFFLINE_WILL = b'{"v":1,"online":false}'  # the bare offline form (kept for old callers)
 
 # CPython's json escapes non-ASCII as \uXXXX (6 bytes a char, and characters beyond the BMP as
 # surrogate pairs that MicroPython's json does NOT join back): send raw UTF-8 instead.
@@ -196,9 +196,20 @@ def _check_state(obj):
     online = _get(obj, "online")
     if online is not True and online is not False:
         raise ProtocolError("online", "must be true or false, got %s" % _show(online))
+    # conn: the connection number since boot (optional): lets the gateway tell a replaced
+    # connection's late will from the live connection's state (README.md, "state")
+    conn = _int("conn", _get(obj, "conn", False), 0, null=True)
     if not online:
-        return {"v": VERSION, "online": False}
+        out = {"v": VERSION, "online": False}
+        boot = _int("boot", _get(obj, "boot", False), 0, null=True)
+        if boot is not None:
+            out["boot"] = boot
+        if conn is not None:
+            out["conn"] = conn
+        return out
     out = {"v": VERSION, "online": True}
+    if conn is not None:
+        out["conn"] = conn
     for key in ("boot", "up"):
         out[key] = _int(key, _get(obj, key), 0)
     out["t"] = _wall("t", _get(obj, "t"))
@@ -218,12 +229,25 @@ def _check_state(obj):
 
 
 def encode_state(state):
-    """A state dict (keys as messages.STATE_FIELDS; "v" optional) -> compact JSON bytes.
-    {"online": False} gives the offline form, same bytes as OFFLINE_WILL."""
+    """A state dict (keys as messages.STATE_FIELDS, optional "conn"; "v" optional) -> compact
+    JSON bytes. {"online": False} gives the offline form, same bytes as OFFLINE_WILL; with
+    "boot" and "conn" the same bytes as will_payload."""
     out = _check_state(_given(state))
     if not out["online"]:
+        if "boot" in out and "conn" in out:
+            return will_payload(out["boot"], out["conn"])
+        if "boot" in out or "conn" in out:
+            return _dumps(out)
         return OFFLINE_WILL
     return _dumps(out)
+
+
+def will_payload(boot, conn):
+    """The last will for connection number `conn` of boot `boot`: the offline form with both,
+    so the gateway can ignore it when it arrives after a newer connection's state."""
+    _int("boot", boot, 0)
+    _int("conn", conn, 0)
+    return ('{"v":1,"online":false,"boot":%d,"conn":%d}' % (boot, conn)).encode()
 
 
 # ---- ack: gateway -> panel, retained, cumulative --------------------------------------------
