@@ -313,14 +313,17 @@ class Journal:
 
     def ack(self, seq):
         """Cumulative ack: every record with seq <= `seq` is stored by the gateway."""
-        if seq <= self.acked:
+        if seq <= self.acked or seq > 0xFFFFFFFF:  # a bogus ack past the u32 seq on flash
             return
+        keep = 1  # the segment being filled stays (no new file per ack)
         if seq > self.seq:
-            # the gateway knows more than we do (journal wiped): continue after its number
+            # the gateway knows more than we do (journal wiped): continue after its number, in
+            # a new segment (next_after relies on consecutive seqs within one)
             self.seq = seq
+            keep = 0
         self.acked = seq
         k = 0
-        while k < len(self._segs) - 1 and self._unacked_in(self._segs[k]) == 0:
+        while k < len(self._segs) - keep and self._unacked_in(self._segs[k]) == 0:
             k += 1
         if k:
             self._drop(k)

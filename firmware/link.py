@@ -248,6 +248,8 @@ class Link:
             rec = self.outbox.next_after(self.sent)
             if rec is None:  # the rest was dropped (journal overflow) or acked meanwhile
                 self.sent = self.outbox.head()
+                if self.ack_wait_since is None:  # or unreadable now: the ack timeout retries
+                    self.ack_wait_since = now
                 break
             seq, data = rec
             c = self.client
