@@ -27,9 +27,10 @@ def _open(args):
         raise CliError("%s; check --db or $RATING_DB" % exc)
 
 
-def _parse_time(text, option, db, end=False):
-    """--from/--to: a date means the start of that day (for --to: the end of it) in the offices'
-    timezone; a date-time without an offset is read in that timezone too."""
+def _parse_time(text, option, db, end=False, site=None):
+    """--from/--to: a date means the start of that day (for --to: the end of it) in the office's
+    timezone (`site`'s when given, else the first office's); a date-time without an offset is
+    read in that timezone too."""
     if text is None:
         return None
     import datetime as dt
@@ -41,7 +42,10 @@ def _parse_time(text, option, db, end=False):
         return int(text)
     history = site_mod.load(db)
     sites = history.keys("site")
-    tz = history.tz(sites[0][1]) if sites else dt.timezone.utc
+    if site and ("site", site) in sites:
+        tz = history.tz(site)
+    else:
+        tz = history.tz(sites[0][1]) if sites else dt.timezone.utc
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
@@ -114,8 +118,8 @@ def cmd_review_list(args):
     history = site_mod.load(db)
     lang = i18n.lang_or_default(args.lang or history.deployment(_now_ms())["lang"])
     share = args.share if args.share is not None else history.deployment(_now_ms()).get("review_share", 0.1)
-    start = _parse_time(args.start, "--from", db)
-    end = _parse_time(args.end, "--to", db, end=True)
+    start = _parse_time(args.start, "--from", db, site=args.site)
+    end = _parse_time(args.end, "--to", db, end=True, site=args.site)
     polls, fms = review.load_scope(db, args.site, start, end)
     try:
         items = review.sample(polls, fms, share, args.seed)
@@ -171,8 +175,12 @@ def cmd_review_fm(args):
     from gateway.cli import CliError
     db = _open(args)
     verdict = "confirm" if args.confirm else "reject"
-    start = _parse_time(args.start, "--from", db)
-    end = _parse_time(args.end, "--to", db)
+    try:  # a corrected period is read in the timezone of the report's office
+        fm_site = review.parse_id(args.id)[0]
+    except review.ReviewError:
+        fm_site = None  # record() below says what is wrong with the id
+    start = _parse_time(args.start, "--from", db, site=fm_site)
+    end = _parse_time(args.end, "--to", db, site=fm_site)
     try:
         row = review.record(db, review.FM, args.id, verdict, args.reason, _by(args), _now_ms(), start, end)
     except review.ReviewError as exc:
@@ -222,8 +230,8 @@ def cmd_report(args):
     from gateway import report
     from gateway.cli import CliError
     db = _open(args)
-    start = _parse_time(args.start, "--from", db)
-    end = _parse_time(args.end, "--to", db, end=True)
+    start = _parse_time(args.start, "--from", db, site=args.site)
+    end = _parse_time(args.end, "--to", db, end=True, site=args.site)
     try:
         data = report.build_report(db, by=args.by, period=args.period, start=start, end=end, k=args.k,
                                    lang=args.lang, site=args.site)

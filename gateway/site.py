@@ -518,12 +518,22 @@ class History:
         if roster is None:
             roster = self._roster[prefix] = [(k[1][len(prefix):], k) for k in self.keys("roster")
                                              if k[1].startswith(prefix)]
-        all_day = self.row_at("roster", prefix, t) if ("", ("roster", prefix)) in roster else None
-        all_day_from = all_day[0] if all_day is not None else None
+        # A row stamped at apply time covers earlier times only when it came with the panel's
+        # first roster: a shift added by a later apply must not claim polls from before it.
+        first_rev = min((r[1] for _, k in roster for r in self.rows(*k)), default=None)
+
+        def at(key):
+            row = self.row_at("roster", key, t)
+            if row is not None and row[0] > t and row[1] != first_rev:
+                return None
+            return row
+        all_day = at(prefix) if ("", ("roster", prefix)) in roster else None
+        # (a removed all-day entry takes nothing over: the shifts still in the file stay)
+        all_day_from = all_day[0] if all_day is not None and all_day[3] is not None else None
         local = None
         best = None  # (specificity, valid_from, employee)
         for slot, (kind, key) in roster:
-            row = self.row_at(kind, key, t)
+            row = at(key)
             if row is None or row[3] is None:
                 continue
             if slot and all_day_from is not None and row[0] < all_day_from:
