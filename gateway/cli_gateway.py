@@ -252,15 +252,24 @@ def body_to_record(payload):
         value = json.loads(text)
     except ValueError:
         return text
-    # a JSON string body would read back as a raw body: keep such bodies raw to stay exact
-    return text if isinstance(value, str) else value
+    # a JSON string body would read back as a raw body, and a body the compact re-encoding
+    # changes (spaces, 1.0e0, duplicate keys) would not replay the same bytes: keep those raw
+    if isinstance(value, str) or record_to_body(value) != payload:
+        return text
+    return value
 
 
 def record_to_body(value):
     """The file's `payload` value -> the raw body bytes."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a "\ud800" escape in the body): keep it escaped
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+_T_MAX = 4102444800000  # 2100-01-01 in ms (protocol.panel.T_MAX): larger fits no date or BIGINT
 
 
 def read_replay(path):
@@ -283,8 +292,9 @@ def read_replay(path):
                 raise CliError('%s:%d: each line must be a JSON object {"topic": "<string>", '
                                '"payload": <body>}' % (path, n))
             ms = obj.get("received_ms")
-            if ms is not None and (type(ms) is not int or ms < 0):
-                raise CliError("%s:%d: received_ms must be a whole number of ms, got %r" % (path, n, ms))
+            if ms is not None and (type(ms) is not int or not 0 <= ms < _T_MAX):
+                raise CliError("%s:%d: received_ms must be a whole number of ms since 1970 "
+                               "(before 2100), got %r" % (path, n, ms))
             out.append((n, obj["topic"], record_to_body(obj["payload"]), ms))
     return out
 
@@ -367,7 +377,13 @@ def cmd_record(args):
                     continue
                 rec = {"topic": topic.decode("utf-8", "replace"), "payload": body_to_record(body),
                        "received_ms": ms}
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                line = json.dumps(rec, ensure_ascii=False)
+                if not line.isascii():
+                    try:
+                        line.encode("utf-8")
+                    except UnicodeEncodeError:  # lone surrogates (\udcXX = bytes that are not
+                        line = json.dumps(rec)  # UTF-8) cannot be written raw: write escapes
+                f.write(line + "\n")
                 f.flush()
                 n += 1
     finally:

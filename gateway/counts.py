@@ -35,8 +35,18 @@ class CountsError(ValueError):
 def _time(text):
     text = text.strip()
     if text.isdigit():
-        return int(text)
+        return _bounded(int(text))
     return site_mod.to_ms(text)
+
+
+# larger values would not fit the BIGINT columns (an OverflowError mid-import, not a line error)
+MAX_VALUE = 2 ** 53 - 1
+
+
+def _bounded(value):
+    if value > MAX_VALUE:
+        raise ValueError("must be at most %d, got %d" % (MAX_VALUE, value))
+    return value
 
 
 def _count(text):
@@ -45,7 +55,7 @@ def _count(text):
         return None
     if not text.isdigit():
         raise ValueError("must be a whole number >= 0 or empty, got %r" % text)
-    return int(text)
+    return _bounded(int(text))
 
 
 def parse(text, source="counts.csv"):

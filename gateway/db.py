@@ -211,7 +211,13 @@ class Database:
                 self._rollback()
                 raise
             self._depth = 0
-            self._commit()
+            try:
+                self._commit()
+            except BaseException:
+                # a failed COMMIT (deferred constraint, disk full, I/O error) leaves SQLite
+                # inside the transaction: end it, or every later BEGIN fails too
+                self._rollback()
+                raise
 
     def _begin(self):
         if self.dialect == "sqlite":

@@ -55,6 +55,9 @@ class Ingestor:
         payload = bytes(payload)
         if isinstance(topic, (bytes, bytearray)):
             topic = bytes(topic).decode("utf-8", "replace")
+        elif not topic.isascii():
+            # lone surrogates (a replay file's \udcXX) would make even the dead letter unwritable
+            topic = topic.encode("utf-8", "backslashreplace").decode("utf-8")
         try:
             parsed = self._topics.get(topic)
             if parsed is None:

@@ -295,6 +295,8 @@ class GatewayService:
                 timeout = max(0.0, min(timeout, self._acks_sent + self.ACK_COALESCE_MS / 1000
                                        - time.monotonic()))
             if len(self.ingestor):
+                if batch_started is None:  # buffered by _publish's wait, before any batch here
+                    batch_started = time.monotonic()
                 age = time.monotonic() - batch_started
                 timeout = max(0.0, min(self.QUIET_MS / 1000, s.batch_ms / 1000 - age))
             try:
