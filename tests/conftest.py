@@ -87,6 +87,19 @@ def pg_url():
     conn.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request, tmp_path):
+    """A migrated gateway database: SQLite always, PostgreSQL where a server answers (else skipped)."""
+    from gateway import db as dbmod
+    if request.param == "sqlite":
+        url = "sqlite:///%s" % (tmp_path / "rating.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+    db = dbmod.open_database(url)
+    yield db
+    db.close()
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run long soak/fault tests")
 

@@ -2,7 +2,6 @@
 a migrated database, a site file applied, raw events stored the way ingest stores them."""
 import json
 
-import pytest
 
 from gateway import db as dbm
 from gateway import derive, site, store
@@ -80,17 +79,6 @@ from = 2025-01-01T00:00:00Z
 
 def open_db(url):
     return dbm.open_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db(request, tmp_path):
-    """A migrated database: SQLite always, PostgreSQL where a server answers (else skipped)."""
-    if request.param == "sqlite":
-        db = open_db("sqlite:///%s" % (tmp_path / "rating.db"))
-    else:
-        db = open_db(request.getfixturevalue("pg_url"))
-    yield db
-    db.close()
 
 
 def sqlite_db(tmp_path, name="rating.db"):

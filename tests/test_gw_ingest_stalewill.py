@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from gateway import db as dbmod
 from gateway import ingest, store
 from gw_ingest_support import T0
 from protocol import messages
@@ -15,84 +14,73 @@ ROOT = "rating/v1"
 TOPIC = "%s/s1/p1/state" % ROOT
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = "sqlite:///%s" % (tmp_path / "g.db")
-    else:
-        url = request.getfixturevalue("pg_url")
-    d = dbmod.open_database(url)
-    yield d
-    d.close()
-
-
 def birth(boot, conn):
     return messages.encode_state(dict(
         online=True, boot=boot, up=5000, t=None, fw="1.0", seq=4, pending=0, dropped=0,
         heap=50000, rssi=-60, faults=[], cfg=None, cfg_err=None, conn=conn))
 
 
-def online(database):
-    return store.panel_state(database, "s1", "p1")["online"]
+def online(any_db):
+    return store.panel_state(any_db, "s1", "p1")["online"]
 
 
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one-batch", "two-batches"])
-def test_gw_stale_will_keeps_the_panel_online(database, one_batch, caplog):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_stale_will_keeps_the_panel_online(any_db, one_batch, caplog):
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(TOPIC, birth(3, 2), T0)
     if not one_batch:
         ing.flush()
     with caplog.at_level(logging.INFO, logger="gateway.ingest"):
         ing.handle(TOPIC, messages.will_payload(3, 1), T0 + 10)  # connection 1's late will
         ing.flush()
-    row = store.panel_state(database, "s1", "p1")
+    row = store.panel_state(any_db, "s1", "p1")
     assert row["online"] == 1 and (row["boot"], row["conn"]) == (3, 2)
     assert row["payload"] == birth(3, 2).decode()  # the birth stays the last state stored
     assert ing.stats["stale_wills"] == 1 and ing.stats["states"] == 2
-    assert store.dead_letter_count(database) == 0  # a fact, not garbage
+    assert store.dead_letter_count(any_db) == 0  # a fact, not garbage
     assert "stale will (boot 3 conn 1)" in caplog.text
     # an older boot's will is stale too
     ing.handle(TOPIC, messages.will_payload(2, 9), T0 + 20)
     ing.flush()
-    assert online(database) == 1 and ing.stats["stale_wills"] == 2
+    assert online(any_db) == 1 and ing.stats["stale_wills"] == 2
 
 
-def test_gw_current_connections_will_marks_offline(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_current_connections_will_marks_offline(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(TOPIC, birth(3, 2), T0)
     ing.flush()
     ing.handle(TOPIC, messages.will_payload(3, 2), T0 + 10)
     ing.flush()
-    row = store.panel_state(database, "s1", "p1")
+    row = store.panel_state(any_db, "s1", "p1")
     assert row["online"] == 0 and row["payload"] == messages.will_payload(3, 2).decode()
     assert ing.stats["stale_wills"] == 0
     # once offline, an older will changes nothing either way; the next birth is online again
     ing.handle(TOPIC, messages.will_payload(3, 1), T0 + 20)
     ing.handle(TOPIC, birth(4, 1), T0 + 30)  # rebooted: conn starts over, boot is newer
     ing.flush()
-    assert online(database) == 1
+    assert online(any_db) == 1
     ing.handle(TOPIC, messages.will_payload(4, 1), T0 + 40)
     ing.flush()
-    assert online(database) == 0
+    assert online(any_db) == 0
 
 
 @pytest.mark.parametrize("will", [messages.OFFLINE_WILL, b'{"v":1,"online":false,"boot":3}'],
                          ids=["bare", "boot-only"])
-def test_gw_will_without_conn_marks_offline_as_before(database, will):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_will_without_conn_marks_offline_as_before(any_db, will):
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(TOPIC, birth(3, 2), T0)
     ing.flush()
     ing.handle(TOPIC, will, T0 + 10)
     ing.flush()
-    assert online(database) == 0 and ing.stats["stale_wills"] == 0
+    assert online(any_db) == 0 and ing.stats["stale_wills"] == 0
 
 
-def test_gw_will_after_old_firmware_birth_marks_offline(database):
+def test_gw_will_after_old_firmware_birth_marks_offline(any_db):
     # an online state without conn (older firmware) cannot be ordered against: the will wins
-    ing = ingest.Ingestor(database, ROOT)
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(TOPIC, birth(3, None), T0)
     ing.flush()
-    assert store.panel_state(database, "s1", "p1")["conn"] is None
+    assert store.panel_state(any_db, "s1", "p1")["conn"] is None
     ing.handle(TOPIC, messages.will_payload(3, 1), T0 + 10)
     ing.flush()
-    assert online(database) == 0
+    assert online(any_db) == 0

@@ -13,17 +13,6 @@ from gw_ingest_support import T0, event_body
 ROOT = "rating/v1"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = "sqlite:///%s" % (tmp_path / "g.db")
-    else:
-        url = request.getfixturevalue("pg_url")
-    d = dbmod.open_database(url)
-    yield d
-    d.close()
-
-
 def ev_topic(device, site="s1"):
     return "%s/%s/%s/event" % (ROOT, site, device)
 
@@ -39,8 +28,8 @@ def acks_of(acks):
     return {topic.split("/")[-2]: messages.decode_ack(payload) for topic, payload, retain, qos in acks}
 
 
-def test_gw_ingest_duplicates_and_out_of_order_stored_once(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_duplicates_and_out_of_order_stored_once(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     for seq in (3, 1, 2, 2, 5, 1):
         ing.handle(ev_topic("p1"), event_body(seq), T0 + seq)
     acks = acks_of(ing.flush())
@@ -48,43 +37,43 @@ def test_gw_ingest_duplicates_and_out_of_order_stored_once(database):
     for seq in (5, 4, 3):  # resends in a later batch
         ing.handle(ev_topic("p1"), event_body(seq), T0 + 10)
     assert acks_of(ing.flush()) == {"p1": 5}
-    rows = database.query("SELECT seq, payload FROM raw_events ORDER BY seq")
+    rows = any_db.query("SELECT seq, payload FROM raw_events ORDER BY seq")
     assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["payload"] == event_body(1).decode()
     assert ing.stats["duplicates"] == 4 and ing.stats["events"] == 5
-    assert store.dead_letter_count(database) == 0
+    assert store.dead_letter_count(any_db) == 0
 
 
-def test_gw_ingest_seq_reused_with_other_content_is_a_dead_letter(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_seq_reused_with_other_content_is_a_dead_letter(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     ing.flush()
     other = messages.encode_event(1, 2, 10, None, "no")  # a reset journal re-using seq 1
     ing.handle(ev_topic("p1"), other, T0 + 1)
     ing.flush()
-    assert database.scalar("SELECT payload FROM raw_events WHERE seq = 1") == event_body(1).decode()
-    (dl,) = store.dead_letters(database)
+    assert any_db.scalar("SELECT payload FROM raw_events WHERE seq = 1") == event_body(1).decode()
+    (dl,) = store.dead_letters(any_db)
     assert dl["payload"] == other and "already stored with different content" in dl["reason"]
 
 
-def test_gw_ingest_ack_passes_only_gaps_the_panel_dropped(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_ack_passes_only_gaps_the_panel_dropped(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     for seq in (1, 2, 5, 6):
         ing.handle(ev_topic("p1"), event_body(seq), T0)
     assert acks_of(ing.flush()) == {"p1": 2}
     # the panel still holds 3..6 (seq 6, pending 4): 3 and 4 may still come, the ack waits
     ing.handle("%s/s1/p1/state" % ROOT, state_body(6, 4), T0 + 1)
     assert ing.flush() == []
-    assert store.last_ack(database, "s1", "p1") == 2
-    gaps = store.gaps(database, "s1", "p1", T0 + 2)
+    assert store.last_ack(any_db, "s1", "p1") == 2
+    gaps = store.gaps(any_db, "s1", "p1", T0 + 2)
     assert [(g["first"], g["last"], g["status"]) for g in gaps] == [(3, 4, "open")]
     # much later, still missing: reported lost (overdue) but NOT acked past
-    gaps = store.gaps(database, "s1", "p1", T0 + store.LOST_GRACE_MS + 10)
+    gaps = store.gaps(any_db, "s1", "p1", T0 + store.LOST_GRACE_MS + 10)
     assert [(g["first"], g["last"], g["status"], g["why"]) for g in gaps] == [(3, 4, "lost", "overdue")]
     # the panel overflowed: it now holds only 5..8 (3, 4 dropped) -> ack passes them
     ing.handle("%s/s1/p1/state" % ROOT, state_body(8, 4, dropped=2), T0 + 3)
     assert acks_of(ing.flush()) == {"p1": 6}
-    gaps = store.gaps(database, "s1", "p1", T0 + 4)
+    gaps = store.gaps(any_db, "s1", "p1", T0 + 4)
     assert [(g["first"], g["last"], g["status"], g["why"]) for g in gaps] == [(3, 4, "lost", "dropped")]
     assert store.lost_summary(gaps) == (2, "3-4")
     for seq in (7, 8):
@@ -92,21 +81,21 @@ def test_gw_ingest_ack_passes_only_gaps_the_panel_dropped(database):
     assert acks_of(ing.flush()) == {"p1": 8}
 
 
-def test_gw_ingest_ack_is_never_beyond_stored_or_dropped(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_ack_is_never_beyond_stored_or_dropped(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     # a panel that dropped everything up to 10 before the gateway ever saw it
     ing.handle("%s/s1/p2/state" % ROOT, state_body(12, 2, dropped=10), T0)
     assert acks_of(ing.flush()) == {"p2": 10}
-    gaps = store.gaps(database, "s1", "p2", T0)
+    gaps = store.gaps(any_db, "s1", "p2", T0)
     assert store.lost_summary(gaps) == (10, "1-10")
     # an old retained state (lower floor) never moves the ack back
     ing.handle("%s/s1/p2/state" % ROOT, state_body(3, 3), T0 + 1)
     assert ing.flush() == []
-    assert store.last_ack(database, "s1", "p2") == 10
+    assert store.last_ack(any_db, "s1", "p2") == 10
 
 
-def test_gw_ingest_resent_duplicates_get_the_ack_again(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_resent_duplicates_get_the_ack_again(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     for seq in (1, 2):
         ing.handle(ev_topic("p1"), event_body(seq), T0)
     assert acks_of(ing.flush()) == {"p1": 2}
@@ -115,8 +104,8 @@ def test_gw_ingest_resent_duplicates_get_the_ack_again(database):
     assert ing.ack_messages() == [("%s/s1/p1/ack" % ROOT, messages.encode_ack(2), True, 1)]
 
 
-def test_gw_ingest_bad_topics_and_payloads_are_dead_letters(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_bad_topics_and_payloads_are_dead_letters(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     cases = [
         ("%s/Shop/p1/event" % ROOT, event_body(1)),  # bad site id
         ("%s/s1/p1/event" % ROOT, b'{"v":1,"seq":-3,"boot":1,"up":1,"t":null,"ev":"yes"}'),
@@ -128,10 +117,10 @@ def test_gw_ingest_bad_topics_and_payloads_are_dead_letters(database):
     for n, (topic, body) in enumerate(cases):
         ing.handle(topic, body, T0 + n)
     assert ing.flush() == []
-    letters = sorted(store.dead_letters(database, limit=0), key=lambda r: r["received_ms"])
+    letters = sorted(store.dead_letters(any_db, limit=0), key=lambda r: r["received_ms"])
     assert [(r["topic"], r["payload"]) for r in letters] == cases
     assert "site:" in letters[0]["reason"] and "seq: must be an integer >= 1" in letters[1]["reason"]
-    assert database.scalar("SELECT COUNT(*) AS n FROM raw_events") == 0
+    assert any_db.scalar("SELECT COUNT(*) AS n FROM raw_events") == 0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -142,10 +131,10 @@ def test_gw_ingest_bad_topics_and_payloads_are_dead_letters(database):
                               st.one_of(st.integers(-5, 2**60), st.none(), st.text(max_size=5),
                                         st.booleans()), max_size=8))), min_size=1, max_size=12),
        kinds=st.lists(st.sampled_from(["event", "state", "counts", "zz"]), min_size=12, max_size=12))
-def test_gw_ingest_random_payloads_never_crash_and_are_accounted(database, bodies, kinds):
-    database.execute("DELETE FROM dead_letters")
-    database.execute("DELETE FROM raw_events")
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_random_payloads_never_crash_and_are_accounted(any_db, bodies, kinds):
+    any_db.execute("DELETE FROM dead_letters")
+    any_db.execute("DELETE FROM raw_events")
+    ing = ingest.Ingestor(any_db, ROOT)
     for body, kind in zip(bodies, kinds):
         topic = "%s/s1/counts" % ROOT if kind == "counts" else "%s/s1/p1/%s" % (ROOT, kind)
         ing.handle(topic, body, T0)
@@ -154,43 +143,43 @@ def test_gw_ingest_random_payloads_never_crash_and_are_accounted(database, bodie
     assert st_["messages"] == len(bodies)
     # every message is accounted for: stored (or a duplicate), a state, counts, or a dead letter
     assert st_["events"] + st_["duplicates"] + st_["states"] + st_["counts"] + st_["dead_letters"] == len(bodies)
-    assert store.dead_letter_count(database) == st_["dead_letters"]
+    assert store.dead_letter_count(any_db) == st_["dead_letters"]
 
 
-def test_gw_ingest_state_and_last_will(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_state_and_last_will(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle("%s/s1/p1/state" % ROOT, state_body(4, 1, t=T0 + 9000, up=9000, faults=["btn-yes"]), T0)
     ing.handle(ev_topic("p1"), event_body(1), T0 + 50)
     ing.flush()
     ing.handle("%s/s1/p1/state" % ROOT, messages.OFFLINE_WILL, T0 + 100)
     ing.flush()
-    row = store.panel_state(database, "s1", "p1")
+    row = store.panel_state(any_db, "s1", "p1")
     assert row["online"] == 0 and row["last_seq"] == 4 and row["pending"] == 1
     assert row["last_seen_ms"] == T0 + 50 and row["faults"] == '["btn-yes"]'
-    assert store.boot_offsets(database, "s1", "p1") == {1: T0}
+    assert store.boot_offsets(any_db, "s1", "p1") == {1: T0}
 
 
-def test_gw_ingest_counts_reimport_updates(database):
-    ing = ingest.Ingestor(database, ROOT)
+def test_gw_ingest_counts_reimport_updates(any_db):
+    ing = ingest.Ingestor(any_db, ROOT)
     body = messages.encode_counts({"from": T0, "to": T0 + 3600000, "transactions": 10})
     ing.handle("%s/s1/counts" % ROOT, body, T0)
     ing.flush()
-    store.insert_counts(database, "s1", "", T0, T0 + 3600000, None, 40, "csv:a.csv", T0 + 1)
-    store.insert_counts(database, "s1", "", T0, T0 + 3600000, 12, None, "csv:a.csv", T0 + 2)
-    (row,) = store.counts(database, "s1")
+    store.insert_counts(any_db, "s1", "", T0, T0 + 3600000, None, 40, "csv:a.csv", T0 + 1)
+    store.insert_counts(any_db, "s1", "", T0, T0 + 3600000, 12, None, "csv:a.csv", T0 + 2)
+    (row,) = store.counts(any_db, "s1")
     assert (row["transactions"], row["visitors"], row["source"]) == (12, 40, "csv:a.csv")
 
 
-def test_gw_ingest_poison_message_does_not_block_the_batch(database):
-    if database.dialect != "postgresql":
+def test_gw_ingest_poison_message_does_not_block_the_batch(any_db):
+    if any_db.dialect != "postgresql":
         pytest.skip("SQLite stores NUL characters; PostgreSQL text refuses them")
-    ing = ingest.Ingestor(database, ROOT)
+    ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     bad = state_body(1, 0, fw="a\u0000b")
     ing.handle("%s/s1/p1/state" % ROOT, bad, T0)
     ing.handle(ev_topic("p1"), event_body(2), T0)
     assert acks_of(ing.flush()) == {"p1": 2}
-    (dl,) = store.dead_letters(database)
+    (dl,) = store.dead_letters(any_db)
     assert dl["payload"] == bad and "database refused" in dl["reason"]
 
 
@@ -214,18 +203,18 @@ def test_gw_ingest_migrations_are_idempotent_and_pick_dialect(tmp_path):
     assert not d.query("SELECT name FROM sqlite_master WHERE name = 'wrong'")
 
 
-def test_gw_ingest_placeholders_and_transactions(database):
-    database.execute("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, '100%', ?)",
+def test_gw_ingest_placeholders_and_transactions(any_db):
+    any_db.execute("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, '100%', ?)",
                      ("t?%", b"\x00", 1))
-    assert database.query("SELECT topic, reason FROM dead_letters WHERE topic LIKE 't%'") == \
+    assert any_db.query("SELECT topic, reason FROM dead_letters WHERE topic LIKE 't%'") == \
         [{"topic": "t?%", "reason": "100%"}]
     with pytest.raises(RuntimeError):
-        with database.transaction():
-            database.execute("DELETE FROM dead_letters")
-            with database.transaction():  # nested joins the outer one
+        with any_db.transaction():
+            any_db.execute("DELETE FROM dead_letters")
+            with any_db.transaction():  # nested joins the outer one
                 pass
             raise RuntimeError
-    assert database.scalar("SELECT COUNT(*) AS n FROM dead_letters") == 1
+    assert any_db.scalar("SELECT COUNT(*) AS n FROM dead_letters") == 1
 
 
 def test_gw_ingest_default_url(monkeypatch, tmp_path):

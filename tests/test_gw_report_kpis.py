@@ -5,7 +5,7 @@ import io
 import json
 
 import pytest
-from gw_part2_support import MIN, SITE_TOML, T0, Panel, any_db, apply_site, sqlite_db, store_events  # noqa: F401
+from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events  # noqa: F401
 
 import kpi_core
 from gateway import cli, counts, derive, report, store

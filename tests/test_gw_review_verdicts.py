@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from gw_part2_support import MIN, T0, Panel, any_db, apply_site, sqlite_db, store_events  # noqa: F401
+from gw_part2_support import MIN, T0, Panel, apply_site, sqlite_db, store_events  # noqa: F401
 
 import kpi_core
 from gateway import cli, derive, report, review

@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from gw_part2_support import MIN, SITE_TOML, T0, Panel, any_db, apply_site, derived, sqlite_db, store_events  # noqa: F401
+from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, derived, sqlite_db, store_events  # noqa: F401
 
 from gateway import configpush, derive, site
 from protocol import messages
