@@ -67,13 +67,14 @@ def register(sub):
 
     d, dsub = _group(sub, "deadletter", "messages that could not be stored (bad topic or payload)",
                      "Dead letters: messages the gateway could not store as what they claimed to "
-                     "be, with the topic, raw bytes, reason and arrival time.")
-    dl = dsub.add_parser("list", help="show dead letters, newest first",
-                         description="Show dead letters, newest first.")
+                     "be, with the topic, raw bytes, reason and arrival time. The same message "
+                     "again (a resend, a redelivery, a repeated replay) is stored once and counted.")
+    dl = dsub.add_parser("list", help="show dead letters, last seen first",
+                         description="Show dead letters, the one seen most recently first.")
     _add_db(dl)
     dl.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
     dl.add_argument("--since", metavar="WHEN",
-                    help="only those received since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), "
+                    help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), "
                          "or an age like 30m, 2h, 7d")
     dl.add_argument("--format", choices=("table", "json"), default="table")
     dl.set_defaults(func=cmd_deadletter_list)
@@ -209,7 +210,8 @@ def cmd_deadletter_list(args):
     db = _open_db(args.db)
     try:
         rows = store.dead_letters(db, limit=args.limit, since_ms=since)
-        total = store.dead_letter_count(db)
+        total = store.dead_letter_count(db, distinct=True)
+        messages = store.dead_letter_count(db)
     finally:
         db.close()
     if args.format == "json":
@@ -219,9 +221,12 @@ def cmd_deadletter_list(args):
                 text = r["payload"].decode("utf-8")
             except UnicodeDecodeError:
                 text = None
-            out.append({"id": r["id"], "received_ms": r["received_ms"], "topic": r["topic"],
+            out.append({"id": r["id"], "received_ms": r["received_ms"], "last_seen_ms": r["last_seen_ms"],
+                        "seen": r["seen"], "topic": r["topic"], "site": r["site"],
+                        "device": r["device"], "seq": r["seq"],
                         "reason": r["reason"], "payload_text": text, "payload_hex": r["payload"].hex()})
-        json.dump({"total": total, "dead_letters": out}, sys.stdout, ensure_ascii=False, indent=1)
+        json.dump({"total": total, "messages": messages, "dead_letters": out}, sys.stdout,
+                  ensure_ascii=False, indent=1)
         print()
         return 0
     if not rows:
@@ -230,12 +235,13 @@ def cmd_deadletter_list(args):
     shown = []
     for r in rows:
         preview = repr(r["payload"])[2:-1]
-        shown.append({"id": r["id"], "time": fmt_time(r["received_ms"]), "topic": r["topic"],
-                      "reason": r["reason"],
+        shown.append({"id": r["id"], "time": fmt_time(r["received_ms"]),
+                      "last": fmt_time(r["last_seen_ms"]) if r["seen"] > 1 else "",
+                      "seen": r["seen"], "topic": r["topic"], "reason": r["reason"],
                       "payload": preview if len(preview) <= 60 else preview[:57] + "..."})
-    table(shown, [("id", "id"), ("time", "received"), ("topic", "topic"), ("reason", "reason"),
-                  ("payload", "payload")])
-    print("%d shown, %d in total" % (len(rows), total))
+    table(shown, [("id", "id"), ("time", "first received"), ("seen", "seen"), ("last", "last seen"),
+                  ("topic", "topic"), ("reason", "reason"), ("payload", "payload")])
+    print("%d shown, %d in total (%d messages)" % (len(rows), total, messages))
     return 0
 
 
@@ -269,7 +275,7 @@ def record_to_body(value):
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-_T_MAX = 4102444800000  # 2100-01-01 in ms (protocol.panel.T_MAX): larger fits no date or BIGINT
+_T_MAX = 4102444800000  # 2100-01-01 in ms (protocol.checks.T_MAX): larger fits no date or BIGINT
 
 
 def read_replay(path):
@@ -417,7 +423,9 @@ def status_report(db, now_ms, grace_ms):
             "faults": json.loads(st["faults"]) if st.get("faults") else [],
             "cfg": st.get("cfg"), "cfg_err": st.get("cfg_err"),
         })
-    return {"now_ms": now_ms, "panels": panels, "dead_letters": store.dead_letter_count(db)}
+    return {"now_ms": now_ms, "panels": panels,
+            "dead_letters": store.dead_letter_count(db, distinct=True),
+            "dead_letter_messages": store.dead_letter_count(db)}
 
 
 def cmd_status(args):
@@ -452,6 +460,7 @@ def cmd_status(args):
                      ("missing", "missing, waiting"), ("faults", "faults")])
     else:
         print("no panels seen yet")
-    print("dead letters: %d%s" % (report["dead_letters"],
-                                  " (see: rating deadletter list)" if report["dead_letters"] else ""))
+    n, msgs = report["dead_letters"], report["dead_letter_messages"]
+    print("dead letters: %d%s%s" % (n, " (%d messages)" % msgs if msgs != n else "",
+                                    " (see: rating deadletter list)" if n else ""))
     return 0

@@ -27,10 +27,11 @@ def _open(args):
         raise CliError("%s; check --db or $RATING_DB" % exc)
 
 
-def _parse_time(text, option, db, end=False, site=None):
+def _parse_time(text, option, db, end=False, site=None, local=False):
     """--from/--to: a date means the start of that day (for --to: the end of it) in the office's
     timezone (`site`'s when given, else the first office's); a date-time without an offset is
-    read in that timezone too."""
+    read in that timezone too. local=True (a report over several offices): such a time is
+    returned as a naive datetime, which the report reads in each office's own timezone."""
     if text is None:
         return None
     import datetime as dt
@@ -51,7 +52,13 @@ def _parse_time(text, option, db, end=False, site=None):
             day = dt.date.fromisoformat(text)
             if end:
                 day += dt.timedelta(days=1)
+            if local:
+                return dt.datetime(day.year, day.month, day.day)
             return int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+        if local:
+            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                return when
         return site_mod.to_ms(text, tz)
     except ValueError as exc:
         raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP))
@@ -230,8 +237,10 @@ def cmd_report(args):
     from gateway import report
     from gateway.cli import CliError
     db = _open(args)
-    start = _parse_time(args.start, "--from", db, site=args.site)
-    end = _parse_time(args.end, "--to", db, end=True, site=args.site)
+    # without --site, a date (or a time without UTC offset) is each office's own local one
+    local = not args.site
+    start = _parse_time(args.start, "--from", db, site=args.site, local=local)
+    end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
     try:
         data = report.build_report(db, by=args.by, period=args.period, start=start, end=end, k=args.k,
                                    lang=args.lang, site=args.site)
@@ -367,7 +376,8 @@ def register(sub):
                    help="one row per employee, panel, office or question (default: site)")
     p.add_argument("--period", choices=("day", "week", "month", "all"), default="all",
                    help="split rows by day, ISO week or month in the office's timezone (default: all)")
-    p.add_argument("--from", dest="start", metavar="TIME", help="polls opened at/after TIME; " + TIME_HELP)
+    p.add_argument("--from", dest="start", metavar="TIME", help="polls opened at/after TIME; " + TIME_HELP
+                   + "; without --site, a date or a time without offset is each office's own local time")
     p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
     p.add_argument("--site", help="only this office (site id)")
     p.add_argument("--k", type=_k, help="correction coefficient for silent customers, 0..1 "

@@ -270,6 +270,10 @@ class Database:
     def migrate(self, directory=MIGRATIONS_DIR):
         """Apply the migrations not applied yet, each in its own transaction; returns their names."""
         import time
+        if self.dialect == "sqlite":
+            # SQLite has no sha256: 004_dead_letter_key.sqlite.sql computes the key through this
+            from gateway.store import dead_letter_key
+            self.conn.create_function("rating_dead_letter_key", 2, dead_letter_key, deterministic=True)
         applied = self.applied_migrations()
         done = []
         for version, path in self.migrations(directory):

@@ -12,8 +12,12 @@ succeeded - so a panel deletes an event from its journal only once it is durably
 
 Nothing is dropped silently: a bad topic, a payload failing protocol validation, a seq re-used
 with different content, or a message the database refuses goes to `dead_letters` with the
-topic, the raw bytes, the reason and the arrival time.
+topic, the raw bytes, the reason and the arrival time - once per distinct (topic, payload),
+counted in `seen` each time it comes again. An event that cannot be stored does not hold its
+panel's ack: its seq counts as handled (`dead_seqs`) when it can be read from the payload, or,
+when it cannot, once the rule of store.infer_unreadable_gap says what it stood for.
 """
+import json
 import logging
 
 from protocol import ProtocolError, messages, topics
@@ -30,13 +34,15 @@ class Ingestor:
     BATCH_MAX = 500
     TOPIC_CACHE = 20000  # parsed topics kept (only valid ones; cleared when full)
 
-    def __init__(self, db, root=topics.DEFAULT_ROOT, on_commit=None):
+    def __init__(self, db, root=topics.DEFAULT_ROOT, on_commit=None, grace_ms=store.LOST_GRACE_MS):
         self.db = db
         self.root = topics.check_root(root)
         self.on_commit = on_commit  # callable(changed_devices: set[(site, device)], now_ms)
+        self.grace_ms = grace_ms  # store.infer_unreadable_gap's wait before passing a gap
         self._items = []  # (kind, received_ms, ...) in arrival order
         self._known_boots = set()  # (site, device, boot) whose clock offset is stored
         self._held_acks = []  # acks of items committed by a flush that then failed
+        self._held_changed = set()  # their panels: derived after the next successful flush
         # per panel: highest stored seq, last ack, journal floor. This process is the only
         # writer of raw events and acks while it runs, so after the first look it needs no query.
         self._panel_cache = {}
@@ -58,6 +64,7 @@ class Ingestor:
         elif not topic.isascii():
             # lone surrogates (a replay file's \udcXX) would make even the dead letter unwritable
             topic = topic.encode("utf-8", "backslashreplace").decode("utf-8")
+        origin = None  # (site, device) of an event topic: a bad event still belongs to its panel
         try:
             parsed = self._topics.get(topic)
             if parsed is None:
@@ -67,6 +74,7 @@ class Ingestor:
                 self._topics[topic] = parsed
             site, device, kind = parsed
             if kind == "event":
+                origin = (site, device)
                 e = messages.decode_event(payload)
                 self._items.append(("event", received_ms, {
                     "site": site, "device": device, "seq": e["seq"], "boot": e["boot"],
@@ -83,13 +91,17 @@ class Ingestor:
                 raise ProtocolError("topic", "%s messages are published by the gateway, not ingested"
                                     % kind)
         except ProtocolError as exc:
-            self._dead(topic, payload, str(exc), received_ms)
+            self._dead(topic, payload, str(exc), received_ms, origin)
         except Exception as exc:  # a decoder bug must not stop ingest either
             log.exception("unexpected error decoding %r", topic)
-            self._dead(topic, payload, "gateway error while decoding: %r" % exc, received_ms)
+            self._dead(topic, payload, "gateway error while decoding: %r" % exc, received_ms, origin)
 
-    def _dead(self, topic, payload, reason, received_ms):
-        self._items.append(("dead", received_ms, topic, payload, reason))
+    def _dead(self, topic, payload, reason, received_ms, origin=None):
+        site = device = seq = None
+        if origin:
+            site, device = origin
+            seq = readable_seq(payload)
+        self._items.append(("dead", received_ms, topic, payload, reason, site, device, seq))
 
     # ---- writing ---------------------------------------------------------------------------
     def flush(self):
@@ -113,6 +125,10 @@ class Ingestor:
         self.stats["batches"] += 1
         acks = _dedupe_acks(self._held_acks + acks)
         self._held_acks = []
+        # panels committed by an earlier flush whose one-by-one retry then failed part-way: their
+        # commit is as real as this one's, so they are derived now, not at the next clock tick
+        changed = changed | self._held_changed
+        self._held_changed = set()
         self.stats["acks"] += len(acks)
         if self.on_commit and changed:
             now_ms = max(item[1] for item in items)
@@ -131,9 +147,12 @@ class Ingestor:
             except Exception as one_exc:
                 if not _transient(one_exc):
                     topic, payload = _topic_payload(item)
+                    origin = (item[2]["site"], item[2]["device"], item[2]["seq"]) \
+                        if item[0] == "event" else (None, None, None)
                     try:
                         a, c, b = self._write([("dead", item[1], topic, payload,
-                                                "database refused the message: %s" % one_exc)])
+                                                "database refused the message: %s" % one_exc)
+                                               + origin])
                     except Exception as dl_exc:
                         one_exc = dl_exc
                     else:
@@ -143,6 +162,7 @@ class Ingestor:
                     # and its acks go out with the next successful flush
                     self._items = items[i:]
                     self._held_acks += acks
+                    self._held_changed |= changed
                     self._known_boots |= boots
                     raise one_exc
             acks.extend(a)
@@ -161,13 +181,20 @@ class Ingestor:
         with db.transaction():
             panels = self._panels(db, items)  # committed knowledge, read before any write
             dead = []
+            dead_seqs = []  # index into `dead` of the events whose seq counts as handled
+            unreadable = set()  # panels that sent an event message without a readable seq
             event_rows = []
             resend_ack = set()
             for item in items:
                 kind = item[0]
                 if kind == "dead":
-                    _, ms, topic, payload, reason = item
-                    dead.append((topic.replace("\x00", "\\0"), payload, reason, ms))
+                    _, ms, topic, payload, reason, site, device, seq = item
+                    if site is not None:
+                        if seq is None:
+                            unreadable.add((site, device))
+                        else:
+                            dead_seqs.append(len(dead))
+                    dead.append((topic.replace("\x00", "\\0"), payload, reason, ms, site, device, seq))
                 elif kind == "state":
                     _, ms, site, device, state, payload, _topic = item
                     stats["states"] += 1
@@ -205,8 +232,13 @@ class Ingestor:
                     dead.append((e["topic"], e["payload"].encode("utf-8"),
                                  "seq %d of %s/%s is already stored with different content"
                                  " (panel journal reset or firmware bug?); the stored event is kept"
-                                 % (e["seq"], e["site"], e["device"]), e["received_ms"]))
+                                 % (e["seq"], e["site"], e["device"]), e["received_ms"],
+                                 e["site"], e["device"], e["seq"]))
                 last_seen = {}
+                # any valid event proves the panel alive, a resend of stored ones too
+                for e in duplicates + conflicts:
+                    key = (e["site"], e["device"])
+                    last_seen[key] = max(last_seen.get(key, 0), e["received_ms"])
                 for e in stored:
                     key = (e["site"], e["device"])
                     changed.add(key)
@@ -216,15 +248,30 @@ class Ingestor:
                         self._learn_boot(e["site"], e["device"], e["boot"], e["t_ms"], e["up_ms"],
                                          "event:%d" % e["seq"], e["received_ms"], boots)
                 store.touch_last_seen_many(db, [(s_, d_, ms) for (s_, d_), ms in last_seen.items()])
+            acking = set(changed)
             if dead:
-                store.insert_dead_letters(db, dead)
+                keys = store.insert_dead_letters(db, dead)
                 stats["dead_letters"] += len(dead)
+                rows = []
+                for i in dead_seqs:
+                    topic, payload, reason, ms, site, device, seq = dead[i]
+                    rows.append((site, device, seq, keys[i], 0, ms))
+                    fresh.setdefault((site, device), set()).add(seq)
+                    acking.add((site, device))
+                store.insert_dead_seqs(db, rows)
             now_ms = max(item[1] for item in items)
             new_acks = {}
-            for key in sorted(changed):
+            for key in sorted(acking | unreadable):
                 p = panels[key]
                 start = max(p.ack or 0, p.floor - 1)
                 ack = store.extend_run(db, key[0], key[1], start, fresh.get(key, ()), p.max_seq)
+                if key in unreadable:
+                    inferred = store.infer_unreadable_gap(db, key[0], key[1], ack, self.grace_ms)
+                    if inferred:
+                        seqs = fresh.setdefault(key, set())
+                        seqs.update(inferred)
+                        ack = store.extend_run(db, key[0], key[1], ack, seqs,
+                                               max(p.max_seq, max(seqs)))
                 if ack > (p.ack or 0):
                     new_acks[key] = ack
             store.record_acks(db, [(s_, d_, a, now_ms) for (s_, d_), a in new_acks.items()])
@@ -256,6 +303,8 @@ class Ingestor:
                 key = (item[2]["site"], item[2]["device"])
             elif item[0] == "state":
                 key = (item[2], item[3])
+            elif item[0] == "dead" and item[5] is not None:
+                key = (item[5], item[6])
             else:
                 continue
             if key in out:
@@ -288,7 +337,7 @@ class _Panel:
 
     @classmethod
     def load(cls, db, site, device):
-        return cls(store.max_seq(db, site, device), store.last_ack(db, site, device),
+        return cls(store.max_handled_seq(db, site, device), store.last_ack(db, site, device),
                    store.held_floor(store.panel_state(db, site, device)))
 
 
@@ -303,6 +352,21 @@ def _transient(exc):
     except ImportError:
         return False
     return isinstance(exc, psycopg.OperationalError)
+
+
+def readable_seq(payload):
+    """The seq of an event payload that failed validation, where it can be read without guessing:
+    a JSON object whose "seq" is a valid seq (an integer 1..MAX_INT). Else None."""
+    if len(payload) > messages.MAX_BYTES:
+        return None
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    seq = obj.get("seq") if isinstance(obj, dict) else None
+    if type(seq) is int and 1 <= seq <= messages.MAX_INT:
+        return seq
+    return None
 
 
 def _topic_payload(item):

@@ -6,6 +6,10 @@ figures through kpi_core, so the simulator's ground truth and this report count 
 
 Rules (see docs/report-json.md for the details):
 - a poll belongs to the period that contains its opening time, in its office's timezone;
+- a report range given as local times (a `datetime` without tzinfo: what `--from/--to` without
+  a UTC offset mean when no office is chosen) is read in each office's own timezone: a report
+  "for 2025-01-06" covers 6 January in Moscow for the Moscow office and 6 January in Los
+  Angeles for the LA office;
 - DI-staff is computed over polls whose question kind is staff, DI-office over office polls,
   ELI over loyalty polls; invalid polls (expert verdict) count nowhere; confirmed force-majeure
   periods take that panel's No/silent polls out of DI-staff only;
@@ -55,6 +59,26 @@ def bucket(t_ms, tz, period):
     def ms(d):
         return int(_dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() * 1000)
     return label, ms(first), ms(nxt)
+
+
+# A local range bound becomes one instant per office; every such instant lies within this much
+# of the bound read as UTC (UTC offsets run from -12 h to +14 h), so one query covers all offices.
+_LOCAL_SLACK_MS = 26 * 3600 * 1000
+
+
+def _is_local(bound):
+    return isinstance(bound, _dt.datetime) and bound.tzinfo is None
+
+
+def _instant(history, site, bound):
+    """A range bound as epoch ms for one office: ints (and None) as they are, a naive datetime
+    in the office's timezone (at that time), an aware one as its instant."""
+    if not isinstance(bound, _dt.datetime):
+        return bound
+    if bound.tzinfo is None:
+        as_utc = int(bound.replace(tzinfo=_dt.timezone.utc).timestamp() * 1000)
+        bound = bound.replace(tzinfo=history.tz(site, as_utc))
+    return int(bound.timestamp() * 1000)
 
 
 def _fig(f):
@@ -213,7 +237,8 @@ def _key_of(by, item, history, lang, is_fm=False):
 
 def build_report(db, by="site", period="all", start=None, end=None, k=None, lang=None,
                  now_ms=None, thresholds=None, site=None):
-    """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open);
+    """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open), or
+    a naive datetime.datetime: that wall-clock time in each office's own timezone;
     k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's."""
     if by not in BYS:
         raise ValueError("by: must be one of %s, got %r" % (", ".join(BYS), by))
@@ -233,14 +258,38 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
     th = Thresholds(**th_values)
     reference = dep.get("reference") or {}
 
-    polls, fms = review.load_scope(db, site, start, end)
+    local = {"from": start.isoformat() if _is_local(start) else None,
+             "to": end.isoformat() if _is_local(end) else None}
+    office_bounds = {}
+
+    def bounds_of(s):
+        """(start_ms, end_ms) of the report range for office s."""
+        b = office_bounds.get(s)
+        if b is None:
+            b = office_bounds[s] = (_instant(history, s, start), _instant(history, s, end))
+        return b
+
+    if local["from"] or local["to"]:
+        q_start = None if start is None else _instant(history, None, start) - _LOCAL_SLACK_MS
+        q_end = None if end is None else _instant(history, None, end) + _LOCAL_SLACK_MS
+
+        def inside(s, t):
+            lo, hi = bounds_of(s)
+            return (lo is None or t >= lo) and (hi is None or t < hi)
+        polls, fms = review.load_scope(db, site, q_start, q_end)
+        polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
+        fms = [f for f in fms if inside(f["site"], f["start_ms"])]
+        counts_rows = [r for r in store.counts(db, site, q_start, q_end) if inside(r["site"], r["from_ms"])]
+    else:
+        polls, fms = review.load_scope(db, site, start, end)
+        counts_rows = store.counts(db, site, start, end)
     verdicts = review.latest(db)
     all_fms = db.query("SELECT * FROM force_majeure")  # a period may reach into the range
     ctx = {
         "lang": lang, "k": k, "thresholds": th, "verdicts": verdicts, "history": history,
         "invalid": review.invalid_poll_ids(verdicts),
         "periods": review.confirmed_periods(all_fms, verdicts),
-        "counts": store.counts(db, site, start, end),
+        "counts": counts_rows,
         "lost": {},
     }
     panels = sorted({(r["site"], r["device"]) for r in db.query(
@@ -251,13 +300,13 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
         ctx["lost"][(s, d)] = store.lost_summary(store.gaps(db, s, d, now_ms))
 
     groups = {}
-    total = _Scope("*", "*", "all", start, end)
+    total = _Scope("*", "*", "all", None, None)
 
     def place(item, at, is_fm):
         key, label = _key_of(by, item, history, lang, is_fm)
         plabel, pstart, pend = bucket(at, history.tz(item["site"], at), period)
         if period == "all":
-            pstart, pend = start, end
+            pstart, pend = bounds_of(item["site"])
         scope = groups.get((key, plabel))
         if scope is None:
             scope = groups[(key, plabel)] = _Scope(key, label, plabel, pstart, pend)
@@ -279,13 +328,21 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
             key, label = _key_of(by, fake, history, lang)
             plabel, pstart, pend = bucket(r["from_ms"], history.tz(r["site"], r["from_ms"]), period)
             if period == "all":
-                pstart, pend = start, end
+                pstart, pend = bounds_of(r["site"])
             if (key, plabel) not in groups:
                 sc = groups[(key, plabel)] = _Scope(key, label, plabel, pstart, pend)
                 sc.sites.add(r["site"])
                 if r["device"]:
                     sc.panels.add((r["site"], r["device"]))
             total.sites.add(r["site"])
+    for scope in list(groups.values()) + [total]:
+        if scope.period == "all":
+            # the report range as instants: one office's, or the same for all of the row's
+            # offices; None when local dates mean different instants in its offices
+            found = {bounds_of(s) for s in scope.sites}
+            if not found:  # an empty report: the range as asked, if it is one range
+                found = {(None, None) if (local["from"] or local["to"]) and not site else bounds_of(site)}
+            scope.start, scope.end = found.pop() if len(found) == 1 else (None, None)
     rows = [_row(groups[g], by, ctx) for g in sorted(groups, key=lambda g: (g[0], g[1]))]
     total_row = _row(total, "total", ctx)
 
@@ -295,19 +352,21 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
         "lang": lang,
         "by": by,
         "period": period,
-        "from_ms": start,
-        "to_ms": end,
+        "from_ms": total.start,
+        "to_ms": total.end,
+        "from_local": local["from"],
+        "to_local": local["to"],
         "site": site,
         "k": k,
         "thresholds": {f: getattr(th, f) for f in ("fm_rate_max", "coverage_min", "conversion_min", "min_n")},
         "reference": reference,
         "rows": rows,
         "total": total_row,
-        "bottleneck": _bottlenecks(polls, history, period, start, end, ctx, reference, th),
+        "bottleneck": _bottlenecks(polls, history, period, bounds_of, ctx, reference, th),
     }
 
 
-def _bottlenecks(polls, history, period, start, end, ctx, reference, th):
+def _bottlenecks(polls, history, period, bounds_of, ctx, reference, th):
     """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
     by_site = {}
     for p in polls:
@@ -321,8 +380,8 @@ def _bottlenecks(polls, history, period, start, end, ctx, reference, th):
         di_s = kpi_core.di_staff(kpi_core.count_polls(staff, ctx["periods"], ctx["invalid"]), ctx["k"])
         di_o = kpi_core.di_office(kpi_core.count_polls(office, (), ctx["invalid"]), ctx["k"])
         item = {"site": site, "label": history.site_name(site), "period": label,
-                "period_start_ms": start if period == "all" else pstart,
-                "period_end_ms": end if period == "all" else pend,
+                "period_start_ms": bounds_of(site)[0] if period == "all" else pstart,
+                "period_end_ms": bounds_of(site)[1] if period == "all" else pend,
                 "di_staff": _fig(di_s), "di_office": _fig(di_o)}
         if "di_staff" not in reference or "di_office" not in reference:
             item.update(verdict=None, verdict_text=i18n.t(lang, "no_reference"),

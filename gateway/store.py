@@ -8,8 +8,11 @@ The cumulative-ack rule (see README.md, "Acks and lost events"):
     the panel holds, per its latest state, the contiguous seq range [floor, state.seq] with
     floor = state.seq - state.pending + 1. A seq below floor that is not stored will never come
     (the panel dropped it on journal overflow). The ack is the highest N such that every seq
-    1..N is stored or below floor. It never passes a gap the panel may still fill.
+    1..N is stored, below floor, or dead-lettered (`dead_seqs`: an event of that seq came but
+    could not be stored, see infer_unreadable_gap). It never passes a gap the panel may still fill.
 """
+import bisect
+import hashlib
 import json
 
 from gateway import timerepair
@@ -194,6 +197,13 @@ def max_seq(db, site, device):
                      (site, device)) or 0
 
 
+def max_handled_seq(db, site, device):
+    """The highest seq of a panel that is stored or dead-lettered (0: none)."""
+    dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?",
+                     (site, device)) or 0
+    return max(max_seq(db, site, device), dead)
+
+
 def panel_state(db, site, device):
     return db.query_one("SELECT * FROM panel_state WHERE site = ? AND device = ?", (site, device))
 
@@ -216,28 +226,34 @@ def held_floor(state):
 # ---- acks ------------------------------------------------------------------------------------
 
 def contiguous_acked_seq(db, site, device, state=None, previous=None):
-    """The cumulative ack for one panel: highest N with every seq 1..N stored or known dropped."""
+    """The cumulative ack for one panel: highest N with every seq 1..N stored, dead-lettered
+    (`dead_seqs`) or known dropped."""
     if state is None:
         state = panel_state(db, site, device)
     if previous is None:
         previous = last_ack(db, site, device) or 0
     start = max(previous, held_floor(state) - 1)
-    if not db.query_one("SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?",
-                        (site, device, start + 1)):
+    if not db.query_one(
+            "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
+            " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ?",
+            (site, device, start + 1) * 2):
         return start
-    # the end of the stored run that begins at start + 1: the first seq whose successor is missing
+    # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
-        "SELECT r.seq FROM raw_events r WHERE r.site = ? AND r.device = ? AND r.seq > ?"
-        " AND NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = r.site"
-        " AND x.device = r.device AND x.seq = r.seq + 1)"
-        " ORDER BY r.seq LIMIT 1", (site, device, start))
+        "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_events WHERE site = ? AND device = ?"
+        " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?) h"
+        " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
+        " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
+        " AND y.device = ? AND y.seq = h.seq + 1)",
+        (site, device, start) * 2 + (site, device) * 2)
     return end
 
 
 def extend_run(db, site, device, start, fresh_seqs, max_known):
-    """The end of the stored run start+1, start+2, ... given the seqs just stored (`fresh_seqs`)
-    and the highest seq stored before them (`max_known`): no query unless the run reaches into
-    seqs that arrived out of order earlier. Same answer as contiguous_acked_seq's run."""
+    """The end of the handled run start+1, start+2, ... (stored or dead-lettered) given the seqs
+    just handled (`fresh_seqs`) and the highest seq handled before them (`max_known`): no query
+    unless the run reaches into seqs that arrived out of order earlier. Same answer as
+    contiguous_acked_seq's run."""
     fresh = set(fresh_seqs)
     n = start
     while True:
@@ -246,7 +262,8 @@ def extend_run(db, site, device, start, fresh_seqs, max_known):
         if n + 1 > max_known:
             return n
         rows = db.query("SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
-                        " ORDER BY seq LIMIT 512", (site, device, n))
+                        " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+                        " ORDER BY seq LIMIT 512", (site, device, n) * 2)
         before = n
         for r in rows:
             if r["seq"] != n + 1:
@@ -282,6 +299,8 @@ def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
     {"first", "last", "count", "status": "lost" | "open", "why"}.
 
     lost + why "dropped": the panel no longer holds them (below its journal floor);
+    lost + why "dead_letter": the event came but could not be stored (`dead_seqs`): acked, so the
+    panel let it go; the message is in dead_letters;
     lost + why "overdue": still missing `grace_ms` after a later seq arrived;
     open: missing, recently; the panel may still send them.
     Seqs above the newest stored one are backlog (the panel's `pending`), not gaps - except below
@@ -310,7 +329,41 @@ def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
         if first <= last:
             overdue = since is not None and now_ms - since > grace_ms
             out.append(_gap(first, last, "lost" if overdue else "open", "overdue" if overdue else "waiting"))
+    dead = [r["seq"] for r in db.query(
+        "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND NOT EXISTS (SELECT 1 FROM"
+        " raw_events r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
+        (site, device))]
+    if dead:
+        out = _without(out, dead) + [_gap(a, b, "lost", "dead_letter") for a, b in _runs(dead)]
+        out.sort(key=lambda g: g["first"])
     return out
+
+
+def _without(gap_list, dead):
+    """gap_list with the (sorted) seqs `dead` cut out of its ranges."""
+    out = []
+    for g in gap_list:
+        a = g["first"]
+        i = bisect.bisect_left(dead, a)
+        while i < len(dead) and dead[i] <= g["last"]:
+            if dead[i] > a:
+                out.append(_gap(a, dead[i] - 1, g["status"], g["why"]))
+            a = dead[i] + 1
+            i += 1
+        if a <= g["last"]:
+            out.append(_gap(a, g["last"], g["status"], g["why"]))
+    return out
+
+
+def _runs(seqs):
+    """Sorted distinct ints -> [(first, last)] of their consecutive runs."""
+    out = []
+    for s in seqs:
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return [tuple(r) for r in out]
 
 
 def _gap(first, last, status, why):
@@ -327,20 +380,89 @@ def lost_summary(gap_list):
 
 # ---- dead letters ----------------------------------------------------------------------------
 
+def dead_letter_key(topic, payload):
+    """A dead letter's idempotency key: hex sha256 of the topic (UTF-8), one NUL byte and the
+    payload bytes. 004_dead_letter_key.*.sql computes the same in SQL for older rows."""
+    if isinstance(topic, str):
+        topic = topic.encode("utf-8", "surrogatepass")
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(bytes(topic) + b"\x00" + bytes(payload)).hexdigest()
+
+
 def insert_dead_letters(db, letters):
-    """letters: [(topic, payload_bytes, reason, received_ms)]"""
-    db.executemany("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
-                   [(t, bytes(p), r, ms) for t, p, r, ms in letters])
+    """letters: [(topic, payload_bytes, reason, received_ms[, site, device, seq])]; returns their keys.
+
+    Idempotent on (topic, payload): the same message again (a broker redelivery, a panel's
+    resend, `rating replay` run twice) only counts `seen` up and moves `last_seen_ms`; the
+    first reason and arrival stay. site/device/seq: the panel and seq of an event, where known."""
+    rows, keys = [], []
+    for letter in letters:
+        t, p, r, ms = letter[:4]
+        site, device, seq = (tuple(letter[4:7]) + (None, None, None))[:3]
+        key = dead_letter_key(t, p)
+        keys.append(key)
+        rows.append((key, t, bytes(p), r, ms, ms, site, device, seq))
+    db.executemany(
+        "INSERT INTO dead_letters (msg_key, topic, payload, reason, received_ms, last_seen_ms, seen,"
+        " site, device, seq) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (msg_key) DO UPDATE SET"
+        " seen = dead_letters.seen + 1, last_seen_ms = CASE WHEN dead_letters.last_seen_ms IS NULL"
+        " OR excluded.last_seen_ms > dead_letters.last_seen_ms THEN excluded.last_seen_ms"
+        " ELSE dead_letters.last_seen_ms END, site = COALESCE(dead_letters.site, excluded.site),"
+        " device = COALESCE(dead_letters.device, excluded.device),"
+        " seq = COALESCE(dead_letters.seq, excluded.seq)", rows)
+    return keys
+
+
+def insert_dead_seqs(db, rows):
+    """rows: [(site, device, seq, msg_key, inferred, received_ms)]: seqs handled by a dead letter."""
+    db.executemany(
+        "INSERT INTO dead_seqs (site, device, seq, msg_key, inferred, received_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING", rows)
+
+
+def infer_unreadable_gap(db, site, device, acked, grace_ms):
+    """The seqs an unreadable event message of this panel stands in for, recorded in dead_seqs;
+    [] when the evidence is not there (then nothing is written).
+
+    The panel resends, in seq order from its ack + 1, until an ack covers an event; a message on
+    its event topic without a readable seq cannot be acked by seq. The gap acked+1 .. (the next
+    handled seq - 1) is taken as handled when (a) it has been open longer than `grace_ms`
+    (LOST_GRACE_MS: the same time after which status calls a gap lost) since the event above it
+    first arrived, and (b) an unreadable message of this panel came at least twice, the last
+    time after that grace: the panel went on resending from the gap and what it sent there
+    could not be read. A gap alone, however old, is never passed (the panel may still fill it)."""
+    above = []
+    for table in ("raw_events", "dead_seqs"):
+        row = db.query_one("SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ?"
+                           " ORDER BY seq LIMIT 1" % table, (site, device, acked))
+        if row:
+            above.append((row["seq"], row["received_ms"]))
+    if not above:
+        return []
+    nxt, since = min(above)
+    if nxt <= acked + 1:
+        return []
+    letter = db.query_one(
+        "SELECT msg_key, last_seen_ms FROM dead_letters WHERE site = ? AND device = ? AND seq IS NULL"
+        " AND seen >= 2 AND last_seen_ms >= ? ORDER BY received_ms, id LIMIT 1",
+        (site, device, since + grace_ms))
+    if letter is None:
+        return []
+    seqs = list(range(acked + 1, nxt))
+    insert_dead_seqs(db, [(site, device, q, letter["msg_key"], 1, letter["last_seen_ms"]) for q in seqs])
+    return seqs
 
 
 def dead_letters(db, limit=50, since_ms=None):
-    """Newest first."""
-    sql = "SELECT id, topic, payload, reason, received_ms FROM dead_letters"
+    """Last seen first."""
+    sql = ("SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq"
+           " FROM dead_letters")
     params = ()
     if since_ms is not None:
-        sql += " WHERE received_ms >= ?"
+        sql += " WHERE last_seen_ms >= ?"
         params = (since_ms,)
-    sql += " ORDER BY id DESC"
+    sql += " ORDER BY last_seen_ms DESC, id DESC"
     if limit:
         sql += " LIMIT %d" % int(limit)
     rows = db.query(sql, params)
@@ -349,8 +471,11 @@ def dead_letters(db, limit=50, since_ms=None):
     return rows
 
 
-def dead_letter_count(db):
-    return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
+def dead_letter_count(db, distinct=False):
+    """Messages refused (each arrival of the same one counted); distinct=True: stored letters."""
+    if distinct:
+        return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
+    return int(db.scalar("SELECT SUM(seen) AS n FROM dead_letters") or 0)  # PostgreSQL: a Decimal
 
 
 # ---- counts ----------------------------------------------------------------------------------
