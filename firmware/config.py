@@ -1,7 +1,9 @@
 """/config.json: schema, defaults, validation; remote config from the gateway on top of it.
 
 Pure: takes text/dicts, returns dicts. Every problem is a ConfigError naming the field, so the
-serial console can say exactly what to fix ("pins.led_rate: pin 34 is input-only ...").
+serial console can say exactly what to fix ("pins.led_rate: GPIO 34 is input-only ...").
+The pin rules and default pins are per chip (the plain ESP32 or the ESP32-S3); the caller
+detects the chip (firmware.boot.chip) and passes it in.
 """
 import json
 
@@ -27,10 +29,40 @@ DEFAULTS = {
 
 BUTTON_PINS = ("yes", "no", "unsure", "seller")
 LED_PINS = ("led_rate", "led_thanks", "led_status", "led_seller")
-# ESP32 (not -S2/-S3): 6..11 drive the SPI flash, 20/24/28..31 do not exist, 34..39 are inputs
-# without pull-ups (a button there needs an external pull-up resistor).
-NO_PINS = (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)
-INPUT_ONLY = (34, 35, 36, 37, 38, 39)
+# The ESP32-S3's default map, in BUTTON_PINS + LED_PINS order: plain GPIOs on every S3 module
+# (none is flash, PSRAM, USB, UART0 or strapping), side by side on the DevKitC-1's left header.
+S3_PINS = (4, 5, 6, 7, 15, 16, 17, 18)
+
+# Pin rules per chip, flat (one tuple, not one per rule: smaller at boot): first GPIO, last,
+# 0 = any pin / 1 = buttons / 2 = LEDs, "GPIO n " + why. Refused besides the missing ones: pins
+# whose level at reset can keep the firmware from starting, and the serial console the
+# technician reads these errors on.
+_GONE = "cannot be used (6..11 are the flash, 20/24/28..31 do not exist)"
+_BOOT = "is the BOOT strapping pin: low at reset, the chip waits for a flasher instead of starting"
+_UART = "is UART0 (1/3), the serial console"
+ESP32_RULES = (
+    6, 11, 0, _GONE,
+    20, 20, 0, _GONE,
+    24, 24, 0, _GONE,
+    28, 31, 0, _GONE,
+    34, 39, 2, "is input-only (34..39); an LED needs an output pin",  # a button: external pull-up
+    0, 0, 0, _BOOT,
+    1, 1, 0, _UART,
+    3, 3, 0, _UART,
+    # MTDI: an LED to GND keeps it low (its safe level), a button can pull it high
+    12, 12, 1, "is a strapping pin: high at reset it sets the flash voltage to 1.8 V and the "
+               "module does not boot",
+)
+ESP32S3_RULES = (
+    22, 25, 0, "does not exist on the ESP32-S3 (0..21, 26..48)",
+    26, 32, 0, "is the SPI flash/PSRAM (26..32)",
+    33, 37, 0, "is the octal flash/PSRAM on -R8/-R16 and WROOM-2 modules (33..37)",
+    19, 20, 0, "is USB D-/D+ (19/20), the USB serial console",
+    43, 44, 0, "is UART0 (43/44), the serial console on boards with a USB-UART chip",
+    0, 0, 0, _BOOT,
+    3, 3, 0, "is a strapping pin (JTAG select at reset)",
+    45, 46, 0, "is a strapping pin: at reset 45 sets the flash voltage, 46 the boot mode",
+)
 
 # Integer ranges (inclusive). Remote-settable knobs share the protocol's ranges.
 _R = pconfig.CONFIG_RANGES
@@ -134,24 +166,41 @@ def _check_ids(cfg):
         raise ConfigError("mqtt.root" if e.field == "root" else e.field, e.problem)
 
 
-def _check_pins(pins):
+def _check_pins(pins, chip):
+    s3 = chip == "esp32s3"
+    top = 48 if s3 else 39
     seen = {}
     for key in BUTTON_PINS + LED_PINS:
         name = "pins." + key
         p = pins[key]
-        if type(p) is not int or not 0 <= p <= 39:
-            raise ConfigError(name, "must be an ESP32 GPIO number 0..39, got %s" % _show(p))
-        if p in NO_PINS:
-            raise ConfigError(name, "GPIO %d cannot be used (6..11 are the flash, 20/24/28..31 do not exist)" % p)
-        if p in INPUT_ONLY and key in LED_PINS:
-            raise ConfigError(name, "GPIO %d is input-only (34..39); an LED needs an output pin" % p)
+        if type(p) is not int or not 0 <= p <= top:
+            raise ConfigError(name, "must be an %s GPIO number 0..%d, got %s"
+                              % ("ESP32-S3" if s3 else "ESP32", top, _show(p)))
+        kind = 2 if key in LED_PINS else 1
+        rules = ESP32S3_RULES if s3 else ESP32_RULES
+        for i in range(0, len(rules), 4):  # int(): the flat table's type mixes ints and strs
+            if int(rules[i]) <= p <= int(rules[i + 1]) and rules[i + 2] in (0, kind):
+                raise ConfigError(name, "GPIO %d %s" % (p, rules[i + 3]))
         if p in seen:
             raise ConfigError(name, "GPIO %d is already used by pins.%s; every pin must differ" % (p, seen[p]))
         seen[p] = key
 
 
-def validate(cfg):
-    """Check a full cfg dict (shape as DEFAULTS); raise ConfigError on the first problem."""
+def defaults(chip="esp32"):
+    """DEFAULTS, with the chip's own pin map ("esp32" or "esp32s3"; anything else is "esp32")."""
+    if chip != "esp32s3":
+        return DEFAULTS
+    out = dict(DEFAULTS)
+    out["pins"] = pins = {}
+    for key, p in zip(BUTTON_PINS + LED_PINS, S3_PINS):
+        pins[key] = p
+    pins["active_low"] = True
+    return out
+
+
+def validate(cfg, chip=None):
+    """Check a full cfg dict (shape as DEFAULTS) for `chip` (default: the cfg's own "chip", else
+    "esp32"); raise ConfigError on the first problem."""
     _check_ids(cfg)
     _str(cfg, "wifi.ssid")
     _str(cfg, "wifi.password", empty=True)
@@ -164,7 +213,7 @@ def validate(cfg):
     for name in RANGES:
         lo, hi = RANGES[name]
         _int(cfg, name, lo, hi)
-    _check_pins(cfg["pins"])
+    _check_pins(cfg["pins"], chip or cfg.get("chip"))
     t = cfg["timings"]
     if t["long_ms"] <= t["debounce_ms"]:
         raise ConfigError("timings.long_ms", "must be longer than timings.debounce_ms (%d), got %d"
@@ -175,16 +224,18 @@ def validate(cfg):
     return cfg
 
 
-def load(text):
-    """/config.json text -> cfg dict with every default filled in; ConfigError if anything is off."""
+def load(text, chip="esp32"):
+    """/config.json text -> cfg dict with every default filled in; ConfigError if anything is off.
+    `chip` ("esp32" or "esp32s3", which the caller detects) picks the pin rules and defaults."""
     try:
         given = json.loads(text)
     except Exception as e:  # ValueError on both ports; its text differs
         raise ConfigError("config.json", "not valid JSON (%s); check quotes, commas and braces" % e)
-    cfg = validate(_merge("", DEFAULTS, given))
+    cfg = validate(_merge("", defaults(chip), given), chip)
     # the file's own values, restored before each remote config is laid on top
     cfg["local"] = {"timings": dict(cfg["timings"]), "led_brightness": cfg["led_brightness"]}
     cfg["remote"] = {}
+    cfg["chip"] = chip  # merge_remote re-validates the whole cfg with the same rules
     return cfg
 
 

@@ -142,16 +142,19 @@ class SelfTest:
 
 def run(seconds=60, hal=None, cfg=None, config_path="/config.json"):
     """Run the self-test; from the REPL with no arguments it reads /config.json itself."""
+    import sys
     from firmware import config
+    from firmware.boot import chip
+    c = chip(getattr(sys.implementation, "_machine", ""))  # the S3 has other pins (boot.py)
     err = None
     if cfg is None:
         try:
             with open(config_path) as f:
-                cfg = config.load(f.read())
+                cfg = config.load(f.read(), c)
         except Exception as e:  # a broken config still lets the technician test the hardware
             err = e
             cfg = None
     if hal is None:
         from firmware.hal import Hal
-        hal = Hal(cfg["pins"] if cfg else config.DEFAULTS["pins"])
+        hal = Hal(cfg["pins"] if cfg else config.defaults(c)["pins"])
     SelfTest(hal, cfg, err).run(seconds)

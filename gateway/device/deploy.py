@@ -193,7 +193,9 @@ class Deploy:
         self.report_board(probe)
         existing = panelconfig.parse_existing(probe.get("config"))
         given = panelconfig.merge(existing, self.overrides)
-        text, cfg = panelconfig.validate(given)
+        # the panel checks its pins with its own chip's rules at boot: check them the same way
+        from firmware.boot import chip
+        text, cfg = panelconfig.validate(given, chip(probe.get("machine") or ""))
 
         files = bundle_info.changed(self.manifest, probe["files"])
         old_manifest = None

@@ -79,13 +79,14 @@ def merge(existing, overrides):
     return out
 
 
-def validate(given):
-    """Check with the firmware's rules -> (text to write, full cfg with defaults).
+def validate(given, chip="esp32"):
+    """Check with the firmware's rules for `chip` (firmware.boot.chip of the board's
+    sys.implementation._machine) -> (text to write, full cfg with defaults).
     DeviceError names the option that sets the bad field."""
     from firmware import config as fwconfig
     text = json.dumps(given, indent=1, sort_keys=True) + "\n"
     try:
-        full = fwconfig.load(text)
+        full = fwconfig.load(text, chip)
     except fwconfig.ConfigError as exc:
         flag = FLAGS.get(exc.field)
         how = " Set it with %s." % flag if flag else " Fix it in the panel's /config.json."
