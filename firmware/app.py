@@ -57,6 +57,8 @@ class Panel:
         self._faults_rev = self.buttons.faults_rev
         self.journal = journal.Journal(fs or journal.OsFs(), prefix=hal.path(self.JOURNAL_PREFIX),
                                        capacity=self.cfg["journal"]["capacity"])
+        if self.journal.capacity < self.journal.capacity_wanted:  # clamped to the file system
+            self.faults_extra.append("journal_small")
         self.boot = self.journal.next_boot()
         self.wall = clock.WallClock()
         self.ntp = clock.NtpSchedule(resync_ms=self.cfg["ntp"]["resync_h"] * 3600000)

@@ -7,8 +7,9 @@ loses at most the record being written (its CRC fails), never a neighbour. See f
 
 File I/O goes through a small adapter (OsFs on the device, MemFs for the simulator and the
 power-cut tests): read(path, offset, buf) -> n, append(path, data), write(path, data),
-remove(path), size(path) -> int or None. MemFs and PowerCut live in firmware/memfs.py so the
-panel never loads them; `journal.MemFs` / `journal.PowerCut` still work (module __getattr__).
+remove(path), size(path) -> int or None, and optionally room(path) -> bytes free or None.
+MemFs and PowerCut live in firmware/memfs.py so the panel never loads them;
+`journal.MemFs` / `journal.PowerCut` still work (module __getattr__).
 """
 import binascii
 import struct
@@ -32,9 +33,14 @@ crc32 = getattr(binascii, "crc32", None) or _slow_crc32
 _MAGIC = const(0xA5)
 _HEAD = const(6)     # magic u8, payload length u8, seq u32
 _TAIL = const(4)     # crc32 of the record's other bytes, salted with (segment, slot)
-META = "<4sIIIIIIHH"   # magic, gen, seq, acked, boot, dropped, first segment, record size, 0
+# magic, gen, seq, acked, boot, dropped, first segment, record size, 0, seq offset (a record
+# stores seq - offset; the offset was 4 zero bytes before, so older metas read as offset 0)
+META = "<4sIIIIIIHHI"
 META_MAGIC = b"JRN1"
 META_SIZE = const(40)  # struct above (36) + crc32
+# file-system room kept free besides the journal's records: block rounding of its 11 files
+# (4 KB blocks on littlefs), remote.json, littlefs's copy-on-write blocks, a code update
+_ROOM_MARGIN = const(65536)
 
 
 class OsFs:
@@ -96,6 +102,14 @@ class OsFs:
         except OSError:
             return None
 
+    def room(self, path):
+        import os
+        try:
+            s = os.statvfs(path[:path.rfind("/") + 1] or ".")
+            return s[1] * s[4]   # fragment size x fragments free
+        except Exception:        # no statvfs on this port or file system
+            return None
+
 
 class _Seg:
     """One segment file: its number, slots used, first and last valid seq (0: none yet)."""
@@ -116,6 +130,7 @@ class Journal:
             raise ValueError("record_size must be %d..%d" % (_HEAD + _TAIL + 1, _HEAD + _TAIL + 255))
         self.fs = fs
         self.prefix = prefix
+        self.capacity = self.capacity_wanted = capacity
         self.seg_records = max(1, (capacity + self.SEGMENTS - 1) // self.SEGMENTS)
         self._set_record_size(record_size)
         self._salt = bytearray(8)
@@ -131,7 +146,18 @@ class Journal:
         self._acked_saved = 0
         self._pad = 0         # bytes that complete a torn tail slot before the next append
         self._padbyte = 0
-        self._open()
+        self._off = 0         # seq = stored seq + _off (see ack)
+        self.renumbered = 0   # records renumbered above an ack since boot (see ack)
+        used = self._open()
+        room = fs.room(prefix) if hasattr(fs, "room") else None
+        if room is not None:
+            # the config may ask for more than the file system holds (40,000 records are
+            # 1.9 MB; a 4 MB ESP32 has ~2 MB for files and code): at most 9 segments must fit
+            # in what is free plus what the journal holds already
+            n = (room + used - _ROOM_MARGIN) // ((self.SEGMENTS + 1) * self.rs)
+            if n < self.seg_records:
+                self.seg_records = n if n > 0 else 1
+                self.capacity = self.seg_records * self.SEGMENTS
 
     def _set_record_size(self, rs):
         self.rs = rs
@@ -150,7 +176,7 @@ class Journal:
         self._gen += 1
         b = self._mbuf
         struct.pack_into(META, b, 0, META_MAGIC, self._gen, self.seq, self.acked, self.boot,
-                         self.dropped, self._first, self.rs, 0)
+                         self.dropped, self._first, self.rs, 0, self._off)
         struct.pack_into("<I", b, META_SIZE - 4, crc32(memoryview(b)[0:META_SIZE - 4]))
         self.fs.write("%s.m%d" % (self.prefix, self._mslot), b)
         self._mslot ^= 1
@@ -169,7 +195,8 @@ class Journal:
                 best = m
                 self._mslot = i ^ 1   # overwrite the older copy next
         if best:
-            _, self._gen, self.seq, self.acked, self.boot, self.dropped, self._first, rs, _ = best
+            _, self._gen, self.seq, self.acked, self.boot, self.dropped, self._first, rs, _, \
+                self._off = best
             self._acked_saved = self.acked
             if rs != self.rs and _HEAD + _TAIL < rs <= _HEAD + _TAIL + 255:
                 # the journal on flash keeps its record size (a firmware update must not
@@ -190,7 +217,7 @@ class Journal:
             return None
         if b[0] != _MAGIC or b[1] > self.max_payload or not self._crc_ok(num, slot):
             return None
-        return struct.unpack_from("<I", b, 2)[0]
+        return struct.unpack_from("<I", b, 2)[0] + self._off
 
     def _crc_ok(self, num, slot):
         return struct.unpack_from("<I", self._buf, self.rs - _TAIL)[0] == self._crc(num, slot)
@@ -204,7 +231,7 @@ class Journal:
             fs.remove(self._seg_path(n))
             n -= 1
         n = self._first
-        last_size = 0
+        last_size = used = 0
         while True:
             size = fs.size(self._seg_path(n))
             if size is None:
@@ -224,6 +251,7 @@ class Journal:
             self._segs.append(seg)
             n += 1
             last_size = size
+            used += size
         if self._segs and last_size % self.rs:
             # a torn tail: the next append first completes its slot with bytes that keep it
             # invalid (zeros, or 0xFF in the 1-in-2**32 case where zeros would pass the CRC)
@@ -234,6 +262,7 @@ class Journal:
             self._mv[self.rs - self._pad:] = self._zeros[0:self._pad]
             if self._buf[0] == _MAGIC and self._crc_ok(seg.num, seg.slots):
                 self._padbyte = 0xFF
+        return used
 
     # ---- API ---------------------------------------------------------------------------
 
@@ -262,7 +291,7 @@ class Journal:
             b = self._buf
             b[0] = _MAGIC
             b[1] = n
-            struct.pack_into("<I", b, 2, seq)
+            struct.pack_into("<I", b, 2, seq - self._off)
             self._mv[_HEAD:_HEAD + n] = payload
             self._mv[_HEAD + n:self.rs - _TAIL] = self._zeros[0:self.rs - _TAIL - _HEAD - n]
             struct.pack_into("<I", b, self.rs - _TAIL, self._crc(seg.num, seg.slots))
@@ -315,19 +344,32 @@ class Journal:
         """Cumulative ack: every record with seq <= `seq` is stored by the gateway."""
         if seq <= self.acked or seq > 0xFFFFFFFF:  # a bogus ack past the u32 seq on flash
             return
-        keep = 1  # the segment being filled stays (no new file per ack)
+        d = 0
         if seq > self.seq:
-            # the gateway knows more than we do (journal wiped): continue after its number, in
-            # a new segment (next_after relies on consecutive seqs within one)
-            self.seq = seq
-            keep = 0
+            # The gateway knows a previous life of this panel (flash wiped, board replaced):
+            # our unacked records never reached it under these numbers and would pass for
+            # acked. Renumber them to seq+1, ... (and new events after them) by moving the
+            # offset between stored and given seqs: one meta write below, so a power cut
+            # leaves either numbering whole, and under the old one the retained ack comes
+            # again. Seqs stay consecutive, as next_after needs.
+            r = self.next_after(self.acked)
+            d = seq + 1 - (r[0] if r else self.seq + 1)
+            if self.seq + d > 0xFFFFFFFF:
+                return
+            self.renumbered += self.pending()
+            self._off += d
+            self.seq += d
+            for s in self._segs:
+                if s.first:
+                    s.first += d
+                    s.last += d
         self.acked = seq
         k = 0
-        while k < len(self._segs) - keep and self._unacked_in(self._segs[k]) == 0:
-            k += 1
+        while k < len(self._segs) - 1 and self._unacked_in(self._segs[k]) == 0:
+            k += 1   # the segment being filled stays (no new file per ack)
         if k:
             self._drop(k)
-        elif self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
+        elif d or self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
             self._save_meta()
 
     def flush(self):

@@ -1,4 +1,4 @@
-"""Files in RAM for the journal (simulator, power-cut tests): the same five-method adapter as
+"""Files in RAM for the journal (simulator, power-cut tests): the same adapter as
 journal.OsFs. Not loaded on the panel; `journal.MemFs` / `journal.PowerCut` reach it too.
 """
 
@@ -11,12 +11,15 @@ class MemFs:
     """Files in RAM. budget=n: the power dies after n more bytes are written (PowerCut);
     an operation that would need a byte more stops there. fill=None leaves a cut write as a
     prefix; fill=0x00/0xFF also extends the file to full length (FAT may update the size first).
+    disk=n: a file system of n bytes (room() reports what is free, a write that does not fit
+    raises OSError ENOSPC); None: unlimited, room() -> None.
     """
 
-    def __init__(self, budget=None, fill=None):
+    def __init__(self, budget=None, fill=None, disk=None):
         self.files = {}
         self.budget = budget
         self.fill = fill
+        self.disk = disk
         self.written = 0    # bytes written in total (flash-wear statistics)
 
     def read(self, path, offset, buf):
@@ -29,6 +32,9 @@ class MemFs:
 
     def _put(self, target, data):
         n = len(data)
+        room = self.room(None)
+        if room is not None and n > room:
+            raise OSError(28)   # ENOSPC
         if self.budget is not None and n > self.budget:
             k = self.budget
             self.budget = 0
@@ -59,3 +65,8 @@ class MemFs:
     def size(self, path):
         data = self.files.get(path)
         return None if data is None else len(data)
+
+    def room(self, path):
+        if self.disk is None:
+            return None
+        return self.disk - sum(len(d) for d in self.files.values())

@@ -9,7 +9,8 @@ def _p(i):
 def test_fw_review_journal_events_after_ack_jump_are_found():
     # A wiped panel records presses before the gateway's retained ack (above its seq) arrives;
     # the presses after the jump must still be readable in order (next_after assumed the seqs
-    # of one segment are consecutive and skipped them).
+    # of one segment are consecutive and skipped them). The presses before it are renumbered
+    # above the ack (tests/test_fw_journal_rebase.py).
     for ack_to in (3, 500):
         fs = J.MemFs()
         j = J.Journal(fs, capacity=100)
@@ -17,12 +18,13 @@ def test_fw_review_journal_events_after_ack_jump_are_found():
         j.append(_p(2))
         j.ack(ack_to)
         new = [j.append(_p(i)) for i in range(3, 6)]
-        assert new == [ack_to + 1, ack_to + 2, ack_to + 3]
-        assert [s for s, _ in j.iter_unacked()] == new
-        assert j.next_after(ack_to) == (ack_to + 1, _p(3))
-        assert j.pending() == 3
+        assert new == [ack_to + 3, ack_to + 4, ack_to + 5]
+        assert [s for s, _ in j.iter_unacked()] == [ack_to + 1, ack_to + 2] + new
+        assert j.next_after(ack_to + 2) == (ack_to + 3, _p(3))
+        assert j.pending() == 5
         j2 = J.Journal(fs, capacity=100)  # and after a reboot
-        assert [s for s, _ in j2.iter_unacked()] == new and j2.seq == new[-1]
+        assert [s for s, _ in j2.iter_unacked()] == [ack_to + 1, ack_to + 2] + new
+        assert j2.seq == new[-1]
 
 
 def test_fw_review_journal_ack_beyond_32_bit_seq_space_is_ignored():
