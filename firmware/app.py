@@ -13,6 +13,8 @@ nothing happens: four pin reads, a few integer compares.
 Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
 (publish if online). Nothing is ever published that is not already in the journal.
 """
+import json
+
 from firmware import buttons, clock, const, journal, ui, unload
 from firmware.link import Link
 from firmware.version import FW
@@ -20,10 +22,9 @@ from protocol import panel
 
 ANSWERS = ("yes", "no", "unsure")
 REMOTE_FILE = "remote.json"  # the applied remote config (firmware/remote.py writes it)
-_NTP_TIMEOUT_MS = const(1500)
-_NTP_JITTER_MS = const(60000)  # spread a store's panels' resyncs
 # Loaded for a remote config (firmware.remote) or at boot only, unloaded once the Panel runs
-LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics")
+LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics",
+        "protocol.checks")
 
 
 class Panel:
@@ -46,7 +47,7 @@ class Panel:
                 text = f.read()
         except OSError:
             text = None  # no remote config received yet
-        if text is not None:
+        if text is not None and not self._applied(text):
             hal.collect()  # from this shallow frame: the import below finds room
             from firmware import remote  # re-apply /remote.json (loaded for it, unloaded after)
             remote.load_saved(self, text)
@@ -69,6 +70,8 @@ class Panel:
         self.link = Link(hal, self.cfg, self, on_ack=self.journal.ack, on_config=self._on_config,
                          state_fn=self.state, boot=self.boot)
         self.presses = 0
+        self._kick = False
+        hal.idle = self._sample  # the device HAL samples the buttons while a socket waits
         hal.log("panel: %s/%s fw %s boot %d seq %d pending %d" % (
             self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq,
             self.journal.pending()))
@@ -95,21 +98,18 @@ class Panel:
             ticks = hal.ticks_ms()
         self.ticks = ticks
         up = self.up = self.uptime.update(ticks)
-        # method calls, not a saved `hal.pressed`: on MicroPython that bound method would be
-        # a heap object every step (100 a second of garbage)
-        mask = (hal.pressed("yes") | (hal.pressed("no") << 1) | (hal.pressed("unsure") << 2)
-                | (hal.pressed("seller") << 3))
-        events = self.buttons.sample(mask, up)
-        if events:
-            for ev, hold in events:
-                self._event(up, ev, hold)
-        if self.buttons.faults_rev != self._faults_rev:
-            self._faults_rev = self.buttons.faults_rev
-            self.link.publish_state_soon()
+        self._sample(up)
+        if self._kick:  # presses journaled since the last step (maybe during a socket wait)
+            self._kick = False
+            self.link.kick()
         if self.window_until is not None and up >= self.window_until:
             self._close_window()
         if self.link.online and self.ntp.due(up):
-            self._sync_clock(up)
+            from firmware import ntp  # sync code and packets: loaded for the sync, unloaded after
+            try:
+                ntp.sync(self, up)
+            finally:
+                unload("firmware.ntp")
         self.link.step(up)
         u = self.ui
         if u.offline == self.link.online:
@@ -126,6 +126,25 @@ class Panel:
             nxt = u.next_change(up)
             self._ui_next = nxt if nxt is not None else up + 3600000
         hal.wdt_feed()  # healthy path only: an exception above skips it
+
+    def _sample(self, up=None):
+        """Read the buttons and journal what they report. Also run by the HAL during socket
+        waits (hal.idle, no `up`): so it never touches the link, which may be mid-packet; the
+        link publishes on the next step (_kick)."""
+        hal = self.hal
+        if up is None:
+            up = self.uptime.update(hal.ticks_ms())
+        # method calls, not a saved `hal.pressed`: on MicroPython that bound method would be
+        # a heap object every step (100 a second of garbage)
+        mask = (hal.pressed("yes") | (hal.pressed("no") << 1) | (hal.pressed("unsure") << 2)
+                | (hal.pressed("seller") << 3))
+        events = self.buttons.sample(mask, up)
+        if events:
+            for ev, hold in events:
+                self._event(up, ev, hold)
+        if self.buttons.faults_rev != self._faults_rev:
+            self._faults_rev = self.buttons.faults_rev
+            self.link.publish_state_soon()
 
     def next_deadline(self):
         """Ticks (same domain as step()'s argument) at which step() has work to do."""
@@ -151,7 +170,7 @@ class Panel:
         except Exception as e:  # flash failure: the press is lost, say so in state
             self._fault("journal")
             self.hal.log("panel: journal append failed: %s" % e)
-        self.link.kick()
+        self._kick = True
         u = self.ui
         if ev in ANSWERS:
             u.thanks_at = up  # the thank-you blink starts
@@ -175,27 +194,19 @@ class Panel:
             self.faults_extra.append(name)
             self.link.publish_state_soon()
 
-    # ---- clock ----
-    def _sync_clock(self, up):
-        ok = False
-        from firmware import ntp  # packet code: loaded for the sync, unloaded after
-        try:
-            req = ntp.ntp_request()
-            data = self.hal.ntp_query(self.cfg["ntp"]["host"], req, _NTP_TIMEOUT_MS)
-            recv_up = self.uptime.update(self.hal.ticks_ms())
-            at, unix_ms = ntp.ntp_parse(data, up, recv_up)
-            self.wall.synced(at, unix_ms)
-            self.hal.set_wall_ms(self.wall.now(recv_up))
-            ok = True
-        except Exception as e:
-            self.hal.log("panel: ntp failed: %s" % e)
-        unload("firmware.ntp")
-        self.ntp.done(up, ok, self.hal.random(_NTP_JITTER_MS) if ok else 0)
-
     # ---- config from the gateway ----
+    def _applied(self, text):
+        """Is this config payload (or /remote.json) the remote config already in force? Then
+        there is nothing to import: the config code's names would stay interned for good."""
+        try:
+            return json.loads(text) == self.cfg.get("remote")
+        except ValueError:
+            return False
+
     def _on_config(self, msg):
-        if msg == self._cfg_msg:
-            return  # the retained config again after a reconnect: handled already, no import
+        if msg == self._cfg_msg or self._applied(msg):
+            self._cfg_msg = msg
+            return  # the retained config again (after a reconnect or a boot): no import
         self.hal.collect()  # room for the import below
         try:
             from firmware import remote  # decode/merge/persist: loaded for this, unloaded after
@@ -214,4 +225,5 @@ class Panel:
         return {"online": True, "boot": self.boot, "up": self.up, "t": self.wall.now(self.up),
                 "fw": FW, "seq": j.seq, "pending": j.pending(), "dropped": j.dropped,
                 "heap": self.hal.mem_free(), "rssi": self.hal.wifi_rssi(),
-                "faults": faults[:16], "cfg": remote.get("ver"), "cfg_err": self.cfg_err}
+                "faults": faults[:16], "cfg": remote.get("ver"),
+                "cfg_err": self.cfg_err[:200] if self.cfg_err else None}

@@ -11,6 +11,8 @@ unix port this very module runs against the fakes in tests/mpy (machine, network
     hal.ticks_ms() / ticks_diff(a, b) / ticks_add(t, d) / sleep_ms(ms)
     hal.set_wall_ms(ms) / wall_ms()       # RTC in Unix ms (None until set)
     hal.ntp_query(host, request, timeout_ms) -> reply bytes (one UDP exchange; OSError on failure)
+    hal.idle = fn                         # the app's button sampler: socket waits run it
+                                          # (firmware/mqtt.py wait_io), so no press is missed
     hal.wifi_connect(ssid, pw) / wifi_isconnected() / wifi_rssi() / wifi_status() / wifi_disconnect()
     hal.mqtt(client_id, host, port, user, password, keepalive, ssl) -> client (firmware/mqtt.py)
     hal.path(name) -> file path for the journal / persisted config
@@ -56,6 +58,7 @@ class Hal:
         self._wlan = network.WLAN(network.STA_IF)
         self._wdt = None
         self._wall_set = False
+        self.idle = None  # Panel._idle: samples the buttons while a socket wait is in progress
 
     # ---- pins ----
     def pressed(self, name):
@@ -95,19 +98,8 @@ class Hal:
 
     def ntp_query(self, host, request, timeout_ms=1500):
         """Send one SNTP request (clock.ntp_request()) over UDP; the reply bytes, or OSError."""
-        import socket
-        port = 123
-        if ":" in host:  # "host:port", for a test server or a non-standard port
-            host, port = host.rsplit(":", 1)
-            port = int(port)
-        addr = socket.getaddrinfo(host, port)[0][-1]
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.settimeout(timeout_ms / 1000)
-            s.sendto(request, addr)
-            return s.recv(48)
-        finally:
-            s.close()
+        from firmware import ntp  # the app loads it for the sync anyway (and unloads it after)
+        return ntp.exchange(self, host, request, timeout_ms)
 
     # ---- network ----
     def wifi_connect(self, ssid, password):
@@ -143,8 +135,9 @@ class Hal:
         return "status_%s" % code
 
     def mqtt(self, client_id, host, port, user=None, password=None, keepalive=60, ssl=False):
-        from firmware.mqtt import MqttClient  # umqtt.simple loads with the first connect
-        return MqttClient(client_id, host, port, user, password, keepalive, ssl)
+        from firmware import mqtt  # umqtt.simple loads with the first connect
+        mqtt.HAL = self
+        return mqtt.MqttClient(client_id, host, port, user, password, keepalive, ssl)
 
     # ---- storage, memory, watchdog ----
     def path(self, name):
@@ -169,3 +162,4 @@ class Hal:
         return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) % n if n > 0 else 0
 
     log = staticmethod(print)
+

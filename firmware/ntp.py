@@ -7,12 +7,16 @@ it for a sync and unloads it after (firmware.unload). `clock.ntp_parse` etc. rea
     ntp_parse(data, sent_up, recv_up) -> (up_ms, unix_ms)   ValueError if bad / kiss-o'-death
     epoch_offset_s(time.gmtime)          946684800 on a 2000-epoch port (ESP32), 0 on a 1970 one
     unix_ms_to_port_s(unix_ms, offset) / port_s_to_unix_ms(s, offset)
+    exchange(hal, host, request, timeout_ms) -> reply bytes   the device HAL's UDP exchange
+    sync(panel, up)                      one sync of a firmware.app Panel (clock, RTC, schedule)
 """
 import struct
 
 from firmware.clock import EPOCH_OFFSET
 
 NTP_DELTA = 2208988800          # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+SYNC_TIMEOUT_MS = 1500
+SYNC_JITTER_MS = 60000          # spread a store's panels' resyncs
 
 
 def epoch_offset_s(gmtime):
@@ -69,3 +73,50 @@ def ntp_parse(data, sent_up, recv_up):
     if rtt < 0:
         rtt = 0
     return recv_up, t3 + rtt // 2
+
+
+def exchange(hal, host, request, timeout_ms):
+    """One SNTP request/reply over UDP for firmware.hal (OSError on failure). The wait samples
+    the buttons (mqtt.wait_io); host may be "name", "a.b.c.d" or "host:port" (tests)."""
+    import select
+    import socket
+
+    from firmware.mqtt import getaddrinfo, wait_io  # loaded: NTP syncs only while MQTT is up
+    port = 123
+    if ":" in host:
+        host, port = host.rsplit(":", 1)
+        port = int(port)
+    addr = getaddrinfo(hal, host, port)[0][-1]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        hal.ntp_sent = hal.ticks_ms()
+        s.sendto(request, addr)
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        wait_io(hal, p, hal.ticks_ms(), timeout_ms)
+        return s.recv(48)
+    finally:
+        s.close()
+
+
+def sync(panel, up):
+    """Ask the panel's NTP server once; set its wall clock and RTC, schedule the next try.
+    Lives here, not in firmware.app, so its code is in the heap only during a sync."""
+    hal = panel.hal
+    ok = False
+    try:
+        sent = hal.ticks_ms()
+        data = hal.ntp_query(panel.cfg["ntp"]["host"], ntp_request(), SYNC_TIMEOUT_MS)
+        rx = hal.ticks_ms()
+        recv_up = panel.uptime.update(rx)
+        # the device HAL notes when the request left, after a name lookup that must not
+        # count as network delay (half of it would be added to the time)
+        sent = getattr(hal, "ntp_sent", sent)
+        at, unix_ms = ntp_parse(data, recv_up - hal.ticks_diff(rx, sent), recv_up)
+        panel.wall.synced(at, unix_ms)
+        hal.set_wall_ms(panel.wall.now(recv_up))
+        ok = True
+    except Exception as e:
+        hal.log("panel: ntp failed: %s" % e)
+    panel.ntp.done(up, ok, hal.random(SYNC_JITTER_MS) if ok else 0)

@@ -3,10 +3,10 @@
 Split from protocol.panel because the panel needs it only while it handles a config message
 (and at boot, to re-apply /remote.json): it imports this module then and unloads it after
 (firmware.unload), so the code is not held in the panel's heap. protocol.messages re-exports
-everything here. Runs on MicroPython and CPython: only builtins and protocol.panel's checks.
+everything here. Runs on MicroPython and CPython: only builtins and protocol.checks.
 """
 from protocol import VERSION
-from protocol.panel import MAX_BYTES, _choice, _dumps, _get, _given, _int, _load, _text
+from protocol.checks import MAX_BYTES, _choice, _dumps, _get, _given, _int, _load, _text
 
 CONFIG_KINDS = ("staff", "office", "loyalty")
 MAX_QUESTION = 200  # characters, not bytes (Russian text is 2 bytes a char in UTF-8)

@@ -6,20 +6,21 @@ extra keys are ignored (dropped from the result) so a newer sender can add field
 breaking older receivers. Integers must be JSON integers: 1.0, true and "1" are rejected
 (in CPython bool is an int; MicroPython's is not - `type(x) is int` is the check both agree on).
 
-This is the whole API (the gateway, simulator and tests import it). The panel's part - and the
-field checks shared by both sides - lives in protocol.panel, the config payload in
-protocol.config (loaded by the panel only per config message); both are re-exported here;
-the firmware imports only protocol.panel, so the gateway-side decoders below never take up
-the panel's heap. Runs on MicroPython and CPython: only `json` and builtins. See README.md for
+This is the whole API (the gateway, simulator and tests import it). The field checks live in
+protocol.checks, the config payload in protocol.config (loaded by the panel only at boot and
+per config message); both are re-exported here. The firmware keeps only protocol.panel, whose
+lean encoders build the same bytes as the validating ones below without re-checking; so the
+gateway-side code never takes up the panel's heap. Runs on MicroPython and CPython: only `json` and builtins. See README.md for
 the field tables.
 """
 from protocol import VERSION, ProtocolError
 from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is the public API
     CONFIG_KINDS, CONFIG_KNOBS, CONFIG_RANGES, MAX_QUESTION, decode_config, encode_config)
-from protocol.panel import (  # noqa: F401 - re-exported too
-    EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS, MAX_INT, MAX_SHORT, MAX_TEXT, OFFLINE_WILL,
-    SELLER_EVENTS, T_MAX, T_MIN, _check_event, _check_state, _dumps, _get, _given, _int, _load,
-    _show, _wall, decode_ack, encode_event, encode_state, will_payload)
+from protocol.checks import (  # noqa: F401 - re-exported too
+    EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS, MAX_INT, MAX_SHORT, MAX_TEXT, SELLER_EVENTS,
+    T_MAX, T_MIN, _check_event, _check_state, _dumps, _get, _given, _int, _load, _show, _wall)
+from protocol import panel
+from protocol.panel import OFFLINE_WILL  # noqa: F401
 
 STATE_FIELDS = ("v", "online", "boot", "up", "t", "fw", "seq", "pending", "dropped", "heap",
                 "rssi", "faults", "cfg", "cfg_err")
@@ -27,6 +28,13 @@ CONFIG_FIELDS = ("v", "ver", "question", "kind") + CONFIG_KNOBS
 
 
 # ---- event: panel -> gateway, not retained --------------------------------------------------
+
+def encode_event(seq, boot, up, t, ev, hold=None):
+    """One button event as compact JSON bytes, keys in fixed order v,seq,boot,up,t,ev[,hold]
+    (the panel's bytes: protocol.panel.encode_event), after the same checks as decode_event."""
+    _check_event(seq, boot, up, t, ev, hold)
+    return panel.encode_event(seq, boot, up, t, ev, hold)
+
 
 def decode_event(data):
     """-> {"v","seq","boot","up","t","ev","hold"}; t and hold may be None."""
@@ -39,7 +47,28 @@ def decode_event(data):
     return {"v": VERSION, "seq": seq, "boot": boot, "up": up, "t": t, "ev": ev, "hold": hold}
 
 
-# ---- state: panel -> gateway, retained ------------------------------------------------------
+# ---- state: panel -> gateway, retained; OFFLINE_WILL is its last-will form ------------------
+
+def encode_state(state):
+    """A state dict (keys as STATE_FIELDS, optional "conn"; "v" optional) -> compact JSON bytes,
+    checked like decode_state. {"online": False} gives the offline form, same bytes as
+    OFFLINE_WILL; with "boot" and "conn" the same bytes as will_payload."""
+    out = _check_state(_given(state))
+    if not out["online"]:
+        if "boot" in out and "conn" in out:
+            return panel.will_payload(out["boot"], out["conn"])
+        if "boot" in out or "conn" in out:
+            return _dumps(out)
+        return OFFLINE_WILL
+    return _dumps(out)
+
+
+def will_payload(boot, conn):
+    """The last will for connection number `conn` of boot `boot` (checked)."""
+    _int("boot", boot, 0)
+    _int("conn", conn, 0)
+    return panel.will_payload(boot, conn)
+
 
 def decode_state(data):
     """-> the online form with every STATE_FIELDS key (plus "conn" when given), or
@@ -48,6 +77,11 @@ def decode_state(data):
 
 
 # ---- ack: gateway -> panel, retained, cumulative --------------------------------------------
+
+def decode_ack(data):
+    """-> N, the highest seq covered by the ack (0: nothing stored yet)."""
+    return _int("seq", _get(_load(data, MAX_BYTES), "seq"), 0)
+
 
 def encode_ack(seq):
     """Every event of this device with seq <= `seq` is durably stored by the gateway."""

@@ -1,188 +1,30 @@
-"""The panel's side of the payloads, and the field checks every payload shares.
+"""The panel's resident part of the protocol: its own payloads, built cheaply.
 
-This is what the firmware keeps loaded (`from protocol import panel`): encode_event,
-encode_state, OFFLINE_WILL, will_payload, decode_ack. The config payload (decode_config, encode_config) is
-protocol.config, which the panel imports only while it handles a config message. The
-gateway-side payloads (decode_event, decode_state, encode_ack, counts) live in
-protocol.messages, which re-exports everything here: CPython callers use protocol.messages.
-The split keeps the panel's heap small (README.md, "Heap on the panel"); both modules follow
-the one spec, so a check lives here once and messages reuses it.
+    encode_event(seq, boot, up, t, ev, hold=None) -> bytes     {"v":1,"seq":..,...}
+    encode_state(state) -> bytes                               the online state dict as JSON
+    will_payload(boot, conn) -> bytes                          the last will (offline form)
+    decode_ack(data) -> seq                                    ProtocolError("payload"|"v"|"seq")
+    OFFLINE_WILL
 
-Integers must be JSON integers: 1.0, true and "1" are rejected (in CPython bool is an int,
-MicroPython's is not - `type(x) is int` is the check both agree on). Runs on MicroPython and
+Lean on purpose: the firmware builds these payloads from its own values, and every byte of
+code here stays in the panel's heap (README.md, "Heap on the panel"). So they do not re-check
+their input; protocol.messages' encoders of the same names do (the gateway, the simulator and
+the tests use those), and the gateway checks every field of what arrives and dead-letters a
+bad payload (tests/test_protocol_panel.py: the firmware's payloads pass those checks, and
+decode_ack agrees with messages.decode_ack on every ack vector). Runs on MicroPython and
 CPython: only `json` and builtins.
 """
 import json
 
 from protocol import VERSION, ProtocolError
 
-EVENTS = ("yes", "no", "unsure", "seller_short", "seller_long")
-SELLER_EVENTS = ("seller_short", "seller_long")
-
-MAX_EVENT_BYTES = 256
-MAX_BYTES = 1024  # every other payload
-MAX_INT = 9007199254740991  # 2**53 - 1: exact in every JSON reader (JS doubles included)
-T_MIN = 1577836800000  # 2020-01-01T00:00:00Z in ms: a smaller wall clock means "never synced"
-T_MAX = 4102444800000  # 2100-01-01T00:00:00Z in ms (exclusive)
-MAX_FAULTS = 16
-MAX_TEXT = 200  # cfg_err and similar free text
-MAX_SHORT = 32  # fw version, one fault string
-
 OFFLINE_WILL = b'{"v":1,"online":false}'  # the bare offline form (kept for old callers)
-
-# CPython's json escapes non-ASCII as \uXXXX (6 bytes a char, and characters beyond the BMP as
-# surrogate pairs that MicroPython's json does NOT join back): send raw UTF-8 instead.
-# MicroPython's json.dumps has no ensure_ascii keyword (TypeError) and never escapes.
-try:
-    json.dumps("", ensure_ascii=False)  # pyright: ignore[reportCallIssue] - CPython-only keyword
-    _RAW_UTF8 = True
-except TypeError:
-    _RAW_UTF8 = False
-
-
-# ---- field checks (shared with protocol.messages) ------------------------------------------
-# Few, straight-line functions: on the panel every function costs ~50 bytes of heap on top of
-# its bytecode, so the checks take the value and the field name instead of one helper per type.
-
-def _show(value):
-    """A value as it would look in JSON, short, for error messages."""
-    try:
-        text = json.dumps(value)
-    except Exception:  # not JSON-able (an encoder got a wrong type), or CPython's int digit limit
-        try:
-            text = repr(value)
-        except Exception:
-            text = "<%s>" % type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _load(data, limit):
-    """bytes/str -> dict with v == 1, or ProtocolError("payload" | "v")."""
-    if isinstance(data, (bytes, bytearray)):
-        size = len(data)
-        if size > limit:
-            raise ProtocolError("payload", "%d bytes, limit is %d" % (size, limit))
-        try:
-            data = (data if type(data) is bytes else bytes(data)).decode()
-        except Exception:  # UnicodeError on MicroPython, UnicodeDecodeError on CPython
-            raise ProtocolError("payload", "not valid UTF-8")
-    elif isinstance(data, str):
-        try:
-            size = len(data.encode())  # count bytes the way the wire does
-        except Exception:  # CPython: lone surrogates cannot be encoded
-            raise ProtocolError("payload", "not valid UTF-8")
-        if size > limit:
-            raise ProtocolError("payload", "%d bytes, limit is %d" % (size, limit))
-    else:
-        raise ProtocolError("payload", "must be bytes or str, got %s" % type(data).__name__)
-    try:
-        obj = json.loads(data)
-    except (ValueError, RuntimeError, MemoryError):  # RuntimeError: CPython recursion on deep nesting
-        raise ProtocolError("payload", "not valid JSON")
-    if type(obj) is not dict:
-        raise ProtocolError("payload", "must be a JSON object, got %s" % _show(obj))
-    if "v" not in obj:
-        raise ProtocolError("v", "missing (protocol version, must be %d)" % VERSION)
-    _version(obj["v"])
-    return obj
-
-
-def _version(v):
-    if type(v) is not int or v != VERSION:
-        raise ProtocolError("v", "unsupported protocol version %s, this side speaks %d" % (_show(v), VERSION))
-
-
-def _get(obj, key, required=True):
-    """The field's value; None when absent (optional fields only) or null. For an optional
-    field absent and null mean the same: "not given"."""
-    if required and key not in obj:
-        raise ProtocolError(key, "missing")
-    return obj.get(key)
-
-
-def _int(key, x, lo, hi=MAX_INT, null=False):
-    """x if it is an integer lo..hi (or None with null=True), else ProtocolError(key)."""
-    if x is None and null:
-        return None
-    if type(x) is not int or x < lo or x > hi:
-        rng = (">= %d" % lo) if hi >= MAX_INT else ("%d..%d" % (lo, hi))
-        raise ProtocolError(key, "must be an integer %s%s, got %s" % (rng, " or null" if null else "", _show(x)))
-    return x
-
-
-def _wall(key, x, null=True):
-    """Unix epoch ms, plausible: 2020 <= x < 2100 (smaller means the clock was never synced);
-    None allowed with null=True (a panel whose clock was never synced)."""
-    if x is None and null:
-        return None
-    if type(x) is not int or x < T_MIN or x >= T_MAX:
-        raise ProtocolError(key, "must be Unix time in ms from 2020 to 2100%s, got %s"
-                            % (" or null" if null else "", _show(x)))
-    return x
-
-
-def _text(key, x, lo, hi, null=False, what="a string"):
-    """x if it is a string of lo..hi characters without surrogates (or None with null=True)."""
-    if x is None and null:
-        return None
-    if not isinstance(x, str):
-        raise ProtocolError(key, "must be %s%s, got %s" % (what, " or null" if null else "", _show(x)))
-    if not lo <= len(x) <= hi:
-        raise ProtocolError(key, "must be %d..%d characters long, got %d" % (lo, hi, len(x)))
-    for ch in x:
-        # lone UTF-16 surrogates (from "\ud800" escapes) are not text; MicroPython keeps even
-        # escaped pairs unjoined, so senders must write characters beyond the BMP as raw UTF-8
-        if "\ud800" <= ch <= "\udfff":
-            raise ProtocolError(key, "contains a UTF-16 surrogate escape; send the text as plain UTF-8")
-    return x
-
-
-def _choice(key, x, choices):
-    if type(x) is not str or x not in choices:
-        raise ProtocolError(key, "must be one of %s, got %s" % (", ".join(choices), _show(x)))
-    return x
-
-
-def _given(obj):
-    """An encoder's input dict: a dict, and if it carries "v" it must be ours."""
-    if type(obj) is not dict:
-        raise ProtocolError("payload", "must be a dict, got %s" % type(obj).__name__)
-    if "v" in obj:
-        _version(obj["v"])
-    return obj
-
-
-def _dumps(obj):
-    if _RAW_UTF8:
-        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()  # pyright: ignore[reportCallIssue]
-    else:
-        data = json.dumps(obj, separators=(",", ":")).encode()  # MicroPython writes UTF-8 raw anyway
-    if len(data) > MAX_BYTES:  # the receiver would refuse it
-        raise ProtocolError("payload", "%d bytes, limit is %d" % (len(data), MAX_BYTES))
-    return data
-
-
-# ---- event: panel -> gateway, not retained --------------------------------------------------
-
-def _check_event(seq, boot, up, t, ev, hold):
-    _int("seq", seq, 1)
-    _int("boot", boot, 0)
-    _int("up", up, 0)
-    _wall("t", t)
-    _choice("ev", ev, EVENTS)
-    if hold is not None:
-        _int("hold", hold, 0)
-        if ev not in SELLER_EVENTS:
-            raise ProtocolError("hold", "only allowed on seller events, got it on %s" % _show(ev))
+_MAX_SEQ = 9007199254740991  # protocol.checks.MAX_INT: 2**53 - 1
 
 
 def encode_event(seq, boot, up, t, ev, hold=None):
     """One button event as compact JSON bytes, keys in fixed order v,seq,boot,up,t,ev[,hold].
-
-    Built with one %-format (no dict, no json.dumps) so it is cheap on the panel's heap.
-    Validates like decode_event: a firmware bug fails here, not at the gateway.
-    """
-    _check_event(seq, boot, up, t, ev, hold)
+    One %-format: no dict, no json.dumps (cheap on the heap)."""
     t = "null" if t is None else str(t)
     if hold is None:
         return ('{"v":1,"seq":%d,"boot":%d,"up":%d,"t":%s,"ev":"%s"}' % (seq, boot, up, t, ev)).encode()
@@ -190,68 +32,31 @@ def encode_event(seq, boot, up, t, ev, hold=None):
             % (seq, boot, up, t, ev, hold)).encode()
 
 
-# ---- state: panel -> gateway, retained; OFFLINE_WILL is its last-will form ------------------
-
-def _check_state(obj):
-    online = _get(obj, "online")
-    if online is not True and online is not False:
-        raise ProtocolError("online", "must be true or false, got %s" % _show(online))
-    # conn: the connection number since boot (optional): lets the gateway tell a replaced
-    # connection's late will from the live connection's state (README.md, "state")
-    conn = _int("conn", _get(obj, "conn", False), 0, null=True)
-    if not online:
-        out = {"v": VERSION, "online": False}
-        boot = _int("boot", _get(obj, "boot", False), 0, null=True)
-        if boot is not None:
-            out["boot"] = boot
-        if conn is not None:
-            out["conn"] = conn
-        return out
-    out = {"v": VERSION, "online": True}
-    if conn is not None:
-        out["conn"] = conn
-    for key in ("boot", "up"):
-        out[key] = _int(key, _get(obj, key), 0)
-    out["t"] = _wall("t", _get(obj, "t"))
-    out["fw"] = _text("fw", _get(obj, "fw"), 1, MAX_SHORT)
-    for key in ("seq", "pending", "dropped", "heap"):
-        out[key] = _int(key, _get(obj, key), 0)
-    out["rssi"] = _int("rssi", _get(obj, "rssi"), -127, 0, null=True)
-    faults = _get(obj, "faults")
-    if type(faults) is not list or len(faults) > MAX_FAULTS:
-        raise ProtocolError("faults", "must be a list of at most %d strings, got %s" % (MAX_FAULTS, _show(faults)))
-    for f in faults:
-        _text("faults", f, 1, MAX_SHORT, what='a string like "stuck:yes"')
-    out["faults"] = list(faults)
-    out["cfg"] = _int("cfg", _get(obj, "cfg"), 1, null=True)
-    out["cfg_err"] = _text("cfg_err", _get(obj, "cfg_err"), 1, MAX_TEXT, null=True)
-    return out
-
-
 def encode_state(state):
-    """A state dict (keys as messages.STATE_FIELDS, optional "conn"; "v" optional) -> compact
-    JSON bytes. {"online": False} gives the offline form, same bytes as OFFLINE_WILL; with
-    "boot" and "conn" the same bytes as will_payload."""
-    out = _check_state(_given(state))
-    if not out["online"]:
-        if "boot" in out and "conn" in out:
-            return will_payload(out["boot"], out["conn"])
-        if "boot" in out or "conn" in out:
-            return _dumps(out)
-        return OFFLINE_WILL
-    return _dumps(out)
+    """The app's state dict (Panel.state() plus the link's "conn") as compact JSON bytes."""
+    state["v"] = VERSION
+    return json.dumps(state, separators=(",", ":")).encode()
 
 
 def will_payload(boot, conn):
     """The last will for connection number `conn` of boot `boot`: the offline form with both,
     so the gateway can ignore it when it arrives after a newer connection's state."""
-    _int("boot", boot, 0)
-    _int("conn", conn, 0)
     return ('{"v":1,"online":false,"boot":%d,"conn":%d}' % (boot, conn)).encode()
 
 
-# ---- ack: gateway -> panel, retained, cumulative --------------------------------------------
-
 def decode_ack(data):
-    """-> N, the highest seq covered by the ack (0: nothing stored yet)."""
-    return _int("seq", _get(_load(data, MAX_BYTES), "seq"), 0)
+    """-> N, the highest seq covered by the ack (0: nothing stored yet). Checks what guards the
+    journal: a JSON object, v 1, seq an integer 0..2**53-1."""
+    try:
+        obj = json.loads(data)
+    except Exception:  # ValueError, UnicodeError: not JSON
+        obj = None
+    if type(obj) is not dict:
+        raise ProtocolError("payload", "must be a JSON object")
+    v = obj.get("v")
+    if type(v) is not int or v != VERSION:
+        raise ProtocolError("v", "unsupported protocol version %r, this side speaks %d" % (v, VERSION))
+    seq = obj.get("seq")
+    if type(seq) is not int or not 0 <= seq <= _MAX_SEQ:
+        raise ProtocolError("seq", "must be an integer >= 0, got %r" % (seq,))
+    return seq

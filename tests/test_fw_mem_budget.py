@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython un
 IMPORTS_CEILING = 55 * 1024 + 512
 # What the panel must never hold after start-up: gateway-side protocol code, boot-only config
 # validation, simulator/test code, the NTP packet code between syncs, the self-test.
-NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "protocol.config", "firmware.config",
+NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "protocol.config", "protocol.checks", "firmware.config",
                   "firmware.remote", "firmware.memfs", "firmware.ntp", "firmware.selftest",
                   "firmware.boot")
 SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")

@@ -51,7 +51,8 @@ from firmware import config, unload  # noqa: E402
 with open(DATA + "/config.json") as f:
     cfg = config.load(f.read())
 del config
-unload("firmware.config", "protocol.topics")
+unload("firmware.config", "protocol.topics", "protocol.config", "protocol.checks")
+gc.collect()  # as firmware.main.boot() does: the config code is freed before the Panel's loads
 from firmware.app import Panel  # noqa: E402
 from firmware.hal import Hal  # noqa: E402
 

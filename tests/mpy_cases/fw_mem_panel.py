@@ -23,7 +23,7 @@ before = _held()
 spare = config.load(TEXT)  # a second one, just to weigh it
 print("OBJ cfg %d" % (_held() - before))
 del spare, config
-unload("firmware.config", "protocol.topics")
+unload("firmware.config", "protocol.topics", "protocol.config", "protocol.checks")
 
 from firmware.app import Panel  # noqa: E402
 from firmware.hal import Hal  # noqa: E402

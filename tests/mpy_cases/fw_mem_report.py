@@ -37,7 +37,7 @@ if len(sys.argv) > 1 and sys.argv[1]:
 PANEL = ("protocol", "protocol.panel", "firmware.version", "firmware.clock", "firmware.buttons",
          "firmware.journal", "firmware.ui", "firmware.link", "firmware.app", "firmware.hal",
          "umqtt.simple", "firmware.mqtt", "firmware.main")
-BOOT_ONLY = ("protocol.topics", "protocol.config", "protocol.messages", "firmware.config",
+BOOT_ONLY = ("protocol.topics", "protocol.checks", "protocol.config", "protocol.messages", "firmware.config",
              "firmware.remote", "firmware.boot",
              "firmware.selftest", "firmware.ntp", "firmware.memfs")
 

@@ -1,0 +1,68 @@
+# Presses while the panel waits on the network, on the REAL MicroPython VM (unix port), run by
+# tests/test_fw_wait.py:
+#
+#   micropython fw_wait_vm.py LIB DATA MODE HOST PORT NTP DNS_PORT PUMP
+#
+# MODE "connect": one Panel.step() connects to HOST:PORT (a server that accepts and never
+# answers: umqtt waits TIMEOUT_S for CONNACK). MODE "ntp": the link is up on a real broker, the
+# NTP server never answers (a 1.5 s wait). HOST may be a name: it is looked up by firmware/dns.py
+# at 127.0.0.1:DNS_PORT. The "yes" button is pressed from 700 to 850 ms after the step starts
+# (a 150 ms press) by a scripted pin. PUMP 0 switches the button sampling during waits off
+# (hal.idle = None): the control run, which must miss the press. Prints
+#   WAITED <ms the step took>   EVENTS <ev@ms-after-start ...>   ERROR <link error>
+import sys
+import time
+
+import install_fakes  # noqa: F401
+import fake_network
+
+LIB, DATA, MODE, HOST, PORT, NTP, DNS_PORT, PUMP = sys.argv[1:9]
+sys.path.insert(0, LIB)
+
+from firmware import config, journal  # noqa: E402
+
+cfg = config.load('{"site": "s", "device": "d", "wifi": {"ssid": "shop"}, '
+                  '"mqtt": {"host": "%s", "port": %s}, "ntp": {"host": "%s"}}' % (HOST, PORT, NTP))
+from firmware.app import Panel  # noqa: E402
+from firmware.hal import Hal  # noqa: E402
+
+fake_network.connected = True
+hal = Hal(cfg["pins"], root=DATA)
+hal.dns = ("127.0.0.1", int(DNS_PORT))
+panel = Panel(hal, cfg)
+if PUMP == "0":
+    hal.idle = None
+
+START = [None]
+
+
+class ScriptedButton:
+    """Pressed (pin low) from 700 to 850 ms after START."""
+
+    def value(self):
+        if START[0] is None:
+            return 1
+        d = time.ticks_diff(time.ticks_ms(), START[0])
+        return 0 if 700 <= d < 850 else 1
+
+
+hal._buttons["yes"] = ScriptedButton()
+
+if MODE == "ntp":  # get online first (real broker), then let the NTP sync wait
+    panel.ntp.next_ms = 10 ** 12  # no sync while connecting
+    t = time.ticks_ms()
+    while not panel.link.online and time.ticks_diff(time.ticks_ms(), t) < 5000:
+        panel.step()
+        time.sleep_ms(10)
+    panel.ntp.next_ms = 0
+
+START[0] = time.ticks_ms()
+start_up = panel.uptime.update(START[0])
+panel.step()
+print("WAITED", time.ticks_diff(time.ticks_ms(), START[0]))
+out = []
+for seq, payload in panel.journal.iter_unacked():
+    boot, up, t, ev, hold = journal.unpack_event(payload)
+    out.append("%s@%d" % (ev, up - start_up))
+print("EVENTS", " ".join(out))
+print("ERROR", panel.link.last_error)

@@ -1,0 +1,60 @@
+// Run a MicroPython script on the 32-bit WebAssembly port (the npm package that
+// tests/device_standin/standin.py ensure_vm() installs), with host folders copied into the VM's
+// filesystem:
+//
+//   node tests/mpy_cases/wasm_run.mjs PKG_DIR HEAP_BYTES SCRIPT [HOST_DIR=VM_DIR ...]
+//
+// Each VM_DIR is put at the front of sys.path (in the order given) unless it is "/lib" (already
+// on the VM's path, as on an ESP32) or its HOST_DIR is empty (an empty folder: "=/data").
+// The pyscript variant cannot collect garbage while Python runs: gc.collect() only marks a
+// collection as pending and it runs when control is back in JavaScript (no C stack to scan),
+// so within one run gc.mem_alloc() counts every byte ever allocated. Hence: if SCRIPT leaves a
+// generator named `steps` in its globals, it is resumed once per call from here until it ends;
+// a `yield` after gc.collect() gives a collected heap at the next step.
+// Prints the VM's output; exits 1 on an uncaught Python exception.
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [pkg, heap, script, ...mounts] = process.argv.slice(2);
+const { loadMicroPython } = await import(pathToFileURL(path.join(pkg, "micropython.mjs")).href);
+const out = (line) => process.stdout.write(line + "\n");
+const mp = await loadMicroPython({ heapsize: parseInt(heap, 10), stdout: out, stderr: out });
+
+function mkdirs(vm) {
+  let at = "";
+  for (const part of vm.split("/").filter(Boolean)) {
+    at += "/" + part;
+    try { mp.FS.mkdir(at); } catch { /* exists */ }
+  }
+}
+
+function copy(host, vm) {
+  mkdirs(vm);
+  for (const name of fs.readdirSync(host)) {
+    const h = path.join(host, name);
+    const v = vm + "/" + name;
+    if (fs.statSync(h).isDirectory()) copy(h, v);
+    else mp.FS.writeFile(v, fs.readFileSync(h));
+  }
+}
+
+const front = [];
+for (const mount of mounts) {
+  const [host, vm] = mount.split("=");
+  if (!host) { mkdirs(vm); continue; }
+  copy(host, vm);
+  if (vm !== "/lib") front.push(vm);
+}
+
+try {
+  mp.runPython("import sys\nsys.path[:0] = " + JSON.stringify(front) + "\n");
+  mp.runPython(fs.readFileSync(script, "utf8"));
+  mp.runPython("_alive = type(globals().get('steps')).__name__ == 'generator'");
+  while (mp.globals.get("_alive")) {
+    mp.runPython("_alive = next(steps, StopIteration) is not StopIteration");
+  }
+} catch (err) {
+  out(String(err.message || err));
+  process.exit(1);
+}
