@@ -4,6 +4,14 @@ console message until it is fixed.
     cfg = boot.start()       # firmware.main.boot() calls this, then unloads this module
 
 None of it stays in the panel's heap while the panel runs (firmware.main keeps only its loop).
+
+The validated config, with /remote.json applied, is kept in /config.json.ok under a key of what
+it was made from (firmware version, chip, CRCs of the config module, /config.json and
+/remote.json). A boot whose key matches reads it back and imports none of the config code:
+the unloaded code's RAM comes back, but the names it interned (~160) would stay in the heap
+for good, and they are what brings the panel near the next doubling of the name pool
+(firmware/README.md, "Heap"). A new file, a new remote config or a firmware update misses
+the key, and the config is validated again.
 """
 import sys
 import time
@@ -11,6 +19,8 @@ import time
 from firmware import unload
 
 CONFIG_PATH = "/config.json"
+VALIDATED = ".ok"            # CONFIG_PATH + VALIDATED: the validated config, keyed (see above)
+REMOTE = "remote.json"       # firmware.app.REMOTE_FILE, next to /config.json
 CONFIG_RECHECK_MS = 5000     # a fixed /config.json is picked up within this time
 CONFIG_REPEAT_MS = 60000     # repeat the error message for a console attached later
 
@@ -75,11 +85,81 @@ def config_error_loop(hal, message, path, log=print, max_ms=None, chip="esp32"):
 
 def start(hal_factory, path=CONFIG_PATH, log=print, max_ms=None):
     """The validated config (firmware.config unloaded again), checked with the rules of the chip
-    it runs on. With a bad file it blinks (on a HAL of its own, the chip's default pins) until
-    the file is fixed; None only if max_ms ran out (tests)."""
+    it runs on, /remote.json applied. With a bad file it blinks (on a HAL of its own, the
+    chip's default pins) until the file is fixed; None only if max_ms ran out (tests)."""
     c = chip(getattr(sys.implementation, "_machine", ""))
+    key = _key(path, c)
+    cfg = _validated(path, key)
+    if cfg is not None:
+        return cfg
     cfg, message = read_config(path, c)
     if cfg is None:
         cfg = config_error_loop(_hal_for_error(hal_factory, c), message, path, log, max_ms, c)
+        key = _key(path, c)  # of the fixed file
+    if cfg is not None:
+        cfg = _with_remote(cfg, path)
+        _keep(path, key, cfg)
     unload("firmware.config", "protocol.config", "protocol.topics", "protocol.checks")  # validated: free it first
     return cfg
+
+
+def _key(path, c):
+    import binascii
+
+    import firmware
+    from firmware.version import FW
+    key = "%s %s" % (FW, c)
+    # the config module's own CRC too: a changed rule set (an update under the same version
+    # number) must not let an old verdict stand
+    where = getattr(firmware, "__file__", "")  # none when frozen: only a new image changes it
+    where = where[:where.rfind("/") + 1] + "config."
+    buf = bytearray(256)
+    for p in (where + "mpy", where + "py", path, path[:path.rfind("/") + 1] + REMOTE):
+        crc = None
+        try:
+            with open(p, "rb") as f:
+                crc = 0
+                n = f.readinto(buf)
+                while n:
+                    crc = binascii.crc32(memoryview(buf)[:n], crc)
+                    n = f.readinto(buf)
+        except OSError:
+            pass
+        key += " -" if crc is None else " %08x" % crc
+    return key
+
+
+def _validated(path, key):
+    """The kept config if it was made from what `key` describes, else None."""
+    import json
+    try:
+        with open(path + VALIDATED) as f:
+            if f.readline().rstrip("\n") == key:
+                return json.loads(f.read())
+    except Exception:  # none yet, unreadable, torn: validate again
+        pass
+    return None
+
+
+def _with_remote(cfg, path):
+    """cfg with /remote.json applied when it is valid (the Panel reports a bad one in state)."""
+    from firmware import config
+    try:
+        with open(path[:path.rfind("/") + 1] + REMOTE) as f:
+            text = f.read()
+    except OSError:
+        return cfg
+    new, err = config.load_remote(cfg, text)
+    return cfg if err else new
+
+
+def _keep(path, key, cfg):
+    import json
+    import os
+    try:  # write-then-rename: a power cut leaves the old file (its key misses) or the new one
+        with open(path + ".tmp", "w") as f:
+            f.write(key + "\n")
+            f.write(json.dumps(cfg))
+        os.rename(path + ".tmp", path + VALIDATED)
+    except Exception:  # read-only or full: the next boot validates again
+        pass

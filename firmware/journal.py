@@ -17,17 +17,7 @@ import struct
 from firmware import const
 
 
-def _slow_crc32(data, crc=0):
-    # only for a port built without binascii.crc32 (ESP32 and unix have it)
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
-    return crc ^ 0xFFFFFFFF
-
-
-crc32 = getattr(binascii, "crc32", None) or _slow_crc32
+crc32 = binascii.crc32  # in every port the panel runs on (ESP32, unix, WebAssembly)
 
 # const() with a leading underscore: numbers in the bytecode, no names in the heap
 _MAGIC = const(0xA5)
@@ -123,7 +113,8 @@ class _Seg:
 
 class Journal:
     SEGMENTS = 8              # capacity is spread over this many full segments (+1 being filled)
-    ACK_PERSIST_EVERY = 1     # persist the ack after this many newly acked records (see flush)
+    ACK_PERSIST_EVERY = 1     # persist the ack after this many newly acked records; one that
+                              # is not persisted yet comes again (the gateway retains it)
 
     def __init__(self, fs, prefix="/j", capacity=20000, record_size=48):
         if not _HEAD + _TAIL < record_size <= _HEAD + _TAIL + 255:
@@ -372,11 +363,6 @@ class Journal:
         elif d or self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
             self._save_meta()
 
-    def flush(self):
-        """Persist an ack not yet written (only when ACK_PERSIST_EVERY > 1)."""
-        if self.acked != self._acked_saved:
-            self._save_meta()
-
     def pending(self):
         n = 0
         for seg in self._segs:
@@ -396,16 +382,6 @@ class Journal:
                 if q is not None and q > s:
                     return q, bytes(self._mv[_HEAD:_HEAD + self._buf[1]])
         return None
-
-    def iter_unacked(self, after_seq=0):
-        """Unacked (seq, payload) in order, reading one record at a time."""
-        s = after_seq
-        while True:
-            r = self.next_after(s)
-            if r is None:
-                return
-            yield r
-            s = r[0]
 
 
 EVENT = "<Iqqi"     # boot, up, t (-1 = not synced), hold (-1 = none); then the event name

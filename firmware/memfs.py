@@ -70,3 +70,15 @@ class MemFs:
         if self.disk is None:
             return None
         return self.disk - sum(len(d) for d in self.files.values())
+
+
+def unacked(j, after_seq=0):
+    """A journal's unacked (seq, payload) after after_seq, in order, one record read at a time
+    (tests and the simulator; the panel itself only needs Journal.next_after)."""
+    s = after_seq
+    while True:
+        r = j.next_after(s)
+        if r is None:
+            return
+        yield r
+        s = r[0]

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from firmware import journal as J
+from firmware.memfs import unacked
 
 
 def payload(i):
@@ -13,7 +14,7 @@ def payload(i):
 
 
 def records(j):
-    return list(j.iter_unacked())
+    return list(unacked(j))
 
 
 def check_consistent(j):
@@ -52,8 +53,8 @@ def test_fw_core_journal_append_ack_reopen(fs_factory):
     assert j.pending() == 40
     j.ack(25)
     assert j.pending() == 15 and j.acked == 25
-    assert [s for s, _ in j.iter_unacked()] == list(range(26, 41))
-    assert [s for s, _ in j.iter_unacked(after_seq=30)] == list(range(31, 41))
+    assert [s for s, _ in unacked(j)] == list(range(26, 41))
+    assert [s for s, _ in unacked(j, 30)] == list(range(31, 41))
     assert j.next_after(39) == (40, payload(40))
     assert j.next_after(40) is None
 

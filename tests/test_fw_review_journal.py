@@ -1,5 +1,6 @@
 """Review findings on firmware.journal: regressions for defects found in review."""
 from firmware import journal as J
+from firmware.memfs import unacked
 
 
 def _p(i):
@@ -19,11 +20,11 @@ def test_fw_review_journal_events_after_ack_jump_are_found():
         j.ack(ack_to)
         new = [j.append(_p(i)) for i in range(3, 6)]
         assert new == [ack_to + 3, ack_to + 4, ack_to + 5]
-        assert [s for s, _ in j.iter_unacked()] == [ack_to + 1, ack_to + 2] + new
+        assert [s for s, _ in unacked(j)] == [ack_to + 1, ack_to + 2] + new
         assert j.next_after(ack_to + 2) == (ack_to + 3, _p(3))
         assert j.pending() == 5
         j2 = J.Journal(fs, capacity=100)  # and after a reboot
-        assert [s for s, _ in j2.iter_unacked()] == [ack_to + 1, ack_to + 2] + new
+        assert [s for s, _ in unacked(j2)] == [ack_to + 1, ack_to + 2] + new
         assert j2.seq == new[-1]
 
 
@@ -37,7 +38,7 @@ def test_fw_review_journal_ack_beyond_32_bit_seq_space_is_ignored():
     j.ack(2 ** 32 + 5)
     assert (j.acked, j.seq, j.pending()) == (0, 1, 1)
     assert j.append(_p(2)) == 2
-    assert [s for s, _ in j.iter_unacked()] == [1, 2]
+    assert [s for s, _ in unacked(j)] == [1, 2]
 
 
 def test_fw_review_journal_cases_under_micropython():

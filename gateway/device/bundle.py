@@ -4,9 +4,9 @@ Layout written to the output folder (what goes on the panel's flash, plus a mani
 
     main.py                    two-line launcher (imports firmware.main and runs it)
     config.example.json        example /config.json (copy, fill in, deploy)
-    lib/firmware/*.mpy         firmware/*.py compiled with mpy-cross
-    lib/protocol/*.mpy         protocol/*.py compiled with mpy-cross
-    lib/umqtt/simple.mpy       umqtt.simple from PyPI (micropython-umqtt.simple), compiled
+    lib/firmware/*.mpy         firmware/*.py compiled with mpy-cross -O3 (see OPT)
+    lib/protocol/*.mpy         protocol/*.py compiled with mpy-cross -O3
+    lib/umqtt/simple.mpy       umqtt.simple from PyPI (micropython-umqtt.simple), compiled as is
     manifest.json              {"fw", "umqtt", "files": {relative path: sha256}}; the technician
                                tool's deploy compares it with the panel to copy only what changed
 
@@ -110,10 +110,19 @@ def mpy_cross_binary():
     return found
 
 
-def compile_py(src, dst, source_name):
+# Our own modules are compiled at -O3: no line-number tables (and no asserts, which they do not
+# use). On the panel, loaded bytecode lives in its ~100 KB heap, and the tables are ~1.25 KB of
+# the 40 KB budget (32-bit VM, tests/test_fw_mem_wasm32.py); a traceback on the panel still
+# names the function, and the same code runs with line numbers under CPython and the unix port
+# in the tests. umqtt.simple is never optimised: it checks packets with assert.
+OPT = "-O3"
+
+
+def compile_py(src, dst, source_name, opt=None):
     """Compile one .py to .mpy; raise BundleError with mpy-cross's message on a syntax error."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    proc = subprocess.run([mpy_cross_binary(), "-o", dst, "-s", source_name, src],
+    proc = subprocess.run([mpy_cross_binary()] + ([opt] if opt else []) +
+                          ["-o", dst, "-s", source_name, src],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise BundleError("mpy-cross failed on %s:\n%s%s" % (src, proc.stdout, proc.stderr))
@@ -168,7 +177,7 @@ def build(out_dir, cache_dir=None):
             if name.endswith(".py"):
                 compile_py(os.path.join(src_dir, name),
                            os.path.join(lib, package, name[:-3] + ".mpy"),
-                           "%s/%s" % (package, name))
+                           "%s/%s" % (package, name), OPT)
     compile_py(os.path.join(umqtt_dir, UMQTT_MEMBER), os.path.join(lib, "umqtt", "simple.mpy"),
                UMQTT_MEMBER)
     with open(os.path.join(out_dir, "main.py"), "w") as f:

@@ -3,6 +3,7 @@ import gc
 import os
 
 from firmware import journal
+from firmware.memfs import unacked
 
 TMP = None
 
@@ -31,7 +32,7 @@ def test_journal_real_files_reopen_and_ack():
     j.ack(12)
     j2 = journal.Journal(journal.OsFs(), prefix=TMP + "/j", capacity=40)
     assert (j2.seq, j2.acked, j2.pending(), j2.boot) == (30, 12, 18, 1)
-    got = list(j2.iter_unacked())
+    got = list(unacked(j2))
     assert got[0] == (13, _p(13)) and got[-1] == (30, _p(30))
     assert journal.unpack_event(got[1][1]) == (1, 14000, None, "seller_short", 14)
 
@@ -44,10 +45,10 @@ def test_journal_torn_tail_on_real_file():
     with open(prefix + ".s0", "ab") as f:
         f.write(b"\xa5\x05\x04\x00")          # the first bytes of record 4, then the power died
     j2 = journal.Journal(journal.OsFs(), prefix=prefix, capacity=100)
-    assert [s for s, _ in j2.iter_unacked()] == [1, 2, 3]
+    assert [s for s, _ in unacked(j2)] == [1, 2, 3]
     assert j2.append(_p(9)) == 4
     j3 = journal.Journal(journal.OsFs(), prefix=prefix, capacity=100)
-    assert list(j3.iter_unacked())[-1] == (4, _p(9))
+    assert list(unacked(j3))[-1] == (4, _p(9))
 
 
 def test_journal_power_cut_every_byte_of_append_and_rotation():
@@ -70,7 +71,7 @@ def test_journal_power_cut_every_byte_of_append_and_rotation():
             pass
         fs.budget = None
         j = journal.Journal(fs, capacity=16)
-        seqs = [s for s, _ in j.iter_unacked()]
+        seqs = [s for s, _ in unacked(j)]
         assert seqs == list(range(j.acked + 1, j.acked + 1 + len(seqs))), seqs
         assert seqs[-1] >= done and j.acked in (0, 2), (budget, seqs, j.acked)
         assert j.pending() == len(seqs)
@@ -86,7 +87,7 @@ def test_journal_heap_use_is_small():
         j.append(_p(i))
         if i % 3 == 0:
             j.ack(i - 1)
-    for s, p in j.iter_unacked():
+    for s, p in unacked(j):
         pass
     gc.collect()
     held = gc.mem_alloc() - before

@@ -3,6 +3,7 @@
 import os
 
 from firmware import journal
+from firmware.memfs import unacked
 
 TMP = None
 
@@ -31,10 +32,10 @@ def test_rebase_on_real_files_survives_reboot():
         j.append(_p(i))
     j.ack(2)
     j.ack(500)
-    assert [s for s, _ in j.iter_unacked()] == [501, 502, 503, 504, 505]
+    assert [s for s, _ in unacked(j)] == [501, 502, 503, 504, 505]
     assert j.renumbered == 5 and j.append(_p(8)) == 506
     j2 = journal.Journal(journal.OsFs(), prefix=prefix, capacity=16)
-    got = list(j2.iter_unacked())
+    got = list(unacked(j2))
     assert got == [(500 + i, _p(i + 2)) for i in range(1, 7)], got
     assert (j2.acked, j2.seq) == (500, 506)
 
@@ -57,8 +58,8 @@ def test_rebase_power_cut_at_every_byte():
         fs.budget = None
         j = journal.Journal(fs, capacity=16)
         j.ack(500)
-        got = [x for _, x in j.iter_unacked()]
-        seqs = [s for s, _ in j.iter_unacked()]
+        got = [x for _, x in unacked(j)]
+        seqs = [s for s, _ in unacked(j)]
         assert seqs == list(range(j.acked + 1, j.acked + 1 + len(seqs))), (budget, seqs)
         want = [_p(i) for i in range(1, 7)][j.acked - 500:]
         assert got in (want, want[:-1]), (budget, j.acked, len(got))

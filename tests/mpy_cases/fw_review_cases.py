@@ -2,6 +2,7 @@
 
 MicroPython's struct.pack_into wraps an int above 2**32 silently, where CPython raises."""
 from firmware import journal
+from firmware.memfs import unacked
 
 
 def _p(i):
@@ -14,7 +15,7 @@ def test_journal_bogus_ack_past_u32_is_ignored():
     j.ack(2 ** 32 + 5)
     assert (j.acked, j.seq) == (0, 1)
     assert j.append(_p(2)) == 2
-    assert [s for s, _ in j.iter_unacked()] == [1, 2]
+    assert [s for s, _ in unacked(j)] == [1, 2]
 
 
 def test_journal_presses_after_ack_jump_are_found():
@@ -24,4 +25,4 @@ def test_journal_presses_after_ack_jump_are_found():
     j.ack(3)
     new = [j.append(_p(i)) for i in range(3, 6)]
     assert new == [6, 7, 8]    # 1 and 2 were renumbered to 4 and 5, above the ack
-    assert [s for s, _ in j.iter_unacked()] == [4, 5] + new
+    assert [s for s, _ in unacked(j)] == [4, 5] + new

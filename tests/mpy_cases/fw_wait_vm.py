@@ -25,6 +25,7 @@ cfg = config.load('{"site": "s", "device": "d", "wifi": {"ssid": "shop"}, '
                   '"mqtt": {"host": "%s", "port": %s}, "ntp": {"host": "%s"}}' % (HOST, PORT, NTP))
 from firmware.app import Panel  # noqa: E402
 from firmware.hal import Hal  # noqa: E402
+from firmware.memfs import unacked
 
 fake_network.connected = True
 hal = Hal(cfg["pins"], root=DATA)
@@ -61,7 +62,7 @@ start_up = panel.uptime.update(START[0])
 panel.step()
 print("WAITED", time.ticks_diff(time.ticks_ms(), START[0]))
 out = []
-for seq, payload in panel.journal.iter_unacked():
+for seq, payload in unacked(panel.journal):
     boot, up, t, ev, hold = journal.unpack_event(payload)
     out.append("%s@%d" % (ev, up - start_up))
 print("EVENTS", " ".join(out))

@@ -2,8 +2,10 @@
 // tests/device_standin/standin.py ensure_vm() installs), with host folders copied into the VM's
 // filesystem:
 //
-//   node tests/mpy_cases/wasm_run.mjs PKG_DIR HEAP_BYTES SCRIPT [HOST_DIR=VM_DIR ...]
+//   node tests/mpy_cases/wasm_run.mjs PKG_DIR HEAP_BYTES SCRIPT [HOST_DIR=VM_DIR[=back] ...]
 //
+// A mount ending in "=back" is copied back to HOST_DIR after the run (a panel's flash that
+// the next run boots from).
 // Each VM_DIR is put at the front of sys.path (in the order given) unless it is "/lib" (already
 // on the VM's path, as on an ESP32) or its HOST_DIR is empty (an empty folder: "=/data").
 // The pyscript variant cannot collect garbage while Python runs: gc.collect() only marks a
@@ -40,8 +42,10 @@ function copy(host, vm) {
 }
 
 const front = [];
+const back = [];
 for (const mount of mounts) {
-  const [host, vm] = mount.split("=");
+  const [host, vm, again] = mount.split("=");
+  if (again === "back") back.push([host, vm]);
   if (!host) { mkdirs(vm); continue; }
   copy(host, vm);
   if (vm !== "/lib") front.push(vm);
@@ -58,3 +62,14 @@ try {
   out(String(err.message || err));
   process.exit(1);
 }
+
+function save(vm, host) {
+  fs.mkdirSync(host, { recursive: true });
+  for (const name of mp.FS.readdir(vm)) {
+    if (name === "." || name === "..") continue;
+    const v = vm + "/" + name;
+    if (mp.FS.isDir(mp.FS.stat(v).mode)) save(v, path.join(host, name));
+    else fs.writeFileSync(path.join(host, name), Buffer.from(mp.FS.readFile(v)));
+  }
+}
+for (const [host, vm] of back) save(vm, host);
