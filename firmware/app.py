@@ -29,7 +29,10 @@ LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topic
 
 class Panel:
     LOOP_MS = 10              # device main-loop period (button sampling rate)
-    WDT_MS = 10000            # watchdog timeout: ~2 s socket stall + NTP + margin
+    # watchdog timeout. Fed once a step; the longest healthy step is a connect to a broker that
+    # answers at the last moment of every wait: name lookup 2 s + TCP 3 s + CONNACK 3 s + two
+    # SUBACKs 3 s each + the birth publish 3 s = 17 s (the buttons are sampled meanwhile)
+    WDT_MS = 30000
     JOURNAL_PREFIX = "j"      # journal files: <data>/j.*
 
     def __init__(self, hal, cfg, fs=None, ticks=None):

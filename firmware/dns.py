@@ -4,7 +4,7 @@
 
 Called by firmware.mqtt.getaddrinfo for a name (an IPv4 address needs no lookup).
 Why not socket.getaddrinfo: on the ESP32 a name lookup blocks in C until lwIP gives up, which
-with the internet down can outlast the 10 s watchdog (a reboot on every NTP retry) and freezes
+with the internet down can outlast the watchdog (a reboot on every NTP retry) and freezes
 the buttons meanwhile. Here the wait is mqtt.wait_io (buttons sampled, bounded).
 query()/answer() are the pure packet halves.
 """
