@@ -221,19 +221,34 @@ class Ingestor:
                     event_rows.append(item[2])
             fresh = {}
             if event_rows:
+                # a valid event for a seq acked past as a dead letter: the panel deleted that
+                # event once acked, so this is another one (a wiped panel's, sent before it
+                # renumbered): stored there and again under its new seq it would count twice
+                taken = store.dead_only_seqs(db, [
+                    (e["site"], e["device"], e["seq"]) for e in event_rows
+                    if e["seq"] <= (panels[(e["site"], e["device"])].ack or 0)])
+                reused = [e for e in event_rows if (e["site"], e["device"], e["seq"]) in taken]
                 stored, duplicates, conflicts = store.insert_events(
-                    db, event_rows, {k: p.max_seq for k, p in panels.items()})
+                    db, [e for e in event_rows if (e["site"], e["device"], e["seq"]) not in taken],
+                    {k: p.max_seq for k, p in panels.items()})
                 stats["events"] += len(stored)
                 stats["duplicates"] += len(duplicates)
                 # a panel resending stored events did not get its ack (lost retained message?):
-                # publish it again even if it did not move
-                resend_ack = {(e["site"], e["device"]) for e in duplicates}
+                # publish it again even if it did not move. A seq re-used with other content
+                # too: a wiped panel needs an ack above its seqs to renumber its events
+                resend_ack = {(e["site"], e["device"]) for e in duplicates + conflicts + reused}
                 for e in conflicts:
                     dead.append((e["topic"], e["payload"].encode("utf-8"),
                                  "seq %d of %s/%s is already stored with different content"
                                  " (panel journal reset or firmware bug?); the stored event is kept"
                                  % (e["seq"], e["site"], e["device"]), e["received_ms"],
                                  e["site"], e["device"], e["seq"]))
+                for e in reused:
+                    dead.append((e["topic"], e["payload"].encode("utf-8"),
+                                 "seq %d of %s/%s was acked past as a dead letter, so this is another"
+                                 " event (panel journal reset?)" % (e["seq"], e["site"], e["device"]),
+                                 e["received_ms"], e["site"], e["device"], e["seq"]))
+                conflicts += reused
                 last_seen = {}
                 # any valid event proves the panel alive, a resend of stored ones too
                 for e in duplicates + conflicts:
@@ -256,6 +271,8 @@ class Ingestor:
                 for i in dead_seqs:
                     topic, payload, reason, ms, site, device, seq = dead[i]
                     rows.append((site, device, seq, keys[i], 0, ms))
+                    if seq <= (panels[(site, device)].ack or 0):
+                        resend_ack.add((site, device))  # resent: the ack did not reach it
                     fresh.setdefault((site, device), set()).add(seq)
                     acking.add((site, device))
                 store.insert_dead_seqs(db, rows)
@@ -343,15 +360,21 @@ class _Panel:
 
 def _transient(exc):
     """Errors worth a retry of the same message (lock timeout, lost connection), as opposed to
-    a message the database will never accept."""
+    a message the database will never accept. A refused message is acked past (dead_seqs), so
+    a failed reconnect (gateway.db.DatabaseError raised from the driver's error) is transient."""
     import sqlite3
-    if isinstance(exc, sqlite3.OperationalError):
-        return True
     try:
         import psycopg
+        kinds = (sqlite3.OperationalError, psycopg.OperationalError)
     except ImportError:
-        return False
-    return isinstance(exc, psycopg.OperationalError)
+        kinds = (sqlite3.OperationalError,)
+    for _ in range(8):  # the cause chain (bounded: a chain may loop)
+        if exc is None:
+            break
+        if isinstance(exc, kinds):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def readable_seq(payload):

@@ -21,6 +21,10 @@ from gateway import timerepair
 # (panels resend unacked events after an ack timeout well below this).
 LOST_GRACE_MS = 10 * 60 * 1000
 
+# A panel sends at most this many events past its ack (firmware/link.py INFLIGHT_MAX), so the
+# events of one resend round lie within acked + 1 .. acked + SEND_WINDOW.
+SEND_WINDOW = 50
+
 EVENT_COLUMNS = ("site", "device", "seq", "boot", "up_ms", "t_ms", "ev", "hold_ms",
                  "received_ms", "payload")
 _SAME_EVENT = ("boot", "up_ms", "t_ms", "ev", "hold_ms")
@@ -98,9 +102,10 @@ def timed_events(db, site, device, after_seq=0, limit=None):
 
 
 def devices(db):
-    """Every (site, device) known from events or state, sorted."""
+    """Every (site, device) known from events, dead-lettered events or state, sorted."""
     rows = db.query("SELECT site, device FROM panel_state UNION "
-                    "SELECT DISTINCT site, device FROM raw_events")
+                    "SELECT DISTINCT site, device FROM raw_events UNION "
+                    "SELECT DISTINCT site, device FROM dead_seqs")
     return sorted({(r["site"], r["device"]) for r in rows})
 
 
@@ -421,6 +426,22 @@ def insert_dead_seqs(db, rows):
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING", rows)
 
 
+def dead_only_seqs(db, keys):
+    """{(site, device, seq)} of `keys` that are in dead_seqs and not stored as events."""
+    by_panel = {}
+    for site, device, seq in keys:
+        by_panel.setdefault((site, device), []).append(seq)
+    out = set()
+    for (site, device), seqs in by_panel.items():
+        rows = db.query(
+            "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.site = d.site"
+            " AND r.device = d.device AND r.seq = d.seq)", (site, device, min(seqs), max(seqs)))
+        wanted = set(seqs)
+        out.update((site, device, r["seq"]) for r in rows if r["seq"] in wanted)
+    return out
+
+
 def infer_unreadable_gap(db, site, device, acked, grace_ms):
     """The seqs an unreadable event message of this panel stands in for, recorded in dead_seqs;
     [] when the evidence is not there (then nothing is written).
@@ -431,7 +452,8 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     (LOST_GRACE_MS: the same time after which status calls a gap lost) since the event above it
     first arrived, and (b) an unreadable message of this panel came at least twice, the last
     time after that grace: the panel went on resending from the gap and what it sent there
-    could not be read. A gap alone, however old, is never passed (the panel may still fill it)."""
+    could not be read. A gap alone, however old, is never passed (the panel may still fill it),
+    nor one reaching past the panel's send window (SEND_WINDOW) above the ack."""
     above = []
     for table in ("raw_events", "dead_seqs"):
         row = db.query_one("SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ?"
@@ -441,7 +463,9 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     if not above:
         return []
     nxt, since = min(above)
-    if nxt <= acked + 1:
+    if nxt <= acked + 1 or nxt > acked + SEND_WINDOW:
+        # nxt beyond the window was not sent in a round that starts at acked + 1: what the
+        # unreadable message stood for is not this gap (and the gap may be of any size)
         return []
     letter = db.query_one(
         "SELECT msg_key, last_seen_ms FROM dead_letters WHERE site = ? AND device = ? AND seq IS NULL"

@@ -11,16 +11,20 @@ ALTER TABLE dead_letters ADD COLUMN device TEXT;
 ALTER TABLE dead_letters ADD COLUMN seq BIGINT;
 UPDATE dead_letters SET msg_key = encode(sha256(convert_to(topic, 'UTF8') || '\x00'::bytea || payload), 'hex'), last_seen_ms = received_ms;
 
--- letters stored more than once before this migration: keep the first, with the count and the
--- last arrival of all copies
-CREATE INDEX dead_letters_key_merge ON dead_letters (msg_key);
+-- letters stored more than once before this migration (a stalled panel's resends: maybe
+-- tens of thousands of copies): keep the first, with the count and the last arrival of all
+-- copies. One grouping pass and lookups by id: a per-row MIN(id) subquery is quadratic when
+-- the planner walks the primary key (PostgreSQL without statistics for msg_key does).
+CREATE TEMP TABLE dead_letters_merge (keep BIGINT PRIMARY KEY, n BIGINT NOT NULL, last_ms BIGINT NOT NULL);
+INSERT INTO dead_letters_merge (keep, n, last_ms)
+SELECT MIN(id), COUNT(*), MAX(received_ms) FROM dead_letters GROUP BY msg_key;
 UPDATE dead_letters SET
-    seen = (SELECT COUNT(*) FROM dead_letters d WHERE d.msg_key = dead_letters.msg_key),
-    last_seen_ms = (SELECT MAX(d.received_ms) FROM dead_letters d WHERE d.msg_key = dead_letters.msg_key)
-WHERE id = (SELECT MIN(d.id) FROM dead_letters d WHERE d.msg_key = dead_letters.msg_key);
+    seen = (SELECT m.n FROM dead_letters_merge m WHERE m.keep = dead_letters.id),
+    last_seen_ms = (SELECT m.last_ms FROM dead_letters_merge m WHERE m.keep = dead_letters.id)
+WHERE id IN (SELECT keep FROM dead_letters_merge WHERE n > 1);
 DELETE FROM dead_letters
-WHERE id > (SELECT MIN(d.id) FROM dead_letters d WHERE d.msg_key = dead_letters.msg_key);
-DROP INDEX dead_letters_key_merge;
+WHERE NOT EXISTS (SELECT 1 FROM dead_letters_merge m WHERE m.keep = dead_letters.id);
+DROP TABLE dead_letters_merge;
 CREATE UNIQUE INDEX dead_letters_key ON dead_letters (msg_key);
 CREATE INDEX dead_letters_last_seen ON dead_letters (last_seen_ms);
 CREATE INDEX dead_letters_panel ON dead_letters (site, device, seq);
