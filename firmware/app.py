@@ -203,7 +203,7 @@ class Panel:
         there is nothing to import: the config code's names would stay interned for good."""
         try:
             return json.loads(text) == self.cfg.get("remote")
-        except ValueError:
+        except Exception:  # also MemoryError/RecursionError (deep or huge JSON): decode refuses it
             return False
 
     def _on_config(self, msg):

@@ -6,12 +6,12 @@ console message until it is fixed.
 None of it stays in the panel's heap while the panel runs (firmware.main keeps only its loop).
 
 The validated config, with /remote.json applied, is kept in /config.json.ok under a key of what
-it was made from (firmware version, chip, CRCs of the config module, /config.json and
-/remote.json). A boot whose key matches reads it back and imports none of the config code:
-the unloaded code's RAM comes back, but the names it interned (~160) would stay in the heap
-for good, and they are what brings the panel near the next doubling of the name pool
-(firmware/README.md, "Heap"). A new file, a new remote config or a firmware update misses
-the key, and the config is validated again.
+it was made from (firmware version, chip, CRCs of /config.json, /remote.json and the modules
+with the rules: firmware.config, protocol.config, .topics, .checks). A boot whose key matches
+reads it back and imports none of the config code: the unloaded code's RAM comes back, but
+the names it interned (~160) would stay in the heap for good, and they are what brings the
+panel near the next doubling of the name pool (firmware/README.md, "Heap"). A new file, a new
+remote config or a firmware update misses the key, and the config is validated again.
 """
 import sys
 import time
@@ -107,14 +107,21 @@ def _key(path, c):
     import binascii
 
     import firmware
+    import protocol
     from firmware.version import FW
     key = "%s %s" % (FW, c)
-    # the config module's own CRC too: a changed rule set (an update under the same version
-    # number) must not let an old verdict stand
-    where = getattr(firmware, "__file__", "")  # none when frozen: only a new image changes it
-    where = where[:where.rfind("/") + 1] + "config."
+    # the rules' CRCs too: a changed rule set (an update under the same version number) must
+    # not let an old verdict stand. They are firmware.config and, in protocol/, config (the
+    # timing ranges of /config.json and the remote knobs'), topics (ids, root) and checks.
+    # No __file__ when frozen: only a new image changes them.
+    paths = [path, path[:path.rfind("/") + 1] + REMOTE]
+    for pkg in (firmware, protocol):
+        where = getattr(pkg, "__file__", "")
+        where = where[:where.rfind("/") + 1]
+        for name in ("config.", "topics.", "checks.") if pkg is protocol else ("config.",):
+            paths += (where + name + "mpy", where + name + "py")
     buf = bytearray(256)
-    for p in (where + "mpy", where + "py", path, path[:path.rfind("/") + 1] + REMOTE):
+    for p in paths:
         crc = None
         try:
             with open(p, "rb") as f:

@@ -117,8 +117,8 @@ class Hal:
         return self._wlan.isconnected()
 
     def wifi_rssi(self):
-        try:
-            return int(self._wlan.status("rssi"))
+        try:  # the protocol's range: a driver's -128 or a positive glitch must not void the state
+            return max(-127, min(0, int(self._wlan.status("rssi"))))
         except Exception:
             return None
 

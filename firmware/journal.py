@@ -268,32 +268,39 @@ class Journal:
         n = len(payload)
         if n > self.max_payload:
             raise ValueError("journal: payload of %d bytes, at most %d fit a record" % (n, self.max_payload))
-        seg = self._segs[-1] if self._segs else None
-        if seg is None or seg.slots >= self.seg_records:
-            seg = self._new_segment()
-        path = self._seg_path(seg.num)
-        try:
-            if self._pad:
-                fill = self._zeros if self._padbyte == 0 else bytes([0xFF]) * self._pad
-                self.fs.append(path, fill[0:self._pad])
-                self._pad = 0
-                seg.slots += 1
-            seq = self.seq + 1
-            b = self._buf
-            b[0] = _MAGIC
-            b[1] = n
-            struct.pack_into("<I", b, 2, seq - self._off)
-            self._mv[_HEAD:_HEAD + n] = payload
-            self._mv[_HEAD + n:self.rs - _TAIL] = self._zeros[0:self.rs - _TAIL - _HEAD - n]
-            struct.pack_into("<I", b, self.rs - _TAIL, self._crc(seg.num, seg.slots))
-            self.fs.append(path, b)
-        except OSError:
-            # flash full or failing: re-learn where the file ends so the next try is aligned
-            size = self.fs.size(path) or 0
-            seg.slots = size // self.rs
-            self._pad = (self.rs - size % self.rs) % self.rs
-            self._padbyte = 0
-            raise
+        while True:
+            seg = self._segs[-1] if self._segs else None
+            if seg is None or seg.slots >= self.seg_records:
+                seg = self._new_segment()
+            path = self._seg_path(seg.num)
+            try:
+                if self._pad:
+                    fill = self._zeros if self._padbyte == 0 else bytes([0xFF]) * self._pad
+                    self.fs.append(path, fill[0:self._pad])
+                    self._pad = 0
+                    seg.slots += 1
+                seq = self.seq + 1
+                b = self._buf
+                b[0] = _MAGIC
+                b[1] = n
+                struct.pack_into("<I", b, 2, seq - self._off)
+                self._mv[_HEAD:_HEAD + n] = payload
+                self._mv[_HEAD + n:self.rs - _TAIL] = self._zeros[0:self.rs - _TAIL - _HEAD - n]
+                struct.pack_into("<I", b, self.rs - _TAIL, self._crc(seg.num, seg.slots))
+                self.fs.append(path, b)
+                break
+            except OSError as e:
+                # flash full or failing: re-learn where the file ends so the next try is aligned
+                size = self.fs.size(path) or 0
+                seg.slots = size // self.rs
+                self._pad = (self.rs - size % self.rs) % self.rs
+                self._padbyte = 0
+                # ENOSPC although the capacity fit at open (another file grew, or not even 9
+                # records fit): overflow early (the oldest go, counted) rather than lose this
+                if e.args[:1] != (28,) or len(self._segs) < 2:
+                    raise
+                self.dropped += self._unacked_in(self._segs[0])
+                self._drop(1)
         seg.slots += 1
         seg.last = seq
         if not seg.first:
@@ -335,21 +342,32 @@ class Journal:
         """Cumulative ack: every record with seq <= `seq` is stored by the gateway."""
         if seq <= self.acked or seq > 0xFFFFFFFF:  # a bogus ack past the u32 seq on flash
             return
-        d = 0
         if seq > self.seq:
             # The gateway knows a previous life of this panel (flash wiped, board replaced):
             # our unacked records never reached it under these numbers and would pass for
             # acked. Renumber them to seq+1, ... (and new events after them) by moving the
-            # offset between stored and given seqs: one meta write below, so a power cut
+            # offset between stored and given seqs: one meta write, so a power cut
             # leaves either numbering whole, and under the old one the retained ack comes
             # again. Seqs stay consecutive, as next_after needs.
             r = self.next_after(self.acked)
             d = seq + 1 - (r[0] if r else self.seq + 1)
             if self.seq + d > 0xFFFFFFFF:
                 return
-            self.renumbered += self.pending()
+            r = self.pending()
+            a = self.acked
             self._off += d
             self.seq += d
+            self.acked = seq
+            try:
+                self._save_meta()
+            except Exception:
+                # not on flash: the numbering must not be used (a reboot would renumber what
+                # the gateway stored under it again); the retained ack comes again
+                self._off -= d
+                self.seq -= d
+                self.acked = a
+                raise
+            self.renumbered += r
             for s in self._segs:
                 if s.first:
                     s.first += d
@@ -360,7 +378,7 @@ class Journal:
             k += 1   # the segment being filled stays (no new file per ack)
         if k:
             self._drop(k)
-        elif d or self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
+        elif self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
             self._save_meta()
 
     def pending(self):

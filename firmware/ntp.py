@@ -4,7 +4,8 @@ Kept out of clock so its code is not held in the panel's heap between syncs: the
 it for a sync and unloads it after (firmware.unload). `clock.ntp_parse` etc. reach these too.
 
     ntp_request() -> bytes (48)          SNTP client request (reuse it)
-    ntp_parse(data, sent_up, recv_up) -> (up_ms, unix_ms)   ValueError if bad / kiss-o'-death
+    ntp_parse(data, sent_up, recv_up) -> (up_ms, unix_ms)   ValueError if bad / kiss-o'-death /
+                                         outside 2020..2100
     epoch_offset_s(time.gmtime)          946684800 on a 2000-epoch port (ESP32), 0 on a 1970 one
     unix_ms_to_port_s(unix_ms, offset) / port_s_to_unix_ms(s, offset)
     exchange(hal, host, request, timeout_ms) -> reply bytes   the device HAL's UDP exchange
@@ -52,7 +53,8 @@ def ntp_parse(data, sent_up, recv_up):
 
     sent_up/recv_up: uptime ms when the request left / the answer came. The server's
     processing time (transmit - receive stamp) is taken out of the round trip and half of
-    the rest is added to its transmit stamp. Raises ValueError for anything unusable.
+    the rest is added to its transmit stamp. Raises ValueError for anything unusable, also a
+    time outside 2020..2100 (what the protocol accepts as `t`).
     """
     if len(data) < 48:
         raise ValueError("ntp: short answer (%d bytes)" % len(data))
@@ -72,7 +74,13 @@ def ntp_parse(data, sent_up, recv_up):
         rtt -= t3 - t2
     if rtt < 0:
         rtt = 0
-    return recv_up, t3 + rtt // 2
+    t3 += rtt // 2
+    # protocol.checks T_MIN..T_MAX (2020..2100): the gateway refuses events and state with a `t`
+    # outside it, and the panel's lean encoders do not check; an unsynced router answering
+    # 1970/2000 must leave the clock as it was (events then carry t null, which it takes)
+    if not 1577836800000 <= t3 < 4102444800000:
+        raise ValueError("ntp: implausible time %d ms" % t3)
+    return recv_up, t3
 
 
 def exchange(hal, host, request, timeout_ms):

@@ -111,3 +111,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fw_bundle(tmp_path_factory):
+    """`make firmware` into a temp folder, once per run: the bundle (.mpy files built as for
+    the panel, umqtt.simple from PyPI) that the VM tests load the way the panel does."""
+    from gateway.device.bundle import build, fetch_umqtt
+    try:
+        fetch_umqtt()
+    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
+        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
+    out = tmp_path_factory.mktemp("bundle") / "firmware"
+    build(str(out))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def bundle_lib(fw_bundle):
+    """The bundle's lib/ folder (firmware, protocol, umqtt as .mpy)."""
+    return os.path.join(fw_bundle, "lib")

@@ -30,14 +30,6 @@ def vm():
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def fw_bundle(tmp_path_factory):
-    from gateway.device import bundle
-    out = tmp_path_factory.mktemp("bundle") / "firmware"
-    bundle.build(str(out))
-    return str(out)
-
-
 @pytest.fixture
 def panel(vm, tmp_path):
     p = Standin(tmp_path / "panel")

@@ -13,7 +13,6 @@ import pytest
 
 from fw_app_gateway import FakeGateway
 from fw_mem_support import esp32_estimate, mpy_bytes
-from gateway.device.bundle import build, fetch_umqtt
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 from simulator.host_hal import ntp_reply
 
@@ -61,22 +60,6 @@ class NtpServer:
         self.stop.set()
         self.thread.join(2)
         self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def umqtt_dir():
-    try:
-        return fetch_umqtt()
-    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
-        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
-
-
-@pytest.fixture(scope="module")
-def bundle_lib(tmp_path_factory, umqtt_dir):
-    """`make firmware` into a temp folder: the VM loads the same .mpy files as the panel."""
-    out = tmp_path_factory.mktemp("bundle")
-    build(str(out))
-    return str(out / "lib")
 
 
 @pytest.fixture

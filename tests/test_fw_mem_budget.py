@@ -10,7 +10,7 @@ import os
 import pytest
 
 from fw_mem_support import esp32_estimate, mpy_bytes, parse_lines
-from gateway.device.bundle import build, fetch_umqtt
+from gateway.device.bundle import fetch_umqtt
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
@@ -28,17 +28,6 @@ SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")
 IDLE_BYTES_PER_STEP = 20  # measured 4-11 (LED redraws, connect retries to no broker); was ~110
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    try:
-        fetch_umqtt()
-    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
-        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
-    out = tmp_path_factory.mktemp("bundle")
-    build(str(out))
-    return str(out / "lib")
-
-
 def _report(lib_arg, data, path_extra=()):
     proc = run_micropython(SCRIPT, heapsize="200k", args=(lib_arg, str(data)), path_extra=path_extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -54,13 +43,13 @@ def _table(title, mem):
     return "%s\n  %s" % (title, "\n  ".join(rows))
 
 
-def test_fw_mem_panel_imports_and_objects_from_mpy(lib, tmp_path):
-    out = _report(lib, tmp_path)
+def test_fw_mem_panel_imports_and_objects_from_mpy(bundle_lib, tmp_path):
+    out = _report(bundle_lib, tmp_path)
     mem = parse_lines(out, "MEM")
     objs = parse_lines(out, "OBJ")
     total = _total(out)
     loaded = out.split("LOADED ")[1].splitlines()[0].split()
-    code = mpy_bytes(lib, loaded)
+    code = mpy_bytes(bundle_lib, loaded)
     print()
     print(_table("imports (.mpy, 64-bit unix port):", mem))
     print("  total %d B; loaded .mpy %d B; ESP32 estimate %d B" % (total, code, esp32_estimate(total, code)))
@@ -77,7 +66,7 @@ def test_fw_mem_panel_imports_and_objects_from_mpy(lib, tmp_path):
     assert 0 < objs["panel"] < total // 4
 
 
-def test_fw_mem_mpy_interns_fewer_names_than_py_sources(lib, tmp_path):
+def test_fw_mem_mpy_interns_fewer_names_than_py_sources(bundle_lib, tmp_path):
     """Why the bundle ships .mpy: compiling the .py sources on the VM interns every identifier
     (local names too, which mpy-cross leaves out) and needs the compiler's RAM on the panel.
     The held bytes alone do not show it reliably: the interned-name pool grows in doublings
@@ -85,7 +74,7 @@ def test_fw_mem_mpy_interns_fewer_names_than_py_sources(lib, tmp_path):
     the byte totals; the count of interned names is what the .mpy saves for good."""
     (tmp_path / "mpy").mkdir()
     (tmp_path / "py").mkdir()
-    mpy_out = _report(lib, tmp_path / "mpy")
+    mpy_out = _report(bundle_lib, tmp_path / "mpy")
     py_out = _report("", tmp_path / "py", path_extra=(fetch_umqtt(),))
     mpy_q, py_q = (int(o.split("n_qstr=")[1].split(",")[0]) for o in (mpy_out, py_out))
     print("\nstart-up imports: .mpy %d B, %d names; .py %d B, %d names"
@@ -94,12 +83,12 @@ def test_fw_mem_mpy_interns_fewer_names_than_py_sources(lib, tmp_path):
     assert _total(mpy_out) < _total(py_out) * 1.1
 
 
-def test_fw_mem_device_boot_at_100k_unloads_boot_code(lib, tmp_path):
+def test_fw_mem_device_boot_at_100k_unloads_boot_code(bundle_lib, tmp_path):
     """firmware.main.start() as the device runs it (main first, then firmware.boot validates
     /config.json and is unloaded, then the Panel) on a 100 KB VM heap, no broker: the panel
     runs, and nothing boot-only stays loaded."""
     proc = run_micropython(os.path.join(CASES_DIR, "fw_mem_boot.py"), heapsize="100k",
-                           args=(str(tmp_path), lib, 30))
+                           args=(str(tmp_path), bundle_lib, 30))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     loaded = proc.stdout.split("LOADED ")[1].splitlines()[0].split()
     heap = dict(kv.split("=") for kv in proc.stdout.split("HEAP ")[1].splitlines()[0].split())
@@ -116,13 +105,13 @@ def test_fw_mem_device_boot_at_100k_unloads_boot_code(lib, tmp_path):
     assert idle < steps * IDLE_BYTES_PER_STEP, "%d B of garbage in %d idle steps" % (idle, steps)
 
 
-def test_fw_mem_device_boot_config_error_blinks_then_unloads(lib, tmp_path):
+def test_fw_mem_device_boot_config_error_blinks_then_unloads(bundle_lib, tmp_path):
     """A bad /config.json: the boot names the field on the console and blinks the config-error
     pattern (status+seller alternate) instead of starting; its code is unloaded afterwards too."""
     (tmp_path / "config.json").write_text('{"site": "s1", "device": "p1", "wifi": {"ssid": "x"}}')
     code = "\n".join([
         "import sys, install_fakes, fake_machine",
-        "sys.path.insert(0, %r)" % lib,
+        "sys.path.insert(0, %r)" % bundle_lib,
         "from firmware import main",
         "def make_hal(pins):",
         "    from firmware.hal import Hal",

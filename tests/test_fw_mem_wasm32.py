@@ -19,7 +19,6 @@ import pytest
 
 from device_standin.standin import StandinUnavailable, ensure_vm
 from fw_mem_support import mpy_bytes, qstr_info, qstr_pool_bytes
-from gateway.device.bundle import build, fetch_umqtt
 from mpy_support import CASES_DIR, MPY_DIR
 
 RUNNER = os.path.join(CASES_DIR, "wasm_run.mjs")
@@ -52,17 +51,6 @@ def vm():
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    try:
-        fetch_umqtt()
-    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
-        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
-    out = tmp_path_factory.mktemp("bundle")
-    build(str(out))
-    return str(out / "lib")
-
-
 def _pools(q):
     """Bytes of the name pools' arrays in a qstr_info() dict (the rest is the names' characters)."""
     return q["n_total_bytes"] - q["n_str_data_bytes"]
@@ -93,16 +81,16 @@ def _run(vm, lib, flash):
     return proc.stdout
 
 
-def test_fw_mem_panel_heap_on_32bit_vm(vm, lib, tmp_path):
+def test_fw_mem_panel_heap_on_32bit_vm(vm, bundle_lib, tmp_path):
     # The first boot after a config change validates /config.json and keeps the result
     # (firmware/boot.py); every later boot - the panel's normal start - reads it back without
     # the config code, and that one is measured. The first boot's figure is printed too.
     flash = tmp_path / "flash"
     flash.mkdir()
-    first = _run(vm, lib, flash)
+    first = _run(vm, bundle_lib, flash)
     assert (flash / "config.json.ok").exists(), first
     first_held = int(first.split("HELD ")[1].split()[0])
-    out = _run(vm, lib, flash)
+    out = _run(vm, bundle_lib, flash)
     rows = _rows(out)
     total = int(out.split("MEM_TOTAL ")[1].split()[0])
     held = int(out.split("HELD ")[1].split()[0])
@@ -117,7 +105,7 @@ def test_fw_mem_panel_heap_on_32bit_vm(vm, lib, tmp_path):
     print("\nimports (.mpy, 32-bit WebAssembly VM): bytes held, names interned, of those bytes"
           " a new name pool, .mpy size")
     for name, size, added, pools in rows:
-        print("  %-20s %6d %5d %6d %6d" % (name, size, added, pools, mpy_bytes(lib, [name])))
+        print("  %-20s %6d %5d %6d %6d" % (name, size, added, pools, mpy_bytes(bundle_lib, [name])))
     print("  start-up imports %d B; boot (config, HAL, Panel) +%d B; held after boot %d B, "
           "%d names, %d name pools" % (total, boot, held, names, end["n_pool"]))
     print("  with the name pools of a panel that interns only these %d names: %d B"

@@ -16,22 +16,10 @@ import threading
 import pytest
 
 from firmware import dns
-from gateway.device.bundle import build, fetch_umqtt
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
 SCRIPT = os.path.join(CASES_DIR, "fw_wait_vm.py")
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    try:
-        fetch_umqtt()
-    except Exception as exc:
-        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
-    out = tmp_path_factory.mktemp("bundle")
-    build(str(out))
-    return str(out / "lib")
 
 
 class Silent:
@@ -134,35 +122,35 @@ def _check_press_kept(lib, tmp_path, mode, host, port, **kw):
     assert waited >= 1400 and events == [], "the control run should miss the press:\n" + out
 
 
-def test_fw_wait_press_during_mqtt_connect_is_journaled(lib, tmp_path):
+def test_fw_wait_press_during_mqtt_connect_is_journaled(bundle_lib, tmp_path):
     silent = Silent()
     try:
-        _check_press_kept(lib, tmp_path, "connect", "127.0.0.1", silent.port)
+        _check_press_kept(bundle_lib, tmp_path, "connect", "127.0.0.1", silent.port)
     finally:
         silent.close()
 
 
-def test_fw_wait_press_during_ntp_exchange_is_journaled(lib, tmp_path, broker):
+def test_fw_wait_press_during_ntp_exchange_is_journaled(bundle_lib, tmp_path, broker):
     silent = Silent(socket.SOCK_DGRAM)
     try:
-        _check_press_kept(lib, tmp_path, "ntp", broker.host, broker.port,
+        _check_press_kept(bundle_lib, tmp_path, "ntp", broker.host, broker.port,
                           ntp="127.0.0.1:%d" % silent.port)
     finally:
         silent.close()
 
 
-def test_fw_wait_press_during_name_lookup_is_journaled(lib, tmp_path):
+def test_fw_wait_press_during_name_lookup_is_journaled(bundle_lib, tmp_path):
     silent = Silent(socket.SOCK_DGRAM)
     try:
-        _check_press_kept(lib, tmp_path, "connect", "broker.shop.lan", 1883, dns_port=silent.port)
+        _check_press_kept(bundle_lib, tmp_path, "connect", "broker.shop.lan", 1883, dns_port=silent.port)
     finally:
         silent.close()
 
 
-def test_fw_wait_connects_by_name_through_the_lookup(lib, tmp_path, broker):
+def test_fw_wait_connects_by_name_through_the_lookup(bundle_lib, tmp_path, broker):
     names = NameServer({"broker.shop.lan": broker.host})
     try:
-        waited, events, error, out = run(lib, tmp_path, "ntp", "broker.shop.lan", broker.port,
+        waited, events, error, out = run(bundle_lib, tmp_path, "ntp", "broker.shop.lan", broker.port,
                                          ntp="127.0.0.1:9", dns_port=names.port)
         assert "broker.shop.lan" in names.queries, out
         assert error == "None", out  # online by name; the NTP wait then timed out (port 9)
