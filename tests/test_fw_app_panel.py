@@ -178,8 +178,9 @@ def test_fw_app_ack_timeout_resends_without_reconnect(broker, mqtt_root, rig_fac
     assert link.ack_timeouts >= 1
     seqs = gw.seqs()
     assert seqs.count(2) == 2 and seqs.count(3) == 2
-    # the resend is in order: 2, 3, 4 again after the first 1..4
-    assert seqs[:4] == [1, 2, 3, 4] and seqs[4:7] == [2, 3, 4]
+    # the resend is in order: 2, 3 (and 4, unless the ack that storing 3 brings, which covers
+    # the 4 stored the first time, arrives while the resend is still going) after the first 1..4
+    assert seqs[:4] == [1, 2, 3, 4] and seqs[4:6] == [2, 3] and seqs[6:] in ([], [4]), seqs
 
 
 def test_fw_app_remote_config_applied_persisted_and_invalid_reported(broker, mqtt_root,
