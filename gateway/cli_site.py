@@ -64,6 +64,18 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
         raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP))
 
 
+def _naive(bound):
+    """A --from/--to that _parse_time(local=True) left as a local date-time (no instant)."""
+    return bound is not None and not isinstance(bound, int)
+
+
+def _at(bound, tz):
+    """A bound in epoch ms, a naive one read in `tz` (None stays None)."""
+    if not _naive(bound):
+        return bound
+    return int(bound.replace(tzinfo=tz).timestamp() * 1000)
+
+
 def _fmt_time(ms, tz):
     import datetime as dt
     return dt.datetime.fromtimestamp(ms / 1000.0, tz).strftime("%Y-%m-%d %H:%M:%S")
@@ -125,9 +137,20 @@ def cmd_review_list(args):
     history = site_mod.load(db)
     lang = i18n.lang_or_default(args.lang or history.deployment(_now_ms())["lang"])
     share = args.share if args.share is not None else history.deployment(_now_ms()).get("review_share", 0.1)
-    start = _parse_time(args.start, "--from", db, site=args.site)
-    end = _parse_time(args.end, "--to", db, end=True, site=args.site)
-    polls, fms = review.load_scope(db, args.site, start, end)
+    local = args.site is None  # several offices: a date is each office's own day (as in report)
+    start = _parse_time(args.start, "--from", db, site=args.site, local=local)
+    end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
+    if _naive(start) or _naive(end):
+        polls, fms = [], []
+        for _, site in history.keys("site"):
+            tz = history.tz(site)
+            p, f = review.load_scope(db, site, _at(start, tz), _at(end, tz))
+            polls += p
+            fms += f
+        polls.sort(key=lambda r: (r["opened_ms"], r["site"], r["device"], r["open_seq"]))
+        fms.sort(key=lambda r: (r["start_ms"], r["site"], r["device"], r["seq"]))
+    else:
+        polls, fms = review.load_scope(db, args.site, start, end)
     try:
         items = review.sample(polls, fms, share, args.seed)
     except review.ReviewError as exc:

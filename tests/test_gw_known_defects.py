@@ -356,3 +356,37 @@ def test_gw_defect_incremental_ack_with_dead_letters_equals_the_rule(data, n):
     lost = store.lost_summary(store.gaps(d, "s1", "p1", T0))[0]
     assert lost == len(bad)
     d.close()
+
+
+def test_gw_defect_review_list_dates_are_each_offices_local_day(tmp_path, capsys):
+    """`rating review list` without --site reads a date like `rating report` does: each office's
+    own day (it used the first office's timezone for all)."""
+    from gw_part2_support import MIN, SITE_TOML, Panel, apply_site, sqlite_db, store_events
+
+    from gateway import cli
+    hour = 60 * MIN
+    t0 = 1736150400000  # 2025-01-06T08:00Z = 11:00 Moscow = 00:00 Los Angeles
+    db = sqlite_db(tmp_path)
+    text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
+                             'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
+    text += '\n[[panels]]\nsite = "aaa"\ndevice = "desk-9"\nquestion = "staff"\n'
+    apply_site(db, text)
+    msk = Panel("msk", "desk-1", booted_at=t0 - 48 * hour)
+    msk.poll(t0 - 2 * hour, "no")   # 09:00 Moscow on the 6th: in
+    msk.poll(t0 + 15 * hour, "no")  # 02:00 Moscow on the 7th: out (still the 6th in LA)
+    la = Panel("aaa", "desk-9", booted_at=t0 - 48 * hour)
+    la.poll(t0 - 1 * hour, "no")    # 23:00 LA on the 5th: out (already the 6th in Moscow)
+    la.poll(t0 + 10 * hour, "no")   # 10:00 LA on the 6th: in
+    store_events(db, msk.events + la.events)
+    derive.rebuild(db, t0 + 72 * hour)
+    db.close()
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    capsys.readouterr()
+    # every No answer is in the review sample: the listed ones are the polls in range
+    assert cli.main(["review", "list", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06",
+                     "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith(("msk/", "aaa/"))]
+    assert sorted(x.split("/")[0] for x in listed) == ["aaa", "msk"], out
+    assert "2025-01-06 09:00" in out and "2025-01-06 10:00" in out, out  # each in its local time
+    assert "2025-01-07 02:00" not in out and "2025-01-05 23:00" not in out, out
