@@ -281,30 +281,45 @@ def test_gw_defect_panels_committed_before_a_failed_retry_are_derived(any_db):
 
 # ---- 5. multi-office report dates ------------------------------------------------------------
 
-def test_gw_defect_report_dates_are_each_offices_local_day(tmp_path, capsys):
-    """Without --site, `--from 2025-01-06 --to 2025-01-06` is 6 January in each office's own
-    timezone: Moscow's polls of that Moscow day, Los Angeles' of that LA day."""
+def _two_offices(tmp_path, msk_polls, la_polls):
+    """A Moscow and a Los Angeles office (t0 = 2025-01-06T08:00Z = 11:00 Moscow = 00:00 LA),
+    their polls at t0 + hours (answer), derived; -> the database URL."""
     from gw_part2_support import MIN, SITE_TOML, Panel, apply_site, sqlite_db, store_events
-
-    from gateway import cli
     hour = 60 * MIN
-    t0 = 1736150400000  # 2025-01-06T08:00Z = 11:00 Moscow = 00:00 Los Angeles
     db = sqlite_db(tmp_path)
     text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
                              'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
     text += '\n[[panels]]\nsite = "aaa"\ndevice = "desk-9"\nquestion = "staff"\n'
     apply_site(db, text)
-    msk = Panel("msk", "desk-1", booted_at=t0 - 48 * hour)
-    msk.poll(t0 - 2 * hour, "no")   # 09:00 Moscow on the 6th: in
-    msk.poll(t0 - 1 * hour, "yes")  # 10:00 Moscow on the 6th: in
-    msk.poll(t0 + 15 * hour, "no")  # 02:00 Moscow on the 7th: out (still the 6th in LA)
-    la = Panel("aaa", "desk-9", booted_at=t0 - 48 * hour)
-    la.poll(t0 - 1 * hour, "no")    # 23:00 LA on the 5th: out (already the 6th in Moscow)
-    la.poll(t0 + 10 * hour, "yes")  # 10:00 LA on the 6th: in
+    msk = Panel("msk", "desk-1", booted_at=T_OFFICES - 48 * hour)
+    for h, answer in msk_polls:
+        msk.poll(T_OFFICES + h * hour, answer)
+    la = Panel("aaa", "desk-9", booted_at=T_OFFICES - 48 * hour)
+    for h, answer in la_polls:
+        la.poll(T_OFFICES + h * hour, answer)
     store_events(db, msk.events + la.events)
-    derive.rebuild(db, t0 + 72 * hour)
+    derive.rebuild(db, T_OFFICES + 72 * hour)
     db.close()
-    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    return "sqlite:///%s" % (tmp_path / "rating.db")
+
+
+T_OFFICES = 1736150400000  # 2025-01-06T08:00Z = 11:00 Moscow = 00:00 Los Angeles
+
+
+def test_gw_defect_report_dates_are_each_offices_local_day(tmp_path, capsys):
+    """Without --site, `--from 2025-01-06 --to 2025-01-06` is 6 January in each office's own
+    timezone: Moscow's polls of that Moscow day, Los Angeles' of that LA day."""
+    from gw_part2_support import MIN
+
+    from gateway import cli
+    hour = 60 * MIN
+    t0 = T_OFFICES
+    url = _two_offices(tmp_path,
+                       [(-2, "no"),    # 09:00 Moscow on the 6th: in
+                        (-1, "yes"),   # 10:00 Moscow on the 6th: in
+                        (15, "no")],   # 02:00 Moscow on the 7th: out (still the 6th in LA)
+                       [(-1, "no"),    # 23:00 LA on the 5th: out (already the 6th in Moscow)
+                        (10, "yes")])  # 10:00 LA on the 6th: in
     capsys.readouterr()
     assert cli.main(["report", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06",
                      "--format", "json"]) == 0
@@ -361,26 +376,12 @@ def test_gw_defect_incremental_ack_with_dead_letters_equals_the_rule(data, n):
 def test_gw_defect_review_list_dates_are_each_offices_local_day(tmp_path, capsys):
     """`rating review list` without --site reads a date like `rating report` does: each office's
     own day (it used the first office's timezone for all)."""
-    from gw_part2_support import MIN, SITE_TOML, Panel, apply_site, sqlite_db, store_events
-
     from gateway import cli
-    hour = 60 * MIN
-    t0 = 1736150400000  # 2025-01-06T08:00Z = 11:00 Moscow = 00:00 Los Angeles
-    db = sqlite_db(tmp_path)
-    text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
-                             'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
-    text += '\n[[panels]]\nsite = "aaa"\ndevice = "desk-9"\nquestion = "staff"\n'
-    apply_site(db, text)
-    msk = Panel("msk", "desk-1", booted_at=t0 - 48 * hour)
-    msk.poll(t0 - 2 * hour, "no")   # 09:00 Moscow on the 6th: in
-    msk.poll(t0 + 15 * hour, "no")  # 02:00 Moscow on the 7th: out (still the 6th in LA)
-    la = Panel("aaa", "desk-9", booted_at=t0 - 48 * hour)
-    la.poll(t0 - 1 * hour, "no")    # 23:00 LA on the 5th: out (already the 6th in Moscow)
-    la.poll(t0 + 10 * hour, "no")   # 10:00 LA on the 6th: in
-    store_events(db, msk.events + la.events)
-    derive.rebuild(db, t0 + 72 * hour)
-    db.close()
-    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    url = _two_offices(tmp_path,
+                       [(-2, "no"),    # 09:00 Moscow on the 6th: in
+                        (15, "no")],   # 02:00 Moscow on the 7th: out (still the 6th in LA)
+                       [(-1, "no"),    # 23:00 LA on the 5th: out (already the 6th in Moscow)
+                        (10, "no")])   # 10:00 LA on the 6th: in
     capsys.readouterr()
     # every No answer is in the review sample: the listed ones are the polls in range
     assert cli.main(["review", "list", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06",
