@@ -13,6 +13,8 @@ class MemFs:
     prefix; fill=0x00/0xFF also extends the file to full length (FAT may update the size first).
     disk=n: a file system of n bytes (room() reports what is free, a write that does not fit
     raises OSError ENOSPC); None: unlimited, room() -> None.
+    fail_writes=n: the next n write() calls (the journal's meta) raise OSError ENOSPC after
+    truncating the file, as open("wb") does (a flash error, a full file system).
     """
 
     def __init__(self, budget=None, fill=None, disk=None):
@@ -21,6 +23,7 @@ class MemFs:
         self.fill = fill
         self.disk = disk
         self.written = 0    # bytes written in total (flash-wear statistics)
+        self.fail_writes = 0
 
     def read(self, path, offset, buf):
         data = self.files.get(path)
@@ -55,6 +58,9 @@ class MemFs:
 
     def write(self, path, data):
         self.files[path] = bytearray()       # open("wb") truncates first
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise OSError(28)
         self._put(self.files[path], data)
 
     def remove(self, path):

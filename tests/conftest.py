@@ -88,6 +88,15 @@ def pg_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request, tmp_path):
+    """The URL of an empty database, not yet migrated (SQLite file; PostgreSQL: pg_url's fresh
+    database): for tests that build an old schema themselves."""
+    if request.param == "sqlite":
+        return "sqlite:///%s" % (tmp_path / "old.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def any_db(request, tmp_path):
     """A migrated gateway database: SQLite always, PostgreSQL where a server answers (else skipped)."""
     from gateway import db as dbmod

@@ -6,8 +6,6 @@ after start-up and guards it (firmware/README.md "Heap"; budget 40 KB on the ESP
 """
 import json
 import os
-import socket
-import threading
 
 import pytest
 
@@ -15,6 +13,7 @@ from fw_app_gateway import FakeGateway
 from fw_mem_support import esp32_estimate, mpy_bytes
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 from simulator.host_hal import ntp_reply
+from udp_support import UdpResponder
 
 # The unix port is 64-bit: every pointer, small int and object header is 8 bytes instead of the
 # ESP32's 4 and GC blocks are 32 bytes instead of 16, so the same firmware needs ~1.5x the heap
@@ -34,37 +33,9 @@ EXPECTED = ["seller_short", "yes", "seller_short", "no", "unsure", "seller_long"
 NTP_NOW_MS = 1764000000000
 
 
-class NtpServer:
-    """SNTP on a free loopback UDP port, answering a fixed time."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(512)
-            except OSError:
-                continue
-            self.queries += 1
-            self.sock.sendto(ntp_reply(data, NTP_NOW_MS), addr)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.fixture
 def ntp():
-    server = NtpServer()
+    server = UdpResponder(lambda data: ntp_reply(data, NTP_NOW_MS))  # SNTP, a fixed time
     yield server
     server.close()
 

@@ -63,25 +63,12 @@ def test_fw_journal_enospc_with_one_segment_still_raises():
     assert (j.seq, j.dropped, unacked(j)) == (1, 0, [(1, p(1))])
 
 
-class _MetaFails(J.MemFs):
-    """MemFs whose next `fail` meta writes raise (a flash error, a full file system): the
-    file is truncated first, as open("wb") does."""
-    fail = 0
-
-    def write(self, path, data):
-        if self.fail:
-            self.fail -= 1
-            self.files[path] = bytearray()
-            raise OSError(28)
-        J.MemFs.write(self, path, data)
-
-
 @pytest.mark.parametrize("acked_before", [0, 2])
 def test_fw_journal_rebase_not_in_force_unless_persisted(acked_before):
     """A wiped panel's renumbering whose meta write fails must not be used: else its presses
     reach the gateway as 501.., and after a power cut (the old numbering on flash) the retained
     ack renumbers them again above it: every press stored twice."""
-    fs = _MetaFails()
+    fs = J.MemFs()
     j = J.Journal(fs, capacity=16)                 # 2 records a segment
     for i in range(1, 6):
         j.append(p(i))
@@ -99,7 +86,7 @@ def test_fw_journal_rebase_not_in_force_unless_persisted(acked_before):
             a += 1
         return a
 
-    fs.fail = 1
+    fs.fail_writes = 1
     with pytest.raises(OSError):
         j.ack(500)
     ack = publish(j)

@@ -17,6 +17,7 @@ import pytest
 
 from firmware import dns
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
+from udp_support import UdpResponder
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
 SCRIPT = os.path.join(CASES_DIR, "fw_wait_vm.py")
@@ -48,31 +49,10 @@ class Silent:
         self.sock.close()
 
 
-class NameServer:
-    """Answers A queries for names in `table` (compressed answer after a CNAME, as resolvers
-    do); other names get NXDOMAIN."""
-
-    def __init__(self, table):
-        self.table = table
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = []
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(512)
-            except OSError:
-                continue
-            self.sock.sendto(reply(data, self.table, self.queries), addr)
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
+def name_server(table, names):
+    """A DNS server answering A queries for names in `table` (a compressed answer after a CNAME,
+    as resolvers do; other names: NXDOMAIN); the names asked go to `names`."""
+    return UdpResponder(lambda data: reply(data, table, names))
 
 
 def _qname(data):
@@ -148,11 +128,12 @@ def test_fw_wait_press_during_name_lookup_is_journaled(bundle_lib, tmp_path):
 
 
 def test_fw_wait_connects_by_name_through_the_lookup(bundle_lib, tmp_path, broker):
-    names = NameServer({"broker.shop.lan": broker.host})
+    asked = []
+    names = name_server({"broker.shop.lan": broker.host}, asked)
     try:
         waited, events, error, out = run(bundle_lib, tmp_path, "ntp", "broker.shop.lan", broker.port,
                                          ntp="127.0.0.1:9", dns_port=names.port)
-        assert "broker.shop.lan" in names.queries, out
+        assert "broker.shop.lan" in asked, out
         assert error == "None", out  # online by name; the NTP wait then timed out (port 9)
     finally:
         names.close()

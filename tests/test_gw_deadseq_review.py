@@ -8,7 +8,6 @@ and with the firmware's own journal where the panel's side matters:
 4. `rating status` lists a panel known only through its dead-lettered events.
 """
 import psycopg
-import pytest
 
 from firmware import journal as J
 from firmware.memfs import unacked
@@ -35,13 +34,6 @@ def bad_event(seq):
 
 
 # ---- 0. migration 004 on a big database ----------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request, tmp_path):
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "old.db")
-    return request.getfixturevalue("pg_url")
-
 
 def test_gw_review_dead_letter_merge_is_not_quadratic(fresh_url, tmp_path):
     """Before 004 a stalled panel's resent garbage was stored once per arrival: tens of

@@ -85,13 +85,6 @@ def test_gw_defect_replay_twice_stores_the_dead_letter_once(tmp_path):
     assert data["total"] == 1
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request, tmp_path):
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "old.db")
-    return request.getfixturevalue("pg_url")
-
-
 def test_gw_defect_existing_dead_letters_migrate_and_merge(fresh_url, tmp_path):
     """A database made before dead letters had a key, holding the same letter twice: migrating
     merges them into one row with the count, and a new arrival of it joins that row."""

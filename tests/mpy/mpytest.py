@@ -8,7 +8,9 @@ MicroPython module dicts are unordered), prints one line per failure with its tr
 Before each test the machine/network fakes are reset (if installed) and the module's setup()
 runs if it has one; teardown() runs after, even on failure.
 
-Helpers for cases files: `raises(ExcType, fn, *args, **kw)` returns the exception or fails.
+Helpers for cases files: `raises(ExcType, fn, *args, **kw)` returns the exception or fails;
+`make_tmp(prefix)` makes a fresh folder under /tmp and `remove_tmp(path)` empties and removes
+it (flat: the journal's files).
 From CPython use tests/mpy_support.check_mpy_cases("journal_cases").
 """
 import sys
@@ -20,6 +22,20 @@ def raises(exc_type, fn, *args, **kw):
     except exc_type as e:
         return e
     raise AssertionError("%s not raised by %s" % (exc_type.__name__, getattr(fn, "__name__", fn)))
+
+
+def make_tmp(prefix):
+    import os
+    path = "/tmp/%s-%d" % (prefix, int.from_bytes(os.urandom(4), "little"))
+    os.mkdir(path)
+    return path
+
+
+def remove_tmp(path):
+    import os
+    for name in os.listdir(path):
+        os.remove(path + "/" + name)
+    os.rmdir(path)
 
 
 def _reset_fakes():

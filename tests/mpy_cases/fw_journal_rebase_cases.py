@@ -1,23 +1,20 @@
 """firmware.journal renumbering above an ack and capacity clamping under a real MicroPython VM,
 -X heapsize=100k (run by tests/test_fw_journal_rebase.py)."""
-import os
 
 from firmware import journal
 from firmware.memfs import unacked
+from mpytest import make_tmp, remove_tmp
 
 TMP = None
 
 
 def setup():
     global TMP
-    TMP = "/tmp/fwrebase-%d" % (int.from_bytes(os.urandom(4), "little"))
-    os.mkdir(TMP)
+    TMP = make_tmp("fwrebase")
 
 
 def teardown():
-    for name in os.listdir(TMP):
-        os.remove(TMP + "/" + name)
-    os.rmdir(TMP)
+    remove_tmp(TMP)
 
 
 def _p(i):
