@@ -88,12 +88,22 @@ def pg_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request, tmp_path):
-    """The URL of an empty database, not yet migrated (SQLite file; PostgreSQL: pg_url's fresh
-    database): for tests that build an old schema themselves."""
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "old.db")
-    return request.getfixturevalue("pg_url")
+def db_before_004(request, tmp_path):
+    """A database (SQLite, then PostgreSQL) migrated only up to 003, as a gateway older than the
+    dead-letter key left it; the test inserts its rows and runs migrate()."""
+    import shutil
+
+    from gateway import db as dbmod
+    url = ("sqlite:///%s" % (tmp_path / "old.db") if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    old = tmp_path / "old_migrations"
+    old.mkdir()
+    for name in ("001_core.sql", "002_site_derived.sql", "003_state_conn.sql"):
+        shutil.copy(os.path.join(dbmod.MIGRATIONS_DIR, name), old / name)
+    d = dbmod.connect(url)
+    d.migrate(str(old))
+    yield d
+    d.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -35,20 +35,13 @@ def bad_event(seq):
 
 # ---- 0. migration 004 on a big database ----------------------------------------------------
 
-def test_gw_review_dead_letter_merge_is_not_quadratic(fresh_url, tmp_path):
+def test_gw_review_dead_letter_merge_is_not_quadratic(db_before_004):
     """Before 004 a stalled panel's resent garbage was stored once per arrival: tens of
     thousands of copies of a letter. The merge ran a per-row MIN(id) that PostgreSQL answered
     by walking the primary key past every other letter's copies (16 000 rows: ~30 s; grows with
     the square), while the gateway cannot start."""
-    import os
-    import shutil
     import time
-    old = tmp_path / "old_migrations"
-    old.mkdir()
-    for name in ("001_core.sql", "002_site_derived.sql", "003_state_conn.sql"):
-        shutil.copy(os.path.join(dbmod.MIGRATIONS_DIR, name), old / name)
-    d = dbmod.connect(fresh_url)
-    d.migrate(str(old))
+    d = db_before_004
     k = 8000
     rows = [("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0 + i) for i in range(k)]
     rows += [("rating/v1/s1/p2/event", b"other", "payload: not JSON", T0 + k + i) for i in range(k)]
@@ -62,7 +55,6 @@ def test_gw_review_dead_letter_merge_is_not_quadratic(fresh_url, tmp_path):
     assert got == [{"topic": "rating/v1/s1/p1/event", "seen": k, "received_ms": T0, "last_seen_ms": T0 + k - 1},
                    {"topic": "rating/v1/s1/p2/event", "seen": k, "received_ms": T0 + k,
                     "last_seen_ms": T0 + 2 * k - 1}]
-    d.close()
     assert took < 5, "migration took %.1f s" % took
 
 

@@ -9,8 +9,6 @@ PostgreSQL through any_db) and, where the defect shows on the wire, the real bro
 """
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import time
 
@@ -85,15 +83,10 @@ def test_gw_defect_replay_twice_stores_the_dead_letter_once(tmp_path):
     assert data["total"] == 1
 
 
-def test_gw_defect_existing_dead_letters_migrate_and_merge(fresh_url, tmp_path):
+def test_gw_defect_existing_dead_letters_migrate_and_merge(db_before_004):
     """A database made before dead letters had a key, holding the same letter twice: migrating
     merges them into one row with the count, and a new arrival of it joins that row."""
-    old = tmp_path / "old_migrations"
-    old.mkdir()
-    for name in ("001_core.sql", "002_site_derived.sql", "003_state_conn.sql"):
-        shutil.copy(os.path.join(dbmod.MIGRATIONS_DIR, name), old / name)
-    d = dbmod.connect(fresh_url)
-    d.migrate(str(old))
+    d = db_before_004
     ins = "INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)"
     d.execute(ins, ("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0))
     d.execute(ins, ("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0 + 50))
@@ -110,7 +103,6 @@ def test_gw_defect_existing_dead_letters_migrate_and_merge(fresh_url, tmp_path):
     ing.flush()
     assert d.scalar("SELECT COUNT(*) AS n FROM dead_letters") == 2
     assert d.scalar("SELECT seen FROM dead_letters WHERE msg_key = ?", (want,)) == 3
-    d.close()
 
 
 # ---- 2. a malformed event does not stall the panel ------------------------------------------
