@@ -18,7 +18,7 @@ services:
 
 # Deployable firmware bundle (.mpy files + umqtt.simple from PyPI + example config) in build/firmware/.
 firmware: $(STAMP)
-	$(PY) -m gateway.device.bundle build/firmware
+	$(PY) -m technician.bundle build/firmware
 
 test: $(STAMP) services
 	$(PY) -m pytest

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from gateway.cli import CliError
+from gateway.cli_common import CliError, add_db, group, open_db
 
 RECORD_HELP = """\
 The file format (also what `rating replay` reads): one JSON object a line,
@@ -20,22 +20,10 @@ JSON string), else the raw body as a string. `received_ms` (optional) is the arr
 """
 
 
-def _add_db(p):
-    p.add_argument("--db", metavar="URL",
-                   help="database: sqlite:///path.db, a file path, or postgresql://user@host/db "
-                        "(default: $RATING_DB, else $RATING_DATA/rating.db, else ./rating-data/rating.db)")
-
-
-def _group(sub, name, help_text, description):
-    p = sub.add_parser(name, help=help_text, description=description)
-    p.set_defaults(_parser=p, func=None)
-    return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
-
-
 def register(sub):
     fmt = argparse.RawDescriptionHelpFormatter
 
-    g, gsub = _group(sub, "gateway", "run the MQTT gateway (ingest, acks, config push)",
+    g, gsub = group(sub, "gateway", "run the MQTT gateway (ingest, acks, config push)",
                      "The gateway: stores panel events from MQTT, acks them, pushes configs.")
     run = gsub.add_parser(
         "run", formatter_class=fmt, help="connect to the broker and ingest until stopped",
@@ -51,12 +39,13 @@ def register(sub):
             '  data_dir = "/var/lib/rating"      root = "rating/v1"   client_id = "rating-gateway"\n'
             "  batch_max = 500  batch_ms = 50  inflight = 50  max_unconfirmed = 2000\n"
             "  broker_port = 1883  config_push_s = 5.0  derive_tick_s = 10.0\n"
+            "  ack_coalesce_ms = 100  tcp_nodelay = false\n"
             "See gateway/README.md."))
     run.add_argument("--broker", metavar="URL",
                      help="MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)")
     run.add_argument("--port", type=int, dest="broker_port", metavar="N",
                      help="port of the embedded broker (default 1883; only without --broker)")
-    _add_db(run)
+    add_db(run)
     run.add_argument("--config", metavar="FILE", help="gateway settings file (TOML), see below")
     run.add_argument("--root", help="MQTT topic root (default rating/v1)")
     run.add_argument("--client-id", help="MQTT client id; keep it stable so the broker keeps the "
@@ -65,13 +54,13 @@ def register(sub):
     run.add_argument("-v", "--verbose", action="store_true", help="log every batch")
     run.set_defaults(func=cmd_run)
 
-    d, dsub = _group(sub, "deadletter", "messages that could not be stored (bad topic or payload)",
+    d, dsub = group(sub, "deadletter", "messages that could not be stored (bad topic or payload)",
                      "Dead letters: messages the gateway could not store as what they claimed to "
                      "be, with the topic, raw bytes, reason and arrival time. The same message "
                      "again (a resend, a redelivery, a repeated replay) is stored once and counted.")
     dl = dsub.add_parser("list", help="show dead letters, last seen first",
                          description="Show dead letters, the one seen most recently first.")
-    _add_db(dl)
+    add_db(dl)
     dl.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
     dl.add_argument("--since", metavar="WHEN",
                     help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), "
@@ -85,7 +74,7 @@ def register(sub):
                      "(validation, dead letters, idempotent store, derivation) without a broker. "
                      "Safe to repeat: stored events are not stored twice.\n\n" + RECORD_HELP))
     rp.add_argument("file", metavar="FILE.jsonl")
-    _add_db(rp)
+    add_db(rp)
     rp.add_argument("--root", default=None, help="MQTT topic root of the recorded topics (default rating/v1)")
     rp.set_defaults(func=cmd_replay)
 
@@ -105,7 +94,7 @@ def register(sub):
         description=("Health of every panel: online/offline, last seen, backlog (events the "
                      "panel still holds, from its last state), lost events (count and seq ranges: "
                      "dropped by the panel, or missing longer than --grace), and dead letters."))
-    _add_db(st)
+    add_db(st)
     st.add_argument("--grace", type=float, default=10.0, metavar="MIN",
                     help="a missing seq counts as lost after this many minutes (default 10)")
     st.add_argument("--format", choices=("table", "json"), default="table")
@@ -113,14 +102,6 @@ def register(sub):
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-def _open_db(url):
-    from gateway import db as dbmod
-    try:
-        return dbmod.open_database(url)
-    except dbmod.DatabaseError as exc:
-        raise CliError("%s; check --db" % exc) from None
-
 
 def _root(root):
     from protocol import ProtocolError, topics
@@ -207,7 +188,7 @@ def cmd_deadletter_list(args):
     since = parse_since(args.since, now) if args.since else None
     if args.limit < 0:
         raise CliError("--limit must be >= 0 (0: all)")
-    db = _open_db(args.db)
+    db = open_db(args.db)
     try:
         rows = store.dead_letters(db, limit=args.limit, since_ms=since)
         total = store.dead_letter_count(db, distinct=True)
@@ -325,7 +306,7 @@ def replay(db, lines, root, now_ms):
 def cmd_replay(args):
     root = _root(args.root)
     lines = read_replay(args.file)
-    db = _open_db(args.db)
+    db = open_db(args.db)
     try:
         stats = replay(db, lines, root, _now_ms())
     finally:
@@ -431,7 +412,7 @@ def status_report(db, now_ms, grace_ms):
 def cmd_status(args):
     if args.grace <= 0:
         raise CliError("--grace must be a number of minutes > 0")
-    db = _open_db(args.db)
+    db = open_db(args.db)
     try:
         report = status_report(db, _now_ms(), int(args.grace * 60000))
     finally:

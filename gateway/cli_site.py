@@ -8,23 +8,14 @@ import os
 import sys
 import time
 
-DB_HELP = ("database URL: sqlite:///path.db or postgresql://user@host/db "
-           "(default: $RATING_DB, else rating-data/rating.db)")
+from gateway.cli_common import CliError, add_db, group, open_db
+
 TIME_HELP = ("ISO 8601 date or date-time, e.g. 2025-01-06 or 2025-01-06T09:00+03:00 "
              "(without an offset: the offices' timezone); or Unix epoch ms")
 
 
 def _now_ms():
     return int(time.time() * 1000)
-
-
-def _open(args):
-    from gateway.cli import CliError
-    from gateway.db import DatabaseError, open_database
-    try:
-        return open_database(args.db)
-    except DatabaseError as exc:
-        raise CliError("%s; check --db or $RATING_DB" % exc)
 
 
 def _parse_time(text, option, db, end=False, site=None, local=False):
@@ -37,7 +28,6 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
     import datetime as dt
 
     from gateway import site as site_mod
-    from gateway.cli import CliError
     text = text.strip()
     if text.isdigit():
         return int(text)
@@ -86,7 +76,6 @@ def _fmt_time(ms, tz):
 def cmd_site_apply(args):
     from gateway import derive
     from gateway import site as site_mod
-    from gateway.cli import CliError
     try:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
@@ -96,7 +85,7 @@ def cmd_site_apply(args):
         sitefile = site_mod.parse(text, os.path.basename(args.file))
     except site_mod.SiteFileError as exc:
         raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc)
-    db = _open(args)
+    db = open_db(args.db)
     now = _now_ms()
     if args.dry_run:
         changes = site_mod.plan(site_mod._history_rows(db), sitefile, now)
@@ -119,21 +108,19 @@ def cmd_site_apply(args):
 
 def cmd_rebuild(args):
     from gateway import derive
-    db = _open(args)
+    db = open_db(args.db)
     started = time.monotonic()
     n = derive.rebuild(db, _now_ms())
-    polls = db.scalar("SELECT COUNT(*) FROM polls")
-    fms = db.scalar("SELECT COUNT(*) FROM force_majeure")
+    polls, fms = derive.totals(db)
     print("rebuilt %d panel(s): %d polls, %d force-majeure reports (%.1f s)"
           % (n, polls, fms, time.monotonic() - started))
     return 0
 
 
 def cmd_review_list(args):
-    from gateway import i18n, review
+    from gateway import derive, i18n, review
     from gateway import site as site_mod
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     history = site_mod.load(db)
     lang = i18n.lang_or_default(args.lang or history.deployment(_now_ms())["lang"])
     share = args.share if args.share is not None else history.deployment(_now_ms()).get("review_share", 0.1)
@@ -144,13 +131,13 @@ def cmd_review_list(args):
         polls, fms = [], []
         for _, site in history.keys("site"):
             tz = history.tz(site)
-            p, f = review.load_scope(db, site, _at(start, tz), _at(end, tz))
+            p, f = derive.polls_and_reports(db, site, _at(start, tz), _at(end, tz))
             polls += p
             fms += f
         polls.sort(key=lambda r: (r["opened_ms"], r["site"], r["device"], r["open_seq"]))
         fms.sort(key=lambda r: (r["start_ms"], r["site"], r["device"], r["seq"]))
     else:
-        polls, fms = review.load_scope(db, args.site, start, end)
+        polls, fms = derive.polls_and_reports(db, args.site, start, end)
     try:
         items = review.sample(polls, fms, share, args.seed)
     except review.ReviewError as exc:
@@ -189,8 +176,7 @@ def _by(args):
 
 def cmd_review_poll(args):
     from gateway import review
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     verdict = "invalid" if args.invalid else "valid"
     try:
         row = review.record(db, review.POLL, args.id, verdict, args.reason, _by(args), _now_ms())
@@ -202,8 +188,7 @@ def cmd_review_poll(args):
 
 def cmd_review_fm(args):
     from gateway import review
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     verdict = "confirm" if args.confirm else "reject"
     try:  # a corrected period is read in the timezone of the report's office
         fm_site = review.parse_id(args.id)[0]
@@ -221,8 +206,7 @@ def cmd_review_fm(args):
 
 def cmd_review_history(args):
     from gateway import review
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     try:
         rows = review.history(db, args.id)
     except review.ReviewError as exc:
@@ -242,8 +226,7 @@ def cmd_review_history(args):
 
 def cmd_counts_import(args):
     from gateway import counts
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     try:
         n = counts.import_file(db, args.file, _now_ms())
     except OSError as exc:
@@ -258,8 +241,7 @@ def cmd_report(args):
     import json
 
     from gateway import report
-    from gateway.cli import CliError
-    db = _open(args)
+    db = open_db(args.db)
     # without --site, a date (or a time without UTC offset) is each office's own local one
     local = not args.site
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
@@ -300,23 +282,16 @@ def _share(text):
     return _k(text)
 
 
-def _group(sub, name, help_text, description):
-    p = sub.add_parser(name, help=help_text, description=description,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(_parser=p, func=None)
-    return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
-
-
 def _cmd(sub, name, func, help_text, description=None):
     p = sub.add_parser(name, help=help_text, description=description or help_text,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    add_db(p)
     p.set_defaults(func=func)
     return p
 
 
 def register(sub):
-    _, site_sub = _group(sub, "site", "offices, panels, questions, employees and roster from a TOML file",
+    _, site_sub = group(sub, "site", "offices, panels, questions, employees and roster from a TOML file",
                          "The site file says which offices and panels exist, which key question each panel "
                          "asks, and who works at which panel when. See docs/site-file.md and "
                          "docs/examples/two-offices.toml.")
@@ -333,7 +308,7 @@ def register(sub):
          "derive them again from the stored raw events and the settings history. Safe at any time: "
          "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids).")
 
-    _, rev = _group(sub, "review", "expert review: sample polls, mark invalid, confirm force majeure",
+    _, rev = group(sub, "review", "expert review: sample polls, mark invalid, confirm force majeure",
                     "The expert checks polls against the video archive. `list` gives the sample, "
                     "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
                     "shows the audit trail of one id.")
@@ -375,7 +350,7 @@ def register(sub):
     p = _cmd(rev, "history", cmd_review_history, "every verdict on one poll or report (audit trail)")
     p.add_argument("id", metavar="ID", help="site/device/seq")
 
-    _, cnt = _group(sub, "counts", "transactions and visitors (exact conversion, visitor coverage)",
+    _, cnt = group(sub, "counts", "transactions and visitors (exact conversion, visitor coverage)",
                     "External counts per office (or panel) and interval: sales from the point of sale, "
                     "visitors from a people counter. They also arrive on the MQTT counts topic.")
     p = _cmd(cnt, "import", cmd_counts_import, "import a counts CSV (idempotent)",

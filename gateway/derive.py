@@ -192,10 +192,6 @@ def _write(db, rows_by_table):
                        % (table, ", ".join(cols), ", ".join("?" * len(cols)), ", ".join(keys), sets), rows)
 
 
-def _settings_rev(db):
-    return db.scalar("SELECT MAX(rev) FROM site_revisions") or 0
-
-
 def _clear_device(db, site, device):
     for table in DERIVED_TABLES:
         db.execute("DELETE FROM %s WHERE site = ? AND device = ?" % table, (site, device))
@@ -214,8 +210,7 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
         had_provisional = watch.get("provisional", 1) > 0
         stale = (watch.get("rev") != rev
                  or any(offsets.get(b) is not None for b in state["arrival_boots"])
-                 or (db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?",
-                               (site, device, row["fed_seq"])) or 0) != row["fed_count"])
+                 or store.event_count_through(db, site, device, row["fed_seq"]) != row["fed_count"])
         if stale:
             state = None
     if state is None:
@@ -243,7 +238,7 @@ def update(db, devices, now_ms):
     if not devices:
         return
     with db.transaction():
-        rev = _settings_rev(db)
+        rev = site_mod.revision(db)
         history = _history(db, rev)
         for site, device in devices:
             _derive_device(db, site, device, now_ms, history, rev)
@@ -259,10 +254,69 @@ def rebuild(db, now_ms):
     with db.transaction():
         for table in DERIVED_TABLES:
             db.execute("DELETE FROM %s" % table)
-        panels = [(r["site"], r["device"]) for r in
-                  db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")]
+        panels = store.event_panels(db)
     for site, device in panels:
         with db.transaction():
-            rev = _settings_rev(db)
+            rev = site_mod.revision(db)
             _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=True)
     return len(panels)
+
+
+# ---- read API: the derived tables are this module's; others read them through these -------------
+
+
+def polls_and_reports(db, site=None, from_ms=None, to_ms=None):
+    """(polls, force-majeure reports) of an office (None: all) whose opening / start time lies in
+    [from_ms, to_ms) (None: open), as rows in time order."""
+
+    def where(col):
+        sql, params = " WHERE 1 = 1", []
+        if site:
+            sql += " AND site = ?"
+            params.append(site)
+        if from_ms is not None:
+            sql += " AND %s >= ?" % col
+            params.append(from_ms)
+        if to_ms is not None:
+            sql += " AND %s < ?" % col
+            params.append(to_ms)
+        return sql, tuple(params)
+
+    sql, params = where("opened_ms")
+    polls = db.query("SELECT * FROM polls" + sql + " ORDER BY opened_ms, site, device, open_seq", params)
+    sql, params = where("start_ms")
+    fms = db.query("SELECT * FROM force_majeure" + sql + " ORDER BY start_ms, site, device, seq", params)
+    return polls, fms
+
+
+def force_majeure_reports(db):
+    """Every force-majeure report (a confirmed period may reach into any report range)."""
+    return db.query("SELECT * FROM force_majeure ORDER BY site, device, seq")
+
+
+def poll_exists(db, site, device, open_seq):
+    return db.query_one("SELECT 1 AS x FROM polls WHERE site = ? AND device = ? AND open_seq = ?",
+                        (site, device, open_seq)) is not None
+
+
+def report_exists(db, site, device, seq):
+    return db.query_one("SELECT 1 AS x FROM force_majeure WHERE site = ? AND device = ? AND seq = ?",
+                        (site, device, seq)) is not None
+
+
+def totals(db):
+    """(polls, force-majeure reports) derived so far."""
+    return (db.scalar("SELECT COUNT(*) FROM polls") or 0,
+            db.scalar("SELECT COUNT(*) FROM force_majeure") or 0)
+
+
+def derived(db):
+    """Every derived row (the simulator's comparison with its ground truth): polls,
+    force-majeure reports, anomalies in seq order, and unsolicited presses counted per panel."""
+    return {
+        "polls": db.query("SELECT * FROM polls ORDER BY site, device, open_seq"),
+        "force_majeure": force_majeure_reports(db),
+        "unsolicited": {(r["site"], r["device"]): r["n"] for r in db.query(
+            "SELECT site, device, COUNT(*) AS n FROM unsolicited GROUP BY site, device")},
+        "anomalies": db.query("SELECT * FROM anomalies ORDER BY site, device, seq"),
+    }

@@ -24,7 +24,7 @@ import kpi_core
 from kpi_core import Thresholds
 from kpi_core.indices import check_k
 
-from gateway import i18n, review, store
+from gateway import derive, i18n, review, store
 from gateway import site as site_mod
 
 BYS = ("employee", "device", "site", "question")
@@ -276,15 +276,15 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
         def inside(s, t):
             lo, hi = bounds_of(s)
             return (lo is None or t >= lo) and (hi is None or t < hi)
-        polls, fms = review.load_scope(db, site, q_start, q_end)
+        polls, fms = derive.polls_and_reports(db, site, q_start, q_end)
         polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
         fms = [f for f in fms if inside(f["site"], f["start_ms"])]
         counts_rows = [r for r in store.counts(db, site, q_start, q_end) if inside(r["site"], r["from_ms"])]
     else:
-        polls, fms = review.load_scope(db, site, start, end)
+        polls, fms = derive.polls_and_reports(db, site, start, end)
         counts_rows = store.counts(db, site, start, end)
     verdicts = review.latest(db)
-    all_fms = db.query("SELECT * FROM force_majeure")  # a period may reach into the range
+    all_fms = derive.force_majeure_reports(db)  # a period may reach into the range
     ctx = {
         "lang": lang, "k": k, "thresholds": th, "verdicts": verdicts, "history": history,
         "invalid": review.invalid_poll_ids(verdicts),
@@ -292,8 +292,7 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
         "counts": counts_rows,
         "lost": {},
     }
-    panels = sorted({(r["site"], r["device"]) for r in db.query(
-        "SELECT DISTINCT site, device FROM raw_events")} | {(p["site"], p["device"]) for p in polls})
+    panels = sorted(set(store.event_panels(db)) | {(p["site"], p["device"]) for p in polls})
     for s, d in panels:
         if site and s != site:
             continue

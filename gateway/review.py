@@ -35,11 +35,9 @@ def format_id(site, device, seq):
 
 
 def _exists(db, target, site, device, seq):
-    if target == POLL:
-        sql = "SELECT 1 AS x FROM polls WHERE site = ? AND device = ? AND open_seq = ?"
-    else:
-        sql = "SELECT 1 AS x FROM force_majeure WHERE site = ? AND device = ? AND seq = ?"
-    return db.query_one(sql, (site, device, seq)) is not None
+    from gateway import derive
+    exists = derive.poll_exists if target == POLL else derive.report_exists
+    return exists(db, site, device, seq)
 
 
 def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=None):
@@ -138,24 +136,3 @@ def sample(polls, fms, share, seed=0):
         out.append(("fm", f["start_ms"], format_id(f["site"], f["device"], f["seq"]), f))
     out.sort(key=lambda x: (x[1], x[2]))
     return [(stratum, row) for stratum, _, _, row in out]
-
-
-def load_scope(db, site=None, from_ms=None, to_ms=None):
-    """(polls, force-majeure rows) of a site and time range (None = all)."""
-    def where(col):
-        sql, params = " WHERE 1 = 1", []
-        if site:
-            sql += " AND site = ?"
-            params.append(site)
-        if from_ms is not None:
-            sql += " AND %s >= ?" % col
-            params.append(from_ms)
-        if to_ms is not None:
-            sql += " AND %s < ?" % col
-            params.append(to_ms)
-        return sql, tuple(params)
-    sql, params = where("opened_ms")
-    polls = db.query("SELECT * FROM polls" + sql + " ORDER BY opened_ms, site, device, open_seq", params)
-    sql, params = where("start_ms")
-    fms = db.query("SELECT * FROM force_majeure" + sql + " ORDER BY start_ms, site, device, seq", params)
-    return polls, fms

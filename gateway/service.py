@@ -13,10 +13,12 @@ session (fixed client id, clean_session=False). The panel's end-to-end ack is th
 of defence: a panel keeps every event until an ack covers it.
 """
 import collections
+import contextlib
 import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 import tomllib
@@ -49,9 +51,14 @@ class GatewaySettings:
     max_unconfirmed: int = 2000  # outgoing publishes not yet PUBACKed (pitfall 2: < 65535)
     config_push_s: float = 5.0  # how often panels' configs are checked and pushed
     derive_tick_s: float = 10.0  # how often recent panels' windows are advanced by the clock
+    # under a backlog acks go out at most this often (a panel's ack timeout is seconds); a
+    # simulation running ~10^4 x real time sets it to a few ms
+    ack_coalesce_ms: int = 100
+    tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
 
     def check(self):
-        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed"):
+        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed",
+                  "ack_coalesce_ms"):
             value = getattr(self, f)
             if type(value) is not int or value < 1:
                 raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
@@ -103,11 +110,15 @@ def load_settings(path, **overrides):
                 raise SettingsError("%s: unknown setting %r; known: %s"
                                     % (path, key, ", ".join(sorted(known))))
             want = type(getattr(GatewaySettings, key))
-            ok = isinstance(value, want) and not isinstance(value, bool) or (
-                want is float and type(value) is int)
+            if want is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, want) and not isinstance(value, bool) or (
+                    want is float and type(value) is int)
             if not ok:
                 raise SettingsError("%s: %s must be %s, got %r" % (
-                    path, key, {str: "a string", int: "a whole number", float: "a number"}[want], value))
+                    path, key, {str: "a string", int: "a whole number", float: "a number",
+                                bool: "true or false"}[want], value))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return GatewaySettings(**values).check()
@@ -173,7 +184,6 @@ class GatewayService:
     SHUTDOWN_CONFIRM_S = 5.0
     DERIVE_RECENT_MS = 6 * 3600 * 1000  # panels seen this recently get clock-driven updates
     DERIVE_EVERY_S = 1.0  # changed panels are re-derived at most this often
-    ACK_COALESCE_MS = 100  # under backlog acks go out at most this often (panel ack timeout: s)
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
 
     def __init__(self, settings, out=None):
@@ -203,6 +213,11 @@ class GatewayService:
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if self.settings.tcp_nodelay:
+            sock = client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reason_code.is_failure:
             log.warning("broker refused the connection: %s", reason_code)
             return
@@ -292,7 +307,7 @@ class GatewayService:
         while not self.stop_event.is_set():
             timeout = 0.1
             if self._acks_due:
-                timeout = max(0.0, min(timeout, self._acks_sent + self.ACK_COALESCE_MS / 1000
+                timeout = max(0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000
                                        - time.monotonic()))
             if len(self.ingestor):
                 if batch_started is None:  # buffered by _publish's wait, before any batch here
@@ -387,11 +402,11 @@ class GatewayService:
     def _publish_acks(self, force=False):
         """Publish the acks committed since the last round. Caught up (small batches): at once,
         a panel waiting for its ack should not wait. Working through a backlog: at most every
-        ACK_COALESCE_MS, so a panel gets one ack per round instead of one per 2 ms batch."""
+        ack_coalesce_ms, so a panel gets one ack per round instead of one per 2 ms batch."""
         if not self._acks_due:
             return
         if not force and self._last_batch >= self.BACKLOG_BATCH and (
-                time.monotonic() - self._acks_sent < self.ACK_COALESCE_MS / 1000):
+                time.monotonic() - self._acks_sent < self.settings.ack_coalesce_ms / 1000):
             return
         due, self._acks_due = self._acks_due, {}
         self._acks_sent = time.monotonic()
@@ -449,10 +464,9 @@ class GatewayService:
             return
         now = _now_ms()
         try:
-            rows = self.db.query("SELECT site, device FROM panel_state WHERE last_seen_ms >= ?",
-                                 (now - self.DERIVE_RECENT_MS,))
-            if rows:
-                self.derive({(r["site"], r["device"]) for r in rows}, now)
+            recent = store.panels_seen_since(self.db, now - self.DERIVE_RECENT_MS)
+            if recent:
+                self.derive(recent, now)
         except Exception:
             log.exception("derive tick failed")
 

@@ -574,13 +574,18 @@ def load(db):
     return History(_history_rows(db))
 
 
+def revision(db):
+    """The number of the latest settings revision (0 before the first `rating site apply`)."""
+    return db.scalar("SELECT MAX(rev) FROM site_revisions") or 0
+
+
 def apply(db, sitefile, now_ms, source="", by=""):
     """Append the changes of `sitefile` to the settings history. Returns the appended rows."""
     with db.transaction():
         new = plan(_history_rows(db), sitefile, now_ms)
         if not new:
             return []
-        rev = (db.scalar("SELECT MAX(rev) FROM site_revisions") or 0) + 1
+        rev = revision(db) + 1
         db.execute("INSERT INTO site_revisions (rev, applied_ms, source, sha256, changes) VALUES (?, ?, ?, ?, ?)",
                    (rev, now_ms, source, sitefile.digest, len(new)))
         for kind, key, valid_from, explicit, data in new:

@@ -109,6 +109,37 @@ def devices(db):
     return sorted({(r["site"], r["device"]) for r in rows})
 
 
+def has_events(db):
+    """Whether any event is stored."""
+    return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
+
+
+def event_panels(db):
+    """Every (site, device) with stored events, sorted."""
+    return [(r["site"], r["device"]) for r in
+            db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")]
+
+
+def event_count_through(db, site, device, seq):
+    """How many events of the panel are stored with a seq <= `seq`."""
+    return db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?",
+                     (site, device, seq)) or 0
+
+
+def event_kinds(db):
+    """{(site, device): {seq: ev}} of every stored event (the simulator's stored-once check)."""
+    out = {}
+    for r in db.query("SELECT site, device, seq, ev FROM raw_events ORDER BY site, device, seq"):
+        out.setdefault((r["site"], r["device"]), {})[r["seq"]] = r["ev"]
+    return out
+
+
+def panels_seen_since(db, since_ms):
+    """{(site, device)} of the panels whose last message arrived at or after since_ms."""
+    return {(r["site"], r["device"]) for r in
+            db.query("SELECT site, device FROM panel_state WHERE last_seen_ms >= ?", (since_ms,))}
+
+
 # ---- boot clock ------------------------------------------------------------------------------
 
 def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):

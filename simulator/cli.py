@@ -38,7 +38,7 @@ def register(sub):
 
 
 def load(args):
-    from gateway.cli import CliError
+    from gateway.cli_common import CliError
     from simulator import scenario
     try:
         return scenario.load(args.scenario, days=args.days, sites=args.sites, seed=args.seed)
@@ -84,7 +84,7 @@ def report_text(doc, system, w):
 
 
 def run_cmd(args):
-    from gateway.cli import CliError
+    from gateway.cli_common import CliError
     from simulator import check
     sc = load(args)
     started = time.monotonic()

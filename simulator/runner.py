@@ -88,7 +88,7 @@ class Runner:
         return None
 
     def _prepare(self):
-        from gateway import db as dbmod, site as site_mod
+        from gateway import db as dbmod, site as site_mod, store
         os.makedirs(self.out, exist_ok=True)
         path = self._db_file()
         if path:
@@ -104,7 +104,7 @@ class Runner:
             f.write(text)
         db = dbmod.open_database(self.db_url)
         try:
-            if db.scalar("SELECT COUNT(*) FROM raw_events"):
+            if store.has_events(db):
                 raise RunError("the database %s already holds events; give the run an empty one "
                                "(--db) or leave --db out (SQLite in --out)" % self.db_url)
             site_mod.apply(db, site_mod.parse(text, "site.toml"), int(time.time() * 1000), "site.toml", "simulator")
@@ -492,7 +492,7 @@ class Runner:
         """Publish the hourly counts like a POS/people-counter integration would: QoS 1, then
         re-send what the gateway has not stored (counts are idempotent per site and interval).
         A re-send is reported as a warning, so a broker that lost messages stays visible."""
-        from gateway import db as dbmod
+        from gateway import db as dbmod, store
         msgs = sitefile.counts_messages(self.world)
         pending = msgs
         for attempt in range(self.COUNTS_TRIES):
@@ -502,7 +502,7 @@ class Runner:
                 deadline = time.monotonic() + self.COUNTS_WAIT_S
                 while True:
                     have = set((r["site"], r["from_ms"], r["to_ms"])
-                               for r in db.query("SELECT site, from_ms, to_ms FROM counts WHERE device = ''"))
+                               for r in store.counts(db) if r["device"] == "")
                     missing = [m for m in msgs if (m[0], *self._counts_key(m[2])) not in have]
                     if not missing or time.monotonic() > deadline:
                         break
@@ -543,13 +543,9 @@ class Runner:
     def _collect(self, db):
         """What the gateway stored and derived, plus the stored-once and lost-event checks."""
         from gateway import store
-        stored = {}
-        for r in db.query("SELECT site, device, seq, ev FROM raw_events ORDER BY site, device, seq"):
-            stored.setdefault((r["site"], r["device"]), {})[r["seq"]] = r["ev"]
-        dup = db.query("SELECT site, device, seq, COUNT(*) AS n FROM raw_events GROUP BY site, device, seq"
-                       " HAVING COUNT(*) > 1")
-        for r in dup:
-            self.problems.append("event %s/%s/%d stored %d times" % (r["site"], r["device"], r["seq"], r["n"]))
+        # (site, device, seq) is the store's primary key: an event is stored at most once per
+        # seq; a press stored twice would show below as a seq no press made
+        stored = store.event_kinds(db)
         now = int(time.time() * 1000)
         self.lost_report = {}
         for vp in self.panels:
@@ -615,18 +611,19 @@ class Runner:
         return n
 
     def _system(self, db):
+        from gateway import derive
+        rows = derive.derived(db)
         polls = [{"site": r["site"], "device": r["device"], "open_seq": r["open_seq"], "opened_at": r["opened_ms"],
                   "answer": r["answer"], "extra_presses": r["extra_presses"], "employee": r["employee"],
                   "kind": r["kind"], "provisional": r["provisional"], "time_source": r["time_source"]}
-                 for r in db.query("SELECT * FROM polls ORDER BY site, device, open_seq")]
+                 for r in rows["polls"]]
         fms = [{"site": r["site"], "device": r["device"], "seq": r["seq"], "start": r["start_ms"],
                 "end": r["end_ms"], "presses": r["presses"], "employee": r["employee"]}
-               for r in db.query("SELECT * FROM force_majeure ORDER BY site, device, seq")]
+               for r in rows["force_majeure"]]
         uns = {"%s/%s" % vp.key: 0 for vp in self.panels}
-        for r in db.query("SELECT site, device, COUNT(*) AS n FROM unsolicited GROUP BY site, device"):
-            uns["%s/%s" % (r["site"], r["device"])] = r["n"]
-        anomalies = db.query("SELECT * FROM anomalies ORDER BY site, device, seq")
-        return {"polls": polls, "fms": fms, "unsolicited": uns, "anomalies": anomalies}
+        for (site, device), n in rows["unsolicited"].items():
+            uns["%s/%s" % (site, device)] = n
+        return {"polls": polls, "fms": fms, "unsolicited": uns, "anomalies": rows["anomalies"]}
 
     def _final_heartbeat(self):
         """Every panel publishes its state once more (as its next heartbeat would), so the

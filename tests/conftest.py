@@ -136,7 +136,7 @@ def pytest_collection_modifyitems(config, items):
 def fw_bundle(tmp_path_factory):
     """`make firmware` into a temp folder, once per run: the bundle (.mpy files built as for
     the panel, umqtt.simple from PyPI) that the VM tests load the way the panel does."""
-    from gateway.device.bundle import build, fetch_umqtt
+    from technician.bundle import build, fetch_umqtt
     try:
         fetch_umqtt()
     except Exception as exc:  # no network and no cache: say so instead of a confusing failure

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from gateway.cli import main
-from gateway.device import birth, bundle_info, flash, panelconfig, ports, selftest
-from gateway.device.errors import DeviceError, WrongChip
+from rating.cli import main
+from technician import birth, bundle_info, flash, panelconfig, ports, selftest
+from technician.errors import DeviceError, WrongChip
 
 
 # ---- a pseudo-terminal whose far end is a test thread (not a MicroPython board) ----------
@@ -269,7 +269,7 @@ def test_device_busy_port_is_explained(capsys, line):
 
 
 def test_device_board_without_micropython_is_explained(capsys, line, monkeypatch):
-    from gateway.device.console import Console
+    from technician.console import Console
     monkeypatch.setattr(Console, "ANSWER_S", 0.5)
     pty = line(reply=b"\x00\xfe?garbage at the wrong baud\r\n")
     rc, _, err = run_cli(capsys, "test", "--port", pty.port, "--non-interactive")
@@ -277,7 +277,7 @@ def test_device_board_without_micropython_is_explained(capsys, line, monkeypatch
     assert "does not answer like MicroPython" in err and "garbage" in err and "rating device flash" in err
     silent = line()
     with pytest.raises(DeviceError, match="nothing came back"):
-        from gateway.device.console import check_board
+        from technician.console import check_board
         check_board(silent.port, timeout=0.3)
 
 

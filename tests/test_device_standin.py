@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device_standin.standin import Standin, StandinUnavailable, ensure_vm
-from gateway.cli import main
+from rating.cli import main
 from protocol import messages, topics
 
 pytestmark = pytest.mark.timeout(180)

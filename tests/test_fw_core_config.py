@@ -288,8 +288,8 @@ def test_fw_core_boot_detects_the_chip_from_the_machine_string(tmp_path):
 
 def test_fw_core_deploy_validates_with_the_boards_chip():
     """`rating device deploy` checks the file before copying it, with the probed board's chip."""
-    from gateway.device import panelconfig
-    from gateway.device.errors import DeviceError
+    from technician import panelconfig
+    from technician.errors import DeviceError
     given = minimal({"yes": 38, "led_rate": 39})
     text, full = panelconfig.validate(given, "esp32s3")
     assert full["pins"] == dict(S3_MAP, yes=38, led_rate=39)

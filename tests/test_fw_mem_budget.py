@@ -10,7 +10,7 @@ import os
 import pytest
 
 from fw_mem_support import esp32_estimate, mpy_bytes, parse_lines
-from gateway.device.bundle import fetch_umqtt
+from technician.bundle import fetch_umqtt
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")

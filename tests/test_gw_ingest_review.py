@@ -164,7 +164,7 @@ def test_gw_ingest_review_replay_huge_received_ms_is_a_line_error(tmp_path):
     """received_ms too large for the store (or any date) is refused naming the line, instead of
     an OverflowError traceback from the database halfway through the replay."""
     import pytest
-    from gateway.cli import CliError
+    from gateway.cli_common import CliError
     f = tmp_path / "in.jsonl"
     f.write_text('{"topic":"rating/v1/s1/p1/event","payload":"x","received_ms":1717000000000}\n'
                  '{"topic":"rating/v1/s1/p1/event","payload":"x","received_ms":10000000000000000000}\n',

@@ -296,7 +296,7 @@ def test_gw_defect_report_dates_are_each_offices_local_day(tmp_path, capsys):
     timezone: Moscow's polls of that Moscow day, Los Angeles' of that LA day."""
     from gw_part2_support import MIN
 
-    from gateway import cli
+    from rating import cli
     hour = 60 * MIN
     t0 = T_OFFICES
     url = _two_offices(tmp_path,
@@ -361,7 +361,7 @@ def test_gw_defect_incremental_ack_with_dead_letters_equals_the_rule(data, n):
 def test_gw_defect_review_list_dates_are_each_offices_local_day(tmp_path, capsys):
     """`rating review list` without --site reads a date like `rating report` does: each office's
     own day (it used the first office's timezone for all)."""
-    from gateway import cli
+    from rating import cli
     url = _two_offices(tmp_path,
                        [(-2, "no"),    # 09:00 Moscow on the 6th: in
                         (15, "no")],   # 02:00 Moscow on the 7th: out (still the 6th in LA)

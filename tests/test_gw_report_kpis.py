@@ -8,7 +8,8 @@ import pytest
 from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events  # noqa: F401
 
 import kpi_core
-from gateway import cli, counts, derive, report, store
+from gateway import counts, derive, report, store
+from rating import cli
 
 DAY = 24 * 60 * MIN
 

@@ -34,7 +34,7 @@ def test_gw_report_from_to_dates_use_the_chosen_sites_timezone(tmp_path, capsys)
     timezone) sorts first in the site file."""
     import json
 
-    from gateway import cli
+    from rating import cli
     db = sqlite_db(tmp_path)
     text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
                              'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
@@ -52,7 +52,7 @@ def test_gw_report_from_to_dates_use_the_chosen_sites_timezone(tmp_path, capsys)
 def test_gw_report_fm_corrected_period_is_read_in_the_reports_office_timezone(tmp_path):
     """`rating review fm msk/... --confirm --from 11:00 --to 12:00` means Moscow time for a Moscow
     panel; the No answer at 11:30 Moscow then leaves DI-staff."""
-    from gateway import cli
+    from rating import cli
     db = sqlite_db(tmp_path)
     text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
                              'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
@@ -106,7 +106,8 @@ def _fm_chain(db):
 
 
 def test_gw_report_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_path, capsys):
-    from gateway import cli, review
+    from gateway import review
+    from rating import cli
     db = sqlite_db(tmp_path)
     fms, late_no = _fm_chain(db)
 

@@ -5,7 +5,8 @@ import pytest
 from gw_part2_support import MIN, T0, Panel, apply_site, sqlite_db, store_events  # noqa: F401
 
 import kpi_core
-from gateway import cli, derive, report, review
+from gateway import derive, report, review
+from rating import cli
 
 
 def scenario(db):
@@ -82,7 +83,7 @@ def test_gw_review_poll_verdicts_audit_trail_and_rebuild(any_db):
 def test_gw_review_sample_is_stratified_and_stable(tmp_path):
     db = sqlite_db(tmp_path)
     scenario(db)
-    polls, fms = review.load_scope(db)
+    polls, fms = derive.polls_and_reports(db)
     s1 = review.sample(polls, fms, 0.0)
     assert {x[0] for x in s1} == {"no", "fm"}
     assert len([x for x in s1 if x[0] == "no"]) == 3 and len([x for x in s1 if x[0] == "fm"]) == 1

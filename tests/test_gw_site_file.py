@@ -187,7 +187,7 @@ def test_gw_site_config_push_uses_question_form_of_name(tmp_path):
 
 
 def test_gw_site_cli_apply_dry_run_and_errors(tmp_path, capsys):
-    from gateway import cli
+    from rating import cli
     url = "sqlite:///%s" % (tmp_path / "rating.db")
     good = tmp_path / "site.toml"
     good.write_text(SITE_TOML, encoding="utf-8")

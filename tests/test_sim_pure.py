@@ -119,7 +119,7 @@ def test_sim_scenario_errors_name_the_key(tmp_path):
 
 @pytest.mark.parametrize("name", ["smoke-day", "chain-week", "journal-overflow", "demo-week"])
 def test_sim_shipped_scenarios_check_in_the_model_pipeline(name, tmp_path):
-    from gateway.cli import main
+    from rating.cli import main
     rc = main(["sim", "run", os.path.join(SCEN, name + ".toml"), "--pure", "--check", "--days", "2",
                "--out", str(tmp_path)])
     assert rc == 0
@@ -129,7 +129,7 @@ def test_sim_shipped_scenarios_check_in_the_model_pipeline(name, tmp_path):
 
 
 def test_sim_demo_prints_the_report(tmp_path, capsys):
-    from gateway.cli import main
+    from rating.cli import main
     assert main(["demo", "--out", str(tmp_path), "--days", "2"]) == 0
     out = capsys.readouterr().out
     # the end-to-end demo: embedded broker + gateway + the real firmware, then gateway.report

@@ -3,7 +3,7 @@
 #   MICROPYPATH=<repo>:<repo>/tests/mpy[:<umqtt dir>] \
 #       micropython -X heapsize=200k tests/mpy_cases/fw_mem_report.py [LIB [DATA_DIR]]
 #
-# LIB (optional) is a `make firmware` bundle's lib/ folder (`python -m gateway.device.bundle
+# LIB (optional) is a `make firmware` bundle's lib/ folder (`python -m technician.bundle
 # OUT` -> OUT/lib): modules then load from .mpy exactly as on the panel; without it they are
 # compiled from the repo's .py sources (the compiler's garbage is collected, but the .py path
 # shows what the source costs). umqtt.simple is measured only when it is importable (LIB, or

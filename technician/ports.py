@@ -8,7 +8,7 @@ import errno
 import glob
 import os
 
-from gateway.device.errors import DeviceError, PortBusy, PortMissing
+from technician.errors import DeviceError, PortBusy, PortMissing
 
 # USB VID:PID of the USB-serial bridges found on ESP32 boards -> (bridge, likely chip).
 KNOWN_USB = {

@@ -12,12 +12,12 @@ import shutil
 import tempfile
 import time
 
-from gateway.device import bundle_info, panelconfig, steps
-from gateway.device.birth import BrokerWatch, ConsoleReading
-from gateway.device.console import Console, check_board
-from gateway.device.errors import DeviceError
+from technician import bundle_info, panelconfig, steps
+from technician.birth import BrokerWatch, ConsoleReading
+from technician.console import Console, check_board
+from technician.errors import DeviceError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_BUNDLE = os.path.join(REPO, "build", "firmware")
 
 # Runs on the panel: hashes of the bundle's files, the current config, the last manifest.

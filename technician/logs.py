@@ -1,7 +1,7 @@
 """`rating device logs`: print the panel's serial console as it comes, until Ctrl-C."""
 import time
 
-from gateway.device.console import Console
+from technician.console import Console
 
 
 def follow(port, seconds=None, timestamps=True, out=print):

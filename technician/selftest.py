@@ -7,7 +7,7 @@ drives the board through mpremote's raw REPL transport and shows progress.
 """
 import time
 
-from gateway.device.errors import DeviceError
+from technician.errors import DeviceError
 
 BUTTONS = ("yes", "no", "unsure", "seller")
 LEDS = ("rate", "thanks", "status", "seller")
@@ -96,7 +96,7 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
     """Drive the self-test; return the report. Timeouts per phase raise DeviceError."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
-    from gateway.device.console import check_board
+    from technician.console import check_board
     check_board(port)
     try:
         t = SerialTransport(port, baudrate=115200)

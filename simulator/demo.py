@@ -11,8 +11,7 @@ Files land in --out.
 import os
 import time
 
-DEMO_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "simulator", "scenarios", "demo-week.toml")
+DEMO_SCENARIO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios", "demo-week.toml")
 
 
 def register(sub):
@@ -30,7 +29,7 @@ def register(sub):
 
 def run(args):
     from gateway import report
-    from gateway.cli import CliError
+    from gateway.cli_common import CliError
     from simulator import check, runner, scenario
     try:
         sc = scenario.load(DEMO_SCENARIO, days=args.days, seed=args.seed)

@@ -1,26 +1,33 @@
-"""`rating`: one console script, one subcommand per job.
+"""`rating`: one console script, one subcommand per job. The composition root: the only
+place that knows every package.
 
 Each area of the code base owns a module with a `register(subparsers)` function that adds
 its subcommands; a subcommand's parser gets `func=<callable(args) -> int>`. Registration
 must stay cheap (no heavy imports at module level) so `rating --help` is instant.
+
+A handler reports what the user can fix by raising its package's user error
+(`gateway.cli_common.CliError`, `technician.errors.DeviceError`): printed here as one line
+`error: ...`, exit status 2, no traceback.
 """
 import argparse
 import importlib
 import os
 import sys
 
-# Modules that add subcommands, in the order they appear in `rating --help`.
+from gateway.cli_common import CliError
+from technician.errors import DeviceError
+
+# Modules that add subcommands, in the order they appear in `rating --help`. A module that
+# cannot be imported is a broken installation: the error is raised, never skipped.
 COMMAND_MODULES = (
-    "gateway.cli_demo",      # demo
-    "gateway.cli_gateway",   # gateway run, deadletter, replay, record, status
-    "gateway.cli_site",      # site apply, rebuild, review, counts import, report
-    "simulator.cli",         # sim run
-    "gateway.device.cli",    # device list|flash|deploy|test|logs
+    "simulator.demo",  # demo
+    "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
+    "gateway.cli_site",  # site apply, rebuild, review, counts import, report
+    "simulator.cli",  # sim run
+    "technician.cli",  # device list|flash|deploy|test|logs
 )
 
-
-class CliError(Exception):
-    """An error for the user: the message says what went wrong and what to do."""
+USER_ERRORS = (CliError, DeviceError)
 
 
 def build_parser():
@@ -35,13 +42,7 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not name.startswith(exc.name or "?"):  # a real missing dependency inside it
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -54,7 +55,7 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
-    except CliError as exc:
+    except USER_ERRORS as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -66,6 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # Run through the imported module so `CliError` is the class the subcommands raise.
-    from gateway.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())

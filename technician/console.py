@@ -6,8 +6,8 @@ a board without MicroPython, a wrong baud rate, or a board in download mode.
 """
 import time
 
-from gateway.device.errors import NotMicroPython
-from gateway.device.ports import open_port
+from technician.errors import NotMicroPython
+from technician.ports import open_port
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 

@@ -1,7 +1,7 @@
 """`rating device list|flash|deploy|test|logs`: the field technician's commands (USB serial).
 
 Registration is cheap (argparse only); each handler imports what it needs. User problems are
-DeviceErrors, turned into `gateway.cli.CliError` (printed as "error: ...", exit 2).
+DeviceErrors (technician/errors.py), which the `rating` command prints as "error: ...", exit 2.
 """
 import argparse
 import json
@@ -67,25 +67,8 @@ def register(sub):
     a.set_defaults(func=cmd_logs)
 
 
-def _fail(exc):
-    from gateway.cli import CliError
-    return CliError(str(exc))
-
-
-def _guard(fn):
-    def run(args):
-        from gateway.device.errors import DeviceError
-        try:
-            return fn(args)
-        except DeviceError as exc:
-            raise _fail(exc)
-    run.__name__ = fn.__name__
-    return run
-
-
-@_guard
 def cmd_list(args):
-    from gateway.device.ports import list_ports
+    from technician.ports import list_ports
     rows = list_ports(args.also)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
@@ -102,9 +85,8 @@ def cmd_list(args):
     return 0
 
 
-@_guard
 def cmd_flash(args):
-    from gateway.device import flash, ports, steps
+    from technician import flash, ports, steps
     plan = flash.plan(args.port, args.image, args.chip, args.baud)
     if args.dry_run:
         print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
@@ -117,10 +99,9 @@ def cmd_flash(args):
     return 0
 
 
-@_guard
 def cmd_deploy(args):
-    from gateway.device import panelconfig, ports, steps
-    from gateway.device.deploy import Deploy
+    from technician import panelconfig, ports, steps
+    from technician.deploy import Deploy
     if not args.dry_run:  # the cable first: it is the likeliest problem in a store
         ports.check_exists(args.port)
     overrides = panelconfig.overrides_from(args.site, args.device, args.wifi_ssid, args.wifi_password,
@@ -142,9 +123,8 @@ def cmd_deploy(args):
     return 0 if result.get("online") is not False else 1
 
 
-@_guard
 def cmd_test(args):
-    from gateway.device import selftest, steps
+    from technician import selftest, steps
     if args.dry_run:
         steps.print_plan([steps.Step("Run the self-test on the panel (buttons for %d s)" % args.seconds,
                                      steps.mpremote(args.port, "exec", selftest.code(args.seconds),
@@ -155,9 +135,8 @@ def cmd_test(args):
     return 0 if report.passed() else 1
 
 
-@_guard
 def cmd_logs(args):
-    from gateway.device import logs, steps
+    from technician import logs, steps
     if args.dry_run:
         print("Would open %s at 115200 baud and print every line (pyserial; same as "
               "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", resume=True)).command()))

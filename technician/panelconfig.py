@@ -6,7 +6,7 @@ Pure functions: no device, no files.
 import json
 from urllib.parse import urlsplit
 
-from gateway.device.errors import DeviceError
+from technician.errors import DeviceError
 
 # config field -> the deploy option that sets it (for error messages)
 FLAGS = {

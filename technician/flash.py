@@ -8,8 +8,8 @@ import os
 import struct
 import sys
 
-from gateway.device.errors import DeviceError, WrongChip
-from gateway.device.steps import Step
+from technician.errors import DeviceError, WrongChip
+from technician.steps import Step
 
 CHIPS = {
     # chip: (flash offset of a MicroPython .bin, image header chip id, human name)
@@ -90,7 +90,7 @@ def explain(text, chip, port):
                            "release RESET/EN, release BOOT, then run flash again (try --baud 115200 "
                            "with a long cable)." % port)
     if "could not exclusively lock" in low or "resource busy" in low or "port is busy" in low:
-        from gateway.device.ports import busy_error
+        from technician.ports import busy_error
         return busy_error(port)
     return None
 

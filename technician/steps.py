@@ -5,7 +5,7 @@ import shlex
 import subprocess
 import sys
 
-from gateway.device.errors import StepFailed
+from technician.errors import StepFailed
 
 
 class Step:

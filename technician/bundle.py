@@ -1,4 +1,4 @@
-"""Build the deployable firmware bundle: `python -m gateway.device.bundle build/firmware`.
+"""Build the deployable firmware bundle: `python -m technician.bundle build/firmware`.
 
 Layout written to the output folder (what goes on the panel's flash, plus a manifest):
 
@@ -26,7 +26,7 @@ import sys
 import tarfile
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE_DIR = os.path.join(REPO, "build", "cache")
 
 UMQTT_PROJECT = "micropython-umqtt.simple"
@@ -200,7 +200,7 @@ def build(out_dir, cache_dir=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m gateway.device.bundle",
+    parser = argparse.ArgumentParser(prog="python -m technician.bundle",
                                      description="Build the panel firmware bundle (.mpy files).")
     parser.add_argument("out_dir", nargs="?", default=os.path.join(REPO, "build", "firmware"))
     args = parser.parse_args(argv)

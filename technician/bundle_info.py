@@ -5,7 +5,7 @@ Pure functions over manifests and hashes; the device side is asked in deploy.py.
 import json
 import os
 
-from gateway.device.errors import DeviceError
+from technician.errors import DeviceError
 
 DEVICE_MANIFEST = "rating-manifest.json"   # the bundle's manifest as last deployed, on the panel
 NOT_COPIED = ("config.example.json", "manifest.json")

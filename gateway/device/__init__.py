@@ -1,1 +1,0 @@
-"""Device side of the gateway package: the firmware bundle and the technician tooling."""

@@ -1,0 +1,1 @@
+"""The `rating` command: the composition root of the project (see rating/README.md)."""
