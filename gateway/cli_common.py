@@ -29,7 +29,8 @@ def group(sub, name, help_text, description):
 
 def open_db(url, hint="check --db or $RATING_DB"):
     """The store at `url`, migrated; a CliError naming the problem when it cannot be opened."""
-    from gateway.db import DatabaseError, open_database
+    from gateway.db import DatabaseError
+    from gateway.schema import open_database
     try:
         return open_database(url)
     except DatabaseError as exc:

@@ -267,13 +267,14 @@ class Database:
             " version TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
         return {r["version"] for r in self.query("SELECT version FROM schema_migrations")}
 
-    def migrate(self, directory=MIGRATIONS_DIR):
-        """Apply the migrations not applied yet, each in its own transaction; returns their names."""
+    def migrate(self, directory=MIGRATIONS_DIR, sqlite_functions=None):
+        """Apply the migrations not applied yet, each in its own transaction; returns their names.
+        sqlite_functions: {name: (n_args, callable)} that SQLite migrations call (it has no
+        sha256 and the like; PostgreSQL migrations use the server's own functions)."""
         import time
         if self.dialect == "sqlite":
-            # SQLite has no sha256: 004_dead_letter_key.sqlite.sql computes the key through this
-            from gateway.store import dead_letter_key
-            self.conn.create_function("rating_dead_letter_key", 2, dead_letter_key, deterministic=True)
+            for name, (n_args, fn) in (sqlite_functions or {}).items():
+                self.conn.create_function(name, n_args, fn, deterministic=True)
         applied = self.applied_migrations()
         done = []
         for version, path in self.migrations(directory):
@@ -340,18 +341,6 @@ def connect(url=None):
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=%d" % Database.BUSY_TIMEOUT_MS)
     return Database(url, conn, "sqlite")
-
-
-def open_database(url=None, migrate=True):
-    """connect() + migrate(): what every command that touches the store calls."""
-    db = connect(url)
-    if migrate:
-        try:
-            db.migrate()
-        except Exception:
-            db.close()
-            raise
-    return db
 
 
 def _redact(url):

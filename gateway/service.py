@@ -28,6 +28,8 @@ from dataclasses import dataclass, fields
 from protocol import ProtocolError, topics
 
 from gateway import db as dbmod
+
+from gateway import schema
 from gateway import ingest, store
 
 log = logging.getLogger("gateway.service")
@@ -256,7 +258,7 @@ class GatewayService:
     def start(self):
         import paho.mqtt.client as mqtt
         s = self.settings
-        self.db = dbmod.open_database(s.db_url())
+        self.db = schema.open_database(s.db_url())
         self.derive = ingest.derive_hook(self.db)
         # derivation is not on the ack path: collect the changed panels and derive them at most
         # every DERIVE_EVERY_S, so a burst of small batches does not re-derive a panel each time

@@ -89,6 +89,7 @@ class Runner:
 
     def _prepare(self):
         from gateway import db as dbmod, site as site_mod, store
+        from gateway import schema
         os.makedirs(self.out, exist_ok=True)
         path = self._db_file()
         if path:
@@ -102,7 +103,7 @@ class Runner:
         text = sitefile.site_toml(w)
         with open(os.path.join(self.out, "site.toml"), "w") as f:
             f.write(text)
-        db = dbmod.open_database(self.db_url)
+        db = schema.open_database(self.db_url)
         try:
             if store.has_events(db):
                 raise RunError("the database %s already holds events; give the run an empty one "
@@ -493,6 +494,7 @@ class Runner:
         re-send what the gateway has not stored (counts are idempotent per site and interval).
         A re-send is reported as a warning, so a broker that lost messages stays visible."""
         from gateway import db as dbmod, store
+        from gateway import schema
         msgs = sitefile.counts_messages(self.world)
         pending = msgs
         for attempt in range(self.COUNTS_TRIES):
@@ -647,10 +649,11 @@ class Runner:
 
     def finish(self):
         from gateway import db as dbmod, derive, report
+        from gateway import schema
         self._final_heartbeat()
         self._deliver_counts()
         self.gateway.stop()
-        db = dbmod.open_database(self.db_url)
+        db = schema.open_database(self.db_url)
         try:
             stored = self._collect(db)
             self._check_states(db)

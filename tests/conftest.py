@@ -109,12 +109,12 @@ def db_before_004(request, tmp_path):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db(request, tmp_path):
     """A migrated gateway database: SQLite always, PostgreSQL where a server answers (else skipped)."""
-    from gateway import db as dbmod
+    from gateway import schema
     if request.param == "sqlite":
         url = "sqlite:///%s" % (tmp_path / "rating.db")
     else:
         url = request.getfixturevalue("pg_url")
-    db = dbmod.open_database(url)
+    db = schema.open_database(url)
     yield db
     db.close()
 

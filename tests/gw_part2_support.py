@@ -4,6 +4,9 @@ import json
 
 
 from gateway import db as dbm
+
+
+from gateway import schema
 from gateway import derive, site, store
 
 T0 = 1736150400000  # 2025-01-06T08:00:00Z = 11:00 in Moscow, a Monday
@@ -78,7 +81,7 @@ from = 2025-01-01T00:00:00Z
 
 
 def open_db(url):
-    return dbm.open_database(url)
+    return schema.open_database(url)
 
 
 def sqlite_db(tmp_path, name="rating.db"):

@@ -13,6 +13,7 @@ from firmware import journal as J
 from firmware.memfs import unacked
 from gateway import cli_gateway, ingest, store
 from gateway import db as dbmod
+from gateway import schema
 from protocol import messages, panel
 from gw_ingest_support import T0, event_body
 
@@ -49,7 +50,7 @@ def test_gw_review_dead_letter_merge_is_not_quadratic(db_before_004):
         d.executemany("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
                       rows)
     started = time.monotonic()
-    assert d.migrate() != []
+    assert schema.migrate(d) != []
     took = time.monotonic() - started
     got = d.query("SELECT topic, seen, received_ms, last_seen_ms FROM dead_letters ORDER BY id")
     assert got == [{"topic": "rating/v1/s1/p1/event", "seen": k, "received_ms": T0, "last_seen_ms": T0 + k - 1},
@@ -94,7 +95,7 @@ def test_gw_review_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):
     (the server is still starting), the next one succeeds. The event must wait for the next
     flush, not become a 'database refused' dead letter whose seq the panel is acked for."""
     name = pg_url.rsplit("/", 1)[1]
-    d = dbmod.open_database(pg_url)
+    d = schema.open_database(pg_url)
     ing = ingest.Ingestor(d, ROOT)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     assert acks_of(ing.flush()) == {"p1": 1}

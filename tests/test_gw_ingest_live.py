@@ -13,6 +13,7 @@ import pytest
 
 from conftest import free_port
 from gateway import db as dbmod
+from gateway import schema
 from gateway import store
 from protocol import messages
 from gw_ingest_support import RATING, REPO, Fleet, Gateway, event_body, stored_events
@@ -57,7 +58,7 @@ def assert_acks_within_store(db, fleet):
 
 def assert_stored(url, fleet, n):
     """The store holds exactly events 1..n of every panel, once each."""
-    db = dbmod.open_database(url)
+    db = schema.open_database(url)
     assert stored_events(db) == expected_events(fleet, n)
     db.close()
 
@@ -129,7 +130,7 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
     assert recorder.wait(20) == 0
     assert gw.terminate() == 0, gw.output()
 
-    live = dbmod.open_database(live_url)
+    live = schema.open_database(live_url)
     assert stored_events(live) == expected_events(fleet, n)
     # replay the recording into a fresh database: the same store results
     replay_url = "sqlite:///%s" % (tmp_path / "replay.db")
@@ -137,7 +138,7 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "%d events stored" % (3 * n) in out.stdout and "1 dead letters" in out.stdout
-    rep = dbmod.open_database(replay_url)
+    rep = schema.open_database(replay_url)
     assert stored_events(rep) == stored_events(live)
     dl = "SELECT topic, payload, reason FROM dead_letters ORDER BY id"
     assert rep.query(dl) == live.query(dl) and len(rep.query(dl)) == 1
@@ -157,7 +158,7 @@ def test_gw_ingest_sigkill_mid_batch_loses_nothing_and_acks_only_committed(broke
         killed_at = list(fleet.acks_seen)
         assert killed_at, "no ack before the kill"
         time.sleep(0.3)  # acks published before the kill may still be on their way
-        db = dbmod.open_database(url)
+        db = schema.open_database(url)
         assert_acks_within_store(db, fleet)
         stored_at_kill = db.scalar("SELECT COUNT(*) AS n FROM raw_events")
         db.close()
@@ -171,7 +172,7 @@ def test_gw_ingest_sigterm_finishes_the_batch_and_a_restart_continues(broker, mq
         assert gw.terminate() == 0, gw.output()
         assert "stopped;" in gw.output()
         time.sleep(0.3)
-        db = dbmod.open_database(url)
+        db = schema.open_database(url)
         assert_acks_within_store(db, fleet)
         # the last batch was committed AND acked before exit: the acks reach what is stored
         assert {d: store.last_ack(db, SITE, d) for d in fleet.devices} == \
@@ -295,7 +296,7 @@ def test_gw_ingest_service_pushes_configs_retained_once(broker, mqtt_root, tmp_p
     c.loop_stop()
     assert len(got) >= 3, got  # every panel of the example file
     assert all(retain and cfg["ver"] == 1 and cfg["question"] for retain, cfg in got.values())
-    db = dbmod.open_database(url)
+    db = schema.open_database(url)
     pushed = db.query("SELECT site, device, ver FROM config_pushes ORDER BY site, device")
     db.close()
     assert {"%s/%s/%s/config" % (mqtt_root, r["site"], r["device"]) for r in pushed} == set(got)

@@ -8,6 +8,7 @@ import paho.mqtt.client as mqtt
 
 from gateway import cli_gateway, ingest
 from gateway import db as dbmod
+from gateway import schema
 from gw_ingest_support import RATING, REPO
 
 
@@ -37,7 +38,7 @@ def test_gw_ingest_review_record_then_replay_keeps_odd_bodies_exactly(broker, mq
     out = subprocess.run([RATING, "replay", str(rec_file), "--db", url, "--root", mqtt_root],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    db = dbmod.open_database(url)
+    db = schema.open_database(url)
     try:
         got = sorted(bytes(r["payload"]) for r in db.query("SELECT payload FROM dead_letters"))
     finally:
@@ -54,7 +55,7 @@ def test_gw_ingest_review_replay_line_with_surrogate_in_json_value(tmp_path):
                              "payload": {"v": 1, "seq": 1, "boot": 1, "up": 1, "t": None,
                                          "ev": "\ud800"}}) + "\n", encoding="utf-8")
     lines = cli_gateway.read_replay(str(f))
-    db = dbmod.open_database("sqlite:///%s" % (tmp_path / "r.db"))
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "r.db"))
     try:
         stats = cli_gateway.replay(db, lines, "rating/v1", 1717000000000)
         assert stats["dead_letters"] == 1 and stats["events"] == 0
@@ -66,7 +67,7 @@ def test_gw_ingest_review_topic_with_surrogates_becomes_a_dead_letter(tmp_path):
     """Ingestor.handle never raises for bad input and flush() must not fail forever on it: a
     topic holding lone surrogates (a replay file line with \\udcXX in the topic) is a dead letter,
     and the good message of the same batch is stored and acked."""
-    db = dbmod.open_database("sqlite:///%s" % (tmp_path / "t.db"))
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "t.db"))
     try:
         ing = ingest.Ingestor(db)
         ing.handle("rating/v1/s1/\udcff/event", b"{}", 1717000000000)
@@ -102,7 +103,7 @@ def test_gw_ingest_review_failed_commit_leaves_no_open_transaction(tmp_path):
     must not leave SQLite inside the transaction: the batch's writes would linger, ride along
     with the next batch's commit, and every later BEGIN would fail - ingest stuck for good."""
     import pytest
-    db = dbmod.open_database("sqlite:///%s" % (tmp_path / "c.db"))
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "c.db"))
     try:
         db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
         db.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER"

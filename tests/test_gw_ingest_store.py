@@ -6,6 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import db as dbmod
+
+from gateway import schema
 from gateway import ingest, store
 from protocol import messages
 from gw_ingest_support import T0, event_body
@@ -185,8 +187,8 @@ def test_gw_ingest_poison_message_does_not_block_the_batch(any_db):
 
 def test_gw_ingest_migrations_are_idempotent_and_pick_dialect(tmp_path):
     url = "sqlite:///%s" % (tmp_path / "m.db")
-    d = dbmod.open_database(url)
-    assert d.migrate() == []
+    d = schema.open_database(url)
+    assert schema.migrate(d) == []
     d.close()
     mig = tmp_path / "mig"
     mig.mkdir()
@@ -221,7 +223,7 @@ def test_gw_ingest_default_url(monkeypatch, tmp_path):
     monkeypatch.delenv("RATING_DB", raising=False)
     monkeypatch.setenv("RATING_DATA", str(tmp_path / "data"))
     assert dbmod.default_url() == "sqlite:///" + os.path.join(str(tmp_path / "data"), "rating.db")
-    d = dbmod.open_database()
+    d = schema.open_database()
     d.close()
     assert (tmp_path / "data" / "rating.db").exists()
     with pytest.raises(dbmod.DatabaseError, match="sqlite:///"):
@@ -231,7 +233,7 @@ def test_gw_ingest_default_url(monkeypatch, tmp_path):
 def test_gw_ingest_postgres_connection_loss_is_survived(pg_url):
     import psycopg
     from gw_ingest_support import event_body as body
-    d = dbmod.open_database(pg_url)
+    d = schema.open_database(pg_url)
     ing = ingest.Ingestor(d, ROOT)
     ing.handle(ev_topic("p1"), body(1), T0)
     ing.flush()
@@ -257,7 +259,7 @@ def test_gw_ingest_incremental_ack_equals_the_rule(data, n):
     order = data.draw(st.permutations(sent), label="order")
     state_at = data.draw(st.integers(0, len(order)), label="state position")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(order))), max_size=6), label="cuts"))
-    d = dbmod.open_database("sqlite:///:memory:")
+    d = schema.open_database("sqlite:///:memory:")
     ing = ingest.Ingestor(d, ROOT)
     msgs = [(ev_topic("p1"), event_body(s)) for s in order]
     msgs.insert(state_at, ("%s/s1/p1/state" % ROOT, state_body(n, n - floor + 1, dropped=floor - 1)))

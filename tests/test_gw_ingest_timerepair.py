@@ -1,5 +1,6 @@
 """Time repair: pure resolve() and the boot clock the ingest learns."""
 from gateway import db as dbmod
+from gateway import schema
 from gateway import ingest, store, timerepair
 from protocol import messages
 
@@ -17,7 +18,7 @@ def test_gw_ingest_resolve_prefers_device_then_repaired_then_arrival():
 
 
 def test_gw_ingest_null_time_repaired_from_a_later_message_of_the_same_boot(tmp_path):
-    db = dbmod.open_database("sqlite:///%s" % (tmp_path / "t.db"))
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "t.db"))
     ing = ingest.Ingestor(db, ROOT)
     topic = ROOT + "/s1/p1/event"
     # boot 1: no clock at first; a later heartbeat of boot 1 has t and up

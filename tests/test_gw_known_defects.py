@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import db as dbmod
+
+from gateway import schema
 from gateway import derive, ingest, store
 from protocol import messages
 from gw_ingest_support import RATING, REPO, T0, Fleet, Gateway, event_body
@@ -91,7 +93,7 @@ def test_gw_defect_existing_dead_letters_migrate_and_merge(db_before_004):
     d.execute(ins, ("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0))
     d.execute(ins, ("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0 + 50))
     d.execute(ins, ("rating/v1/s1/p1/event", b"\xff other", "payload: not JSON", T0 + 60))
-    assert d.migrate() != []
+    assert schema.migrate(d) != []
     rows = d.query("SELECT topic, payload, seen, received_ms, last_seen_ms, msg_key FROM dead_letters"
                    " ORDER BY received_ms")
     assert [(bytes(r["payload"]), r["seen"], r["received_ms"], r["last_seen_ms"]) for r in rows] == [
@@ -211,7 +213,7 @@ def test_gw_defect_live_malformed_event_does_not_stall_and_resends_are_counted(b
     finally:
         fleet.close()
         assert gw.terminate() == 0, gw.output()
-    d = dbmod.open_database(url)
+    d = schema.open_database(url)
     (dl,) = store.dead_letters(d)
     assert (dl["seen"], dl["seq"]) == (2, 3)
     assert store.panel_state(d, "s1", "p0")["last_seen_ms"] >= resent_at
@@ -341,7 +343,7 @@ def test_gw_defect_incremental_ack_with_dead_letters_equals_the_rule(data, n):
     sent += data.draw(st.lists(st.sampled_from(sent), max_size=6), label="resends")
     order = data.draw(st.permutations(sent), label="order")
     cuts = set(data.draw(st.sets(st.integers(1, len(order)), max_size=6), label="cuts"))
-    d = dbmod.open_database("sqlite:///:memory:")
+    d = schema.open_database("sqlite:///:memory:")
     ing = ingest.Ingestor(d, ROOT)
     last = 0
     for i, seq in enumerate(order, 1):
