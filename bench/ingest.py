@@ -14,6 +14,7 @@ Without --broker a private Mosquitto with gateway/mosquitto.conf's queue limits 
 a free loopback port (falls back to the embedded amqtt broker if mosquitto is not installed;
 then the figures say more about amqtt than about the gateway).
 """
+
 import argparse
 import os
 import shutil
@@ -46,13 +47,19 @@ def start_broker(tmp):
     if binary:
         conf = os.path.join(tmp, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
-                    "max_queued_bytes 0\nmax_inflight_messages 100\nlog_dest stdout\nlog_type error\n" % port)
+            f.write(
+                "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
+                "max_queued_bytes 0\nmax_inflight_messages 100\nlog_dest stdout\nlog_type error\n" % port
+            )
         proc = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         kind = "mosquitto"
     else:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway.broker", "--port", str(port)], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.broker", "--port", str(port)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         kind = "embedded amqtt"
     if not wait_port(port, 10):
         raise SystemExit("broker did not start")
@@ -71,6 +78,7 @@ def publish_all(host, port, n_events, n_panels):
         with lock:
             pending[0] -= 1
         done.release()
+
     c.on_publish = on_publish
     c.connect(host, port)
     c.loop_start()
@@ -124,6 +132,7 @@ def bare_subscriber(host, port, n_events, n_panels, run=0):
         c.connect(host, port)
         c.loop_start()
         return c
+
     c = make()
     subscribed.wait(10)
     c.disconnect()
@@ -142,8 +151,19 @@ def bare_subscriber(host, port, n_events, n_panels, run=0):
 def gateway(host, port, n_events, n_panels, tmp, extra, run=0):
     os.makedirs(tmp, exist_ok=True)
     db_path = os.path.join(tmp, "bench.db")
-    args = [RATING, "gateway", "run", "--broker", "mqtt://%s:%d" % (host, port), "--db", db_path,
-            "--root", ROOT, "--client-id", "bench-gw-%d-%d" % (os.getpid(), run)] + extra
+    args = [
+        RATING,
+        "gateway",
+        "run",
+        "--broker",
+        "mqtt://%s:%d" % (host, port),
+        "--db",
+        db_path,
+        "--root",
+        ROOT,
+        "--client-id",
+        "bench-gw-%d-%d" % (os.getpid(), run),
+    ] + extra
 
     def start():
         proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -152,6 +172,7 @@ def gateway(host, port, n_events, n_panels, tmp, extra, run=0):
                 threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
                 return proc
         raise SystemExit("gateway did not connect")
+
     proc = start()  # creates the persistent session and the schema
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -182,10 +203,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200000)
     ap.add_argument("--panels", type=int, default=200)
-    ap.add_argument("--broker", help="mqtt://HOST:PORT of a broker with raised queue limits "
-                                     "(default: start a private Mosquitto)")
-    ap.add_argument("--repeat", type=int, default=1, help="alternate bare/gateway this many times "
-                    "and report the median ratio (the machine's load drifts)")
+    ap.add_argument(
+        "--broker", help="mqtt://HOST:PORT of a broker with raised queue limits (default: start a private Mosquitto)"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternate bare/gateway this many times and report the median ratio (the machine's load drifts)",
+    )
     ap.add_argument("--gateway-arg", action="append", default=[], help="extra `rating gateway run` argument")
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="rating-bench-")
@@ -193,6 +219,7 @@ def main(argv=None):
     try:
         if args.broker:
             from gateway.service import parse_broker_url
+
             host, port, _, _ = parse_broker_url(args.broker)
             kind = "given"
         else:
@@ -201,11 +228,17 @@ def main(argv=None):
         ratios, ok = [], True
         for r in range(args.repeat):
             bare = bare_subscriber(host, port, args.events, args.panels, r)
-            print("run %d: bare paho subscriber: %d received, %.0f msgs/s (publish took %.1f s)"
-                  % (r + 1, bare["received"], bare["rate"], bare["publish_s"]), flush=True)
+            print(
+                "run %d: bare paho subscriber: %d received, %.0f msgs/s (publish took %.1f s)"
+                % (r + 1, bare["received"], bare["rate"], bare["publish_s"]),
+                flush=True,
+            )
             gw = gateway(host, port, args.events, args.panels, os.path.join(tmp, str(r)), args.gateway_arg, r)
-            print("run %d: gateway (SQLite):     %d stored,   %.0f events/s (publish took %.1f s)"
-                  % (r + 1, gw["stored"], gw["rate"], gw["publish_s"]), flush=True)
+            print(
+                "run %d: gateway (SQLite):     %d stored,   %.0f events/s (publish took %.1f s)"
+                % (r + 1, gw["stored"], gw["rate"], gw["publish_s"]),
+                flush=True,
+            )
             ratios.append(gw["rate"] / bare["rate"] if bare["rate"] else 0)
             print("run %d: ratio gateway / bare subscriber: %.2f" % (r + 1, ratios[-1]), flush=True)
             ok = ok and gw["stored"] == args.events and bare["received"] >= args.events

@@ -1,4 +1,5 @@
 """Panel firmware (MicroPython, ESP32); see README.md."""
+
 import sys
 
 # `from firmware import const` for the modules: X = const(3) makes mpy-cross put the number into
@@ -6,6 +7,7 @@ import sys
 # tests) just gets the int.
 try:
     import micropython
+
     const = micropython.const
     del micropython
 except ImportError:

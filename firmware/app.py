@@ -13,9 +13,10 @@ nothing happens: four pin reads, a few integer compares.
 Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
 (publish if online). Nothing is ever published that is not already in the journal.
 """
+
 import json
 
-from firmware import buttons, clock, const, journal, ui, unload
+from firmware import buttons, clock, journal, ui, unload
 from firmware.link import Link
 from firmware.version import FW
 from protocol import panel
@@ -23,17 +24,16 @@ from protocol import panel
 ANSWERS = ("yes", "no", "unsure")
 REMOTE_FILE = "remote.json"  # the applied remote config (firmware/remote.py writes it)
 # Loaded for a remote config (firmware.remote) or at boot only, unloaded once the Panel runs
-LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics",
-        "protocol.checks")
+LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics", "protocol.checks")
 
 
 class Panel:
-    LOOP_MS = 10              # device main-loop period (button sampling rate)
+    LOOP_MS = 10  # device main-loop period (button sampling rate)
     # watchdog timeout. Fed once a step; the longest healthy step is a connect to a broker that
     # answers at the last moment of every wait: name lookup 2 s + TCP 3 s + CONNACK 3 s + two
     # SUBACKs 3 s each + the birth publish 3 s = 17 s (the buttons are sampled meanwhile)
     WDT_MS = 30000
-    JOURNAL_PREFIX = "j"      # journal files: <data>/j.*
+    JOURNAL_PREFIX = "j"  # journal files: <data>/j.*
 
     def __init__(self, hal, cfg, fs=None, ticks=None):
         self.hal = hal
@@ -53,14 +53,15 @@ class Panel:
         if text is not None and not self._applied(text):
             hal.collect()  # from this shallow frame: the import below finds room
             from firmware import remote  # re-apply /remote.json (loaded for it, unloaded after)
+
             remote.load_saved(self, text)
         unload(*LAZY)  # before the journal and link allocate: a lower peak at boot
         t = self.cfg["timings"]
-        self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
-                                       stuck_ms=t["stuck_ms"])
+        self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"], stuck_ms=t["stuck_ms"])
         self._faults_rev = self.buttons.faults_rev
-        self.journal = journal.Journal(fs or journal.OsFs(), prefix=hal.path(self.JOURNAL_PREFIX),
-                                       capacity=self.cfg["journal"]["capacity"])
+        self.journal = journal.Journal(
+            fs or journal.OsFs(), prefix=hal.path(self.JOURNAL_PREFIX), capacity=self.cfg["journal"]["capacity"]
+        )
         if self.journal.capacity < self.journal.capacity_wanted:  # clamped to the file system
             self.faults_extra.append("journal_small")
         self.boot = self.journal.next_boot()
@@ -70,14 +71,16 @@ class Panel:
         self._leds = None
         self._ui_next = 0
         self.window_until = None
-        self.link = Link(hal, self.cfg, self, on_ack=self.journal.ack, on_config=self._on_config,
-                         state_fn=self.state, boot=self.boot)
+        self.link = Link(
+            hal, self.cfg, self, on_ack=self.journal.ack, on_config=self._on_config, state_fn=self.state, boot=self.boot
+        )
         self.presses = 0
         self._kick = False
         hal.idle = self._sample  # the device HAL samples the buttons while a socket waits
-        hal.log("panel: %s/%s fw %s boot %d seq %d pending %d" % (
-            self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq,
-            self.journal.pending()))
+        hal.log(
+            "panel: %s/%s fw %s boot %d seq %d pending %d"
+            % (self.cfg["site"], self.cfg["device"], FW, self.boot, self.journal.seq, self.journal.pending())
+        )
 
     # ---- outbox for the link (journal -> wire bytes) ----
     def acked(self):
@@ -109,6 +112,7 @@ class Panel:
             self._close_window()
         if self.link.online and self.ntp.due(up):
             from firmware import ntp  # sync code and packets: loaded for the sync, unloaded after
+
             try:
                 ntp.sync(self, up)
             finally:
@@ -139,8 +143,9 @@ class Panel:
             up = self.uptime.update(hal.ticks_ms())
         # method calls, not a saved `hal.pressed`: on MicroPython that bound method would be
         # a heap object every step (100 a second of garbage)
-        mask = (hal.pressed("yes") | (hal.pressed("no") << 1) | (hal.pressed("unsure") << 2)
-                | (hal.pressed("seller") << 3))
+        mask = (
+            hal.pressed("yes") | (hal.pressed("no") << 1) | (hal.pressed("unsure") << 2) | (hal.pressed("seller") << 3)
+        )
         events = self.buttons.sample(mask, up)
         if events:
             for ev, hold in events:
@@ -213,6 +218,7 @@ class Panel:
         self.hal.collect()  # room for the import below
         try:
             from firmware import remote  # decode/merge/persist: loaded for this, unloaded after
+
             remote.on_config(self, msg)
             self._cfg_msg = msg  # handled (applied, or refused with cfg_err)
         finally:
@@ -225,8 +231,18 @@ class Panel:
         faults = list(self.buttons.faults())
         for x in self.faults_extra:
             faults.append(x)
-        return {"online": True, "boot": self.boot, "up": self.up, "t": self.wall.now(self.up),
-                "fw": FW, "seq": j.seq, "pending": j.pending(), "dropped": j.dropped,
-                "heap": self.hal.mem_free(), "rssi": self.hal.wifi_rssi(),
-                "faults": faults[:16], "cfg": remote.get("ver"),
-                "cfg_err": self.cfg_err[:200] if self.cfg_err else None}
+        return {
+            "online": True,
+            "boot": self.boot,
+            "up": self.up,
+            "t": self.wall.now(self.up),
+            "fw": FW,
+            "seq": j.seq,
+            "pending": j.pending(),
+            "dropped": j.dropped,
+            "heap": self.hal.mem_free(),
+            "rssi": self.hal.wifi_rssi(),
+            "faults": faults[:16],
+            "cfg": remote.get("ver"),
+            "cfg_err": self.cfg_err[:200] if self.cfg_err else None,
+        }

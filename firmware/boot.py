@@ -13,16 +13,17 @@ the names it interned (~160) would stay in the heap for good, and they are what 
 panel near the next doubling of the name pool (firmware/README.md, "Heap"). A new file, a new
 remote config or a firmware update misses the key, and the config is validated again.
 """
+
 import sys
 import time
 
 from firmware import unload
 
 CONFIG_PATH = "/config.json"
-VALIDATED = ".ok"            # CONFIG_PATH + VALIDATED: the validated config, keyed (see above)
-REMOTE = "remote.json"       # firmware.app.REMOTE_FILE, next to /config.json
-CONFIG_RECHECK_MS = 5000     # a fixed /config.json is picked up within this time
-CONFIG_REPEAT_MS = 60000     # repeat the error message for a console attached later
+VALIDATED = ".ok"  # CONFIG_PATH + VALIDATED: the validated config, keyed (see above)
+REMOTE = "remote.json"  # firmware.app.REMOTE_FILE, next to /config.json
+CONFIG_RECHECK_MS = 5000  # a fixed /config.json is picked up within this time
+CONFIG_REPEAT_MS = 60000  # repeat the error message for a console attached later
 
 
 def chip(machine):
@@ -34,6 +35,7 @@ def chip(machine):
 def read_config(path=CONFIG_PATH, chip="esp32"):
     """-> (cfg, None) or (None, message naming the field)."""
     from firmware import config
+
     try:
         with open(path) as f:
             text = f.read()
@@ -49,6 +51,7 @@ def _hal_for_error(hal_factory, chip="esp32"):
     """A HAL for blinking, even when the pins part of the config is what is broken (the chip's
     default pins: the ESP32's would hit the S3's flash pins)."""
     from firmware import config
+
     try:
         return hal_factory(config.defaults(chip)["pins"])
     except Exception:
@@ -58,6 +61,7 @@ def _hal_for_error(hal_factory, chip="esp32"):
 def config_error_loop(hal, message, path, log=print, max_ms=None, chip="esp32"):
     """Blink the config-error pattern until `path` validates; return its cfg."""
     from firmware import ui
+
     face = ui.Ui(100)
     face.config_error = True
     waited = 0
@@ -65,8 +69,7 @@ def config_error_loop(hal, message, path, log=print, max_ms=None, chip="esp32"):
     next_say = 0
     while max_ms is None or waited < max_ms:
         if waited >= next_say:
-            log("CONFIG ERROR %s: %s -- fix the file; the panel starts by itself once it is valid"
-                % (path, message))
+            log("CONFIG ERROR %s: %s -- fix the file; the panel starts by itself once it is valid" % (path, message))
             next_say = waited + CONFIG_REPEAT_MS
         if hal is not None:
             frame = face.frame(waited)
@@ -109,15 +112,16 @@ def _key(path, c):
     import firmware
     import protocol
     from firmware.version import FW
+
     key = "%s %s" % (FW, c)
     # the rules' CRCs too: a changed rule set (an update under the same version number) must
     # not let an old verdict stand. They are firmware.config and, in protocol/, config (the
     # timing ranges of /config.json and the remote knobs'), topics (ids, root) and checks.
     # No __file__ when frozen: only a new image changes them.
-    paths = [path, path[:path.rfind("/") + 1] + REMOTE]
+    paths = [path, path[: path.rfind("/") + 1] + REMOTE]
     for pkg in (firmware, protocol):
         where = getattr(pkg, "__file__", "")
-        where = where[:where.rfind("/") + 1]
+        where = where[: where.rfind("/") + 1]
         for name in ("config.", "topics.", "checks.") if pkg is protocol else ("config.",):
             paths += (where + name + "mpy", where + name + "py")
     buf = bytearray(256)
@@ -139,6 +143,7 @@ def _key(path, c):
 def _validated(path, key):
     """The kept config if it was made from what `key` describes, else None."""
     import json
+
     try:
         with open(path + VALIDATED) as f:
             if f.readline().rstrip("\n") == key:
@@ -151,8 +156,9 @@ def _validated(path, key):
 def _with_remote(cfg, path):
     """cfg with /remote.json applied when it is valid (the Panel reports a bad one in state)."""
     from firmware import config
+
     try:
-        with open(path[:path.rfind("/") + 1] + REMOTE) as f:
+        with open(path[: path.rfind("/") + 1] + REMOTE) as f:
             text = f.read()
     except OSError:
         return cfg
@@ -163,6 +169,7 @@ def _with_remote(cfg, path):
 def _keep(path, key, cfg):
     import json
     import os
+
     try:  # write-then-rename: a power cut leaves the old file (its key misses) or the new one
         with open(path + ".tmp", "w") as f:
             f.write(key + "\n")

@@ -17,10 +17,10 @@ class Debouncer:
 
     def __init__(self, debounce_ms=30):
         self.debounce_ms = debounce_ms
-        self.stable = False   # debounced level (True = pressed)
-        self.edge_ms = 0      # when the edge that led to `stable` happened
+        self.stable = False  # debounced level (True = pressed)
+        self.edge_ms = 0  # when the edge that led to `stable` happened
         self._raw = False
-        self._raw_ms = 0      # when the raw level last changed
+        self._raw_ms = 0  # when the raw level last changed
 
     def feed(self, level, now_ms):
         """Return the new stable level when it changes at this sample, else None."""
@@ -50,7 +50,7 @@ class Buttons:
         self.stuck_ms = stuck_ms
         self._events = []
         self._faults = []
-        self._stuck = 0        # bitmask of buttons reported stuck
+        self._stuck = 0  # bitmask of buttons reported stuck
         # the current seller press already reported (long, or short on release); True at boot
         # so a seller button held at boot reports nothing
         self._long_done = True
@@ -80,7 +80,7 @@ class Buttons:
     def sample(self, pressed, now_ms):
         """Feed one sample of all four buttons; return the (reused) list of events."""
         ev = self._events
-        ev.clear()   # (del ev[:] would allocate a slice object each sample)
+        ev.clear()  # (del ev[:] would allocate a slice object each sample)
         bits = isinstance(pressed, int)
         for i in range(4):
             level = (pressed >> i) & 1 if bits else pressed[i]

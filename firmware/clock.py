@@ -7,8 +7,9 @@ The SNTP packet code and the port-epoch conversions (used every few hours, not e
 live in firmware/ntp.py so they take no heap between syncs; `clock.ntp_parse` etc. still work
 (loaded on first use through the module __getattr__ below).
 """
-TICKS_PERIOD = 1 << 30          # ESP32: ticks_ms() wraps at TICKS_MAX + 1 = 2**30
-EPOCH_OFFSET = 946684800        # seconds from 1970-01-01 to 2000-01-01
+
+TICKS_PERIOD = 1 << 30  # ESP32: ticks_ms() wraps at TICKS_MAX + 1 = 2**30
+EPOCH_OFFSET = 946684800  # seconds from 1970-01-01 to 2000-01-01
 
 
 def ticks_period(ticks_add):
@@ -48,8 +49,8 @@ class WallClock:
 
     def __init__(self):
         self._offset = None
-        self.synced_at = None      # up_ms of the last sync
-        self.last_step_ms = 0      # correction applied by the last sync (drift since the one before)
+        self.synced_at = None  # up_ms of the last sync
+        self.last_step_ms = 0  # correction applied by the last sync (drift since the one before)
 
     @property
     def is_synced(self):
@@ -75,8 +76,8 @@ class NtpSchedule:
         self.retry_min_ms = retry_min_ms
         self.retry_max_ms = retry_max_ms
         self._retry = retry_min_ms
-        self.next_ms = 0           # due at once after boot
-        self.failures = 0          # consecutive failed attempts
+        self.next_ms = 0  # due at once after boot
+        self.failures = 0  # consecutive failed attempts
         self.last_ok_ms = None
 
     def due(self, up_ms):
@@ -95,13 +96,13 @@ class NtpSchedule:
             self._retry = min(self._retry * 2, self.retry_max_ms)
 
 
-_NTP = ("NTP_DELTA", "ntp_request", "ntp_parse", "epoch_offset_s", "unix_ms_to_port_s",
-        "port_s_to_unix_ms")
+_NTP = ("NTP_DELTA", "ntp_request", "ntp_parse", "epoch_offset_s", "unix_ms_to_port_s", "port_s_to_unix_ms")
 
 
 def __getattr__(name):
     # clock.ntp_parse(...) keeps working although the code lives in firmware.ntp
     if name in _NTP:
         from firmware import ntp
+
         return getattr(ntp, name)
     raise AttributeError(name)

@@ -5,6 +5,7 @@ serial console can say exactly what to fix ("pins.led_rate: GPIO 34 is input-onl
 The pin rules and default pins are per chip (the plain ESP32 or the ESP32-S3); the caller
 detects the chip (firmware.boot.chip) and passes it in.
 """
+
 import json
 
 from protocol import ProtocolError, topics
@@ -16,13 +17,35 @@ DEFAULTS = {
     "site": None,
     "device": None,
     "wifi": {"ssid": None, "password": ""},
-    "mqtt": {"host": None, "port": 1883, "user": None, "password": None,
-             "root": topics.DEFAULT_ROOT, "keepalive": 60, "ssl": False},
+    "mqtt": {
+        "host": None,
+        "port": 1883,
+        "user": None,
+        "password": None,
+        "root": topics.DEFAULT_ROOT,
+        "keepalive": 60,
+        "ssl": False,
+    },
     "ntp": {"host": "pool.ntp.org", "resync_h": 6},
-    "pins": {"yes": 32, "no": 33, "unsure": 25, "seller": 26, "led_rate": 18,
-             "led_thanks": 19, "led_status": 23, "led_seller": 21, "active_low": True},
-    "timings": {"debounce_ms": 30, "long_ms": 1500, "stuck_ms": 30000, "heartbeat_s": 60,
-                "ack_timeout_s": 20, "window_s": 30},
+    "pins": {
+        "yes": 32,
+        "no": 33,
+        "unsure": 25,
+        "seller": 26,
+        "led_rate": 18,
+        "led_thanks": 19,
+        "led_status": 23,
+        "led_seller": 21,
+        "active_low": True,
+    },
+    "timings": {
+        "debounce_ms": 30,
+        "long_ms": 1500,
+        "stuck_ms": 30000,
+        "heartbeat_s": 60,
+        "ack_timeout_s": 20,
+        "window_s": 30,
+    },
     "journal": {"capacity": 20000},
     "led_brightness": 60,
 }
@@ -41,27 +64,77 @@ _GONE = "cannot be used (6..11 are the flash, 20/24/28..31 do not exist)"
 _BOOT = "is the BOOT strapping pin: low at reset, the chip waits for a flasher instead of starting"
 _UART = "is UART0 (1/3), the serial console"
 ESP32_RULES = (
-    6, 11, 0, _GONE,
-    20, 20, 0, _GONE,
-    24, 24, 0, _GONE,
-    28, 31, 0, _GONE,
-    34, 39, 2, "is input-only (34..39); an LED needs an output pin",  # a button: external pull-up
-    0, 0, 0, _BOOT,
-    1, 1, 0, _UART,
-    3, 3, 0, _UART,
+    6,
+    11,
+    0,
+    _GONE,
+    20,
+    20,
+    0,
+    _GONE,
+    24,
+    24,
+    0,
+    _GONE,
+    28,
+    31,
+    0,
+    _GONE,
+    34,
+    39,
+    2,
+    "is input-only (34..39); an LED needs an output pin",  # a button: external pull-up
+    0,
+    0,
+    0,
+    _BOOT,
+    1,
+    1,
+    0,
+    _UART,
+    3,
+    3,
+    0,
+    _UART,
     # MTDI: an LED to GND keeps it low (its safe level), a button can pull it high
-    12, 12, 1, "is a strapping pin: high at reset it sets the flash voltage to 1.8 V and the "
-               "module does not boot",
+    12,
+    12,
+    1,
+    "is a strapping pin: high at reset it sets the flash voltage to 1.8 V and the module does not boot",
 )
 ESP32S3_RULES = (
-    22, 25, 0, "does not exist on the ESP32-S3 (0..21, 26..48)",
-    26, 32, 0, "is the SPI flash/PSRAM (26..32)",
-    33, 37, 0, "is the octal flash/PSRAM on -R8/-R16 and WROOM-2 modules (33..37)",
-    19, 20, 0, "is USB D-/D+ (19/20), the USB serial console",
-    43, 44, 0, "is UART0 (43/44), the serial console on boards with a USB-UART chip",
-    0, 0, 0, _BOOT,
-    3, 3, 0, "is a strapping pin (JTAG select at reset)",
-    45, 46, 0, "is a strapping pin: at reset 45 sets the flash voltage, 46 the boot mode",
+    22,
+    25,
+    0,
+    "does not exist on the ESP32-S3 (0..21, 26..48)",
+    26,
+    32,
+    0,
+    "is the SPI flash/PSRAM (26..32)",
+    33,
+    37,
+    0,
+    "is the octal flash/PSRAM on -R8/-R16 and WROOM-2 modules (33..37)",
+    19,
+    20,
+    0,
+    "is USB D-/D+ (19/20), the USB serial console",
+    43,
+    44,
+    0,
+    "is UART0 (43/44), the serial console on boards with a USB-UART chip",
+    0,
+    0,
+    0,
+    _BOOT,
+    3,
+    3,
+    0,
+    "is a strapping pin (JTAG select at reset)",
+    45,
+    46,
+    0,
+    "is a strapping pin: at reset 45 sets the flash voltage, 46 the boot mode",
 )
 
 # Integer ranges (inclusive). Remote-settable knobs share the protocol's ranges.
@@ -76,7 +149,7 @@ RANGES = {
     "timings.heartbeat_s": _R["heartbeat_s"],
     "timings.ack_timeout_s": (5, 600),
     "timings.window_s": _R["window_s"],
-    "journal.capacity": (100, 40000),   # 48 B a record: 40,000 is ~2 MB of flash
+    "journal.capacity": (100, 40000),  # 48 B a record: 40,000 is ~2 MB of flash
     "led_brightness": _R["brightness"],
 }
 
@@ -174,8 +247,9 @@ def _check_pins(pins, chip):
         name = "pins." + key
         p = pins[key]
         if type(p) is not int or not 0 <= p <= top:
-            raise ConfigError(name, "must be an %s GPIO number 0..%d, got %s"
-                              % ("ESP32-S3" if s3 else "ESP32", top, _show(p)))
+            raise ConfigError(
+                name, "must be an %s GPIO number 0..%d, got %s" % ("ESP32-S3" if s3 else "ESP32", top, _show(p))
+            )
         kind = 2 if key in LED_PINS else 1
         rules = ESP32S3_RULES if s3 else ESP32_RULES
         for i in range(0, len(rules), 4):  # int(): the flat table's type mixes ints and strs
@@ -216,11 +290,13 @@ def validate(cfg, chip=None):
     _check_pins(cfg["pins"], chip or cfg.get("chip"))
     t = cfg["timings"]
     if t["long_ms"] <= t["debounce_ms"]:
-        raise ConfigError("timings.long_ms", "must be longer than timings.debounce_ms (%d), got %d"
-                          % (t["debounce_ms"], t["long_ms"]))
+        raise ConfigError(
+            "timings.long_ms", "must be longer than timings.debounce_ms (%d), got %d" % (t["debounce_ms"], t["long_ms"])
+        )
     if t["stuck_ms"] <= t["long_ms"]:
-        raise ConfigError("timings.stuck_ms", "must be longer than timings.long_ms (%d), got %d"
-                          % (t["long_ms"], t["stuck_ms"]))
+        raise ConfigError(
+            "timings.stuck_ms", "must be longer than timings.long_ms (%d), got %d" % (t["long_ms"], t["stuck_ms"])
+        )
     return cfg
 
 

@@ -8,6 +8,7 @@ with the internet down can outlast the watchdog (a reboot on every NTP retry) an
 the buttons meanwhile. Here the wait is mqtt.wait_io (buttons sampled, bounded).
 query()/answer() are the pure packet halves.
 """
+
 import select
 import socket
 
@@ -53,6 +54,7 @@ def answer(d, qid):
 
 def resolve(hal, name):
     from firmware.mqtt import wait_io
+
     # the name server DHCP gave us (tests set hal.dns to their own)
     server = getattr(hal, "dns", None) or (hal._wlan.ifconfig()[3], 53)
     qid = hal.random(65536)

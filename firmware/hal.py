@@ -21,6 +21,7 @@ unix port this very module runs against the fakes in tests/mpy (machine, network
     hal.random(n) -> int in 0..n-1 (jitter)
     hal.log(line)                         # serial console
 """
+
 import gc
 import time
 
@@ -99,6 +100,7 @@ class Hal:
     def ntp_query(self, host, request, timeout_ms=1500):
         """Send one SNTP request (clock.ntp_request()) over UDP; the reply bytes, or OSError."""
         from firmware import ntp  # the app loads it for the sync anyway (and unloads it after)
+
         return ntp.exchange(self, host, request, timeout_ms)
 
     # ---- network ----
@@ -128,14 +130,14 @@ class Hal:
             code = self._wlan.status()
         except Exception:
             return "unknown"
-        for name in ("GOT_IP", "NO_AP_FOUND", "WRONG_PASSWORD", "CONNECT_FAIL", "CONNECTING",
-                     "IDLE"):
+        for name in ("GOT_IP", "NO_AP_FOUND", "WRONG_PASSWORD", "CONNECT_FAIL", "CONNECTING", "IDLE"):
             if getattr(network, "STAT_" + name, None) == code:
                 return name.lower()
         return "status_%s" % code
 
     def mqtt(self, client_id, host, port, user=None, password=None, keepalive=60, ssl=False):
         from firmware import mqtt  # umqtt.simple loads with the first connect
+
         mqtt.HAL = self
         return mqtt.MqttClient(client_id, host, port, user, password, keepalive, ssl)
 
@@ -158,8 +160,8 @@ class Hal:
 
     def random(self, n):
         import os
+
         b = os.urandom(4)
         return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) % n if n > 0 else 0
 
     log = staticmethod(print)
-

@@ -11,18 +11,18 @@ remove(path), size(path) -> int or None, and optionally room(path) -> bytes free
 MemFs and PowerCut live in firmware/memfs.py so the panel never loads them;
 `journal.MemFs` / `journal.PowerCut` still work (module __getattr__).
 """
+
 import binascii
 import struct
 
 from firmware import const
 
-
 crc32 = binascii.crc32  # in every port the panel runs on (ESP32, unix, WebAssembly)
 
 # const() with a leading underscore: numbers in the bytecode, no names in the heap
 _MAGIC = const(0xA5)
-_HEAD = const(6)     # magic u8, payload length u8, seq u32
-_TAIL = const(4)     # crc32 of the record's other bytes, salted with (segment, slot)
+_HEAD = const(6)  # magic u8, payload length u8, seq u32
+_TAIL = const(4)  # crc32 of the record's other bytes, salted with (segment, slot)
 # magic, gen, seq, acked, boot, dropped, first segment, record size, 0, seq offset (a record
 # stores seq - offset; the offset was 4 zero bytes before, so older metas read as offset 0)
 META = "<4sIIIIIIHHI"
@@ -66,7 +66,7 @@ class OsFs:
             f.write(data)
             f.flush()
         finally:
-            f.close()   # close syncs the file on littlefs and FAT: durable on return
+            f.close()  # close syncs the file on littlefs and FAT: durable on return
 
     def write(self, path, data):
         self._forget(path)
@@ -79,6 +79,7 @@ class OsFs:
 
     def remove(self, path):
         import os
+
         self._forget(path)
         try:
             os.remove(path)
@@ -87,6 +88,7 @@ class OsFs:
 
     def size(self, path):
         import os
+
         try:
             return os.stat(path)[6]
         except OSError:
@@ -94,10 +96,11 @@ class OsFs:
 
     def room(self, path):
         import os
+
         try:
-            s = os.statvfs(path[:path.rfind("/") + 1] or ".")
-            return s[1] * s[4]   # fragment size x fragments free
-        except Exception:        # no statvfs on this port or file system
+            s = os.statvfs(path[: path.rfind("/") + 1] or ".")
+            return s[1] * s[4]  # fragment size x fragments free
+        except Exception:  # no statvfs on this port or file system
             return None
 
 
@@ -112,9 +115,9 @@ class _Seg:
 
 
 class Journal:
-    SEGMENTS = 8              # capacity is spread over this many full segments (+1 being filled)
-    ACK_PERSIST_EVERY = 1     # persist the ack after this many newly acked records; one that
-                              # is not persisted yet comes again (the gateway retains it)
+    SEGMENTS = 8  # capacity is spread over this many full segments (+1 being filled)
+    ACK_PERSIST_EVERY = 1  # persist the ack after this many newly acked records; one that
+    # is not persisted yet comes again (the gateway retains it)
 
     def __init__(self, fs, prefix="/j", capacity=20000, record_size=48):
         if not _HEAD + _TAIL < record_size <= _HEAD + _TAIL + 255:
@@ -126,19 +129,19 @@ class Journal:
         self._set_record_size(record_size)
         self._salt = bytearray(8)
         self._mbuf = bytearray(META_SIZE)
-        self._segs = []       # _Seg, oldest first
-        self.seq = 0          # last seq assigned
-        self.acked = 0        # gateway's cumulative ack
+        self._segs = []  # _Seg, oldest first
+        self.seq = 0  # last seq assigned
+        self.acked = 0  # gateway's cumulative ack
         self.boot = 0
-        self.dropped = 0      # unacked records lost to overflow
-        self._first = 0       # number of the oldest segment file
+        self.dropped = 0  # unacked records lost to overflow
+        self._first = 0  # number of the oldest segment file
         self._gen = 0
-        self._mslot = 0       # meta copy (0/1) to write next
+        self._mslot = 0  # meta copy (0/1) to write next
         self._acked_saved = 0
-        self._pad = 0         # bytes that complete a torn tail slot before the next append
+        self._pad = 0  # bytes that complete a torn tail slot before the next append
         self._padbyte = 0
-        self._off = 0         # seq = stored seq + _off (see ack)
-        self.renumbered = 0   # records renumbered above an ack since boot (see ack)
+        self._off = 0  # seq = stored seq + _off (see ack)
+        self.renumbered = 0  # records renumbered above an ack since boot (see ack)
         used = self._open()
         room = fs.room(prefix) if hasattr(fs, "room") else None
         if room is not None:
@@ -166,9 +169,22 @@ class Journal:
         # two copies written alternately: a cut while writing one leaves the other intact
         self._gen += 1
         b = self._mbuf
-        struct.pack_into(META, b, 0, META_MAGIC, self._gen, self.seq, self.acked, self.boot,
-                         self.dropped, self._first, self.rs, 0, self._off)
-        struct.pack_into("<I", b, META_SIZE - 4, crc32(memoryview(b)[0:META_SIZE - 4]))
+        struct.pack_into(
+            META,
+            b,
+            0,
+            META_MAGIC,
+            self._gen,
+            self.seq,
+            self.acked,
+            self.boot,
+            self.dropped,
+            self._first,
+            self.rs,
+            0,
+            self._off,
+        )
+        struct.pack_into("<I", b, META_SIZE - 4, crc32(memoryview(b)[0 : META_SIZE - 4]))
         self.fs.write("%s.m%d" % (self.prefix, self._mslot), b)
         self._mslot ^= 1
         self._acked_saved = self.acked
@@ -179,15 +195,14 @@ class Journal:
         for i in (0, 1):
             if self.fs.read("%s.m%d" % (self.prefix, i), 0, b) != META_SIZE:
                 continue
-            if struct.unpack_from("<I", b, META_SIZE - 4)[0] != crc32(memoryview(b)[0:META_SIZE - 4]):
+            if struct.unpack_from("<I", b, META_SIZE - 4)[0] != crc32(memoryview(b)[0 : META_SIZE - 4]):
                 continue
             m = struct.unpack_from(META, b, 0)
             if m[0] == META_MAGIC and (best is None or m[1] > best[1]):
                 best = m
-                self._mslot = i ^ 1   # overwrite the older copy next
+                self._mslot = i ^ 1  # overwrite the older copy next
         if best:
-            _, self._gen, self.seq, self.acked, self.boot, self.dropped, self._first, rs, _, \
-                self._off = best
+            _, self._gen, self.seq, self.acked, self.boot, self.dropped, self._first, rs, _, self._off = best
             self._acked_saved = self.acked
             if rs != self.rs and _HEAD + _TAIL < rs <= _HEAD + _TAIL + 255:
                 # the journal on flash keeps its record size (a firmware update must not
@@ -199,7 +214,7 @@ class Journal:
     def _crc(self, num, slot):
         struct.pack_into("<II", self._salt, 0, num, slot)
         # the salt makes a stale record (an old file's bytes, another slot) fail the check
-        return crc32(self._mv[0:self.rs - _TAIL], crc32(self._salt))
+        return crc32(self._mv[0 : self.rs - _TAIL], crc32(self._salt))
 
     def _read(self, num, slot):
         """Load record `slot` of segment `num` into _buf; its seq if valid, else None."""
@@ -250,7 +265,7 @@ class Journal:
             seg = self._segs[-1]
             seg.slots -= 1
             self.fs.read(self._seg_path(seg.num), seg.slots * self.rs, self._buf)
-            self._mv[self.rs - self._pad:] = self._zeros[0:self._pad]
+            self._mv[self.rs - self._pad :] = self._zeros[0 : self._pad]
             if self._buf[0] == _MAGIC and self._crc_ok(seg.num, seg.slots):
                 self._padbyte = 0xFF
         return used
@@ -276,7 +291,7 @@ class Journal:
             try:
                 if self._pad:
                     fill = self._zeros if self._padbyte == 0 else bytes([0xFF]) * self._pad
-                    self.fs.append(path, fill[0:self._pad])
+                    self.fs.append(path, fill[0 : self._pad])
                     self._pad = 0
                     seg.slots += 1
                 seq = self.seq + 1
@@ -284,8 +299,8 @@ class Journal:
                 b[0] = _MAGIC
                 b[1] = n
                 struct.pack_into("<I", b, 2, seq - self._off)
-                self._mv[_HEAD:_HEAD + n] = payload
-                self._mv[_HEAD + n:self.rs - _TAIL] = self._zeros[0:self.rs - _TAIL - _HEAD - n]
+                self._mv[_HEAD : _HEAD + n] = payload
+                self._mv[_HEAD + n : self.rs - _TAIL] = self._zeros[0 : self.rs - _TAIL - _HEAD - n]
                 struct.pack_into("<I", b, self.rs - _TAIL, self._crc(seg.num, seg.slots))
                 self.fs.append(path, b)
                 break
@@ -333,7 +348,7 @@ class Journal:
             self.fs.remove(self._seg_path(self._segs.pop(0).num))
 
     def _unacked_in(self, seg):
-        if seg.last <= self.acked:     # also a segment without valid records (last 0)
+        if seg.last <= self.acked:  # also a segment without valid records (last 0)
             return 0
         # seqs are consecutive within a segment (a torn record's seq is assigned again)
         return seg.last - (seg.first if seg.first > self.acked else self.acked + 1) + 1
@@ -375,7 +390,7 @@ class Journal:
         self.acked = seq
         k = 0
         while k < len(self._segs) - 1 and self._unacked_in(self._segs[k]) == 0:
-            k += 1   # the segment being filled stays (no new file per ack)
+            k += 1  # the segment being filled stays (no new file per ack)
         if k:
             self._drop(k)
         elif self.acked - self._acked_saved >= self.ACK_PERSIST_EVERY:
@@ -398,11 +413,11 @@ class Journal:
             for slot in range(start, seg.slots):
                 q = self._read(seg.num, slot)
                 if q is not None and q > s:
-                    return q, bytes(self._mv[_HEAD:_HEAD + self._buf[1]])
+                    return q, bytes(self._mv[_HEAD : _HEAD + self._buf[1]])
         return None
 
 
-EVENT = "<Iqqi"     # boot, up, t (-1 = not synced), hold (-1 = none); then the event name
+EVENT = "<Iqqi"  # boot, up, t (-1 = not synced), hold (-1 = none); then the event name
 _EVENT_SIZE = const(24)
 
 
@@ -421,5 +436,6 @@ def __getattr__(name):
     # journal.MemFs / journal.PowerCut: simulator and test code, kept out of the panel's heap
     if name in ("MemFs", "PowerCut"):
         from firmware import memfs
+
         return getattr(memfs, name)
     raise AttributeError(name)

@@ -16,6 +16,7 @@ resent (in order) after every reconnect and whenever no ack covers it within the
 until an ack does. umqtt.simple's QoS 1 publish would wait for the PUBACK inside publish(),
 stalling the button loop for a round trip per event (and with no timeout at all).
 """
+
 from firmware import const
 from protocol import panel
 
@@ -24,19 +25,19 @@ OFF = const(0)
 JOINING = const(1)
 UP = const(2)
 _JOIN_POLL_MS = const(250)  # look at the Wi-Fi join this often
-_MAX_INBOUND = const(4)     # incoming packets handled per poll
+_MAX_INBOUND = const(4)  # incoming packets handled per poll
 
 
 class Link:
-    BACKOFF_MIN_MS = 1000       # first retry after a failure
-    BACKOFF_MAX_MS = 120000     # retries never further apart than this
-    JITTER_PCT = 25             # +-25 %: a store's panels do not reconnect in lockstep
-    STABLE_MS = 30000           # a connection up this long resets the backoff
-    WIFI_JOIN_MS = 15000        # give the AP this long to hand out an address
-    POLL_MS = 50                # look for incoming ack/config this often while connected
-    BURST = 10                  # event publishes per step (bounds the resend burst)
-    INFLIGHT_MAX = 50           # events published but not yet covered by an ack
-    ACK_GRACE_MS = 1000         # after connecting, wait this long for the retained ack
+    BACKOFF_MIN_MS = 1000  # first retry after a failure
+    BACKOFF_MAX_MS = 120000  # retries never further apart than this
+    JITTER_PCT = 25  # +-25 %: a store's panels do not reconnect in lockstep
+    STABLE_MS = 30000  # a connection up this long resets the backoff
+    WIFI_JOIN_MS = 15000  # give the AP this long to hand out an address
+    POLL_MS = 50  # look for incoming ack/config this often while connected
+    BURST = 10  # event publishes per step (bounds the resend burst)
+    INFLIGHT_MAX = 50  # events published but not yet covered by an ack
+    ACK_GRACE_MS = 1000  # after connecting, wait this long for the retained ack
     ACK_TIMEOUT_MAX_MS = 600000  # ack timeouts double up to this while the gateway is silent
     EVENT_QOS = 0
     STATE_QOS = 0
@@ -72,8 +73,8 @@ class Link:
         self.backoff_ms = self.BACKOFF_MIN_MS
         self.join_deadline = 0
         self.up_since = 0
-        self.sent = 0               # highest seq published on this connection
-        self.ack_seen = False       # a (retained) ack arrived on this connection
+        self.sent = 0  # highest seq published on this connection
+        self.ack_seen = False  # a (retained) ack arrived on this connection
         self.ack_wait_since = None  # when the oldest unacked publish started waiting
         self.ack_timeout_ms = self.base_ack_timeout_ms
         self.next_poll = 0
@@ -154,13 +155,19 @@ class Link:
     def _connect(self, now):
         m = self.mqtt_cfg
         try:
-            c = self.hal.mqtt(self.client_id, m["host"], m["port"], m.get("user"),
-                              m.get("password"), m.get("keepalive") or 60, bool(m.get("ssl")))
+            c = self.hal.mqtt(
+                self.client_id,
+                m["host"],
+                m["port"],
+                m.get("user"),
+                m.get("password"),
+                m.get("keepalive") or 60,
+                bool(m.get("ssl")),
+            )
             c.set_callback(self._on_message)
             self.client = c
             self.conn += 1
-            c.connect(True, (self.t_state, panel.will_payload(self.boot, self.conn), True,
-                             self.WILL_QOS))
+            c.connect(True, (self.t_state, panel.will_payload(self.boot, self.conn), True, self.WILL_QOS))
             self.state = UP  # before subscribe: retained messages arrive inside subscribe()
             self.up_since = now
             self.ack_seen = False
@@ -235,8 +242,7 @@ class Link:
             return False
         if not self.ack_seen and self.now - self.up_since < self.ACK_GRACE_MS:
             return False
-        return self.sent < self.outbox.head() and \
-            self.sent - self.outbox.acked() < self.INFLIGHT_MAX
+        return self.sent < self.outbox.head() and self.sent - self.outbox.acked() < self.INFLIGHT_MAX
 
     def _pump(self, now):
         """Publish unacked events after `sent`, in seq order, at most BURST per step."""
@@ -283,8 +289,9 @@ class Link:
             # the gateway is down. Rewind and resend everything unacked, in order (MQTT-FACTS 1).
             self.ack_timeouts += 1
             self.resends += self.sent - acked
-            self.hal.log("link: no ack for seq %d..%d in %d s, resending"
-                         % (acked + 1, self.sent, self.ack_timeout_ms // 1000))
+            self.hal.log(
+                "link: no ack for seq %d..%d in %d s, resending" % (acked + 1, self.sent, self.ack_timeout_ms // 1000)
+            )
             self.sent = acked
             self.ack_wait_since = None
             self.ack_timeout_ms = min(self.ack_timeout_ms * 2, self.ACK_TIMEOUT_MAX_MS)

@@ -14,6 +14,7 @@ if it keeps failing the watchdog resets the panel.
 
 Only boot()/loop()/run() stay in the heap; the config checks live in firmware/boot.py.
 """
+
 import gc
 import time
 
@@ -30,6 +31,7 @@ def boot(hal_factory=None, path=None, log=print, selftest_seconds=None, max_ms=N
     # does not end up between the blocks the boot-only code frees (less fragmentation)
     import protocol.panel  # noqa: F401
     from firmware import boot as b
+
     cfg = b.start(hal_factory or _default_hal, path or b.CONFIG_PATH, log, max_ms)
     del b  # with the module unloaded, nothing refers to its code any more
     unload("firmware.boot")
@@ -40,9 +42,11 @@ def boot(hal_factory=None, path=None, log=print, selftest_seconds=None, max_ms=N
     # (seen on the VM at 100k: MemoryError with 68 KB free after an explicit collect)
     gc.collect()
     from firmware.app import Panel  # before the HAL: the big code blocks find room first
+
     hal = (hal_factory or _default_hal)(cfg["pins"])
     if hal.pressed("yes") and hal.pressed("no"):
         from firmware import selftest
+
         selftest.SelfTest(hal, cfg, out=log).run(selftest_seconds or _SELFTEST_SECONDS)
         del selftest
         unload("firmware.selftest", "firmware.ntp")
@@ -53,6 +57,7 @@ def boot(hal_factory=None, path=None, log=print, selftest_seconds=None, max_ms=N
 
 def _default_hal(pins):
     from firmware.hal import Hal
+
     return Hal(pins)
 
 
@@ -94,6 +99,7 @@ def run():
             print("panel: start-up failed: %r; retrying in %d s" % (e, _START_RETRY_MS // 1000))
             try:
                 import sys
+
                 sys.print_exception(e)
             except Exception:
                 pass

@@ -22,7 +22,7 @@ class MemFs:
         self.budget = budget
         self.fill = fill
         self.disk = disk
-        self.written = 0    # bytes written in total (flash-wear statistics)
+        self.written = 0  # bytes written in total (flash-wear statistics)
         self.fail_writes = 0
 
     def read(self, path, offset, buf):
@@ -30,14 +30,14 @@ class MemFs:
         if data is None:
             return 0
         n = max(0, min(len(buf), len(data) - offset))
-        buf[0:n] = data[offset:offset + n]
+        buf[0:n] = data[offset : offset + n]
         return n
 
     def _put(self, target, data):
         n = len(data)
         room = self.room(None)
         if room is not None and n > room:
-            raise OSError(28)   # ENOSPC
+            raise OSError(28)  # ENOSPC
         if self.budget is not None and n > self.budget:
             k = self.budget
             self.budget = 0
@@ -53,11 +53,11 @@ class MemFs:
 
     def append(self, path, data):
         if path not in self.files:
-            self.files[path] = bytearray()   # open("ab") creates the file before writing
+            self.files[path] = bytearray()  # open("ab") creates the file before writing
         self._put(self.files[path], data)
 
     def write(self, path, data):
-        self.files[path] = bytearray()       # open("wb") truncates first
+        self.files[path] = bytearray()  # open("wb") truncates first
         if self.fail_writes:
             self.fail_writes -= 1
             raise OSError(28)

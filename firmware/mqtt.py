@@ -17,6 +17,7 @@ Also the device's waiting (ntp.exchange and dns.resolve use them too):
     getaddrinfo(hal, host, port)           socket.getaddrinfo; a name goes through firmware/dns.py
 `HAL` is set by Hal.mqtt() before the first connect.
 """
+
 import errno
 import select
 import socket
@@ -25,8 +26,8 @@ import time
 from umqtt import simple
 
 TIMEOUT_S = 3  # per socket operation; a LAN broker answers in milliseconds
-HAL = None     # firmware.hal.Hal (set by Hal.mqtt before the first connect)
-_STEP_MS = 5   # a socket wait samples the buttons this often (debounce is 30 ms)
+HAL = None  # firmware.hal.Hal (set by Hal.mqtt before the first connect)
+_STEP_MS = 5  # a socket wait samples the buttons this often (debounce is 30 ms)
 
 
 def wait_io(hal, poller, t0, timeout_ms):
@@ -47,6 +48,7 @@ def wait_io(hal, poller, t0, timeout_ms):
 def getaddrinfo(hal, host, port):
     if not host.replace(".", "").isdigit():  # a name, not an IPv4 address: look it up
         from firmware import dns, unload
+
         try:
             host = dns.resolve(hal, host)
         finally:
@@ -144,7 +146,7 @@ class _Sockets:
         return TimedSocket(s)
 
 
-setattr(simple, "socket", _Sockets)
+setattr(simple, "socket", _Sockets)  # noqa: B010 - the stubs declare no such attribute
 
 
 class MqttClient(simple.MQTTClient):

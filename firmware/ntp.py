@@ -11,13 +11,14 @@ it for a sync and unloads it after (firmware.unload). `clock.ntp_parse` etc. rea
     exchange(hal, host, request, timeout_ms) -> reply bytes   the device HAL's UDP exchange
     sync(panel, up)                      one sync of a firmware.app Panel (clock, RTC, schedule)
 """
+
 import struct
 
 from firmware.clock import EPOCH_OFFSET
 
-NTP_DELTA = 2208988800          # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 SYNC_TIMEOUT_MS = 1500
-SYNC_JITTER_MS = 60000          # spread a store's panels' resyncs
+SYNC_JITTER_MS = 60000  # spread a store's panels' resyncs
 
 
 def epoch_offset_s(gmtime):
@@ -44,7 +45,7 @@ def _ntp_ms(data, at):
     if secs == 0:
         return None
     if secs < 0x80000000:
-        secs += 0x100000000        # NTP era 1 starts 2036-02-07 (RFC 4330 section 3)
+        secs += 0x100000000  # NTP era 1 starts 2036-02-07 (RFC 4330 section 3)
     return (secs - NTP_DELTA) * 1000 + (frac * 1000 >> 32)
 
 
@@ -90,6 +91,7 @@ def exchange(hal, host, request, timeout_ms):
     import socket
 
     from firmware.mqtt import getaddrinfo, wait_io  # loaded: NTP syncs only while MQTT is up
+
     port = 123
     if ":" in host:
         host, port = host.rsplit(":", 1)

@@ -8,15 +8,17 @@ with firmware.config and protocol.config: none of this code stays in the panel's
     remote.load_saved(panel, text)  # Panel.__init__: /remote.json's text -> panel.cfg (or cfg_err)
     remote.on_config(panel, msg)  # Panel._on_config: the config topic's payload
 """
+
 from firmware.app import REMOTE_FILE
 from protocol import config as pconfig
 
-MAX_ERR = 200             # protocol's MAX_TEXT for cfg_err
+MAX_ERR = 200  # protocol's MAX_TEXT for cfg_err
 
 
 def load_saved(panel, text):
     hal = panel.hal
     from firmware import config
+
     cfg, err = config.load_remote(panel.cfg, text)
     if err:
         panel.cfg_err = str(err)[:MAX_ERR]
@@ -34,6 +36,7 @@ def on_config(panel, msg):
     if remote == panel.cfg.get("remote"):
         return  # the retained config again after a reconnect: nothing to write
     from firmware import config
+
     cfg, err = config.merge_remote(panel.cfg, remote)
     if err:
         _error(panel, err)
@@ -47,8 +50,7 @@ def on_config(panel, msg):
     panel.cfg = cfg
     panel.cfg_err = None
     t = cfg["timings"]
-    panel.buttons.set_timings(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"],
-                              stuck_ms=t["stuck_ms"])
+    panel.buttons.set_timings(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"], stuck_ms=t["stuck_ms"])
     panel.link.set_timings(t)
     panel.ui.brightness = cfg["led_brightness"]
     panel._leds = None
@@ -68,6 +70,7 @@ def _error(panel, err):
 def _write(path, text):
     # write-then-rename: a power cut leaves the old file or the new one, never half of one
     import os
+
     with open(path + ".tmp", "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
     os.rename(path + ".tmp", path)

@@ -17,6 +17,7 @@ grammar is in README.md, "Self-test protocol"):
 Each button press also lights an LED while held (yes=rate, no=thanks, unsure=status,
 seller=seller). A reason is one word-ish token without spaces (no_ap_found, timeout, ...).
 """
+
 from firmware import clock, ui
 from firmware.version import FW
 
@@ -25,7 +26,7 @@ ECHO_LED = {"yes": 0, "no": 1, "unsure": 2, "seller": 3}
 
 
 class SelfTest:
-    LED_MS = 300           # each LED lit this long in the LED walk
+    LED_MS = 300  # each LED lit this long in the LED walk
     WIFI_TIMEOUT_MS = 15000
     NTP_TIMEOUT_MS = 2000
     SAMPLE_MS = 10
@@ -83,9 +84,15 @@ class SelfTest:
         self.say("WIFI ok rssi=%s" % hal.wifi_rssi())
         m = cfg["mqtt"]
         try:
-            c = hal.mqtt("%s-%s-selftest" % (cfg["site"], cfg["device"]), m["host"], m["port"],
-                         m.get("user"), m.get("password"), m.get("keepalive") or 60,
-                         bool(m.get("ssl")))
+            c = hal.mqtt(
+                "%s-%s-selftest" % (cfg["site"], cfg["device"]),
+                m["host"],
+                m["port"],
+                m.get("user"),
+                m.get("password"),
+                m.get("keepalive") or 60,
+                bool(m.get("ssl")),
+            )
             c.set_callback(lambda topic, msg: None)
             c.connect(True, None)
             c.disconnect()
@@ -143,8 +150,10 @@ class SelfTest:
 def run(seconds=60, hal=None, cfg=None, config_path="/config.json"):
     """Run the self-test; from the REPL with no arguments it reads /config.json itself."""
     import sys
+
     from firmware import config
     from firmware.boot import chip
+
     c = chip(getattr(sys.implementation, "_machine", ""))  # the S3 has other pins (boot.py)
     err = None
     if cfg is None:
@@ -156,5 +165,6 @@ def run(seconds=60, hal=None, cfg=None, config_path="/config.json"):
             cfg = None
     if hal is None:
         from firmware.hal import Hal
+
         hal = Hal(cfg["pins"] if cfg else config.defaults(c)["pins"])
     SelfTest(hal, cfg, err).run(seconds)

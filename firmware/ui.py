@@ -10,6 +10,7 @@ next, so an idle panel is not redrawn every loop. Patterns (README.md, "LED patt
     status  100 ms flash / 2 s   offline (no Wi-Fi or no broker)
     status+seller alternate 4 Hz, others off: config error (nothing else shows)
 """
+
 from firmware import const
 
 NAMES = ("rate", "thanks", "status", "seller")
@@ -26,7 +27,6 @@ _CFG_ERR_HALF_MS = const(125)
 
 
 class Ui:
-
     def __init__(self, brightness=60):
         self.brightness = brightness
         self.window_open = False
@@ -63,8 +63,7 @@ class Ui:
             status = on
         e = self.echo
         if e[0] or e[1] or e[2] or e[3]:
-            return (max(rate, e[0] * on), max(thanks, e[1] * on), max(status, e[2] * on),
-                    max(seller, e[3] * on))
+            return (max(rate, e[0] * on), max(thanks, e[1] * on), max(status, e[2] * on), max(seller, e[3] * on))
         return (rate, thanks, status, seller)
 
     def _train_next(self, start, now, count, half):
@@ -80,14 +79,15 @@ class Ui:
         if self.config_error:
             return (now // _CFG_ERR_HALF_MS + 1) * _CFG_ERR_HALF_MS
         best = None
-        for t in (self._train_next(self.thanks_at, now, _THANKS_BLINKS, _THANKS_HALF_MS),
-                  self._train_next(self.fm_at, now, _FM_BLINKS, _FM_HALF_MS)):
+        for t in (
+            self._train_next(self.thanks_at, now, _THANKS_BLINKS, _THANKS_HALF_MS),
+            self._train_next(self.fm_at, now, _FM_BLINKS, _FM_HALF_MS),
+        ):
             if t is not None and (best is None or t < best):
                 best = t
         if self.offline:
             base = now - now % _OFFLINE_PERIOD_MS
-            t = base + _OFFLINE_FLASH_MS if now % _OFFLINE_PERIOD_MS < _OFFLINE_FLASH_MS \
-                else base + _OFFLINE_PERIOD_MS
+            t = base + _OFFLINE_FLASH_MS if now % _OFFLINE_PERIOD_MS < _OFFLINE_FLASH_MS else base + _OFFLINE_PERIOD_MS
             if best is None or t < best:
                 best = t
         return best

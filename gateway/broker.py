@@ -11,6 +11,7 @@ Mosquitto with gateway/mosquitto.conf. amqtt's defaults bind 0.0.0.0 and load $S
 logging plugins; here the listener is loopback unless told otherwise and only anonymous
 authentication is loaded.
 """
+
 import argparse
 import asyncio
 import logging
@@ -49,17 +50,21 @@ class EmbeddedBroker:
         logging.getLogger("amqtt").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
         if not _port_free(self.host, self.port):
-            raise OSError("port %s:%d is already in use: stop what uses it or choose another "
-                          "port (--broker-port)" % (self.host, self.port))
+            raise OSError(
+                "port %s:%d is already in use: stop what uses it or choose another "
+                "port (--broker-port)" % (self.host, self.port)
+            )
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.START_TIMEOUT_S) or self._error:
-            raise OSError("embedded MQTT broker did not start on %s:%d: %s"
-                          % (self.host, self.port, self._error or "timeout"))
+            raise OSError(
+                "embedded MQTT broker did not start on %s:%d: %s" % (self.host, self.port, self._error or "timeout")
+            )
         return self
 
     def _run(self):
         from amqtt.broker import Broker
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -115,10 +120,11 @@ def _port_free(host, port):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.broker",
-        description="Run the embedded MQTT broker (amqtt) until SIGTERM/SIGINT.")
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="address to listen on (default %(default)s: this machine only)")
+        prog="python -m gateway.broker", description="Run the embedded MQTT broker (amqtt) until SIGTERM/SIGINT."
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s: this machine only)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

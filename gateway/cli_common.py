@@ -4,10 +4,13 @@ database, and a subcommand group.
 A handler raises `CliError("what happened; what to do")` for anything the user can fix; the
 `rating` command (rating/cli.py) prints it as one line `error: ...` and exits with 2.
 """
+
 import argparse
 
-DB_HELP = ("database: sqlite:///path.db, a file path, or postgresql://user@host/db "
-           "(default: $RATING_DB, else $RATING_DATA/rating.db, else ./rating-data/rating.db)")
+DB_HELP = (
+    "database: sqlite:///path.db, a file path, or postgresql://user@host/db "
+    "(default: $RATING_DB, else $RATING_DATA/rating.db, else ./rating-data/rating.db)"
+)
 
 
 class CliError(Exception):
@@ -21,8 +24,9 @@ def add_db(parser):
 
 def group(sub, name, help_text, description):
     """A subcommand group (`rating site ...`); without its subcommand it prints its own help."""
-    p = sub.add_parser(name, help=help_text, description=description,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name, help=help_text, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.set_defaults(_parser=p, func=None)
     return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
 
@@ -31,6 +35,7 @@ def open_db(url, hint="check --db or $RATING_DB"):
     """The store at `url`, migrated; a CliError naming the problem when it cannot be opened."""
     from gateway.db import DatabaseError
     from gateway.schema import open_database
+
     try:
         return open_database(url)
     except DatabaseError as exc:

@@ -2,10 +2,10 @@
 
 Registration is cheap: the heavy modules (paho, the store) are imported inside the handlers.
 """
+
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
 import threading
 import time
@@ -23,16 +23,23 @@ JSON string), else the raw body as a string. `received_ms` (optional) is the arr
 def register(sub):
     fmt = argparse.RawDescriptionHelpFormatter
 
-    g, gsub = group(sub, "gateway", "run the MQTT gateway (ingest, acks, config push)",
-                     "The gateway: stores panel events from MQTT, acks them, pushes configs.")
+    g, gsub = group(
+        sub,
+        "gateway",
+        "run the MQTT gateway (ingest, acks, config push)",
+        "The gateway: stores panel events from MQTT, acks them, pushes configs.",
+    )
     run = gsub.add_parser(
-        "run", formatter_class=fmt, help="connect to the broker and ingest until stopped",
+        "run",
+        formatter_class=fmt,
+        help="connect to the broker and ingest until stopped",
         description=(
             "Subscribe (QoS 1, persistent session) to the panels' event and state topics and the "
             "counts topic, store each batch in one transaction and only then publish each panel's "
             "cumulative ack (retained). Without --broker an embedded broker (amqtt) is started "
             "on 127.0.0.1:--port in this process. Stop with Ctrl-C or SIGTERM: the running "
-            "batch is committed and acked first."),
+            "batch is committed and acked first."
+        ),
         epilog=(
             "Config file (TOML, top-level keys, all optional; command-line options win):\n"
             '  broker = "mqtt://127.0.0.1:1883"   db = "postgresql://rating@db/rating"\n'
@@ -40,48 +47,80 @@ def register(sub):
             "  batch_max = 500  batch_ms = 50  inflight = 50  max_unconfirmed = 2000\n"
             "  broker_port = 1883  config_push_s = 5.0  derive_tick_s = 10.0\n"
             "  ack_coalesce_ms = 100  tcp_nodelay = false\n"
-            "See gateway/README.md."))
-    run.add_argument("--broker", metavar="URL",
-                     help="MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)")
-    run.add_argument("--port", type=int, dest="broker_port", metavar="N",
-                     help="port of the embedded broker (default 1883; only without --broker)")
+            "See gateway/README.md."
+        ),
+    )
+    run.add_argument(
+        "--broker",
+        metavar="URL",
+        help="MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)",
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        dest="broker_port",
+        metavar="N",
+        help="port of the embedded broker (default 1883; only without --broker)",
+    )
     add_db(run)
     run.add_argument("--config", metavar="FILE", help="gateway settings file (TOML), see below")
     run.add_argument("--root", help="MQTT topic root (default rating/v1)")
-    run.add_argument("--client-id", help="MQTT client id; keep it stable so the broker keeps the "
-                                         "session while the gateway is down (default rating-gateway)")
+    run.add_argument(
+        "--client-id",
+        help="MQTT client id; keep it stable so the broker keeps the "
+        "session while the gateway is down (default rating-gateway)",
+    )
     run.add_argument("--data-dir", help="folder of the default SQLite database")
     run.add_argument("-v", "--verbose", action="store_true", help="log every batch")
     run.set_defaults(func=cmd_run)
 
-    d, dsub = group(sub, "deadletter", "messages that could not be stored (bad topic or payload)",
-                     "Dead letters: messages the gateway could not store as what they claimed to "
-                     "be, with the topic, raw bytes, reason and arrival time. The same message "
-                     "again (a resend, a redelivery, a repeated replay) is stored once and counted.")
-    dl = dsub.add_parser("list", help="show dead letters, last seen first",
-                         description="Show dead letters, the one seen most recently first.")
+    d, dsub = group(
+        sub,
+        "deadletter",
+        "messages that could not be stored (bad topic or payload)",
+        "Dead letters: messages the gateway could not store as what they claimed to "
+        "be, with the topic, raw bytes, reason and arrival time. The same message "
+        "again (a resend, a redelivery, a repeated replay) is stored once and counted.",
+    )
+    dl = dsub.add_parser(
+        "list",
+        help="show dead letters, last seen first",
+        description="Show dead letters, the one seen most recently first.",
+    )
     add_db(dl)
     dl.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
-    dl.add_argument("--since", metavar="WHEN",
-                    help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), "
-                         "or an age like 30m, 2h, 7d")
+    dl.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), or an age like 30m, 2h, 7d",
+    )
     dl.add_argument("--format", choices=("table", "json"), default="table")
     dl.set_defaults(func=cmd_deadletter_list)
 
     rp = sub.add_parser(
-        "replay", formatter_class=fmt, help="feed recorded MQTT messages through the ingest path",
-        description=("Feed a recorded message file through exactly the gateway's ingest path "
-                     "(validation, dead letters, idempotent store, derivation) without a broker. "
-                     "Safe to repeat: stored events are not stored twice.\n\n" + RECORD_HELP))
+        "replay",
+        formatter_class=fmt,
+        help="feed recorded MQTT messages through the ingest path",
+        description=(
+            "Feed a recorded message file through exactly the gateway's ingest path "
+            "(validation, dead letters, idempotent store, derivation) without a broker. "
+            "Safe to repeat: stored events are not stored twice.\n\n" + RECORD_HELP
+        ),
+    )
     rp.add_argument("file", metavar="FILE.jsonl")
     add_db(rp)
     rp.add_argument("--root", default=None, help="MQTT topic root of the recorded topics (default rating/v1)")
     rp.set_defaults(func=cmd_replay)
 
     rc = sub.add_parser(
-        "record", formatter_class=fmt, help="record live MQTT messages to a file for `rating replay`",
-        description=("Subscribe to what the gateway subscribes to and write every message to a "
-                     "file, until --duration / --count or Ctrl-C.\n\n" + RECORD_HELP))
+        "record",
+        formatter_class=fmt,
+        help="record live MQTT messages to a file for `rating replay`",
+        description=(
+            "Subscribe to what the gateway subscribes to and write every message to a "
+            "file, until --duration / --count or Ctrl-C.\n\n" + RECORD_HELP
+        ),
+    )
     rc.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
     rc.add_argument("--out", required=True, metavar="FILE.jsonl", help="file to write (appended to)")
     rc.add_argument("--root", default=None, help="MQTT topic root (default rating/v1)")
@@ -90,21 +129,32 @@ def register(sub):
     rc.set_defaults(func=cmd_record)
 
     st = sub.add_parser(
-        "status", help="panels online/offline, last seen, backlog, lost events, dead letters",
-        description=("Health of every panel: online/offline, last seen, backlog (events the "
-                     "panel still holds, from its last state), lost events (count and seq ranges: "
-                     "dropped by the panel, or missing longer than --grace), and dead letters."))
+        "status",
+        help="panels online/offline, last seen, backlog, lost events, dead letters",
+        description=(
+            "Health of every panel: online/offline, last seen, backlog (events the "
+            "panel still holds, from its last state), lost events (count and seq ranges: "
+            "dropped by the panel, or missing longer than --grace), and dead letters."
+        ),
+    )
     add_db(st)
-    st.add_argument("--grace", type=float, default=10.0, metavar="MIN",
-                    help="a missing seq counts as lost after this many minutes (default 10)")
+    st.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="MIN",
+        help="a missing seq counts as lost after this many minutes (default 10)",
+    )
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.set_defaults(func=cmd_status)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
 
+
 def _root(root):
     from protocol import ProtocolError, topics
+
     try:
         return topics.check_root(root or topics.DEFAULT_ROOT)
     except ProtocolError as exc:
@@ -143,8 +193,9 @@ def parse_since(text, now_ms):
     try:
         when = _dt.datetime.fromisoformat(text)
     except ValueError:
-        raise CliError("--since %r: write an age like 30m, 2h, 7d or a date/time like "
-                       "2024-05-01 or 2024-05-01T10:00" % text) from None
+        raise CliError(
+            "--since %r: write an age like 30m, 2h, 7d or a date/time like 2024-05-01 or 2024-05-01T10:00" % text
+        ) from None
     return int(when.timestamp() * 1000)
 
 
@@ -160,16 +211,26 @@ def table(rows, columns, out=sys.stdout):
 
 # ---- gateway run -----------------------------------------------------------------------------
 
+
 def cmd_run(args):
     import logging
+
     from gateway import db as dbmod
     from gateway import service
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     try:
         settings = service.load_settings(
-            args.config, broker=args.broker, broker_port=args.broker_port, db=args.db,
-            root=args.root, client_id=args.client_id, data_dir=args.data_dir)
+            args.config,
+            broker=args.broker,
+            broker_port=args.broker_port,
+            db=args.db,
+            root=args.root,
+            client_id=args.client_id,
+            data_dir=args.data_dir,
+        )
     except service.SettingsError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -182,8 +243,10 @@ def cmd_run(args):
 
 # ---- deadletter list -------------------------------------------------------------------------
 
+
 def cmd_deadletter_list(args):
     from gateway import store
+
     now = _now_ms()
     since = parse_since(args.since, now) if args.since else None
     if args.limit < 0:
@@ -202,12 +265,22 @@ def cmd_deadletter_list(args):
                 text = r["payload"].decode("utf-8")
             except UnicodeDecodeError:
                 text = None
-            out.append({"id": r["id"], "received_ms": r["received_ms"], "last_seen_ms": r["last_seen_ms"],
-                        "seen": r["seen"], "topic": r["topic"], "site": r["site"],
-                        "device": r["device"], "seq": r["seq"],
-                        "reason": r["reason"], "payload_text": text, "payload_hex": r["payload"].hex()})
-        json.dump({"total": total, "messages": messages, "dead_letters": out}, sys.stdout,
-                  ensure_ascii=False, indent=1)
+            out.append(
+                {
+                    "id": r["id"],
+                    "received_ms": r["received_ms"],
+                    "last_seen_ms": r["last_seen_ms"],
+                    "seen": r["seen"],
+                    "topic": r["topic"],
+                    "site": r["site"],
+                    "device": r["device"],
+                    "seq": r["seq"],
+                    "reason": r["reason"],
+                    "payload_text": text,
+                    "payload_hex": r["payload"].hex(),
+                }
+            )
+        json.dump({"total": total, "messages": messages, "dead_letters": out}, sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
     if not rows:
@@ -216,17 +289,35 @@ def cmd_deadletter_list(args):
     shown = []
     for r in rows:
         preview = repr(r["payload"])[2:-1]
-        shown.append({"id": r["id"], "time": fmt_time(r["received_ms"]),
-                      "last": fmt_time(r["last_seen_ms"]) if r["seen"] > 1 else "",
-                      "seen": r["seen"], "topic": r["topic"], "reason": r["reason"],
-                      "payload": preview if len(preview) <= 60 else preview[:57] + "..."})
-    table(shown, [("id", "id"), ("time", "first received"), ("seen", "seen"), ("last", "last seen"),
-                  ("topic", "topic"), ("reason", "reason"), ("payload", "payload")])
+        shown.append(
+            {
+                "id": r["id"],
+                "time": fmt_time(r["received_ms"]),
+                "last": fmt_time(r["last_seen_ms"]) if r["seen"] > 1 else "",
+                "seen": r["seen"],
+                "topic": r["topic"],
+                "reason": r["reason"],
+                "payload": preview if len(preview) <= 60 else preview[:57] + "...",
+            }
+        )
+    table(
+        shown,
+        [
+            ("id", "id"),
+            ("time", "first received"),
+            ("seen", "seen"),
+            ("last", "last seen"),
+            ("topic", "topic"),
+            ("reason", "reason"),
+            ("payload", "payload"),
+        ],
+    )
     print("%d shown, %d in total (%d messages)" % (len(rows), total, messages))
     return 0
 
 
 # ---- replay / record ------------------------------------------------------------------------
+
 
 def body_to_record(payload):
     """Raw body -> the file's `payload` value (JSON value, or the raw body as a string)."""
@@ -273,15 +364,18 @@ def read_replay(path):
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                raise CliError("%s:%d: not JSON (%s); each line must be "
-                               '{"topic": ..., "payload": ...}' % (path, n, exc)) from None
+                raise CliError(
+                    '%s:%d: not JSON (%s); each line must be {"topic": ..., "payload": ...}' % (path, n, exc)
+                ) from None
             if not isinstance(obj, dict) or not isinstance(obj.get("topic"), str) or "payload" not in obj:
-                raise CliError('%s:%d: each line must be a JSON object {"topic": "<string>", '
-                               '"payload": <body>}' % (path, n))
+                raise CliError(
+                    '%s:%d: each line must be a JSON object {"topic": "<string>", "payload": <body>}' % (path, n)
+                )
             ms = obj.get("received_ms")
             if ms is not None and (type(ms) is not int or not 0 <= ms < _T_MAX):
-                raise CliError("%s:%d: received_ms must be a whole number of ms since 1970 "
-                               "(before 2100), got %r" % (path, n, ms))
+                raise CliError(
+                    "%s:%d: received_ms must be a whole number of ms since 1970 (before 2100), got %r" % (path, n, ms)
+                )
             out.append((n, obj["topic"], record_to_body(obj["payload"]), ms))
     return out
 
@@ -289,6 +383,7 @@ def read_replay(path):
 def replay(db, lines, root, now_ms):
     """Feed (line, topic, body, received_ms) through the Ingestor; returns its stats."""
     from gateway import ingest
+
     changed = set()
     ing = ingest.Ingestor(db, root, on_commit=lambda devices, _ms: changed.update(devices))
     for _, topic, body, ms in lines:
@@ -311,10 +406,19 @@ def cmd_replay(args):
         stats = replay(db, lines, root, _now_ms())
     finally:
         db.close()
-    print("replayed %d messages from %s: %d events stored, %d duplicates ignored, %d states, "
-          "%d counts, %d dead letters" % (stats["messages"], args.file, stats["events"],
-                                          stats["duplicates"], stats["states"], stats["counts"],
-                                          stats["dead_letters"]))
+    print(
+        "replayed %d messages from %s: %d events stored, %d duplicates ignored, %d states, "
+        "%d counts, %d dead letters"
+        % (
+            stats["messages"],
+            args.file,
+            stats["events"],
+            stats["duplicates"],
+            stats["states"],
+            stats["counts"],
+            stats["dead_letters"],
+        )
+    )
     if stats["dead_letters"]:
         print("see them with: rating deadletter list")
     return 0
@@ -323,9 +427,12 @@ def cmd_replay(args):
 def cmd_record(args):
     import queue
     import signal
+
     import paho.mqtt.client as mqtt
-    from protocol import topics
+
     from gateway import service
+    from protocol import topics
+
     root = _root(args.root)
     try:
         host, port, user, password = service.parse_broker_url(args.broker)
@@ -337,7 +444,8 @@ def cmd_record(args):
         client.username_pw_set(user, password)
     subscribed = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: (
-        c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)]) if not rc.is_failure else None)
+        c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)]) if not rc.is_failure else None
+    )
     client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
     client.on_message = lambda c, u, m: q.put((m._topic, m.payload, _now_ms()))
     try:
@@ -356,14 +464,16 @@ def cmd_record(args):
     n = 0
     try:
         with open(args.out, "a", encoding="utf-8") as f:
-            while not stop and (deadline is None or time.monotonic() < deadline) and (
-                    args.count is None or n < args.count):
+            while (
+                not stop
+                and (deadline is None or time.monotonic() < deadline)
+                and (args.count is None or n < args.count)
+            ):
                 try:
                     topic, body, ms = q.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                rec = {"topic": topic.decode("utf-8", "replace"), "payload": body_to_record(body),
-                       "received_ms": ms}
+                rec = {"topic": topic.decode("utf-8", "replace"), "payload": body_to_record(body), "received_ms": ms}
                 line = json.dumps(rec, ensure_ascii=False)
                 if not line.isascii():
                     try:
@@ -382,31 +492,42 @@ def cmd_record(args):
 
 # ---- status ----------------------------------------------------------------------------------
 
+
 def status_report(db, now_ms, grace_ms):
     from gateway import store
+
     panels = []
     states = {(r["site"], r["device"]): r for r in store.panel_states(db)}
     for site, device in store.devices(db):
         st = states.get((site, device)) or {}
         gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st)
         lost, ranges = store.lost_summary(gaps)
-        panels.append({
-            "site": site, "device": device,
-            "online": None if st.get("online") is None else bool(st["online"]),
-            "last_seen_ms": st.get("last_seen_ms"),
-            "backlog": st.get("pending"),
-            "dropped": st.get("dropped"),
-            "lost": lost, "lost_ranges": ranges,
-            "missing_open": sum(g["count"] for g in gaps if g["status"] == "open"),
-            "acked_seq": store.last_ack(db, site, device),
-            "last_seq": st.get("last_seq"),
-            "fw": st.get("fw"), "rssi": st.get("rssi"),
-            "faults": json.loads(st["faults"]) if st.get("faults") else [],
-            "cfg": st.get("cfg"), "cfg_err": st.get("cfg_err"),
-        })
-    return {"now_ms": now_ms, "panels": panels,
-            "dead_letters": store.dead_letter_count(db, distinct=True),
-            "dead_letter_messages": store.dead_letter_count(db)}
+        panels.append(
+            {
+                "site": site,
+                "device": device,
+                "online": None if st.get("online") is None else bool(st["online"]),
+                "last_seen_ms": st.get("last_seen_ms"),
+                "backlog": st.get("pending"),
+                "dropped": st.get("dropped"),
+                "lost": lost,
+                "lost_ranges": ranges,
+                "missing_open": sum(g["count"] for g in gaps if g["status"] == "open"),
+                "acked_seq": store.last_ack(db, site, device),
+                "last_seq": st.get("last_seq"),
+                "fw": st.get("fw"),
+                "rssi": st.get("rssi"),
+                "faults": json.loads(st["faults"]) if st.get("faults") else [],
+                "cfg": st.get("cfg"),
+                "cfg_err": st.get("cfg_err"),
+            }
+        )
+    return {
+        "now_ms": now_ms,
+        "panels": panels,
+        "dead_letters": store.dead_letter_count(db, distinct=True),
+        "dead_letter_messages": store.dead_letter_count(db),
+    }
 
 
 def cmd_status(args):
@@ -424,24 +545,39 @@ def cmd_status(args):
     now = report["now_ms"]
     rows = []
     for p in report["panels"]:
-        rows.append({
-            "panel": "%s/%s" % (p["site"], p["device"]),
-            "online": {None: "?", True: "online", False: "OFFLINE"}[p["online"]],
-            "seen": "%s (%s)" % (fmt_time(p["last_seen_ms"]), fmt_age(p["last_seen_ms"], now))
-            if p["last_seen_ms"] else "never",
-            "backlog": "-" if p["backlog"] is None else p["backlog"],
-            "lost": "%d (%s)" % (p["lost"], p["lost_ranges"]) if p["lost"] else "0",
-            "missing": p["missing_open"],
-            "acked": "-" if p["acked_seq"] is None else p["acked_seq"],
-            "faults": ",".join(p["faults"]) + (" cfg_err: %s" % p["cfg_err"] if p["cfg_err"] else ""),
-        })
+        rows.append(
+            {
+                "panel": "%s/%s" % (p["site"], p["device"]),
+                "online": {None: "?", True: "online", False: "OFFLINE"}[p["online"]],
+                "seen": "%s (%s)" % (fmt_time(p["last_seen_ms"]), fmt_age(p["last_seen_ms"], now))
+                if p["last_seen_ms"]
+                else "never",
+                "backlog": "-" if p["backlog"] is None else p["backlog"],
+                "lost": "%d (%s)" % (p["lost"], p["lost_ranges"]) if p["lost"] else "0",
+                "missing": p["missing_open"],
+                "acked": "-" if p["acked_seq"] is None else p["acked_seq"],
+                "faults": ",".join(p["faults"]) + (" cfg_err: %s" % p["cfg_err"] if p["cfg_err"] else ""),
+            }
+        )
     if rows:
-        table(rows, [("panel", "panel"), ("online", "state"), ("seen", "last seen"),
-                     ("backlog", "backlog"), ("acked", "acked seq"), ("lost", "lost events (seqs)"),
-                     ("missing", "missing, waiting"), ("faults", "faults")])
+        table(
+            rows,
+            [
+                ("panel", "panel"),
+                ("online", "state"),
+                ("seen", "last seen"),
+                ("backlog", "backlog"),
+                ("acked", "acked seq"),
+                ("lost", "lost events (seqs)"),
+                ("missing", "missing, waiting"),
+                ("faults", "faults"),
+            ],
+        )
     else:
         print("no panels seen yet")
     n, msgs = report["dead_letters"], report["dead_letter_messages"]
-    print("dead letters: %d%s%s" % (n, " (%d messages)" % msgs if msgs != n else "",
-                                    " (see: rating deadletter list)" if n else ""))
+    print(
+        "dead letters: %d%s%s"
+        % (n, " (%d messages)" % msgs if msgs != n else "", " (see: rating deadletter list)" if n else "")
+    )
     return 0

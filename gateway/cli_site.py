@@ -3,6 +3,7 @@
 Handlers are thin: parse arguments, open the database, call gateway.site / derive / review /
 counts / report, print. Heavy imports happen inside the handlers so `rating --help` stays fast.
 """
+
 import argparse
 import os
 import sys
@@ -10,8 +11,10 @@ import time
 
 from gateway.cli_common import CliError, add_db, group, open_db
 
-TIME_HELP = ("ISO 8601 date or date-time, e.g. 2025-01-06 or 2025-01-06T09:00+03:00 "
-             "(without an offset: the offices' timezone); or Unix epoch ms")
+TIME_HELP = (
+    "ISO 8601 date or date-time, e.g. 2025-01-06 or 2025-01-06T09:00+03:00 "
+    "(without an offset: the offices' timezone); or Unix epoch ms"
+)
 
 
 def _now_ms():
@@ -28,6 +31,7 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
     import datetime as dt
 
     from gateway import site as site_mod
+
     text = text.strip()
     if text.isdigit():
         return int(text)
@@ -36,7 +40,7 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
     if site and ("site", site) in sites:
         tz = history.tz(site)
     else:
-        tz = history.tz(sites[0][1]) if sites else dt.timezone.utc
+        tz = history.tz(sites[0][1]) if sites else dt.UTC
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
@@ -68,14 +72,17 @@ def _at(bound, tz):
 
 def _fmt_time(ms, tz):
     import datetime as dt
+
     return dt.datetime.fromtimestamp(ms / 1000.0, tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- handlers ---------------------------------------------------------------------------
 
+
 def cmd_site_apply(args):
     from gateway import derive
     from gateway import site as site_mod
+
     try:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
@@ -98,8 +105,10 @@ def cmd_site_apply(args):
     print("%s: %s %d change(s):" % (args.file, verb, len(changes)))
     for kind, key, valid_from, explicit, data in changes:
         what = "removed" if data is None else "set"
-        print("  %-10s %-32s %s from %s%s" % (kind, key, what, _fmt_time(valid_from, None),
-                                             "" if explicit else " (apply time)"))
+        print(
+            "  %-10s %-32s %s from %s%s"
+            % (kind, key, what, _fmt_time(valid_from, None), "" if explicit else " (apply time)")
+        )
     if not args.dry_run:
         n = derive.rebuild(db, now)
         print("re-derived polls of %d panel(s) with the new settings" % n)
@@ -108,18 +117,21 @@ def cmd_site_apply(args):
 
 def cmd_rebuild(args):
     from gateway import derive
+
     db = open_db(args.db)
     started = time.monotonic()
     n = derive.rebuild(db, _now_ms())
     polls, fms = derive.totals(db)
-    print("rebuilt %d panel(s): %d polls, %d force-majeure reports (%.1f s)"
-          % (n, polls, fms, time.monotonic() - started))
+    print(
+        "rebuilt %d panel(s): %d polls, %d force-majeure reports (%.1f s)" % (n, polls, fms, time.monotonic() - started)
+    )
     return 0
 
 
 def cmd_review_list(args):
     from gateway import derive, i18n, review
     from gateway import site as site_mod
+
     db = open_db(args.db)
     history = site_mod.load(db)
     lang = i18n.lang_or_default(args.lang or history.deployment(_now_ms())["lang"])
@@ -149,24 +161,40 @@ def cmd_review_list(args):
         if stratum == "fm":
             ident = review.format_id(site, device, row["seq"])
             status = review.fm_status(verdicts, site, device, row["seq"])
-            print("%-28s %s  %s-%s  %s  %s: %s" % (
-                ident, i18n.t(lang, "stratum_fm"), _fmt_time(row["start_ms"], tz),
-                _fmt_time(row["end_ms"], tz)[11:],
-                history.employee_name(row["employee"]) if row["employee"] else "-",
-                i18n.t(lang, "verdict"), i18n.t(lang, status)))
+            print(
+                "%-28s %s  %s-%s  %s  %s: %s"
+                % (
+                    ident,
+                    i18n.t(lang, "stratum_fm"),
+                    _fmt_time(row["start_ms"], tz),
+                    _fmt_time(row["end_ms"], tz)[11:],
+                    history.employee_name(row["employee"]) if row["employee"] else "-",
+                    i18n.t(lang, "verdict"),
+                    i18n.t(lang, status),
+                )
+            )
         else:
             ident = review.format_id(site, device, row["open_seq"])
             v = verdicts.get((review.POLL, site, device, row["open_seq"]))
             status = v["verdict"] if v else "-"
-            print("%-28s %s  %s  %s  %s  %s: %s" % (
-                ident, i18n.t(lang, "stratum_" + stratum), _fmt_time(row["opened_ms"], tz),
-                i18n.answer_text(lang, row["answer"]),
-                history.employee_name(row["employee"]) if row["employee"] else "-",
-                i18n.t(lang, "verdict"), i18n.t(lang, status) if status != "-" else "-"))
+            print(
+                "%-28s %s  %s  %s  %s  %s: %s"
+                % (
+                    ident,
+                    i18n.t(lang, "stratum_" + stratum),
+                    _fmt_time(row["opened_ms"], tz),
+                    i18n.answer_text(lang, row["answer"]),
+                    history.employee_name(row["employee"]) if row["employee"] else "-",
+                    i18n.t(lang, "verdict"),
+                    i18n.t(lang, status) if status != "-" else "-",
+                )
+            )
         if row.get("video_url"):
             print("%28s %s: %s" % ("", i18n.t(lang, "video"), row["video_url"]))
-    print("%d item(s): all No answers, all force-majeure reports, %.0f %% of other polls (seed %s)"
-          % (len(items), share * 100, args.seed))
+    print(
+        "%d item(s): all No answers, all force-majeure reports, %.0f %% of other polls (seed %s)"
+        % (len(items), share * 100, args.seed)
+    )
     return 0
 
 
@@ -176,6 +204,7 @@ def _by(args):
 
 def cmd_review_poll(args):
     from gateway import review
+
     db = open_db(args.db)
     verdict = "invalid" if args.invalid else "valid"
     try:
@@ -188,6 +217,7 @@ def cmd_review_poll(args):
 
 def cmd_review_fm(args):
     from gateway import review
+
     db = open_db(args.db)
     verdict = "confirm" if args.confirm else "reject"
     try:  # a corrected period is read in the timezone of the report's office
@@ -206,6 +236,7 @@ def cmd_review_fm(args):
 
 def cmd_review_history(args):
     from gateway import review
+
     db = open_db(args.db)
     try:
         rows = review.history(db, args.id)
@@ -218,21 +249,26 @@ def cmd_review_history(args):
         period = ""
         if r["from_ms"] is not None or r["to_ms"] is not None:
             period = " period %s..%s" % (r["from_ms"], r["to_ms"])
-        print("%s  %-4s %-8s by %-16s%s  %s" % (_fmt_time(r["at_ms"], None), r["target"], r["verdict"],
-                                                r["by_name"], period, r["reason"]))
+        print(
+            "%s  %-4s %-8s by %-16s%s  %s"
+            % (_fmt_time(r["at_ms"], None), r["target"], r["verdict"], r["by_name"], period, r["reason"])
+        )
     print("in force: %s" % rows[-1]["verdict"])
     return 0
 
 
 def cmd_counts_import(args):
     from gateway import counts
+
     db = open_db(args.db)
     try:
         n = counts.import_file(db, args.file, _now_ms())
     except OSError as exc:
         raise CliError("cannot read %s: %s" % (args.file, exc.strerror))
     except counts.CountsError as exc:
-        raise CliError("%s\nColumns: site,device,from,to,transactions,visitors (see `rating counts import --help`)" % exc)
+        raise CliError(
+            "%s\nColumns: site,device,from,to,transactions,visitors (see `rating counts import --help`)" % exc
+        )
     print("%s: %d interval(s) stored (re-importing changes nothing)" % (args.file, n))
     return 0
 
@@ -241,14 +277,16 @@ def cmd_report(args):
     import json
 
     from gateway import report
+
     db = open_db(args.db)
     # without --site, a date (or a time without UTC offset) is each office's own local one
     local = not args.site
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
     try:
-        data = report.build_report(db, by=args.by, period=args.period, start=start, end=end, k=args.k,
-                                   lang=args.lang, site=args.site)
+        data = report.build_report(
+            db, by=args.by, period=args.period, start=start, end=end, k=args.k, lang=args.lang, site=args.site
+        )
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc))
     if args.format == "json":
@@ -268,6 +306,7 @@ def cmd_report(args):
 
 # --- registration -----------------------------------------------------------------------
 
+
 def _k(text):
     try:
         value = float(text)
@@ -283,50 +322,80 @@ def _share(text):
 
 
 def _cmd(sub, name, func, help_text, description=None):
-    p = sub.add_parser(name, help=help_text, description=description or help_text,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name, help=help_text, description=description or help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_db(p)
     p.set_defaults(func=func)
     return p
 
 
 def register(sub):
-    _, site_sub = group(sub, "site", "offices, panels, questions, employees and roster from a TOML file",
-                         "The site file says which offices and panels exist, which key question each panel "
-                         "asks, and who works at which panel when. See docs/site-file.md and "
-                         "docs/examples/two-offices.toml.")
-    p = _cmd(site_sub, "apply", cmd_site_apply, "record the settings of a site file (history is kept)",
-             "Validate FILE.toml and append what changed to the settings history: a change takes "
-             "effect at its `from` (or now). Nothing is ever overwritten, so past polls keep the "
-             "employee and question they had. Polls are re-derived afterwards and the gateway "
-             "pushes the new question/timings to the panels.")
+    _, site_sub = group(
+        sub,
+        "site",
+        "offices, panels, questions, employees and roster from a TOML file",
+        "The site file says which offices and panels exist, which key question each panel "
+        "asks, and who works at which panel when. See docs/site-file.md and "
+        "docs/examples/two-offices.toml.",
+    )
+    p = _cmd(
+        site_sub,
+        "apply",
+        cmd_site_apply,
+        "record the settings of a site file (history is kept)",
+        "Validate FILE.toml and append what changed to the settings history: a change takes "
+        "effect at its `from` (or now). Nothing is ever overwritten, so past polls keep the "
+        "employee and question they had. Polls are re-derived afterwards and the gateway "
+        "pushes the new question/timings to the panels.",
+    )
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--dry-run", action="store_true", help="validate and show the changes, record nothing")
 
-    _cmd(sub, "rebuild", cmd_rebuild, "re-derive polls and force-majeure reports from the raw events",
-         "Drop every derived row (polls, force-majeure reports, unsolicited presses, anomalies) and "
-         "derive them again from the stored raw events and the settings history. Safe at any time: "
-         "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids).")
+    _cmd(
+        sub,
+        "rebuild",
+        cmd_rebuild,
+        "re-derive polls and force-majeure reports from the raw events",
+        "Drop every derived row (polls, force-majeure reports, unsolicited presses, anomalies) and "
+        "derive them again from the stored raw events and the settings history. Safe at any time: "
+        "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids).",
+    )
 
-    _, rev = group(sub, "review", "expert review: sample polls, mark invalid, confirm force majeure",
-                    "The expert checks polls against the video archive. `list` gives the sample, "
-                    "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
-                    "shows the audit trail of one id.")
-    p = _cmd(rev, "list", cmd_review_list, "the stratified sample to check, with video links",
-             "Every No answer, every force-majeure report and a random share of the other polls, "
-             "oldest first, with the video-archive link of each. The random part is stable for a "
-             "given --seed (new polls do not reshuffle it).")
+    _, rev = group(
+        sub,
+        "review",
+        "expert review: sample polls, mark invalid, confirm force majeure",
+        "The expert checks polls against the video archive. `list` gives the sample, "
+        "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
+        "shows the audit trail of one id.",
+    )
+    p = _cmd(
+        rev,
+        "list",
+        cmd_review_list,
+        "the stratified sample to check, with video links",
+        "Every No answer, every force-majeure report and a random share of the other polls, "
+        "oldest first, with the video-archive link of each. The random part is stable for a "
+        "given --seed (new polls do not reshuffle it).",
+    )
     p.add_argument("--site", help="only this office (site id)")
     p.add_argument("--from", dest="start", metavar="TIME", help="polls opened at/after TIME; " + TIME_HELP)
     p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
-    p.add_argument("--share", type=_share, help="share of the other polls to sample, 0..1 "
-                   "(default: deployment.review_share, 0.1)")
+    p.add_argument(
+        "--share", type=_share, help="share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"
+    )
     p.add_argument("--seed", default="0", help="sample seed (default 0)")
     p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's)")
 
-    p = _cmd(rev, "poll", cmd_review_poll, "mark a poll invalid (or valid again)",
-             "Mark a poll invalid (excluded from every KPI) or --valid to revert. ID is site/device/seq "
-             "as `rating review list` shows it.")
+    p = _cmd(
+        rev,
+        "poll",
+        cmd_review_poll,
+        "mark a poll invalid (or valid again)",
+        "Mark a poll invalid (excluded from every KPI) or --valid to revert. ID is site/device/seq "
+        "as `rating review list` shows it.",
+    )
     p.add_argument("id", metavar="ID", help="poll id: site/device/seq")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--invalid", action="store_true", help="exclude the poll from the KPIs")
@@ -334,10 +403,15 @@ def register(sub):
     p.add_argument("--reason", help="why (required with --invalid); kept in the audit trail")
     p.add_argument("--by", help="who gives the verdict (default: $RATING_EXPERT or $USER)")
 
-    p = _cmd(rev, "fm", cmd_review_fm, "confirm or reject a force-majeure report",
-             "A confirmed report takes that panel's No answers and silent polls inside the period out "
-             "of DI-staff (not DI-office or ELI). --from/--to correct the period when the video shows "
-             "it differently.")
+    p = _cmd(
+        rev,
+        "fm",
+        cmd_review_fm,
+        "confirm or reject a force-majeure report",
+        "A confirmed report takes that panel's No answers and silent polls inside the period out "
+        "of DI-staff (not DI-office or ELI). --from/--to correct the period when the video shows "
+        "it differently.",
+    )
     p.add_argument("id", metavar="ID", help="report id: site/device/seq of the long press")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--confirm", action="store_true", help="the force majeure really happened")
@@ -350,36 +424,65 @@ def register(sub):
     p = _cmd(rev, "history", cmd_review_history, "every verdict on one poll or report (audit trail)")
     p.add_argument("id", metavar="ID", help="site/device/seq")
 
-    _, cnt = group(sub, "counts", "transactions and visitors (exact conversion, visitor coverage)",
-                    "External counts per office (or panel) and interval: sales from the point of sale, "
-                    "visitors from a people counter. They also arrive on the MQTT counts topic.")
-    p = _cmd(cnt, "import", cmd_counts_import, "import a counts CSV (idempotent)",
-             "CSV with a header row; columns:\n"
-             "  site          office id\n"
-             "  device        panel id, or empty for the whole office (optional column)\n"
-             "  from, to      interval [from, to): ISO 8601 with offset (2025-01-06T09:00:00+03:00) or epoch ms\n"
-             "  transactions  sales in the interval (may be empty)\n"
-             "  visitors      people counted (may be empty)\n"
-             "Re-importing the same file changes nothing; a corrected line overwrites its interval.\n"
-             "A file with any bad line imports nothing and every problem is listed with its line.")
+    _, cnt = group(
+        sub,
+        "counts",
+        "transactions and visitors (exact conversion, visitor coverage)",
+        "External counts per office (or panel) and interval: sales from the point of sale, "
+        "visitors from a people counter. They also arrive on the MQTT counts topic.",
+    )
+    p = _cmd(
+        cnt,
+        "import",
+        cmd_counts_import,
+        "import a counts CSV (idempotent)",
+        "CSV with a header row; columns:\n"
+        "  site          office id\n"
+        "  device        panel id, or empty for the whole office (optional column)\n"
+        "  from, to      interval [from, to): ISO 8601 with offset (2025-01-06T09:00:00+03:00) or epoch ms\n"
+        "  transactions  sales in the interval (may be empty)\n"
+        "  visitors      people counted (may be empty)\n"
+        "Re-importing the same file changes nothing; a corrected line overwrites its interval.\n"
+        "A file with any bad line imports nothing and every problem is listed with its line.",
+    )
     p.add_argument("file", metavar="FILE.csv")
 
-    p = _cmd(sub, "report", cmd_report, "KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate",
-             "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
-             "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
-             "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
-             "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
-             "JSON fields: docs/report-json.md.")
-    p.add_argument("--by", choices=("employee", "device", "site", "question"), default="site",
-                   help="one row per employee, panel, office or question (default: site)")
-    p.add_argument("--period", choices=("day", "week", "month", "all"), default="all",
-                   help="split rows by day, ISO week or month in the office's timezone (default: all)")
-    p.add_argument("--from", dest="start", metavar="TIME", help="polls opened at/after TIME; " + TIME_HELP
-                   + "; without --site, a date or a time without offset is each office's own local time")
+    p = _cmd(
+        sub,
+        "report",
+        cmd_report,
+        "KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate",
+        "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
+        "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
+        "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
+        "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
+        "JSON fields: docs/report-json.md.",
+    )
+    p.add_argument(
+        "--by",
+        choices=("employee", "device", "site", "question"),
+        default="site",
+        help="one row per employee, panel, office or question (default: site)",
+    )
+    p.add_argument(
+        "--period",
+        choices=("day", "week", "month", "all"),
+        default="all",
+        help="split rows by day, ISO week or month in the office's timezone (default: all)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="polls opened at/after TIME; "
+        + TIME_HELP
+        + "; without --site, a date or a time without offset is each office's own local time",
+    )
     p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
     p.add_argument("--site", help="only this office (site id)")
-    p.add_argument("--k", type=_k, help="correction coefficient for silent customers, 0..1 "
-                   "(default: the site file's, else 0.8)")
+    p.add_argument(
+        "--k", type=_k, help="correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)"
+    )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
     p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's, else ru)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")

@@ -6,12 +6,12 @@ question text in the deployment's language (with {employee} replaced by the name
 employee on shift at that panel), the question kind, window_s, rearm_s and fm_minutes. When it
 differs from the last one pushed, a new message with `ver` one higher is due.
 """
+
 import json
 import time
 
-from protocol import messages, topics
-
 from gateway import site as site_mod
+from protocol import messages, topics
 
 CONFIG_KIND = "config"
 
@@ -33,7 +33,7 @@ def desired(history, site, device, now_ms):
             text = " ".join(text.replace("{employee}", name).split())
             for mark in "?!.,:;":  # nobody on shift: "менеджера ?" -> "менеджера?"
                 text = text.replace(" " + mark, mark)
-        out["question"] = text[:messages.MAX_QUESTION]
+        out["question"] = text[: messages.MAX_QUESTION]
         out["kind"] = question["kind"]
     return out
 
@@ -80,5 +80,8 @@ def mark_pushed(db, topic, payload, now_ms=None):
     site, device = parts[-3], parts[-2]
     config = messages.decode_config(payload)
     text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload
-    db.execute("INSERT INTO config_pushes (site, device, ver, payload, pushed_ms) VALUES (?, ?, ?, ?, ?) "
-               "ON CONFLICT (site, device, ver) DO NOTHING", (site, device, config["ver"], text, now_ms))
+    db.execute(
+        "INSERT INTO config_pushes (site, device, ver, payload, pushed_ms) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (site, device, ver) DO NOTHING",
+        (site, device, config["ver"], text, now_ms),
+    )

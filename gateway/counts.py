@@ -11,6 +11,7 @@ Re-importing the same file changes nothing; a corrected file overwrites the valu
 (site, device, from, to). A file with any bad line imports nothing: every problem is listed
 with its line number.
 """
+
 import csv
 import io
 import os
@@ -28,8 +29,9 @@ class CountsError(ValueError):
         self.errors = errors
         shown = errors[:MAX_ERRORS]
         more = "" if len(errors) <= MAX_ERRORS else "\n  ... and %d more" % (len(errors) - MAX_ERRORS)
-        super().__init__("%s: nothing imported, %d problem(s):\n  %s%s"
-                         % (source, len(errors), "\n  ".join(shown), more))
+        super().__init__(
+            "%s: nothing imported, %d problem(s):\n  %s%s" % (source, len(errors), "\n  ".join(shown), more)
+        )
 
 
 def _time(text):
@@ -40,7 +42,7 @@ def _time(text):
 
 
 # larger values would not fit the BIGINT columns (an OverflowError mid-import, not a line error)
-MAX_VALUE = 2 ** 53 - 1
+MAX_VALUE = 2**53 - 1
 
 
 def _bounded(value):
@@ -69,8 +71,9 @@ def parse(text, source="counts.csv"):
         if missing:
             errors.append("line 1: missing column(s) %s" % ", ".join(missing))
         if unknown:
-            errors.append("line 1: unknown column(s) %s (known: %s)"
-                          % (", ".join(unknown), ", ".join(REQUIRED + OPTIONAL)))
+            errors.append(
+                "line 1: unknown column(s) %s (known: %s)" % (", ".join(unknown), ", ".join(REQUIRED + OPTIONAL))
+            )
         if not ("transactions" in header or "visitors" in header):
             errors.append("line 1: give a transactions or a visitors column (or both)")
         raise CountsError(errors, source)
@@ -107,9 +110,13 @@ def parse(text, source="counts.csv"):
             except ValueError as exc:
                 errors.append("line %d: %s: %s" % (line, col, exc))
                 rec[col] = None
-        if rec["transactions"] is None and rec["visitors"] is None and not any(
-                e.startswith("line %d: transactions" % line) or e.startswith("line %d: visitors" % line)
-                for e in errors):
+        if (
+            rec["transactions"] is None
+            and rec["visitors"] is None
+            and not any(
+                e.startswith("line %d: transactions" % line) or e.startswith("line %d: visitors" % line) for e in errors
+            )
+        ):
             errors.append("line %d: give transactions, visitors or both" % line)
         key = (rec["site"], rec["device"], rec["from_ms"], rec["to_ms"])
         if key in seen:
@@ -129,6 +136,15 @@ def import_file(db, path, now_ms):
     rows = parse(text, name)
     with db.transaction():
         for r in rows:
-            store.insert_counts(db, r["site"], r["device"], r["from_ms"], r["to_ms"],
-                                r["transactions"], r["visitors"], "csv:" + name, now_ms)
+            store.insert_counts(
+                db,
+                r["site"],
+                r["device"],
+                r["from_ms"],
+                r["to_ms"],
+                r["transactions"],
+                r["visitors"],
+                "csv:" + name,
+                now_ms,
+            )
     return len(rows)

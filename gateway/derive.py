@@ -14,6 +14,7 @@ A panel is re-derived from its first event when what we fed is no longer what re
 feed: an older seq filled a gap, a boot whose events had only their arrival time now has a
 clock offset, or the settings history changed since (a new `rating site apply`).
 """
+
 import json
 import weakref
 
@@ -27,11 +28,37 @@ MARGIN_MS = 5000
 
 _WORSE = {timerepair.DEVICE: 0, timerepair.REPAIRED: 1, timerepair.ARRIVAL: 2}
 
-POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "closes_ms", "answer", "answer_seq",
-                "answered_ms", "extra_presses", "seller_presses", "time_source", "employee",
-                "question", "kind", "video_url", "provisional")
-FM_COLUMNS = ("site", "device", "seq", "pressed_ms", "start_ms", "end_ms", "presses", "time_source",
-              "employee", "video_url", "provisional")
+POLL_COLUMNS = (
+    "site",
+    "device",
+    "open_seq",
+    "opened_ms",
+    "closes_ms",
+    "answer",
+    "answer_seq",
+    "answered_ms",
+    "extra_presses",
+    "seller_presses",
+    "time_source",
+    "employee",
+    "question",
+    "kind",
+    "video_url",
+    "provisional",
+)
+FM_COLUMNS = (
+    "site",
+    "device",
+    "seq",
+    "pressed_ms",
+    "start_ms",
+    "end_ms",
+    "presses",
+    "time_source",
+    "employee",
+    "video_url",
+    "provisional",
+)
 UNSOLICITED_COLUMNS = ("site", "device", "seq", "at_ms", "ev", "time_source")
 ANOMALY_COLUMNS = ("site", "device", "seq", "n", "at_ms", "kind", "detail")
 DERIVED_TABLES = ("polls", "force_majeure", "unsolicited", "anomalies", "derive_state")
@@ -49,7 +76,8 @@ def window_settings(panel):
     if found is None:
         window = int(key[0]) * 1000
         found = _SETTINGS_MEMO[key] = WindowSettings(
-            window_ms=window, rearm_ms=min(int(key[1]) * 1000, window), fm_ms=int(key[2]) * 60000)
+            window_ms=window, rearm_ms=min(int(key[1]) * 1000, window), fm_ms=int(key[2]) * 60000
+        )
     return found
 
 
@@ -84,16 +112,19 @@ class PanelDerivation:
             self.fed_seq, self.fed_count = state["fed_seq"], state["fed_count"]
         else:
             self.windows = PanelWindows()
-            self.sources = {}        # seq -> (time source, at) of the presses still open
+            self.sources = {}  # seq -> (time source, at) of the presses still open
             self.arrival_boots = set()  # boots whose events had to take their arrival time
             self.fed_seq, self.fed_count = 0, 0
         self.tz = history.tz(site)
 
     def state(self):
-        return {"windows": self.windows.snapshot(),
-                "sources": {str(k): v for k, v in self.sources.items()},
-                "arrival_boots": sorted(self.arrival_boots),
-                "fed_seq": self.fed_seq, "fed_count": self.fed_count}
+        return {
+            "windows": self.windows.snapshot(),
+            "sources": {str(k): v for k, v in self.sources.items()},
+            "arrival_boots": sorted(self.arrival_boots),
+            "fed_seq": self.fed_seq,
+            "fed_count": self.fed_count,
+        }
 
     def feed(self, events):
         """events: raw_events rows in seq order. Returns {table: [row tuples]} (final rows)."""
@@ -148,23 +179,47 @@ class PanelDerivation:
                 panel = h.panel(site, device, opened)
                 qid = (panel or {}).get("question")
                 question = h.question(qid, opened) or {}
-                out["polls"].append((
-                    site, device, item.open_seq, opened, _ms(item.closes_at), item.answer,
-                    item.answer_seq, _ms(item.answered_at), item.extra_presses,
-                    item.duplicate_presses + 1, self._source(item.open_seq, item.answer_seq),
-                    h.employee_at(site, device, opened), qid, question.get("kind"),
-                    self._video(panel, opened), provisional))
+                out["polls"].append(
+                    (
+                        site,
+                        device,
+                        item.open_seq,
+                        opened,
+                        _ms(item.closes_at),
+                        item.answer,
+                        item.answer_seq,
+                        _ms(item.answered_at),
+                        item.extra_presses,
+                        item.duplicate_presses + 1,
+                        self._source(item.open_seq, item.answer_seq),
+                        h.employee_at(site, device, opened),
+                        qid,
+                        question.get("kind"),
+                        self._video(panel, opened),
+                        provisional,
+                    )
+                )
             elif isinstance(item, ForceMajeure):
                 pressed = self.sources.get(item.seq, (None, item.start))[1]
                 pressed = _ms(pressed if pressed is not None else item.start)
                 panel = h.panel(site, device, pressed)
-                out["force_majeure"].append((
-                    site, device, item.seq, pressed, _ms(item.start), _ms(item.end), item.presses,
-                    self._source(item.seq), h.employee_at(site, device, pressed),
-                    self._video(panel, _ms(item.start)), provisional))
+                out["force_majeure"].append(
+                    (
+                        site,
+                        device,
+                        item.seq,
+                        pressed,
+                        _ms(item.start),
+                        _ms(item.end),
+                        item.presses,
+                        self._source(item.seq),
+                        h.employee_at(site, device, pressed),
+                        self._video(panel, _ms(item.start)),
+                        provisional,
+                    )
+                )
             elif isinstance(item, Unsolicited):
-                out["unsolicited"].append((site, device, item.seq, _ms(item.at), item.ev,
-                                           self._source(item.seq)))
+                out["unsolicited"].append((site, device, item.seq, _ms(item.at), item.ev, self._source(item.seq)))
             elif isinstance(item, Anomaly):
                 n = n_by_seq[item.seq] = n_by_seq.get(item.seq, -1) + 1
                 at = self.sources.get(item.seq, (None, None))[1]
@@ -175,10 +230,18 @@ def _empty():
     return {"polls": [], "force_majeure": [], "unsolicited": [], "anomalies": []}
 
 
-_COLUMNS = {"polls": POLL_COLUMNS, "force_majeure": FM_COLUMNS,
-            "unsolicited": UNSOLICITED_COLUMNS, "anomalies": ANOMALY_COLUMNS}
-_KEYS = {"polls": ("site", "device", "open_seq"), "force_majeure": ("site", "device", "seq"),
-         "unsolicited": ("site", "device", "seq"), "anomalies": ("site", "device", "seq", "n")}
+_COLUMNS = {
+    "polls": POLL_COLUMNS,
+    "force_majeure": FM_COLUMNS,
+    "unsolicited": UNSOLICITED_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS,
+}
+_KEYS = {
+    "polls": ("site", "device", "open_seq"),
+    "force_majeure": ("site", "device", "seq"),
+    "unsolicited": ("site", "device", "seq"),
+    "anomalies": ("site", "device", "seq", "n"),
+}
 
 
 def _write(db, rows_by_table):
@@ -188,8 +251,11 @@ def _write(db, rows_by_table):
         cols = _COLUMNS[table]
         keys = _KEYS[table]
         sets = ", ".join("%s = excluded.%s" % (c, c) for c in cols if c not in keys)
-        db.executemany("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"
-                       % (table, ", ".join(cols), ", ".join("?" * len(cols)), ", ".join(keys), sets), rows)
+        db.executemany(
+            "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"
+            % (table, ", ".join(cols), ", ".join("?" * len(cols)), ", ".join(keys), sets),
+            rows,
+        )
 
 
 def _clear_device(db, site, device):
@@ -199,18 +265,24 @@ def _clear_device(db, site, device):
 
 def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
     offsets = store.boot_offsets(db, site, device)
-    row = None if force_full else db.query_one(
-        "SELECT fed_seq, fed_count, snapshot, watch FROM derive_state WHERE site = ? AND device = ?",
-        (site, device))
+    row = (
+        None
+        if force_full
+        else db.query_one(
+            "SELECT fed_seq, fed_count, snapshot, watch FROM derive_state WHERE site = ? AND device = ?", (site, device)
+        )
+    )
     state = None
     had_provisional = True
     if row is not None:
         state = json.loads(row["snapshot"])
         watch = json.loads(row["watch"])
         had_provisional = watch.get("provisional", 1) > 0
-        stale = (watch.get("rev") != rev
-                 or any(offsets.get(b) is not None for b in state["arrival_boots"])
-                 or store.event_count_through(db, site, device, row["fed_seq"]) != row["fed_count"])
+        stale = (
+            watch.get("rev") != rev
+            or any(offsets.get(b) is not None for b in state["arrival_boots"])
+            or store.event_count_through(db, site, device, row["fed_seq"]) != row["fed_count"]
+        )
         if stale:
             state = None
     if state is None:
@@ -224,12 +296,21 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
     provisional = d.provisional(now_ms - MARGIN_MS)
     _write(db, provisional)
     n_provisional = len(provisional["polls"]) + len(provisional["force_majeure"])
-    db.execute("INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
-               "fed_seq = excluded.fed_seq, fed_count = excluded.fed_count, snapshot = excluded.snapshot, "
-               "watch = excluded.watch, updated_ms = excluded.updated_ms",
-               (site, device, d.fed_seq, d.fed_count, json.dumps(d.state()),
-               json.dumps({"rev": rev, "provisional": n_provisional}), now_ms))
+    db.execute(
+        "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
+        "fed_seq = excluded.fed_seq, fed_count = excluded.fed_count, snapshot = excluded.snapshot, "
+        "watch = excluded.watch, updated_ms = excluded.updated_ms",
+        (
+            site,
+            device,
+            d.fed_seq,
+            d.fed_count,
+            json.dumps(d.state()),
+            json.dumps({"rev": rev, "provisional": n_provisional}),
+            now_ms,
+        ),
+    )
 
 
 def update(db, devices, now_ms):
@@ -295,19 +376,24 @@ def force_majeure_reports(db):
 
 
 def poll_exists(db, site, device, open_seq):
-    return db.query_one("SELECT 1 AS x FROM polls WHERE site = ? AND device = ? AND open_seq = ?",
-                        (site, device, open_seq)) is not None
+    return (
+        db.query_one(
+            "SELECT 1 AS x FROM polls WHERE site = ? AND device = ? AND open_seq = ?", (site, device, open_seq)
+        )
+        is not None
+    )
 
 
 def report_exists(db, site, device, seq):
-    return db.query_one("SELECT 1 AS x FROM force_majeure WHERE site = ? AND device = ? AND seq = ?",
-                        (site, device, seq)) is not None
+    return (
+        db.query_one("SELECT 1 AS x FROM force_majeure WHERE site = ? AND device = ? AND seq = ?", (site, device, seq))
+        is not None
+    )
 
 
 def totals(db):
     """(polls, force-majeure reports) derived so far."""
-    return (db.scalar("SELECT COUNT(*) FROM polls") or 0,
-            db.scalar("SELECT COUNT(*) FROM force_majeure") or 0)
+    return (db.scalar("SELECT COUNT(*) FROM polls") or 0, db.scalar("SELECT COUNT(*) FROM force_majeure") or 0)
 
 
 def derived(db):
@@ -316,7 +402,9 @@ def derived(db):
     return {
         "polls": db.query("SELECT * FROM polls ORDER BY site, device, open_seq"),
         "force_majeure": force_majeure_reports(db),
-        "unsolicited": {(r["site"], r["device"]): r["n"] for r in db.query(
-            "SELECT site, device, COUNT(*) AS n FROM unsolicited GROUP BY site, device")},
+        "unsolicited": {
+            (r["site"], r["device"]): r["n"]
+            for r in db.query("SELECT site, device, COUNT(*) AS n FROM unsolicited GROUP BY site, device")
+        },
         "anomalies": db.query("SELECT * FROM anomalies ORDER BY site, device, seq"),
     }

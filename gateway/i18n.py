@@ -3,6 +3,7 @@
 The KPI names are the method's own (METHOD.md): ИНК@Персонал / DI-staff, ИНК@Офис / DI-office,
 ИЭЛ / ELI. Flag messages come from kpi_core (message_en / message_ru) or from FLAGS below.
 """
+
 LANGS = ("ru", "en")
 
 TEXT = {
@@ -32,8 +33,10 @@ TEXT = {
     "k": ("поправочный коэффициент k", "correction coefficient k"),
     "na": ("н/д", "n/a"),
     "no_rows": ("Нет опросов за выбранный период.", "No polls in the chosen period."),
-    "no_reference": ("не заданы референсные значения (deployment.reference в файле площадок)",
-                     "no reference values set (deployment.reference in the site file)"),
+    "no_reference": (
+        "не заданы референсные значения (deployment.reference в файле площадок)",
+        "no reference values set (deployment.reference in the site file)",
+    ),
     # review list
     "stratum_no": ("ответ «Нет»", "No answer"),
     "stratum_fm": ("форс-мажор", "force majeure"),
@@ -53,16 +56,22 @@ TEXT = {
 
 # Flags the gateway adds next to kpi_core's: code -> (ru, en) templates.
 FLAGS = {
-    "fm_pending": ("Форс-мажоров без проверки эксперта: %(n)d. Пока они не подтверждены, ИНК@Персонал "
-                   "учитывает все ответы «Нет» и молчунов.",
-                   "%(n)d force-majeure report(s) not reviewed yet: until an expert confirms them, "
-                   "DI-staff counts every No and silent poll."),
-    "time_not_device": ("У %(share)s опросов время восстановлено (%(repaired)d) или взято по приходу "
-                        "(%(arrival)d): часы панели не были синхронизированы.",
-                        "%(share)s of polls have a repaired (%(repaired)d) or arrival (%(arrival)d) time: "
-                        "the panel clock was not synced."),
-    "lost_events": ("Потеряно событий панелей: %(n)d (%(ranges)s). Опросы за это время неполны.",
-                    "%(n)d panel event(s) lost (%(ranges)s): polls of that time are incomplete."),
+    "fm_pending": (
+        "Форс-мажоров без проверки эксперта: %(n)d. Пока они не подтверждены, ИНК@Персонал "
+        "учитывает все ответы «Нет» и молчунов.",
+        "%(n)d force-majeure report(s) not reviewed yet: until an expert confirms them, "
+        "DI-staff counts every No and silent poll.",
+    ),
+    "time_not_device": (
+        "У %(share)s опросов время восстановлено (%(repaired)d) или взято по приходу "
+        "(%(arrival)d): часы панели не были синхронизированы.",
+        "%(share)s of polls have a repaired (%(repaired)d) or arrival (%(arrival)d) time: "
+        "the panel clock was not synced.",
+    ),
+    "lost_events": (
+        "Потеряно событий панелей: %(n)d (%(ranges)s). Опросы за это время неполны.",
+        "%(n)d panel event(s) lost (%(ranges)s): polls of that time are incomplete.",
+    ),
 }
 
 

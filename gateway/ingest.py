@@ -17,12 +17,12 @@ counted in `seen` each time it comes again. An event that cannot be stored does 
 panel's ack: its seq counts as handled (`dead_seqs`) when it can be read from the payload, or,
 when it cannot, once the rule of store.infer_unreadable_gap says what it stood for.
 """
+
 import json
 import logging
 
-from protocol import ProtocolError, messages, topics
-
 from gateway import store
+from protocol import ProtocolError, messages, topics
 
 log = logging.getLogger("gateway.ingest")
 
@@ -47,9 +47,18 @@ class Ingestor:
         # writer of raw events and acks while it runs, so after the first look it needs no query.
         self._panel_cache = {}
         self._topics = {}  # topic -> parse() result: a few hundred panels, millions of messages
-        self.stats = {"messages": 0, "events": 0, "duplicates": 0, "states": 0, "counts": 0,
-                      "dead_letters": 0, "acks": 0, "batches": 0, "hook_errors": 0,
-                      "stale_wills": 0}
+        self.stats = {
+            "messages": 0,
+            "events": 0,
+            "duplicates": 0,
+            "states": 0,
+            "counts": 0,
+            "dead_letters": 0,
+            "acks": 0,
+            "batches": 0,
+            "hook_errors": 0,
+            "stale_wills": 0,
+        }
 
     def __len__(self):
         return len(self._items)
@@ -76,11 +85,25 @@ class Ingestor:
             if kind == "event":
                 origin = (site, device)
                 e = messages.decode_event(payload)
-                self._items.append(("event", received_ms, {
-                    "site": site, "device": device, "seq": e["seq"], "boot": e["boot"],
-                    "up_ms": e["up"], "t_ms": e["t"], "ev": e["ev"], "hold_ms": e["hold"],
-                    "received_ms": received_ms, "payload": payload.decode("utf-8"),
-                    "topic": topic}))
+                self._items.append(
+                    (
+                        "event",
+                        received_ms,
+                        {
+                            "site": site,
+                            "device": device,
+                            "seq": e["seq"],
+                            "boot": e["boot"],
+                            "up_ms": e["up"],
+                            "t_ms": e["t"],
+                            "ev": e["ev"],
+                            "hold_ms": e["hold"],
+                            "received_ms": received_ms,
+                            "payload": payload.decode("utf-8"),
+                            "topic": topic,
+                        },
+                    )
+                )
             elif kind == "state":
                 s = messages.decode_state(payload)
                 self._items.append(("state", received_ms, site, device, s, payload, topic))
@@ -88,8 +111,7 @@ class Ingestor:
                 c = messages.decode_counts(payload)
                 self._items.append(("counts", received_ms, site, c, payload, topic))
             else:
-                raise ProtocolError("topic", "%s messages are published by the gateway, not ingested"
-                                    % kind)
+                raise ProtocolError("topic", "%s messages are published by the gateway, not ingested" % kind)
         except ProtocolError as exc:
             self._dead(topic, payload, str(exc), received_ms, origin)
         except Exception as exc:  # a decoder bug must not stop ingest either
@@ -147,12 +169,15 @@ class Ingestor:
             except Exception as one_exc:
                 if not _transient(one_exc):
                     topic, payload = _topic_payload(item)
-                    origin = (item[2]["site"], item[2]["device"], item[2]["seq"]) \
-                        if item[0] == "event" else (None, None, None)
+                    origin = (
+                        (item[2]["site"], item[2]["device"], item[2]["seq"])
+                        if item[0] == "event"
+                        else (None, None, None)
+                    )
                     try:
-                        a, c, b = self._write([("dead", item[1], topic, payload,
-                                                "database refused the message: %s" % one_exc)
-                                               + origin])
+                        a, c, b = self._write(
+                            [("dead", item[1], topic, payload, "database refused the message: %s" % one_exc) + origin]
+                        )
                     except Exception as dl_exc:
                         one_exc = dl_exc
                     else:
@@ -176,8 +201,7 @@ class Ingestor:
         changed = set()
         boots = set()
         acks = []
-        stats = dict.fromkeys(("events", "duplicates", "states", "counts", "dead_letters",
-                               "stale_wills"), 0)
+        stats = dict.fromkeys(("events", "duplicates", "states", "counts", "dead_letters", "stale_wills"), 0)
         with db.transaction():
             panels = self._panels(db, items)  # committed knowledge, read before any write
             dead = []
@@ -202,20 +226,34 @@ class Ingestor:
                         # a replaced connection's will, delivered after the new connection's
                         # state (some brokers do): the panel is online, keep it so
                         stats["stale_wills"] += 1
-                        log.info("%s/%s: stale will (boot %s conn %s) ignored, a newer connection"
-                                 " is online", site, device, state.get("boot"), state.get("conn"))
+                        log.info(
+                            "%s/%s: stale will (boot %s conn %s) ignored, a newer connection is online",
+                            site,
+                            device,
+                            state.get("boot"),
+                            state.get("conn"),
+                        )
                         continue
                     changed.add((site, device))
                     if state.get("online"):
                         panels[(site, device)].floor = store.held_floor(
-                            {"last_seq": state.get("seq"), "pending": state.get("pending")})
+                            {"last_seq": state.get("seq"), "pending": state.get("pending")}
+                        )
                         if state.get("t") is not None:
-                            self._learn_boot(site, device, state["boot"], state["t"], state["up"],
-                                             "state", ms, boots)
+                            self._learn_boot(site, device, state["boot"], state["t"], state["up"], "state", ms, boots)
                 elif kind == "counts":
                     _, ms, site, c, payload, _topic = item
-                    store.insert_counts(db, site, c.get("device") or "", c["from"], c["to"],
-                                        c.get("transactions"), c.get("visitors"), "mqtt", ms)
+                    store.insert_counts(
+                        db,
+                        site,
+                        c.get("device") or "",
+                        c["from"],
+                        c["to"],
+                        c.get("transactions"),
+                        c.get("visitors"),
+                        "mqtt",
+                        ms,
+                    )
                     stats["counts"] += 1
                 else:
                     event_rows.append(item[2])
@@ -224,13 +262,20 @@ class Ingestor:
                 # a valid event for a seq acked past as a dead letter: the panel deleted that
                 # event once acked, so this is another one (a wiped panel's, sent before it
                 # renumbered): stored there and again under its new seq it would count twice
-                taken = store.dead_only_seqs(db, [
-                    (e["site"], e["device"], e["seq"]) for e in event_rows
-                    if e["seq"] <= (panels[(e["site"], e["device"])].ack or 0)])
+                taken = store.dead_only_seqs(
+                    db,
+                    [
+                        (e["site"], e["device"], e["seq"])
+                        for e in event_rows
+                        if e["seq"] <= (panels[(e["site"], e["device"])].ack or 0)
+                    ],
+                )
                 reused = [e for e in event_rows if (e["site"], e["device"], e["seq"]) in taken]
                 stored, duplicates, conflicts = store.insert_events(
-                    db, [e for e in event_rows if (e["site"], e["device"], e["seq"]) not in taken],
-                    {k: p.max_seq for k, p in panels.items()})
+                    db,
+                    [e for e in event_rows if (e["site"], e["device"], e["seq"]) not in taken],
+                    {k: p.max_seq for k, p in panels.items()},
+                )
                 stats["events"] += len(stored)
                 stats["duplicates"] += len(duplicates)
                 # a panel resending stored events did not get its ack (lost retained message?):
@@ -238,16 +283,32 @@ class Ingestor:
                 # too: a wiped panel needs an ack above its seqs to renumber its events
                 resend_ack = {(e["site"], e["device"]) for e in duplicates + conflicts + reused}
                 for e in conflicts:
-                    dead.append((e["topic"], e["payload"].encode("utf-8"),
-                                 "seq %d of %s/%s is already stored with different content"
-                                 " (panel journal reset or firmware bug?); the stored event is kept"
-                                 % (e["seq"], e["site"], e["device"]), e["received_ms"],
-                                 e["site"], e["device"], e["seq"]))
+                    dead.append(
+                        (
+                            e["topic"],
+                            e["payload"].encode("utf-8"),
+                            "seq %d of %s/%s is already stored with different content"
+                            " (panel journal reset or firmware bug?); the stored event is kept"
+                            % (e["seq"], e["site"], e["device"]),
+                            e["received_ms"],
+                            e["site"],
+                            e["device"],
+                            e["seq"],
+                        )
+                    )
                 for e in reused:
-                    dead.append((e["topic"], e["payload"].encode("utf-8"),
-                                 "seq %d of %s/%s was acked past as a dead letter, so this is another"
-                                 " event (panel journal reset?)" % (e["seq"], e["site"], e["device"]),
-                                 e["received_ms"], e["site"], e["device"], e["seq"]))
+                    dead.append(
+                        (
+                            e["topic"],
+                            e["payload"].encode("utf-8"),
+                            "seq %d of %s/%s was acked past as a dead letter, so this is another"
+                            " event (panel journal reset?)" % (e["seq"], e["site"], e["device"]),
+                            e["received_ms"],
+                            e["site"],
+                            e["device"],
+                            e["seq"],
+                        )
+                    )
                 conflicts += reused
                 last_seen = {}
                 # any valid event proves the panel alive, a resend of stored ones too
@@ -260,8 +321,16 @@ class Ingestor:
                     fresh.setdefault(key, set()).add(e["seq"])
                     last_seen[key] = max(last_seen.get(key, 0), e["received_ms"])
                     if e["t_ms"] is not None:
-                        self._learn_boot(e["site"], e["device"], e["boot"], e["t_ms"], e["up_ms"],
-                                         "event:%d" % e["seq"], e["received_ms"], boots)
+                        self._learn_boot(
+                            e["site"],
+                            e["device"],
+                            e["boot"],
+                            e["t_ms"],
+                            e["up_ms"],
+                            "event:%d" % e["seq"],
+                            e["received_ms"],
+                            boots,
+                        )
                 store.touch_last_seen_many(db, [(s_, d_, ms) for (s_, d_), ms in last_seen.items()])
             acking = set(changed)
             if dead:
@@ -287,8 +356,7 @@ class Ingestor:
                     if inferred:
                         seqs = fresh.setdefault(key, set())
                         seqs.update(inferred)
-                        ack = store.extend_run(db, key[0], key[1], ack, seqs,
-                                               max(p.max_seq, max(seqs)))
+                        ack = store.extend_run(db, key[0], key[1], ack, seqs, max(p.max_seq, max(seqs)))
                 if ack > (p.ack or 0):
                     new_acks[key] = ack
             store.record_acks(db, [(s_, d_, a, now_ms) for (s_, d_), a in new_acks.items()])
@@ -339,8 +407,10 @@ class Ingestor:
 
     def ack_messages(self):
         """Every panel's current ack as messages to (re)publish retained, e.g. after a reconnect."""
-        return [(topics.device_topic(self.root, site, device, "ack"), messages.encode_ack(seq), True, 1)
-                for site, device, seq in store.all_acks(self.db)]
+        return [
+            (topics.device_topic(self.root, site, device, "ack"), messages.encode_ack(seq), True, 1)
+            for site, device, seq in store.all_acks(self.db)
+        ]
 
 
 class _Panel:
@@ -354,8 +424,11 @@ class _Panel:
 
     @classmethod
     def load(cls, db, site, device):
-        return cls(store.max_handled_seq(db, site, device), store.last_ack(db, site, device),
-                   store.held_floor(store.panel_state(db, site, device)))
+        return cls(
+            store.max_handled_seq(db, site, device),
+            store.last_ack(db, site, device),
+            store.held_floor(store.panel_state(db, site, device)),
+        )
 
 
 def _transient(exc):
@@ -363,8 +436,10 @@ def _transient(exc):
     a message the database will never accept. A refused message is acked past (dead_seqs), so
     a failed reconnect (gateway.db.DatabaseError raised from the driver's error) is transient."""
     import sqlite3
+
     try:
         import psycopg
+
         kinds = (sqlite3.OperationalError, psycopg.OperationalError)
     except ImportError:
         kinds = (sqlite3.OperationalError,)
@@ -423,4 +498,5 @@ def derive_hook(db):
 
     def hook(devices, now_ms):
         derive.update(db, devices, now_ms)
+
     return hook

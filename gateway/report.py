@@ -17,15 +17,15 @@ Rules (see docs/report-json.md for the details):
   transactions and visitors are known per office (site-wide counts, else the sum of its panels'
   counts) and per panel; a counts interval belongs to the period containing its start.
 """
+
 import datetime as _dt
 import time
 
 import kpi_core
-from kpi_core import Thresholds
-from kpi_core.indices import check_k
-
 from gateway import derive, i18n, review, store
 from gateway import site as site_mod
+from kpi_core import Thresholds
+from kpi_core.indices import check_k
 
 BYS = ("employee", "device", "site", "question")
 PERIODS = ("day", "week", "month", "all")
@@ -58,6 +58,7 @@ def bucket(t_ms, tz, period):
 
     def ms(d):
         return int(_dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() * 1000)
+
     return label, ms(first), ms(nxt)
 
 
@@ -76,14 +77,17 @@ def _instant(history, site, bound):
     if not isinstance(bound, _dt.datetime):
         return bound
     if bound.tzinfo is None:
-        as_utc = int(bound.replace(tzinfo=_dt.timezone.utc).timestamp() * 1000)
+        as_utc = int(bound.replace(tzinfo=_dt.UTC).timestamp() * 1000)
         bound = bound.replace(tzinfo=history.tz(site, as_utc))
     return int(bound.timestamp() * 1000)
 
 
 def _fig(f):
-    return None if f is None else {"value": f.value, "low": f.low, "high": f.high, "n": f.n,
-                                   "reason": f.reason, "text": f.format()}
+    return (
+        None
+        if f is None
+        else {"value": f.value, "low": f.low, "high": f.high, "n": f.n, "reason": f.reason, "text": f.format()}
+    )
 
 
 class _Scope:
@@ -107,13 +111,18 @@ def _counts_for(scope, by, counts_rows, history=None):
         return None, None
 
     def in_range(r):
-        return ((scope.start is None or r["from_ms"] >= scope.start)
-                and (scope.end is None or r["from_ms"] < scope.end))
+        return (scope.start is None or r["from_ms"] >= scope.start) and (scope.end is None or r["from_ms"] < scope.end)
+
     if by == "employee":
         if history is None:
             return None, None
-        picked = [r for r in counts_rows if r["device"] and in_range(r)
-                  and (history.employee_at(r["site"], r["device"], r["from_ms"]) or "") == scope.key]
+        picked = [
+            r
+            for r in counts_rows
+            if r["device"]
+            and in_range(r)
+            and (history.employee_at(r["site"], r["device"], r["from_ms"]) or "") == scope.key
+        ]
     else:
         picked = []
         for site in sorted(scope.sites):
@@ -157,16 +166,36 @@ def _row(scope, by, ctx):
     conversion = kpi_core.exact_conversion(n_valid, tx) if tx is not None else None
     coverage = kpi_core.visitor_coverage(n_valid, vis) if vis is not None else None
     rate = kpi_core.fm_rate(len(scope.fms), n_valid) if (n_valid or scope.fms) else None
-    flag_list = kpi_core.flags(di_staff=figures.get("di_staff"), di_office=figures.get("di_office"),
-                               eli=figures.get("eli"), conversion=conversion, coverage=coverage,
-                               fm_rate=rate, thresholds=th)
-    out_flags = [{"code": f.code, "subject": f.subject, "message": f.message_ru if lang == "ru" else f.message_en,
-                  "message_en": f.message_en, "message_ru": f.message_ru} for f in flag_list]
+    flag_list = kpi_core.flags(
+        di_staff=figures.get("di_staff"),
+        di_office=figures.get("di_office"),
+        eli=figures.get("eli"),
+        conversion=conversion,
+        coverage=coverage,
+        fm_rate=rate,
+        thresholds=th,
+    )
+    out_flags = [
+        {
+            "code": f.code,
+            "subject": f.subject,
+            "message": f.message_ru if lang == "ru" else f.message_en,
+            "message_en": f.message_en,
+            "message_ru": f.message_ru,
+        }
+        for f in flag_list
+    ]
 
     def add_flag(code, subject, **values):
-        out_flags.append({"code": code, "subject": subject, "message": i18n.flag_text(lang, code, **values),
-                          "message_en": i18n.flag_text("en", code, **values),
-                          "message_ru": i18n.flag_text("ru", code, **values)})
+        out_flags.append(
+            {
+                "code": code,
+                "subject": subject,
+                "message": i18n.flag_text(lang, code, **values),
+                "message_en": i18n.flag_text("en", code, **values),
+                "message_ru": i18n.flag_text("ru", code, **values),
+            }
+        )
 
     status = {"confirmed": 0, "rejected": 0, "pending": 0}
     for f in scope.fms:
@@ -178,8 +207,13 @@ def _row(scope, by, ctx):
         sources[r["time_source"]] = sources.get(r["time_source"], 0) + 1
     not_device = sources["repaired"] + sources["arrival"]
     if n_valid and not_device / n_valid > TIME_SHARE_MAX:
-        add_flag("time_not_device", "time", share="%.0f %%" % (100.0 * not_device / n_valid),
-                 repaired=sources["repaired"], arrival=sources["arrival"])
+        add_flag(
+            "time_not_device",
+            "time",
+            share="%.0f %%" % (100.0 * not_device / n_valid),
+            repaired=sources["repaired"],
+            arrival=sources["arrival"],
+        )
     lost = None
     if by in ("site", "device", "total"):
         lost_n, ranges = 0, []
@@ -235,8 +269,9 @@ def _key_of(by, item, history, lang, is_fm=False):
     return qid or "", (q.get("text_" + lang) or qid or i18n.t(lang, "unassigned"))
 
 
-def build_report(db, by="site", period="all", start=None, end=None, k=None, lang=None,
-                 now_ms=None, thresholds=None, site=None):
+def build_report(
+    db, by="site", period="all", start=None, end=None, k=None, lang=None, now_ms=None, thresholds=None, site=None
+):
     """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open), or
     a naive datetime.datetime: that wall-clock time in each office's own timezone;
     k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's."""
@@ -258,8 +293,7 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
     th = Thresholds(**th_values)
     reference = dep.get("reference") or {}
 
-    local = {"from": start.isoformat() if _is_local(start) else None,
-             "to": end.isoformat() if _is_local(end) else None}
+    local = {"from": start.isoformat() if _is_local(start) else None, "to": end.isoformat() if _is_local(end) else None}
     office_bounds = {}
 
     def bounds_of(s):
@@ -276,6 +310,7 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
         def inside(s, t):
             lo, hi = bounds_of(s)
             return (lo is None or t >= lo) and (hi is None or t < hi)
+
         polls, fms = derive.polls_and_reports(db, site, q_start, q_end)
         polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
         fms = [f for f in fms if inside(f["site"], f["start_ms"])]
@@ -286,7 +321,11 @@ def build_report(db, by="site", period="all", start=None, end=None, k=None, lang
     verdicts = review.latest(db)
     all_fms = derive.force_majeure_reports(db)  # a period may reach into the range
     ctx = {
-        "lang": lang, "k": k, "thresholds": th, "verdicts": verdicts, "history": history,
+        "lang": lang,
+        "k": k,
+        "thresholds": th,
+        "verdicts": verdicts,
+        "history": history,
         "invalid": review.invalid_poll_ids(verdicts),
         "periods": review.confirmed_periods(all_fms, verdicts),
         "counts": counts_rows,
@@ -378,17 +417,24 @@ def _bottlenecks(polls, history, period, bounds_of, ctx, reference, th):
         office = [r for r in records if r["kind"] == "office"]
         di_s = kpi_core.di_staff(kpi_core.count_polls(staff, ctx["periods"], ctx["invalid"]), ctx["k"])
         di_o = kpi_core.di_office(kpi_core.count_polls(office, (), ctx["invalid"]), ctx["k"])
-        item = {"site": site, "label": history.site_name(site), "period": label,
-                "period_start_ms": bounds_of(site)[0] if period == "all" else pstart,
-                "period_end_ms": bounds_of(site)[1] if period == "all" else pend,
-                "di_staff": _fig(di_s), "di_office": _fig(di_o)}
+        item = {
+            "site": site,
+            "label": history.site_name(site),
+            "period": label,
+            "period_start_ms": bounds_of(site)[0] if period == "all" else pstart,
+            "period_end_ms": bounds_of(site)[1] if period == "all" else pend,
+            "di_staff": _fig(di_s),
+            "di_office": _fig(di_o),
+        }
         if "di_staff" not in reference or "di_office" not in reference:
-            item.update(verdict=None, verdict_text=i18n.t(lang, "no_reference"),
-                        reason=i18n.t(lang, "no_reference"))
+            item.update(verdict=None, verdict_text=i18n.t(lang, "no_reference"), reason=i18n.t(lang, "no_reference"))
         else:
             d = kpi_core.bottleneck(di_s, di_o, reference["di_staff"], reference["di_office"], min_n=th.min_n)
-            item.update(verdict=d.verdict, verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
-                        reason=d.reason_ru if lang == "ru" else d.reason_en)
+            item.update(
+                verdict=d.verdict,
+                verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
+                reason=d.reason_ru if lang == "ru" else d.reason_en,
+            )
         out.append(item)
     return out
 
@@ -410,9 +456,13 @@ def render_table(report):
     lang = report["lang"]
     lines = []
     head = "%s (%s: %s; %s: %s; k = %s)" % (
-        i18n.t(lang, "report_title"), i18n.t(lang, "by"), i18n.t(lang, report["by"]),
-        i18n.t(lang, "period"), i18n.t(lang, "period_" + report["period"]),
-        report["k"])
+        i18n.t(lang, "report_title"),
+        i18n.t(lang, "by"),
+        i18n.t(lang, report["by"]),
+        i18n.t(lang, "period"),
+        i18n.t(lang, "period_" + report["period"]),
+        report["k"],
+    )
     lines.append(head)
     if not report["rows"]:
         lines.append(i18n.t(lang, "no_rows"))
@@ -444,26 +494,47 @@ def render_table(report):
 CSV_FIELDS = ["key", "label", "period", "period_start_ms", "period_end_ms", "polls_valid", "polls_invalid"]
 for _name in FIGURES:
     CSV_FIELDS += [_name, _name + "_low", _name + "_high", _name + "_n"]
-CSV_FIELDS += ["transactions", "visitors", "fm_reports", "fm_confirmed", "fm_pending", "time_device",
-               "time_repaired", "time_arrival", "lost_events", "flags"]
+CSV_FIELDS += [
+    "transactions",
+    "visitors",
+    "fm_reports",
+    "fm_confirmed",
+    "fm_pending",
+    "time_device",
+    "time_repaired",
+    "time_arrival",
+    "lost_events",
+    "flags",
+]
 
 
 def render_csv(report):
     import csv
     import io
+
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for row in report["rows"]:
-        out = {"key": row["key"], "label": row["label"], "period": row["period"],
-               "period_start_ms": row["period_start_ms"], "period_end_ms": row["period_end_ms"],
-               "polls_valid": row["polls"]["valid"], "polls_invalid": row["polls"]["invalid"],
-               "transactions": row["counts"]["transactions"], "visitors": row["counts"]["visitors"],
-               "fm_reports": row["force_majeure"]["reports"], "fm_confirmed": row["force_majeure"]["confirmed"],
-               "fm_pending": row["force_majeure"]["pending"],
-               "time_device": row["time_sources"]["device"], "time_repaired": row["time_sources"]["repaired"],
-               "time_arrival": row["time_sources"]["arrival"], "lost_events": row["lost_events"],
-               "flags": ";".join(f["code"] for f in row["flags"])}
+        out = {
+            "key": row["key"],
+            "label": row["label"],
+            "period": row["period"],
+            "period_start_ms": row["period_start_ms"],
+            "period_end_ms": row["period_end_ms"],
+            "polls_valid": row["polls"]["valid"],
+            "polls_invalid": row["polls"]["invalid"],
+            "transactions": row["counts"]["transactions"],
+            "visitors": row["counts"]["visitors"],
+            "fm_reports": row["force_majeure"]["reports"],
+            "fm_confirmed": row["force_majeure"]["confirmed"],
+            "fm_pending": row["force_majeure"]["pending"],
+            "time_device": row["time_sources"]["device"],
+            "time_repaired": row["time_sources"]["repaired"],
+            "time_arrival": row["time_sources"]["arrival"],
+            "lost_events": row["lost_events"],
+            "flags": ";".join(f["code"] for f in row["flags"]),
+        }
         for name in FIGURES:
             fig = row["kpi"][name] or {}
             out[name], out[name + "_low"] = fig.get("value"), fig.get("low")

@@ -9,6 +9,7 @@ and every earlier one stays as the audit trail. They refer to the stable identit
 - fm:   `confirm` (optionally with a corrected period from/to) or `reject`. Only confirmed
         reports exclude anything, and only No/silent polls of that panel, from DI-staff.
 """
+
 import hashlib
 
 POLL, FM = "poll", "fm"
@@ -25,8 +26,9 @@ def parse_id(text):
     """'site/device/seq' -> (site, device, seq)."""
     parts = (text or "").strip().split("/")
     if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
-        raise ReviewError("%r is not an id like msk-tverskaya/desk-1/42 (site/device/seq); "
-                          "`rating review list` shows them" % (text,))
+        raise ReviewError(
+            "%r is not an id like msk-tverskaya/desk-1/42 (site/device/seq); `rating review list` shows them" % (text,)
+        )
     return parts[0], parts[1], int(parts[2])
 
 
@@ -36,6 +38,7 @@ def format_id(site, device, seq):
 
 def _exists(db, target, site, device, seq):
     from gateway import derive
+
     exists = derive.poll_exists if target == POLL else derive.report_exists
     return exists(db, site, device, seq)
 
@@ -48,8 +51,10 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
         raise ReviewError("verdict must be one of %s, got %r" % (", ".join(allowed), verdict))
     reason = (reason or "").strip()
     if verdict in ("invalid", "reject") and not reason:
-        raise ReviewError("--reason is required to mark %s %s: say why (it is kept in the audit trail)"
-                          % ("a poll invalid" if target == POLL else "a report rejected", ident))
+        raise ReviewError(
+            "--reason is required to mark %s %s: say why (it is kept in the audit trail)"
+            % ("a poll invalid" if target == POLL else "a report rejected", ident)
+        )
     if len(reason) > MAX_REASON:
         raise ReviewError("--reason is %d characters; keep it under %d" % (len(reason), MAX_REASON))
     by = (by or "").strip()
@@ -61,21 +66,34 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
         raise ReviewError("--to must be after --from")
     if not _exists(db, target, site, device, seq):
         what = "poll" if target == POLL else "force-majeure report"
-        raise ReviewError("no %s %s; `rating review list` shows the ids (after `rating rebuild` if "
-                          "the site file changed)" % (what, ident))
-    row = {"target": target, "site": site, "device": device, "seq": seq, "verdict": verdict,
-           "from_ms": from_ms, "to_ms": to_ms, "reason": reason, "by_name": by, "at_ms": now_ms}
+        raise ReviewError(
+            "no %s %s; `rating review list` shows the ids (after `rating rebuild` if "
+            "the site file changed)" % (what, ident)
+        )
+    row = {
+        "target": target,
+        "site": site,
+        "device": device,
+        "seq": seq,
+        "verdict": verdict,
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "reason": reason,
+        "by_name": by,
+        "at_ms": now_ms,
+    }
     cols = list(row)
-    db.execute("INSERT INTO verdicts (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
-               tuple(row[c] for c in cols))
+    db.execute(
+        "INSERT INTO verdicts (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
+        tuple(row[c] for c in cols),
+    )
     return row
 
 
 def history(db, ident):
     """Every verdict on this id (poll and/or report), oldest first."""
     site, device, seq = parse_id(ident)
-    return db.query("SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq = ? ORDER BY id",
-                    (site, device, seq))
+    return db.query("SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq = ? ORDER BY id", (site, device, seq))
 
 
 def latest(db):
@@ -87,8 +105,7 @@ def latest(db):
 
 
 def invalid_poll_ids(verdicts):
-    return {format_id(s, d, q) for (t, s, d, q), row in verdicts.items()
-            if t == POLL and row["verdict"] == "invalid"}
+    return {format_id(s, d, q) for (t, s, d, q), row in verdicts.items() if t == POLL and row["verdict"] == "invalid"}
 
 
 def fm_status(verdicts, site, device, seq):
@@ -117,7 +134,7 @@ def _draw(seed, ident):
     """A stable pseudo-random number in [0, 1) per (seed, id): the sample does not reshuffle
     when new polls arrive."""
     h = hashlib.sha256(("%s:%s" % (seed, ident)).encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2.0 ** 64
+    return int.from_bytes(h[:8], "big") / 2.0**64
 
 
 def sample(polls, fms, share, seed=0):

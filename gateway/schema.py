@@ -1,6 +1,7 @@
 """The gateway's schema: the numbered migrations (gateway/migrations/) and the SQL functions
 SQLite needs to run them. `open_database` is what every command that touches the store calls.
 """
+
 from gateway import db as dbmod
 from gateway import store
 

@@ -12,6 +12,7 @@ mid-batch leaves those messages with the broker, which redelivers them to the pe
 session (fixed client id, clean_session=False). The panel's end-to-end ack is the second line
 of defence: a panel keeps every event until an ack covers it.
 """
+
 import collections
 import contextlib
 import logging
@@ -25,12 +26,9 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, fields
 
-from protocol import ProtocolError, topics
-
 from gateway import db as dbmod
-
-from gateway import schema
-from gateway import ingest, store
+from gateway import ingest, schema, store
+from protocol import ProtocolError, topics
 
 log = logging.getLogger("gateway.service")
 
@@ -59,8 +57,7 @@ class GatewaySettings:
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
 
     def check(self):
-        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed",
-                  "ack_coalesce_ms"):
+        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed", "ack_coalesce_ms"):
             value = getattr(self, f)
             if type(value) is not int or value < 1:
                 raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
@@ -69,8 +66,10 @@ class GatewaySettings:
         if not 1 <= self.inflight <= 1000:
             raise SettingsError("inflight: must be 1..1000 (20-100 is fastest), got %d" % self.inflight)
         if self.max_unconfirmed > 60000:
-            raise SettingsError("max_unconfirmed: must stay below 60000 (paho reuses message ids "
-                                "above 65535), got %d" % self.max_unconfirmed)
+            raise SettingsError(
+                "max_unconfirmed: must stay below 60000 (paho reuses message ids "
+                "above 65535), got %d" % self.max_unconfirmed
+            )
         for f in ("config_push_s", "derive_tick_s"):
             value = getattr(self, f)
             if type(value) not in (int, float) or value <= 0:
@@ -80,8 +79,9 @@ class GatewaySettings:
         except ProtocolError as exc:
             raise SettingsError(str(exc)) from None
         if not self.client_id or not self.client_id.isascii() or len(self.client_id) > 64:
-            raise SettingsError("client_id: must be a non-empty ASCII name of at most 64 characters, "
-                                "got %r" % self.client_id)
+            raise SettingsError(
+                "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
+            )
         if self.broker:
             parse_broker_url(self.broker)
         return self
@@ -109,18 +109,22 @@ def load_settings(path, **overrides):
         known = {f.name: f for f in fields(GatewaySettings)}
         for key, value in values.items():
             if key not in known:
-                raise SettingsError("%s: unknown setting %r; known: %s"
-                                    % (path, key, ", ".join(sorted(known))))
+                raise SettingsError("%s: unknown setting %r; known: %s" % (path, key, ", ".join(sorted(known))))
             want = type(getattr(GatewaySettings, key))
             if want is bool:
                 ok = isinstance(value, bool)
             else:
-                ok = isinstance(value, want) and not isinstance(value, bool) or (
-                    want is float and type(value) is int)
+                ok = isinstance(value, want) and not isinstance(value, bool) or (want is float and type(value) is int)
             if not ok:
-                raise SettingsError("%s: %s must be %s, got %r" % (
-                    path, key, {str: "a string", int: "a whole number", float: "a number",
-                                bool: "true or false"}[want], value))
+                raise SettingsError(
+                    "%s: %s must be %s, got %r"
+                    % (
+                        path,
+                        key,
+                        {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}[want],
+                        value,
+                    )
+                )
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return GatewaySettings(**values).check()
@@ -132,8 +136,10 @@ def parse_broker_url(url):
     """mqtt://[user[:password]@]host[:port] -> (host, port, user, password)."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise SettingsError("broker: %r is not an MQTT URL; write mqtt://HOST:PORT, e.g. "
-                            "mqtt://127.0.0.1:1883 (TLS is not supported yet)" % url)
+        raise SettingsError(
+            "broker: %r is not an MQTT URL; write mqtt://HOST:PORT, e.g. "
+            "mqtt://127.0.0.1:1883 (TLS is not supported yet)" % url
+        )
     try:
         port = parsed.port or 1883
     except ValueError:
@@ -225,8 +231,7 @@ class GatewayService:
             return
         self._gen += 1
         self._session_present = bool(flags.session_present)
-        result, self._sub_mid = client.subscribe(
-            [(f, 1) for f in topics.gateway_subscriptions(self.settings.root)])
+        result, self._sub_mid = client.subscribe([(f, 1) for f in topics.gateway_subscriptions(self.settings.root)])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         # "connected" only once the broker confirmed the subscriptions: from here on nothing
@@ -257,6 +262,7 @@ class GatewayService:
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
         import paho.mqtt.client as mqtt
+
         s = self.settings
         self.db = schema.open_database(s.db_url())
         self.derive = ingest.derive_hook(self.db)
@@ -265,6 +271,7 @@ class GatewayService:
         self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self._collect_changed)
         try:
             from gateway import configpush
+
             self.configpush = configpush
         except ModuleNotFoundError as exc:
             if exc.name != "gateway.configpush":
@@ -272,11 +279,17 @@ class GatewayService:
         url = s.broker
         if not url:
             from gateway.broker import EmbeddedBroker
+
             self.embedded = EmbeddedBroker(port=s.broker_port).start()
             url = self.embedded.url
         host, port, user, password = parse_broker_url(url)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
         if user:
             client.username_pw_set(user, password)
         client.max_inflight_messages_set(s.inflight)
@@ -290,8 +303,10 @@ class GatewayService:
         client.connect_async(host, port, keepalive=30)
         client.loop_start()
         self.client = client
-        self._say("gateway: broker %s%s, database %s, root %s" % (
-            url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root))
+        self._say(
+            "gateway: broker %s%s, database %s, root %s"
+            % (url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+        )
         return self
 
     def _say(self, text):
@@ -309,8 +324,9 @@ class GatewayService:
         while not self.stop_event.is_set():
             timeout = 0.1
             if self._acks_due:
-                timeout = max(0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000
-                                       - time.monotonic()))
+                timeout = max(
+                    0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000 - time.monotonic())
+                )
             if len(self.ingestor):
                 if batch_started is None:  # buffered by _publish's wait, before any batch here
                     batch_started = time.monotonic()
@@ -334,8 +350,8 @@ class GatewayService:
                         batch_started = time.monotonic()
                     self._dispatch(item)
                 if not len(self.ingestor) or (
-                        len(self.ingestor) < s.batch_max
-                        and time.monotonic() - batch_started < s.batch_ms / 1000):
+                    len(self.ingestor) < s.batch_max and time.monotonic() - batch_started < s.batch_ms / 1000
+                ):
                     if len(self.ingestor):
                         continue  # more may come right away; the quiet timeout above decides
             if len(self.ingestor):
@@ -372,8 +388,7 @@ class GatewayService:
         elif kind == "connected":
             _, gen, session_present = item
             self.connected.set()
-            self._say("gateway: connected to the broker (session %s)"
-                      % ("resumed" if session_present else "new"))
+            self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
             # retained acks may be gone (a broker restarted without persistence): publish them
             # again, from the main loop (not nested inside a waiting _publish)
             self._republish = True
@@ -387,8 +402,7 @@ class GatewayService:
                 break
             except Exception as exc:
                 failures += 1
-                log.error("database write failed (%s); retrying in %.0f s, nothing acked",
-                          exc, self.DB_RETRY_S)
+                log.error("database write failed (%s); retrying in %.0f s, nothing acked", exc, self.DB_RETRY_S)
                 if self.stop_event.is_set() and failures >= 3:
                     return False  # shutting down: the broker and the panels still hold the batch
                 time.sleep(self.DB_RETRY_S)
@@ -407,8 +421,11 @@ class GatewayService:
         ack_coalesce_ms, so a panel gets one ack per round instead of one per 2 ms batch."""
         if not self._acks_due:
             return
-        if not force and self._last_batch >= self.BACKLOG_BATCH and (
-                time.monotonic() - self._acks_sent < self.settings.ack_coalesce_ms / 1000):
+        if (
+            not force
+            and self._last_batch >= self.BACKLOG_BATCH
+            and (time.monotonic() - self._acks_sent < self.settings.ack_coalesce_ms / 1000)
+        ):
             return
         due, self._acks_due = self._acks_due, {}
         self._acks_sent = time.monotonic()
@@ -503,8 +520,10 @@ class GatewayService:
                 self._dispatch(item)
         self.close()
         st = self.ingestor.stats
-        self._say("gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
-                  % (st["messages"], st["events"], st["duplicates"], st["dead_letters"]))
+        self._say(
+            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
+            % (st["messages"], st["events"], st["duplicates"], st["dead_letters"])
+        )
 
     def close(self):
         if self.client:

@@ -18,6 +18,7 @@ Roster: key = "<site>/<device>" plus the shift slot ("" all day, or "mon,tue|09:
 at time t the most specific matching slot (days+hours > hours > all day) wins, checked in the
 site's timezone.
 """
+
 import bisect
 import datetime as _dt
 import hashlib
@@ -60,15 +61,20 @@ def threshold_names():
     """Field names of kpi_core.Thresholds (empty when kpi_core has none yet)."""
     try:
         import dataclasses
+
         from kpi_core import Thresholds
+
         return {f.name for f in dataclasses.fields(Thresholds)}
     except (ImportError, TypeError):
         return set()
 
 
 def is_id(value):
-    return (isinstance(value, str) and 1 <= len(value) <= 32
-            and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value))
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= 32
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value)
+    )
 
 
 class _Checker:
@@ -122,8 +128,9 @@ class _Checker:
     def unknown(self, path, table, allowed):
         for key in table:
             if key not in allowed:
-                self.err("%s.%s" % (path, key) if path else key,
-                         "unknown field (allowed: %s)" % ", ".join(sorted(allowed)))
+                self.err(
+                    "%s.%s" % (path, key) if path else key, "unknown field (allowed: %s)" % ", ".join(sorted(allowed))
+                )
 
 
 def to_ms(value, tz=None):
@@ -153,15 +160,17 @@ def _hours(text):
     """'09:00-14:00' -> (540, 840) minutes; an end before the start crosses midnight."""
     try:
         start, end = text.split("-")
+
         def minutes(part):
             h, m = part.strip().split(":")
             h, m = int(h), int(m)
             if not (0 <= h <= 24 and 0 <= m < 60) or h * 60 + m > 1440:
                 raise ValueError
             return h * 60 + m
+
         a, b = minutes(start), minutes(end)
     except (ValueError, AttributeError):
-        raise ValueError("%r is not a time range like \"09:00-14:00\"" % (text,))
+        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,))
     if a == b:
         raise ValueError("%r is an empty time range" % (text,))
     if b == 23 * 60 + 59:
@@ -229,6 +238,7 @@ def parse(text, source="site file"):
     if names:
         try:
             from kpi_core import Thresholds
+
             Thresholds(**dep["thresholds"])
         except (ValueError, TypeError) as exc:
             c.err("deployment.thresholds", str(exc))
@@ -292,8 +302,7 @@ def parse(text, source="site file"):
         text_en = c.text(p + ".text_en", item.get("text_en"))
         if qid:
             questions[qid] = kind
-            add("question", qid, p, entry_from(p, item),
-                {"kind": kind, "text_ru": text_ru, "text_en": text_en})
+            add("question", qid, p, entry_from(p, item), {"kind": kind, "text_ru": text_ru, "text_en": text_en})
 
     employees = set()
     for i, item in enumerate(items("employees")):
@@ -344,7 +353,7 @@ def parse(text, source="site file"):
         c.unknown(p, item, ("panel", "employee", "from", "hours", "days"))
         panel = item.get("panel")
         if panel not in panels:
-            c.err(p + ".panel", "%r is not a panel of [[panels]] (write it as \"site/device\")" % (panel,))
+            c.err(p + ".panel", '%r is not a panel of [[panels]] (write it as "site/device")' % (panel,))
             continue
         emp = item.get("employee")
         if emp not in employees:
@@ -359,7 +368,7 @@ def parse(text, source="site file"):
             except ValueError as exc:
                 c.err(p + ".hours", str(exc))
         if days is not None:
-            if (not isinstance(days, list) or not days or any(d not in DAYS for d in days)):
+            if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
                 c.err(p + ".days", "must be a list of %s, got %r" % (", ".join(DAYS), days))
             else:
                 slot = "%s|%s" % (",".join(d for d in DAYS if d in days), slot)
@@ -372,11 +381,12 @@ def parse(text, source="site file"):
 
 def camera_url(template, at_ms, tz=None):
     """Fill a camera URL template: {iso} (ISO 8601 in `tz`, default UTC), {unix}, {unix_ms}."""
-    when = _dt.datetime.fromtimestamp(at_ms / 1000.0, tz or _dt.timezone.utc)
+    when = _dt.datetime.fromtimestamp(at_ms / 1000.0, tz or _dt.UTC)
     return template.format(iso=when.isoformat(timespec="seconds"), unix=at_ms // 1000, unix_ms=at_ms)
 
 
 # --- history: pure planning ---------------------------------------------------------------------
+
 
 def _canon(data):
     return None if data is None else json.dumps(data, sort_keys=True, ensure_ascii=False)
@@ -470,7 +480,7 @@ class History:
         return dep
 
     def tz(self, site, t=None):
-        data = self.get("site", site, t if t is not None else 2 ** 62) or {}
+        data = self.get("site", site, t if t is not None else 2**62) or {}
         name = data.get("timezone", "UTC")
         if name not in self._tz:
             try:
@@ -479,7 +489,7 @@ class History:
                 self._tz[name] = zoneinfo.ZoneInfo("UTC")
         return self._tz[name]
 
-    def site_name(self, site, t=2 ** 62):
+    def site_name(self, site, t=2**62):
         return (self.get("site", site, t) or {}).get("name") or site
 
     def panel(self, site, device, t):
@@ -504,7 +514,7 @@ class History:
     def question(self, qid, t):
         return self.get("question", qid, t) if qid else None
 
-    def employee_name(self, eid, t=2 ** 62):
+    def employee_name(self, eid, t=2**62):
         return (self.get("employee", eid, t) or {}).get("name") or eid
 
     def employee_at(self, site, device, t):
@@ -516,8 +526,9 @@ class History:
         prefix = "%s/%s#" % (site, device)
         roster = self._roster.get(prefix)
         if roster is None:
-            roster = self._roster[prefix] = [(k[1][len(prefix):], k) for k in self.keys("roster")
-                                             if k[1].startswith(prefix)]
+            roster = self._roster[prefix] = [
+                (k[1][len(prefix) :], k) for k in self.keys("roster") if k[1].startswith(prefix)
+            ]
         # A row stamped at apply time covers earlier times only when it came with the panel's
         # first roster: a shift added by a later apply must not claim polls from before it.
         first_rev = min((r[1] for _, k in roster for r in self.rows(*k)), default=None)
@@ -527,6 +538,7 @@ class History:
             if row is not None and row[0] > t and row[1] != first_rev:
                 return None
             return row
+
         all_day = at(prefix) if ("", ("roster", prefix)) in roster else None
         # (a removed all-day entry takes nothing over: the shifts still in the file stay)
         all_day_from = all_day[0] if all_day is not None and all_day[3] is not None else None
@@ -566,8 +578,10 @@ _HISTORY_SQL = "SELECT kind, key, valid_from_ms, rev, explicit_from, data FROM s
 
 
 def _history_rows(db):
-    return [(r["kind"], r["key"], r["valid_from_ms"], r["rev"], r["explicit_from"], r["data"])
-            for r in db.query(_HISTORY_SQL)]
+    return [
+        (r["kind"], r["key"], r["valid_from_ms"], r["rev"], r["explicit_from"], r["data"])
+        for r in db.query(_HISTORY_SQL)
+    ]
 
 
 def load(db):
@@ -586,9 +600,14 @@ def apply(db, sitefile, now_ms, source="", by=""):
         if not new:
             return []
         rev = revision(db) + 1
-        db.execute("INSERT INTO site_revisions (rev, applied_ms, source, sha256, changes) VALUES (?, ?, ?, ?, ?)",
-                   (rev, now_ms, source, sitefile.digest, len(new)))
+        db.execute(
+            "INSERT INTO site_revisions (rev, applied_ms, source, sha256, changes) VALUES (?, ?, ?, ?, ?)",
+            (rev, now_ms, source, sitefile.digest, len(new)),
+        )
         for kind, key, valid_from, explicit, data in new:
-            db.execute("INSERT INTO site_history (kind, key, valid_from_ms, rev, explicit_from, data) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (kind, key, valid_from, rev, explicit, data))
+            db.execute(
+                "INSERT INTO site_history (kind, key, valid_from_ms, rev, explicit_from, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, key, valid_from, rev, explicit, data),
+            )
     return new

@@ -11,6 +11,7 @@ The cumulative-ack rule (see README.md, "Acks and lost events"):
     1..N is stored, below floor, or dead-lettered (`dead_seqs`: an event of that seq came but
     could not be stored, see infer_unreadable_gap). It never passes a gap the panel may still fill.
 """
+
 import bisect
 import hashlib
 import json
@@ -25,16 +26,17 @@ LOST_GRACE_MS = 10 * 60 * 1000
 # events of one resend round lie within acked + 1 .. acked + SEND_WINDOW.
 SEND_WINDOW = 50
 
-EVENT_COLUMNS = ("site", "device", "seq", "boot", "up_ms", "t_ms", "ev", "hold_ms",
-                 "received_ms", "payload")
+EVENT_COLUMNS = ("site", "device", "seq", "boot", "up_ms", "t_ms", "ev", "hold_ms", "received_ms", "payload")
 _SAME_EVENT = ("boot", "up_ms", "t_ms", "ev", "hold_ms")
 
 _INSERT_EVENT = (
     "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING")
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING"
+)
 
 
 # ---- raw events ------------------------------------------------------------------------------
+
 
 def insert_events(db, events, known_max=None):
     """Store events (dicts with EVENT_COLUMNS) once per (site, device, seq).
@@ -56,7 +58,7 @@ def insert_events(db, events, known_max=None):
         else:
             conflicts.append(e)
     by_device = {}
-    for (site, device, seq) in fresh:
+    for site, device, seq in fresh:
         by_device.setdefault((site, device), []).append(seq)
     for (site, device), seqs in by_device.items():
         low = min(seqs)
@@ -65,7 +67,8 @@ def insert_events(db, events, known_max=None):
         existing = db.query(
             "SELECT seq, boot, up_ms, t_ms, ev, hold_ms FROM raw_events"
             " WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?",
-            (site, device, low, max(seqs)))
+            (site, device, low, max(seqs)),
+        )
         for row in existing:
             e = fresh.pop((site, device, row["seq"]), None)
             if e is None:
@@ -85,7 +88,7 @@ def _same(a, b):
 
 def events(db, site, device, after_seq=0, limit=None):
     """Stored events of one panel with seq > after_seq, in seq order (dict rows)."""
-    sql = ("SELECT * FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq")
+    sql = "SELECT * FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq"
     if limit:
         sql += " LIMIT %d" % int(limit)
     return db.query(sql, (site, device, after_seq))
@@ -96,16 +99,17 @@ def timed_events(db, site, device, after_seq=0, limit=None):
     offsets = boot_offsets(db, site, device)
     rows = events(db, site, device, after_seq, limit)
     for r in rows:
-        r["at_ms"], r["time_source"] = timerepair.resolve(
-            r["t_ms"], r["boot"], r["up_ms"], r["received_ms"], offsets)
+        r["at_ms"], r["time_source"] = timerepair.resolve(r["t_ms"], r["boot"], r["up_ms"], r["received_ms"], offsets)
     return rows
 
 
 def devices(db):
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
-    rows = db.query("SELECT site, device FROM panel_state UNION "
-                    "SELECT DISTINCT site, device FROM raw_events UNION "
-                    "SELECT DISTINCT site, device FROM dead_seqs")
+    rows = db.query(
+        "SELECT site, device FROM panel_state UNION "
+        "SELECT DISTINCT site, device FROM raw_events UNION "
+        "SELECT DISTINCT site, device FROM dead_seqs"
+    )
     return sorted({(r["site"], r["device"]) for r in rows})
 
 
@@ -116,14 +120,17 @@ def has_events(db):
 
 def event_panels(db):
     """Every (site, device) with stored events, sorted."""
-    return [(r["site"], r["device"]) for r in
-            db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")]
+    return [
+        (r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")
+    ]
 
 
 def event_count_through(db, site, device, seq):
     """How many events of the panel are stored with a seq <= `seq`."""
-    return db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?",
-                     (site, device, seq)) or 0
+    return (
+        db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
+        or 0
+    )
 
 
 def event_kinds(db):
@@ -136,32 +143,40 @@ def event_kinds(db):
 
 def panels_seen_since(db, since_ms):
     """{(site, device)} of the panels whose last message arrived at or after since_ms."""
-    return {(r["site"], r["device"]) for r in
-            db.query("SELECT site, device FROM panel_state WHERE last_seen_ms >= ?", (since_ms,))}
+    return {
+        (r["site"], r["device"])
+        for r in db.query("SELECT site, device FROM panel_state WHERE last_seen_ms >= ?", (since_ms,))
+    }
 
 
 # ---- boot clock ------------------------------------------------------------------------------
 
+
 def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
     """Remember t - up for this boot from the first message that carried both; True if new."""
-    return db.execute(
-        "INSERT INTO boot_clock (site, device, boot, offset_ms, source, received_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, boot) DO NOTHING",
-        (site, device, boot, t_ms - up_ms, source, received_ms)) == 1
+    return (
+        db.execute(
+            "INSERT INTO boot_clock (site, device, boot, offset_ms, source, received_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, boot) DO NOTHING",
+            (site, device, boot, t_ms - up_ms, source, received_ms),
+        )
+        == 1
+    )
 
 
 def boot_offsets(db, site, device):
     """{boot: offset_ms} of one panel."""
-    rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?",
-                    (site, device))
+    rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?", (site, device))
     return {r["boot"]: r["offset_ms"] for r in rows}
 
 
 # ---- panel state -----------------------------------------------------------------------------
 
-_LAST_SEEN = ("last_seen_ms = CASE WHEN panel_state.last_seen_ms IS NULL"
-              " OR excluded.last_seen_ms > panel_state.last_seen_ms"
-              " THEN excluded.last_seen_ms ELSE panel_state.last_seen_ms END")
+_LAST_SEEN = (
+    "last_seen_ms = CASE WHEN panel_state.last_seen_ms IS NULL"
+    " OR excluded.last_seen_ms > panel_state.last_seen_ms"
+    " THEN excluded.last_seen_ms ELSE panel_state.last_seen_ms END"
+)
 
 
 def upsert_state(db, site, device, state, received_ms, payload):
@@ -180,7 +195,8 @@ def upsert_state(db, site, device, state, received_ms, payload):
             "INSERT INTO panel_state (site, device, online, state_ms, payload)"
             " VALUES (?, ?, 0, ?, ?) ON CONFLICT (site, device) DO UPDATE SET"
             " online = 0, state_ms = excluded.state_ms, payload = excluded.payload",
-            (site, device, received_ms, payload))
+            (site, device, received_ms, payload),
+        )
         return True
     faults = json.dumps(state.get("faults") or [], ensure_ascii=False)
     cfg = state.get("cfg")
@@ -194,10 +210,27 @@ def upsert_state(db, site, device, state, received_ms, payload):
         " pending = excluded.pending, dropped = excluded.dropped, heap = excluded.heap,"
         " rssi = excluded.rssi, faults = excluded.faults, cfg = excluded.cfg,"
         " cfg_err = excluded.cfg_err, payload = excluded.payload, conn = excluded.conn",
-        (site, device, received_ms, received_ms, state.get("boot"), state.get("up"), state.get("t"),
-         state.get("fw"), state.get("seq"), state.get("pending"), state.get("dropped"),
-         state.get("heap"), state.get("rssi"), faults, None if cfg is None else str(cfg),
-         state.get("cfg_err"), payload, state.get("conn")))
+        (
+            site,
+            device,
+            received_ms,
+            received_ms,
+            state.get("boot"),
+            state.get("up"),
+            state.get("t"),
+            state.get("fw"),
+            state.get("seq"),
+            state.get("pending"),
+            state.get("dropped"),
+            state.get("heap"),
+            state.get("rssi"),
+            faults,
+            None if cfg is None else str(cfg),
+            state.get("cfg_err"),
+            payload,
+            state.get("conn"),
+        ),
+    )
     return True
 
 
@@ -217,26 +250,27 @@ def touch_last_seen(db, site, device, received_ms):
     db.execute(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
         " ON CONFLICT (site, device) DO UPDATE SET " + _LAST_SEEN,
-        (site, device, received_ms))
+        (site, device, received_ms),
+    )
 
 
 def touch_last_seen_many(db, rows):
     """touch_last_seen for [(site, device, received_ms)] in one executemany."""
     db.executemany(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
-        " ON CONFLICT (site, device) DO UPDATE SET " + _LAST_SEEN, rows)
+        " ON CONFLICT (site, device) DO UPDATE SET " + _LAST_SEEN,
+        rows,
+    )
 
 
 def max_seq(db, site, device):
     """The highest stored seq of a panel (0: none)."""
-    return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?",
-                     (site, device)) or 0
+    return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
 
 
 def max_handled_seq(db, site, device):
     """The highest seq of a panel that is stored or dead-lettered (0: none)."""
-    dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?",
-                     (site, device)) or 0
+    dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?", (site, device)) or 0
     return max(max_seq(db, site, device), dead)
 
 
@@ -261,6 +295,7 @@ def held_floor(state):
 
 # ---- acks ------------------------------------------------------------------------------------
 
+
 def contiguous_acked_seq(db, site, device, state=None, previous=None):
     """The cumulative ack for one panel: highest N with every seq 1..N stored, dead-lettered
     (`dead_seqs`) or known dropped."""
@@ -270,9 +305,10 @@ def contiguous_acked_seq(db, site, device, state=None, previous=None):
         previous = last_ack(db, site, device) or 0
     start = max(previous, held_floor(state) - 1)
     if not db.query_one(
-            "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
-            " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ?",
-            (site, device, start + 1) * 2):
+        "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
+        " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ?",
+        (site, device, start + 1) * 2,
+    ):
         return start
     # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
@@ -281,7 +317,8 @@ def contiguous_acked_seq(db, site, device, state=None, previous=None):
         " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
         " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
         " AND y.device = ? AND y.seq = h.seq + 1)",
-        (site, device, start) * 2 + (site, device) * 2)
+        (site, device, start) * 2 + (site, device) * 2,
+    )
     return end
 
 
@@ -297,9 +334,12 @@ def extend_run(db, site, device, start, fresh_seqs, max_known):
             n += 1
         if n + 1 > max_known:
             return n
-        rows = db.query("SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
-                        " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
-                        " ORDER BY seq LIMIT 512", (site, device, n) * 2)
+        rows = db.query(
+            "SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
+            " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+            " ORDER BY seq LIMIT 512",
+            (site, device, n) * 2,
+        )
         before = n
         for r in rows:
             if r["seq"] != n + 1:
@@ -314,7 +354,9 @@ def record_acks(db, rows):
     db.executemany(
         "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (site, device) DO UPDATE SET acked_seq = excluded.acked_seq,"
-        " published_ms = excluded.published_ms WHERE excluded.acked_seq > acks.acked_seq", rows)
+        " published_ms = excluded.published_ms WHERE excluded.acked_seq > acks.acked_seq",
+        rows,
+    )
 
 
 def last_ack(db, site, device):
@@ -324,11 +366,14 @@ def last_ack(db, site, device):
 
 def all_acks(db):
     """[(site, device, acked_seq)] - republished (retained) whenever the gateway (re)connects."""
-    return [(r["site"], r["device"], r["acked_seq"])
-            for r in db.query("SELECT site, device, acked_seq FROM acks ORDER BY site, device")]
+    return [
+        (r["site"], r["device"], r["acked_seq"])
+        for r in db.query("SELECT site, device, acked_seq FROM acks ORDER BY site, device")
+    ]
 
 
 # ---- gaps and lost events --------------------------------------------------------------------
+
 
 def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
     """Missing seq ranges of one panel, each a dict:
@@ -350,10 +395,10 @@ def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
         " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
         " WHERE site = ? AND device = ?) w"
         " WHERE (w.prev IS NULL AND w.seq > 1) OR w.seq > w.prev + 1 ORDER BY seq",
-        (site, device))
+        (site, device),
+    )
     holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
-    top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?",
-                    (site, device)) or 0
+    top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
     if floor - 1 > top:
         holes.append((top + 1, floor - 1, None))
     out = []
@@ -365,10 +410,14 @@ def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
         if first <= last:
             overdue = since is not None and now_ms - since > grace_ms
             out.append(_gap(first, last, "lost" if overdue else "open", "overdue" if overdue else "waiting"))
-    dead = [r["seq"] for r in db.query(
-        "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND NOT EXISTS (SELECT 1 FROM"
-        " raw_events r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
-        (site, device))]
+    dead = [
+        r["seq"]
+        for r in db.query(
+            "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND NOT EXISTS (SELECT 1 FROM"
+            " raw_events r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
+            (site, device),
+        )
+    ]
     if dead:
         out = _without(out, dead) + [_gap(a, b, "lost", "dead_letter") for a, b in _runs(dead)]
         out.sort(key=lambda g: g["first"])
@@ -409,12 +458,12 @@ def _gap(first, last, status, why):
 def lost_summary(gap_list):
     """(count, "a-b,c") of the lost gaps."""
     lost = [g for g in gap_list if g["status"] == "lost"]
-    ranges = ",".join(str(g["first"]) if g["first"] == g["last"] else "%d-%d" % (g["first"], g["last"])
-                      for g in lost)
+    ranges = ",".join(str(g["first"]) if g["first"] == g["last"] else "%d-%d" % (g["first"], g["last"]) for g in lost)
     return sum(g["count"] for g in lost), ranges
 
 
 # ---- dead letters ----------------------------------------------------------------------------
+
 
 def dead_letter_key(topic, payload):
     """A dead letter's idempotency key: hex sha256 of the topic (UTF-8), one NUL byte and the
@@ -446,7 +495,9 @@ def insert_dead_letters(db, letters):
         " OR excluded.last_seen_ms > dead_letters.last_seen_ms THEN excluded.last_seen_ms"
         " ELSE dead_letters.last_seen_ms END, site = COALESCE(dead_letters.site, excluded.site),"
         " device = COALESCE(dead_letters.device, excluded.device),"
-        " seq = COALESCE(dead_letters.seq, excluded.seq)", rows)
+        " seq = COALESCE(dead_letters.seq, excluded.seq)",
+        rows,
+    )
     return keys
 
 
@@ -454,7 +505,9 @@ def insert_dead_seqs(db, rows):
     """rows: [(site, device, seq, msg_key, inferred, received_ms)]: seqs handled by a dead letter."""
     db.executemany(
         "INSERT INTO dead_seqs (site, device, seq, msg_key, inferred, received_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING", rows)
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING",
+        rows,
+    )
 
 
 def dead_only_seqs(db, keys):
@@ -467,7 +520,9 @@ def dead_only_seqs(db, keys):
         rows = db.query(
             "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?"
             " AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.site = d.site"
-            " AND r.device = d.device AND r.seq = d.seq)", (site, device, min(seqs), max(seqs)))
+            " AND r.device = d.device AND r.seq = d.seq)",
+            (site, device, min(seqs), max(seqs)),
+        )
         wanted = set(seqs)
         out.update((site, device, r["seq"]) for r in rows if r["seq"] in wanted)
     return out
@@ -487,8 +542,10 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     nor one reaching past the panel's send window (SEND_WINDOW) above the ack."""
     above = []
     for table in ("raw_events", "dead_seqs"):
-        row = db.query_one("SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ?"
-                           " ORDER BY seq LIMIT 1" % table, (site, device, acked))
+        row = db.query_one(
+            "SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ? ORDER BY seq LIMIT 1" % table,
+            (site, device, acked),
+        )
         if row:
             above.append((row["seq"], row["received_ms"]))
     if not above:
@@ -501,7 +558,8 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     letter = db.query_one(
         "SELECT msg_key, last_seen_ms FROM dead_letters WHERE site = ? AND device = ? AND seq IS NULL"
         " AND seen >= 2 AND last_seen_ms >= ? ORDER BY received_ms, id LIMIT 1",
-        (site, device, since + grace_ms))
+        (site, device, since + grace_ms),
+    )
     if letter is None:
         return []
     seqs = list(range(acked + 1, nxt))
@@ -511,8 +569,7 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
 
 def dead_letters(db, limit=50, since_ms=None):
     """Last seen first."""
-    sql = ("SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq"
-           " FROM dead_letters")
+    sql = "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq FROM dead_letters"
     params = ()
     if since_ms is not None:
         sql += " WHERE last_seen_ms >= ?"
@@ -535,6 +592,7 @@ def dead_letter_count(db, distinct=False):
 
 # ---- counts ----------------------------------------------------------------------------------
 
+
 def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, source, received_ms):
     """Store one interval's counts; idempotent on (site, device, from_ms, to_ms).
 
@@ -548,7 +606,8 @@ def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, sour
         " transactions = COALESCE(excluded.transactions, counts.transactions),"
         " visitors = COALESCE(excluded.visitors, counts.visitors),"
         " source = excluded.source, received_ms = excluded.received_ms",
-        (site, device or "", from_ms, to_ms, transactions, visitors, source, received_ms))
+        (site, device or "", from_ms, to_ms, transactions, visitors, source, received_ms),
+    )
 
 
 def counts(db, site=None, from_ms=None, to_ms=None):

@@ -49,9 +49,9 @@ without moving the clock. Use it only when no more events will come for the pane
 of a simulation, a panel taken out of service). A rebuild from raw events should end
 with advance(real now) instead, so polls whose window is still running stay open.
 """
+
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
 
 ANSWERS = ("yes", "no", "unsure")
 SELLER_SHORT = "seller_short"
@@ -83,11 +83,12 @@ class WindowSettings:
         for name, low in (("window_ms", 1), ("rearm_ms", 0), ("fm_ms", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError("%s: must be a whole number of milliseconds >= %d, got %r"
-                                 % (name, low, v))
+                raise ValueError("%s: must be a whole number of milliseconds >= %d, got %r" % (name, low, v))
         if self.rearm_ms > self.window_ms:
-            raise ValueError("rearm_ms: must not exceed window_ms (%d), got %d; a repeat press "
-                             "after the window is a new poll anyway" % (self.window_ms, self.rearm_ms))
+            raise ValueError(
+                "rearm_ms: must not exceed window_ms (%d), got %d; a repeat press "
+                "after the window is a new poll anyway" % (self.window_ms, self.rearm_ms)
+            )
 
     def as_dict(self):
         return asdict(self)
@@ -106,13 +107,13 @@ class Poll:
 
     open_seq: int
     opened_at: float
-    answer: Optional[str]          # "yes" | "no" | "unsure" | None (silent)
-    answer_seq: Optional[int]
-    answered_at: Optional[float]
-    extra_presses: int             # further answers inside the window (answer unchanged)
-    duplicate_presses: int         # further short presses within rearm_ms
-    closes_at: float               # opened_at + window_ms: last instant of the window
-    superseded_by: Optional[int] = None  # seq of the short press that closed it early
+    answer: str | None  # "yes" | "no" | "unsure" | None (silent)
+    answer_seq: int | None
+    answered_at: float | None
+    extra_presses: int  # further answers inside the window (answer unchanged)
+    duplicate_presses: int  # further short presses within rearm_ms
+    closes_at: float  # opened_at + window_ms: last instant of the window
+    superseded_by: int | None = None  # seq of the short press that closed it early
 
     @property
     def silent(self):
@@ -123,11 +124,11 @@ class Poll:
 class ForceMajeure:
     """A force-majeure report: covers polls opened in [start, end). Identity: (site, device, seq)."""
 
-    seq: int                # the first long press
+    seq: int  # the first long press
     start: float
     end: float
-    presses: int            # long presses merged into this period
-    seqs: Tuple[int, ...]   # their seqs
+    presses: int  # long presses merged into this period
+    seqs: tuple[int, ...]  # their seqs
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,9 @@ class PanelWindows:
     def __init__(self, settings=None):
         self._settings = self._check_settings(settings or WindowSettings())
         self._last_seq = None
-        self._clock = None   # latest time seen: event times and advance() nows
-        self._poll = None    # open poll as a plain dict (JSON-able, see _short)
-        self._fm = None      # running force-majeure period as a plain dict
+        self._clock = None  # latest time seen: event times and advance() nows
+        self._poll = None  # open poll as a plain dict (JSON-able, see _short)
+        self._fm = None  # running force-majeure period as a plain dict
 
     # -- settings ---------------------------------------------------------------------
     @staticmethod
@@ -198,15 +199,19 @@ class PanelWindows:
         _ms(at_ms, "at_ms")
         if self._last_seq is not None and seq <= self._last_seq:
             what = "repeats" if seq == self._last_seq else "comes after"
-            return [Anomaly(seq, OUT_OF_ORDER, "seq %d %s seq %d; event %r ignored"
-                            % (seq, what, self._last_seq, ev))]
+            return [Anomaly(seq, OUT_OF_ORDER, "seq %d %s seq %d; event %r ignored" % (seq, what, self._last_seq, ev))]
         self._last_seq = seq
         out = []
         t = at_ms
         if self._clock is not None and at_ms < self._clock:
             t = self._clock
-            out.append(Anomaly(seq, TIME_BACKWARDS, "time %r ms is earlier than the panel's "
-                               "clock so far (%r ms); taken as %r ms" % (at_ms, t, t)))
+            out.append(
+                Anomaly(
+                    seq,
+                    TIME_BACKWARDS,
+                    "time %r ms is earlier than the panel's clock so far (%r ms); taken as %r ms" % (at_ms, t, t),
+                )
+            )
         self._clock = t
         out.extend(self._close_due(t))
         if ev == SELLER_SHORT:
@@ -216,8 +221,9 @@ class PanelWindows:
         elif ev in ANSWERS:
             out.extend(self._answer(seq, t, ev))
         else:
-            out.append(Anomaly(seq, UNKNOWN_EVENT, "event %r is not one of %s; ignored"
-                               % (ev, ", ".join(KNOWN_EVENTS))))
+            out.append(
+                Anomaly(seq, UNKNOWN_EVENT, "event %r is not one of %s; ignored" % (ev, ", ".join(KNOWN_EVENTS)))
+            )
         return out
 
     def advance(self, now_ms):
@@ -272,9 +278,18 @@ class PanelWindows:
         if p is not None:
             out.append(self._emit_poll(p, superseded_by=seq))
         s = self._settings
-        self._poll = {"open_seq": seq, "opened_at": t, "answer": None, "answer_seq": None,
-                      "answered_at": None, "extra_presses": 0, "duplicate_presses": 0,
-                      "closes_at": t + s.window_ms, "rearm_ms": s.rearm_ms, "last_short_at": t}
+        self._poll = {
+            "open_seq": seq,
+            "opened_at": t,
+            "answer": None,
+            "answer_seq": None,
+            "answered_at": None,
+            "extra_presses": 0,
+            "duplicate_presses": 0,
+            "closes_at": t + s.window_ms,
+            "rearm_ms": s.rearm_ms,
+            "last_short_at": t,
+        }
         return out
 
     def _long(self, seq, t):
@@ -286,8 +301,7 @@ class PanelWindows:
             return
         start = self._poll["opened_at"] if self._poll is not None else t
         fm_ms = self._settings.fm_ms
-        self._fm = {"seq": seq, "start": start, "end": t + fm_ms, "presses": 1, "seqs": [seq],
-                    "fm_ms": fm_ms}
+        self._fm = {"seq": seq, "start": start, "end": t + fm_ms, "presses": 1, "seqs": [seq], "fm_ms": fm_ms}
 
     def _answer(self, seq, t, ev):
         p = self._poll
@@ -301,8 +315,17 @@ class PanelWindows:
 
     @staticmethod
     def _emit_poll(p, superseded_by=None):
-        return Poll(p["open_seq"], p["opened_at"], p["answer"], p["answer_seq"], p["answered_at"],
-                    p["extra_presses"], p["duplicate_presses"], p["closes_at"], superseded_by)
+        return Poll(
+            p["open_seq"],
+            p["opened_at"],
+            p["answer"],
+            p["answer_seq"],
+            p["answered_at"],
+            p["extra_presses"],
+            p["duplicate_presses"],
+            p["closes_at"],
+            superseded_by,
+        )
 
     @staticmethod
     def _emit_fm(f):
@@ -320,17 +343,30 @@ class PanelWindows:
             "fm": dict(self._fm, seqs=list(self._fm["seqs"])) if self._fm is not None else None,
         }
 
-    POLL_KEYS = frozenset(("open_seq", "opened_at", "answer", "answer_seq", "answered_at",
-                           "extra_presses", "duplicate_presses", "closes_at", "rearm_ms",
-                           "last_short_at"))
+    POLL_KEYS = frozenset(
+        (
+            "open_seq",
+            "opened_at",
+            "answer",
+            "answer_seq",
+            "answered_at",
+            "extra_presses",
+            "duplicate_presses",
+            "closes_at",
+            "rearm_ms",
+            "last_short_at",
+        )
+    )
     FM_KEYS = frozenset(("seq", "start", "end", "presses", "seqs", "fm_ms"))
 
     @classmethod
     def restore(cls, d):
         """Rebuild a builder from snapshot(); raises ValueError naming what is wrong."""
         if not isinstance(d, dict) or d.get("version") != SNAPSHOT_VERSION:
-            raise ValueError("window snapshot: expected a dict with version %d, got %r"
-                             % (SNAPSHOT_VERSION, d if not isinstance(d, dict) else d.get("version")))
+            raise ValueError(
+                "window snapshot: expected a dict with version %d, got %r"
+                % (SNAPSHOT_VERSION, d if not isinstance(d, dict) else d.get("version"))
+            )
         if not isinstance(d.get("settings"), dict):
             raise ValueError("window snapshot: settings must be a dict of window_ms, rearm_ms, fm_ms")
         self = cls(WindowSettings.from_dict(d["settings"]))
@@ -345,8 +381,9 @@ class PanelWindows:
             if part is None:
                 continue
             if not isinstance(part, dict) or set(part) != keys:
-                raise ValueError("window snapshot: %s must have exactly the fields %s"
-                                 % (name, ", ".join(sorted(keys))))
+                raise ValueError(
+                    "window snapshot: %s must have exactly the fields %s" % (name, ", ".join(sorted(keys)))
+                )
             setattr(self, "_" + name, dict(part))
         if self._fm is not None:
             self._fm["seqs"] = list(self._fm["seqs"])

@@ -2,6 +2,7 @@
 
 See kpi_core/README.md and docs/kpi.md.
 """
+
 from kpi_core.counts import PollCounts
 from kpi_core.diagnosis import Diagnosis, bottleneck
 from kpi_core.figure import Figure
@@ -12,9 +13,23 @@ from kpi_core.ratios import exact_conversion, fm_rate, visitor_coverage
 from kpi_core.tally import count_polls, poll_id
 
 __all__ = [
-    "PollCounts", "Figure", "di_staff", "di_office", "eli", "DEFAULT_K",
-    "wilson", "signed_score_interval", "Z95",
-    "exact_conversion", "visitor_coverage", "fm_rate",
-    "Thresholds", "Flag", "flags", "Diagnosis", "bottleneck",
-    "count_polls", "poll_id",
+    "PollCounts",
+    "Figure",
+    "di_staff",
+    "di_office",
+    "eli",
+    "DEFAULT_K",
+    "wilson",
+    "signed_score_interval",
+    "Z95",
+    "exact_conversion",
+    "visitor_coverage",
+    "fm_rate",
+    "Thresholds",
+    "Flag",
+    "flags",
+    "Diagnosis",
+    "bottleneck",
+    "count_polls",
+    "poll_id",
 ]

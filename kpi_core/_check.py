@@ -3,6 +3,7 @@
 Messages read like `k: must be a number from 0 to 1, got 1.5` so a report builder can show
 them to the person who typed the setting.
 """
+
 import math
 
 

@@ -1,4 +1,5 @@
 """PollCounts: what the KPI formulas need to know about one question in one scope."""
+
 from dataclasses import dataclass
 
 from kpi_core import _check
@@ -27,11 +28,13 @@ class PollCounts:
         if self.fm_no > self.no:
             raise ValueError(
                 "fm_no: the No answers under force majeure are part of no, so at most %d; got %d"
-                % (self.no, self.fm_no))
+                % (self.no, self.fm_no)
+            )
         if self.fm_silent > self.silent:
             raise ValueError(
                 "fm_silent: the silent polls under force majeure are part of silent, so at most %d; got %d"
-                % (self.silent, self.fm_silent))
+                % (self.silent, self.fm_silent)
+            )
 
     @property
     def valid(self):
@@ -46,13 +49,24 @@ class PollCounts:
         """Counts of two disjoint scopes (two panels, two days) add up field by field."""
         if not isinstance(other, PollCounts):
             return NotImplemented
-        return PollCounts(self.yes + other.yes, self.no + other.no, self.unsure + other.unsure,
-                          self.silent + other.silent, self.fm_no + other.fm_no,
-                          self.fm_silent + other.fm_silent)
+        return PollCounts(
+            self.yes + other.yes,
+            self.no + other.no,
+            self.unsure + other.unsure,
+            self.silent + other.silent,
+            self.fm_no + other.fm_no,
+            self.fm_silent + other.fm_silent,
+        )
 
     def as_dict(self):
-        return {"yes": self.yes, "no": self.no, "unsure": self.unsure, "silent": self.silent,
-                "fm_no": self.fm_no, "fm_silent": self.fm_silent}
+        return {
+            "yes": self.yes,
+            "no": self.no,
+            "unsure": self.unsure,
+            "silent": self.silent,
+            "fm_no": self.fm_no,
+            "fm_silent": self.fm_silent,
+        }
 
 
 ZERO = PollCounts(0, 0, 0, 0)

@@ -11,6 +11,7 @@ at least much_higher_ratio times DI-staff. The seed calls it normal for a health
 have DI-office above DI-staff while both beat the references, which is why the office
 verdict also needs DI-office to be worse than its reference.
 """
+
 from dataclasses import dataclass
 
 from kpi_core import _check
@@ -22,12 +23,16 @@ UNCLEAR = "no clear bottleneck"
 NO_DATA = "not enough data"
 VERDICTS = (STAFF, OFFICE, UNCLEAR, NO_DATA)
 
-VERDICTS_RU = {STAFF: "персонал", OFFICE: "организация работы офиса",
-               UNCLEAR: "явного узкого места нет", NO_DATA: "недостаточно данных"}
+VERDICTS_RU = {
+    STAFF: "персонал",
+    OFFICE: "организация работы офиса",
+    UNCLEAR: "явного узкого места нет",
+    NO_DATA: "недостаточно данных",
+}
 
-CLOSE_RATIO = 1.25        # 20 % vs 24 % is "close"; 20 % vs 26 % is not
-MUCH_HIGHER_RATIO = 1.5   # DI-office 30 % vs DI-staff 20 % is "much higher"
-MIN_N = 30                # same default as Thresholds.min_n
+CLOSE_RATIO = 1.25  # 20 % vs 24 % is "close"; 20 % vs 26 % is not
+MUCH_HIGHER_RATIO = 1.5  # DI-office 30 % vs DI-staff 20 % is "much higher"
+MIN_N = 30  # same default as Thresholds.min_n
 # Both boundaries are inclusive; the slack keeps 0.30 vs 1.5 * 0.20 (= 0.30000000000000004)
 # on the side a person computing by hand expects.
 EPS = 1e-9
@@ -66,8 +71,15 @@ def _close(a, b, ratio):
     return hi == lo or (lo > 0 and hi <= ratio * lo * (1 + EPS))
 
 
-def bottleneck(di_staff, di_office, ref_staff, ref_office,
-               close_ratio=CLOSE_RATIO, much_higher_ratio=MUCH_HIGHER_RATIO, min_n=MIN_N):
+def bottleneck(
+    di_staff,
+    di_office,
+    ref_staff,
+    ref_office,
+    close_ratio=CLOSE_RATIO,
+    much_higher_ratio=MUCH_HIGHER_RATIO,
+    min_n=MIN_N,
+):
     """Diagnosis for one scope. di_* are Figures (or fractions); ref_* are the reference
     fractions for the business type (the average DI of comparable offices)."""
     _check.number(close_ratio, "close_ratio", 1, None)
@@ -79,8 +91,7 @@ def bottleneck(di_staff, di_office, ref_staff, ref_office,
     o, why_o = _value(di_office, "DI-office", min_n)
     if s is None or o is None:
         why = "; ".join(w for w in (why_s, why_o) if w)
-        return Diagnosis(NO_DATA, "Not enough data: %s." % why,
-                         "Недостаточно данных: %s." % why)
+        return Diagnosis(NO_DATA, "Not enough data: %s." % why, "Недостаточно данных: %s." % why)
     nums = (_p(s), _p(o), _p(ref_staff), _p(ref_office))
     staff_worse, office_worse = s > ref_staff, o > ref_office
     if staff_worse and office_worse and _close(s, o, close_ratio):
@@ -89,20 +100,26 @@ def bottleneck(di_staff, di_office, ref_staff, ref_office,
             "DI-staff %s and DI-office %s are both worse than the references (%s, %s) and close "
             "to each other: the bottleneck is probably the staff." % nums,
             "ИНК@Персонал %s и ИНК@Офис %s оба хуже референсных значений (%s, %s) и близки "
-            "друг к другу: узкое место, скорее всего, персонал." % nums)
+            "друг к другу: узкое место, скорее всего, персонал." % nums,
+        )
     if office_worse and o > 0 and o >= much_higher_ratio * s * (1 - EPS):
         return Diagnosis(
             OFFICE,
             "DI-office %s is much higher than DI-staff %s and worse than its reference %s: the "
             "bottleneck is probably the organisation of the office." % (nums[1], nums[0], nums[3]),
             "ИНК@Офис %s значительно выше ИНК@Персонал %s и хуже референсного значения %s: узкое "
-            "место, скорее всего, организация работы офиса." % (nums[1], nums[0], nums[3]))
+            "место, скорее всего, организация работы офиса." % (nums[1], nums[0], nums[3]),
+        )
     if not staff_worse and not office_worse:
         en = "Both DIs (staff %s, office %s) are no worse than the references (%s, %s)." % nums
         ru = "Оба индекса (персонал %s, офис %s) не хуже референсных значений (%s, %s)." % nums
     else:
-        en = ("DI-staff %s and DI-office %s against references %s and %s match neither "
-              "pattern (both worse and close; office much higher)." % nums)
-        ru = ("ИНК@Персонал %s и ИНК@Офис %s при референсных %s и %s не подходят ни под один "
-              "признак (оба хуже и близки; офис значительно выше)." % nums)
+        en = (
+            "DI-staff %s and DI-office %s against references %s and %s match neither "
+            "pattern (both worse and close; office much higher)." % nums
+        )
+        ru = (
+            "ИНК@Персонал %s и ИНК@Офис %s при референсных %s и %s не подходят ни под один "
+            "признак (оба хуже и близки; офис значительно выше)." % nums
+        )
     return Diagnosis(UNCLEAR, en, ru)

@@ -1,6 +1,6 @@
 """Figure: one KPI value with its 95 % interval, or the reason it cannot be given."""
+
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -13,11 +13,11 @@ class Figure:
     the ratio is shown but no interval, because it is not a share of anything).
     """
 
-    value: Optional[float]
-    low: Optional[float]
-    high: Optional[float]
+    value: float | None
+    low: float | None
+    high: float | None
     n: int
-    reason: Optional[str] = None
+    reason: str | None = None
     signed: bool = False
 
     # Below this interval width (as a fraction) one decimal place is shown, else none:
@@ -53,15 +53,21 @@ class Figure:
             note = self.reason or "no interval"
             return "%s (%s, n=%d)" % (head, note, self.n)
         joiner = " to " if self.signed else "-"
-        return "%s (%s%s%s %%, n=%d)" % (head, self._pct(self.low, d), joiner,
-                                          self._pct(self.high, d), self.n)
+        return "%s (%s%s%s %%, n=%d)" % (head, self._pct(self.low, d), joiner, self._pct(self.high, d), self.n)
 
     def __str__(self):
         return self.format()
 
     def as_dict(self):
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n,
-                "reason": self.reason, "signed": self.signed, "text": self.format()}
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "n": self.n,
+            "reason": self.reason,
+            "signed": self.signed,
+            "text": self.format(),
+        }
 
 
 def missing(n, reason, signed=False):

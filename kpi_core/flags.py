@@ -8,14 +8,20 @@ Codes are stable (reports, tests and translations key on them):
   conversion_low          exact conversion below conversion_min: the sample may be biased
   polls_exceed_base       more polls than transactions/visitors: the counts do not match
 """
+
 from dataclasses import dataclass
 
 from kpi_core import _check
 from kpi_core.figure import Figure
 
-NAMES_RU = {"DI-staff": "ИНК@Персонал", "DI-office": "ИНК@Офис", "ELI": "ИЭЛ",
-            "exact conversion": "Точная конверсия", "visitor coverage": "Охват посетителей",
-            "force-majeure rate": "Уровень форс-мажора"}
+NAMES_RU = {
+    "DI-staff": "ИНК@Персонал",
+    "DI-office": "ИНК@Офис",
+    "ELI": "ИЭЛ",
+    "exact conversion": "Точная конверсия",
+    "visitor coverage": "Охват посетителей",
+    "force-majeure rate": "Уровень форс-мажора",
+}
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class Thresholds:
     """Where a figure stops being trustworthy. Rates are fractions (0.10 = 10 %)."""
 
     fm_rate_max: float = 0.10
-    coverage_min: float = 0.30   # the seed: unmotivated, at most ~30 % of customers rate
+    coverage_min: float = 0.30  # the seed: unmotivated, at most ~30 % of customers rate
     conversion_min: float = 0.30
     min_n: int = 30
 
@@ -58,51 +64,71 @@ def _figure(fig, name):
     return fig
 
 
-def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=None,
-          fm_rate=None, thresholds=None):
+def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=None, fm_rate=None, thresholds=None):
     """Flags for the figures given (any may be None = not part of this report)."""
     t = thresholds or Thresholds()
     out = []
     main = (("DI-staff", di_staff), ("DI-office", di_office), ("ELI", eli))
-    aux = (("exact conversion", conversion), ("visitor coverage", coverage),
-           ("force-majeure rate", fm_rate))
+    aux = (("exact conversion", conversion), ("visitor coverage", coverage), ("force-majeure rate", fm_rate))
     for name, fig in main + aux:
         fig = _figure(fig, name)
         if fig is not None and fig.missing:
-            out.append(Flag("no_data", "%s: no figure (%s)." % (name, fig.reason),
-                            "%s: нет значения (%s)." % (NAMES_RU[name], fig.reason), name))
+            out.append(
+                Flag(
+                    "no_data",
+                    "%s: no figure (%s)." % (name, fig.reason),
+                    "%s: нет значения (%s)." % (NAMES_RU[name], fig.reason),
+                    name,
+                )
+            )
     for name, fig in main:
         if fig is not None and not fig.missing and fig.n < t.min_n:
-            out.append(Flag(
-                "small_sample",
-                "%s rests on %d polls (fewer than %d): read it as a rough indication only."
-                % (name, fig.n, t.min_n),
-                "%s рассчитан по %d опросам (меньше %d): это лишь ориентир."
-                % (NAMES_RU[name], fig.n, t.min_n), name))
+            out.append(
+                Flag(
+                    "small_sample",
+                    "%s rests on %d polls (fewer than %d): read it as a rough indication only."
+                    % (name, fig.n, t.min_n),
+                    "%s рассчитан по %d опросам (меньше %d): это лишь ориентир." % (NAMES_RU[name], fig.n, t.min_n),
+                    name,
+                )
+            )
     if fm_rate is not None and not fm_rate.missing and fm_rate.value > t.fm_rate_max:
-        out.append(Flag(
-            "fm_rate_high",
-            "Force-majeure rate %s is above %s: do not judge staff on this period."
-            % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)),
-            "Уровень форс-мажора %s выше %s: период не следует оценивать."
-            % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)), "force-majeure rate"))
+        out.append(
+            Flag(
+                "fm_rate_high",
+                "Force-majeure rate %s is above %s: do not judge staff on this period."
+                % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)),
+                "Уровень форс-мажора %s выше %s: период не следует оценивать."
+                % (_pct(fm_rate.value, t.fm_rate_max), _pct(t.fm_rate_max, fm_rate.value)),
+                "force-majeure rate",
+            )
+        )
     for name, fig, limit, code, base_en, base_ru in (
-            ("visitor coverage", coverage, t.coverage_min, "coverage_low", "visitors", "посетителей"),
-            ("exact conversion", conversion, t.conversion_min, "conversion_low", "sales", "продаж")):
+        ("visitor coverage", coverage, t.coverage_min, "coverage_low", "visitors", "посетителей"),
+        ("exact conversion", conversion, t.conversion_min, "conversion_low", "sales", "продаж"),
+    ):
         if fig is None or fig.missing:
             continue
         if fig.low is None:  # no interval: the ratio is over 100 %, the counts disagree
-            out.append(Flag(
-                "polls_exceed_base",
-                "%s is %s: more polls than %s; check the %s count for this period."
-                % (name.capitalize(), _pct(fig.value), base_en, base_en),
-                "%s %s: опросов больше, чем %s; проверьте счётчик за этот период."
-                % (NAMES_RU[name], _pct(fig.value), base_ru), name))
+            out.append(
+                Flag(
+                    "polls_exceed_base",
+                    "%s is %s: more polls than %s; check the %s count for this period."
+                    % (name.capitalize(), _pct(fig.value), base_en, base_en),
+                    "%s %s: опросов больше, чем %s; проверьте счётчик за этот период."
+                    % (NAMES_RU[name], _pct(fig.value), base_ru),
+                    name,
+                )
+            )
         elif fig.value < limit:
-            out.append(Flag(
-                code,
-                "%s %s is below %s: the customers who rated may not represent all %s."
-                % (name.capitalize(), _pct(fig.value, limit), _pct(limit, fig.value), base_en),
-                "%s %s ниже %s: оценившие клиенты могут быть нерепрезентативны."
-                % (NAMES_RU[name], _pct(fig.value, limit), _pct(limit, fig.value)), name))
+            out.append(
+                Flag(
+                    code,
+                    "%s %s is below %s: the customers who rated may not represent all %s."
+                    % (name.capitalize(), _pct(fig.value, limit), _pct(limit, fig.value), base_en),
+                    "%s %s ниже %s: оценившие клиенты могут быть нерепрезентативны."
+                    % (NAMES_RU[name], _pct(fig.value, limit), _pct(limit, fig.value)),
+                    name,
+                )
+            )
     return out

@@ -4,6 +4,7 @@ All three are shares over valid polls, so they come with a 95 % interval (interv
 k is the correction coefficient for silent customers: the part of silent customers
 assumed to be silent because they were not satisfied.
 """
+
 from kpi_core import _check
 from kpi_core.counts import PollCounts
 from kpi_core.figure import Figure, missing

@@ -9,6 +9,7 @@ mean p, whose variance is at most p(1-p) (the variance of a 0/1 score with the s
 the largest possible). Using the binomial variance is therefore conservative: the interval
 is at least as wide as it should be, never narrower.
 """
+
 import math
 
 from kpi_core import _check

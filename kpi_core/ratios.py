@@ -4,6 +4,7 @@ exact conversion = polls / transactions, visitor coverage = polls / visitors,
 force-majeure rate = force-majeure reports / polls. The bases (transactions, visitors)
 are external counts; None means "not known for this scope".
 """
+
 from kpi_core import _check
 from kpi_core.figure import Figure, missing
 from kpi_core.interval import Z95, wilson
@@ -36,18 +37,17 @@ def _ratio(part, base, z, zero_reason, unknown_reason, over_reason, part_name, b
 
 def exact_conversion(polls, transactions, z=Z95):
     """Polls per transaction (sale) in the same scope and period."""
-    return _ratio(polls, transactions, z, NO_TRANSACTIONS, UNKNOWN_TRANSACTIONS,
-                  MORE_THAN_TRANSACTIONS, "polls", "transactions")
+    return _ratio(
+        polls, transactions, z, NO_TRANSACTIONS, UNKNOWN_TRANSACTIONS, MORE_THAN_TRANSACTIONS, "polls", "transactions"
+    )
 
 
 def visitor_coverage(polls, visitors, z=Z95):
     """Polls per visitor counted at the door in the same scope and period."""
-    return _ratio(polls, visitors, z, NO_VISITORS, UNKNOWN_VISITORS,
-                  MORE_THAN_VISITORS, "polls", "visitors")
+    return _ratio(polls, visitors, z, NO_VISITORS, UNKNOWN_VISITORS, MORE_THAN_VISITORS, "polls", "visitors")
 
 
 def fm_rate(fm_reports, polls, z=Z95):
     """Force-majeure reports per poll. Counts every report the sellers made (confirmed or
     not): the rate is an audit of how often the excuse is used."""
-    return _ratio(fm_reports, polls, z, NO_POLLS, NO_POLLS, MORE_FM_THAN_POLLS,
-                  "fm_reports", "polls")
+    return _ratio(fm_reports, polls, z, NO_POLLS, NO_POLLS, MORE_FM_THAN_POLLS, "fm_reports", "polls")

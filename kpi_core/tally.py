@@ -12,6 +12,7 @@ A force-majeure period is an object, a dict (start, end[, site, device]) or a (s
 pair, covering start <= opened_at < end. Pass CONFIRMED periods only: an unconfirmed report
 excludes nothing (METHOD.md decision 3).
 """
+
 from kpi_core.counts import PollCounts
 
 ANSWERS = ("yes", "no", "unsure")
@@ -36,8 +37,9 @@ def poll_id(record):
     if site is not None and device is not None and seq is not None:
         return "%s/%s/%s" % (site, device, seq)
     if seq is None:
-        raise ValueError("poll record %r has no identity: give it id, or site/device/open_seq, "
-                         "or pass key=" % (record,))
+        raise ValueError(
+            "poll record %r has no identity: give it id, or site/device/open_seq, or pass key=" % (record,)
+        )
     return seq
 
 
@@ -73,8 +75,9 @@ def count_polls(polls, fm_periods=(), invalid=(), key=poll_id):
     for record in polls:
         answer = _get(record, "answer")
         if answer is not None and answer not in ANSWERS:
-            raise ValueError("poll %r: answer must be None (silent), 'yes', 'no' or 'unsure', got %r"
-                             % (key(record), answer))
+            raise ValueError(
+                "poll %r: answer must be None (silent), 'yes', 'no' or 'unsure', got %r" % (key(record), answer)
+            )
         if invalid and key(record) in invalid:
             continue
         name = answer or "silent"
@@ -82,8 +85,7 @@ def count_polls(polls, fm_periods=(), invalid=(), key=poll_id):
         if name in ("no", "silent") and periods:
             at = _get(record, "opened_at")
             if at is None:
-                raise ValueError("poll %r: opened_at is needed to apply force-majeure periods"
-                                 % (key(record),))
+                raise ValueError("poll %r: opened_at is needed to apply force-majeure periods" % (key(record),))
             if _covered(record, at, periods):
                 tally["fm_" + name] += 1
     return PollCounts(**tally)

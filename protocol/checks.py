@@ -9,6 +9,7 @@ Integers must be JSON integers: 1.0, true and "1" are rejected (in CPython bool 
 MicroPython's is not - `type(x) is int` is the check both agree on). Runs on MicroPython and
 CPython: only `json` and builtins.
 """
+
 import json
 
 from protocol import VERSION, ProtocolError
@@ -37,6 +38,7 @@ except TypeError:
 
 # ---- field checks --------------------------------------------------------------------------
 # Few, straight-line functions that take the value and the field name, not one helper per type.
+
 
 def _show(value):
     """A value as it would look in JSON, short, for error messages."""
@@ -110,8 +112,9 @@ def _wall(key, x, null=True):
     if x is None and null:
         return None
     if type(x) is not int or x < T_MIN or x >= T_MAX:
-        raise ProtocolError(key, "must be Unix time in ms from 2020 to 2100%s, got %s"
-                            % (" or null" if null else "", _show(x)))
+        raise ProtocolError(
+            key, "must be Unix time in ms from 2020 to 2100%s, got %s" % (" or null" if null else "", _show(x))
+        )
     return x
 
 
@@ -158,6 +161,7 @@ def _dumps(obj):
 
 # ---- event: panel -> gateway, not retained --------------------------------------------------
 
+
 def _check_event(seq, boot, up, t, ev, hold):
     _int("seq", seq, 1)
     _int("boot", boot, 0)
@@ -171,6 +175,7 @@ def _check_event(seq, boot, up, t, ev, hold):
 
 
 # ---- state: panel -> gateway, retained ------------------------------------------------------
+
 
 def _check_state(obj):
     online = _get(obj, "online")

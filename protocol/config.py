@@ -5,6 +5,7 @@ Split from protocol.panel because the panel needs it only while it handles a con
 (firmware.unload), so the code is not held in the panel's heap. protocol.messages re-exports
 everything here. Runs on MicroPython and CPython: only builtins and protocol.checks.
 """
+
 from protocol import VERSION
 from protocol.checks import MAX_BYTES, _choice, _dumps, _get, _given, _int, _load, _text
 

@@ -13,21 +13,60 @@ lean encoders build the same bytes as the validating ones below without re-check
 gateway-side code never takes up the panel's heap. Runs on MicroPython and CPython: only `json` and builtins. See README.md for
 the field tables.
 """
-from protocol import VERSION, ProtocolError
-from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is the public API
-    CONFIG_KINDS, CONFIG_KNOBS, CONFIG_RANGES, MAX_QUESTION, decode_config, encode_config)
+
+from protocol import VERSION, ProtocolError, panel
 from protocol.checks import (  # noqa: F401 - re-exported too
-    EVENTS, MAX_BYTES, MAX_EVENT_BYTES, MAX_FAULTS, MAX_INT, MAX_SHORT, MAX_TEXT, SELLER_EVENTS,
-    T_MAX, T_MIN, _check_event, _check_state, _dumps, _get, _given, _int, _load, _show, _wall)
-from protocol import panel
+    EVENTS,
+    MAX_BYTES,
+    MAX_EVENT_BYTES,
+    MAX_FAULTS,
+    MAX_INT,
+    MAX_SHORT,
+    MAX_TEXT,
+    SELLER_EVENTS,
+    T_MAX,
+    T_MIN,
+    _check_event,
+    _check_state,
+    _dumps,
+    _get,
+    _given,
+    _int,
+    _load,
+    _show,
+    _wall,
+)
+from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is the public API
+    CONFIG_KINDS,
+    CONFIG_KNOBS,
+    CONFIG_RANGES,
+    MAX_QUESTION,
+    decode_config,
+    encode_config,
+)
 from protocol.panel import OFFLINE_WILL  # noqa: F401
 
-STATE_FIELDS = ("v", "online", "boot", "up", "t", "fw", "seq", "pending", "dropped", "heap",
-                "rssi", "faults", "cfg", "cfg_err")
+STATE_FIELDS = (
+    "v",
+    "online",
+    "boot",
+    "up",
+    "t",
+    "fw",
+    "seq",
+    "pending",
+    "dropped",
+    "heap",
+    "rssi",
+    "faults",
+    "cfg",
+    "cfg_err",
+)
 CONFIG_FIELDS = ("v", "ver", "question", "kind") + CONFIG_KNOBS
 
 
 # ---- event: panel -> gateway, not retained --------------------------------------------------
+
 
 def encode_event(seq, boot, up, t, ev, hold=None):
     """One button event as compact JSON bytes, keys in fixed order v,seq,boot,up,t,ev[,hold]
@@ -48,6 +87,7 @@ def decode_event(data):
 
 
 # ---- state: panel -> gateway, retained; OFFLINE_WILL is its last-will form ------------------
+
 
 def encode_state(state):
     """A state dict (keys as STATE_FIELDS, optional "conn"; "v" optional) -> compact JSON bytes,
@@ -78,6 +118,7 @@ def decode_state(data):
 
 # ---- ack: gateway -> panel, retained, cumulative --------------------------------------------
 
+
 def decode_ack(data):
     """-> N, the highest seq covered by the ack (0: nothing stored yet)."""
     return _int("seq", _get(_load(data, MAX_BYTES), "seq"), 0)
@@ -90,6 +131,7 @@ def encode_ack(seq):
 
 
 # ---- counts: POS / people counter -> gateway, not retained ----------------------------------
+
 
 def _id(obj, key):
     # same rule as topic ids; kept here so messages does not import topics
@@ -118,8 +160,14 @@ def _check_counts(obj):
     visitors = _int("visitors", _get(obj, "visitors", False), 0, null=True)
     if transactions is None and visitors is None:
         raise ProtocolError("transactions", "missing: give transactions, visitors or both")
-    return {"v": VERSION, "from": start, "to": end, "transactions": transactions,
-            "visitors": visitors, "device": _id(obj, "device")}
+    return {
+        "v": VERSION,
+        "from": start,
+        "to": end,
+        "transactions": transactions,
+        "visitors": visitors,
+        "device": _id(obj, "device"),
+    }
 
 
 def encode_counts(counts):

@@ -14,6 +14,7 @@ bad payload (tests/test_protocol_panel.py: the firmware's payloads pass those ch
 decode_ack agrees with messages.decode_ack on every ack vector). Runs on MicroPython and
 CPython: only `json` and builtins.
 """
+
 import json
 
 from protocol import VERSION, ProtocolError
@@ -28,8 +29,7 @@ def encode_event(seq, boot, up, t, ev, hold=None):
     t = "null" if t is None else str(t)
     if hold is None:
         return ('{"v":1,"seq":%d,"boot":%d,"up":%d,"t":%s,"ev":"%s"}' % (seq, boot, up, t, ev)).encode()
-    return ('{"v":1,"seq":%d,"boot":%d,"up":%d,"t":%s,"ev":"%s","hold":%d}'
-            % (seq, boot, up, t, ev, hold)).encode()
+    return ('{"v":1,"seq":%d,"boot":%d,"up":%d,"t":%s,"ev":"%s","hold":%d}' % (seq, boot, up, t, ev, hold)).encode()
 
 
 def encode_state(state):

@@ -12,6 +12,7 @@ panel's resend on ack timeout (README.md, "Delivery and QoS").
 
 Ids are checked with plain character loops: MicroPython's `re` is too limited to rely on.
 """
+
 from protocol import ProtocolError
 
 DEFAULT_ROOT = "rating/v1"
@@ -72,8 +73,9 @@ def check_root(root):
             raise ProtocolError("root", "has an empty segment in %r (no leading, trailing or double '/')" % root)
         for ch in segment:
             if ch not in _ROOT_CHARS:
-                raise ProtocolError("root", "may only contain a-z, 0-9, '-', '_', '.' and '/', got %r in %r"
-                                    % (ch, root))
+                raise ProtocolError(
+                    "root", "may only contain a-z, 0-9, '-', '_', '.' and '/', got %r in %r" % (ch, root)
+                )
     return root
 
 
@@ -115,7 +117,7 @@ def parse(root, topic):
     prefix = root + "/"
     if not topic.startswith(prefix):
         raise ProtocolError("topic", "%r is not under root %r" % (topic, root))
-    parts = topic[len(prefix):].split("/")
+    parts = topic[len(prefix) :].split("/")
     if len(parts) == 2 and parts[1] == COUNTS:
         return check_id(parts[0], "site"), None, COUNTS
     if len(parts) != 3:

@@ -1,4 +1,5 @@
 """`python -m rating ...` is the `rating` command."""
+
 import sys
 
 from rating.cli import main

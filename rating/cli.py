@@ -9,6 +9,7 @@ A handler reports what the user can fix by raising its package's user error
 (`gateway.cli_common.CliError`, `technician.errors.DeviceError`): printed here as one line
 `error: ...`, exit status 2, no traceback.
 """
+
 import argparse
 import importlib
 import os

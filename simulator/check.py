@@ -4,6 +4,7 @@ Polls are matched by identity site/device/seq (the seq of the opening press), fo
 reports by the seq of their first long press. Times may differ by what the firmware adds
 (debounce, the button poll period): TIME_SLACK_MS.
 """
+
 TIME_SLACK_MS = 500
 MAX_LINES = 40
 
@@ -20,21 +21,29 @@ def compare(truth_doc, system):
     got = {_key(p["site"], p["device"], p["open_seq"]): p for p in system["polls"]}
     for k in sorted(set(want) - set(got)):
         p = want[k]
-        diffs.append("poll %s missing: truth has a %s poll opened at %s (employee %s)"
-                     % (k, p["answer"] or "silent", _when(p["opened_at"]), p["employee"]))
+        diffs.append(
+            "poll %s missing: truth has a %s poll opened at %s (employee %s)"
+            % (k, p["answer"] or "silent", _when(p["opened_at"]), p["employee"])
+        )
     for k in sorted(set(got) - set(want)):
         p = got[k]
-        diffs.append("poll %s extra: the system made a %s poll at %s that nobody asked for"
-                     % (k, p["answer"] or "silent", _when(p["opened_at"])))
+        diffs.append(
+            "poll %s extra: the system made a %s poll at %s that nobody asked for"
+            % (k, p["answer"] or "silent", _when(p["opened_at"]))
+        )
     for k in sorted(set(want) & set(got)):
         a, b = want[k], got[k]
         if a["answer"] != b["answer"]:
             diffs.append("poll %s answer: truth %s, system %s" % (k, a["answer"] or "silent", b["answer"] or "silent"))
         if a.get("extra_presses", 0) != b.get("extra_presses", 0):
-            diffs.append("poll %s extra presses: truth %d, system %d" % (k, a.get("extra_presses", 0), b.get("extra_presses", 0)))
+            diffs.append(
+                "poll %s extra presses: truth %d, system %d" % (k, a.get("extra_presses", 0), b.get("extra_presses", 0))
+            )
         if abs(a["opened_at"] - b["opened_at"]) > TIME_SLACK_MS:
-            diffs.append("poll %s opened at: truth %s, system %s (%+d ms)"
-                         % (k, _when(a["opened_at"]), _when(b["opened_at"]), b["opened_at"] - a["opened_at"]))
+            diffs.append(
+                "poll %s opened at: truth %s, system %s (%+d ms)"
+                % (k, _when(a["opened_at"]), _when(b["opened_at"]), b["opened_at"] - a["opened_at"])
+            )
     wf = {_key(f["site"], f["device"], f["seq"]): f for f in truth_doc["fms"]}
     gf = {_key(f["site"], f["device"], f["seq"]): f for f in system["fms"]}
     for k in sorted(set(wf) - set(gf)):
@@ -74,9 +83,10 @@ def compare_kpis(truth_kpi, system_kpi, path="kpi"):
 
 def _when(ms):
     import datetime as dt
+
     if ms is None:
         return "?"
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def render(diffs, limit=MAX_LINES):
@@ -98,17 +108,22 @@ def _fig(f):
 def _report_row(polls, fms, periods, invalid, k, tx=None, vis=None):
     """The figures of one report row (docs/report-json.md rules) from truth polls/fms."""
     import kpi_core
+
     records = [dict(p, id="%s/%s/%s" % (p["site"], p["device"], p["open_seq"])) for p in polls]
     valid = [r for r in records if r["id"] not in invalid]
     out = {"polls": {"valid": len(valid), "invalid": len(records) - len(valid), "by_kind": {}}}
     figs = {}
-    for kind, fn, name in (("staff", kpi_core.di_staff, "di_staff"), ("office", kpi_core.di_office, "di_office"),
-                           ("loyalty", kpi_core.eli, "eli")):
+    for kind, fn, name in (
+        ("staff", kpi_core.di_staff, "di_staff"),
+        ("office", kpi_core.di_office, "di_office"),
+        ("loyalty", kpi_core.eli, "eli"),
+    ):
         of_kind = [r for r in records if r["kind"] == kind]
         if not of_kind:
             continue
-        c = kpi_core.count_polls(of_kind, fm_periods=periods if kind == "staff" else (), invalid=invalid,
-                                 key=lambda r: r["id"])
+        c = kpi_core.count_polls(
+            of_kind, fm_periods=periods if kind == "staff" else (), invalid=invalid, key=lambda r: r["id"]
+        )
         out["polls"]["by_kind"][kind] = c.as_dict()
         figs[name] = fn(c, k)
     n = len(valid)
@@ -126,28 +141,44 @@ def report_kpis(truth_doc):
     k = truth_doc["scenario"]["method"]["k"]
     polls, fms = truth_doc["polls"], truth_doc["fms"]
     invalid = {"%s/%s/%s" % (p["site"], p["device"], p["open_seq"]) for p in polls if p["invalid"]}
-    periods = [{"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]}
-               for f in fms if f["confirmed"]]
+    periods = [
+        {"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]} for f in fms if f["confirmed"]
+    ]
     tx, vis = {}, {}
     for c in truth_doc["counts"]:
         tx[c["site"]] = tx.get(c["site"], 0) + c["transactions"]
         vis[c["site"]] = vis.get(c["site"], 0) + c["visitors"]
     out = {"site": {}, "employee": {}}
     for site in sorted({p["site"] for p in polls} | {f["site"] for f in fms} | set(tx)):
-        out["site"][site] = _report_row([p for p in polls if p["site"] == site],
-                                        [f for f in fms if f["site"] == site], periods, invalid, k,
-                                        tx.get(site), vis.get(site))
+        out["site"][site] = _report_row(
+            [p for p in polls if p["site"] == site],
+            [f for f in fms if f["site"] == site],
+            periods,
+            invalid,
+            k,
+            tx.get(site),
+            vis.get(site),
+        )
     for emp in sorted({p["employee"] for p in polls} | {f["employee"] for f in fms}):
-        out["employee"][emp] = _report_row([p for p in polls if p["employee"] == emp],
-                                           [f for f in fms if f["employee"] == emp], periods, invalid, k)
+        out["employee"][emp] = _report_row(
+            [p for p in polls if p["employee"] == emp], [f for f in fms if f["employee"] == emp], periods, invalid, k
+        )
     return out
 
 
 def _system_row(row):
-    return {"polls": row["polls"], "counts": row["counts"],
-            "kpi": {name: (None if row["kpi"].get(name) is None else
-                           {x: row["kpi"][name][x] for x in ("value", "low", "high", "n")})
-                    for name in REPORT_FIGURES}}
+    return {
+        "polls": row["polls"],
+        "counts": row["counts"],
+        "kpi": {
+            name: (
+                None
+                if row["kpi"].get(name) is None
+                else {x: row["kpi"][name][x] for x in ("value", "low", "high", "n")}
+            )
+            for name in REPORT_FIGURES
+        },
+    }
 
 
 def compare_report(truth_figs, report_site, report_employee):
@@ -158,8 +189,10 @@ def compare_report(truth_figs, report_site, report_employee):
         want = truth_figs[scope]
         for key in sorted(set(want) | set(got)):
             if key not in got:
-                diffs.append("report by %s: no row for %s (truth has %d polls)"
-                             % (scope, key, want[key]["polls"]["valid"] + want[key]["polls"]["invalid"]))
+                diffs.append(
+                    "report by %s: no row for %s (truth has %d polls)"
+                    % (scope, key, want[key]["polls"]["valid"] + want[key]["polls"]["invalid"])
+                )
             elif key not in want:
                 diffs.append("report by %s: row %r the truth does not have" % (scope, key))
             else:

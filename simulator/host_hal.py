@@ -15,6 +15,7 @@ MQTT goes through paho-mqtt 2.x to a real broker (PahoClient below), without a n
 every check_msg() runs one non-blocking paho loop step, so a thousand simulated panels need no
 thread each and stay deterministic.
 """
+
 import os
 import socket
 import time
@@ -39,7 +40,7 @@ def ntp_reply(request, unix_ms):
     """A server's SNTP reply to `request` at unix_ms (receive = transmit: zero server delay)."""
     reply = bytearray(48)
     reply[0] = (0 << 6) | (4 << 3) | 4  # LI 0, version 4, mode 4 (server)
-    reply[1] = 1                         # stratum 1
+    reply[1] = 1  # stratum 1
     reply[24:32] = bytes(request[40:48])  # originate = the client's transmit stamp
     stamp = _ntp_stamp(unix_ms)
     reply[32:40] = stamp
@@ -75,8 +76,7 @@ class PahoClient:
 
     def connect(self, clean_session=True, will=None):
         self.close()
-        c = paho_client.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                               clean_session=clean_session)
+        c = paho_client.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=clean_session)
         c.on_message = self._on_message
         if self.user is not None:
             c.username_pw_set(self.user, self.password)
@@ -165,17 +165,17 @@ class HostHal:
         self.pins = pins or {}
         self.data_dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
-        self.now_ms = now_ms          # the simulated monotonic clock (never wraps)
+        self.now_ms = now_ms  # the simulated monotonic clock (never wraps)
         self.ticks_start = ticks_start  # set near TICKS_PERIOD to exercise ticks_ms wrap-around
         self.buttons = {"yes": False, "no": False, "unsure": False, "seller": False}
         self.leds = {"rate": 0, "thanks": 0, "status": 0, "seller": 0}
-        self.led_log = []             # (now_ms, name, pct) for every LED change
+        self.led_log = []  # (now_ms, name, pct) for every LED change
         self.keep_led_log = True
-        self.wifi_up = True           # is the access point there?
+        self.wifi_up = True  # is the access point there?
         self.rssi = -55
         self.wifi_joined = False
-        self.wall_offset_ms = None    # set_wall_ms() keeps wall = now + offset
-        self.ntp_unix_ms = None       # callable -> unix ms, or None: NTP unreachable
+        self.wall_offset_ms = None  # set_wall_ms() keeps wall = now + offset
+        self.ntp_unix_ms = None  # callable -> unix ms, or None: NTP unreachable
         self.heap_free = 60000
         self.heap_alloc = 30000
         self.wdt_timeout_ms = None
@@ -183,7 +183,7 @@ class HostHal:
         self.resets = 0
         self.console = []
         self.echo = False
-        self.clients = []             # every MQTT client made, newest last
+        self.clients = []  # every MQTT client made, newest last
         self._rand = seed or 1
 
     # ---- what the simulator drives ----

@@ -5,7 +5,8 @@ moment it would emit it, with consecutive seqs. Used by `rating demo` as its fas
 the tests as a model check (the method's window rules applied to the presses must give the
 polls a person counts: simulator.truth).
 """
-from gateway.windows import PanelWindows, Poll, ForceMajeure, Unsolicited, Anomaly, WindowSettings
+
+from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 from simulator import world as W
 
 POWER_CUT = "power cut during its journal write"  # why a torn press is lost (Press.lost)
@@ -43,8 +44,9 @@ def model_world(sc):
 
 def settings(sc):
     m = sc.method
-    return WindowSettings(window_ms=int(m["window_s"] * 1000), rearm_ms=int(m["rearm_s"] * 1000),
-                          fm_ms=int(m["fm_minutes"] * 60000))
+    return WindowSettings(
+        window_ms=int(m["window_s"] * 1000), rearm_ms=int(m["rearm_s"] * 1000), fm_ms=int(m["fm_minutes"] * 60000)
+    )
 
 
 def derive(world):
@@ -62,15 +64,31 @@ def derive(world):
         out["unsolicited"][key] = 0
         for it in items:
             if isinstance(it, Poll):
-                out["polls"].append({"site": key[0], "device": key[1], "open_seq": it.open_seq,
-                                     "opened_at": it.opened_at, "answer": it.answer,
-                                     "extra_presses": it.extra_presses})
+                out["polls"].append(
+                    {
+                        "site": key[0],
+                        "device": key[1],
+                        "open_seq": it.open_seq,
+                        "opened_at": it.opened_at,
+                        "answer": it.answer,
+                        "extra_presses": it.extra_presses,
+                    }
+                )
             elif isinstance(it, ForceMajeure):
-                out["fms"].append({"site": key[0], "device": key[1], "seq": it.seq,
-                                   "start": it.start, "end": it.end, "presses": it.presses})
+                out["fms"].append(
+                    {
+                        "site": key[0],
+                        "device": key[1],
+                        "seq": it.seq,
+                        "start": it.start,
+                        "end": it.end,
+                        "presses": it.presses,
+                    }
+                )
             elif isinstance(it, Unsolicited):
                 out["unsolicited"][key] += 1
             elif isinstance(it, Anomaly):
-                out["anomalies"].append({"site": key[0], "device": key[1], "seq": it.seq,
-                                         "kind": it.kind, "detail": it.detail})
+                out["anomalies"].append(
+                    {"site": key[0], "device": key[1], "seq": it.seq, "kind": it.kind, "detail": it.detail}
+                )
     return out

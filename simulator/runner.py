@@ -24,6 +24,7 @@ gateway (`rating gateway run`, a subprocess) -> SQLite, driven in simulated time
    report KPIs) and `problems`: every event stored exactly once, lost events exactly those the
    scenario forced (and reported lost by the gateway), KPIs equal to the truth.
 """
+
 import heapq
 import json
 import os
@@ -34,7 +35,8 @@ import socket
 import sys
 import time
 
-from simulator import check, physics, pure, sitefile, truth, world as W
+from simulator import check, physics, pure, sitefile, truth
+from simulator import world as W
 from simulator.pure import event_time
 from simulator.scenario import sub_seed
 
@@ -44,15 +46,15 @@ class RunError(RuntimeError):
 
 
 class Runner:
-    HOLD_ACK_S = 1.0          # real seconds sim time waits at a panel's ack deadline
-    HOLD_FAULT_S = 0.05       # ... while the broker or the gateway is down on purpose
-    POLL_EVERY_S = 0.002      # look at the panels' sockets at least this often (real time)
-    KEEPALIVE_EVERY_S = 5.0   # let paho ping the broker (it counts real seconds)
-    DRAIN_REAL_S = 120.0      # the end-of-run drain must finish within this (real seconds)
+    HOLD_ACK_S = 1.0  # real seconds sim time waits at a panel's ack deadline
+    HOLD_FAULT_S = 0.05  # ... while the broker or the gateway is down on purpose
+    POLL_EVERY_S = 0.002  # look at the panels' sockets at least this often (real time)
+    KEEPALIVE_EVERY_S = 5.0  # let paho ping the broker (it counts real seconds)
+    DRAIN_REAL_S = 120.0  # the end-of-run drain must finish within this (real seconds)
     COUNTS_WAIT_S = 15.0  # per attempt
     COUNTS_TRIES = 3
-    KEEPALIVE_S = 60          # the panels' MQTT keepalive (config.json)
-    SPIN_MAX = 200            # steps of one panel at one instant before time is nudged on
+    KEEPALIVE_S = 60  # the panels' MQTT keepalive (config.json)
+    SPIN_MAX = 200  # steps of one panel at one instant before time is nudged on
 
     def __init__(self, sc, out_dir, broker=None, db=None, progress=True, root=None, log=None):
         self.sc = sc
@@ -66,30 +68,42 @@ class Runner:
         self.panels = []
         self.heap = []
         self._order = 0
-        self._inputs = 0          # items on the heap that are not panel wake-ups
+        self._inputs = 0  # items on the heap that are not panel wake-ups
         self.now = sc.start_ms
         self.broker = None
         self.gateway = None
         self.broker_down_until = None
-        self.stats = {"steps": 0, "wakes": 0, "edges": 0, "holds": 0, "hold_s": 0.0, "selects": 0,
-                      "wifi_drops": 0, "broker_outages": 0, "reboots": 0, "power_cuts": 0,
-                      "gateway_restarts": 0, "no_clock_boots": 0}
+        self.stats = {
+            "steps": 0,
+            "wakes": 0,
+            "edges": 0,
+            "holds": 0,
+            "hold_s": 0.0,
+            "selects": 0,
+            "wifi_drops": 0,
+            "broker_outages": 0,
+            "reboots": 0,
+            "power_cuts": 0,
+            "gateway_restarts": 0,
+            "no_clock_boots": 0,
+        }
         self.problems = []
         self.warnings = []
         self.timing = {}
-        self._ready = set()       # sockets the last select found readable
-        self.gap_real = 0.0       # real time of the last gateway kill / broker stop
+        self._ready = set()  # sockets the last select found readable
+        self.gap_real = 0.0  # real time of the last gateway kill / broker stop
 
     # ---- set-up -------------------------------------------------------------------------------
     def _db_file(self):
         url = self.db_url
         if url.startswith("sqlite:///"):
-            return url[len("sqlite:///"):]
+            return url[len("sqlite:///") :]
         return None
 
     def _prepare(self):
-        from gateway import db as dbmod, site as site_mod, store
-        from gateway import schema
+        from gateway import schema, store
+        from gateway import site as site_mod
+
         os.makedirs(self.out, exist_ok=True)
         path = self._db_file()
         if path:
@@ -106,14 +120,17 @@ class Runner:
         db = schema.open_database(self.db_url)
         try:
             if store.has_events(db):
-                raise RunError("the database %s already holds events; give the run an empty one "
-                               "(--db) or leave --db out (SQLite in --out)" % self.db_url)
+                raise RunError(
+                    "the database %s already holds events; give the run an empty one "
+                    "(--db) or leave --db out (SQLite in --out)" % self.db_url
+                )
             site_mod.apply(db, site_mod.parse(text, "site.toml"), int(time.time() * 1000), "site.toml", "simulator")
         finally:
             db.close()
 
     def _start_services(self):
         from simulator import services
+
         if self.broker_url and self.broker_url != "embedded":
             host, port = _host_port(self.broker_url)
         else:
@@ -124,31 +141,46 @@ class Runner:
         self.host, self.port = host, port
         # a client id of its own: on a shared broker another run's persistent session (other
         # topic root) must not be resumed; restarts of this gateway do resume this one
-        self.gateway = services.Gateway(self.broker_url, self.db_url, self.root, self.out,
-                                        client_id="rating-gateway-sim-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000))
+        self.gateway = services.Gateway(
+            self.broker_url,
+            self.db_url,
+            self.root,
+            self.out,
+            client_id="rating-gateway-sim-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000),
+        )
         self.gateway.start()
         self.gateway.wait_connected()
 
     def _panel_cfg(self, site, panel):
         from firmware import config
+
         fw = self.sc.firmware
-        raw = {"site": site["id"], "device": panel["id"], "wifi": {"ssid": "shop", "password": "pw"},
-               "mqtt": {"host": self.host, "port": self.port, "root": self.root,
-                        "keepalive": self.KEEPALIVE_S},
-               "ntp": {"host": "ntp.sim", "resync_h": 6},
-               "timings": {"debounce_ms": int(fw["debounce_ms"]), "long_ms": int(fw["long_ms"]),
-                           "stuck_ms": int(fw["stuck_ms"]), "heartbeat_s": int(fw["heartbeat_s"]),
-                           "ack_timeout_s": int(fw["ack_timeout_s"]),
-                           "window_s": int(self.sc.method["window_s"])},
-               "journal": {"capacity": int(fw["journal_capacity"])}}
+        raw = {
+            "site": site["id"],
+            "device": panel["id"],
+            "wifi": {"ssid": "shop", "password": "pw"},
+            "mqtt": {"host": self.host, "port": self.port, "root": self.root, "keepalive": self.KEEPALIVE_S},
+            "ntp": {"host": "ntp.sim", "resync_h": 6},
+            "timings": {
+                "debounce_ms": int(fw["debounce_ms"]),
+                "long_ms": int(fw["long_ms"]),
+                "stuck_ms": int(fw["stuck_ms"]),
+                "heartbeat_s": int(fw["heartbeat_s"]),
+                "ack_timeout_s": int(fw["ack_timeout_s"]),
+                "window_s": int(self.sc.method["window_s"]),
+            },
+            "journal": {"capacity": int(fw["journal_capacity"])},
+        }
         try:
             return config.load(json.dumps(raw))
         except config.ConfigError as exc:
-            raise RunError("the panels' config.json from the scenario is not valid: %s; fix [firmware] "
-                           "in the scenario" % exc)
+            raise RunError(
+                "the panels' config.json from the scenario is not valid: %s; fix [firmware] in the scenario" % exc
+            )
 
     def _make_panels(self):
         from simulator.vpanel import VirtualPanel
+
         sc, w = self.sc, self.world
         fw = sc.firmware
         origin = sc.start_ms - 3600000
@@ -156,9 +188,15 @@ class Runner:
         for site, panel in sc.panels():
             key = (site["id"], panel["id"])
             presses = sorted(w.presses[key], key=lambda p: (event_time(p, fw), p.t))
-            vp = VirtualPanel(key[0], key[1], self._panel_cfg(site, panel),
-                              os.path.join(self.out, "panels", "%s__%s" % key), origin, presses,
-                              seed=sub_seed(sc.seed, "hal", *key) & 0x7FFFFFFF or 1)
+            vp = VirtualPanel(
+                key[0],
+                key[1],
+                self._panel_cfg(site, panel),
+                os.path.join(self.out, "panels", "%s__%s" % key),
+                origin,
+                presses,
+                seed=sub_seed(sc.seed, "hal", *key) & 0x7FFFFFFF or 1,
+            )
             vp.wake_at = None
             vp.nodelay = None
             vp.spin_t, vp.spins = None, 0
@@ -333,8 +371,15 @@ class Runner:
         bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=sc.days * len(self.panels), unit="panel-day", desc=sc.meta["name"],
-                       leave=False, dynamic_ncols=True, mininterval=0.5)
+
+            bar = tqdm(
+                total=sc.days * len(self.panels),
+                unit="panel-day",
+                desc=sc.meta["name"],
+                leave=False,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
         shown = 0
         last_poll = last_ka = time.monotonic()
         drain_started = None
@@ -357,8 +402,10 @@ class Runner:
                 if self._drained():
                     break
                 if real - drain_started > self.DRAIN_REAL_S:
-                    self.problems.append("drain: after %.0f s some panels still hold unacked events: %s"
-                                         % (self.DRAIN_REAL_S, self._undrained()))
+                    self.problems.append(
+                        "drain: after %.0f s some panels still hold unacked events: %s"
+                        % (self.DRAIN_REAL_S, self._undrained())
+                    )
                     break
             if not self.heap:
                 self._poll_sockets(0.01)
@@ -395,8 +442,9 @@ class Runner:
             if t > self.now:
                 self.now = t
                 if bar is not None:
-                    done = min(sc.days * len(self.panels),
-                               int((min(t, end) - sc.start_ms) / 86400000.0 * len(self.panels)))
+                    done = min(
+                        sc.days * len(self.panels), int((min(t, end) - sc.start_ms) / 86400000.0 * len(self.panels))
+                    )
                     if done > shown:
                         bar.update(done - shown)
                         shown = done
@@ -441,8 +489,10 @@ class Runner:
                         self._reschedule(vp)
             iterations += 1
             if iterations % 512 == 0 and self.gateway.proc is not None and not self.gateway.running:
-                raise RunError("the gateway exited (code %s); see %s:\n%s"
-                               % (self.gateway.proc.returncode, self.gateway.log_path, self.gateway.tail()))
+                raise RunError(
+                    "the gateway exited (code %s); see %s:\n%s"
+                    % (self.gateway.proc.returncode, self.gateway.log_path, self.gateway.tail())
+                )
         if bar is not None:
             bar.update(sc.days * len(self.panels) - shown)
             bar.close()
@@ -462,15 +512,24 @@ class Runner:
         out = []
         for vp in self.panels:
             if not vp.online() or vp.pending():
-                out.append("%s/%s (%s, %s unacked, last error %s)"
-                           % (vp.site, vp.device, "online" if vp.online() else "offline", vp.pending(),
-                              vp.panel.link.last_error if vp.panel else "powered off"))
+                out.append(
+                    "%s/%s (%s, %s unacked, last error %s)"
+                    % (
+                        vp.site,
+                        vp.device,
+                        "online" if vp.online() else "offline",
+                        vp.pending(),
+                        vp.panel.link.last_error if vp.panel else "powered off",
+                    )
+                )
         return "; ".join(out)
 
     # ---- after the run ------------------------------------------------------------------------
     def _publish_counts(self, msgs):
         import paho.mqtt.client as mqtt
+
         from protocol import topics
+
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-counts-%d" % os.getpid())
         c.max_inflight_messages_set(50)
         c.connect(self.host, self.port, 30)
@@ -493,8 +552,9 @@ class Runner:
         """Publish the hourly counts like a POS/people-counter integration would: QoS 1, then
         re-send what the gateway has not stored (counts are idempotent per site and interval).
         A re-send is reported as a warning, so a broker that lost messages stays visible."""
-        from gateway import db as dbmod, store
-        from gateway import schema
+        from gateway import db as dbmod
+        from gateway import store
+
         msgs = sitefile.counts_messages(self.world)
         pending = msgs
         for attempt in range(self.COUNTS_TRIES):
@@ -503,8 +563,7 @@ class Runner:
             try:
                 deadline = time.monotonic() + self.COUNTS_WAIT_S
                 while True:
-                    have = set((r["site"], r["from_ms"], r["to_ms"])
-                               for r in store.counts(db) if r["device"] == "")
+                    have = set((r["site"], r["from_ms"], r["to_ms"]) for r in store.counts(db) if r["device"] == "")
                     missing = [m for m in msgs if (m[0], *self._counts_key(m[2])) not in have]
                     if not missing or time.monotonic() > deadline:
                         break
@@ -513,16 +572,20 @@ class Runner:
                 db.close()
             if not missing:
                 return
-            self.warnings.append("counts: the gateway had stored %d of %d hourly counts messages after %.0f s; "
-                                 "re-sending the missing ones" % (len(msgs) - len(missing), len(msgs),
-                                                                  self.COUNTS_WAIT_S))
+            self.warnings.append(
+                "counts: the gateway had stored %d of %d hourly counts messages after %.0f s; "
+                "re-sending the missing ones" % (len(msgs) - len(missing), len(msgs), self.COUNTS_WAIT_S)
+            )
             pending = missing
-        self.problems.append("counts: the gateway stored %d of %d hourly counts messages after %d attempts"
-                             % (len(msgs) - len(missing), len(msgs), self.COUNTS_TRIES))
+        self.problems.append(
+            "counts: the gateway stored %d of %d hourly counts messages after %d attempts"
+            % (len(msgs) - len(missing), len(msgs), self.COUNTS_TRIES)
+        )
 
     @staticmethod
     def _counts_key(payload):
         from protocol import messages
+
         d = messages.decode_counts(payload)
         return d["from"], d["to"]
 
@@ -533,8 +596,10 @@ class Runner:
             for p in vp.torn:
                 p.lost = pure.POWER_CUT
             for p in vp.expected:
-                self.problems.append("%s/%s: the press at %s (%s, %s) never became an event"
-                                     % (vp.site, vp.device, check._when(p.t), p.button, p.role))
+                self.problems.append(
+                    "%s/%s: the press at %s (%s, %s) never became an event"
+                    % (vp.site, vp.device, check._when(p.t), p.button, p.role)
+                )
                 p.lost = "no event (firmware missed it)"
             have = stored.get(vp.key, {})
             for seq, p in vp.assigned:
@@ -545,6 +610,7 @@ class Runner:
     def _collect(self, db):
         """What the gateway stored and derived, plus the stored-once and lost-event checks."""
         from gateway import store
+
         # (site, device, seq) is the store's primary key: an event is stored at most once per
         # seq; a press stored twice would show below as a seq no press made
         stored = store.event_kinds(db)
@@ -557,56 +623,82 @@ class Runner:
                 self.problems.append("event %s/%s/%d stored but no press made it" % (vp.site, vp.device, seq))
             for seq in sorted(set(have) & set(seqs)):
                 if have[seq] != seqs[seq].ev:
-                    self.problems.append("event %s/%s/%d stored as %s, pressed %s"
-                                         % (vp.site, vp.device, seq, have[seq], seqs[seq].ev))
+                    self.problems.append(
+                        "event %s/%s/%d stored as %s, pressed %s" % (vp.site, vp.device, seq, have[seq], seqs[seq].ev)
+                    )
             missing = sorted(set(seqs) - set(have))
             j = vp.panel.journal if vp.panel is not None else None
             dropped = j.dropped if j is not None else None
             gaps = store.gaps(db, vp.site, vp.device, now)
             n_lost, ranges = store.lost_summary(gaps)
-            self.lost_report[vp.key] = {"missing": len(missing), "journal_dropped": dropped,
-                                        "gateway_lost": n_lost, "ranges": ranges}
+            self.lost_report[vp.key] = {
+                "missing": len(missing),
+                "journal_dropped": dropped,
+                "gateway_lost": n_lost,
+                "ranges": ranges,
+            }
             if missing != [] or dropped or n_lost:
-                forced = any(o.get("site") == vp.site and o.get("device") == vp.device
-                             for o in self.sc.faults["overflow"])
+                forced = any(
+                    o.get("site") == vp.site and o.get("device") == vp.device for o in self.sc.faults["overflow"]
+                )
                 if not forced:
-                    self.problems.append("%s/%s: %d events never stored (seqs %s) but the scenario forced no "
-                                         "journal overflow there" % (vp.site, vp.device, len(missing),
-                                                                     _ranges(missing)))
+                    self.problems.append(
+                        "%s/%s: %d events never stored (seqs %s) but the scenario forced no "
+                        "journal overflow there" % (vp.site, vp.device, len(missing), _ranges(missing))
+                    )
                 # the journal counts every unacked record it overwrote; some of those may
                 # already have reached the gateway (sent, not yet acked): an upper bound
                 if len(missing) > (dropped or 0):
-                    self.problems.append("%s/%s: %d events missing in the store, but the panel's journal "
-                                         "dropped only %s" % (vp.site, vp.device, len(missing), dropped))
+                    self.problems.append(
+                        "%s/%s: %d events missing in the store, but the panel's journal "
+                        "dropped only %s" % (vp.site, vp.device, len(missing), dropped)
+                    )
                 not_dropped = [g for g in gaps if g["status"] == "lost" and g["why"] != "dropped"]
                 if not_dropped:
-                    self.problems.append("%s/%s: the gateway reports lost events it does not know the panel "
-                                         "dropped: %s" % (vp.site, vp.device, not_dropped))
+                    self.problems.append(
+                        "%s/%s: the gateway reports lost events it does not know the panel "
+                        "dropped: %s" % (vp.site, vp.device, not_dropped)
+                    )
                 if n_lost != len(missing):
-                    self.problems.append("%s/%s: the gateway reports %d lost events (%s), %d are missing (%s)"
-                                         % (vp.site, vp.device, n_lost, ranges or "-", len(missing),
-                                            _ranges(missing)))
+                    self.problems.append(
+                        "%s/%s: the gateway reports %d lost events (%s), %d are missing (%s)"
+                        % (vp.site, vp.device, n_lost, ranges or "-", len(missing), _ranges(missing))
+                    )
         return stored
 
     def _expert(self, db, doc):
         """The expert's verdicts (from the truth) through gateway.review, as a person would."""
         from gateway import review
+
         now = int(time.time() * 1000)
         n = 0
         for p in doc["polls"]:
             if p["invalid"]:
                 try:
-                    review.record(db, review.POLL, review.format_id(p["site"], p["device"], p["open_seq"]),
-                                  "invalid", "simulated expert: not a real customer answer", "sim-expert", now)
+                    review.record(
+                        db,
+                        review.POLL,
+                        review.format_id(p["site"], p["device"], p["open_seq"]),
+                        "invalid",
+                        "simulated expert: not a real customer answer",
+                        "sim-expert",
+                        now,
+                    )
                     n += 1
                 except review.ReviewError as exc:
                     self.problems.append("expert: %s" % exc)
         for f in doc["fms"]:
             verdict = "confirm" if f["confirmed"] else "reject"
             try:
-                review.record(db, review.FM, review.format_id(f["site"], f["device"], f["seq"]), verdict,
-                              "" if f["confirmed"] else "simulated expert: nothing wrong on the video",
-                              "sim-expert", now)
+                review.record(
+                    db,
+                    review.FM,
+                    review.format_id(f["site"], f["device"], f["seq"]),
+                    verdict,
+                    "" if f["confirmed"] else "simulated expert: nothing wrong on the video",
+                    "sim-expert",
+                    now,
+                )
                 n += 1
             except review.ReviewError as exc:
                 self.problems.append("expert: %s" % exc)
@@ -614,14 +706,35 @@ class Runner:
 
     def _system(self, db):
         from gateway import derive
+
         rows = derive.derived(db)
-        polls = [{"site": r["site"], "device": r["device"], "open_seq": r["open_seq"], "opened_at": r["opened_ms"],
-                  "answer": r["answer"], "extra_presses": r["extra_presses"], "employee": r["employee"],
-                  "kind": r["kind"], "provisional": r["provisional"], "time_source": r["time_source"]}
-                 for r in rows["polls"]]
-        fms = [{"site": r["site"], "device": r["device"], "seq": r["seq"], "start": r["start_ms"],
-                "end": r["end_ms"], "presses": r["presses"], "employee": r["employee"]}
-               for r in rows["force_majeure"]]
+        polls = [
+            {
+                "site": r["site"],
+                "device": r["device"],
+                "open_seq": r["open_seq"],
+                "opened_at": r["opened_ms"],
+                "answer": r["answer"],
+                "extra_presses": r["extra_presses"],
+                "employee": r["employee"],
+                "kind": r["kind"],
+                "provisional": r["provisional"],
+                "time_source": r["time_source"],
+            }
+            for r in rows["polls"]
+        ]
+        fms = [
+            {
+                "site": r["site"],
+                "device": r["device"],
+                "seq": r["seq"],
+                "start": r["start_ms"],
+                "end": r["end_ms"],
+                "presses": r["presses"],
+                "employee": r["employee"],
+            }
+            for r in rows["force_majeure"]
+        ]
         uns = {"%s/%s" % vp.key: 0 for vp in self.panels}
         for (site, device), n in rows["unsolicited"].items():
             uns["%s/%s" % (site, device)] = n
@@ -637,19 +750,25 @@ class Runner:
 
     def _check_states(self, db):
         from gateway import store
+
         for vp in self.panels:
             st = store.panel_state(db, vp.site, vp.device)
             if st is None or not st["online"] or st["pending"] != 0:
                 # not a check failure: with amqtt the will of a connection the panel already
                 # replaced can arrive after the new connection's states (seen in `rating demo`)
-                self.warnings.append("%s/%s: the gateway's last state of the panel says %s, but it is online "
-                                     "with nothing pending" % (vp.site, vp.device,
-                                                              "nothing" if st is None else
-                                                              "online=%s pending=%s" % (st["online"], st["pending"])))
+                self.warnings.append(
+                    "%s/%s: the gateway's last state of the panel says %s, but it is online "
+                    "with nothing pending"
+                    % (
+                        vp.site,
+                        vp.device,
+                        "nothing" if st is None else "online=%s pending=%s" % (st["online"], st["pending"]),
+                    )
+                )
 
     def finish(self):
-        from gateway import db as dbmod, derive, report
-        from gateway import schema
+        from gateway import derive, report, schema
+
         self._final_heartbeat()
         self._deliver_counts()
         self.gateway.stop()
@@ -659,10 +778,13 @@ class Runner:
             self._check_states(db)
             w = self._mark_lost(stored)
             doc = truth.build(w)
-            doc["runner"] = {"stats": self.stats, "lost": {"%s/%s" % k: v for k, v in self.lost_report.items()},
-                             "broker": self.broker.kind if self.broker else self.broker_url,
-                             "firmware_problems": [m for vp in self.panels for m in vp.mismatches],
-                             "warnings": self.warnings}
+            doc["runner"] = {
+                "stats": self.stats,
+                "lost": {"%s/%s" % k: v for k, v in self.lost_report.items()},
+                "broker": self.broker.kind if self.broker else self.broker_url,
+                "firmware_problems": [m for vp in self.panels for m in vp.mismatches],
+                "warnings": self.warnings,
+            }
             self.problems += [m for vp in self.panels for m in vp.mismatches]
             self.stats["verdicts"] = self._expert(db, doc)
             now = int(time.time() * 1000)
@@ -702,6 +824,7 @@ class Runner:
         self.timing["finish_s"] = time.monotonic() - t1
         self.timing["total_s"] = time.monotonic() - self._t0
         import resource
+
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the gateway(s), stopped brokers
         self.timing["cpu_runner_s"] = me.ru_utime + me.ru_stime
@@ -709,12 +832,14 @@ class Runner:
         doc = result[0]
         doc["runner"]["timing"] = self.timing
         from simulator.cli import write_outputs
+
         write_outputs(self.out, doc, sitefile.site_toml(self.world))
         return result
 
 
 def _host_port(url):
     from gateway.service import parse_broker_url
+
     host, port, _u, _p = parse_broker_url(url)
     return host, port
 
@@ -735,8 +860,9 @@ def _ranges(seqs):
 
 def run(sc, out_dir, broker=None, db=None, progress=True, root=None):
     """Run the scenario end to end; -> (truth doc, system dict, world). See the module doc."""
-    r = Runner(sc, out_dir, broker=broker, db=db, progress=progress, root=root,
-               log=lambda line: print(line, file=sys.stderr))
+    r = Runner(
+        sc, out_dir, broker=broker, db=db, progress=progress, root=root, log=lambda line: print(line, file=sys.stderr)
+    )
     try:
         return r.run()
     finally:

@@ -7,6 +7,7 @@ simulator/README.md; every key has a default so a scenario only says what differ
 Errors name the key path and what to do: `site[2].panel[0].kind: must be one of staff, office,
 loyalty, got 'shop'`.
 """
+
 import copy
 import datetime as _dt
 import hashlib
@@ -16,43 +17,75 @@ QUESTION_KINDS = ("staff", "office", "loyalty")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Hour-of-day arrival profile of a typical office (relative rates; scaled to visitors_per_day).
-DEFAULT_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.7, 1.0, 1.2, 1.5, 1.4, 1.1, 1.0,
-                   1.1, 1.3, 1.4, 1.0, 0.6, 0.2, 0, 0]
+DEFAULT_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.7, 1.0, 1.2, 1.5, 1.4, 1.1, 1.0, 1.1, 1.3, 1.4, 1.0, 0.6, 0.2, 0, 0]
 
 DEFAULTS = {
-    "scenario": {"name": "scenario", "seed": 1, "start": "2025-03-03", "days": 1,
-                 "root": "rating/v1", "speed_note": ""},
+    "scenario": {
+        "name": "scenario",
+        "seed": 1,
+        "start": "2025-03-03",
+        "days": 1,
+        "root": "rating/v1",
+        "speed_note": "",
+    },
     # The poll semantics the gateway applies; the truth uses the same numbers.
     "method": {"window_s": 30, "rearm_s": 3, "fm_minutes": 15, "k": 0.8},
     # What the simulated panels get in their config.json.
-    "firmware": {"debounce_ms": 30, "long_ms": 1500, "stuck_ms": 30000, "heartbeat_s": 900,
-                 "ack_timeout_s": 300, "journal_capacity": 20000},
-    "people": {
-        "answer_delay_s": [4.0, 20.0],   # seller press -> customer's press
-        "silent": 0.10,                  # a happy customer walks away without pressing
-        "silent_unhappy": 0.30,          # an unhappy one does so more often
-        "double_press": 0.05,            # the customer presses twice (second is an extra press)
-        "late_press": 0.30,              # share of silent customers who press after the window
-        "seller_double_press": 0.03,     # the seller's short press bounces into two presses
-        "children_per_site_day": 1.0,    # button mashing with no poll open
-        "fm_per_panel_week": 0.5,        # force-majeure episodes (long press)
-        "fm_extend": 0.3,                # the seller long-presses again inside the period
-        "fm_confirm": 0.7,               # the expert confirms (else rejects) a report
-        "fm_unhappy": 0.6,               # extra chance a customer is unhappy during an episode
-        "invalid_share": 0.01,           # polls the expert marks invalid
+    "firmware": {
+        "debounce_ms": 30,
+        "long_ms": 1500,
+        "stuck_ms": 30000,
+        "heartbeat_s": 900,
+        "ack_timeout_s": 300,
+        "journal_capacity": 20000,
     },
-    "defaults": {"hours": "09:00-20:00", "days_open": "mon-sun", "visitors_per_day": 120,
-                 "profile": DEFAULT_PROFILE, "conversion": 0.7, "service_min": [1.0, 6.0],
-                 "quality": 0.8, "shift": "day"},
-    "chain": {"sites": 0, "panels": [1, 3], "kinds": ["staff", "staff", "office", "loyalty"],
-              "sellers_per_panel": 2, "quality": [0.55, 0.95], "seller_quality": [0.5, 0.97],
-              "ask": [0.7, 1.0], "skip_unhappy": [0.0, 0.6], "visitors_per_day": [60, 160]},
+    "people": {
+        "answer_delay_s": [4.0, 20.0],  # seller press -> customer's press
+        "silent": 0.10,  # a happy customer walks away without pressing
+        "silent_unhappy": 0.30,  # an unhappy one does so more often
+        "double_press": 0.05,  # the customer presses twice (second is an extra press)
+        "late_press": 0.30,  # share of silent customers who press after the window
+        "seller_double_press": 0.03,  # the seller's short press bounces into two presses
+        "children_per_site_day": 1.0,  # button mashing with no poll open
+        "fm_per_panel_week": 0.5,  # force-majeure episodes (long press)
+        "fm_extend": 0.3,  # the seller long-presses again inside the period
+        "fm_confirm": 0.7,  # the expert confirms (else rejects) a report
+        "fm_unhappy": 0.6,  # extra chance a customer is unhappy during an episode
+        "invalid_share": 0.01,  # polls the expert marks invalid
+    },
+    "defaults": {
+        "hours": "09:00-20:00",
+        "days_open": "mon-sun",
+        "visitors_per_day": 120,
+        "profile": DEFAULT_PROFILE,
+        "conversion": 0.7,
+        "service_min": [1.0, 6.0],
+        "quality": 0.8,
+        "shift": "day",
+    },
+    "chain": {
+        "sites": 0,
+        "panels": [1, 3],
+        "kinds": ["staff", "staff", "office", "loyalty"],
+        "sellers_per_panel": 2,
+        "quality": [0.55, 0.95],
+        "seller_quality": [0.5, 0.97],
+        "ask": [0.7, 1.0],
+        "skip_unhappy": [0.0, 0.6],
+        "visitors_per_day": [60, 160],
+    },
     "faults": {
-        "bounce": True, "bounce_edges": [2, 6], "bounce_span_ms": [2, 20],
-        "wifi_drops_per_panel_day": 0.0, "wifi_drop_s": [5, 3600],
-        "broker_outages_per_day": 0.0, "broker_outage_s": [5, 600],
-        "reboots_per_panel_week": 0.0, "power_cuts_per_panel_week": 0.0,
-        "no_clock_boot": 0.0, "ntp_delay_s": [20, 600],
+        "bounce": True,
+        "bounce_edges": [2, 6],
+        "bounce_span_ms": [2, 20],
+        "wifi_drops_per_panel_day": 0.0,
+        "wifi_drop_s": [5, 3600],
+        "broker_outages_per_day": 0.0,
+        "broker_outage_s": [5, 600],
+        "reboots_per_panel_week": 0.0,
+        "power_cuts_per_panel_week": 0.0,
+        "no_clock_boot": 0.0,
+        "ntp_delay_s": [20, 600],
         "gateway_restarts": 0,
         "overflow": [],
     },
@@ -82,7 +115,7 @@ def parse_hours(text, path):
         h1, m1 = (int(x) for x in a.split(":"))
         h2, m2 = (int(x) for x in b.split(":"))
     except Exception:
-        raise ScenarioError("%s: hours must look like \"09:00-20:00\", got %r" % (path, text))
+        raise ScenarioError('%s: hours must look like "09:00-20:00", got %r' % (path, text))
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if not 0 <= start < end <= 24 * 60:
         raise ScenarioError("%s: opening must be before closing within one day, got %r" % (path, text))
@@ -90,7 +123,7 @@ def parse_hours(text, path):
 
 
 def parse_days(text, path):
-    """"mon-fri" / "mon,wed,sat" / "mon-sun" -> set of weekday numbers (Monday = 0)."""
+    """ "mon-fri" / "mon,wed,sat" / "mon-sun" -> set of weekday numbers (Monday = 0)."""
     out = set()
     for part in text.split(","):
         part = part.strip()
@@ -152,7 +185,7 @@ class Scenario:
     @property
     def start_ms(self):
         d = self.start_date
-        return int(_dt.datetime(d.year, d.month, d.day, tzinfo=_dt.timezone.utc).timestamp() * 1000)
+        return int(_dt.datetime(d.year, d.month, d.day, tzinfo=_dt.UTC).timestamp() * 1000)
 
     @property
     def end_ms(self):
@@ -161,7 +194,8 @@ class Scenario:
     def _site(self, s, path):
         d = self.defaults
         site = {
-            "id": s.get("id"), "name": s.get("name", s.get("id")),
+            "id": s.get("id"),
+            "name": s.get("name", s.get("id")),
             "quality": float(s.get("quality", d["quality"])),
             "hours": parse_hours(s.get("hours", d["hours"]), path + ".hours"),
             "days_open": parse_days(s.get("days_open", d["days_open"]), path + ".days_open"),
@@ -170,19 +204,22 @@ class Scenario:
             "conversion": float(s.get("conversion", d["conversion"])),
             "service_min": list(s.get("service_min", d["service_min"])),
             "shift": s.get("shift", d["shift"]),
-            "sellers": {}, "panels": [],
+            "sellers": {},
+            "panels": [],
         }
         _check_id(site["id"], path + ".id")
         if len(site["profile"]) != 24:
             raise ScenarioError("%s.profile: needs 24 hourly values, got %d" % (path, len(site["profile"])))
         if site["shift"] not in ("day", "split"):
-            raise ScenarioError("%s.shift: must be \"day\" (rotate daily) or \"split\" (two halves a day)" % path)
+            raise ScenarioError('%s.shift: must be "day" (rotate daily) or "split" (two halves a day)' % path)
         for j, e in enumerate(s.get("seller", [])):
             p = "%s.seller[%d]" % (path, j)
             _check_id(e.get("id"), p + ".id")
             site["sellers"][e["id"]] = {
-                "id": e["id"], "name": e.get("name", e["id"]),
-                "quality": float(e.get("quality", 0.8)), "ask": float(e.get("ask", 0.95)),
+                "id": e["id"],
+                "name": e.get("name", e["id"]),
+                "quality": float(e.get("quality", 0.8)),
+                "ask": float(e.get("ask", 0.95)),
                 "skip_unhappy": float(e.get("skip_unhappy", 0.0)),
             }
         for j, p_ in enumerate(s.get("panel", [])):
@@ -197,21 +234,27 @@ class Scenario:
             for e in sellers:
                 if e not in site["sellers"]:
                     raise ScenarioError("%s.sellers: %r is not a [[site.seller]] of %s" % (p, e, site["id"]))
-            site["panels"].append({"id": p_["id"], "kind": kind, "sellers": sellers,
-                                   "question": p_.get("question")})
+            site["panels"].append({"id": p_["id"], "kind": kind, "sellers": sellers, "question": p_.get("question")})
         if not site["panels"]:
             raise ScenarioError("%s: a site needs at least one [[site.panel]]" % path)
         return site
 
     def _chain_sites(self):
         import random
+
         c = self.chain
         out = []
         for i in range(int(c["sites"])):
             sid = "store-%03d" % (i + 1)
             rng = random.Random(sub_seed(self.seed, "chain", sid))
-            site = {"id": sid, "name": "Store %d" % (i + 1), "quality": rng.uniform(*c["quality"]),
-                    "visitors_per_day": rng.uniform(*c["visitors_per_day"]), "seller": [], "panel": []}
+            site = {
+                "id": sid,
+                "name": "Store %d" % (i + 1),
+                "quality": rng.uniform(*c["quality"]),
+                "visitors_per_day": rng.uniform(*c["visitors_per_day"]),
+                "seller": [],
+                "panel": [],
+            }
             n_panels = rng.randint(*c["panels"])
             for j in range(n_panels):
                 kind = "staff" if j == 0 else rng.choice(c["kinds"])
@@ -219,10 +262,15 @@ class Scenario:
                 for k in range(int(c["sellers_per_panel"])):
                     eid = "s%03d-%d%d" % (i + 1, j + 1, k + 1)
                     names.append(eid)
-                    site["seller"].append({
-                        "id": eid, "name": "Seller %d-%d-%d" % (i + 1, j + 1, k + 1),
-                        "quality": rng.uniform(*c["seller_quality"]), "ask": rng.uniform(*c["ask"]),
-                        "skip_unhappy": rng.uniform(*c["skip_unhappy"])})
+                    site["seller"].append(
+                        {
+                            "id": eid,
+                            "name": "Seller %d-%d-%d" % (i + 1, j + 1, k + 1),
+                            "quality": rng.uniform(*c["seller_quality"]),
+                            "ask": rng.uniform(*c["ask"]),
+                            "skip_unhappy": rng.uniform(*c["skip_unhappy"]),
+                        }
+                    )
                 site["panel"].append({"id": "panel-%d" % (j + 1), "kind": kind, "sellers": names})
             out.append(self._site(site, "chain.%s" % sid))
         return out
@@ -233,8 +281,11 @@ class Scenario:
 
 
 def _check_id(value, path):
-    ok = isinstance(value, str) and 1 <= len(value) <= 32 and all(
-        c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value)
+    ok = (
+        isinstance(value, str)
+        and 1 <= len(value) <= 32
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value)
+    )
     if not ok:
         raise ScenarioError("%s: must be an id of 1..32 characters a-z, 0-9, '-', got %r" % (path, value))
 

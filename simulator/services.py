@@ -10,6 +10,7 @@
 
 Everything here is process plumbing; the runner decides when.
 """
+
 import os
 import shutil
 import signal
@@ -84,17 +85,19 @@ class Broker:
         if self.binary:
             conf = os.path.join(self.dir, "mosquitto.conf")
             with open(conf, "w") as f:
-                f.write("listener %d 127.0.0.1\n"
-                        "allow_anonymous true\n"
-                        "persistence true\n"
-                        "persistence_location %s/\n"
-                        "autosave_interval 1\n"
-                        "max_queued_messages 1000000\n"
-                        "max_queued_bytes 0\n"
-                        "max_inflight_messages 100\n"
-                        "%s"
-                        "log_dest stdout\n"
-                        "log_type error\n" % (self.port, self.dir, "".join(t + "\n" for t in self.TUNING)))
+                f.write(
+                    "listener %d 127.0.0.1\n"
+                    "allow_anonymous true\n"
+                    "persistence true\n"
+                    "persistence_location %s/\n"
+                    "autosave_interval 1\n"
+                    "max_queued_messages 1000000\n"
+                    "max_queued_bytes 0\n"
+                    "max_inflight_messages 100\n"
+                    "%s"
+                    "log_dest stdout\n"
+                    "log_type error\n" % (self.port, self.dir, "".join(t + "\n" for t in self.TUNING))
+                )
             cmd = [self.binary, "-c", conf]
         else:
             cmd = [_python(), "-m", "gateway.broker", "--port", str(self.port)]
@@ -142,22 +145,38 @@ class Gateway:
             # not the simulated one: the runner rebuilds at the end instead. Simulated time runs
             # ~10^4 x real time, so a 100 ms ack coalescing (or Nagle's 40 ms with the embedded
             # broker) would cost the runner a real wait at nearly every event.
-            f.write("derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\n"
-                    "ack_coalesce_ms = 5\ntcp_nodelay = true\n")
+            f.write(
+                "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
+            )
         self.proc = None
         self._seen = 0
         self.starts = 0
         self.kills = 0
 
     def start(self):
-        cmd = [_python(), "-m", "rating", "gateway", "run", "--broker", self.broker_url,
-               "--db", self.db_url, "--root", self.root, "--client-id", self.client_id,
-               "--config", self.config_path]
+        cmd = [
+            _python(),
+            "-m",
+            "rating",
+            "gateway",
+            "run",
+            "--broker",
+            self.broker_url,
+            "--db",
+            self.db_url,
+            "--root",
+            self.root,
+            "--client-id",
+            self.client_id,
+            "--config",
+            self.config_path,
+        ]
         self._seen = self._connected_lines()
         log = open(self.log_path, "a")
         try:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1")
+            )
         finally:
             log.close()
         self.starts += 1
@@ -172,13 +191,16 @@ class Gateway:
         deadline = time.monotonic() + (timeout or self.START_TIMEOUT_S)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("the gateway exited with code %s; see %s:\n%s"
-                                   % (self.proc.returncode, self.log_path, self.tail()))
+                raise RuntimeError(
+                    "the gateway exited with code %s; see %s:\n%s" % (self.proc.returncode, self.log_path, self.tail())
+                )
             if self._connected_lines() > self._seen:
                 return
             time.sleep(0.02)
-        raise RuntimeError("the gateway did not connect to %s within %.0f s; see %s:\n%s"
-                           % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail()))
+        raise RuntimeError(
+            "the gateway did not connect to %s within %.0f s; see %s:\n%s"
+            % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail())
+        )
 
     def _connected_lines(self):
         try:

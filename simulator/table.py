@@ -4,9 +4,10 @@ Used by `rating demo` and `rating sim run` to print what the run produced: one t
 employee (DI-staff, conversion) and one per office (DI-office, ELI, coverage, FM rate), each
 figure with its 95 % interval and n, the flags, and the bottleneck diagnosis per office.
 """
+
 import kpi_core
 
-REF_STAFF = 0.10   # reference DIs for the bottleneck diagnosis (a site file may set its own)
+REF_STAFF = 0.10  # reference DIs for the bottleneck diagnosis (a site file may set its own)
 REF_OFFICE = 0.12
 
 
@@ -30,25 +31,41 @@ def figures(polls, fms, counts, k, names=None, tx_by_employee=None):
         di = kpi_core.di_staff(c, k)
         conv = kpi_core.exact_conversion(len(mine), (tx_by_employee or {}).get(emp)) if tx_by_employee else None
         fmr = kpi_core.fm_rate(sum(1 for f in fms if f["employee"] == emp), len(mine))
-        out["employee"][emp] = {"name": (names or {}).get(emp, emp), "site": staff[0]["site"],
-                                "counts": c, "di_staff": di, "conversion": conv, "fm_rate": fmr,
-                                "flags": kpi_core.flags(di_staff=di, conversion=conv, fm_rate=fmr)}
+        out["employee"][emp] = {
+            "name": (names or {}).get(emp, emp),
+            "site": staff[0]["site"],
+            "counts": c,
+            "di_staff": di,
+            "conversion": conv,
+            "fm_rate": fmr,
+            "flags": kpi_core.flags(di_staff=di, conversion=conv, fm_rate=fmr),
+        }
     for site in sorted({p["site"] for p in polls} | set(tx)):
         mine = [p for p in polls if p["site"] == site]
         row = {"polls": len(mine)}
-        for kind, fn, name in (("staff", kpi_core.di_staff, "di_staff"),
-                               ("office", kpi_core.di_office, "di_office"),
-                               ("loyalty", kpi_core.eli, "eli")):
+        for kind, fn, name in (
+            ("staff", kpi_core.di_staff, "di_staff"),
+            ("office", kpi_core.di_office, "di_office"),
+            ("loyalty", kpi_core.eli, "eli"),
+        ):
             these = [p for p in mine if p["kind"] == kind]
             row[name] = fn(kpi_core.count_polls(these, confirmed, invalid, key=key), k) if these else None
         row["conversion"] = kpi_core.exact_conversion(len(mine), tx.get(site))
         row["coverage"] = kpi_core.visitor_coverage(len(mine), vis.get(site))
         row["fm_rate"] = kpi_core.fm_rate(sum(1 for f in fms if f["site"] == site), len(mine))
-        row["flags"] = kpi_core.flags(di_staff=row["di_staff"], di_office=row["di_office"], eli=row["eli"],
-                                      conversion=row["conversion"], coverage=row["coverage"],
-                                      fm_rate=row["fm_rate"])
-        row["bottleneck"] = kpi_core.bottleneck(row["di_staff"], row["di_office"], REF_STAFF, REF_OFFICE) \
-            if row["di_staff"] is not None and row["di_office"] is not None else None
+        row["flags"] = kpi_core.flags(
+            di_staff=row["di_staff"],
+            di_office=row["di_office"],
+            eli=row["eli"],
+            conversion=row["conversion"],
+            coverage=row["coverage"],
+            fm_rate=row["fm_rate"],
+        )
+        row["bottleneck"] = (
+            kpi_core.bottleneck(row["di_staff"], row["di_office"], REF_STAFF, REF_OFFICE)
+            if row["di_staff"] is not None and row["di_office"] is not None
+            else None
+        )
         out["site"][site] = row
     return out
 
@@ -64,15 +81,25 @@ def render(figs):
     hdr = "%-22s %-16s %-28s %-26s %s" % ("employee", "site", "DI-staff (ИНК@Персонал)", "exact conversion", "FM rate")
     lines += [hdr, "-" * len(hdr)]
     for emp, r in figs["employee"].items():
-        lines.append("%-22s %-16s %-28s %-26s %s" % (r["name"][:22], r["site"][:16], _f(r["di_staff"]),
-                                                     _f(r["conversion"]), _f(r["fm_rate"])))
+        lines.append(
+            "%-22s %-16s %-28s %-26s %s"
+            % (r["name"][:22], r["site"][:16], _f(r["di_staff"]), _f(r["conversion"]), _f(r["fm_rate"]))
+        )
     lines += ["", "Per office", ""]
-    hdr = "%-16s %-24s %-24s %-24s %-22s %s" % ("site", "DI-staff", "DI-office (ИНК@Офис)", "ELI (ИЭЛ)",
-                                                "visitor coverage", "FM rate")
+    hdr = "%-16s %-24s %-24s %-24s %-22s %s" % (
+        "site",
+        "DI-staff",
+        "DI-office (ИНК@Офис)",
+        "ELI (ИЭЛ)",
+        "visitor coverage",
+        "FM rate",
+    )
     lines += [hdr, "-" * len(hdr)]
     for site, r in figs["site"].items():
-        lines.append("%-16s %-24s %-24s %-24s %-22s %s" % (site[:16], _f(r["di_staff"]), _f(r["di_office"]),
-                                                          _f(r["eli"]), _f(r["coverage"]), _f(r["fm_rate"])))
+        lines.append(
+            "%-16s %-24s %-24s %-24s %-22s %s"
+            % (site[:16], _f(r["di_staff"]), _f(r["di_office"]), _f(r["eli"]), _f(r["coverage"]), _f(r["fm_rate"]))
+        )
     lines += ["", "Flags and bottleneck diagnosis", ""]
     for emp, r in figs["employee"].items():
         for fl in r["flags"]:

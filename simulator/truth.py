@@ -10,6 +10,7 @@ events a full journal dropped) are taken out by simple, person-level rules:
 - a lost force-majeure press removes that press from its episode.
 KPIs come from kpi_core with the same counting function the gateway uses (count_polls).
 """
+
 import kpi_core
 from kpi_core import count_polls
 
@@ -73,8 +74,9 @@ def _fig(f):
 def kpis(world, polls, fms):
     """Truth KPIs per employee, per site and overall, as plain JSON-able dicts."""
     k = world.scenario.method["k"]
-    confirmed = [{"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]}
-                 for f in fms if f["confirmed"]]
+    confirmed = [
+        {"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]} for f in fms if f["confirmed"]
+    ]
     invalid = [p["id"] for p in polls if p["invalid"]]
     tx = {}
     vis = {}
@@ -85,14 +87,15 @@ def kpis(world, polls, fms):
     def block(sel, fm_reports, transactions=None, visitors=None):
         chosen = [p for p in polls if sel(p)]
         out = {"polls": len(chosen)}
-        for kind, fn in (("staff", kpi_core.di_staff), ("office", kpi_core.di_office),
-                         ("loyalty", kpi_core.eli)):
+        for kind, fn in (("staff", kpi_core.di_staff), ("office", kpi_core.di_office), ("loyalty", kpi_core.eli)):
             these = [p for p in chosen if p["kind"] == kind]
             if not these:
                 continue
             c = count_polls(these, confirmed, invalid, key=lambda r: r["id"])
-            out[kind] = {"counts": c.as_dict(), {"staff": "di_staff", "office": "di_office",
-                                                 "loyalty": "eli"}[kind]: _fig(fn(c, k))}
+            out[kind] = {
+                "counts": c.as_dict(),
+                {"staff": "di_staff", "office": "di_office", "loyalty": "eli"}[kind]: _fig(fn(c, k)),
+            }
         valid = len([p for p in chosen if not p["invalid"]])
         out["valid_polls"] = valid
         out["fm_reports"] = fm_reports
@@ -106,14 +109,23 @@ def kpis(world, polls, fms):
         return out
 
     employees = sorted({p["employee"] for p in polls} | set(world.transactions_by_employee))
-    by_emp = {e: block(lambda p, e=e: p["employee"] == e,
-                       sum(1 for f in fms if f["employee"] == e),
-                       transactions=world.transactions_by_employee.get(e, 0))
-              for e in employees}
-    by_site = {s["id"]: block(lambda p, s=s: p["site"] == s["id"],
-                              sum(1 for f in fms if f["site"] == s["id"]),
-                              transactions=tx.get(s["id"], 0), visitors=vis.get(s["id"], 0))
-               for s in world.scenario.sites}
+    by_emp = {
+        e: block(
+            lambda p, e=e: p["employee"] == e,
+            sum(1 for f in fms if f["employee"] == e),
+            transactions=world.transactions_by_employee.get(e, 0),
+        )
+        for e in employees
+    }
+    by_site = {
+        s["id"]: block(
+            lambda p, s=s: p["site"] == s["id"],
+            sum(1 for f in fms if f["site"] == s["id"]),
+            transactions=tx.get(s["id"], 0),
+            visitors=vis.get(s["id"], 0),
+        )
+        for s in world.scenario.sites
+    }
     overall = block(lambda p: True, len(fms), transactions=sum(tx.values()), visitors=sum(vis.values()))
     return {"k": k, "employee": by_emp, "site": by_site, "all": overall}
 
@@ -122,18 +134,31 @@ def build(world):
     """The truth document (JSON-able): everything that happened and the KPIs that follow."""
     polls, fms, unsolicited = effective(world)
     sc = world.scenario
-    lost = [dict(pr.as_dict(), site=key[0], device=key[1])
-            for key, presses in world.presses.items() for pr in presses if pr.lost]
+    lost = [
+        dict(pr.as_dict(), site=key[0], device=key[1])
+        for key, presses in world.presses.items()
+        for pr in presses
+        if pr.lost
+    ]
     return {
-        "scenario": {"name": sc.meta["name"], "seed": sc.seed, "days": sc.days,
-                     "start_ms": sc.start_ms, "end_ms": sc.end_ms,
-                     "sites": [s["id"] for s in sc.sites], "method": sc.method},
+        "scenario": {
+            "name": sc.meta["name"],
+            "seed": sc.seed,
+            "days": sc.days,
+            "start_ms": sc.start_ms,
+            "end_ms": sc.end_ms,
+            "sites": [s["id"] for s in sc.sites],
+            "method": sc.method,
+        },
         "totals": {
             "presses": sum(len(v) for v in world.presses.values()),
-            "polls": len(polls), "silent": sum(1 for p in polls if p["answer"] is None),
+            "polls": len(polls),
+            "silent": sum(1 for p in polls if p["answer"] is None),
             "invalid": sum(1 for p in polls if p["invalid"]),
-            "fm_reports": len(fms), "fm_confirmed": sum(1 for f in fms if f["confirmed"]),
-            "unsolicited": sum(unsolicited.values()), "lost_presses": len(lost),
+            "fm_reports": len(fms),
+            "fm_confirmed": sum(1 for f in fms if f["confirmed"]),
+            "unsolicited": sum(unsolicited.values()),
+            "lost_presses": len(lost),
             "visitors": sum(c["visitors"] for c in world.counts),
             "transactions": sum(c["transactions"] for c in world.counts),
         },

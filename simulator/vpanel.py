@@ -17,9 +17,10 @@ Seqs: the firmware gives every event the next journal seq. The runner knows the 
 presses' events come in (simulator.pure.event_time), so each new journal record is matched to
 the next expected press, its event name checked (`mismatches`), and the press's `seq` set.
 """
+
 from firmware import journal
 from firmware.app import Panel
-from firmware.link import UP, JOINING, OFF
+from firmware.link import JOINING, OFF, UP
 from simulator.host_hal import HostHal
 
 
@@ -35,10 +36,10 @@ class VirtualPanel:
         self.panel = None
         self.boot_at = None
         self.ntp_ok_at = None
-        self.expected = list(presses)   # presses in event order, consumed as events appear
-        self.assigned = []              # (seq, press) in seq order
-        self.mismatches = []            # readable problems (event name or count)
-        self.torn = []                  # presses whose journal write a power cut tore
+        self.expected = list(presses)  # presses in event order, consumed as events appear
+        self.assigned = []  # (seq, press) in seq order
+        self.mismatches = []  # readable problems (event name or count)
+        self.torn = []  # presses whose journal write a power cut tore
         self.boots = 0
         self.power_cut_pending = False
         self.hal.ntp_unix_ms = self._ntp
@@ -111,8 +112,9 @@ class VirtualPanel:
         new = s1 - s0
         for i in range(n_events):
             if not self.expected:
-                self.mismatches.append("%s/%s: an event nobody pressed for (seq %d)"
-                                       % (self.site, self.device, s0 + i + 1))
+                self.mismatches.append(
+                    "%s/%s: an event nobody pressed for (seq %d)" % (self.site, self.device, s0 + i + 1)
+                )
                 continue
             press = self.expected.pop(0)
             if i >= new:
@@ -122,9 +124,10 @@ class VirtualPanel:
             rec = p.journal.next_after(seq - 1)
             ev = journal.unpack_event(rec[1])[3] if rec and rec[0] == seq else None
             if ev is not None and ev != press.ev:
-                self.mismatches.append("%s/%s seq %d: the firmware reported %s, the finger pressed %s "
-                                       "(%s at %d)" % (self.site, self.device, seq, ev, press.ev,
-                                                       press.button, press.t))
+                self.mismatches.append(
+                    "%s/%s seq %d: the firmware reported %s, the finger pressed %s "
+                    "(%s at %d)" % (self.site, self.device, seq, ev, press.ev, press.button, press.t)
+                )
             press.seq = seq
             self.assigned.append((seq, press))
 
@@ -143,6 +146,7 @@ class VirtualPanel:
             nonlocal best, why
             if t is not None and (best is None or t < best):
                 best, why = t, reason
+
         take(p.buttons.next_deadline(up), "buttons")
         take(p.window_until, "window")
         link = p.link

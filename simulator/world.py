@@ -19,15 +19,16 @@ the window, the next poll on a panel opens no sooner than window + 15 s later, c
 force-majeure presses only happen while no poll window is open, and poll openings stay 2 s
 away from force-majeure period bounds and shift changes.
 """
+
 import math
 import random
 
 from simulator.scenario import sub_seed
 
 ANSWER_BUTTONS = ("yes", "no", "unsure")
-BOUNDARY_MARGIN_MS = 2000      # poll openings keep this far from FM bounds / shift changes
+BOUNDARY_MARGIN_MS = 2000  # poll openings keep this far from FM bounds / shift changes
 LATE_MAX_S = 10.0
-GAP_AFTER_WINDOW_S = 15.0       # window end -> next poll of the same panel, at least
+GAP_AFTER_WINDOW_S = 15.0  # window end -> next poll of the same panel, at least
 
 
 class Press:
@@ -39,27 +40,36 @@ class Press:
         self.t = t
         self.button = button
         self.hold = hold
-        self.ev = ev          # event the firmware emits: yes/no/unsure/seller_short/seller_long
-        self.role = role      # open, dup, answer, extra, late, child, fm, fm_extend, victim
-        self.poll = poll      # index into World.polls
-        self.fm = fm          # index into World.fms
-        self.lost = None      # why the system cannot know this press (set by the runner)
-        self.seq = None       # the seq the panel gave its event (set by whoever runs it)
+        self.ev = ev  # event the firmware emits: yes/no/unsure/seller_short/seller_long
+        self.role = role  # open, dup, answer, extra, late, child, fm, fm_extend, victim
+        self.poll = poll  # index into World.polls
+        self.fm = fm  # index into World.fms
+        self.lost = None  # why the system cannot know this press (set by the runner)
+        self.seq = None  # the seq the panel gave its event (set by whoever runs it)
 
     def as_dict(self):
-        return {"t": self.t, "button": self.button, "hold": self.hold, "ev": self.ev,
-                "role": self.role, "poll": self.poll, "fm": self.fm, "lost": self.lost, "seq": self.seq}
+        return {
+            "t": self.t,
+            "button": self.button,
+            "hold": self.hold,
+            "ev": self.ev,
+            "role": self.role,
+            "poll": self.poll,
+            "fm": self.fm,
+            "lost": self.lost,
+            "seq": self.seq,
+        }
 
 
 class World:
     def __init__(self, scenario):
         self.scenario = scenario
-        self.presses = {}          # (site, device) -> [Press]
-        self.polls = []            # dicts, see _poll()
+        self.presses = {}  # (site, device) -> [Press]
+        self.polls = []  # dicts, see _poll()
         self.fms = []
-        self.counts = []           # {"site","from","to","visitors","transactions"}
-        self.roster = []           # {"site","device","employee","from","to"}
-        self.faults = []           # {"t","kind",...}
+        self.counts = []  # {"site","from","to","visitors","transactions"}
+        self.roster = []  # {"site","device","employee","from","to"}
+        self.faults = []  # {"t","kind",...}
         self.transactions_by_employee = {}
 
 
@@ -95,9 +105,9 @@ class _Desk:
         self.panel = panel
         self.index = index
         self.key = (site["id"], panel["id"])
-        self.free = 0            # the seller can start the next customer
-        self.next_poll = 0       # earliest opening of the next poll (window + gap rule)
-        self.busy = []           # (from, to) intervals with presses or open windows
+        self.free = 0  # the seller can start the next customer
+        self.next_poll = 0  # earliest opening of the next poll (window + gap rule)
+        self.busy = []  # (from, to) intervals with presses or open windows
 
 
 def _seller_at(site, panel, pidx, day, minute_of_day):
@@ -150,12 +160,14 @@ def _site_people(sc, w, site):
             continue
         # roster for the day
         for pidx, panel in enumerate(site["panels"]):
-            bounds = [day_ms + open_min * 60000] + _shift_changes(site, panel, pidx, day, day_ms) \
+            bounds = (
+                [day_ms + open_min * 60000]
+                + _shift_changes(site, panel, pidx, day, day_ms)
                 + [day_ms + close_min * 60000]
+            )
             for a, b in zip(bounds, bounds[1:]):
                 emp = _seller_at(site, panel, pidx, day, (a - day_ms) // 60000)
-                w.roster.append({"site": site["id"], "device": panel["id"], "employee": emp,
-                                 "from": a, "to": b})
+                w.roster.append({"site": site["id"], "device": panel["id"], "employee": emp, "from": a, "to": b})
         # visitors per hour, Poisson; a share of them buys (transaction) and is served at a desk
         customers = []
         for h in range(24):
@@ -171,15 +183,23 @@ def _site_people(sc, w, site):
                 if rng.random() < site["conversion"]:
                     tx += 1
                     customers.append(day_ms + rng.randrange(lo, hi))
-            w.counts.append({"site": site["id"], "from": day_ms + h * 3600000,
-                             "to": day_ms + (h + 1) * 3600000, "visitors": n, "transactions": tx})
+            w.counts.append(
+                {
+                    "site": site["id"],
+                    "from": day_ms + h * 3600000,
+                    "to": day_ms + (h + 1) * 3600000,
+                    "visitors": n,
+                    "transactions": tx,
+                }
+            )
         customers.sort()
         # force-majeure episodes per panel and day
         fm_plan = {}
         for d in desks:
             k = _poisson(rng, pe["fm_per_panel_week"] / 7.0)
-            fm_plan[d.key] = sorted(day_ms + rng.randrange(open_min * 60000, max(open_min + 1, close_min - 45) * 60000)
-                                    for _ in range(k))
+            fm_plan[d.key] = sorted(
+                day_ms + rng.randrange(open_min * 60000, max(open_min + 1, close_min - 45) * 60000) for _ in range(k)
+            )
         for d in desks:
             d.free = day_ms + open_min * 60000
             d.next_poll = 0
@@ -276,9 +296,16 @@ def _run_fm(sc, w, rng, desk, plan, until, day, day_ms, window_ms, fm_ms, long_m
             fm["end"] = ev_t + fm_ms
             role = "fm_extend"
         else:
-            fm = {"id": len(w.fms), "site": site["id"], "device": panel["id"], "employee": emp,
-                  "presses": [ev_t], "start": ev_t, "end": ev_t + fm_ms,
-                  "confirmed": rng.random() < pe["fm_confirm"]}
+            fm = {
+                "id": len(w.fms),
+                "site": site["id"],
+                "device": panel["id"],
+                "employee": emp,
+                "presses": [ev_t],
+                "start": ev_t,
+                "end": ev_t + fm_ms,
+                "confirmed": rng.random() < pe["fm_confirm"],
+            }
             w.fms.append(fm)
             fm_list.append(fm["id"])
             role = "fm"
@@ -298,10 +325,10 @@ def _customer(sc, w, rng, desk, seller, t_open, window_ms, min_gap_ms):
     pe = sc.people
     site, panel = desk.site, desk.panel
     kind = panel["kind"]
-    q = {"staff": seller["quality"], "office": site["quality"],
-         "loyalty": (seller["quality"] + site["quality"]) / 2}[kind]
-    in_fm = [w.fms[i] for i in desk.__dict__.get("fm_list", [])
-             if w.fms[i]["start"] <= t_open < w.fms[i]["end"]]
+    q = {"staff": seller["quality"], "office": site["quality"], "loyalty": (seller["quality"] + site["quality"]) / 2}[
+        kind
+    ]
+    in_fm = [w.fms[i] for i in desk.__dict__.get("fm_list", []) if w.fms[i]["start"] <= t_open < w.fms[i]["end"]]
     if any(f["confirmed"] for f in in_fm):
         q = q * (1 - pe["fm_unhappy"])  # a real problem (the expert will see it) upsets people
     happy = rng.random() < q
@@ -314,9 +341,20 @@ def _customer(sc, w, rng, desk, seller, t_open, window_ms, min_gap_ms):
     down = t_open - hold  # the short press is reported on release: t_open
     idx = len(w.polls)
     silent = rng.random() < (pe["silent"] if happy else pe["silent_unhappy"])
-    poll = {"id": idx, "site": site["id"], "device": panel["id"], "employee": seller["id"],
-            "kind": kind, "opened_at": t_open, "answer": None, "extra": 0, "late": False,
-            "dup": False, "invalid": rng.random() < pe["invalid_share"], "happy": happy}
+    poll = {
+        "id": idx,
+        "site": site["id"],
+        "device": panel["id"],
+        "employee": seller["id"],
+        "kind": kind,
+        "opened_at": t_open,
+        "answer": None,
+        "extra": 0,
+        "late": False,
+        "dup": False,
+        "invalid": rng.random() < pe["invalid_share"],
+        "happy": happy,
+    }
     w.polls.append(poll)
     presses = w.presses[desk.key]
     presses.append(Press(down, "seller", hold, "seller_short", "open", poll=idx))
@@ -366,21 +404,41 @@ def _faults(sc, w):
         times = [p.t for p in presses]
         # the first boot may have no clock either
         if prng.random() < f["no_clock_boot"]:
-            out.append({"t": start, "kind": "ntp_delay", "site": key[0], "device": key[1],
-                        "duration": int(prng.uniform(*f["ntp_delay_s"]) * 1000)})
+            out.append(
+                {
+                    "t": start,
+                    "kind": "ntp_delay",
+                    "site": key[0],
+                    "device": key[1],
+                    "duration": int(prng.uniform(*f["ntp_delay_s"]) * 1000),
+                }
+            )
         for _ in range(_poisson(prng, f["wifi_drops_per_panel_day"] * days)):
             t = prng.randrange(start, end - 60000)
-            out.append({"t": t, "kind": "wifi_drop", "site": key[0], "device": key[1],
-                        "duration": int(_log_uniform(prng, *f["wifi_drop_s"]) * 1000)})
+            out.append(
+                {
+                    "t": t,
+                    "kind": "wifi_drop",
+                    "site": key[0],
+                    "device": key[1],
+                    "duration": int(_log_uniform(prng, *f["wifi_drop_s"]) * 1000),
+                }
+            )
         for kind, rate in (("reboot", f["reboots_per_panel_week"]), ("power_cut", f["power_cuts_per_panel_week"])):
             for _ in range(_poisson(prng, rate * days / 7.0)):
                 down = prng.randint(3000, 10000) if kind == "reboot" else prng.randint(5000, 120000)
                 t = _idle_time(prng, times, start, end, down + 8000)
                 if t is None:
                     continue
-                fault = {"t": t, "kind": kind, "site": key[0], "device": key[1], "duration": down,
-                         "no_clock": prng.random() < f["no_clock_boot"],
-                         "ntp_delay": int(prng.uniform(*f["ntp_delay_s"]) * 1000)}
+                fault = {
+                    "t": t,
+                    "kind": kind,
+                    "site": key[0],
+                    "device": key[1],
+                    "duration": down,
+                    "no_clock": prng.random() < f["no_clock_boot"],
+                    "ntp_delay": int(prng.uniform(*f["ntp_delay_s"]) * 1000),
+                }
                 if kind == "power_cut":
                     # someone presses just as the power fails: the journal write is torn
                     b = prng.choice(ANSWER_BUTTONS)
@@ -393,8 +451,16 @@ def _faults(sc, w):
         o = overflow.get(key)
         if o:
             t = start + int(float(o.get("offline_from_h", 1)) * 3600000)
-            out.append({"t": t, "kind": "wifi_drop", "site": key[0], "device": key[1],
-                        "duration": int(float(o.get("offline_hours", 24)) * 3600000), "overflow": True})
+            out.append(
+                {
+                    "t": t,
+                    "kind": "wifi_drop",
+                    "site": key[0],
+                    "device": key[1],
+                    "duration": int(float(o.get("offline_hours", 24)) * 3600000),
+                    "overflow": True,
+                }
+            )
     out.sort(key=lambda x: (x["t"], x["kind"], x.get("site", ""), x.get("device", "")))
     w.faults = out
 
@@ -402,6 +468,7 @@ def _faults(sc, w):
 def _idle_time(rng, times, start, end, span):
     """A moment at least `span` ms (plus margins) away from any press of the panel."""
     import bisect
+
     for _ in range(50):
         t = rng.randrange(start + 600000, end - span - 600000)
         i = bisect.bisect_left(times, t - 45000)

@@ -7,6 +7,7 @@ Two witnesses, whichever answers first:
   "panel: SITE/DEVICE fw VER boot N ...", and "CONFIG ERROR ..." when /config.json is bad.
 `ConsoleReading` is the pure part (lines in, verdict out); the watchers do the I/O.
 """
+
 import re
 import threading
 import time
@@ -31,9 +32,9 @@ class ConsoleReading:
             self.online = True
             self.host = line.split("link: mqtt up", 1)[1].strip() or None
         elif "CONFIG ERROR" in line:
-            self.error = line[line.index("CONFIG ERROR"):]
+            self.error = line[line.index("CONFIG ERROR") :]
         elif "panel: start-up failed" in line:
-            self.error = line[line.index("panel:"):]
+            self.error = line[line.index("panel:") :]
 
 
 class BrokerWatch:
@@ -44,8 +45,8 @@ class BrokerWatch:
         self.user, self.password, self.ssl = user, password, ssl
         self.client = None
         self.error = None
-        self.before = None       # the retained state before the reset (decoded) or None
-        self.birth = None        # the new birth (decoded)
+        self.before = None  # the retained state before the reset (decoded) or None
+        self.birth = None  # the new birth (decoded)
         self._armed = False
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -54,8 +55,11 @@ class BrokerWatch:
         """Connect and subscribe; False (with .error) when the broker cannot be reached."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
-        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                        client_id="rating-device-deploy-%d" % int(time.time() * 1000))
+
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="rating-device-deploy-%d" % int(time.time() * 1000),
+        )
         if self.user:
             c.username_pw_set(self.user, self.password)
         if self.ssl:
@@ -84,7 +88,8 @@ class BrokerWatch:
         client.subscribe(self.topic, qos=1)
 
     def _on_message(self, client, userdata, msg):
-        from protocol import messages, ProtocolError
+        from protocol import ProtocolError, messages
+
         try:
             state = messages.decode_state(msg.payload)
         except ProtocolError:
@@ -92,8 +97,9 @@ class BrokerWatch:
         with self._lock:
             if not self._armed:
                 self.before = state
-            elif state.get("online") and (not self.before or not self.before.get("online")
-                                         or state.get("boot") != self.before.get("boot")):
+            elif state.get("online") and (
+                not self.before or not self.before.get("online") or state.get("boot") != self.before.get("boot")
+            ):
                 self.birth = state
 
     def arm(self):

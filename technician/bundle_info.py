@@ -2,12 +2,13 @@
 
 Pure functions over manifests and hashes; the device side is asked in deploy.py.
 """
+
 import json
 import os
 
 from technician.errors import DeviceError
 
-DEVICE_MANIFEST = "rating-manifest.json"   # the bundle's manifest as last deployed, on the panel
+DEVICE_MANIFEST = "rating-manifest.json"  # the bundle's manifest as last deployed, on the panel
 NOT_COPIED = ("config.example.json", "manifest.json")
 UMQTT = "lib/umqtt/simple.mpy"
 UMQTT_ALT = ("lib/umqtt/simple.mpy", "lib/umqtt/simple.py")
@@ -21,8 +22,10 @@ def load(bundle_dir):
         with open(path) as f:
             manifest = json.load(f)
     except FileNotFoundError:
-        raise DeviceError("no firmware bundle in %s (manifest.json missing). Build it with "
-                          "`make firmware`, or pass --bundle FOLDER." % bundle_dir)
+        raise DeviceError(
+            "no firmware bundle in %s (manifest.json missing). Build it with "
+            "`make firmware`, or pass --bundle FOLDER." % bundle_dir
+        )
     except ValueError as exc:
         raise DeviceError("%s is not valid JSON (%s); rebuild with `make firmware`." % (path, exc))
     files = manifest.get("files")
@@ -30,8 +33,7 @@ def load(bundle_dir):
         raise DeviceError("%s lists no files; rebuild with `make firmware`." % path)
     for rel in files:
         if rel not in NOT_COPIED and not os.path.exists(os.path.join(bundle_dir, rel)):
-            raise DeviceError("bundle file %s is missing from %s; rebuild with `make firmware`."
-                              % (rel, bundle_dir))
+            raise DeviceError("bundle file %s is missing from %s; rebuild with `make firmware`." % (rel, bundle_dir))
     return manifest
 
 

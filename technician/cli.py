@@ -3,24 +3,30 @@
 Registration is cheap (argparse only); each handler imports what it needs. User problems are
 DeviceErrors (technician/errors.py), which the `rating` command prints as "error: ...", exit 2.
 """
-import argparse
+
 import json
-import os
-import sys
 
 
 def register(sub):
-    p = sub.add_parser("device", help="panels over USB: list, flash, deploy, test, logs",
-                       description="Field technician tools for a panel on a USB cable. Every "
-                                   "command that changes the panel has --dry-run (prints the exact "
-                                   "esptool/mpremote commands instead of running them).")
+    p = sub.add_parser(
+        "device",
+        help="panels over USB: list, flash, deploy, test, logs",
+        description="Field technician tools for a panel on a USB cable. Every "
+        "command that changes the panel has --dry-run (prints the exact "
+        "esptool/mpremote commands instead of running them).",
+    )
     p.set_defaults(_parser=p)
     dsub = p.add_subparsers(dest="device_command", metavar="ACTION")
 
     a = dsub.add_parser("list", help="serial ports, likely ESP32 boards first")
     a.add_argument("--format", choices=("text", "json"), default="text")
-    a.add_argument("--also", action="append", default=[], metavar="GLOB",
-                   help="also list device paths matching GLOB (e.g. '/dev/rfcomm*')")
+    a.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="also list device paths matching GLOB (e.g. '/dev/rfcomm*')",
+    )
     a.set_defaults(func=cmd_list)
 
     a = dsub.add_parser("flash", help="erase the board and write a MicroPython image (esptool)")
@@ -41,21 +47,36 @@ def register(sub):
     a.add_argument("--mqtt-user")
     a.add_argument("--mqtt-password")
     a.add_argument("--bundle", help="firmware bundle folder (default: build/firmware, from `make firmware`)")
-    a.add_argument("--umqtt", choices=("auto", "mip", "bundle"), default="auto",
-                   help="where umqtt.simple comes from: mip when the panel is online (auto), or the bundle")
-    a.add_argument("--wait", type=int, default=60, metavar="SECONDS",
-                   help="how long to wait for the panel to come online (0: do not wait)")
-    a.add_argument("--watch-broker", metavar="URL",
-                   help="broker to watch for the birth message when this computer reaches it under "
-                        "another address than the panel does")
+    a.add_argument(
+        "--umqtt",
+        choices=("auto", "mip", "bundle"),
+        default="auto",
+        help="where umqtt.simple comes from: mip when the panel is online (auto), or the bundle",
+    )
+    a.add_argument(
+        "--wait",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="how long to wait for the panel to come online (0: do not wait)",
+    )
+    a.add_argument(
+        "--watch-broker",
+        metavar="URL",
+        help="broker to watch for the birth message when this computer reaches it under "
+        "another address than the panel does",
+    )
     a.add_argument("--dry-run", action="store_true", help="print the mpremote commands, change nothing")
     a.set_defaults(func=cmd_deploy)
 
     a = dsub.add_parser("test", help="run the panel's self-test: LEDs, buttons, Wi-Fi, broker, clock")
     a.add_argument("--port", required=True)
     a.add_argument("--seconds", type=int, default=60, help="time allowed to press the four buttons")
-    a.add_argument("--non-interactive", action="store_true",
-                   help="no questions; exit 0 only when every check passes (scripted checks)")
+    a.add_argument(
+        "--non-interactive",
+        action="store_true",
+        help="no questions; exit 0 only when every check passes (scripted checks)",
+    )
     a.add_argument("--dry-run", action="store_true")
     a.set_defaults(func=cmd_test)
 
@@ -69,24 +90,35 @@ def register(sub):
 
 def cmd_list(args):
     from technician.ports import list_ports
+
     rows = list_ports(args.also)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
-              "show nothing); on Windows install the CP210x or CH340 driver.")
+        print(
+            "No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
+            "show nothing); on Windows install the CP210x or CH340 driver."
+        )
         return 1
     print("%-22s %-6s %-26s %-22s %s" % ("PORT", "ESP32?", "CHIP (GUESS)", "USB BRIDGE", "SERIAL"))
     for r in rows:
-        print("%-22s %-6s %-26s %-22s %s" % (r["port"], "yes" if r["likely_esp32"] else "-",
-                                             r["chip_guess"] or "-", r["bridge"] or r["description"] or "-",
-                                             r["serial"] or "-"))
+        print(
+            "%-22s %-6s %-26s %-22s %s"
+            % (
+                r["port"],
+                "yes" if r["likely_esp32"] else "-",
+                r["chip_guess"] or "-",
+                r["bridge"] or r["description"] or "-",
+                r["serial"] or "-",
+            )
+        )
     return 0
 
 
 def cmd_flash(args):
     from technician import flash, ports, steps
+
     plan = flash.plan(args.port, args.image, args.chip, args.baud)
     if args.dry_run:
         print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
@@ -102,22 +134,29 @@ def cmd_flash(args):
 def cmd_deploy(args):
     from technician import panelconfig, ports, steps
     from technician.deploy import Deploy
+
     if not args.dry_run:  # the cable first: it is the likeliest problem in a store
         ports.check_exists(args.port)
-    overrides = panelconfig.overrides_from(args.site, args.device, args.wifi_ssid, args.wifi_password,
-                                           args.broker, args.mqtt_user, args.mqtt_password)
+    overrides = panelconfig.overrides_from(
+        args.site, args.device, args.wifi_ssid, args.wifi_password, args.broker, args.mqtt_user, args.mqtt_password
+    )
     watch = None
     if args.watch_broker:
         watch = panelconfig.parse_broker(args.watch_broker)
-    d = Deploy(args.port, bundle_dir=args.bundle, overrides=overrides, umqtt=args.umqtt,
-               wait_s=args.wait, watch_broker=watch)
+    d = Deploy(
+        args.port, bundle_dir=args.bundle, overrides=overrides, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch
+    )
     if args.dry_run:
-        print("Would deploy firmware %s from %s to %s. On a panel that already has it, only "
-              "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port))
+        print(
+            "Would deploy firmware %s from %s to %s. On a panel that already has it, only "
+            "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port)
+        )
         plan = d.dry_run_plan()
         steps.print_plan(plan)
-        print("%d. Wait up to %d s for the birth message on the broker (or \"link: mqtt up\" on the console)"
-              % (len(plan) + 1, args.wait))
+        print(
+            '%d. Wait up to %d s for the birth message on the broker (or "link: mqtt up" on the console)'
+            % (len(plan) + 1, args.wait)
+        )
         return 0
     result = d.run()
     return 0 if result.get("online") is not False else 1
@@ -125,10 +164,16 @@ def cmd_deploy(args):
 
 def cmd_test(args):
     from technician import selftest, steps
+
     if args.dry_run:
-        steps.print_plan([steps.Step("Run the self-test on the panel (buttons for %d s)" % args.seconds,
-                                     steps.mpremote(args.port, "exec", selftest.code(args.seconds),
-                                                    resume=False))])
+        steps.print_plan(
+            [
+                steps.Step(
+                    "Run the self-test on the panel (buttons for %d s)" % args.seconds,
+                    steps.mpremote(args.port, "exec", selftest.code(args.seconds), resume=False),
+                )
+            ]
+        )
         return 0
     report = selftest.run_selftest(args.port, seconds=args.seconds, interactive=not args.non_interactive)
     selftest.format_report(report)
@@ -137,9 +182,12 @@ def cmd_test(args):
 
 def cmd_logs(args):
     from technician import logs, steps
+
     if args.dry_run:
-        print("Would open %s at 115200 baud and print every line (pyserial; same as "
-              "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", resume=True)).command()))
+        print(
+            "Would open %s at 115200 baud and print every line (pyserial; same as "
+            "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", resume=True)).command())
+        )
         return 0
     logs.follow(args.port, seconds=args.seconds, timestamps=not args.no_time)
     return 0

@@ -4,6 +4,7 @@ MicroPython's REPL answers Ctrl-C (stop the running program) and Ctrl-A (raw REP
 "raw REPL; CTRL-B to exit"; anything else on the line (nothing, boot-loader text, garbage) is
 a board without MicroPython, a wrong baud rate, or a board in download mode.
 """
+
 import time
 
 from technician.errors import NotMicroPython
@@ -44,8 +45,8 @@ class Console:
         i = data.find(ending)
         if i < 0:
             return data, False
-        self.pending = data[i + len(ending):]
-        return data[:i + len(ending)], True
+        self.pending = data[i + len(ending) :]
+        return data[: i + len(ending)], True
 
     def lines(self, timeout=None, idle=None):
         """Yield decoded lines as they arrive (None on each quiet `idle` period)."""
@@ -88,14 +89,17 @@ def not_micropython_message(port, seen):
     if not seen:
         what = "nothing came back"
     elif b"waiting for download" in seen or b"DOWNLOAD" in seen:
-        return ("the board on %s is in download (flashing) mode, not running MicroPython. Press its "
-                "RESET/EN button once (without BOOT) and try again." % port)
+        return (
+            "the board on %s is in download (flashing) mode, not running MicroPython. Press its "
+            "RESET/EN button once (without BOOT) and try again." % port
+        )
     else:
         what = "it answered %r" % shown
-    return ("the board on %s does not answer like MicroPython (%s). Check that this is the panel's "
-            "port (`rating device list`); if the board is new or was flashed with something else, "
-            "install MicroPython with `rating device flash --port %s --image <MicroPython .bin>`."
-            % (port, what, port))
+    return (
+        "the board on %s does not answer like MicroPython (%s). Check that this is the panel's "
+        "port (`rating device list`); if the board is new or was flashed with something else, "
+        "install MicroPython with `rating device flash --port %s --image <MicroPython .bin>`." % (port, what, port)
+    )
 
 
 def check_board(port, timeout=None):

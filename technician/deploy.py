@@ -6,6 +6,7 @@ that differ are copied; /config.json is rewritten only when its content changes;
 else on the flash is touched (the journal /j* files, the seq/boot counters, remote.json).
 Every change goes through mpremote; --dry-run prints those command lines instead.
 """
+
 import json
 import os
 import shutil
@@ -69,9 +70,11 @@ except Exception:
 print('RATING-PROBE ' + json.dumps(o))
 """
 
-RENAME = ("import os\n"
-          "try:\n    os.rename('config.json.new', 'config.json')\n"
-          "except OSError:\n    os.remove('config.json')\n    os.rename('config.json.new', 'config.json')\n")
+RENAME = (
+    "import os\n"
+    "try:\n    os.rename('config.json.new', 'config.json')\n"
+    "except OSError:\n    os.remove('config.json')\n    os.rename('config.json.new', 'config.json')\n"
+)
 
 
 class Deploy:
@@ -80,8 +83,7 @@ class Deploy:
     WAIT_S = 60
     UMQTT_MODES = ("auto", "mip", "bundle")
 
-    def __init__(self, port, bundle_dir=None, overrides=None, umqtt="auto", wait_s=None,
-                 watch_broker=None, out=print):
+    def __init__(self, port, bundle_dir=None, overrides=None, umqtt="auto", wait_s=None, watch_broker=None, out=print):
         self.port = port
         self.bundle_dir = os.path.abspath(bundle_dir or DEFAULT_BUNDLE)
         self.overrides = overrides or {}
@@ -100,8 +102,10 @@ class Deploy:
         script = os.path.join(self.tmp, "probe.py")
         with open(script, "w") as f:
             f.write(code.lstrip())
-        return steps.Step("Read what is on the panel (file hashes, config; runs %s there)" % script,
-                          steps.mpremote(self.port, "run", script, resume=False))
+        return steps.Step(
+            "Read what is on the panel (file hashes, config; runs %s there)" % script,
+            steps.mpremote(self.port, "run", script, resume=False),
+        )
 
     def copy_step(self, files, stale, have_dirs, write_manifest):
         cmds = []
@@ -111,11 +115,15 @@ class Deploy:
         for rel in files:
             cmds.append(["fs", "cp", os.path.join(self.bundle_dir, rel), ":" + rel])
         if stale:  # absent ones are fine: a previous run may have removed them already
-            cmds.append(["exec", "import os\nfor p in %r:\n    try:\n        os.remove(p)\n"
-                                 "    except OSError:\n        pass\n" % (["/" + r for r in stale],)])
+            cmds.append(
+                [
+                    "exec",
+                    "import os\nfor p in %r:\n    try:\n        os.remove(p)\n"
+                    "    except OSError:\n        pass\n" % (["/" + r for r in stale],),
+                ]
+            )
         if write_manifest:
-            cmds.append(["fs", "cp", os.path.join(self.bundle_dir, "manifest.json"),
-                         ":" + bundle_info.DEVICE_MANIFEST])
+            cmds.append(["fs", "cp", os.path.join(self.bundle_dir, "manifest.json"), ":" + bundle_info.DEVICE_MANIFEST])
         if not cmds:
             return None
         what = "Copy %d changed file(s)" % len(files)
@@ -129,28 +137,32 @@ class Deploy:
         if have.get(bundle_info.UMQTT) == wanted or (have and self.umqtt == "auto"):
             return None
         if self.umqtt == "mip" or (self.umqtt == "auto" and probe.get("online")):
-            return steps.Step("Install umqtt.simple from micropython-lib (the panel is online)",
-                              steps.mpremote(self.port, "mip", "install", "umqtt.simple"))
+            return steps.Step(
+                "Install umqtt.simple from micropython-lib (the panel is online)",
+                steps.mpremote(self.port, "mip", "install", "umqtt.simple"),
+            )
         cmds = []
         for d in ("lib", "lib/umqtt"):
             if d not in probe["dirs"]:
                 cmds.append(["fs", "mkdir", ":" + d])
                 probe["dirs"].append(d)  # the copy step must not make it again
         cmds.append(["fs", "cp", os.path.join(self.bundle_dir, bundle_info.UMQTT), ":" + bundle_info.UMQTT])
-        return steps.Step("Install umqtt.simple from the bundle (the panel has no internet yet)",
-                          steps.mpremote(self.port, *steps.chain(*cmds)))
+        return steps.Step(
+            "Install umqtt.simple from the bundle (the panel has no internet yet)",
+            steps.mpremote(self.port, *steps.chain(*cmds)),
+        )
 
     def config_step(self, text):
         local = os.path.join(self.tmp, "config.json")
         with open(local, "w") as f:
             f.write(text)
-        return steps.Step("Write /config.json (validated; replaces the old file in one rename)",
-                          steps.mpremote(self.port, *steps.chain(
-                              ["fs", "cp", local, ":config.json.new"], ["exec", RENAME])))
+        return steps.Step(
+            "Write /config.json (validated; replaces the old file in one rename)",
+            steps.mpremote(self.port, *steps.chain(["fs", "cp", local, ":config.json.new"], ["exec", RENAME])),
+        )
 
     def reset_step(self):
-        return steps.Step("Restart the panel so it starts the new firmware",
-                          steps.mpremote(self.port, "reset"))
+        return steps.Step("Restart the panel so it starts the new firmware", steps.mpremote(self.port, "reset"))
 
     def dry_run_plan(self):
         """The steps for a blank panel (a real run skips what is already there)."""
@@ -175,9 +187,11 @@ class Deploy:
         text = steps.run(self.probe_step(), out=self.out, capture=True, timeout=120)
         for line in text.splitlines():
             if line.startswith("RATING-PROBE "):
-                return json.loads(line[len("RATING-PROBE "):])
-        raise DeviceError("the panel did not answer the file check (got %r). Press its RESET "
-                          "button and run deploy again." % text[-200:])
+                return json.loads(line[len("RATING-PROBE ") :])
+        raise DeviceError(
+            "the panel did not answer the file check (got %r). Press its RESET "
+            "button and run deploy again." % text[-200:]
+        )
 
     def run(self):
         try:
@@ -195,6 +209,7 @@ class Deploy:
         given = panelconfig.merge(existing, self.overrides)
         # the panel checks its pins with its own chip's rules at boot: check them the same way
         from firmware.boot import chip
+
         text, cfg = panelconfig.validate(given, chip(probe.get("machine") or ""))
 
         files = bundle_info.changed(self.manifest, probe["files"])
@@ -220,7 +235,10 @@ class Deploy:
         if cp:
             steps.run(cp, out=say)
         else:
-            say("- Firmware files: all %d already up to date, nothing copied" % len(bundle_info.deployable(self.manifest)))
+            say(
+                "- Firmware files: all %d already up to date, nothing copied"
+                % len(bundle_info.deployable(self.manifest))
+            )
         if existing == json.loads(text):
             say("- /config.json: unchanged")
         else:
@@ -238,10 +256,12 @@ class Deploy:
             raise DeviceError(
                 "the panel runs MicroPython %s, whose compiled-file format (.mpy v%d) does not "
                 "match the bundle (v%d, MicroPython 1.22 or newer). Flash a current MicroPython "
-                "with `rating device flash`." % (version, mpy & 0xFF, bundle_info.MPY_MAJOR))
+                "with `rating device flash`." % (version, mpy & 0xFF, bundle_info.MPY_MAJOR)
+            )
 
     def restart_and_wait(self, cfg):
         from protocol import topics
+
         say = self.out
         m = cfg["mqtt"]
         host, port, ssl = self.watch_broker or (m["host"], m["port"], bool(m.get("ssl")))
@@ -250,8 +270,10 @@ class Deploy:
         if self.wait_s > 0 and watch.start():
             say("- Watching %s on the broker %s:%s" % (topic, host, port))
         elif self.wait_s > 0:
-            say("- The broker %s:%s is not reachable from this computer (%s); watching the "
-                "panel's serial console instead" % (host, port, watch.error))
+            say(
+                "- The broker %s:%s is not reachable from this computer (%s); watching the "
+                "panel's serial console instead" % (host, port, watch.error)
+            )
             watch = None
         watch and watch.arm()
         try:
@@ -285,10 +307,12 @@ class Deploy:
                     say("    panel> " + line)
                     reading.feed(line)
                 if reading.error:
-                    raise DeviceError("the panel reports: %s. The files are deployed; fix the "
-                                      "setting and run deploy again." % reading.error)
+                    raise DeviceError(
+                        "the panel reports: %s. The files are deployed; fix the "
+                        "setting and run deploy again." % reading.error
+                    )
                 if reading.online and not watch:
-                    return self._success(name, reading.fw, "\"link: mqtt up\" on its console")
+                    return self._success(name, reading.fw, '"link: mqtt up" on its console')
         finally:
             if console:
                 console.close()
@@ -296,11 +320,14 @@ class Deploy:
             "%s did not come online within %d s (firmware and config are on the panel). Check "
             "the Wi-Fi name and password, and that the broker %s:%s is reachable from the shop "
             "network; `rating device test --port %s` shows Wi-Fi signal, broker and clock."
-            % (name, self.wait_s, cfg["mqtt"]["host"], cfg["mqtt"]["port"], self.port))
+            % (name, self.wait_s, cfg["mqtt"]["host"], cfg["mqtt"]["port"], self.port)
+        )
 
     def _success(self, name, fw, how):
         self.out("Panel %s is online with firmware %s (seen: %s)." % (name, fw or "?", how))
         if fw and self.manifest.get("fw") and fw != self.manifest["fw"]:
-            self.out("warning: the bundle is firmware %s but the panel reports %s; is an old "
-                     "main.py or a frozen firmware shadowing /lib?" % (self.manifest["fw"], fw))
+            self.out(
+                "warning: the bundle is firmware %s but the panel reports %s; is an old "
+                "main.py or a frozen firmware shadowing /lib?" % (self.manifest["fw"], fw)
+            )
         return {"online": True, "fw": fw}

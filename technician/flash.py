@@ -4,6 +4,7 @@ The image is a file the technician brings (from micropython.org: ESP32_GENERIC-*
 plain ESP32, ESP32_GENERIC_S3-*.bin for an ESP32-S3). Its header names the chip it was built
 for, so a wrong image is refused before anything is erased.
 """
+
 import os
 import struct
 import sys
@@ -31,20 +32,24 @@ def image_chip(header):
 
 def check_image(path, chip):
     if not os.path.isfile(path):
-        raise DeviceError("image file %s not found. Download the MicroPython firmware (.bin) for "
-                          "%s from micropython.org onto this computer and pass its path with --image."
-                          % (path, CHIPS[chip][2]))
+        raise DeviceError(
+            "image file %s not found. Download the MicroPython firmware (.bin) for "
+            "%s from micropython.org onto this computer and pass its path with --image." % (path, CHIPS[chip][2])
+        )
     with open(path, "rb") as f:
         header = f.read(16)
     found = image_chip(header)
     if found is None:
-        raise DeviceError("%s is not an ESP32 firmware image (it does not start with the 0xE9 image "
-                          "header). Use the .bin file from micropython.org, not a .zip, .hex or .uf2."
-                          % path)
+        raise DeviceError(
+            "%s is not an ESP32 firmware image (it does not start with the 0xE9 image "
+            "header). Use the .bin file from micropython.org, not a .zip, .hex or .uf2." % path
+        )
     if found != chip:
-        raise WrongChip("%s is built for %s but --chip is %s. Use the image for your board's chip "
-                        "(`rating device list` guesses it) or fix --chip."
-                        % (path, CHIPS.get(found, (0, 0, found))[2], CHIPS[chip][2]))
+        raise WrongChip(
+            "%s is built for %s but --chip is %s. Use the image for your board's chip "
+            "(`rating device list` guesses it) or fix --chip."
+            % (path, CHIPS.get(found, (0, 0, found))[2], CHIPS[chip][2])
+        )
 
 
 def esptool_argv(port, chip, baud, *command):
@@ -55,6 +60,7 @@ def _cmd(name):
     """esptool 5 spells commands with '-', older releases with '_'."""
     try:
         import esptool
+
         major = int(str(getattr(esptool, "__version__", "5")).split(".")[0])
     except Exception:
         major = 5
@@ -64,12 +70,21 @@ def _cmd(name):
 def plan(port, image, chip="esp32", baud=BAUD):
     offset = "0x%x" % CHIPS[chip][0]
     return [
-        Step("Erase the whole flash (removes any old firmware and files)",
-             esptool_argv(port, chip, baud, _cmd("erase-flash")), tool="esptool"),
-        Step("Write %s at %s" % (os.path.basename(image), offset),
-             esptool_argv(port, chip, baud, _cmd("write-flash"), "-z", offset, image), tool="esptool"),
-        Step("Verify: read the flash back and compare with the image",
-             esptool_argv(port, chip, baud, _cmd("verify-flash"), offset, image), tool="esptool"),
+        Step(
+            "Erase the whole flash (removes any old firmware and files)",
+            esptool_argv(port, chip, baud, _cmd("erase-flash")),
+            tool="esptool",
+        ),
+        Step(
+            "Write %s at %s" % (os.path.basename(image), offset),
+            esptool_argv(port, chip, baud, _cmd("write-flash"), "-z", offset, image),
+            tool="esptool",
+        ),
+        Step(
+            "Verify: read the flash back and compare with the image",
+            esptool_argv(port, chip, baud, _cmd("verify-flash"), offset, image),
+            tool="esptool",
+        ),
     ]
 
 
@@ -78,19 +93,25 @@ def explain(text, chip, port):
     low = text.lower()
     if "wrong --chip" in low or "wrong chip" in low or "this chip is" in low:
         import re
+
         m = re.search(r"this chip is (esp32[-a-z0-9]*)", low)
         found = m.group(1) if m else None
         for key, (_o, _i, name) in CHIPS.items():
             if found == name.lower():
-                return WrongChip("the board on %s is an %s, not an %s. Run again with --chip %s and "
-                                 "the %s image." % (port, name, CHIPS[chip][2], key, name))
+                return WrongChip(
+                    "the board on %s is an %s, not an %s. Run again with --chip %s and "
+                    "the %s image." % (port, name, CHIPS[chip][2], key, name)
+                )
         return WrongChip("the board on %s is not an %s (esptool: wrong chip). Check --chip." % (port, CHIPS[chip][2]))
     if "failed to connect" in low or "no serial data received" in low or "timed out waiting for packet" in low:
-        return DeviceError("the board on %s did not enter download mode. Hold its BOOT button, press and "
-                           "release RESET/EN, release BOOT, then run flash again (try --baud 115200 "
-                           "with a long cable)." % port)
+        return DeviceError(
+            "the board on %s did not enter download mode. Hold its BOOT button, press and "
+            "release RESET/EN, release BOOT, then run flash again (try --baud 115200 "
+            "with a long cable)." % port
+        )
     if "could not exclusively lock" in low or "resource busy" in low or "port is busy" in low:
         from technician.ports import busy_error
+
         return busy_error(port)
     return None
 
@@ -98,10 +119,17 @@ def explain(text, chip, port):
 def run(steps_, chip, port, out=print):
     """Run esptool steps with its progress output shown live."""
     import subprocess
+
     for step in steps_:
         out("- %s" % step.why)
-        proc = subprocess.Popen(step.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            step.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         seen = []
         for line in proc.stdout:
             seen.append(line)
@@ -109,5 +137,6 @@ def run(steps_, chip, port, out=print):
         proc.wait()
         if proc.returncode != 0:
             err = explain("".join(seen), chip, port)
-            raise err or DeviceError("esptool failed to %s (exit %d); see its output above."
-                                     % (step.why.lower(), proc.returncode))
+            raise err or DeviceError(
+                "esptool failed to %s (exit %d); see its output above." % (step.why.lower(), proc.returncode)
+            )

@@ -1,4 +1,5 @@
 """`rating device logs`: print the panel's serial console as it comes, until Ctrl-C."""
+
 import time
 
 from technician.console import Console

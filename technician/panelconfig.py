@@ -3,6 +3,7 @@ technician's overrides laid on top, validated by the firmware's own rules (firmw
 
 Pure functions: no device, no files.
 """
+
 import json
 from urllib.parse import urlsplit
 
@@ -10,9 +11,14 @@ from technician.errors import DeviceError
 
 # config field -> the deploy option that sets it (for error messages)
 FLAGS = {
-    "site": "--site", "device": "--device", "wifi.ssid": "--wifi-ssid",
-    "wifi.password": "--wifi-password", "mqtt.host": "--broker", "mqtt.port": "--broker",
-    "mqtt.ssl": "--broker (mqtts://...)", "mqtt.user": "--mqtt-user",
+    "site": "--site",
+    "device": "--device",
+    "wifi.ssid": "--wifi-ssid",
+    "wifi.password": "--wifi-password",
+    "mqtt.host": "--broker",
+    "mqtt.port": "--broker",
+    "mqtt.ssl": "--broker (mqtts://...)",
+    "mqtt.user": "--mqtt-user",
     "mqtt.password": "--mqtt-password",
 }
 
@@ -23,8 +29,9 @@ def parse_broker(url):
         url = "mqtt://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise DeviceError("--broker %s: expected mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS), "
-                          "e.g. mqtt://192.168.1.10:1883" % url)
+        raise DeviceError(
+            "--broker %s: expected mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS), e.g. mqtt://192.168.1.10:1883" % url
+        )
     ssl = parts.scheme in ("mqtts", "ssl")
     try:
         port = parts.port or (8883 if ssl else 1883)
@@ -33,8 +40,9 @@ def parse_broker(url):
     return parts.hostname, port, ssl
 
 
-def overrides_from(site=None, device=None, wifi_ssid=None, wifi_password=None, broker=None,
-                   mqtt_user=None, mqtt_password=None):
+def overrides_from(
+    site=None, device=None, wifi_ssid=None, wifi_password=None, broker=None, mqtt_user=None, mqtt_password=None
+):
     """The technician's options as a partial config dict (only what was given)."""
     over = {}
     if site is not None:
@@ -84,6 +92,7 @@ def validate(given, chip="esp32"):
     sys.implementation._machine) -> (text to write, full cfg with defaults).
     DeviceError names the option that sets the bad field."""
     from firmware import config as fwconfig
+
     text = json.dumps(given, indent=1, sort_keys=True) + "\n"
     try:
         full = fwconfig.load(text, chip)

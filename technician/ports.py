@@ -4,6 +4,7 @@
 pyserial; `open_port()` opens with an exclusive lock and turns the OS's answers into
 DeviceErrors a technician understands (missing, busy, no permission).
 """
+
 import errno
 import glob
 import os
@@ -37,24 +38,42 @@ def classify(vid, pid):
 def list_ports(extra_globs=()):
     """All serial ports as dicts, likely ESP32 boards first."""
     from serial.tools import list_ports as lp
+
     rows = []
     seen = set()
     for p in lp.comports():
         bridge, chip, likely = classify(p.vid, p.pid)
         seen.add(p.device)
-        rows.append({"port": p.device, "likely_esp32": likely, "chip_guess": chip, "bridge": bridge,
-                     "vid": "%04x" % p.vid if p.vid is not None else None,
-                     "pid": "%04x" % p.pid if p.pid is not None else None,
-                     "serial": p.serial_number, "description": p.description})
+        rows.append(
+            {
+                "port": p.device,
+                "likely_esp32": likely,
+                "chip_guess": chip,
+                "bridge": bridge,
+                "vid": "%04x" % p.vid if p.vid is not None else None,
+                "pid": "%04x" % p.pid if p.pid is not None else None,
+                "serial": p.serial_number,
+                "description": p.description,
+            }
+        )
     for pattern in extra_globs:
         for path in sorted(glob.glob(pattern)):
             real = os.path.realpath(path)
             if path in seen or real in seen:
                 continue
             seen.add(path)
-            rows.append({"port": path, "likely_esp32": False, "chip_guess": None, "bridge": None,
-                         "vid": None, "pid": None, "serial": None,
-                         "description": "not USB (%s)" % real})
+            rows.append(
+                {
+                    "port": path,
+                    "likely_esp32": False,
+                    "chip_guess": None,
+                    "bridge": None,
+                    "vid": None,
+                    "pid": None,
+                    "serial": None,
+                    "description": "not USB (%s)" % real,
+                }
+            )
     rows.sort(key=lambda r: (not r["likely_esp32"], r["port"]))
     return rows
 
@@ -78,7 +97,8 @@ def check_exists(port):
     if not os.path.exists(port):
         raise PortMissing(
             "serial port %s does not exist. Plug the panel in with a data USB cable, then run "
-            "`rating device list` to see its port name. %s" % (port, _ports_hint()))
+            "`rating device list` to see its port name. %s" % (port, _ports_hint())
+        )
 
 
 def holders(port):
@@ -113,13 +133,14 @@ def busy_error(port, detail=""):
     by = " by %s" % ", ".join(who) if who else " by another program"
     return PortBusy(
         "serial port %s is in use%s%s. Close the other program (a serial monitor, Thonny, "
-        "Arduino IDE, another `rating device` command) and try again."
-        % (port, by, " (%s)" % detail if detail else ""))
+        "Arduino IDE, another `rating device` command) and try again." % (port, by, " (%s)" % detail if detail else "")
+    )
 
 
 def open_port(port, baudrate=115200, timeout=0.1):
     """Open `port` exclusively; raise PortMissing / PortBusy / DeviceError in plain words."""
     import serial
+
     check_exists(port)
     try:
         return serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, exclusive=True)
@@ -131,7 +152,8 @@ def open_port(port, baudrate=115200, timeout=0.1):
         if code == errno.EACCES or "Permission denied" in text:
             raise DeviceError(
                 "no permission to open %s. On Linux add yourself to the dialout group "
-                "(`sudo usermod -aG dialout $USER`, then log out and back in)." % port)
+                "(`sudo usermod -aG dialout $USER`, then log out and back in)." % port
+            )
         if code == errno.ENOENT or "No such file" in text:
             check_exists(port)
         raise DeviceError("cannot open serial port %s: %s" % (port, text))

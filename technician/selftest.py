@@ -5,6 +5,7 @@ SELFTEST START fw=..., LED <name> ok|fail, WIFI ok rssi=..|fail .., MQTT .., NTP
 PRESS <s>, BUTTON <name> down|up, END. `SelfTestReport` reads them (pure); `run_selftest`
 drives the board through mpremote's raw REPL transport and shows progress.
 """
+
 import time
 
 from technician.errors import DeviceError
@@ -20,7 +21,7 @@ class SelfTestReport:
         self.started = False
         self.ended = False
         self.leds = {}
-        self.net = {}          # WIFI/MQTT/NTP -> (ok, detail)
+        self.net = {}  # WIFI/MQTT/NTP -> (ok, detail)
         self.down = set()
         self.up = set()
         self.press_s = None
@@ -69,7 +70,9 @@ class SelfTestReport:
             elif name in self.down:
                 out.append(("button %s" % BUTTON_LABEL[name], False, "pressed but never released (stuck?)"))
             else:
-                out.append(("button %s" % BUTTON_LABEL[name], False, "no press seen: check its wires to GND and the pin"))
+                out.append(
+                    ("button %s" % BUTTON_LABEL[name], False, "no press seen: check its wires to GND and the pin")
+                )
         labels = {"WIFI": "Wi-Fi", "MQTT": "broker", "NTP": "clock sync"}
         for key in ("WIFI", "MQTT", "NTP"):
             ok, detail = self.net.get(key, (False, "no answer"))
@@ -91,12 +94,13 @@ def code(seconds):
     return "import firmware.selftest as s\ns.run(seconds=%d)\n" % seconds
 
 
-def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_timeout=60.0,
-                 out=print, ask=input):
+def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_timeout=60.0, out=print, ask=input):
     """Drive the self-test; return the report. Timeouts per phase raise DeviceError."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
+
     from technician.console import check_board
+
     check_board(port)
     try:
         t = SerialTransport(port, baudrate=115200)
@@ -106,8 +110,10 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
     try:
         t.enter_raw_repl(soft_reset=False)
         if interactive:
-            ask("The self-test lights each LED in turn, then checks Wi-Fi, broker and clock. "
-                "Watch the panel and press Enter to start ... ")
+            ask(
+                "The self-test lights each LED in turn, then checks Wi-Fi, broker and clock. "
+                "Watch the panel and press Enter to start ... "
+            )
         t.exec_raw_no_follow(code(seconds))
         _follow(t, report, seconds, interactive, start_timeout, net_timeout, out)
     finally:
@@ -120,8 +126,8 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
 
 
 def _follow(t, report, seconds, interactive, start_timeout, net_timeout, out):
-    buf = b""           # standard output not yet split into lines
-    err = None          # error output, once standard output has ended (first Ctrl-D)
+    buf = b""  # standard output not yet split into lines
+    err = None  # error output, once standard output has ended (first Ctrl-D)
     phase = "start"
     phase_deadline = time.monotonic() + start_timeout
     while True:
@@ -153,8 +159,7 @@ def _follow(t, report, seconds, interactive, start_timeout, net_timeout, out):
                 if line.strip():
                     out("    panel> " + line)
                 continue
-            phase, phase_deadline = _show(words, report, seconds, interactive, net_timeout, out,
-                                          phase, phase_deadline)
+            phase, phase_deadline = _show(words, report, seconds, interactive, net_timeout, out, phase, phase_deadline)
             if phase == "buttons" and report.all_buttons():
                 t.serial.write(b"\x03")  # all pressed: end the wait early (firmware goes to END)
                 phase = "ending"
@@ -197,15 +202,16 @@ def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline
 
 def _exec_error(err):
     if "ImportError" in err and "selftest" in err:
-        return ("the panel has no self-test module (firmware not deployed?). Run `rating device "
-                "deploy` first.\n" + err)
+        return "the panel has no self-test module (firmware not deployed?). Run `rating device deploy` first.\n" + err
     return "the self-test crashed on the panel:\n" + err
 
 
 def _timeout_message(phase, report):
     if phase == "start":
-        return ("the panel did not start its self-test within the time limit. Press RESET on the "
-                "panel, wait 5 s and run the test again.")
+        return (
+            "the panel did not start its self-test within the time limit. Press RESET on the "
+            "panel, wait 5 s and run the test again."
+        )
     if phase == "buttons":
         return "the self-test did not finish the button phase in time; run the test again."
     return "the panel stopped answering during the self-test (%s phase)." % phase

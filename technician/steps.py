@@ -1,5 +1,6 @@
 """The external tools' command lines (mpremote, esptool): built here, printed by --dry-run,
 run one by one with their output shown, failures turned into plain words."""
+
 import os
 import shlex
 import subprocess
@@ -54,8 +55,10 @@ def run(step, out=print, capture=False, timeout=300):
     try:
         proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise StepFailed("%s did not finish within %d s (%s). Unplug and replug the panel, then "
-                         "run the command again." % (step.tool, timeout, step.why))
+        raise StepFailed(
+            "%s did not finish within %d s (%s). Unplug and replug the panel, then "
+            "run the command again." % (step.tool, timeout, step.why)
+        )
     if not capture and proc.stdout.strip():
         for line in proc.stdout.rstrip().splitlines():
             out("    " + line)
@@ -68,8 +71,9 @@ def explain_failure(step, text):
     tail = "\n".join(text.strip().splitlines()[-6:])
     low = text.lower()
     if "could not enter raw repl" in low or "could not exec command" in low:
-        hint = ("the board stopped answering like MicroPython; press its RESET button, wait 3 s "
-                "and run the command again")
+        hint = (
+            "the board stopped answering like MicroPython; press its RESET button, wait 3 s and run the command again"
+        )
     elif "failed to access" in low or "could not exclusively lock" in low or "resource busy" in low:
         hint = "the port is in use by another program; close it and try again"
     elif "no space" in low or "enospc" in low or "errno 28" in low:

@@ -6,6 +6,7 @@
 - `pg_url`: a fresh PostgreSQL database per test where a server answers, else the test skips.
 - `mqtt_root`: a unique topic root per test so tests never see each other's retained messages.
 """
+
 import os
 import uuid
 
@@ -46,11 +47,15 @@ def mqtt_root():
 
 # Tried in order: $RATING_TEST_PG, this machine kind's trust-auth superuser, and the role
 # .ci/services.sh creates when it installs PostgreSQL on a fresh machine.
-PG_CANDIDATES = [u for u in (
-    os.environ.get("RATING_TEST_PG"),
-    "postgresql://postgres@127.0.0.1:5432/postgres",
-    "postgresql://rating_test:rating_test@127.0.0.1:5432/postgres",
-) if u]
+PG_CANDIDATES = [
+    u
+    for u in (
+        os.environ.get("RATING_TEST_PG"),
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        "postgresql://rating_test:rating_test@127.0.0.1:5432/postgres",
+    )
+    if u
+]
 _pg_base = []
 
 
@@ -58,6 +63,7 @@ def _find_pg():
     if _pg_base:
         return _pg_base[0]
     import psycopg
+
     errors = []
     for url in PG_CANDIDATES:
         try:
@@ -65,7 +71,9 @@ def _find_pg():
             _pg_base.append((url, None))
             return _pg_base[0]
         except Exception as exc:
-            errors.append("%s: %s" % (url.split("@")[-1], str(exc).strip().splitlines()[0] if str(exc).strip() else exc))
+            errors.append(
+                "%s: %s" % (url.split("@")[-1], str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            )
     _pg_base.append((None, "; ".join(errors)))
     return _pg_base[0]
 
@@ -94,8 +102,8 @@ def db_before_004(request, tmp_path):
     import shutil
 
     from gateway import db as dbmod
-    url = ("sqlite:///%s" % (tmp_path / "old.db") if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
+
+    url = "sqlite:///%s" % (tmp_path / "old.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
     old = tmp_path / "old_migrations"
     old.mkdir()
     for name in ("001_core.sql", "002_site_derived.sql", "003_state_conn.sql"):
@@ -110,6 +118,7 @@ def db_before_004(request, tmp_path):
 def any_db(request, tmp_path):
     """A migrated gateway database: SQLite always, PostgreSQL where a server answers (else skipped)."""
     from gateway import schema
+
     if request.param == "sqlite":
         url = "sqlite:///%s" % (tmp_path / "rating.db")
     else:
@@ -137,6 +146,7 @@ def fw_bundle(tmp_path_factory):
     """`make firmware` into a temp folder, once per run: the bundle (.mpy files built as for
     the panel, umqtt.simple from PyPI) that the VM tests load the way the panel does."""
     from technician.bundle import build, fetch_umqtt
+
     try:
         fetch_umqtt()
     except Exception as exc:  # no network and no cache: say so instead of a confusing failure

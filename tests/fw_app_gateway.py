@@ -8,6 +8,7 @@ real gateway does (ack = highest seq such that every seq up to it has been store
     gw.events  -> decoded events in arrival order; gw.stored -> set of seqs; gw.acked -> int
     gw.states  -> decoded state messages (the will shows as {"v": 1, "online": False})
 """
+
 import threading
 import time
 

@@ -29,6 +29,7 @@ pool is allocated at once: 640 entries are 4.5 KB on 32-bit, 7.1 KB on 64-bit), 
 like with like. A first 32-bit try that read gc.mem_alloc() without letting that VM collect
 came out far from half (see tests/mpy_cases/wasm_run.mjs): that was garbage, not the formula.
 """
+
 import os
 
 

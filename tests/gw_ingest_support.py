@@ -1,4 +1,5 @@
 """Helpers for the test_gw_ingest_* tests: a gateway subprocess and a panel fleet over real MQTT."""
+
 import os
 import signal
 import subprocess
@@ -28,8 +29,7 @@ class Gateway:
     """`rating gateway run` as a subprocess; start() waits until it is connected."""
 
     def __init__(self, broker_url, db_url, root, client_id, extra=()):
-        self.args = [RATING, "gateway", "run", "--db", db_url, "--root", root,
-                     "--client-id", client_id]
+        self.args = [RATING, "gateway", "run", "--db", db_url, "--root", root, "--client-id", client_id]
         if broker_url:
             self.args += ["--broker", broker_url]
         self.args += list(extra)
@@ -38,8 +38,7 @@ class Gateway:
 
     def start(self, timeout=20):
         self.lines = []
-        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         connected = threading.Event()
 
         def reader(proc=self.proc, lines=self.lines):
@@ -47,6 +46,7 @@ class Gateway:
                 lines.append(line.rstrip("\n"))
                 if "connected to the broker" in line:
                     connected.set()
+
         threading.Thread(target=reader, daemon=True).start()
         if not connected.wait(timeout):
             self.kill()
@@ -123,7 +123,7 @@ class Fleet:
     def send_all(self, n, order=None, pace_s=0.0):
         """pace_s: a pause after each round over the panels, so a stream lasts long enough for
         a test to interrupt the gateway in the middle of it even on a busy machine."""
-        for s in (order or range(1, n + 1)):
+        for s in order or range(1, n + 1):
             for device in self.devices:
                 self.send(device, [s])
             if pace_s:
@@ -160,5 +160,6 @@ class Fleet:
 
 
 def stored_events(db):
-    return db.query("SELECT site, device, seq, boot, up_ms, t_ms, ev, hold_ms, payload FROM raw_events"
-                    " ORDER BY site, device, seq")
+    return db.query(
+        "SELECT site, device, seq, boot, up_ms, t_ms, ev, hold_ms, payload FROM raw_events ORDER BY site, device, seq"
+    )

@@ -1,13 +1,9 @@
 """Helpers for the gateway part-2 tests (test_gw_site_*, test_gw_review_*, test_gw_report_*):
 a migrated database, a site file applied, raw events stored the way ingest stores them."""
+
 import json
 
-
-from gateway import db as dbm
-
-
-from gateway import schema
-from gateway import derive, site, store
+from gateway import derive, schema, site, store
 
 T0 = 1736150400000  # 2025-01-06T08:00:00Z = 11:00 in Moscow, a Monday
 MIN = 60000
@@ -102,11 +98,20 @@ class Panel:
 
     def press(self, at_ms, ev, clock=True, received_ms=None, hold=None):
         self.seq += 1
-        e = {"site": self.site, "device": self.device, "seq": self.seq, "boot": self.boot,
-             "up_ms": at_ms - self.booted_at, "t_ms": at_ms if clock else None, "ev": ev,
-             "hold_ms": hold, "received_ms": received_ms if received_ms is not None else at_ms + 50}
-        e["payload"] = json.dumps({"v": 1, "seq": e["seq"], "boot": e["boot"], "up": e["up_ms"],
-                                   "t": e["t_ms"], "ev": ev})
+        e = {
+            "site": self.site,
+            "device": self.device,
+            "seq": self.seq,
+            "boot": self.boot,
+            "up_ms": at_ms - self.booted_at,
+            "t_ms": at_ms if clock else None,
+            "ev": ev,
+            "hold_ms": hold,
+            "received_ms": received_ms if received_ms is not None else at_ms + 50,
+        }
+        e["payload"] = json.dumps(
+            {"v": 1, "seq": e["seq"], "boot": e["boot"], "up": e["up_ms"], "t": e["t_ms"], "ev": ev}
+        )
         self.events.append(e)
         return e
 
@@ -124,8 +129,12 @@ def store_events(db, events):
 def derived(db):
     """All derived rows, comparable across runs (sorted lists of tuples)."""
     out = {}
-    for table, cols in (("polls", derive.POLL_COLUMNS), ("force_majeure", derive.FM_COLUMNS),
-                        ("unsolicited", derive.UNSOLICITED_COLUMNS), ("anomalies", derive.ANOMALY_COLUMNS)):
+    for table, cols in (
+        ("polls", derive.POLL_COLUMNS),
+        ("force_majeure", derive.FM_COLUMNS),
+        ("unsolicited", derive.UNSOLICITED_COLUMNS),
+        ("anomalies", derive.ANOMALY_COLUMNS),
+    ):
         rows = db.query("SELECT %s FROM %s" % (", ".join(cols), table))
         out[table] = sorted(tuple(r[c] for c in cols) for r in rows)
     return out

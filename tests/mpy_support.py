@@ -11,6 +11,7 @@ The VM is `.venv/bin/micropython` next to the running interpreter. MICROPYPATH i
 `machine`/`network`, `install_fakes`, `mpytest`), then `path_extra`.
 A file's own folder comes first on sys.path, as MicroPython always does.
 """
+
 import os
 import shutil
 import subprocess
@@ -61,8 +62,7 @@ def run_micropython(script, *, heapsize="100k", path_extra=(), timeout=60, args=
     cmd += [str(a) for a in args]
     env = dict(os.environ)
     env["MICROPYPATH"] = micropypath(path_extra)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=cwd or REPO)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd or REPO)
 
 
 def check_mpy_cases(cases, *, k=None, heapsize="100k", path_extra=(), timeout=60):
@@ -77,9 +77,12 @@ def check_mpy_cases(cases, *, k=None, heapsize="100k", path_extra=(), timeout=60
         name = path if path.endswith(".py") else path + ".py"
         path = os.path.join(CASES_DIR, name)
     args = [path] + (["-k", k] if k else [])
-    proc = run_micropython(os.path.join(MPY_DIR, "mpytest.py"), heapsize=heapsize,
-                           path_extra=path_extra, timeout=timeout, args=args)
+    proc = run_micropython(
+        os.path.join(MPY_DIR, "mpytest.py"), heapsize=heapsize, path_extra=path_extra, timeout=timeout, args=args
+    )
     if proc.returncode != 0:
-        raise AssertionError("MicroPython cases %s failed (exit %d):\n%s\n%s"
-                             % (os.path.basename(path), proc.returncode, proc.stdout, proc.stderr))
+        raise AssertionError(
+            "MicroPython cases %s failed (exit %d):\n%s\n%s"
+            % (os.path.basename(path), proc.returncode, proc.stdout, proc.stderr)
+        )
     return proc

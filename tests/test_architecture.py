@@ -3,6 +3,7 @@
 The table is the single source: this file parses it, so changing what a package may import
 means changing the documentation, and a new top-level package without a row fails here.
 """
+
 import ast
 import os
 import re
@@ -14,9 +15,33 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(REPO, "docs", "architecture.md")
 
 # Standard-library modules that would let a pure core touch the outside world.
-IMPURE = {"time", "datetime", "os", "socket", "io", "pathlib", "random", "subprocess", "threading",
-          "sqlite3", "logging", "shutil", "tempfile", "urllib", "http", "asyncio", "select",
-          "signal", "multiprocessing", "zoneinfo", "secrets", "uuid", "tomllib", "glob", "sys"}
+IMPURE = {
+    "time",
+    "datetime",
+    "os",
+    "socket",
+    "io",
+    "pathlib",
+    "random",
+    "subprocess",
+    "threading",
+    "sqlite3",
+    "logging",
+    "shutil",
+    "tempfile",
+    "urllib",
+    "http",
+    "asyncio",
+    "select",
+    "signal",
+    "multiprocessing",
+    "zoneinfo",
+    "secrets",
+    "uuid",
+    "tomllib",
+    "glob",
+    "sys",
+}
 
 
 def contract():
@@ -47,8 +72,7 @@ CONTRACT = contract()
 
 
 def packages():
-    return sorted(d for d in os.listdir(REPO)
-                  if os.path.isfile(os.path.join(REPO, d, "__init__.py")) and d != "tests")
+    return sorted(d for d in os.listdir(REPO) if os.path.isfile(os.path.join(REPO, d, "__init__.py")) and d != "tests")
 
 
 def modules(package):
@@ -110,7 +134,22 @@ def test_package_imports_only_what_its_row_allows(row):
 
 def test_kpi_core_public_api():
     import kpi_core
-    for name in ["PollCounts", "Figure", "di_staff", "di_office", "eli", "exact_conversion",
-                 "visitor_coverage", "fm_rate", "wilson", "count_polls", "flags", "bottleneck",
-                 "Thresholds", "Flag", "Diagnosis"]:
+
+    for name in [
+        "PollCounts",
+        "Figure",
+        "di_staff",
+        "di_office",
+        "eli",
+        "exact_conversion",
+        "visitor_coverage",
+        "fm_rate",
+        "wilson",
+        "count_polls",
+        "flags",
+        "bottleneck",
+        "Thresholds",
+        "Flag",
+        "Diagnosis",
+    ]:
         assert name in kpi_core.__all__ and hasattr(kpi_core, name)

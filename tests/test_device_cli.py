@@ -1,5 +1,5 @@
 """rating device: pure parts and error paths on real pseudo-terminals (no MicroPython needed)."""
-import fcntl
+
 import json
 import os
 import struct
@@ -30,6 +30,7 @@ class FakeLine:
 
     def _serve(self):
         import select
+
         if self.greeting:  # once the tool has opened the port (opening flushes the input)
             time.sleep(0.4)
             os.write(self.master, self.greeting)
@@ -57,6 +58,7 @@ def line():
     def make(**kw):
         made.append(FakeLine(**kw))
         return made[-1]
+
     yield make
     for x in made:
         x.close()
@@ -120,32 +122,49 @@ def test_device_flash_refuses_wrong_image_before_touching_the_board(capsys, tmp_
 
 
 def test_device_flash_explains_esptool_failures():
-    err = flash.explain("A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong --chip argument?",
-                        "esp32", "/dev/ttyUSB0")
+    err = flash.explain(
+        "A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong --chip argument?", "esp32", "/dev/ttyUSB0"
+    )
     assert isinstance(err, WrongChip) and "--chip esp32s3" in str(err)
-    err = flash.explain("A fatal error occurred: Failed to connect to ESP32: No serial data received.",
-                        "esp32", "/dev/ttyUSB0")
+    err = flash.explain(
+        "A fatal error occurred: Failed to connect to ESP32: No serial data received.", "esp32", "/dev/ttyUSB0"
+    )
     assert "BOOT" in str(err)
     assert flash.explain("all fine", "esp32", "p") is None
 
 
 # ---- deploy: pure planning -----------------------------------------------------------------
-MANIFEST = {"fw": "9.9", "files": {"main.py": "a", "config.example.json": "b", "lib/firmware/x.mpy": "c",
-                                    "lib/protocol/y.mpy": "d", "lib/umqtt/simple.mpy": "e"}}
+MANIFEST = {
+    "fw": "9.9",
+    "files": {
+        "main.py": "a",
+        "config.example.json": "b",
+        "lib/firmware/x.mpy": "c",
+        "lib/protocol/y.mpy": "d",
+        "lib/umqtt/simple.mpy": "e",
+    },
+}
 
 
 def test_device_bundle_diff_copies_only_what_differs():
     assert bundle_info.deployable(MANIFEST) == ["lib/firmware/x.mpy", "lib/protocol/y.mpy", "main.py"]
     assert bundle_info.changed(MANIFEST, {"main.py": "a", "lib/firmware/x.mpy": "OLD"}) == [
-        "lib/firmware/x.mpy", "lib/protocol/y.mpy"]
+        "lib/firmware/x.mpy",
+        "lib/protocol/y.mpy",
+    ]
     old = {"files": {"lib/firmware/gone.mpy": "z", "lib/firmware/x.mpy": "c", "j0001": "q"}}
     assert bundle_info.stale(old, MANIFEST) == ["lib/firmware/gone.mpy"]  # never the journal
     assert bundle_info.parents(["lib/firmware/x.mpy", "main.py"]) == ["lib", "lib/firmware"]
 
 
 def test_device_config_merge_keeps_what_was_not_overridden():
-    existing = {"site": "s1", "device": "p1", "wifi": {"ssid": "Shop", "password": "old"},
-                "mqtt": {"host": "10.0.0.2", "port": 1883}, "led_brightness": 30}
+    existing = {
+        "site": "s1",
+        "device": "p1",
+        "wifi": {"ssid": "Shop", "password": "old"},
+        "mqtt": {"host": "10.0.0.2", "port": 1883},
+        "led_brightness": 30,
+    }
     over = panelconfig.overrides_from(wifi_password="new", broker="mqtts://gw.example:8884")
     merged = panelconfig.merge(existing, over)
     assert merged["wifi"] == {"ssid": "Shop", "password": "new"}
@@ -170,10 +189,26 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     (b / "lib" / "umqtt").mkdir(parents=True)
     for rel in ("main.py", "lib/firmware/x.mpy", "lib/umqtt/simple.mpy"):
         (b / rel).write_text("x")
-    (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {
-        "main.py": "1", "lib/firmware/x.mpy": "2", "lib/umqtt/simple.mpy": "3"}}))
-    rc, out, _ = run_cli(capsys, "deploy", "--port", "/dev/ttyUSB3", "--site", "s1", "--device", "p1",
-                         "--wifi-ssid", "W", "--broker", "mqtt://10.1.1.1:1883", "--bundle", str(b), "--dry-run")
+    (b / "manifest.json").write_text(
+        json.dumps({"fw": "9.9", "files": {"main.py": "1", "lib/firmware/x.mpy": "2", "lib/umqtt/simple.mpy": "3"}})
+    )
+    rc, out, _ = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        "/dev/ttyUSB3",
+        "--site",
+        "s1",
+        "--device",
+        "p1",
+        "--wifi-ssid",
+        "W",
+        "--broker",
+        "mqtt://10.1.1.1:1883",
+        "--bundle",
+        str(b),
+        "--dry-run",
+    )
     assert rc == 0
     cmds = [l.strip() for l in out.splitlines() if "-m mpremote connect /dev/ttyUSB3" in l]
     assert " run " in cmds[0]
@@ -253,10 +288,17 @@ def test_device_missing_port_is_explained(capsys, action):
 def test_device_busy_port_is_explained(capsys, line):
     pty = line()
     # another program holding the port with the exclusive lock pyserial/mpremote take
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import fcntl, sys, time\nf = open(sys.argv[1], 'rb')\n"
-                               "fcntl.flock(f.fileno(), fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n",
-                               pty.port], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\nf = open(sys.argv[1], 'rb')\n"
+            "fcntl.flock(f.fileno(), fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n",
+            pty.port,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         rc, _, err = run_cli(capsys, "test", "--port", pty.port, "--non-interactive")
@@ -270,6 +312,7 @@ def test_device_busy_port_is_explained(capsys, line):
 
 def test_device_board_without_micropython_is_explained(capsys, line, monkeypatch):
     from technician.console import Console
+
     monkeypatch.setattr(Console, "ANSWER_S", 0.5)
     pty = line(reply=b"\x00\xfe?garbage at the wrong baud\r\n")
     rc, _, err = run_cli(capsys, "test", "--port", pty.port, "--non-interactive")
@@ -278,6 +321,7 @@ def test_device_board_without_micropython_is_explained(capsys, line, monkeypatch
     silent = line()
     with pytest.raises(DeviceError, match="nothing came back"):
         from technician.console import check_board
+
         check_board(silent.port, timeout=0.3)
 
 

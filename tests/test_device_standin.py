@@ -6,6 +6,7 @@ through socat's pty: mpremote and pyserial talk to MicroPython's own REPL and ra
 has no radio: after a reset the test plays the panel's network side (it publishes the birth
 message the firmware would send, or prints the firmware's console lines), see README.md there.
 """
+
 import json
 import os
 import threading
@@ -13,11 +14,11 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from device_standin.standin import Standin, StandinUnavailable, ensure_vm
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_standin.standin import Standin, StandinUnavailable, ensure_vm
-from rating.cli import main
 from protocol import messages, topics
+from rating.cli import main
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,12 +62,24 @@ class PanelNetwork:
         c.loop_start()
         while not self.stop:
             starts = self.panel.events("firmware")
-            for ev in starts[self.sent:]:
+            for ev in starts[self.sent :]:
                 info = ev["info"]
                 if info.get("ok") and info["host"] == self.broker.host and info["port"] == self.broker.port:
-                    state = {"online": True, "boot": 18 + self.sent, "up": 900, "t": None, "fw": info["fw"],
-                             "seq": 1234, "pending": 0, "dropped": 0, "heap": 60000, "rssi": -55,
-                             "faults": [], "cfg": None, "cfg_err": None}
+                    state = {
+                        "online": True,
+                        "boot": 18 + self.sent,
+                        "up": 900,
+                        "t": None,
+                        "fw": info["fw"],
+                        "seq": 1234,
+                        "pending": 0,
+                        "dropped": 0,
+                        "heap": 60000,
+                        "rssi": -55,
+                        "faults": [],
+                        "cfg": None,
+                        "cfg_err": None,
+                    }
                     topic = topics.device_topic(info["root"], info["site"], info["device"], "state")
                     c.publish(topic, messages.encode_state(state), qos=1, retain=True).wait_for_publish(5)
             self.sent = len(starts)
@@ -94,8 +107,20 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
     journal_before = {k: v[1] for k, v in snapshot(panel).items()}
     try:
         base = ["deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "30"]
-        rc, out, err = run_cli(capsys, *base, "--site", "office-1", "--device", "panel-7",
-                               "--wifi-ssid", "Shop", "--wifi-password", "pw1", "--broker", broker.url)
+        rc, out, err = run_cli(
+            capsys,
+            *base,
+            "--site",
+            "office-1",
+            "--device",
+            "panel-7",
+            "--wifi-ssid",
+            "Shop",
+            "--wifi-password",
+            "pw1",
+            "--broker",
+            broker.url,
+        )
         assert rc == 0, out + err
         assert "Panel office-1/panel-7 is online with firmware 0.1.0 (seen: its birth message on the broker)" in out
 
@@ -110,8 +135,15 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
         assert cfg["mqtt"]["host"] == broker.host and cfg["mqtt"]["port"] == broker.port
         # the firmware's own validation, run by the panel's VM on its own files after the reset
         fw_start = panel.events("firmware")[-1]["info"]
-        assert fw_start == {"ok": True, "fw": "0.1.0", "site": "office-1", "device": "panel-7",
-                            "root": "rating/v1", "host": broker.host, "port": broker.port}
+        assert fw_start == {
+            "ok": True,
+            "fw": "0.1.0",
+            "site": "office-1",
+            "device": "panel-7",
+            "root": "rating/v1",
+            "host": broker.host,
+            "port": broker.port,
+        }
         for name in ("j0003.bin", "seq", "boot"):
             assert open(files[name], "rb").read() == journal_before[name], name
 
@@ -136,11 +168,25 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
 
 
 def test_device_deploy_falls_back_to_the_serial_console(capsys, panel, fw_bundle):
-    panel.boot_console("panel: office-1/panel-2 fw 0.1.0 boot 1 seq 0 pending 0\n"
-                       "link: mqtt up 127.0.0.1:9\n")
-    rc, out, err = run_cli(capsys, "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "20",
-                           "--site", "office-1", "--device", "panel-2", "--wifi-ssid", "Shop",
-                           "--broker", "mqtt://127.0.0.1:9")
+    panel.boot_console("panel: office-1/panel-2 fw 0.1.0 boot 1 seq 0 pending 0\nlink: mqtt up 127.0.0.1:9\n")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "20",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-2",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
     assert rc == 0, out + err
     assert "not reachable from this computer" in out
     assert 'is online with firmware 0.1.0 (seen: "link: mqtt up" on its console)' in out
@@ -148,29 +194,76 @@ def test_device_deploy_falls_back_to_the_serial_console(capsys, panel, fw_bundle
 
 def test_device_deploy_reports_the_panels_config_error(capsys, panel, fw_bundle):
     panel.boot_console("CONFIG ERROR /config.json: wifi.ssid: must be a non-empty string -- fix the file\n")
-    rc, out, err = run_cli(capsys, "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "20",
-                           "--site", "office-1", "--device", "panel-3", "--wifi-ssid", "Shop",
-                           "--broker", "mqtt://127.0.0.1:9")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "20",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-3",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
     assert rc == 2
     assert "the panel reports: CONFIG ERROR /config.json: wifi.ssid" in err
 
 
 def test_device_deploy_refuses_an_invalid_config_before_writing(capsys, panel, fw_bundle):
-    rc, out, err = run_cli(capsys, "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "0",
-                           "--site", "office-1", "--device", "panel-4", "--broker", "mqtt://127.0.0.1:9")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "0",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-4",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
     assert rc == 2 and "wifi.ssid: missing" in err and "--wifi-ssid" in err
     assert "config.json" not in panel.files()
 
 
 def test_device_selftest_on_standin(capsys, panel, fw_bundle):
-    rc, out, err = run_cli(capsys, "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "0",
-                           "--site", "office-1", "--device", "panel-5", "--wifi-ssid", "Shop",
-                           "--broker", "mqtt://127.0.0.1:9")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "0",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-5",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
     assert rc == 0, out + err
     panel.press([("yes", 100, 300), ("no", 400, 600), ("unsure", 700, 900), ("seller", 1000, 1200)])
     rc, out, err = run_cli(capsys, "test", "--port", panel.port, "--seconds", "2", "--non-interactive")
-    rows = {l.split()[1] + " " + l.split()[2]: l.split()[0] for l in out.splitlines()
-            if l.startswith("  PASS") or l.startswith("  FAIL")}
+    rows = {
+        l.split()[1] + " " + l.split()[2]: l.split()[0]
+        for l in out.splitlines()
+        if l.startswith("  PASS") or l.startswith("  FAIL")
+    }
     assert "Self-test started (firmware 0.1.0)" in out
     for led in ("rate", "thanks", "status", "seller"):
         assert rows["LED " + led] == "PASS"

@@ -4,16 +4,17 @@ umqtt.simple from PyPI, real sockets to the test broker, a paho stand-in gateway
 retained acks, and a tiny SNTP server so the wall clock syncs. Also measures the app's heap
 after start-up and guards it (firmware/README.md "Heap"; budget 40 KB on the ESP32).
 """
+
 import json
 import os
 
 import pytest
-
 from fw_app_gateway import FakeGateway
 from fw_mem_support import esp32_estimate, mpy_bytes
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
-from simulator.host_hal import ntp_reply
 from udp_support import UdpResponder
+
+from simulator.host_hal import ntp_reply
 
 # The unix port is 64-bit: every pointer, small int and object header is 8 bytes instead of the
 # ESP32's 4 and GC blocks are 32 bytes instead of 16, so the same firmware needs ~1.5x the heap
@@ -23,13 +24,12 @@ from udp_support import UdpResponder
 # fw_mem_support.esp32_estimate; the 32-bit measurement is tests/test_fw_mem_wasm32.py's),
 # ~18 KB free after start-up. This script validates the config itself, like the first boot
 # after a config change (the boot-only names stay interned). Ceilings leave ~5 %.
-HEAP_CEILING = 67 * 1024     # 64-bit app figure after start-up: a regression guard
-HEADROOM = 15 * 1024          # free after start-up at 100k, for the presses, acks and resends
-ESP32_BUDGET = 40 * 1024      # the issue's budget; the estimate is printed against it
-ESP32_CEILING = 45 * 1024     # the estimate must not grow past this
+HEAP_CEILING = 67 * 1024  # 64-bit app figure after start-up: a regression guard
+HEADROOM = 15 * 1024  # free after start-up at 100k, for the presses, acks and resends
+ESP32_BUDGET = 40 * 1024  # the issue's budget; the estimate is printed against it
+ESP32_CEILING = 45 * 1024  # the estimate must not grow past this
 PRESSES = ["seller", "yes", "seller", "no", "unsure", "seller_long", "seller", "yes"]
-EXPECTED = ["seller_short", "yes", "seller_short", "no", "unsure", "seller_long",
-            "seller_short", "yes"]
+EXPECTED = ["seller_short", "yes", "seller_short", "no", "unsure", "seller_long", "seller_short", "yes"]
 NTP_NOW_MS = 1764000000000
 
 
@@ -45,9 +45,12 @@ HEAPSIZE = os.environ.get("FW_APP_VM_HEAPSIZE", "100k")  # override only to inve
 
 def run_vm_panel(broker, root, data_dir, ntp_port, lib, presses=PRESSES):
     script = "%s/fw_app_panel_vm.py" % CASES_DIR
-    return run_micropython(script, heapsize=HEAPSIZE, timeout=60,
-                           args=(broker.host, broker.port, root, str(data_dir),
-                                 "127.0.0.1:%d" % ntp_port, ",".join(presses), lib))
+    return run_micropython(
+        script,
+        heapsize=HEAPSIZE,
+        timeout=60,
+        args=(broker.host, broker.port, root, str(data_dir), "127.0.0.1:%d" % ntp_port, ",".join(presses), lib),
+    )
 
 
 def parse(proc):
@@ -57,7 +60,7 @@ def parse(proc):
         if line.startswith("HEAP "):
             heap = dict(kv.split("=") for kv in line.split()[1:])
         elif line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
         elif line.startswith("MODULES "):
             modules = line.split()[1:]
     if heap is not None:
@@ -84,9 +87,11 @@ def test_fw_app_whole_panel_on_micropython_vm(broker, mqtt_root, tmp_path, bundl
         app, free = int(heap["app"]), int(heap["free"])
         code = mpy_bytes(bundle_lib, heap["modules"])
         esp32 = esp32_estimate(app, code)
-        print("VM heap after start-up (-X heapsize=%s, 64-bit): total=%s app=%s fakes=%s free=%s; "
-              "loaded .mpy %d B; ESP32 estimate %d B (budget %d)"
-              % (HEAPSIZE, heap["total"], app, heap["fakes"], free, code, esp32, ESP32_BUDGET))
+        print(
+            "VM heap after start-up (-X heapsize=%s, 64-bit): total=%s app=%s fakes=%s free=%s; "
+            "loaded .mpy %d B; ESP32 estimate %d B (budget %d)"
+            % (HEAPSIZE, heap["total"], app, heap["fakes"], free, code, esp32, ESP32_BUDGET)
+        )
         print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("qstr")))
         assert "protocol.messages" not in heap["modules"] and "firmware.config" not in heap["modules"]
         assert app < HEAP_CEILING, "firmware heap after start-up grew to %d B (64-bit VM)" % app

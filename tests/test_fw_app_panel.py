@@ -4,15 +4,15 @@ HAL, against a real Mosquitto, with a paho stand-in gateway answering retained c
 Simulated time (the host HAL's clock) runs a few times faster than real time; the network is
 real. Each helper loop steps the panel every 10 simulated ms and yields a little real time.
 """
+
 import json
-import os
 import time
 
 import pytest
+from fw_app_gateway import FakeGateway
 
 from firmware import config
 from firmware.app import Panel
-from fw_app_gateway import FakeGateway
 from protocol import messages
 from simulator.host_hal import HostHal
 
@@ -22,9 +22,13 @@ REAL_SLEEP_S = 0.002
 
 
 def make_cfg(broker, root, **timings):
-    raw = {"site": SITE, "device": DEVICE, "wifi": {"ssid": "shop", "password": "pw"},
-           "mqtt": {"host": broker.host, "port": broker.port, "root": root, "keepalive": 30},
-           "timings": dict({"ack_timeout_s": 5, "heartbeat_s": 60, "window_s": 30}, **timings)}
+    raw = {
+        "site": SITE,
+        "device": DEVICE,
+        "wifi": {"ssid": "shop", "password": "pw"},
+        "mqtt": {"host": broker.host, "port": broker.port, "root": root, "keepalive": 30},
+        "timings": dict({"ack_timeout_s": 5, "heartbeat_s": 60, "window_s": 30}, **timings),
+    }
     return config.load(json.dumps(raw))
 
 
@@ -99,8 +103,7 @@ def gateway_factory():
         gw.close()
 
 
-def test_fw_app_presses_arrive_in_order_and_acks_drain_journal(broker, mqtt_root, rig_factory,
-                                                                gateway_factory):
+def test_fw_app_presses_arrive_in_order_and_acks_drain_journal(broker, mqtt_root, rig_factory, gateway_factory):
     gw = gateway_factory(broker, mqtt_root)
     rig = rig_factory(broker, mqtt_root)
     rig.run_until(rig.online, what="panel online")
@@ -110,8 +113,15 @@ def test_fw_app_presses_arrive_in_order_and_acks_drain_journal(broker, mqtt_root
     rig.run_until(lambda: rig.panel.journal.acked == 7, what="ack of seq 7")
     assert rig.panel.journal.pending() == 0
     evs = [(e["seq"], e["ev"]) for e in gw.events]
-    assert evs == [(1, "seller_short"), (2, "yes"), (3, "no"), (4, "unsure"), (5, "seller_short"),
-                   (6, "no"), (7, "seller_long")]
+    assert evs == [
+        (1, "seller_short"),
+        (2, "yes"),
+        (3, "no"),
+        (4, "unsure"),
+        (5, "seller_short"),
+        (6, "no"),
+        (7, "seller_long"),
+    ]
     last = gw.events[-1]
     assert last["hold"] >= 1500 and last["boot"] == rig.panel.boot
     assert all(e["t"] is not None for e in gw.events)  # NTP answered at boot
@@ -142,8 +152,7 @@ def test_fw_app_ui_shows_window_thanks_and_force_majeure(broker, mqtt_root, rig_
     assert hal.leds["rate"] == 0
 
 
-def test_fw_app_broker_restart_resends_in_order_nothing_lost(own_broker, mqtt_root, rig_factory,
-                                                             gateway_factory):
+def test_fw_app_broker_restart_resends_in_order_nothing_lost(own_broker, mqtt_root, rig_factory, gateway_factory):
     gw = gateway_factory(own_broker, mqtt_root)
     rig = rig_factory(own_broker, mqtt_root)
     rig.run_until(rig.online, what="panel online")
@@ -164,8 +173,7 @@ def test_fw_app_broker_restart_resends_in_order_nothing_lost(own_broker, mqtt_ro
     assert rig.panel.link.connects >= 2
 
 
-def test_fw_app_ack_timeout_resends_without_reconnect(broker, mqtt_root, rig_factory,
-                                                      gateway_factory):
+def test_fw_app_ack_timeout_resends_without_reconnect(broker, mqtt_root, rig_factory, gateway_factory):
     gw = gateway_factory(broker, mqtt_root)
     gw.ignore_first = {2, 3}  # the broker dropped the gateway's copy (MQTT-FACTS pitfall 1)
     rig = rig_factory(broker, mqtt_root, ack_timeout_s=5)
@@ -183,14 +191,17 @@ def test_fw_app_ack_timeout_resends_without_reconnect(broker, mqtt_root, rig_fac
     assert seqs[:4] == [1, 2, 3, 4] and seqs[4:6] == [2, 3] and seqs[6:] in ([], [4]), seqs
 
 
-def test_fw_app_remote_config_applied_persisted_and_invalid_reported(broker, mqtt_root,
-                                                                     rig_factory, gateway_factory,
-                                                                     tmp_path):
+def test_fw_app_remote_config_applied_persisted_and_invalid_reported(
+    broker, mqtt_root, rig_factory, gateway_factory, tmp_path
+):
     gw = gateway_factory(broker, mqtt_root)
     rig = rig_factory(broker, mqtt_root)
     rig.run_until(rig.online, what="panel online")
-    gw.publish_config(messages.encode_config({"ver": 7, "window_s": 45, "brightness": 30,
-                                              "long_ms": 2000, "question": "Were you served well?"}))
+    gw.publish_config(
+        messages.encode_config(
+            {"ver": 7, "window_s": 45, "brightness": 30, "long_ms": 2000, "question": "Were you served well?"}
+        )
+    )
     rig.run_until(lambda: rig.panel.cfg["remote"].get("ver") == 7, what="config applied")
     assert rig.panel.cfg["timings"]["window_s"] == 45
     assert rig.panel.ui.brightness == 30
@@ -217,8 +228,7 @@ def test_fw_app_last_will_when_connection_killed(broker, mqtt_root, rig_factory,
     rig.hal.mqtt_client.sever()
     rig.run_until(lambda: any(not s["online"] for s in gw.states), what="last will")
     n = len(gw.states)
-    rig.run_until(lambda: any(s["online"] for s in gw.states[n:]), timeout_s=15,
-                  what="birth after reconnect")
+    rig.run_until(lambda: any(s["online"] for s in gw.states[n:]), timeout_s=15, what="birth after reconnect")
 
 
 def test_fw_app_offline_presses_are_kept_and_leds_show_offline(tmp_path):

@@ -1,4 +1,5 @@
 """Self-test console protocol (firmware/selftest.py) on the host HAL, with a real broker."""
+
 import json
 
 from firmware import config
@@ -7,8 +8,9 @@ from simulator.host_hal import HostHal
 
 
 def _cfg(host, port):
-    return config.load(json.dumps({"site": "s-1", "device": "d-1", "wifi": {"ssid": "x"},
-                                   "mqtt": {"host": host, "port": port}}))
+    return config.load(
+        json.dumps({"site": "s-1", "device": "d-1", "wifi": {"ssid": "x"}, "mqtt": {"host": host, "port": port}})
+    )
 
 
 def _hal(tmp_path, script):
@@ -20,6 +22,7 @@ def _hal(tmp_path, script):
         sleep(ms)
         for name, start, end in script:
             hal.set_pressed(name, start <= hal.now_ms < end)
+
     hal.sleep_ms = sleep_and_press
     return hal
 
@@ -34,8 +37,13 @@ def test_fw_app_selftest_lines_are_machine_readable(broker, tmp_path):
     assert lines[6] == "SELFTEST MQTT ok %s:%d" % (broker.host, broker.port)
     assert lines[7] == "SELFTEST NTP ok 1764000000000"
     assert lines[8] == "SELFTEST PRESS 5"
-    assert lines[9:] == ["SELFTEST BUTTON yes down", "SELFTEST BUTTON yes up",
-                         "SELFTEST BUTTON seller down", "SELFTEST BUTTON seller up", "SELFTEST END"]
+    assert lines[9:] == [
+        "SELFTEST BUTTON yes down",
+        "SELFTEST BUTTON yes up",
+        "SELFTEST BUTTON seller down",
+        "SELFTEST BUTTON seller up",
+        "SELFTEST END",
+    ]
     assert any(c[1] == "rate" and c[2] == 100 and c[0] >= 3000 for c in hal.led_log), "press echo"
 
 
@@ -44,10 +52,11 @@ def test_fw_app_selftest_reports_failures_with_reasons(tmp_path):
     hal = _hal(tmp_path, [])
     hal.ntp_unix_ms = None
     from conftest import free_port
+
     SelfTest(hal, _cfg("127.0.0.1", free_port()), out=lines.append).run(seconds=0)
     mqtt = [l for l in lines if l.startswith("SELFTEST MQTT")][0]
     ntp = [l for l in lines if l.startswith("SELFTEST NTP")][0]
-    assert mqtt.startswith("SELFTEST MQTT fail ") and " " not in mqtt[len("SELFTEST MQTT fail "):]
+    assert mqtt.startswith("SELFTEST MQTT fail ") and " " not in mqtt[len("SELFTEST MQTT fail ") :]
     assert ntp.startswith("SELFTEST NTP fail ")
     lines.clear()
     hal.wifi_up = False

@@ -1,6 +1,7 @@
 """The panel's last will and state carry (boot, conn), so the gateway can ignore a replaced
 connection's will that the broker delivers late (protocol README, "state"). The whole app on
 the host HAL against a real Mosquitto, as in test_fw_app_panel.py."""
+
 from fw_app_gateway import FakeGateway
 from test_fw_app_panel import DEVICE, SITE, Rig
 
@@ -19,8 +20,7 @@ def test_fw_will_and_state_carry_boot_and_conn(broker, mqtt_root, tmp_path):
         will = [s for s in gw.states if not s["online"]][0]
         assert will == {"v": 1, "online": False, "boot": boot, "conn": 1}
         n = len(gw.states)
-        rig.run_until(lambda: any(s["online"] for s in gw.states[n:]), timeout_s=15,
-                      what="birth after reconnect")
+        rig.run_until(lambda: any(s["online"] for s in gw.states[n:]), timeout_s=15, what="birth after reconnect")
         again = [s for s in gw.states[n:] if s["online"]][0]
         assert again["boot"] == boot and again["conn"] > 1
         assert again["conn"] == rig.panel.link.conn

@@ -1,4 +1,5 @@
 """The kept validated config (firmware/boot.py, /config.json.ok) on the MicroPython unix port."""
+
 from mpy_support import check_mpy_cases
 
 

@@ -1,5 +1,7 @@
 """firmware.buttons: debounce, seller short/long, stuck faults, event-driven sampling."""
-from hypothesis import given, settings, strategies as st
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.buttons import NAMES, Buttons, Debouncer
 
@@ -50,7 +52,7 @@ def run_event_driven(edges, end, **kw):
 
 def press(edges, bit, at, bounce_down, hold, bounce_up, mask=0):
     """Append a bouncing press of `bit`: bounce_down/up are toggle offsets (ms, ascending)."""
-    for off in bounce_down:          # toggles; an odd count ends pressed
+    for off in bounce_down:  # toggles; an odd count ends pressed
         mask ^= bit
         edges.append((at + off, mask))
     if not mask & bit:
@@ -71,8 +73,7 @@ bursts = st.lists(st.integers(0, DEB - 2), max_size=8).map(lambda xs: sorted(set
 
 
 @settings(max_examples=150, deadline=None)
-@given(name=st.sampled_from(["yes", "no", "unsure"]), down=bursts, up=bursts,
-       hold=st.integers(DEB + 1, 3000))
+@given(name=st.sampled_from(["yes", "no", "unsure"]), down=bursts, up=bursts, hold=st.integers(DEB + 1, 3000))
 def test_fw_core_bounce_burst_gives_exactly_one_press(name, down, up, hold):
     edges, _, end = press([], BIT[name], 100, down, hold, up)
     for runner in (run_polled, run_event_driven):
@@ -87,8 +88,8 @@ def test_fw_core_seller_one_event_classified_by_hold(down, up, hold):
     edges, down_end, up_end = press([], BIT["seller"], 100, down, hold, up)
     polled, _ = run_polled(edges, up_end + 200)
     driven, _ = run_event_driven(edges, up_end + 200)
-    assert polled == driven                      # sampling strategy changes nothing
-    held_edges = up_end - down_end    # between the edges where the level settled
+    assert polled == driven  # sampling strategy changes nothing
+    held_edges = up_end - down_end  # between the edges where the level settled
     if held_edges < LONG:
         assert polled == [(up_end + DEB, "seller_short", held_edges)]
     else:
@@ -96,17 +97,17 @@ def test_fw_core_seller_one_event_classified_by_hold(down, up, hold):
         t, ev, held = polled[0]
         assert ev == "seller_long" and LONG <= held <= held_edges and t <= up_end + DEB
         if edges[-1 - len(up) - (1 if len(up) % 2 == 0 else 0)][0] > down_end + LONG:
-            assert (t, held) == (down_end + LONG, LONG)   # crossed while held: reported at once
+            assert (t, held) == (down_end + LONG, LONG)  # crossed while held: reported at once
 
 
 def test_fw_core_long_short_boundaries():
     # (held ms, expected events); a level must still be there debounce_ms after its edge
     cases = (
-        (DEB, []),                                                   # too short: bounce
+        (DEB, []),  # too short: bounce
         (DEB + 1, [(100 + DEB + 1 + DEB, "seller_short", DEB + 1)]),
         (LONG - 1, [(100 + LONG - 1 + DEB, "seller_short", LONG - 1)]),
-        (LONG, [(100 + LONG + DEB, "seller_long", LONG)]),          # released at the threshold
-        (LONG + 1, [(100 + LONG, "seller_long", LONG)]),            # crossed while still down
+        (LONG, [(100 + LONG + DEB, "seller_long", LONG)]),  # released at the threshold
+        (LONG + 1, [(100 + LONG, "seller_long", LONG)]),  # crossed while still down
         (5000, [(100 + LONG, "seller_long", LONG)]),
     )
     for hold, expect in cases:
@@ -126,8 +127,8 @@ def test_fw_core_long_reported_on_release_if_not_sampled_in_between():
     b = Buttons()
     b.sample(0, 0)
     b.sample(BIT["seller"], 10)
-    assert b.sample(BIT["seller"], 40) == []        # settled: press started at 10
-    b.sample(0, 1700)                                # raw release, first sample after the threshold
+    assert b.sample(BIT["seller"], 40) == []  # settled: press started at 10
+    b.sample(0, 1700)  # raw release, first sample after the threshold
     assert b.sample(0, 1730) == [("seller_long", 1690)]
 
 
@@ -143,22 +144,22 @@ def test_fw_core_stuck_button_is_a_fault_not_a_stream():
     assert during and all(f == ["stuck:yes"] for f in during)
     before = [f for t, f, _ in revs if t < 100 + STUCK - 10]
     assert all(f == [] for f in before)
-    assert revs[-1][1] == [] and revs[-1][2] == 2   # set once, cleared once
+    assert revs[-1][1] == [] and revs[-1][2] == 2  # set once, cleared once
 
 
 def test_fw_core_stuck_deadline_and_seller_stuck():
     b = Buttons()
     b.sample(0, 0)
     b.sample(BIT["seller"], 1000)
-    assert b.next_deadline(1000) == 1030            # debounce settle
+    assert b.next_deadline(1000) == 1030  # debounce settle
     b.sample(BIT["seller"], 1030)
-    assert b.next_deadline(1030) == 2500            # long threshold
+    assert b.next_deadline(1030) == 2500  # long threshold
     assert b.sample(BIT["seller"], 2500) == [("seller_long", 1500)]
-    assert b.next_deadline(2500) == 31000           # stuck threshold
+    assert b.next_deadline(2500) == 31000  # stuck threshold
     b.sample(BIT["seller"], 31000)
     assert b.faults() == ["stuck:seller"] and b.next_deadline(31000) is None
     b.sample(0, 40000)
-    assert b.sample(0, 40030) == [] and b.faults() == []   # no short after the long
+    assert b.sample(0, 40030) == [] and b.faults() == []  # no short after the long
 
 
 def test_fw_core_simultaneous_buttons_and_tuple_input():
@@ -172,7 +173,7 @@ def test_fw_core_simultaneous_buttons_and_tuple_input():
 
 def test_fw_core_button_held_at_boot_is_not_a_press():
     b = Buttons()
-    b.sample(BIT["yes"] | BIT["no"] | BIT["seller"], 0)   # technician holds Yes+No at boot
+    b.sample(BIT["yes"] | BIT["no"] | BIT["seller"], 0)  # technician holds Yes+No at boot
     assert b.down() == BIT["yes"] | BIT["no"] | BIT["seller"]
     out = []
     for t in range(1, 3000):
@@ -193,6 +194,6 @@ def test_fw_core_set_timings_applies():
 def test_fw_core_debouncer_alone():
     d = Debouncer(30)
     assert d.feed(True, 0) is None and d.deadline() == 30
-    assert d.feed(False, 10) is None and d.deadline() is None   # glitch gone
+    assert d.feed(False, 10) is None and d.deadline() is None  # glitch gone
     assert d.feed(True, 20) is None
     assert d.feed(True, 50) is True and d.edge_ms == 20 and d.stable

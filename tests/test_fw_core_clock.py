@@ -1,10 +1,12 @@
 """firmware.clock: uptime across ticks wrap, wall clock, NTP schedule and packets."""
+
 import socket
 import struct
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware import clock
 
@@ -23,8 +25,8 @@ def test_fw_core_uptime_extends_across_wrap(start, steps):
 
 def test_fw_core_uptime_ignores_backwards_and_other_periods():
     up = clock.Uptime(P - 10)
-    assert up.update(5) == 15              # wrapped: 10 to the top, 5 after
-    assert up.update(3) == 15              # an older reading never moves uptime back
+    assert up.update(5) == 15  # wrapped: 10 to the top, 5 after
+    assert up.update(3) == 15  # an older reading never moves uptime back
     assert up.update(1000) == 1010
     big = clock.Uptime(2**62 - 1, period=2**62)  # unix port
     assert big.update(4) == 5
@@ -39,7 +41,7 @@ def test_fw_core_wallclock():
     assert wc.now(5000) is None and not wc.is_synced
     wc.synced(10000, 1732270000000)
     assert wc.now(10000) == 1732270000000 and wc.now(12500) == 1732270002500
-    wc.synced(20000, 1732270010030)      # clock ran 30 ms slow in 10 s
+    wc.synced(20000, 1732270010030)  # clock ran 30 ms slow in 10 s
     assert wc.last_step_ms == 30 and wc.synced_at == 20000 and wc.is_synced
 
 
@@ -67,7 +69,7 @@ def test_fw_core_ntp_schedule_backoff_and_resync():
     s.done(t, True, jitter_ms=123)
     assert s.next_ms == t + 6 * 3600 * 1000 + 123 and s.failures == 0 and s.last_ok_ms == t
     s.done(s.next_ms, False)
-    assert s.next_ms - s.last_ok_ms - 6 * 3600 * 1000 - 123 == 5000   # backoff restarted
+    assert s.next_ms - s.last_ok_ms - 6 * 3600 * 1000 - 123 == 5000  # backoff restarted
 
 
 def ntp_answer(unix_s, frac=0, recv_unix_s=None, mode=4, stratum=2, li=0):
@@ -90,8 +92,12 @@ def test_fw_core_ntp_packets():
     assert clock.ntp_parse(a, 0, 100)[1] == 1732270000050
     # after 2036-02-07 NTP seconds wrap (era 1)
     assert clock.ntp_parse(ntp_answer(2200000000), 0, 0)[1] == 2200000000000
-    for bad, why in ((ntp_answer(1, mode=3), "mode"), (ntp_answer(1, stratum=0), "kiss"),
-                     (ntp_answer(1, li=3), "not synchronised"), (b"\x24" * 20, "short")):
+    for bad, why in (
+        (ntp_answer(1, mode=3), "mode"),
+        (ntp_answer(1, stratum=0), "kiss"),
+        (ntp_answer(1, li=3), "not synchronised"),
+        (b"\x24" * 20, "short"),
+    ):
         with pytest.raises(ValueError, match=why):
             clock.ntp_parse(bad, 0, 0)
 

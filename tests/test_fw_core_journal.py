@@ -1,16 +1,23 @@
 """firmware.journal: durability across power cuts at every byte, acks, overflow, reopen."""
+
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware import journal as J
 from firmware.memfs import unacked
 
 
 def payload(i):
-    return J.pack_event(1, 1000 * i, None if i % 3 else 1732270000000 + i, "yes" if i % 2 else "seller_long",
-                        None if i % 2 else 1500 + i)
+    return J.pack_event(
+        1,
+        1000 * i,
+        None if i % 3 else 1732270000000 + i,
+        "yes" if i % 2 else "seller_long",
+        None if i % 2 else 1500 + i,
+    )
 
 
 def records(j):
@@ -29,6 +36,7 @@ def check_consistent(j):
 
 
 # ---- basics on both adapters ---------------------------------------------------------------
+
 
 @pytest.fixture(params=["mem", "os"])
 def fs_factory(request, tmp_path):
@@ -63,18 +71,18 @@ def test_fw_core_journal_append_ack_reopen(fs_factory):
     assert records(j2) == [(i, payload(i)) for i in range(26, 41)]
     assert j2.next_boot() == 2
     assert j2.append(payload(41)) == 41
-    j2.ack(20)                       # lower than acked: ignored
+    j2.ack(20)  # lower than acked: ignored
     assert j2.acked == 25
     j2.ack(41)
     assert j2.pending() == 0 and records(j2) == []
     j3 = open_journal(fs_factory, capacity=64)
     assert (j3.seq, j3.acked, j3.pending(), j3.boot) == (41, 41, 0, 2)
-    assert j3.append(payload(42)) == 42    # seq continues even with nothing left on flash
+    assert j3.append(payload(42)) == 42  # seq continues even with nothing left on flash
 
 
 def test_fw_core_journal_acked_segments_leave_flash():
     fs = J.MemFs()
-    j = J.Journal(fs, capacity=80)        # 10 records a segment
+    j = J.Journal(fs, capacity=80)  # 10 records a segment
     for i in range(1, 101):
         j.append(payload(i))
     assert len([p for p in fs.files if ".s" in p]) == 9 and j.dropped == 10
@@ -86,19 +94,19 @@ def test_fw_core_journal_acked_segments_leave_flash():
 
 def test_fw_core_journal_overflow_drops_oldest_and_counts():
     fs = J.MemFs()
-    cap = 40                               # 5 records a segment, 9 segments at most
+    cap = 40  # 5 records a segment, 9 segments at most
     j = J.Journal(fs, capacity=cap)
-    for i in range(1, cap + 6):            # fills 8 full segments + the 9th
+    for i in range(1, cap + 6):  # fills 8 full segments + the 9th
         j.append(payload(i))
     assert j.dropped == 0 and j.pending() == cap + 5
-    j.append(payload(cap + 6))             # needs a 10th segment: the oldest 5 go
+    j.append(payload(cap + 6))  # needs a 10th segment: the oldest 5 go
     assert j.dropped == 5 and j.pending() == cap + 1
-    assert j.dropped + j.pending() == j.seq            # nothing unaccounted
+    assert j.dropped + j.pending() == j.seq  # nothing unaccounted
     assert records(j)[0][0] == 6
-    j.ack(10)                              # ack covering dropped + kept records
+    j.ack(10)  # ack covering dropped + kept records
     for i in range(cap + 7, cap + 30):
         j.append(payload(i))
-    assert j.pending() >= cap               # never fewer than `capacity` kept
+    assert j.pending() >= cap  # never fewer than `capacity` kept
     j2 = J.Journal(fs, capacity=cap)
     assert (j2.dropped, j2.pending(), j2.seq) == (j.dropped, j.pending(), j.seq)
     check_consistent(j2)
@@ -132,8 +140,12 @@ def test_fw_core_journal_rejects_oversized_payload():
 
 def test_fw_core_event_payload_round_trip():
     from protocol import messages
-    for args in ((1, 0, None, "yes", None), (70000, 2**40, 1732270000123, "seller_long", 1500),
-                 (3, 5, 1577836800000, "seller_short", 0)):
+
+    for args in (
+        (1, 0, None, "yes", None),
+        (70000, 2**40, 1732270000123, "seller_long", 1500),
+        (3, 5, 1577836800000, "seller_short", 0),
+    ):
         p = J.pack_event(*args)
         assert len(p) <= J.Journal(J.MemFs()).max_payload
         assert J.unpack_event(p) == args
@@ -146,12 +158,12 @@ def test_fw_core_journal_os_torn_tail_file(tmp_path):
     for i in range(1, 6):
         j.append(payload(i))
     seg = prefix + ".s0"
-    with open(seg, "r+b") as f:       # power cut in the middle of record 5
+    with open(seg, "r+b") as f:  # power cut in the middle of record 5
         f.truncate(4 * 48 + 20)
     j2 = J.Journal(J.OsFs(), prefix=prefix, capacity=100)
     assert records(j2) == [(i, payload(i)) for i in range(1, 5)]
     assert j2.append(payload(99)) == 5
-    assert os.path.getsize(seg) == 6 * 48        # torn slot completed, then the new record
+    assert os.path.getsize(seg) == 6 * 48  # torn slot completed, then the new record
     j3 = J.Journal(J.OsFs(), prefix=prefix, capacity=100)
     assert records(j3) == [(i, payload(i)) for i in range(1, 5)] + [(5, payload(99))]
 
@@ -159,7 +171,7 @@ def test_fw_core_journal_os_torn_tail_file(tmp_path):
 def test_fw_core_journal_stale_record_in_other_slot_is_rejected():
     fs = J.MemFs()
     j = J.Journal(fs, capacity=80)
-    for i in range(1, 12):                 # seg 0 full (10), seg 1 has record 11
+    for i in range(1, 12):  # seg 0 full (10), seg 1 has record 11
         j.append(payload(i))
     # a file system handing back old bytes: copy a valid record of seg 0 into seg 1's slot 1
     fs.files["/j.s1"] += fs.files["/j.s0"][48:96]
@@ -176,7 +188,7 @@ def test_fw_core_journal_flash_writes_per_event():
         j.append(payload(i))
         j.ack(i)
     per_event = (fs.written - before) / 100
-    assert per_event == 48 + J.META_SIZE     # one record + one meta copy, no rewrite
+    assert per_event == 48 + J.META_SIZE  # one record + one meta copy, no rewrite
     j.ACK_PERSIST_EVERY = 10
     before = fs.written
     for i in range(101, 201):
@@ -187,13 +199,14 @@ def test_fw_core_journal_flash_writes_per_event():
 
 # ---- power cuts -----------------------------------------------------------------------------
 
+
 class Model:
     """What a correct journal must hold, tracked alongside a workload that may be cut."""
 
     def __init__(self):
-        self.payloads = {}       # seq -> payload of every append that returned
+        self.payloads = {}  # seq -> payload of every append that returned
         self.last_seq = 0
-        self.ack_done = 0        # highest ack() that returned
+        self.ack_done = 0  # highest ack() that returned
         self.boots = 0
 
 
@@ -289,9 +302,11 @@ def test_fw_core_journal_power_cut_every_byte_of_append(fill):
 def test_fw_core_journal_power_cut_every_byte_of_ack_rotation_and_overflow(fill):
     # capacity 16: 2 records a segment, so acks drop segments and appends rotate and overflow
     setup = [("boot", None)] + [("append", i) for i in range(1, 6)]
-    ops = ([("ack", 2), ("append", 6), ("ack", 5), ("boot", None), ("reopen", None)]
-           + [("append", i) for i in range(7, 30)] + [("ack", 20), ("append", 30), ("reopen", None),
-                                                      ("append", 31)])
+    ops = (
+        [("ack", 2), ("append", 6), ("ack", 5), ("boot", None), ("reopen", None)]
+        + [("append", i) for i in range(7, 30)]
+        + [("ack", 20), ("append", 30), ("reopen", None), ("append", 31)]
+    )
     cuts = cut_everywhere(ops, capacity=16, fill=fill, setup_ops=setup)
     assert cuts > 1000
 
@@ -321,11 +336,15 @@ def test_fw_core_journal_power_cut_after_torn_tail_again():
 
 
 ops_strategy = st.lists(
-    st.one_of(st.tuples(st.just("append"), st.integers(1, 500)),
-              st.tuples(st.just("ack"), st.integers(0, 60)),
-              st.tuples(st.just("boot"), st.none()),
-              st.tuples(st.just("reopen"), st.none())),
-    min_size=1, max_size=40)
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 500)),
+        st.tuples(st.just("ack"), st.integers(0, 60)),
+        st.tuples(st.just("boot"), st.none()),
+        st.tuples(st.just("reopen"), st.none()),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=120, deadline=None)

@@ -1,4 +1,5 @@
 """The device HAL (firmware/hal.py) on the MicroPython unix port, over the machine/network fakes."""
+
 from mpy_support import check_mpy_cases
 
 

@@ -5,13 +5,14 @@ connected whole-panel figure and its budget are tests/test_fw_app_mpy.py's.
 
     .venv/bin/python -m pytest tests/test_fw_mem_budget.py -s     # prints the tables
 """
+
 import os
 
 import pytest
-
 from fw_mem_support import esp32_estimate, mpy_bytes, parse_lines
-from technician.bundle import fetch_umqtt
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
+
+from technician.bundle import fetch_umqtt
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
 
@@ -21,9 +22,19 @@ pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython un
 IMPORTS_CEILING = 51 * 1024 + 512
 # What the panel must never hold after start-up: gateway-side protocol code, boot-only config
 # validation, simulator/test code, the NTP packet code between syncs, the self-test.
-NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "protocol.config", "protocol.checks",
-                  "firmware.config", "firmware.remote", "firmware.memfs", "firmware.ntp",
-                  "firmware.selftest", "firmware.boot", "firmware.dns")
+NEVER_RESIDENT = (
+    "protocol.messages",
+    "protocol.topics",
+    "protocol.config",
+    "protocol.checks",
+    "firmware.config",
+    "firmware.remote",
+    "firmware.memfs",
+    "firmware.ntp",
+    "firmware.selftest",
+    "firmware.boot",
+    "firmware.dns",
+)
 SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")
 IDLE_BYTES_PER_STEP = 20  # measured 4-11 (LED redraws, connect retries to no broker); was ~110
 
@@ -54,8 +65,16 @@ def test_fw_mem_panel_imports_and_objects_from_mpy(bundle_lib, tmp_path):
     print(_table("imports (.mpy, 64-bit unix port):", mem))
     print("  total %d B; loaded .mpy %d B; ESP32 estimate %d B" % (total, code, esp32_estimate(total, code)))
     print(_table("objects:", objs))
-    assert set(mem) >= {"protocol.panel", "firmware.app", "firmware.link", "firmware.journal",
-                        "firmware.hal", "umqtt.simple", "firmware.mqtt", "firmware.main"}, out
+    assert set(mem) >= {
+        "protocol.panel",
+        "firmware.app",
+        "firmware.link",
+        "firmware.journal",
+        "firmware.hal",
+        "umqtt.simple",
+        "firmware.mqtt",
+        "firmware.main",
+    }, out
     assert total <= IMPORTS_CEILING, "start-up imports hold %d B (ceiling %d)" % (total, IMPORTS_CEILING)
     assert sum(mem.values()) == pytest.approx(total, rel=0.05)
     # the Panel runs: it unloaded what it only needed to start, and loaded nothing gateway-side
@@ -77,8 +96,9 @@ def test_fw_mem_mpy_interns_fewer_names_than_py_sources(bundle_lib, tmp_path):
     mpy_out = _report(bundle_lib, tmp_path / "mpy")
     py_out = _report("", tmp_path / "py", path_extra=(fetch_umqtt(),))
     mpy_q, py_q = (int(o.split("n_qstr=")[1].split(",")[0]) for o in (mpy_out, py_out))
-    print("\nstart-up imports: .mpy %d B, %d names; .py %d B, %d names"
-          % (_total(mpy_out), mpy_q, _total(py_out), py_q))
+    print(
+        "\nstart-up imports: .mpy %d B, %d names; .py %d B, %d names" % (_total(mpy_out), mpy_q, _total(py_out), py_q)
+    )
     assert mpy_q < py_q
     assert _total(mpy_out) < _total(py_out) * 1.1
 
@@ -87,8 +107,9 @@ def test_fw_mem_device_boot_at_100k_unloads_boot_code(bundle_lib, tmp_path):
     """firmware.main.start() as the device runs it (main first, then firmware.boot validates
     /config.json and is unloaded, then the Panel) on a 100 KB VM heap, no broker: the panel
     runs, and nothing boot-only stays loaded."""
-    proc = run_micropython(os.path.join(CASES_DIR, "fw_mem_boot.py"), heapsize="100k",
-                           args=(str(tmp_path), bundle_lib, 30))
+    proc = run_micropython(
+        os.path.join(CASES_DIR, "fw_mem_boot.py"), heapsize="100k", args=(str(tmp_path), bundle_lib, 30)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     loaded = proc.stdout.split("LOADED ")[1].splitlines()[0].split()
     heap = dict(kv.split("=") for kv in proc.stdout.split("HEAP ")[1].splitlines()[0].split())
@@ -109,17 +130,19 @@ def test_fw_mem_device_boot_config_error_blinks_then_unloads(bundle_lib, tmp_pat
     """A bad /config.json: the boot names the field on the console and blinks the config-error
     pattern (status+seller alternate) instead of starting; its code is unloaded afterwards too."""
     (tmp_path / "config.json").write_text('{"site": "s1", "device": "p1", "wifi": {"ssid": "x"}}')
-    code = "\n".join([
-        "import sys, install_fakes, fake_machine",
-        "sys.path.insert(0, %r)" % bundle_lib,
-        "from firmware import main",
-        "def make_hal(pins):",
-        "    from firmware.hal import Hal",
-        "    return Hal(pins, root=%r)" % str(tmp_path),
-        "print('BOOT', main.boot(make_hal, %r, max_ms=600))" % str(tmp_path / "config.json"),
-        "print('DUTIES', sorted(set(p.duty_u16() > 0 for p in fake_machine.pwms.values())))",
-        "print('LOADED', sorted(m for m in sys.modules if m.startswith('firmware')))",
-    ])
+    code = "\n".join(
+        [
+            "import sys, install_fakes, fake_machine",
+            "sys.path.insert(0, %r)" % bundle_lib,
+            "from firmware import main",
+            "def make_hal(pins):",
+            "    from firmware.hal import Hal",
+            "    return Hal(pins, root=%r)" % str(tmp_path),
+            "print('BOOT', main.boot(make_hal, %r, max_ms=600))" % str(tmp_path / "config.json"),
+            "print('DUTIES', sorted(set(p.duty_u16() > 0 for p in fake_machine.pwms.values())))",
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith('firmware')))",
+        ]
+    )
     proc = run_micropython(code, heapsize="100k")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CONFIG ERROR" in proc.stdout and "mqtt.host: missing" in proc.stdout, proc.stdout

@@ -3,6 +3,7 @@ events and state from the panel at QoS 0 (the spec allows 0 or 1), the last will
 subscription at QoS 1, ack/config QoS 1 retained. The end-to-end delivery itself (QoS 0
 publishes, journal, retained cumulative ack, resend) runs against a real broker in
 tests/test_fw_app_mpy.py and tests/test_fw_app_panel.py."""
+
 import os
 import re
 

@@ -11,12 +11,12 @@ validates /config.json (tests/mpy_cases/fw_mem_wasm32.py via wasm_run.mjs). The 
 Needs node and npm (the package is installed once, like the device stand-in's); skipped
 without them.
 """
+
 import os
 import shutil
 import subprocess
 
 import pytest
-
 from device_standin.standin import StandinUnavailable, ensure_vm
 from fw_mem_support import mpy_bytes, qstr_info, qstr_pool_bytes
 from mpy_support import CASES_DIR, MPY_DIR
@@ -35,10 +35,19 @@ BUDGET = 40 * 1024
 # entries, 4.5 KB on 32-bit) comes at once, so the first boot must stay under it too.
 NAMES_CEILING = 460
 FIRST_BOOT_NAMES_CEILING = 580
-NEVER_RESIDENT = ("protocol.messages", "protocol.topics", "protocol.config", "protocol.checks",
-                  "firmware.config",
-                  "firmware.remote", "firmware.memfs", "firmware.ntp", "firmware.selftest",
-                  "firmware.boot", "firmware.dns")
+NEVER_RESIDENT = (
+    "protocol.messages",
+    "protocol.topics",
+    "protocol.config",
+    "protocol.checks",
+    "firmware.config",
+    "firmware.remote",
+    "firmware.memfs",
+    "firmware.ntp",
+    "firmware.selftest",
+    "firmware.boot",
+    "firmware.dns",
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +84,12 @@ def _rows(out):
 
 
 def _run(vm, lib, flash):
-    proc = subprocess.run(["node", RUNNER, vm, "200000", SCRIPT, lib + "=/lib", MPY_DIR + "=/fakes",
-                           "%s=/data=back" % flash], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["node", RUNNER, vm, "200000", SCRIPT, lib + "=/lib", MPY_DIR + "=/fakes", "%s=/data=back" % flash],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -102,32 +115,40 @@ def test_fw_mem_panel_heap_on_32bit_vm(vm, bundle_lib, tmp_path):
     # firmware's names: count the pool arrays the panel would allocate for them instead.
     device = held - (_pools(end) - _pools(start)) + qstr_pool_bytes(names)
     loaded = out.split("LOADED ")[1].splitlines()[0].split()
-    print("\nimports (.mpy, 32-bit WebAssembly VM): bytes held, names interned, of those bytes"
-          " a new name pool, .mpy size")
+    print(
+        "\nimports (.mpy, 32-bit WebAssembly VM): bytes held, names interned, of those bytes a new name pool, .mpy size"
+    )
     for name, size, added, pools in rows:
         print("  %-20s %6d %5d %6d %6d" % (name, size, added, pools, mpy_bytes(bundle_lib, [name])))
-    print("  start-up imports %d B; boot (config, HAL, Panel) +%d B; held after boot %d B, "
-          "%d names, %d name pools" % (total, boot, held, names, end["n_pool"]))
-    print("  with the name pools of a panel that interns only these %d names: %d B"
-          % (names, device))
+    print(
+        "  start-up imports %d B; boot (config, HAL, Panel) +%d B; held after boot %d B, "
+        "%d names, %d name pools" % (total, boot, held, names, end["n_pool"])
+    )
+    print("  with the name pools of a panel that interns only these %d names: %d B" % (names, device))
     print("  MQTT client object before connect: %s B" % out.split("CLIENT ")[1].split()[0])
-    print("  first boot after a config change (validates /config.json): held %d B, %d names"
-          % (first_held, _qstr_lines(first)[-1]["n_qstr"] - _qstr_lines(first)[0]["n_qstr"]))
+    print(
+        "  first boot after a config change (validates /config.json): held %d B, %d names"
+        % (first_held, _qstr_lines(first)[-1]["n_qstr"] - _qstr_lines(first)[0]["n_qstr"])
+    )
 
-    assert {r[0] for r in rows} >= {"protocol.panel", "firmware.app", "firmware.link",
-                                    "firmware.journal", "firmware.hal", "umqtt.simple",
-                                    "firmware.mqtt", "firmware.main"}, out
+    assert {r[0] for r in rows} >= {
+        "protocol.panel",
+        "firmware.app",
+        "firmware.link",
+        "firmware.journal",
+        "firmware.hal",
+        "umqtt.simple",
+        "firmware.mqtt",
+        "firmware.main",
+    }, out
     assert sum(r[1] for r in rows) == pytest.approx(total, rel=0.03)
     assert "panel: s1/p1" in out  # the Panel started
     assert "firmware.app" in loaded and "umqtt.simple" in loaded
     resident = [m for m in NEVER_RESIDENT if m in loaded]
     assert not resident, "held after boot: %s" % resident
-    assert held <= HELD_CEILING, "firmware heap after boot %d B on 32-bit (ceiling %d)" % (
-        held, HELD_CEILING)
-    assert names <= NAMES_CEILING, "the firmware interns %d names (ceiling %d)" % (
-        names, NAMES_CEILING)
-    assert device <= BUDGET, "firmware heap after boot %d B with the panel's pools (budget %d)" % (
-        device, BUDGET)
+    assert held <= HELD_CEILING, "firmware heap after boot %d B on 32-bit (ceiling %d)" % (held, HELD_CEILING)
+    assert names <= NAMES_CEILING, "the firmware interns %d names (ceiling %d)" % (names, NAMES_CEILING)
+    assert device <= BUDGET, "firmware heap after boot %d B with the panel's pools (budget %d)" % (device, BUDGET)
     first_names = _qstr_lines(first)[-1]["n_qstr"] - _qstr_lines(first)[0]["n_qstr"]
     assert first_names <= FIRST_BOOT_NAMES_CEILING, "first boot interns %d names" % first_names
     # the normal boot read the kept config: none of the validation code's ~130 names

@@ -1,4 +1,5 @@
 """Review findings on firmware.journal: regressions for defects found in review."""
+
 from firmware import journal as J
 from firmware.memfs import unacked
 
@@ -35,7 +36,7 @@ def test_fw_review_journal_ack_beyond_32_bit_seq_space_is_ignored():
     fs = J.MemFs()
     j = J.Journal(fs, capacity=100)
     j.append(_p(1))
-    j.ack(2 ** 32 + 5)
+    j.ack(2**32 + 5)
     assert (j.acked, j.seq, j.pending()) == (0, 1, 1)
     assert j.append(_p(2)) == 2
     assert [s for s, _ in unacked(j)] == [1, 2]
@@ -43,5 +44,6 @@ def test_fw_review_journal_ack_beyond_32_bit_seq_space_is_ignored():
 
 def test_fw_review_journal_cases_under_micropython():
     from mpy_support import check_mpy_cases
+
     proc = check_mpy_cases("fw_review_cases", heapsize="100k", timeout=60)
     assert "2 passed, 0 failed" in proc.stdout, proc.stdout

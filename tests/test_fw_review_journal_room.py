@@ -1,5 +1,6 @@
 """firmware.journal review: a file system that fills up after the journal opened, and a meta
 write that fails while an ack renumbers the journal (a wiped panel)."""
+
 import pytest
 
 from firmware import journal as J
@@ -26,14 +27,14 @@ def test_fw_journal_fs_filled_by_another_file_drops_oldest_not_the_press():
     # remote.json) takes nearly all of it: a press must still be stored, the oldest records
     # go as on overflow (counted in dropped), never the new one uncounted
     fs = J.MemFs(disk=256 * 1024)
-    j = J.Journal(fs, capacity=80)                 # 10 records a segment
+    j = J.Journal(fs, capacity=80)  # 10 records a segment
     j.next_boot()
     for i in range(1, 61):
         j.append(p(i))
-    j.ack(1)                                       # both meta copies exist (as on a panel)
+    j.ack(1)  # both meta copies exist (as on a panel)
     fs.files["/update.mpy"] = bytearray(fs.room("/j") - 300)
     for i in range(61, 201):
-        j.append(p(i))                             # ENOSPC must not reach the app
+        j.append(p(i))  # ENOSPC must not reach the app
     _check_no_press_lost_uncounted(j, 200, acked=1)
     j2 = J.Journal(fs, capacity=80)
     assert unacked(j2) == unacked(j) and (j2.seq, j2.dropped) == (j.seq, j.dropped)
@@ -69,7 +70,7 @@ def test_fw_journal_rebase_not_in_force_unless_persisted(acked_before):
     reach the gateway as 501.., and after a power cut (the old numbering on flash) the retained
     ack renumbers them again above it: every press stored twice."""
     fs = J.MemFs()
-    j = J.Journal(fs, capacity=16)                 # 2 records a segment
+    j = J.Journal(fs, capacity=16)  # 2 records a segment
     for i in range(1, 6):
         j.append(p(i))
     if acked_before:
@@ -90,8 +91,8 @@ def test_fw_journal_rebase_not_in_force_unless_persisted(acked_before):
     with pytest.raises(OSError):
         j.ack(500)
     ack = publish(j)
-    j = J.Journal(fs, capacity=16)                 # power cut before that ack came
-    j.ack(ack)                                     # the retained ack
+    j = J.Journal(fs, capacity=16)  # power cut before that ack came
+    j.ack(ack)  # the retained ack
     ack = publish(j)
     j.ack(ack)
     mine = [x for x in stored.values() if x != "old life"]
@@ -101,5 +102,6 @@ def test_fw_journal_rebase_not_in_force_unless_persisted(acked_before):
 
 def test_fw_review_journal_room_cases_under_micropython():
     from mpy_support import check_mpy_cases
+
     proc = check_mpy_cases("fw_review_journal_room_cases", heapsize="100k", timeout=120)
     assert "2 passed, 0 failed" in proc.stdout, proc.stdout

@@ -9,29 +9,36 @@
   would carry a `t` the gateway dead-letters (the lean encoders no longer check it).
 On the real MicroPython VM (unix port) where the VM's behaviour is the point, else CPython.
 """
+
 import json
 import os
 import shutil
 
 import pytest
+from mpy_support import CASES_DIR, REPO, micropython_binary, run_micropython
 
 from firmware import config, ntp
 from firmware.app import Panel
-from mpy_support import CASES_DIR, REPO, micropython_binary, run_micropython
 from protocol import messages
 from simulator.host_hal import HostHal
 
 SCRIPT = os.path.join(CASES_DIR, "fw_review_lean_vm.py")
 needs_vm = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
-CONFIG = {"site": "s1", "device": "p1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1"},
-          "timings": {"window_s": 500}}
+CONFIG = {
+    "site": "s1",
+    "device": "p1",
+    "wifi": {"ssid": "shop"},
+    "mqtt": {"host": "127.0.0.1"},
+    "timings": {"window_s": 500},
+}
 
 
 def _lib(tmp_path):
     lib = tmp_path / "lib"
     for pkg in ("firmware", "protocol"):
-        shutil.copytree(os.path.join(REPO, pkg), str(lib / pkg),
-                        ignore=shutil.ignore_patterns("__pycache__", "*.md", "*.json"))
+        shutil.copytree(
+            os.path.join(REPO, pkg), str(lib / pkg), ignore=shutil.ignore_patterns("__pycache__", "*.md", "*.json")
+        )
     return lib
 
 

@@ -1,9 +1,11 @@
 """Review findings on firmware.link (via the whole Panel on the host HAL, real Mosquitto)."""
-from test_fw_app_panel import rig_factory, gateway_factory  # noqa: F401 (fixtures)
+
+from test_fw_app_panel import gateway_factory, rig_factory  # noqa: F401 (fixtures)
 
 
 def test_fw_review_link_unreadable_record_is_retried_without_a_new_press(
-        broker, mqtt_root, rig_factory, gateway_factory):  # noqa: F811
+    broker, mqtt_root, rig_factory, gateway_factory
+):  # noqa: F811
     # A journal read that fails once (next_after -> None although head > sent) made the link
     # jump `sent` to head with no ack clock running: the press then waited for the next press
     # or a reconnect, however long that took. It must be resent after the ack timeout.

@@ -8,16 +8,17 @@ and must be journaled with its own time. Each has a control run with the samplin
 switched off (hal.idle = None), which misses the press: the test can fail.
 Also the DNS packet code (pure, CPython) and a connect by name through a real lookup.
 """
+
 import os
 import socket
 import struct
 import threading
 
 import pytest
-
-from firmware import dns
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 from udp_support import UdpResponder
+
+from firmware import dns
 
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
 SCRIPT = os.path.join(CASES_DIR, "fw_wait_vm.py")
@@ -58,7 +59,7 @@ def name_server(table, names):
 def _qname(data):
     labels, i = [], 12
     while data[i]:
-        labels.append(data[i + 1:i + 1 + data[i]].decode())
+        labels.append(data[i + 1 : i + 1 + data[i]].decode())
         i += data[i] + 1
     return ".".join(labels), i + 5
 
@@ -72,16 +73,22 @@ def reply(data, table, log=None):
     if ip is None:
         return data[:2] + b"\x81\x83" + b"\x00\x01\x00\x00\x00\x00\x00\x00" + question
     cname = b"\x05alias\xc0\x0c"  # "alias.<qname>", compressed
-    answers = (b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c" + struct.pack(">H", len(cname)) + cname
-               + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(ip))
+    answers = (
+        b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c"
+        + struct.pack(">H", len(cname))
+        + cname
+        + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04"
+        + socket.inet_aton(ip)
+    )
     return data[:2] + b"\x81\x80" + b"\x00\x01\x00\x02\x00\x00\x00\x00" + question + answers
 
 
 def run(lib, tmp_path, mode, host, port, ntp="127.0.0.1:9", dns_port=9, pump=True):
     data = tmp_path / ("pump" if pump else "nopump")
     data.mkdir()
-    proc = run_micropython(SCRIPT, heapsize="200k", timeout=60,
-                           args=(lib, str(data), mode, host, port, ntp, dns_port, 1 if pump else 0))
+    proc = run_micropython(
+        SCRIPT, heapsize="200k", timeout=60, args=(lib, str(data), mode, host, port, ntp, dns_port, 1 if pump else 0)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = {}
     for line in proc.stdout.splitlines():
@@ -113,8 +120,7 @@ def test_fw_wait_press_during_mqtt_connect_is_journaled(bundle_lib, tmp_path):
 def test_fw_wait_press_during_ntp_exchange_is_journaled(bundle_lib, tmp_path, broker):
     silent = Silent(socket.SOCK_DGRAM)
     try:
-        _check_press_kept(bundle_lib, tmp_path, "ntp", broker.host, broker.port,
-                          ntp="127.0.0.1:%d" % silent.port)
+        _check_press_kept(bundle_lib, tmp_path, "ntp", broker.host, broker.port, ntp="127.0.0.1:%d" % silent.port)
     finally:
         silent.close()
 
@@ -131,8 +137,9 @@ def test_fw_wait_connects_by_name_through_the_lookup(bundle_lib, tmp_path, broke
     asked = []
     names = name_server({"broker.shop.lan": broker.host}, asked)
     try:
-        waited, events, error, out = run(bundle_lib, tmp_path, "ntp", "broker.shop.lan", broker.port,
-                                         ntp="127.0.0.1:9", dns_port=names.port)
+        waited, events, error, out = run(
+            bundle_lib, tmp_path, "ntp", "broker.shop.lan", broker.port, ntp="127.0.0.1:9", dns_port=names.port
+        )
         assert "broker.shop.lan" in asked, out
         assert error == "None", out  # online by name; the NTP wait then timed out (port 9)
     finally:
@@ -140,6 +147,7 @@ def test_fw_wait_connects_by_name_through_the_lookup(bundle_lib, tmp_path, broke
 
 
 # ---- the packet code (pure) ----
+
 
 def test_fw_dns_query_and_answer_round_trip():
     q = bytes(dns.query("pool.ntp.org", 0x1234))

@@ -7,15 +7,15 @@ and with the firmware's own journal where the panel's side matters:
    other content) gets the ack again, as for a duplicate - a wiped panel needs it to renumber;
 4. `rating status` lists a panel known only through its dead-lettered events.
 """
+
 import psycopg
+from gw_ingest_support import T0, event_body
 
 from firmware import journal as J
 from firmware.memfs import unacked
-from gateway import cli_gateway, ingest, store
+from gateway import cli_gateway, ingest, schema, store
 from gateway import db as dbmod
-from gateway import schema
 from protocol import messages, panel
-from gw_ingest_support import T0, event_body
 
 ROOT = "rating/v1"
 GRACE = store.LOST_GRACE_MS
@@ -36,30 +36,33 @@ def bad_event(seq):
 
 # ---- 0. migration 004 on a big database ----------------------------------------------------
 
+
 def test_gw_review_dead_letter_merge_is_not_quadratic(db_before_004):
     """Before 004 a stalled panel's resent garbage was stored once per arrival: tens of
     thousands of copies of a letter. The merge ran a per-row MIN(id) that PostgreSQL answered
     by walking the primary key past every other letter's copies (16 000 rows: ~30 s; grows with
     the square), while the gateway cannot start."""
     import time
+
     d = db_before_004
     k = 8000
     rows = [("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0 + i) for i in range(k)]
     rows += [("rating/v1/s1/p2/event", b"other", "payload: not JSON", T0 + k + i) for i in range(k)]
     with d.transaction():
-        d.executemany("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)",
-                      rows)
+        d.executemany("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, ?, ?)", rows)
     started = time.monotonic()
     assert schema.migrate(d) != []
     took = time.monotonic() - started
     got = d.query("SELECT topic, seen, received_ms, last_seen_ms FROM dead_letters ORDER BY id")
-    assert got == [{"topic": "rating/v1/s1/p1/event", "seen": k, "received_ms": T0, "last_seen_ms": T0 + k - 1},
-                   {"topic": "rating/v1/s1/p2/event", "seen": k, "received_ms": T0 + k,
-                    "last_seen_ms": T0 + 2 * k - 1}]
+    assert got == [
+        {"topic": "rating/v1/s1/p1/event", "seen": k, "received_ms": T0, "last_seen_ms": T0 + k - 1},
+        {"topic": "rating/v1/s1/p2/event", "seen": k, "received_ms": T0 + k, "last_seen_ms": T0 + 2 * k - 1},
+    ]
     assert took < 5, "migration took %.1f s" % took
 
 
 # ---- 1. the inferred gap is bounded by the panel's send window ---------------------------------
+
 
 def test_gw_review_unreadable_message_does_not_pass_a_gap_wider_than_the_send_window(any_db):
     """The panel sends at most 50 events past its ack, so one event 200 above the ack was not
@@ -90,6 +93,7 @@ def test_gw_review_unreadable_gap_within_the_send_window_is_still_passed(any_db)
 
 # ---- 2. a failed reconnect is transient ------------------------------------------------------
 
+
 def test_gw_review_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):
     """PostgreSQL restarts: the batch fails, the reconnect for the one-by-one retry is refused
     (the server is still starting), the next one succeeds. The event must wait for the next
@@ -101,11 +105,13 @@ def test_gw_review_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):
     assert acks_of(ing.flush()) == {"p1": 1}
     real_reopen = d._reopen
     with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+
         def reopen():
             try:
                 return real_reopen()
             finally:  # the server is back right after this attempt
                 admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS true" % name)
+
         d._reopen = reopen
         admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS false" % name)
         admin.execute("SELECT pg_terminate_backend(%s)", (d.scalar("SELECT pg_backend_pid() AS p"),))
@@ -121,6 +127,7 @@ def test_gw_review_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):
 
 
 # ---- 3. the ack again for a panel resending what was handled ---------------------------------
+
 
 def test_gw_review_resent_dead_lettered_event_gets_the_ack_again(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
@@ -153,6 +160,7 @@ def test_gw_review_wiped_panel_gets_the_ack_on_a_conflict_and_renumbers(any_db):
             ing.handle(ev_topic("p1"), panel.encode_event(seq, boot, up, t, ev, hold), at)
         for seq in acks_of(ing.flush()).values():
             j.ack(seq)
+
     send(T0 + 50000)
     assert [s for s, _ in unacked(j)] == [6, 7, 8]  # renumbered above the gateway's ack
     send(T0 + 60000)
@@ -190,6 +198,7 @@ def test_gw_review_wiped_panel_does_not_fill_a_dead_lettered_seq(any_db):
 
 
 # ---- 4. status ---------------------------------------------------------------------------------
+
 
 def test_gw_review_status_lists_a_panel_known_only_by_dead_letters(any_db):
     """A panel whose events all fail validation (a protocol the gateway does not know) is acked

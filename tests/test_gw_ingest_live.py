@@ -1,5 +1,6 @@
 """The gateway as a real process against a real broker: acks, kill -9, SIGTERM, broker restart,
 record/replay, the embedded broker, PostgreSQL."""
+
 import contextlib
 import json
 import os
@@ -9,14 +10,11 @@ import time
 import types
 
 import paho.mqtt.client as mqtt
-import pytest
-
 from conftest import free_port
-from gateway import db as dbmod
-from gateway import schema
-from gateway import store
-from protocol import messages
 from gw_ingest_support import RATING, REPO, Fleet, Gateway, event_body, stored_events
+
+from gateway import schema, store
+from protocol import messages
 
 SITE = "s1"
 
@@ -27,9 +25,19 @@ def expected_events(fleet, n):
         d_index = fleet.devices.index(device)
         for seq in range(1, n + 1):
             e = messages.decode_event(event_body(seq, d_index))
-            out.append({"site": SITE, "device": device, "seq": seq, "boot": e["boot"], "up_ms": e["up"],
-                        "t_ms": e["t"], "ev": e["ev"], "hold_ms": e["hold"],
-                        "payload": event_body(seq, d_index).decode()})
+            out.append(
+                {
+                    "site": SITE,
+                    "device": device,
+                    "seq": seq,
+                    "boot": e["boot"],
+                    "up_ms": e["up"],
+                    "t_ms": e["t"],
+                    "ev": e["ev"],
+                    "hold_ms": e["hold"],
+                    "payload": event_body(seq, d_index).decode(),
+                }
+            )
     return out
 
 
@@ -107,9 +115,23 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
     live_url = "sqlite:///%s" % (tmp_path / "live.db")
     rec_file = tmp_path / "rec.jsonl"
     n = 300
-    recorder = subprocess.Popen([RATING, "record", "--broker", broker.url, "--root", mqtt_root,
-                                 "--out", str(rec_file), "--count", str(3 * n + 2)],
-                                cwd=REPO, stdout=subprocess.PIPE, text=True)
+    recorder = subprocess.Popen(
+        [
+            RATING,
+            "record",
+            "--broker",
+            broker.url,
+            "--root",
+            mqtt_root,
+            "--out",
+            str(rec_file),
+            "--count",
+            str(3 * n + 2),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert "recording" in recorder.stdout.readline()
     gw = Gateway(broker.url, live_url, mqtt_root, "gw-" + mqtt_root.replace("/", "-")).start()
     fleet = Fleet(broker, mqtt_root, SITE, 3)
@@ -134,8 +156,13 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
     assert stored_events(live) == expected_events(fleet, n)
     # replay the recording into a fresh database: the same store results
     replay_url = "sqlite:///%s" % (tmp_path / "replay.db")
-    out = subprocess.run([RATING, "replay", str(rec_file), "--db", replay_url, "--root", mqtt_root],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [RATING, "replay", str(rec_file), "--db", replay_url, "--root", mqtt_root],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "%d events stored" % (3 * n) in out.stdout and "1 dead letters" in out.stdout
     rep = schema.open_database(replay_url)
@@ -152,8 +179,9 @@ def test_gw_ingest_live_acks_retained_cumulative_and_replay_equals_live(broker, 
 def test_gw_ingest_sigkill_mid_batch_loses_nothing_and_acks_only_committed(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "k.db")
     n = 1500
-    with interrupted_stream(broker, mqtt_root, url, "gwk-" + mqtt_root.replace("/", "-"),
-                            panels=4, n=n, acks_before=20) as (gw, fleet):
+    with interrupted_stream(
+        broker, mqtt_root, url, "gwk-" + mqtt_root.replace("/", "-"), panels=4, n=n, acks_before=20
+    ) as (gw, fleet):
         gw.kill()  # SIGKILL, mid-stream: batches in flight
         killed_at = list(fleet.acks_seen)
         assert killed_at, "no ack before the kill"
@@ -167,16 +195,16 @@ def test_gw_ingest_sigkill_mid_batch_loses_nothing_and_acks_only_committed(broke
 
 def test_gw_ingest_sigterm_finishes_the_batch_and_a_restart_continues(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "t.db")
-    with interrupted_stream(broker, mqtt_root, url, "gwt-" + mqtt_root.replace("/", "-"),
-                            panels=3, n=1000, acks_before=10) as (gw, fleet):
+    with interrupted_stream(
+        broker, mqtt_root, url, "gwt-" + mqtt_root.replace("/", "-"), panels=3, n=1000, acks_before=10
+    ) as (gw, fleet):
         assert gw.terminate() == 0, gw.output()
         assert "stopped;" in gw.output()
         time.sleep(0.3)
         db = schema.open_database(url)
         assert_acks_within_store(db, fleet)
         # the last batch was committed AND acked before exit: the acks reach what is stored
-        assert {d: store.last_ack(db, SITE, d) for d in fleet.devices} == \
-            {d: contiguous(db, d) for d in fleet.devices}
+        assert {d: store.last_ack(db, SITE, d) for d in fleet.devices} == {d: contiguous(db, d) for d in fleet.devices}
         db.close()
 
 
@@ -235,8 +263,10 @@ def test_gw_ingest_live_postgres(broker, mqtt_root, pg_url):
 
 def test_gw_ingest_cli_status_and_deadletters(tmp_path):
     rec = tmp_path / "r.jsonl"
-    lines = [{"topic": "rating/v1/s1/p1/event", "payload": json.loads(event_body(s)), "received_ms": 1717000000000 + s}
-             for s in (1, 2, 4)]
+    lines = [
+        {"topic": "rating/v1/s1/p1/event", "payload": json.loads(event_body(s)), "received_ms": 1717000000000 + s}
+        for s in (1, 2, 4)
+    ]
     lines.append({"topic": "rating/v1/s1/p1/event", "payload": "not json \udcff", "received_ms": 1717000000009})
     rec.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     url = "sqlite:///%s" % (tmp_path / "s.db")
@@ -265,8 +295,9 @@ def test_gw_ingest_cli_status_and_deadletters(tmp_path):
 def test_gw_ingest_service_pushes_configs_retained_once(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "c.db")
     site_file = os.path.join(REPO, "docs", "examples", "two-offices.toml")
-    out = subprocess.run([RATING, "site", "apply", site_file, "--db", url], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [RATING, "site", "apply", site_file, "--db", url], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     conf = tmp_path / "gw.toml"
     conf.write_text("config_push_s = 0.2\n")

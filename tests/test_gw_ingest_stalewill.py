@@ -2,12 +2,13 @@
 (the embedded amqtt broker does this on a reconnect) must not mark a live panel offline:
 the will carries (boot, conn) and the gateway ignores one older than the stored online state's.
 Real databases: SQLite in tmp_path and PostgreSQL (pg_url) where available."""
+
 import logging
 
 import pytest
+from gw_ingest_support import T0
 
 from gateway import ingest, store
-from gw_ingest_support import T0
 from protocol import messages
 
 ROOT = "rating/v1"
@@ -15,9 +16,24 @@ TOPIC = "%s/s1/p1/state" % ROOT
 
 
 def birth(boot, conn):
-    return messages.encode_state(dict(
-        online=True, boot=boot, up=5000, t=None, fw="1.0", seq=4, pending=0, dropped=0,
-        heap=50000, rssi=-60, faults=[], cfg=None, cfg_err=None, conn=conn))
+    return messages.encode_state(
+        dict(
+            online=True,
+            boot=boot,
+            up=5000,
+            t=None,
+            fw="1.0",
+            seq=4,
+            pending=0,
+            dropped=0,
+            heap=50000,
+            rssi=-60,
+            faults=[],
+            cfg=None,
+            cfg_err=None,
+            conn=conn,
+        )
+    )
 
 
 def online(any_db):
@@ -64,8 +80,7 @@ def test_gw_current_connections_will_marks_offline(any_db):
     assert online(any_db) == 0
 
 
-@pytest.mark.parametrize("will", [messages.OFFLINE_WILL, b'{"v":1,"online":false,"boot":3}'],
-                         ids=["bare", "boot-only"])
+@pytest.mark.parametrize("will", [messages.OFFLINE_WILL, b'{"v":1,"online":false,"boot":3}'], ids=["bare", "boot-only"])
 def test_gw_will_without_conn_marks_offline_as_before(any_db, will):
     ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(TOPIC, birth(3, 2), T0)

@@ -1,16 +1,15 @@
 """The ingest core against real databases: SQLite in tmp_path and PostgreSQL (pg_url)."""
+
 import os
 
 import pytest
+from gw_ingest_support import T0, event_body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import db as dbmod
-
-from gateway import schema
-from gateway import ingest, store
+from gateway import ingest, schema, store
 from protocol import messages
-from gw_ingest_support import T0, event_body
 
 ROOT = "rating/v1"
 
@@ -20,8 +19,21 @@ def ev_topic(device, site="s1"):
 
 
 def state_body(seq, pending, dropped=0, t=None, up=5000, boot=1, **kw):
-    s = dict(online=True, boot=boot, up=up, t=t, fw="1.0", seq=seq, pending=pending, dropped=dropped,
-             heap=50000, rssi=-60, faults=[], cfg=None, cfg_err=None)
+    s = dict(
+        online=True,
+        boot=boot,
+        up=up,
+        t=t,
+        fw="1.0",
+        seq=seq,
+        pending=pending,
+        dropped=dropped,
+        heap=50000,
+        rssi=-60,
+        faults=[],
+        cfg=None,
+        cfg_err=None,
+    )
     s.update(kw)
     return messages.encode_state(s)
 
@@ -126,13 +138,24 @@ def test_gw_ingest_bad_topics_and_payloads_are_dead_letters(any_db):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(bodies=st.lists(st.one_of(
-    st.binary(max_size=300),
-    st.builds(lambda d: __import__("json").dumps(d).encode(),
-              st.dictionaries(st.sampled_from(["v", "seq", "boot", "up", "t", "ev", "hold", "online"]),
-                              st.one_of(st.integers(-5, 2**60), st.none(), st.text(max_size=5),
-                                        st.booleans()), max_size=8))), min_size=1, max_size=12),
-       kinds=st.lists(st.sampled_from(["event", "state", "counts", "zz"]), min_size=12, max_size=12))
+@given(
+    bodies=st.lists(
+        st.one_of(
+            st.binary(max_size=300),
+            st.builds(
+                lambda d: __import__("json").dumps(d).encode(),
+                st.dictionaries(
+                    st.sampled_from(["v", "seq", "boot", "up", "t", "ev", "hold", "online"]),
+                    st.one_of(st.integers(-5, 2**60), st.none(), st.text(max_size=5), st.booleans()),
+                    max_size=8,
+                ),
+            ),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    kinds=st.lists(st.sampled_from(["event", "state", "counts", "zz"]), min_size=12, max_size=12),
+)
 def test_gw_ingest_random_payloads_never_crash_and_are_accounted(any_db, bodies, kinds):
     any_db.execute("DELETE FROM dead_letters")
     any_db.execute("DELETE FROM raw_events")
@@ -206,10 +229,12 @@ def test_gw_ingest_migrations_are_idempotent_and_pick_dialect(tmp_path):
 
 
 def test_gw_ingest_placeholders_and_transactions(any_db):
-    any_db.execute("INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, '100%', ?)",
-                     ("t?%", b"\x00", 1))
-    assert any_db.query("SELECT topic, reason FROM dead_letters WHERE topic LIKE 't%'") == \
-        [{"topic": "t?%", "reason": "100%"}]
+    any_db.execute(
+        "INSERT INTO dead_letters (topic, payload, reason, received_ms) VALUES (?, ?, '100%', ?)", ("t?%", b"\x00", 1)
+    )
+    assert any_db.query("SELECT topic, reason FROM dead_letters WHERE topic LIKE 't%'") == [
+        {"topic": "t?%", "reason": "100%"}
+    ]
     with pytest.raises(RuntimeError):
         with any_db.transaction():
             any_db.execute("DELETE FROM dead_letters")
@@ -233,6 +258,7 @@ def test_gw_ingest_default_url(monkeypatch, tmp_path):
 def test_gw_ingest_postgres_connection_loss_is_survived(pg_url):
     import psycopg
     from gw_ingest_support import event_body as body
+
     d = schema.open_database(pg_url)
     ing = ingest.Ingestor(d, ROOT)
     ing.handle(ev_topic("p1"), body(1), T0)

@@ -1,7 +1,6 @@
 """Time repair: pure resolve() and the boot clock the ingest learns."""
-from gateway import db as dbmod
-from gateway import schema
-from gateway import ingest, store, timerepair
+
+from gateway import ingest, schema, store, timerepair
 from protocol import messages
 
 T0 = 1717000000000
@@ -26,8 +25,21 @@ def test_gw_ingest_null_time_repaired_from_a_later_message_of_the_same_boot(tmp_
     ing.handle(topic, messages.encode_event(2, 1, 4000, None, "yes"), T0 + 500001)
     ing.flush()
     assert [r["time_source"] for r in store.timed_events(db, "s1", "p1")] == ["arrival", "arrival"]
-    state = dict(online=True, boot=1, up=60000, t=T0 + 60000, fw="1", seq=2, pending=0, dropped=0,
-                 heap=1, rssi=None, faults=[], cfg=None, cfg_err=None)
+    state = dict(
+        online=True,
+        boot=1,
+        up=60000,
+        t=T0 + 60000,
+        fw="1",
+        seq=2,
+        pending=0,
+        dropped=0,
+        heap=1,
+        rssi=None,
+        faults=[],
+        cfg=None,
+        cfg_err=None,
+    )
     ing.handle(ROOT + "/s1/p1/state", messages.encode_state(state), T0 + 500002)
     # boot 2 never gets a clock; an event of boot 2 with t does not repair boot 1 or 2's others
     ing.handle(topic, messages.encode_event(3, 2, 100, None, "no"), T0 + 600000)
@@ -35,8 +47,11 @@ def test_gw_ingest_null_time_repaired_from_a_later_message_of_the_same_boot(tmp_
     ing.flush()
     rows = store.timed_events(db, "s1", "p1")
     assert [(r["at_ms"], r["time_source"]) for r in rows] == [
-        (T0 + 1000, "repaired"), (T0 + 4000, "repaired"), (T0 + 600000, "arrival"),
-        (T0 + 5007, "device")]
+        (T0 + 1000, "repaired"),
+        (T0 + 4000, "repaired"),
+        (T0 + 600000, "arrival"),
+        (T0 + 5007, "device"),
+    ]
     # the first message with a clock fixed boot 1's offset; later ones do not move it
     assert store.boot_offsets(db, "s1", "p1") == {1: T0}
     db.close()

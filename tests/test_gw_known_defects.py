@@ -7,21 +7,19 @@ PostgreSQL through any_db) and, where the defect shows on the wire, the real bro
 4. panels committed before a failed one-by-one retry are still derived after the commit;
 5. a multi-office report's date-only --from/--to mean each office's own calendar day.
 """
+
 import hashlib
 import json
 import subprocess
 import time
 
 import pytest
+from gw_ingest_support import RATING, REPO, T0, Fleet, Gateway, event_body
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import db as dbmod
-
-from gateway import schema
-from gateway import derive, ingest, store
+from gateway import derive, ingest, schema, store
 from protocol import messages
-from gw_ingest_support import RATING, REPO, T0, Fleet, Gateway, event_body
 
 ROOT = "rating/v1"
 GRACE = store.LOST_GRACE_MS
@@ -46,6 +44,7 @@ GARBAGE = b"\x00\x01 not an event"  # nothing to read a seq from
 
 # ---- 1. dead letters are idempotent ----------------------------------------------------------
 
+
 def test_gw_defect_same_dead_letter_is_stored_once_with_a_count(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
     topic = "%s/s1/p1/event" % ROOT
@@ -55,11 +54,11 @@ def test_gw_defect_same_dead_letter_is_stored_once_with_a_count(any_db):
     ing.flush()
     ing.handle(topic, GARBAGE, T0 + 90)  # and again in a later batch
     ing.flush()
-    rows = any_db.query("SELECT topic, payload, seen, received_ms, last_seen_ms FROM dead_letters"
-                        " ORDER BY topic")
-    assert [(r["topic"], bytes(r["payload"]), r["seen"], r["received_ms"], r["last_seen_ms"])
-            for r in rows] == [(topic, GARBAGE, 3, T0, T0 + 90),
-                               ("%s/s1/p2/event" % ROOT, GARBAGE, 1, T0 + 6, T0 + 6)]
+    rows = any_db.query("SELECT topic, payload, seen, received_ms, last_seen_ms FROM dead_letters ORDER BY topic")
+    assert [(r["topic"], bytes(r["payload"]), r["seen"], r["received_ms"], r["last_seen_ms"]) for r in rows] == [
+        (topic, GARBAGE, 3, T0, T0 + 90),
+        ("%s/s1/p2/event" % ROOT, GARBAGE, 1, T0 + 6, T0 + 6),
+    ]
     # every refused message is still counted (the ingest stats and the count agree)
     assert ing.stats["dead_letters"] == 4 == store.dead_letter_count(any_db)
     assert store.dead_letter_count(any_db, distinct=True) == 2
@@ -69,16 +68,24 @@ def test_gw_defect_same_dead_letter_is_stored_once_with_a_count(any_db):
 
 def test_gw_defect_replay_twice_stores_the_dead_letter_once(tmp_path):
     rec = tmp_path / "r.jsonl"
-    lines = [{"topic": "rating/v1/s1/p1/event", "payload": json.loads(event_body(1)), "received_ms": T0},
-             {"topic": "rating/v1/s1/p1/event", "payload": "not json", "received_ms": T0 + 1}]
+    lines = [
+        {"topic": "rating/v1/s1/p1/event", "payload": json.loads(event_body(1)), "received_ms": T0},
+        {"topic": "rating/v1/s1/p1/event", "payload": "not json", "received_ms": T0 + 1},
+    ]
     rec.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     url = "sqlite:///%s" % (tmp_path / "s.db")
     for _ in range(2):
-        out = subprocess.run([RATING, "replay", str(rec), "--db", url], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [RATING, "replay", str(rec), "--db", url], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr
-    out = subprocess.run([RATING, "deadletter", "list", "--db", url, "--format", "json"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [RATING, "deadletter", "list", "--db", url, "--format", "json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     data = json.loads(out.stdout)
     (dl,) = data["dead_letters"]
     assert dl["seen"] == 2 and dl["payload_text"] == "not json"
@@ -94,10 +101,13 @@ def test_gw_defect_existing_dead_letters_migrate_and_merge(db_before_004):
     d.execute(ins, ("rating/v1/s1/p1/event", GARBAGE, "payload: not JSON", T0 + 50))
     d.execute(ins, ("rating/v1/s1/p1/event", b"\xff other", "payload: not JSON", T0 + 60))
     assert schema.migrate(d) != []
-    rows = d.query("SELECT topic, payload, seen, received_ms, last_seen_ms, msg_key FROM dead_letters"
-                   " ORDER BY received_ms")
+    rows = d.query(
+        "SELECT topic, payload, seen, received_ms, last_seen_ms, msg_key FROM dead_letters ORDER BY received_ms"
+    )
     assert [(bytes(r["payload"]), r["seen"], r["received_ms"], r["last_seen_ms"]) for r in rows] == [
-        (GARBAGE, 2, T0, T0 + 50), (b"\xff other", 1, T0 + 60, T0 + 60)]
+        (GARBAGE, 2, T0, T0 + 50),
+        (b"\xff other", 1, T0 + 60, T0 + 60),
+    ]
     want = hashlib.sha256(b"rating/v1/s1/p1/event\x00" + GARBAGE).hexdigest()
     assert rows[0]["msg_key"] == want == store.dead_letter_key("rating/v1/s1/p1/event", GARBAGE)
     ing = ingest.Ingestor(d, ROOT)
@@ -108,6 +118,7 @@ def test_gw_defect_existing_dead_letters_migrate_and_merge(db_before_004):
 
 
 # ---- 2. a malformed event does not stall the panel ------------------------------------------
+
 
 def test_gw_defect_malformed_event_with_readable_seq_is_acked_past(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
@@ -157,7 +168,8 @@ def test_gw_defect_unreadable_event_gap_is_passed_once_overdue_and_resent(any_db
     assert dl["seen"] == 3 and dl["seq"] is None
     assert any_db.query("SELECT seq, inferred FROM dead_seqs") == [{"seq": 3, "inferred": 1}]
     assert store.gaps(any_db, "s1", "p1", T0 + GRACE + 3000) == [
-        {"first": 3, "last": 3, "count": 1, "status": "lost", "why": "dead_letter"}]
+        {"first": 3, "last": 3, "count": 1, "status": "lost", "why": "dead_letter"}
+    ]
     assert store.contiguous_acked_seq(any_db, "s1", "p1", previous=0) == 5
 
 
@@ -177,6 +189,7 @@ def test_gw_defect_a_plain_gap_still_holds_the_ack(any_db):
 
 # ---- 3. duplicates refresh last_seen ---------------------------------------------------------
 
+
 def test_gw_defect_resent_duplicates_move_last_seen(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
     ing.handle(ev_topic("p1"), event_body(1), T0)
@@ -194,6 +207,7 @@ def test_gw_defect_resent_duplicates_move_last_seen(any_db):
 
 
 # ---- 1-3 on the wire -------------------------------------------------------------------------
+
 
 def test_gw_defect_live_malformed_event_does_not_stall_and_resends_are_counted(broker, mqtt_root, tmp_path):
     url = "sqlite:///%s" % (tmp_path / "live.db")
@@ -222,6 +236,7 @@ def test_gw_defect_live_malformed_event_does_not_stall_and_resends_are_counted(b
 
 # ---- 4. derivation after a partly committed retry --------------------------------------------
 
+
 def _fail_inserts_of(db, device, times):
     """A real trigger that makes the next `times` inserts of `device`'s events fail with an error
     the ingest treats as transient (a lock timeout), then lets them through."""
@@ -233,16 +248,23 @@ def _fail_inserts_of(db, device, times):
                 left[0] -= 1
                 raise RuntimeError("simulated lock timeout")
             return 0
+
         db.conn.create_function("fail_some", 0, fail)
-        db.execute("CREATE TEMP TRIGGER fail_dev BEFORE INSERT ON raw_events WHEN NEW.device = '%s'"
-                   " BEGIN SELECT fail_some(); END" % device)
+        db.execute(
+            "CREATE TEMP TRIGGER fail_dev BEFORE INSERT ON raw_events WHEN NEW.device = '%s'"
+            " BEGIN SELECT fail_some(); END" % device
+        )
     else:
         db.execute("CREATE SEQUENCE fail_seq")
-        db.execute("CREATE FUNCTION fail_some() RETURNS trigger AS $$ BEGIN"
-                   " IF nextval('fail_seq') <= %d THEN RAISE EXCEPTION 'simulated lock timeout'"
-                   " USING ERRCODE = '55P03'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql" % times)
-        db.execute("CREATE TRIGGER fail_dev BEFORE INSERT ON raw_events FOR EACH ROW"
-                   " WHEN (NEW.device = '%s') EXECUTE FUNCTION fail_some()" % device)
+        db.execute(
+            "CREATE FUNCTION fail_some() RETURNS trigger AS $$ BEGIN"
+            " IF nextval('fail_seq') <= %d THEN RAISE EXCEPTION 'simulated lock timeout'"
+            " USING ERRCODE = '55P03'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql" % times
+        )
+        db.execute(
+            "CREATE TRIGGER fail_dev BEFORE INSERT ON raw_events FOR EACH ROW"
+            " WHEN (NEW.device = '%s') EXECUTE FUNCTION fail_some()" % device
+        )
 
 
 def test_gw_defect_panels_committed_before_a_failed_retry_are_derived(any_db):
@@ -252,6 +274,7 @@ def test_gw_defect_panels_committed_before_a_failed_retry_are_derived(any_db):
     def on_commit(devices, now_ms):
         derived.append(set(devices))
         hook(devices, now_ms)
+
     ing = ingest.Ingestor(any_db, ROOT, on_commit=on_commit)
     _fail_inserts_of(any_db, "p2", 2)  # the batch, then p2 alone in the one-by-one retry
     ing.handle(ev_topic("p1"), event_body(1), T0)
@@ -268,14 +291,17 @@ def test_gw_defect_panels_committed_before_a_failed_retry_are_derived(any_db):
 
 # ---- 5. multi-office report dates ------------------------------------------------------------
 
+
 def _two_offices(tmp_path, msk_polls, la_polls):
     """A Moscow and a Los Angeles office (t0 = 2025-01-06T08:00Z = 11:00 Moscow = 00:00 LA),
     their polls at t0 + hours (answer), derived; -> the database URL."""
     from gw_part2_support import MIN, SITE_TOML, Panel, apply_site, sqlite_db, store_events
+
     hour = 60 * MIN
     db = sqlite_db(tmp_path)
-    text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
-                             'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
+    text = SITE_TOML.replace(
+        "[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\ntimezone = "America/Los_Angeles"\n\n[[questions]]', 1
+    )
     text += '\n[[panels]]\nsite = "aaa"\ndevice = "desk-9"\nquestion = "staff"\n'
     apply_site(db, text)
     msk = Panel("msk", "desk-1", booted_at=T_OFFICES - 48 * hour)
@@ -299,17 +325,23 @@ def test_gw_defect_report_dates_are_each_offices_local_day(tmp_path, capsys):
     from gw_part2_support import MIN
 
     from rating import cli
+
     hour = 60 * MIN
     t0 = T_OFFICES
-    url = _two_offices(tmp_path,
-                       [(-2, "no"),    # 09:00 Moscow on the 6th: in
-                        (-1, "yes"),   # 10:00 Moscow on the 6th: in
-                        (15, "no")],   # 02:00 Moscow on the 7th: out (still the 6th in LA)
-                       [(-1, "no"),    # 23:00 LA on the 5th: out (already the 6th in Moscow)
-                        (10, "yes")])  # 10:00 LA on the 6th: in
+    url = _two_offices(
+        tmp_path,
+        [
+            (-2, "no"),  # 09:00 Moscow on the 6th: in
+            (-1, "yes"),  # 10:00 Moscow on the 6th: in
+            (15, "no"),
+        ],  # 02:00 Moscow on the 7th: out (still the 6th in LA)
+        [
+            (-1, "no"),  # 23:00 LA on the 5th: out (already the 6th in Moscow)
+            (10, "yes"),
+        ],
+    )  # 10:00 LA on the 6th: in
     capsys.readouterr()
-    assert cli.main(["report", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06",
-                     "--format", "json"]) == 0
+    assert cli.main(["report", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {r["key"]: r["polls"]["valid"] for r in data["rows"]} == {"aaa": 1, "msk": 2}
     assert data["total"]["polls"]["valid"] == 3
@@ -319,14 +351,32 @@ def test_gw_defect_report_dates_are_each_offices_local_day(tmp_path, capsys):
     assert rows["msk"]["period_start_ms"] == t0 - 11 * hour  # each row: its office's own day
     assert rows["aaa"]["period_start_ms"] == t0
     # one office chosen: its day, as absolute times, as before
-    assert cli.main(["report", "--db", url, "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06",
-                     "--format", "json"]) == 0
+    assert (
+        cli.main(
+            ["report", "--db", url, "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06", "--format", "json"]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert (data["from_ms"], data["to_ms"]) == (t0 - 11 * hour, t0 + 13 * hour)
     assert data["total"]["polls"]["valid"] == 2
     # an explicit offset is one instant for every office
-    assert cli.main(["report", "--db", url, "--from", "2025-01-06T08:00:00+00:00",
-                     "--to", "2025-01-07T08:00:00+00:00", "--format", "json"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--db",
+                url,
+                "--from",
+                "2025-01-06T08:00:00+00:00",
+                "--to",
+                "2025-01-07T08:00:00+00:00",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["from_local"] is None and data["from_ms"] == t0
     assert {r["key"]: r["polls"]["valid"] for r in data["rows"]} == {"aaa": 1, "msk": 1}
@@ -364,15 +414,21 @@ def test_gw_defect_review_list_dates_are_each_offices_local_day(tmp_path, capsys
     """`rating review list` without --site reads a date like `rating report` does: each office's
     own day (it used the first office's timezone for all)."""
     from rating import cli
-    url = _two_offices(tmp_path,
-                       [(-2, "no"),    # 09:00 Moscow on the 6th: in
-                        (15, "no")],   # 02:00 Moscow on the 7th: out (still the 6th in LA)
-                       [(-1, "no"),    # 23:00 LA on the 5th: out (already the 6th in Moscow)
-                        (10, "no")])   # 10:00 LA on the 6th: in
+
+    url = _two_offices(
+        tmp_path,
+        [
+            (-2, "no"),  # 09:00 Moscow on the 6th: in
+            (15, "no"),
+        ],  # 02:00 Moscow on the 7th: out (still the 6th in LA)
+        [
+            (-1, "no"),  # 23:00 LA on the 5th: out (already the 6th in Moscow)
+            (10, "no"),
+        ],
+    )  # 10:00 LA on the 6th: in
     capsys.readouterr()
     # every No answer is in the review sample: the listed ones are the polls in range
-    assert cli.main(["review", "list", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06",
-                     "--lang", "en"]) == 0
+    assert cli.main(["review", "list", "--db", url, "--from", "2025-01-06", "--to", "2025-01-06", "--lang", "en"]) == 0
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.splitlines() if line.startswith(("msk/", "aaa/"))]
     assert sorted(x.split("/")[0] for x in listed) == ["aaa", "msk"], out

@@ -1,5 +1,6 @@
 """rating report: numbers equal hand-computed kpi_core figures; periods, groupings, languages,
 counts import (idempotent, line-numbered errors), CSV/JSON output."""
+
 import csv
 import io
 import json
@@ -43,8 +44,11 @@ def test_gw_report_numbers_equal_kpi_core(any_db):
     staff = kpi_core.PollCounts(yes=1, no=2, unsure=1, silent=2)
     office = kpi_core.PollCounts(yes=1, no=1, unsure=0, silent=0)
     loyalty = kpi_core.PollCounts(yes=2, no=1, unsure=0, silent=1)
-    for name, fig in (("di_staff", kpi_core.di_staff(staff, 0.8)), ("di_office", kpi_core.di_office(office, 0.8)),
-                      ("eli", kpi_core.eli(loyalty, 0.8))):
+    for name, fig in (
+        ("di_staff", kpi_core.di_staff(staff, 0.8)),
+        ("di_office", kpi_core.di_office(office, 0.8)),
+        ("eli", kpi_core.eli(loyalty, 0.8)),
+    ):
         got = row["kpi"][name]
         assert (got["value"], got["low"], got["high"], got["n"]) == (fig.value, fig.low, fig.high, fig.n), name
     assert row["kpi"]["di_staff"]["value"] == pytest.approx((2 + 0.8 * 2) / 6)
@@ -88,7 +92,10 @@ def test_gw_report_periods_and_groupings(tmp_path):
     assert rows[""]["counts"] == {"transactions": None, "visitors": None}
     r = report.build_report(db, by="question", period="week", now_ms=T0 + 2 * DAY)
     assert [(x["key"], x["period"]) for x in r["rows"]] == [
-        ("loyalty", "2025-W02"), ("office", "2025-W02"), ("staff", "2025-W02")]
+        ("loyalty", "2025-W02"),
+        ("office", "2025-W02"),
+        ("staff", "2025-W02"),
+    ]
     assert r["rows"][2]["label"] == "Are you satisfied with the work of {employee}?"
     r = report.build_report(db, by="device", period="month", now_ms=T0 + 2 * DAY, start=T0 + DAY)
     assert [(x["key"], x["period"], x["polls"]["valid"]) for x in r["rows"]] == [("msk/desk-1", "2025-01", 2)]
@@ -100,7 +107,7 @@ def test_gw_report_lost_events_and_time_flags(tmp_path):
     p = Panel()
     p.poll(T0, "yes")
     p.press(T0 + MIN, "seller_short", clock=False)
-    p.press(T0 + 2 * MIN, "no")         # seq 4: will be "lost"
+    p.press(T0 + 2 * MIN, "no")  # seq 4: will be "lost"
     p.poll(T0 + 3 * MIN, "yes")
     events = [e for e in p.events if e["seq"] != 4]
     store_events(db, events)
@@ -177,10 +184,12 @@ def test_gw_report_counts_import_idempotent(any_db, tmp_path):
 
 
 def test_gw_report_counts_import_errors_name_lines(tmp_path, capsys):
-    bad = ("site,from,to,transactions,visitors\n"
-           "msk,2025-01-06T09:00:00+03:00,2025-01-06T10:00:00+03:00,12,30\n"
-           "MSK,2025-01-06T09:00:00,2025-01-06T08:00:00+03:00,-1,\n"
-           "msk,1736143200000,1736143100000,,\n")
+    bad = (
+        "site,from,to,transactions,visitors\n"
+        "msk,2025-01-06T09:00:00+03:00,2025-01-06T10:00:00+03:00,12,30\n"
+        "MSK,2025-01-06T09:00:00,2025-01-06T08:00:00+03:00,-1,\n"
+        "msk,1736143200000,1736143100000,,\n"
+    )
     with pytest.raises(counts.CountsError) as info:
         counts.parse(bad, "bad.csv")
     errs = info.value.errors

@@ -1,4 +1,5 @@
 """Reviewer's regression tests: the events -> KPI report path against METHOD.md."""
+
 import json
 
 from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events
@@ -35,15 +36,21 @@ def test_gw_report_from_to_dates_use_the_chosen_sites_timezone(tmp_path, capsys)
     import json
 
     from rating import cli
+
     db = sqlite_db(tmp_path)
-    text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
-                             'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
+    text = SITE_TOML.replace(
+        "[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\ntimezone = "America/Los_Angeles"\n\n[[questions]]', 1
+    )
     apply_site(db, text)
     db.close()
     url = "sqlite:///%s" % (tmp_path / "rating.db")
     capsys.readouterr()
-    assert cli.main(["report", "--db", url, "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06",
-                     "--format", "json"]) == 0
+    assert (
+        cli.main(
+            ["report", "--db", url, "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06", "--format", "json"]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["from_ms"] == T0 - 11 * 60 * MIN  # 2025-01-06 00:00 Moscow
     assert data["to_ms"] == T0 - 11 * 60 * MIN + DAY
@@ -53,20 +60,39 @@ def test_gw_report_fm_corrected_period_is_read_in_the_reports_office_timezone(tm
     """`rating review fm msk/... --confirm --from 11:00 --to 12:00` means Moscow time for a Moscow
     panel; the No answer at 11:30 Moscow then leaves DI-staff."""
     from rating import cli
+
     db = sqlite_db(tmp_path)
-    text = SITE_TOML.replace("[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\n'
-                             'timezone = "America/Los_Angeles"\n\n[[questions]]', 1)
+    text = SITE_TOML.replace(
+        "[[questions]]", '[[sites]]\nid = "aaa"\nname = "LA"\ntimezone = "America/Los_Angeles"\n\n[[questions]]', 1
+    )
     apply_site(db, text)
     d = Panel()
-    fm = d.press(T0 + 10 * MIN, "seller_long")   # period [11:10, 11:25) Moscow as reported
-    d.poll(T0 + 30 * MIN, "no")                   # 11:30 Moscow
+    fm = d.press(T0 + 10 * MIN, "seller_long")  # period [11:10, 11:25) Moscow as reported
+    d.poll(T0 + 30 * MIN, "no")  # 11:30 Moscow
     d.poll(T0 + 40 * MIN, "yes")
     store_events(db, d.events)
     derive.rebuild(db, T0 + DAY)
     db.close()
     url = "sqlite:///%s" % (tmp_path / "rating.db")
-    assert cli.main(["review", "fm", "msk/desk-1/%d" % fm["seq"], "--confirm", "--db", url, "--by", "expert",
-                     "--from", "2025-01-06T11:00", "--to", "2025-01-06T12:00"]) == 0
+    assert (
+        cli.main(
+            [
+                "review",
+                "fm",
+                "msk/desk-1/%d" % fm["seq"],
+                "--confirm",
+                "--db",
+                url,
+                "--by",
+                "expert",
+                "--from",
+                "2025-01-06T11:00",
+                "--to",
+                "2025-01-06T12:00",
+            ]
+        )
+        == 0
+    )
     db = sqlite_db(tmp_path)
     r = report.build_report(db, by="site", period="all", now_ms=T0 + DAY, site="msk")
     (row,) = r["rows"]
@@ -85,9 +111,9 @@ def test_gw_report_removing_the_all_day_entry_keeps_the_shifts_still_listed(tmp_
     apply_site(db, base + shift, now_ms=T0)
     h = site.load(db)
     assert h.employee_at("msk", "desk-1", T0 - DAY + 6 * 60 * MIN) == "petrov"  # Sunday 17:00 Moscow
-    assert h.employee_at("msk", "desk-1", T0 - DAY + 60 * MIN) == "ivanova"     # Sunday 12:00
+    assert h.employee_at("msk", "desk-1", T0 - DAY + 60 * MIN) == "ivanova"  # Sunday 12:00
     assert h.employee_at("msk", "desk-1", T0 + DAY + 6 * 60 * MIN) == "petrov"  # Tuesday 17:00
-    assert h.employee_at("msk", "desk-1", T0 + DAY) is None                     # Tuesday 11:00
+    assert h.employee_at("msk", "desk-1", T0 + DAY) is None  # Tuesday 11:00
 
 
 def _fm_chain(db):
@@ -108,6 +134,7 @@ def _fm_chain(db):
 def test_gw_report_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_path, capsys):
     from gateway import review
     from rating import cli
+
     db = sqlite_db(tmp_path)
     fms, late_no = _fm_chain(db)
 
@@ -122,9 +149,9 @@ def test_gw_report_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_pa
     for dev, ident in fms.items():
         review.record(db, review.FM, ident, "confirm", "", "expert", T0 + DAY)
     confirmed = kpis()
-    assert confirmed["di_staff"] == (0.5, 2)          # No + silent under FM leave; Yes and the late No stay
+    assert confirmed["di_staff"] == (0.5, 2)  # No + silent under FM leave; Yes and the late No stay
     assert confirmed["di_office"] == pending["di_office"]  # FM never matters for DI-office
-    assert confirmed["eli"] == pending["eli"]              # nor for ELI
+    assert confirmed["eli"] == pending["eli"]  # nor for ELI
     review.record(db, review.FM, fms["desk-1"], "reject", "video shows no queue", "expert", T0 + DAY + 1)
     assert kpis()["di_staff"] == pending["di_staff"]  # latest verdict wins
     review.record(db, review.FM, fms["desk-1"], "confirm", "", "expert", T0 + DAY + 2)
@@ -136,7 +163,6 @@ def test_gw_report_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_pa
     assert kpis(k=0.5)["di_office"] == ((1 + 0.5) / 2, 2)
     db.close()
     capsys.readouterr()
-    assert cli.main(["report", "--db", "sqlite:///%s" % (tmp_path / "rating.db"), "--k", "0",
-                     "--format", "json"]) == 0
+    assert cli.main(["report", "--db", "sqlite:///%s" % (tmp_path / "rating.db"), "--k", "0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["k"] == 0.0 and data["rows"][0]["kpi"]["di_office"]["value"] == 0.5

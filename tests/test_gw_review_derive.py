@@ -1,10 +1,11 @@
 """derive.update (incremental, after each ingest commit) == derive.rebuild (from scratch)."""
+
 import shutil
 import tempfile
 
+from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, derived, open_db, sqlite_db, store_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from gw_part2_support import MIN, SITE_TOML, T0, Panel, apply_site, derived, open_db, sqlite_db, store_events
 
 from gateway import derive, store
 
@@ -40,7 +41,8 @@ def scenarios(draw):
 
 
 CHANGED = SITE_TOML.replace("window_s = 30", "window_s = 10").replace(
-    "from = 2025-01-01T00:00:00Z\n\n[deployment.reference]", "\n[deployment.reference]")
+    "from = 2025-01-01T00:00:00Z\n\n[deployment.reference]", "\n[deployment.reference]"
+)
 
 
 def _run(db, batches, offset_at, settings_at, nows, incremental):

@@ -1,4 +1,5 @@
 """Expert verdicts: append-only audit trail, latest wins, survive rebuild; FM rule; CLI."""
+
 import json
 
 import pytest
@@ -17,10 +18,10 @@ def scenario(db):
     d.poll(T0, "yes")
     d.poll(T0 + 2 * MIN, "no")
     d.poll(T0 + 4 * MIN)
-    d.press(T0 + 10 * MIN, "seller_long")            # seq 6: FM [T0+10min, T0+25min)
-    d.poll(T0 + 12 * MIN, "no")                       # seq 7
-    d.poll(T0 + 14 * MIN)                             # seq 9
-    d.poll(T0 + 16 * MIN, "yes")                      # seq 10
+    d.press(T0 + 10 * MIN, "seller_long")  # seq 6: FM [T0+10min, T0+25min)
+    d.poll(T0 + 12 * MIN, "no")  # seq 7
+    d.poll(T0 + 14 * MIN)  # seq 9
+    d.poll(T0 + 16 * MIN, "yes")  # seq 10
     e = Panel(device="exit")
     e.poll(T0 + 12 * MIN, "no")
     e.poll(T0 + 13 * MIN)
@@ -37,11 +38,20 @@ def kpis(db, k=0.8):
 def test_gw_review_fm_confirm_excludes_no_and_silent_from_di_staff_only(any_db):
     scenario(any_db)
     before = kpis(any_db)
-    assert before["polls"]["by_kind"]["staff"] == {"yes": 2, "no": 2, "unsure": 0, "silent": 2, "fm_no": 0, "fm_silent": 0}
+    assert before["polls"]["by_kind"]["staff"] == {
+        "yes": 2,
+        "no": 2,
+        "unsure": 0,
+        "silent": 2,
+        "fm_no": 0,
+        "fm_silent": 0,
+    }
     assert before["kpi"]["di_staff"]["value"] == pytest.approx((2 + 0.8 * 2) / 6)
     assert before["force_majeure"] == {"reports": 1, "confirmed": 0, "rejected": 0, "pending": 1}
     assert "fm_pending" in [f["code"] for f in before["flags"]]
-    review.record(any_db, review.FM, "msk/desk-1/6", "confirm", "queue of 30 people, video 11:10", "expert", T0 + 61 * MIN)
+    review.record(
+        any_db, review.FM, "msk/desk-1/6", "confirm", "queue of 30 people, video 11:10", "expert", T0 + 61 * MIN
+    )
     after = kpis(any_db)
     staff = after["polls"]["by_kind"]["staff"]
     assert (staff["fm_no"], staff["fm_silent"]) == (1, 1)
@@ -52,8 +62,17 @@ def test_gw_review_fm_confirm_excludes_no_and_silent_from_di_staff_only(any_db):
     assert after["kpi"]["di_office"]["value"] == pytest.approx((1 + 0.8) / 2)
     assert "fm_pending" not in [f["code"] for f in after["flags"]]
     # a narrower confirmed period (the expert watched the video) covers only the No at 12 min
-    review.record(any_db, review.FM, "msk/desk-1/6", "confirm", "only until 11:13", "expert",
-                  T0 + 62 * MIN, from_ms=T0 + 10 * MIN, to_ms=T0 + 13 * MIN)
+    review.record(
+        any_db,
+        review.FM,
+        "msk/desk-1/6",
+        "confirm",
+        "only until 11:13",
+        "expert",
+        T0 + 62 * MIN,
+        from_ms=T0 + 10 * MIN,
+        to_ms=T0 + 13 * MIN,
+    )
     assert kpis(any_db)["polls"]["by_kind"]["staff"]["fm_silent"] == 0
     review.record(any_db, review.FM, "msk/desk-1/6", "reject", "no queue on video", "chief", T0 + 63 * MIN)
     assert kpis(any_db)["kpi"]["di_staff"] == before["kpi"]["di_staff"]
@@ -72,11 +91,15 @@ def test_gw_review_poll_verdicts_audit_trail_and_rebuild(any_db):
     derive.rebuild(any_db, T0 + 80 * MIN)  # verdicts refer to ids, not rows
     row = kpis(any_db)
     assert row["polls"]["invalid"] == 1 and row["polls"]["by_kind"]["staff"]["no"] == 1
-    review.record(any_db, review.POLL, "msk/desk-1/3", "valid", "video re-checked: customer pressed", "boris", T0 + 90 * MIN)
+    review.record(
+        any_db, review.POLL, "msk/desk-1/3", "valid", "video re-checked: customer pressed", "boris", T0 + 90 * MIN
+    )
     assert kpis(any_db)["polls"]["invalid"] == 0
     trail = review.history(any_db, "msk/desk-1/3")
     assert [(r["verdict"], r["by_name"], r["at_ms"]) for r in trail] == [
-        ("invalid", "anna", T0 + 70 * MIN), ("valid", "boris", T0 + 90 * MIN)]
+        ("invalid", "anna", T0 + 70 * MIN),
+        ("valid", "boris", T0 + 90 * MIN),
+    ]
     assert trail[0]["reason"] == "seller pressed Yes himself"
 
 
@@ -93,7 +116,8 @@ def test_gw_review_sample_is_stratified_and_stable(tmp_path):
     assert half == review.sample(polls, fms, 0.5, seed="x")  # stable for a seed
     # adding polls does not reshuffle the sample of the old ones
     assert [x for x in review.sample(polls[:5], fms, 0.5, seed="x")] == [
-        x for x in half if x[0] == "fm" or x[1] in polls[:5]]
+        x for x in half if x[0] == "fm" or x[1] in polls[:5]
+    ]
 
 
 def test_gw_review_cli(tmp_path, capsys):
@@ -106,9 +130,29 @@ def test_gw_review_cli(tmp_path, capsys):
     assert "msk/desk-1/6" in out and "force majeure" in out and "pending review" in out
     assert cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--db", url]) == 2
     assert "--reason is required" in capsys.readouterr().err
-    assert cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--by", "anna", "--db", url]) == 0
-    assert cli.main(["review", "fm", "msk/desk-1/6", "--confirm", "--from", "2025-01-06T11:10:00+03:00",
-                     "--to", "2025-01-06T11:20:00+03:00", "--by", "anna", "--db", url]) == 0
+    assert (
+        cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--by", "anna", "--db", url])
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "review",
+                "fm",
+                "msk/desk-1/6",
+                "--confirm",
+                "--from",
+                "2025-01-06T11:10:00+03:00",
+                "--to",
+                "2025-01-06T11:20:00+03:00",
+                "--by",
+                "anna",
+                "--db",
+                url,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert cli.main(["review", "history", "msk/desk-1/3", "--db", url]) == 0
     out = capsys.readouterr().out

@@ -1,9 +1,10 @@
 """count_polls: the one way gateway and simulator count poll records."""
+
 from dataclasses import dataclass
-from typing import Optional
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.windows import Poll
 from kpi_core import PollCounts, count_polls, poll_id
@@ -12,10 +13,10 @@ from kpi_core import PollCounts, count_polls, poll_id
 def test_dicts_with_invalid_and_fm():
     polls = [
         {"id": "a", "answer": "yes", "opened_at": 0},
-        {"id": "b", "answer": "no", "opened_at": 100},     # under FM
-        {"id": "c", "answer": None, "opened_at": 199},     # under FM (end exclusive: 200)
-        {"id": "d", "answer": None, "opened_at": 200},     # just after FM
-        {"id": "e", "answer": "no", "opened_at": 150},     # invalid
+        {"id": "b", "answer": "no", "opened_at": 100},  # under FM
+        {"id": "c", "answer": None, "opened_at": 199},  # under FM (end exclusive: 200)
+        {"id": "d", "answer": None, "opened_at": 200},  # just after FM
+        {"id": "e", "answer": "no", "opened_at": 150},  # invalid
         {"id": "f", "answer": "unsure", "opened_at": 150},  # FM does not matter for unsure
     ]
     c = count_polls(polls, fm_periods=[(100, 200)], invalid={"e"})
@@ -35,7 +36,7 @@ class Rec:
     device: str
     open_seq: int
     opened_at: int
-    answer: Optional[str]
+    answer: str | None
 
 
 def test_site_device_identity_and_scoped_periods():
@@ -60,16 +61,20 @@ def test_bad_records_named():
         count_polls([], fm_periods=[{"start": 1}])
 
 
-record = st.fixed_dictionaries({
-    "id": st.integers(0, 50),
-    "answer": st.sampled_from([None, "yes", "no", "unsure"]),
-    "opened_at": st.integers(0, 1000),
-})
+record = st.fixed_dictionaries(
+    {
+        "id": st.integers(0, 50),
+        "answer": st.sampled_from([None, "yes", "no", "unsure"]),
+        "opened_at": st.integers(0, 1000),
+    }
+)
 
 
-@given(st.lists(record, max_size=60),
-       st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 300)), max_size=4),
-       st.sets(st.integers(0, 50), max_size=10))
+@given(
+    st.lists(record, max_size=60),
+    st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 300)), max_size=4),
+    st.sets(st.integers(0, 50), max_size=10),
+)
 def test_agrees_with_naive_count(polls, spans, invalid):
     periods = [(s, s + d) for s, d in spans]
     got = count_polls(polls, fm_periods=periods, invalid=invalid)

@@ -1,6 +1,8 @@
 """Bottleneck diagnosis (METHOD.md: DI-staff vs DI-office against reference values)."""
+
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kpi_core import Figure, PollCounts, bottleneck, di_office, di_staff
 from kpi_core.diagnosis import VERDICTS
@@ -33,7 +35,7 @@ def test_worse_but_not_close_and_not_much_higher():
 
 
 def test_ratio_boundaries():
-    assert bottleneck(0.20, 0.25, 0.1, 0.1).verdict == "staff"            # 1.25: close
+    assert bottleneck(0.20, 0.25, 0.1, 0.1).verdict == "staff"  # 1.25: close
     assert bottleneck(0.20, 0.30, 0.1, 0.1).verdict == "office organisation"  # 1.5: much higher
     assert bottleneck(0.20, 0.30, 0.1, 0.1, much_higher_ratio=1.6).verdict == "no clear bottleneck"
     assert bottleneck(0.20, 0.30, 0.1, 0.1, close_ratio=1.5, much_higher_ratio=2).verdict == "staff"
@@ -52,10 +54,14 @@ def test_not_enough_data():
     assert bottleneck(None, 0.3, 0.1, 0.1).verdict == "not enough data"
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"close_ratio": 0.9}, "close_ratio"), ({"much_higher_ratio": 1.1}, "much_higher_ratio"),
-    ({"ref_staff": 2}, "ref_staff"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"close_ratio": 0.9}, "close_ratio"),
+        ({"much_higher_ratio": 1.1}, "much_higher_ratio"),
+        ({"ref_staff": 2}, "ref_staff"),
+    ],
+)
 def test_settings_validated(kw, field):
     args = {"di_staff": 0.1, "di_office": 0.1, "ref_staff": 0.1, "ref_office": 0.1}
     args.update(kw)

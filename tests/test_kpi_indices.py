@@ -1,11 +1,12 @@
 """DI-staff, DI-office, ELI and their intervals: unit cases and properties (hypothesis)."""
+
 import math
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from kpi_core import (Figure, PollCounts, di_office, di_staff, eli, signed_score_interval,
-                      wilson)
+from kpi_core import Figure, PollCounts, di_office, di_staff, eli, signed_score_interval, wilson
 
 
 @st.composite
@@ -19,10 +20,17 @@ ks = st.one_of(st.just(0.0), st.just(1.0), st.just(0.8), st.floats(0, 1))
 
 # -- PollCounts ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, kw, field", [
-    ((-1, 0, 0, 0), {}, "yes"), ((0, 1.5, 0, 0), {}, "no"), ((0, 0, True, 0), {}, "unsure"),
-    ((0, 2, 0, 0), {"fm_no": 3}, "fm_no"), ((0, 0, 0, 1), {"fm_silent": 2}, "fm_silent"),
-])
+
+@pytest.mark.parametrize(
+    "args, kw, field",
+    [
+        ((-1, 0, 0, 0), {}, "yes"),
+        ((0, 1.5, 0, 0), {}, "no"),
+        ((0, 0, True, 0), {}, "unsure"),
+        ((0, 2, 0, 0), {"fm_no": 3}, "fm_no"),
+        ((0, 0, 0, 1), {"fm_silent": 2}, "fm_silent"),
+    ],
+)
 def test_poll_counts_validated(args, kw, field):
     with pytest.raises(ValueError) as e:
         PollCounts(*args, **kw)
@@ -35,6 +43,7 @@ def test_poll_counts_add_and_valid():
 
 
 # -- formulas by hand ------------------------------------------------------------------------
+
 
 def test_formulas_by_hand():
     c = PollCounts(yes=50, no=10, unsure=20, silent=20, fm_no=4, fm_silent=5)
@@ -77,6 +86,7 @@ def test_counts_type_checked():
 
 # -- Wilson ----------------------------------------------------------------------------------
 
+
 def test_wilson_known_values():
     # Reference values of the Wilson score interval (e.g. 0/10 -> 0-27.8 %, 10/10 -> 72.2-100 %).
     assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
@@ -84,7 +94,7 @@ def test_wilson_known_values():
     assert wilson(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
 
 
-@given(st.integers(1, 10 ** 5), st.floats(0, 1))
+@given(st.integers(1, 10**5), st.floats(0, 1))
 def test_wilson_ends_solve_the_score_equation(n, frac):
     # Independent route: the Wilson ends are the roots p of (phat - p)^2 = z^2 p (1 - p) / n.
     z, phat = 1.959964, frac
@@ -102,7 +112,7 @@ def test_wilson_rejects_bad_input():
             wilson(*args)
 
 
-@given(st.integers(1, 10 ** 6), st.floats(0, 1))
+@given(st.integers(1, 10**6), st.floats(0, 1))
 def test_wilson_bounds(n, frac):
     s = n * frac
     low, high = wilson(s, n)
@@ -117,6 +127,7 @@ def test_signed_interval_bounds(n, mean):
 
 
 # -- properties of the indices ---------------------------------------------------------------
+
 
 @settings(max_examples=300)
 @given(counts(), ks)
@@ -189,16 +200,20 @@ def test_interval_narrows_with_more_of_the_same(c, k):
 
 # -- formatting ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fig, text", [
-    (Figure(0.12, 0.08, 0.17, 230), "12 % (8-17 %, n=230)"),
-    (Figure(0.12, -0.03, 0.2, 230, signed=True), "+12 % (-3 to +20 %, n=230)"),
-    (Figure(-0.4, -0.5, -0.3, 50, signed=True), "-40 % (-50 to -30 %, n=50)"),
-    (Figure(0.0, 0.0, 0.1, 30, signed=True), "0 % (0 to +10 %, n=30)"),
-    (Figure(0.123, 0.118, 0.128, 20000), "12.3 % (11.8-12.8 %, n=20000)"),
-    (Figure(0.004, 0.0, 0.05, 300), "0.4 % (0.0-5.0 %, n=300)"),
-    (Figure(None, None, None, 0, "no valid polls"), "n/a (no valid polls)"),
-    (Figure(1.15, None, None, 200, "more polls than visitors"), "115 % (more polls than visitors, n=200)"),
-])
+
+@pytest.mark.parametrize(
+    "fig, text",
+    [
+        (Figure(0.12, 0.08, 0.17, 230), "12 % (8-17 %, n=230)"),
+        (Figure(0.12, -0.03, 0.2, 230, signed=True), "+12 % (-3 to +20 %, n=230)"),
+        (Figure(-0.4, -0.5, -0.3, 50, signed=True), "-40 % (-50 to -30 %, n=50)"),
+        (Figure(0.0, 0.0, 0.1, 30, signed=True), "0 % (0 to +10 %, n=30)"),
+        (Figure(0.123, 0.118, 0.128, 20000), "12.3 % (11.8-12.8 %, n=20000)"),
+        (Figure(0.004, 0.0, 0.05, 300), "0.4 % (0.0-5.0 %, n=300)"),
+        (Figure(None, None, None, 0, "no valid polls"), "n/a (no valid polls)"),
+        (Figure(1.15, None, None, 200, "more polls than visitors"), "115 % (more polls than visitors, n=200)"),
+    ],
+)
 def test_format(fig, text):
     assert fig.format() == text == str(fig)
     assert fig.as_dict()["text"] == text

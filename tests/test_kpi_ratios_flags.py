@@ -1,9 +1,21 @@
 """Auxiliary KPIs (conversion, coverage, force-majeure rate) and report flags."""
-import pytest
-from hypothesis import given, strategies as st
 
-from kpi_core import (Flag, Thresholds, di_office, di_staff, eli, exact_conversion, flags,
-                      fm_rate, visitor_coverage, PollCounts)
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kpi_core import (
+    Flag,
+    PollCounts,
+    Thresholds,
+    di_office,
+    di_staff,
+    eli,
+    exact_conversion,
+    flags,
+    fm_rate,
+    visitor_coverage,
+)
 
 RATIOS = [(exact_conversion, "transactions"), (visitor_coverage, "visitors"), (fm_rate, "polls")]
 
@@ -24,7 +36,7 @@ def test_reasons_name_the_base():
 
 
 @pytest.mark.parametrize("fn, base", RATIOS)
-@given(part=st.integers(0, 10 ** 6), whole=st.integers(1, 10 ** 6))
+@given(part=st.integers(0, 10**6), whole=st.integers(1, 10**6))
 def test_ratio_bounds_and_anomaly(fn, base, part, whole):
     f = fn(part, whole)
     assert f.value == pytest.approx(part / whole) and f.n == whole
@@ -58,17 +70,29 @@ def codes(fl):
 
 def test_no_flags_for_healthy_report():
     c = PollCounts(100, 10, 10, 20)
-    assert flags(di_staff=di_staff(c), di_office=di_office(c), eli=eli(c),
-                 conversion=exact_conversion(140, 300), coverage=visitor_coverage(140, 400),
-                 fm_rate=fm_rate(5, 140)) == []
+    assert (
+        flags(
+            di_staff=di_staff(c),
+            di_office=di_office(c),
+            eli=eli(c),
+            conversion=exact_conversion(140, 300),
+            coverage=visitor_coverage(140, 400),
+            fm_rate=fm_rate(5, 140),
+        )
+        == []
+    )
     assert flags() == []
 
 
 def test_each_flag():
     small = di_staff(PollCounts(10, 2, 1, 3))
-    fl = flags(di_staff=small, di_office=di_office(PollCounts(0, 0, 0, 0)),
-               conversion=exact_conversion(20, 100), coverage=visitor_coverage(29, 100),
-               fm_rate=fm_rate(11, 100))
+    fl = flags(
+        di_staff=small,
+        di_office=di_office(PollCounts(0, 0, 0, 0)),
+        conversion=exact_conversion(20, 100),
+        coverage=visitor_coverage(29, 100),
+        fm_rate=fm_rate(11, 100),
+    )
     assert codes(fl) == ["conversion_low", "coverage_low", "fm_rate_high", "no_data", "small_sample"]
     by = {f.code: f for f in fl}
     assert by["small_sample"].subject == "DI-staff" and "16 polls" in by["small_sample"].message_en
@@ -80,17 +104,24 @@ def test_each_flag():
 
 
 def test_threshold_edges_are_not_flagged():
-    assert flags(coverage=visitor_coverage(30, 100), conversion=exact_conversion(30, 100),
-                 fm_rate=fm_rate(10, 100)) == []
+    assert (
+        flags(coverage=visitor_coverage(30, 100), conversion=exact_conversion(30, 100), fm_rate=fm_rate(10, 100)) == []
+    )
     assert flags(di_office=di_office(PollCounts(30, 0, 0, 0))) == []
     assert codes(flags(di_office=di_office(PollCounts(29, 0, 0, 0)))) == ["small_sample"]
 
 
 def test_custom_thresholds():
     t = Thresholds(fm_rate_max=0.02, coverage_min=0.5, conversion_min=0.0, min_n=0)
-    assert codes(flags(fm_rate=fm_rate(3, 100), coverage=visitor_coverage(40, 100),
-                       conversion=exact_conversion(1, 100), eli=eli(PollCounts(1, 0, 0, 0)),
-                       thresholds=t)) == ["coverage_low", "fm_rate_high"]
+    assert codes(
+        flags(
+            fm_rate=fm_rate(3, 100),
+            coverage=visitor_coverage(40, 100),
+            conversion=exact_conversion(1, 100),
+            eli=eli(PollCounts(1, 0, 0, 0)),
+            thresholds=t,
+        )
+    ) == ["coverage_low", "fm_rate_high"]
 
 
 def test_more_polls_than_base_flagged():

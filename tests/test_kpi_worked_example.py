@@ -1,8 +1,19 @@
 """The worked example of docs/kpi.md, number by number (if this fails, fix the page too)."""
+
 import pytest
 
-from kpi_core import (PollCounts, bottleneck, count_polls, di_office, di_staff, eli,
-                      exact_conversion, flags, fm_rate, visitor_coverage)
+from kpi_core import (
+    PollCounts,
+    bottleneck,
+    count_polls,
+    di_office,
+    di_staff,
+    eli,
+    exact_conversion,
+    flags,
+    fm_rate,
+    visitor_coverage,
+)
 
 STAFF = PollCounts(yes=120, no=20, unsure=12, silent=48, fm_no=6, fm_silent=10)
 OFFICE = PollCounts(yes=70, no=25, unsure=15, silent=40)
@@ -19,6 +30,7 @@ def test_staff_counts_from_records():
         for _ in range(n):
             i += 1
             recs.append({"id": i, "answer": answer, "opened_at": at})
+
     add("yes", 121, 0)
     add("no", 15, 0)
     add("no", 6, 1500)
@@ -61,8 +73,14 @@ def test_representativeness_and_flags():
     assert str(conv) == "31 % (28-35 %, n=640)"
     assert round(cov.value * 100) == 22
     assert "%.1f" % (fmr.value * 100) == "1.0" and str(fmr).startswith("1.0 % (")
-    fl = flags(di_staff=di_staff(STAFF), di_office=di_office(OFFICE), eli=eli(LOYALTY),
-               conversion=conv, coverage=cov, fm_rate=fmr)
+    fl = flags(
+        di_staff=di_staff(STAFF),
+        di_office=di_office(OFFICE),
+        eli=eli(LOYALTY),
+        conversion=conv,
+        coverage=cov,
+        fm_rate=fmr,
+    )
     assert [f.code for f in fl] == ["coverage_low"]
 
 

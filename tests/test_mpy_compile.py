@@ -7,6 +7,7 @@
    or a call to a function MicroPython lacks is an error. pyright runs from the JavaScript bundled
    in the pyright wheel on the machine's node, so nothing is downloaded.
 """
+
 import glob
 import json
 import os
@@ -14,7 +15,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from mpy_support import REPO, mpy_cross_binary
 
 PANEL_PACKAGES = ("firmware", "protocol")
@@ -36,8 +36,12 @@ def test_mpy_cross_compiles_every_panel_module(tmp_path):
     assert any(f.endswith(os.path.join("protocol", "messages.py")) for f in files)
     errors = []
     for i, path in enumerate(files):
-        proc = subprocess.run([binary, "-march=xtensawin", "-o", str(tmp_path / ("%d.mpy" % i)), path],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [binary, "-march=xtensawin", "-o", str(tmp_path / ("%d.mpy" % i)), path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if proc.returncode != 0:
             errors.append("%s:\n%s%s" % (os.path.relpath(path, REPO), proc.stdout, proc.stderr))
     assert not errors, "mpy-cross rejected %d file(s):\n%s" % (len(errors), "\n".join(errors))
@@ -45,8 +49,10 @@ def test_mpy_cross_compiles_every_panel_module(tmp_path):
 
 # ---- pyright with MicroPython stubs --------------------------------------------------------
 
+
 def _site_packages():
     import importlib.util
+
     spec = importlib.util.find_spec("pyright")
     return os.path.dirname(os.path.dirname(spec.origin)) if spec and spec.origin else None
 
@@ -63,8 +69,12 @@ def _stub_venv(site, target):
         with open(record) as f:
             for line in f:
                 top = line.split(",")[0].split("/")[0]
-                if top and not top.endswith(".dist-info") and not top.startswith("..") \
-                        and (top.endswith(".pyi") or os.path.isdir(os.path.join(site, top))):
+                if (
+                    top
+                    and not top.endswith(".dist-info")
+                    and not top.startswith("..")
+                    and (top.endswith(".pyi") or os.path.isdir(os.path.join(site, top)))
+                ):
                     tops.add(top)
     for top in tops:
         os.symlink(os.path.join(site, top), os.path.join(pkgs, top))
@@ -98,15 +108,26 @@ def run_pyright(repo, files, tmp):
     with open(path, "w") as f:
         json.dump(config, f)
     # files on the command line: pyright ignores absolute "include" entries
-    proc = subprocess.run([node, bundle, "-p", path, "--outputjson"] + list(files), capture_output=True,
-                          text=True, timeout=180, cwd=tmp, env=dict(os.environ, NO_UPDATE_NOTIFIER="1"))
+    proc = subprocess.run(
+        [node, bundle, "-p", path, "--outputjson"] + list(files),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp,
+        env=dict(os.environ, NO_UPDATE_NOTIFIER="1"),
+    )
     try:
         report = json.loads(proc.stdout)
     except ValueError:
-        pytest.fail("pyright gave no JSON (exit %d):\n%s\n%s" % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+        pytest.fail(
+            "pyright gave no JSON (exit %d):\n%s\n%s" % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        )
     assert report["summary"]["filesAnalyzed"] >= len(files), report["summary"]
-    return ["%s:%d: %s" % (os.path.relpath(d["file"], repo), d["range"]["start"]["line"] + 1, d["message"])
-            for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    return [
+        "%s:%d: %s" % (os.path.relpath(d["file"], repo), d["range"]["start"]["line"] + 1, d["message"])
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    ]
 
 
 def test_mpy_pyright_checks_panel_code_against_micropython_stubs(tmp_path):

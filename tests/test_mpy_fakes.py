@@ -1,8 +1,7 @@
 """The MicroPython test infrastructure works: VM found, fakes injected, runner fails on failure."""
-import os
+
 
 import pytest
-
 from mpy_support import check_mpy_cases, run_micropython
 
 

@@ -1,6 +1,7 @@
 """The panel's lean payload code (protocol/panel.py) agrees with the checking one
 (protocol.messages): on CPython here, on the MicroPython VM through mpytest. And the firmware's
 own state message, built by a running Panel, passes the gateway's checks."""
+
 import sys
 
 from mpy_support import CASES_DIR, check_mpy_cases

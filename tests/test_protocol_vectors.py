@@ -1,6 +1,7 @@
 """Protocol v1 against its vectors on CPython and on the MicroPython VM, plus property tests:
 encode->decode is the identity, decoders raise nothing but ProtocolError, and CPython and
 MicroPython decode the same mutated payloads to the same result."""
+
 import json
 import os
 import random
@@ -10,8 +11,8 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mpy_support import CASES_DIR, REPO, check_mpy_cases, run_micropython
+
 from protocol import ProtocolError, messages, topics
 
 sys.path.insert(0, CASES_DIR)
@@ -37,8 +38,14 @@ def test_protocol_heap_budget_micropython():
 
 def test_protocol_vectors_cover_the_edge_cases():
     names = {v["name"] for _, v in ALL}
-    for must in ("null t (clock never synced)", "hold on yes", "257 bytes", "seq bool",
-                 "full example (Russian question)", "exactly 256 bytes with padding"):
+    for must in (
+        "null t (clock never synced)",
+        "hold on yes",
+        "257 bytes",
+        "seq bool",
+        "full example (Russian question)",
+        "exactly 256 bytes with padding",
+    ):
         assert must in names
     assert len(ALL) >= 150
 
@@ -60,7 +67,8 @@ def test_protocol_offline_will_is_a_valid_state():
 ints = lambda lo, hi=messages.MAX_INT: st.integers(lo, hi)  # noqa: E731
 wall = st.one_of(st.none(), ints(messages.T_MIN, messages.T_MAX - 1))
 text = lambda lo, hi: st.text(  # noqa: E731 - no lone surrogates: not text (see spec)
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=lo, max_size=hi)
+    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=lo, max_size=hi
+)
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=32)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -81,11 +89,23 @@ def test_protocol_event_round_trip(event):
     assert messages.decode_event(data) == dict(event, v=1)
 
 
-states = st.fixed_dictionaries({
-    "online": st.just(True), "boot": ints(0), "up": ints(0), "t": wall, "fw": text(1, 32),
-    "seq": ints(0), "pending": ints(0), "dropped": ints(0), "heap": ints(0),
-    "rssi": st.one_of(st.none(), ints(-127, 0)), "faults": st.lists(text(1, 32), max_size=16),
-    "cfg": st.one_of(st.none(), ints(1)), "cfg_err": st.one_of(st.none(), text(1, 200))})
+states = st.fixed_dictionaries(
+    {
+        "online": st.just(True),
+        "boot": ints(0),
+        "up": ints(0),
+        "t": wall,
+        "fw": text(1, 32),
+        "seq": ints(0),
+        "pending": ints(0),
+        "dropped": ints(0),
+        "heap": ints(0),
+        "rssi": st.one_of(st.none(), ints(-127, 0)),
+        "faults": st.lists(text(1, 32), max_size=16),
+        "cfg": st.one_of(st.none(), ints(1)),
+        "cfg_err": st.one_of(st.none(), text(1, 200)),
+    }
+)
 
 
 @FAST
@@ -101,8 +121,11 @@ def test_protocol_state_round_trip(state):
 
 configs = st.fixed_dictionaries(
     {"ver": ints(1)},
-    optional=dict({"question": text(1, 200), "kind": st.sampled_from(messages.CONFIG_KINDS)},
-                  **{k: st.integers(lo, hi) for k, (lo, hi) in messages.CONFIG_RANGES.items()}))
+    optional=dict(
+        {"question": text(1, 200), "kind": st.sampled_from(messages.CONFIG_KINDS)},
+        **{k: st.integers(lo, hi) for k, (lo, hi) in messages.CONFIG_RANGES.items()},
+    ),
+)
 
 
 @FAST
@@ -114,11 +137,21 @@ def test_protocol_config_round_trip(config):
 
 
 @FAST
-@given(ints(messages.T_MIN, messages.T_MAX - 2), st.integers(1, 10**9), st.one_of(st.none(), ints(0)),
-       st.one_of(st.none(), ints(0)), st.one_of(st.none(), ids))
+@given(
+    ints(messages.T_MIN, messages.T_MAX - 2),
+    st.integers(1, 10**9),
+    st.one_of(st.none(), ints(0)),
+    st.one_of(st.none(), ints(0)),
+    st.one_of(st.none(), ids),
+)
 def test_protocol_counts_round_trip(start, length, transactions, visitors, device):
-    counts = {"from": start, "to": min(start + length, messages.T_MAX - 1), "transactions": transactions,
-              "visitors": visitors, "device": device}
+    counts = {
+        "from": start,
+        "to": min(start + length, messages.T_MAX - 1),
+        "transactions": transactions,
+        "visitors": visitors,
+        "device": device,
+    }
     if transactions is None and visitors is None:
         with pytest.raises(ProtocolError):
             messages.encode_counts(counts)
@@ -132,14 +165,42 @@ def test_protocol_ack_round_trip(seq):
     assert messages.decode_ack(messages.encode_ack(seq)) == seq
 
 
-DECODERS = [messages.decode_event, messages.decode_state, messages.decode_ack,
-            messages.decode_config, messages.decode_counts]
+DECODERS = [
+    messages.decode_event,
+    messages.decode_state,
+    messages.decode_ack,
+    messages.decode_config,
+    messages.decode_counts,
+]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=6)
-KEYS = ["v", "seq", "boot", "up", "t", "ev", "hold", "online", "fw", "faults", "rssi", "cfg", "cfg_err",
-        "ver", "question", "kind", "window_s", "from", "to", "transactions", "visitors", "device"]
+    max_leaves=6,
+)
+KEYS = [
+    "v",
+    "seq",
+    "boot",
+    "up",
+    "t",
+    "ev",
+    "hold",
+    "online",
+    "fw",
+    "faults",
+    "rssi",
+    "cfg",
+    "cfg_err",
+    "ver",
+    "question",
+    "kind",
+    "window_s",
+    "from",
+    "to",
+    "transactions",
+    "visitors",
+    "device",
+]
 
 
 def _only_protocol_errors(data):
@@ -192,9 +253,37 @@ def test_protocol_deep_nesting_is_a_protocol_error():
 
 # ---- CPython and MicroPython agree ---------------------------------------------------------
 
-POOL = [0, 1, -1, 2, 42, True, False, None, 1.5, 1.0, "", "yes", "seller_long", "x" * 40, [], {},
-        ["stuck:yes"], 2 ** 53, 2 ** 53 - 1, 1763812345123, 1577836799999, 4102444800000, -127, 600, 601,
-        "Вопрос?", "staff", "pos-1", "POS"]
+POOL = [
+    0,
+    1,
+    -1,
+    2,
+    42,
+    True,
+    False,
+    None,
+    1.5,
+    1.0,
+    "",
+    "yes",
+    "seller_long",
+    "x" * 40,
+    [],
+    {},
+    ["stuck:yes"],
+    2**53,
+    2**53 - 1,
+    1763812345123,
+    1577836799999,
+    4102444800000,
+    -127,
+    600,
+    601,
+    "Вопрос?",
+    "staff",
+    "pos-1",
+    "POS",
+]
 
 
 def _mutations(rng, count):
@@ -227,8 +316,13 @@ def test_protocol_cpython_and_micropython_decode_alike(tmp_path):
     script = os.path.join(CASES_DIR, "protocol_differential.py")
     mpy = run_micropython(script, args=[str(path)])
     assert mpy.returncode == 0, mpy.stdout + mpy.stderr
-    here = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=REPO))
+    here = subprocess.run(
+        [sys.executable, script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
     assert here.returncode == 0, here.stderr
     mpy_lines = [json.loads(line) for line in mpy.stdout.splitlines()]
     cpy_lines = [json.loads(line) for line in here.stdout.splitlines()]
@@ -247,8 +341,13 @@ def test_protocol_largest_event_fits_with_room():
 
 def test_protocol_spec_examples_decode():
     """Every one-line JSON example in protocol/README.md is valid for its section's decoder."""
-    decoders = {"event": messages.decode_event, "state": messages.decode_state, "ack": messages.decode_ack,
-                "config": messages.decode_config, "counts": messages.decode_counts}
+    decoders = {
+        "event": messages.decode_event,
+        "state": messages.decode_state,
+        "ack": messages.decode_ack,
+        "config": messages.decode_config,
+        "counts": messages.decode_counts,
+    }
     section, checked = None, 0
     with open(os.path.join(REPO, "protocol", "README.md"), encoding="utf-8") as f:
         for line in f:
@@ -267,8 +366,10 @@ IMPORT_HEAP_BUDGET = 24000  # bytes on the 64-bit unix port (measured ~18.5k; ES
 def test_protocol_import_heap_micropython():
     """What importing protocol costs the panel's heap: a regression guard (freezing the modules
     into the firmware image would make it ~0)."""
-    code = ("import gc\ngc.collect()\na = gc.mem_alloc()\nfrom protocol import messages, topics\n"
-            "gc.collect()\nprint(gc.mem_alloc() - a)\n")
+    code = (
+        "import gc\ngc.collect()\na = gc.mem_alloc()\nfrom protocol import messages, topics\n"
+        "gc.collect()\nprint(gc.mem_alloc() - a)\n"
+    )
     proc = run_micropython(code)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 1000 < int(proc.stdout) <= IMPORT_HEAP_BUDGET, "importing protocol took %s bytes" % proc.stdout

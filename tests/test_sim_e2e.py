@@ -7,6 +7,7 @@
 - the check is not a rubber stamp: a tampered store is reported;
 - the full 20-site week under `make soak`.
 """
+
 import os
 import sqlite3
 import subprocess
@@ -27,8 +28,7 @@ def _diffs(doc, system):
 
 def test_sim_e2e_smoke_day_over_shared_broker(broker, mqtt_root, tmp_path):
     sc = scenario.load(os.path.join(SCEN, "smoke-day.toml"))
-    doc, system, world = runner.run(sc, str(tmp_path / "out"), broker=broker.url, progress=False,
-                                    root=mqtt_root)
+    doc, system, world = runner.run(sc, str(tmp_path / "out"), broker=broker.url, progress=False, root=mqtt_root)
     assert _diffs(doc, system) == []
     assert doc["totals"]["polls"] > 50 and len(system["polls"]) == doc["totals"]["polls"]
     # every press became exactly one stored event (nothing is lost on a fault-free day)
@@ -87,15 +87,27 @@ def test_sim_e2e_check_reports_a_tampered_store(tmp_path):
 
 def test_sim_e2e_cli_exit_code_and_message(tmp_path):
     out = tmp_path / "o"
-    r = subprocess.run([RATING, "sim", "run", os.path.join(SCEN, "journal-overflow.toml"),
-                        "--check", "--quiet", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=40)
+    r = subprocess.run(
+        [RATING, "sim", "run", os.path.join(SCEN, "journal-overflow.toml"), "--check", "--quiet", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "check: OK" in r.stdout and "lost to the forced journal overflow" in r.stdout
     bad = tmp_path / "bad.toml"
-    bad.write_text(open(os.path.join(SCEN, "smoke-day.toml")).read().replace("[firmware]", "")
-                   + "\n[firmware]\njournal_capacity = 5\n")
-    r = subprocess.run([RATING, "sim", "run", str(bad), "--quiet", "--out", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    bad.write_text(
+        open(os.path.join(SCEN, "smoke-day.toml")).read().replace("[firmware]", "")
+        + "\n[firmware]\njournal_capacity = 5\n"
+    )
+    r = subprocess.run(
+        [RATING, "sim", "run", str(bad), "--quiet", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "journal.capacity" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -1,20 +1,29 @@
 """Simulator: scenarios, ground truth and the model pipeline (no broker needed)."""
+
 import json
 import os
 
 import pytest
 
-from simulator import check, pure, scenario, sitefile, truth, world as W
+from simulator import check, pure, scenario, sitefile, truth
+from simulator import world as W
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCEN = os.path.join(os.path.dirname(HERE), "simulator", "scenarios")
 
-FAULTY = {"scenario": {"name": "t", "days": 3},
-          "people": {"fm_per_panel_week": 6, "children_per_site_day": 3, "seller_double_press": 0.1,
-                     "double_press": 0.2, "late_press": 0.6},
-          "defaults": {"shift": "split"},
-          "chain": {"sites": 3},
-          "faults": {"power_cuts_per_panel_week": 3}}
+FAULTY = {
+    "scenario": {"name": "t", "days": 3},
+    "people": {
+        "fm_per_panel_week": 6,
+        "children_per_site_day": 3,
+        "seller_double_press": 0.1,
+        "double_press": 0.2,
+        "late_press": 0.6,
+    },
+    "defaults": {"shift": "split"},
+    "chain": {"sites": 3},
+    "faults": {"power_cuts_per_panel_week": 3},
+}
 
 
 def _run(data, seed):
@@ -38,8 +47,9 @@ def test_sim_sites_override_keeps_other_sites_streams():
     w = W.generate(one)
     pure.assign_seqs(w)
     first = full["scenario"]["sites"][0]
-    assert [p["opened_at"] for p in truth.build(w)["polls"]] == \
-        [p["opened_at"] for p in full["polls"] if p["site"] == first]
+    assert [p["opened_at"] for p in truth.build(w)["polls"]] == [
+        p["opened_at"] for p in full["polls"] if p["site"] == first
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -71,11 +81,15 @@ def test_sim_check_reports_a_wrong_answer_readably():
 def test_sim_truth_kpis_follow_kpi_core_rules():
     sc, w, doc = _run(FAULTY, 2)
     import kpi_core
+
     polls = [p for p in doc["polls"] if p["kind"] == "staff"]
     confirmed = [(f["start"], f["end"]) for f in doc["fms"] if f["confirmed"]]
     # FM periods of one panel never cover another panel's polls in the truth
-    per_panel = [{"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]}
-                 for f in doc["fms"] if f["confirmed"]]
+    per_panel = [
+        {"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]}
+        for f in doc["fms"]
+        if f["confirmed"]
+    ]
     c = kpi_core.count_polls(polls, per_panel, [p["id"] for p in polls if p["invalid"]], key=lambda r: r["id"])
     assert doc["kpi"]["all"]["staff"]["counts"] == c.as_dict()
     assert c.fm_no + c.fm_silent > 0 and confirmed
@@ -98,6 +112,7 @@ def test_sim_site_file_is_accepted_by_the_gateway():
 
 def test_sim_counts_messages_decode():
     from protocol import messages
+
     sc, w, doc = _run(FAULTY, 3)
     msgs = sitefile.counts_messages(w)
     assert msgs and len(msgs) == len(w.counts)
@@ -110,7 +125,7 @@ def test_sim_scenario_errors_name_the_key(tmp_path):
     bad.write_text('[[site]]\nid = "Office 1"\n')
     with pytest.raises(scenario.ScenarioError, match=r"site\[0\]\.id"):
         scenario.load(str(bad))
-    bad.write_text('[people]\nsilnt = 0.1\n')
+    bad.write_text("[people]\nsilnt = 0.1\n")
     with pytest.raises(scenario.ScenarioError, match="people.silnt: unknown key"):
         scenario.load(str(bad))
     with pytest.raises(scenario.ScenarioError, match="no such scenario file"):
@@ -120,8 +135,10 @@ def test_sim_scenario_errors_name_the_key(tmp_path):
 @pytest.mark.parametrize("name", ["smoke-day", "chain-week", "journal-overflow", "demo-week"])
 def test_sim_shipped_scenarios_check_in_the_model_pipeline(name, tmp_path):
     from rating.cli import main
-    rc = main(["sim", "run", os.path.join(SCEN, name + ".toml"), "--pure", "--check", "--days", "2",
-               "--out", str(tmp_path)])
+
+    rc = main(
+        ["sim", "run", os.path.join(SCEN, name + ".toml"), "--pure", "--check", "--days", "2", "--out", str(tmp_path)]
+    )
     assert rc == 0
     doc = json.loads((tmp_path / "truth.json").read_text())
     assert doc["totals"]["polls"] > 0
@@ -130,6 +147,7 @@ def test_sim_shipped_scenarios_check_in_the_model_pipeline(name, tmp_path):
 
 def test_sim_demo_prints_the_report(tmp_path, capsys):
     from rating.cli import main
+
     assert main(["demo", "--out", str(tmp_path), "--days", "2"]) == 0
     out = capsys.readouterr().out
     # the end-to-end demo: embedded broker + gateway + the real firmware, then gateway.report

@@ -6,23 +6,28 @@ gives exactly the outputs of one replay followed by advance(far future).
 Second: that replay agrees with a reference model written another way (look-up per poll
 instead of a state machine).
 """
+
 import json
 from collections import Counter
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.windows import (Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited,
-                             WindowSettings)
+from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
-FAR = 10 ** 9
+FAR = 10**9
 EVENTS = ["yes", "no", "unsure", "seller_short", "seller_long"]
 # Small numbers so that rearm, windows and periods overlap a lot in short streams.
-settings_st = st.builds(lambda w, r, f: WindowSettings(window_ms=w, rearm_ms=min(r, w), fm_ms=f),
-                        st.integers(1, 12), st.integers(0, 6), st.integers(1, 30))
+settings_st = st.builds(
+    lambda w, r, f: WindowSettings(window_ms=w, rearm_ms=min(r, w), fm_ms=f),
+    st.integers(1, 12),
+    st.integers(0, 6),
+    st.integers(1, 30),
+)
 
 step_st = st.tuples(
-    st.one_of(st.just(1), st.just(1), st.just(1), st.integers(-2, 3)),     # seq step
-    st.one_of(st.integers(0, 6), st.integers(-3, 15)),                     # time step
+    st.one_of(st.just(1), st.just(1), st.just(1), st.integers(-2, 3)),  # seq step
+    st.one_of(st.integers(0, 6), st.integers(-3, 15)),  # time step
     st.one_of(st.sampled_from(EVENTS), st.sampled_from(EVENTS), st.just("bogus")),
 )
 item_st = st.one_of(step_st, step_st, step_st, step_st, step_st, step_st, settings_st)
@@ -118,6 +123,7 @@ def incremental(stream, res, data):
 
 # -- reference model -----------------------------------------------------------------------
 
+
 def reference(stream):
     """Same rules, other shape: accept events, group short presses into polls, then look up
     for each answer / long press the poll live at that moment."""
@@ -152,9 +158,18 @@ def reference(stream):
             continue
         if p and t <= p["closes_at"]:
             p["superseded_by"] = seq
-        polls.append({"open_seq": seq, "opened_at": t, "closes_at": t + s.window_ms,
-                      "rearm": s.rearm_ms, "last": t, "dups": 0, "superseded_by": None,
-                      "answers": []})
+        polls.append(
+            {
+                "open_seq": seq,
+                "opened_at": t,
+                "closes_at": t + s.window_ms,
+                "rearm": s.rearm_ms,
+                "last": t,
+                "dups": 0,
+                "superseded_by": None,
+                "answers": [],
+            }
+        )
 
     def live_poll(seq, t):
         """The poll open at this event: the last one opened before it in seq order, if its
@@ -186,17 +201,25 @@ def reference(stream):
             f["seqs"].append(seq)
             continue
         p = live_poll(seq, t)
-        periods.append({"seq": seq, "start": p["opened_at"] if p else t, "end": t + s.fm_ms,
-                        "fm": s.fm_ms, "seqs": [seq]})
+        periods.append(
+            {"seq": seq, "start": p["opened_at"] if p else t, "end": t + s.fm_ms, "fm": s.fm_ms, "seqs": [seq]}
+        )
 
-    out = [Poll(p["open_seq"], p["opened_at"],
-                p["answers"][0][2] if p["answers"] else None,
-                p["answers"][0][0] if p["answers"] else None,
-                p["answers"][0][1] if p["answers"] else None,
-                max(len(p["answers"]) - 1, 0), p["dups"], p["closes_at"], p["superseded_by"])
-           for p in polls]
-    out += [ForceMajeure(f["seq"], f["start"], f["end"], len(f["seqs"]), tuple(f["seqs"]))
-            for f in periods]
+    out = [
+        Poll(
+            p["open_seq"],
+            p["opened_at"],
+            p["answers"][0][2] if p["answers"] else None,
+            p["answers"][0][0] if p["answers"] else None,
+            p["answers"][0][1] if p["answers"] else None,
+            max(len(p["answers"]) - 1, 0),
+            p["dups"],
+            p["closes_at"],
+            p["superseded_by"],
+        )
+        for p in polls
+    ]
+    out += [ForceMajeure(f["seq"], f["start"], f["end"], len(f["seqs"]), tuple(f["seqs"])) for f in periods]
     return out + unsolicited + anomalies
 
 

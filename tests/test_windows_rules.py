@@ -1,13 +1,13 @@
 """Unit tests of the poll-window rules in gateway/windows.py, one rule (or boundary) each."""
+
 import json
 
 import pytest
 
-from gateway.windows import (Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited,
-                             WindowSettings)
+from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
 S = WindowSettings(window_ms=10000, rearm_ms=3000, fm_ms=60000)
-FAR = 10 ** 12
+FAR = 10**12
 
 
 def run(events, settings=S, until=FAR):
@@ -31,16 +31,24 @@ def only_poll(out):
 
 # -- settings ----------------------------------------------------------------------------
 
+
 def test_defaults():
     s = WindowSettings()
     assert (s.window_ms, s.rearm_ms, s.fm_ms) == (30000, 3000, 900000)
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"window_ms": 0}, "window_ms"), ({"window_ms": -5}, "window_ms"), ({"window_ms": 1.5}, "window_ms"),
-    ({"rearm_ms": -1}, "rearm_ms"), ({"fm_ms": 0}, "fm_ms"), ({"window_ms": True}, "window_ms"),
-    ({"window_ms": 1000, "rearm_ms": 2000}, "rearm_ms"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"window_ms": 0}, "window_ms"),
+        ({"window_ms": -5}, "window_ms"),
+        ({"window_ms": 1.5}, "window_ms"),
+        ({"rearm_ms": -1}, "rearm_ms"),
+        ({"fm_ms": 0}, "fm_ms"),
+        ({"window_ms": True}, "window_ms"),
+        ({"window_ms": 1000, "rearm_ms": 2000}, "rearm_ms"),
+    ],
+)
 def test_settings_validated_with_field_name(kw, field):
     with pytest.raises(ValueError) as e:
         WindowSettings(**kw)
@@ -53,6 +61,7 @@ def test_settings_frozen():
 
 
 # -- answers -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("ev", ["yes", "no", "unsure"])
 def test_first_answer_in_window_is_the_answer(ev):
@@ -88,8 +97,7 @@ def test_answer_after_window_end_is_unsolicited():
 
 
 def test_further_answers_are_extra_presses_answer_unchanged():
-    p = only_poll(run([(1, 0, "seller_short"), (2, 100, "no"), (3, 200, "yes"), (4, 300, "yes"),
-                       (5, 10000, "unsure")]))
+    p = only_poll(run([(1, 0, "seller_short"), (2, 100, "no"), (3, 200, "yes"), (4, 300, "yes"), (5, 10000, "unsure")]))
     assert (p.answer, p.answer_seq, p.extra_presses) == ("no", 2, 3)
 
 
@@ -98,6 +106,7 @@ def test_answer_without_poll_is_unsolicited():
 
 
 # -- short presses -----------------------------------------------------------------------
+
 
 def test_short_within_rearm_is_same_poll():
     p = only_poll(run([(1, 0, "seller_short"), (2, 2999, "seller_short"), (3, 5000, "yes")]))
@@ -144,6 +153,7 @@ def test_short_after_window_end_within_rearm_of_last_press_is_new_poll():
 
 # -- closing by time ---------------------------------------------------------------------
 
+
 def test_poll_closes_only_after_window_end():
     w = PanelWindows(S)
     w.feed(1, 1000, "seller_short")
@@ -170,6 +180,7 @@ def test_event_closes_due_items_before_it_is_handled():
 
 
 # -- force majeure -----------------------------------------------------------------------
+
 
 def test_fm_without_open_poll_starts_at_press():
     assert run([(1, 5000, "seller_long")]) == [ForceMajeure(1, 5000, 65000, 1, (1,))]
@@ -215,6 +226,7 @@ def test_due_order_period_before_poll_at_same_instant():
 
 # -- settings changes --------------------------------------------------------------------
 
+
 def test_new_settings_apply_to_polls_opened_afterwards():
     w = PanelWindows(S)
     w.feed(1, 0, "seller_short")
@@ -233,6 +245,7 @@ def test_new_settings_apply_to_polls_opened_afterwards():
 
 
 # -- anomalies ---------------------------------------------------------------------------
+
 
 def test_out_of_order_and_repeated_seq_ignored_and_reported():
     w = PanelWindows(S)
@@ -285,6 +298,7 @@ def test_bad_argument_types_raise():
 
 # -- end of stream, snapshot -------------------------------------------------------------
 
+
 def test_close_all_emits_open_items_without_moving_clock():
     w = PanelWindows(S)
     w.feed(1, 0, "seller_short")
@@ -308,8 +322,16 @@ def test_snapshot_is_json_and_restores_exactly():
     assert w2.advance(FAR) == w.advance(FAR)
 
 
-@pytest.mark.parametrize("bad", [None, {}, {"version": 99}, {"version": 1, "settings": {"window_ms": 0}},
-                                 {"version": 1, "settings": {}, "poll": {"open_seq": 1}}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        {},
+        {"version": 99},
+        {"version": 1, "settings": {"window_ms": 0}},
+        {"version": 1, "settings": {}, "poll": {"open_seq": 1}},
+    ],
+)
 def test_restore_rejects_bad_snapshots(bad):
     with pytest.raises((ValueError, KeyError, TypeError)):
         PanelWindows.restore(bad)

@@ -1,9 +1,10 @@
 """A UDP server on a free loopback port that answers every datagram (test NTP and DNS servers).
 
-    server = UdpResponder(lambda data: reply_bytes)   # an own thread; server.port
-    server.queries                                    # datagrams received
-    server.close()
+server = UdpResponder(lambda data: reply_bytes)   # an own thread; server.port
+server.queries                                    # datagrams received
+server.close()
 """
+
 import socket
 import threading
 

@@ -5,15 +5,18 @@
 def _standin_boot():
     import json
     import os
+
     import _standin
+
     try:
         os.stat("/main.py")
     except OSError:
         print("standin: no /main.py (nothing deployed)")
         return
     try:
-        from firmware.version import FW
         from firmware import config
+        from firmware.version import FW
+
         with open("/config.json") as f:
             cfg = config.load(f.read())
     except Exception as e:
@@ -22,8 +25,19 @@ def _standin_boot():
         return
     m = cfg["mqtt"]
     print("standin: firmware %s imported, /config.json valid for %s/%s" % (FW, cfg["site"], cfg["device"]))
-    _standin.booted(json.dumps({"ok": True, "fw": FW, "site": cfg["site"], "device": cfg["device"],
-                                "root": m["root"], "host": m["host"], "port": m["port"]}))
+    _standin.booted(
+        json.dumps(
+            {
+                "ok": True,
+                "fw": FW,
+                "site": cfg["site"],
+                "device": cfg["device"],
+                "root": m["root"],
+                "host": m["host"],
+                "port": m["port"],
+            }
+        )
+    )
 
 
 _standin_boot()

@@ -14,14 +14,30 @@ def _standin_prelude():
     sys.path.insert(0, "/_standin")
     import machine  # noqa: F401  (fakes/machine.py; stays in sys.modules)
     import network  # noqa: F401
+
     sys.path.pop(0)
     os.umount("/_standin")
     os.mount(os.VfsPosix("/flash"), "/")
     os.chdir("/")
 
     # Emscripten errno -> MicroPython errno (what an ESP32 reports; mpremote maps these).
-    remap = {44: 2, 20: 17, 54: 20, 31: 21, 28: 22, 51: 28, 8: 9, 2: 13, 63: 1, 29: 5,
-             69: 30, 10: 16, 75: 18, 33: 24, 55: 39}
+    remap = {
+        44: 2,
+        20: 17,
+        54: 20,
+        31: 21,
+        28: 22,
+        51: 28,
+        8: 9,
+        2: 13,
+        63: 1,
+        29: 5,
+        69: 30,
+        10: 16,
+        75: 18,
+        33: 24,
+        55: 39,
+    }
 
     def wrap(f):
         def call(*args):
@@ -29,10 +45,10 @@ def _standin_prelude():
                 return f(*args)
             except OSError as e:
                 raise OSError(remap.get(e.errno, e.errno))
+
         return call
 
-    for name in ("stat", "listdir", "ilistdir", "mkdir", "rmdir", "remove", "unlink", "rename",
-                 "chdir", "statvfs"):
+    for name in ("stat", "listdir", "ilistdir", "mkdir", "rmdir", "remove", "unlink", "rename", "chdir", "statvfs"):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name)))
     builtins.open = wrap(builtins.open)

@@ -10,6 +10,7 @@
 The MicroPython WebAssembly package is installed by `ensure_vm()` with npm into
 build/node-standin/ (pinned, once, then cached); nothing of it is committed.
 """
+
 import json
 import os
 import shutil
@@ -43,9 +44,12 @@ def ensure_vm():
         if not shutil.which(tool):
             raise StandinUnavailable("%s not found (the stand-in panel needs node, npm and socat)" % tool)
     os.makedirs(PREFIX, exist_ok=True)
-    proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", PREFIX,
-                           "%s@%s" % (NPM_PACKAGE, NPM_VERSION)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", PREFIX, "%s@%s" % (NPM_PACKAGE, NPM_VERSION)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0 or not os.path.exists(marker):
         raise StandinUnavailable("npm install %s@%s failed: %s" % (NPM_PACKAGE, NPM_VERSION, proc.stderr[-2000:]))
     return PKG_DIR
@@ -66,7 +70,10 @@ class Standin:
         self.log = open(os.path.join(self.dir, "bridge.log"), "wb")
         self.proc = subprocess.Popen(
             ["socat", "PTY,link=%s,rawer" % self.port, "EXEC:%s" % cmd],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if os.path.exists(self.port) and self.events("boot"):

@@ -4,6 +4,7 @@ win over a machine.py on the path, so the fakes go into sys.modules directly).
 
 reset() puts every fake back to its start state (mpytest calls it before each test).
 """
+
 import sys
 
 import fake_machine

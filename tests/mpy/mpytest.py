@@ -13,6 +13,7 @@ Helpers for cases files: `raises(ExcType, fn, *args, **kw)` returns the exceptio
 it (flat: the journal's files).
 From CPython use tests/mpy_support.check_mpy_cases("journal_cases").
 """
+
 import sys
 
 
@@ -26,6 +27,7 @@ def raises(exc_type, fn, *args, **kw):
 
 def make_tmp(prefix):
     import os
+
     path = "/tmp/%s-%d" % (prefix, int.from_bytes(os.urandom(4), "little"))
     os.mkdir(path)
     return path
@@ -33,6 +35,7 @@ def make_tmp(prefix):
 
 def remove_tmp(path):
     import os
+
     for name in os.listdir(path):
         os.remove(path + "/" + name)
     os.rmdir(path)
@@ -74,7 +77,7 @@ def run(module, pattern=None, out=print):
 def _import_path(path):
     """Import a .py file by path: put its folder first on sys.path, import its stem."""
     slash = path.rfind("/")
-    folder, base = (path[:slash], path[slash + 1:]) if slash >= 0 else (".", path)
+    folder, base = (path[:slash], path[slash + 1 :]) if slash >= 0 else (".", path)
     if base.endswith(".py"):
         base = base[:-3]
     if folder not in sys.path:

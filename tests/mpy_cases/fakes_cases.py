@@ -1,9 +1,8 @@
 """Cases for the machine/network fakes themselves (run by tests/test_mpy_fakes.py)."""
-import install_fakes  # noqa: F401  (must come before `import machine`)
 
+import install_fakes  # noqa: F401  (must come before `import machine`)
 import machine
 import network
-
 from mpytest import raises
 
 

@@ -12,15 +12,14 @@
 #   HEAP total=<gc.mem_alloc() after start-up> app=<what the firmware added> fakes=<before> free=<...>
 #   MODULES <firmware/protocol/umqtt modules loaded after start-up>
 #   RESULT {"acked": N, "seq": N, "pending": N, ...}
-import sys
 import gc
 import json
-import micropython
+import sys
 import time
 
-import install_fakes  # noqa: F401 - puts the fake machine/network into sys.modules
 import fake_machine
-import fake_network
+import install_fakes  # noqa: F401 - puts the fake machine/network into sys.modules
+import micropython
 
 gc.collect()
 fakes_alloc = gc.mem_alloc()
@@ -32,13 +31,18 @@ PRESSES = PRESSES.split(",")
 
 # /config.json of this panel (the second boot in the test finds the same one)
 with open(DATA + "/config.json", "w") as f:
-    f.write(json.dumps({
-        "site": "vm-site", "device": "vm-panel",
-        "wifi": {"ssid": "shop", "password": "pw"},
-        "mqtt": {"host": HOST, "port": PORT, "root": ROOT, "keepalive": 30},
-        "ntp": {"host": NTP_HOST},
-        "timings": {"ack_timeout_s": 5},
-    }))
+    f.write(
+        json.dumps(
+            {
+                "site": "vm-site",
+                "device": "vm-panel",
+                "wifi": {"ssid": "shop", "password": "pw"},
+                "mqtt": {"host": HOST, "port": PORT, "root": ROOT, "keepalive": 30},
+                "ntp": {"host": NTP_HOST},
+                "timings": {"ack_timeout_s": 5},
+            }
+        )
+    )
 
 gc.collect()
 base_alloc = gc.mem_alloc()
@@ -64,6 +68,7 @@ del cfg
 # counts in `app`. On the device it loads first; here it comes after the Panel, because this
 # script and the fakes take ~17 KB of the VM's 100 KB that the device keeps for itself.
 from firmware import main  # noqa: E402
+
 pins = panel.cfg["pins"]
 
 
@@ -85,12 +90,19 @@ def loop_until(cond, ms, what):
 
 def summary():
     link = panel.link
-    return {"acked": panel.journal.acked, "seq": panel.journal.seq,
-            "pending": panel.journal.pending(), "boot": panel.boot, "online": link.online,
-            "connects": link.connects, "published": link.published,
-            "synced": panel.wall.is_synced, "wdt_feeds": fake_machine.wdt_feeds,
-            "leds": dict((k, v.duty_u16() * 100 // 65535) for k, v in fake_machine.pwms.items()),
-            "error": link.last_error}
+    return {
+        "acked": panel.journal.acked,
+        "seq": panel.journal.seq,
+        "pending": panel.journal.pending(),
+        "boot": panel.boot,
+        "online": link.online,
+        "connects": link.connects,
+        "published": link.published,
+        "synced": panel.wall.is_synced,
+        "wdt_feeds": fake_machine.wdt_feeds,
+        "leds": dict((k, v.duty_u16() * 100 // 65535) for k, v in fake_machine.pwms.items()),
+        "error": link.last_error,
+    }
 
 
 def press(name, hold_ms):
@@ -116,8 +128,7 @@ free = gc.mem_free()
 print("HEAP total=%d app=%d fakes=%d free=%d" % (alloc, alloc - base_alloc, fakes_alloc, free))
 micropython.qstr_info()  # interned names: a part of the heap no gc.collect() returns
 # the firmware's modules loaded now (their .mpy sizes feed the ESP32 estimate)
-print("MODULES " + " ".join(sorted(m for m in sys.modules
-                                    if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
+print("MODULES " + " ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
 
 for name in PRESSES:
     if name == "seller_long":
@@ -125,8 +136,7 @@ for name in PRESSES:
     else:
         press(name, 120)
 
-loop_until(lambda: panel.journal.acked >= panel.journal.seq and panel.journal.seq > 0, 15000,
-           "acks")
+loop_until(lambda: panel.journal.acked >= panel.journal.seq and panel.journal.seq > 0, 15000, "acks")
 gc.collect()
 print("HEAP_AFTER total=%d free=%d" % (gc.mem_alloc(), gc.mem_free()))
 print("RESULT", json.dumps(summary()))

@@ -2,18 +2,25 @@
 /config.json.ok back without importing the config code; a changed /config.json or
 /remote.json, or a torn copy, makes the boot validate again; /remote.json is applied at boot
 so the Panel does not import firmware.remote for it. Run by tests/test_fw_boot_kept.py."""
+
 import json
 import os
 import random
 import sys
 
 import install_fakes  # noqa: F401
+
 from firmware import boot, unload
 
 DIR = "/tmp/fw_boot_kept_%08x" % random.getrandbits(32)
 PATH = DIR + "/config.json"
-CONFIG = {"site": "s1", "device": "p1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1"},
-          "timings": {"long_ms": 1800}}
+CONFIG = {
+    "site": "s1",
+    "device": "p1",
+    "wifi": {"ssid": "shop"},
+    "mqtt": {"host": "127.0.0.1"},
+    "timings": {"long_ms": 1800},
+}
 LAZY = ("firmware.config", "protocol.config", "protocol.checks", "protocol.topics", "firmware.remote")
 
 
@@ -100,9 +107,10 @@ def test_remote_config_applied_at_boot_and_kept():
     _write(DIR + "/remote.json", '{"v":1,"ver":5,"long_ms":2600}')
     cfg, _ = _start()  # a new remote config (written by the panel at run time) misses the key
     assert cfg["timings"]["long_ms"] == 2600 and cfg["remote"]["ver"] == 5
+    import firmware
     from firmware.app import Panel
     from firmware.hal import Hal
-    import firmware
+
     trap = _Trap()  # stands in for firmware.remote: the Panel must not need it
     sys.modules["firmware.remote"] = firmware.remote = trap
     panel = Panel(Hal(cfg["pins"], root=DIR + "/"), cfg)

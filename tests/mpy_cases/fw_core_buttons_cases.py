@@ -1,4 +1,5 @@
 """firmware.buttons under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
+
 import gc
 
 from firmware import buttons

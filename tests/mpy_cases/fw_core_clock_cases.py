@@ -1,6 +1,8 @@
 """firmware.clock under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
-from firmware import clock
+
 from mpytest import raises
+
+from firmware import clock
 
 
 def test_clock_uptime_across_esp32_wrap():
@@ -17,6 +19,7 @@ def test_clock_uptime_across_esp32_wrap():
 
 def test_clock_port_period_and_epoch():
     import time
+
     p = clock.ticks_period(time.ticks_add)
     assert p in (1 << 30, 1 << 62), p
     assert clock.epoch_offset_s(time.gmtime) in (0, clock.EPOCH_OFFSET)
@@ -24,6 +27,7 @@ def test_clock_port_period_and_epoch():
 
 def test_clock_ntp_parse():
     import struct
+
     data = bytearray(48)
     data[0] = 0x24
     data[1] = 2

@@ -1,6 +1,8 @@
 """firmware.config under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
-from firmware import config
+
 from mpytest import raises
+
+from firmware import config
 
 
 def _example():

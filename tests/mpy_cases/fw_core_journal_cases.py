@@ -1,9 +1,11 @@
 """firmware.journal under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
+
 import gc
+
+from mpytest import make_tmp, remove_tmp
 
 from firmware import journal
 from firmware.memfs import unacked
-from mpytest import make_tmp, remove_tmp
 
 TMP = None
 
@@ -40,7 +42,7 @@ def test_journal_torn_tail_on_real_file():
     for i in range(1, 4):
         j.append(_p(i))
     with open(prefix + ".s0", "ab") as f:
-        f.write(b"\xa5\x05\x04\x00")          # the first bytes of record 4, then the power died
+        f.write(b"\xa5\x05\x04\x00")  # the first bytes of record 4, then the power died
     j2 = journal.Journal(journal.OsFs(), prefix=prefix, capacity=100)
     assert [s for s, _ in unacked(j2)] == [1, 2, 3]
     assert j2.append(_p(9)) == 4
@@ -60,8 +62,8 @@ def test_journal_power_cut_every_byte_of_append_and_rotation():
         done = 5
         try:
             j = journal.Journal(fs, capacity=16)
-            j.ack(2)                                 # drops segment 0
-            for i in range(6, 9):                    # rotates into new segments
+            j.ack(2)  # drops segment 0
+            for i in range(6, 9):  # rotates into new segments
                 j.append(_p(i))
                 done = i
         except journal.PowerCut:

@@ -1,6 +1,7 @@
 """firmware.hal on the MicroPython VM over the fakes (run by tests/test_fw_hal.py)."""
-import install_fakes  # noqa: F401
+
 import fake_network
+import install_fakes  # noqa: F401
 
 from firmware import config
 from firmware.hal import Hal

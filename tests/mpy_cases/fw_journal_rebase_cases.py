@@ -1,9 +1,10 @@
 """firmware.journal renumbering above an ack and capacity clamping under a real MicroPython VM,
 -X heapsize=100k (run by tests/test_fw_journal_rebase.py)."""
 
+from mpytest import make_tmp, remove_tmp
+
 from firmware import journal
 from firmware.memfs import unacked
-from mpytest import make_tmp, remove_tmp
 
 TMP = None
 
@@ -58,7 +59,7 @@ def test_rebase_power_cut_at_every_byte():
         got = [x for _, x in unacked(j)]
         seqs = [s for s, _ in unacked(j)]
         assert seqs == list(range(j.acked + 1, j.acked + 1 + len(seqs))), (budget, seqs)
-        want = [_p(i) for i in range(1, 7)][j.acked - 500:]
+        want = [_p(i) for i in range(1, 7)][j.acked - 500 :]
         assert got in (want, want[:-1]), (budget, j.acked, len(got))
 
 
@@ -66,7 +67,7 @@ def test_capacity_clamped_to_room():
     room = journal.OsFs().room(TMP + "/j")
     print("OsFs.room on the unix port: %s" % room)
     assert room is None or room > 0
-    fs = journal.MemFs(disk=65536 + 6000)   # the margin + ~14 records a segment
+    fs = journal.MemFs(disk=65536 + 6000)  # the margin + ~14 records a segment
     j = journal.Journal(fs, capacity=40000)
     assert j.capacity_wanted == 40000 and j.capacity == j.seg_records * 8 < 40000
     for i in range(1, 2 * j.capacity):

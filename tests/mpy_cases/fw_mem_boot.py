@@ -20,8 +20,9 @@ if len(sys.argv) > 2 and sys.argv[2]:
 STEPS = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 
 with open(DATA + "/config.json", "w") as f:
-    f.write(json.dumps({"site": "s1", "device": "p1", "wifi": {"ssid": "shop"},
-                        "mqtt": {"host": "127.0.0.1", "port": 9}}))
+    f.write(
+        json.dumps({"site": "s1", "device": "p1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1", "port": 9}})
+    )
 gc.collect()
 base = gc.mem_alloc()
 
@@ -30,14 +31,14 @@ import firmware.main  # noqa: E402 - what the device's /main.py does first
 
 def make_hal(pins):
     from firmware.hal import Hal  # main's default, with the data folder as the flash root
+
     return Hal(pins, root=DATA)
 
 
 panel = firmware.main.start(make_hal, DATA + "/config.json", max_steps=STEPS)
 gc.collect()
 print("HEAP alloc=%d free=%d boot=%d" % (gc.mem_alloc(), gc.mem_free(), gc.mem_alloc() - base))
-print("LOADED " + " ".join(sorted(m for m in sys.modules
-                                   if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
+print("LOADED " + " ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
 print("STEPS %d seq %d boot %d" % (STEPS, panel.journal.seq, panel.boot))
 
 t = panel.ticks

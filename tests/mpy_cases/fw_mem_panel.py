@@ -16,8 +16,7 @@ def _held():
 
 
 DATA = sys.argv[2]
-TEXT = json.dumps({"site": "s1", "device": "p1", "wifi": {"ssid": "shop"},
-                   "mqtt": {"host": "127.0.0.1"}})
+TEXT = json.dumps({"site": "s1", "device": "p1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1"}})
 cfg = config.load(TEXT)
 before = _held()
 spare = config.load(TEXT)  # a second one, just to weigh it
@@ -34,8 +33,7 @@ print("OBJ hal %d" % (_held() - before))
 before = _held()
 panel = Panel(hal, cfg)
 print("OBJ panel %d" % (_held() - before))
-print("LOADED " + " ".join(sorted(m for m in sys.modules
-                                   if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
+print("LOADED " + " ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
 for name in ("link", "journal", "buttons", "ui", "uptime", "wall", "ntp"):
     before = _held()
     setattr(panel, name, None)  # link first: it holds journal.ack

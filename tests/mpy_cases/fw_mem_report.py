@@ -22,10 +22,10 @@
 # With DATA_DIR (an empty folder for the journal) it then builds a Panel (offline: no broker)
 # and prints OBJ lines (what its objects hold) and LOADED (the modules left in sys.modules).
 import gc
-import micropython
 import sys
 
 import install_fakes  # noqa: F401 - the firmware's hal imports machine/network
+import micropython
 
 if len(sys.argv) > 1 and sys.argv[1]:
     sys.path.insert(0, sys.argv[1])
@@ -34,12 +34,33 @@ if len(sys.argv) > 1 and sys.argv[1]:
 # and umqtt.simple load with the first connect). BOOT_ONLY: imported by firmware.boot and
 # dropped once the Panel runs (selftest only with Yes+No held at boot; messages never on the
 # panel, measured for comparison).
-PANEL = ("protocol", "protocol.panel", "firmware.version", "firmware.clock", "firmware.buttons",
-         "firmware.journal", "firmware.ui", "firmware.link", "firmware.app", "firmware.hal",
-         "umqtt.simple", "firmware.mqtt", "firmware.main")
-BOOT_ONLY = ("protocol.topics", "protocol.checks", "protocol.config", "protocol.messages", "firmware.config",
-             "firmware.remote", "firmware.boot",
-             "firmware.selftest", "firmware.ntp", "firmware.memfs")
+PANEL = (
+    "protocol",
+    "protocol.panel",
+    "firmware.version",
+    "firmware.clock",
+    "firmware.buttons",
+    "firmware.journal",
+    "firmware.ui",
+    "firmware.link",
+    "firmware.app",
+    "firmware.hal",
+    "umqtt.simple",
+    "firmware.mqtt",
+    "firmware.main",
+)
+BOOT_ONLY = (
+    "protocol.topics",
+    "protocol.checks",
+    "protocol.config",
+    "protocol.messages",
+    "firmware.config",
+    "firmware.remote",
+    "firmware.boot",
+    "firmware.selftest",
+    "firmware.ntp",
+    "firmware.memfs",
+)
 
 
 def _held():

@@ -23,10 +23,10 @@
 # `socket` is a stub (the VM has none): only so that umqtt.simple and firmware.mqtt import.
 import gc
 import json
-import micropython
 import sys
 
 import install_fakes  # noqa: F401 - the firmware's hal imports machine/network
+import micropython
 
 
 class _NoSocket:
@@ -43,11 +43,23 @@ sys.modules["socket"] = sys.modules["usocket"] = _NoSocket
 # Built into the ESP32's firmware (C, no heap), frozen Python wrappers on this VM (binascii:
 # ~1 KB held and ~6 KB of import garbage; os, time): loaded before the baseline, they are the
 # platform's, not the firmware's.
-import binascii, os, time  # noqa: E401,F401
+import binascii  # noqa: E401,F401
 
-PANEL = ("protocol", "protocol.panel", "firmware.version", "firmware.clock", "firmware.buttons",
-         "firmware.journal", "firmware.ui", "firmware.link", "firmware.app", "firmware.hal",
-         "umqtt.simple", "firmware.mqtt", "firmware.main")
+PANEL = (
+    "protocol",
+    "protocol.panel",
+    "firmware.version",
+    "firmware.clock",
+    "firmware.buttons",
+    "firmware.journal",
+    "firmware.ui",
+    "firmware.link",
+    "firmware.app",
+    "firmware.hal",
+    "umqtt.simple",
+    "firmware.mqtt",
+    "firmware.main",
+)
 CONFIG = {"site": "s1", "device": "p1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1"}}
 with open("/data/config.json", "w") as f:
     f.write(json.dumps(CONFIG))
@@ -56,6 +68,7 @@ del f
 
 def _make_hal(pins):
     from firmware.hal import Hal
+
     return Hal(pins, root="/data")
 
 
@@ -80,6 +93,7 @@ def _run():
     yield
     before = gc.mem_alloc()
     import firmware.main
+
     panel, hal = firmware.main.boot(_make_hal, "/data/config.json", log=print)
     gc.collect()
     yield
@@ -94,8 +108,7 @@ def _run():
     gc.collect()
     yield
     print("CLIENT %d" % (gc.mem_alloc() - before))
-    print("LOADED " + " ".join(sorted(m for m in sys.modules
-                                       if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
+    print("LOADED " + " ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("firmware", "protocol", "umqtt"))))
     del client
 
 

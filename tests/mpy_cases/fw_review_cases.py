@@ -1,6 +1,7 @@
 """Review regressions under a real MicroPython VM (run by tests/test_fw_review_journal.py).
 
 MicroPython's struct.pack_into wraps an int above 2**32 silently, where CPython raises."""
+
 from firmware import journal
 from firmware.memfs import unacked
 
@@ -12,7 +13,7 @@ def _p(i):
 def test_journal_bogus_ack_past_u32_is_ignored():
     j = journal.Journal(journal.MemFs(), prefix="/j", capacity=100)
     j.append(_p(1))
-    j.ack(2 ** 32 + 5)
+    j.ack(2**32 + 5)
     assert (j.acked, j.seq) == (0, 1)
     assert j.append(_p(2)) == 2
     assert [s for s, _ in unacked(j)] == [1, 2]
@@ -24,5 +25,5 @@ def test_journal_presses_after_ack_jump_are_found():
     j.append(_p(2))
     j.ack(3)
     new = [j.append(_p(i)) for i in range(3, 6)]
-    assert new == [6, 7, 8]    # 1 and 2 were renumbered to 4 and 5, above the ack
+    assert new == [6, 7, 8]  # 1 and 2 were renumbered to 4 and 5, above the ack
     assert [s for s, _ in unacked(j)] == [4, 5] + new

@@ -1,6 +1,7 @@
 """firmware.journal review cases under a real MicroPython VM (run by
 tests/test_fw_review_journal_room.py): ENOSPC (OSError errno in args[0] on MicroPython)
 overflows early instead of losing the press; a renumbering whose meta write fails is undone."""
+
 from firmware import journal
 from firmware.memfs import MemFs, unacked
 
@@ -16,7 +17,7 @@ def test_enospc_drops_oldest_and_stores_the_press():
     for i in range(1, 61):
         j.append(_p(i))
     j.ack(1)
-    fs.disk -= fs.room("/j") - 300   # other files took the room (no big bytearray here)
+    fs.disk -= fs.room("/j") - 300  # other files took the room (no big bytearray here)
     for i in range(61, 201):
         j.append(_p(i))
     got = list(unacked(j))

@@ -15,8 +15,9 @@ sys.path.insert(0, LIB)
 
 import json  # noqa: E402
 
-import install_fakes  # noqa: F401,E402
 import fake_network  # noqa: E402
+import install_fakes  # noqa: F401,E402
+
 import firmware  # noqa: E402
 
 assert firmware.__file__.startswith(LIB), firmware.__file__

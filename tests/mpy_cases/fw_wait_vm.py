@@ -13,16 +13,18 @@
 import sys
 import time
 
-import install_fakes  # noqa: F401
 import fake_network
+import install_fakes  # noqa: F401
 
 LIB, DATA, MODE, HOST, PORT, NTP, DNS_PORT, PUMP = sys.argv[1:9]
 sys.path.insert(0, LIB)
 
 from firmware import config, journal  # noqa: E402
 
-cfg = config.load('{"site": "s", "device": "d", "wifi": {"ssid": "shop"}, '
-                  '"mqtt": {"host": "%s", "port": %s}, "ntp": {"host": "%s"}}' % (HOST, PORT, NTP))
+cfg = config.load(
+    '{"site": "s", "device": "d", "wifi": {"ssid": "shop"}, '
+    '"mqtt": {"host": "%s", "port": %s}, "ntp": {"host": "%s"}}' % (HOST, PORT, NTP)
+)
 from firmware.app import Panel  # noqa: E402
 from firmware.hal import Hal  # noqa: E402
 from firmware.memfs import unacked
@@ -50,7 +52,7 @@ class ScriptedButton:
 hal._buttons["yes"] = ScriptedButton()
 
 if MODE == "ntp":  # get online first (real broker), then let the NTP sync wait
-    panel.ntp.next_ms = 10 ** 12  # no sync while connecting
+    panel.ntp.next_ms = 10**12  # no sync while connecting
     t = time.ticks_ms()
     while not panel.link.online and time.ticks_diff(time.ticks_ms(), t) < 5000:
         panel.step()

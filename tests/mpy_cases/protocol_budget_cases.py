@@ -1,5 +1,6 @@
 """Heap budget of the hot paths on the panel (measured on the unix port; ESP32 allocates a
 little more for big ints such as `t`). A regression here means every button press costs more."""
+
 import gc
 
 from protocol import messages

@@ -4,6 +4,7 @@
     micropython protocol_differential.py PAYLOADS.jsonl
 Each input line: [decoder name, payload text].
 """
+
 import json
 import sys
 

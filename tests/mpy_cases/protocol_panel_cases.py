@@ -3,8 +3,10 @@ checking one), on MicroPython (via mpytest) and CPython (tests/test_protocol_pan
 this module): decode_ack agrees on every ack vector (ok, value, field), and the encoders build
 exactly the bytes of messages' encoders for every valid encode vector.
 """
-from protocol import ProtocolError, messages, panel
+
 from protocol_vectors_cases import load
+
+from protocol import ProtocolError, messages, panel
 
 
 def _outcome(fn, payload):
@@ -33,8 +35,7 @@ def test_encode_event_same_bytes_as_messages():
     for v in load("events"):
         if "encode" in v and v["ok"]:
             args = v["encode"]
-            got = panel.encode_event(args["seq"], args["boot"], args["up"], args.get("t"),
-                                     args["ev"], args.get("hold"))
+            got = panel.encode_event(args["seq"], args["boot"], args["up"], args.get("t"), args["ev"], args.get("hold"))
             assert got == messages.encode_event(**args), v["name"]
             messages.decode_event(got)
             n += 1
@@ -42,9 +43,22 @@ def test_encode_event_same_bytes_as_messages():
 
 
 def test_encode_state_and_will_decode_as_sent():
-    state = {"online": True, "boot": 7, "up": 3600000, "t": 1763812345123, "fw": "0.1.0",
-             "seq": 42, "pending": 2, "dropped": 0, "heap": 61234, "rssi": -55,
-             "faults": ["stuck:yes"], "cfg": 3, "cfg_err": None, "conn": 2}
+    state = {
+        "online": True,
+        "boot": 7,
+        "up": 3600000,
+        "t": 1763812345123,
+        "fw": "0.1.0",
+        "seq": 42,
+        "pending": 2,
+        "dropped": 0,
+        "heap": 61234,
+        "rssi": -55,
+        "faults": ["stuck:yes"],
+        "cfg": 3,
+        "cfg_err": None,
+        "conn": 2,
+    }
     got = messages.decode_state(panel.encode_state(dict(state)))
     state["v"] = 1
     assert got == state

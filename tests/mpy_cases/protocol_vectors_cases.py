@@ -8,12 +8,13 @@ A vector is {"name", "ok", ...}:
   topics:  "call" + "args" -> "expect" | "field"
 "field" may be a list when the platforms' json modules legitimately differ (NaN).
 """
+
 import json
 
 from protocol import ProtocolError, messages, topics
 
 _here = __file__.replace("\\", "/")
-VECTORS = _here[:_here.rfind("/")] + "/../vectors/"
+VECTORS = _here[: _here.rfind("/")] + "/../vectors/"
 
 DECODERS = {
     "events": (messages.decode_event, messages.encode_event, True),
@@ -31,7 +32,7 @@ def load(name):
 
 
 def _unhex(text):
-    return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
+    return bytes(int(text[i : i + 2], 16) for i in range(0, len(text), 2))
 
 
 def _tuple_to_list(value):
