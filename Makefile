@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast firmware services soak bench clean
+.PHONY: demo test test-fast lint format firmware services soak bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,22 @@ services:
 firmware: $(STAMP)
 	$(PY) -m technician.bundle build/firmware
 
-test: $(STAMP) services
+# Lint (ruff), format check and type check (pyright, basic) of the CPython packages.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint services
 	$(PY) -m pytest
+
+# The inner loop: pure and unit tests only (no broker, database server, VM or subprocess).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not slow"
 
 demo: $(STAMP)
 	$(VENV)/bin/rating demo

@@ -55,7 +55,7 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
                 return when
         return site_mod.to_ms(text, tz)
     except ValueError as exc:
-        raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP))
+        raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP)) from None
 
 
 def _naive(bound):
@@ -87,11 +87,11 @@ def cmd_site_apply(args):
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
-        raise CliError("cannot read the site file %s: %s" % (args.file, exc.strerror))
+        raise CliError("cannot read the site file %s: %s" % (args.file, exc.strerror)) from None
     try:
         sitefile = site_mod.parse(text, os.path.basename(args.file))
     except site_mod.SiteFileError as exc:
-        raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc)
+        raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc) from None
     db = open_db(args.db)
     now = _now_ms()
     if args.dry_run:
@@ -153,7 +153,7 @@ def cmd_review_list(args):
     try:
         items = review.sample(polls, fms, share, args.seed)
     except review.ReviewError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     verdicts = review.latest(db)
     for stratum, row in items:
         site, device = row["site"], row["device"]
@@ -210,7 +210,7 @@ def cmd_review_poll(args):
     try:
         row = review.record(db, review.POLL, args.id, verdict, args.reason, _by(args), _now_ms())
     except review.ReviewError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     print("poll %s marked %s by %s" % (args.id, row["verdict"], row["by_name"]))
     return 0
 
@@ -229,7 +229,7 @@ def cmd_review_fm(args):
     try:
         row = review.record(db, review.FM, args.id, verdict, args.reason, _by(args), _now_ms(), start, end)
     except review.ReviewError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     print("force-majeure report %s %sed by %s" % (args.id, row["verdict"].rstrip("e"), row["by_name"]))
     return 0
 
@@ -241,7 +241,7 @@ def cmd_review_history(args):
     try:
         rows = review.history(db, args.id)
     except review.ReviewError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     if not rows:
         print("%s: no verdicts yet" % args.id)
         return 0
@@ -264,11 +264,11 @@ def cmd_counts_import(args):
     try:
         n = counts.import_file(db, args.file, _now_ms())
     except OSError as exc:
-        raise CliError("cannot read %s: %s" % (args.file, exc.strerror))
+        raise CliError("cannot read %s: %s" % (args.file, exc.strerror)) from None
     except counts.CountsError as exc:
         raise CliError(
             "%s\nColumns: site,device,from,to,transactions,visitors (see `rating counts import --help`)" % exc
-        )
+        ) from None
     print("%s: %d interval(s) stored (re-importing changes nothing)" % (args.file, n))
     return 0
 
@@ -288,7 +288,7 @@ def cmd_report(args):
             db, by=args.by, period=args.period, start=start, end=end, k=args.k, lang=args.lang, site=args.site
         )
     except (ValueError, TypeError) as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     if args.format == "json":
         text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
@@ -311,7 +311,7 @@ def _k(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("must be a number between 0 and 1, got %r" % text)
+        raise argparse.ArgumentTypeError("must be a number between 0 and 1, got %r" % text) from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1, got %s" % text)
     return value

@@ -112,7 +112,7 @@ def split_statements(script):
 
 
 def _dict_row_factory(cursor, row):
-    return {d[0]: v for d, v in zip(cursor.description, row)}
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
 
 class Database:

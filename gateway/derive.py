@@ -2,7 +2,7 @@
 
 `rebuild(db, now_ms)` drops every derived row and derives them again (deterministic).
 `update(db, devices, now_ms)` is what ingest calls after each commit; it gives the same rows as
-`rebuild` at the same now_ms (tests/test_gw_review_derive.py checks that on random streams).
+`rebuild` at the same now_ms (tests/gateway/test_derive.py checks that on random streams).
 
 How update stays equal to rebuild. Per panel we keep the window builder's state after the last
 fed event (`derive_state.snapshot`), never advanced by the clock. Outputs the builder emits

@@ -360,7 +360,7 @@ class GatewayService:
             self._derive_changed()
             if self._republish:
                 self._republish = False
-                for topic, payload, retain, qos in self.ingestor.ack_messages():
+                for topic, payload, _retain, _qos in self.ingestor.ack_messages():
                     self._publish(topic, payload, "ack")
             now = time.monotonic()
             if now >= next_push:
@@ -407,7 +407,7 @@ class GatewayService:
                     return False  # shutting down: the broker and the panels still hold the batch
                 time.sleep(self.DB_RETRY_S)
         committed, self._puback_later = self._puback_later, []
-        for topic, payload, retain, qos in acks:
+        for topic, payload, _retain, _qos in acks:
             self._acks_due[topic] = payload  # the newest ack of a panel replaces an unsent one
         gen = self._gen
         for g, mid, qos in committed:

@@ -144,7 +144,7 @@ def to_ms(value, tz=None):
         try:
             value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError("%r is not an ISO 8601 date-time like 2025-01-06T09:00:00+03:00" % (value,))
+            raise ValueError("%r is not an ISO 8601 date-time like 2025-01-06T09:00:00+03:00" % (value,)) from None
     if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
         value = _dt.datetime(value.year, value.month, value.day)
     if not isinstance(value, _dt.datetime):
@@ -170,7 +170,7 @@ def _hours(text):
 
         a, b = minutes(start), minutes(end)
     except (ValueError, AttributeError):
-        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,))
+        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,)) from None
     if a == b:
         raise ValueError("%r is an empty time range" % (text,))
     if b == 23 * 60 + 59:
@@ -195,7 +195,7 @@ def parse(text, source="site file"):
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError(["not valid TOML: %s" % exc], source)
+        raise SiteFileError(["not valid TOML: %s" % exc], source) from None
     c = _Checker()
     entries = []
     c.unknown("", doc, ("deployment", "sites", "questions", "employees", "panels", "roster"))
@@ -544,7 +544,7 @@ class History:
         all_day_from = all_day[0] if all_day is not None and all_day[3] is not None else None
         local = None
         best = None  # (specificity, valid_from, employee)
-        for slot, (kind, key) in roster:
+        for slot, (_kind, key) in roster:
             row = at(key)
             if row is None or row[3] is None:
                 continue

@@ -10,7 +10,7 @@ Lean on purpose: the firmware builds these payloads from its own values, and eve
 code here stays in the panel's heap (README.md, "Heap on the panel"). So they do not re-check
 their input; protocol.messages' encoders of the same names do (the gateway, the simulator and
 the tests use those), and the gateway checks every field of what arrives and dead-letters a
-bad payload (tests/test_protocol_panel.py: the firmware's payloads pass those checks, and
+bad payload (tests/protocol/test_panel_encoders.py: the firmware's payloads pass those checks, and
 decode_ack agrees with messages.decode_ack on every ack vector). Runs on MicroPython and
 CPython: only `json` and builtins.
 """

@@ -53,7 +53,7 @@ def load(args):
     try:
         return scenario.load(args.scenario, days=args.days, sites=args.sites, seed=args.seed)
     except scenario.ScenarioError as exc:
-        raise CliError("%s; fix the scenario file (format: simulator/README.md)" % exc)
+        raise CliError("%s; fix the scenario file (format: simulator/README.md)" % exc) from None
 
 
 def run_pure(sc, out_dir):
@@ -119,11 +119,13 @@ def run_cmd(args):
         try:
             from simulator import runner
         except ImportError as exc:
-            raise CliError("the end-to-end runner is not available (%s); use --pure for the model pipeline" % exc)
+            raise CliError(
+                "the end-to-end runner is not available (%s); use --pure for the model pipeline" % exc
+            ) from None
         try:
             doc, system, w = runner.run(sc, args.out, broker=args.broker, db=args.db, progress=not args.quiet)
         except runner.RunError as exc:
-            raise CliError(str(exc))
+            raise CliError(str(exc)) from None
     elapsed = time.monotonic() - started
     panel_days = len(sc.panels()) * sc.days
     print(

@@ -43,7 +43,7 @@ def run(args):
     try:
         sc = scenario.load(DEMO_SCENARIO, days=args.days, seed=args.seed)
     except scenario.ScenarioError as exc:
-        raise CliError("%s; --days must be at least 1" % exc)
+        raise CliError("%s; --days must be at least 1" % exc) from None
     out = os.path.abspath(args.out)
     print(
         "rating demo: %d offices, %d panels running the real firmware, %d simulated days"
@@ -57,7 +57,7 @@ def run(args):
     try:
         doc, system, _w = runner.run(sc, out, broker=None if args.broker == "mosquitto" else args.broker, progress=True)
     except runner.RunError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from None
     elapsed = time.monotonic() - started
     t = doc["totals"]
     st = doc["runner"]["stats"]

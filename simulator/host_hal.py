@@ -90,7 +90,7 @@ class PahoClient:
         try:
             c.connect(self.host, self.port, self.keepalive)
         except (OSError, ValueError) as exc:
-            raise OSError("mqtt connect to %s:%s failed: %s" % (self.host, self.port, exc))
+            raise OSError("mqtt connect to %s:%s failed: %s" % (self.host, self.port, exc)) from None
         deadline = time.monotonic() + self.CONNECT_TIMEOUT_S
         while "rc" not in result:
             if c.loop(timeout=0.02) != paho_client.MQTT_ERR_SUCCESS or time.monotonic() > deadline:

@@ -24,7 +24,7 @@ def event_time(press, firmware):
 
 def assign_seqs(world):
     """Give every press the seq a fresh panel would: 1, 2, ... in event-time order."""
-    for key, presses in world.presses.items():
+    for presses in world.presses.values():
         order = sorted(presses, key=lambda p: event_time(p, world.scenario.firmware))
         for i, p in enumerate(order, 1):
             p.seq = i

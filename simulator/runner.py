@@ -176,7 +176,7 @@ class Runner:
         except config.ConfigError as exc:
             raise RunError(
                 "the panels' config.json from the scenario is not valid: %s; fix [firmware] in the scenario" % exc
-            )
+            ) from None
 
     def _make_panels(self):
         from simulator.vpanel import VirtualPanel
@@ -557,7 +557,7 @@ class Runner:
 
         msgs = sitefile.counts_messages(self.world)
         pending = msgs
-        for attempt in range(self.COUNTS_TRIES):
+        for _attempt in range(self.COUNTS_TRIES):
             self._publish_counts(pending)
             db = dbmod.connect(self.db_url)
             try:

@@ -115,7 +115,7 @@ def parse_hours(text, path):
         h1, m1 = (int(x) for x in a.split(":"))
         h2, m2 = (int(x) for x in b.split(":"))
     except Exception:
-        raise ScenarioError('%s: hours must look like "09:00-20:00", got %r' % (path, text))
+        raise ScenarioError('%s: hours must look like "09:00-20:00", got %r' % (path, text)) from None
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if not 0 <= start < end <= 24 * 60:
         raise ScenarioError("%s: opening must be before closing within one day, got %r" % (path, text))
@@ -169,7 +169,7 @@ class Scenario:
         try:
             self.start_date = _dt.date.fromisoformat(str(self.meta["start"]))
         except ValueError:
-            raise ScenarioError("scenario.start: must be a date like 2025-03-03, got %r" % self.meta["start"])
+            raise ScenarioError("scenario.start: must be a date like 2025-03-03, got %r" % self.meta["start"]) from None
         if self.days < 1:
             raise ScenarioError("scenario.days: must be >= 1, got %d" % self.days)
         self.sites = [self._site(s, "site[%d]" % i) for i, s in enumerate(raw_sites)]
@@ -296,9 +296,9 @@ def load(path, days=None, sites=None, seed=None):
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        raise ScenarioError("%s: no such scenario file (the shipped ones are in simulator/scenarios/)" % path)
+        raise ScenarioError("%s: no such scenario file (the shipped ones are in simulator/scenarios/)" % path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError("%s: not valid TOML: %s" % (path, exc))
+        raise ScenarioError("%s: not valid TOML: %s" % (path, exc)) from None
     return from_dict(data, source=str(path), days=days, sites=sites, seed=seed)
 
 

@@ -80,7 +80,7 @@ def render(figs):
     lines = ["Per employee (staff question)", ""]
     hdr = "%-22s %-16s %-28s %-26s %s" % ("employee", "site", "DI-staff (ИНК@Персонал)", "exact conversion", "FM rate")
     lines += [hdr, "-" * len(hdr)]
-    for emp, r in figs["employee"].items():
+    for r in figs["employee"].values():
         lines.append(
             "%-22s %-16s %-28s %-26s %s"
             % (r["name"][:22], r["site"][:16], _f(r["di_staff"]), _f(r["conversion"]), _f(r["fm_rate"]))
@@ -101,7 +101,7 @@ def render(figs):
             % (site[:16], _f(r["di_staff"]), _f(r["di_office"]), _f(r["eli"]), _f(r["coverage"]), _f(r["fm_rate"]))
         )
     lines += ["", "Flags and bottleneck diagnosis", ""]
-    for emp, r in figs["employee"].items():
+    for r in figs["employee"].values():
         for fl in r["flags"]:
             lines.append("  %s: %s" % (r["name"], fl.message_en))
     for site, r in figs["site"].items():

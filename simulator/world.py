@@ -165,7 +165,7 @@ def _site_people(sc, w, site):
                 + _shift_changes(site, panel, pidx, day, day_ms)
                 + [day_ms + close_min * 60000]
             )
-            for a, b in zip(bounds, bounds[1:]):
+            for a, b in zip(bounds, bounds[1:], strict=False):
                 emp = _seller_at(site, panel, pidx, day, (a - day_ms) // 60000)
                 w.roster.append({"site": site["id"], "device": panel["id"], "employee": emp, "from": a, "to": b})
         # visitors per hour, Poisson; a share of them buys (transaction) and is served at a desk
@@ -394,7 +394,7 @@ def _faults(sc, w):
     for _ in range(_poisson(rng, f["broker_outages_per_day"] * days)):
         t = rng.randrange(start + 3600000, end - 3600000)
         out.append({"t": t, "kind": "broker_outage", "duration": int(_log_uniform(rng, *f["broker_outage_s"]) * 1000)})
-    for i in range(int(f["gateway_restarts"])):
+    for _ in range(int(f["gateway_restarts"])):
         out.append({"t": rng.randrange(start + 3600000, end - 3600000), "kind": "gateway_restart"})
     overflow = {(o.get("site"), o.get("device")): o for o in f["overflow"]}
     for site, panel in sc.panels():

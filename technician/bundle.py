@@ -53,7 +53,9 @@ def _download(url, timeout=30):
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.read()
     except OSError as exc:
-        raise BundleError("cannot download %s (%s); check the network or put the file in %s" % (url, exc, CACHE_DIR))
+        raise BundleError(
+            "cannot download %s (%s); check the network or put the file in %s" % (url, exc, CACHE_DIR)
+        ) from None
 
 
 def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
@@ -114,7 +116,7 @@ def mpy_cross_binary():
 
 # Our own modules are compiled at -O3: no line-number tables (and no asserts, which they do not
 # use). On the panel, loaded bytecode lives in its ~100 KB heap, and the tables are ~1.25 KB of
-# the 40 KB budget (32-bit VM, tests/test_fw_mem_wasm32.py); a traceback on the panel still
+# the 40 KB budget (32-bit VM, tests/firmware/test_heap_32bit.py); a traceback on the panel still
 # names the function, and the same code runs with line numbers under CPython and the unix port
 # in the tests. umqtt.simple is never optimised: it checks packets with assert.
 OPT = "-O3"

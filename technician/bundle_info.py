@@ -25,9 +25,9 @@ def load(bundle_dir):
         raise DeviceError(
             "no firmware bundle in %s (manifest.json missing). Build it with "
             "`make firmware`, or pass --bundle FOLDER." % bundle_dir
-        )
+        ) from None
     except ValueError as exc:
-        raise DeviceError("%s is not valid JSON (%s); rebuild with `make firmware`." % (path, exc))
+        raise DeviceError("%s is not valid JSON (%s); rebuild with `make firmware`." % (path, exc)) from None
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise DeviceError("%s lists no files; rebuild with `make firmware`." % path)

@@ -36,7 +36,7 @@ def parse_broker(url):
     try:
         port = parts.port or (8883 if ssl else 1883)
     except ValueError:
-        raise DeviceError("--broker %s: the port must be a number 1..65535" % url)
+        raise DeviceError("--broker %s: the port must be a number 1..65535" % url) from None
     return parts.hostname, port, ssl
 
 
@@ -99,5 +99,5 @@ def validate(given, chip="esp32"):
     except fwconfig.ConfigError as exc:
         flag = FLAGS.get(exc.field)
         how = " Set it with %s." % flag if flag else " Fix it in the panel's /config.json."
-        raise DeviceError("config.json would be invalid: %s.%s" % (exc, how))
+        raise DeviceError("config.json would be invalid: %s.%s" % (exc, how)) from None
     return text, full

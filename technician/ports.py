@@ -148,15 +148,15 @@ def open_port(port, baudrate=115200, timeout=0.1):
         text = str(exc)
         code = getattr(exc, "errno", None)
         if code in (errno.EBUSY, errno.EAGAIN) or "exclusively lock" in text or "busy" in text.lower():
-            raise busy_error(port, text)
+            raise busy_error(port, text) from None
         if code == errno.EACCES or "Permission denied" in text:
             raise DeviceError(
                 "no permission to open %s. On Linux add yourself to the dialout group "
                 "(`sudo usermod -aG dialout $USER`, then log out and back in)." % port
-            )
+            ) from None
         if code == errno.ENOENT or "No such file" in text:
             check_exists(port)
-        raise DeviceError("cannot open serial port %s: %s" % (port, text))
+        raise DeviceError("cannot open serial port %s: %s" % (port, text)) from None
 
 
 def check_free(port):

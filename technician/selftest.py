@@ -105,7 +105,7 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
     try:
         t = SerialTransport(port, baudrate=115200)
     except TransportError as exc:
-        raise DeviceError("cannot open %s: %s" % (port, exc))
+        raise DeviceError("cannot open %s: %s" % (port, exc)) from None
     report = SelfTestReport()
     try:
         t.enter_raw_repl(soft_reset=False)

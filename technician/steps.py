@@ -58,7 +58,7 @@ def run(step, out=print, capture=False, timeout=300):
         raise StepFailed(
             "%s did not finish within %d s (%s). Unplug and replug the panel, then "
             "run the command again." % (step.tool, timeout, step.why)
-        )
+        ) from None
     if not capture and proc.stdout.strip():
         for line in proc.stdout.rstrip().splitlines():
             out("    " + line)

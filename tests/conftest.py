@@ -13,7 +13,6 @@ import uuid
 import pytest
 
 from simulator import services
-from simulator.services import free_port  # noqa: F401  (tests import it from here)
 
 
 class Broker(services.Broker):
@@ -132,7 +131,17 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run long soak/fault tests")
 
 
+# Fixtures that start or reach a real service: a test using one is end to end (`e2e`) and
+# `make test-fast` leaves it out. Tests that run a VM or a subprocess carry @pytest.mark.e2e.
+E2E_FIXTURES = {"broker", "own_broker", "mqtt_root", "pg_url", "fw_bundle", "bundle_lib", "db_before_004"}
+
+
 def pytest_collection_modifyitems(config, items):
+    e2e = pytest.mark.e2e
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("any_db") == "postgresql":
+            item.add_marker(e2e)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="long run: `make soak` runs it")

@@ -1,4 +1,4 @@
-"""Cases for the machine/network fakes themselves (run by tests/test_mpy_fakes.py)."""
+"""Cases for the machine/network fakes themselves (run by tests/firmware/test_fakes_match_the_esp32.py)."""
 
 import install_fakes  # noqa: F401  (must come before `import machine`)
 import machine

@@ -1,4 +1,4 @@
-# The whole panel app on the real MicroPython VM (unix port), run by tests/test_fw_app_mpy.py:
+# The whole panel app on the real MicroPython VM (unix port), run by tests/firmware/test_panel_on_micropython.py:
 #
 #   micropython -X heapsize=100k fw_app_panel_vm.py HOST PORT ROOT DATA_DIR NTP_HOST PRESSES LIB
 #
@@ -48,7 +48,7 @@ gc.collect()
 base_alloc = gc.mem_alloc()
 
 # The device's start, as firmware.main.boot() does it (that function runs on the VM in
-# tests/test_fw_mem_budget.py, without this script's and the broker test's ~4 KB): validate the
+# tests/firmware/test_heap_budget.py, without this script's and the broker test's ~4 KB): validate the
 # config, unload it, then the Panel's code, the HAL and the Panel.
 from firmware import config, unload  # noqa: E402
 

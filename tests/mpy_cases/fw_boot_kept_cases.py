@@ -1,7 +1,7 @@
 """The kept validated config (firmware/boot.py) on the real MicroPython VM: the normal boot reads
 /config.json.ok back without importing the config code; a changed /config.json or
 /remote.json, or a torn copy, makes the boot validate again; /remote.json is applied at boot
-so the Panel does not import firmware.remote for it. Run by tests/test_fw_boot_kept.py."""
+so the Panel does not import firmware.remote for it. Run by tests/firmware/test_kept_config.py."""
 
 import json
 import os

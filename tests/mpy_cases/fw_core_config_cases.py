@@ -1,4 +1,4 @@
-"""firmware.config under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
+"""firmware.config under a real MicroPython VM, -X heapsize=100k (run by tests/firmware/test_core_on_micropython.py)."""
 
 from mpytest import raises
 

@@ -1,4 +1,4 @@
-"""firmware.journal under a real MicroPython VM, -X heapsize=100k (run by tests/test_fw_core_mpy.py)."""
+"""firmware.journal under a real MicroPython VM, -X heapsize=100k (run by tests/firmware/test_core_on_micropython.py)."""
 
 import gc
 
@@ -86,7 +86,7 @@ def test_journal_heap_use_is_small():
         j.append(_p(i))
         if i % 3 == 0:
             j.ack(i - 1)
-    for s, p in unacked(j):
+    for _ in unacked(j):
         pass
     gc.collect()
     held = gc.mem_alloc() - before

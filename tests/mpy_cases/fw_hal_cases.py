@@ -1,4 +1,4 @@
-"""firmware.hal on the MicroPython VM over the fakes (run by tests/test_fw_hal.py)."""
+"""firmware.hal on the MicroPython VM over the fakes (run by tests/firmware/test_hal.py)."""
 
 import fake_network
 import install_fakes  # noqa: F401

@@ -1,5 +1,5 @@
 """firmware.journal renumbering above an ack and capacity clamping under a real MicroPython VM,
--X heapsize=100k (run by tests/test_fw_journal_rebase.py)."""
+-X heapsize=100k (run by tests/firmware/test_journal_renumbering.py)."""
 
 from mpytest import make_tmp, remove_tmp
 

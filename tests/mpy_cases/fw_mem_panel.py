@@ -1,7 +1,7 @@
 # Second half of fw_mem_report.py (imported by it, with the same argv): build the Panel as
 # firmware.main does - config.load, unload the boot-only modules, Hal, Panel - and print
 #   OBJ <what> <bytes>   heap its objects hold (offline: no broker; the connected figure is
-#                        tests/test_fw_app_mpy.py's)
+#                        tests/firmware/test_panel_on_micropython.py's)
 #   LOADED <modules>     the firmware/protocol/umqtt modules still in sys.modules
 import gc
 import json

@@ -16,7 +16,7 @@
 # before it). Then
 #   MEM_TOTAL <bytes>     everything the panel's start-up imports hold
 #   qstr pool: ...        micropython.qstr_info(): n_qstr = names interned by then
-# (tests/test_fw_mem_budget.py runs this file and prints / checks the numbers). Per-module
+# (tests/firmware/test_heap_budget.py runs this file and prints / checks the numbers). Per-module
 # figures include the growth of shared tables they trigger (the interned-name pool and its
 # doubling), so they shift a little with the import order; MEM_TOTAL does not.
 # With DATA_DIR (an empty folder for the journal) it then builds a Panel (offline: no broker)

@@ -1,5 +1,5 @@
 # Presses while the panel waits on the network, on the REAL MicroPython VM (unix port), run by
-# tests/test_fw_wait.py:
+# tests/firmware/test_network_waits.py:
 #
 #   micropython fw_wait_vm.py LIB DATA MODE HOST PORT NTP DNS_PORT PUMP
 #
@@ -64,7 +64,7 @@ start_up = panel.uptime.update(START[0])
 panel.step()
 print("WAITED", time.ticks_diff(time.ticks_ms(), START[0]))
 out = []
-for seq, payload in unacked(panel.journal):
+for _seq, payload in unacked(panel.journal):
     boot, up, t, ev, hold = journal.unpack_event(payload)
     out.append("%s@%d" % (ev, up - start_up))
 print("EVENTS", " ".join(out))

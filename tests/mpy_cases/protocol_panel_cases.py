@@ -1,5 +1,5 @@
 """protocol.panel (the panel's lean, non-checking payload code) against protocol.messages (the
-checking one), on MicroPython (via mpytest) and CPython (tests/test_protocol_panel.py imports
+checking one), on MicroPython (via mpytest) and CPython (tests/protocol/test_panel_encoders.py imports
 this module): decode_ack agrees on every ack vector (ok, value, field), and the encoders build
 exactly the bytes of messages' encoders for every valid encode vector.
 """

@@ -1,5 +1,5 @@
 """The protocol vectors (tests/vectors/*.json), checked by the same code under MicroPython
-(via mpytest) and CPython (tests/test_protocol_vectors.py imports this module).
+(via mpytest) and CPython (tests/protocol/test_vectors.py imports this module).
 
 A vector is {"name", "ok", ...}:
   decode:  "payload" (text, sent as UTF-8) or "payload_hex" -> "expect" (decoded) | "field"

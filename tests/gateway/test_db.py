@@ -1,0 +1,30 @@
+"""The portable database adapter: transactions end cleanly however COMMIT fails."""
+
+import sqlite3
+
+from gateway import schema
+
+
+def test_failed_commit_leaves_no_open_transaction(tmp_path):
+    """A COMMIT that fails (here: a deferred foreign key; in the field: disk full, I/O error)
+    must not leave SQLite inside the transaction: the batch's writes would linger, ride along
+    with the next batch's commit, and every later BEGIN would fail - ingest stuck for good."""
+    import pytest
+
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "c.db"))
+    try:
+        db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        db.execute(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER"
+            " REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        with pytest.raises(sqlite3.IntegrityError):  # the deferred foreign key fails at COMMIT
+            with db.transaction():
+                db.execute("INSERT INTO child (id, p) VALUES (1, 42)")
+        assert not db.conn.in_transaction
+        with db.transaction():  # the retry works
+            db.execute("INSERT INTO parent (id) VALUES (42)")
+            db.execute("INSERT INTO child (id, p) VALUES (1, 42)")
+        assert db.scalar("SELECT COUNT(*) FROM child") == 1
+    finally:
+        db.close()

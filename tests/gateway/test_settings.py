@@ -1,0 +1,76 @@
+"""Gateway settings (TOML + command line) and the errors a user sees."""
+
+import subprocess
+
+import pytest
+from gw_ingest_support import RATING, REPO
+
+from gateway import service
+
+
+def write(tmp_path, text):
+    p = tmp_path / "gateway.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_gw_ingest_settings_file_and_overrides(tmp_path):
+    path = write(
+        tmp_path,
+        'broker = "mqtt://10.0.0.5:1884"\nbatch_max = 200\nconfig_push_s = 2\ndata_dir = "%s"\n' % (tmp_path / "data"),
+    )
+    s = service.load_settings(path, batch_max=None, root="shop/v1")
+    assert (s.broker, s.batch_max, s.config_push_s, s.root) == ("mqtt://10.0.0.5:1884", 200, 2, "shop/v1")
+    assert s.db_url() == "sqlite:///%s" % (tmp_path / "data" / "rating.db")
+    assert service.parse_broker_url("mqtt://u:p@h:1") == ("h", 1, "u", "p")
+    assert service.parse_broker_url("mqtt://h") == ("h", 1883, None, None)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("batch_size = 3", ["unknown setting 'batch_size'", "batch_max"]),
+        ('batch_max = "500"', ["batch_max must be a whole number"]),
+        ("batch_max = 0", ["batch_max: must be a whole number >= 1"]),
+        ("inflight = 5000", ["inflight: must be 1..1000"]),
+        ("max_unconfirmed = 70000", ["max_unconfirmed", "65535"]),
+        ('root = "Rating/#"', ["root:"]),
+        ('broker = "http://x"', ["broker:", "mqtt://HOST:PORT"]),
+        ("broker = [", ["not valid TOML"]),
+    ],
+)
+def test_gw_ingest_settings_errors_name_the_field(tmp_path, text, words):
+    path = write(tmp_path, text + "\n")
+    with pytest.raises(service.SettingsError) as e:
+        service.load_settings(path)
+    for w in words:
+        assert w in str(e.value)
+    assert path in str(e.value)
+
+
+@pytest.mark.e2e
+def test_gw_ingest_cli_errors_say_what_to_do(tmp_path):
+    out = subprocess.run(
+        [RATING, "gateway", "run", "--config", str(tmp_path / "missing.toml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "missing.toml not found" in out.stderr
+    out = subprocess.run(
+        [RATING, "gateway", "run", "--broker", "mqtt://127.0.0.1:1", "--db", "mysql://x"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "sqlite:///" in out.stderr and "--db" in out.stderr
+    out = subprocess.run(
+        [RATING, "deadletter", "list", "--db", str(tmp_path / "d.db"), "--since", "yesterday"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "--since 'yesterday'" in out.stderr

@@ -1,0 +1,281 @@
+"""rating device deploy/test against a real MicroPython VM behind a pseudo-terminal.
+
+The stand-in (tests/device_standin) is MicroPython's WebAssembly port under Node.js, reached
+through socat's pty: mpremote and pyserial talk to MicroPython's own REPL and raw REPL, the
+.mpy files land in the VM's filesystem and the firmware's own code imports them there. The VM
+has no radio: after a reset the test plays the panel's network side (it publishes the birth
+message the firmware would send, or prints the firmware's console lines), see README.md there.
+"""
+
+import json
+import os
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from device_standin.standin import Standin, StandinUnavailable, ensure_vm
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol import messages, topics
+from rating.cli import main
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="session")
+def vm():
+    try:
+        return ensure_vm()
+    except StandinUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def panel(vm, tmp_path):
+    p = Standin(tmp_path / "panel")
+    # what a panel that has been running for weeks keeps on its flash
+    flash = tmp_path / "panel" / "flash"
+    (flash / "j0003.bin").write_bytes(bytes(range(256)) * 4)
+    (flash / "seq").write_text("1234")
+    (flash / "boot").write_text("17")
+    p.start()
+    yield p
+    p.stop()
+
+
+class PanelNetwork:
+    """Plays the panel's radio: each firmware start the stand-in reports becomes a retained
+    birth `state` on the broker, as firmware/link.py publishes it."""
+
+    def __init__(self, panel, broker):
+        self.panel = panel
+        self.broker = broker
+        self.stop = False
+        self.sent = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        c.connect(self.broker.host, self.broker.port)
+        c.loop_start()
+        while not self.stop:
+            starts = self.panel.events("firmware")
+            for ev in starts[self.sent :]:
+                info = ev["info"]
+                if info.get("ok") and info["host"] == self.broker.host and info["port"] == self.broker.port:
+                    state = {
+                        "online": True,
+                        "boot": 18 + self.sent,
+                        "up": 900,
+                        "t": None,
+                        "fw": info["fw"],
+                        "seq": 1234,
+                        "pending": 0,
+                        "dropped": 0,
+                        "heap": 60000,
+                        "rssi": -55,
+                        "faults": [],
+                        "cfg": None,
+                        "cfg_err": None,
+                    }
+                    topic = topics.device_topic(info["root"], info["site"], info["device"], "state")
+                    c.publish(topic, messages.encode_state(state), qos=1, retain=True).wait_for_publish(5)
+            self.sent = len(starts)
+            time.sleep(0.05)
+        c.loop_stop()
+        c.disconnect()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+
+
+def run_cli(capsys, *argv):
+    rc = main(["device"] + list(argv))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def snapshot(panel):
+    return {rel: (os.stat(p).st_mtime_ns, open(p, "rb").read()) for rel, p in panel.files().items()}
+
+
+@pytest.mark.e2e
+def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, panel, fw_bundle, broker, mqtt_root):
+    net = PanelNetwork(panel, broker)
+    journal_before = {k: v[1] for k, v in snapshot(panel).items()}
+    try:
+        base = ["deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "30"]
+        rc, out, err = run_cli(
+            capsys,
+            *base,
+            "--site",
+            "office-1",
+            "--device",
+            "panel-7",
+            "--wifi-ssid",
+            "Shop",
+            "--wifi-password",
+            "pw1",
+            "--broker",
+            broker.url,
+        )
+        assert rc == 0, out + err
+        assert "Panel office-1/panel-7 is online with firmware 0.1.0 (seen: its birth message on the broker)" in out
+
+        files = panel.files()
+        manifest = json.load(open(os.path.join(fw_bundle, "manifest.json")))
+        for rel in manifest["files"]:
+            if rel not in ("config.example.json", "manifest.json"):
+                assert open(files[rel], "rb").read() == open(os.path.join(fw_bundle, rel), "rb").read(), rel
+        cfg = json.load(open(files["config.json"]))
+        assert cfg["site"] == "office-1" and cfg["device"] == "panel-7"
+        assert cfg["wifi"] == {"ssid": "Shop", "password": "pw1"}
+        assert cfg["mqtt"]["host"] == broker.host and cfg["mqtt"]["port"] == broker.port
+        # the firmware's own validation, run by the panel's VM on its own files after the reset
+        fw_start = panel.events("firmware")[-1]["info"]
+        assert fw_start == {
+            "ok": True,
+            "fw": "0.1.0",
+            "site": "office-1",
+            "device": "panel-7",
+            "root": "rating/v1",
+            "host": broker.host,
+            "port": broker.port,
+        }
+        for name in ("j0003.bin", "seq", "boot"):
+            assert open(files[name], "rb").read() == journal_before[name], name
+
+        # second run, only the Wi-Fi password changes: no firmware file is copied again
+        before = snapshot(panel)
+        rc, out, err = run_cli(capsys, *base, "--wifi-password", "pw2")
+        assert rc == 0, out + err
+        assert "nothing copied" in out and "fs cp" not in out.replace("config.json", "")
+        after = snapshot(panel)
+        changed = sorted(k for k in after if after[k] != before.get(k))
+        assert changed == ["config.json"], changed
+        cfg2 = json.load(open(panel.files()["config.json"]))
+        assert cfg2["wifi"] == {"ssid": "Shop", "password": "pw2"} and cfg2["device"] == "panel-7"
+
+        # third run with nothing new: nothing at all changes on the flash
+        before = snapshot(panel)
+        rc, out, err = run_cli(capsys, *base)
+        assert rc == 0 and "/config.json: unchanged" in out
+        assert snapshot(panel) == before
+    finally:
+        net.close()
+
+
+def test_device_deploy_falls_back_to_the_serial_console(capsys, panel, fw_bundle):
+    panel.boot_console("panel: office-1/panel-2 fw 0.1.0 boot 1 seq 0 pending 0\nlink: mqtt up 127.0.0.1:9\n")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "20",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-2",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    assert rc == 0, out + err
+    assert "not reachable from this computer" in out
+    assert 'is online with firmware 0.1.0 (seen: "link: mqtt up" on its console)' in out
+
+
+def test_device_deploy_reports_the_panels_config_error(capsys, panel, fw_bundle):
+    panel.boot_console("CONFIG ERROR /config.json: wifi.ssid: must be a non-empty string -- fix the file\n")
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "20",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-3",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    assert rc == 2
+    assert "the panel reports: CONFIG ERROR /config.json: wifi.ssid" in err
+
+
+def test_device_deploy_refuses_an_invalid_config_before_writing(capsys, panel, fw_bundle):
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "0",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-4",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    assert rc == 2 and "wifi.ssid: missing" in err and "--wifi-ssid" in err
+    assert "config.json" not in panel.files()
+
+
+def test_device_selftest_on_standin(capsys, panel, fw_bundle):
+    rc, out, err = run_cli(
+        capsys,
+        "deploy",
+        "--port",
+        panel.port,
+        "--bundle",
+        fw_bundle,
+        "--wait",
+        "0",
+        "--site",
+        "office-1",
+        "--device",
+        "panel-5",
+        "--wifi-ssid",
+        "Shop",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    assert rc == 0, out + err
+    panel.press([("yes", 100, 300), ("no", 400, 600), ("unsure", 700, 900), ("seller", 1000, 1200)])
+    rc, out, err = run_cli(capsys, "test", "--port", panel.port, "--seconds", "2", "--non-interactive")
+    rows = {
+        line.split()[1] + " " + line.split()[2]: line.split()[0]
+        for line in out.splitlines()
+        if line.startswith("  PASS") or line.startswith("  FAIL")
+    }
+    assert "Self-test started (firmware 0.1.0)" in out
+    for led in ("rate", "thanks", "status", "seller"):
+        assert rows["LED " + led] == "PASS"
+    for b in ("YES", "NO", "UNSURE", "SELLER"):
+        assert rows["button " + b] == "PASS", out
+    assert "PASS Wi-Fi rssi=-55" in " ".join(out.split())
+    # the WebAssembly VM has no sockets: broker and clock fail for real, and the test says so
+    assert "FAIL broker" in " ".join(out.split()) and "FAIL clock sync" in " ".join(out.split())
+    assert rc == 1 and "Overall: FAIL" in out
+
+    panel.press([("yes", 100, 300)])  # the others are never pressed
+    rc, out, err = run_cli(capsys, "test", "--port", panel.port, "--seconds", "1", "--non-interactive")
+    flat = " ".join(out.split())
+    assert "PASS button YES" in flat and "FAIL button NO no press seen" in flat
