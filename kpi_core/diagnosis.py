@@ -45,7 +45,7 @@ class Diagnosis:
     reason_ru: str
 
     @property
-    def verdict_ru(self):
+    def verdict_ru(self) -> str:
         return VERDICTS_RU[self.verdict]
 
 
@@ -72,14 +72,14 @@ def _close(a, b, ratio):
 
 
 def bottleneck(
-    di_staff,
-    di_office,
-    ref_staff,
-    ref_office,
-    close_ratio=CLOSE_RATIO,
-    much_higher_ratio=MUCH_HIGHER_RATIO,
-    min_n=MIN_N,
-):
+    di_staff: Figure | float | None,
+    di_office: Figure | float | None,
+    ref_staff: float,
+    ref_office: float,
+    close_ratio: float = CLOSE_RATIO,
+    much_higher_ratio: float = MUCH_HIGHER_RATIO,
+    min_n: int = MIN_N,
+) -> Diagnosis:
     """Diagnosis for one scope. di_* are Figures (or fractions); ref_* are the reference
     fractions for the business type (the average DI of comparable offices)."""
     _check.number(close_ratio, "close_ratio", 1, None)

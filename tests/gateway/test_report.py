@@ -429,3 +429,17 @@ def test_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_path, capsys
     assert cli.main(["report", "--db", "sqlite:///%s" % (tmp_path / "rating.db"), "--k", "0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["k"] == 0.0 and data["rows"][0]["kpi"]["di_office"]["value"] == 0.5
+
+
+def test_a_counts_interval_starting_before_the_range_counts_in_no_row(tmp_path):
+    """An interval belongs to the period containing its start: one that starts before --from is
+    outside the report in the day rows as in the total (they used to disagree)."""
+    db = sqlite_db(tmp_path)
+    small_chain(db)
+    with db.transaction():
+        store.insert_counts(db, "msk", "", T0 - 30 * MIN, T0 + 30 * MIN, 9, 20, "test", T0)  # starts before
+        store.insert_counts(db, "msk", "", T0 + 30 * MIN, T0 + 90 * MIN, 4, 10, "test", T0)
+    r = report.build_report(db, by="site", period="day", start=T0, now_ms=T0 + 2 * DAY)
+    monday = next(x for x in r["rows"] if x["period"] == "2025-01-06")
+    assert monday["counts"] == {"transactions": 4, "visitors": 10}
+    assert r["total"]["counts"] == {"transactions": 4, "visitors": 10}
