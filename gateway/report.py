@@ -30,6 +30,7 @@ from gateway.report_core import (  # noqa: F401  (the report's vocabulary, re-ex
     instant,
     is_local,
 )
+from gateway.report_export import render_csv, render_table  # noqa: F401  (the report's text forms)
 from kpi_core import Thresholds
 
 # A local range bound becomes one instant per office; every such instant lies within this much
@@ -73,7 +74,7 @@ def load_inputs(
             continue
         gaps = [g for g in store.gaps(db, s, d, now_ms) if g["status"] == "lost"]
         if gaps:
-            lost[(s, d)] = [Gap(g["first"], g["last"], g["count"]) for g in gaps]
+            lost[(s, d)] = _timed_gaps(db, s, d, gaps)
     return Inputs(
         history=history,
         polls=polls,
@@ -84,6 +85,28 @@ def load_inputs(
         fm_status=fm_status,
         lost=lost,
     )
+
+
+def _timed_gaps(db: Database, site: str, device: str, gaps: list[dict[str, Any]]) -> list[Gap]:
+    """Lost gaps with the times of the stored events around them: a gap's events were made
+    between the event just before it and the first stored one after it."""
+    out = []
+    run_first = None
+    for i, g in enumerate(gaps):
+        # adjacent gaps (lost for different reasons) share the events around the whole run
+        if run_first is None or gaps[i - 1]["last"] + 1 != g["first"]:
+            run_first = g["first"]
+        run_last = g["last"]
+        for nxt in gaps[i + 1 :]:
+            if nxt["first"] != run_last + 1:
+                break
+            run_last = nxt["last"]
+        before = store.timed_events(db, site, device, after_seq=max(run_first - 2, 0), limit=1)
+        after = store.timed_events(db, site, device, after_seq=run_last, limit=1)
+        after_ms = before[0]["at_ms"] if before and before[0]["seq"] == run_first - 1 else None
+        before_ms = after[0]["at_ms"] if after else None
+        out.append(Gap(g["first"], g["last"], g["count"], after_ms, before_ms))
+    return out
 
 
 def options(
@@ -97,6 +120,8 @@ def options(
     now_ms: int | None = None,
     thresholds: dict[str, Any] | None = None,
     site: str | None = None,
+    employee: str | None = None,
+    sort: str | None = None,
 ) -> Options:
     """The report options, with the site file's defaults for k, lang, thresholds and references."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -116,6 +141,8 @@ def options(
         thresholds=Thresholds(**th_values),
         reference=dep.get("reference") or {},
         now_ms=now_ms,
+        employee=employee,
+        sort=sort,
     )
 
 
@@ -130,113 +157,40 @@ def build_report(
     now_ms: int | None = None,
     thresholds: dict[str, Any] | None = None,
     site: str | None = None,
+    employee: str | None = None,
+    sort: str | None = None,
 ) -> dict[str, Any]:
     """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open), or
     a naive datetime.datetime: that wall-clock time in each office's own timezone;
-    k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's."""
+    k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's.
+    site / employee: only that office / person (ValueError listing the known ids when there is
+    no such one); sort: a figure name, rows then ranked best first within each period."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     history = site_mod.load(db)
-    opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site)
+    check_ids(db, history, site, employee)
+    opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     return compute(load_inputs(db, history, start, end, site, now_ms), opts)
 
 
-# --- rendering ----------------------------------------------------------------------------
+def _listing(ids: list[str], names: dict[str, str]) -> str:
+    if not ids:
+        return "none"
+    shown = ["%s (%s)" % (i, names[i]) if names.get(i) and names[i] != i else i for i in ids[:20]]
+    return ", ".join(shown) + (" and %d more" % (len(ids) - 20) if len(ids) > 20 else "")
 
 
-def _cell(fig, lang):
-    if fig is None:
-        return "-"
-    if fig["value"] is None:
-        return "%s (%s)" % (i18n.t(lang, "na"), fig["reason"])
-    return fig["text"]
-
-
-def render_table(report):
-    lang = report["lang"]
-    lines = []
-    head = "%s (%s: %s; %s: %s; k = %s)" % (
-        i18n.t(lang, "report_title"),
-        i18n.t(lang, "by"),
-        i18n.t(lang, report["by"]),
-        i18n.t(lang, "period"),
-        i18n.t(lang, "period_" + report["period"]),
-        report["k"],
-    )
-    lines.append(head)
-    if not report["rows"]:
-        lines.append(i18n.t(lang, "no_rows"))
-    for row in report["rows"] + ([dict(report["total"], label="=" * 3)] if len(report["rows"]) > 1 else []):
-        lines.append("")
-        title = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
-        if row["period"] != "all":
-            title += "  [%s]" % row["period"]
-        lines.append("%s  (%s: %d)" % (title, i18n.t(lang, "polls"), row["polls"]["valid"]))
-        for name in FIGURES:
-            fig = row["kpi"][name]
-            if fig is None:
-                continue
-            lines.append("  %-20s %s" % (i18n.t(lang, name), _cell(fig, lang)))
-        for f in row["flags"]:
-            lines.append("  ! %s" % f["message"])
-    if report["bottleneck"]:
-        lines.append("")
-        lines.append("%s:" % i18n.t(lang, "bottleneck"))
-        for b in report["bottleneck"]:
-            period = "" if b["period"] == "all" else " [%s]" % b["period"]
-            if b["verdict"] in (None, "not enough data"):
-                lines.append("  %s%s: %s" % (b["label"], period, b["verdict_text"]))
-            else:
-                lines.append("  %s%s: %s" % (b["label"], period, b["reason"]))
-    return "\n".join(lines).rstrip() + "\n"
-
-
-CSV_FIELDS = ["key", "label", "period", "period_start_ms", "period_end_ms", "polls_valid", "polls_invalid"]
-for _name in FIGURES:
-    CSV_FIELDS += [_name, _name + "_low", _name + "_high", _name + "_n"]
-CSV_FIELDS += [
-    "transactions",
-    "visitors",
-    "fm_reports",
-    "fm_confirmed",
-    "fm_pending",
-    "time_device",
-    "time_repaired",
-    "time_arrival",
-    "lost_events",
-    "flags",
-]
-
-
-def render_csv(report):
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for row in report["rows"]:
-        out = {
-            "key": row["key"],
-            "label": row["label"],
-            "period": row["period"],
-            "period_start_ms": row["period_start_ms"],
-            "period_end_ms": row["period_end_ms"],
-            "polls_valid": row["polls"]["valid"],
-            "polls_invalid": row["polls"]["invalid"],
-            "transactions": row["counts"]["transactions"],
-            "visitors": row["counts"]["visitors"],
-            "fm_reports": row["force_majeure"]["reports"],
-            "fm_confirmed": row["force_majeure"]["confirmed"],
-            "fm_pending": row["force_majeure"]["pending"],
-            "time_device": row["time_sources"]["device"],
-            "time_repaired": row["time_sources"]["repaired"],
-            "time_arrival": row["time_sources"]["arrival"],
-            "lost_events": row["lost_events"],
-            "flags": ";".join(f["code"] for f in row["flags"]),
-        }
-        for name in FIGURES:
-            fig = row["kpi"][name] or {}
-            out[name], out[name + "_low"] = fig.get("value"), fig.get("low")
-            out[name + "_high"], out[name + "_n"] = fig.get("high"), fig.get("n")
-        w.writerow(out)
-    return buf.getvalue()
+def check_ids(db: Database, history: site_mod.History, site: str | None, employee: str | None) -> None:
+    """A report for an office or person nobody knows would be empty: refuse it, listing the
+    known ones (the site file's, and offices that only sent events)."""
+    if site is not None:
+        known = sorted({k for _, k in history.keys("site")} | {s for s, _ in store.event_panels(db)})
+        if site not in known:
+            names = {s: history.site_name(s) for s in known}
+            raise ValueError("--site: no office %r; known offices: %s" % (site, _listing(known, names)))
+    if employee is not None:
+        known = sorted(k for _, k in history.keys("employee"))
+        if employee not in known:
+            names = {e: history.employee_name(e) for e in known}
+            raise ValueError(
+                "--employee: no employee %r in the site file; known: %s" % (employee, _listing(known, names))
+            )

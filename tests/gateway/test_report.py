@@ -55,11 +55,15 @@ def test_gw_report_numbers_equal_kpi_core(any_db):
     assert row["kpi"]["eli"]["value"] == pytest.approx(2 / 4 - (1 + 0.8) / 4)
     assert row["polls"]["valid"] == 12
     assert row["counts"] == {"transactions": 45, "visitors": 100}
-    assert row["kpi"]["exact_conversion"]["value"] == kpi_core.exact_conversion(12, 45).value
-    assert row["kpi"]["visitor_coverage"]["value"] == pytest.approx(0.12)
+    # conversion and coverage count the staff panel's polls only (the exit and door panels poll
+    # the same customers again), and only those opened while the counts ran: Monday's 4 (Tuesday's
+    # 2 come after the second interval ends)
+    assert row["polls"]["contact"] == 6 and row["polls"]["in_transactions_time"] == 4
+    assert row["kpi"]["exact_conversion"]["value"] == kpi_core.exact_conversion(4, 45).value
+    assert row["kpi"]["visitor_coverage"]["value"] == pytest.approx(0.04)
     assert row["kpi"]["fm_rate"]["value"] == 0.0
     codes = {f["code"] for f in row["flags"]}
-    assert {"small_sample", "coverage_low", "conversion_low"} <= codes
+    assert {"small_sample", "coverage_low", "conversion_low", "counts_partial_open_transactions"} <= codes
     assert r["total"]["polls"]["valid"] == 12
     (b,) = r["bottleneck"]
     assert b["verdict"] == "not enough data"  # 6 staff polls < min_n 30

@@ -124,13 +124,23 @@ def test_tallies_of_disjoint_polls_add_up_to_the_tally_of_all(seed, cut):
     of the parts' tallies is the row built from all the polls."""
     world, doc = world_doc(seed, 2, 1, 0.8, 6.0, 0.5, 0.05, True)
     inputs = inputs_of(world, doc)
-    polls, fms = list(inputs.polls), list(inputs.fms)
+    polls = [dict(p, contact=report_core.is_contact(inputs.history, p)) for p in inputs.polls]
+    fms = list(inputs.fms)
     i, j = int(cut * len(polls)), int(cut * len(fms))
-    whole = report_core.tally_polls(polls, fms, inputs, 100, None)
-    parts = report_core.tally_polls(polls[:i], fms[:j], inputs, 60, None) + report_core.tally_polls(
-        polls[i:], fms[j:], inputs, 40, None
+    counted = report_core.Counted.of(inputs.counts)
+    tx, vis = counted.transactions or 0, counted.visitors or 0
+
+    def part(transactions, visitors):
+        return report_core.Counted(transactions, visitors, counted.tx, counted.vis)
+
+    whole = report_core.tally_polls(polls, fms, inputs, counted)
+    parts = report_core.tally_polls(polls[:i], fms[:j], inputs, part(tx // 2, vis // 3)) + report_core.tally_polls(
+        polls[i:], fms[j:], inputs, part(tx - tx // 2, vis - vis // 3)
     )
     assert parts == whole
     head = {"key": "*", "label": "*", "period": "all", "period_start_ms": None, "period_end_ms": None}
     opts = report_core.Options(now_ms=NOW)
-    assert report_core.row_dict(head, parts, opts) == report_core.row_dict(head, whole, opts)
+    assert report_core.row_dict(head, parts, opts, counted=counted) == report_core.row_dict(
+        head, whole, opts, counted=counted
+    )
+    assert whole.scope.conversion_polls <= whole.contact <= whole.scope.polls
