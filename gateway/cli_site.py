@@ -273,34 +273,93 @@ def cmd_counts_import(args):
     return 0
 
 
-def cmd_report(args):
+REPORT_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json", ".txt": "table"}
+
+
+def _report_format(fmt, output):
+    """--format, else the one -o's extension names, else table; a mismatch is an error."""
+    ext = os.path.splitext(output)[1].lower() if output else ""
+    by_ext = REPORT_FORMATS.get(ext)
+    if output and fmt is None and by_ext is None:
+        raise CliError(
+            "cannot tell the format from %r: name the file .csv, .xlsx, .json or .txt, or give --format" % output
+        )
+    if fmt and by_ext and fmt != by_ext:
+        raise CliError("--format %s does not match %s: give one of them, or make them agree" % (fmt, output))
+    fmt = fmt or by_ext or "table"
+    if fmt == "xlsx" and not output:
+        raise CliError("an .xlsx workbook is a file: give -o FILE.xlsx")
+    return fmt
+
+
+def _check_output(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError("cannot write %s: the folder %s does not exist; create it or write elsewhere" % (path, folder))
+    if os.path.isdir(path):
+        raise CliError("cannot write %s: it is a folder; give a file name" % path)
+
+
+def _report_output(reports, by, fmt, pv):
+    """The bytes (files) or text (stdout) of the reports in format `fmt`."""
     import json
 
-    from gateway import report
+    from gateway import report_export
 
+    data = next(r for r in reports if r["by"] == by)
+    if fmt == "xlsx":
+        return report_export.workbook_bytes(reports, pv)
+    if fmt == "json":
+        return json.dumps(dict(data, pivot=pv) if pv else data, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return report_export.render_pivot_csv(pv, data["lang"]) if pv else report_export.render_csv(data)
+    return report_export.render_pivot_table(pv, data["lang"]) if pv else report_export.render_table(data)
+
+
+def cmd_report(args):
+    from gateway import report, report_export
+
+    fmt = _report_format(args.format, args.output)
+    if args.output:
+        _check_output(args.output)  # before the work, not after it
     db = open_db(args.db)
     # without --site, a date (or a time without UTC offset) is each office's own local one
     local = not args.site
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
+    by = args.by or "site"
+    # a workbook holds every grouping unless --by names one
+    bys = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
+    period = args.period or ("month" if args.pivot else "all")
     try:
-        data = report.build_report(
-            db, by=args.by, period=args.period, start=start, end=end, k=args.k, lang=args.lang, site=args.site
-        )
+        reports = [
+            report.build_report(
+                db,
+                by=b,
+                period=period,
+                start=start,
+                end=end,
+                k=args.k,
+                lang=args.lang,
+                site=args.site,
+                employee=args.employee,
+                sort=args.sort,
+            )
+            for b in bys
+        ]
+        pv = report_export.pivot(next(r for r in reports if r["by"] == by), args.pivot) if args.pivot else None
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
-    if args.format == "json":
-        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    elif args.format == "csv":
-        text = report.render_csv(data)
-    else:
-        text = report.render_table(data)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-        print("report written to %s" % args.output)
-    else:
-        sys.stdout.write(text)
+    out = _report_output(reports, by, fmt, pv)
+    if not args.output:
+        sys.stdout.write(out if isinstance(out, str) else out.decode("utf-8"))  # (xlsx needs -o)
+        return 0
+    data = out if isinstance(out, bytes) else (report_export.csv_bytes(out) if fmt == "csv" else out.encode("utf-8"))
+    try:
+        report_export.write_file(args.output, data)
+    except OSError as exc:
+        raise CliError("cannot write %s: %s" % (args.output, exc.strerror or exc)) from None
+    print("report written to %s" % args.output)
     return 0
 
 
@@ -458,17 +517,17 @@ def register(sub):
         "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
         "JSON fields: docs/report-json.md.",
     )
+    figures = ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate")
     p.add_argument(
         "--by",
         choices=("employee", "device", "site", "question"),
-        default="site",
-        help="one row per employee, panel, office or question (default: site)",
+        help="one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
+        "a sheet each)",
     )
     p.add_argument(
         "--period",
         choices=("day", "week", "month", "all"),
-        default="all",
-        help="split rows by day, ISO week or month in the office's timezone (default: all)",
+        help="split rows by day, ISO week or month in the office's timezone (default: all; with --pivot: month)",
     )
     p.add_argument(
         "--from",
@@ -479,10 +538,30 @@ def register(sub):
         + "; without --site, a date or a time without offset is each office's own local time",
     )
     p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
-    p.add_argument("--site", help="only this office (site id)")
+    p.add_argument("--site", metavar="ID", help="only this office (site id)")
+    p.add_argument("--employee", metavar="ID", help="only this person's polls and force-majeure reports")
+    p.add_argument(
+        "--sort",
+        metavar="KPI",
+        choices=figures,
+        help="rank the rows best first within each period by KPI: %s" % ", ".join(figures),
+    )
+    p.add_argument(
+        "--pivot",
+        metavar="KPI",
+        choices=figures,
+        help="a compact table of one KPI: rows x periods (table, csv, json, and a sheet of the .xlsx)",
+    )
     p.add_argument(
         "--k", type=_k, help="correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)"
     )
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv", "xlsx"),
+        help="output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
+        "with lang ru `;` and decimal commas, as Russian Excel reads it",
+    )
     p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's, else ru)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout (the format follows its extension)"
+    )

@@ -37,6 +37,32 @@ TEXT = {
         "не заданы референсные значения (deployment.reference в файле площадок)",
         "no reference values set (deployment.reference in the site file)",
     ),
+    "sorted_by": ("рейтинг по", "ranked by"),
+    "pivot_note": (
+        "* меньше %(min_n)d опросов: лишь ориентир; - нет опросов; н/д: не рассчитать.",
+        "* fewer than %(min_n)d polls: a rough indication only; - no polls; n/a: cannot be computed.",
+    ),
+    "sheet_employee": ("Сотрудники", "Employees"),
+    "sheet_device": ("Панели", "Panels"),
+    "sheet_site": ("Офисы", "Offices"),
+    "sheet_question": ("Вопросы", "Questions"),
+    "sheet_pivot": ("Сводная", "Pivot"),
+    "col_rank": ("Место", "Rank"),
+    "col_label": ("Название", "Name"),
+    "col_key": ("Код", "Id"),
+    "col_from": ("С", "From"),
+    "col_to": ("По (не включая)", "To (exclusive)"),
+    "col_timezone": ("Часовой пояс", "Timezone"),
+    "col_invalid": ("Недействительные опросы", "Invalid polls"),
+    "col_low": ("от", "low"),
+    "col_high": ("до", "high"),
+    "col_transactions": ("Продажи", "Transactions"),
+    "col_visitors": ("Посетители", "Visitors"),
+    "col_fm_reports": ("Форс-мажоры", "Force-majeure reports"),
+    "col_fm_pending": ("Форс-мажоры без проверки", "Force majeure not reviewed"),
+    "col_lost": ("Потеряно событий", "Lost events"),
+    "col_verdict": ("Вывод", "Verdict"),
+    "col_reason": ("Пояснение", "Reason"),
     # review list
     "stratum_no": ("ответ «Нет»", "No answer"),
     "stratum_fm": ("форс-мажор", "force majeure"),
@@ -71,6 +97,36 @@ FLAGS = {
     "lost_events": (
         "Потеряно событий панелей: %(n)d (%(ranges)s). Опросы за это время неполны.",
         "%(n)d panel event(s) lost (%(ranges)s): polls of that time are incomplete.",
+    ),
+    "counts_partial_transactions": (
+        "Продажи посчитаны только за часть периода (%(hours)s ч, %(share)s): точная конверсия учитывает "
+        "опросы этого времени (%(inside)d), опросы вне его (%(outside)d) не учтены.",
+        "Sales were counted for part of the period only (%(hours)s h, %(share)s): exact conversion "
+        "counts the %(inside)d polls of that time and leaves out the %(outside)d outside it.",
+    ),
+    "counts_partial_visitors": (
+        "Посетители посчитаны только за часть периода (%(hours)s ч, %(share)s): охват посетителей "
+        "учитывает опросы этого времени (%(inside)d), опросы вне его (%(outside)d) не учтены.",
+        "Visitors were counted for part of the period only (%(hours)s h, %(share)s): visitor coverage "
+        "counts the %(inside)d polls of that time and leaves out the %(outside)d outside it.",
+    ),
+    "counts_partial_open_transactions": (
+        "Продажи посчитаны не за всё время опросов (%(hours)s ч): точная конверсия учитывает опросы "
+        "этого времени (%(inside)d), опросы вне его (%(outside)d) не учтены.",
+        "Sales were not counted for all the time of the polls (%(hours)s h counted): exact conversion "
+        "counts the %(inside)d polls of that time and leaves out the %(outside)d outside it.",
+    ),
+    "counts_partial_open_visitors": (
+        "Посетители посчитаны не за всё время опросов (%(hours)s ч): охват посетителей учитывает "
+        "опросы этого времени (%(inside)d), опросы вне его (%(outside)d) не учтены.",
+        "Visitors were not counted for all the time of the polls (%(hours)s h counted): visitor "
+        "coverage counts the %(inside)d polls of that time and leaves out the %(outside)d outside it.",
+    ),
+    "no_roster": (
+        "Опросов без сотрудника: %(n)d (%(panels)s): в это время никто не был назначен на панель. "
+        "Добавьте её в [[roster]] файла площадок на это время, чтобы отнести опросы к сотруднику.",
+        "%(n)d poll(s) on %(panels)s were opened while no one was on the panel's roster: add the "
+        "panel to [[roster]] in the site file for that time to see them under a person.",
     ),
 }
 

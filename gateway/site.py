@@ -320,7 +320,9 @@ def parse(text, source="site file"):
     panels = {}
     for i, item in enumerate(items("panels")):
         p = "panels[%d]" % i
-        c.unknown(p, item, ("site", "device", "question", "camera", "window_s", "rearm_s", "fm_minutes", "from"))
+        c.unknown(
+            p, item, ("site", "device", "question", "camera", "window_s", "rearm_s", "fm_minutes", "conversion", "from")
+        )
         sid = c.id(p + ".site", item.get("site"))
         if sid and sid not in sites:
             c.err(p + ".site", "%r is not listed in [[sites]]" % sid)
@@ -341,6 +343,11 @@ def parse(text, source="site file"):
                 except (KeyError, ValueError, IndexError) as exc:
                     c.err(p + ".camera", "bad placeholder %s: use {iso}, {unix} or {unix_ms}" % exc)
         data = {"question": qid, "camera": camera}
+        if "conversion" in item:  # kept only when given: the default follows the question's kind
+            if not isinstance(item["conversion"], bool):
+                c.err(p + ".conversion", "must be true or false, got %r" % (item["conversion"],))
+            else:
+                data["conversion"] = item["conversion"]
         for name, default in DEFAULT_PANEL.items():
             lo, hi = LIMITS[name]
             data[name] = c.number("%s.%s" % (p, name), item.get(name), lo, hi, default, integer=True)

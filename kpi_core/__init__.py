@@ -10,6 +10,7 @@ from kpi_core.flags import Flag, Thresholds, flags
 from kpi_core.indices import DEFAULT_K, di_office, di_staff, eli
 from kpi_core.interval import Z95, signed_score_interval, wilson
 from kpi_core.ratios import exact_conversion, fm_rate, visitor_coverage
+from kpi_core.scope import ScopeCounts, ScopeFigures, scope_figures
 from kpi_core.tally import count_polls, poll_id
 
 __all__ = [
@@ -32,4 +33,7 @@ __all__ = [
     "bottleneck",
     "count_polls",
     "poll_id",
+    "ScopeCounts",
+    "ScopeFigures",
+    "scope_figures",
 ]

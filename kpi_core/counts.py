@@ -37,15 +37,15 @@ class PollCounts:
             )
 
     @property
-    def valid(self):
+    def valid(self) -> int:
         """V: every valid poll, answered or silent (Unsure counts here and only here)."""
         return self.yes + self.no + self.unsure + self.silent
 
     @property
-    def answered(self):
+    def answered(self) -> int:
         return self.yes + self.no + self.unsure
 
-    def __add__(self, other):
+    def __add__(self, other: "PollCounts") -> "PollCounts":
         """Counts of two disjoint scopes (two panels, two days) add up field by field."""
         if not isinstance(other, PollCounts):
             return NotImplemented
@@ -58,7 +58,7 @@ class PollCounts:
             self.fm_silent + other.fm_silent,
         )
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, int]:
         return {
             "yes": self.yes,
             "no": self.no,

@@ -1,6 +1,7 @@
 """Figure: one KPI value with its 95 % interval, or the reason it cannot be given."""
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Figure:
     FINE_WIDTH = 0.02
 
     @property
-    def missing(self):
+    def missing(self) -> bool:
         return self.value is None
 
     def _decimals(self):
@@ -43,7 +44,7 @@ class Figure:
             text = "+" + text
         return text
 
-    def format(self):
+    def format(self) -> str:
         """'12 % (8-17 %, n=230)'; ELI: '+12 % (-3 to +20 %, n=230)'; missing: 'n/a (no valid polls)'."""
         if self.value is None:
             return "n/a (%s)" % (self.reason or "no data")
@@ -55,10 +56,10 @@ class Figure:
         joiner = " to " if self.signed else "-"
         return "%s (%s%s%s %%, n=%d)" % (head, self._pct(self.low, d), joiner, self._pct(self.high, d), self.n)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.format()
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "value": self.value,
             "low": self.low,
@@ -70,5 +71,5 @@ class Figure:
         }
 
 
-def missing(n, reason, signed=False):
+def missing(n: int, reason: str, signed: bool = False) -> Figure:
     return Figure(None, None, None, n, reason, signed)

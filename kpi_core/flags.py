@@ -64,7 +64,15 @@ def _figure(fig, name):
     return fig
 
 
-def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=None, fm_rate=None, thresholds=None):
+def flags(
+    di_staff: Figure | None = None,
+    di_office: Figure | None = None,
+    eli: Figure | None = None,
+    conversion: Figure | None = None,
+    coverage: Figure | None = None,
+    fm_rate: Figure | None = None,
+    thresholds: Thresholds | None = None,
+) -> list[Flag]:
     """Flags for the figures given (any may be None = not part of this report)."""
     t = thresholds or Thresholds()
     out = []
@@ -92,7 +100,7 @@ def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=Non
                     name,
                 )
             )
-    if fm_rate is not None and not fm_rate.missing and fm_rate.value > t.fm_rate_max:
+    if fm_rate is not None and fm_rate.value is not None and fm_rate.value > t.fm_rate_max:
         out.append(
             Flag(
                 "fm_rate_high",
@@ -107,7 +115,7 @@ def flags(di_staff=None, di_office=None, eli=None, conversion=None, coverage=Non
         ("visitor coverage", coverage, t.coverage_min, "coverage_low", "visitors", "посетителей"),
         ("exact conversion", conversion, t.conversion_min, "conversion_low", "sales", "продаж"),
     ):
-        if fig is None or fig.missing:
+        if fig is None or fig.value is None:
             continue
         if fig.low is None:  # no interval: the ratio is over 100 %, the counts disagree
             out.append(

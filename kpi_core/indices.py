@@ -16,7 +16,7 @@ NO_VALID_POLLS = "no valid polls"
 ALL_UNDER_FM = "every No/silent poll fell under confirmed force majeure and no other poll remains"
 
 
-def check_k(k):
+def check_k(k: float) -> float:
     return _check.number(k, "k", 0, 1)
 
 
@@ -34,7 +34,7 @@ def _di(negatives, silent, n, k, z):
     return Figure(score / n, low, high, n)
 
 
-def di_staff(c, k=DEFAULT_K, z=Z95):
+def di_staff(c: PollCounts, k: float = DEFAULT_K, z: float = Z95) -> Figure:
     """(N + kS) / V with No answers and silent polls under CONFIRMED force majeure left out
     of both the numerator and V (METHOD.md decision 3). Yes/Unsure under force majeure stay."""
     _counts(c)
@@ -46,14 +46,14 @@ def di_staff(c, k=DEFAULT_K, z=Z95):
     return fig
 
 
-def di_office(c, k=DEFAULT_K, z=Z95):
+def di_office(c: PollCounts, k: float = DEFAULT_K, z: float = Z95) -> Figure:
     """(N + kS) / V; force majeure does not matter here (the office owns its problems)."""
     _counts(c)
     check_k(k)
     return _di(c.no, c.silent, c.valid, k, z) or missing(0, NO_VALID_POLLS)
 
 
-def eli(c, k=DEFAULT_K, z=Z95):
+def eli(c: PollCounts, k: float = DEFAULT_K, z: float = Z95) -> Figure:
     """Y/V - (N + kS)/V, from -1 (everyone negative) to +1 (everyone says Yes)."""
     _counts(c)
     check_k(k)

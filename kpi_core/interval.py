@@ -17,7 +17,7 @@ from kpi_core import _check
 Z95 = 1.959964  # two-sided 95 % standard normal quantile
 
 
-def wilson(successes, n, z=Z95):
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval (low, high) for successes out of n; successes may be fractional.
 
     Raises ValueError for n == 0: there is no share of nothing; callers turn that into a
@@ -40,7 +40,7 @@ def wilson(successes, n, z=Z95):
     return low, high
 
 
-def signed_score_interval(total_score, n, z=Z95):
+def signed_score_interval(total_score: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Interval for the mean of n per-poll scores in [-1, 1] (ELI: Yes +1, Unsure 0, No -1,
     silent -k), given their sum.
 

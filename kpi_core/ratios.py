@@ -35,19 +35,19 @@ def _ratio(part, base, z, zero_reason, unknown_reason, over_reason, part_name, b
     return Figure(part / base, low, high, base)
 
 
-def exact_conversion(polls, transactions, z=Z95):
+def exact_conversion(polls: int, transactions: int | None, z: float = Z95) -> Figure:
     """Polls per transaction (sale) in the same scope and period."""
     return _ratio(
         polls, transactions, z, NO_TRANSACTIONS, UNKNOWN_TRANSACTIONS, MORE_THAN_TRANSACTIONS, "polls", "transactions"
     )
 
 
-def visitor_coverage(polls, visitors, z=Z95):
+def visitor_coverage(polls: int, visitors: int | None, z: float = Z95) -> Figure:
     """Polls per visitor counted at the door in the same scope and period."""
     return _ratio(polls, visitors, z, NO_VISITORS, UNKNOWN_VISITORS, MORE_THAN_VISITORS, "polls", "visitors")
 
 
-def fm_rate(fm_reports, polls, z=Z95):
+def fm_rate(fm_reports: int, polls: int | None, z: float = Z95) -> Figure:
     """Force-majeure reports per poll. Counts every report the sellers made (confirmed or
     not): the rate is an audit of how often the excuse is used."""
     return _ratio(fm_reports, polls, z, NO_POLLS, NO_POLLS, MORE_FM_THAN_POLLS, "fm_reports", "polls")

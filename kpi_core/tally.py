@@ -13,6 +13,9 @@ pair, covering start <= opened_at < end. Pass CONFIRMED periods only: an unconfi
 excludes nothing (METHOD.md decision 3).
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from kpi_core.counts import PollCounts
 
 ANSWERS = ("yes", "no", "unsure")
@@ -28,7 +31,7 @@ def _has(record, name):
     return (name in record) if isinstance(record, dict) else hasattr(record, name)
 
 
-def poll_id(record):
+def poll_id(record: Any) -> Any:
     """The identity a verdict refers to (see module note)."""
     if _has(record, "id"):
         return _get(record, "id")
@@ -66,7 +69,12 @@ def _covered(record, at, periods):
     return False
 
 
-def count_polls(polls, fm_periods=(), invalid=(), key=poll_id):
+def count_polls(
+    polls: Iterable[Any],
+    fm_periods: Iterable[Any] = (),
+    invalid: Iterable[Any] = (),
+    key: Callable[[Any], Any] = poll_id,
+) -> PollCounts:
     """Count valid polls by answer; No/silent polls opened inside a confirmed force-majeure
     period are also counted into fm_no/fm_silent. Invalid polls (by identity) are dropped."""
     periods = [_period(p) for p in fm_periods]

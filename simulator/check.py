@@ -105,8 +105,12 @@ def _fig(f):
     return None if f is None else {"value": f.value, "low": f.low, "high": f.high, "n": f.n}
 
 
-def _report_row(polls, fms, periods, invalid, k, tx=None, vis=None):
-    """The figures of one report row (docs/report-json.md rules) from truth polls/fms."""
+def _report_row(polls, fms, periods, invalid, k, tx=None, vis=None, counted=(), kinds=("staff", "office", "loyalty")):
+    """The figures of one report row (docs/report-json.md rules) from truth polls/fms.
+
+    Conversion and coverage count the valid polls of staff-question panels (the site file's
+    default) opened inside a counted interval (`counted`: [(from, to)]); kinds: the question
+    kinds whose figures the row shows (people: staff only)."""
     import kpi_core
 
     records = [dict(p, id="%s/%s/%s" % (p["site"], p["device"], p["open_seq"])) for p in polls]
@@ -118,6 +122,8 @@ def _report_row(polls, fms, periods, invalid, k, tx=None, vis=None):
         ("office", kpi_core.di_office, "di_office"),
         ("loyalty", kpi_core.eli, "eli"),
     ):
+        if kind not in kinds:
+            continue
         of_kind = [r for r in records if r["kind"] == kind]
         if not of_kind:
             continue
@@ -127,8 +133,9 @@ def _report_row(polls, fms, periods, invalid, k, tx=None, vis=None):
         out["polls"]["by_kind"][kind] = c.as_dict()
         figs[name] = fn(c, k)
     n = len(valid)
-    figs["exact_conversion"] = kpi_core.exact_conversion(n, tx) if tx is not None else None
-    figs["visitor_coverage"] = kpi_core.visitor_coverage(n, vis) if vis is not None else None
+    contact = [r for r in valid if r["kind"] == "staff" and any(a <= r["opened_at"] < b for a, b in counted)]
+    figs["exact_conversion"] = kpi_core.exact_conversion(len(contact), tx) if tx is not None else None
+    figs["visitor_coverage"] = kpi_core.visitor_coverage(len(contact), vis) if vis is not None else None
     figs["fm_rate"] = kpi_core.fm_rate(len(fms), n) if (n or fms) else None
     out["kpi"] = {name: _fig(figs.get(name)) for name in REPORT_FIGURES}
     out["counts"] = {"transactions": tx, "visitors": vis}
@@ -144,10 +151,11 @@ def report_kpis(truth_doc):
     periods = [
         {"start": f["start"], "end": f["end"], "site": f["site"], "device": f["device"]} for f in fms if f["confirmed"]
     ]
-    tx, vis = {}, {}
+    tx, vis, counted = {}, {}, {}
     for c in truth_doc["counts"]:
         tx[c["site"]] = tx.get(c["site"], 0) + c["transactions"]
         vis[c["site"]] = vis.get(c["site"], 0) + c["visitors"]
+        counted.setdefault(c["site"], []).append((c["from"], c["to"]))
     out = {"site": {}, "employee": {}}
     for site in sorted({p["site"] for p in polls} | {f["site"] for f in fms} | set(tx)):
         out["site"][site] = _report_row(
@@ -158,10 +166,16 @@ def report_kpis(truth_doc):
             k,
             tx.get(site),
             vis.get(site),
+            counted.get(site, ()),
         )
     for emp in sorted({p["employee"] for p in polls} | {f["employee"] for f in fms}):
         out["employee"][emp] = _report_row(
-            [p for p in polls if p["employee"] == emp], [f for f in fms if f["employee"] == emp], periods, invalid, k
+            [p for p in polls if p["employee"] == emp],
+            [f for f in fms if f["employee"] == emp],
+            periods,
+            invalid,
+            k,
+            kinds=("staff",),
         )
     return out
 

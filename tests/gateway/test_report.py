@@ -55,11 +55,15 @@ def test_gw_report_numbers_equal_kpi_core(any_db):
     assert row["kpi"]["eli"]["value"] == pytest.approx(2 / 4 - (1 + 0.8) / 4)
     assert row["polls"]["valid"] == 12
     assert row["counts"] == {"transactions": 45, "visitors": 100}
-    assert row["kpi"]["exact_conversion"]["value"] == kpi_core.exact_conversion(12, 45).value
-    assert row["kpi"]["visitor_coverage"]["value"] == pytest.approx(0.12)
+    # conversion and coverage count the staff panel's polls only (the exit and door panels poll
+    # the same customers again), and only those opened while the counts ran: Monday's 4 (Tuesday's
+    # 2 come after the second interval ends)
+    assert row["polls"]["contact"] == 6 and row["polls"]["in_transactions_time"] == 4
+    assert row["kpi"]["exact_conversion"]["value"] == kpi_core.exact_conversion(4, 45).value
+    assert row["kpi"]["visitor_coverage"]["value"] == pytest.approx(0.04)
     assert row["kpi"]["fm_rate"]["value"] == 0.0
     codes = {f["code"] for f in row["flags"]}
-    assert {"small_sample", "coverage_low", "conversion_low"} <= codes
+    assert {"small_sample", "coverage_low", "conversion_low", "counts_partial_open_transactions"} <= codes
     assert r["total"]["polls"]["valid"] == 12
     (b,) = r["bottleneck"]
     assert b["verdict"] == "not enough data"  # 6 staff polls < min_n 30
@@ -429,3 +433,17 @@ def test_fm_and_invalid_verdicts_apply_per_kind_and_latest_wins(tmp_path, capsys
     assert cli.main(["report", "--db", "sqlite:///%s" % (tmp_path / "rating.db"), "--k", "0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["k"] == 0.0 and data["rows"][0]["kpi"]["di_office"]["value"] == 0.5
+
+
+def test_a_counts_interval_starting_before_the_range_counts_in_no_row(tmp_path):
+    """An interval belongs to the period containing its start: one that starts before --from is
+    outside the report in the day rows as in the total (they used to disagree)."""
+    db = sqlite_db(tmp_path)
+    small_chain(db)
+    with db.transaction():
+        store.insert_counts(db, "msk", "", T0 - 30 * MIN, T0 + 30 * MIN, 9, 20, "test", T0)  # starts before
+        store.insert_counts(db, "msk", "", T0 + 30 * MIN, T0 + 90 * MIN, 4, 10, "test", T0)
+    r = report.build_report(db, by="site", period="day", start=T0, now_ms=T0 + 2 * DAY)
+    monday = next(x for x in r["rows"] if x["period"] == "2025-01-06")
+    assert monday["counts"] == {"transactions": 4, "visitors": 10}
+    assert r["total"]["counts"] == {"transactions": 4, "visitors": 10}

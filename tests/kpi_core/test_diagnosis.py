@@ -30,8 +30,48 @@ def test_office_higher_but_both_fine_is_not_a_bottleneck():
 
 
 def test_worse_but_not_close_and_not_much_higher():
-    assert bottleneck(fig(0.30), fig(0.20), 0.10, 0.10).verdict == "no clear bottleneck"
+    assert bottleneck(fig(0.26), fig(0.20), 0.10, 0.10).verdict == "no clear bottleneck"
     assert bottleneck(fig(0.20), fig(0.27), 0.10, 0.10).verdict == "no clear bottleneck"
+
+
+def test_staff_much_worse_than_reference_and_office_is_looked_at_first():
+    d = bottleneck(fig(0.30), fig(0.20), 0.10, 0.10)
+    assert d.verdict == "staff first" and d.verdict_ru == "в первую очередь персонал"
+    assert "30 %" in d.reason_en and "look at the staff first" in d.reason_en.lower()
+    assert "персонал" in d.reason_ru
+    d = bottleneck(fig(0.30), fig(0.08), 0.10, 0.12)  # office fine: staff first all the same
+    assert d.verdict == "staff first"
+    # much worse than its reference but not much higher than DI-office: not this rule
+    assert bottleneck(fig(0.30), fig(0.25), 0.10, 0.10).verdict == "staff"
+    assert bottleneck(fig(0.14), fig(0.05), 0.10, 0.10).verdict == "no clear bottleneck"  # 1.4x the reference
+
+
+def test_no_pattern_text_names_the_case_and_not_both_patterns():
+    """The text for "no clear bottleneck" used to read "match neither pattern (both worse and
+    close; office much higher)", as if both held: it says which case it is and what to watch."""
+    cases = {
+        (0.05, 0.06): "nothing to fix",
+        (0.13, 0.08): "Only DI-staff 13 % is worse",
+        (0.09, 0.13): "Only DI-office 13 % is worse",
+        (0.20, 0.27): "DI-office somewhat higher",
+        (0.26, 0.20): "DI-staff somewhat higher",
+    }
+    for (s, o), words in cases.items():
+        d = bottleneck(fig(s), fig(o), 0.10, 0.12)
+        assert d.verdict == "no clear bottleneck" and words in d.reason_en, (s, o, d.reason_en)
+        assert "pattern" not in d.reason_en and "признак" not in d.reason_ru
+    for verdict, (s, o) in {"staff": (0.20, 0.22), "office organisation": (0.12, 0.30)}.items():
+        d = bottleneck(fig(s), fig(o), 0.10, 0.12)
+        assert d.verdict == verdict and ("Start with" in d.reason_en) and ("Начните с" in d.reason_ru)
+
+
+def test_not_enough_data_says_why_and_what_to_do():
+    d = bottleneck(fig(0.2), None, 0.10, 0.12)
+    assert d.verdict == "not enough data"
+    assert "no polls of the office question" in d.reason_en and "add a panel" in d.reason_en
+    assert "нет опросов с вопросом об офисе" in d.reason_ru
+    d = bottleneck(fig(0.2, n=12), fig(0.2), 0.10, 0.12)
+    assert "rests on 12 polls, fewer than 30" in d.reason_en and "longer period" in d.reason_en
 
 
 def test_ratio_boundaries():
@@ -77,6 +117,8 @@ def test_always_a_known_verdict_with_reasons(s, o, rs, ro):
         assert s > rs and o > ro
     if d.verdict == "office organisation":
         assert o > ro and o > s
+    if d.verdict == "staff first":
+        assert s > rs and s >= 1.5 * o * (1 - 1e-9) and s >= 1.5 * rs * (1 - 1e-9)
 
 
 def test_from_counts():

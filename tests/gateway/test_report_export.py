@@ -1,0 +1,176 @@
+"""`rating report` output a director can open: CSV as Russian Excel reads it, a real .xlsx, the
+format from -o's extension, rankings and filters, a pivot of one KPI, one-line errors."""
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+
+import pytest
+from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events
+
+from gateway import derive, store
+from rating import cli
+
+DAY = 24 * 60 * MIN
+HOUR = 60 * MIN
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """Two sellers on desk-1 (Ivanova Monday, Petrov from Tuesday), Ivanova on the exit panel,
+    three days of polls and counts; the site file's language is Russian."""
+    text = SITE_TOML.replace('lang = "en"', 'lang = "ru"')
+    text += '\n[[roster]]\npanel = "msk/desk-1"\nemployee = "petrov"\nfrom = 2025-01-06T21:00:00Z\n'
+    text += '\n[[roster]]\npanel = "msk/exit"\nemployee = "ivanova"\nfrom = 2025-01-01T00:00:00Z\n'
+    db = sqlite_db(tmp_path)
+    apply_site(db, text)
+    d, e = Panel(), Panel(device="exit")
+    for day in range(3):
+        for i in range(6):
+            t = T0 + day * DAY + i * 10 * MIN
+            d.poll(t, "no" if i % (3 if day == 0 else 6) == 0 else "yes")  # DI-staff 33 %, then 17 %
+            e.poll(t + 2 * MIN, "yes" if i % 2 else None)
+    store_events(db, d.events + e.events)
+    derive.update(db, [("msk", "desk-1"), ("msk", "exit")], T0 + 4 * DAY)
+    with db.transaction():
+        for day in range(3):
+            store.insert_counts(db, "msk", "", T0 + day * DAY - HOUR, T0 + day * DAY + 3 * HOUR, 9, 30, "t", T0)
+    db.close()
+    return "sqlite:///%s" % (tmp_path / "rating.db")
+
+
+def run(capsys, *argv):
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_csv_file_is_what_russian_excel_reads(chain, tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--period", "day", "-o", str(path))
+    assert code == 0 and "report written to" in out
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads the Cyrillic right
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    first = rows[0]
+    assert first["key"] == "ivanova" and first["label"] == "Елена Иванова"
+    assert first["period_start"] == "2025-01-06" and first["period_end"] == "2025-01-07"
+    assert first["timezone"] == "Europe/Moscow"
+    assert "period_start_ms" not in first  # no epoch ms for people
+    assert "," in first["di_staff"] and "." not in first["di_staff"]  # decimal comma
+    assert float(first["di_staff"].replace(",", ".")) == pytest.approx((2 + 0) / 6)
+    # English: commas between fields, decimal points
+    code, out, _ = run(capsys, "report", "--db", chain, "--lang", "en", "--format", "csv")
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert not out.startswith("\ufeff") and float(row["di_staff"]) > 0
+
+
+def test_xlsx_has_a_sheet_per_grouping_totals_bottleneck_and_real_numbers(chain, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    path = tmp_path / "r.xlsx"
+    code, out, _ = run(capsys, "report", "--db", chain, "--period", "day", "-o", str(path))
+    assert code == 0, out
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Сотрудники", "Панели", "Офисы", "Вопросы", "Узкое место"]
+    ws = wb["Офисы"]
+    header = [c.value for c in ws[1]]
+    assert header[:3] == ["Название", "Код", "период"] and "ИНК@Персонал" in header
+    col = {name: i for i, name in enumerate(header)}
+    rows = list(ws.iter_rows(min_row=2, values_only=False))
+    assert [r[col["период"]].value for r in rows] == ["2025-01-06", "2025-01-07", "2025-01-08", "all"]
+    monday, total = rows[0], rows[-1]
+    assert total[0].value == "Итого" and total[0].font.b
+    di = monday[col["ИНК@Персонал"]]
+    assert isinstance(di.value, float) and di.number_format.endswith("%")
+    assert di.value == pytest.approx(2 / 6)
+    start = monday[col["С"]]
+    assert start.value == dt.datetime(2025, 1, 6) and start.number_format == "yyyy-mm-dd"
+    assert isinstance(monday[col["Опросы"]].value, int)
+    b = wb["Узкое место"]
+    assert b.cell(row=2, column=1).value == "Офис на Тверской" and b.cell(row=2, column=7).value
+    people = wb["Сотрудники"]
+    assert {r[0] for r in people.iter_rows(min_row=2, values_only=True)} == {"Елена Иванова", "Сергей Петров", "Итого"}
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".rating-report-")]  # no temporary file left
+
+
+def test_the_format_follows_the_output_extension(chain, tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert run(capsys, "report", "--db", chain, "-o", str(path))[0] == 0
+    assert json.loads(path.read_text(encoding="utf-8"))["version"] == 1
+    code, _, err = run(capsys, "report", "--db", chain, "--format", "csv", "-o", str(tmp_path / "r.xlsx"))
+    assert code == 2 and err.startswith("error: --format csv does not match") and err.count("\n") == 1
+    code, _, err = run(capsys, "report", "--db", chain, "-o", str(tmp_path / "r.pdf"))
+    assert code == 2 and ".csv, .xlsx, .json or .txt" in err
+    code, _, err = run(capsys, "report", "--db", chain, "--format", "xlsx")
+    assert code == 2 and "-o FILE.xlsx" in err
+    # nothing written for the refused ones (rating.db-wal/-shm come and go with SQLite)
+    assert {f for f in os.listdir(tmp_path) if not f.startswith("rating.db")} == {"r.json"}
+
+
+def test_output_into_a_missing_folder_is_a_one_line_error(chain, tmp_path, capsys):
+    target = tmp_path / "missing" / "dir" / "r.csv"
+    code, out, err = run(capsys, "report", "--db", chain, "-o", str(target))
+    assert code == 2 and out == ""
+    assert err == "error: cannot write %s: the folder %s does not exist; create it or write elsewhere\n" % (
+        target,
+        target.parent,
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+def test_sort_ranks_rows_best_first_within_each_period(chain, capsys):
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--sort", "di_staff", "--format", "json")
+    rows = json.loads(out)["rows"]
+    assert [(r["key"], r["rank"]) for r in rows] == [("petrov", 1), ("ivanova", 2)]
+    assert rows[0]["kpi"]["di_staff"]["value"] < rows[1]["kpi"]["di_staff"]["value"]
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--sort", "di_staff", "--lang", "en")
+    assert "ranked by: DI-staff" in out and "1. Сергей Петров" in out
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "device", "--sort", "eli", "--format", "json")
+    assert {r["rank"] for r in json.loads(out)["rows"]} == {None}  # no loyalty panel: nothing to rank
+
+
+def test_employee_and_site_filters_and_unknown_ids(chain, capsys):
+    code, out, _ = run(capsys, "report", "--db", chain, "--employee", "petrov", "--by", "device", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["employee"] == "petrov" and data["bottleneck"] == []
+    assert [r["key"] for r in data["rows"]] == ["msk/desk-1"] and data["rows"][0]["polls"]["valid"] == 12
+    code, _, err = run(capsys, "report", "--db", chain, "--employee", "sidorov")
+    assert code == 2
+    assert err == (
+        "error: --employee: no employee 'sidorov' in the site file; known: ivanova (Елена Иванова), "
+        "petrov (Сергей Петров)\n"
+    )
+    code, _, err = run(capsys, "report", "--db", chain, "--site", "spb")
+    assert code == 2 and err == "error: --site: no office 'spb'; known offices: msk (Офис на Тверской)\n"
+
+
+def test_pivot_one_kpi_rows_by_periods(chain, tmp_path, capsys):
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--pivot", "di_staff", "--period", "day")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["ИНК@Персонал", "2025-01-06", "2025-01-07", "2025-01-08"]
+    assert lines[1].split()[:3] == ["Елена", "Иванова", "33"] and lines[1].split()[-1] == "-"
+    assert "*" in lines[1]  # 6 polls: fewer than 30
+    code, out, _ = run(
+        capsys, "report", "--db", chain, "--by", "site", "--pivot", "exact_conversion", "--format", "csv"
+    )
+    header, row = out.splitlines()
+    assert header == "key;label;2025-01"  # --pivot: by month unless --period says otherwise
+    assert row.startswith("msk;Офис на Тверской;0,666")  # 18 desk polls in counted time / 27 sales
+
+
+def test_the_workbook_gets_the_pivot_as_a_sheet(chain, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    path = tmp_path / "p.xlsx"
+    args = ("report", "--db", chain, "--by", "site", "--period", "day", "--pivot", "di_staff", "-o", str(path))
+    assert run(capsys, *args)[0] == 0
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Офисы", "Узкое место", "Сводная"]
+    ws = wb["Сводная"]
+    assert [c.value for c in ws[1]] == ["ИНК@Персонал", "Код", "2025-01-06", "2025-01-07", "2025-01-08"]
+    assert ws.cell(row=2, column=3).value == pytest.approx(2 / 6) and ws.cell(row=2, column=3).number_format == "0%"
