@@ -39,9 +39,13 @@ def panel(vm, tmp_path):
     (flash / "j0003.bin").write_bytes(bytes(range(256)) * 4)
     (flash / "seq").write_text("1234")
     (flash / "boot").write_text("17")
+    # The deployed app's watchdog: 1.5 s instead of the panel's 30 s, so that every deploy and
+    # self-test below outlasts it, as a real deploy or self-test outlasts 30 s on a board.
+    p.app_watchdog(1500)
     p.start()
     yield p
     p.stop()
+    assert not p.events("watchdog"), "the watchdog reset the panel under the technician"
 
 
 class PanelNetwork:
