@@ -131,6 +131,7 @@ def run(steps_, chip, port, out=print):
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         seen = []
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             seen.append(line)
             out("    " + line.rstrip())

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rating.cli import main
-from technician import birth, bundle_info, flash, panelconfig, ports, selftest
+from technician import birth, bundle_info, deploy, flash, panelconfig, ports, selftest
 from technician.errors import DeviceError, WrongChip
 
 
@@ -210,12 +210,21 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
         "--dry-run",
     )
     assert rc == 0
-    cmds = [line.strip() for line in out.splitlines() if "-m mpremote connect /dev/ttyUSB3" in line]
-    assert " run " in cmds[0]
+    lines = [line.strip() for line in out.splitlines()]
+    cmds = [line for line in lines if "-m mpremote connect /dev/ttyUSB3" in line]
+    assert " run " in cmds[0] and cmds[0].endswith(deploy.PROBE) and os.path.isfile(deploy.PROBE)
     assert "fs cp %s :lib/umqtt/simple.mpy" % (b / "lib/umqtt/simple.mpy") in cmds[1]
     assert "fs mkdir :lib/firmware" in cmds[2] and ":main.py" in cmds[2] and ":rating-manifest.json" in cmds[2]
     assert "fs mkdir :lib +" not in cmds[2]  # made by the umqtt step already
-    assert ":config.json.new" in cmds[3] and cmds[4].endswith("resume reset")
+    # every step that stops the app re-arms the watchdog before anything else
+    rearm = "exec 'import machine;machine.WDT(timeout=600000).feed()' +"
+    for cmd in cmds[:3]:
+        after = cmd.split("/dev/ttyUSB3 ", 1)[1]
+        assert after.removeprefix("resume ").startswith(rearm), cmd
+    assert cmds[3].endswith("resume reset") and len(cmds) == 4
+    # /config.json (passwords) goes over the serial line from this process: no command line
+    config = lines[lines.index(next(x for x in lines if x.startswith("4. Write /config.json"))) + 1]
+    assert config.startswith("(in this program, over the serial line:") and ":config.json.new" in config
 
 
 def test_device_deploy_without_bundle_says_make_firmware(capsys, tmp_path):
