@@ -9,6 +9,7 @@ import os
 import struct
 import sys
 
+from technician import extra
 from technician.errors import DeviceError, WrongChip
 from technician.steps import Step
 
@@ -137,6 +138,9 @@ def run(steps_, chip, port, out=print):
             out("    " + line.rstrip())
         proc.wait()
         if proc.returncode != 0:
+            gone = extra.missing_in_output("".join(seen))
+            if gone:  # never "failed to erase": the tool itself is not there
+                raise DeviceError(extra.message([gone]))
             err = explain("".join(seen), chip, port)
             raise err or DeviceError(
                 "esptool failed to %s (exit %d); see its output above." % (step.why.lower(), proc.returncode)
