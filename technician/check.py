@@ -66,8 +66,10 @@ class CheckReport:
         return self.ended and "ms" in boot and "failed" not in self.found
 
     def frozen_packages(self):
-        """Frozen packages from help('modules') (listed by path, "umqtt/simple")."""
-        return sorted({name.split("/")[0] + "." + name.split("/")[1] for name in self.modules_help if "/" in name})
+        """The modules of frozen packages, from help('modules') (which lists them by path:
+        "umqtt/simple", "asyncio/__init__"); frozen single-file modules look like built-ins there."""
+        names = {name.replace("/", ".").removesuffix(".__init__") for name in self.modules_help if "/" in name}
+        return sorted(names)
 
     def as_json(self):
         out = dict(self.found)
@@ -180,6 +182,8 @@ def _other_lines(r):
         )
         if m.get("version"):
             text += ", version %s" % m["version"]
+        if m.get("error"):
+            text += ", but it does not load here: %s" % m["error"]
         out.append("Module %s: %s" % (name, text))
     return out
 
@@ -217,7 +221,7 @@ def settings(connect_s=60, drop=True, appends=20):
 
 
 def plan(port, connect_s=60, drop=True):
-    args = "CHECK_ARGS = %r" % (settings(connect_s, drop),)
+    args = "CHECK_ARGS = dict(%s)" % ", ".join("%s=%r" % kv for kv in sorted(settings(connect_s, drop).items()))
     return [
         steps.Step(
             "Stop the app, soft-reset the panel (a fresh heap), re-arm the watchdog for %d s and run the "

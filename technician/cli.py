@@ -6,6 +6,7 @@ DeviceErrors (technician/errors.py), which the `rating` command prints as "error
 """
 
 import json
+import sys
 
 from technician import extra
 
@@ -234,7 +235,9 @@ def cmd_check(args):
     if args.dry_run:
         steps.print_plan(check.plan(args.port, args.connect, not args.no_drop))
         return 0
-    report = check.run_check(args.port, connect_s=args.connect, drop=not args.no_drop)
+    # with --format json, standard output is the JSON alone: progress goes to standard error
+    out = print if args.format == "text" else (lambda line: print(line, file=sys.stderr))
+    report = check.run_check(args.port, connect_s=args.connect, drop=not args.no_drop, out=out)
     if args.format == "json":
         print(json.dumps(report.as_json(), indent=2, sort_keys=True))
     else:

@@ -110,6 +110,22 @@ def _umqtt_version(mod):
     return "1.6.x"
 
 
+def _file_of(name):
+    """The file an import of `name` would load from the file system, or None (frozen or absent)."""
+    rel = name.replace(".", "/")
+    for entry in sys.path:
+        if entry == ".frozen":
+            continue
+        base = (entry.rstrip("/") + "/" if entry else "") + rel
+        for tail in (".py", ".mpy", "/__init__.py", "/__init__.mpy"):
+            try:
+                os.stat(base + tail)
+                return base + tail
+            except OSError:
+                pass
+    return None
+
+
 def _modules():
     out = {}
     for name in ("umqtt.simple", "umqtt.robust", "firmware", "protocol"):
@@ -117,8 +133,12 @@ def _modules():
             mod = __import__(name)
             for part in name.split(".")[1:]:
                 mod = getattr(mod, part)
-        except ImportError:
-            out[name] = {"where": "missing"}
+        except ImportError as e:
+            path = _file_of(name)
+            if path is None and name.split(".")[-1] in str(e):
+                out[name] = {"where": "missing"}
+            else:  # it is there but does not load on this port (a module it needs is missing)
+                out[name] = {"where": path or "frozen", "error": str(e)}
             continue
         entry = {"where": _where(mod)}
         if name == "umqtt.simple":

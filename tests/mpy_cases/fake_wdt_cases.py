@@ -1,9 +1,10 @@
 """Cases for the fake watchdog (tests/mpy/fake_machine.py): it behaves as ports/esp32/machine_wdt.c
 says, run by tests/technician/test_watchdog.py on the MicroPython unix port."""
 
+import time
+
 import install_fakes  # noqa: F401  (must come before `import machine`)
 import machine
-import time
 from mpytest import raises
 
 

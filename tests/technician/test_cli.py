@@ -121,6 +121,16 @@ def test_device_flash_refuses_wrong_image_before_touching_the_board(capsys, tmp_
         flash.check_image(str(tmp_path / "missing.bin"), "esp32")
 
 
+def test_device_flash_dry_run_checks_the_image_as_the_real_run_does(capsys, tmp_path):
+    rc, out, err = run_cli(
+        capsys, "flash", "--port", "/dev/ttyUSB7", "--image", str(tmp_path / "missing.bin"), "--dry-run"
+    )
+    assert rc == 2 and "image file" in err and "not found" in err and "esptool" not in out
+    img = image(tmp_path, 9)  # an ESP32-S3 build
+    rc, out, err = run_cli(capsys, "flash", "--port", "/dev/ttyUSB7", "--image", img, "--chip", "esp32", "--dry-run")
+    assert rc == 2 and "built for ESP32-S3 but --chip is ESP32" in err and out == ""
+
+
 def test_device_flash_explains_esptool_failures():
     err = flash.explain(
         "A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong --chip argument?", "esp32", "/dev/ttyUSB0"
@@ -225,6 +235,40 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     # /config.json (passwords) goes over the serial line from this process: no command line
     config = lines[lines.index(next(x for x in lines if x.startswith("4. Write /config.json"))) + 1]
     assert config.startswith("(in this program, over the serial line:") and ":config.json.new" in config
+
+
+def small_bundle(tmp_path):
+    b = tmp_path / "fw"
+    (b / "lib").mkdir(parents=True)
+    (b / "main.py").write_text("x")
+    (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {"main.py": "1"}}))
+    return str(b)
+
+
+@pytest.mark.parametrize(
+    "option,value,named",
+    [
+        ("--site", "bad site/+", "--site"),
+        ("--device", "", "--device"),
+        ("--broker", "http://gw", "--broker"),
+        ("--broker", "mqtt://gw:99999", "--broker"),
+        ("--wifi-ssid", "", "--wifi-ssid"),
+    ],
+)
+def test_device_deploy_dry_run_checks_each_setting_given(capsys, tmp_path, option, value, named):
+    """A dry-run does not know the panel's file, so only what was given is checked, with the
+    firmware's own rules; the rest of the plan needs nothing more."""
+    rc, out, err = run_cli(
+        capsys, "deploy", "--port", "/dev/ttyUSB3", "--bundle", small_bundle(tmp_path), option, value, "--dry-run"
+    )
+    assert rc == 2 and named in err and out == "", err
+
+
+def test_device_deploy_dry_run_of_a_partial_change_plans_it(capsys, tmp_path):
+    rc, out, _ = run_cli(
+        capsys, "deploy", "--port", "/dev/ttyUSB3", "--bundle", small_bundle(tmp_path), "--device", "p2", "--dry-run"
+    )
+    assert rc == 0 and "3. Write /config.json" in out and "4. Restart the panel" in out and "5. Wait up to 60 s" in out
 
 
 def test_device_deploy_without_bundle_says_make_firmware(capsys, tmp_path):
