@@ -92,7 +92,7 @@ def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
         member = next((m for m in tar.getmembers() if m.name.endswith("/" + UMQTT_MEMBER)), None)
         if member is None:
             raise BundleError("%s has no %s" % (info["filename"], UMQTT_MEMBER))
-        text = tar.extractfile(member).read()
+        text = tar.extractfile(member).read()  # pyright: ignore[reportOptionalMemberAccess]  (a regular file)
     tmp = target + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, "umqtt"))

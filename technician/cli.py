@@ -190,16 +190,15 @@ def cmd_deploy(args):
 
     if not args.dry_run:  # the cable first: it is the likeliest problem in a store
         ports.check_exists(args.port)
-    wifi_password, mqtt_password = _passwords(args)
-    overrides = panelconfig.overrides_from(
-        args.site, args.device, args.wifi_ssid, wifi_password, args.broker, args.mqtt_user, mqtt_password
-    )
     watch = None
     if args.watch_broker:
         watch = panelconfig.parse_broker(args.watch_broker)
-    d = Deploy(
-        args.port, bundle_dir=args.bundle, overrides=overrides, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch
-    )
+    settings = (args.site, args.device, args.wifi_ssid)
+    # the bundle and every setting given are checked before anyone is asked for a password
+    d = Deploy(args.port, bundle_dir=args.bundle, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch)
+    panelconfig.check_given(panelconfig.overrides_from(*settings, None, args.broker, args.mqtt_user))
+    wifi_password, mqtt_password = _passwords(args)
+    d.overrides = panelconfig.overrides_from(*settings, wifi_password, args.broker, args.mqtt_user, mqtt_password)
     if args.dry_run:
         plan = d.dry_run_plan()
         print(
