@@ -9,7 +9,7 @@ at the end, so its app runs again.
 import json
 import os
 import subprocess
-import time
+import threading
 
 from technician import steps, watchdog
 from technician.errors import DeviceError, StepFailed
@@ -250,18 +250,19 @@ def _stream(step, report, out, timeout):
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     seen = []
-    deadline = time.monotonic() + timeout
+    killer = threading.Timer(timeout, proc.kill)  # a panel that falls silent does not hang the laptop
+    killer.start()
     assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.append(line)
-        if not report.feed(line):
-            out("    panel> " + line.rstrip())
-        elif line.startswith("CHECK ") and not line.startswith("CHECK end"):
-            out("    measured: %s" % line.split()[1])
-        if time.monotonic() > deadline:
-            proc.kill()
-            break
-    proc.wait()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if not report.feed(line):
+                out("    panel> " + line.rstrip())
+            elif line.startswith("CHECK ") and not line.startswith("CHECK end"):
+                out("    measured: %s" % line.split()[1])
+        proc.wait()
+    finally:
+        killer.cancel()
     if proc.returncode != 0 and not report.ended:
         raise StepFailed(steps.explain_failure(step, "".join(seen[-20:])))
 
