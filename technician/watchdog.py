@@ -20,7 +20,8 @@ starts again at once with its own 30 s watchdog; `deploy` ends with one anyway.
 Pure: code and command-line pieces only; console.py, steps.py and the commands use them.
 """
 
-STEP_S = 600  # one deploy step (copying the whole bundle at 115200 baud takes ~1 minute)
+STEP_S = 600  # one deploy step: copying the whole bundle (~60 KB, 25 files; escaped in 256-byte raw-REPL
+# chunks, ~3x on the wire) at 115200 baud is ~20-30 s by its size: a wide margin for slow adapters
 SELFTEST_NET_S = 120  # LEDs ~1 s, Wi-Fi join up to 15 s, broker up to ~17 s, NTP 2 s, and margin
 CHECK_S = 900  # `rating device check`: boot, connect (up to --connect), a Wi-Fi drop, journal, config
 
