@@ -387,3 +387,12 @@ def test_device_logs_follows_the_console(capsys, line):
     assert rc == 0
     assert "panel: s1/p1 fw 0.1.0 boot 2 seq 5 pending 0" in out.splitlines()
     assert "link: mqtt up 10.0.0.2:1883" in out.splitlines()
+
+
+def test_a_failed_step_never_shows_the_probes_answer():
+    from technician import steps
+
+    step = steps.Step("Read what is on the panel", ["mpremote"])
+    text = 'RATING-PROBE {"config": "{\\"wifi\\": {\\"password\\": \\"s3cret\\"}}"}\nTraceback: it broke\n'
+    message = steps.explain_failure(step, text)
+    assert "it broke" in message and "s3cret" not in message and "RATING-PROBE" not in message
