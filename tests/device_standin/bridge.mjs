@@ -212,6 +212,7 @@ async function hardBoot(kind) {
   rawMode = false;
   saveFlash(mp.FS);
   flush();
+  event({ event: "ready", kind });  // the app has started: the prompt is there
 }
 
 async function softBoot() {

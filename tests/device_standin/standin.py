@@ -76,10 +76,10 @@ class Standin:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        booted = len(self.events("boot"))  # a restarted stand-in keeps its events: wait for a new boot
+        booted = len(self.events("ready"))  # a restarted stand-in keeps its events: wait for a new boot
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if os.path.exists(self.port) and len(self.events("boot")) > booted:
+            if os.path.exists(self.port) and len(self.events("ready")) > booted:
                 time.sleep(0.1)  # the power-on banner goes out before anyone listens, as on a board
                 return self
             if self.proc.poll() is not None:
