@@ -92,7 +92,7 @@ def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
         member = next((m for m in tar.getmembers() if m.name.endswith("/" + UMQTT_MEMBER)), None)
         if member is None:
             raise BundleError("%s has no %s" % (info["filename"], UMQTT_MEMBER))
-        text = tar.extractfile(member).read()
+        text = tar.extractfile(member).read()  # pyright: ignore[reportOptionalMemberAccess]  (a regular file)
     tmp = target + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, "umqtt"))
@@ -146,51 +146,16 @@ def fw_version():
     return about["FW"]
 
 
+EXAMPLE_CONFIG = os.path.join(REPO, "firmware", "config.example.json")  # the firmware's own example
+
+
 def example_config():
-    """The example /config.json: firmware/config.example.json when part 1 ships one, else ours."""
-    shipped = os.path.join(REPO, "firmware", "config.example.json")
-    if os.path.exists(shipped):
-        with open(shipped) as f:
+    """The example /config.json the bundle ships: the firmware's own file, read as it is."""
+    try:
+        with open(EXAMPLE_CONFIG) as f:
             return f.read()
-    return json.dumps(EXAMPLE_CONFIG, indent=2) + "\n"
-
-
-EXAMPLE_CONFIG = {
-    "site": "store-001",
-    "device": "panel-01",
-    "wifi": {"ssid": "shop-wifi", "password": "change-me"},
-    "mqtt": {
-        "host": "192.168.1.10",
-        "port": 1883,
-        "user": None,
-        "password": None,
-        "root": "rating/v1",
-        "keepalive": 60,
-        "ssl": False,
-    },
-    "ntp": {"host": "pool.ntp.org", "resync_h": 6},
-    "pins": {
-        "yes": 32,
-        "no": 33,
-        "unsure": 25,
-        "seller": 26,
-        "led_rate": 18,
-        "led_thanks": 19,
-        "led_status": 23,
-        "led_seller": 21,
-        "active_low": True,
-    },
-    "timings": {
-        "debounce_ms": 30,
-        "long_ms": 1500,
-        "stuck_ms": 30000,
-        "heartbeat_s": 60,
-        "ack_timeout_s": 30,
-        "window_s": 60,
-    },
-    "journal": {"capacity": 20000},
-    "led_brightness": 60,
-}
+    except OSError as exc:
+        raise BundleError("cannot read the firmware's example config %s: %s" % (EXAMPLE_CONFIG, exc)) from None
 
 
 def build(out_dir, cache_dir=None):

@@ -1,16 +1,20 @@
-"""`rating device list|flash|deploy|test|logs`: the field technician's commands (USB serial).
+"""`rating device list|flash|deploy|test|check|logs`: the field technician's commands (USB serial).
 
-Registration is cheap (argparse only); each handler imports what it needs. User problems are
+Registration is cheap (argparse only); each handler first checks that the technician extra it
+needs is installed (technician/extra.py), then imports what it needs. User problems are
 DeviceErrors (technician/errors.py), which the `rating` command prints as "error: ...", exit 2.
 """
 
 import json
+import sys
+
+from technician import extra
 
 
 def register(sub):
     p = sub.add_parser(
         "device",
-        help="panels over USB: list, flash, deploy, test, logs",
+        help="panels over USB: list, flash, deploy, test, check, logs",
         description="Field technician tools for a panel on a USB cable. Every "
         "command that changes the panel has --dry-run (prints the exact "
         "esptool/mpremote commands instead of running them).",
@@ -41,11 +45,22 @@ def register(sub):
     a.add_argument("--port", required=True)
     a.add_argument("--site", help="site id (shop), e.g. office-1; kept from the panel when omitted")
     a.add_argument("--device", help="panel id within the site, e.g. panel-1")
-    a.add_argument("--wifi-ssid")
-    a.add_argument("--wifi-password")
+    a.add_argument("--wifi-ssid", help="the shop's Wi-Fi (2.4 GHz); with a terminal you are asked for its password")
+    a.add_argument(
+        "--wifi-password-file",
+        metavar="FILE",
+        help="read the Wi-Fi password from the first line of FILE ('-': standard input)",
+    )
+    a.add_argument(
+        "--wifi-password",
+        help="the Wi-Fi password itself (discouraged: visible to other users in the process list)",
+    )
     a.add_argument("--broker", help="the gateway's broker, mqtt://HOST:PORT (mqtts:// for TLS)")
-    a.add_argument("--mqtt-user")
-    a.add_argument("--mqtt-password")
+    a.add_argument("--mqtt-user", help="the panel's MQTT user; with a terminal you are asked for its password")
+    a.add_argument("--mqtt-password-file", metavar="FILE", help="read the MQTT password from FILE ('-': stdin)")
+    a.add_argument(
+        "--mqtt-password", help="the MQTT password itself (discouraged: visible to other users in the process list)"
+    )
     a.add_argument("--bundle", help="firmware bundle folder (default: build/firmware, from `make firmware`)")
     a.add_argument(
         "--umqtt",
@@ -80,6 +95,22 @@ def register(sub):
     a.add_argument("--dry-run", action="store_true")
     a.set_defaults(func=cmd_test)
 
+    a = dsub.add_parser(
+        "check",
+        help="measure on the panel: heap, journal append time, reconnect time, frozen modules, versions",
+        description="Boots the deployed firmware on the panel (after a soft reset) and measures what "
+        "cannot be measured without the board: free heap (gc and the ESP-IDF heap) after boot, after "
+        "connecting and after a config message, the time of a journal append, the time back online "
+        "after a Wi-Fi drop it provokes, the frozen modules and their versions, the MicroPython "
+        "version and chip. The panel is restarted at the end.",
+    )
+    a.add_argument("--port", required=True)
+    a.add_argument("--connect", type=int, default=60, metavar="SECONDS", help="how long to wait for the broker")
+    a.add_argument("--no-drop", action="store_true", help="do not disconnect Wi-Fi to time the way back")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.add_argument("--dry-run", action="store_true")
+    a.set_defaults(func=cmd_check)
+
     a = dsub.add_parser("logs", help="follow the panel's serial console (Ctrl-C to stop)")
     a.add_argument("--port", required=True)
     a.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -89,6 +120,7 @@ def register(sub):
 
 
 def cmd_list(args):
+    extra.require("serial")
     from technician.ports import list_ports
 
     rows = list_ports(args.also)
@@ -117,41 +149,62 @@ def cmd_list(args):
 
 
 def cmd_flash(args):
+    extra.require("serial", "esptool")
     from technician import flash, ports, steps
 
+    flash.check_image(args.image, args.chip)  # a dry-run checks the image as the real run does
     plan = flash.plan(args.port, args.image, args.chip, args.baud)
     if args.dry_run:
         print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
         steps.print_plan(plan)
         return 0
-    flash.check_image(args.image, args.chip)
     ports.check_free(args.port)
     flash.run(plan, args.chip, args.port)
     print("Flashed and verified. Next: rating device deploy --port %s --site ... --device ..." % args.port)
     return 0
 
 
+def _passwords(args):
+    """(wifi, mqtt) passwords from a file, a prompt or (discouraged) the command line."""
+    from technician import secrets
+
+    ask = not args.dry_run
+    wifi = secrets.obtain(
+        "Wi-Fi",
+        "--wifi-password",
+        args.wifi_password,
+        args.wifi_password_file,
+        ask=ask and args.wifi_ssid is not None,
+        empty="",  # an open network
+    )
+    mqtt = secrets.obtain(
+        "MQTT", "--mqtt-password", args.mqtt_password, args.mqtt_password_file, ask=ask and args.mqtt_user is not None
+    )
+    return wifi, mqtt
+
+
 def cmd_deploy(args):
+    extra.require("serial", "mpremote")
     from technician import panelconfig, ports, steps
     from technician.deploy import Deploy
 
     if not args.dry_run:  # the cable first: it is the likeliest problem in a store
         ports.check_exists(args.port)
-    overrides = panelconfig.overrides_from(
-        args.site, args.device, args.wifi_ssid, args.wifi_password, args.broker, args.mqtt_user, args.mqtt_password
-    )
     watch = None
     if args.watch_broker:
         watch = panelconfig.parse_broker(args.watch_broker)
-    d = Deploy(
-        args.port, bundle_dir=args.bundle, overrides=overrides, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch
-    )
+    settings = (args.site, args.device, args.wifi_ssid)
+    # the bundle and every setting given are checked before anyone is asked for a password
+    d = Deploy(args.port, bundle_dir=args.bundle, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch)
+    panelconfig.check_given(panelconfig.overrides_from(*settings, None, args.broker, args.mqtt_user))
+    wifi_password, mqtt_password = _passwords(args)
+    d.overrides = panelconfig.overrides_from(*settings, wifi_password, args.broker, args.mqtt_user, mqtt_password)
     if args.dry_run:
+        plan = d.dry_run_plan()
         print(
             "Would deploy firmware %s from %s to %s. On a panel that already has it, only "
             "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port)
         )
-        plan = d.dry_run_plan()
         steps.print_plan(plan)
         print(
             '%d. Wait up to %d s for the birth message on the broker (or "link: mqtt up" on the console)'
@@ -163,30 +216,42 @@ def cmd_deploy(args):
 
 
 def cmd_test(args):
+    extra.require("serial", "mpremote")
     from technician import selftest, steps
 
     if args.dry_run:
-        steps.print_plan(
-            [
-                steps.Step(
-                    "Run the self-test on the panel (buttons for %d s)" % args.seconds,
-                    steps.mpremote(args.port, "exec", selftest.code(args.seconds), resume=False),
-                )
-            ]
-        )
+        steps.print_plan(selftest.plan(args.port, args.seconds))
         return 0
     report = selftest.run_selftest(args.port, seconds=args.seconds, interactive=not args.non_interactive)
     selftest.format_report(report)
     return 0 if report.passed() else 1
 
 
+def cmd_check(args):
+    extra.require("serial", "mpremote")
+    from technician import check, steps
+
+    if args.dry_run:
+        steps.print_plan(check.plan(args.port, args.connect, not args.no_drop))
+        return 0
+    # with --format json, standard output is the JSON alone: progress goes to standard error
+    out = print if args.format == "text" else (lambda line: print(line, file=sys.stderr))
+    report = check.run_check(args.port, connect_s=args.connect, drop=not args.no_drop, out=out)
+    if args.format == "json":
+        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        check.format_report(report, args.port)
+    return 0 if report.passed() else 1
+
+
 def cmd_logs(args):
+    extra.require("serial")
     from technician import logs, steps
 
     if args.dry_run:
         print(
             "Would open %s at 115200 baud and print every line (pyserial; same as "
-            "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", resume=True)).command())
+            "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", arm=False)).command())
         )
         return 0
     logs.follow(args.port, seconds=args.seconds, timestamps=not args.no_time)

@@ -7,7 +7,8 @@ a board without MicroPython, a wrong baud rate, or a board in download mode.
 
 import time
 
-from technician.errors import NotMicroPython
+from technician import watchdog
+from technician.errors import DeviceError, NotMicroPython
 from technician.ports import open_port
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -64,8 +65,10 @@ class Console:
                 quiet_since = time.monotonic()
                 yield None
 
-    def check_micropython(self, timeout=None):
-        """Stop the running program, enter the raw REPL and leave it: proves MicroPython is there."""
+    def check_micropython(self, timeout=None, budget_s=watchdog.STEP_S):
+        """Stop the running program, enter the raw REPL, re-arm the panel's watchdog for
+        `budget_s` (technician/watchdog.py: the app that fed it has just been stopped) and leave
+        the raw REPL: proves MicroPython is there."""
         timeout = self.ANSWER_S if timeout is None else timeout
         self.serial.write(b"\r\x03\x03")
         time.sleep(0.05)
@@ -79,9 +82,25 @@ class Console:
             seen += more
         if not ok:
             raise NotMicroPython(not_micropython_message(self.port, seen))
+        if budget_s:
+            self.exec_raw(watchdog.arm_code(budget_s), timeout)
         self.serial.write(b"\r\x02")  # back to the normal REPL
         time.sleep(0.05)
         self.serial.reset_input_buffer()
+
+    def exec_raw(self, code, timeout):
+        """Run `code` in the raw REPL (already entered); return its output, DeviceError on an error."""
+        self.serial.write(code.encode() + b"\x04")
+        seen, ok = self.read_until(b"\x04>", timeout)
+        if not ok or not seen.startswith(b"OK"):
+            raise DeviceError(
+                "the panel on %s stopped answering (got %r). Press its RESET button, wait 3 s and "
+                "run the command again." % (self.port, seen[-80:])
+            )
+        out, _, err = seen[2:-2].partition(b"\x04")
+        if err.strip():
+            raise DeviceError("the panel on %s could not run %r: %s" % (self.port, code, err.decode(errors="replace")))
+        return out.decode(errors="replace")
 
 
 def not_micropython_message(port, seen):
@@ -102,7 +121,8 @@ def not_micropython_message(port, seen):
     )
 
 
-def check_board(port, timeout=None):
-    """Port present, free, and MicroPython answering; the port is closed again afterwards."""
+def check_board(port, timeout=None, budget_s=watchdog.STEP_S):
+    """Port present, free, and MicroPython answering, the app stopped and the watchdog re-armed
+    for `budget_s`; the port is closed again afterwards."""
     with Console(port) as c:
-        c.check_micropython(timeout)
+        c.check_micropython(timeout, budget_s)

@@ -9,72 +9,53 @@ Every change goes through mpremote; --dry-run prints those command lines instead
 
 import json
 import os
-import shutil
-import tempfile
 import time
 
-from technician import bundle_info, panelconfig, steps
+from technician import bundle_info, panelconfig, steps, watchdog
 from technician.birth import BrokerWatch, ConsoleReading
 from technician.console import Console, check_board
-from technician.errors import DeviceError
+from technician.errors import DeviceError, StepFailed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_BUNDLE = os.path.join(REPO, "build", "firmware")
-
-# Runs on the panel: hashes of the bundle's files, the current config, the last manifest.
-PROBE = r"""
-import os, sys, json
-def _h(p):
-    try:
-        import hashlib, binascii
-        h = hashlib.sha256()
-        with open(p, 'rb') as f:
-            while True:
-                b = f.read(512)
-                if not b:
-                    break
-                h.update(b)
-        return binascii.hexlify(h.digest()).decode()
-    except OSError:
-        return None
-def _r(p):
-    try:
-        with open(p) as f:
-            return f.read()
-    except OSError:
-        return None
-def _d(p):
-    try:
-        return os.stat(p)[0] & 0x4000 != 0
-    except OSError:
-        return False
-o = {'machine': sys.implementation._machine, 'version': list(sys.implementation.version)[:3],
-     'mpy': getattr(sys.implementation, '_mpy', None)}
-o['files'] = {}
-for p in %(paths)s:
-    o['files'][p] = _h('/' + p)
-o['dirs'] = [d for d in %(dirs)s if _d('/' + d)]
-o['manifest'] = _r('/%(manifest)s')
-o['config'] = _r('/config.json')
-o['root'] = sorted(os.listdir('/'))
-try:
-    import network
-    o['online'] = network.WLAN(network.STA_IF).isconnected()
-except Exception:
-    o['online'] = False
-try:
-    s = os.statvfs('/')
-    o['free'] = s[0] * s[3]
-except Exception:
-    o['free'] = None
-print('RATING-PROBE ' + json.dumps(o))
-"""
+# Runs on the panel: hashes of the files a deploy writes, the current config, the last manifest.
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onpanel", "probe.py")
 
 RENAME = (
     "import os\n"
     "try:\n    os.rename('config.json.new', 'config.json')\n"
     "except OSError:\n    os.remove('config.json')\n    os.rename('config.json.new', 'config.json')\n"
 )
+
+
+def write_config(port, text, out=print):
+    """/config.json onto the panel, from this process over the serial line: it holds the Wi-Fi
+    and MQTT passwords, which must never be in a temporary file or on a command line (mpremote's
+    `fs cp` needs a local file, `exec` puts the text in its argv). Written to config.json.new,
+    then renamed over the old file in one step."""
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    try:
+        t = SerialTransport(port, baudrate=115200)
+    except TransportError as exc:
+        raise StepFailed("cannot open %s to write /config.json: %s" % (port, exc)) from None
+    try:
+        t.enter_raw_repl(soft_reset=False)
+        t.exec(watchdog.arm_code())
+        t.fs_writefile("config.json.new", text.encode())
+        t.exec(RENAME)
+        t.exit_raw_repl()
+    except (TransportError, OSError) as exc:
+        # the device's error text only: the exception may carry the data that was being written
+        detail = getattr(exc, "error_output", "") or exc.__class__.__name__
+        raise StepFailed(
+            "writing /config.json failed (%s). Press the panel's RESET button, wait 3 s and run deploy "
+            "again." % detail.strip().splitlines()[-1]
+        ) from None
+    finally:
+        t.close()
+    out("    /config.json written (%d bytes)" % len(text.encode()))
 
 
 class Deploy:
@@ -91,20 +72,13 @@ class Deploy:
         self.wait_s = self.WAIT_S if wait_s is None else wait_s
         self.watch_broker = watch_broker  # (host, port, ssl) or None: from the config
         self.out = out
-        self.tmp = tempfile.mkdtemp(prefix="rating-deploy-")
         self.manifest = bundle_info.load(self.bundle_dir)
 
     # ---- plan ----------------------------------------------------------------------------
     def probe_step(self):
-        paths = bundle_info.deployable(self.manifest) + list(bundle_info.UMQTT_ALT)
-        dirs = bundle_info.parents(paths)
-        code = PROBE % {"paths": repr(paths), "dirs": repr(dirs), "manifest": bundle_info.DEVICE_MANIFEST}
-        script = os.path.join(self.tmp, "probe.py")
-        with open(script, "w") as f:
-            f.write(code.lstrip())
         return steps.Step(
-            "Read what is on the panel (file hashes, config; runs %s there)" % script,
-            steps.mpremote(self.port, "run", script, resume=False),
+            "Stop the app, re-arm the watchdog and read what is on the panel (file hashes, config)",
+            steps.mpremote(self.port, "run", PROBE, resume=False),
         )
 
     def copy_step(self, files, stale, have_dirs, write_manifest):
@@ -153,34 +127,35 @@ class Deploy:
         )
 
     def config_step(self, text):
-        local = os.path.join(self.tmp, "config.json")
-        with open(local, "w") as f:
-            f.write(text)
         return steps.Step(
             "Write /config.json (validated; replaces the old file in one rename)",
-            steps.mpremote(self.port, *steps.chain(["fs", "cp", local, ":config.json.new"], ["exec", RENAME])),
+            action=lambda out: write_config(self.port, text, out),
+            describe="re-arm the watchdog, write :config.json.new, rename it to :config.json; it holds the "
+            "passwords, so it goes through no file and no command line",
         )
 
     def reset_step(self):
-        return steps.Step("Restart the panel so it starts the new firmware", steps.mpremote(self.port, "reset"))
+        return steps.Step(
+            "Restart the panel so it starts the new firmware", steps.mpremote(self.port, "reset", arm=False)
+        )
 
     def dry_run_plan(self):
-        """The steps for a blank panel (a real run skips what is already there)."""
+        """The steps for a blank panel (a real run skips what is already there), after the
+        same checks a real run makes before it changes anything (the settings given, each
+        against the firmware's own rules; the bundle was read in __init__)."""
         probe = {"files": {}, "dirs": [], "online": False}
         given = panelconfig.merge({}, self.overrides)
-        text = panelconfig.validate(given)[0] if self._complete(given) else json.dumps(given)
+        text = panelconfig.check_given(given)
         plan = [self.probe_step()]
         um = self.umqtt_step(probe)
         if um:
             plan.append(um)
-        plan.append(self.copy_step(bundle_info.deployable(self.manifest), [], probe["dirs"], True))
+        copy = self.copy_step(bundle_info.deployable(self.manifest), [], probe["dirs"], True)
+        if copy:
+            plan.append(copy)
         plan.append(self.config_step(text))
         plan.append(self.reset_step())
         return plan
-
-    @staticmethod
-    def _complete(given):
-        return all(k in given for k in ("site", "device", "wifi", "mqtt"))
 
     # ---- run -----------------------------------------------------------------------------
     def probe(self):
@@ -194,15 +169,9 @@ class Deploy:
         )
 
     def run(self):
-        try:
-            return self._run()
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def _run(self):
         say = self.out
         say("Checking the board on %s ..." % self.port)
-        check_board(self.port)
+        check_board(self.port)  # also re-arms the watchdog for the first step
         probe = self.probe()
         self.report_board(probe)
         existing = panelconfig.parse_existing(probe.get("config"))
@@ -275,7 +244,8 @@ class Deploy:
                 "panel's serial console instead" % (host, port, watch.error)
             )
             watch = None
-        watch and watch.arm()
+        if watch:
+            watch.arm()
         try:
             steps.run(self.reset_step(), out=say)
             if self.wait_s <= 0:
@@ -304,8 +274,9 @@ class Deploy:
                         time.sleep(0.5)
                         continue
                 for line in console.lines(timeout=0.3):
-                    say("    panel> " + line)
-                    reading.feed(line)
+                    if line is not None:
+                        say("    panel> " + line)
+                        reading.feed(line)
                 if reading.error:
                     raise DeviceError(
                         "the panel reports: %s. The files are deployed; fix the "

@@ -9,6 +9,7 @@ import os
 import struct
 import sys
 
+from technician import extra
 from technician.errors import DeviceError, WrongChip
 from technician.steps import Step
 
@@ -131,11 +132,15 @@ def run(steps_, chip, port, out=print):
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         seen = []
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             seen.append(line)
             out("    " + line.rstrip())
         proc.wait()
         if proc.returncode != 0:
+            gone = extra.missing_in_output("".join(seen))
+            if gone:  # never "failed to erase": the tool itself is not there
+                raise DeviceError(extra.message([gone]))
             err = explain("".join(seen), chip, port)
             raise err or DeviceError(
                 "esptool failed to %s (exit %d); see its output above." % (step.why.lower(), proc.returncode)

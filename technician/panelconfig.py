@@ -87,6 +87,21 @@ def merge(existing, overrides):
     return out
 
 
+# Valid stand-ins for the required settings a dry-run cannot know (they come from the panel)
+PLACEHOLDER = {"site": "site", "device": "panel", "wifi": {"ssid": "wifi"}, "mqtt": {"host": "broker.invalid"}}
+
+
+def check_given(given, chip="esp32"):
+    """Check every setting given (ids, broker, ...) with the firmware's rules, as a real deploy
+    does, although the panel's own file is not known: what is missing is filled with valid
+    placeholders, so an error is always about something the technician gave. Returns the text a
+    deploy to a blank panel would write."""
+    text, _full = validate(merge(PLACEHOLDER, given), chip)
+    if all(k in given for k in PLACEHOLDER):
+        return validate(given, chip)[0]
+    return text
+
+
 def validate(given, chip="esp32"):
     """Check with the firmware's rules for `chip` (firmware.boot.chip of the board's
     sys.implementation._machine) -> (text to write, full cfg with defaults).

@@ -8,6 +8,7 @@ drives the board through mpremote's raw REPL transport and shows progress.
 
 import time
 
+from technician import watchdog
 from technician.errors import DeviceError
 
 BUTTONS = ("yes", "no", "unsure", "seller")
@@ -91,17 +92,41 @@ HINTS = {
 
 
 def code(seconds):
-    return "import firmware.selftest as s\ns.run(seconds=%d)\n" % seconds
+    """The self-test as it runs on the panel: the watchdog re-armed for the whole (bounded) test
+    first (technician/watchdog.py), since the app that fed it has just been stopped."""
+    return watchdog.arm_code(watchdog.selftest_budget_s(seconds)) + (
+        "import firmware.selftest as s\ns.run(seconds=%d)\n" % seconds
+    )
+
+
+def plan(port, seconds):
+    """What `rating device test` does, as --dry-run prints it (an mpremote equivalent)."""
+    from technician import steps
+
+    return [
+        steps.Step(
+            "Stop the app, re-arm the watchdog for %d s and run the self-test (buttons for %d s)"
+            % (watchdog.selftest_budget_s(seconds), seconds),
+            steps.mpremote(port, "exec", code(seconds), arm=False),
+        ),
+        steps.Step("Restart the panel so its app runs again", steps.mpremote(port, "reset", arm=False)),
+    ]
 
 
 def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_timeout=60.0, out=print, ask=input):
-    """Drive the self-test; return the report. Timeouts per phase raise DeviceError."""
+    """Drive the self-test; return the report. Timeouts per phase raise DeviceError. The panel
+    is reset at the end whatever happened, so that its app runs again."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
 
     from technician.console import check_board
 
-    check_board(port)
+    if interactive:  # before the app is stopped: the technician may take their time here
+        ask(
+            "The self-test lights each LED in turn, then checks Wi-Fi, broker and clock. "
+            "Watch the panel and press Enter to start ... "
+        )
+    check_board(port, budget_s=watchdog.selftest_budget_s(seconds))
     try:
         t = SerialTransport(port, baudrate=115200)
     except TransportError as exc:
@@ -109,66 +134,101 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
     report = SelfTestReport()
     try:
         t.enter_raw_repl(soft_reset=False)
-        if interactive:
-            ask(
-                "The self-test lights each LED in turn, then checks Wi-Fi, broker and clock. "
-                "Watch the panel and press Enter to start ... "
-            )
         t.exec_raw_no_follow(code(seconds))
         _follow(t, report, seconds, interactive, start_timeout, net_timeout, out)
     finally:
-        try:
-            t.exit_raw_repl()
-            t.close()
-        except Exception:
-            pass
+        reset_panel(t, watchdog.selftest_budget_s(seconds), out)
     return report
 
 
+def reset_panel(t, budget_s, out=print):
+    """Hard-reset the panel through an open SerialTransport and close it (best effort: a panel
+    that no longer answers restarts by itself when the watchdog budget runs out)."""
+    try:
+        t.serial.write(b"\r\x03\x03")  # whatever still runs
+        t.enter_raw_repl(soft_reset=False)
+        t.exec_raw_no_follow(watchdog.RESET_CODE)
+        out("Panel restarted: its app runs again.")
+    except Exception:
+        out(
+            "warning: could not restart the panel; press its RESET button (or it restarts by itself "
+            "within %d s, when the watchdog budget runs out)." % budget_s
+        )
+    finally:
+        try:
+            t.close()
+        except Exception:
+            pass
+
+
+class _Follow:
+    """The raw REPL's answer to the self-test: standard output up to the first Ctrl-D (the
+    SELFTEST lines, shown as they come), then the error output up to the second."""
+
+    def __init__(self, t, report, seconds, interactive, net_timeout, out):
+        self.t, self.report, self.out = t, report, out
+        self.seconds, self.interactive, self.net_timeout = seconds, interactive, net_timeout
+        self.buf = b""  # standard output not yet split into lines
+        self.err = b""  # error output, once standard output has ended
+        self.in_err = False
+        self.phase = "start"
+        self.deadline = 0.0
+
+    def feed(self, chunk):
+        """True once the answer is complete (DeviceError if the self-test crashed)."""
+        if self.in_err:
+            self.err += chunk
+        else:
+            self.buf += chunk
+            if b"\x04" in self.buf:
+                self.buf, self.err = self.buf.split(b"\x04", 1)
+                self.buf += b"\n"
+                self.in_err = True
+            self._lines()
+        if not (self.in_err and b"\x04" in self.err):
+            return False
+        text = self.err.split(b"\x04", 1)[0].decode("utf-8", "replace").strip()
+        if text and "KeyboardInterrupt" not in text:
+            raise DeviceError(_exec_error(text))
+        return True
+
+    def _lines(self):
+        while b"\n" in self.buf:
+            raw, self.buf = self.buf.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            words = self.report.feed(line)
+            if words is None:
+                if line.strip():
+                    self.out("    panel> " + line)
+                continue
+            self.phase, self.deadline = _show(
+                words,
+                self.report,
+                self.seconds,
+                self.interactive,
+                self.net_timeout,
+                self.out,
+                self.phase,
+                self.deadline,
+            )
+            if self.phase == "buttons" and self.report.all_buttons():
+                self.t.serial.write(b"\x03")  # all pressed: end the wait early (firmware goes to END)
+                self.phase = "ending"
+                self.deadline = time.monotonic() + 10
+
+
 def _follow(t, report, seconds, interactive, start_timeout, net_timeout, out):
-    buf = b""  # standard output not yet split into lines
-    err = None  # error output, once standard output has ended (first Ctrl-D)
-    phase = "start"
-    phase_deadline = time.monotonic() + start_timeout
+    f = _Follow(t, report, seconds, interactive, net_timeout, out)
+    f.deadline = time.monotonic() + start_timeout
     while True:
         n = t.serial.in_waiting
         chunk = t.serial.read(n if n else 1)
-        if not chunk:
-            if time.monotonic() > phase_deadline:
-                t.serial.write(b"\x03")
-                raise DeviceError(_timeout_message(phase, report))
-            continue
-        if err is not None:
-            err += chunk
-            if b"\x04" in err:
-                text = err.split(b"\x04", 1)[0].decode("utf-8", "replace").strip()
-                if text and "KeyboardInterrupt" not in text:
-                    raise DeviceError(_exec_error(text))
+        if chunk:
+            if f.feed(chunk):
                 return report
-            continue
-        buf += chunk
-        done = b"\x04" in buf
-        if done:
-            buf, err = buf.split(b"\x04", 1)
-            buf += b"\n"
-        while b"\n" in buf:
-            raw, buf = buf.split(b"\n", 1)
-            line = raw.decode("utf-8", "replace").rstrip("\r")
-            words = report.feed(line)
-            if words is None:
-                if line.strip():
-                    out("    panel> " + line)
-                continue
-            phase, phase_deadline = _show(words, report, seconds, interactive, net_timeout, out, phase, phase_deadline)
-            if phase == "buttons" and report.all_buttons():
-                t.serial.write(b"\x03")  # all pressed: end the wait early (firmware goes to END)
-                phase = "ending"
-                phase_deadline = time.monotonic() + 10
-        if done and b"\x04" in err:
-            text = err.split(b"\x04", 1)[0].decode("utf-8", "replace").strip()
-            if text and "KeyboardInterrupt" not in text:
-                raise DeviceError(_exec_error(text))
-            return report
+        elif time.monotonic() > f.deadline:
+            t.serial.write(b"\x03")
+            raise DeviceError(_timeout_message(f.phase, report))
 
 
 def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline):

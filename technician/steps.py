@@ -1,34 +1,48 @@
 """The external tools' command lines (mpremote, esptool): built here, printed by --dry-run,
-run one by one with their output shown, failures turned into plain words."""
+run one by one with their output shown, failures turned into plain words.
+
+A step that carries a secret (the Wi-Fi or MQTT password in /config.json) is not a command
+line: it runs in this process over the serial line (`action`), and --dry-run describes it.
+"""
 
 import os
 import shlex
 import subprocess
 import sys
 
+from technician import extra, watchdog
 from technician.errors import StepFailed
 
 
 class Step:
-    """One command line and why it runs (shown to the technician)."""
+    """One command line, or one in-process action, and why it runs (shown to the technician)."""
 
-    def __init__(self, why, argv, tool="mpremote"):
+    def __init__(self, why, argv=None, tool="mpremote", action=None, describe=None):
         self.why = why
-        self.argv = list(argv)
+        self.argv = list(argv or [])  # empty for an in-process step
         self.tool = tool
+        self.action = action  # callable(out) for a step that runs in this process
+        self.describe = describe  # what --dry-run prints for an in-process step
 
     def command(self):
+        if self.action is not None:
+            return "(in this program, over the serial line: %s)" % self.describe
         return shlex.join(self.argv)
 
     def __repr__(self):
         return "Step(%r, %r)" % (self.why, self.argv)
 
 
-def mpremote(port, *args, resume=True):
-    """argv of `python -m mpremote connect PORT [resume] ARGS...` for the running interpreter."""
+def mpremote(port, *args, resume=True, arm=True):
+    """argv of `python -m mpremote connect PORT [resume] [re-arm +] ARGS...`.
+
+    With `arm` the chain starts by re-arming the panel's watchdog (technician/watchdog.py):
+    mpremote's first act is a Ctrl-C that stops the app, which fed it."""
     argv = [sys.executable, "-m", "mpremote", "connect", port]
     if resume:
         argv.append("resume")  # no soft reset between our steps: the panel stays stopped
+    if arm:
+        argv += watchdog.arm_argv() + ["+"]
     return argv + list(args)
 
 
@@ -42,8 +56,8 @@ def chain(*commands):
     return out
 
 
-def print_plan(steps, out=print):
-    for i, step in enumerate(steps, 1):
+def print_plan(steps, out=print, start=1):
+    for i, step in enumerate(steps, start):
         out("%d. %s" % (i, step.why))
         out("   %s" % step.command())
 
@@ -51,6 +65,9 @@ def print_plan(steps, out=print):
 def run(step, out=print, capture=False, timeout=300):
     """Run one step; return its stdout text (also echoed unless capture). StepFailed on error."""
     out("- %s" % step.why)
+    if step.action is not None:
+        step.action(out)
+        return ""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
         proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout, env=env)
@@ -68,6 +85,11 @@ def run(step, out=print, capture=False, timeout=300):
 
 
 def explain_failure(step, text):
+    # the deploy probe's answer carries the panel's /config.json, passwords included: never shown
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("RATING-PROBE "))
+    missing = extra.missing_in_output(text)
+    if missing:
+        return extra.message([missing])
     tail = "\n".join(text.strip().splitlines()[-6:])
     low = text.lower()
     if "could not enter raw repl" in low or "could not exec command" in low:

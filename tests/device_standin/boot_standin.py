@@ -23,6 +23,17 @@ def _standin_boot():
         print("standin: firmware did not start: %r" % (e,))
         _standin.booted(json.dumps({"ok": False, "error": repr(e)}))
         return
+    # firmware.main.boot() starts the watchdog once the Panel exists, and the main loop feeds
+    # it until a Ctrl-C stops the app (the bridge plays the feeding: the app "runs" until then)
+    try:
+        from firmware.app import Panel
+
+        wdt_ms = Panel.WDT_MS
+    except Exception:
+        wdt_ms = 30000
+    import machine
+
+    machine.WDT(timeout=_standin.appWatchdogMs() or wdt_ms)
     m = cfg["mqtt"]
     print("standin: firmware %s imported, /config.json valid for %s/%s" % (FW, cfg["site"], cfg["device"]))
     _standin.booted(

@@ -10,6 +10,10 @@
 //   - OSError numbers: the VM reports Emscripten's errno values (ENOENT=44); prelude.py remaps
 //     them to MicroPython's (ENOENT=2) so mpremote's error handling works as on a device;
 //   - soft reset (Ctrl-D in the raw REPL) and hard reset (machine.reset()): a fresh VM;
+//   - the ESP32's watchdog (ports/esp32/machine_wdt.c): kept here, outside the VM, so that it
+//     survives soft resets as on the board; it expires while the REPL waits for input too, and
+//     then hard-resets the VM (the command it interrupted leaves no file behind). The panel's
+//     application (boot_standin.py) starts it and feeds it until a Ctrl-C stops the app;
 //   - hardware: fakes/machine.py and fakes/network.py over tests/mpy's fakes (buttons follow
 //     DIR/buttons.json).
 // Events for the test go to DIR/events.jsonl, one JSON object a line.
@@ -37,11 +41,17 @@ let out = [];          // bytes waiting for stdout
 let tail = "";         // last output characters, to notice "SELFTEST PRESS"
 let pressAt = null;    // when the self-test asked for presses (ms)
 let buttons = [];      // [[pin, down_ms, up_ms], ...] relative to pressAt
-let hardReset = false; // set by machine.reset() inside the VM
+let hardReset = null;  // "hard" (machine.reset()) or "watchdog": the VM restarts after the command
 let silent = false;    // swallow VM output (banner of a VM started for a soft reset in raw mode)
 let rawMode = false;   // the REPL mode the host last asked for (Ctrl-A raw, Ctrl-B friendly)
 let mp = null;
 let paste = [];      // a raw-paste request being received
+let cause = 1;       // machine.reset_cause() of the running VM: 1 power-on, 2 hard, 3 watchdog, 5 soft
+// The watchdog: {timeout, fedAt} while running. One for the board: WDT(timeout) again only
+// changes the timeout; only a hard reset stops it. The count runs from the last feed.
+let wdt = null;
+let appFeeds = false; // the panel's application is running (it feeds the watchdog) until a Ctrl-C
+let discard = false;  // the watchdog fired mid-command: what that command wrote never reached flash
 
 function event(obj) {
   fs.appendFileSync(path.join(STATE, "events.jsonl"), JSON.stringify({ ...obj, at: Date.now() }) + "\n");
@@ -112,10 +122,48 @@ function saveFlash(FS) {
   walk(VM_FLASH, FLASH);
 }
 
+// ---- the watchdog ------------------------------------------------------------------------
+function wdtFired() {
+  if (!wdt) return false;
+  if (appFeeds) wdt.fedAt = Date.now();
+  if (Date.now() - wdt.fedAt <= wdt.timeout) return false;
+  event({ event: "watchdog", timeout: wdt.timeout });
+  wdt = null;  // the reset it causes stops it
+  hardReset = "watchdog";
+  discard = true;
+  return true;
+}
+
 // ---- the VM ----------------------------------------------------------------------------
+// Hooks return 1 when the watchdog fired: the VM's side then raises SystemExit to unwind.
 const hooks = {
-  sleep: (ms) => { flush(); sleep(ms); return 0; },
-  reset: () => { hardReset = true; return 0; },
+  sleep: (ms) => {
+    flush();
+    const end = Date.now() + ms;
+    for (;;) {
+      if (wdtFired()) return 1;
+      const left = end - Date.now();
+      if (left <= 0) return 0;
+      sleep(Math.min(left, 20));
+    }
+  },
+  reset: () => { hardReset = "hard"; return 0; },
+  cause: () => cause,
+  wdt: (timeout) => {
+    if (wdtFired()) return 1;
+    if (!wdt) wdt = { timeout, fedAt: Date.now() };
+    else wdt.timeout = timeout;
+    event({ event: "wdt", timeout });
+    return 0;
+  },
+  feed: () => {
+    if (wdtFired()) return 1;
+    if (wdt) wdt.fedAt = Date.now();
+    return 0;
+  },
+  appWatchdogMs: () => {  // a test may shorten the application's watchdog (DIR/app_wdt_ms)
+    try { return parseInt(fs.readFileSync(path.join(STATE, "app_wdt_ms"), "utf8"), 10) || 0; } catch { return 0; }
+  },
   booted: (json) => { event({ event: "firmware", info: JSON.parse(json) }); return 0; },
   level: (pin) => {
     if (pressAt === null) return 1;
@@ -125,21 +173,31 @@ const hooks = {
   },
 };
 
+const CAUSE = { "power-on": 1, hard: 2, watchdog: 3, soft: 5 };
+
 async function boot(kind) {
-  if (mp) saveFlash(mp.FS);
+  if (mp && !discard) saveFlash(mp.FS);
+  discard = false;
+  cause = CAUSE[kind];
   mp = await loadMicroPython({ heapsize: HEAP, stdout: (d) => emit(d[0]), linebuffer: false });
   mp.FS.mkdir(VM_FAKES);
   for (const file of FAKES) mp.FS.writeFile(VM_FAKES + "/" + path.basename(file), fs.readFileSync(file));
   loadFlash(mp.FS);
   mp.registerJsModule("_standin", hooks);
   mp.runPython(fs.readFileSync(path.join(HERE, "prelude.py"), "utf8"));
-  hardReset = false;
+  hardReset = null;
   pressAt = null;
   event({ event: "boot", kind });
 }
 
 async function hardBoot(kind) {
+  if (kind === "watchdog") {  // ESP-IDF's panic text, then the reboot
+    say("\r\nE (" + Date.now() % 1000000 + ") task_wdt: Task watchdog got triggered. The following tasks/users did not reset the watchdog in time:\r\n");
+    say("E (" + Date.now() % 1000000 + ") task_wdt:  - mpy_machine_wdt\r\nRebooting...\r\n");
+  }
   flush();
+  wdt = null;  // any hard reset stops the watchdog
+  appFeeds = false;
   await boot(kind);
   say("\r\nstandin: " + kind + " reset; MicroPython " + "starts (WebAssembly stand-in, no radio)\r\n");
   try {
@@ -149,10 +207,12 @@ async function hardBoot(kind) {
   }
   const extra = path.join(STATE, "boot_console.txt");
   if (fs.existsSync(extra)) say(fs.readFileSync(extra, "utf8").replace(/\r?\n/g, "\r\n"));
+  appFeeds = wdt !== null;  // the application started the watchdog and feeds it while it runs
   mp.replInit();   // prints the banner and the friendly prompt
   rawMode = false;
   saveFlash(mp.FS);
   flush();
+  event({ event: "ready", kind });  // the app has started: the prompt is there
 }
 
 async function softBoot() {
@@ -172,17 +232,29 @@ async function softBoot() {
 
 await hardBoot("power-on");
 
-const buf = Buffer.alloc(4096);
+// Input arrives as events, so that the watchdog can expire while the REPL waits for a byte.
+const pending = [];
+let wake = null;
+let eof = false;
+const wakeUp = () => { if (wake) { const w = wake; wake = null; w(); } };
+process.stdin.on("data", (b) => { pending.push(b); wakeUp(); });
+process.stdin.on("end", () => { eof = true; wakeUp(); });
+process.stdin.on("error", () => { eof = true; wakeUp(); });
+const input = (ms) => new Promise((resolve) => {
+  if (pending.length || eof) { resolve(); return; }
+  wake = resolve;
+  setTimeout(wakeUp, ms);
+});
+
 for (;;) {
-  let n;
-  try {
-    n = fs.readSync(0, buf, 0, buf.length, null);
-  } catch (e) {
-    if (e.code === "EAGAIN") { sleep(5); continue; }
-    if (e.code === "EOF" || e.code === "EIO") break;
-    throw e;
+  await input(20);
+  if (wdtFired()) { await hardBoot("watchdog"); continue; }
+  if (!pending.length) {
+    if (eof) break;
+    continue;
   }
-  if (n === 0) break;
+  const buf = Buffer.concat(pending.splice(0));
+  const n = buf.length;
   let wrote = false;
   for (let i = 0; i < n; i++) {
     const c = buf[i];
@@ -201,9 +273,11 @@ for (;;) {
     }
     if (c === 1) rawMode = true;
     if (c === 2) rawMode = false;
+    if (c === 3) appFeeds = false;  // Ctrl-C stops the application: nobody feeds the watchdog now
     if (c === 4) wrote = true;
     const ret = mp.replProcessChar(c);
-    if (hardReset) { await hardBoot("hard"); break; }  // the rest of the input went to the old VM
+    if (!hardReset && wdtFired()) wrote = false;  // it expired during a command that did not sleep
+    if (hardReset) { await hardBoot(hardReset); wrote = false; break; }  // the rest of the input went to the old VM
     if (ret) { await softBoot(); }
   }
   flush();
@@ -211,3 +285,4 @@ for (;;) {
 }
 saveFlash(mp.FS);
 flush();
+process.exit(0);

@@ -53,9 +53,13 @@ def _standin_prelude():
             setattr(os, name, wrap(getattr(os, name)))
     builtins.open = wrap(builtins.open)
 
-    time.sleep_ms = lambda ms: _standin.sleep(int(ms))
-    time.sleep_us = lambda us: _standin.sleep(int(us) // 1000)
-    time.sleep = lambda s: _standin.sleep(int(s * 1000))
+    def sleep_ms(ms):
+        if _standin.sleep(int(ms)):  # the watchdog fired meanwhile: the board is gone
+            raise SystemExit
+
+    time.sleep_ms = sleep_ms
+    time.sleep_us = lambda us: sleep_ms(int(us) // 1000)
+    time.sleep = lambda s: sleep_ms(int(s * 1000))
 
 
 _standin_prelude()

@@ -5,6 +5,8 @@
     panel.flash / "config.json"        # the panel's files (host copy, synced after every command)
     panel.events("firmware")           # what the stand-in reported (events.jsonl)
     panel.press([("yes", 100, 400)])   # buttons for the next self-test (ms after "SELFTEST PRESS")
+    panel.app_watchdog(3000)           # the deployed app's watchdog timeout (default: Panel.WDT_MS)
+    panel.events("watchdog")           # each time the watchdog reset the panel
     panel.stop()
 
 The MicroPython WebAssembly package is installed by `ensure_vm()` with npm into
@@ -74,9 +76,10 @@ class Standin:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        booted = len(self.events("ready"))  # a restarted stand-in keeps its events: wait for a new boot
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if os.path.exists(self.port) and self.events("boot"):
+            if os.path.exists(self.port) and len(self.events("ready")) > booted:
                 time.sleep(0.1)  # the power-on banner goes out before anyone listens, as on a board
                 return self
             if self.proc.poll() is not None:
@@ -105,6 +108,11 @@ class Standin:
         rows = [[BUTTON_PINS[name], down, up] for name, down, up in schedule]
         with open(os.path.join(self.dir, "buttons.json"), "w") as f:
             json.dump(rows, f)
+
+    def app_watchdog(self, ms):
+        """The watchdog timeout the deployed app starts at each boot (instead of Panel.WDT_MS)."""
+        with open(os.path.join(self.dir, "app_wdt_ms"), "w") as f:
+            f.write(str(int(ms)))
 
     def boot_console(self, text):
         """Lines the panel prints after each hard reset (what firmware prints on a real board)."""

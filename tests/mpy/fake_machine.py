@@ -7,11 +7,15 @@ sys.modules["machine"].
 Test controls (module-level, reset by reset()):
   levels      {pin_id: 0|1} input levels; set_level(pin, v) also fires a matching Pin.irq handler
   pwms        {pin_id: PWM} the last PWM made on each pin (.duty_value, .freq_value)
-  wdt_feeds   how many times any WDT was fed;  wdt_timeout  the last WDT timeout (ms) or None
-  resets      how many times reset() was called (it raises Reset, as a real reset never returns)
+  wdt_feeds   how many times any WDT was fed;  wdt_timeout  the running WDT's timeout (ms) or None
+  wdt_fired   how many times the watchdog expired (see WDT below)
+  resets      how many times reset()/soft_reset() was called (it raises Reset, as a real reset
+              never returns)
   rtc_time    8-tuple (y, m, d, weekday, h, mi, s, subsec) that RTC().datetime() returns
   sleeps      list of lightsleep/deepsleep durations (ms)
 """
+
+import time
 
 PWRON_RESET = 1
 HARD_RESET = 2
@@ -24,12 +28,19 @@ class Reset(Exception):
     """Raised by reset(): the firmware's 'reboot now' path ends here under test."""
 
 
+class WatchdogReset(BaseException):
+    """The watchdog fired: the board is gone. A BaseException, so that no `except Exception`
+    in the firmware (or in mpytest) can carry on as if nothing happened."""
+
+
 def reset_state():
-    global levels, pwms, wdt_feeds, wdt_timeout, resets, rtc_time, sleeps, _irqs, reset_reason
+    global levels, pwms, wdt_feeds, wdt_timeout, wdt_fed_at, wdt_fired, resets, rtc_time, sleeps, _irqs, reset_reason
     levels = {}
     pwms = {}
     wdt_feeds = 0
-    wdt_timeout = None
+    wdt_timeout = None  # None: no watchdog running (a power-on or hard reset stops it)
+    wdt_fed_at = 0
+    wdt_fired = 0
     resets = 0
     rtc_time = (2025, 11, 22, 5, 12, 0, 0, 0)
     sleeps = []
@@ -115,13 +126,41 @@ class PWM:
         self.deinited = True
 
 
+# The watchdog as ports/esp32/machine_wdt.c (v1.22-v1.27) makes it: one task-watchdog user for
+# the board. WDT(timeout=...) calls esp_task_wdt_reconfigure() and adds the user only once, so
+# constructing it again changes the timeout of the running watchdog; nothing stops it (no
+# deinit, and the soft-reset path leaves it alone: it survives Ctrl-C and soft reset). Only a
+# hard reset stops it. Whether reconfiguring restarts the count is ESP-IDF's business, so the
+# fake trusts only feed(): the count runs from the last feed (or the first start). Expiry is
+# noticed when the firmware next touches the watchdog (feed, construct) or a test calls
+# wdt_check(): the board would already have restarted, so that raises WatchdogReset.
+def wdt_check():
+    """Raise WatchdogReset (reset cause WDT_RESET) if the running watchdog has expired."""
+    global wdt_timeout, wdt_fired, reset_reason
+    if wdt_timeout is not None and time.ticks_diff(time.ticks_ms(), wdt_fed_at) > wdt_timeout:
+        wdt_timeout = None  # the reset it causes stops it, as any hard reset does
+        wdt_fired += 1
+        reset_reason = WDT_RESET
+        raise WatchdogReset()
+
+
 class WDT:
     def __init__(self, id=0, timeout=5000):
-        global wdt_timeout
+        global wdt_timeout, wdt_fed_at
+        if id != 0:
+            raise ValueError()
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
+        wdt_check()
+        if wdt_timeout is None:
+            wdt_fed_at = time.ticks_ms()
         wdt_timeout = timeout
 
     def feed(self):
-        global wdt_feeds
+        global wdt_feeds, wdt_fed_at
+        wdt_check()
+        if wdt_timeout is not None:
+            wdt_fed_at = time.ticks_ms()
         wdt_feeds += 1
 
 
@@ -153,13 +192,18 @@ class Timer:
 
 
 def reset():
-    global resets
+    """Hard reset: stops the watchdog (and never returns)."""
+    global resets, wdt_timeout
     resets += 1
+    wdt_timeout = None
     raise Reset()
 
 
 def soft_reset():
-    reset()
+    """Soft reset: the watchdog keeps running (ESP32, see WDT)."""
+    global resets
+    resets += 1
+    raise Reset()
 
 
 def reset_cause():

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rating.cli import main
-from technician import birth, bundle_info, flash, panelconfig, ports, selftest
+from technician import birth, bundle_info, deploy, flash, panelconfig, ports, selftest
 from technician.errors import DeviceError, WrongChip
 
 
@@ -121,6 +121,16 @@ def test_device_flash_refuses_wrong_image_before_touching_the_board(capsys, tmp_
         flash.check_image(str(tmp_path / "missing.bin"), "esp32")
 
 
+def test_device_flash_dry_run_checks_the_image_as_the_real_run_does(capsys, tmp_path):
+    rc, out, err = run_cli(
+        capsys, "flash", "--port", "/dev/ttyUSB7", "--image", str(tmp_path / "missing.bin"), "--dry-run"
+    )
+    assert rc == 2 and "image file" in err and "not found" in err and "esptool" not in out
+    img = image(tmp_path, 9)  # an ESP32-S3 build
+    rc, out, err = run_cli(capsys, "flash", "--port", "/dev/ttyUSB7", "--image", img, "--chip", "esp32", "--dry-run")
+    assert rc == 2 and "built for ESP32-S3 but --chip is ESP32" in err and out == ""
+
+
 def test_device_flash_explains_esptool_failures():
     err = flash.explain(
         "A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong --chip argument?", "esp32", "/dev/ttyUSB0"
@@ -210,12 +220,55 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
         "--dry-run",
     )
     assert rc == 0
-    cmds = [line.strip() for line in out.splitlines() if "-m mpremote connect /dev/ttyUSB3" in line]
-    assert " run " in cmds[0]
+    lines = [line.strip() for line in out.splitlines()]
+    cmds = [line for line in lines if "-m mpremote connect /dev/ttyUSB3" in line]
+    assert " run " in cmds[0] and cmds[0].endswith(deploy.PROBE) and os.path.isfile(deploy.PROBE)
     assert "fs cp %s :lib/umqtt/simple.mpy" % (b / "lib/umqtt/simple.mpy") in cmds[1]
     assert "fs mkdir :lib/firmware" in cmds[2] and ":main.py" in cmds[2] and ":rating-manifest.json" in cmds[2]
     assert "fs mkdir :lib +" not in cmds[2]  # made by the umqtt step already
-    assert ":config.json.new" in cmds[3] and cmds[4].endswith("resume reset")
+    # every step that stops the app re-arms the watchdog before anything else
+    rearm = "exec 'import machine;machine.WDT(timeout=600000).feed()' +"
+    for cmd in cmds[:3]:
+        after = cmd.split("/dev/ttyUSB3 ", 1)[1]
+        assert after.removeprefix("resume ").startswith(rearm), cmd
+    assert cmds[3].endswith("resume reset") and len(cmds) == 4
+    # /config.json (passwords) goes over the serial line from this process: no command line
+    config = lines[lines.index(next(x for x in lines if x.startswith("4. Write /config.json"))) + 1]
+    assert config.startswith("(in this program, over the serial line:") and ":config.json.new" in config
+
+
+def small_bundle(tmp_path):
+    b = tmp_path / "fw"
+    (b / "lib").mkdir(parents=True)
+    (b / "main.py").write_text("x")
+    (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {"main.py": "1"}}))
+    return str(b)
+
+
+@pytest.mark.parametrize(
+    "option,value,named",
+    [
+        ("--site", "bad site/+", "--site"),
+        ("--device", "", "--device"),
+        ("--broker", "http://gw", "--broker"),
+        ("--broker", "mqtt://gw:99999", "--broker"),
+        ("--wifi-ssid", "", "--wifi-ssid"),
+    ],
+)
+def test_device_deploy_dry_run_checks_each_setting_given(capsys, tmp_path, option, value, named):
+    """A dry-run does not know the panel's file, so only what was given is checked, with the
+    firmware's own rules; the rest of the plan needs nothing more."""
+    rc, out, err = run_cli(
+        capsys, "deploy", "--port", "/dev/ttyUSB3", "--bundle", small_bundle(tmp_path), option, value, "--dry-run"
+    )
+    assert rc == 2 and named in err and out == "", err
+
+
+def test_device_deploy_dry_run_of_a_partial_change_plans_it(capsys, tmp_path):
+    rc, out, _ = run_cli(
+        capsys, "deploy", "--port", "/dev/ttyUSB3", "--bundle", small_bundle(tmp_path), "--device", "p2", "--dry-run"
+    )
+    assert rc == 0 and "3. Write /config.json" in out and "4. Restart the panel" in out and "5. Wait up to 60 s" in out
 
 
 def test_device_deploy_without_bundle_says_make_firmware(capsys, tmp_path):
@@ -334,3 +387,12 @@ def test_device_logs_follows_the_console(capsys, line):
     assert rc == 0
     assert "panel: s1/p1 fw 0.1.0 boot 2 seq 5 pending 0" in out.splitlines()
     assert "link: mqtt up 10.0.0.2:1883" in out.splitlines()
+
+
+def test_a_failed_step_never_shows_the_probes_answer():
+    from technician import steps
+
+    step = steps.Step("Read what is on the panel", ["mpremote"])
+    text = 'RATING-PROBE {"config": "{\\"wifi\\": {\\"password\\": \\"s3cret\\"}}"}\nTraceback: it broke\n'
+    message = steps.explain_failure(step, text)
+    assert "it broke" in message and "s3cret" not in message and "RATING-PROBE" not in message

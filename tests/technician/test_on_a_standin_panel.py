@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import messages, topics
 from rating.cli import main
+from technician import watchdog
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,9 +40,13 @@ def panel(vm, tmp_path):
     (flash / "j0003.bin").write_bytes(bytes(range(256)) * 4)
     (flash / "seq").write_text("1234")
     (flash / "boot").write_text("17")
+    # The deployed app's watchdog: 1.5 s instead of the panel's 30 s, so that every deploy and
+    # self-test below outlasts it, as a real deploy or self-test outlasts 30 s on a board.
+    p.app_watchdog(1500)
     p.start()
     yield p
     p.stop()
+    assert not p.events("watchdog"), "the watchdog reset the panel under the technician"
 
 
 class PanelNetwork:
@@ -90,6 +95,21 @@ class PanelNetwork:
     def close(self):
         self.stop = True
         self.thread.join(5)
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def wait_for_boot(panel, kind, after=0):
+    """The boots since `after`, once the last is of `kind` (a reset is sent, not waited for)."""
+    wait_for(lambda: [b["kind"] for b in panel.events("boot")[after:]][-1:] == [kind])
+    return [b["kind"] for b in panel.events("boot")[after:]]
 
 
 def run_cli(capsys, *argv):
@@ -259,6 +279,8 @@ def test_device_selftest_on_standin(capsys, panel, fw_bundle):
     )
     assert rc == 0, out + err
     panel.press([("yes", 100, 300), ("no", 400, 600), ("unsure", 700, 900), ("seller", 1000, 1200)])
+    wait_for_boot(panel, "hard")
+    boots = len(panel.events("boot"))
     rc, out, err = run_cli(capsys, "test", "--port", panel.port, "--seconds", "2", "--non-interactive")
     rows = {
         line.split()[1] + " " + line.split()[2]: line.split()[0]
@@ -274,6 +296,12 @@ def test_device_selftest_on_standin(capsys, panel, fw_bundle):
     # the WebAssembly VM has no sockets: broker and clock fail for real, and the test says so
     assert "FAIL broker" in " ".join(out.split()) and "FAIL clock sync" in " ".join(out.split())
     assert rc == 1 and "Overall: FAIL" in out
+    # the watchdog re-armed for the whole test (check_board, then the test's own code), and
+    # the panel restarted at the end: its app runs again with its own watchdog
+    assert "Panel restarted: its app runs again." in out
+    assert wait_for_boot(panel, "hard", boots) == ["hard"]
+    budget = watchdog.selftest_budget_s(2) * 1000
+    assert wait_for(lambda: [w["timeout"] for w in panel.events("wdt")][-3:] == [budget, budget, 1500])
 
     panel.press([("yes", 100, 300)])  # the others are never pressed
     rc, out, err = run_cli(capsys, "test", "--port", panel.port, "--seconds", "1", "--non-interactive")

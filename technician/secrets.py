@@ -1,0 +1,66 @@
+"""The Wi-Fi and MQTT passwords deploy writes into the panel's /config.json.
+
+They come from a prompt (getpass, when a terminal is attached) or from a file
+(`--wifi-password-file`, `--mqtt-password-file`; `-` reads standard input), never from a
+command line the tools build. The old `--wifi-password`/`--mqtt-password` flags still work, with
+a warning: anything on a command line is visible to every user of the computer (`ps`) and stays
+in the shell history.
+"""
+
+import getpass
+import sys
+
+from technician.errors import DeviceError
+
+
+def read_file(path, flag, stdin=None):
+    """A password file's first line (a trailing newline is not part of the password)."""
+    try:
+        if path == "-":
+            text = (stdin or sys.stdin).readline()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.readline()
+    except OSError as exc:
+        raise DeviceError("%s %s: cannot read it (%s)." % (flag, path, exc.strerror or exc)) from None
+    except UnicodeDecodeError:
+        raise DeviceError("%s %s: not a UTF-8 text file." % (flag, path)) from None
+    return text.rstrip("\r\n")
+
+
+def obtain(
+    what,
+    flag,
+    value=None,
+    path=None,
+    ask=False,
+    empty=None,
+    warn=None,
+    prompt=getpass.getpass,
+    interactive=None,
+    stdin=None,
+):
+    """The password for `what` ("Wi-Fi", "MQTT"), or None when none was given (the panel's
+    current one is kept). `ask`: prompt for it when nothing was given and a terminal is there;
+    an empty answer gives `empty`."""
+    if value is not None and path is not None:
+        raise DeviceError("give %s or %s-file, not both." % (flag, flag))
+    if value is not None:
+        (warn or _stderr)(
+            "warning: %s on the command line shows the %s password to every user of this computer "
+            "(ps) and leaves it in the shell history; use %s-file FILE, or leave it out to be asked."
+            % (flag, what, flag)
+        )
+        return value
+    if path is not None:
+        return read_file(path, flag + "-file", stdin)
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    if ask and interactive:
+        answer = prompt("%s password (not shown; empty for none): " % what)
+        return answer if answer else empty
+    return None
+
+
+def _stderr(line):
+    print(line, file=sys.stderr)

@@ -1,0 +1,196 @@
+"""`rating device check`: the on-panel program (technician/onpanel/check.py) on the MicroPython
+unix port against a real broker, the command against the stand-in panel behind a pty, and the
+report it prints."""
+
+import json
+import os
+import time
+
+import pytest
+from device_standin.standin import Standin, StandinUnavailable, ensure_vm
+from mpy_support import run_micropython
+
+from rating.cli import main
+from technician import check, watchdog
+
+DRIVER = """
+import sys
+import install_fakes  # noqa: F401  (the fake machine/network, as in the firmware's VM tests)
+D = sys.argv[1]
+CHECK_ARGS = {"root": D + "/", "config": D + "/config.json", "connect_s": int(sys.argv[3]), "budget_s": 60}
+exec(open(sys.argv[2]).read())
+"""
+
+
+def report_of(text):
+    r = check.CheckReport()
+    for line in text.splitlines():
+        r.feed(line)
+    return r
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_the_check_program_measures_a_whole_panel_on_the_vm(tmp_path, broker, mqtt_root, bundle_lib):
+    data = tmp_path / "flash"
+    data.mkdir()
+    cfg = {
+        "site": "office-1",
+        "device": "panel-1",
+        "wifi": {"ssid": "shop"},
+        "mqtt": {"host": broker.host, "port": broker.port, "root": mqtt_root},
+        "ntp": {"host": "127.0.0.1"},  # nobody answers: no traffic leaves the machine
+    }
+    (data / "config.json").write_text(json.dumps(cfg))
+    (data / "remote.json").write_text("kept as it was")  # the check must put it back
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    proc = run_micropython(
+        str(driver),
+        heapsize="200k",
+        path_extra=(bundle_lib,),
+        timeout=90,
+        args=(str(data), check.PROGRAM, 20),
+    )
+    r = report_of(proc.stdout)
+    assert r.ended and r.passed(), proc.stdout + proc.stderr
+    assert r.get("system")["version"].count(".") == 2 and "heap_bare" in r.found
+    for key in ("heap_bare", "heap_boot", "heap_connected", "heap_config"):
+        assert r.get(key)["gc_free"] > 0 and r.get(key)["gc_alloc"] > 0, key
+    assert r.get("heap_boot")["gc_alloc"] > r.get("heap_bare")["gc_alloc"]
+    assert 0 <= r.get("connect")["ms"] < 20000 and r.get("connect")["link"]["connects"] == 1
+    back = r.get("reconnect")
+    assert back["noticed_ms"] is not None and back["back_ms"] is not None and back["link"]["connects"] == 2
+    j = r.get("journal")
+    assert j["n"] == 20 and 0 < j["min_us"] <= j["median_us"] <= j["max_us"]
+    assert r.get("config")["applied"] and not r.get("config")["restart"]
+    assert r.get("modules")["firmware"]["where"].endswith("/firmware/__init__.py")
+    assert r.get("modules")["umqtt.robust"] == {"where": "missing"}
+    bundled = json.load(open(os.path.join(os.path.dirname(bundle_lib), "manifest.json"))).get("umqtt")
+    if bundled == "1.3.4":  # the bundle's copy from PyPI, found on the path: its version told apart
+        assert r.get("modules")["umqtt.simple"]["version"] == "<=1.3.4"
+    assert r.modules_help and "sys" in r.modules_help
+    # the panel's files as they were: its remote config back, the timing journal gone
+    assert (data / "remote.json").read_text() == "kept as it was"
+    assert not (data / "rating-check").exists()
+    assert r.get("counters")["link"]["connects"] == 2
+
+
+@pytest.fixture(scope="module")
+def vm():
+    try:
+        return ensure_vm()
+    except StandinUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+def test_device_check_on_a_standin_panel(capsys, vm, tmp_path, fw_bundle):
+    panel = Standin(tmp_path / "panel")
+    panel.app_watchdog(1500)
+    panel.start()
+    try:
+        rc = main(
+            ["device", "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "0", "--site", "office-1"]
+            + ["--device", "panel-4", "--wifi-ssid", "Shop", "--broker", "mqtt://127.0.0.1:9"]
+        )
+        assert rc == 0, capsys.readouterr()
+        capsys.readouterr()
+        time.sleep(2)  # the app runs (and feeds its watchdog)
+        boots = len(panel.events("boot"))
+        rc = main(["device", "check", "--port", panel.port, "--connect", "2"])
+        out = capsys.readouterr().out
+        lines = out.splitlines()
+        assert rc == 0, out
+        assert "Board: MicroPython 1.27.0 on " in out
+        for label in ("bare interpreter", "after boot", "after a config message"):
+            row = next(x for x in lines if x.strip().startswith(label))
+            assert "gc free" in row and "KB" in row, row
+        assert any(x.strip().startswith("after connect") and "not measured" in x for x in lines)
+        assert "held by the firmware after boot:" in out
+        assert "Connect: not online within 2 s (last error: " in out  # the VM has no sockets
+        assert "Wi-Fi drop: not provoked (the panel never came online)" in out
+        assert "Journal append: median " in out
+        assert "Config message: applied as version 1, then /remote.json put back" in out
+        assert "Module firmware: from /lib/firmware/__init__.mpy" in out
+        assert "Module umqtt.robust: not present" in out
+        assert "Frozen packages (help('modules')): asyncio, asyncio.core" in out  # what this VM freezes
+        assert "Panel restarted" not in out and "Restart the panel so its app runs again" in out
+        assert "remote.json" not in panel.files() and "rating-check" not in os.listdir(panel.flash)
+        kinds = [b["kind"] for b in panel.events("boot")[boots:]]
+        deadline = time.monotonic() + 10
+        while kinds[-1:] != ["hard"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+            kinds = [b["kind"] for b in panel.events("boot")[boots:]]
+        assert kinds == ["soft", "hard"]  # a fresh heap to measure, a restart at the end
+        wdts = [w["timeout"] for w in panel.events("wdt")]
+        assert watchdog.CHECK_S * 1000 in wdts
+
+        rc = main(["device", "check", "--port", panel.port, "--connect", "1", "--no-drop", "--format", "json"])
+        cap = capsys.readouterr()
+        data = json.loads(cap.out)  # progress went to stderr: standard output is the JSON alone
+        assert rc == 0 and "measured: heap_boot" in cap.err
+        assert data["connect"]["ms"] is None and data["config"]["applied"] is True
+        assert data["heap_boot"]["gc_alloc"] > data["heap_bare"]["gc_alloc"] and "sys" in data["help_modules"]
+    finally:
+        panel.stop()
+    assert not panel.events("watchdog")
+
+
+def test_the_check_report_reads_the_panels_lines(capsys):
+    lines = [
+        'CHECK system {"version": "1.27.0", "machine": "Generic ESP32 module with ESP32", "freq_mhz": 240, '
+        '"flash_bytes": 4194304, "fs_free": 1900000, "path": ["", ".frozen", "/lib"]}',
+        'CHECK heap_bare {"gc_free": 110000, "gc_alloc": 4000, "idf_total": 200000, "idf_free": 150000, '
+        '"idf_largest": 65536, "idf_min_free": 140000}',
+        "CHECK-HELP-MODULES-BEGIN",
+        "__main__          gc                umqtt/robust      umqtt/simple",
+        "Plus any modules on the filesystem",
+        "CHECK-HELP-MODULES-END",
+        'CHECK modules {"umqtt.simple": {"where": "frozen", "version": "1.6.x"}, "firmware": {"where": "/lib/firmware/__init__.mpy"}}',
+        "panel: office-1/panel-1 fw 0.1.0 boot 5 seq 10 pending 0",
+        'CHECK boot {"ms": 812, "state": {}}',
+        'CHECK heap_boot {"gc_free": 70000, "gc_alloc": 44000, "idf_total": 200000, "idf_free": 120000, '
+        '"idf_largest": 60000, "idf_min_free": 110000}',
+        'CHECK connect {"ms": 3400, "timeout_s": 60, "link": {"connects": 1}}',
+        'CHECK heap_connected {"gc_free": 65000, "gc_alloc": 46000}',
+        'CHECK reconnect {"noticed_ms": 10, "back_ms": 4100, "link": {"connects": 2}}',
+        'CHECK journal {"n": 20, "min_us": 9000, "median_us": 21300, "max_us": 48000, "all_us": []}',
+        'CHECK heap_config {"gc_free": 60000, "gc_alloc": 50000}',
+        'CHECK config {"ver": 4, "restart": false, "applied": true, "error": null}',
+        'CHECK counters {"boot": 5, "seq": 10, "pending": 0, "dropped": 0, "rssi": -61, "link": {"connects": 2}, "reset_cause": 5}',
+        "CHECK end {}",
+    ]
+    r = report_of("\n".join(lines))
+    assert r.passed() and r.frozen_packages() == ["umqtt.robust", "umqtt.simple"]
+    check.format_report(r, "/dev/ttyUSB0")
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    assert "Board: MicroPython 1.27.0 on Generic ESP32 module with ESP32 (240 MHz, flash 4 MB" in out
+    assert (
+        "after boot gc free 68.4 KB used 43.0 KB IDF free 117.2 KB largest block 58.6 KB lowest ever 107.4 KB" in flat
+    )
+    assert "held by the firmware after boot: 39.1 KB (within the 40 KB budget)" in out
+    assert "held after a config message: 44.9 KB" in flat
+    assert "Connect: online 3.4 s after boot" in out
+    assert "Wi-Fi drop (WLAN.disconnect()): back online after 4.1 s" in out
+    assert "Journal append: median 21.3 ms, fastest 9.0 ms, slowest 48.0 ms (20 appends)" in out
+    assert "Config message: applied as version 4, then /remote.json put back" in out
+    assert "Module umqtt.simple: frozen into the image, version 1.6.x" in out
+    assert "Frozen packages (help('modules')): umqtt.robust, umqtt.simple" in out
+    assert "Panel counters: boot 5, seq 10, pending 0, dropped 0, rssi -61, connects 2, reset cause 5" in out
+    unfinished = report_of("\n".join(lines[:5]))
+    assert not unfinished.passed()
+
+
+def test_device_check_dry_run_prints_the_plan(capsys):
+    rc = main(["device", "check", "--port", "/dev/ttyUSB0", "--connect", "30", "--no-drop", "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    first, second = [x.strip() for x in out.splitlines() if "-m mpremote connect /dev/ttyUSB0" in x]
+    assert "resume" not in first  # a soft reset first: the heap is measured fresh
+    assert "exec 'import machine;machine.WDT(timeout=900000).feed()' + exec" in first
+    assert "exec 'CHECK_ARGS = dict(appends=20, budget_s=900, connect_s=30, drop=False)' + run " in first
+    assert first.endswith("run " + check.PROGRAM)
+    assert second.endswith("resume reset")
