@@ -4,13 +4,14 @@ Registration is cheap: the heavy modules (paho, the store) are imported inside t
 """
 
 import argparse
-import datetime as _dt
 import json
 import sys
 import threading
 import time
 
+from gateway import times
 from gateway.cli_common import CliError, add_db, group, open_db
+from protocol.checks import T_MAX
 
 RECORD_HELP = """\
 The file format (also what `rating replay` reads): one JSON object a line,
@@ -92,7 +93,8 @@ def register(sub):
     dl.add_argument(
         "--since",
         metavar="WHEN",
-        help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), or an age like 30m, 2h, 7d",
+        help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (the offices' timezone unless it has "
+        "an offset), or an age like 30m, 2h, 7d",
     )
     dl.add_argument("--format", choices=("table", "json"), default="table")
     dl.set_defaults(func=cmd_deadletter_list)
@@ -162,13 +164,7 @@ def _root(root):
 
 
 def _now_ms():
-    return int(time.time() * 1000)
-
-
-def fmt_time(ms):
-    if ms is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return times.now_ms()
 
 
 def fmt_age(ms, now_ms):
@@ -184,19 +180,15 @@ def fmt_age(ms, now_ms):
     return "%dd ago" % (s // 86400)
 
 
-def parse_since(text, now_ms):
-    """'30m' / '2h' / '7d' / '45s' ago, or an ISO date/time (local unless it has an offset)."""
-    text = text.strip()
-    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
-    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now_ms - int(float(text[:-1]) * units[text[-1]])
+def parse_since(text, now_ms, tz):
+    """--since: an age ('30m', '2h', '7d', '45s' ago) or a date/date-time (in `tz` unless it has
+    an offset)."""
     try:
-        when = _dt.datetime.fromisoformat(text)
+        return times.parse_since(text, now_ms, tz)
     except ValueError:
         raise CliError(
             "--since %r: write an age like 30m, 2h, 7d or a date/time like 2024-05-01 or 2024-05-01T10:00" % text
         ) from None
-    return int(when.timestamp() * 1000)
 
 
 def table(rows, columns, out=sys.stdout):
@@ -245,14 +237,17 @@ def cmd_run(args):
 
 
 def cmd_deadletter_list(args):
+    from gateway import site as site_mod
     from gateway import store
 
     now = _now_ms()
-    since = parse_since(args.since, now) if args.since else None
     if args.limit < 0:
         raise CliError("--limit must be >= 0 (0: all)")
     db = open_db(args.db)
     try:
+        history = site_mod.load(db)
+        home = history.home_tz()
+        since = parse_since(args.since, now, home) if args.since else None
         rows = store.dead_letters(db, limit=args.limit, since_ms=since)
         total = store.dead_letter_count(db, distinct=True)
         messages = store.dead_letter_count(db)
@@ -284,16 +279,17 @@ def cmd_deadletter_list(args):
         print()
         return 0
     if not rows:
-        print("no dead letters%s (total %d)" % (" since %s" % fmt_time(since) if since else "", total))
+        print("no dead letters%s (total %d)" % (" since %s" % times.format_time(since, home) if since else "", total))
         return 0
     shown = []
     for r in rows:
         preview = repr(r["payload"])[2:-1]
+        tz = history.home_tz(r["site"])
         shown.append(
             {
                 "id": r["id"],
-                "time": fmt_time(r["received_ms"]),
-                "last": fmt_time(r["last_seen_ms"]) if r["seen"] > 1 else "",
+                "time": times.format_time(r["received_ms"], tz),
+                "last": times.format_time(r["last_seen_ms"], tz) if r["seen"] > 1 else "",
                 "seen": r["seen"],
                 "topic": r["topic"],
                 "reason": r["reason"],
@@ -347,9 +343,6 @@ def record_to_body(value):
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-_T_MAX = 4102444800000  # 2100-01-01 in ms (protocol.checks.T_MAX): larger fits no date or BIGINT
-
-
 def read_replay(path):
     """[(line_no, topic, body, received_ms or None)]; CliError naming the line on a bad one."""
     out = []
@@ -372,7 +365,7 @@ def read_replay(path):
                     '%s:%d: each line must be a JSON object {"topic": "<string>", "payload": <body>}' % (path, n)
                 )
             ms = obj.get("received_ms")
-            if ms is not None and (type(ms) is not int or not 0 <= ms < _T_MAX):
+            if ms is not None and (type(ms) is not int or not 0 <= ms < T_MAX):
                 raise CliError(
                     "%s:%d: received_ms must be a whole number of ms since 1970 (before 2100), got %r" % (path, n, ms)
                 )
@@ -429,37 +422,41 @@ def cmd_record(args):
     import signal
 
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    from gateway import service
-    from protocol import topics
+    from protocol import ProtocolError, mqtturl, topics
 
     root = _root(args.root)
     try:
-        host, port, user, password = service.parse_broker_url(args.broker)
-    except service.SettingsError as exc:
-        raise CliError(str(exc)) from None
+        host, port, user, password, _tls = mqtturl.parse(args.broker, tls=False)
+    except ProtocolError as exc:
+        raise CliError("--%s" % exc) from None
+    shown = mqtturl.redact(args.broker)
     q = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
     if user:
         client.username_pw_set(user, password)
     subscribed = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: (
-        c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)]) if not rc.is_failure else None
-    )
+
+    def on_connect(c, _userdata, _flags, rc, _props):
+        if not rc.is_failure:
+            c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)])
+
+    client.on_connect = on_connect
     client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
     client.on_message = lambda c, u, m: q.put((m._topic, m.payload, _now_ms()))
     try:
         client.connect(host, port, keepalive=30)
     except OSError as exc:
-        raise CliError("cannot connect to the broker at %s: %s; is it running?" % (args.broker, exc)) from None
+        raise CliError("cannot connect to the broker at %s: %s; is it running?" % (shown, exc)) from None
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
     client.loop_start()
     if not subscribed.wait(10):
         client.loop_stop()
-        raise CliError("the broker at %s did not confirm the subscription within 10 s" % args.broker)
-    print("recording %s/... from %s to %s" % (root, args.broker, args.out), flush=True)
+        raise CliError("the broker at %s did not confirm the subscription within 10 s" % shown)
+    print("recording %s/... from %s to %s" % (root, shown, args.out), flush=True)
     deadline = time.monotonic() + args.duration if args.duration else None
     n = 0
     try:
@@ -549,7 +546,7 @@ def cmd_status(args):
             {
                 "panel": "%s/%s" % (p["site"], p["device"]),
                 "online": {None: "?", True: "online", False: "OFFLINE"}[p["online"]],
-                "seen": "%s (%s)" % (fmt_time(p["last_seen_ms"]), fmt_age(p["last_seen_ms"], now))
+                "seen": "%s (%s)" % (times.format_time(p["last_seen_ms"], times.UTC), fmt_age(p["last_seen_ms"], now))
                 if p["last_seen_ms"]
                 else "never",
                 "backlog": "-" if p["backlog"] is None else p["backlog"],

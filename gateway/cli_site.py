@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from gateway import times
 from gateway.cli_common import CliError, add_db, group, open_db
 
 TIME_HELP = (
@@ -18,86 +19,73 @@ TIME_HELP = (
 
 
 def _now_ms():
-    return int(time.time() * 1000)
+    return times.now_ms()
 
 
 def _parse_time(text, option, db, end=False, site=None, local=False):
     """--from/--to: a date means the start of that day (for --to: the end of it) in the office's
-    timezone (`site`'s when given, else the first office's); a date-time without an offset is
-    read in that timezone too. local=True (a report over several offices): such a time is
-    returned as a naive datetime, which the report reads in each office's own timezone."""
+    timezone (`site`'s when given, else History.home_tz); a date-time without an offset is read
+    in that timezone too. local=True (a report over several offices): such a time is returned
+    as a naive datetime, which the report reads in each office's own timezone."""
     if text is None:
         return None
-    import datetime as dt
-
     from gateway import site as site_mod
 
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    history = site_mod.load(db)
-    sites = history.keys("site")
-    if site and ("site", site) in sites:
-        tz = history.tz(site)
-    else:
-        tz = history.tz(sites[0][1]) if sites else dt.UTC
+    tz = site_mod.load(db).home_tz(site)
     try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end:
-                day += dt.timedelta(days=1)
-            if local:
-                return dt.datetime(day.year, day.month, day.day)
-            return int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
-        if local:
-            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if when.tzinfo is None:
-                return when
-        return site_mod.to_ms(text, tz)
+        return times.parse_bound(text, tz, end=end, local=local)
     except ValueError as exc:
         raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP)) from None
 
 
-def _naive(bound):
-    """A --from/--to that _parse_time(local=True) left as a local date-time (no instant)."""
-    return bound is not None and not isinstance(bound, int)
-
-
-def _at(bound, tz):
-    """A bound in epoch ms, a naive one read in `tz` (None stays None)."""
-    if not _naive(bound):
-        return bound
-    return int(bound.replace(tzinfo=tz).timestamp() * 1000)
-
-
 def _fmt_time(ms, tz):
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000.0, tz).strftime("%Y-%m-%d %H:%M:%S")
+    return times.format_time(ms, tz)
 
 
 # --- handlers ---------------------------------------------------------------------------
+
+
+def _read_site_file(path):
+    from gateway import site as site_mod
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise CliError("cannot read the site file %s: %s" % (path, exc.strerror)) from None
+    try:
+        return site_mod.parse(text, os.path.basename(path))
+    except site_mod.SiteFileError as exc:
+        raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc) from None
+
+
+def _change_tz(history, sitefile, kind, key):
+    """The timezone a change is shown in: its office's (site, panel, roster), else History.home_tz."""
+    site = key.split("/", 1)[0] if kind in ("site", "panel", "roster") else None
+    for k, entry_key, _frm, data in sitefile.entries:
+        if k == "site" and entry_key == site and data.get("timezone"):
+            try:
+                return times.zone(data["timezone"])
+            except ValueError:
+                break
+    return history.home_tz(site)
 
 
 def cmd_site_apply(args):
     from gateway import derive
     from gateway import site as site_mod
 
-    try:
-        with open(args.file, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise CliError("cannot read the site file %s: %s" % (args.file, exc.strerror)) from None
-    try:
-        sitefile = site_mod.parse(text, os.path.basename(args.file))
-    except site_mod.SiteFileError as exc:
-        raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc) from None
+    sitefile = _read_site_file(args.file)
     db = open_db(args.db)
     now = _now_ms()
-    if args.dry_run:
-        changes = site_mod.plan(site_mod._history_rows(db), sitefile, now)
-    else:
-        changes = site_mod.apply(db, sitefile, now, os.path.basename(args.file))
+    history = site_mod.load(db)
+    try:
+        if args.dry_run:
+            changes = site_mod.preview(db, sitefile, now, args.remove_all)
+        else:
+            changes = site_mod.apply(db, sitefile, now, os.path.basename(args.file), remove_all=args.remove_all)
+    except site_mod.SiteFileError as exc:
+        raise CliError("%s: %s" % (args.file, "; ".join(exc.errors))) from None
     verb = "would record" if args.dry_run else "recorded"
     if not changes:
         print("%s: no changes (the settings history already matches the file)" % args.file)
@@ -105,9 +93,10 @@ def cmd_site_apply(args):
     print("%s: %s %d change(s):" % (args.file, verb, len(changes)))
     for kind, key, valid_from, explicit, data in changes:
         what = "removed" if data is None else "set"
+        when = times.format_time(valid_from, _change_tz(history, sitefile, kind, key))
         print(
             "  %-10s %-32s %s from %s%s"
-            % (kind, key, what, _fmt_time(valid_from, None), "" if explicit else " (apply time)")
+            % (kind, key, what, when, "" if explicit or sitefile.from_ms is not None else " (apply time)")
         )
     if not args.dry_run:
         n = derive.rebuild(db, now)
@@ -139,11 +128,11 @@ def cmd_review_list(args):
     local = args.site is None  # several offices: a date is each office's own day (as in report)
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
-    if _naive(start) or _naive(end):
+    if times.is_local(start) or times.is_local(end):
         polls, fms = [], []
         for _, site in history.keys("site"):
             tz = history.tz(site)
-            p, f = derive.polls_and_reports(db, site, _at(start, tz), _at(end, tz))
+            p, f = derive.polls_and_reports(db, site, times.at(start, tz), times.at(end, tz))
             polls += p
             fms += f
         polls.sort(key=lambda r: (r["opened_ms"], r["site"], r["device"], r["open_seq"]))
@@ -162,12 +151,11 @@ def cmd_review_list(args):
             ident = review.format_id(site, device, row["seq"])
             status = review.fm_status(verdicts, site, device, row["seq"])
             print(
-                "%-28s %s  %s-%s  %s  %s: %s"
+                "%-28s %s  %s  %s  %s: %s"
                 % (
                     ident,
                     i18n.t(lang, "stratum_fm"),
-                    _fmt_time(row["start_ms"], tz),
-                    _fmt_time(row["end_ms"], tz)[11:],
+                    times.format_span(row["start_ms"], row["end_ms"], tz),
                     history.employee_name(row["employee"]) if row["employee"] else "-",
                     i18n.t(lang, "verdict"),
                     i18n.t(lang, status),
@@ -236,10 +224,12 @@ def cmd_review_fm(args):
 
 def cmd_review_history(args):
     from gateway import review
+    from gateway import site as site_mod
 
     db = open_db(args.db)
     try:
         rows = review.history(db, args.id)
+        tz = site_mod.load(db).home_tz(review.parse_id(args.id)[0])
     except review.ReviewError as exc:
         raise CliError(str(exc)) from None
     if not rows:
@@ -248,10 +238,10 @@ def cmd_review_history(args):
     for r in rows:
         period = ""
         if r["from_ms"] is not None or r["to_ms"] is not None:
-            period = " period %s..%s" % (r["from_ms"], r["to_ms"])
+            period = " period %s..%s" % (times.format_time(r["from_ms"], tz), times.format_time(r["to_ms"], tz))
         print(
             "%s  %-4s %-8s by %-16s%s  %s"
-            % (_fmt_time(r["at_ms"], None), r["target"], r["verdict"], r["by_name"], period, r["reason"])
+            % (times.format_time(r["at_ms"], tz), r["target"], r["verdict"], r["by_name"], period, r["reason"])
         )
     print("in force: %s" % rows[-1]["verdict"])
     return 0
@@ -351,6 +341,11 @@ def register(sub):
     )
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--dry-run", action="store_true", help="validate and show the changes, record nothing")
+    p.add_argument(
+        "--remove-all",
+        action="store_true",
+        help="allow a file without offices or panels to end every configured one (refused otherwise)",
+    )
 
     _cmd(
         sub,
