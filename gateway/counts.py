@@ -18,6 +18,7 @@ import os
 
 from gateway import site as site_mod
 from gateway import store, times
+from gateway.i18n import _, ngettext
 from protocol.checks import MAX_INT
 
 REQUIRED = ("site", "from", "to")
@@ -32,15 +33,16 @@ class CountsError(ValueError):
     def __init__(self, errors, source):
         self.errors = errors
         shown = errors[:MAX_ERRORS]
-        more = "" if len(errors) <= MAX_ERRORS else "\n  ... and %d more" % (len(errors) - MAX_ERRORS)
-        super().__init__(
-            "%s: nothing imported, %d problem(s):\n  %s%s" % (source, len(errors), "\n  ".join(shown), more)
+        more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
+        head = ngettext(
+            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", len(errors)
         )
+        super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
 
 
 def _bounded(value):
     if value > MAX_VALUE:
-        raise ValueError("must be at most %d, got %d" % (MAX_VALUE, value))
+        raise ValueError(_("must be at most %(max)d, got %(got)d") % {"max": MAX_VALUE, "got": value})
     return value
 
 
@@ -56,7 +58,7 @@ def _count(text):
     if text == "":
         return None
     if not text.isdigit():
-        raise ValueError("must be a whole number >= 0 or empty, got %r" % text)
+        raise ValueError(_("must be a whole number >= 0 or empty, got %r") % text)
     return _bounded(int(text))
 
 
@@ -66,21 +68,24 @@ def _check_header(header):
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
     if missing:
-        errors.append("line 1: missing column(s) %s" % ", ".join(missing))
+        errors.append(_("line 1: missing column(s) %s") % ", ".join(missing))
     if unknown:
-        errors.append("line 1: unknown column(s) %s (known: %s)" % (", ".join(unknown), ", ".join(REQUIRED + OPTIONAL)))
+        errors.append(
+            _("line 1: unknown column(s) %(unknown)s (known: %(known)s)")
+            % {"unknown": ", ".join(unknown), "known": ", ".join(REQUIRED + OPTIONAL)}
+        )
     if not any(c in header for c in VALUES):
-        errors.append("line 1: give a transactions or a visitors column (or both)")
+        errors.append(_("line 1: give a transactions or a visitors column (or both)"))
     return errors
 
 
 def _ids(row, rec, errors):
     site = (row.get("site") or "").strip()
     if not site_mod.is_id(site):
-        errors.append("site: %r is not a valid id (%s)" % (site, site_mod.ID_RULE))
+        errors.append("site: " + _("%r is not a valid id (%s)") % (site, site_mod.ID_RULE))
     device = (row.get("device") or "").strip()
     if device and not site_mod.is_id(device):
-        errors.append("device: %r is not a valid id (%s) or empty" % (device, site_mod.ID_RULE))
+        errors.append("device: " + _("%r is not a valid id (%s) or empty") % (device, site_mod.ID_RULE))
     rec["site"], rec["device"] = site, device
 
 
@@ -92,7 +97,7 @@ def _interval(row, rec, errors):
             errors.append("%s: %s" % (col, exc))
             rec[key] = None
     if rec["from_ms"] is not None and rec["to_ms"] is not None and rec["to_ms"] <= rec["from_ms"]:
-        errors.append("to: must be after from")
+        errors.append("to: " + _("must be after from"))
 
 
 def _values(row, rec, errors):
@@ -105,13 +110,13 @@ def _values(row, rec, errors):
             rec[col] = None
             bad = True
     if not bad and rec["transactions"] is None and rec["visitors"] is None:
-        errors.append("give transactions, visitors or both")
+        errors.append(_("give transactions, visitors or both"))
 
 
 def _record(row):
     """One data row -> (record, [problems without the line number])."""
     if None in row:
-        return None, ["more values than columns"]
+        return None, [_("more values than columns")]
     rec, errors = {}, []
     _ids(row, rec, errors)
     _interval(row, rec, errors)
@@ -134,12 +139,14 @@ def parse(text, source="counts.csv"):
         if all((v or "").strip() == "" for v in row.values() if isinstance(v, str)) and None not in row:
             continue  # blank line
         rec, problems = _record(row)
-        errors += ["line %d: %s" % (line, p) for p in problems]
+        errors += [_("line %(line)d: %(problem)s") % {"line": line, "problem": p} for p in problems]
         if rec is None:
             continue
         key = (rec["site"], rec["device"], rec["from_ms"], rec["to_ms"])
         if key in seen:
-            errors.append("line %d: the same site/device/interval as line %d" % (line, seen[key]))
+            errors.append(
+                _("line %(line)d: the same site/device/interval as line %(first)d") % {"line": line, "first": seen[key]}
+            )
         seen[key] = line
         rows.append(rec)
     if errors:

@@ -27,11 +27,14 @@ import re
 import tomllib
 
 from gateway import times
+from gateway.i18n import N_, _, ngettext
 from kpi_core import Thresholds
 from protocol import ProtocolError, topics
 from protocol.messages import CONFIG_RANGES
 
 KINDS = ("deployment", "site", "question", "employee", "panel", "roster")
+# what a duplicate entry is called in an error (the catalogue has them)
+_KIND_WORDS = (N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
 QUESTION_KINDS = ("staff", "office", "loyalty")
 LANGS = ("ru", "en")
 DAYS = times.DAYS
@@ -45,7 +48,8 @@ class SiteFileError(ValueError):
     def __init__(self, errors, source="site file"):
         self.errors = list(errors)
         self.source = source
-        super().__init__("%s: %d problem(s):\n  %s" % (source, len(self.errors), "\n  ".join(self.errors)))
+        head = ngettext("%(source)s: %(n)d problem:", "%(source)s: %(n)d problems:", len(self.errors))
+        super().__init__("%s\n  %s" % (head % {"source": source, "n": len(self.errors)}, "\n  ".join(self.errors)))
 
 
 # Defaults a site file may override. Thresholds are named as in kpi_core.Thresholds where possible.
@@ -59,6 +63,9 @@ DEFAULT_DEPLOYMENT = {
 DEFAULT_PANEL = {"window_s": 30, "rearm_s": 3, "fm_minutes": 15}
 # Whole numbers within what a panel accepts in its config (protocol.messages.CONFIG_RANGES).
 LIMITS = {name: CONFIG_RANGES[name] for name in DEFAULT_PANEL}
+# Knobs a panel entry may set, pushed in the config only when given; `rating status` judges a
+# panel stale by its heartbeat.
+OPTIONAL_PANEL = ("heartbeat_s",)
 REFERENCES = ("di_office", "di_staff")
 
 
@@ -90,20 +97,20 @@ class _Checker:
 
     def id(self, path, value):
         if value is None:
-            self.err(path, "is required (an id: a-z, 0-9, '-', 1-%d chars)" % topics.MAX_ID)
+            self.err(path, _("is required (an id: a-z, 0-9, '-', 1-%d chars)") % topics.MAX_ID)
             return None
         if not is_id(value):
-            self.err(path, "%r is not a valid id (%s)" % (value, ID_RULE))
+            self.err(path, _("%r is not a valid id (%s)") % (value, ID_RULE))
             return None
         return value
 
     def text(self, path, value, required=True):
         if value is None:
             if required:
-                self.err(path, "is required (text)")
+                self.err(path, _("is required (text)"))
             return None
         if not isinstance(value, str) or not value.strip():
-            self.err(path, "must be non-empty text, got %r" % (value,))
+            self.err(path, _("must be non-empty text, got %r") % (value,))
             return None
         return value.strip()
 
@@ -111,15 +118,15 @@ class _Checker:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.err(path, "must be a number, got %r" % (value,))
+            self.err(path, _("must be a number, got %r") % (value,))
             return default
         if integer:
             if value != int(value):
-                self.err(path, "must be a whole number, got %r" % (value,))
+                self.err(path, _("must be a whole number, got %r") % (value,))
                 return default
             value = int(value)
         if not lo <= value <= hi:
-            self.err(path, "must be between %s and %s, got %s" % (lo, hi, value))
+            self.err(path, _("must be between %s and %s, got %s") % (lo, hi, value))
             return default
         return value
 
@@ -127,7 +134,8 @@ class _Checker:
         for key in table:
             if key not in allowed:
                 self.err(
-                    "%s.%s" % (path, key) if path else key, "unknown field (allowed: %s)" % ", ".join(sorted(allowed))
+                    "%s.%s" % (path, key) if path else key,
+                    _("unknown field (allowed: %s)") % ", ".join(sorted(allowed)),
                 )
 
     def when(self, path, value, tz=None):
@@ -143,7 +151,7 @@ class _Checker:
     def items(self, doc, name):
         value = doc.get(name, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.err(name, "must be an array of tables ([[%s]])" % name)
+            self.err(name, _("must be an array of tables ([[%s]])") % name)
             return []
         return value
 
@@ -177,7 +185,10 @@ class _Parse:
 
     def add(self, kind, key, path, frm, data):
         if (kind, key, frm) in self.seen:
-            self.c.err(path, "duplicate %s %r%s" % (kind, key, "" if frm is None else " with the same from"))
+            if frm is None:
+                self.c.err(path, _("duplicate %(kind)s %(key)r") % {"kind": _(kind), "key": key})
+            else:
+                self.c.err(path, _("duplicate %(kind)s %(key)r with the same from") % {"kind": _(kind), "key": key})
             return
         self.seen.add((kind, key, frm))
         self.entries.append((kind, key, frm, data))
@@ -188,7 +199,7 @@ def parse(text, source="site file"):
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError(["not valid TOML: %s" % exc], source) from None
+        raise SiteFileError([_("not valid TOML: %s") % exc], source) from None
     p = _Parse(doc)
     p.c.unknown("", doc, SECTIONS)
     _deployment(p)
@@ -206,14 +217,14 @@ def _deployment(p):
     c = p.c
     dep_in = p.doc.get("deployment", {})
     if not isinstance(dep_in, dict):
-        c.err("deployment", "must be a table ([deployment])")
+        c.err("deployment", _("must be a table ([deployment])"))
         dep_in = {}
     c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share"))
     p.file_from = c.when("deployment.from", dep_in.get("from"))
     dep = dict(DEFAULT_DEPLOYMENT)
     lang = dep_in.get("lang", "ru")
     if lang not in LANGS:
-        c.err("deployment.lang", "must be one of %s, got %r" % (", ".join(LANGS), lang))
+        c.err("deployment.lang", _("must be one of %s, got %r") % (", ".join(LANGS), lang))
     else:
         dep["lang"] = lang
     dep["k"] = c.number("deployment.k", dep_in.get("k"), 0.0, 1.0, 0.8)
@@ -223,15 +234,15 @@ def _deployment(p):
     _thresholds(c, dep["thresholds"])
     for name, value in dep["reference"].items():
         if name not in REFERENCES:
-            c.err("deployment.reference.%s" % name, "unknown reference value (known: %s)" % ", ".join(REFERENCES))
+            c.err("deployment.reference.%s" % name, _("unknown reference value (known: %s)") % ", ".join(REFERENCES))
         elif not 0 <= value <= 1:
-            c.err("deployment.reference.%s" % name, "must be a fraction between 0 and 1, got %s" % value)
+            c.err("deployment.reference.%s" % name, _("must be a fraction between 0 and 1, got %s") % value)
     p.entries.append(("deployment", DEPLOYMENT_KEY, None, dep))
 
 
 def _numbers(c, path, values):
     if not isinstance(values, dict):
-        c.err(path, "must be a table of numbers")
+        c.err(path, _("must be a table of numbers"))
         return {}
     checked = {}
     for name, value in values.items():
@@ -245,7 +256,7 @@ def _thresholds(c, thresholds):
     names = threshold_names()
     for name in list(thresholds):
         if name not in names:
-            c.err("deployment.thresholds.%s" % name, "unknown threshold (known: %s)" % ", ".join(sorted(names)))
+            c.err("deployment.thresholds.%s" % name, _("unknown threshold (known: %s)") % ", ".join(sorted(names)))
             del thresholds[name]
     try:
         Thresholds(**thresholds)
@@ -279,7 +290,7 @@ def _questions(p):
         qid = c.id(path + ".id", item.get("id"))
         kind = item.get("kind")
         if kind not in QUESTION_KINDS:
-            c.err(path + ".kind", "must be one of %s, got %r" % (", ".join(QUESTION_KINDS), kind))
+            c.err(path + ".kind", _("must be one of %s, got %r") % (", ".join(QUESTION_KINDS), kind))
         text_ru = c.text(path + ".text_ru", item.get("text_ru"))
         text_en = c.text(path + ".text_en", item.get("text_en"))
         if qid:
@@ -306,20 +317,24 @@ def _panels(p):
     c = p.c
     for i, item in enumerate(c.items(p.doc, "panels")):
         path = "panels[%d]" % i
-        c.unknown(path, item, ("site", "device", "question", "camera", "window_s", "rearm_s", "fm_minutes", "from"))
+        c.unknown(path, item, ("site", "device", "question", "camera", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from"))
         sid = c.id(path + ".site", item.get("site"))
         if sid and sid not in p.sites:
-            c.err(path + ".site", "%r is not listed in [[sites]]" % sid)
+            c.err(path + ".site", _("%r is not listed in [[sites]]") % sid)
         dev = c.id(path + ".device", item.get("device"))
         qid = item.get("question")
         if qid is None:
-            c.err(path + ".question", "is required (the id of a [[questions]] entry)")
+            c.err(path + ".question", _("is required (the id of a [[questions]] entry)"))
         elif qid not in p.questions:
-            c.err(path + ".question", "%r is not listed in [[questions]]" % (qid,))
+            c.err(path + ".question", _("%r is not listed in [[questions]]") % (qid,))
         data = {"question": qid, "camera": _camera(c, path + ".camera", item.get("camera"))}
         for name, default in DEFAULT_PANEL.items():
             lo, hi = LIMITS[name]
             data[name] = c.number("%s.%s" % (path, name), item.get(name), lo, hi, default, integer=True)
+        for name in OPTIONAL_PANEL:  # stored only when given: an old file's panels stay unchanged
+            if name in item:
+                lo, hi = CONFIG_RANGES[name]
+                data[name] = c.number("%s.%s" % (path, name), item.get(name), lo, hi, None, integer=True)
         if sid and dev:
             key = "%s/%s" % (sid, dev)
             p.panels[key] = sid
@@ -330,7 +345,7 @@ def _camera(c, path, camera):
     if camera is None:
         return None
     if not isinstance(camera, str) or not camera:
-        c.err(path, "must be a URL template text, got %r" % (camera,))
+        c.err(path, _("must be a URL template text, got %r") % (camera,))
         return None
     problem = camera_problem(camera)
     if problem:
@@ -345,11 +360,11 @@ def _roster(p):
         c.unknown(path, item, ("panel", "employee", "from", "hours", "days"))
         panel = item.get("panel")
         if panel not in p.panels:
-            c.err(path + ".panel", '%r is not a panel of [[panels]] (write it as "site/device")' % (panel,))
+            c.err(path + ".panel", _('%r is not a panel of [[panels]] (write it as "site/device")') % (panel,))
             continue
         emp = item.get("employee")
         if emp not in p.employees:
-            c.err(path + ".employee", "%r is not listed in [[employees]]" % (emp,))
+            c.err(path + ".employee", _("%r is not listed in [[employees]]") % (emp,))
         slot = _slot(c, path, item.get("hours"), item.get("days"))
         frm = c.when(path + ".from", item.get("from"), p.sites.get(p.panels[panel]))
         p.add("roster", "%s#%s" % (panel, slot), path, frm, {"employee": emp})
@@ -384,12 +399,12 @@ def camera_problem(template):
     {iso}, {unix} and {unix_ms} are allowed, as they are: no format specs or attribute access
     (str.format would turn {unix:>50000000} into a 50 MB link)."""
     if len(template) > MAX_CAMERA:
-        return "must be at most %d characters, got %d" % (MAX_CAMERA, len(template))
+        return _("must be at most %(max)d characters, got %(n)d") % {"max": MAX_CAMERA, "n": len(template)}
     rest = _PLACEHOLDER.sub("", template)
     if "{" in rest or "}" in rest:
         bad = re.search(r"\{[^{}]*\}?|\}", rest)
         shown = bad.group(0) if bad else "{"
-        return "bad placeholder %s: use {iso}, {unix} or {unix_ms}, nothing else in braces" % shown
+        return _("bad placeholder %s: use {iso}, {unix} or {unix_ms}, nothing else in braces") % shown
     return None
 
 
@@ -457,8 +472,11 @@ def _refuse_wipe(history, sitefile, at):
         shown = ", ".join(gone[:6]) + (", ..." if len(gone) > 6 else "")
         raise SiteFileError(
             [
-                "the file lists no offices or no panels: applying it would remove every configured one (%s); "
-                "if that is what you want, apply it with --remove-all" % shown
+                _(
+                    "the file lists no offices or no panels: applying it would remove every configured one (%s); "
+                    "if that is what you want, apply it with --remove-all"
+                )
+                % shown
             ]
         )
 
@@ -510,6 +528,10 @@ class History:
         return self._parsed[cache_key]
 
     # --- domain lookups ---
+    def lang(self, t=2**62):
+        """The deployment's language as the site file set it (None before any apply)."""
+        return (self.get("deployment", DEPLOYMENT_KEY, t) or {}).get("lang")
+
     def deployment(self, t):
         dep = dict(DEFAULT_DEPLOYMENT)
         dep.update(self.get("deployment", DEPLOYMENT_KEY, t) or {})

@@ -16,6 +16,8 @@ import datetime as _dt
 import time
 import zoneinfo
 
+from gateway.i18n import _
+
 UTC = _dt.UTC
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MS = 86400000
@@ -32,7 +34,7 @@ def zone(name: str) -> _dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError("%r is not a known IANA timezone (e.g. Europe/Moscow)" % (name,)) from None
+        raise ValueError(_("%r is not a known IANA timezone (e.g. Europe/Moscow)") % (name,)) from None
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -42,21 +44,21 @@ def parse_instant(value: object, tz: _dt.tzinfo | None = None) -> int:
     """A TOML date-time or date, an ISO 8601 string or Unix epoch ms -> epoch ms. A value
     without a UTC offset is read in `tz`; without `tz` it is a ValueError."""
     if isinstance(value, bool):
-        raise ValueError("must be a date-time, got %r" % (value,))
+        raise ValueError(_("must be a date-time, got %r") % (value,))
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         try:
             value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError("%r is not an ISO 8601 date-time like 2025-01-06T09:00:00+03:00" % (value,)) from None
+            raise ValueError(_("%r is not an ISO 8601 date-time like 2025-01-06T09:00:00+03:00") % (value,)) from None
     if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
         value = _dt.datetime(value.year, value.month, value.day)
     if not isinstance(value, _dt.datetime):
-        raise ValueError("must be a date-time like 2025-01-06T09:00:00+03:00, got %r" % (value,))
+        raise ValueError(_("must be a date-time like 2025-01-06T09:00:00+03:00, got %r") % (value,))
     if value.tzinfo is None:
         if tz is None:
-            raise ValueError("%s has no UTC offset; write it like 2025-01-06T09:00:00+03:00" % value.isoformat())
+            raise ValueError(_("%s has no UTC offset; write it like 2025-01-06T09:00:00+03:00") % value.isoformat())
         value = value.replace(tzinfo=tz)
     return int(round(value.timestamp() * 1000))
 
@@ -76,7 +78,7 @@ def parse_bound(text: str, tz: _dt.tzinfo, end: bool = False, local: bool = Fals
         try:
             day = _dt.date.fromisoformat(text)
         except ValueError:
-            raise ValueError("%r is not a date like 2025-01-06" % text) from None
+            raise ValueError(_("%r is not a date like 2025-01-06") % text) from None
         if end:
             day += _dt.timedelta(days=1)
         start = _dt.datetime(day.year, day.month, day.day)
@@ -176,16 +178,16 @@ def parse_hours(text: object) -> tuple[int, int]:
     """'09:00-14:00' -> (540, 840): minutes of the day, end exclusive. An end before the start
     crosses midnight ('22:00-06:00'); '-24:00' and '-23:59' mean to the end of the day."""
     if not isinstance(text, str):
-        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,))
+        raise ValueError(_('%r is not a time range like "09:00-14:00"') % (text,))
     try:
         start, end = text.split("-")
         a, b = _minute_of_day(start), _minute_of_day(end)
     except ValueError:
-        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,)) from None
+        raise ValueError(_('%r is not a time range like "09:00-14:00"') % (text,)) from None
     if b == 23 * 60 + 59:
         b = 24 * 60  # "...-23:59" means to the end of the day
     if a == b:
-        raise ValueError("%r is an empty time range" % (text,))
+        raise ValueError(_("%r is an empty time range") % (text,))
     return a, b
 
 
@@ -210,13 +212,13 @@ def parse_days(value: object) -> tuple[int, ...]:
     or a list of such items (["mon", "tue"], ["mon-fri", "sun"]); a range may wrap ("fri-mon")."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
-        raise ValueError("must be days of the week (%s; ranges like mon-fri), got %r" % (", ".join(DAYS), value))
+        raise ValueError(_("must be days of the week (%s; ranges like mon-fri), got %r") % (", ".join(DAYS), value))
     out = set()
     for item in items:
         part = item.strip() if isinstance(item, str) else item
         first, dash, last = part.partition("-") if isinstance(part, str) else (part, "", "")
         if first not in DAYS or (dash and last not in DAYS):
-            raise ValueError("must be days of the week (%s; ranges like mon-fri), got %r" % (", ".join(DAYS), value))
+            raise ValueError(_("must be days of the week (%s; ranges like mon-fri), got %r") % (", ".join(DAYS), value))
         i = DAYS.index(first)
         j = DAYS.index(last) if dash else i
         out.update(range(i, j + 1) if i <= j else list(range(i, 7)) + list(range(0, j + 1)))

@@ -247,9 +247,9 @@ def test_gw_site_cli_apply_dry_run_and_errors(tmp_path, capsys):
     good = tmp_path / "site.toml"
     good.write_text(SITE_TOML, encoding="utf-8")
     assert cli.main(["site", "apply", str(good), "--db", url, "--dry-run"]) == 0
-    assert "would record 11 change(s)" in capsys.readouterr().out
+    assert "would record 11 changes:" in capsys.readouterr().out
     assert cli.main(["site", "apply", str(good), "--db", url]) == 0
-    assert "recorded 11 change(s)" in capsys.readouterr().out
+    assert "recorded 11 changes:" in capsys.readouterr().out
     assert cli.main(["site", "apply", str(good), "--db", url]) == 0
     assert "no changes" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
@@ -303,6 +303,6 @@ def test_an_empty_site_file_removes_nothing_without_remove_all(tmp_path, capsys)
     no_panels = SITE_TOML.split("[[panels]]")[0]
     with pytest.raises(site.SiteFileError, match="remove-all"):
         site.apply(db, site.parse(no_panels), T0)
-    assert cli.main(["site", "apply", str(empty), "--db", url, "--remove-all"]) == 0
+    assert cli.main(["site", "apply", str(empty), "--db", url, "--remove-all", "--lang", "en"]) == 0
     assert "removed" in capsys.readouterr().out
     assert site.load(sqlite_db(tmp_path)).panels(2**62) == []
