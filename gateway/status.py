@@ -58,7 +58,7 @@ def judge(state, configured, heartbeat_s, pushed_ver, now_ms, lost=0):
         word = "online"
     if state.get("cfg_err"):
         problems.append("config_error")
-    if pushed_ver is not None and last_seen is not None and (state.get("cfg") or 0) < pushed_ver:
+    if pushed_ver is not None and last_seen is not None and (config_version(state) or 0) < pushed_ver:
         problems.append("config_pending")
     if state.get("reset") == "watchdog":
         problems.append("watchdog")
@@ -70,6 +70,14 @@ def judge(state, configured, heartbeat_s, pushed_ver, now_ms, lost=0):
     if rssi is not None and rssi < WEAK_RSSI:
         problems.append("weak_signal")
     return word, problems
+
+
+def config_version(state):
+    """The config version the panel says it runs (stored as text: older panels sent a hash)."""
+    cfg = state.get("cfg")
+    if isinstance(cfg, str):
+        return int(cfg) if cfg.isdigit() else None
+    return cfg
 
 
 def _faults(state):
@@ -139,7 +147,7 @@ def _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms):
         "rssi": st.get("rssi"),
         "reset": st.get("reset"),
         "faults": _faults(st),
-        "cfg": st.get("cfg"),
+        "cfg": config_version(st),
         "cfg_pushed": pushed_ver,
         "cfg_err": st.get("cfg_err"),
     }
