@@ -480,7 +480,7 @@ def _register_review(sub):
         help=_("share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"),
     )
     p.add_argument("--seed", default="0", help=_("sample seed (default 0)"))
-    p.add_argument("--lang", choices=("ru", "en"), help=_("language (default: the site file's)"))
+    p.add_argument("--lang", choices=i18n.LANGS, help=_("language (default: the site file's)"))
 
     p = _cmd(
         rev,

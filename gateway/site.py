@@ -26,17 +26,17 @@ import json
 import re
 import tomllib
 
-from gateway import times
+from gateway import i18n, times
 from gateway.i18n import N_, _, ngettext
 from kpi_core import Thresholds
 from protocol import ProtocolError, topics
-from protocol.messages import CONFIG_RANGES
+from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
 KINDS = ("deployment", "site", "question", "employee", "panel", "roster")
 # what a duplicate entry is called in an error (the catalogue has them)
 _KIND_WORDS = (N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
-QUESTION_KINDS = ("staff", "office", "loyalty")
-LANGS = ("ru", "en")
+QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
+LANGS = i18n.LANGS
 DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
 SECTIONS = ("deployment", "sites", "questions", "employees", "panels", "roster")
