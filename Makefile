@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format firmware services soak bench clean
+.PHONY: demo test test-fast lint format firmware services soak bench clean i18n
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
+
+# The message catalogue (gateway/i18n.py): extract what the code marks with _()/ngettext()/N_()
+# and argparse's own words, update the Russian .po (translate what is new there), compile the .mo.
+i18n: $(STAMP)
+	@mkdir -p build
+	$(VENV)/bin/pybabel extract --add-location=never --sort-output --no-wrap --project=rating-terminals \
+		-o build/rating.pot gateway rating $$($(PY) -c 'import argparse; print(argparse.__file__)')
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --no-wrap --ignore-obsolete -i build/rating.pot \
+		-d gateway/locale -D rating -l ru
+	$(VENV)/bin/pybabel compile --statistics -d gateway/locale -D rating -l ru
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -7,7 +7,10 @@ A handler raises `CliError("what happened; what to do")` for anything the user c
 
 import argparse
 
-DB_HELP = (
+from gateway import i18n
+from gateway.i18n import N_, _
+
+DB_HELP = N_(
     "database: sqlite:///path.db, a file path, or postgresql://user@host/db "
     "(default: $RATING_DB, else $RATING_DATA/rating.db, else ./rating-data/rating.db)"
 )
@@ -19,7 +22,7 @@ class CliError(Exception):
 
 def add_db(parser):
     """The `--db URL` option every command that reads or writes the store takes."""
-    parser.add_argument("--db", metavar="URL", help=DB_HELP)
+    parser.add_argument("--db", metavar="URL", help=_(DB_HELP))
 
 
 def group(sub, name, help_text, description):
@@ -31,7 +34,7 @@ def group(sub, name, help_text, description):
     return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
 
 
-def open_db(url, hint="check --db or $RATING_DB"):
+def open_db(url, hint=None):
     """The store at `url`, migrated; a CliError naming the problem when it cannot be opened."""
     from gateway.db import DatabaseError
     from gateway.schema import open_database
@@ -39,4 +42,14 @@ def open_db(url, hint="check --db or $RATING_DB"):
     try:
         return open_database(url)
     except DatabaseError as exc:
-        raise CliError("%s; %s" % (exc, hint)) from None
+        raise CliError("%s; %s" % (exc, hint or _("check --db or $RATING_DB"))) from None
+
+
+def settings_of(db):
+    """The settings history (gateway.site.History); from here on the command speaks the
+    deployment's language unless the user chose one (--lang, $RATING_LANG)."""
+    from gateway import site as site_mod
+
+    history = site_mod.load(db)
+    i18n.follow_deployment(history.lang())
+    return history

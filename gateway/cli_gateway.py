@@ -4,43 +4,52 @@ Registration is cheap: the heavy modules (paho, the store) are imported inside t
 """
 
 import argparse
-import datetime as _dt
 import json
 import sys
 import threading
 import time
 
-from gateway.cli_common import CliError, add_db, group, open_db
+from gateway import times
+from gateway.cli_common import CliError, add_db, group, open_db, settings_of
+from gateway.i18n import N_, _, ngettext
+from protocol.checks import T_MAX
 
-RECORD_HELP = """\
+RECORD_HELP = N_(
+    """\
 The file format (also what `rating replay` reads): one JSON object a line,
   {"topic": "rating/v1/shop-1/panel-1/event", "payload": {...}, "received_ms": 1717000000000}
 `payload` is the message body as a JSON value when the body parses as JSON (and is not a
 JSON string), else the raw body as a string. `received_ms` (optional) is the arrival time.
 """
+)
 
 
 def register(sub):
-    fmt = argparse.RawDescriptionHelpFormatter
+    _register_run(sub)
+    _register_deadletter(sub)
+    _register_replay_record(sub)
+    _register_status(sub)
 
-    g, gsub = group(
+
+def _register_run(sub):
+    _g, gsub = group(
         sub,
         "gateway",
-        "run the MQTT gateway (ingest, acks, config push)",
-        "The gateway: stores panel events from MQTT, acks them, pushes configs.",
+        _("run the MQTT gateway (ingest, acks, config push)"),
+        _("The gateway: stores panel events from MQTT, acks them, pushes configs."),
     )
     run = gsub.add_parser(
         "run",
-        formatter_class=fmt,
-        help="connect to the broker and ingest until stopped",
-        description=(
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help=_("connect to the broker and ingest until stopped"),
+        description=_(
             "Subscribe (QoS 1, persistent session) to the panels' event and state topics and the "
             "counts topic, store each batch in one transaction and only then publish each panel's "
             "cumulative ack (retained). Without --broker an embedded broker (amqtt) is started "
             "on 127.0.0.1:--port in this process. Stop with Ctrl-C or SIGTERM: the running "
             "batch is committed and acked first."
         ),
-        epilog=(
+        epilog=_(
             "Config file (TOML, top-level keys, all optional; command-line options win):\n"
             '  broker = "mqtt://127.0.0.1:1883"   db = "postgresql://rating@db/rating"\n'
             '  data_dir = "/var/lib/rating"      root = "rating/v1"   client_id = "rating-gateway"\n'
@@ -53,88 +62,109 @@ def register(sub):
     run.add_argument(
         "--broker",
         metavar="URL",
-        help="MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)",
+        help=_("MQTT broker, mqtt://[user:password@]HOST:PORT (default: start the embedded one)"),
     )
     run.add_argument(
         "--port",
         type=int,
         dest="broker_port",
         metavar="N",
-        help="port of the embedded broker (default 1883; only without --broker)",
+        help=_("port of the embedded broker (default 1883; only without --broker)"),
     )
     add_db(run)
-    run.add_argument("--config", metavar="FILE", help="gateway settings file (TOML), see below")
-    run.add_argument("--root", help="MQTT topic root (default rating/v1)")
+    run.add_argument("--config", metavar="FILE", help=_("gateway settings file (TOML), see below"))
+    run.add_argument("--root", help=_("MQTT topic root (default rating/v1)"))
     run.add_argument(
         "--client-id",
-        help="MQTT client id; keep it stable so the broker keeps the "
-        "session while the gateway is down (default rating-gateway)",
+        help=_(
+            "MQTT client id; keep it stable so the broker keeps the "
+            "session while the gateway is down (default rating-gateway)"
+        ),
     )
-    run.add_argument("--data-dir", help="folder of the default SQLite database")
-    run.add_argument("-v", "--verbose", action="store_true", help="log every batch")
+    run.add_argument("--data-dir", help=_("folder of the default SQLite database"))
+    run.add_argument("-v", "--verbose", action="store_true", help=_("log every batch"))
     run.set_defaults(func=cmd_run)
 
-    d, dsub = group(
+
+def _register_deadletter(sub):
+    _d, dsub = group(
         sub,
         "deadletter",
-        "messages that could not be stored (bad topic or payload)",
-        "Dead letters: messages the gateway could not store as what they claimed to "
-        "be, with the topic, raw bytes, reason and arrival time. The same message "
-        "again (a resend, a redelivery, a repeated replay) is stored once and counted.",
+        _("messages that could not be stored (bad topic or payload)"),
+        _(
+            "Dead letters: messages the gateway could not store as what they claimed to "
+            "be, with the topic, raw bytes, reason and arrival time. The same message "
+            "again (a resend, a redelivery, a repeated replay) is stored once and counted."
+        ),
     )
     dl = dsub.add_parser(
         "list",
-        help="show dead letters, last seen first",
-        description="Show dead letters, the one seen most recently first.",
+        help=_("show dead letters, last seen first"),
+        description=_("Show dead letters, the one seen most recently first. Times are in the offices' timezone."),
     )
     add_db(dl)
-    dl.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
+    dl.add_argument("--limit", type=int, default=50, help=_("at most this many (default 50; 0: all)"))
     dl.add_argument(
         "--since",
         metavar="WHEN",
-        help="only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (local time), or an age like 30m, 2h, 7d",
+        help=_(
+            "only those seen since WHEN: 2024-05-01, 2024-05-01T10:00 (the offices' timezone unless it has "
+            "an offset), or an age like 30m, 2h, 7d"
+        ),
     )
-    dl.add_argument("--format", choices=("table", "json"), default="table")
+    dl.add_argument("--format", choices=("table", "json"), default="table", help=_("output format"))
     dl.set_defaults(func=cmd_deadletter_list)
 
+
+def _register_replay_record(sub):
+    fmt = argparse.RawDescriptionHelpFormatter
     rp = sub.add_parser(
         "replay",
         formatter_class=fmt,
-        help="feed recorded MQTT messages through the ingest path",
-        description=(
+        help=_("feed recorded MQTT messages through the ingest path"),
+        description=_(
             "Feed a recorded message file through exactly the gateway's ingest path "
             "(validation, dead letters, idempotent store, derivation) without a broker. "
-            "Safe to repeat: stored events are not stored twice.\n\n" + RECORD_HELP
-        ),
+            "Safe to repeat: stored events are not stored twice."
+        )
+        + "\n\n"
+        + _(RECORD_HELP),
     )
     rp.add_argument("file", metavar="FILE.jsonl")
     add_db(rp)
-    rp.add_argument("--root", default=None, help="MQTT topic root of the recorded topics (default rating/v1)")
+    rp.add_argument("--root", default=None, help=_("MQTT topic root of the recorded topics (default rating/v1)"))
     rp.set_defaults(func=cmd_replay)
 
     rc = sub.add_parser(
         "record",
         formatter_class=fmt,
-        help="record live MQTT messages to a file for `rating replay`",
-        description=(
+        help=_("record live MQTT messages to a file for `rating replay`"),
+        description=_(
             "Subscribe to what the gateway subscribes to and write every message to a "
-            "file, until --duration / --count or Ctrl-C.\n\n" + RECORD_HELP
-        ),
+            "file, until --duration / --count or Ctrl-C."
+        )
+        + "\n\n"
+        + _(RECORD_HELP),
     )
     rc.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
-    rc.add_argument("--out", required=True, metavar="FILE.jsonl", help="file to write (appended to)")
-    rc.add_argument("--root", default=None, help="MQTT topic root (default rating/v1)")
-    rc.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    rc.add_argument("--count", type=int, metavar="N", help="stop after N messages")
+    rc.add_argument("--out", required=True, metavar="FILE.jsonl", help=_("file to write (appended to)"))
+    rc.add_argument("--root", default=None, help=_("MQTT topic root (default rating/v1)"))
+    rc.add_argument("--duration", type=float, metavar="S", help=_("stop after S seconds"))
+    rc.add_argument("--count", type=int, metavar="N", help=_("stop after N messages"))
     rc.set_defaults(func=cmd_record)
 
+
+def _register_status(sub):
     st = sub.add_parser(
         "status",
-        help="panels online/offline, last seen, backlog, lost events, dead letters",
-        description=(
-            "Health of every panel: online/offline, last seen, backlog (events the "
-            "panel still holds, from its last state), lost events (count and seq ranges: "
-            "dropped by the panel, or missing longer than --grace), and dead letters."
+        help=_("panels online/stale/offline, never seen, config, firmware, signal, lost events, dead letters"),
+        description=_(
+            "Health of every panel configured in the site file or ever heard of, problems first: "
+            "online, stale (silent for more than 3 heartbeats although it said it was online), "
+            "offline (its last will), or never seen; last seen (in its office's timezone), "
+            "firmware, signal, last reset, the config version it runs against the one pushed, "
+            "backlog (events the panel still holds), lost events (count and seq ranges: dropped "
+            "by the panel, or missing longer than --grace), and dead letters."
         ),
     )
     add_db(st)
@@ -143,9 +173,9 @@ def register(sub):
         type=float,
         default=10.0,
         metavar="MIN",
-        help="a missing seq counts as lost after this many minutes (default 10)",
+        help=_("a missing seq counts as lost after this many minutes (default 10)"),
     )
-    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.add_argument("--format", choices=("table", "json"), default="table", help=_("output format"))
     st.set_defaults(func=cmd_status)
 
 
@@ -162,46 +192,44 @@ def _root(root):
 
 
 def _now_ms():
-    return int(time.time() * 1000)
+    return times.now_ms()
 
 
-def fmt_time(ms):
-    if ms is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+def fmt_duration(ms):
+    """'45 s', '12 min', '3 h', '2 d' (abbreviated units: no plural forms)."""
+    s = max(0, ms // 1000)
+    if s < 120:
+        return _("%d s") % s
+    if s < 7200:
+        return _("%d min") % (s // 60)
+    if s < 172800:
+        return _("%d h") % (s // 3600)
+    return _("%d d") % (s // 86400)
 
 
 def fmt_age(ms, now_ms):
+    """How long ago: '12 min ago'."""
     if ms is None:
-        return "never"
-    s = max(0, (now_ms - ms) // 1000)
-    if s < 120:
-        return "%ds ago" % s
-    if s < 7200:
-        return "%dm ago" % (s // 60)
-    if s < 172800:
-        return "%dh ago" % (s // 3600)
-    return "%dd ago" % (s // 86400)
+        return _("never")
+    return _("%s ago") % fmt_duration(now_ms - ms)
 
 
-def parse_since(text, now_ms):
-    """'30m' / '2h' / '7d' / '45s' ago, or an ISO date/time (local unless it has an offset)."""
-    text = text.strip()
-    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
-    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now_ms - int(float(text[:-1]) * units[text[-1]])
+def parse_since(text, now_ms, tz):
+    """--since: an age ('30m', '2h', '7d', '45s' ago) or a date/date-time (in `tz` unless it has
+    an offset)."""
     try:
-        when = _dt.datetime.fromisoformat(text)
+        return times.parse_since(text, now_ms, tz)
     except ValueError:
         raise CliError(
-            "--since %r: write an age like 30m, 2h, 7d or a date/time like 2024-05-01 or 2024-05-01T10:00" % text
+            _("--since %r: write an age like 30m, 2h, 7d or a date/time like 2024-05-01 or 2024-05-01T10:00") % text
         ) from None
-    return int(when.timestamp() * 1000)
 
 
-def table(rows, columns, out=sys.stdout):
-    """Plain aligned text table; columns = [(key, title)]."""
-    cells = [[title for _, title in columns]] + [[str(r.get(k, "")) for k, _ in columns] for r in rows]
+def table(rows, columns, out=None):
+    """Plain aligned text table; columns = [(key, title)]. To `out`, else sys.stdout as it is now
+    (a default bound at import would keep writing to a replaced stdout's predecessor)."""
+    out = out or sys.stdout
+    cells = [[title for _key, title in columns]] + [[str(r.get(k, "")) for k, _title in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for n, row in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
@@ -236,7 +264,7 @@ def cmd_run(args):
     try:
         return service.run(settings, out=sys.stdout)
     except dbmod.DatabaseError as exc:
-        raise CliError("%s; check --db / db in the config file" % exc) from None
+        raise CliError(_("%s; check --db / db in the config file") % exc) from None
     except OSError as exc:
         raise CliError(str(exc)) from None
 
@@ -244,59 +272,70 @@ def cmd_run(args):
 # ---- deadletter list -------------------------------------------------------------------------
 
 
+def _letter_json(r):
+    try:
+        text = r["payload"].decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {
+        "id": r["id"],
+        "received_ms": r["received_ms"],
+        "last_seen_ms": r["last_seen_ms"],
+        "seen": r["seen"],
+        "topic": r["topic"],
+        "site": r["site"],
+        "device": r["device"],
+        "seq": r["seq"],
+        "reason": r["reason"],
+        "payload_text": text,
+        "payload_hex": r["payload"].hex(),
+    }
+
+
 def cmd_deadletter_list(args):
     from gateway import store
 
     now = _now_ms()
-    since = parse_since(args.since, now) if args.since else None
     if args.limit < 0:
-        raise CliError("--limit must be >= 0 (0: all)")
+        raise CliError(_("--limit must be >= 0 (0: all)"))
     db = open_db(args.db)
     try:
+        history = settings_of(db)
+        home = history.home_tz()
+        since = parse_since(args.since, now, home) if args.since else None
         rows = store.dead_letters(db, limit=args.limit, since_ms=since)
         total = store.dead_letter_count(db, distinct=True)
         messages = store.dead_letter_count(db)
     finally:
         db.close()
     if args.format == "json":
-        out = []
-        for r in rows:
-            try:
-                text = r["payload"].decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-            out.append(
-                {
-                    "id": r["id"],
-                    "received_ms": r["received_ms"],
-                    "last_seen_ms": r["last_seen_ms"],
-                    "seen": r["seen"],
-                    "topic": r["topic"],
-                    "site": r["site"],
-                    "device": r["device"],
-                    "seq": r["seq"],
-                    "reason": r["reason"],
-                    "payload_text": text,
-                    "payload_hex": r["payload"].hex(),
-                }
-            )
+        out = [_letter_json(r) for r in rows]
         json.dump({"total": total, "messages": messages, "dead_letters": out}, sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
     if not rows:
-        print("no dead letters%s (total %d)" % (" since %s" % fmt_time(since) if since else "", total))
+        if since:
+            print(
+                _("no dead letters since %(since)s (total %(total)d)")
+                % {"since": times.format_time(since, home), "total": total}
+            )
+        else:
+            print(_("no dead letters (total %d)") % total)
         return 0
+    from gateway import i18n
+
     shown = []
     for r in rows:
         preview = repr(r["payload"])[2:-1]
+        tz = history.home_tz(r["site"])
         shown.append(
             {
                 "id": r["id"],
-                "time": fmt_time(r["received_ms"]),
-                "last": fmt_time(r["last_seen_ms"]) if r["seen"] > 1 else "",
+                "time": times.format_time(r["received_ms"], tz),
+                "last": times.format_time(r["last_seen_ms"], tz) if r["seen"] > 1 else "",
                 "seen": r["seen"],
                 "topic": r["topic"],
-                "reason": r["reason"],
+                "reason": i18n.reason(r["reason"]),
                 "payload": preview if len(preview) <= 60 else preview[:57] + "...",
             }
         )
@@ -304,15 +343,20 @@ def cmd_deadletter_list(args):
         shown,
         [
             ("id", "id"),
-            ("time", "first received"),
-            ("seen", "seen"),
-            ("last", "last seen"),
-            ("topic", "topic"),
-            ("reason", "reason"),
-            ("payload", "payload"),
+            ("time", _("first received")),
+            ("seen", _("seen")),
+            ("last", _("last received")),
+            ("topic", _("topic")),
+            ("reason", _("reason")),
+            ("payload", _("payload")),
         ],
     )
-    print("%d shown, %d in total (%d messages)" % (len(rows), total, messages))
+    print(
+        ngettext("%(shown)d shown, %(total)d in total", "%(shown)d shown, %(total)d in total", len(rows))
+        % {"shown": len(rows), "total": total}
+        + " "
+        + ngettext("(%d message)", "(%d messages)", messages) % messages
+    )
     return 0
 
 
@@ -347,16 +391,13 @@ def record_to_body(value):
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-_T_MAX = 4102444800000  # 2100-01-01 in ms (protocol.checks.T_MAX): larger fits no date or BIGINT
-
-
 def read_replay(path):
     """[(line_no, topic, body, received_ms or None)]; CliError naming the line on a bad one."""
     out = []
     try:
         f = open(path, encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
-        raise CliError("cannot read %s: %s" % (path, exc.strerror)) from None
+        raise CliError(_("cannot read %(path)s: %(error)s") % {"path": path, "error": exc.strerror}) from None
     with f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -365,16 +406,19 @@ def read_replay(path):
                 obj = json.loads(line)
             except ValueError as exc:
                 raise CliError(
-                    '%s:%d: not JSON (%s); each line must be {"topic": ..., "payload": ...}' % (path, n, exc)
+                    _('%(where)s: not JSON (%(error)s); each line must be {"topic": ..., "payload": ...}')
+                    % {"where": "%s:%d" % (path, n), "error": exc}
                 ) from None
             if not isinstance(obj, dict) or not isinstance(obj.get("topic"), str) or "payload" not in obj:
                 raise CliError(
-                    '%s:%d: each line must be a JSON object {"topic": "<string>", "payload": <body>}' % (path, n)
+                    _('%s: each line must be a JSON object {"topic": "<string>", "payload": <body>}')
+                    % ("%s:%d" % (path, n))
                 )
             ms = obj.get("received_ms")
-            if ms is not None and (type(ms) is not int or not 0 <= ms < _T_MAX):
+            if ms is not None and (type(ms) is not int or not 0 <= ms < T_MAX):
                 raise CliError(
-                    "%s:%d: received_ms must be a whole number of ms since 1970 (before 2100), got %r" % (path, n, ms)
+                    _("%(where)s: received_ms must be a whole number of ms since 1970 (before 2100), got %(got)r")
+                    % {"where": "%s:%d" % (path, n), "got": ms}
                 )
             out.append((n, obj["topic"], record_to_body(obj["payload"]), ms))
     return out
@@ -386,7 +430,7 @@ def replay(db, lines, root, now_ms):
 
     changed = set()
     ing = ingest.Ingestor(db, root, on_commit=lambda devices, _ms: changed.update(devices))
-    for _, topic, body, ms in lines:
+    for _line, topic, body, ms in lines:
         ing.handle(topic, body, now_ms if ms is None else ms)
         if len(ing) >= ing.BATCH_MAX:
             ing.flush()
@@ -407,20 +451,14 @@ def cmd_replay(args):
     finally:
         db.close()
     print(
-        "replayed %d messages from %s: %d events stored, %d duplicates ignored, %d states, "
-        "%d counts, %d dead letters"
-        % (
-            stats["messages"],
-            args.file,
-            stats["events"],
-            stats["duplicates"],
-            stats["states"],
-            stats["counts"],
-            stats["dead_letters"],
+        _(
+            "replayed %(messages)d messages from %(file)s: %(events)d events stored, %(duplicates)d duplicates "
+            "ignored, %(states)d states, %(counts)d counts, %(dead_letters)d dead letters"
         )
+        % dict(stats, file=args.file)
     )
     if stats["dead_letters"]:
-        print("see them with: rating deadletter list")
+        print(_("see them with: rating deadletter list"))
     return 0
 
 
@@ -429,37 +467,46 @@ def cmd_record(args):
     import signal
 
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    from gateway import service
-    from protocol import topics
+    from protocol import ProtocolError, mqtturl, topics
 
     root = _root(args.root)
     try:
-        host, port, user, password = service.parse_broker_url(args.broker)
-    except service.SettingsError as exc:
-        raise CliError(str(exc)) from None
+        host, port, user, password, _tls = mqtturl.parse(args.broker, tls=False)
+    except ProtocolError as exc:
+        raise CliError("--%s" % exc) from None
+    shown = mqtturl.redact(args.broker)
     q = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
     if user:
         client.username_pw_set(user, password)
     subscribed = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: (
-        c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)]) if not rc.is_failure else None
-    )
+
+    def on_connect(c, _userdata, _flags, rc, _props):
+        if not rc.is_failure:
+            c.subscribe([(t, 1) for t in topics.gateway_subscriptions(root)])
+
+    client.on_connect = on_connect
     client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
     client.on_message = lambda c, u, m: q.put((m._topic, m.payload, _now_ms()))
     try:
         client.connect(host, port, keepalive=30)
     except OSError as exc:
-        raise CliError("cannot connect to the broker at %s: %s; is it running?" % (args.broker, exc)) from None
+        raise CliError(
+            _("cannot connect to the broker at %(url)s: %(error)s; is it running?") % {"url": shown, "error": exc}
+        ) from None
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
     client.loop_start()
     if not subscribed.wait(10):
         client.loop_stop()
-        raise CliError("the broker at %s did not confirm the subscription within 10 s" % args.broker)
-    print("recording %s/... from %s to %s" % (root, args.broker, args.out), flush=True)
+        raise CliError(_("the broker at %s did not confirm the subscription within 10 s") % shown)
+    print(
+        _("recording %(root)s/... from %(url)s to %(file)s") % {"root": root, "url": shown, "file": args.out},
+        flush=True,
+    )
     deadline = time.monotonic() + args.duration if args.duration else None
     n = 0
     try:
@@ -486,7 +533,10 @@ def cmd_record(args):
     finally:
         client.disconnect()
         client.loop_stop()
-    print("recorded %d messages to %s" % (n, args.out))
+    print(
+        ngettext("recorded %(n)d message to %(file)s", "recorded %(n)d messages to %(file)s", n)
+        % {"n": n, "file": args.out}
+    )
     return 0
 
 
@@ -494,47 +544,83 @@ def cmd_record(args):
 
 
 def status_report(db, now_ms, grace_ms):
-    from gateway import store
+    """`rating status` as data (gateway.status.report): every panel, problems first."""
+    from gateway import status
 
-    panels = []
-    states = {(r["site"], r["device"]): r for r in store.panel_states(db)}
-    for site, device in store.devices(db):
-        st = states.get((site, device)) or {}
-        gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st)
-        lost, ranges = store.lost_summary(gaps)
-        panels.append(
-            {
-                "site": site,
-                "device": device,
-                "online": None if st.get("online") is None else bool(st["online"]),
-                "last_seen_ms": st.get("last_seen_ms"),
-                "backlog": st.get("pending"),
-                "dropped": st.get("dropped"),
-                "lost": lost,
-                "lost_ranges": ranges,
-                "missing_open": sum(g["count"] for g in gaps if g["status"] == "open"),
-                "acked_seq": store.last_ack(db, site, device),
-                "last_seq": st.get("last_seq"),
-                "fw": st.get("fw"),
-                "rssi": st.get("rssi"),
-                "faults": json.loads(st["faults"]) if st.get("faults") else [],
-                "cfg": st.get("cfg"),
-                "cfg_err": st.get("cfg_err"),
-            }
+    return status.report(db, now_ms, grace_ms)
+
+
+STATE_WORDS = {
+    "online": N_("online"),
+    "stale": N_("STALE"),
+    "offline": N_("OFFLINE"),
+    "never_seen": N_("NEVER SEEN"),
+}
+
+
+def _problem_texts(p, now):
+    """The problems of one panel, for people."""
+    out = []
+    for code in p["problems"]:
+        if code == "stale":
+            out.append(
+                _("silent for %(age)s (heartbeat %(hb)d s)")
+                % {"age": fmt_duration(now - p["last_seen_ms"]), "hb": p["heartbeat_s"]}
+            )
+        elif code == "config_pending":
+            out.append(
+                _("config %(pushed)d pushed, runs %(runs)s") % {"pushed": p["cfg_pushed"], "runs": p["cfg"] or "-"}
+            )
+        elif code == "config_error":
+            out.append(_("config error: %s") % p["cfg_err"])
+        elif code == "faults":
+            out.append(_("faults: %s") % ",".join(p["faults"]))
+        elif code == "weak_signal":
+            out.append(_("weak signal"))
+        elif code == "watchdog":
+            out.append(_("reset by the watchdog"))
+        elif code == "never_seen":
+            out.append(_("configured, never seen"))
+        elif code == "lost":
+            out.append(ngettext("%d event lost", "%d events lost", p["lost"]) % p["lost"])
+    if not p["configured"]:
+        out.append(_("not in the site file"))
+    return "; ".join(out)
+
+
+def _status_row(p, now):
+    tz = times.zone(p["timezone"])
+    seen = _("never")
+    if p["last_seen_ms"]:
+        seen = "%s (%s)" % (times.format_time(p["last_seen_ms"], tz), fmt_age(p["last_seen_ms"], now))
+    cfg = "-"
+    if p["cfg"] is not None or p["cfg_pushed"] is not None:
+        cfg = "%s/%s" % (
+            p["cfg"] if p["cfg"] is not None else "-",
+            p["cfg_pushed"] if p["cfg_pushed"] is not None else "-",
         )
     return {
-        "now_ms": now_ms,
-        "panels": panels,
-        "dead_letters": store.dead_letter_count(db, distinct=True),
-        "dead_letter_messages": store.dead_letter_count(db),
+        "panel": "%s/%s" % (p["site"], p["device"]),
+        "state": _(STATE_WORDS[p["state"]]),
+        "seen": seen,
+        "fw": p["fw"] or "-",
+        "rssi": _("%d dBm") % p["rssi"] if p["rssi"] is not None else "-",
+        "reset": p["reset"] or "-",
+        "cfg": cfg,
+        "backlog": "-" if p["backlog"] is None else p["backlog"],
+        "acked": "-" if p["acked_seq"] is None else p["acked_seq"],
+        "lost": "%d (%s)" % (p["lost"], p["lost_ranges"]) if p["lost"] else "0",
+        "missing": p["missing_open"],
+        "problems": _problem_texts(p, now),
     }
 
 
 def cmd_status(args):
     if args.grace <= 0:
-        raise CliError("--grace must be a number of minutes > 0")
+        raise CliError(_("--grace must be a number of minutes > 0"))
     db = open_db(args.db)
     try:
+        settings_of(db)
         report = status_report(db, _now_ms(), int(args.grace * 60000))
     finally:
         db.close()
@@ -543,41 +629,32 @@ def cmd_status(args):
         print()
         return 0
     now = report["now_ms"]
-    rows = []
-    for p in report["panels"]:
-        rows.append(
-            {
-                "panel": "%s/%s" % (p["site"], p["device"]),
-                "online": {None: "?", True: "online", False: "OFFLINE"}[p["online"]],
-                "seen": "%s (%s)" % (fmt_time(p["last_seen_ms"]), fmt_age(p["last_seen_ms"], now))
-                if p["last_seen_ms"]
-                else "never",
-                "backlog": "-" if p["backlog"] is None else p["backlog"],
-                "lost": "%d (%s)" % (p["lost"], p["lost_ranges"]) if p["lost"] else "0",
-                "missing": p["missing_open"],
-                "acked": "-" if p["acked_seq"] is None else p["acked_seq"],
-                "faults": ",".join(p["faults"]) + (" cfg_err: %s" % p["cfg_err"] if p["cfg_err"] else ""),
-            }
-        )
+    rows = [_status_row(p, now) for p in report["panels"]]
     if rows:
         table(
             rows,
             [
-                ("panel", "panel"),
-                ("online", "state"),
-                ("seen", "last seen"),
-                ("backlog", "backlog"),
-                ("acked", "acked seq"),
-                ("lost", "lost events (seqs)"),
-                ("missing", "missing, waiting"),
-                ("faults", "faults"),
+                ("panel", _("panel")),
+                ("state", _("state")),
+                ("seen", _("last seen")),
+                ("fw", _("firmware")),
+                ("rssi", _("signal")),
+                ("reset", _("last reset")),
+                ("cfg", _("config runs/pushed")),
+                ("backlog", _("backlog")),
+                ("acked", _("acked seq")),
+                ("lost", _("lost events (seqs)")),
+                ("missing", _("missing, waiting")),
+                ("problems", _("problems")),
             ],
         )
     else:
-        print("no panels seen yet")
+        print(_("no panels configured or seen yet"))
     n, msgs = report["dead_letters"], report["dead_letter_messages"]
-    print(
-        "dead letters: %d%s%s"
-        % (n, " (%d messages)" % msgs if msgs != n else "", " (see: rating deadletter list)" if n else "")
-    )
+    line = _("dead letters: %d") % n
+    if msgs != n:
+        line += " " + ngettext("(%d message)", "(%d messages)", msgs) % msgs
+    if n:
+        line += " " + _("(see: rating deadletter list)")
+    print(line)
     return 0

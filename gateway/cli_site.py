@@ -9,141 +9,167 @@ import os
 import sys
 import time
 
-from gateway.cli_common import CliError, add_db, group, open_db
+from gateway import i18n, times
+from gateway.cli_common import CliError, add_db, group, open_db, settings_of
+from gateway.i18n import N_, _, ngettext
 
-TIME_HELP = (
+TIME_HELP = N_(
     "ISO 8601 date or date-time, e.g. 2025-01-06 or 2025-01-06T09:00+03:00 "
     "(without an offset: the offices' timezone); or Unix epoch ms"
 )
 
 
 def _now_ms():
-    return int(time.time() * 1000)
+    return times.now_ms()
 
 
 def _parse_time(text, option, db, end=False, site=None, local=False):
     """--from/--to: a date means the start of that day (for --to: the end of it) in the office's
-    timezone (`site`'s when given, else the first office's); a date-time without an offset is
-    read in that timezone too. local=True (a report over several offices): such a time is
-    returned as a naive datetime, which the report reads in each office's own timezone."""
+    timezone (`site`'s when given, else History.home_tz); a date-time without an offset is read
+    in that timezone too. local=True (a report over several offices): such a time is returned
+    as a naive datetime, which the report reads in each office's own timezone."""
     if text is None:
         return None
-    import datetime as dt
-
     from gateway import site as site_mod
 
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    history = site_mod.load(db)
-    sites = history.keys("site")
-    if site and ("site", site) in sites:
-        tz = history.tz(site)
-    else:
-        tz = history.tz(sites[0][1]) if sites else dt.UTC
+    tz = site_mod.load(db).home_tz(site)
     try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end:
-                day += dt.timedelta(days=1)
-            if local:
-                return dt.datetime(day.year, day.month, day.day)
-            return int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
-        if local:
-            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if when.tzinfo is None:
-                return when
-        return site_mod.to_ms(text, tz)
+        return times.parse_bound(text, tz, end=end, local=local)
     except ValueError as exc:
-        raise CliError("%s: %s; expected %s" % (option, exc, TIME_HELP)) from None
-
-
-def _naive(bound):
-    """A --from/--to that _parse_time(local=True) left as a local date-time (no instant)."""
-    return bound is not None and not isinstance(bound, int)
-
-
-def _at(bound, tz):
-    """A bound in epoch ms, a naive one read in `tz` (None stays None)."""
-    if not _naive(bound):
-        return bound
-    return int(bound.replace(tzinfo=tz).timestamp() * 1000)
+        raise CliError(
+            _("%(option)s: %(error)s; expected %(expected)s")
+            % {"option": option, "error": exc, "expected": _(TIME_HELP)}
+        ) from None
 
 
 def _fmt_time(ms, tz):
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000.0, tz).strftime("%Y-%m-%d %H:%M:%S")
+    return times.format_time(ms, tz)
 
 
 # --- handlers ---------------------------------------------------------------------------
+
+
+def _read_site_file(path):
+    from gateway import site as site_mod
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise CliError(
+            _("cannot read the site file %(path)s: %(error)s") % {"path": path, "error": exc.strerror}
+        ) from None
+    try:
+        return site_mod.parse(text, os.path.basename(path))
+    except site_mod.SiteFileError as exc:
+        raise CliError(
+            "%s\n%s" % (exc, _("Fix the file and apply it again; docs/site-file.md describes every field."))
+        ) from None
+
+
+def _change_tz(history, sitefile, kind, key):
+    """The timezone a change is shown in: its office's (site, panel, roster), else History.home_tz."""
+    site = key.split("/", 1)[0] if kind in ("site", "panel", "roster") else None
+    for k, entry_key, _frm, data in sitefile.entries:
+        if k == "site" and entry_key == site and data.get("timezone"):
+            try:
+                return times.zone(data["timezone"])
+            except ValueError:
+                break
+    return history.home_tz(site)
 
 
 def cmd_site_apply(args):
     from gateway import derive
     from gateway import site as site_mod
 
-    try:
-        with open(args.file, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise CliError("cannot read the site file %s: %s" % (args.file, exc.strerror)) from None
-    try:
-        sitefile = site_mod.parse(text, os.path.basename(args.file))
-    except site_mod.SiteFileError as exc:
-        raise CliError("%s\nFix the file and apply it again; docs/site-file.md describes every field." % exc) from None
+    sitefile = _read_site_file(args.file)
     db = open_db(args.db)
     now = _now_ms()
-    if args.dry_run:
-        changes = site_mod.plan(site_mod._history_rows(db), sitefile, now)
-    else:
-        changes = site_mod.apply(db, sitefile, now, os.path.basename(args.file))
-    verb = "would record" if args.dry_run else "recorded"
+    history = settings_of(db)
+    i18n.follow_deployment(sitefile.of("deployment")[0][3]["lang"])  # the file's language from now on
+    try:
+        if args.dry_run:
+            changes = site_mod.preview(db, sitefile, now, args.remove_all)
+        else:
+            changes = site_mod.apply(db, sitefile, now, os.path.basename(args.file), remove_all=args.remove_all)
+    except site_mod.SiteFileError as exc:
+        raise CliError("%s: %s" % (args.file, "; ".join(exc.errors))) from None
     if not changes:
-        print("%s: no changes (the settings history already matches the file)" % args.file)
+        print(_("%s: no changes (the settings history already matches the file)") % args.file)
         return 0
-    print("%s: %s %d change(s):" % (args.file, verb, len(changes)))
+    n = len(changes)
+    if args.dry_run:
+        head = ngettext("%(file)s: would record %(n)d change:", "%(file)s: would record %(n)d changes:", n)
+    else:
+        head = ngettext("%(file)s: recorded %(n)d change:", "%(file)s: recorded %(n)d changes:", n)
+    print(head % {"file": args.file, "n": n})
     for kind, key, valid_from, explicit, data in changes:
-        what = "removed" if data is None else "set"
-        print(
-            "  %-10s %-32s %s from %s%s"
-            % (kind, key, what, _fmt_time(valid_from, None), "" if explicit else " (apply time)")
-        )
+        when = times.format_time(valid_from, _change_tz(history, sitefile, kind, key))
+        what = (_("%(key)s removed from %(when)s") if data is None else _("%(key)s set from %(when)s")) % {
+            "key": key,
+            "when": when,
+        }
+        stamped = "" if explicit or sitefile.from_ms is not None else " " + _("(apply time)")
+        print("  %-10s %s%s" % (_(KIND_WORDS[kind]), what, stamped))
     if not args.dry_run:
         n = derive.rebuild(db, now)
-        print("re-derived polls of %d panel(s) with the new settings" % n)
+        print(
+            ngettext(
+                "re-derived polls of %d panel with the new settings",
+                "re-derived polls of %d panels with the new settings",
+                n,
+            )
+            % n
+        )
     return 0
+
+
+KIND_WORDS = {
+    "deployment": N_("deployment"),
+    "site": N_("office"),
+    "question": N_("question"),
+    "employee": N_("employee"),
+    "panel": N_("panel"),
+    "roster": N_("roster"),
+}
 
 
 def cmd_rebuild(args):
     from gateway import derive
 
     db = open_db(args.db)
+    settings_of(db)
     started = time.monotonic()
     n = derive.rebuild(db, _now_ms())
     polls, fms = derive.totals(db)
     print(
-        "rebuilt %d panel(s): %d polls, %d force-majeure reports (%.1f s)" % (n, polls, fms, time.monotonic() - started)
+        _("rebuilt %(panels)s: %(polls)s, %(reports)s (%(seconds)s s)")
+        % {
+            "panels": ngettext("%d panel", "%d panels", n) % n,
+            "polls": ngettext("%d poll", "%d polls", polls) % polls,
+            "reports": ngettext("%d force-majeure report", "%d force-majeure reports", fms) % fms,
+            "seconds": i18n.number(time.monotonic() - started, 1),
+        }
     )
     return 0
 
 
 def cmd_review_list(args):
-    from gateway import derive, i18n, review
-    from gateway import site as site_mod
+    from gateway import derive, review
 
     db = open_db(args.db)
-    history = site_mod.load(db)
-    lang = i18n.lang_or_default(args.lang or history.deployment(_now_ms())["lang"])
+    history = settings_of(db)
+    lang = i18n.current()
     share = args.share if args.share is not None else history.deployment(_now_ms()).get("review_share", 0.1)
     local = args.site is None  # several offices: a date is each office's own day (as in report)
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
-    if _naive(start) or _naive(end):
+    if times.is_local(start) or times.is_local(end):
         polls, fms = [], []
         for _, site in history.keys("site"):
             tz = history.tz(site)
-            p, f = derive.polls_and_reports(db, site, _at(start, tz), _at(end, tz))
+            p, f = derive.polls_and_reports(db, site, times.at(start, tz), times.at(end, tz))
             polls += p
             fms += f
         polls.sort(key=lambda r: (r["opened_ms"], r["site"], r["device"], r["open_seq"]))
@@ -162,12 +188,11 @@ def cmd_review_list(args):
             ident = review.format_id(site, device, row["seq"])
             status = review.fm_status(verdicts, site, device, row["seq"])
             print(
-                "%-28s %s  %s-%s  %s  %s: %s"
+                "%-28s %s  %s  %s  %s: %s"
                 % (
                     ident,
                     i18n.t(lang, "stratum_fm"),
-                    _fmt_time(row["start_ms"], tz),
-                    _fmt_time(row["end_ms"], tz)[11:],
+                    times.format_span(row["start_ms"], row["end_ms"], tz),
                     history.employee_name(row["employee"]) if row["employee"] else "-",
                     i18n.t(lang, "verdict"),
                     i18n.t(lang, status),
@@ -192,8 +217,12 @@ def cmd_review_list(args):
         if row.get("video_url"):
             print("%28s %s: %s" % ("", i18n.t(lang, "video"), row["video_url"]))
     print(
-        "%d item(s): all No answers, all force-majeure reports, %.0f %% of other polls (seed %s)"
-        % (len(items), share * 100, args.seed)
+        ngettext(
+            "%(n)d item: all No answers, all force-majeure reports, %(share)s of other polls (seed %(seed)s)",
+            "%(n)d items: all No answers, all force-majeure reports, %(share)s of other polls (seed %(seed)s)",
+            len(items),
+        )
+        % {"n": len(items), "share": i18n.percent(share), "seed": args.seed}
     )
     return 0
 
@@ -206,12 +235,17 @@ def cmd_review_poll(args):
     from gateway import review
 
     db = open_db(args.db)
+    settings_of(db)
     verdict = "invalid" if args.invalid else "valid"
     try:
         row = review.record(db, review.POLL, args.id, verdict, args.reason, _by(args), _now_ms())
     except review.ReviewError as exc:
         raise CliError(str(exc)) from None
-    print("poll %s marked %s by %s" % (args.id, row["verdict"], row["by_name"]))
+    if row["verdict"] == "invalid":
+        said = _("poll %(id)s marked invalid by %(by)s")
+    else:
+        said = _("poll %(id)s marked valid by %(by)s")
+    print(said % {"id": args.id, "by": row["by_name"]})
     return 0
 
 
@@ -219,6 +253,7 @@ def cmd_review_fm(args):
     from gateway import review
 
     db = open_db(args.db)
+    settings_of(db)
     verdict = "confirm" if args.confirm else "reject"
     try:  # a corrected period is read in the timezone of the report's office
         fm_site = review.parse_id(args.id)[0]
@@ -230,7 +265,11 @@ def cmd_review_fm(args):
         row = review.record(db, review.FM, args.id, verdict, args.reason, _by(args), _now_ms(), start, end)
     except review.ReviewError as exc:
         raise CliError(str(exc)) from None
-    print("force-majeure report %s %sed by %s" % (args.id, row["verdict"].rstrip("e"), row["by_name"]))
+    if row["verdict"] == "confirm":
+        said = _("force-majeure report %(id)s confirmed by %(by)s")
+    else:
+        said = _("force-majeure report %(id)s rejected by %(by)s")
+    print(said % {"id": args.id, "by": row["by_name"]})
     return 0
 
 
@@ -240,36 +279,65 @@ def cmd_review_history(args):
     db = open_db(args.db)
     try:
         rows = review.history(db, args.id)
+        tz = settings_of(db).home_tz(review.parse_id(args.id)[0])
     except review.ReviewError as exc:
         raise CliError(str(exc)) from None
     if not rows:
-        print("%s: no verdicts yet" % args.id)
+        print(_("%s: no verdicts yet") % args.id)
         return 0
     for r in rows:
         period = ""
         if r["from_ms"] is not None or r["to_ms"] is not None:
-            period = " period %s..%s" % (r["from_ms"], r["to_ms"])
+            period = " " + _("period %(from)s..%(to)s") % {
+                "from": times.format_time(r["from_ms"], tz),
+                "to": times.format_time(r["to_ms"], tz),
+            }
         print(
-            "%s  %-4s %-8s by %-16s%s  %s"
-            % (_fmt_time(r["at_ms"], None), r["target"], r["verdict"], r["by_name"], period, r["reason"])
+            "%s  %-8s %-14s %s%s  %s"
+            % (
+                times.format_time(r["at_ms"], tz),
+                _(TARGET_WORDS.get(r["target"], r["target"])),
+                _(VERDICT_WORDS.get(r["verdict"], r["verdict"])),
+                _("by %s") % r["by_name"],
+                period,
+                r["reason"] or "",
+            )
         )
-    print("in force: %s" % rows[-1]["verdict"])
+    print(_("in force: %s") % _(VERDICT_WORDS.get(rows[-1]["verdict"], rows[-1]["verdict"])))
     return 0
+
+
+TARGET_WORDS = {"poll": N_("poll"), "fm": N_("force majeure")}
+VERDICT_WORDS = {
+    "valid": N_("valid"),
+    "invalid": N_("invalid"),
+    "confirm": N_("confirmed"),
+    "reject": N_("rejected"),
+}
 
 
 def cmd_counts_import(args):
     from gateway import counts
 
     db = open_db(args.db)
+    settings_of(db)
     try:
         n = counts.import_file(db, args.file, _now_ms())
     except OSError as exc:
-        raise CliError("cannot read %s: %s" % (args.file, exc.strerror)) from None
+        raise CliError(_("cannot read %(path)s: %(error)s") % {"path": args.file, "error": exc.strerror}) from None
     except counts.CountsError as exc:
         raise CliError(
-            "%s\nColumns: site,device,from,to,transactions,visitors (see `rating counts import --help`)" % exc
+            "%s\n%s"
+            % (exc, _("Columns: site,device,from,to,transactions,visitors (see `rating counts import --help`)"))
         ) from None
-    print("%s: %d interval(s) stored (re-importing changes nothing)" % (args.file, n))
+    print(
+        ngettext(
+            "%(file)s: %(n)d interval stored (re-importing changes nothing)",
+            "%(file)s: %(n)d intervals stored (re-importing changes nothing)",
+            n,
+        )
+        % {"file": args.file, "n": n}
+    )
     return 0
 
 
@@ -370,9 +438,9 @@ def _k(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("must be a number between 0 and 1, got %r" % text) from None
+        raise argparse.ArgumentTypeError(_("must be a number between 0 and 1, got %r") % text) from None
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be between 0 and 1, got %s" % text)
+        raise argparse.ArgumentTypeError(_("must be between 0 and 1, got %s") % text)
     return value
 
 
@@ -390,122 +458,160 @@ def _cmd(sub, name, func, help_text, description=None):
 
 
 def register(sub):
-    _, site_sub = group(
+    _register_site(sub)
+    _register_review(sub)
+    _register_counts(sub)
+    _register_report(sub)
+
+
+def _register_site(sub):
+    _g, site_sub = group(
         sub,
         "site",
-        "offices, panels, questions, employees and roster from a TOML file",
-        "The site file says which offices and panels exist, which key question each panel "
-        "asks, and who works at which panel when. See docs/site-file.md and "
-        "docs/examples/two-offices.toml.",
+        _("offices, panels, questions, employees and roster from a TOML file"),
+        _(
+            "The site file says which offices and panels exist, which key question each panel "
+            "asks, and who works at which panel when. See docs/site-file.md and "
+            "docs/examples/two-offices.toml."
+        ),
     )
     p = _cmd(
         site_sub,
         "apply",
         cmd_site_apply,
-        "record the settings of a site file (history is kept)",
-        "Validate FILE.toml and append what changed to the settings history: a change takes "
-        "effect at its `from` (or now). Nothing is ever overwritten, so past polls keep the "
-        "employee and question they had. Polls are re-derived afterwards and the gateway "
-        "pushes the new question/timings to the panels.",
+        _("record the settings of a site file (history is kept)"),
+        _(
+            "Validate FILE.toml and append what changed to the settings history: a change takes "
+            "effect at its `from` (or now). Nothing is ever overwritten, so past polls keep the "
+            "employee and question they had. Polls are re-derived afterwards and the gateway "
+            "pushes the new question/timings to the panels. Times are shown in the office's timezone."
+        ),
     )
     p.add_argument("file", metavar="FILE.toml")
-    p.add_argument("--dry-run", action="store_true", help="validate and show the changes, record nothing")
+    p.add_argument("--dry-run", action="store_true", help=_("validate and show the changes, record nothing"))
+    p.add_argument(
+        "--remove-all",
+        action="store_true",
+        help=_("allow a file without offices or panels to end every configured one (refused otherwise)"),
+    )
 
     _cmd(
         sub,
         "rebuild",
         cmd_rebuild,
-        "re-derive polls and force-majeure reports from the raw events",
-        "Drop every derived row (polls, force-majeure reports, unsolicited presses, anomalies) and "
-        "derive them again from the stored raw events and the settings history. Safe at any time: "
-        "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids).",
+        _("re-derive polls and force-majeure reports from the raw events"),
+        _(
+            "Drop every derived row (polls, force-majeure reports, unsolicited presses, anomalies) and "
+            "derive them again from the stored raw events and the settings history. Safe at any time: "
+            "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids)."
+        ),
     )
 
-    _, rev = group(
+
+def _register_review(sub):
+    _g, rev = group(
         sub,
         "review",
-        "expert review: sample polls, mark invalid, confirm force majeure",
-        "The expert checks polls against the video archive. `list` gives the sample, "
-        "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
-        "shows the audit trail of one id.",
+        _("expert review: sample polls, mark invalid, confirm force majeure"),
+        _(
+            "The expert checks polls against the video archive. `list` gives the sample, "
+            "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
+            "shows the audit trail of one id."
+        ),
     )
     p = _cmd(
         rev,
         "list",
         cmd_review_list,
-        "the stratified sample to check, with video links",
-        "Every No answer, every force-majeure report and a random share of the other polls, "
-        "oldest first, with the video-archive link of each. The random part is stable for a "
-        "given --seed (new polls do not reshuffle it).",
+        _("the stratified sample to check, with video links"),
+        _(
+            "Every No answer, every force-majeure report and a random share of the other polls, "
+            "oldest first, with the video-archive link of each. The random part is stable for a "
+            "given --seed (new polls do not reshuffle it)."
+        ),
     )
-    p.add_argument("--site", help="only this office (site id)")
-    p.add_argument("--from", dest="start", metavar="TIME", help="polls opened at/after TIME; " + TIME_HELP)
-    p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
+    p.add_argument("--site", help=_("only this office (site id)"))
+    p.add_argument("--from", dest="start", metavar="TIME", help=_("polls opened at/after TIME; ") + _(TIME_HELP))
+    p.add_argument("--to", dest="end", metavar="TIME", help=_("polls opened before TIME (a date: to its end)"))
     p.add_argument(
-        "--share", type=_share, help="share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"
+        "--share",
+        type=_share,
+        help=_("share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"),
     )
-    p.add_argument("--seed", default="0", help="sample seed (default 0)")
-    p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's)")
+    p.add_argument("--seed", default="0", help=_("sample seed (default 0)"))
+    p.add_argument("--lang", choices=i18n.LANGS, help=_("language (default: the site file's)"))
 
     p = _cmd(
         rev,
         "poll",
         cmd_review_poll,
-        "mark a poll invalid (or valid again)",
-        "Mark a poll invalid (excluded from every KPI) or --valid to revert. ID is site/device/seq "
-        "as `rating review list` shows it.",
+        _("mark a poll invalid (or valid again)"),
+        _(
+            "Mark a poll invalid (excluded from every KPI) or --valid to revert. ID is site/device/seq "
+            "as `rating review list` shows it."
+        ),
     )
-    p.add_argument("id", metavar="ID", help="poll id: site/device/seq")
+    p.add_argument("id", metavar="ID", help=_("poll id: site/device/seq"))
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--invalid", action="store_true", help="exclude the poll from the KPIs")
-    g.add_argument("--valid", action="store_true", help="count the poll again (reverts --invalid)")
-    p.add_argument("--reason", help="why (required with --invalid); kept in the audit trail")
-    p.add_argument("--by", help="who gives the verdict (default: $RATING_EXPERT or $USER)")
+    g.add_argument("--invalid", action="store_true", help=_("exclude the poll from the KPIs"))
+    g.add_argument("--valid", action="store_true", help=_("count the poll again (reverts --invalid)"))
+    p.add_argument("--reason", help=_("why (required with --invalid); kept in the audit trail"))
+    p.add_argument("--by", help=_("who gives the verdict (default: $RATING_EXPERT or $USER)"))
 
     p = _cmd(
         rev,
         "fm",
         cmd_review_fm,
-        "confirm or reject a force-majeure report",
-        "A confirmed report takes that panel's No answers and silent polls inside the period out "
-        "of DI-staff (not DI-office or ELI). --from/--to correct the period when the video shows "
-        "it differently.",
+        _("confirm or reject a force-majeure report"),
+        _(
+            "A confirmed report takes that panel's No answers and silent polls inside the period out "
+            "of DI-staff (not DI-office or ELI). --from/--to correct the period when the video shows "
+            "it differently."
+        ),
     )
-    p.add_argument("id", metavar="ID", help="report id: site/device/seq of the long press")
+    p.add_argument("id", metavar="ID", help=_("report id: site/device/seq of the long press"))
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--confirm", action="store_true", help="the force majeure really happened")
-    g.add_argument("--reject", action="store_true", help="it did not (the report excludes nothing)")
-    p.add_argument("--from", dest="start", metavar="TIME", help="confirmed period start; " + TIME_HELP)
-    p.add_argument("--to", dest="end", metavar="TIME", help="confirmed period end")
-    p.add_argument("--reason", help="why (required with --reject)")
-    p.add_argument("--by", help="who gives the verdict (default: $RATING_EXPERT or $USER)")
+    g.add_argument("--confirm", action="store_true", help=_("the force majeure really happened"))
+    g.add_argument("--reject", action="store_true", help=_("it did not (the report excludes nothing)"))
+    p.add_argument("--from", dest="start", metavar="TIME", help=_("confirmed period start; ") + _(TIME_HELP))
+    p.add_argument("--to", dest="end", metavar="TIME", help=_("confirmed period end"))
+    p.add_argument("--reason", help=_("why (required with --reject)"))
+    p.add_argument("--by", help=_("who gives the verdict (default: $RATING_EXPERT or $USER)"))
 
-    p = _cmd(rev, "history", cmd_review_history, "every verdict on one poll or report (audit trail)")
-    p.add_argument("id", metavar="ID", help="site/device/seq")
+    p = _cmd(rev, "history", cmd_review_history, _("every verdict on one poll or report (audit trail)"))
+    p.add_argument("id", metavar="ID", help=_("site/device/seq"))
 
-    _, cnt = group(
+
+def _register_counts(sub):
+    _g, cnt = group(
         sub,
         "counts",
-        "transactions and visitors (exact conversion, visitor coverage)",
-        "External counts per office (or panel) and interval: sales from the point of sale, "
-        "visitors from a people counter. They also arrive on the MQTT counts topic.",
+        _("transactions and visitors (exact conversion, visitor coverage)"),
+        _(
+            "External counts per office (or panel) and interval: sales from the point of sale, "
+            "visitors from a people counter. They also arrive on the MQTT counts topic."
+        ),
     )
     p = _cmd(
         cnt,
         "import",
         cmd_counts_import,
-        "import a counts CSV (idempotent)",
-        "CSV with a header row; columns:\n"
-        "  site          office id\n"
-        "  device        panel id, or empty for the whole office (optional column)\n"
-        "  from, to      interval [from, to): ISO 8601 with offset (2025-01-06T09:00:00+03:00) or epoch ms\n"
-        "  transactions  sales in the interval (may be empty)\n"
-        "  visitors      people counted (may be empty)\n"
-        "Re-importing the same file changes nothing; a corrected line overwrites its interval.\n"
-        "A file with any bad line imports nothing and every problem is listed with its line.",
+        _("import a counts CSV (idempotent)"),
+        _(
+            "CSV with a header row; columns:\n"
+            "  site          office id\n"
+            "  device        panel id, or empty for the whole office (optional column)\n"
+            "  from, to      interval [from, to): ISO 8601 with offset (2025-01-06T09:00:00+03:00) or epoch ms\n"
+            "  transactions  sales in the interval (may be empty)\n"
+            "  visitors      people counted (may be empty)\n"
+            "Re-importing the same file changes nothing; a corrected line overwrites its interval.\n"
+            "A file with any bad line imports nothing and every problem is listed with its line."
+        ),
     )
     p.add_argument("file", metavar="FILE.csv")
 
+
+def _register_report(sub):
     p = _cmd(
         sub,
         "report",

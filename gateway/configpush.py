@@ -21,7 +21,7 @@ def desired(history, site, device, now_ms):
     panel = history.panel(site, device, now_ms)
     if panel is None:
         return None
-    out = {k: panel[k] for k in ("window_s", "rearm_s", "fm_minutes") if panel.get(k) is not None}
+    out = {k: panel[k] for k in ("window_s", "rearm_s", "fm_minutes", "heartbeat_s") if panel.get(k) is not None}
     question = history.question(panel.get("question"), now_ms)
     if question:
         lang = history.deployment(now_ms)["lang"]
@@ -47,6 +47,11 @@ def _last_pushed(db):
         knobs.pop("v", None)
         out[(row["site"], row["device"])] = (row["ver"], knobs)
     return out
+
+
+def pushed(db):
+    """{(site, device): (ver, knobs)} of the config last pushed to each panel (`rating status`)."""
+    return _last_pushed(db)
 
 
 def due(db, now_ms=None, root=topics.DEFAULT_ROOT, history=None):

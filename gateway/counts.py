@@ -17,38 +17,40 @@ import io
 import os
 
 from gateway import site as site_mod
-from gateway import store
+from gateway import store, times
+from gateway.i18n import _, ngettext
+from protocol.checks import MAX_INT
 
 REQUIRED = ("site", "from", "to")
 OPTIONAL = ("device", "transactions", "visitors")
+VALUES = ("transactions", "visitors")
 MAX_ERRORS = 30
+# larger values would not fit the BIGINT columns (an OverflowError mid-import, not a line error)
+MAX_VALUE = MAX_INT
 
 
 class CountsError(ValueError):
     def __init__(self, errors, source):
         self.errors = errors
         shown = errors[:MAX_ERRORS]
-        more = "" if len(errors) <= MAX_ERRORS else "\n  ... and %d more" % (len(errors) - MAX_ERRORS)
-        super().__init__(
-            "%s: nothing imported, %d problem(s):\n  %s%s" % (source, len(errors), "\n  ".join(shown), more)
+        more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
+        head = ngettext(
+            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", len(errors)
         )
+        super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
+
+
+def _bounded(value):
+    if value > MAX_VALUE:
+        raise ValueError(_("must be at most %(max)d, got %(got)d") % {"max": MAX_VALUE, "got": value})
+    return value
 
 
 def _time(text):
     text = text.strip()
     if text.isdigit():
         return _bounded(int(text))
-    return site_mod.to_ms(text)
-
-
-# larger values would not fit the BIGINT columns (an OverflowError mid-import, not a line error)
-MAX_VALUE = 2**53 - 1
-
-
-def _bounded(value):
-    if value > MAX_VALUE:
-        raise ValueError("must be at most %d, got %d" % (MAX_VALUE, value))
-    return value
+    return times.parse_instant(text)
 
 
 def _count(text):
@@ -56,71 +58,95 @@ def _count(text):
     if text == "":
         return None
     if not text.isdigit():
-        raise ValueError("must be a whole number >= 0 or empty, got %r" % text)
+        raise ValueError(_("must be a whole number >= 0 or empty, got %r") % text)
     return _bounded(int(text))
+
+
+def _check_header(header):
+    """Problems with the header row (line 1)."""
+    errors = []
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if missing:
+        errors.append(_("line 1: missing column(s) %s") % ", ".join(missing))
+    if unknown:
+        errors.append(
+            _("line 1: unknown column(s) %(unknown)s (known: %(known)s)")
+            % {"unknown": ", ".join(unknown), "known": ", ".join(REQUIRED + OPTIONAL)}
+        )
+    if not any(c in header for c in VALUES):
+        errors.append(_("line 1: give a transactions or a visitors column (or both)"))
+    return errors
+
+
+def _ids(row, rec, errors):
+    site = (row.get("site") or "").strip()
+    if not site_mod.is_id(site):
+        errors.append("site: " + _("%r is not a valid id (%s)") % (site, site_mod.ID_RULE))
+    device = (row.get("device") or "").strip()
+    if device and not site_mod.is_id(device):
+        errors.append("device: " + _("%r is not a valid id (%s) or empty") % (device, site_mod.ID_RULE))
+    rec["site"], rec["device"] = site, device
+
+
+def _interval(row, rec, errors):
+    for col, key in (("from", "from_ms"), ("to", "to_ms")):
+        try:
+            rec[key] = _time(row.get(col) or "")
+        except ValueError as exc:
+            errors.append("%s: %s" % (col, exc))
+            rec[key] = None
+    if rec["from_ms"] is not None and rec["to_ms"] is not None and rec["to_ms"] <= rec["from_ms"]:
+        errors.append("to: " + _("must be after from"))
+
+
+def _values(row, rec, errors):
+    bad = False
+    for col in VALUES:
+        try:
+            rec[col] = _count(row.get(col) or "")
+        except ValueError as exc:
+            errors.append("%s: %s" % (col, exc))
+            rec[col] = None
+            bad = True
+    if not bad and rec["transactions"] is None and rec["visitors"] is None:
+        errors.append(_("give transactions, visitors or both"))
+
+
+def _record(row):
+    """One data row -> (record, [problems without the line number])."""
+    if None in row:
+        return None, [_("more values than columns")]
+    rec, errors = {}, []
+    _ids(row, rec, errors)
+    _interval(row, rec, errors)
+    _values(row, rec, errors)
+    return rec, errors
 
 
 def parse(text, source="counts.csv"):
     """CSV text -> [dict(site, device, from_ms, to_ms, transactions, visitors)]; pure."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in (reader.fieldnames or [])]
-    errors = []
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-    if missing or unknown or not ("transactions" in header or "visitors" in header):
-        if missing:
-            errors.append("line 1: missing column(s) %s" % ", ".join(missing))
-        if unknown:
-            errors.append(
-                "line 1: unknown column(s) %s (known: %s)" % (", ".join(unknown), ", ".join(REQUIRED + OPTIONAL))
-            )
-        if not ("transactions" in header or "visitors" in header):
-            errors.append("line 1: give a transactions or a visitors column (or both)")
+    errors = _check_header(header)
+    if errors:
         raise CountsError(errors, source)
     reader.fieldnames = header
     rows = []
     seen = {}
     for row in reader:
         line = reader.line_num
-        if all((v or "").strip() == "" for v in row.values()):
+        if all((v or "").strip() == "" for v in row.values() if isinstance(v, str)) and None not in row:
             continue  # blank line
-        if None in row:
-            errors.append("line %d: more values than columns" % line)
+        rec, problems = _record(row)
+        errors += [_("line %(line)d: %(problem)s") % {"line": line, "problem": p} for p in problems]
+        if rec is None:
             continue
-        rec = {}
-        site = (row.get("site") or "").strip()
-        if not site_mod.is_id(site):
-            errors.append("line %d: site: %r is not a valid id ([a-z0-9-], 1-32 chars)" % (line, site))
-        rec["site"] = site
-        device = (row.get("device") or "").strip()
-        if device and not site_mod.is_id(device):
-            errors.append("line %d: device: %r is not a valid id ([a-z0-9-], 1-32 chars) or empty" % (line, device))
-        rec["device"] = device
-        for col, key in (("from", "from_ms"), ("to", "to_ms")):
-            try:
-                rec[key] = _time(row.get(col) or "")
-            except ValueError as exc:
-                errors.append("line %d: %s: %s" % (line, col, exc))
-                rec[key] = None
-        if rec["from_ms"] is not None and rec["to_ms"] is not None and rec["to_ms"] <= rec["from_ms"]:
-            errors.append("line %d: to: must be after from" % line)
-        for col in ("transactions", "visitors"):
-            try:
-                rec[col] = _count(row.get(col) or "")
-            except ValueError as exc:
-                errors.append("line %d: %s: %s" % (line, col, exc))
-                rec[col] = None
-        if (
-            rec["transactions"] is None
-            and rec["visitors"] is None
-            and not any(
-                e.startswith("line %d: transactions" % line) or e.startswith("line %d: visitors" % line) for e in errors
-            )
-        ):
-            errors.append("line %d: give transactions, visitors or both" % line)
         key = (rec["site"], rec["device"], rec["from_ms"], rec["to_ms"])
         if key in seen:
-            errors.append("line %d: the same site/device/interval as line %d" % (line, seen[key]))
+            errors.append(
+                _("line %(line)d: the same site/device/interval as line %(first)d") % {"line": line, "first": seen[key]}
+            )
         seen[key] = line
         rows.append(rec)
     if errors:

@@ -12,6 +12,8 @@ and every earlier one stays as the audit trail. They refer to the stable identit
 
 import hashlib
 
+from gateway.i18n import _
+
 POLL, FM = "poll", "fm"
 POLL_VERDICTS = ("invalid", "valid")
 FM_VERDICTS = ("confirm", "reject")
@@ -27,7 +29,8 @@ def parse_id(text):
     parts = (text or "").strip().split("/")
     if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
         raise ReviewError(
-            "%r is not an id like msk-tverskaya/desk-1/42 (site/device/seq); `rating review list` shows them" % (text,)
+            _("%r is not an id like msk-tverskaya/desk-1/42 (site/device/seq); `rating review list` shows them")
+            % (text,)
         )
     return parts[0], parts[1], int(parts[2])
 
@@ -48,28 +51,34 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
     site, device, seq = parse_id(ident)
     allowed = POLL_VERDICTS if target == POLL else FM_VERDICTS
     if verdict not in allowed:
-        raise ReviewError("verdict must be one of %s, got %r" % (", ".join(allowed), verdict))
+        raise ReviewError(_("verdict must be one of %s, got %r") % (", ".join(allowed), verdict))
     reason = (reason or "").strip()
     if verdict in ("invalid", "reject") and not reason:
-        raise ReviewError(
-            "--reason is required to mark %s %s: say why (it is kept in the audit trail)"
-            % ("a poll invalid" if target == POLL else "a report rejected", ident)
-        )
+        if target == POLL:
+            said = _("--reason is required to mark a poll invalid (%s): say why (it is kept in the audit trail)")
+        else:
+            said = _("--reason is required to reject a report (%s): say why (it is kept in the audit trail)")
+        raise ReviewError(said % ident)
     if len(reason) > MAX_REASON:
-        raise ReviewError("--reason is %d characters; keep it under %d" % (len(reason), MAX_REASON))
+        raise ReviewError(
+            _("--reason is %(n)d characters; keep it under %(max)d") % {"n": len(reason), "max": MAX_REASON}
+        )
     by = (by or "").strip()
     if not by:
-        raise ReviewError("--by: say who gives the verdict")
+        raise ReviewError(_("--by: say who gives the verdict"))
     if (from_ms is not None or to_ms is not None) and (target != FM or verdict != "confirm"):
-        raise ReviewError("--from/--to only go with `rating review fm ID --confirm`")
+        raise ReviewError(_("--from/--to only go with `rating review fm ID --confirm`"))
     if from_ms is not None and to_ms is not None and to_ms <= from_ms:
-        raise ReviewError("--to must be after --from")
+        raise ReviewError(_("--to must be after --from"))
     if not _exists(db, target, site, device, seq):
-        what = "poll" if target == POLL else "force-majeure report"
-        raise ReviewError(
-            "no %s %s; `rating review list` shows the ids (after `rating rebuild` if "
-            "the site file changed)" % (what, ident)
-        )
+        if target == POLL:
+            said = _("no poll %s; `rating review list` shows the ids (after `rating rebuild` if the site file changed)")
+        else:
+            said = _(
+                "no force-majeure report %s; `rating review list` shows the ids (after `rating rebuild` if the "
+                "site file changed)"
+            )
+        raise ReviewError(said % ident)
     row = {
         "target": target,
         "site": site,
@@ -141,7 +150,7 @@ def sample(polls, fms, share, seed=0):
     """Stratified sample: every No answer, every force-majeure report, and `share` of the other
     polls. Returns [(stratum, row)] sorted by time; stratum is 'no' | 'fm' | 'random'."""
     if not 0.0 <= share <= 1.0:
-        raise ReviewError("--share must be between 0 and 1, got %s" % share)
+        raise ReviewError(_("--share must be between 0 and 1, got %s") % share)
     out = []
     for p in polls:
         ident = format_id(p["site"], p["device"], p["open_seq"])

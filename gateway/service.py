@@ -23,12 +23,11 @@ import socket
 import threading
 import time
 import tomllib
-import urllib.parse
 from dataclasses import dataclass, fields
 
 from gateway import db as dbmod
 from gateway import ingest, schema, store
-from protocol import ProtocolError, topics
+from protocol import ProtocolError, mqtturl, topics
 
 log = logging.getLogger("gateway.service")
 
@@ -83,7 +82,7 @@ class GatewaySettings:
                 "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
             )
         if self.broker:
-            parse_broker_url(self.broker)
+            broker_address(self.broker)
         return self
 
     def db_url(self):
@@ -132,19 +131,12 @@ def load_settings(path, **overrides):
         raise SettingsError("%s%s" % ("%s: " % path if path else "", exc)) from None
 
 
-def parse_broker_url(url):
-    """mqtt://[user[:password]@]host[:port] -> (host, port, user, password)."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise SettingsError(
-            "broker: %r is not an MQTT URL; write mqtt://HOST:PORT, e.g. "
-            "mqtt://127.0.0.1:1883 (TLS is not supported yet)" % url
-        )
+def broker_address(url):
+    """(host, port, user, password) of the broker URL (protocol.mqtturl, the one parser; no TLS yet)."""
     try:
-        port = parsed.port or 1883
-    except ValueError:
-        raise SettingsError("broker: bad port in %r" % url) from None
-    return parsed.hostname, port, parsed.username, parsed.password
+        return mqtturl.parse(url, tls=False)[:4]
+    except ProtocolError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _now_ms():
@@ -282,7 +274,7 @@ class GatewayService:
 
             self.embedded = EmbeddedBroker(port=s.broker_port).start()
             url = self.embedded.url
-        host, port, user, password = parse_broker_url(url)
+        host, port, user, password = broker_address(url)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
@@ -305,7 +297,7 @@ class GatewayService:
         self.client = client
         self._say(
             "gateway: broker %s%s, database %s, root %s"
-            % (url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            % (_redact(url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
         )
         return self
 

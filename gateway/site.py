@@ -20,19 +20,26 @@ site's timezone.
 """
 
 import bisect
-import datetime as _dt
+import dataclasses
 import hashlib
 import json
+import re
 import tomllib
-import zoneinfo
 
-from protocol.messages import CONFIG_RANGES
+from gateway import i18n, times
+from gateway.i18n import N_, _, ngettext
+from kpi_core import Thresholds
+from protocol import ProtocolError, topics
+from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
 KINDS = ("deployment", "site", "question", "employee", "panel", "roster")
-QUESTION_KINDS = ("staff", "office", "loyalty")
-LANGS = ("ru", "en")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# what a duplicate entry is called in an error (the catalogue has them)
+_KIND_WORDS = (N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
+QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
+LANGS = i18n.LANGS
+DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
+SECTIONS = ("deployment", "sites", "questions", "employees", "panels", "roster")
 
 
 class SiteFileError(ValueError):
@@ -41,7 +48,8 @@ class SiteFileError(ValueError):
     def __init__(self, errors, source="site file"):
         self.errors = list(errors)
         self.source = source
-        super().__init__("%s: %d problem(s):\n  %s" % (source, len(self.errors), "\n  ".join(self.errors)))
+        head = ngettext("%(source)s: %(n)d problem:", "%(source)s: %(n)d problems:", len(self.errors))
+        super().__init__("%s\n  %s" % (head % {"source": source, "n": len(self.errors)}, "\n  ".join(self.errors)))
 
 
 # Defaults a site file may override. Thresholds are named as in kpi_core.Thresholds where possible.
@@ -55,26 +63,27 @@ DEFAULT_DEPLOYMENT = {
 DEFAULT_PANEL = {"window_s": 30, "rearm_s": 3, "fm_minutes": 15}
 # Whole numbers within what a panel accepts in its config (protocol.messages.CONFIG_RANGES).
 LIMITS = {name: CONFIG_RANGES[name] for name in DEFAULT_PANEL}
+# Knobs a panel entry may set, pushed in the config only when given; `rating status` judges a
+# panel stale by its heartbeat.
+OPTIONAL_PANEL = ("heartbeat_s",)
+REFERENCES = ("di_office", "di_staff")
 
 
 def threshold_names():
-    """Field names of kpi_core.Thresholds (empty when kpi_core has none yet)."""
-    try:
-        import dataclasses
-
-        from kpi_core import Thresholds
-
-        return {f.name for f in dataclasses.fields(Thresholds)}
-    except (ImportError, TypeError):
-        return set()
+    """Field names of kpi_core.Thresholds."""
+    return {f.name for f in dataclasses.fields(Thresholds)}
 
 
 def is_id(value):
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= 32
-        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value)
-    )
+    """Whether `value` is a site/device/question/employee id (protocol.topics.check_id)."""
+    try:
+        topics.check_id(value, "id")
+    except ProtocolError:
+        return False
+    return True
+
+
+ID_RULE = "[a-z0-9-], 1-%d chars" % topics.MAX_ID
 
 
 class _Checker:
@@ -88,20 +97,20 @@ class _Checker:
 
     def id(self, path, value):
         if value is None:
-            self.err(path, "is required (an id: a-z, 0-9, '-', 1-32 chars)")
+            self.err(path, _("is required (an id: a-z, 0-9, '-', 1-%d chars)") % topics.MAX_ID)
             return None
         if not is_id(value):
-            self.err(path, "%r is not a valid id ([a-z0-9-], 1-32 chars)" % (value,))
+            self.err(path, _("%r is not a valid id (%s)") % (value, ID_RULE))
             return None
         return value
 
     def text(self, path, value, required=True):
         if value is None:
             if required:
-                self.err(path, "is required (text)")
+                self.err(path, _("is required (text)"))
             return None
         if not isinstance(value, str) or not value.strip():
-            self.err(path, "must be non-empty text, got %r" % (value,))
+            self.err(path, _("must be non-empty text, got %r") % (value,))
             return None
         return value.strip()
 
@@ -109,19 +118,15 @@ class _Checker:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.err(path, "must be a number, got %r" % (value,))
+            self.err(path, _("must be a number, got %r") % (value,))
             return default
         if integer:
             if value != int(value):
-                self.err(path, "must be a whole number, got %r" % (value,))
+                self.err(path, _("must be a whole number, got %r") % (value,))
                 return default
             value = int(value)
-            if not lo <= value <= hi:
-                self.err(path, "must be between %s and %s, got %s" % (lo, hi, value))
-                return default
-            return value
         if not lo <= value <= hi:
-            self.err(path, "must be between %s and %s, got %s" % (lo, hi, value))
+            self.err(path, _("must be between %s and %s, got %s") % (lo, hi, value))
             return default
         return value
 
@@ -129,53 +134,26 @@ class _Checker:
         for key in table:
             if key not in allowed:
                 self.err(
-                    "%s.%s" % (path, key) if path else key, "unknown field (allowed: %s)" % ", ".join(sorted(allowed))
+                    "%s.%s" % (path, key) if path else key,
+                    _("unknown field (allowed: %s)") % ", ".join(sorted(allowed)),
                 )
 
-
-def to_ms(value, tz=None):
-    """TOML datetime / ISO 8601 string / unix ms -> unix ms. A value without an offset is read in
-    `tz` (the site's timezone) when given; else ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("must be a date-time, got %r" % (value,))
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+    def when(self, path, value, tz=None):
+        """A `from` value as epoch ms (None when absent or bad; a bad one is an error)."""
+        if value is None:
+            return None
         try:
-            value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("%r is not an ISO 8601 date-time like 2025-01-06T09:00:00+03:00" % (value,)) from None
-    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-        value = _dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, _dt.datetime):
-        raise ValueError("must be a date-time like 2025-01-06T09:00:00+03:00, got %r" % (value,))
-    if value.tzinfo is None:
-        if tz is None:
-            raise ValueError("%s has no UTC offset; write it like 2025-01-06T09:00:00+03:00" % value.isoformat())
-        value = value.replace(tzinfo=tz)
-    return int(round(value.timestamp() * 1000))
+            return times.parse_instant(value, tz)
+        except ValueError as exc:
+            self.err(path, str(exc))
+            return None
 
-
-def _hours(text):
-    """'09:00-14:00' -> (540, 840) minutes; an end before the start crosses midnight."""
-    try:
-        start, end = text.split("-")
-
-        def minutes(part):
-            h, m = part.strip().split(":")
-            h, m = int(h), int(m)
-            if not (0 <= h <= 24 and 0 <= m < 60) or h * 60 + m > 1440:
-                raise ValueError
-            return h * 60 + m
-
-        a, b = minutes(start), minutes(end)
-    except (ValueError, AttributeError):
-        raise ValueError('%r is not a time range like "09:00-14:00"' % (text,)) from None
-    if a == b:
-        raise ValueError("%r is an empty time range" % (text,))
-    if b == 23 * 60 + 59:
-        b = 24 * 60  # "...-23:59" means to the end of the day
-    return a, b
+    def items(self, doc, name):
+        value = doc.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.err(name, _("must be an array of tables ([[%s]])") % name)
+            return []
+        return value
 
 
 class SiteFile:
@@ -190,206 +168,256 @@ class SiteFile:
         return [e for e in self.entries if e[0] == kind]
 
 
+class _Parse:
+    """One site file being read: a checker, the entries so far and what later sections refer to
+    (sites and their timezones, question ids, employee ids, panels)."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self.c = _Checker()
+        self.entries = []
+        self.seen = set()
+        self.sites = {}  # site id -> tzinfo (None when its timezone is bad)
+        self.questions = {}  # question id -> kind
+        self.employees = set()
+        self.panels = {}  # "site/device" -> site id
+        self.file_from = None
+
+    def add(self, kind, key, path, frm, data):
+        if (kind, key, frm) in self.seen:
+            if frm is None:
+                self.c.err(path, _("duplicate %(kind)s %(key)r") % {"kind": _(kind), "key": key})
+            else:
+                self.c.err(path, _("duplicate %(kind)s %(key)r with the same from") % {"kind": _(kind), "key": key})
+            return
+        self.seen.add((kind, key, frm))
+        self.entries.append((kind, key, frm, data))
+
+
 def parse(text, source="site file"):
     """Validate the TOML text of a site file; return a SiteFile or raise SiteFileError."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError(["not valid TOML: %s" % exc], source) from None
-    c = _Checker()
-    entries = []
-    c.unknown("", doc, ("deployment", "sites", "questions", "employees", "panels", "roster"))
+        raise SiteFileError([_("not valid TOML: %s") % exc], source) from None
+    p = _Parse(doc)
+    p.c.unknown("", doc, SECTIONS)
+    _deployment(p)
+    _sites(p)
+    _questions(p)
+    _employees(p)
+    _panels(p)
+    _roster(p)
+    if p.c.errors:
+        raise SiteFileError(p.c.errors, source)
+    return SiteFile(p.entries, p.file_from, hashlib.sha256(text.encode()).hexdigest())
 
-    dep_in = doc.get("deployment", {})
-    file_from = None
+
+def _deployment(p):
+    c = p.c
+    dep_in = p.doc.get("deployment", {})
     if not isinstance(dep_in, dict):
-        c.err("deployment", "must be a table ([deployment])")
+        c.err("deployment", _("must be a table ([deployment])"))
         dep_in = {}
     c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share"))
-    if "from" in dep_in:
-        try:
-            file_from = to_ms(dep_in["from"])
-        except ValueError as exc:
-            c.err("deployment.from", str(exc))
+    p.file_from = c.when("deployment.from", dep_in.get("from"))
     dep = dict(DEFAULT_DEPLOYMENT)
     lang = dep_in.get("lang", "ru")
     if lang not in LANGS:
-        c.err("deployment.lang", "must be one of %s, got %r" % (", ".join(LANGS), lang))
+        c.err("deployment.lang", _("must be one of %s, got %r") % (", ".join(LANGS), lang))
     else:
         dep["lang"] = lang
     dep["k"] = c.number("deployment.k", dep_in.get("k"), 0.0, 1.0, 0.8)
     dep["review_share"] = c.number("deployment.review_share", dep_in.get("review_share"), 0.0, 1.0, 0.1)
     for table in ("thresholds", "reference"):
-        values = dep_in.get(table, {})
-        if not isinstance(values, dict):
-            c.err("deployment.%s" % table, "must be a table of numbers")
-            continue
-        checked = {}
-        for name, value in values.items():
-            v = c.number("deployment.%s.%s" % (table, name), value, -1e9, 1e9)
-            if v is not None:
-                checked[name] = v
-        dep[table] = checked
-    names = threshold_names()
-    for name in list(dep["thresholds"]):
-        if names and name not in names:
-            c.err("deployment.thresholds.%s" % name, "unknown threshold (known: %s)" % ", ".join(sorted(names)))
-            del dep["thresholds"][name]
-    if names:
-        try:
-            from kpi_core import Thresholds
-
-            Thresholds(**dep["thresholds"])
-        except (ValueError, TypeError) as exc:
-            c.err("deployment.thresholds", str(exc))
+        dep[table] = _numbers(c, "deployment." + table, dep_in.get(table, {}))
+    _thresholds(c, dep["thresholds"])
     for name, value in dep["reference"].items():
-        if name not in ("di_staff", "di_office"):
-            c.err("deployment.reference.%s" % name, "unknown reference value (known: di_office, di_staff)")
+        if name not in REFERENCES:
+            c.err("deployment.reference.%s" % name, _("unknown reference value (known: %s)") % ", ".join(REFERENCES))
         elif not 0 <= value <= 1:
-            c.err("deployment.reference.%s" % name, "must be a fraction between 0 and 1, got %s" % value)
-    entries.append(("deployment", DEPLOYMENT_KEY, None, dep))
+            c.err("deployment.reference.%s" % name, _("must be a fraction between 0 and 1, got %s") % value)
+    p.entries.append(("deployment", DEPLOYMENT_KEY, None, dep))
 
-    def items(name):
-        value = doc.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            c.err(name, "must be an array of tables ([[%s]])" % name)
-            return []
-        return value
 
-    def entry_from(path, item, tz=None):
-        if "from" not in item:
-            return None
-        try:
-            return to_ms(item["from"], tz)
-        except ValueError as exc:
-            c.err(path + ".from", str(exc))
-            return None
+def _numbers(c, path, values):
+    if not isinstance(values, dict):
+        c.err(path, _("must be a table of numbers"))
+        return {}
+    checked = {}
+    for name, value in values.items():
+        v = c.number("%s.%s" % (path, name), value, -1e9, 1e9)
+        if v is not None:
+            checked[name] = v
+    return checked
 
-    seen = set()
 
-    def add(kind, key, path, frm, data):
-        if (kind, key, frm) in seen:
-            c.err(path, "duplicate %s %r%s" % (kind, key, "" if frm is None else " with the same from"))
-            return
-        seen.add((kind, key, frm))
-        entries.append((kind, key, frm, data))
+def _thresholds(c, thresholds):
+    names = threshold_names()
+    for name in list(thresholds):
+        if name not in names:
+            c.err("deployment.thresholds.%s" % name, _("unknown threshold (known: %s)") % ", ".join(sorted(names)))
+            del thresholds[name]
+    try:
+        Thresholds(**thresholds)
+    except (ValueError, TypeError) as exc:
+        c.err("deployment.thresholds", str(exc))
 
-    sites = {}
-    for i, item in enumerate(items("sites")):
-        p = "sites[%d]" % i
-        c.unknown(p, item, ("id", "name", "timezone", "from"))
-        sid = c.id(p + ".id", item.get("id"))
-        name = c.text(p + ".name", item.get("name"))
+
+def _sites(p):
+    c = p.c
+    for i, item in enumerate(c.items(p.doc, "sites")):
+        path = "sites[%d]" % i
+        c.unknown(path, item, ("id", "name", "timezone", "from"))
+        sid = c.id(path + ".id", item.get("id"))
+        name = c.text(path + ".name", item.get("name"))
         tzname = item.get("timezone", "UTC")
         tz = None
         try:
-            tz = zoneinfo.ZoneInfo(tzname)
-        except Exception:
-            c.err(p + ".timezone", "%r is not a known IANA timezone (e.g. Europe/Moscow)" % (tzname,))
+            tz = times.zone(tzname)
+        except ValueError as exc:
+            c.err(path + ".timezone", str(exc))
         if sid:
-            sites[sid] = tz
-            add("site", sid, p, entry_from(p, item, tz), {"name": name, "timezone": tzname})
+            p.sites[sid] = tz
+            p.add("site", sid, path, c.when(path + ".from", item.get("from"), tz), {"name": name, "timezone": tzname})
 
-    questions = {}
-    for i, item in enumerate(items("questions")):
-        p = "questions[%d]" % i
-        c.unknown(p, item, ("id", "kind", "text_ru", "text_en", "from"))
-        qid = c.id(p + ".id", item.get("id"))
+
+def _questions(p):
+    c = p.c
+    for i, item in enumerate(c.items(p.doc, "questions")):
+        path = "questions[%d]" % i
+        c.unknown(path, item, ("id", "kind", "text_ru", "text_en", "from"))
+        qid = c.id(path + ".id", item.get("id"))
         kind = item.get("kind")
         if kind not in QUESTION_KINDS:
-            c.err(p + ".kind", "must be one of %s, got %r" % (", ".join(QUESTION_KINDS), kind))
-        text_ru = c.text(p + ".text_ru", item.get("text_ru"))
-        text_en = c.text(p + ".text_en", item.get("text_en"))
+            c.err(path + ".kind", _("must be one of %s, got %r") % (", ".join(QUESTION_KINDS), kind))
+        text_ru = c.text(path + ".text_ru", item.get("text_ru"))
+        text_en = c.text(path + ".text_en", item.get("text_en"))
         if qid:
-            questions[qid] = kind
-            add("question", qid, p, entry_from(p, item), {"kind": kind, "text_ru": text_ru, "text_en": text_en})
+            p.questions[qid] = kind
+            data = {"kind": kind, "text_ru": text_ru, "text_en": text_en}
+            p.add("question", qid, path, c.when(path + ".from", item.get("from")), data)
 
-    employees = set()
-    for i, item in enumerate(items("employees")):
-        p = "employees[%d]" % i
-        c.unknown(p, item, ("id", "name", "in_question", "from"))
-        eid = c.id(p + ".id", item.get("id"))
-        name = c.text(p + ".name", item.get("name"))
-        data = {"name": name}
+
+def _employees(p):
+    c = p.c
+    for i, item in enumerate(c.items(p.doc, "employees")):
+        path = "employees[%d]" % i
+        c.unknown(path, item, ("id", "name", "in_question", "from"))
+        eid = c.id(path + ".id", item.get("id"))
+        data = {"name": c.text(path + ".name", item.get("name"))}
         if "in_question" in item:  # the name as the question needs it ("Елены Ивановой")
-            data["in_question"] = c.text(p + ".in_question", item.get("in_question"))
+            data["in_question"] = c.text(path + ".in_question", item.get("in_question"))
         if eid:
-            employees.add(eid)
-            add("employee", eid, p, entry_from(p, item), data)
+            p.employees.add(eid)
+            p.add("employee", eid, path, c.when(path + ".from", item.get("from")), data)
 
-    panels = {}
-    for i, item in enumerate(items("panels")):
-        p = "panels[%d]" % i
-        c.unknown(
-            p, item, ("site", "device", "question", "camera", "window_s", "rearm_s", "fm_minutes", "conversion", "from")
-        )
-        sid = c.id(p + ".site", item.get("site"))
-        if sid and sid not in sites:
-            c.err(p + ".site", "%r is not listed in [[sites]]" % sid)
-        dev = c.id(p + ".device", item.get("device"))
+
+def _panels(p):
+    c = p.c
+    for i, item in enumerate(c.items(p.doc, "panels")):
+        path = "panels[%d]" % i
+        c.unknown(path, item, ("site", "device", "question", "camera", "conversion", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from"))
+        sid = c.id(path + ".site", item.get("site"))
+        if sid and sid not in p.sites:
+            c.err(path + ".site", _("%r is not listed in [[sites]]") % sid)
+        dev = c.id(path + ".device", item.get("device"))
         qid = item.get("question")
         if qid is None:
-            c.err(p + ".question", "is required (the id of a [[questions]] entry)")
-        elif qid not in questions:
-            c.err(p + ".question", "%r is not listed in [[questions]]" % (qid,))
-        camera = item.get("camera")
-        if camera is not None:
-            if not isinstance(camera, str) or not camera:
-                c.err(p + ".camera", "must be a URL template text, got %r" % (camera,))
-                camera = None
-            else:
-                try:
-                    camera_url(camera, 0)
-                except (KeyError, ValueError, IndexError) as exc:
-                    c.err(p + ".camera", "bad placeholder %s: use {iso}, {unix} or {unix_ms}" % exc)
-        data = {"question": qid, "camera": camera}
+            c.err(path + ".question", _("is required (the id of a [[questions]] entry)"))
+        elif qid not in p.questions:
+            c.err(path + ".question", _("%r is not listed in [[questions]]") % (qid,))
+        data = {"question": qid, "camera": _camera(c, path + ".camera", item.get("camera"))}
         if "conversion" in item:  # kept only when given: the default follows the question's kind
             if not isinstance(item["conversion"], bool):
-                c.err(p + ".conversion", "must be true or false, got %r" % (item["conversion"],))
+                c.err(path + ".conversion", _("must be true or false, got %r") % (item["conversion"],))
             else:
                 data["conversion"] = item["conversion"]
         for name, default in DEFAULT_PANEL.items():
             lo, hi = LIMITS[name]
-            data[name] = c.number("%s.%s" % (p, name), item.get(name), lo, hi, default, integer=True)
+            data[name] = c.number("%s.%s" % (path, name), item.get(name), lo, hi, default, integer=True)
+        for name in OPTIONAL_PANEL:  # stored only when given: an old file's panels stay unchanged
+            if name in item:
+                lo, hi = CONFIG_RANGES[name]
+                data[name] = c.number("%s.%s" % (path, name), item.get(name), lo, hi, None, integer=True)
         if sid and dev:
-            panels["%s/%s" % (sid, dev)] = sid
-            add("panel", "%s/%s" % (sid, dev), p, entry_from(p, item, sites.get(sid)), data)
+            key = "%s/%s" % (sid, dev)
+            p.panels[key] = sid
+            p.add("panel", key, path, c.when(path + ".from", item.get("from"), p.sites.get(sid)), data)
 
-    for i, item in enumerate(items("roster")):
-        p = "roster[%d]" % i
-        c.unknown(p, item, ("panel", "employee", "from", "hours", "days"))
+
+def _camera(c, path, camera):
+    if camera is None:
+        return None
+    if not isinstance(camera, str) or not camera:
+        c.err(path, _("must be a URL template text, got %r") % (camera,))
+        return None
+    problem = camera_problem(camera)
+    if problem:
+        c.err(path, problem)
+    return camera
+
+
+def _roster(p):
+    c = p.c
+    for i, item in enumerate(c.items(p.doc, "roster")):
+        path = "roster[%d]" % i
+        c.unknown(path, item, ("panel", "employee", "from", "hours", "days"))
         panel = item.get("panel")
-        if panel not in panels:
-            c.err(p + ".panel", '%r is not a panel of [[panels]] (write it as "site/device")' % (panel,))
+        if panel not in p.panels:
+            c.err(path + ".panel", _('%r is not a panel of [[panels]] (write it as "site/device")') % (panel,))
             continue
         emp = item.get("employee")
-        if emp not in employees:
-            c.err(p + ".employee", "%r is not listed in [[employees]]" % (emp,))
-        slot = ""
-        hours = item.get("hours")
-        days = item.get("days")
-        if hours is not None:
-            try:
-                _hours(hours)
-                slot = hours.replace(" ", "")
-            except ValueError as exc:
-                c.err(p + ".hours", str(exc))
-        if days is not None:
-            if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
-                c.err(p + ".days", "must be a list of %s, got %r" % (", ".join(DAYS), days))
-            else:
-                slot = "%s|%s" % (",".join(d for d in DAYS if d in days), slot)
-        add("roster", "%s#%s" % (panel, slot), p, entry_from(p, item, sites.get(panels[panel])), {"employee": emp})
+        if emp not in p.employees:
+            c.err(path + ".employee", _("%r is not listed in [[employees]]") % (emp,))
+        slot = _slot(c, path, item.get("hours"), item.get("days"))
+        frm = c.when(path + ".from", item.get("from"), p.sites.get(p.panels[panel]))
+        p.add("roster", "%s#%s" % (panel, slot), path, frm, {"employee": emp})
 
-    if c.errors:
-        raise SiteFileError(c.errors, source)
-    return SiteFile(entries, file_from, hashlib.sha256(text.encode()).hexdigest())
+
+def _slot(c, path, hours, days):
+    """The roster key's shift part: "" (all day), "09:00-14:00", "mon,tue|" or "mon,tue|09:00-14:00"."""
+    slot = ""
+    if hours is not None:
+        try:
+            times.parse_hours(hours)
+            slot = hours.replace(" ", "")
+        except ValueError as exc:
+            c.err(path + ".hours", str(exc))
+    if days is not None:
+        try:
+            slot = "%s|%s" % (times.day_names(times.parse_days(days)), slot)
+        except ValueError as exc:
+            c.err(path + ".days", str(exc))
+    return slot
+
+
+# --- camera links -----------------------------------------------------------------------------
+
+CAMERA_PLACEHOLDERS = ("iso", "unix", "unix_ms")
+MAX_CAMERA = 1000  # characters of a template: a link is a link, not a payload
+_PLACEHOLDER = re.compile(r"\{(iso|unix|unix_ms)\}")
+
+
+def camera_problem(template):
+    """Why `template` is not a usable camera link template, or None. Only the placeholders
+    {iso}, {unix} and {unix_ms} are allowed, as they are: no format specs or attribute access
+    (str.format would turn {unix:>50000000} into a 50 MB link)."""
+    if len(template) > MAX_CAMERA:
+        return _("must be at most %(max)d characters, got %(n)d") % {"max": MAX_CAMERA, "n": len(template)}
+    rest = _PLACEHOLDER.sub("", template)
+    if "{" in rest or "}" in rest:
+        bad = re.search(r"\{[^{}]*\}?|\}", rest)
+        shown = bad.group(0) if bad else "{"
+        return _("bad placeholder %s: use {iso}, {unix} or {unix_ms}, nothing else in braces") % shown
+    return None
 
 
 def camera_url(template, at_ms, tz=None):
-    """Fill a camera URL template: {iso} (ISO 8601 in `tz`, default UTC), {unix}, {unix_ms}."""
-    when = _dt.datetime.fromtimestamp(at_ms / 1000.0, tz or _dt.UTC)
-    return template.format(iso=when.isoformat(timespec="seconds"), unix=at_ms // 1000, unix_ms=at_ms)
+    """Fill a camera URL template: {iso} (ISO 8601 in `tz`, default UTC), {unix}, {unix_ms}.
+    Anything else is left as it is (a template stored before templates were checked)."""
+    values = {"iso": times.format_iso(at_ms, tz or times.UTC), "unix": str(at_ms // 1000), "unix_ms": str(at_ms)}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 # --- history: pure planning ---------------------------------------------------------------------
@@ -399,16 +427,21 @@ def _canon(data):
     return None if data is None else json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
-def plan(rows, sitefile, now_ms):
+def plan(rows, sitefile, now_ms, remove_all=False):
     """Rows to append for `sitefile` given the stored `rows` [(kind, key, valid_from_ms, rev,
     explicit, data_json)]. Returns [(kind, key, valid_from_ms, explicit, data_json)].
 
     - an entry with `from`: appended unless the row at exactly that valid_from already says the same;
     - an entry without: appended at the file's `from` (or now) when it differs from the current value;
     - a key in the history but not in the file: a removal row (data NULL) at the file's from / now.
+
+    A file that lists no office or no panel while some are configured would end every one of
+    them (an empty or truncated file, the wrong file): SiteFileError unless remove_all=True.
     """
     history = History(rows)
     default_from = sitefile.from_ms if sitefile.from_ms is not None else now_ms
+    if not remove_all:
+        _refuse_wipe(history, sitefile, default_from)
     out = []
     keys_in_file = set()
     for kind, key, frm, data in sitefile.entries:
@@ -432,6 +465,25 @@ def plan(rows, sitefile, now_ms):
         if current is not None and current[3] is not None:
             out.append((kind, key, default_from, 0, None))
     return out
+
+
+def _refuse_wipe(history, sitefile, at):
+    gone = []
+    for kind in ("site", "panel"):
+        in_force = [key for _, key in history.keys(kind) if history.get(kind, key, at) is not None]
+        if in_force and not sitefile.of(kind):
+            gone += in_force
+    if gone:
+        shown = ", ".join(gone[:6]) + (", ..." if len(gone) > 6 else "")
+        raise SiteFileError(
+            [
+                _(
+                    "the file lists no offices or no panels: applying it would remove every configured one (%s); "
+                    "if that is what you want, apply it with --remove-all"
+                )
+                % shown
+            ]
+        )
 
 
 class History:
@@ -481,6 +533,10 @@ class History:
         return self._parsed[cache_key]
 
     # --- domain lookups ---
+    def lang(self, t=2**62):
+        """The deployment's language as the site file set it (None before any apply)."""
+        return (self.get("deployment", DEPLOYMENT_KEY, t) or {}).get("lang")
+
     def deployment(self, t):
         dep = dict(DEFAULT_DEPLOYMENT)
         dep.update(self.get("deployment", DEPLOYMENT_KEY, t) or {})
@@ -491,10 +547,20 @@ class History:
         name = data.get("timezone", "UTC")
         if name not in self._tz:
             try:
-                self._tz[name] = zoneinfo.ZoneInfo(name)
-            except Exception:
-                self._tz[name] = zoneinfo.ZoneInfo("UTC")
+                self._tz[name] = times.zone(name)
+            except ValueError:  # parse() refuses unknown zones; a tz database update might drop one
+                self._tz[name] = times.UTC
         return self._tz[name]
+
+    def home_tz(self, site=None, t=None):
+        """The timezone for a time that belongs to no one office (a dead letter without a panel,
+        --since, a bound without --site): `site`'s when it is a known office, else the one every
+        office shares, else the first office's (by id), else UTC. Shown times carry the zone."""
+        sites = [key for _, key in self.keys("site")]
+        if site in sites:
+            return self.tz(site, t)
+        zones = [self.tz(s, t) for s in sites]
+        return zones[0] if zones else times.UTC
 
     def site_name(self, site, t=2**62):
         return (self.get("site", site, t) or {}).get("name") or site
@@ -560,17 +626,14 @@ class History:
             specificity = 0
             if slot:
                 if local is None:
-                    local = _dt.datetime.fromtimestamp(t / 1000.0, self.tz(site, t))
+                    local = times.local(t, self.tz(site, t))
                 days, _, hours = slot.rpartition("|")
                 if days:
                     if DAYS[local.weekday()] not in days.split(","):
                         continue
                     specificity += 2
                 if hours:
-                    a, b = _hours(hours)
-                    m = local.hour * 60 + local.minute
-                    inside = a <= m < b if a < b else (m >= a or m < b)
-                    if not inside:
+                    if not times.in_hours(local.hour * 60 + local.minute, times.parse_hours(hours)):
                         continue
                     specificity += 1
             cand = (specificity, row[0], json.loads(row[3]).get("employee"))
@@ -595,15 +658,20 @@ def load(db):
     return History(_history_rows(db))
 
 
+def preview(db, sitefile, now_ms, remove_all=False):
+    """What `apply` would append, recording nothing (`rating site apply --dry-run`)."""
+    return plan(_history_rows(db), sitefile, now_ms, remove_all)
+
+
 def revision(db):
     """The number of the latest settings revision (0 before the first `rating site apply`)."""
     return db.scalar("SELECT MAX(rev) FROM site_revisions") or 0
 
 
-def apply(db, sitefile, now_ms, source="", by=""):
+def apply(db, sitefile, now_ms, source="", by="", remove_all=False):
     """Append the changes of `sitefile` to the settings history. Returns the appended rows."""
     with db.transaction():
-        new = plan(_history_rows(db), sitefile, now_ms)
+        new = plan(_history_rows(db), sitefile, now_ms, remove_all)
         if not new:
             return []
         rev = revision(db) + 1

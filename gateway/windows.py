@@ -52,6 +52,7 @@ with advance(real now) instead, so polls whose window is still running stay open
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 ANSWERS = ("yes", "no", "unsure")
 SELLER_SHORT = "seller_short"
@@ -90,11 +91,11 @@ class WindowSettings:
                 "after the window is a new poll anyway" % (self.window_ms, self.rearm_ms)
             )
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: dict[str, int]) -> "WindowSettings":
         unknown = set(d) - {"window_ms", "rearm_ms", "fm_ms"}
         if unknown:
             raise ValueError("window settings: unknown field(s) %s" % ", ".join(sorted(unknown)))
@@ -116,7 +117,7 @@ class Poll:
     superseded_by: int | None = None  # seq of the short press that closed it early
 
     @property
-    def silent(self):
+    def silent(self) -> bool:
         return self.answer is None
 
 
@@ -154,11 +155,14 @@ OUT_OF_ORDER = "out_of_order"
 TIME_BACKWARDS = "time_backwards"
 UNKNOWN_EVENT = "unknown_event"
 
+# What feed/advance/pending/close_all return: closed polls and periods, presses, anomalies.
+Output = Poll | ForceMajeure | Unsolicited | Anomaly
+
 
 class PanelWindows:
     """The window state machine of one panel (see the module note for the rules)."""
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: WindowSettings | None = None) -> None:
         self._settings = self._check_settings(settings or WindowSettings())
         self._last_seq = None
         self._clock = None  # latest time seen: event times and advance() nows
@@ -173,23 +177,23 @@ class PanelWindows:
         return settings
 
     @property
-    def settings(self):
+    def settings(self) -> WindowSettings:
         return self._settings
 
-    def set_settings(self, settings):
+    def set_settings(self, settings: WindowSettings) -> None:
         """New settings apply to polls and periods opened from now on; open ones keep theirs."""
         self._settings = self._check_settings(settings)
 
     @property
-    def last_seq(self):
+    def last_seq(self) -> int | None:
         return self._last_seq
 
     @property
-    def clock(self):
+    def clock(self) -> float | None:
         return self._clock
 
     # -- input ------------------------------------------------------------------------
-    def feed(self, seq, at_ms, ev, hold=None):
+    def feed(self, seq: int, at_ms: float, ev: str, hold: int | None = None) -> list[Output]:
         """Take one event; return the outputs it closed or produced, in order.
 
         hold (press duration) is accepted for the record only: the panel has already told
@@ -226,7 +230,7 @@ class PanelWindows:
             )
         return out
 
-    def advance(self, now_ms):
+    def advance(self, now_ms: float) -> list[Output]:
         """Time has reached now_ms: return what closed. A now_ms behind the clock is a no-op."""
         _ms(now_ms, "now_ms")
         if self._clock is not None and now_ms <= self._clock:
@@ -234,11 +238,11 @@ class PanelWindows:
         self._clock = now_ms
         return self._close_due(now_ms)
 
-    def pending(self):
+    def pending(self) -> list[Output]:
         """What is open now, as it would be emitted if closed now (nothing changes)."""
         return [item for _, item in self._open_items()]
 
-    def close_all(self):
+    def close_all(self) -> list[Output]:
         """End of stream: emit everything still open as it stands; the clock stays put."""
         out = self.pending()
         self._poll = self._fm = None
@@ -332,7 +336,7 @@ class PanelWindows:
         return ForceMajeure(f["seq"], f["start"], f["end"], f["presses"], tuple(f["seqs"]))
 
     # -- persistence ------------------------------------------------------------------
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON-able data; restore() gives an identical builder."""
         return {
             "version": SNAPSHOT_VERSION,
@@ -360,7 +364,7 @@ class PanelWindows:
     FM_KEYS = frozenset(("seq", "start", "end", "presses", "seqs", "fm_ms"))
 
     @classmethod
-    def restore(cls, d):
+    def restore(cls, d: dict[str, Any]) -> "PanelWindows":
         """Rebuild a builder from snapshot(); raises ValueError naming what is wrong."""
         if not isinstance(d, dict) or d.get("version") != SNAPSHOT_VERSION:
             raise ValueError(

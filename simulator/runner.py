@@ -838,9 +838,9 @@ class Runner:
 
 
 def _host_port(url):
-    from gateway.service import parse_broker_url
+    from protocol import mqtturl
 
-    host, port, _u, _p = parse_broker_url(url)
+    host, port, _u, _p, _tls = mqtturl.parse(url, tls=False)
     return host, port
 
 

@@ -13,8 +13,12 @@ import datetime as _dt
 import hashlib
 import tomllib
 
-QUESTION_KINDS = ("staff", "office", "loyalty")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from gateway import times
+from protocol import ProtocolError, topics
+from protocol.config import CONFIG_KINDS
+
+QUESTION_KINDS = CONFIG_KINDS
+DAYS = times.DAYS
 
 # Hour-of-day arrival profile of a typical office (relative rates; scaled to visitors_per_day).
 DEFAULT_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.7, 1.0, 1.2, 1.5, 1.4, 1.1, 1.0, 1.1, 1.3, 1.4, 1.0, 0.6, 0.2, 0, 0]
@@ -110,34 +114,23 @@ def _merge(base, over, path, errors):
 
 
 def parse_hours(text, path):
+    """Opening hours "09:00-20:00" -> (540, 1200) minutes (gateway.times.parse_hours, the site
+    file's rule); a simulated office opens and closes on the same day."""
     try:
-        a, b = text.split("-")
-        h1, m1 = (int(x) for x in a.split(":"))
-        h2, m2 = (int(x) for x in b.split(":"))
-    except Exception:
-        raise ScenarioError('%s: hours must look like "09:00-20:00", got %r' % (path, text)) from None
-    start, end = h1 * 60 + m1, h2 * 60 + m2
-    if not 0 <= start < end <= 24 * 60:
+        start, end = times.parse_hours(text)
+    except ValueError as exc:
+        raise ScenarioError("%s: %s" % (path, exc)) from None
+    if start >= end:
         raise ScenarioError("%s: opening must be before closing within one day, got %r" % (path, text))
     return start, end
 
 
 def parse_days(text, path):
     """ "mon-fri" / "mon,wed,sat" / "mon-sun" -> set of weekday numbers (Monday = 0)."""
-    out = set()
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-")
-            if a not in DAYS or b not in DAYS:
-                raise ScenarioError("%s: days must use %s, got %r" % (path, ",".join(DAYS), text))
-            i, j = DAYS.index(a), DAYS.index(b)
-            out.update(range(i, j + 1) if i <= j else list(range(i, 7)) + list(range(0, j + 1)))
-        elif part in DAYS:
-            out.add(DAYS.index(part))
-        else:
-            raise ScenarioError("%s: days must use %s, got %r" % (path, ",".join(DAYS), text))
-    return out
+    try:
+        return set(times.parse_days(text))
+    except ValueError as exc:
+        raise ScenarioError("%s: %s" % (path, exc)) from None
 
 
 def sub_seed(seed, *names):
@@ -184,12 +177,11 @@ class Scenario:
 
     @property
     def start_ms(self):
-        d = self.start_date
-        return int(_dt.datetime(d.year, d.month, d.day, tzinfo=_dt.UTC).timestamp() * 1000)
+        return times.parse_instant(self.start_date, times.UTC)  # simulated days run in UTC
 
     @property
     def end_ms(self):
-        return self.start_ms + self.days * 86400000
+        return self.start_ms + self.days * times.DAY_MS
 
     def _site(self, s, path):
         d = self.defaults
@@ -281,13 +273,12 @@ class Scenario:
 
 
 def _check_id(value, path):
-    ok = (
-        isinstance(value, str)
-        and 1 <= len(value) <= 32
-        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in value)
-    )
-    if not ok:
-        raise ScenarioError("%s: must be an id of 1..32 characters a-z, 0-9, '-', got %r" % (path, value))
+    try:
+        topics.check_id(value, path)
+    except ProtocolError as exc:
+        raise ScenarioError(
+            "%s: must be an id of 1..%d characters a-z, 0-9, '-' (%s)" % (path, topics.MAX_ID, exc.problem)
+        ) from None
 
 
 def load(path, days=None, sites=None, seed=None):

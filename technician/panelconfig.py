@@ -5,8 +5,8 @@ Pure functions: no device, no files.
 """
 
 import json
-from urllib.parse import urlsplit
 
+from protocol import ProtocolError, mqtturl
 from technician.errors import DeviceError
 
 # config field -> the deploy option that sets it (for error messages)
@@ -24,20 +24,17 @@ FLAGS = {
 
 
 def parse_broker(url):
-    """'mqtt://host:port' / 'mqtts://host' / 'host[:port]' -> (host, port, ssl)."""
-    if "://" not in url:
-        url = "mqtt://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise DeviceError(
-            "--broker %s: expected mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS), e.g. mqtt://192.168.1.10:1883" % url
-        )
-    ssl = parts.scheme in ("mqtts", "ssl")
+    """'mqtt://host:port' / 'mqtts://host' / 'host[:port]' -> (host, port, ssl) (protocol.mqtturl).
+    A user name and password belong in --mqtt-user/--mqtt-password, not in the URL."""
     try:
-        port = parts.port or (8883 if ssl else 1883)
-    except ValueError:
-        raise DeviceError("--broker %s: the port must be a number 1..65535" % url) from None
-    return parts.hostname, port, ssl
+        host, port, user, _password, ssl = mqtturl.parse(url)
+    except ProtocolError as exc:
+        raise DeviceError("--broker %s (or mqtts://HOST:PORT for TLS)" % exc.problem) from None
+    if user is not None:
+        raise DeviceError(
+            "--broker %s: give the user with --mqtt-user and the password with --mqtt-password" % mqtturl.redact(url)
+        )
+    return host, port, ssl
 
 
 def overrides_from(

@@ -22,8 +22,8 @@ def test_gw_ingest_settings_file_and_overrides(tmp_path):
     s = service.load_settings(path, batch_max=None, root="shop/v1")
     assert (s.broker, s.batch_max, s.config_push_s, s.root) == ("mqtt://10.0.0.5:1884", 200, 2, "shop/v1")
     assert s.db_url() == "sqlite:///%s" % (tmp_path / "data" / "rating.db")
-    assert service.parse_broker_url("mqtt://u:p@h:1") == ("h", 1, "u", "p")
-    assert service.parse_broker_url("mqtt://h") == ("h", 1883, None, None)
+    assert service.broker_address("mqtt://u:p@h:1") == ("h", 1, "u", "p")
+    assert service.broker_address("mqtt://h") == ("h", 1883, None, None)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,19 @@ def test_gw_ingest_cli_errors_say_what_to_do(tmp_path):
         timeout=30,
     )
     assert out.returncode == 2 and "--since 'yesterday'" in out.stderr
+
+
+def test_the_broker_password_never_shows_in_errors_or_the_start_line(tmp_path):
+    import io
+
+    with pytest.raises(service.SettingsError) as e:
+        service.load_settings(None, broker="mqtt://rating:s3cret@h:port")
+    assert "s3cret" not in str(e.value) and "rating:***@h" in str(e.value)
+    settings = service.load_settings(
+        None, broker="mqtt://rating:s3cret@127.0.0.1:9", db="sqlite:///%s" % (tmp_path / "g.db")
+    )
+    out = io.StringIO()
+    svc = service.GatewayService(settings, out=out).start()  # connects in the background (and fails)
+    svc.close()
+    line = out.getvalue()
+    assert "mqtt://rating:***@127.0.0.1:9" in line and "s3cret" not in line

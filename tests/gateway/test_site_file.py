@@ -61,7 +61,7 @@ def test_gw_site_validation_names_field_and_problem():
         (
             'camera = "https://nvr.local/cam/3/archive?t={iso}"',
             'camera = "https://x/{when}"',
-            "panels[0].camera: bad placeholder 'when'",
+            "panels[0].camera: bad placeholder {when}",
         ),
         ('name = "Елена Иванова"', 'name = "Елена Иванова"\nage = 30', "employees[0].age: unknown field"),
         ('[[sites]]\nid = "msk"', '[[sites]]\nid = "msk"\nfrom = "2025-01-01T10:00:00"', None),
@@ -247,9 +247,9 @@ def test_gw_site_cli_apply_dry_run_and_errors(tmp_path, capsys):
     good = tmp_path / "site.toml"
     good.write_text(SITE_TOML, encoding="utf-8")
     assert cli.main(["site", "apply", str(good), "--db", url, "--dry-run"]) == 0
-    assert "would record 11 change(s)" in capsys.readouterr().out
+    assert "would record 11 changes:" in capsys.readouterr().out
     assert cli.main(["site", "apply", str(good), "--db", url]) == 0
-    assert "recorded 11 change(s)" in capsys.readouterr().out
+    assert "recorded 11 changes:" in capsys.readouterr().out
     assert cli.main(["site", "apply", str(good), "--db", url]) == 0
     assert "no changes" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
@@ -261,3 +261,48 @@ def test_gw_site_cli_apply_dry_run_and_errors(tmp_path, capsys):
     assert "cannot read the site file" in capsys.readouterr().err
     db = sqlite_db(tmp_path)
     assert db.scalar("SELECT COUNT(*) FROM site_revisions") == 1
+
+
+@pytest.mark.parametrize(
+    "camera",
+    ["https://nvr/{unix:>50000000}", "https://nvr/{iso.year}", "https://nvr/{0}", "https://nvr/{iso", "x}", "{}"],
+)
+def test_a_camera_template_takes_only_the_documented_placeholders(camera):
+    """str.format turned {unix:>50000000} into a 50 MB link per poll and allowed attribute access."""
+    text = SITE_TOML.replace('camera = "https://nvr.local/cam/3/archive?t={iso}"', 'camera = "%s"' % camera, 1)
+    (err,) = [e for e in errors_of(text) if ".camera" in e]
+    assert "bad placeholder" in err
+
+
+def test_a_camera_link_is_filled_in_and_an_old_stored_template_is_not_expanded():
+    msk = site.times.zone("Europe/Moscow")
+    url = site.camera_url("https://nvr/a?t={iso}&s={unix}&ms={unix_ms}", 1736143200123, msk)
+    assert url == "https://nvr/a?t=2025-01-06T09:00:00+03:00&s=1736143200&ms=1736143200123"
+    # a template stored before templates were checked is left as it is, never padded out
+    assert site.camera_url("https://nvr/{unix:>50000000}", 1736143200123) == "https://nvr/{unix:>50000000}"
+    assert site.camera_problem("x" * (site.MAX_CAMERA + 1))
+
+
+def test_an_empty_site_file_removes_nothing_without_remove_all(tmp_path, capsys):
+    from rating import cli
+
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    good, empty = tmp_path / "site.toml", tmp_path / "empty.toml"
+    good.write_text(SITE_TOML, encoding="utf-8")
+    empty.write_text("", encoding="utf-8")
+    assert cli.main(["site", "apply", str(good), "--db", url]) == 0
+    capsys.readouterr()
+    for extra in ([], ["--dry-run"]):
+        assert cli.main(["site", "apply", str(empty), "--db", url, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--remove-all" in err and "msk/desk-1" in err
+    db = sqlite_db(tmp_path)
+    assert db.scalar("SELECT COUNT(*) FROM site_revisions") == 1
+    assert site.load(db).panels(2**62)
+    # a file that keeps the offices but drops every panel is refused the same way
+    no_panels = SITE_TOML.split("[[panels]]")[0]
+    with pytest.raises(site.SiteFileError, match="remove-all"):
+        site.apply(db, site.parse(no_panels), T0)
+    assert cli.main(["site", "apply", str(empty), "--db", url, "--remove-all", "--lang", "en"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert site.load(sqlite_db(tmp_path)).panels(2**62) == []

@@ -2,7 +2,7 @@
 
 from gw_ingest_support import GRACE, ROOT, T0, acks_of, bad_event, ev_topic
 
-from gateway import cli_gateway, ingest
+from gateway import cli_gateway, ingest, times
 
 
 def test_status_lists_a_panel_known_only_by_dead_letters(any_db):
@@ -15,3 +15,120 @@ def test_status_lists_a_panel_known_only_by_dead_letters(any_db):
     report = cli_gateway.status_report(any_db, T0 + 10, GRACE)
     (p,) = [p for p in report["panels"] if p["device"] == "p9"]
     assert (p["lost"], p["lost_ranges"], p["acked_seq"]) == (2, "1-2", 2)
+
+
+# ---- honest status: heartbeat, never seen, config, firmware, signal, reset, problems first ----
+
+import json as _json  # noqa: E402
+
+from gw_site_support import SITE_TOML, apply_site, sqlite_db  # noqa: E402
+
+from gateway import configpush, status  # noqa: E402
+from protocol import messages  # noqa: E402
+
+NOW = 1736150400000  # 2025-01-06T08:00Z = 11:00 in Moscow
+MINUTE = 60000
+
+
+def state_msg(cfg=2, rssi=-60, fw="1.4.0"):
+    return messages.encode_state(
+        {
+            "online": True,
+            "boot": 3,
+            "up": 1000,
+            "t": NOW,
+            "fw": fw,
+            "seq": 0,
+            "pending": 0,
+            "dropped": 0,
+            "heap": 40000,
+            "rssi": rssi,
+            "faults": [],
+            "cfg": cfg,
+            "cfg_err": None,
+        }
+    )
+
+
+def office(tmp_path, extra=""):
+    """The msk office of the site file (desk-1, exit, door; heartbeat of door 600 s), with desk-1
+    heard 18 minutes ago, door 18 minutes ago, exit never."""
+    db = sqlite_db(tmp_path)
+    text = SITE_TOML.replace('question = "loyalty"', 'question = "loyalty"\nheartbeat_s = 600', 1) + extra
+    apply_site(db, text, NOW - 60 * MINUTE)
+    ing = ingest.Ingestor(db, ROOT)
+    for device, cfg, rssi in (("desk-1", 2, -60), ("door", 1, -88)):
+        ing.handle("%s/msk/%s/state" % (ROOT, device), state_msg(cfg, rssi), NOW - 18 * MINUTE)
+    ing.flush()
+    for topic, payload in configpush.due(db, NOW - 30 * MINUTE):
+        configpush.mark_pushed(db, topic, payload, NOW - 30 * MINUTE)
+    return db
+
+
+def test_a_panel_silent_for_three_heartbeats_is_stale_and_a_configured_one_never_seen_is_listed(tmp_path):
+    db = office(tmp_path)
+    report = status.report(db, NOW, GRACE)
+    by = {p["device"]: p for p in report["panels"]}
+    assert set(by) == {"desk-1", "door", "exit"}
+    # desk-1 said it was online 18 min ago, heartbeat 60 s: that is not online any more
+    assert by["desk-1"]["state"] == "stale" and "stale" in by["desk-1"]["problems"]
+    assert by["desk-1"]["heartbeat_s"] == status.DEFAULT_HEARTBEAT_S
+    # the door panel's heartbeat is 600 s (site file): 18 min is within 3 heartbeats
+    assert by["door"]["state"] == "online" and by["door"]["heartbeat_s"] == 600
+    assert by["exit"]["state"] == "never_seen" and by["exit"]["problems"] == ["never_seen"]
+    assert by["exit"]["configured"] and by["exit"]["last_seen_ms"] is None
+
+
+def test_status_shows_config_pushed_against_applied_firmware_signal_and_sorts_problems_first(tmp_path):
+    db = office(tmp_path)
+    report = status.report(db, NOW - 17 * MINUTE, GRACE)
+    by = {p["device"]: p for p in report["panels"]}
+    assert by["desk-1"]["state"] == "online" and by["desk-1"]["fw"] == "1.4.0"
+    assert (by["desk-1"]["cfg"], by["desk-1"]["cfg_pushed"]) == (2, 1) and by["desk-1"]["problems"] == []
+    assert (by["door"]["cfg"], by["door"]["cfg_pushed"]) == (1, 1)
+    assert by["door"]["rssi"] == -88 and by["door"]["problems"] == ["weak_signal"]
+    db.execute("UPDATE panel_state SET cfg = 0 WHERE device = 'door'")
+    by = {p["device"]: p for p in status.report(db, NOW - 17 * MINUTE, GRACE)["panels"]}
+    assert by["door"]["problems"] == ["config_pending", "weak_signal"]
+    order = [p["device"] for p in status.report(db, NOW - 17 * MINUTE, GRACE)["panels"]]
+    assert order == ["exit", "door", "desk-1"]  # never seen, then config/signal, then the healthy one
+
+
+def test_status_judges_reset_cause_and_will():
+    base = {"last_seen_ms": NOW, "online": 1, "cfg": 1, "rssi": -50, "faults": "[]"}
+    assert status.judge(dict(base, reset="watchdog"), True, 60, 1, NOW) == ("online", ["watchdog"])
+    assert status.judge(dict(base, reset="power_on"), True, 60, 1, NOW) == ("online", [])
+    assert status.judge(dict(base, online=0), True, 60, 1, NOW) == ("offline", ["offline"])
+    assert status.judge({}, False, 60, None, NOW) == ("never_seen", [])  # known only by dead letters
+    assert status.judge(dict(base, faults='["stuck:yes"]', cfg_err="bad"), True, 60, 1, NOW)[1] == [
+        "config_error",
+        "faults",
+    ]
+
+
+def test_the_status_table_shows_times_in_the_offices_zone_and_the_problems(tmp_path, capsys):
+    from rating import cli
+
+    office(tmp_path)
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    assert cli.main(["status", "--db", url, "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[2].startswith("msk/exit ") and "NEVER SEEN" in lines[2] and "configured, never seen" in lines[2]
+    desk = [line for line in lines if line.startswith("msk/desk-1")][0]
+    # 18 minutes before the wall clock of this run, in Moscow time and saying so
+    assert "MSK" in desk and "1.4.0" in desk and "-60 dBm" in desk
+    seen = json_status(cli, url, capsys)
+    desk_ms = [p for p in seen["panels"] if p["device"] == "desk-1"][0]["last_seen_ms"]
+    assert times.format_time(desk_ms, times.zone("Europe/Moscow")) in desk
+
+
+def json_status(cli, url, capsys):
+    assert cli.main(["status", "--db", url, "--format", "json"]) == 0
+    return _json.loads(capsys.readouterr().out)
+
+
+def test_the_gateway_knows_the_firmwares_default_heartbeat():
+    from firmware import config
+
+    assert config.DEFAULTS["timings"]["heartbeat_s"] == status.DEFAULT_HEARTBEAT_S
