@@ -26,8 +26,8 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, fields
 
+from gateway import brokerlink, ingest, schema, store
 from gateway import db as dbmod
-from gateway import ingest, schema, store
 from protocol import ProtocolError, topics
 
 log = logging.getLogger("gateway.service")
@@ -55,6 +55,11 @@ class GatewaySettings:
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
+    # login and TLS towards `broker` (gateway/brokerlink.py): the password is read from a file
+    broker_password_file: str = ""
+    broker_cafile: str = ""  # mqtts://: the CA of the broker's certificate (empty: the system's)
+    broker_certfile: str = ""  # optional client certificate (and its key)
+    broker_keyfile: str = ""
 
     def check(self):
         for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed", "ack_coalesce_ms"):
@@ -84,6 +89,10 @@ class GatewaySettings:
             )
         if self.broker:
             parse_broker_url(self.broker)
+        try:
+            brokerlink.check_settings(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         return self
 
     def db_url(self):
@@ -127,23 +136,28 @@ def load_settings(path, **overrides):
                 )
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
+        brokerlink.check_command_line_url(overrides.get("broker"))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    try:
         return GatewaySettings(**values).check()
     except SettingsError as exc:
         raise SettingsError("%s%s" % ("%s: " % path if path else "", exc)) from None
 
 
 def parse_broker_url(url):
-    """mqtt://[user[:password]@]host[:port] -> (host, port, user, password)."""
+    """mqtt[s]://[user[:password]@]host[:port] -> (host, port, user, password); mqtts:// is TLS
+    (brokerlink.uses_tls), port 8883 by default."""
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+    if parsed.scheme not in ("mqtt", "tcp") + brokerlink.TLS_SCHEMES or not parsed.hostname:
         raise SettingsError(
-            "broker: %r is not an MQTT URL; write mqtt://HOST:PORT, e.g. "
-            "mqtt://127.0.0.1:1883 (TLS is not supported yet)" % url
+            "broker: %r is not an MQTT URL; write mqtt://HOST:PORT or, with TLS, mqtts://HOST:PORT, "
+            "e.g. mqtt://127.0.0.1:1883" % _redact(url)
         )
     try:
-        port = parsed.port or 1883
+        port = parsed.port or (brokerlink.TLS_PORT if brokerlink.uses_tls(url) else 1883)
     except ValueError:
-        raise SettingsError("broker: bad port in %r" % url) from None
+        raise SettingsError("broker: bad port in %r" % _redact(url)) from None
     return parsed.hostname, port, parsed.username, parsed.password
 
 
@@ -280,9 +294,16 @@ class GatewayService:
         if not url:
             from gateway.broker import EmbeddedBroker
 
-            self.embedded = EmbeddedBroker(port=s.broker_port).start()
+            # its accounts are the database's; the gateway logs in with a password made up now
+            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, s.db_url(), s.root).start()
             url = self.embedded.url
-        host, port, user, password = parse_broker_url(url)
+            user, password = self.embedded.gateway_login or (None, None)
+        else:
+            user, password = brokerlink.login(s)
+        host, port, _user, _password = parse_broker_url(url)
+        tls = brokerlink.tls_context(s) if brokerlink.uses_tls(url) else None
+        if tls is not None:
+            brokerlink.check_tls(url, host, port, tls)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
@@ -292,6 +313,8 @@ class GatewayService:
         )
         if user:
             client.username_pw_set(user, password)
+        if tls is not None:
+            client.tls_set_context(tls)
         client.max_inflight_messages_set(s.inflight)
         client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
         client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
@@ -305,7 +328,7 @@ class GatewayService:
         self.client = client
         self._say(
             "gateway: broker %s%s, database %s, root %s"
-            % (url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            % (_redact(url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
         )
         return self
 
