@@ -24,9 +24,10 @@ tests/gateway/test_broker_security.py):
 - it publishes a client's last will without a topic check: a panel could leave a forged
   retained ack as its will. A will the account may not publish is dropped (Mosquitto checks
   it when sending);
-- it hands retained messages to a new subscription (and, on connect, for every subscription
-  any client has) without the receive check: here each goes only to a client that may read it,
-  and only while its publisher still may write it (Mosquitto's `check_retain_source`);
+- it hands retained messages to a new subscription without the receive check, and on connect
+  sends a client the retained messages of every filter *any* client subscribed: here a client
+  gets the retained messages of its own subscriptions, those it may read, and only while their
+  publisher still may write them (Mosquitto's `check_retain_source`);
 - it has no per-topic rules of its own for receive/publish by account: the plugins below.
 
 amqtt is ~5x slower than Mosquitto (see ../../shared/MQTT-FACTS.md) and keeps sessions and
@@ -213,7 +214,10 @@ class SecuredBroker(Broker):
     async def _publish_retained_messages_for_subscription(self, subscription, session):
         topic_filter, qos = subscription
         handler = self._get_handler(session)
-        if handler is None:
+        # amqtt calls this on connect for every filter any client subscribed: only the session's own
+        if handler is None or all(
+            s.client_id != session.client_id for s, _q in self._subscriptions.get(topic_filter, ())
+        ):
             return
         sends = []
         for topic, retained in list(self._retained_messages.items()):
@@ -226,6 +230,21 @@ class SecuredBroker(Broker):
             )
         if sends:
             await asyncio.wait(sends)
+
+    async def drop_invalid_logins(self, usernames):
+        """Like Mosquitto on a reload: a connected client of `usernames` whose login no longer
+        holds (revoked, password changed) is disconnected, without its will."""
+        if self.book is None:
+            return
+        for client_id, (session, handler) in list(self._sessions.items()):
+            if client_id == REFUSED_ID or session.username not in usernames:
+                continue
+            if session.transitions.state != "connected" or await self.book.login(session.username, session.password):
+                continue
+            log.info("%s: login no longer valid; disconnected", session.username)
+            session.will_flag = False
+            await handler.handle_connection_closed()
+            await handler.stop()
 
     def _retained_visible(self, session, retained):
         if self.book is None:
@@ -313,10 +332,17 @@ class EmbeddedBroker:
         return broker
 
     def set_rules(self, rules):
+        """Use `rules` from now on; connected clients whose password changed or went away are
+        disconnected (as Mosquitto does on a reload)."""
         if self.book is None:
             raise ValueError("this broker was started without accounts (allow_anonymous)")
-        if self.book.set(rules):
-            log.info("embedded broker: %d account(s) loaded", len(rules))
+        old = self.book.rules
+        if not self.book.set(rules):
+            return
+        log.info("embedded broker: %d account(s) loaded", len(rules))
+        changed = {u for u in set(old.hashes) | set(rules.hashes) if old.hashes.get(u) != rules.hashes.get(u)}
+        if changed and self._loop is not None and self._broker is not None:
+            asyncio.run_coroutine_threadsafe(self._broker.drop_invalid_logins(changed), self._loop)
 
     def start(self):
         # amqtt logs every connection at INFO and shutdown noise at ERROR; keep only real warnings
@@ -340,7 +366,7 @@ class EmbeddedBroker:
         self._loop = loop
         asyncio.set_event_loop(loop)
 
-        async def boot():
+        async def boot() -> None:
             self._broker = SecuredBroker(broker_config(self.host, self.port, self.book), loop=loop, book=self.book)
             await self._broker.start()
 

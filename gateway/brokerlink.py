@@ -105,7 +105,7 @@ def check_tls(url, host, port, context, timeout=5.0):
         with context.wrap_socket(raw, server_hostname=host):
             pass
     except ssl.SSLCertVerificationError as exc:
-        if exc.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        if exc.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
             raise OSError(
                 "broker %s: its TLS certificate is not valid for the host name %r; connect with a name "
                 "the certificate lists, or have it issued for this one" % (_redact(url), host)

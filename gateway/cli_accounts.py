@@ -194,6 +194,16 @@ def _panel(text):
     return site, device
 
 
+def _need_output(args):
+    """Before anything changes: where the new password goes must be said."""
+    if not args.password_file and not args.print_password:
+        raise CliError(
+            "say where the new password goes: --password-file FILE (created with mode 0600) or --print-password"
+        )
+    if args.password_file and os.path.lexists(args.password_file):
+        raise CliError("%s exists already; name a new file (it is never overwritten)" % args.password_file)
+
+
 def _create_secret_file(path):
     """A new file only we can read, opened for writing; never an existing one (or a symlink)."""
     if not path:
@@ -286,6 +296,7 @@ def cmd_account_add(args):
     from gateway import accounts as acc
 
     _account_errors(lambda: acc.parse_username(args.name))
+    _need_output(args)
     db = open_db(args.db)
     try:
 
@@ -306,6 +317,7 @@ def cmd_account_add(args):
 def cmd_account_reset(args):
     from gateway import accounts as acc
 
+    _need_output(args)
     db = open_db(args.db)
     try:
         _account_errors(
@@ -388,6 +400,8 @@ def cmd_panel_credentials(args):
     from gateway import accounts as acc
 
     site, device = _panel(args.panel)
+    if os.path.lexists(args.out):
+        raise CliError("%s exists already; name a new file (it is never overwritten)" % args.out)
     db = open_db(args.db)
     user = acc.panel_username(site, device)
     try:
