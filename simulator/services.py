@@ -103,6 +103,8 @@ class Broker:
 
     def secret_file(self, username):
         """A file (mode 0600, in the broker's folder) holding `username`'s password."""
+        if self.logins is None:
+            raise ValueError("this broker has no logins (anonymous test broker)")
         path = os.path.join(self.dir, "%s.secret" % username)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
