@@ -316,6 +316,17 @@ def test_the_config_refuses_anonymous_clients_and_speaks_tls_1_2_or_newer():
     assert brokerconf.parse_listen("8883") == (None, 8883)
 
 
+def test_the_shipped_example_config_has_the_generated_settings():
+    """gateway/mosquitto.conf explains the settings `rating broker config` writes: they agree."""
+    with open(os.path.join(REPO, "gateway", "mosquitto.conf")) as f:
+        shipped = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    generated = brokerconf.render_config("/etc/mosquitto/rating", pid_file=None).splitlines()
+    keys = ("listener", "password_file", "acl_file", "persistence_location", "log_")
+    for line in generated:
+        if line and not line.startswith("#") and not line.startswith(keys):
+            assert line in shipped, line
+
+
 def test_files_are_written_whole_private_and_without_leftovers(tmp_path):
     out = tmp_path / "conf"
     brokerconf.write_files(str(out), {"passwd": "a:1\n", "acl": "user a\n"})
