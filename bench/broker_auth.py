@@ -20,6 +20,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -46,7 +47,7 @@ def start(folder, logins):
 
 
 def client(port, login, cid):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
     if login:
         c.username_pw_set(*login)
     c.max_inflight_messages_set(50)
@@ -112,7 +113,7 @@ def run(n, panels, with_accounts):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--panels", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
