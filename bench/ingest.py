@@ -218,9 +218,9 @@ def main(argv=None):
     broker_proc = None
     try:
         if args.broker:
-            from gateway.service import parse_broker_url
+            from gateway.service import broker_address
 
-            host, port, _, _ = parse_broker_url(args.broker)
+            host, port, _, _ = broker_address(args.broker)
             kind = "given"
         else:
             broker_proc, host, port, kind = start_broker(tmp)

@@ -25,8 +25,8 @@ import time
 import tomllib
 from dataclasses import dataclass, fields
 
+from gateway import brokerlink, ingest, schema, store
 from gateway import db as dbmod
-from gateway import ingest, schema, store
 from protocol import ProtocolError, mqtturl, topics
 
 log = logging.getLogger("gateway.service")
@@ -54,6 +54,11 @@ class GatewaySettings:
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
+    # login and TLS towards `broker` (gateway/brokerlink.py): the password is read from a file
+    broker_password_file: str = ""
+    broker_cafile: str = ""  # mqtts://: the CA of the broker's certificate (empty: the system's)
+    broker_certfile: str = ""  # optional client certificate (and its key)
+    broker_keyfile: str = ""
 
     def check(self):
         for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed", "ack_coalesce_ms"):
@@ -83,6 +88,10 @@ class GatewaySettings:
             )
         if self.broker:
             broker_address(self.broker)
+        try:
+            brokerlink.check_settings(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         return self
 
     def db_url(self):
@@ -126,15 +135,20 @@ def load_settings(path, **overrides):
                 )
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
+        brokerlink.check_command_line_url(overrides.get("broker"))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    try:
         return GatewaySettings(**values).check()
     except SettingsError as exc:
         raise SettingsError("%s%s" % ("%s: " % path if path else "", exc)) from None
 
 
 def broker_address(url):
-    """(host, port, user, password) of the broker URL (protocol.mqtturl, the one parser; no TLS yet)."""
+    """(host, port, user, password) of the broker URL (protocol.mqtturl, the one parser):
+    mqtt[s]://[user[:password]@]host[:port]; mqtts:// is TLS (brokerlink.uses_tls), port 8883 by default."""
     try:
-        return mqtturl.parse(url, tls=False)[:4]
+        return mqtturl.parse(url)[:4]
     except ProtocolError as exc:
         raise SettingsError(str(exc)) from None
 
@@ -272,9 +286,16 @@ class GatewayService:
         if not url:
             from gateway.broker import EmbeddedBroker
 
-            self.embedded = EmbeddedBroker(port=s.broker_port).start()
+            # its accounts are the database's; the gateway logs in with a password made up now
+            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, s.db_url(), s.root).start()
             url = self.embedded.url
-        host, port, user, password = broker_address(url)
+            user, password = self.embedded.gateway_login or (None, None)
+        else:
+            user, password = brokerlink.login(s)
+        host, port, _user, _password = broker_address(url)
+        tls = brokerlink.tls_context(s) if brokerlink.uses_tls(url) else None
+        if tls is not None:
+            brokerlink.check_tls(url, host, port, tls)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
@@ -284,6 +305,8 @@ class GatewayService:
         )
         if user:
             client.username_pw_set(user, password)
+        if tls is not None:
+            client.tls_set_context(tls)
         client.max_inflight_messages_set(s.inflight)
         client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
         client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)

@@ -317,7 +317,9 @@ def _panels(p):
     c = p.c
     for i, item in enumerate(c.items(p.doc, "panels")):
         path = "panels[%d]" % i
-        c.unknown(path, item, ("site", "device", "question", "camera", "conversion", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from"))
+        c.unknown(
+            path, item, ("site", "device", "question", "camera", "conversion", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from")
+        )
         sid = c.id(path + ".site", item.get("site"))
         if sid and sid not in p.sites:
             c.err(path + ".site", _("%r is not listed in [[sites]]") % sid)

@@ -19,7 +19,7 @@ from protocol import ProtocolError
 SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}  # scheme -> TLS
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
-_EXAMPLE = "mqtt://HOST:PORT, e.g. mqtt://192.168.1.10:1883"
+_EXAMPLE = "mqtt://HOST:PORT (with TLS: mqtts://HOST:PORT), e.g. mqtt://192.168.1.10:1883"
 
 
 def redact(url):

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "simulator.demo",  # demo
     "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
+    "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
     "simulator.cli",  # sim run
     "technician.cli",  # device list|flash|deploy|test|logs
 )

@@ -71,6 +71,7 @@ class Runner:
         self._inputs = 0  # items on the heap that are not panel wake-ups
         self.now = sc.start_ms
         self.broker = None
+        self.logins = None  # gateway.accounts.Logins of our own broker (no anonymous access)
         self.gateway = None
         self.broker_down_until = None
         self.stats = {
@@ -131,12 +132,20 @@ class Runner:
     def _start_services(self):
         from simulator import services
 
+        password_file = None
         if self.broker_url and self.broker_url != "embedded":
             host, port = _host_port(self.broker_url)
         else:
-            # our own broker: Mosquitto where installed, else (or when asked) the embedded one
-            self.broker = services.Broker("embedded" if self.broker_url == "embedded" else "mosquitto").start()
-            self.broker_url = self.broker.url
+            # our own broker: Mosquitto where installed, else (or when asked) the embedded one;
+            # no anonymous access: every panel, the gateway and the counts feed get a login
+            from gateway import accounts
+
+            panels = [(site["id"], panel["id"]) for site, panel in self.sc.panels()]
+            self.logins = accounts.demo_logins(self.root, panels, counts_sites=sorted({s for s, _d in panels}))
+            kind = "embedded" if self.broker_url == "embedded" else "mosquitto"
+            self.broker = services.Broker(kind, logins=self.logins).start()
+            password_file = self.broker.secret_file("gateway")
+            self.broker_url = "mqtt://gateway@%s:%d" % (self.broker.host, self.broker.port)
             host, port = self.broker.host, self.broker.port
         self.host, self.port = host, port
         # a client id of its own: on a shared broker another run's persistent session (other
@@ -147,6 +156,7 @@ class Runner:
             self.root,
             self.out,
             client_id="rating-gateway-sim-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000),
+            password_file=password_file,
         )
         self.gateway.start()
         self.gateway.wait_connected()
@@ -171,6 +181,8 @@ class Runner:
             },
             "journal": {"capacity": int(fw["journal_capacity"])},
         }
+        if self.logins is not None:
+            raw["mqtt"]["user"], raw["mqtt"]["password"] = self.logins.panel(site["id"], panel["id"])
         try:
             return config.load(json.dumps(raw))
         except config.ConfigError as exc:
@@ -531,6 +543,8 @@ class Runner:
         from protocol import topics
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-counts-%d" % os.getpid())
+        if self.logins is not None:
+            c.username_pw_set("counts.demo", self.logins.passwords["counts.demo"])
         c.max_inflight_messages_set(50)
         c.connect(self.host, self.port, 30)
         c.loop_start()

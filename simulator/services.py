@@ -8,9 +8,14 @@
 - `Gateway`: `rating gateway run --broker URL --db URL` as a subprocess; stop() is SIGTERM
   (graceful), kill() is SIGKILL (the fault "gateway restart").
 
+With `logins` (gateway.accounts.demo_logins) the broker admits only those accounts under their
+topic rules (the password and ACL files live in the broker's own temporary folder, removed by
+close()); without, it is an anonymous test broker (tests/conftest.py's fixtures).
+
 Everything here is process plumbing; the runner decides when.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -71,7 +76,8 @@ class Broker:
     # without Nagle's delay, and no client's keepalive is refused.
     TUNING = ("max_keepalive 65535", "set_tcp_nodelay true")
 
-    def __init__(self, prefer="mosquitto"):
+    def __init__(self, prefer="mosquitto", logins=None):
+        self.logins = logins
         self.host = "127.0.0.1"
         self.port = free_port()
         self.url = "mqtt://%s:%d" % (self.host, self.port)
@@ -81,13 +87,38 @@ class Broker:
         self.kind = "mosquitto" if self.binary else "embedded"
         self.proc = None
 
+    def _account_files(self):
+        """Write the password and ACL files (readable by Mosquitto's user when we are root);
+        return the config lines that use them, and the embedded broker's options."""
+        from gateway import brokerconf
+
+        if self.logins is None:
+            return "allow_anonymous true\n", ["--allow-anonymous"]
+        files = brokerconf.account_files(self.logins.accounts, self.logins.root)
+        group = "mosquitto" if os.geteuid() == 0 and _group_exists("mosquitto") else None
+        brokerconf.write_files(self.dir, files, group=group)
+        passwd, acl = (os.path.join(self.dir, n) for n in (brokerconf.PASSWORD_FILE, brokerconf.ACL_FILE))
+        lines = "allow_anonymous false\npassword_file %s\nacl_file %s\n" % (passwd, acl)
+        return lines, ["--password-file", passwd, "--acl-file", acl]
+
+    def secret_file(self, username):
+        """A file (mode 0600, in the broker's folder) holding `username`'s password."""
+        if self.logins is None:
+            raise ValueError("this broker has no logins (anonymous test broker)")
+        path = os.path.join(self.dir, "%s.secret" % username)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.logins.passwords[username] + "\n")
+        return path
+
     def start(self):
+        auth, embedded_auth = self._account_files()
         if self.binary:
             conf = os.path.join(self.dir, "mosquitto.conf")
             with open(conf, "w") as f:
                 f.write(
                     "listener %d 127.0.0.1\n"
-                    "allow_anonymous true\n"
+                    "%s"
                     "persistence true\n"
                     "persistence_location %s/\n"
                     "autosave_interval 1\n"
@@ -96,11 +127,11 @@ class Broker:
                     "max_inflight_messages 100\n"
                     "%s"
                     "log_dest stdout\n"
-                    "log_type error\n" % (self.port, self.dir, "".join(t + "\n" for t in self.TUNING))
+                    "log_type error\n" % (self.port, auth, self.dir, "".join(t + "\n" for t in self.TUNING))
                 )
             cmd = [self.binary, "-c", conf]
         else:
-            cmd = [_python(), "-m", "gateway.broker", "--port", str(self.port)]
+            cmd = [_python(), "-m", "gateway.broker", "--port", str(self.port)] + embedded_auth
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, self.START_TIMEOUT_S):
             self.stop()
@@ -127,12 +158,23 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _group_exists(name):
+    import grp
+
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 class Gateway:
-    """`rating gateway run` as a child process, its output in `log_path`."""
+    """`rating gateway run` as a child process, its output in `log_path`. With `password_file`
+    the broker URL names the user and the gateway reads the password from that file."""
 
     START_TIMEOUT_S = 20
 
-    def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim"):
+    def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim", password_file=None):
         self.broker_url = broker_url
         self.db_url = db_url
         self.root = root
@@ -148,6 +190,8 @@ class Gateway:
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
             )
+            if password_file:
+                f.write("broker_password_file = %s\n" % json.dumps(password_file))
         self.proc = None
         self._seen = 0
         self.starts = 0

@@ -22,7 +22,7 @@ from gw_ingest_support import (
     stored_events,
 )
 
-from gateway import schema, store
+from gateway import accounts, schema, store
 from protocol import messages
 from simulator.services import free_port
 
@@ -250,8 +250,12 @@ def test_gw_ingest_broker_restart_reconnects(own_broker, mqtt_root, tmp_path):
 def test_gw_ingest_embedded_broker(mqtt_root, tmp_path):
     port = free_port()
     url = "sqlite:///%s" % (tmp_path / "e.db")
+    # the embedded broker admits only the database's accounts: one panel with its password
+    db = schema.open_database(url)
+    login = (accounts.panel_username(SITE, "p0"), accounts.issue_for_usb(db, SITE, "p0", 0)[0])
+    db.close()
     gw = Gateway(None, url, mqtt_root, "gwe", extra=["--port", str(port)]).start()
-    fleet = Fleet(types.SimpleNamespace(host="127.0.0.1", port=port), mqtt_root, SITE, 2)
+    fleet = Fleet(types.SimpleNamespace(host="127.0.0.1", port=port), mqtt_root, SITE, 1, login=login)
     try:
         fleet.send_all(50)
         assert fleet.wait_acked(50, timeout=20), fleet.acked

@@ -79,12 +79,15 @@ def test_gw_ingest_cli_errors_say_what_to_do(tmp_path):
 def test_the_broker_password_never_shows_in_errors_or_the_start_line(tmp_path):
     import io
 
+    # a password in --broker is refused outright (ps shows it); a settings file may hold one
+    bad = tmp_path / "bad.toml"
+    bad.write_text('broker = "mqtt://rating:s3cret@h:port"\n')
     with pytest.raises(service.SettingsError) as e:
-        service.load_settings(None, broker="mqtt://rating:s3cret@h:port")
+        service.load_settings(str(bad))
     assert "s3cret" not in str(e.value) and "rating:***@h" in str(e.value)
-    settings = service.load_settings(
-        None, broker="mqtt://rating:s3cret@127.0.0.1:9", db="sqlite:///%s" % (tmp_path / "g.db")
-    )
+    good = tmp_path / "good.toml"
+    good.write_text('broker = "mqtt://rating:s3cret@127.0.0.1:9"\ndb = "sqlite:///%s"\n' % (tmp_path / "g.db"))
+    settings = service.load_settings(str(good))
     out = io.StringIO()
     svc = service.GatewayService(settings, out=out).start()  # connects in the background (and fails)
     svc.close()

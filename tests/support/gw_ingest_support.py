@@ -92,7 +92,7 @@ class Fleet:
 
     MAX_PENDING = 500
 
-    def __init__(self, broker, root, site, n_devices):
+    def __init__(self, broker, root, site, n_devices, login=None):
         self.root, self.site = root, site
         self.devices = ["p%d" % i for i in range(n_devices)]
         self.acked = {d: 0 for d in self.devices}
@@ -100,6 +100,8 @@ class Fleet:
         self.lock = threading.Lock()
         self.pending = set()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if login:  # (user, password): a broker with accounts lets one login be one panel only
+            self.client.username_pw_set(*login)
         self.client.max_inflight_messages_set(50)
         self.client.on_message = self._on_ack
         self.client.on_publish = self._on_publish
