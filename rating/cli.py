@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "simulator.demo",  # demo
     "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
+    "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
+    "console.cli",  # web
     "simulator.cli",  # sim run
     "technician.cli",  # device list|flash|deploy|test|logs
 )
