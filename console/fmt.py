@@ -86,12 +86,9 @@ def figure(fig, lang, na_text="n/a"):
     head = percent(fig["value"], lang, d, signed)
     if fig.get("low") is None or fig.get("high") is None:
         return "%s (n\u00a0=\u00a0%s)" % (head, number(fig.get("n") or 0, lang))
-    return "%s (%s–%s, n\u00a0=\u00a0%s)" % (
-        head,
-        percent(fig["low"], lang, d, signed),
-        percent(fig["high"], lang, d, signed),
-        number(fig["n"], lang),
-    )
+    low, high = (percent(fig[k], lang, d, signed) for k in ("low", "high"))
+    unit = "\u00a0%" if lang == "ru" else "%"
+    return "%s (%s–%s, n\u00a0=\u00a0%s)" % (head, low[: -len(unit)], high, number(fig["n"], lang))
 
 
 def parse_local(text, tz):

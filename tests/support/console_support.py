@@ -17,14 +17,13 @@ T_WEEK = 1741003200000  # 2025-03-03T12:00:00Z, a Monday: 15:00 in Moscow, 13:00
 HOUR = 60 * MIN
 PASSWORD = "correct horse battery"
 
+# The shared test site file plus a Berlin office (its panel's camera links to playable clips)
+# and a larger random review share, so the queue has every kind of item.
 CHAIN_TOML = (
-    SITE_TOML.replace('review_share', 'x_review_share')
+    SITE_TOML.replace("[deployment]\n", "[deployment]\nreview_share = 0.3\n", 1).replace(
+        "[[questions]]", '[[sites]]\nid = "ber"\nname = "Berlin Mitte"\ntimezone = "Europe/Berlin"\n\n[[questions]]', 1
+    )
     + """
-[[sites]]
-id = "ber"
-name = "Berlin Mitte"
-timezone = "Europe/Berlin"
-
 [[panels]]
 site = "ber"
 device = "desk-1"
@@ -37,12 +36,6 @@ employee = "petrov"
 from = 2025-01-01T00:00:00Z
 """
 )
-# the shared site file lists the sites first; the new office must come before [[questions]]
-CHAIN_TOML = CHAIN_TOML.replace("[[sites]]\nid = \"ber\"\nname = \"Berlin Mitte\"\ntimezone = \"Europe/Berlin\"\n", "")
-CHAIN_TOML = CHAIN_TOML.replace(
-    "[[questions]]", '[[sites]]\nid = "ber"\nname = "Berlin Mitte"\ntimezone = "Europe/Berlin"\n\n[[questions]]', 1
-)
-CHAIN_TOML = CHAIN_TOML.replace("[deployment]\n", "[deployment]\nreview_share = 0.5\n", 1)
 
 ACCOUNTS = (
     ("admin", "admin", {}),
