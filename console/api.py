@@ -23,7 +23,7 @@ def _bad(errors):
 @router.get("/me", summary="The account the request acts as")
 def me(request: Request):
     with context(request, "signed-in", api=True) as c:
-        u = c.user
+        u = c.me
         return {
             "username": u["username"],
             "name": u["name"],
@@ -63,7 +63,7 @@ def reports(
             params["from"] = from_
         if to is not None:
             params["to"] = to
-        kwargs, errors, _form = data.report_params(c, params)
+        kwargs, errors, _form = data.report_params(c, params, first_office=False)
         if errors:
             return _bad(errors)
         return data.build_report(c, kwargs)
@@ -138,7 +138,10 @@ def panels(request: Request, site: str | None = None, page: int = Query(1, ge=1)
             "page": page,
             "pages": pages,
             "dead_letters": [
-                {k: d[k] for k in ("id", "topic", "reason", "received_ms", "last_seen_ms", "seen", "site", "device", "seq")}
+                {
+                    k: d[k]
+                    for k in ("id", "topic", "reason", "received_ms", "last_seen_ms", "seen", "site", "device", "seq")
+                }
                 for d in letters
             ],
         }
@@ -165,7 +168,9 @@ def verdict(request: Request, body: VerdictIn):
             return _bad({"id": str(exc)})
         if not c.allows(site):
             raise NotFound()
-        exists = derive.poll(c.db, site, device, seq) if body.target == "poll" else derive.report(c.db, site, device, seq)
+        exists = (
+            derive.poll(c.db, site, device, seq) if body.target == "poll" else derive.report(c.db, site, device, seq)
+        )
         if exists is None:
             raise NotFound()
         try:

@@ -45,7 +45,9 @@ def cmd_web(args):
 
     if not admins:
         print("no admin account yet: run `rating user bootstrap` (same --db) to make the first one")
-    print("console: http://%s:%d/  (Ctrl-C stops it)" % (args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port))
+    print(
+        "console: http://%s:%d/  (Ctrl-C stops it)" % (args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)
+    )
     try:
         server.serve(url, args.host, args.port, args.lang)
     except OSError as exc:

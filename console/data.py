@@ -9,8 +9,22 @@ from console.web import NotFound
 from gateway import derive, fleet, report, review, store
 
 # Ready-made reasons for an invalid poll / a rejected force-majeure report (keys 1-6 pick one).
-POLL_REASONS = ("reason_not_customer", "reason_no_service", "reason_pressed_by_staff", "reason_repeat", "reason_test", "reason_other_video")
-FM_REASONS = ("reason_fm_none_on_video", "reason_fm_normal_queue", "reason_fm_staff_break", "reason_fm_test", "reason_fm_wrong_panel", "reason_other_video")
+POLL_REASONS = (
+    "reason_not_customer",
+    "reason_no_service",
+    "reason_pressed_by_staff",
+    "reason_repeat",
+    "reason_test",
+    "reason_other_video",
+)
+FM_REASONS = (
+    "reason_fm_none_on_video",
+    "reason_fm_normal_queue",
+    "reason_fm_staff_break",
+    "reason_fm_test",
+    "reason_fm_wrong_panel",
+    "reason_other_video",
+)
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".ogv", ".ogg", ".m4v")
 NEIGHBOURS = 6
 FLEET_PAGE = 50
@@ -109,9 +123,14 @@ def timeline(c, fm, verdict):
             "from_ms": lo,
             "to_ms": hi,
             "reported": (x(start), x(end)),
-            "confirmed": (x(conf_from or start), x(conf_to or end)) if verdict and verdict["verdict"] == "confirm" else None,
+            "confirmed": (x(conf_from or start), x(conf_to or end))
+            if verdict and verdict["verdict"] == "confirm"
+            else None,
             "polls": [(x(p["opened_ms"]), p["answer"] or "silent", p["opened_ms"]) for p in polls],
-            "ticks": [(x(ms), ms) for ms in range(lo - lo % 600000 + 600000, hi, max(600000, (hi - lo) // 8 // 600000 * 600000))],
+            "ticks": [
+                (x(ms), ms)
+                for ms in range(lo - lo % 600000 + 600000, hi, max(600000, (hi - lo) // 8 // 600000 * 600000))
+            ],
         }
     }
 
@@ -124,14 +143,14 @@ def give_verdict(c, kind, ident, verdict, reason, from_ms=None, to_ms=None):
     target = review.POLL if kind == "poll" else review.FM
     if verdict == review.REOPEN:
         raise review.ReviewError("reopen is recorded by undo")
-    return review.record(c.db, target, ident, verdict, reason, c.user["username"], c.now_ms, from_ms, to_ms)
+    return review.record(c.db, target, ident, verdict, reason, c.me["username"], c.now_ms, from_ms, to_ms)
 
 
 def undo(c, kind, ident):
     site, _device, _seq = review.parse_id(ident)
     if not c.allows(site):
         raise NotFound()
-    return review.undo(c.db, review.POLL if kind == "poll" else review.FM, ident, c.user["username"], c.now_ms)
+    return review.undo(c.db, review.POLL if kind == "poll" else review.FM, ident, c.me["username"], c.now_ms)
 
 
 def bulk(c, idents, verdict, reason):
@@ -155,7 +174,7 @@ def bulk(c, idents, verdict, reason):
 REPORT_BYS = ("site", "employee", "device", "question")
 
 
-def report_params(c, params):
+def report_params(c, params, first_office=True):
     """(kwargs for report.build_report, errors {field: message}, values for the form)."""
     errors = {}
     by = params.get("by") or "site"
@@ -166,15 +185,17 @@ def report_params(c, params):
     if period not in report.PERIODS:
         errors["period"] = c.t("err_period")
         period = "all"
-    site = (params.get("site") or "").strip() or None
+    asked = params.get("site")
+    site = (asked or "").strip() or None
     offices = c.offices()
-    if site is not None and not c.allows(site):
+    if site is not None and (not c.allows(site) or ("site", site) not in c.history.keys("site")):
         raise NotFound()
-    if site is None and c.sites is not None:
-        if len(offices) == 1:
-            site = offices[0][0]
-        elif offices:
-            errors["site"] = c.t("err_choose_office")
+    if site is None and offices and (len(offices) == 1 and c.sites is not None or asked is None and first_office):
+        # the first office by default: a report over every office of a large chain reads a
+        # lot (see bench/README.md); "all offices" stays one choice away for those who may
+        site = offices[0][0]
+    elif site is None and c.sites is not None and offices:
+        errors["site"] = c.t("err_choose_office")
     dates = {}
     for name in ("from", "to"):
         text = (params.get(name) or "").strip()

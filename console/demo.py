@@ -37,12 +37,23 @@ def accounts(db, now_ms=None):
             if not offices:
                 continue
             scope = {"offices": [offices[0]]}
+        assert isinstance(scope, dict)
         password = secrets.token_urlsafe(9)
         if users.by_username(db, name) is None:
-            users.add(db, name, password, role, now_ms, name=full, lang="en", **scope)
+            users.add(
+                db,
+                name,
+                password,
+                role,
+                now_ms,
+                name=full,
+                lang="en",
+                all_offices=bool(scope.get("all_offices")),
+                offices=scope.get("offices", ()),
+            )
         else:
             users.set_password(db, name, password, now_ms)
-            if users.by_username(db, name)["disabled"]:
+            if (users.by_username(db, name) or {}).get("disabled"):
                 users.set_disabled(db, name, False, now_ms)
         out.append((role, name, password))
     return out

@@ -46,7 +46,10 @@ TEXT = {
     "home_role_technician": ("Вы следите за панелями.", "You watch the panels."),
     "home_review": ("Очередь проверки эксперта.", "The expert's review queue."),
     "home_reports": ("KPI по офисам и сотрудникам, с интервалами.", "KPIs per office and employee, with intervals."),
-    "home_fleet": ("Связь, конфигурация, прошивка и неисправности панелей.", "Connection, config, firmware and faults of the panels."),
+    "home_fleet": (
+        "Связь, конфигурация, прошивка и неисправности панелей.",
+        "Connection, config, firmware and faults of the panels.",
+    ),
     "home_admin": ("Учётные записи, роли, офисы, токены API.", "Accounts, roles, offices, API tokens."),
     "your_offices": ("Ваши офисы", "Your offices"),
     "no_offices": ("Нет офисов.", "No offices."),
@@ -123,7 +126,10 @@ TEXT = {
     "done_saved": ("Решение записано.", "Verdict recorded."),
     "done_undone": ("Решение отменено (новой записью в журнале).", "Verdict undone (as a new entry in the trail)."),
     "done_bulk": ("Решения записаны.", "Verdicts recorded."),
-    "done_added": ("Учётная запись добавлена: при первом входе нужно сменить пароль.", "Account added: it must change its password at the first sign-in."),
+    "done_added": (
+        "Учётная запись добавлена: при первом входе нужно сменить пароль.",
+        "Account added: it must change its password at the first sign-in.",
+    ),
     "done_state": ("Состояние учётной записи изменено.", "Account state changed."),
     "done_revoked": ("Токен отозван.", "Token revoked."),
     "done_password": ("Пароль изменён.", "The password is changed."),
@@ -154,7 +160,10 @@ TEXT = {
     "video_open": ("Открыть видео отдельно", "Open the video on its own"),
     "video_open_at": ("Открыть видеоархив на %(time)s (o)", "Open the video archive at %(time)s (o)"),
     "video_external": ("Архив камеры откроется в новой вкладке.", "The camera archive opens in a new tab."),
-    "video_none": ("У этой панели нет ссылки на камеру (camera в файле площадок).", "This panel has no camera link (camera in the site file)."),
+    "video_none": (
+        "У этой панели нет ссылки на камеру (camera в файле площадок).",
+        "This panel has no camera link (camera in the site file).",
+    ),
     "timeline": ("Шкала времени", "Time line"),
     "timeline_desc": (
         "Заявленный период %(start)s–%(end)s и %(n)s опросов этой панели рядом.",
@@ -355,14 +364,20 @@ TEXT = {
         "Это решение подходит не ко всем отмеченным: «действителен/недействителен» — для опросов, «подтвердить/отклонить» — для форс-мажоров.",
         "This verdict does not fit every selected item: valid/invalid is for polls, confirm/reject for force majeure.",
     ),
-    "err_account_name": ("2–64 символа: a–z, 0–9, «.», «_», «-», «@».", "2–64 characters: a–z, 0–9, '.', '_', '-', '@'."),
+    "err_account_name": (
+        "2–64 символа: a–z, 0–9, «.», «_», «-», «@».",
+        "2–64 characters: a–z, 0–9, '.', '_', '-', '@'.",
+    ),
     "err_account_taken": ("Такая учётная запись уже есть.", "This account exists already."),
     "err_role": ("Выберите роль из списка.", "Choose a role from the list."),
     "err_scope": (
         "Выберите офисы (или «все офисы», но не вместе с отдельными).",
         "Choose offices (or all offices, but not together with single ones).",
     ),
-    "err_last_admin": ("Это последний администратор: сначала добавьте другого.", "This is the last admin: add another one first."),
+    "err_last_admin": (
+        "Это последний администратор: сначала добавьте другого.",
+        "This is the last admin: add another one first.",
+    ),
     "err_token_account": ("Выберите учётную запись.", "Choose an account."),
     "err_token_name": ("Напишите, для чего токен (1–80 символов).", "Say what uses the token (1–80 characters)."),
 }

@@ -118,9 +118,9 @@ async def account_password(request: Request):
         c.check_csrf(fields.get("csrf"))
         errors = {}
         current, new, again = fields.get("current") or "", fields.get("new") or "", fields.get("again") or ""
-        if not users.password_matches(c.db, c.user["id"], current):
+        if not users.password_matches(c.db, c.me["id"], current):
             errors["current"] = c.t("err_current_password")
-        problem = users.check_password(new, c.user["username"])
+        problem = users.check_password(new, c.me["username"])
         if problem:
             errors["new"] = c.t("err_new_password", min=users.PASSWORD_MIN)
         elif new != again:
@@ -129,7 +129,7 @@ async def account_password(request: Request):
             errors["new"] = c.t("err_same_password")
         if errors:
             return c.render("account.html", 400, errors=errors, done=None)
-        user = users.set_password(c.db, c.user["username"], new, c.now_ms)
+        user = users.set_password(c.db, c.me["username"], new, c.now_ms)
         response = _redirect("/account?done=password")
         c.console.write_session(request, response, {"u": user["id"], "e": user["epoch"], "c": new_csrf()})
         return response
@@ -141,7 +141,7 @@ async def account_lang(request: Request):
     with context(request, "signed-in", allow_must_change=True) as c:
         c.check_csrf(fields.get("csrf"))
         lang = fields.get("lang")
-        users.set_lang(c.db, c.user["id"], lang if lang in ("ru", "en") else None, c.now_ms)
+        users.set_lang(c.db, c.me["id"], lang if lang in ("ru", "en") else None, c.now_ms)
         return _redirect(_safe_next(fields.get("next") or "/account"))
 
 
@@ -164,7 +164,10 @@ def _weeks(flt):
     for sign in (-1, 1):
         out.append(
             urllib.parse.urlencode(
-                flt.query(page=None, **{"from": (flt.start + sign * span).isoformat(), "to": (flt.end + sign * span).isoformat()})
+                flt.query(
+                    page=None,
+                    **{"from": (flt.start + sign * span).isoformat(), "to": (flt.end + sign * span).isoformat()},
+                )
             )
         )
     return out
@@ -492,7 +495,7 @@ async def admin_token(request: Request):
             errors["token_name"] = c.t("err_token_name")
         if errors:
             return _users_page(c, errors, fields, 400)
-        token, _row = users.create_token(c.db, account, name, c.user["username"], c.now_ms)
+        token, _row = users.create_token(c.db, account, name, c.me["username"], c.now_ms)
         return _users_page(c, token=token)
 
 
@@ -524,7 +527,9 @@ def api_docs(request: Request):
                         "path": path,
                         "summary": op.get("summary", ""),
                         "description": op.get("description", ""),
-                        "params": [(p["name"], p.get("in"), p.get("description", "")) for p in op.get("parameters", [])],
+                        "params": [
+                            (p["name"], p.get("in"), p.get("description", "")) for p in op.get("parameters", [])
+                        ],
                     }
                 )
         return c.render("api.html", ops=ops)

@@ -157,7 +157,7 @@ def bounds(flt, history, sites):
     return out
 
 
-def load(db, history, sites, flt, share, seed="0"):
+def load(db, history, sites, flt, share, seed=0):
     """The queue of the offices `sites` (a set; None: every office the history knows) for the
     filter: (items, counts). Reads light rows only (derive.index) and the verdicts of the
     sampled items (review.latest_for)."""

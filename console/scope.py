@@ -26,13 +26,16 @@ def can(role, capability):
     return role in CAPABILITIES.get(capability, ())
 
 
-def regions(history, t):
+def regions(history, t) -> dict[str, list[str]]:
     """{region name: [office ids]} of the site file's location tree at time t; {} while the
     settings history knows no regions (`History.regions(t)` does not exist yet)."""
     fn = getattr(history, "regions", None)
     if not callable(fn):
         return {}
-    return {name: list(offices) for name, offices in (fn(t) or {}).items()}
+    tree = fn(t)
+    if not isinstance(tree, dict):
+        return {}
+    return {str(name): [str(o) for o in offices] for name, offices in tree.items()}
 
 
 class Scope:
@@ -40,8 +43,8 @@ class Scope:
 
     def __init__(self, all_offices=False, offices=(), region_names=()):
         self.all_offices = bool(all_offices)
-        self.offices = frozenset(offices or ())
-        self.regions = frozenset(region_names or ())
+        self.offices: frozenset[str] = frozenset(offices or ())
+        self.regions: frozenset[str] = frozenset(region_names or ())
 
     @classmethod
     def of(cls, user):
@@ -53,10 +56,10 @@ class Scope:
         """The office ids in scope at time t: a frozenset, or None for every office."""
         if self.all_offices:
             return None
-        out = set(self.offices)
+        out: set[str] = set(self.offices)
         tree = regions(history, t)
         for name in self.regions:
-            out.update(tree.get(name, ()))
+            out.update(tree.get(name, []))
         return frozenset(out)
 
     def allows(self, site, history, t):

@@ -116,7 +116,7 @@ class Console:
     def __init__(self, db_url, lang=None):
         first = schema.open_database(db_url)  # migrations run once, here
         try:
-            key = users.secret(first, "session-key", now_ms())
+            key = str(users.secret(first, "session-key", now_ms()))
         finally:
             first.close()
         self.pool = Pool(db_url)
@@ -181,6 +181,13 @@ class Ctx:
         self.scope = Scope.of(user) if user else Scope()
         self.sites = self.scope.sites(self.history, self.now_ms) if user else frozenset()
         self.csrf = (session or {}).get("c", "")
+
+    @property
+    def me(self) -> dict:
+        """The signed-in account (handlers that required a capability always have one)."""
+        if self.user is None:
+            raise NeedLogin()
+        return self.user
 
     def t(self, key, **values):
         return i18n.t(self.lang, key, **values)

@@ -127,7 +127,14 @@ def cmd_list(args):
             }
             for u in rows
         ],
-        [("username", "account"), ("name", "name"), ("role", "role"), ("scope", "scope"), ("lang", "lang"), ("state", "state")],
+        [
+            ("username", "account"),
+            ("name", "name"),
+            ("role", "role"),
+            ("scope", "scope"),
+            ("lang", "lang"),
+            ("state", "state"),
+        ],
     )
     return 0
 
@@ -142,7 +149,10 @@ def _set_disabled(args, disabled):
         raise CliError(str(exc)) from None
     finally:
         db.close()
-    print("account %s %s" % (user["username"], "disabled; its sessions and tokens stop working" if disabled else "enabled"))
+    print(
+        "account %s %s"
+        % (user["username"], "disabled; its sessions and tokens stop working" if disabled else "enabled")
+    )
     return 0
 
 
@@ -213,12 +223,18 @@ def register(sub):
 
     p = cmd("add", cmd_add, "add an account (the password is asked for)")
     p.add_argument("username", metavar="NAME", help="account name, e.g. elena.ivanova")
-    p.add_argument("--role", required=True, choices=("admin", "expert", "analyst", "store-manager", "technician"), help=ROLE_HELP)
+    p.add_argument(
+        "--role", required=True, choices=("admin", "expert", "analyst", "store-manager", "technician"), help=ROLE_HELP
+    )
     p.add_argument("--name", dest="name", metavar="TEXT", help="the person's full name (shown in the console)")
     p.add_argument("--office", action="append", default=[], metavar="SITE_ID", help="an office in scope (repeatable)")
-    p.add_argument("--region", action="append", default=[], metavar="NAME", help="a region of the site file in scope (repeatable)")
+    p.add_argument(
+        "--region", action="append", default=[], metavar="NAME", help="a region of the site file in scope (repeatable)"
+    )
     p.add_argument("--all-offices", action="store_true", help="every office (not for store managers, usually)")
-    p.add_argument("--lang", choices=("ru", "en"), help="the console's language for this account (default: the site file's)")
+    p.add_argument(
+        "--lang", choices=("ru", "en"), help="the console's language for this account (default: the site file's)"
+    )
     p.add_argument("--password-stdin", action="store_true", help="read the password as one line from standard input")
 
     p = cmd("list", cmd_list, "list the accounts (never passwords)")

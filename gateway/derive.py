@@ -472,9 +472,7 @@ def polls_page(db, sites=None, from_ms=None, to_ms=None, answer=None, employee=N
 
 def poll(db, site, device, open_seq):
     """One poll row, or None."""
-    return db.query_one(
-        "SELECT * FROM polls WHERE site = ? AND device = ? AND open_seq = ?", (site, device, open_seq)
-    )
+    return db.query_one("SELECT * FROM polls WHERE site = ? AND device = ? AND open_seq = ?", (site, device, open_seq))
 
 
 def report(db, site, device, seq):

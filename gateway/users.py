@@ -81,9 +81,7 @@ def check_scope(role, all_offices, offices, regions, known_sites=None):
     if all_offices and (offices or regions):
         raise UserError("give either --all-offices or --office/--region, not both")
     if not all_offices and not offices and not regions:
-        raise UserError(
-            "a %s needs a scope: --office SITE_ID (repeatable), --region NAME, or --all-offices" % role
-        )
+        raise UserError("a %s needs a scope: --office SITE_ID (repeatable), --region NAME, or --all-offices" % role)
     if known_sites is not None:
         unknown = [o for o in offices if o not in known_sites]
         if unknown:
@@ -148,9 +146,7 @@ def _dummy_hash():
 _PUBLIC = "id, username, name, role, all_offices, offices, regions, lang, must_change, disabled, epoch, created_ms, updated_ms"
 
 
-def _user(row):
-    if row is None:
-        return None
+def _user(row) -> dict:
     out = dict(row)
     out["offices"] = json.loads(out["offices"])
     out["regions"] = json.loads(out["regions"])
@@ -188,7 +184,9 @@ def add(
     pw_hash = hash_password(password)
     with db.transaction():
         if by_username(db, username) is not None:
-            raise UserError("account %r exists already; `rating user passwd %s` sets a new password" % (username, username))
+            raise UserError(
+                "account %r exists already; `rating user passwd %s` sets a new password" % (username, username)
+            )
         db.execute(
             "INSERT INTO users (username, name, role, all_offices, offices, regions, lang, password_hash,"
             " must_change, disabled, epoch, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)",
@@ -206,15 +204,25 @@ def add(
                 now_ms,
             ),
         )
-    return by_username(db, username)
+    return _require(db, username)
 
 
-def by_username(db, username):
-    return _user(db.query_one("SELECT %s FROM users WHERE username = ?" % _PUBLIC, ((username or "").lower(),)))
+def by_username(db, username) -> dict | None:
+    row = db.query_one("SELECT %s FROM users WHERE username = ?" % _PUBLIC, ((username or "").lower(),))
+    return None if row is None else _user(row)
 
 
-def get(db, user_id):
-    return _user(db.query_one("SELECT %s FROM users WHERE id = ?" % _PUBLIC, (user_id,)))
+def get(db, user_id) -> dict | None:
+    row = db.query_one("SELECT %s FROM users WHERE id = ?" % _PUBLIC, (user_id,))
+    return None if row is None else _user(row)
+
+
+def _fetch(db, user_id) -> dict:
+    """The account that was just written (it exists: the caller made or found it)."""
+    user = get(db, user_id)
+    if user is None:
+        raise UserError("account %s vanished; try again" % user_id)
+    return user
 
 
 def list_users(db):
@@ -226,7 +234,7 @@ def count_admins(db):
     return db.scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0") or 0
 
 
-def _require(db, username):
+def _require(db, username) -> dict:
     user = by_username(db, username)
     if user is None:
         raise UserError("no account %r; `rating user list` shows them" % (username,))
@@ -243,7 +251,7 @@ def set_password(db, username, password, now_ms, must_change=False):
         "UPDATE users SET password_hash = ?, must_change = ?, epoch = epoch + 1, updated_ms = ? WHERE id = ?",
         (hash_password(password), int(bool(must_change)), now_ms, user["id"]),
     )
-    return get(db, user["id"])
+    return _fetch(db, user["id"])
 
 
 def set_disabled(db, username, disabled, now_ms):
@@ -257,7 +265,7 @@ def set_disabled(db, username, disabled, now_ms):
             "UPDATE users SET disabled = ?, epoch = epoch + 1, updated_ms = ? WHERE id = ?",
             (int(bool(disabled)), now_ms, user["id"]),
         )
-    return get(db, user["id"])
+    return _fetch(db, user["id"])
 
 
 def update(db, username, now_ms, role=None, name=None, all_offices=None, offices=None, regions=None, known_sites=None):
@@ -288,7 +296,7 @@ def update(db, username, now_ms, role=None, name=None, all_offices=None, offices
                 user["id"],
             ),
         )
-    return get(db, user["id"])
+    return _fetch(db, user["id"])
 
 
 def set_lang(db, user_id, lang, now_ms):
@@ -312,7 +320,7 @@ def bootstrap(db, username, now_ms):
             " updated_ms = ? WHERE id = ?",
             (now_ms, user["id"]),
         )
-        return get(db, user["id"]), password
+        return _fetch(db, user["id"]), password
     return add(db, username, password, "admin", now_ms, name="Administrator", must_change=True), password
 
 
@@ -358,14 +366,15 @@ def authenticate(db, username, password, client, now_ms):
     ok = bool(ok and row and not row["disabled"])
     with db.transaction():
         db.execute(
-            "INSERT INTO login_attempts (username, client, at_ms, ok) VALUES (?, ?, ?, ?)", (name, client, now_ms, int(ok))
+            "INSERT INTO login_attempts (username, client, at_ms, ok) VALUES (?, ?, ?, ?)",
+            (name, client, now_ms, int(ok)),
         )
         db.execute("DELETE FROM login_attempts WHERE at_ms < ?", (now_ms - LOGIN_KEEP_MS,))
         if ok and rehash and row:
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (rehash, row["id"]))
-    if not ok:
+    if not ok or row is None:
         return None, 0
-    return get(db, row["id"]), 0
+    return _fetch(db, row["id"]), 0
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -399,9 +408,7 @@ def list_tokens(db):
 
 
 def revoke_token(db, token_id, now_ms):
-    n = db.execute(
-        "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (now_ms, int(token_id))
-    )
+    n = db.execute("UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (now_ms, int(token_id)))
     if not n:
         raise UserError("no active token %s" % token_id)
 

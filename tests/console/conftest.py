@@ -52,5 +52,3 @@ def client(console):
         return c
 
     return make
-
-

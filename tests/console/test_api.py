@@ -82,7 +82,12 @@ def test_the_report_api_gives_the_same_dict_as_rating_report(client, console):
     got = json.loads(body)
     db = schema.open_database(console.db_url)
     want = report.build_report(
-        db, by="employee", site="msk", start=dt.datetime(2025, 3, 3), end=dt.datetime(2025, 3, 10), lang="en",
+        db,
+        by="employee",
+        site="msk",
+        start=dt.datetime(2025, 3, 3),
+        end=dt.datetime(2025, 3, 10),
+        lang="en",
         now_ms=got["generated_ms"],
     )
     db.close()
@@ -110,7 +115,14 @@ def test_an_admin_makes_accounts_and_tokens_in_the_console(client, console):
     assert body.count('class="error"') == 3  # one message per field: name, scope, password
     status, _h, _b = admin.post(
         "/admin/users",
-        {"csrf": token, "username": "olga", "name": "Olga", "role": "store-manager", "offices": ["ber"], "password": PASSWORD},
+        {
+            "csrf": token,
+            "username": "olga",
+            "name": "Olga",
+            "role": "store-manager",
+            "offices": ["ber"],
+            "password": PASSWORD,
+        },
     )
     assert status == 303
     status, _h, body = admin.post("/admin/tokens", {"csrf": token, "account": "olga", "token_name": "Power BI"})

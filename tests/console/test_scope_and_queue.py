@@ -65,7 +65,12 @@ def test_a_bad_filter_says_what_is_wrong_per_field():
     flt = queue.Filter.parse({"from": "2025-03-09", "to": "2025-03-03"})
     assert set(flt.errors) == {"to"}
     ok = queue.Filter.parse({"site": "msk", "from": "2025-03-03", "to": "2025-03-09", "page": "2"})
-    assert not ok.errors and ok.query(page=None) == {"site": "msk", "status": "pending", "from": "2025-03-03", "to": "2025-03-09"}
+    assert not ok.errors and ok.query(page=None) == {
+        "site": "msk",
+        "status": "pending",
+        "from": "2025-03-03",
+        "to": "2025-03-09",
+    }
 
 
 def test_times_name_their_zone_and_numbers_follow_the_language():

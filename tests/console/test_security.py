@@ -118,10 +118,13 @@ def test_a_temporary_password_must_be_changed_before_anything_else(client, conso
     assert headers["location"] == "/account"
     assert c.get("/reports")[1]["location"] == "/account"
     token = c.csrf("/account")
-    status, _h, body = c.post("/account/password", {"csrf": token, "current": "temporary pass 1", "new": "short", "again": "short"})
+    status, _h, body = c.post(
+        "/account/password", {"csrf": token, "current": "temporary pass 1", "new": "short", "again": "short"}
+    )
     assert status == 400 and "at least 10 characters" in body
     status, _h, _b = c.post(
-        "/account/password", {"csrf": token, "current": "temporary pass 1", "new": "a much better one", "again": "a much better one"}
+        "/account/password",
+        {"csrf": token, "current": "temporary pass 1", "new": "a much better one", "again": "a much better one"},
     )
     assert status == 303
     assert c.get("/reports")[0] == 200
@@ -184,7 +187,9 @@ def test_after_sign_in_only_a_local_path_is_followed(client):
     c = client()
     token = c.csrf("/login")
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil"):
-        status, headers, _ = c.post("/login", {"csrf": token, "username": "expert", "password": PASSWORD, "next": target})
+        status, headers, _ = c.post(
+            "/login", {"csrf": token, "username": "expert", "password": PASSWORD, "next": target}
+        )
         assert headers["location"] == "/", target
         c = client()
         token = c.csrf("/login")

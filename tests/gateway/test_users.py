@@ -25,7 +25,12 @@ def test_a_password_is_stored_only_as_an_argon2_hash(any_db):
 
 @pytest.mark.parametrize(
     "password, problem",
-    [("short", "at least 10"), ("elena.ivanova", "account name"), ("aaaaaaaaaaaa", "too simple"), ("x" * 300, "at most")],
+    [
+        ("short", "at least 10"),
+        ("elena.ivanova", "account name"),
+        ("aaaaaaaaaaaa", "too simple"),
+        ("x" * 300, "at most"),
+    ],
 )
 def test_weak_passwords_are_refused_with_the_reason(password, problem):
     assert problem in users.check_password(password, "elena.ivanova")
@@ -123,11 +128,18 @@ def test_rating_user_add_list_disable_passwd(tmp_path):
     apply_site(db)
     db.close()
     url = "sqlite:///%s" % (tmp_path / "rating.db")
-    code, out, err = _run(["user", "add", "anna", "--role", "store-manager", "--office", "msk", "--db", url, "--password-stdin"], PW + "\n")
+    code, out, err = _run(
+        ["user", "add", "anna", "--role", "store-manager", "--office", "msk", "--db", url, "--password-stdin"],
+        PW + "\n",
+    )
     assert code == 0 and "anna (store-manager, offices msk) added" in out
-    code, out, err = _run(["user", "add", "bob", "--role", "store-manager", "--office", "spb", "--db", url, "--password-stdin"], PW + "\n")
+    code, out, err = _run(
+        ["user", "add", "bob", "--role", "store-manager", "--office", "spb", "--db", url, "--password-stdin"], PW + "\n"
+    )
     assert code == 2 and "office spb is not in the site file" in err and "Traceback" not in err
-    code, out, err = _run(["user", "add", "bob", "--role", "expert", "--all-offices", "--db", url, "--password-stdin"], "short\n")
+    code, out, err = _run(
+        ["user", "add", "bob", "--role", "expert", "--all-offices", "--db", url, "--password-stdin"], "short\n"
+    )
     assert code == 2 and "at least 10 characters" in err
     code, out, _ = _run(["user", "list", "--db", url])
     assert "anna" in out and "bob" not in out and PW not in out

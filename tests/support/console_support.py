@@ -65,8 +65,6 @@ def build_chain(db):
     derive.rebuild(db, T_WEEK + 24 * HOUR)
 
 
-
-
 class Client:
     """A browser-less visitor: cookies, CSRF tokens read from the pages, JSON helpers."""
 
@@ -111,5 +109,3 @@ class Client:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
-
-
