@@ -60,8 +60,16 @@ def test_rating_web_refuses_a_bad_port_in_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --port must be between 1 and 65535"
 
 
-def test_the_demo_console_starts_with_an_expert_and_a_store_manager(chain_url):
+def test_the_demo_console_starts_with_an_expert_and_a_store_manager(tmp_path):
+    from console_support import build_chain
+    from gw_site_support import sqlite_db
+
     from console import demo
+
+    db = sqlite_db(tmp_path, "demo.db")
+    build_chain(db)
+    db.close()
+    chain_url = "sqlite:///%s" % (tmp_path / "demo.db")
 
     running, logins = demo.start(chain_url)
     try:
