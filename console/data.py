@@ -241,7 +241,7 @@ def build_report(c, kwargs):
 def fleet_page(c, site=None, state=None, page=1, size=FLEET_PAGE):
     """(rows of the page with their gaps, summary over the filter, pages, dead letters in scope)."""
     sites = c.sites if site is None else ({site} if c.allows(site) else set())
-    rows = fleet.rows(c.db, c.history, c.now_ms, sites, c.lang)
+    rows = fleet.rows(c.db, c.history, c.now_ms, sites)
     summary = fleet.summary(rows)
     if state:
         rows = [r for r in rows if r["connection"] == state]

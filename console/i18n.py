@@ -247,8 +247,8 @@ TEXT = {
     "bottleneck": ("Узкое место", "Bottleneck"),
     "no_polls": ("Нет опросов за выбранный период.", "No polls in the chosen period."),
     "report_same_as_cli": (
-        "Те же цифры даёт `rating report` с теми же параметрами.",
-        "`rating report` with the same options gives the same figures.",
+        "Те же цифры даёт команда rating report с теми же параметрами.",
+        "The command rating report with the same options gives the same figures.",
     ),
     # fleet
     "fleet_title": ("Панели", "Panels"),

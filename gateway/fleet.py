@@ -36,11 +36,11 @@ def connection(state, now_ms, stale_ms=STALE_MS):
     return "online"
 
 
-def _question(history, site, device, now_ms, lang):
+def _question(history, site, device, now_ms):
+    """(question id, the text the panel shows now: deployment language, employee filled in)."""
     panel = history.panel(site, device, now_ms) or {}
-    qid = panel.get("question")
-    q = history.question(qid, now_ms) or {}
-    return qid, q.get("text_" + lang) or q.get("text_ru") or q.get("text_en") or qid
+    want = configpush.desired(history, site, device, now_ms) or {}
+    return panel.get("question"), want.get("question") or panel.get("question")
 
 
 def _reset(payload):
@@ -52,7 +52,7 @@ def _reset(payload):
     return data.get("reset") if isinstance(data, dict) else None
 
 
-def rows(db, history, now_ms, sites=None, lang="en", stale_ms=STALE_MS):
+def rows(db, history, now_ms, sites=None, stale_ms=STALE_MS):
     """Every panel configured now or ever seen (of the offices `sites`, None: all), sorted by
     office and panel, without the gap columns (see add_gaps)."""
     configured = set(history.panels(now_ms))
@@ -66,7 +66,7 @@ def rows(db, history, now_ms, sites=None, lang="en", stale_ms=STALE_MS):
         if sites is not None and site not in sites:
             continue
         st = states.get((site, device)) or {}
-        qid, qtext = _question(history, site, device, now_ms, lang)
+        qid, qtext = _question(history, site, device, now_ms)
         cfg = st.get("cfg")
         want = pushed.get((site, device))
         faults = json.loads(st["faults"]) if st.get("faults") else []

@@ -11,7 +11,7 @@ import urllib.request
 
 from gw_site_support import MIN, SITE_TOML, Panel, apply_site, store_events
 
-from gateway import derive
+from gateway import derive, store
 
 T_WEEK = 1741003200000  # 2025-03-03T12:00:00Z, a Monday: 15:00 in Moscow, 13:00 in Berlin
 HOUR = 60 * MIN
@@ -62,6 +62,11 @@ def build_chain(db):
     for i, a in enumerate(["no", "yes", "no", "yes"]):
         ber.poll(T_WEEK + HOUR + i * 25 * MIN, a)
     store_events(db, msk.events + exit_.events + ber.events)
+    with db.transaction():  # what the panels last said (the Berlin panel: events, never a state)
+        store.touch_last_seen(db, "ber", "desk-1", T_WEEK + 3 * HOUR)
+        for device, faults in (("desk-1", []), ("exit", ["stuck:yes"])):
+            state = {"online": True, "boot": 1, "up": 1, "t": T_WEEK, "fw": "0.1.0", "seq": 1, "pending": 0}
+            store.upsert_state(db, "msk", device, dict(state, faults=faults, cfg=1), T_WEEK + 5 * HOUR, "{}")
     derive.rebuild(db, T_WEEK + 24 * HOUR)
 
 
