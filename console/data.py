@@ -2,6 +2,8 @@
 and the fleet, each read through the gateway's modules within the account's scope."""
 
 import datetime as _dt
+import threading
+import time
 import urllib.parse
 
 from console import queue
@@ -50,9 +52,41 @@ def review_filter(c, params):
     return flt
 
 
-def review_queue(c, flt):
+# The sample of a filter is kept for a minute: opening an item, giving a verdict and moving on
+# to the next one re-read only the verdicts, not a week of polls. A poll that arrives meanwhile
+# joins the queue at most SAMPLE_TTL_S later; verdicts are always read fresh.
+SAMPLE_TTL_S = 60
+_SAMPLES = {}
+_SAMPLES_LOCK = threading.Lock()
+
+
+def review_sample(c, flt):
     share = c.history.deployment(c.now_ms).get("review_share", 0.1)
-    return queue.load(c.db, c.history, c.sites, flt, share)
+    key = (
+        c.console,
+        None if c.sites is None else frozenset(c.sites),
+        flt.site,
+        flt.employee,
+        flt.start,
+        flt.end,
+        share,
+        id(c.history),
+    )
+    now = time.monotonic()
+    with _SAMPLES_LOCK:
+        found = _SAMPLES.get(key)
+        if found and found[0] > now:
+            return found[1]
+    sampled = queue.sample_of(c.db, c.history, c.sites, flt, share)
+    with _SAMPLES_LOCK:
+        for k in [k for k, v in _SAMPLES.items() if v[0] <= now]:
+            del _SAMPLES[k]
+        _SAMPLES[key] = (now + SAMPLE_TTL_S, sampled)
+    return sampled
+
+
+def review_queue(c, flt):
+    return queue.load(c.db, review_sample(c, flt), flt)
 
 
 def is_playable(url):

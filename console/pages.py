@@ -202,20 +202,10 @@ def review_list(request: Request):
 
 
 def _neighbours(c, params, ident):
-    """(previous id, next pending id) around `ident` in the queue of the filter."""
+    """(previous id, next pending id) around `ident` in the queue of the filter, time order."""
     flt = data.review_filter(c, params)
-    flt.status = "all"
-    items, _ = data.review_queue(c, flt)
-    ids = [i["kind"] + ":" + i["id"] for i in items]
-    here = ids.index(ident) if ident in ids else -1
-    prev_id = ids[here - 1] if here > 0 else None
-    nxt = None
-    order = items[here + 1 :] + items[: max(here, 0)] if here >= 0 else items
-    for i in order:
-        if not i["decided"] and i["kind"] + ":" + i["id"] != ident:
-            nxt = i["kind"] + ":" + i["id"]
-            break
-    return prev_id, nxt
+    sampled = [(s, r) for s, r in data.review_sample(c, flt) if not flt.kind or s == flt.kind]
+    return queue.neighbours(c.db, sampled, ident)
 
 
 def _item_url(key, qs):

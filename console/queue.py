@@ -15,8 +15,6 @@ from gateway import derive, review
 KINDS = ("no", "fm", "random")
 STATUSES = ("pending", "decided", "all")
 PAGE_SIZE = 50
-# a local date bound is one instant per office, all within this much of the bound read as UTC
-_SLACK_MS = 26 * 3600 * 1000
 
 
 class Filter:
@@ -157,21 +155,23 @@ def bounds(flt, history, sites):
     return out
 
 
-def load(db, history, sites, flt, share, seed=0):
-    """The queue of the offices `sites` (a set; None: every office the history knows) for the
-    filter: (items, counts). Reads light rows only (derive.index) and the verdicts of the
-    sampled items (review.latest_for)."""
+def sample_of(db, history, sites, flt, share, seed=0):
+    """The sample [(stratum, light row)] in time order for the offices `sites` (a set; None:
+    every office the history knows), the filter's office, employee and dates, before kind and
+    status (those need no new read). Reads light rows only (derive.index)."""
     if sites is None:
         sites = {k for _, k in history.keys("site")}
     if flt.site:
         sites = {flt.site} & set(sites)
     sites = sorted(sites)
     if not sites:
-        return [], build([], {}, flt)[1]
+        return []
     per_site = bounds(flt, history, sites)
-    utc = _dt.UTC
-    lo = None if flt.start is None else _ms(flt.start, utc) - _SLACK_MS
-    hi = None if flt.end is None else _ms(flt.end + _dt.timedelta(days=1), utc) + _SLACK_MS
+    # one query for all offices, from the earliest office's start to the latest one's end
+    starts = [b[0] for b in per_site.values()]
+    ends = [b[1] for b in per_site.values()]
+    lo = None if None in starts else min(starts)
+    hi = None if None in ends else max(ends)
     polls, fms = derive.index(db, None if len(sites) == len(history.keys("site")) else sites, lo, hi, flt.employee)
 
     def inside(site, at):
@@ -182,8 +182,30 @@ def load(db, history, sites, flt, share, seed=0):
 
     polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
     fms = [f for f in fms if inside(f["site"], f["start_ms"])]
-    sampled = review.sample(polls, fms, share, seed)
+    return review.sample(polls, fms, share, seed)
+
+
+def load(db, sampled, flt):
+    """(items, counts) of the sample for the filter, with the verdicts of its items
+    (review.latest_for)."""
     if flt.kind:
         sampled = [(s, r) for s, r in sampled if s == flt.kind]
     verdicts = review.latest_for(db, [target_key(s, r) for s, r in sampled])
     return build(sampled, verdicts, flt)
+
+
+def neighbours(db, sampled, key, chunk=100):
+    """(the item before `key` in time order, the next pending item after it, wrapping round)
+    as 'poll:site/device/seq' keys. Reads verdicts a chunk at a time, so a long week costs a
+    few small reads when the next pending item is near."""
+    keys = [("fm" if s == "fm" else "poll") + ":" + ident(s, r) for s, r in sampled]
+    here = keys.index(key) if key in keys else -1
+    before = keys[here - 1] if here > 0 else None
+    order = list(range(here + 1, len(sampled))) + list(range(0, max(here, 0)))
+    for i in range(0, len(order), chunk):
+        part = [sampled[j] for j in order[i : i + chunk]]
+        verdicts = review.latest_for(db, [target_key(s, r) for s, r in part])
+        for j, (s, r) in zip(order[i : i + chunk], part, strict=True):
+            if not item_status(s, r, verdicts)[0]:
+                return before, keys[j]
+    return before, None

@@ -412,7 +412,7 @@ def derived(db):
 
 # Light rows for lists that cover many polls (the console's review queue): only what sorting,
 # sampling and filtering need, so a week of a large chain stays cheap to read.
-INDEX_POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "answer", "employee", "kind")
+INDEX_POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "answer", "employee")
 INDEX_FM_COLUMNS = ("site", "device", "seq", "start_ms", "end_ms", "employee")
 
 

@@ -112,15 +112,16 @@ def latest_for(db, keys):
     panel over the seq range the keys span (a page of the review queue reads a few hundred
     verdicts, not the whole trail)."""
     spans = {}
-    for _target, site, device, seq in keys:
-        lo, hi = spans.get((site, device), (seq, seq))
-        spans[(site, device)] = (min(lo, seq), max(hi, seq))
+    for target, site, device, seq in keys:
+        lo, hi = spans.get((target, site, device), (seq, seq))
+        spans[(target, site, device)] = (min(lo, seq), max(hi, seq))
     wanted = set(keys)
     out = {}
-    for (site, device), (lo, hi) in sorted(spans.items()):
+    for (target, site, device), (lo, hi) in sorted(spans.items()):
+        # the index verdicts_target (target, site, device, seq) answers this range directly
         for row in db.query(
-            "SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq >= ? AND seq <= ? ORDER BY id",
-            (site, device, lo, hi),
+            "SELECT * FROM verdicts WHERE target = ? AND site = ? AND device = ? AND seq >= ? AND seq <= ? ORDER BY id",
+            (target, site, device, lo, hi),
         ):
             key = (row["target"], row["site"], row["device"], row["seq"])
             if key in wanted:
