@@ -4,7 +4,7 @@ account, OpenAPI."""
 import json
 
 import pytest
-from console_support import PASSWORD
+from console_support import PASSWORD, T_WEEK
 
 from gateway import review, schema, users
 
@@ -136,3 +136,52 @@ def test_an_admin_makes_accounts_and_tokens_in_the_console(client, console):
     status, _h, me = client().get("/api/v1/me", headers={"Authorization": "Bearer " + new})
     assert json.loads(me)["offices"] == ["ber"]
     assert "rt_" not in admin.get("/admin/users")[2].replace(new[:11], "")  # listed by prefix only
+
+
+def test_a_bulk_verdict_is_all_or_nothing(client, console):
+    expert = client("expert")
+    token = expert.csrf("/review")
+    mixed = {"csrf": token, "verdict": "valid", "item": ["poll:msk/desk-1/3", "fm:msk/desk-1/20"]}
+    status, _h, body = expert.post("/review/bulk", mixed)
+    assert status == 400 and "does not fit every selected item" in body
+    status, _h, body = expert.post("/review/bulk", {"csrf": token, "verdict": "invalid", "item": ["poll:msk/desk-1/3"]})
+    assert status == 400 and "Give a reason" in body
+    db = schema.open_database(console.db_url)
+    assert review.history(db, "msk/desk-1/3") == []
+    db.close()
+    ok = {
+        "csrf": token,
+        "verdict": "invalid",
+        "reason_choice": "reason_test",
+        "item": ["poll:msk/desk-1/3", "poll:ber/desk-1/1"],
+    }
+    status, headers, _b = expert.post("/review/bulk", ok)
+    assert status == 303 and "done=bulk" in headers["location"]
+    db = schema.open_database(console.db_url)
+    for ident in ("msk/desk-1/3", "ber/desk-1/1"):
+        (row,) = review.history(db, ident)
+        assert (row["verdict"], row["reason"], row["by_name"]) == ("invalid", "panel test", "expert")
+    db.close()
+
+
+def test_a_confirmed_force_majeure_keeps_the_period_the_expert_corrected(client, console):
+    expert = client("expert")
+    path = "/review/fm/msk/desk-1/20"
+    token = expert.csrf(path)
+    bad = {"csrf": token, "verdict": "confirm", "from": "2025-03-03T19:05:00", "to": "yesterday"}
+    status, _h, body = expert.post(path, bad)
+    assert status == 400 and body.count('class="error"') == 1 and "A time like" in body
+    backwards = dict(bad, to="2025-03-03T19:01:00")
+    status, _h, body = expert.post(path, backwards)
+    assert status == 400 and "The end must be after the start" in body
+    good = dict(bad, to="2025-03-03T19:25:00")  # Moscow wall-clock time, as the fields show it
+    status, _h, _b = expert.post(path + "?stay=1", dict(good, stay="1"))
+    assert status == 303
+    db = schema.open_database(console.db_url)
+    (row,) = review.history(db, "msk/desk-1/20")
+    db.close()
+    assert row["verdict"] == "confirm" and row["by_name"] == "expert"
+    assert row["from_ms"] == T_WEEK + 4 * 3600000 + 5 * 60000  # 19:05 in Moscow = 16:05 UTC
+    assert row["to_ms"] - row["from_ms"] == 20 * 60000
+    status, _h, body = expert.get(path)
+    assert 'id="tl-confirmed"' in body and "19:05" in body

@@ -96,3 +96,35 @@ def test_the_demo_console_starts_with_an_expert_and_a_store_manager(tmp_path):
     manager = users.by_username(db, "manager")
     assert manager is not None and manager["offices"] == ["ber"] and manager["role"] == "store-manager"
     db.close()
+
+
+def test_the_console_runs_on_postgresql(pg_url):
+    import json
+    import re
+
+    from console_support import ACCOUNTS, PASSWORD, T_WEEK, build_chain
+
+    from console import server
+
+    db = schema.open_database(pg_url)
+    build_chain(db)
+    name, role, scope = ACCOUNTS[1]
+    users.add(db, name, PASSWORD, role, T_WEEK, lang="en", **scope)
+    db.close()
+    running = server.start(pg_url)
+    try:
+        expert = Client(running.url)
+        assert expert.login("expert")[0] == 303
+        status, _h, body = expert.get("/review")
+        assert status == 200
+        first = re.search(r'href="(/review/poll/[^"?]+)', body)
+        assert first
+        token = expert.csrf(first.group(1))
+        status, headers, _b = expert.post(first.group(1), {"csrf": token, "verdict": "valid"})
+        assert status == 303 and "done=saved" in headers["location"]
+        assert expert.get("/reports")[0] == 200
+        page = json.loads(expert.get("/api/v1/polls?limit=5")[2])
+        rest = json.loads(expert.get("/api/v1/polls?limit=500&after=" + page["next"])[2])
+        assert len(page["polls"]) + len(rest["polls"]) == 18
+    finally:
+        running.stop()
