@@ -96,7 +96,11 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
 def history(db, ident):
     """Every verdict on this id (poll and/or report), oldest first."""
     site, device, seq = parse_id(ident)
-    return db.query("SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq = ? ORDER BY id", (site, device, seq))
+    # naming both targets lets the index verdicts_target (target, site, device, seq) answer
+    return db.query(
+        "SELECT * FROM verdicts WHERE target IN (?, ?) AND site = ? AND device = ? AND seq = ? ORDER BY id",
+        (POLL, FM, site, device, seq),
+    )
 
 
 def latest(db):
@@ -113,15 +117,18 @@ def latest_for(db, keys):
     verdicts, not the whole trail)."""
     spans = {}
     for target, site, device, seq in keys:
-        lo, hi = spans.get((target, site, device), (seq, seq))
-        spans[(target, site, device)] = (min(lo, seq), max(hi, seq))
+        lo, hi, targets = spans.get((site, device), (seq, seq, set()))
+        targets.add(target)
+        spans[(site, device)] = (min(lo, seq), max(hi, seq), targets)
     wanted = set(keys)
     out = {}
-    for (target, site, device), (lo, hi) in sorted(spans.items()):
+    for (site, device), (lo, hi, targets) in sorted(spans.items()):
+        targets = sorted(targets)
         # the index verdicts_target (target, site, device, seq) answers this range directly
         for row in db.query(
-            "SELECT * FROM verdicts WHERE target = ? AND site = ? AND device = ? AND seq >= ? AND seq <= ? ORDER BY id",
-            (target, site, device, lo, hi),
+            "SELECT * FROM verdicts WHERE target IN (%s) AND site = ? AND device = ? AND seq >= ? AND seq <= ?"
+            " ORDER BY id" % ", ".join("?" * len(targets)),
+            (*targets, site, device, lo, hi),
         ):
             key = (row["target"], row["site"], row["device"], row["seq"])
             if key in wanted:
