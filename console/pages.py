@@ -35,10 +35,7 @@ def _safe_next(target):
 
 
 def _login_page(c, next_url, errors=None, username="", status=200):
-    response = c.render("login.html", status, next=next_url, errors=errors or {}, username=username)
-    if not c.session or c.session.get("u"):
-        pass
-    return response
+    return c.render("login.html", status, next=next_url, errors=errors or {}, username=username)
 
 
 @router.get("/login")
