@@ -3,6 +3,8 @@
 # - mosquitto: the tests start their own broker instances on free loopback ports
 #   (tests/conftest.py); without it they fall back to the gateway's embedded broker.
 # - socat: the technician-tool tests put a MicroPython VM behind a pseudo-terminal.
+# - chromium + chromium-driver: the web console's browser tests (tests/console/) drive
+#   Debian's headless Chromium through Selenium; without them those tests are skipped.
 # - PostgreSQL: tests run where a server answers on 127.0.0.1:5432 (or $RATING_TEST_PG),
 #   an installed cluster is started, elsewhere those tests are skipped with the reason.
 set -u
@@ -20,6 +22,8 @@ apt_install() {  # apt_install PROGRAM PACKAGE...
 }
 apt_install mosquitto mosquitto mosquitto-clients
 apt_install socat socat
+apt_install chromium chromium
+apt_install chromedriver chromium-driver
 if command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "services: PostgreSQL answers on 127.0.0.1:5432"
 elif command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then

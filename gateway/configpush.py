@@ -90,3 +90,9 @@ def mark_pushed(db, topic, payload, now_ms=None):
         "ON CONFLICT (site, device, ver) DO NOTHING",
         (site, device, config["ver"], text, now_ms),
     )
+
+
+def pushed_versions(db):
+    """{(site, device): ver} of the newest config pushed to each panel (what `state.cfg` should
+    reach once the panel applied it)."""
+    return {key: ver for key, (ver, _knobs) in _last_pushed(db).items()}

@@ -408,3 +408,87 @@ def derived(db):
         },
         "anomalies": db.query("SELECT * FROM anomalies ORDER BY site, device, seq"),
     }
+
+
+# Light rows for lists that cover many polls (the console's review queue): only what sorting,
+# sampling and filtering need, so a week of a large chain stays cheap to read.
+INDEX_POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "answer", "employee")
+INDEX_FM_COLUMNS = ("site", "device", "seq", "start_ms", "end_ms", "employee")
+
+
+def _filters(sites, col, from_ms, to_ms, employee=None, answer=None):
+    sql, params = " WHERE 1 = 1", []
+    if sites is not None:
+        sites = sorted(sites)
+        if not sites:
+            return " WHERE 1 = 0", ()
+        sql += " AND site IN (%s)" % ", ".join("?" * len(sites))
+        params += sites
+    if from_ms is not None:
+        sql += " AND %s >= ?" % col
+        params.append(from_ms)
+    if to_ms is not None:
+        sql += " AND %s < ?" % col
+        params.append(to_ms)
+    if employee is not None:
+        sql += " AND employee = ?"
+        params.append(employee)
+    if answer == "silent":
+        sql += " AND answer IS NULL"
+    elif answer is not None:
+        sql += " AND answer = ?"
+        params.append(answer)
+    return sql, tuple(params)
+
+
+def index(db, sites=None, from_ms=None, to_ms=None, employee=None):
+    """(polls, force-majeure reports) of the offices `sites` (None: all) opened / started in
+    [from_ms, to_ms), as light rows (INDEX_POLL_COLUMNS, INDEX_FM_COLUMNS) in time order."""
+    sql, params = _filters(sites, "opened_ms", from_ms, to_ms, employee)
+    polls = db.query(
+        "SELECT %s FROM polls%s ORDER BY opened_ms, site, device, open_seq" % (", ".join(INDEX_POLL_COLUMNS), sql),
+        params,
+    )
+    sql, params = _filters(sites, "start_ms", from_ms, to_ms, employee)
+    fms = db.query(
+        "SELECT %s FROM force_majeure%s ORDER BY start_ms, site, device, seq" % (", ".join(INDEX_FM_COLUMNS), sql),
+        params,
+    )
+    return polls, fms
+
+
+def polls_page(db, sites=None, from_ms=None, to_ms=None, answer=None, employee=None, after=None, limit=100):
+    """Up to `limit` poll rows in (opened_ms, site, device, open_seq) order, after the key
+    `after` (such a tuple, from the previous page's last row; None: from the start).
+    answer: yes | no | unsure | silent | None (any)."""
+    sql, params = _filters(sites, "opened_ms", from_ms, to_ms, employee, answer)
+    if after is not None:
+        sql += " AND (opened_ms, site, device, open_seq) > (?, ?, ?, ?)"
+        params += tuple(after)
+    return db.query(
+        "SELECT * FROM polls%s ORDER BY opened_ms, site, device, open_seq LIMIT %d" % (sql, int(limit)), params
+    )
+
+
+def poll(db, site, device, open_seq):
+    """One poll row, or None."""
+    return db.query_one("SELECT * FROM polls WHERE site = ? AND device = ? AND open_seq = ?", (site, device, open_seq))
+
+
+def report(db, site, device, seq):
+    """One force-majeure report row, or None."""
+    return db.query_one("SELECT * FROM force_majeure WHERE site = ? AND device = ? AND seq = ?", (site, device, seq))
+
+
+def panel_polls(db, site, device, from_ms, to_ms):
+    """The polls of one panel opened in [from_ms, to_ms), in time order."""
+    return db.query(
+        "SELECT * FROM polls WHERE site = ? AND device = ? AND opened_ms >= ? AND opened_ms < ? ORDER BY opened_ms",
+        (site, device, from_ms, to_ms),
+    )
+
+
+def latest_poll_ms(db, sites=None):
+    """The opening time of the newest poll of the offices `sites` (None: all), or None."""
+    sql, params = _filters(sites, "opened_ms", None, None)
+    return db.scalar("SELECT MAX(opened_ms) FROM polls" + sql, params)

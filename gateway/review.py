@@ -8,6 +8,8 @@ and every earlier one stays as the audit trail. They refer to the stable identit
 - poll: `invalid` (excluded from every KPI) or `valid` (reverts an earlier invalid);
 - fm:   `confirm` (optionally with a corrected period from/to) or `reject`. Only confirmed
         reports exclude anything, and only No/silent polls of that panel, from DI-staff.
+- both: `reopen` puts the target back to pending review (what `undo` records when the verdict
+        it takes back was the first one): the trail is appended to, never edited.
 """
 
 import hashlib
@@ -15,8 +17,9 @@ import hashlib
 from gateway.i18n import _
 
 POLL, FM = "poll", "fm"
-POLL_VERDICTS = ("invalid", "valid")
-FM_VERDICTS = ("confirm", "reject")
+REOPEN = "reopen"
+POLL_VERDICTS = ("invalid", "valid", REOPEN)
+FM_VERDICTS = ("confirm", "reject", REOPEN)
 MAX_REASON = 500
 
 
@@ -102,7 +105,11 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
 def history(db, ident):
     """Every verdict on this id (poll and/or report), oldest first."""
     site, device, seq = parse_id(ident)
-    return db.query("SELECT * FROM verdicts WHERE site = ? AND device = ? AND seq = ? ORDER BY id", (site, device, seq))
+    # naming both targets lets the index verdicts_target (target, site, device, seq) answer
+    return db.query(
+        "SELECT * FROM verdicts WHERE target IN (?, ?) AND site = ? AND device = ? AND seq = ? ORDER BY id",
+        (POLL, FM, site, device, seq),
+    )
 
 
 def latest(db):
@@ -113,6 +120,58 @@ def latest(db):
     return out
 
 
+def latest_for(db, keys):
+    """Like latest(), for the targets `keys` [(target, site, device, seq)] only: one query per
+    panel over the seq range the keys span (a page of the review queue reads a few hundred
+    verdicts, not the whole trail)."""
+    spans = {}
+    for target, site, device, seq in keys:
+        lo, hi, targets = spans.get((site, device), (seq, seq, set()))
+        targets.add(target)
+        spans[(site, device)] = (min(lo, seq), max(hi, seq), targets)
+    wanted = set(keys)
+    out = {}
+    for (site, device), (lo, hi, targets) in sorted(spans.items()):
+        targets = sorted(targets)
+        # the index verdicts_target (target, site, device, seq) answers this range directly
+        for row in db.query(
+            "SELECT * FROM verdicts WHERE target IN (%s) AND site = ? AND device = ? AND seq >= ? AND seq <= ?"
+            " ORDER BY id" % ", ".join("?" * len(targets)),
+            (*targets, site, device, lo, hi),
+        ):
+            key = (row["target"], row["site"], row["device"], row["seq"])
+            if key in wanted:
+                out[key] = row
+    return out
+
+
+def undo(db, target, ident, by, now_ms):
+    """Take back the verdict in force on `ident`: record again the one before it (with its
+    period), or `reopen` when it was the first. Returns the new row; ReviewError when there is
+    nothing to undo. An undo is itself a verdict in the trail."""
+    site, device, seq = parse_id(ident)
+    rows = [r for r in history(db, ident) if r["target"] == target]
+    if not rows or rows[-1]["verdict"] == REOPEN and len(rows) == 1:
+        raise ReviewError("%s has no verdict to undo" % ident)
+    last = rows[-1]
+    # the verdict in force before `last`: walk back over earlier undo pairs
+    before = rows[-2] if len(rows) >= 2 else None
+    with db.transaction():
+        if before is None or before["verdict"] == REOPEN:
+            return record(db, target, ident, REOPEN, "undo of verdict #%d" % last["id"], by, now_ms)
+        return record(
+            db,
+            target,
+            ident,
+            before["verdict"],
+            ("undo of verdict #%d; again: %s" % (last["id"], before["reason"]))[:MAX_REASON],
+            by,
+            now_ms,
+            before["from_ms"],
+            before["to_ms"],
+        )
+
+
 def invalid_poll_ids(verdicts):
     return {format_id(s, d, q) for (t, s, d, q), row in verdicts.items() if t == POLL and row["verdict"] == "invalid"}
 
@@ -120,7 +179,7 @@ def invalid_poll_ids(verdicts):
 def fm_status(verdicts, site, device, seq):
     """'confirmed' | 'rejected' | 'pending'."""
     row = verdicts.get((FM, site, device, seq))
-    if row is None:
+    if row is None or row["verdict"] == REOPEN:
         return "pending"
     return "confirmed" if row["verdict"] == "confirm" else "rejected"
 

@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
+    "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
+    "console.cli",  # web
     "simulator.cli",  # sim run
     "technician.cli",  # device list|flash|deploy|test|logs
 )

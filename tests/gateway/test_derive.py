@@ -157,3 +157,34 @@ def test_gw_review_ingest_hook_derives_polls(tmp_path):
     rows = db.query("SELECT open_seq, answer, employee, provisional FROM polls ORDER BY open_seq")
     assert rows == [{"open_seq": 1, "answer": "no", "employee": "ivanova", "provisional": 0}]
     assert ing.stats["hook_errors"] == 0
+
+
+def test_the_light_index_and_pages_read_the_same_polls_as_polls_and_reports(tmp_path):
+    from gw_site_support import T_OFFICES, two_offices
+
+    from gateway import schema
+
+    url = two_offices(tmp_path, [(0, "yes"), (1, "no"), (2, None)], [(0, "no"), (5, "yes")])
+    db = schema.open_database(url)
+    polls, fms = derive.polls_and_reports(db)
+    light, light_fms = derive.index(db)
+    assert [(p["site"], p["device"], p["open_seq"]) for p in light] == [
+        (p["site"], p["device"], p["open_seq"]) for p in polls
+    ]
+    assert set(light[0]) == set(derive.INDEX_POLL_COLUMNS) and light_fms == []
+    assert {p["site"] for p in derive.index(db, {"aaa"})[0]} == {"aaa"}
+    assert derive.index(db, set())[0] == []
+    pages, after = [], None
+    while True:
+        page = derive.polls_page(db, after=after, limit=2)
+        pages += page
+        if len(page) < 2:
+            break
+        last = page[-1]
+        after = (last["opened_ms"], last["site"], last["device"], last["open_seq"])
+    assert pages == polls
+    assert [p["answer"] for p in derive.polls_page(db, {"msk"}, answer="silent")] == [None]
+    assert derive.latest_poll_ms(db) == max(p["opened_ms"] for p in polls)
+    assert derive.latest_poll_ms(db, {"msk"}) == T_OFFICES + 2 * 3600000
+    assert derive.poll(db, "msk", "desk-1", 1)["answer"] == "yes" and derive.poll(db, "msk", "desk-1", 99) is None
+    db.close()

@@ -195,3 +195,33 @@ def test_review_list_dates_are_each_offices_local_day(tmp_path, capsys):
     assert sorted(x.split("/")[0] for x in listed) == ["aaa", "msk"], out
     assert "2025-01-06 09:00" in out and "2025-01-06 10:00" in out, out  # each in its local time
     assert "2025-01-07 02:00" not in out and "2025-01-05 23:00" not in out, out
+
+
+def test_gw_review_undo_records_the_verdict_before_or_reopens(any_db):
+    scenario(any_db)
+    with pytest.raises(review.ReviewError, match="no verdict to undo"):
+        review.undo(any_db, review.POLL, "msk/desk-1/3", "anna", T0 + 70 * MIN)
+    review.record(any_db, review.POLL, "msk/desk-1/3", "invalid", "staff test", "anna", T0 + 61 * MIN)
+    review.undo(any_db, review.POLL, "msk/desk-1/3", "boris", T0 + 62 * MIN)
+    verdicts = review.latest(any_db)
+    assert verdicts[(review.POLL, "msk", "desk-1", 3)]["verdict"] == review.REOPEN
+    assert "msk/desk-1/3" not in review.invalid_poll_ids(verdicts)
+    review.record(any_db, review.FM, "msk/desk-1/6", "confirm", "", "anna", T0 + 63 * MIN, T0 + 9 * MIN, T0 + 20 * MIN)
+    review.record(any_db, review.FM, "msk/desk-1/6", "reject", "no queue on video", "anna", T0 + 64 * MIN)
+    row = review.undo(any_db, review.FM, "msk/desk-1/6", "boris", T0 + 65 * MIN)
+    assert (row["verdict"], row["from_ms"], row["to_ms"]) == ("confirm", T0 + 9 * MIN, T0 + 20 * MIN)
+    assert review.fm_status(review.latest(any_db), "msk", "desk-1", 6) == "confirmed"
+    # the trail only grows: five rows, none edited
+    assert [r["verdict"] for r in review.history(any_db, "msk/desk-1/3")] == ["invalid", "reopen"]
+    assert len(review.history(any_db, "msk/desk-1/6")) == 3
+
+
+def test_gw_review_latest_for_reads_only_the_asked_targets(any_db):
+    scenario(any_db)
+    review.record(any_db, review.POLL, "msk/desk-1/3", "invalid", "x", "anna", T0 + 61 * MIN)
+    review.record(any_db, review.POLL, "msk/exit/1", "invalid", "y", "anna", T0 + 61 * MIN)
+    review.record(any_db, review.POLL, "msk/desk-1/3", "valid", "", "anna", T0 + 62 * MIN)
+    keys = [(review.POLL, "msk", "desk-1", 3), (review.POLL, "msk", "desk-1", 1)]
+    got = review.latest_for(any_db, keys)
+    assert list(got) == [keys[0]] and got[keys[0]]["verdict"] == "valid"
+    assert got == {k: v for k, v in review.latest(any_db).items() if k in keys}

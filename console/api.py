@@ -1,0 +1,194 @@
+"""The JSON API under /api/v1: the pages' permissions, for integrations (bearer tokens) and
+scripts (the session cookie + X-CSRF-Token). OpenAPI at /api/v1/openapi.json."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from console import data, fmt
+from console.web import NotFound, context
+from gateway import derive, review
+
+router = APIRouter(prefix="/api/v1", tags=["v1"])
+
+MAX_POLLS = 500
+
+
+def _bad(errors):
+    return JSONResponse({"error": "bad request", "fields": errors}, status_code=400)
+
+
+@router.get("/me", summary="The account the request acts as")
+def me(request: Request):
+    with context(request, "signed-in", api=True) as c:
+        u = c.me
+        return {
+            "username": u["username"],
+            "name": u["name"],
+            "role": u["role"],
+            "lang": c.lang,
+            "offices": [s for s, _ in c.offices()],
+        }
+
+
+@router.get("/offices", summary="Offices in the account's scope")
+def offices(request: Request):
+    with context(request, "signed-in", api=True) as c:
+        return {
+            "offices": [{"id": s, "name": name, "timezone": str(c.tz(s))} for s, name in c.offices()],
+        }
+
+
+@router.get(
+    "/reports",
+    summary="KPI report (the same dict as `rating report --format json`, docs/report-json.md)",
+    description="Dates are each office's own calendar days; `to` is inclusive. Without `site`, an "
+    "account limited to several offices must name one. Without from/to: the week of the newest poll.",
+)
+def reports(
+    request: Request,
+    by: Literal["site", "employee", "device", "question"] = "site",
+    period: Literal["all", "day", "week", "month"] = "all",
+    site: str | None = Query(None, description="office id"),
+    from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),
+    to: str | None = Query(None, description="last day, YYYY-MM-DD (inclusive)"),
+):
+    with context(request, "reports", api=True) as c:
+        params = {"by": by, "period": period}
+        if site:
+            params["site"] = site
+        if from_ is not None:
+            params["from"] = from_
+        if to is not None:
+            params["to"] = to
+        kwargs, errors, _form = data.report_params(c, params, first_office=False)
+        if errors:
+            return _bad(errors)
+        return data.build_report(c, kwargs)
+
+
+@router.get(
+    "/polls",
+    summary="Polls, oldest first, a page at a time",
+    description="Pass the `next` value of a page as `after` to get the next one. Times are epoch ms.",
+)
+def polls(
+    request: Request,
+    site: str | None = Query(None, description="office id"),
+    from_ms: int | None = Query(None, description="opened at or after (epoch ms)"),
+    to_ms: int | None = Query(None, description="opened before (epoch ms)"),
+    answer: Literal["yes", "no", "unsure", "silent"] | None = None,
+    employee: str | None = None,
+    after: str | None = Query(None, description="the `next` value of the previous page"),
+    limit: int = Query(100, ge=1, le=MAX_POLLS),
+):
+    with context(request, "polls", api=True) as c:
+        if site is not None and not c.allows(site):
+            raise NotFound()
+        sites = {site} if site else c.sites
+        key = None
+        if after:
+            try:
+                opened, ident = after.split(":", 1)
+                s, d, q = review.parse_id(ident)
+                key = (int(opened), s, d, q)
+            except (ValueError, review.ReviewError):
+                return _bad({"after": "use the `next` value of the previous page"})
+        rows = derive.polls_page(c.db, sites, from_ms, to_ms, answer, employee, key, limit)
+        out = []
+        for r in rows:
+            out.append(
+                dict(
+                    r,
+                    id=review.format_id(r["site"], r["device"], r["open_seq"]),
+                    opened_local=fmt.time(r["opened_ms"], c.tz(r["site"]), "en"),
+                )
+            )
+        nxt = None
+        if len(rows) == limit:
+            last = rows[-1]
+            nxt = "%d:%s" % (last["opened_ms"], review.format_id(last["site"], last["device"], last["open_seq"]))
+        return {"polls": out, "next": nxt}
+
+
+@router.get("/polls/{site}/{device}/{seq}", summary="One poll with its verdict trail")
+def poll(request: Request, site: str, device: str, seq: int):
+    with context(request, "polls", api=True) as c:
+        if not c.allows(site):
+            raise NotFound()
+        row = derive.poll(c.db, site, device, seq)
+        if row is None:
+            raise NotFound()
+        ident = review.format_id(site, device, seq)
+        trail = [v for v in review.history(c.db, ident) if v["target"] == review.POLL]
+        return {"poll": dict(row, id=ident), "verdicts": trail}
+
+
+@router.get("/panels", summary="The panel fleet: connection, config, firmware, backlog, lost events, faults")
+def panels(request: Request, site: str | None = None, page: int = Query(1, ge=1)):
+    with context(request, "fleet", api=True) as c:
+        if site:
+            c.require_site(site)
+        rows, summary, pages, page, letters = data.fleet_page(c, site, None, page)
+        return {
+            "panels": rows,
+            "summary": summary,
+            "page": page,
+            "pages": pages,
+            "dead_letters": [
+                {
+                    k: d[k]
+                    for k in ("id", "topic", "reason", "received_ms", "last_seen_ms", "seen", "site", "device", "seq")
+                }
+                for d in letters
+            ],
+        }
+
+
+class VerdictIn(BaseModel):
+    target: Literal["poll", "fm"] = Field(description="a poll or a force-majeure report")
+    id: str = Field(description="site/device/seq", examples=["msk-tverskaya/desk-1/42"])
+    verdict: Literal["valid", "invalid", "confirm", "reject", "undo"] = Field(
+        description="poll: valid | invalid; fm: confirm | reject; both: undo (records the verdict in force before)"
+    )
+    reason: str = Field("", max_length=review.MAX_REASON, description="required for invalid and reject")
+    from_ms: int | None = Field(None, description="fm confirm: corrected period start (epoch ms)")
+    to_ms: int | None = Field(None, description="fm confirm: corrected period end (epoch ms)")
+
+
+@router.post("/verdicts", summary="Record a verdict under the account (append-only audit trail)", status_code=201)
+def verdict(request: Request, body: VerdictIn):
+    with context(request, "verdict", api=True) as c:
+        c.check_csrf(request.headers.get("x-csrf-token"))
+        try:
+            site, device, seq = review.parse_id(body.id)
+        except review.ReviewError as exc:
+            return _bad({"id": str(exc)})
+        if not c.allows(site):
+            raise NotFound()
+        exists = (
+            derive.poll(c.db, site, device, seq) if body.target == "poll" else derive.report(c.db, site, device, seq)
+        )
+        if exists is None:
+            raise NotFound()
+        try:
+            if body.verdict == "undo":
+                row = data.undo(c, body.target, body.id)
+            else:
+                allowed = ("valid", "invalid") if body.target == "poll" else ("confirm", "reject")
+                if body.verdict not in allowed:
+                    return _bad({"verdict": "a %s takes %s" % (body.target, " or ".join(allowed))})
+                row = data.give_verdict(c, body.target, body.id, body.verdict, body.reason, body.from_ms, body.to_ms)
+        except review.ReviewError as exc:
+            return _bad({"verdict": str(exc)})
+        return JSONResponse(row, status_code=201)
+
+
+@router.get("/verdicts/{site}/{device}/{seq}", summary="Every verdict on one id (poll and report), oldest first")
+def verdicts(request: Request, site: str, device: str, seq: int):
+    with context(request, "polls", api=True) as c:
+        if not c.allows(site):
+            raise NotFound()
+        return {"verdicts": review.history(c.db, review.format_id(site, device, seq))}
