@@ -81,13 +81,12 @@ class Deploy:
     """One deploy run; `out` receives every line shown to the technician."""
 
     WAIT_S = 60
-    UMQTT_MODES = ("auto", "mip", "bundle")
 
-    def __init__(self, port, bundle_dir=None, overrides=None, umqtt="auto", wait_s=None, watch_broker=None, out=print):
+    def __init__(self, port, bundle_dir=None, overrides=None, umqtt=None, wait_s=None, watch_broker=None, out=print):
+        # umqtt: ignored (the firmware has its own MQTT client; kept for callers that pass it)
         self.port = port
         self.bundle_dir = os.path.abspath(bundle_dir or DEFAULT_BUNDLE)
         self.overrides = overrides or {}
-        self.umqtt = umqtt
         self.wait_s = self.WAIT_S if wait_s is None else wait_s
         self.watch_broker = watch_broker  # (host, port, ssl) or None: from the config
         self.out = out
@@ -96,7 +95,7 @@ class Deploy:
 
     # ---- plan ----------------------------------------------------------------------------
     def probe_step(self):
-        paths = bundle_info.deployable(self.manifest) + list(bundle_info.UMQTT_ALT)
+        paths = bundle_info.deployable(self.manifest)
         dirs = bundle_info.parents(paths)
         code = PROBE % {"paths": repr(paths), "dirs": repr(dirs), "manifest": bundle_info.DEVICE_MANIFEST}
         script = os.path.join(self.tmp, "probe.py")
@@ -131,27 +130,6 @@ class Deploy:
             what += ", remove %d old module(s)" % len(stale)
         return steps.Step(what, steps.mpremote(self.port, *steps.chain(*cmds)))
 
-    def umqtt_step(self, probe):
-        have = {p: h for p, h in probe["files"].items() if p in bundle_info.UMQTT_ALT and h}
-        wanted = self.manifest["files"].get(bundle_info.UMQTT)
-        if have.get(bundle_info.UMQTT) == wanted or (have and self.umqtt == "auto"):
-            return None
-        if self.umqtt == "mip" or (self.umqtt == "auto" and probe.get("online")):
-            return steps.Step(
-                "Install umqtt.simple from micropython-lib (the panel is online)",
-                steps.mpremote(self.port, "mip", "install", "umqtt.simple"),
-            )
-        cmds = []
-        for d in ("lib", "lib/umqtt"):
-            if d not in probe["dirs"]:
-                cmds.append(["fs", "mkdir", ":" + d])
-                probe["dirs"].append(d)  # the copy step must not make it again
-        cmds.append(["fs", "cp", os.path.join(self.bundle_dir, bundle_info.UMQTT), ":" + bundle_info.UMQTT])
-        return steps.Step(
-            "Install umqtt.simple from the bundle (the panel has no internet yet)",
-            steps.mpremote(self.port, *steps.chain(*cmds)),
-        )
-
     def config_step(self, text):
         local = os.path.join(self.tmp, "config.json")
         with open(local, "w") as f:
@@ -170,9 +148,6 @@ class Deploy:
         given = panelconfig.merge({}, self.overrides)
         text = panelconfig.validate(given)[0] if self._complete(given) else json.dumps(given)
         plan = [self.probe_step()]
-        um = self.umqtt_step(probe)
-        if um:
-            plan.append(um)
         plan.append(self.copy_step(bundle_info.deployable(self.manifest), [], probe["dirs"], True))
         plan.append(self.config_step(text))
         plan.append(self.reset_step())
@@ -221,16 +196,6 @@ class Deploy:
                 old_manifest = None
         stale = bundle_info.stale(old_manifest, self.manifest)
         same_manifest = old_manifest == self.manifest
-        um = self.umqtt_step(probe)
-        if um:
-            try:
-                steps.run(um, out=say)
-            except DeviceError:
-                if self.umqtt != "auto" or "mip" not in um.argv:
-                    raise
-                say("  mip failed; installing the bundled copy instead")
-                self.umqtt = "bundle"
-                steps.run(self.umqtt_step(dict(probe, online=False)), out=say)
         cp = self.copy_step(files, stale, probe["dirs"], write_manifest=bool(files or stale) or not same_manifest)
         if cp:
             steps.run(cp, out=say)

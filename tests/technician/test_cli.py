@@ -165,13 +165,17 @@ def test_device_config_merge_keeps_what_was_not_overridden():
         "mqtt": {"host": "10.0.0.2", "port": 1883},
         "led_brightness": 30,
     }
-    over = panelconfig.overrides_from(wifi_password="new", broker="mqtts://gw.example:8884")
+    over = panelconfig.overrides_from(wifi_password="new", broker="mqtt://gw.example:8884")
     merged = panelconfig.merge(existing, over)
     assert merged["wifi"] == {"ssid": "Shop", "password": "new"}
-    assert merged["mqtt"] == {"host": "gw.example", "port": 8884, "ssl": True}
+    assert merged["mqtt"] == {"host": "gw.example", "port": 8884, "ssl": False}
     assert merged["led_brightness"] == 30 and existing["wifi"]["password"] == "old"
     text, full = panelconfig.validate(merged)
     assert json.loads(text) == merged and full["mqtt"]["root"] == "rating/v1"
+    # the panel has no TLS (firmware/README.md, "TLS"): an mqtts:// broker is refused, clearly
+    tls = panelconfig.merge(existing, panelconfig.overrides_from(broker="mqtts://gw.example:8884"))
+    with pytest.raises(DeviceError, match="mqtt.ssl: TLS is not supported on the panel"):
+        panelconfig.validate(tls)
 
 
 def test_device_config_errors_name_the_option():
@@ -186,12 +190,9 @@ def test_device_config_errors_name_the_option():
 def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     b = tmp_path / "fw"
     (b / "lib" / "firmware").mkdir(parents=True)
-    (b / "lib" / "umqtt").mkdir(parents=True)
-    for rel in ("main.py", "lib/firmware/x.mpy", "lib/umqtt/simple.mpy"):
+    for rel in ("main.py", "lib/firmware/x.mpy"):
         (b / rel).write_text("x")
-    (b / "manifest.json").write_text(
-        json.dumps({"fw": "9.9", "files": {"main.py": "1", "lib/firmware/x.mpy": "2", "lib/umqtt/simple.mpy": "3"}})
-    )
+    (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {"main.py": "1", "lib/firmware/x.mpy": "2"}}))
     rc, out, _ = run_cli(
         capsys,
         "deploy",
@@ -212,10 +213,10 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     assert rc == 0
     cmds = [line.strip() for line in out.splitlines() if "-m mpremote connect /dev/ttyUSB3" in line]
     assert " run " in cmds[0]
-    assert "fs cp %s :lib/umqtt/simple.mpy" % (b / "lib/umqtt/simple.mpy") in cmds[1]
-    assert "fs mkdir :lib/firmware" in cmds[2] and ":main.py" in cmds[2] and ":rating-manifest.json" in cmds[2]
-    assert "fs mkdir :lib +" not in cmds[2]  # made by the umqtt step already
-    assert ":config.json.new" in cmds[3] and cmds[4].endswith("resume reset")
+    assert "umqtt" not in out  # the firmware has its own MQTT client: nothing to install
+    assert "fs mkdir :lib +" in cmds[1] and "fs mkdir :lib/firmware" in cmds[1]
+    assert ":main.py" in cmds[1] and ":rating-manifest.json" in cmds[1]
+    assert ":config.json.new" in cmds[2] and cmds[3].endswith("resume reset")
 
 
 def test_device_deploy_without_bundle_says_make_firmware(capsys, tmp_path):
