@@ -357,7 +357,10 @@ class Link:
             before = self.outbox.acked()
             if self.on_ack is not None:
                 self.on_ack(seq)
-            if self.outbox.acked() > before:
+            if seq > self.outbox.head():  # refused (a forged ack): nothing trimmed, say so
+                self._say(self.now, "ack %d above our seq refused" % seq)
+                self.publish_state_soon()
+            elif self.outbox.acked() > before:
                 # progress: the gateway is alive; restart the ack clock for what is still out
                 self.ack_timeout_ms = self.base_ack_timeout_ms
                 self.ack_wait_since = self.now if self.sent > self.outbox.acked() else None
