@@ -23,11 +23,11 @@ from simulator.host_hal import ntp_reply
 # The unix port is 64-bit: every pointer, small int and object header is 8 bytes instead of the
 # ESP32's 4 and GC blocks are 32 bytes instead of 16, so the same firmware needs ~1.5x the heap
 # it needs on the panel, and the machine/network fakes plus this script add ~16 KB the device
-# does not have. The VM still gets only the ESP32's 100 KB. Figures (fw 0.1.0, README "Heap"):
-# app ~64.2 KB here (was 67.7 KB, 71.6 KB), ~43.2 KB estimated for the ESP32 (was 46.6 KB;
-# fw_mem_support.esp32_estimate; the 32-bit measurement is tests/firmware/test_heap_32bit.py's),
-# ~18 KB free after start-up. This script validates the config itself, like the first boot
-# after a config change (the boot-only names stay interned). Ceilings leave ~5 %.
+# does not have. The VM still gets only the ESP32's 100 KB. Figures (fw 0.2.0, README "Heap"):
+# app ~63.8 KB here (fw 0.1.0: 64.5 KB), ~43.2 KB estimated for the ESP32 (fw_mem_support.esp32_estimate;
+# the 32-bit measurement is tests/firmware/test_heap_32bit.py's), ~17 KB free after start-up.
+# This script validates the config itself, like a first boot (whose names the panel sheds by
+# restarting; here they stay). Ceilings leave ~5 %.
 HEAP_CEILING = 67 * 1024  # 64-bit app figure after start-up: a regression guard
 HEADROOM = 15 * 1024  # free after start-up at 100k, for the presses, acks and resends
 ESP32_BUDGET = 40 * 1024  # the issue's budget; the estimate is printed against it
