@@ -6,9 +6,9 @@
         panel.step()
         hal.sleep_ms(Panel.LOOP_MS)
 
-A step function, driven by the caller's clock: the simulator calls step(ticks) only at the
-times it needs and asks next_deadline() / idle_ms() how far it may skip. step() is cheap when
-nothing happens: four pin reads, a few integer compares.
+A step function, driven by the caller's clock: a caller that steps only when needed (tests,
+the simulator) asks firmware/deadlines.py how far it may skip; the device just steps every
+LOOP_MS. step() is cheap when nothing happens: four pin reads, a few integer compares.
 
 Order of an event: sample -> encode compactly -> journal.append (durable) -> link.kick()
 (publish if online). Nothing is ever published that is not already in the journal.
@@ -16,19 +16,25 @@ Order of an event: sample -> encode compactly -> journal.append (durable) -> lin
 
 import json
 
-from firmware import buttons, clock, journal, ui, unload
+from firmware import MPY, SMALL_INTS, buttons, clock, const, journal, ui, unload
 from firmware.link import Link
 from firmware.version import FW
 from protocol import panel
 
 ANSWERS = ("yes", "no", "unsure")
 REMOTE_FILE = "remote.json"  # the applied remote config (firmware/remote.py writes it)
+REMOTE_NEW = "remote.new"  # a config message not yet checked: the next boot checks it (MPY)
+_QUIET_MS = const(3000)  # a restart waits for this long without a press, window or button down
+_RESTART_WAIT_MS = const(600000)  # ... but not longer than this
 # Loaded for a remote config (firmware.remote) or at boot only, unloaded once the Panel runs
 LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics", "protocol.checks")
 
 
 class Panel:
     LOOP_MS = 10  # device main-loop period (button sampling rate)
+    # Step times are kept below this where small ints are 31-bit (firmware/rebase.py: else they
+    # pass 2**30 ms after 12.4 days and every step allocates long ints); None: never rebased
+    REBASE_AT = (1 << 28) if SMALL_INTS else None
     # watchdog timeout. Fed once a step; the longest healthy step is a connect to a broker that
     # answers at the last moment of every wait: name lookup 2 s + TCP 3 s + CONNACK 3 s + two
     # SUBACKs 3 s each + the birth publish 3 s = 17 s (the buttons are sampled meanwhile)
@@ -38,19 +44,26 @@ class Panel:
     def __init__(self, hal, cfg, fs=None, ticks=None):
         self.hal = hal
         self.cfg = cfg
-        self.cfg_err = None
         self.faults_extra = []
         ticks = hal.ticks_ms() if ticks is None else ticks
         self.ticks = ticks
         self.uptime = clock.Uptime(ticks, period=clock.ticks_period(hal.ticks_add))
         self.up = self.uptime.update(ticks)
+        self.base = 0  # uptime ms taken off by rebases: the real uptime is base + up
+        self.restart_due = None  # up when a restart was asked for (a new remote config, MPY)
+        self.restart = False  # set by step(): main.loop restarts the panel now
+        self.event_at = -_QUIET_MS  # up of the last button event
         self._cfg_msg = None  # the last config payload handled (bytes)
+        # a remote config the boot refused (firmware/boot.py keeps its error with the config)
+        self.cfg_err = cfg.get("remote_err")
+        self.reset = hal.reset_cause()
         try:
             with open(hal.path(REMOTE_FILE)) as f:
                 text = f.read()
         except OSError:
             text = None  # no remote config received yet
-        if text is not None and not self._applied(text):
+        # the boot applied it already (remote_crc), or refused it (cfg_err): nothing to import
+        if text is not None and not self.cfg_err and "remote_crc" not in cfg and not self._applied(text):
             hal.collect()  # from this shallow frame: the import below finds room
             from firmware import remote  # re-apply /remote.json (loaded for it, unloaded after)
 
@@ -104,6 +117,12 @@ class Panel:
             ticks = hal.ticks_ms()
         self.ticks = ticks
         up = self.up = self.uptime.update(ticks)
+        if self.REBASE_AT is not None and up >= self.REBASE_AT:
+            from firmware import rebase  # every ~3 days on a 32-bit port: loaded for it
+
+            rebase.shift(self)
+            unload("firmware.rebase")
+            up = self.up
         self._sample(up)
         if self._kick:  # presses journaled since the last step (maybe during a socket wait)
             self._kick = False
@@ -122,24 +141,36 @@ class Panel:
         if u.offline == self.link.online:
             u.offline = not self.link.online
             self._ui_next = up
-        if up >= self._ui_next:  # LEDs: write only the ones that change, then sleep till next
+        self._show(up)
+        if self.restart_due is not None:  # at a quiet moment: nobody is at the panel
+            self.restart = (
+                self.window_until is None and not self.buttons.down() and up - self.event_at >= _QUIET_MS
+            ) or up - self.restart_due >= _RESTART_WAIT_MS
+        hal.wdt_feed()  # healthy path only: an exception above skips it
+
+    def _show(self, up):
+        """LEDs: write only the ones that change, then nothing until the picture changes."""
+        if up >= self._ui_next:
+            u = self.ui
             frame = u.frame(up)
             if frame != self._leds:
                 old = self._leds or (-1, -1, -1, -1)
                 for i in range(4):
                     if frame[i] != old[i]:
-                        hal.led(ui.NAMES[i], frame[i])
+                        self.hal.led(ui.NAMES[i], frame[i])
                 self._leds = frame
             nxt = u.next_change(up)
             self._ui_next = nxt if nxt is not None else up + 3600000
-        hal.wdt_feed()  # healthy path only: an exception above skips it
 
     def _sample(self, up=None):
-        """Read the buttons and journal what they report. Also run by the HAL during socket
-        waits (hal.idle, no `up`): so it never touches the link, which may be mid-packet; the
-        link publishes on the next step (_kick)."""
+        """Read the buttons and journal what they report. Also hal.idle: run (without `up`) by
+        the device HAL every few ms while a socket waits (a connect to a silent broker, a name
+        lookup, NTP); then the LEDs follow the presses at once too (the thank-you blink, the
+        "please rate" light), not after the wait. Never touches the link, which may be
+        mid-packet: it publishes on the next step."""
         hal = self.hal
-        if up is None:
+        idle = up is None
+        if idle:
             up = self.uptime.update(hal.ticks_ms())
         # method calls, not a saved `hal.pressed`: on MicroPython that bound method would be
         # a heap object every step (100 a second of garbage)
@@ -153,28 +184,16 @@ class Panel:
         if self.buttons.faults_rev != self._faults_rev:
             self._faults_rev = self.buttons.faults_rev
             self.link.publish_state_soon()
-
-    def next_deadline(self):
-        """Ticks (same domain as step()'s argument) at which step() has work to do."""
-        return self.hal.ticks_add(self.ticks, self.idle_ms())
-
-    def idle_ms(self):
-        """How long the caller may wait before the next step() (0: step now)."""
-        up = self.up
-        d = self.link.next_deadline(up)
-        for t in (self.buttons.next_deadline(up), self._ui_next, self.window_until):
-            if t is not None and t < d:
-                d = t
-        if self.link.online and self.ntp.next_ms < d:
-            d = self.ntp.next_ms
-        return d - up if d > up else 0
+        if idle:
+            self._show(up)
 
     # ---- events ----
     def _event(self, up, ev, hold):
         self.presses += 1
+        self.event_at = up
         t = self.wall.now(up)
         try:
-            self.journal.append(journal.pack_event(self.boot, up, t, ev, hold))
+            self.journal.append(journal.pack_event(self.boot, self.base + up, t, ev, hold))
         except Exception as e:  # flash failure: the press is lost, say so in state
             self._fault("journal")
             self.hal.log("panel: journal append failed: %s" % e)
@@ -215,6 +234,25 @@ class Panel:
         if msg == self._cfg_msg or self._applied(msg):
             self._cfg_msg = msg
             return  # the retained config again (after a reconnect or a boot): no import
+        if MPY:
+            # Checking it here would load the config code, whose names stay interned for good
+            # (~8 KB over the 40 KB budget, firmware/README.md "Heap"): keep the payload as it
+            # came and restart at the next quiet moment; the boot checks it (firmware/boot.py)
+            # and restarts once more without the checking code.
+            crc = journal.crc32(msg)
+            self._cfg_msg = msg
+            if crc == self.cfg.get("remote_crc") or crc == self.cfg.get("remote_bad"):
+                return  # in force, or refused by a boot already (its error is in cfg_err)
+            try:  # torn by a power cut, the boot refuses it, and the retained message comes again
+                self.journal.fs.write(self.hal.path(REMOTE_NEW), msg)
+            except Exception as e:
+                self._fault("cfg_write")
+                self.hal.log("panel: config not kept: %s" % e)
+                return
+            if self.restart_due is None:
+                self.restart_due = self.up
+            self.hal.log("panel: new config; restart")
+            return
         self.hal.collect()  # room for the import below
         try:
             from firmware import remote  # decode/merge/persist: loaded for this, unloaded after
@@ -234,7 +272,7 @@ class Panel:
         return {
             "online": True,
             "boot": self.boot,
-            "up": self.up,
+            "up": self.base + self.up,
             "t": self.wall.now(self.up),
             "fw": FW,
             "seq": j.seq,
@@ -245,4 +283,7 @@ class Panel:
             "faults": faults[:16],
             "cfg": remote.get("ver"),
             "cfg_err": self.cfg_err[:200] if self.cfg_err else None,
+            "reset": self.reset,
+            "oversize": self.link.oversize,
+            "ack_refused": j.refused or None,
         }

@@ -4,8 +4,7 @@ Sans-I/O: callers pass raw ticks / uptime / received bytes; the socket work is t
 The wire carries Unix epoch milliseconds; MicroPython on ESP32 counts seconds from 2000-01-01.
 
 The SNTP packet code and the port-epoch conversions (used every few hours, not every loop)
-live in firmware/ntp.py so they take no heap between syncs; `clock.ntp_parse` etc. still work
-(loaded on first use through the module __getattr__ below).
+live in firmware/ntp.py so they take no heap between syncs.
 """
 
 TICKS_PERIOD = 1 << 30  # ESP32: ticks_ms() wraps at TICKS_MAX + 1 = 2**30
@@ -94,15 +93,3 @@ class NtpSchedule:
             self.failures += 1
             self.next_ms = up_ms + self._retry + jitter_ms
             self._retry = min(self._retry * 2, self.retry_max_ms)
-
-
-_NTP = ("NTP_DELTA", "ntp_request", "ntp_parse", "epoch_offset_s", "unix_ms_to_port_s", "port_s_to_unix_ms")
-
-
-def __getattr__(name):
-    # clock.ntp_parse(...) keeps working although the code lives in firmware.ntp
-    if name in _NTP:
-        from firmware import ntp
-
-        return getattr(ntp, name)
-    raise AttributeError(name)

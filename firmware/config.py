@@ -2,8 +2,8 @@
 
 Pure: takes text/dicts, returns dicts. Every problem is a ConfigError naming the field, so the
 serial console can say exactly what to fix ("pins.led_rate: GPIO 34 is input-only ...").
-The pin rules and default pins are per chip (the plain ESP32 or the ESP32-S3); the caller
-detects the chip (firmware.boot.chip) and passes it in.
+The pin rules and default pins are per chip (the plain ESP32, one whose GPIO 16/17 are PSRAM or
+flash, or the ESP32-S3); the caller detects the chip (firmware.boot.chip) and passes it in.
 """
 
 import json
@@ -37,6 +37,7 @@ DEFAULTS = {
         "led_status": 23,
         "led_seller": 21,
         "active_low": True,
+        "external_pull": False,
     },
     "timings": {
         "debounce_ms": 30,
@@ -136,6 +137,13 @@ ESP32S3_RULES = (
     0,
     "is a strapping pin: at reset 45 sets the flash voltage, 46 the boot mode",
 )
+
+# ESP32 boards whose 16/17 are taken (boot.chip: "esp32wrover" from the image's board name): the
+# PSRAM of WROVER modules (the SPIRAM images) or the embedded flash of PICO-D4 ones (M5Stack ATOM)
+WROVER_RULES = (16, 17, 0, "is the PSRAM (WROVER) or the flash (PICO-D4) on this board")
+# GPIO 34..39 have no internal pull resistors (ESP32 datasheet; MicroPython ignores the request
+# without a word): a button there floats and reads as random presses
+_NO_PULL = "has no internal pull-up/down (34..39): a button there floats; wire a resistor and set pins.external_pull"
 
 # Integer ranges (inclusive). Remote-settable knobs share the protocol's ranges.
 _R = pconfig.CONFIG_RANGES
@@ -243,6 +251,7 @@ def _check_pins(pins, chip):
     s3 = chip == "esp32s3"
     top = 48 if s3 else 39
     seen = {}
+    rules = ESP32S3_RULES if s3 else ESP32_RULES + WROVER_RULES if chip == "esp32wrover" else ESP32_RULES
     for key in BUTTON_PINS + LED_PINS:
         name = "pins." + key
         p = pins[key]
@@ -251,10 +260,11 @@ def _check_pins(pins, chip):
                 name, "must be an %s GPIO number 0..%d, got %s" % ("ESP32-S3" if s3 else "ESP32", top, _show(p))
             )
         kind = 2 if key in LED_PINS else 1
-        rules = ESP32S3_RULES if s3 else ESP32_RULES
         for i in range(0, len(rules), 4):  # int(): the flat table's type mixes ints and strs
             if int(rules[i]) <= p <= int(rules[i + 1]) and rules[i + 2] in (0, kind):
                 raise ConfigError(name, "GPIO %d %s" % (p, rules[i + 3]))
+        if kind == 1 and not s3 and 34 <= p <= 39 and not pins["external_pull"]:
+            raise ConfigError(name, "GPIO %d %s" % (p, _NO_PULL))
         if p in seen:
             raise ConfigError(name, "GPIO %d is already used by pins.%s; every pin must differ" % (p, seen[p]))
         seen[p] = key
@@ -269,6 +279,7 @@ def defaults(chip="esp32"):
     for key, p in zip(BUTTON_PINS + LED_PINS, S3_PINS):
         pins[key] = p
     pins["active_low"] = True
+    pins["external_pull"] = False
     return out
 
 
@@ -279,11 +290,23 @@ def validate(cfg, chip=None):
     _str(cfg, "wifi.ssid")
     _str(cfg, "wifi.password", empty=True)
     _str(cfg, "mqtt.host")
-    _str(cfg, "mqtt.user", null=True, empty=True)
-    _str(cfg, "mqtt.password", null=True, empty=True)
+    _str(cfg, "mqtt.user", null=True)
+    _str(cfg, "mqtt.password", null=True)
+    m = cfg["mqtt"]
+    if m["user"] is not None and m["password"] is None:
+        raise ConfigError("mqtt.password", "missing: a user needs its password (the broker refuses anonymous panels)")
+    if m["password"] is not None and m["user"] is None:
+        raise ConfigError("mqtt.user", "missing: a password is sent only with a user name (MQTT 3.1.1)")
     _bool(cfg, "mqtt.ssl")
+    if m["ssl"]:
+        raise ConfigError(
+            "mqtt.ssl",
+            "TLS is not supported on the panel (firmware/README.md, TLS); set false and keep the broker's "
+            "plain listener on the shop network",
+        )
     _str(cfg, "ntp.host")
     _bool(cfg, "pins.active_low")
+    _bool(cfg, "pins.external_pull")
     for name in RANGES:
         lo, hi = RANGES[name]
         _int(cfg, name, lo, hi)

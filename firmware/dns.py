@@ -7,6 +7,11 @@ Why not socket.getaddrinfo: on the ESP32 a name lookup blocks in C until lwIP gi
 with the internet down can outlast the watchdog (a reboot on every NTP retry) and freezes
 the buttons meanwhile. Here the wait is mqtt.wait_io (buttons sampled, bounded).
 query()/answer() are the pure packet halves.
+
+A name ending in ".local" (a broker on a Raspberry Pi the technician's laptop finds as
+"broker.local") is not in the DNS: it is asked by a one-shot multicast DNS query (RFC 6762
+section 5.1) to 224.0.0.251:5353 from our own port; responders answer such a query by unicast,
+with our query id and question, so the same packet code reads the answer.
 """
 
 import select
@@ -43,7 +48,9 @@ def answer(d, qid):
         return None
     if d[3] & 15:
         raise OSError("dns: rcode %d" % (d[3] & 15))
-    i = _skip_name(d, 12) + 4
+    i = 12
+    for _ in range(d[4] << 8 | d[5]):  # the question(s) echoed (an mDNS answer may have none)
+        i = _skip_name(d, i) + 4
     for _ in range(d[6] << 8 | d[7]):
         i = _skip_name(d, i)
         if d[i + 1] == 1 and d[i + 9] == 4:  # type A (high byte 0 for known types), 4-byte data
@@ -55,8 +62,10 @@ def answer(d, qid):
 def resolve(hal, name):
     from firmware.mqtt import wait_io
 
-    # the name server DHCP gave us (tests set hal.dns to their own)
-    server = getattr(hal, "dns", None) or (hal._wlan.ifconfig()[3], 53)
+    if name.endswith(".local"):  # mDNS, one-shot (tests set hal.mdns to their responder)
+        server = getattr(hal, "mdns", None) or ("224.0.0.251", 5353)
+    else:  # the name server DHCP gave us (tests set hal.dns to their own)
+        server = getattr(hal, "dns", None) or (hal._wlan.ifconfig()[3], 53)
     qid = hal.random(65536)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -1,5 +1,5 @@
-"""Device HAL: the only firmware module that touches machine, network and time (its MQTT client,
-umqtt.simple with timeouts, is firmware/mqtt.py, loaded on the first connect).
+"""Device HAL: the only firmware module that touches machine, network and time (its MQTT client
+is firmware/mqtt.py, loaded on the first connect).
 
 The rest of the firmware talks to a `Hal` object with the small interface below (see README.md,
 "HAL"). simulator/host_hal.py implements the same interface for CPython; under the MicroPython
@@ -8,21 +8,26 @@ unix port this very module runs against the fakes in tests/mpy (machine, network
     hal = Hal(pins_cfg)                   # pins from /config.json "pins"
     hal.pressed(name) -> 1|0              # "yes" "no" "unsure" "seller", active_low applied
     hal.led(name, pct)                    # "rate" "thanks" "status" "seller", brightness 0..100
-    hal.ticks_ms() / ticks_diff(a, b) / ticks_add(t, d) / sleep_ms(ms)
-    hal.set_wall_ms(ms) / wall_ms()       # RTC in Unix ms (None until set)
+    hal.ticks_ms() / ticks_diff(a, b) / ticks_add(t, d)
+    hal.sleep_ms(ms)                      # waits without spinning (see __init__)
+    hal.set_wall_ms(ms)                   # RTC in Unix ms
     hal.ntp_query(host, request, timeout_ms) -> reply bytes (one UDP exchange; OSError on failure)
     hal.idle = fn                         # the app's button sampler: socket waits run it
                                           # (firmware/mqtt.py wait_io), so no press is missed
-    hal.wifi_connect(ssid, pw) / wifi_isconnected() / wifi_rssi() / wifi_status() / wifi_disconnect()
+    hal.wifi_connect(ssid, pw) / wifi_isconnected() / wifi_rssi() / wifi_disconnect()
+    hal.wifi_status() -> "got_ip" "connecting" "idle" "no_ap_found" "wrong_password" ...
+                                          # "idle": the driver is not trying (connect needed)
     hal.mqtt(client_id, host, port, user, password, keepalive, ssl) -> client (firmware/mqtt.py)
+    hal.reset_cause() -> "power_on" "hard" "watchdog" "deep_sleep" "soft" "unknown"
     hal.path(name) -> file path for the journal / persisted config
     hal.mem_free() / mem_alloc() / collect()
-    hal.wdt_start(timeout_ms) / wdt_feed() / reset()
+    hal.wdt_start(timeout_ms) / wdt_feed() / reset() / restart()   # restart: soft reset
     hal.random(n) -> int in 0..n-1 (jitter)
     hal.log(line)                         # serial console
 """
 
 import gc
+import select
 import time
 
 import machine
@@ -30,6 +35,7 @@ import network
 
 BUTTONS = ("yes", "no", "unsure", "seller")
 LEDS = ("rate", "thanks", "status", "seller")
+_RESETS = ("unknown", "power_on", "hard", "watchdog", "deep_sleep", "soft")  # by reset_cause()
 
 # MicroPython's embedded epoch: 2000-01-01 on the ESP32, 1970 on the unix port.
 _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -48,18 +54,22 @@ class Hal:
         for name in BUTTONS:
             self._buttons[name] = Pin(pins[name], Pin.IN, pull)
         self._leds = {}
-        self._led_pct = {}
         for name in LEDS:
             key = "led_" + name
             if key in pins:
-                pwm = machine.PWM(Pin(pins[key], Pin.OUT), freq=1000)
-                pwm.duty_u16(0)
+                # duty given at construction: without it the ESP32 starts a PWM at 50 % duty
+                # (ports/esp32/machine_pwm.c), and every LED would glow until the first frame
+                pwm = machine.PWM(Pin(pins[key], Pin.OUT), freq=1000, duty_u16=0)  # pyright: ignore[reportCallIssue]
                 self._leds[name] = pwm
-                self._led_pct[name] = 0
         self._wlan = network.WLAN(network.STA_IF)
         self._wdt = None
-        self._wall_set = False
         self.idle = None  # Panel._idle: samples the buttons while a socket wait is in progress
+        # The main loop's sleep. time.sleep_ms spins on the ESP32 for any wait shorter than a
+        # FreeRTOS tick (10 ms: ports/esp32/mphalport.c mp_hal_delay_ms does the rest in
+        # mp_hal_delay_us, a busy loop), so sleep_ms(10) kept the CPU at 100 % while idle. A
+        # poll with nothing registered waits in ulTaskNotifyTake (MICROPY_EVENT_POLL_HOOK): the
+        # CPU sleeps until the next tick. ipoll: a bound method kept once, no garbage per call.
+        self.sleep_ms = select.poll().ipoll
 
     # ---- pins ----
     def pressed(self, name):
@@ -67,13 +77,8 @@ class Hal:
 
     def led(self, name, pct):
         pwm = self._leds.get(name)
-        if pwm is None or self._led_pct[name] == pct:
-            return
-        self._led_pct[name] = pct
-        if hasattr(pwm, "duty_u16"):
+        if pwm is not None:  # (the app writes only the LEDs whose brightness changes)
             pwm.duty_u16(pct * 65535 // 100)
-        else:
-            pwm.duty(pct * 1023 // 100)
 
     # ---- time ----
     # Pass-throughs are the MicroPython built-ins themselves: a def wrapper would cost the
@@ -81,24 +86,17 @@ class Hal:
     ticks_ms = staticmethod(time.ticks_ms)
     ticks_diff = staticmethod(time.ticks_diff)
     ticks_add = staticmethod(time.ticks_add)
-    sleep_ms = staticmethod(time.sleep_ms)
 
     def set_wall_ms(self, unix_ms):
         t = time.gmtime(unix_ms // 1000 - _EPOCH_OFFSET_S)
         try:
             # RTC tuple: (year, month, day, weekday, hours, minutes, seconds, subseconds)
             machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-            self._wall_set = True
         except Exception:  # no settable RTC (unix port): the clock module keeps its own offset
             pass
 
-    def wall_ms(self):
-        if not self._wall_set:
-            return None
-        return (time.time() + _EPOCH_OFFSET_S) * 1000
-
     def ntp_query(self, host, request, timeout_ms=1500):
-        """Send one SNTP request (clock.ntp_request()) over UDP; the reply bytes, or OSError."""
+        """Send one SNTP request (ntp.ntp_request()) over UDP; the reply bytes, or OSError."""
         from firmware import ntp  # the app loads it for the sync anyway (and unloads it after)
 
         return ntp.exchange(self, host, request, timeout_ms)
@@ -125,21 +123,25 @@ class Hal:
             return None
 
     def wifi_status(self):
-        """A short reason for the self-test: got_ip, no_ap_found, wrong_password, ..."""
+        """A short reason (self-test, link): got_ip, connecting, idle, no_ap_found, ... The ESP32
+        driver keeps reconnecting by itself once asked (ports/esp32/network_wlan.c), so only
+        "idle" (never asked, or disconnected) means a connect() is needed."""
         try:
             code = self._wlan.status()
         except Exception:
             return "unknown"
-        for name in ("GOT_IP", "NO_AP_FOUND", "WRONG_PASSWORD", "CONNECT_FAIL", "CONNECTING", "IDLE"):
+        # one string, split when asked (rarely): eight string constants would stay in the heap
+        for (
+            name
+        ) in "GOT_IP CONNECTING IDLE NO_AP_FOUND WRONG_PASSWORD BEACON_TIMEOUT HANDSHAKE_TIMEOUT CONNECT_FAIL".split():
             if getattr(network, "STAT_" + name, None) == code:
                 return name.lower()
         return "status_%s" % code
 
     def mqtt(self, client_id, host, port, user=None, password=None, keepalive=60, ssl=False):
-        from firmware import mqtt  # umqtt.simple loads with the first connect
+        from firmware import mqtt  # the client loads with the first connect
 
-        mqtt.HAL = self
-        return mqtt.MqttClient(client_id, host, port, user, password, keepalive, ssl)
+        return mqtt.MqttClient(self, client_id, host, port, user, password, keepalive, ssl)
 
     # ---- storage, memory, watchdog ----
     def path(self, name):
@@ -157,6 +159,14 @@ class Hal:
             self._wdt.feed()
 
     reset = staticmethod(machine.reset)
+    restart = staticmethod(machine.soft_reset)  # a new VM: heap and interned names start empty
+
+    def reset_cause(self):
+        """Why this run started: machine.reset_cause() is the ESP32 port's enum 1..5
+        (ports/esp32/modmachine.c: PWRON, HARD, WDT, DEEPSLEEP, SOFT; 0 for causes it does not
+        map). Brownout reads as power-on, machine.reset() and a panic as hard."""
+        c = machine.reset_cause()
+        return _RESETS[c] if type(c) is int and 0 <= c <= 5 else "unknown"
 
     def random(self, n):
         import os

@@ -142,6 +142,7 @@ class Journal:
         self._padbyte = 0
         self._off = 0  # seq = stored seq + _off (see ack)
         self.renumbered = 0  # records renumbered above an ack since boot (see ack)
+        self.refused = 0  # the last ack refused since boot for being above our seq (see ack)
         used = self._open()
         room = fs.room(prefix) if hasattr(fs, "room") else None
         if room is not None:
@@ -354,19 +355,28 @@ class Journal:
         return seg.last - (seg.first if seg.first > self.acked else self.acked + 1) + 1
 
     def ack(self, seq):
-        """Cumulative ack: every record with seq <= `seq` is stored by the gateway."""
-        if seq <= self.acked or seq > 0xFFFFFFFF:  # a bogus ack past the u32 seq on flash
+        """Cumulative ack: every record with seq <= `seq` is stored by the gateway. An ack
+        above our own last seq is refused (noted in `refused`) unless this journal never had
+        an ack: see "A wiped panel" and "A forged ack" in firmware/README.md."""
+        if seq <= self.acked:
             return
         if seq > self.seq:
-            # The gateway knows a previous life of this panel (flash wiped, board replaced):
-            # our unacked records never reached it under these numbers and would pass for
-            # acked. Renumber them to seq+1, ... (and new events after them) by moving the
-            # offset between stored and given seqs: one meta write, so a power cut
-            # leaves either numbering whole, and under the old one the retained ack comes
-            # again. Seqs stay consecutive, as next_after needs.
+            if self.acked or self._off or seq > 0xFFFFFFFF:
+                # This journal's numbers reached the gateway before, so it cannot know a seq
+                # we never assigned: a forged or junk ack (anyone who may publish on the ack
+                # topic). Trimming on it would delete presses it never stored.
+                self.refused = seq
+                return
+            # A fresh journal (flash wiped, board replaced) and the gateway knows a previous
+            # life of this panel: our unacked records never reached it under these numbers
+            # and would pass for acked. Renumber them to seq+1, ... (and new events after
+            # them) by moving the offset between stored and given seqs: one meta write, so a
+            # power cut leaves either numbering whole, and under the old one the retained ack
+            # comes again. Seqs stay consecutive, as next_after needs.
             r = self.next_after(self.acked)
             d = seq + 1 - (r[0] if r else self.seq + 1)
             if self.seq + d > 0xFFFFFFFF:
+                self.refused = seq
                 return
             r = self.pending()
             a = self.acked

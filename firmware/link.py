@@ -13,8 +13,17 @@ The link does not know the journal. It reads events through an `outbox` (the app
 QoS (README.md, "QoS decision"): events and state are published with QoS 0. Delivery is
 guaranteed end to end by the journal + the gateway's cumulative retained `ack`: an event is
 resent (in order) after every reconnect and whenever no ack covers it within the ack timeout,
-until an ack does. umqtt.simple's QoS 1 publish would wait for the PUBACK inside publish(),
-stalling the button loop for a round trip per event (and with no timeout at all).
+until an ack does.
+
+Wi-Fi (README.md, "Link"): the ESP32 driver reconnects by itself once a connect was asked for
+(ports/esp32/network_wlan.c), and a second WLAN.connect() while it is connecting raises
+"Wifi Internal Error". So the link asks once, then only polls isconnected(); it asks again
+only when the driver says it is not trying ("idle") or after _WIFI_KICK_MS without a join
+(disconnecting first). The MQTT backoff counts broker failures only and starts over when
+Wi-Fi comes back: a panel is online seconds after its access point, not minutes.
+
+Failures are logged on the console: a new reason at once, the same one again at most every
+_LOG_EVERY_MS (with how often it came meanwhile).
 """
 
 from firmware import const
@@ -24,21 +33,22 @@ from protocol import panel
 OFF = const(0)
 JOINING = const(1)
 UP = const(2)
-_JOIN_POLL_MS = const(250)  # look at the Wi-Fi join this often
 _MAX_INBOUND = const(4)  # incoming packets handled per poll
+_BACKOFF_MIN_MS = const(1000)  # first retry after a broker failure
+_BACKOFF_MAX_MS = const(120000)  # broker retries never further apart than this
+_JITTER_PCT = const(25)  # +-25 %: a store's panels do not reconnect in lockstep
+_STABLE_MS = const(30000)  # a connection up this long resets the backoff
+_WIFI_KICK_MS = const(120000)  # not joined for this long although asked: disconnect, ask again
+_WIFI_LOOK_MS = const(15000)  # while joining, the driver's status is read (and logged) this often
+_LOG_EVERY_MS = const(60000)  # the same failure is logged at most this often
+_BURST = const(10)  # event publishes per step (bounds the resend burst)
+_ACK_TIMEOUT_MAX_MS = const(600000)  # ack timeouts double up to this while the gateway is silent
 
 
 class Link:
-    BACKOFF_MIN_MS = 1000  # first retry after a failure
-    BACKOFF_MAX_MS = 120000  # retries never further apart than this
-    JITTER_PCT = 25  # +-25 %: a store's panels do not reconnect in lockstep
-    STABLE_MS = 30000  # a connection up this long resets the backoff
-    WIFI_JOIN_MS = 15000  # give the AP this long to hand out an address
     POLL_MS = 50  # look for incoming ack/config this often while connected
-    BURST = 10  # event publishes per step (bounds the resend burst)
     INFLIGHT_MAX = 50  # events published but not yet covered by an ack
     ACK_GRACE_MS = 1000  # after connecting, wait this long for the retained ack
-    ACK_TIMEOUT_MAX_MS = 600000  # ack timeouts double up to this while the gateway is silent
     EVENT_QOS = 0
     STATE_QOS = 0
     SUB_QOS = 1
@@ -60,18 +70,17 @@ class Link:
         self.t_state = base + "state"
         self.t_ack = base + "ack"
         self.t_config = base + "config"
-        self._b_ack = self.t_ack.encode()
-        self._b_config = self.t_config.encode()
         self.client_id = "%s-%s" % (site, device)
         self.wifi = cfg["wifi"]
         self.mqtt_cfg = m
-        self.keepalive_ms = (m.get("keepalive") or 60) * 1000
         self.set_timings(cfg["timings"])
         self.state = OFF
         self.client = None
         self.retry_at = 0
-        self.backoff_ms = self.BACKOFF_MIN_MS
-        self.join_deadline = 0
+        self.backoff_ms = _BACKOFF_MIN_MS
+        self.join_deadline = 0  # JOINING: when to look at the Wi-Fi driver's status again
+        self.kick_at = 0  # ... and when to start it over (disconnect, connect)
+        self.wifi_asked = False  # connect() was asked of the driver (it then keeps trying)
         self.up_since = 0
         self.sent = 0  # highest seq published on this connection
         self.ack_seen = False  # a (retained) ack arrived on this connection
@@ -84,6 +93,9 @@ class Link:
         self.now = 0
         self.rx = 0
         self.last_error = None
+        self.log_what = None  # the failure logged last, when it may be logged again, times since
+        self.log_next = 0
+        self.log_quiet = 0
         # counters for state/tests/bench
         self.connects = 0
         # connect attempts since boot: the will and the state carry it, so the gateway can tell
@@ -93,6 +105,7 @@ class Link:
         self.published = 0
         self.resends = 0
         self.ack_timeouts = 0
+        self.oversize = 0  # incoming messages larger than the protocol allows, skipped
 
     def set_timings(self, timings):
         self.base_ack_timeout_ms = timings["ack_timeout_s"] * 1000
@@ -106,50 +119,64 @@ class Link:
     # ---- the step ----
     def step(self, now):
         self.now = now
+        hal = self.hal
         st = self.state
         if st == UP:
-            if not self.hal.wifi_isconnected():
-                self._lost(now, "wifi lost")
+            if not hal.wifi_isconnected():  # (the backoff starts over when Wi-Fi is back)
+                self._fail(now, "wifi lost", "mqtt lost")
                 return
             try:
                 self._serve(now)
-            except Exception as e:  # OSError, MQTTException, a torn packet's AssertionError
-                self._lost(now, e)
-        elif st == OFF:
+            except Exception as e:  # OSError, a torn packet: the connection is gone
+                if now - self.up_since >= _STABLE_MS:
+                    self.backoff_ms = _BACKOFF_MIN_MS
+                self._fail(now, e, "mqtt lost")
+            return
+        if hal.wifi_isconnected():
+            if st == JOINING:  # (re)joined: the broker gets a fresh try at once
+                self.state = OFF
+                self.retry_at = now
+                self.backoff_ms = _BACKOFF_MIN_MS
+                hal.log("link: wifi up")
             if now >= self.retry_at:
-                if self.hal.wifi_isconnected():
-                    self._connect(now)
-                else:
-                    try:
-                        self.hal.wifi_connect(self.wifi["ssid"], self.wifi["password"])
-                    except Exception as e:
-                        self._fail(now, e)
-                        return
-                    self.state = JOINING
-                    self.join_deadline = now + self.WIFI_JOIN_MS
-        elif st == JOINING:
-            if self.hal.wifi_isconnected():
                 self._connect(now)
-            elif now >= self.join_deadline:
-                self._fail(now, "wifi join timeout (%s)" % self.hal.wifi_status())
-
-    def next_deadline(self, now):
-        """Uptime ms at which step() has something to do (may be <= now)."""
-        st = self.state
+            return
         if st == OFF:
-            return self.retry_at
-        if st == JOINING:
-            return min(now + _JOIN_POLL_MS, self.join_deadline)
-        t = self.next_poll
-        if self.state_due or self._can_send():
-            return now
-        if self.next_heartbeat < t:
-            t = self.next_heartbeat
-        if self.ack_wait_since is not None:
-            a = self.ack_wait_since + self.ack_timeout_ms
-            if a < t:
-                t = a
-        return t
+            self.state = JOINING
+        self._join(now)
+
+    def _join(self, now):
+        """Wi-Fi is down: leave the joining to the driver, which keeps trying once asked. Look
+        at its status now and then (the reason goes to the console); ask again only when it is
+        not trying ("idle") or has not joined for _WIFI_KICK_MS (disconnecting first)."""
+        if self.wifi_asked and now < self.join_deadline:
+            return
+        hal = self.hal
+        why = hal.wifi_status()
+        self.join_deadline = now + _WIFI_LOOK_MS
+        if self.wifi_asked:
+            self._say(now, "wifi not joined: %s" % why)
+            if why != "idle" and now < self.kick_at:
+                return
+        self.kick_at = now + _WIFI_KICK_MS
+        try:
+            if self.wifi_asked and why != "idle":  # stuck: a connect while connecting raises
+                hal.wifi_disconnect()
+            hal.wifi_connect(self.wifi["ssid"], self.wifi["password"])
+            self.wifi_asked = True
+        except Exception as e:  # e.g. "Wifi Internal Error"; asked again at the next look
+            self._say(now, "wifi connect failed: %s" % e)
+
+    def _say(self, now, what):
+        """Log a link problem: a new one at once, the same again at most every LOG_EVERY_MS."""
+        if what == self.log_what and now < self.log_next:
+            self.log_quiet += 1
+            return
+        more = " (%d more since)" % self.log_quiet if what == self.log_what and self.log_quiet else ""
+        self.hal.log("link: %s%s" % (what, more))
+        self.log_what = what
+        self.log_next = now + _LOG_EVERY_MS
+        self.log_quiet = 0
 
     # ---- connecting ----
     def _connect(self, now):
@@ -178,15 +205,17 @@ class Link:
             c.subscribe(self.t_config, self.SUB_QOS)
             self._publish_state(now)  # birth
         except Exception as e:
-            self._fail(now, e)
+            self._fail(now, e, "mqtt connect failed")
             return
         self.connects += 1
         self.last_error = None
+        self.log_what = None  # the next failure is news again
         self.next_poll = now
         self.hal.log("link: mqtt up %s:%s" % (m["host"], m["port"]))
 
-    def _fail(self, now, why):
-        """A connect attempt failed: close, wait backoff +- jitter, try again."""
+    def _fail(self, now, why, what):
+        """The broker failed us (connect refused or timed out, connection lost): close, log,
+        wait backoff +- jitter, try again."""
         c, self.client = self.client, None
         if c is not None:
             try:
@@ -196,16 +225,10 @@ class Link:
         self.state = OFF
         self.last_error = str(why) or why.__class__.__name__
         b = self.backoff_ms
-        spread = b * self.JITTER_PCT // 100
+        spread = b * _JITTER_PCT // 100
         self.retry_at = now + b - spread + self.hal.random(2 * spread + 1)
-        self.backoff_ms = min(b * 2, self.BACKOFF_MAX_MS)
-
-    def _lost(self, now, why):
-        """An established connection broke."""
-        if now - self.up_since >= self.STABLE_MS:
-            self.backoff_ms = self.BACKOFF_MIN_MS
-        self.hal.log("link: mqtt lost: %s" % why)
-        self._fail(now, why)
+        self.backoff_ms = min(b * 2, _BACKOFF_MAX_MS)
+        self._say(now, "%s: %s" % (what, self.last_error))
 
     def disconnect(self):
         """Clean shutdown (the broker does not publish the will)."""
@@ -233,9 +256,7 @@ class Link:
         self._pump(now)
         if self.state_due or now >= self.next_heartbeat:
             self._publish_state(now)
-        elif now - self.last_tx >= self.keepalive_ms // 2:
-            c.ping()
-            self.last_tx = now
+        # keepalive (PINGREQ when quiet, half-open detection) is the client's, in check_msg()
 
     def _can_send(self):
         if self.state != UP:
@@ -250,7 +271,7 @@ class Link:
         if self.sent < acked:
             self.sent = acked
         n = 0
-        while n < self.BURST and self._can_send():
+        while n < _BURST and self._can_send():
             rec = self.outbox.next_after(self.sent)
             if rec is None:  # the rest was dropped (journal overflow) or acked meanwhile
                 self.sent = self.outbox.head()
@@ -275,7 +296,7 @@ class Link:
             try:
                 self._pump(self.now)
             except Exception as e:
-                self._lost(self.now, e)
+                self._fail(self.now, e, "mqtt lost")
 
     def _check_ack_timeout(self, now):
         if self.ack_wait_since is None:
@@ -294,7 +315,7 @@ class Link:
             )
             self.sent = acked
             self.ack_wait_since = None
-            self.ack_timeout_ms = min(self.ack_timeout_ms * 2, self.ACK_TIMEOUT_MAX_MS)
+            self.ack_timeout_ms = min(self.ack_timeout_ms * 2, _ACK_TIMEOUT_MAX_MS)
 
     def _publish_state(self, now):
         self.state_due = False
@@ -320,7 +341,13 @@ class Link:
     # ---- incoming ----
     def _on_message(self, topic, msg):
         self.rx += 1
-        if topic == self._b_ack or topic == self.t_ack:
+        if msg is None:  # larger than the protocol allows: the client read past it unkept
+            self.oversize += 1
+            self._say(self.now, "oversize message skipped")
+            self.publish_state_soon()
+            return
+        # the broker sends only what we subscribed to: our own ack and config topics (bytes)
+        if topic.endswith(b"/ack"):
             try:
                 seq = panel.decode_ack(msg)
             except Exception as e:
@@ -330,10 +357,13 @@ class Link:
             before = self.outbox.acked()
             if self.on_ack is not None:
                 self.on_ack(seq)
-            if self.outbox.acked() > before:
+            if seq > self.outbox.head():  # refused (a forged ack): nothing trimmed, say so
+                self._say(self.now, "ack %d above our seq refused" % seq)
+                self.publish_state_soon()
+            elif self.outbox.acked() > before:
                 # progress: the gateway is alive; restart the ack clock for what is still out
                 self.ack_timeout_ms = self.base_ack_timeout_ms
                 self.ack_wait_since = self.now if self.sent > self.outbox.acked() else None
-        elif topic == self._b_config or topic == self.t_config:
+        elif topic.endswith(b"/config"):
             if self.on_config is not None:
                 self.on_config(msg)

@@ -18,7 +18,7 @@ Only boot()/loop()/run() stay in the heap; the config checks live in firmware/bo
 import gc
 import time
 
-from firmware import const, unload
+from firmware import MPY, const, unload
 
 _START_RETRY_MS = const(30000)  # after an unexpected start-up failure
 _SELFTEST_SECONDS = const(60)
@@ -33,6 +33,7 @@ def boot(hal_factory=None, path=None, log=print, selftest_seconds=None, max_ms=N
     from firmware import boot as b
 
     cfg = b.start(hal_factory or _default_hal, path or b.CONFIG_PATH, log, max_ms)
+    fresh = b.fresh
     del b  # with the module unloaded, nothing refers to its code any more
     unload("firmware.boot")
     if cfg is None:
@@ -41,6 +42,13 @@ def boot(hal_factory=None, path=None, log=print, selftest_seconds=None, max_ms=N
     # below, scans stale stack words that may still point at the config code and keep it
     # (seen on the VM at 100k: MemoryError with 68 KB free after an explicit collect)
     gc.collect()
+    if fresh and MPY:
+        # The config was checked and kept (/config.json.ok): the checking code's names stay
+        # interned in this VM for good (~3.5 KB, past the 40 KB budget). A soft reset starts
+        # a new VM, whose boot reads the kept config without that code (firmware/README.md).
+        hal = (hal_factory or _default_hal)(cfg["pins"])
+        log("panel: config checked; restart")
+        hal.restart()
     from firmware.app import Panel  # before the HAL: the big code blocks find room first
 
     hal = (hal_factory or _default_hal)(cfg["pins"])
@@ -83,6 +91,10 @@ def loop(panel, hal, log=print, max_steps=None):
             if failures == 1 or failures % 100 == 0:
                 log("panel: step failed (%d): %r" % (failures, e))
             hal.sleep_ms(100)
+        if panel.restart:  # a new remote config, at a quiet moment (firmware.app)
+            log("panel: restart")
+            panel.link.disconnect()
+            hal.restart()  # SystemExit on the device: never returns
         hal.sleep_ms(panel.LOOP_MS)
     return panel
 

@@ -1,7 +1,7 @@
 """SNTP packets and the port's epoch: the part of firmware.clock used only every few hours.
 
 Kept out of clock so its code is not held in the panel's heap between syncs: the app imports
-it for a sync and unloads it after (firmware.unload). `clock.ntp_parse` etc. reach these too.
+it for a sync and unloads it after (firmware.unload).
 
     ntp_request() -> bytes (48)          SNTP client request (reuse it)
     ntp_parse(data, sent_up, recv_up) -> (up_ms, unix_ms)   ValueError if bad / kiss-o'-death /

@@ -18,7 +18,7 @@ Each button press also lights an LED while held (yes=rate, no=thanks, unsure=sta
 seller=seller). A reason is one word-ish token without spaces (no_ap_found, timeout, ...).
 """
 
-from firmware import clock, ui
+from firmware import ntp, ui
 from firmware.version import FW
 
 BUTTONS = ("yes", "no", "unsure", "seller")
@@ -101,9 +101,9 @@ class SelfTest:
             self.say("MQTT fail %s" % self._reason(e))
         try:
             up = hal.ticks_ms()
-            data = hal.ntp_query(cfg["ntp"]["host"], clock.ntp_request(), self.NTP_TIMEOUT_MS)
+            data = hal.ntp_query(cfg["ntp"]["host"], ntp.ntp_request(), self.NTP_TIMEOUT_MS)
             recv = hal.ticks_ms()
-            _at, unix_ms = clock.ntp_parse(data, 0, hal.ticks_diff(recv, up))
+            _at, unix_ms = ntp.ntp_parse(data, 0, hal.ticks_diff(recv, up))
             self.say("NTP ok %d" % unix_ms)
         except Exception as e:
             self.say("NTP fail %s" % self._reason(e))

@@ -16,6 +16,8 @@ from protocol import VERSION, ProtocolError
 
 EVENTS = ("yes", "no", "unsure", "seller_short", "seller_long")
 SELLER_EVENTS = ("seller_short", "seller_long")
+# state "reset": why the panel's current run started (machine.reset_cause() on the ESP32)
+RESETS = ("power_on", "hard", "watchdog", "deep_sleep", "soft", "unknown")
 
 MAX_EVENT_BYTES = 256
 MAX_BYTES = 1024  # every other payload
@@ -210,4 +212,12 @@ def _check_state(obj):
     out["faults"] = list(faults)
     out["cfg"] = _int("cfg", _get(obj, "cfg"), 1, null=True)
     out["cfg_err"] = _text("cfg_err", _get(obj, "cfg_err"), 1, MAX_TEXT, null=True)
+    # optional (firmware 0.2.0 on): in the result only when given and not null
+    reset = _get(obj, "reset", False)
+    if reset is not None:
+        out["reset"] = _choice("reset", reset, RESETS)
+    for key, lo in (("oversize", 0), ("ack_refused", 1)):
+        x = _int(key, _get(obj, key, False), lo, null=True)
+        if x is not None:
+            out[key] = x
     return out

@@ -23,6 +23,7 @@ from protocol.checks import (  # noqa: F401 - re-exported too
     MAX_INT,
     MAX_SHORT,
     MAX_TEXT,
+    RESETS,
     SELLER_EVENTS,
     T_MAX,
     T_MIN,
@@ -62,6 +63,7 @@ STATE_FIELDS = (
     "cfg",
     "cfg_err",
 )
+STATE_OPTIONAL = ("conn", "reset", "oversize", "ack_refused")  # in decode_state's result when given
 CONFIG_FIELDS = ("v", "ver", "question", "kind") + CONFIG_KNOBS
 
 
@@ -111,7 +113,7 @@ def will_payload(boot, conn):
 
 
 def decode_state(data):
-    """-> the online form with every STATE_FIELDS key (plus "conn" when given), or
+    """-> the online form with every STATE_FIELDS key (plus STATE_OPTIONAL ones when given), or
     {"v": 1, "online": False} (plus "boot" and/or "conn" when given)."""
     return _check_state(_load(data, MAX_BYTES))
 

@@ -20,8 +20,8 @@ KINDS = ("event", "state", "ack", "config")  # per-device topics
 COUNTS = "counts"  # the per-site counts topic's last segment (parse() reports it as the kind)
 
 # (qos, retained) per kind: how our publishers send it. A panel may publish event/state with
-# QoS 0 or 1 (the firmware uses 0: umqtt.simple's QoS 1 publish blocks for the PUBACK with no
-# timeout, and the end-to-end ack makes it redundant); the panel's last will is QoS 1, retained.
+# QoS 0 or 1 (the firmware uses 0: a PUBACK per event would cost a round trip each, and the
+# end-to-end ack makes it redundant); the panel's last will is QoS 1, retained.
 PUBLISH = {
     "event": (0, False),
     "state": (0, True),
@@ -38,7 +38,7 @@ _ROOT_CHARS = _ID_CHARS + "_."
 
 
 def _text(value, field):
-    # umqtt hands topics over as bytes; paho as str
+    # the panel's MQTT client hands topics over as bytes; paho as str
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode()
@@ -110,7 +110,7 @@ def parse(root, topic):
     """(site, device, kind) of a topic under `root`; device is None for the counts topic.
 
     Raises ProtocolError: field "topic" for a foreign root or wrong shape, "site"/"device" for
-    bad ids, "kind" for an unknown last segment. Accepts bytes (umqtt) or str.
+    bad ids, "kind" for an unknown last segment. Accepts bytes (the panel's client) or str.
     """
     check_root(root)
     topic = _text(topic, "topic")

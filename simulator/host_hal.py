@@ -7,7 +7,10 @@ reads from hardware driven by the caller instead:
     hal.set_pressed("yes", True)      # a customer's finger (the simulator adds contact bounce)
     hal.advance(25) / hal.now_ms = t  # simulated clock; nothing sleeps for real
     hal.leds["rate"]                  # what each LED shows (0..100); hal.led_log keeps changes
-    hal.wifi_up = False               # Wi-Fi outage (the AP is gone)
+    hal.wifi_up = False               # Wi-Fi outage (the AP is gone); once asked to connect,
+                                      # the station rejoins by itself when it is back (as the
+                                      # ESP32 driver does)
+    hal.reset_reason = "watchdog"     # what reset_cause() says (default "power_on")
     hal.ntp_unix_ms = lambda: ...     # what an NTP query answers (None: unreachable)
     hal.console                       # lines the firmware printed to its serial console
 
@@ -173,7 +176,8 @@ class HostHal:
         self.keep_led_log = True
         self.wifi_up = True  # is the access point there?
         self.rssi = -55
-        self.wifi_joined = False
+        self.wifi_joined = False  # a connect was asked for (the driver then keeps trying)
+        self.reset_reason = "power_on"
         self.wall_offset_ms = None  # set_wall_ms() keeps wall = now + offset
         self.ntp_unix_ms = None  # callable -> unix ms, or None: NTP unreachable
         self.heap_free = 60000
@@ -235,21 +239,22 @@ class HostHal:
 
     # ---- network ----
     def wifi_connect(self, ssid, password):
-        self.wifi_joined = self.wifi_up
+        self.wifi_joined = True
 
     def wifi_disconnect(self):
         self.wifi_joined = False
 
     def wifi_isconnected(self):
-        if not self.wifi_up:
-            self.wifi_joined = False
-        return self.wifi_joined
+        # like the ESP32 driver (ports/esp32/network_wlan.c): once asked, it reconnects by itself
+        return self.wifi_up and self.wifi_joined
 
     def wifi_rssi(self):
         return self.rssi if self.wifi_isconnected() else None
 
     def wifi_status(self):
-        return "got_ip" if self.wifi_isconnected() else "no_ap_found"
+        if self.wifi_isconnected():
+            return "got_ip"
+        return "no_ap_found" if self.wifi_joined else "idle"
 
     def mqtt(self, client_id, host, port, user=None, password=None, keepalive=60, ssl=False):
         if not self.wifi_up:
@@ -280,6 +285,9 @@ class HostHal:
     def reset(self):
         self.resets += 1
         raise SystemExit("panel reset")
+
+    def reset_cause(self):
+        return self.reset_reason
 
     def random(self, n):
         # xorshift: deterministic jitter per panel (seeded), no global random state

@@ -6,34 +6,22 @@ Layout written to the output folder (what goes on the panel's flash, plus a mani
     config.example.json        example /config.json (copy, fill in, deploy)
     lib/firmware/*.mpy         firmware/*.py compiled with mpy-cross -O3 (see OPT)
     lib/protocol/*.mpy         protocol/*.py compiled with mpy-cross -O3
-    lib/umqtt/simple.mpy       umqtt.simple from PyPI (micropython-umqtt.simple), compiled as is
-    manifest.json              {"fw", "umqtt", "files": {relative path: sha256}}; the technician
+    manifest.json              {"fw", "files": {relative path: sha256}}; the technician
                                tool's deploy compares it with the panel to copy only what changed
 
-umqtt.simple is not a pip-installable project (an sdist with no build config), so it is fetched
-with the PyPI JSON API into build/cache/, checked against the sha256 PyPI states, and only
-umqtt/simple.py is extracted. It is never committed. Tests call `fetch_umqtt()` to run the real
-client under the MicroPython VM.
+Nothing else: the panel's MQTT client is its own (firmware/mqtt.py), so the bundle no longer
+fetches umqtt.simple (a stock image's frozen copy would shadow it anyway).
 """
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE_DIR = os.path.join(REPO, "build", "cache")
-
-UMQTT_PROJECT = "micropython-umqtt.simple"
-UMQTT_VERSION = "1.3.4"
-UMQTT_MEMBER = "umqtt/simple.py"
-PYPI_JSON = "https://pypi.org/pypi/%s/json"
 
 LAUNCHER = (
     "# Panel launcher written by `make firmware`; the firmware lives in /lib/firmware.\n"
@@ -46,61 +34,6 @@ PACKAGES = ("firmware", "protocol")
 
 class BundleError(Exception):
     """A build step failed; the message says which and what to do."""
-
-
-def _download(url, timeout=30):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read()
-    except OSError as exc:
-        raise BundleError(
-            "cannot download %s (%s); check the network or put the file in %s" % (url, exc, CACHE_DIR)
-        ) from None
-
-
-def fetch_umqtt(cache_dir=None, version=UMQTT_VERSION):
-    """Return the path of a folder holding umqtt/simple.py from PyPI (cached, sha256-checked).
-
-    The folder goes on MICROPYPATH (tests) or is compiled into the bundle.
-    """
-    cache_dir = cache_dir or CACHE_DIR
-    target = os.path.join(cache_dir, "umqtt-simple-%s" % version)
-    if os.path.exists(os.path.join(target, UMQTT_MEMBER)):
-        return target
-    os.makedirs(cache_dir, exist_ok=True)
-    meta = json.loads(_download(PYPI_JSON % UMQTT_PROJECT))
-    files = meta.get("releases", {}).get(version) or []
-    sdists = [u for u in files if u.get("packagetype") == "sdist"]
-    if not sdists:
-        raise BundleError("PyPI lists no sdist for %s %s" % (UMQTT_PROJECT, version))
-    info = sdists[0]
-    archive = os.path.join(cache_dir, info["filename"])
-    if os.path.exists(archive):
-        with open(archive, "rb") as f:
-            data = f.read()
-    else:
-        data = _download(info["url"])
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != info["digests"]["sha256"]:
-        raise BundleError(
-            "%s: sha256 %s does not match PyPI's %s; delete it and retry"
-            % (info["filename"], digest, info["digests"]["sha256"])
-        )
-    with open(archive, "wb") as f:
-        f.write(data)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.endswith("/" + UMQTT_MEMBER)), None)
-        if member is None:
-            raise BundleError("%s has no %s" % (info["filename"], UMQTT_MEMBER))
-        text = tar.extractfile(member).read()  # pyright: ignore[reportOptionalMemberAccess]  (a regular file)
-    tmp = target + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.join(tmp, "umqtt"))
-    with open(os.path.join(tmp, UMQTT_MEMBER), "wb") as f:
-        f.write(text)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)  # a half-written cache never looks complete
-    return target
 
 
 def mpy_cross_binary():
@@ -118,7 +51,7 @@ def mpy_cross_binary():
 # use). On the panel, loaded bytecode lives in its ~100 KB heap, and the tables are ~1.25 KB of
 # the 40 KB budget (32-bit VM, tests/firmware/test_heap_32bit.py); a traceback on the panel still
 # names the function, and the same code runs with line numbers under CPython and the unix port
-# in the tests. umqtt.simple is never optimised: it checks packets with assert.
+# in the tests.
 OPT = "-O3"
 
 
@@ -158,10 +91,9 @@ def example_config():
         raise BundleError("cannot read the firmware's example config %s: %s" % (EXAMPLE_CONFIG, exc)) from None
 
 
-def build(out_dir, cache_dir=None):
+def build(out_dir):
     """Write the bundle into out_dir (replacing its previous content); return the manifest."""
     out_dir = os.path.abspath(out_dir)
-    umqtt_dir = fetch_umqtt(cache_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     lib = os.path.join(out_dir, "lib")
     for package in PACKAGES:
@@ -174,7 +106,6 @@ def build(out_dir, cache_dir=None):
                     "%s/%s" % (package, name),
                     OPT,
                 )
-    compile_py(os.path.join(umqtt_dir, UMQTT_MEMBER), os.path.join(lib, "umqtt", "simple.mpy"), UMQTT_MEMBER)
     with open(os.path.join(out_dir, "main.py"), "w") as f:
         f.write(LAUNCHER)
     with open(os.path.join(out_dir, "config.example.json"), "w") as f:
@@ -186,7 +117,7 @@ def build(out_dir, cache_dir=None):
             rel = os.path.relpath(path, out_dir).replace(os.sep, "/")
             if rel != "manifest.json":
                 files[rel] = _sha256(path)
-    manifest = {"fw": fw_version(), "umqtt": UMQTT_VERSION, "files": dict(sorted(files.items()))}
+    manifest = {"fw": fw_version(), "files": dict(sorted(files.items()))}
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")

@@ -10,8 +10,6 @@ from technician.errors import DeviceError
 
 DEVICE_MANIFEST = "rating-manifest.json"  # the bundle's manifest as last deployed, on the panel
 NOT_COPIED = ("config.example.json", "manifest.json")
-UMQTT = "lib/umqtt/simple.mpy"
-UMQTT_ALT = ("lib/umqtt/simple.mpy", "lib/umqtt/simple.py")
 OWNED_PREFIXES = ("lib/firmware/", "lib/protocol/")  # stale files here are ours to remove
 MPY_MAJOR = 6  # .mpy format of mpy-cross 1.22+ (MicroPython >= 1.22)
 
@@ -38,8 +36,8 @@ def load(bundle_dir):
 
 
 def deployable(manifest):
-    """Relative paths that go onto the panel (umqtt handled on its own)."""
-    return sorted(p for p in manifest["files"] if p not in NOT_COPIED and p != UMQTT)
+    """Relative paths that go onto the panel."""
+    return sorted(p for p in manifest["files"] if p not in NOT_COPIED)
 
 
 def changed(manifest, device_hashes):

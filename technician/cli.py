@@ -5,6 +5,7 @@ needs is installed (technician/extra.py), then imports what it needs. User probl
 DeviceErrors (technician/errors.py), which the `rating` command prints as "error: ...", exit 2.
 """
 
+import argparse
 import json
 import sys
 
@@ -66,7 +67,7 @@ def register(sub):
         "--umqtt",
         choices=("auto", "mip", "bundle"),
         default="auto",
-        help="where umqtt.simple comes from: mip when the panel is online (auto), or the bundle",
+        help=argparse.SUPPRESS,  # ignored since the firmware has its own MQTT client (old scripts pass it)
     )
     a.add_argument(
         "--wait",
@@ -195,7 +196,7 @@ def cmd_deploy(args):
         watch = panelconfig.parse_broker(args.watch_broker)
     settings = (args.site, args.device, args.wifi_ssid)
     # the bundle and every setting given are checked before anyone is asked for a password
-    d = Deploy(args.port, bundle_dir=args.bundle, umqtt=args.umqtt, wait_s=args.wait, watch_broker=watch)
+    d = Deploy(args.port, bundle_dir=args.bundle, wait_s=args.wait, watch_broker=watch)
     panelconfig.check_given(panelconfig.overrides_from(*settings, None, args.broker, args.mqtt_user))
     wifi_password, mqtt_password = _passwords(args)
     d.overrides = panelconfig.overrides_from(*settings, wifi_password, args.broker, args.mqtt_user, mqtt_password)

@@ -62,13 +62,11 @@ class Deploy:
     """One deploy run; `out` receives every line shown to the technician."""
 
     WAIT_S = 60
-    UMQTT_MODES = ("auto", "mip", "bundle")
 
-    def __init__(self, port, bundle_dir=None, overrides=None, umqtt="auto", wait_s=None, watch_broker=None, out=print):
+    def __init__(self, port, bundle_dir=None, overrides=None, wait_s=None, watch_broker=None, out=print):
         self.port = port
         self.bundle_dir = os.path.abspath(bundle_dir or DEFAULT_BUNDLE)
         self.overrides = overrides or {}
-        self.umqtt = umqtt
         self.wait_s = self.WAIT_S if wait_s is None else wait_s
         self.watch_broker = watch_broker  # (host, port, ssl) or None: from the config
         self.out = out
@@ -105,27 +103,6 @@ class Deploy:
             what += ", remove %d old module(s)" % len(stale)
         return steps.Step(what, steps.mpremote(self.port, *steps.chain(*cmds)))
 
-    def umqtt_step(self, probe):
-        have = {p: h for p, h in probe["files"].items() if p in bundle_info.UMQTT_ALT and h}
-        wanted = self.manifest["files"].get(bundle_info.UMQTT)
-        if have.get(bundle_info.UMQTT) == wanted or (have and self.umqtt == "auto"):
-            return None
-        if self.umqtt == "mip" or (self.umqtt == "auto" and probe.get("online")):
-            return steps.Step(
-                "Install umqtt.simple from micropython-lib (the panel is online)",
-                steps.mpremote(self.port, "mip", "install", "umqtt.simple"),
-            )
-        cmds = []
-        for d in ("lib", "lib/umqtt"):
-            if d not in probe["dirs"]:
-                cmds.append(["fs", "mkdir", ":" + d])
-                probe["dirs"].append(d)  # the copy step must not make it again
-        cmds.append(["fs", "cp", os.path.join(self.bundle_dir, bundle_info.UMQTT), ":" + bundle_info.UMQTT])
-        return steps.Step(
-            "Install umqtt.simple from the bundle (the panel has no internet yet)",
-            steps.mpremote(self.port, *steps.chain(*cmds)),
-        )
-
     def config_step(self, text):
         return steps.Step(
             "Write /config.json (validated; replaces the old file in one rename)",
@@ -147,9 +124,6 @@ class Deploy:
         given = panelconfig.merge({}, self.overrides)
         text = panelconfig.check_given(given)
         plan = [self.probe_step()]
-        um = self.umqtt_step(probe)
-        if um:
-            plan.append(um)
         copy = self.copy_step(bundle_info.deployable(self.manifest), [], probe["dirs"], True)
         if copy:
             plan.append(copy)
@@ -190,16 +164,6 @@ class Deploy:
                 old_manifest = None
         stale = bundle_info.stale(old_manifest, self.manifest)
         same_manifest = old_manifest == self.manifest
-        um = self.umqtt_step(probe)
-        if um:
-            try:
-                steps.run(um, out=say)
-            except DeviceError:
-                if self.umqtt != "auto" or "mip" not in um.argv:
-                    raise
-                say("  mip failed; installing the bundled copy instead")
-                self.umqtt = "bundle"
-                steps.run(self.umqtt_step(dict(probe, online=False)), out=say)
         cp = self.copy_step(files, stale, probe["dirs"], write_manifest=bool(files or stale) or not same_manifest)
         if cp:
             steps.run(cp, out=say)

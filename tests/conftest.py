@@ -153,13 +153,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def fw_bundle(tmp_path_factory):
     """`make firmware` into a temp folder, once per run: the bundle (.mpy files built as for
-    the panel, umqtt.simple from PyPI) that the VM tests load the way the panel does."""
-    from technician.bundle import build, fetch_umqtt
+    the panel) that the VM tests load the way the panel does."""
+    from technician.bundle import build
 
-    try:
-        fetch_umqtt()
-    except Exception as exc:  # no network and no cache: say so instead of a confusing failure
-        pytest.fail("cannot get umqtt.simple from PyPI: %s" % exc)
     out = tmp_path_factory.mktemp("bundle") / "firmware"
     build(str(out))
     return str(out)
@@ -167,5 +163,5 @@ def fw_bundle(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundle_lib(fw_bundle):
-    """The bundle's lib/ folder (firmware, protocol, umqtt as .mpy)."""
+    """The bundle's lib/ folder (firmware, protocol as .mpy)."""
     return os.path.join(fw_bundle, "lib")

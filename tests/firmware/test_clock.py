@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware import clock
+from firmware import clock, ntp
 
 P = clock.TICKS_PERIOD
 
@@ -46,13 +46,13 @@ def test_fw_core_wallclock():
 
 
 def test_fw_core_epoch_conversion():
-    assert clock.epoch_offset_s(lambda s: (2000, 1, 1, 0, 0, 0, 5, 1)) == 946684800
-    assert clock.epoch_offset_s(time.gmtime) == 0
+    assert ntp.epoch_offset_s(lambda s: (2000, 1, 1, 0, 0, 0, 5, 1)) == 946684800
+    assert ntp.epoch_offset_s(time.gmtime) == 0
     unix_ms = 1732270000123
-    s = clock.unix_ms_to_port_s(unix_ms)
+    s = ntp.unix_ms_to_port_s(unix_ms)
     assert s == 1732270000 - 946684800
-    assert clock.port_s_to_unix_ms(s) == 1732270000000
-    assert clock.unix_ms_to_port_s(unix_ms, 0) == 1732270000
+    assert ntp.port_s_to_unix_ms(s) == 1732270000000
+    assert ntp.unix_ms_to_port_s(unix_ms, 0) == 1732270000
 
 
 def test_fw_core_ntp_schedule_backoff_and_resync():
@@ -77,21 +77,21 @@ def ntp_answer(unix_s, frac=0, recv_unix_s=None, mode=4, stratum=2, li=0):
     data[0] = (li << 6) | (4 << 3) | mode
     data[1] = stratum
     recv = unix_s if recv_unix_s is None else recv_unix_s
-    struct.pack_into(">II", data, 32, (recv + clock.NTP_DELTA) % 2**32, 0)
-    struct.pack_into(">II", data, 40, (unix_s + clock.NTP_DELTA) % 2**32, frac)
+    struct.pack_into(">II", data, 32, (recv + ntp.NTP_DELTA) % 2**32, 0)
+    struct.pack_into(">II", data, 40, (unix_s + ntp.NTP_DELTA) % 2**32, frac)
     return bytes(data)
 
 
 def test_fw_core_ntp_packets():
-    req = clock.ntp_request()
+    req = ntp.ntp_request()
     assert len(req) == 48 and req[0] & 7 == 3 and (req[0] >> 3) & 7 == 4
     # 100 ms round trip: the answer's time is half of it later at arrival
-    assert clock.ntp_parse(ntp_answer(1732270000, frac=2**31), 1000, 1100) == (1100, 1732270000550)
+    assert ntp.ntp_parse(ntp_answer(1732270000, frac=2**31), 1000, 1100) == (1100, 1732270000550)
     # the server held the request 40 ms: only the rest is network delay
     a = ntp_answer(1732270000, recv_unix_s=1732270000)
-    assert clock.ntp_parse(a, 0, 100)[1] == 1732270000050
+    assert ntp.ntp_parse(a, 0, 100)[1] == 1732270000050
     # after 2036-02-07 NTP seconds wrap (era 1)
-    assert clock.ntp_parse(ntp_answer(2200000000), 0, 0)[1] == 2200000000000
+    assert ntp.ntp_parse(ntp_answer(2200000000), 0, 0)[1] == 2200000000000
     for bad, why in (
         (ntp_answer(1, mode=3), "mode"),
         (ntp_answer(1, stratum=0), "kiss"),
@@ -99,7 +99,7 @@ def test_fw_core_ntp_packets():
         (b"\x24" * 20, "short"),
     ):
         with pytest.raises(ValueError, match=why):
-            clock.ntp_parse(bad, 0, 0)
+            ntp.ntp_parse(bad, 0, 0)
 
 
 def test_fw_core_ntp_against_a_real_udp_server():
@@ -109,13 +109,13 @@ def test_fw_core_ntp_against_a_real_udp_server():
     cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     cli.settimeout(2)
     try:
-        cli.sendto(clock.ntp_request(), srv.getsockname())
+        cli.sendto(ntp.ntp_request(), srv.getsockname())
         req, addr = srv.recvfrom(64)
         assert req[0] & 7 == 3
         now = time.time()
         srv.sendto(ntp_answer(int(now), frac=int((now % 1) * 2**32)), addr)
         data = cli.recv(64)
-        up, unix_ms = clock.ntp_parse(data, 0, 2)
+        up, unix_ms = ntp.ntp_parse(data, 0, 2)
         assert abs(unix_ms - now * 1000) < 5
     finally:
         srv.close()

@@ -61,7 +61,10 @@ def broken(path, value):
         ("mqtt.port", True, "mqtt.port", "integer"),
         ("mqtt.root", "rating/#", "mqtt.root", "may only contain"),
         ("mqtt.ssl", "no", "mqtt.ssl", "true or false"),
+        ("mqtt.ssl", True, "mqtt.ssl", "TLS is not supported on the panel"),
         ("mqtt.user", 3, "mqtt.user", "or null"),
+        ("mqtt.user", "", "mqtt.user", "non-empty"),
+        ("pins.external_pull", "yes", "pins.external_pull", "true or false"),
         ("ntp.resync_h", 0, "ntp.resync_h", "1..168"),
         ("pins.yes", 40, "pins.yes", "0..39"),
         ("pins.no", 7, "pins.no", "flash"),
@@ -170,6 +173,7 @@ ESP32_MAP = {
     "led_status": 23,
     "led_seller": 21,
     "active_low": True,
+    "external_pull": False,
 }
 S3_MAP = {
     "yes": 4,
@@ -181,6 +185,7 @@ S3_MAP = {
     "led_status": 17,
     "led_seller": 18,
     "active_low": True,
+    "external_pull": False,
 }
 
 
@@ -285,8 +290,11 @@ def test_fw_core_config_esp32_rules_unchanged_but_boot_console_and_mtdi():
             assert "strapping" in button and "flash voltage" in button, button
             assert "module does not boot" in button
             assert led is None  # an LED to GND pulls it low, which is the safe level
-        elif p >= 34:
-            assert button is None
+        elif p >= 34:  # no internal pull resistors: a button floats (see the next test)
+            assert button == (
+                "GPIO %d has no internal pull-up/down (34..39): a button there floats; "
+                "wire a resistor and set pins.external_pull" % p
+            )
             assert led == "GPIO %d is input-only (34..39); an LED needs an output pin" % p
         else:
             assert button is None and led is None, (p, button, led)
@@ -313,6 +321,10 @@ def test_fw_core_boot_detects_the_chip_from_the_machine_string(tmp_path):
     assert boot.chip("Generic ESP32S3 module with ESP32S3") == "esp32s3"
     assert boot.chip("ESP32S3 module (spiram octal) with ESP32S3") == "esp32s3"
     assert boot.chip("Generic ESP32 module with ESP32") == "esp32"
+    # the SPIRAM images run on WROVER modules (PSRAM on 16/17); the ATOM is a PICO-D4 (flash)
+    assert boot.chip("Generic ESP32 module with SPIRAM with ESP32") == "esp32wrover"
+    assert boot.chip("M5Stack ATOM with ESP32") == "esp32wrover"
+    assert boot.chip("M5Stack AtomS3 Lite with ESP32S3") == "esp32s3"
     assert boot.chip("linux [GCC 14.2.1] version") == "esp32"  # the unix port, tests
     assert boot.chip("") == "esp32"
     path = tmp_path / "config.json"
@@ -336,8 +348,10 @@ def test_fw_core_deploy_validates_with_the_boards_chip():
     given = minimal({"yes": 38, "led_rate": 39})
     text, full = panelconfig.validate(given, "esp32s3")
     assert full["pins"] == dict(S3_MAP, yes=38, led_rate=39)
+    with pytest.raises(DeviceError, match="pins.yes: GPIO 38 has no internal pull-up"):
+        panelconfig.validate(given)  # plain ESP32 rules: a button on 38 floats
     with pytest.raises(DeviceError, match="pins.led_rate: GPIO 39 is input-only"):
-        panelconfig.validate(given)
+        panelconfig.validate(dict(given, pins={"yes": 38, "led_rate": 39, "external_pull": True}))
 
 
 @pytest.mark.e2e
@@ -380,3 +394,58 @@ def test_fw_core_selftest_from_the_repl_uses_the_boards_chip(monkeypatch, capsys
     selftest.run(seconds=0, hal=HostHal(data_dir=str(tmp_path)), config_path=str(path))
     out = capsys.readouterr().out
     assert "SELFTEST WIFI ok" in out and "fail config:" not in out, out
+
+
+# ---- rules that match the hardware (issue 11 item 6) ----------------------------------------
+
+
+def test_fw_core_config_buttons_on_34_to_39_need_external_pull_resistors():
+    """GPIO 34..39 have no internal pull-ups: the HAL's PULL_UP request is silently ignored and
+    the input floats (tests/mpy/fake_machine.py: phantom presses, see test_hal.py)."""
+    for p in range(34, 40):
+        text = problem("esp32", "unsure", p)
+        assert text and "no internal pull-up" in text and "pins.external_pull" in text, (p, text)
+        pins = dict(ESP32_MAP, unsure=p, external_pull=True)
+        assert config.load(json.dumps(minimal(pins)))["pins"]["unsure"] == p
+        assert problem("esp32", "led_thanks", p).startswith("GPIO %d is input-only" % p)  # LEDs never
+    # the flag does not open anything else
+    with pytest.raises(config.ConfigError, match="pins.no: GPIO 7 cannot be used"):
+        config.load(json.dumps(minimal(dict(ESP32_MAP, no=7, external_pull=True))))
+
+
+def test_fw_core_config_psram_and_pico_flash_pins_refused_where_known():
+    for key in ("yes", "led_rate"):
+        for p in (16, 17):
+            assert problem("esp32", key, p) is None  # a plain image cannot know the module
+            text = problem("esp32wrover", key, p)
+            assert text == "GPIO %d is the PSRAM (WROVER) or the flash (PICO-D4) on this board" % p, text
+    # the wrover kind keeps every plain ESP32 rule
+    assert "cannot be used" in problem("esp32wrover", "yes", 6)
+    assert config.load(json.dumps(minimal()), "esp32wrover")["pins"] == ESP32_MAP
+
+
+@pytest.mark.parametrize(
+    "mqtt,field,words",
+    [
+        ({"user": "panel-1"}, "mqtt.password", "a user needs its password"),
+        ({"user": "panel-1", "password": None}, "mqtt.password", "a user needs its password"),
+        ({"password": "secret"}, "mqtt.user", "only with a user name"),
+        ({"user": "panel-1", "password": ""}, "mqtt.password", "non-empty"),
+        ({"ssl": True}, "mqtt.ssl", "set false"),
+    ],
+)
+def test_fw_core_config_refuses_half_credentials_and_tls(mqtt, field, words):
+    obj = minimal()
+    obj["mqtt"].update(mqtt)
+    with pytest.raises(config.ConfigError) as e:
+        load(obj)
+    assert e.value.field == field and words in e.value.problem, str(e.value)
+    assert "secret" not in str(e.value)  # a password never goes to the console
+
+
+def test_fw_core_config_user_with_password_and_local_broker_accepted():
+    obj = minimal()
+    obj["mqtt"].update({"user": "office-1-panel-1", "password": "s3cret", "host": "broker.local"})
+    cfg = load(obj)
+    assert cfg["mqtt"]["user"] == "office-1-panel-1" and cfg["mqtt"]["host"] == "broker.local"
+    assert cfg["mqtt"]["ssl"] is False

@@ -28,7 +28,7 @@ def test_mpy_heapsize_is_applied():
 @pytest.mark.e2e
 def test_mpy_fake_cases_pass():
     proc = check_mpy_cases("fakes_cases")
-    assert "9 passed, 0 failed" in proc.stdout
+    assert "15 passed, 0 failed" in proc.stdout
 
 
 @pytest.mark.e2e

@@ -12,8 +12,6 @@ import pytest
 from fw_mem_support import esp32_estimate, mpy_bytes, parse_lines
 from mpy_support import CASES_DIR, micropython_binary, run_micropython
 
-from technician.bundle import fetch_umqtt
-
 pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
 
 # 64-bit unix port, bytes held by the panel's start-up imports (from .mpy). Measured 49.2 KB
@@ -34,6 +32,8 @@ NEVER_RESIDENT = (
     "firmware.selftest",
     "firmware.boot",
     "firmware.dns",
+    "firmware.rebase",
+    "firmware.deadlines",
 )
 SCRIPT = os.path.join(CASES_DIR, "fw_mem_report.py")
 IDLE_BYTES_PER_STEP = 20  # measured 4-11 (LED redraws, connect retries to no broker); was ~110
@@ -72,7 +72,6 @@ def test_fw_mem_panel_imports_and_objects_from_mpy(bundle_lib, tmp_path):
         "firmware.link",
         "firmware.journal",
         "firmware.hal",
-        "umqtt.simple",
         "firmware.mqtt",
         "firmware.main",
     }, out
@@ -96,7 +95,7 @@ def test_fw_mem_mpy_interns_fewer_names_than_py_sources(bundle_lib, tmp_path):
     (tmp_path / "mpy").mkdir()
     (tmp_path / "py").mkdir()
     mpy_out = _report(bundle_lib, tmp_path / "mpy")
-    py_out = _report("", tmp_path / "py", path_extra=(fetch_umqtt(),))
+    py_out = _report("", tmp_path / "py")
     mpy_q, py_q = (int(o.split("n_qstr=")[1].split(",")[0]) for o in (mpy_out, py_out))
     print(
         "\nstart-up imports: .mpy %d B, %d names; .py %d B, %d names" % (_total(mpy_out), mpy_q, _total(py_out), py_q)
@@ -107,13 +106,15 @@ def test_fw_mem_mpy_interns_fewer_names_than_py_sources(bundle_lib, tmp_path):
 
 @pytest.mark.e2e
 def test_fw_mem_device_boot_at_100k_unloads_boot_code(bundle_lib, tmp_path):
-    """firmware.main.start() as the device runs it (main first, then firmware.boot validates
-    /config.json and is unloaded, then the Panel) on a 100 KB VM heap, no broker: the panel
-    runs, and nothing boot-only stays loaded."""
-    proc = run_micropython(
-        os.path.join(CASES_DIR, "fw_mem_boot.py"), heapsize="100k", args=(str(tmp_path), bundle_lib, 30)
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    """firmware.main.start() as the device runs it on a 100 KB VM heap, no broker: the first
+    boot checks the new /config.json, keeps it and restarts; the next (a new VM, as after the
+    soft reset) reads the kept config, the panel runs, and nothing boot-only stays loaded."""
+    script = os.path.join(CASES_DIR, "fw_mem_boot.py")
+    proc = run_micropython(script, heapsize="100k", args=(str(tmp_path), bundle_lib, 30))
+    assert proc.returncode == 0 and "RESTART" in proc.stdout, proc.stdout + proc.stderr
+    assert (tmp_path / "config.json.ok").exists()
+    proc = run_micropython(script, heapsize="100k", args=(str(tmp_path), bundle_lib, 30))
+    assert proc.returncode == 0 and "RESTART" not in proc.stdout, proc.stdout + proc.stderr
     loaded = proc.stdout.split("LOADED ")[1].splitlines()[0].split()
     heap = dict(kv.split("=") for kv in proc.stdout.split("HEAP ")[1].splitlines()[0].split())
     print("\ndevice boot at 100k: %s B held by the firmware, %s B free" % (heap["boot"], heap["free"]))

@@ -393,7 +393,7 @@ def test_ack_beyond_32_bit_seq_space_is_ignored():
     j = J.Journal(fs, capacity=100)
     j.append(_p(1))
     j.ack(2**32 + 5)
-    assert (j.acked, j.seq, j.pending()) == (0, 1, 1)
+    assert (j.acked, j.seq, j.pending(), j.refused) == (0, 1, 1, 2**32 + 5)
     assert j.append(_p(2)) == 2
     assert [s for s, _ in unacked(j)] == [1, 2]
 
@@ -459,7 +459,7 @@ def test_enospc_with_one_segment_still_raises():
     assert (j.seq, j.dropped, records(j)) == (1, 0, [(1, p(1))])
 
 
-@pytest.mark.parametrize("acked_before", [0, 2])
+@pytest.mark.parametrize("acked_before", [0])  # acked before, a jump is refused (test_journal_renumbering)
 def test_rebase_not_in_force_unless_persisted(acked_before):
     """A wiped panel's renumbering whose meta write fails must not be used: else its presses
     reach the gateway as 501.., and after a power cut (the old numbering on flash) the retained

@@ -1,5 +1,7 @@
 """firmware.journal: a wiped panel's unacked events survive the gateway's retained ack from its
-previous life (they are renumbered above it), and the journal fits the file system it is on.
+previous life (a journal that never had an ack renumbers them above it), an ack above the seq
+of a journal that had acks is refused (a forged one must not trim what the gateway never
+stored), and the journal fits the file system it is on.
 """
 
 import json
@@ -29,25 +31,43 @@ def test_fw_journal_rebase_moves_unacked_above_the_ack():
     j.next_boot()
     for i in range(1, 6):
         j.append(p(i))
-    j.ack(2)  # an ack below the head: nothing renumbered
-    assert j.renumbered == 0
-    j.ack(500)  # the gateway knew this panel before its flash was wiped
-    assert unacked(j) == [(501, p(3)), (502, p(4)), (503, p(5))]
-    assert (j.acked, j.seq, j.pending(), j.renumbered) == (500, 503, 3, 3)
-    assert j.next_after(500) == (501, p(3)) and j.next_after(502) == (503, p(5))
-    assert j.append(p(6)) == 504
+    j.ack(500)  # a fresh journal; the gateway knew this panel before its flash was wiped
+    assert unacked(j) == [(501, p(1)), (502, p(2)), (503, p(3)), (504, p(4)), (505, p(5))]
+    assert (j.acked, j.seq, j.pending(), j.renumbered, j.refused) == (500, 505, 5, 5, 0)
+    assert j.next_after(500) == (501, p(1)) and j.next_after(502) == (503, p(3))
+    assert j.append(p(6)) == 506
     j2 = J.Journal(fs, capacity=100)  # persisted: a reboot sees the new numbers
-    assert unacked(j2) == [(501, p(3)), (502, p(4)), (503, p(5)), (504, p(6))]
-    assert (j2.acked, j2.seq, j2.boot) == (500, 504, 1)
+    assert unacked(j2)[0] == (501, p(1)) and (j2.acked, j2.seq, j2.boot) == (500, 506, 1)
     j2.ack(502)
-    assert unacked(j2) == [(503, p(5)), (504, p(6))]
-    j2.ack(2000)  # a second jump: again above it
-    assert (unacked(j2), j2.seq, j2.renumbered) == ([(2001, p(5)), (2002, p(6))], 2002, 2)
-    j2.ack(2002)
-    j2.ack(3000)  # nothing unacked: nothing to renumber, new events above
-    assert (unacked(j2), j2.seq, j2.renumbered) == ([], 3000, 2)
-    assert j2.append(p(7)) == 3001
-    assert unacked(J.Journal(fs, capacity=100)) == [(3001, p(7))]
+    assert unacked(j2) == [(503, p(3)), (504, p(4)), (505, p(5)), (506, p(6))]
+    j2.ack(2000)  # a second jump: this journal's numbers are known to the gateway now
+    assert (unacked(j2)[0], j2.seq, j2.acked, j2.refused) == ((503, p(3)), 506, 502, 2000)
+    j2.ack(506)
+    j2.ack(3000)  # nothing unacked: still refused, new events go on from our own seq
+    assert (unacked(j2), j2.seq, j2.refused) == ([], 506, 3000)
+    assert j2.append(p(7)) == 507
+
+
+def test_fw_journal_refuses_an_ack_above_its_seq_once_acked():
+    """A forged retained ack (issue 13): the journal holds 3..5 unacked after a real ack of 2;
+    an ack of 10**6 trims nothing, renumbers nothing, and is remembered for state until the
+    next boot. Genuine acks go on working."""
+    fs = J.MemFs()
+    j = J.Journal(fs, capacity=16)
+    for i in range(1, 6):
+        j.append(p(i))
+    j.ack(2)
+    meta = dict((k, bytes(v)) for k, v in fs.files.items())
+    for forged in (6, 10**6, 2**32 + 5):
+        j.ack(forged)
+        assert (j.acked, j.seq, j.pending(), j.refused, j.renumbered) == (2, 5, 3, forged, 0)
+        assert unacked(j) == [(3, p(3)), (4, p(4)), (5, p(5))]
+    assert dict((k, bytes(v)) for k, v in fs.files.items()) == meta  # nothing written
+    assert j.append(p(6)) == 6
+    j.ack(6)
+    assert (j.pending(), j.refused) == (0, 2**32 + 5)
+    again = J.Journal(fs, capacity=16)
+    assert (again.seq, again.acked, again.refused) == (6, 6, 0)
 
 
 def test_fw_journal_rebase_across_segments_after_overflow():
@@ -83,12 +103,13 @@ def test_fw_journal_rebase_persists_at_once_even_with_lazy_ack_persist():
     assert unacked(J.Journal(fs, capacity=100)) == [(501 + i, p(i + 1)) for i in range(4)]
 
 
-def test_fw_journal_rebase_ack_leaving_no_seq_room_is_ignored():
+def test_fw_journal_rebase_ack_leaving_no_seq_room_is_refused():
     j = J.Journal(J.MemFs(), capacity=100)
     for i in range(1, 4):
         j.append(p(i))
     j.ack(0xFFFFFFFF - 1)  # 3 records do not fit above it in the u32 seq space
     assert (j.acked, j.seq, unacked(j)) == (0, 3, [(1, p(1)), (2, p(2)), (3, p(3))])
+    assert j.refused == 0xFFFFFFFF - 1
 
 
 def _copy(fs, budget=None, fill=None):
@@ -99,7 +120,7 @@ def _copy(fs, budget=None, fill=None):
 
 @pytest.mark.parametrize("fill", [None, 0x00, 0xFF])
 def test_fw_journal_rebase_power_cut_at_every_byte(fill):
-    """Setup: presses 1..7 on a fresh flash (segments of 2), the first 2 acked. Then the
+    """Setup: presses 1..7 on a fresh flash (segments of 2, some dropped by overflow). Then the
     previous life's retained ack 500 arrives, a press, a real ack. A power cut at any byte, a
     reboot and the retained ack 500 again: every unacked press is there exactly once, in
     order, numbered 501, 502, ... (never under its old number, never lost, never twice)."""
@@ -108,7 +129,6 @@ def test_fw_journal_rebase_power_cut_at_every_byte(fill):
     j.next_boot()
     for i in range(1, 8):
         j.append(p(i))
-    j.ack(2)
 
     def ops(fs, done):
         j = J.Journal(fs, capacity=16)
@@ -140,7 +160,7 @@ def test_fw_journal_rebase_power_cut_at_every_byte(fill):
         assert seqs == list(range(j.acked + 1, j.acked + 1 + len(got))), (budget, seqs)
         assert j.acked in ((502,) if "acked" in done else (500, 502)), (budget, j.acked)
         # the presses the gateway does not have yet, in order
-        want = [p(i) for i in range(3, 8)]
+        want = [p(i) for i in range(1, 8)]
         if "appended" in done:
             want.append(p(8))
         if "appended2" in done:
@@ -169,7 +189,8 @@ rebase_ops = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(ops=rebase_ops, cut=st.integers(0, 2500), fill=st.sampled_from([None, 0, 0xFF]))
 def test_fw_journal_rebase_random_workload_with_power_cut(ops, cut, fill):
-    """Model: the unacked (seq, payload) in order. A jump renumbers them to ack+1, ...; after a
+    """Model: the unacked (seq, payload) in order. A jump renumbers them to ack+1, ... while no
+    ack ever came (a wiped panel); after that a jump is refused and changes nothing. After a
     power cut and a reboot the gateway's last ack arrives again (it is retained): the journal
     then holds exactly the model's records (plus at most the one being appended)."""
     fs = J.MemFs(budget=cut, fill=fill)
@@ -189,6 +210,10 @@ def test_fw_journal_rebase_random_workload_with_power_cut(ops, cut, fill):
             else:
                 a = min(j.acked + arg, head) if op == "ack" else head + arg
                 if a <= last_ack:
+                    continue
+                if a > head and last_ack:  # acked before: a forged ack, refused
+                    j.ack(a)
+                    assert j.refused == a and j.acked == last_ack
                     continue
                 if a > head:
                     model = [(a + 1 + i, x) for i, (_, x) in enumerate(model)]

@@ -83,12 +83,11 @@ def reply(data, table, log=None):
     return data[:2] + b"\x81\x80" + b"\x00\x01\x00\x02\x00\x00\x00\x00" + question + answers
 
 
-def run(lib, tmp_path, mode, host, port, ntp="127.0.0.1:9", dns_port=9, pump=True):
-    data = tmp_path / ("pump" if pump else "nopump")
+def run(lib, tmp_path, mode, host, port, ntp="127.0.0.1:9", dns_port=9, pump=True, button="yes", mdns_port=0):
+    data = tmp_path / ("%s-%s" % ("pump" if pump else "nopump", button))
     data.mkdir()
-    proc = run_micropython(
-        SCRIPT, heapsize="200k", timeout=60, args=(lib, str(data), mode, host, port, ntp, dns_port, 1 if pump else 0)
-    )
+    args = (lib, str(data), mode, host, port, ntp, dns_port, 1 if pump else 0, button, mdns_port)
+    proc = run_micropython(SCRIPT, heapsize="200k", timeout=60, args=args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = {}
     for line in proc.stdout.splitlines():
@@ -98,6 +97,22 @@ def run(lib, tmp_path, mode, host, port, ntp="127.0.0.1:9", dns_port=9, pump=Tru
     return int(out["WAITED"]), [(ev, int(at)) for ev, at in events], out["ERROR"], proc.stdout
 
 
+def leds(out):
+    """[(name, ms after the step started, brightness)] of every LED write in the run."""
+    line = next(x for x in out.splitlines() if x.startswith("LEDS"))
+    got = []
+    for item in line.split()[1:]:
+        name, rest = item.split("@")
+        at, pct = rest.split("=")
+        got.append((name, int(at), int(pct)))
+    return got
+
+
+def _lit(out, name):
+    """ms after the start at which `name` was first lit, or None."""
+    return next((at for n, at, pct in leds(out) if n == name and pct > 0), None)
+
+
 def _check_press_kept(lib, tmp_path, mode, host, port, **kw):
     waited, events, error, out = run(lib, tmp_path, mode, host, port, **kw)
     print(out)
@@ -105,8 +120,11 @@ def _check_press_kept(lib, tmp_path, mode, host, port, **kw):
     assert [ev for ev, _ in events] == ["yes"], out
     # reported debounce_ms (30) after the press settled at 700 ms; sampled every ~5 ms
     assert 700 <= events[0][1] <= 800, out
+    # ... and the thank-you blink starts at once, inside the wait: within 100 ms of the press
+    assert 700 <= _lit(out, "thanks") <= 800, leds(out)
     waited, events, error, out = run(lib, tmp_path, mode, host, port, pump=False, **kw)
     assert waited >= 1400 and events == [], "the control run should miss the press:\n" + out
+    assert _lit(out, "thanks") is None, leds(out)
 
 
 @pytest.mark.e2e
@@ -116,6 +134,24 @@ def test_fw_wait_press_during_mqtt_connect_is_journaled(bundle_lib, tmp_path):
         _check_press_kept(bundle_lib, tmp_path, "connect", "127.0.0.1", silent.port)
     finally:
         silent.close()
+
+
+@pytest.mark.e2e
+def test_fw_wait_please_rate_light_comes_on_during_a_silent_connect(bundle_lib, tmp_path):
+    """The seller's short press (700..850 ms) during a connect to a broker that never answers:
+    the "please rate" LED lights within 100 ms of the press (reported at its release), not
+    after the wait; the status LED keeps its offline flash meanwhile."""
+    silent = Silent()
+    try:
+        waited, events, error, out = run(bundle_lib, tmp_path, "connect", "127.0.0.1", silent.port, button="seller")
+    finally:
+        silent.close()
+    assert waited >= 1400 and [ev for ev, _ in events] == ["seller_short"], out
+    release = events[0][1]  # the release settled + debounce: ~880 ms
+    assert 850 <= release <= 950, out
+    assert release <= _lit(out, "rate") <= release + 100, leds(out)
+    # the offline flash goes on too (every 2 s): the LEDs live while the network waits
+    assert any(n == "status" and pct > 0 and 0 < at < waited for n, at, pct in leds(out)), leds(out)
 
 
 @pytest.mark.e2e
@@ -148,6 +184,25 @@ def test_fw_wait_connects_by_name_through_the_lookup(bundle_lib, tmp_path, broke
         assert error == "None", out  # online by name; the NTP wait then timed out (port 9)
     finally:
         names.close()
+
+
+@pytest.mark.e2e
+def test_fw_wait_connects_to_a_local_name_by_one_shot_mdns(bundle_lib, tmp_path, broker):
+    """A broker named broker.local (found by the technician's laptop over mDNS) is asked by a
+    one-shot multicast DNS query (RFC 6762 5.1: from our own port, so the responder answers by
+    unicast with our id). Here the responder listens on loopback instead of 224.0.0.251."""
+    asked, wrong = [], []
+    responder = name_server({"broker.local": broker.host}, asked)
+    unicast = name_server({}, wrong)  # the unicast name server must not be asked for it
+    try:
+        waited, events, error, out = run(
+            bundle_lib, tmp_path, "ntp", "broker.local", broker.port, dns_port=unicast.port, mdns_port=responder.port
+        )
+    finally:
+        responder.close()
+        unicast.close()
+    assert asked == ["broker.local"] and wrong == [], out
+    assert error == "None", out  # online by the mDNS answer
 
 
 # ---- the packet code (pure) ----

@@ -158,7 +158,9 @@ def test_fw_app_offline_presses_are_kept_and_leds_show_offline(tmp_path):
 
 
 def test_fw_app_idle_panel_lets_the_caller_skip_time(tmp_path):
-    """next_deadline/idle_ms: an idle offline panel needs few steps per simulated minute."""
+    """firmware/deadlines.py: an idle offline panel needs few steps per simulated minute."""
+    from firmware import deadlines
+
     hal = HostHal(data_dir=str(tmp_path), now_ms=0)
     hal.wifi_up = False
     raw = {"site": SITE, "device": DEVICE, "wifi": {"ssid": "x"}, "mqtt": {"host": "127.0.0.1"}}
@@ -166,7 +168,7 @@ def test_fw_app_idle_panel_lets_the_caller_skip_time(tmp_path):
     panel.step(hal.ticks_ms())
     steps = 0
     while hal.now_ms < 60000:
-        hal.now_ms += max(1, panel.idle_ms())
+        hal.now_ms += max(1, deadlines.idle_ms(panel))
         panel.step(hal.ticks_ms())
         steps += 1
     # offline flash (2 LED changes / 2 s) + Wi-Fi join polls (4/s while joining): ~250, not 6000
@@ -174,7 +176,7 @@ def test_fw_app_idle_panel_lets_the_caller_skip_time(tmp_path):
     # a press is still seen: the deadline shrinks while the button settles
     hal.set_pressed("no", True)
     panel.step(hal.ticks_ms())
-    assert panel.idle_ms() <= panel.cfg["timings"]["debounce_ms"]
+    assert deadlines.idle_ms(panel) <= panel.cfg["timings"]["debounce_ms"]
 
 
 def test_unreadable_record_is_retried_without_a_new_press(broker, mqtt_root, rig_factory, gateway_factory):  # noqa: F811

@@ -6,7 +6,7 @@ sys.modules["machine"].
 
 Test controls (module-level, reset by reset()):
   levels      {pin_id: 0|1} input levels; set_level(pin, v) also fires a matching Pin.irq handler
-  pwms        {pin_id: PWM} the last PWM made on each pin (.duty_value, .freq_value)
+  pwms        {pin_id: PWM} the last PWM made on each pin (.duty_value, .freq_value, .history)
   wdt_feeds   how many times any WDT was fed;  wdt_timeout  the running WDT's timeout (ms) or None
   wdt_fired   how many times the watchdog expired (see WDT below)
   resets      how many times reset()/soft_reset() was called (it raises Reset, as a real reset
@@ -77,13 +77,17 @@ class Pin:
         self.pull = pull
         if value is not None:
             levels[id] = 1 if value else 0
-        elif id not in levels:
+        elif id not in levels and not 34 <= id <= 39:
             # an unpressed button on a pull-up reads 1, like the real board
             levels[id] = 1 if pull == Pin.PULL_UP else 0
+        # GPIO 34..39 have no pull resistors: the request is silently ignored and, unless the
+        # test drives the pin (an external resistor), the input floats (see value())
 
     def value(self, v=None):
         if v is None:
-            return levels.get(self.id, 0)
+            if self.id not in levels:  # floating (34..39, nothing attached): drifts
+                return time.ticks_ms() // 300 % 2 if 34 <= self.id <= 39 else 0
+            return levels[self.id]
         levels[self.id] = 1 if v else 0
 
     def __call__(self, v=None):
@@ -100,10 +104,15 @@ class Pin:
 
 
 class PWM:
-    def __init__(self, pin, freq=5000, duty=0):
+    def __init__(self, pin, freq=5000, duty=None, duty_u16=None, duty_ns=None):
         self.pin = pin
         self.freq_value = freq
-        self.duty_value = duty  # 0..1023 like ESP32's duty()
+        # 0..1023 like ESP32's duty(); with no duty given the ESP32 starts at 50 %
+        # (ports/esp32/machine_pwm.c, PWM_DUTY), so an LED glows until the firmware sets it
+        self.duty_value = 512 if duty is None else duty
+        if duty_u16 is not None:
+            self.duty_value = duty_u16 // 64
+        self.history = [self.duty_value]  # every duty the pin had, the first one included
         self.deinited = False
         pwms[getattr(pin, "id", pin)] = self
 
@@ -116,11 +125,13 @@ class PWM:
         if d is None:
             return self.duty_value
         self.duty_value = d
+        self.history.append(d)
 
     def duty_u16(self, d=None):
         if d is None:
             return self.duty_value * 64
         self.duty_value = d // 64
+        self.history.append(d // 64)
 
     def deinit(self):
         self.deinited = True

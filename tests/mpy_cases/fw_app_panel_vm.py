@@ -1,17 +1,19 @@
 # The whole panel app on the real MicroPython VM (unix port), run by tests/firmware/test_panel_on_micropython.py:
 #
-#   micropython -X heapsize=100k fw_app_panel_vm.py HOST PORT ROOT DATA_DIR NTP_HOST PRESSES LIB
+#   micropython -X heapsize=100k fw_app_panel_vm.py HOST PORT ROOT DATA_DIR NTP_HOST PRESSES LIB [FROZEN]
 #
 # LIB is the `make firmware` bundle's lib/ folder: the .mpy files load exactly as on the panel
 # (ahead of the repo's .py sources, which would also cost compile-time RAM the device never spends).
+# FROZEN (optional) goes ahead of LIB on sys.path, as a stock image's frozen modules (".frozen")
+# come before /lib: the test puts a different umqtt there.
 # firmware.main.loop() steps the Panel, as on the device.
-# machine/network are the fakes of tests/mpy (install_fakes); firmware.hal, umqtt.simple (from
-# PyPI), the journal on DATA_DIR and the sockets to the broker are all real. The script presses
+# machine/network are the fakes of tests/mpy (install_fakes); firmware.hal, the firmware's MQTT
+# client, the journal on DATA_DIR and the sockets to the broker are all real. The script presses
 # buttons through the fake pins (with contact bounce), waits until the gateway's retained ack
 # covers every event, and prints machine-readable lines:
 #   HEAP total=<gc.mem_alloc() after start-up> app=<what the firmware added> fakes=<before> free=<...>
 #   MODULES <firmware/protocol/umqtt modules loaded after start-up>
-#   RESULT {"acked": N, "seq": N, "pending": N, ...}
+#   RESULT {"acked": N, "seq": N, "pending": N, ..., "state": <Panel.state()>}
 import gc
 import json
 import sys
@@ -26,6 +28,8 @@ fakes_alloc = gc.mem_alloc()
 
 HOST, PORT, ROOT, DATA, NTP_HOST, PRESSES, LIB = sys.argv[1:8]
 sys.path.insert(0, LIB)
+if len(sys.argv) > 8:
+    sys.path.insert(0, sys.argv[8])  # a stock image's frozen modules load before /lib
 PORT = int(PORT)
 PRESSES = PRESSES.split(",")
 
@@ -102,6 +106,8 @@ def summary():
         "wdt_feeds": fake_machine.wdt_feeds,
         "leds": dict((k, v.duty_u16() * 100 // 65535) for k, v in fake_machine.pwms.items()),
         "error": link.last_error,
+        "oversize": link.oversize,
+        "state": panel.state(),
     }
 
 

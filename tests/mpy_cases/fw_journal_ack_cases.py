@@ -14,7 +14,7 @@ def test_journal_bogus_ack_past_u32_is_ignored():
     j = journal.Journal(journal.MemFs(), prefix="/j", capacity=100)
     j.append(_p(1))
     j.ack(2**32 + 5)
-    assert (j.acked, j.seq) == (0, 1)
+    assert (j.acked, j.seq, j.refused) == (0, 1, 2**32 + 5)
     assert j.append(_p(2)) == 2
     assert [s for s, _ in unacked(j)] == [1, 2]
 

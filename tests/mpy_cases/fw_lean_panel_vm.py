@@ -6,7 +6,8 @@
 # LIB holds the firmware/ and protocol/ the boot runs (a copy the test may change); DIR the flash.
 # MODE "boot": boot.start() on DIR/config.json; prints CFG <json or None>.
 # MODE "config": a Panel on DIR gets a retained config json.loads cannot hold (deep nesting:
-# MemoryError on MicroPython); prints RAISED <exception or None> and CFG_ERR <text>.
+# MemoryError on MicroPython); prints RAISED <exception or None>, CFG_ERR <text> and
+# RESTART_DUE <up or None> (a new config is kept for the next boot to check).
 import sys
 
 LIB, DIR, MODE = sys.argv[1:4]
@@ -35,9 +36,10 @@ else:
     link = panel.link
     raised = None
     try:
-        link._on_message(link._b_config, DEEP)  # as umqtt's check_msg delivers it
+        link._on_message(link.t_config.encode(), DEEP)  # as the client delivers it
     except Exception as e:
         raised = repr(e)
         sys.print_exception(e)
     print("RAISED", raised)
     print("CFG_ERR", panel.cfg_err)
+    print("RESTART_DUE", panel.restart_due)

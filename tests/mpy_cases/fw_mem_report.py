@@ -1,13 +1,12 @@
 # Where the panel's heap goes, measured on the real MicroPython VM (unix port, 64-bit).
 #
-#   MICROPYPATH=<repo>:<repo>/tests/mpy[:<umqtt dir>] \
+#   MICROPYPATH=<repo>:<repo>/tests/mpy \
 #       micropython -X heapsize=200k tests/mpy_cases/fw_mem_report.py [LIB [DATA_DIR]]
 #
 # LIB (optional) is a `make firmware` bundle's lib/ folder (`python -m technician.bundle
 # OUT` -> OUT/lib): modules then load from .mpy exactly as on the panel; without it they are
 # compiled from the repo's .py sources (the compiler's garbage is collected, but the .py path
-# shows what the source costs). umqtt.simple is measured only when it is importable (LIB, or
-# its folder on MICROPYPATH).
+# shows what the source costs).
 #
 # Each module is imported in the app's order after a gc.collect(); the line
 #   MEM <module> <bytes held after import>
@@ -31,7 +30,7 @@ if len(sys.argv) > 1 and sys.argv[1]:
     sys.path.insert(0, sys.argv[1])
 
 # What a running panel holds, dependencies first (firmware.main runs the loop; firmware.mqtt
-# and umqtt.simple load with the first connect). BOOT_ONLY: imported by firmware.boot and
+# loads with the first connect). BOOT_ONLY: imported by firmware.boot and
 # dropped once the Panel runs (selftest only with Yes+No held at boot; messages never on the
 # panel, measured for comparison).
 PANEL = (
@@ -45,7 +44,6 @@ PANEL = (
     "firmware.link",
     "firmware.app",
     "firmware.hal",
-    "umqtt.simple",
     "firmware.mqtt",
     "firmware.main",
 )

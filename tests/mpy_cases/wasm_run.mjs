@@ -4,8 +4,8 @@
 //
 //   node tests/mpy_cases/wasm_run.mjs PKG_DIR HEAP_BYTES SCRIPT [HOST_DIR=VM_DIR[=back] ...]
 //
-// A mount ending in "=back" is copied back to HOST_DIR after the run (a panel's flash that
-// the next run boots from).
+// A mount ending in "=back" is copied back to HOST_DIR after the run, replacing it (a panel's
+// flash that the next run boots from).
 // Each VM_DIR is put at the front of sys.path (in the order given) unless it is "/lib" (already
 // on the VM's path, as on an ESP32) or its HOST_DIR is empty (an empty folder: "=/data").
 // The pyscript variant cannot collect garbage while Python runs: gc.collect() only marks a
@@ -64,6 +64,8 @@ try {
 }
 
 function save(vm, host) {
+  // a mirror: what the VM removed or renamed away is gone from the host copy too
+  fs.rmSync(host, { recursive: true, force: true });
   fs.mkdirSync(host, { recursive: true });
   for (const name of mp.FS.readdir(vm)) {
     if (name === "." || name === "..") continue;

@@ -175,13 +175,17 @@ def test_device_config_merge_keeps_what_was_not_overridden():
         "mqtt": {"host": "10.0.0.2", "port": 1883},
         "led_brightness": 30,
     }
-    over = panelconfig.overrides_from(wifi_password="new", broker="mqtts://gw.example:8884")
+    over = panelconfig.overrides_from(wifi_password="new", broker="mqtt://gw.example:8884")
     merged = panelconfig.merge(existing, over)
     assert merged["wifi"] == {"ssid": "Shop", "password": "new"}
-    assert merged["mqtt"] == {"host": "gw.example", "port": 8884, "ssl": True}
+    assert merged["mqtt"] == {"host": "gw.example", "port": 8884, "ssl": False}
     assert merged["led_brightness"] == 30 and existing["wifi"]["password"] == "old"
     text, full = panelconfig.validate(merged)
     assert json.loads(text) == merged and full["mqtt"]["root"] == "rating/v1"
+    # the panel has no TLS (firmware/README.md, "TLS"): an mqtts:// broker is refused, clearly
+    tls = panelconfig.merge(existing, panelconfig.overrides_from(broker="mqtts://gw.example:8884"))
+    with pytest.raises(DeviceError, match="mqtt.ssl: TLS is not supported on the panel"):
+        panelconfig.validate(tls)
 
 
 def test_device_config_errors_name_the_option():
@@ -196,12 +200,9 @@ def test_device_config_errors_name_the_option():
 def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     b = tmp_path / "fw"
     (b / "lib" / "firmware").mkdir(parents=True)
-    (b / "lib" / "umqtt").mkdir(parents=True)
-    for rel in ("main.py", "lib/firmware/x.mpy", "lib/umqtt/simple.mpy"):
+    for rel in ("main.py", "lib/firmware/x.mpy"):
         (b / rel).write_text("x")
-    (b / "manifest.json").write_text(
-        json.dumps({"fw": "9.9", "files": {"main.py": "1", "lib/firmware/x.mpy": "2", "lib/umqtt/simple.mpy": "3"}})
-    )
+    (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {"main.py": "1", "lib/firmware/x.mpy": "2"}}))
     rc, out, _ = run_cli(
         capsys,
         "deploy",
@@ -223,17 +224,17 @@ def test_device_deploy_dry_run_lists_mpremote_steps(capsys, tmp_path):
     lines = [line.strip() for line in out.splitlines()]
     cmds = [line for line in lines if "-m mpremote connect /dev/ttyUSB3" in line]
     assert " run " in cmds[0] and cmds[0].endswith(deploy.PROBE) and os.path.isfile(deploy.PROBE)
-    assert "fs cp %s :lib/umqtt/simple.mpy" % (b / "lib/umqtt/simple.mpy") in cmds[1]
-    assert "fs mkdir :lib/firmware" in cmds[2] and ":main.py" in cmds[2] and ":rating-manifest.json" in cmds[2]
-    assert "fs mkdir :lib +" not in cmds[2]  # made by the umqtt step already
+    assert "umqtt" not in out  # the firmware has its own MQTT client: nothing to install
+    assert "fs mkdir :lib +" in cmds[1] and "fs mkdir :lib/firmware" in cmds[1]
+    assert ":main.py" in cmds[1] and ":rating-manifest.json" in cmds[1]
     # every step that stops the app re-arms the watchdog before anything else
     rearm = "exec 'import machine;machine.WDT(timeout=600000).feed()' +"
-    for cmd in cmds[:3]:
+    for cmd in cmds[:2]:
         after = cmd.split("/dev/ttyUSB3 ", 1)[1]
         assert after.removeprefix("resume ").startswith(rearm), cmd
-    assert cmds[3].endswith("resume reset") and len(cmds) == 4
+    assert cmds[2].endswith("resume reset") and len(cmds) == 3
     # /config.json (passwords) goes over the serial line from this process: no command line
-    config = lines[lines.index(next(x for x in lines if x.startswith("4. Write /config.json"))) + 1]
+    config = lines[lines.index(next(x for x in lines if x.startswith("3. Write /config.json"))) + 1]
     assert config.startswith("(in this program, over the serial line:") and ":config.json.new" in config
 
 

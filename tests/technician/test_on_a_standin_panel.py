@@ -17,6 +17,7 @@ import pytest
 from device_standin.standin import Standin, StandinUnavailable, ensure_vm
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.version import FW
 from protocol import messages, topics
 from rating.cli import main
 from technician import watchdog
@@ -143,7 +144,7 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
             broker.url,
         )
         assert rc == 0, out + err
-        assert "Panel office-1/panel-7 is online with firmware 0.1.0 (seen: its birth message on the broker)" in out
+        assert "Panel office-1/panel-7 is online with firmware %s (seen: its birth message on the broker)" % FW in out
 
         files = panel.files()
         manifest = json.load(open(os.path.join(fw_bundle, "manifest.json")))
@@ -158,7 +159,7 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
         fw_start = panel.events("firmware")[-1]["info"]
         assert fw_start == {
             "ok": True,
-            "fw": "0.1.0",
+            "fw": FW,
             "site": "office-1",
             "device": "panel-7",
             "root": "rating/v1",
@@ -287,7 +288,7 @@ def test_device_selftest_on_standin(capsys, panel, fw_bundle):
         for line in out.splitlines()
         if line.startswith("  PASS") or line.startswith("  FAIL")
     }
-    assert "Self-test started (firmware 0.1.0)" in out
+    assert "Self-test started (firmware %s)" % FW in out
     for led in ("rate", "thanks", "status", "seller"):
         assert rows["LED " + led] == "PASS"
     for b in ("YES", "NO", "UNSURE", "SELLER"):
