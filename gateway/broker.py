@@ -69,9 +69,10 @@ class EmbeddedBroker:
         self._loop = loop
         asyncio.set_event_loop(loop)
 
-        async def boot():
-            self._broker = Broker(broker_config(self.host, self.port), loop=loop)
-            await self._broker.start()
+        async def boot() -> None:
+            broker = Broker(broker_config(self.host, self.port), loop=loop)
+            self._broker = broker
+            await broker.start()
 
         try:
             loop.run_until_complete(boot())
@@ -85,20 +86,21 @@ class EmbeddedBroker:
         loop.close()
 
     def stop(self):
-        if not self._loop or not self._broker:
+        loop, broker, thread = self._loop, self._broker, self._thread
+        if not loop or not broker:
             return
-        loop = self._loop
 
-        async def down():
+        async def down() -> None:
             try:
-                await asyncio.wait_for(self._broker.shutdown(), 5)
+                await asyncio.wait_for(broker.shutdown(), 5)
             except Exception:  # best effort: the process is going away anyway
                 pass
             loop.stop()
 
         if loop.is_running():
             asyncio.run_coroutine_threadsafe(down(), loop)
-            self._thread.join(10)
+            if thread is not None:
+                thread.join(10)
         self._broker = None
 
     def __enter__(self):

@@ -311,13 +311,15 @@ def connect(url=None):
     if url.startswith(("postgresql://", "postgres://")):
         try:
             import psycopg
-            from psycopg.rows import dict_row
+            from psycopg.rows import DictRow, dict_row
         except ImportError as exc:
             raise DatabaseError("PostgreSQL needs psycopg: pip install 'rating-terminals[postgres]'") from exc
 
         def reopen():
             try:
-                return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+                return psycopg.Connection[DictRow].connect(
+                    url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                )
             except psycopg.Error as exc:
                 raise DatabaseError("cannot connect to %s: %s" % (_redact(url), exc)) from exc
 

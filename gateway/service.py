@@ -26,8 +26,8 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, fields
 
+from gateway import configpush, ingest, schema, store
 from gateway import db as dbmod
-from gateway import ingest, schema, store
 from protocol import ProtocolError, topics
 
 log = logging.getLogger("gateway.service")
@@ -212,12 +212,14 @@ class GatewayService:
         self._puback_later = []  # (gen, mid, qos) of messages in the uncommitted batch
         self.connected = threading.Event()
         self.derive = None
-        self.configpush = None
         self._derive_pending = set()
         self._last_derive = 0.0
         self._acks_due = {}  # ack topic -> payload, committed, not yet published
         self._acks_sent = 0.0
         self._last_batch = 0  # messages in the last committed batch
+        self._batch_started: float | None = None  # when the first message of the open batch came
+        self._next_push = 0.0
+        self._next_tick = 0.0
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -262,6 +264,7 @@ class GatewayService:
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         s = self.settings
         self.db = schema.open_database(s.db_url())
@@ -269,13 +272,6 @@ class GatewayService:
         # derivation is not on the ack path: collect the changed panels and derive them at most
         # every DERIVE_EVERY_S, so a burst of small batches does not re-derive a panel each time
         self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self._collect_changed)
-        try:
-            from gateway import configpush
-
-            self.configpush = configpush
-        except ModuleNotFoundError as exc:
-            if exc.name != "gateway.configpush":
-                raise
         url = s.broker
         if not url:
             from gateway.broker import EmbeddedBroker
@@ -284,7 +280,7 @@ class GatewayService:
             url = self.embedded.url
         host, port, user, password = parse_broker_url(url)
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
@@ -318,71 +314,90 @@ class GatewayService:
     def run(self):
         """Serve until stop() (or SIGTERM/SIGINT via install_signal_handlers)."""
         s = self.settings
-        next_push = time.monotonic()
-        next_tick = time.monotonic() + s.derive_tick_s
-        batch_started = None
+        self._next_push = time.monotonic()
+        self._next_tick = time.monotonic() + s.derive_tick_s
         while not self.stop_event.is_set():
-            timeout = 0.1
-            if self._acks_due:
-                timeout = max(
-                    0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000 - time.monotonic())
-                )
-            if len(self.ingestor):
-                if batch_started is None:  # buffered by _publish's wait, before any batch here
-                    batch_started = time.monotonic()
-                age = time.monotonic() - batch_started
-                timeout = max(0.0, min(self.QUIET_MS / 1000, s.batch_ms / 1000 - age))
-            try:
-                item = self.q.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is not None:
-                if item[0] == "msg" and not len(self.ingestor):
-                    batch_started = time.monotonic()
-                self._dispatch(item)
-                # take whatever else is already there, up to a full batch
-                while len(self.ingestor) < s.batch_max:
-                    try:
-                        item = self.q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item[0] == "msg" and not len(self.ingestor):
-                        batch_started = time.monotonic()
-                    self._dispatch(item)
-                if not len(self.ingestor) or (
-                    len(self.ingestor) < s.batch_max and time.monotonic() - batch_started < s.batch_ms / 1000
-                ):
-                    if len(self.ingestor):
-                        continue  # more may come right away; the quiet timeout above decides
-            if len(self.ingestor):
+            if self._take_messages():
+                continue  # more may come right away; the quiet timeout decides
+            if len(self._ingestor()):
                 self._commit_batch()
-            self._publish_acks()
-            self._derive_changed()
-            if self._republish:
-                self._republish = False
-                for topic, payload, _retain, _qos in self.ingestor.ack_messages():
-                    self._publish(topic, payload, "ack")
-            now = time.monotonic()
-            if now >= next_push:
-                self._push_configs()
-                next_push = now + s.config_push_s
-            if now >= next_tick:
-                self._derive_tick()
-                next_tick = now + s.derive_tick_s
+            self._between_batches()
         self._shutdown()
+
+    def _ingestor(self) -> ingest.Ingestor:
+        assert self.ingestor is not None, "start() first"
+        return self.ingestor
+
+    def _mqtt(self):
+        assert self.client is not None, "start() first"
+        return self.client
+
+    def _wait_s(self) -> float:
+        """How long the loop may wait for the next message: the batch's quiet/age bound when
+        messages are buffered, the ack coalescing bound when acks are due, else 0.1 s."""
+        timeout = 0.1
+        if self._acks_due:
+            timeout = max(0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000 - time.monotonic()))
+        if len(self._ingestor()):
+            if self._batch_started is None:  # buffered by _publish's wait, before any batch here
+                self._batch_started = time.monotonic()
+            age = time.monotonic() - self._batch_started
+            timeout = max(0.0, min(self.QUIET_MS / 1000, self.settings.batch_ms / 1000 - age))
+        return timeout
+
+    def _take_messages(self) -> bool:
+        """Wait for what paho's thread handed over and dispatch it, up to a full batch. True when
+        the batch is neither full nor old yet (more may come at once: keep gathering)."""
+        ingestor, s = self._ingestor(), self.settings
+        try:
+            item = self.q.get(timeout=self._wait_s())
+        except queue.Empty:
+            return False
+        while True:
+            if item[0] == "msg" and not len(ingestor):
+                self._batch_started = time.monotonic()
+            self._dispatch(item)
+            if len(ingestor) >= s.batch_max:
+                break
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                break
+        started = self._batch_started
+        return (
+            bool(len(ingestor))
+            and len(ingestor) < s.batch_max
+            and (started is not None and time.monotonic() - started < s.batch_ms / 1000)
+        )
+
+    def _between_batches(self):
+        """Acks, derivation, republishing and the timers, after a batch (or an idle wait)."""
+        self._publish_acks()
+        self._derive_changed()
+        if self._republish:
+            self._republish = False
+            for topic, payload, _retain, _qos in self._ingestor().ack_messages():
+                self._publish(topic, payload, "ack")
+        now = time.monotonic()
+        if now >= self._next_push:
+            self._push_configs()
+            self._next_push = now + self.settings.config_push_s
+        if now >= self._next_tick:
+            self._derive_tick()
+            self._next_tick = now + self.settings.derive_tick_s
 
     def _dispatch(self, item):
         kind = item[0]
         if kind == "msg":
             _, topic, payload, received_ms, gen, mid, qos = item
-            self.ingestor.handle(topic, payload, received_ms)
+            self._ingestor().handle(topic, payload, received_ms)
             if qos:
                 self._puback_later.append((gen, mid, qos))
         elif kind == "puback":
             done = self._unconfirmed.pop(item[1], None)
-            if done and done[2] == "config" and self.configpush:
+            if done and done[2] == "config":
                 try:
-                    self.configpush.mark_pushed(self.db, done[0], done[1])
+                    configpush.mark_pushed(self.db, done[0], done[1])
                 except Exception:
                     log.exception("could not record the config pushed on %s", done[0])
         elif kind == "connected":
@@ -394,11 +409,11 @@ class GatewayService:
             self._republish = True
 
     def _commit_batch(self):
-        self._last_batch = len(self.ingestor)
+        self._last_batch = len(self._ingestor())
         failures = 0
         while True:
             try:
-                acks = self.ingestor.flush()
+                acks = self._ingestor().flush()
                 break
             except Exception as exc:
                 failures += 1
@@ -412,7 +427,7 @@ class GatewayService:
         gen = self._gen
         for g, mid, qos in committed:
             if g == gen:  # a PUBACK for an older connection's message id could ack a new one
-                self.client.ack(mid, qos)
+                self._mqtt().ack(mid, qos)
         return True
 
     def _publish_acks(self, force=False):
@@ -441,18 +456,18 @@ class GatewayService:
             except queue.Empty:
                 continue
             self._dispatch(item)
-        info = self.client.publish(topic, payload, qos=1, retain=True)
+        info = self._mqtt().publish(topic, payload, qos=1, retain=True)
         self._unconfirmed[info.mid] = (topic, payload, kind)
         if len(self._unconfirmed) > self.settings.max_unconfirmed * 2:
             # the broker never confirmed these (a connection dropped): paho resends them itself
             self._unconfirmed.clear()
 
     def _push_configs(self):
-        if not self.configpush or not self.connected.is_set():
+        if not self.connected.is_set():
             return
         pending = {v[0] for v in self._unconfirmed.values() if v[2] == "config"}
         try:
-            due = self.configpush.due(self.db, root=self.settings.root)
+            due = configpush.due(self.db, root=self.settings.root)
         except Exception:
             log.exception("config push: could not compute the due configs")
             return
@@ -474,12 +489,12 @@ class GatewayService:
         try:
             self.derive(devices, _now_ms())
         except Exception:  # derived rows are rebuilt by `rating rebuild`; ingest goes on
-            self.ingestor.stats["hook_errors"] += 1
+            self._ingestor().stats["hook_errors"] += 1
             log.exception("deriving polls failed for %d panel(s)", len(devices))
 
     def _derive_tick(self):
         """Advance recent panels' windows by the clock (a silent poll closes without any event)."""
-        if not self.derive:
+        if not self.derive or self.db is None:
             return
         now = _now_ms()
         try:
@@ -506,7 +521,7 @@ class GatewayService:
             except queue.Empty:
                 break
             self._dispatch(item)
-        if len(self.ingestor):
+        if len(self._ingestor()):
             self._commit_batch()
         self._publish_acks(force=True)
         self._derive_changed(force=True)
@@ -519,7 +534,7 @@ class GatewayService:
             if item[0] == "puback":
                 self._dispatch(item)
         self.close()
-        st = self.ingestor.stats
+        st = self._ingestor().stats
         self._say(
             "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
             % (st["messages"], st["events"], st["duplicates"], st["dead_letters"])

@@ -15,8 +15,14 @@ The cumulative-ack rule (see README.md, "Acks and lost events"):
 import bisect
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from gateway import timerepair
+from gateway.db import Database
+
+Row = dict[str, Any]  # a row as the adapter returns it (column -> value)
+Panel = tuple[str, str]  # (site, device)
 
 # A gap the panel has not confirmed as dropped counts as lost once it stayed open this long
 # (panels resend unacked events after an ack timeout well below this).
@@ -38,7 +44,9 @@ _INSERT_EVENT = (
 # ---- raw events ------------------------------------------------------------------------------
 
 
-def insert_events(db, events, known_max=None):
+def insert_events(
+    db: Database, events: Sequence[Row], known_max: Mapping[Panel, int] | None = None
+) -> tuple[list[Row], list[Row], list[Row]]:
     """Store events (dicts with EVENT_COLUMNS) once per (site, device, seq).
 
     Returns (stored, duplicates, conflicts): `stored` the events newly written, `duplicates` the
@@ -82,11 +90,11 @@ def insert_events(db, events, known_max=None):
     return stored, duplicates, conflicts
 
 
-def _same(a, b):
+def _same(a: Row, b: Row) -> bool:
     return all(a[c] == b[c] for c in _SAME_EVENT)
 
 
-def events(db, site, device, after_seq=0, limit=None):
+def events(db: Database, site: str, device: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
     """Stored events of one panel with seq > after_seq, in seq order (dict rows)."""
     sql = "SELECT * FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq"
     if limit:
@@ -94,7 +102,7 @@ def events(db, site, device, after_seq=0, limit=None):
     return db.query(sql, (site, device, after_seq))
 
 
-def timed_events(db, site, device, after_seq=0, limit=None):
+def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
     """Like events(), each row with `at_ms` and `time_source` (device | repaired | arrival)."""
     offsets = boot_offsets(db, site, device)
     rows = events(db, site, device, after_seq, limit)
@@ -103,7 +111,7 @@ def timed_events(db, site, device, after_seq=0, limit=None):
     return rows
 
 
-def devices(db):
+def devices(db: Database) -> list[Panel]:
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
     rows = db.query(
         "SELECT site, device FROM panel_state UNION "
@@ -113,19 +121,19 @@ def devices(db):
     return sorted({(r["site"], r["device"]) for r in rows})
 
 
-def has_events(db):
+def has_events(db: Database) -> bool:
     """Whether any event is stored."""
     return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
 
 
-def event_panels(db):
+def event_panels(db: Database) -> list[Panel]:
     """Every (site, device) with stored events, sorted."""
     return [
         (r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")
     ]
 
 
-def event_count_through(db, site, device, seq):
+def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
     """How many events of the panel are stored with a seq <= `seq`."""
     return (
         db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
@@ -133,7 +141,7 @@ def event_count_through(db, site, device, seq):
     )
 
 
-def event_kinds(db):
+def event_kinds(db: Database) -> dict[Panel, dict[int, str]]:
     """{(site, device): {seq: ev}} of every stored event (the simulator's stored-once check)."""
     out = {}
     for r in db.query("SELECT site, device, seq, ev FROM raw_events ORDER BY site, device, seq"):
@@ -141,7 +149,7 @@ def event_kinds(db):
     return out
 
 
-def panels_seen_since(db, since_ms):
+def panels_seen_since(db: Database, since_ms: int) -> set[Panel]:
     """{(site, device)} of the panels whose last message arrived at or after since_ms."""
     return {
         (r["site"], r["device"])
@@ -152,7 +160,9 @@ def panels_seen_since(db, since_ms):
 # ---- boot clock ------------------------------------------------------------------------------
 
 
-def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
+def record_boot_clock(
+    db: Database, site: str, device: str, boot: int, t_ms: int, up_ms: int, source: str, received_ms: int
+) -> bool:
     """Remember t - up for this boot from the first message that carried both; True if new."""
     return (
         db.execute(
@@ -164,7 +174,7 @@ def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
     )
 
 
-def boot_offsets(db, site, device):
+def boot_offsets(db: Database, site: str, device: str) -> dict[int, int]:
     """{boot: offset_ms} of one panel."""
     rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?", (site, device))
     return {r["boot"]: r["offset_ms"] for r in rows}
@@ -179,7 +189,7 @@ _LAST_SEEN = (
 )
 
 
-def upsert_state(db, site, device, state, received_ms, payload):
+def upsert_state(db: Database, site: str, device: str, state: Row, received_ms: int, payload: str) -> bool:
     """Store a decoded state message (protocol.messages.decode_state's dict).
 
     The offline form (the broker-published last will) only flips `online`; the rest of the
@@ -234,7 +244,7 @@ def upsert_state(db, site, device, state, received_ms, payload):
     return True
 
 
-def stale_will(row, state):
+def stale_will(row: Row | None, state: Row) -> bool:
     """True when offline `state` carries (boot, conn) older than those of the stored online
     panel_state `row`. Without both numbers on either side nothing can be ordered: not stale."""
     boot, conn = state.get("boot"), state.get("conn")
@@ -245,7 +255,7 @@ def stale_will(row, state):
     return (boot, conn) < (row["boot"], row["conn"])
 
 
-def touch_last_seen(db, site, device, received_ms):
+def touch_last_seen(db: Database, site: str, device: str, received_ms: int) -> None:
     """An event proves the panel alive: move last_seen forward (never back)."""
     db.execute(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
@@ -254,7 +264,7 @@ def touch_last_seen(db, site, device, received_ms):
     )
 
 
-def touch_last_seen_many(db, rows):
+def touch_last_seen_many(db: Database, rows: Iterable[tuple[str, str, int]]) -> None:
     """touch_last_seen for [(site, device, received_ms)] in one executemany."""
     db.executemany(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
@@ -263,26 +273,26 @@ def touch_last_seen_many(db, rows):
     )
 
 
-def max_seq(db, site, device):
+def max_seq(db: Database, site: str, device: str) -> int:
     """The highest stored seq of a panel (0: none)."""
     return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
 
 
-def max_handled_seq(db, site, device):
+def max_handled_seq(db: Database, site: str, device: str) -> int:
     """The highest seq of a panel that is stored or dead-lettered (0: none)."""
     dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?", (site, device)) or 0
     return max(max_seq(db, site, device), dead)
 
 
-def panel_state(db, site, device):
+def panel_state(db: Database, site: str, device: str) -> Row | None:
     return db.query_one("SELECT * FROM panel_state WHERE site = ? AND device = ?", (site, device))
 
 
-def panel_states(db):
+def panel_states(db: Database) -> list[Row]:
     return db.query("SELECT * FROM panel_state ORDER BY site, device")
 
 
-def held_floor(state):
+def held_floor(state: Mapping[str, Any] | None) -> int:
     """The lowest seq the panel still holds per its state (1 when unknown).
 
     The panel's journal is the contiguous range [seq - pending + 1, seq]; everything below was
@@ -296,7 +306,9 @@ def held_floor(state):
 # ---- acks ------------------------------------------------------------------------------------
 
 
-def contiguous_acked_seq(db, site, device, state=None, previous=None):
+def contiguous_acked_seq(
+    db: Database, site: str, device: str, state: Row | None = None, previous: int | None = None
+) -> int:
     """The cumulative ack for one panel: highest N with every seq 1..N stored, dead-lettered
     (`dead_seqs`) or known dropped."""
     if state is None:
@@ -319,10 +331,10 @@ def contiguous_acked_seq(db, site, device, state=None, previous=None):
         " AND y.device = ? AND y.seq = h.seq + 1)",
         (site, device, start) * 2 + (site, device) * 2,
     )
-    return end
+    return start if end is None else int(end)
 
 
-def extend_run(db, site, device, start, fresh_seqs, max_known):
+def extend_run(db: Database, site: str, device: str, start: int, fresh_seqs: Iterable[int], max_known: int) -> int:
     """The end of the handled run start+1, start+2, ... (stored or dead-lettered) given the seqs
     just handled (`fresh_seqs`) and the highest seq handled before them (`max_known`): no query
     unless the run reaches into seqs that arrived out of order earlier. Same answer as
@@ -349,7 +361,7 @@ def extend_run(db, site, device, start, fresh_seqs, max_known):
             return n
 
 
-def record_acks(db, rows):
+def record_acks(db: Database, rows: Iterable[tuple[str, str, int, int]]) -> None:
     """Record [(site, device, acked_seq, now_ms)] as published; an ack never goes down."""
     db.executemany(
         "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
@@ -359,12 +371,12 @@ def record_acks(db, rows):
     )
 
 
-def last_ack(db, site, device):
+def last_ack(db: Database, site: str, device: str) -> int | None:
     """The ack last recorded as published for a panel, or None."""
     return db.scalar("SELECT acked_seq FROM acks WHERE site = ? AND device = ?", (site, device))
 
 
-def all_acks(db):
+def all_acks(db: Database) -> list[tuple[str, str, int]]:
     """[(site, device, acked_seq)] - republished (retained) whenever the gateway (re)connects."""
     return [
         (r["site"], r["device"], r["acked_seq"])
@@ -375,7 +387,9 @@ def all_acks(db):
 # ---- gaps and lost events --------------------------------------------------------------------
 
 
-def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
+def gaps(
+    db: Database, site: str, device: str, now_ms: int, grace_ms: int = LOST_GRACE_MS, state: Row | None = None
+) -> list[Row]:
     """Missing seq ranges of one panel, each a dict:
     {"first", "last", "count", "status": "lost" | "open", "why"}.
 
@@ -455,7 +469,7 @@ def _gap(first, last, status, why):
     return {"first": first, "last": last, "count": last - first + 1, "status": status, "why": why}
 
 
-def lost_summary(gap_list):
+def lost_summary(gap_list: Iterable[Row]) -> tuple[int, str]:
     """(count, "a-b,c") of the lost gaps."""
     lost = [g for g in gap_list if g["status"] == "lost"]
     ranges = ",".join(str(g["first"]) if g["first"] == g["last"] else "%d-%d" % (g["first"], g["last"]) for g in lost)
@@ -465,7 +479,7 @@ def lost_summary(gap_list):
 # ---- dead letters ----------------------------------------------------------------------------
 
 
-def dead_letter_key(topic, payload):
+def dead_letter_key(topic: str | bytes, payload: str | bytes) -> str:
     """A dead letter's idempotency key: hex sha256 of the topic (UTF-8), one NUL byte and the
     payload bytes. 004_dead_letter_key.*.sql computes the same in SQL for older rows."""
     if isinstance(topic, str):
@@ -475,7 +489,7 @@ def dead_letter_key(topic, payload):
     return hashlib.sha256(bytes(topic) + b"\x00" + bytes(payload)).hexdigest()
 
 
-def insert_dead_letters(db, letters):
+def insert_dead_letters(db: Database, letters: Sequence[tuple]) -> list[str]:
     """letters: [(topic, payload_bytes, reason, received_ms[, site, device, seq])]; returns their keys.
 
     Idempotent on (topic, payload): the same message again (a broker redelivery, a panel's
@@ -501,7 +515,7 @@ def insert_dead_letters(db, letters):
     return keys
 
 
-def insert_dead_seqs(db, rows):
+def insert_dead_seqs(db: Database, rows: Iterable[tuple[str, str, int, str, int, int]]) -> None:
     """rows: [(site, device, seq, msg_key, inferred, received_ms)]: seqs handled by a dead letter."""
     db.executemany(
         "INSERT INTO dead_seqs (site, device, seq, msg_key, inferred, received_ms)"
@@ -510,7 +524,7 @@ def insert_dead_seqs(db, rows):
     )
 
 
-def dead_only_seqs(db, keys):
+def dead_only_seqs(db: Database, keys: Iterable[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
     """{(site, device, seq)} of `keys` that are in dead_seqs and not stored as events."""
     by_panel = {}
     for site, device, seq in keys:
@@ -528,7 +542,7 @@ def dead_only_seqs(db, keys):
     return out
 
 
-def infer_unreadable_gap(db, site, device, acked, grace_ms):
+def infer_unreadable_gap(db: Database, site: str, device: str, acked: int, grace_ms: int) -> list[int]:
     """The seqs an unreadable event message of this panel stands in for, recorded in dead_seqs;
     [] when the evidence is not there (then nothing is written).
 
@@ -567,7 +581,7 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     return seqs
 
 
-def dead_letters(db, limit=50, since_ms=None):
+def dead_letters(db: Database, limit: int | None = 50, since_ms: int | None = None) -> list[Row]:
     """Last seen first."""
     sql = "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq FROM dead_letters"
     params = ()
@@ -583,7 +597,7 @@ def dead_letters(db, limit=50, since_ms=None):
     return rows
 
 
-def dead_letter_count(db, distinct=False):
+def dead_letter_count(db: Database, distinct: bool = False) -> int:
     """Messages refused (each arrival of the same one counted); distinct=True: stored letters."""
     if distinct:
         return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
@@ -593,7 +607,17 @@ def dead_letter_count(db, distinct=False):
 # ---- counts ----------------------------------------------------------------------------------
 
 
-def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, source, received_ms):
+def insert_counts(
+    db: Database,
+    site: str,
+    device: str,
+    from_ms: int,
+    to_ms: int,
+    transactions: int | None,
+    visitors: int | None,
+    source: str,
+    received_ms: int,
+) -> None:
     """Store one interval's counts; idempotent on (site, device, from_ms, to_ms).
 
     A repeated interval UPDATES the stored row (a corrected CSV re-imported wins), field by
@@ -610,7 +634,7 @@ def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, sour
     )
 
 
-def counts(db, site=None, from_ms=None, to_ms=None):
+def counts(db: Database, site: str | None = None, from_ms: int | None = None, to_ms: int | None = None) -> list[Row]:
     """Counts rows (optionally one site, intervals overlapping [from_ms, to_ms))."""
     sql, params = "SELECT * FROM counts WHERE 1 = 1", []
     if site is not None:
