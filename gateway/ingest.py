@@ -17,9 +17,26 @@ counted in `seen` each time it comes again. An event that cannot be stored does 
 panel's ack: its seq counts as handled (`dead_seqs`) when it can be read from the payload, or,
 when it cannot, once the rule of store.infer_unreadable_gap says what it stood for.
 
+A dead letter hands its seq over to the ack only at or below the seq the panel's own state
+reports journaled (store.journaled_seq): junk with a readable seq never lets the ack pass seqs
+the panel has not used yet, and a genuine event that comes later for such a seq is stored and
+wins (the letter stays as evidence).
+
+What is not the message's fault is never a dead letter: when a batch fails, the database error
+must be one a database raises for a statement's values (integrity, data) *and* a known-good
+canary row (store.canary) must go through; else (privilege revoked, table dropped, read-only
+transaction, connection gone, disk full, any other exception) flush() raises, nothing of the
+batch is acked, and the caller retries it later.
+
+Once the deployment has panels configured (`rating site apply`), events and states of a panel
+that is not configured, and counts of a site that is not, are dead letters without any
+per-panel state (no cache entry, no ack, no dead_seqs). With `limits` (gateway.limits), each
+panel's messages are rate-limited and its dead letters budgeted; what is refused is counted per
+panel and window (`refusals`), never acked.
+
 A batch is written in phases (`_write`): read what is committed about its panels, write states
-and counts, write events, write dead letters, recompute the acks; the panel cache changes only
-after COMMIT.
+and counts, write events, write dead letters, recompute the acks, add the refusal counts; the
+panel cache changes only after COMMIT.
 """
 
 import json
@@ -29,6 +46,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from gateway import limits as limits_mod
+from gateway import site as site_mod
 from gateway import store
 from protocol import ProtocolError, messages, topics
 
@@ -51,7 +70,7 @@ class EventItem(NamedTuple):
     def panel(self) -> Panel:
         return (self.row["site"], self.row["device"])
 
-    def raw(self) -> tuple[str, bytes]:
+    def raw(self) -> tuple[str, bytes | store.Clip]:
         return self.row["topic"], self.row["payload"].encode("utf-8")
 
 
@@ -67,7 +86,7 @@ class StateItem(NamedTuple):
     def panel(self) -> Panel:
         return (self.site, self.device)
 
-    def raw(self) -> tuple[str, bytes]:
+    def raw(self) -> tuple[str, bytes | store.Clip]:
         return self.topic, self.payload
 
 
@@ -78,7 +97,7 @@ class CountsItem(NamedTuple):
     payload: bytes
     topic: str
 
-    def raw(self) -> tuple[str, bytes]:
+    def raw(self) -> tuple[str, bytes | store.Clip]:
         return self.topic, self.payload
 
 
@@ -87,13 +106,13 @@ class DeadItem(NamedTuple):
 
     received_ms: int
     topic: str
-    payload: bytes
+    payload: bytes | store.Clip  # the whole payload, or what store.clip kept of a huge one
     reason: str
     site: str | None = None
     device: str | None = None
     seq: int | None = None
 
-    def raw(self) -> tuple[str, bytes]:
+    def raw(self) -> tuple[str, bytes | store.Clip]:
         return self.topic, self.payload
 
 
@@ -112,35 +131,48 @@ class _Batch:
     events: list[dict[str, Any]] = field(default_factory=list)  # valid event rows
     dead: list[DeadItem] = field(default_factory=list)  # letters to write
     unreadable: set[Panel] = field(default_factory=set)  # sent an event without a readable seq
-    fresh: dict[Panel, set[int]] = field(default_factory=dict)  # seqs handled by this batch
+    fresh: dict[Panel, set[int]] = field(default_factory=dict)  # seqs stored or dead-lettered by this batch
+    fresh_dead: dict[Panel, set[int]] = field(default_factory=dict)  # ... of them dead-lettered
     resend_ack: set[Panel] = field(default_factory=set)  # the ack again even if it did not move
     acking: set[Panel] = field(default_factory=set)  # panels whose ack is recomputed
     new_acks: dict[Panel, int] = field(default_factory=dict)
     acks: list[Ack] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STAT_KEYS, 0))
 
-    def handled(self, key: Panel, seq: int) -> None:
+    def handled(self, key: Panel, seq: int, dead: bool = False) -> None:
         self.fresh.setdefault(key, set()).add(seq)
+        if dead:
+            self.fresh_dead.setdefault(key, set()).add(seq)
 
 
 class _Panel:
-    """What is committed about one panel: highest handled seq, last ack, journal floor."""
+    """What is committed about one panel: highest handled seq, last ack, journal floor and the
+    highest seq its state reported journaled."""
 
-    __slots__ = ("max_seq", "ack", "floor")
+    __slots__ = ("max_seq", "ack", "floor", "journaled")
 
-    def __init__(self, max_seq: int, ack: int | None, floor: int):
-        self.max_seq, self.ack, self.floor = max_seq, ack, floor
+    def __init__(self, max_seq: int, ack: int | None, floor: int, journaled: int):
+        self.max_seq, self.ack, self.floor, self.journaled = max_seq, ack, floor, journaled
 
     def copy(self) -> "_Panel":
-        return _Panel(self.max_seq, self.ack, self.floor)
+        return _Panel(self.max_seq, self.ack, self.floor, self.journaled)
 
     @classmethod
     def load(cls, db, site: str, device: str) -> "_Panel":
+        state = store.panel_state(db, site, device)
         return cls(
             store.max_handled_seq(db, site, device),
             store.last_ack(db, site, device),
-            store.held_floor(store.panel_state(db, site, device)),
+            store.held_floor(state),
+            store.journaled_seq(state),
         )
+
+    def vouches_for(self, seq: int) -> bool:
+        """Whether the panel's own journal vouches for an event of `seq`: above the ack, within
+        the send window, at or below what its state reported journaled (what a panel catching
+        up sends; exempt from the rate limit)."""
+        ack = self.ack or 0
+        return ack < seq <= min(self.journaled, ack + store.SEND_WINDOW)
 
 
 class Ingestor:
@@ -149,6 +181,8 @@ class Ingestor:
     # The service flushes when this many messages are buffered (or its time bound passes).
     BATCH_MAX = 500
     TOPIC_CACHE = 20000  # parsed topics kept (only valid ones; cleared when full)
+    PANEL_CACHE = 50000  # panels whose committed knowledge is kept (cleared when full: reloaded)
+    KNOWN_CHECK_MS = 2000  # how often (received time) the settings revision is looked at
 
     def __init__(
         self,
@@ -156,11 +190,13 @@ class Ingestor:
         root: str = topics.DEFAULT_ROOT,
         on_commit: Callable[[set[Panel], int], None] | None = None,
         grace_ms: int = store.LOST_GRACE_MS,
+        limits: limits_mod.Limits | None = None,
     ):
         self.db = db
         self.root = topics.check_root(root)
         self.on_commit = on_commit  # callable(changed_devices: set[(site, device)], now_ms)
         self.grace_ms = grace_ms  # store.infer_unreadable_gap's wait before passing a gap
+        self.limits = limits  # None: no rate limit and no dead-letter budget (replay)
         self._items: list[Item] = []  # in arrival order
         self._known_boots: set[tuple[str, str, int]] = set()  # (site, device, boot) whose clock offset is stored
         self._held_acks: list[Ack] = []  # acks of items committed by a flush that then failed
@@ -169,44 +205,127 @@ class Ingestor:
         # writer of raw events and acks while it runs, so after the first look it needs no query.
         self._panel_cache: dict[Panel, _Panel] = {}
         self._topics: dict[str, tuple[str, str | None, str]] = {}  # topic -> parse(): few hundred panels
+        # the configured panels and sites (None: none configured yet, every panel is welcome)
+        self._known: tuple[set[Panel], set[str]] | None = None
+        self._known_rev = -1
+        self._known_checked: int | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("messages", "events", "duplicates", "states", "counts", "dead_letters", "acks", "batches")
-            + ("hook_errors", "stale_wills"),
+            + ("hook_errors", "stale_wills", "refused", "canary_failures"),
             0,
         )
+        self.refresh_known()
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def due(self) -> bool:
+        """Whether flush() has anything to write (messages, or refusal counts of a flood)."""
+        return bool(self._items) or bool(self.limits and self.limits.pending())
+
+    # ---- what is configured ----------------------------------------------------------------
+    def refresh_known(self, now_ms: int | None = None) -> None:
+        """Reload the configured panels and sites when the settings history has a new revision
+        (looked at most every KNOWN_CHECK_MS of received time; always when now_ms is None)."""
+        if now_ms is not None and self._known_checked is not None:
+            if 0 <= now_ms - self._known_checked < self.KNOWN_CHECK_MS:
+                return
+        self._known_checked = now_ms
+        rev = site_mod.revision(self.db)
+        if rev == self._known_rev:
+            return
+        history = site_mod.load(self.db)
+        panels: set[Panel] = set()
+        for _kind, key in history.keys("panel"):
+            site, _, device = key.partition("/")
+            panels.add((site, device))
+        sites = {key for _kind, key in history.keys("site")} | {site for site, _ in panels}
+        self._known = (panels, sites) if panels else None
+        self._known_rev = rev
+
+    def _unknown(self, site: str, device: str | None) -> str | None:
+        """Why a message of (site, device) belongs to nobody, or None when it is welcome."""
+        if self._known is None:
+            return None
+        panels, sites = self._known
+        if device is None:
+            return None if site in sites else "unknown site: %s is not in the site file (rating site apply)" % site
+        if (site, device) in panels:
+            return None
+        return "unknown panel: %s/%s is not in the site file (rating site apply)" % (site, device)
+
     # ---- buffering -------------------------------------------------------------------------
-    def handle(self, topic: str | bytes, payload: bytes, received_ms: int) -> None:
-        """Decode and buffer one message. Never raises for bad input: that is a dead letter."""
+    def handle(self, topic: str | bytes, payload: bytes | store.Clip, received_ms: int) -> None:
+        """Decode and buffer one message. Never raises for bad input: that is a dead letter (or,
+        over a limit, a refusal count). `payload` may be what store.clip kept of a huge one."""
         self.stats["messages"] += 1
-        payload = bytes(payload)
-        if isinstance(topic, (bytes, bytearray)):
-            topic = bytes(topic).decode("utf-8", "replace")
-        elif not topic.isascii():
-            # lone surrogates (a replay file's \udcXX) would make even the dead letter unwritable
-            topic = topic.encode("utf-8", "backslashreplace").decode("utf-8")
-        origin = None  # (site, device) of an event topic: a bad event still belongs to its panel
+        topic = _topic_text(topic)
+        body = payload if isinstance(payload, store.Clip) else bytes(payload)
         try:
             site, device, kind = self._parse_topic(topic)
-            if kind == topics.COUNTS or device is None:
-                c = messages.decode_counts(payload)
-                self._items.append(CountsItem(received_ms, site, c, payload, topic))
-            elif kind == "event":
-                origin = (site, device)
-                self._items.append(_event_item(topic, payload, site, device, received_ms))
-            elif kind == "state":
-                s = messages.decode_state(payload)
-                self._items.append(StateItem(received_ms, site, device, s, payload, topic))
-            else:
-                raise ProtocolError("topic", "%s messages are published by the gateway, not ingested" % kind)
         except ProtocolError as exc:
-            self._dead(topic, payload, str(exc), received_ms, origin)
+            return self._dead(topic, body, str(exc), received_ms)
+        unknown = self._unknown(site, device)
+        if unknown:  # no per-panel state for made-up ids: one shared budget
+            if self._within_rate(limits_mod.SHARED, body, received_ms):
+                self._dead(topic, body, unknown, received_ms)
+            return
+        panel = (site, device or "")
+        origin = panel if kind == "event" else None  # a bad event still belongs to its panel
+        try:
+            item = self._decode(topic, body, site, device, kind, received_ms)
+        except ProtocolError as exc:
+            if self._within_rate(panel, body, received_ms):
+                self._dead(topic, body, str(exc), received_ms, origin)
+            return
         except Exception as exc:  # a decoder bug must not stop ingest either
             log.exception("unexpected error decoding %r", topic)
-            self._dead(topic, payload, "gateway error while decoding: %r" % exc, received_ms, origin)
+            if self._within_rate(panel, body, received_ms):
+                self._dead(topic, body, "gateway error while decoding: %r" % exc, received_ms, origin)
+            return
+        if self._vouched(item) or self._within_rate(panel, body, received_ms):
+            self._items.append(item)
+
+    def _decode(
+        self, topic: str, body: bytes | store.Clip, site: str, device: str | None, kind: str, received_ms: int
+    ) -> Item:
+        if isinstance(body, store.Clip) or len(body) > messages.MAX_BYTES:
+            size = body.size if isinstance(body, store.Clip) else len(body)
+            raise ProtocolError("payload", "%d bytes, limit is %d" % (size, messages.MAX_BYTES))
+        if kind == topics.COUNTS or device is None:
+            return CountsItem(received_ms, site, messages.decode_counts(body), body, topic)
+        if kind == "event":
+            return _event_item(topic, body, site, device, received_ms)
+        if kind == "state":
+            return StateItem(received_ms, site, device, messages.decode_state(body), body, topic)
+        raise ProtocolError("topic", "%s messages are published by the gateway, not ingested" % kind)
+
+    def _vouched(self, item: Item) -> bool:
+        """An event its panel's journal vouches for (what a panel catching up sends)."""
+        if not isinstance(item, EventItem):
+            return False
+        p = self._panel_cache.get(item.panel)
+        return p is not None and p.vouches_for(item.row["seq"])
+
+    def _within_rate(self, key: Panel, body: bytes | store.Clip, received_ms: int) -> bool:
+        if self.limits is None or self.limits.take(key, received_ms):
+            return True
+        self._refuse(key, limits_mod.RATE, body, received_ms)
+        return False
+
+    def _refuse(self, key: Panel, reason: str, body: bytes | store.Clip, received_ms: int) -> None:
+        assert self.limits is not None
+        self.stats["refused"] += 1
+        size = body.size if isinstance(body, store.Clip) else len(body)
+        if self.limits.refuse(key, reason, size, received_ms):
+            who = "%s/%s" % key if key != limits_mod.SHARED else "messages of no configured panel"
+            log.warning(
+                "%s: %s; the excess is counted per panel and %d-minute window, not stored and not acked"
+                " (rating status shows it)",
+                who,
+                reason,
+                self.limits.settings.window_ms // 60000,
+            )
 
     def _parse_topic(self, topic: str) -> tuple[str, str | None, str]:
         parsed = self._topics.get(topic)
@@ -217,32 +336,44 @@ class Ingestor:
             self._topics[topic] = parsed
         return parsed
 
-    def _dead(self, topic: str, payload: bytes, reason: str, received_ms: int, origin: Panel | None = None) -> None:
+    def _dead(
+        self, topic: str, body: bytes | store.Clip, reason: str, received_ms: int, origin: Panel | None = None
+    ) -> None:
+        key = origin or limits_mod.SHARED
+        if self.limits is not None and not self.limits.take_letter(key, received_ms):
+            self._refuse(key, limits_mod.LETTERS, body, received_ms)
+            return
         if origin:
-            site, device = origin
-            self._items.append(DeadItem(received_ms, topic, payload, reason, site, device, readable_seq(payload)))
+            seq = None if isinstance(body, store.Clip) else readable_seq(body)
+            self._items.append(DeadItem(received_ms, topic, body, reason, origin[0], origin[1], seq))
         else:
-            self._items.append(DeadItem(received_ms, topic, payload, reason))
+            self._items.append(DeadItem(received_ms, topic, body, reason))
 
     # ---- writing ---------------------------------------------------------------------------
     def flush(self) -> list[Ack]:
         """Write everything buffered in one transaction; return the acks to publish.
 
-        On a database error the batch is retried message by message so one poisonous message
-        (say, text PostgreSQL refuses) becomes a dead letter instead of blocking the rest. A
-        transient error (database locked, connection lost) propagates instead: what was not
+        A failing batch is retried message by message only when the error may be one message's
+        (a database refusing a statement's values) and a known-good canary row still goes in:
+        then the message the database refuses (say, text PostgreSQL refuses) becomes a dead
+        letter and the rest is stored. Any other error (the database's state: privileges,
+        schema, read-only, connection, disk; or any other exception) propagates: what was not
         written stays buffered, nothing of it is acked; call flush() again later.
         """
-        if not self._items:
+        if not self.due():
             return []
         items = self._items
+        now_ms = max((item.received_ms for item in items), default=0)
+        if now_ms:
+            self.refresh_known(now_ms)
         try:
             acks, changed, boots = self._write(items)
             self._items = []
         except Exception as exc:
-            log.warning("batch of %d failed (%s); retrying one by one", len(items), exc)
-            acks, changed, boots = self._write_one_by_one(items)
+            acks, changed, boots = self._retry(items, exc, now_ms)
         self._known_boots |= boots
+        if len(self._known_boots) > self.PANEL_CACHE:
+            self._known_boots = set(boots)  # a look-up saved, nothing more: reloaded on demand
         self.stats["batches"] += 1
         acks = _dedupe_acks(self._held_acks + acks)
         self._held_acks = []
@@ -252,7 +383,6 @@ class Ingestor:
         self._held_changed = set()
         self.stats["acks"] += len(acks)
         if self.on_commit and changed:
-            now_ms = max(item.received_ms for item in items)
             try:
                 self.on_commit(changed, now_ms)
             except Exception:  # derived data can be rebuilt (`rating rebuild`); ingest goes on
@@ -260,7 +390,38 @@ class Ingestor:
                 log.exception("on_commit hook failed for %d panel(s)", len(changed))
         return acks
 
-    def _write_one_by_one(self, items: list[Item]):
+    def _retry(self, items: list[Item], exc: Exception, now_ms: int):
+        """After a failed batch: one by one when one message may be to blame; else the whole
+        batch once more if a canary row goes in now (a dropped connection was replaced), and
+        otherwise raise: nothing of the batch is acked."""
+        if self._one_message_may_be_to_blame(exc, now_ms):
+            log.warning("batch of %d failed (%s), a canary row went in: retrying one by one", len(items), exc)
+            return self._write_one_by_one(items, now_ms)
+        try:
+            if not _content_error(exc):  # else the canary just failed: the database is at fault
+                store.canary(self.db, now_ms)
+                result = self._write(items)
+                self._items = []
+                return result
+        except Exception as again:
+            exc = again
+        log.error("batch of %d not stored, nothing of it acked (%s); it is retried", len(items), exc)
+        raise exc
+
+    def _one_message_may_be_to_blame(self, exc: Exception, now_ms: int) -> bool:
+        """The canary test: `exc` is a database's refusal of a statement's values, and the same
+        kind of writes with known-good values still go through."""
+        if not _content_error(exc):
+            return False
+        try:
+            store.canary(self.db, now_ms)
+        except Exception as canary_exc:
+            self.stats["canary_failures"] += 1
+            log.error("the canary row failed too (%s): the database, not a message, is at fault", canary_exc)
+            return False
+        return True
+
+    def _write_one_by_one(self, items: list[Item], now_ms: int):
         acks: list[Ack] = []
         changed: set[Panel] = set()
         boots: set[tuple[str, str, int]] = set()
@@ -269,7 +430,8 @@ class Ingestor:
                 a, c, b = self._write([item])
             except Exception as one_exc:
                 failed: Exception | None = one_exc
-                if not _transient(one_exc):
+                if self._one_message_may_be_to_blame(one_exc, now_ms):
+                    log.warning("the database refused one message (%s): dead letter", one_exc)
                     try:
                         a, c, b = self._write([_refused(item, one_exc)])
                     except Exception as dl_exc:
@@ -292,18 +454,27 @@ class Ingestor:
 
     def _write(self, items: list[Item]):
         """One transaction in phases; returns (acks, changed panels, boots learnt)."""
-        batch = _Batch(now_ms=max(item.received_ms for item in items))
-        with self.db.transaction():
-            panels = self._panels(items)  # committed knowledge, read before any write
-            self._write_states_and_counts(items, panels, batch)
-            self._write_events(panels, batch)
-            self._write_dead_letters(panels, batch)
-            self._recompute_acks(panels, batch)
+        batch = _Batch(now_ms=max((item.received_ms for item in items), default=0))
+        refused = self.limits.drain() if self.limits else []
+        try:
+            with self.db.transaction():
+                panels = self._panels(items)  # committed knowledge, read before any write
+                self._write_states_and_counts(items, panels, batch)
+                self._write_events(panels, batch)
+                self._write_dead_letters(panels, batch)
+                self._recompute_acks(panels, batch)
+                store.add_refusals(self.db, refused)
+        except BaseException:
+            if self.limits:
+                self.limits.restore(refused)  # counted again with the next batch
+            raise
         # committed: only now do the counters, the panel cache and the acks become real
         for key, seqs in batch.fresh.items():
             panels[key].max_seq = max(panels[key].max_seq, max(seqs))
         for key, ack in batch.new_acks.items():
             panels[key].ack = ack
+        if len(self._panel_cache) + len(panels) > self.PANEL_CACHE:
+            self._panel_cache.clear()  # made-up ids of an open deployment: memory stays flat
         self._panel_cache.update(panels)
         for k, v in batch.stats.items():
             self.stats[k] += v
@@ -366,7 +537,10 @@ class Ingestor:
             return
         batch.changed.add(item.panel)
         if state.get("online"):
-            panels[item.panel].floor = store.held_floor({"last_seq": state.get("seq"), "pending": state.get("pending")})
+            p = panels[item.panel]
+            p.floor = store.held_floor({"last_seq": state.get("seq"), "pending": state.get("pending")})
+            if state.get("seq") is not None:
+                p.journaled = state["seq"]
             if state.get("t") is not None:
                 self._learn_boot(
                     item.site, item.device, state["boot"], state["t"], state["up"], "state", item.received_ms, batch
@@ -443,7 +617,7 @@ class Ingestor:
         if not batch.dead:
             return
         letters = [
-            (d.topic.replace("\x00", "\\0"), d.payload, d.reason, d.received_ms, d.site, d.device, d.seq)
+            store.Letter(d.topic.replace("\x00", "\\0"), d.payload, d.reason, d.received_ms, d.site, d.device, d.seq)
             for d in batch.dead
         ]
         keys = store.insert_dead_letters(self.db, letters)
@@ -459,7 +633,7 @@ class Ingestor:
             rows.append((d.site, d.device, d.seq, key, 0, d.received_ms))
             if d.seq <= (panels[panel].ack or 0):
                 batch.resend_ack.add(panel)  # resent: the ack did not reach it
-            batch.handled(panel, d.seq)
+            batch.handled(panel, d.seq, dead=True)
             batch.acking.add(panel)
         store.insert_dead_seqs(self.db, rows)
 
@@ -469,13 +643,16 @@ class Ingestor:
         for key in sorted(batch.acking | batch.unreadable):
             p = panels[key]
             start = max(p.ack or 0, p.floor - 1)
-            ack = store.extend_run(db, key[0], key[1], start, batch.fresh.get(key, ()), p.max_seq)
+            # a dead letter's seq counts only at or below what the panel reported journaled
+            fresh = {q for q in batch.fresh.get(key, ()) if q <= p.journaled or q not in batch.fresh_dead.get(key, ())}
+            ack = store.extend_run(db, key[0], key[1], start, fresh, p.max_seq, p.journaled)
             if key in batch.unreadable:
                 inferred = store.infer_unreadable_gap(db, key[0], key[1], ack, self.grace_ms)
                 if inferred:
-                    seqs = batch.fresh.setdefault(key, set())
-                    seqs.update(inferred)
-                    ack = store.extend_run(db, key[0], key[1], ack, seqs, max(p.max_seq, max(seqs)))
+                    for q in inferred:
+                        batch.handled(key, q, dead=True)
+                    fresh.update(q for q in inferred if q <= p.journaled)
+                    ack = store.extend_run(db, key[0], key[1], ack, fresh, max(p.max_seq, max(inferred)), p.journaled)
             if ack > (p.ack or 0):
                 batch.new_acks[key] = ack
         store.record_acks(db, [(s_, d_, a, batch.now_ms) for (s_, d_), a in batch.new_acks.items()])
@@ -543,23 +720,29 @@ def _refused(item: Item, exc: Exception) -> DeadItem:
     return DeadItem(item.received_ms, topic, payload, reason)
 
 
-def _transient(exc: BaseException | None) -> bool:
-    """Errors worth a retry of the same message (lock timeout, lost connection), as opposed to
-    a message the database will never accept. A refused message is acked past (dead_seqs), so
-    a failed reconnect (gateway.db.DatabaseError raised from the driver's error) is transient."""
+def _content_error(exc: BaseException) -> bool:
+    """An error a database raises for a statement's values (an integrity or data error: a NUL
+    character PostgreSQL text refuses, a value out of range), which may be one message's
+    fault. Everything else (operational errors: locks, connections, disk, I/O, read-only;
+    programming errors: privileges, missing tables; gateway.db.DatabaseError from a failed
+    reconnect; any non-database exception) is never a message's, whatever the canary says."""
+    kinds: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, sqlite3.DataError)
     try:
         import psycopg
 
-        kinds: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+        kinds += (psycopg.IntegrityError, psycopg.DataError)
     except ImportError:
-        kinds = (sqlite3.OperationalError,)
-    for _ in range(8):  # the cause chain (bounded: a chain may loop)
-        if exc is None:
-            break
-        if isinstance(exc, kinds):
-            return True
-        exc = exc.__cause__
-    return False
+        pass
+    return isinstance(exc, kinds)
+
+
+def _topic_text(topic: str | bytes) -> str:
+    if isinstance(topic, (bytes, bytearray)):
+        return bytes(topic).decode("utf-8", "replace")
+    if not topic.isascii():
+        # lone surrogates (a replay file's \udcXX) would make even the dead letter unwritable
+        return topic.encode("utf-8", "backslashreplace").decode("utf-8")
+    return topic
 
 
 def readable_seq(payload: bytes) -> int | None:

@@ -16,7 +16,7 @@ import bisect
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway import timerepair
 from gateway.db import Database
@@ -306,39 +306,53 @@ def held_floor(state: Mapping[str, Any] | None) -> int:
 # ---- acks ------------------------------------------------------------------------------------
 
 
+def journaled_seq(state: Mapping[str, Any] | None) -> int:
+    """The highest seq the panel reported having journaled (its latest state's `seq`; 0 when
+    unknown). A dead letter hands its seq over to the ack only at or below it: junk with a
+    readable seq must not let the ack pass seqs the panel has not used yet (it would drop the
+    presses it journals under them later)."""
+    if not state or state.get("last_seq") is None:
+        return 0
+    return int(state["last_seq"])
+
+
 def contiguous_acked_seq(
     db: Database, site: str, device: str, state: Row | None = None, previous: int | None = None
 ) -> int:
     """The cumulative ack for one panel: highest N with every seq 1..N stored, dead-lettered
-    (`dead_seqs`) or known dropped."""
+    (`dead_seqs`, at or below journaled_seq) or known dropped."""
     if state is None:
         state = panel_state(db, site, device)
     if previous is None:
         previous = last_ack(db, site, device) or 0
     start = max(previous, held_floor(state) - 1)
+    dead_upto = journaled_seq(state)
     if not db.query_one(
         "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
-        " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ?",
-        (site, device, start + 1) * 2,
+        " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ? AND seq <= ?",
+        (site, device, start + 1) * 2 + (dead_upto,),
     ):
         return start
     # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
         "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_events WHERE site = ? AND device = ?"
-        " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?) h"
+        " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+        " AND seq <= ?) h"
         " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
         " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
-        " AND y.device = ? AND y.seq = h.seq + 1)",
-        (site, device, start) * 2 + (site, device) * 2,
+        " AND y.device = ? AND y.seq = h.seq + 1 AND y.seq <= ?)",
+        (site, device, start) * 2 + (dead_upto,) + (site, device) * 2 + (dead_upto,),
     )
     return start if end is None else int(end)
 
 
-def extend_run(db: Database, site: str, device: str, start: int, fresh_seqs: Iterable[int], max_known: int) -> int:
-    """The end of the handled run start+1, start+2, ... (stored or dead-lettered) given the seqs
-    just handled (`fresh_seqs`) and the highest seq handled before them (`max_known`): no query
-    unless the run reaches into seqs that arrived out of order earlier. Same answer as
-    contiguous_acked_seq's run."""
+def extend_run(
+    db: Database, site: str, device: str, start: int, fresh_seqs: Iterable[int], max_known: int, dead_upto: int
+) -> int:
+    """The end of the handled run start+1, start+2, ... (stored, or dead-lettered at or below
+    `dead_upto`) given the seqs just handled (`fresh_seqs`, dead ones already cut at dead_upto)
+    and the highest seq handled before them (`max_known`): no query unless the run reaches into
+    seqs that arrived out of order earlier. Same answer as contiguous_acked_seq's run."""
     fresh = set(fresh_seqs)
     n = start
     while True:
@@ -348,9 +362,9 @@ def extend_run(db: Database, site: str, device: str, start: int, fresh_seqs: Ite
             return n
         rows = db.query(
             "SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
-            " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+            " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ? AND seq <= ?"
             " ORDER BY seq LIMIT 512",
-            (site, device, n) * 2,
+            (site, device, n) * 2 + (dead_upto,),
         )
         before = n
         for r in rows:
@@ -479,32 +493,75 @@ def lost_summary(gap_list: Iterable[Row]) -> tuple[int, str]:
 # ---- dead letters ----------------------------------------------------------------------------
 
 
-def dead_letter_key(topic: str | bytes, payload: str | bytes) -> str:
+# A dead letter keeps at most this much of its payload: every valid message is smaller
+# (protocol.checks.MAX_BYTES), so only junk is cut; the size and the sha256 of the whole stay.
+DEAD_LETTER_KEEP = 1024
+
+
+class Clip(NamedTuple):
+    """A payload cut to its first DEAD_LETTER_KEEP bytes, with the size and hash of the whole."""
+
+    prefix: bytes
+    size: int
+    sha256: str
+
+
+def clip(payload: bytes) -> Clip:
+    """What a dead letter keeps of `payload` (cut only when longer than DEAD_LETTER_KEEP)."""
+    return Clip(bytes(payload[:DEAD_LETTER_KEEP]), len(payload), hashlib.sha256(payload).hexdigest())
+
+
+class Letter(NamedTuple):
+    """A message that could not be stored as what it claimed to be."""
+
+    topic: str
+    payload: bytes | Clip  # the whole payload, or what clip() kept of it
+    reason: str
+    received_ms: int
+    site: str | None = None  # the panel and seq of an event, where known
+    device: str | None = None
+    seq: int | None = None
+
+
+def dead_letter_key(topic: str | bytes, payload: str | bytes | Clip) -> str:
     """A dead letter's idempotency key: hex sha256 of the topic (UTF-8), one NUL byte and the
-    payload bytes. 004_dead_letter_key.*.sql computes the same in SQL for older rows."""
+    payload bytes; for a payload longer than DEAD_LETTER_KEEP, of the topic, NUL, "clip", NUL,
+    the whole payload's sha256 and size. 004_dead_letter_key.*.sql computes the same in SQL for
+    older rows."""
     if isinstance(topic, str):
         topic = topic.encode("utf-8", "surrogatepass")
     if isinstance(payload, str):
         payload = payload.encode("utf-8", "surrogatepass")
+    if isinstance(payload, Clip):
+        if payload.size <= DEAD_LETTER_KEEP:
+            payload = payload.prefix
+        else:
+            payload = b"clip\x00%s %d" % (payload.sha256.encode(), payload.size)
+            return hashlib.sha256(bytes(topic) + b"\x00" + payload).hexdigest()
     return hashlib.sha256(bytes(topic) + b"\x00" + bytes(payload)).hexdigest()
 
 
-def insert_dead_letters(db: Database, letters: Sequence[tuple]) -> list[str]:
-    """letters: [(topic, payload_bytes, reason, received_ms[, site, device, seq])]; returns their keys.
+def insert_dead_letters(db: Database, letters: Sequence[Letter]) -> list[str]:
+    """Store `letters`; returns their keys (dead_letter_key).
 
     Idempotent on (topic, payload): the same message again (a broker redelivery, a panel's
     resend, `rating replay` run twice) only counts `seen` up and moves `last_seen_ms`; the
-    first reason and arrival stay. site/device/seq: the panel and seq of an event, where known."""
+    first reason and arrival stay. At most DEAD_LETTER_KEEP bytes of a payload are stored, with
+    `size` and `payload_sha256` of the whole one."""
     rows, keys = [], []
     for letter in letters:
-        t, p, r, ms = letter[:4]
-        site, device, seq = (tuple(letter[4:7]) + (None, None, None))[:3]
-        key = dead_letter_key(t, p)
+        body = letter.payload if isinstance(letter.payload, Clip) else clip(letter.payload)
+        key = dead_letter_key(letter.topic, body)
         keys.append(key)
-        rows.append((key, t, bytes(p), r, ms, ms, site, device, seq))
+        ms = letter.received_ms
+        rows.append(
+            (key, letter.topic, body.prefix, letter.reason, ms, ms, letter.site, letter.device, letter.seq)
+            + (body.size, body.sha256)
+        )
     db.executemany(
         "INSERT INTO dead_letters (msg_key, topic, payload, reason, received_ms, last_seen_ms, seen,"
-        " site, device, seq) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (msg_key) DO UPDATE SET"
+        " site, device, seq, size, payload_sha256) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (msg_key) DO UPDATE SET"
         " seen = dead_letters.seen + 1, last_seen_ms = CASE WHEN dead_letters.last_seen_ms IS NULL"
         " OR excluded.last_seen_ms > dead_letters.last_seen_ms THEN excluded.last_seen_ms"
         " ELSE dead_letters.last_seen_ms END, site = COALESCE(dead_letters.site, excluded.site),"
@@ -582,8 +639,12 @@ def infer_unreadable_gap(db: Database, site: str, device: str, acked: int, grace
 
 
 def dead_letters(db: Database, limit: int | None = 50, since_ms: int | None = None) -> list[Row]:
-    """Last seen first."""
-    sql = "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq FROM dead_letters"
+    """Last seen first. `payload` holds at most DEAD_LETTER_KEEP bytes: `size` (bytes of the
+    whole payload) and `payload_sha256` (of the whole; NULL before migration 005) tell the rest."""
+    sql = (
+        "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq, size,"
+        " payload_sha256 FROM dead_letters"
+    )
     params = ()
     if since_ms is not None:
         sql += " WHERE last_seen_ms >= ?"
@@ -602,6 +663,93 @@ def dead_letter_count(db: Database, distinct: bool = False) -> int:
     if distinct:
         return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
     return int(db.scalar("SELECT SUM(seen) AS n FROM dead_letters") or 0)  # PostgreSQL: a Decimal
+
+
+def expire_dead_letters(db: Database, before_ms: int, limit: int = 1000) -> int:
+    """Delete at most `limit` dead letters and refusal counts last seen before `before_ms` (the
+    retention setting); returns how many rows went. Bounded, so a caller running it on the
+    ingest database holds the write lock only briefly; call again while it returns `limit`.
+    dead_seqs stay: they are the ack's memory, and a lost event stays lost in status."""
+    n = db.execute(
+        "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE last_seen_ms < ?"
+        " ORDER BY last_seen_ms LIMIT %d)" % int(limit),
+        (before_ms,),
+    )
+    n += db.execute(
+        "DELETE FROM refusals WHERE (site, device, window_ms, reason) IN (SELECT site, device, window_ms, reason"
+        " FROM refusals WHERE last_ms < ? ORDER BY last_ms LIMIT %d)" % int(limit),
+        (before_ms,),
+    )
+    return max(n, 0)
+
+
+# ---- refusals (gateway.limits) ---------------------------------------------------------------
+
+
+def add_refusals(db: Database, rows: Iterable[tuple[str, str, int, str, int, int, int, int]]) -> None:
+    """Add [(site, device, window_ms, reason, messages, bytes, first_ms, last_ms)] to the counts
+    of refused messages (gateway/limits.py): one row per panel, window and reason."""
+    db.executemany(
+        "INSERT INTO refusals (site, device, window_ms, reason, messages, bytes, first_ms, last_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, window_ms, reason) DO UPDATE SET"
+        " messages = refusals.messages + excluded.messages, bytes = refusals.bytes + excluded.bytes,"
+        " first_ms = CASE WHEN excluded.first_ms < refusals.first_ms THEN excluded.first_ms"
+        " ELSE refusals.first_ms END, last_ms = CASE WHEN excluded.last_ms > refusals.last_ms"
+        " THEN excluded.last_ms ELSE refusals.last_ms END",
+        rows,
+    )
+
+
+def refusals(db: Database, since_ms: int | None = None) -> list[Row]:
+    """What the per-panel limits refused (not stored, not acked; the panel resends what was its
+    own), summed per panel and reason, most messages first: [{"site", "device", "reason",
+    "messages", "bytes", "first_ms", "last_ms"}]. site = device = "" for messages of no
+    configured panel. since_ms: only windows with a refusal at or after it (e.g. the last hour)."""
+    sql = (
+        "SELECT site, device, reason, SUM(messages) AS messages, SUM(bytes) AS bytes, MIN(first_ms) AS first_ms,"
+        " MAX(last_ms) AS last_ms FROM refusals"
+    )
+    params: tuple = ()
+    if since_ms is not None:
+        sql += " WHERE last_ms >= ?"
+        params = (since_ms,)
+    rows = db.query(sql + " GROUP BY site, device, reason ORDER BY 4 DESC, site, device, reason", params)
+    for r in rows:  # PostgreSQL sums BIGINT to NUMERIC
+        r["messages"], r["bytes"] = int(r["messages"]), int(r["bytes"])
+    return rows
+
+
+# ---- the canary: is it the message or the database? -------------------------------------------
+
+CANARY = "~canary"  # no valid site, device or topic (protocol.topics.check_id): never a panel's
+
+
+class _CanaryDone(Exception):
+    pass
+
+
+def canary(db: Database, now_ms: int) -> None:
+    """Write a known-good row into every table the ingest writes, then roll back; raises what
+    the database raises. The ingest asks it after a failed batch: an error that recurs for the
+    canary (privilege revoked, table dropped, read-only transaction, connection gone, disk
+    full) is the database's, never one message's, so nothing may be dead-lettered and acked."""
+    c = CANARY
+    payload = '{"v":1,"seq":1,"boot":1,"up":0,"t":%d,"ev":"yes"}' % now_ms
+    event: Row = dict(zip(EVENT_COLUMNS, (c, c, 1, 1, 0, now_ms, "yes", None, now_ms, payload), strict=True))
+    try:
+        with db.transaction():
+            insert_events(db, [event])
+            touch_last_seen_many(db, [(c, c, now_ms)])
+            upsert_state(db, c, c, {"online": True, "boot": 1, "up": 0, "seq": 1, "pending": 0}, now_ms, "{}")
+            record_boot_clock(db, c, c, 1, now_ms, 0, "canary", now_ms)
+            (key,) = insert_dead_letters(db, [Letter(c, payload.encode(), "canary", now_ms, c, c, 1)])
+            insert_dead_seqs(db, [(c, c, 1, key, 0, now_ms)])
+            record_acks(db, [(c, c, 1, now_ms)])
+            insert_counts(db, c, c, now_ms, now_ms + 1, 1, 1, "canary", now_ms)
+            add_refusals(db, [(c, c, 0, "canary", 1, 1, now_ms, now_ms)])
+            raise _CanaryDone  # roll back: nothing of the canary is ever committed
+    except _CanaryDone:
+        pass
 
 
 # ---- counts ----------------------------------------------------------------------------------
