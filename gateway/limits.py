@@ -5,11 +5,12 @@ Two budgets, both per panel (site, device) and, for what belongs to no configure
 one shared key (so 100,000 made-up panel ids cost one counter, not 100,000):
 
 - a message rate (token bucket: `rate` a second, up to `burst` at once). The Ingestor charges
-  every message except a valid event its panel's own journal vouches for (a seq above the ack,
-  within the send window and at or below the seq the panel's state reported): a panel catching
-  up on 20,000 journaled events is never slowed down, while junk, made-up seqs, state floods and
-  resend storms are. A message over the rate is not stored and not acked (the panel keeps it
-  and resends it); it is counted.
+  every message except a valid event that is what its panel's link sends (a seq above the
+  panel's ack, within its send window): a panel catching up on 20,000 journaled events is
+  never slowed down, while junk, made-up seqs, duplicates, state floods and resend storms are.
+  A message over the rate is not stored and not acked (a panel keeps it and resends it after
+  its ack timeout); it is counted. A client that forges a configured panel's events in the
+  right order looks exactly like that panel: broker ACLs stop it, not these limits.
 - dead letters stored one by one: at most `letters` per key and window and `letters_total`
   for all keys together; the rest are counted, not stored.
 
@@ -29,8 +30,8 @@ LETTERS = "over the dead-letter budget"
 
 @dataclass(frozen=True)
 class LimitSettings:
-    rate: float = 10.0  # messages a second a panel may send beyond what its journal vouches for
-    burst: int = 1000  # ... at once (first contact, a resend round after a lost ack)
+    rate: float = 50.0  # messages a second a panel may send beyond its send window
+    burst: int = 2000  # ... at once (first contact, resend rounds after lost acks, a test fleet)
     letters: int = 100  # dead letters stored one by one per panel and window
     letters_total: int = 2000  # ... for all panels together
     window_ms: int = 10 * 60 * 1000

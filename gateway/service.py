@@ -26,8 +26,10 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, fields
 
-from gateway import configpush, ingest, schema, store
 from gateway import db as dbmod
+from gateway import ingest, retained, schema, store
+from gateway import limits as limits_mod
+from gateway.worker import Worker
 from protocol import ProtocolError, topics
 
 log = logging.getLogger("gateway.service")
@@ -50,17 +52,53 @@ class GatewaySettings:
     inflight: int = 50  # paho's outgoing QoS 1 window (MQTT-FACTS pitfall 3: keep 20-100)
     max_unconfirmed: int = 2000  # outgoing publishes not yet PUBACKed (pitfall 2: < 65535)
     config_push_s: float = 5.0  # how often panels' configs are checked and pushed
-    derive_tick_s: float = 10.0  # how often recent panels' windows are advanced by the clock
+    derive_tick_s: float = 10.0  # how often panels' windows are advanced by the clock
     # under a backlog acks go out at most this often (a panel's ack timeout is seconds); a
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
+    # per-panel limits (gateway/limits.py) on what is not in the panel's send window
+    panel_rate: float = 50.0  # messages a second
+    panel_burst: int = 2000  # ... at once
+    dead_letters_per_panel: int = 100  # stored one by one per panel and window; the rest counted
+    dead_letters_total: int = 2000  # ... for all panels together
+    limit_window_s: int = 600
+    dead_letter_days: float = 90.0  # retention of dead letters and refusal counts; 0: forever
+    retained_check_s: float = 600.0  # how often the retained acks and configs are checked
+    inbox_max: int = 50000  # messages waiting in memory; QoS 0 ones beyond are dropped (resent)
+
+    _WHOLE = (
+        "broker_port",
+        "batch_max",
+        "batch_ms",
+        "inflight",
+        "max_unconfirmed",
+        "ack_coalesce_ms",
+        "panel_burst",
+        "dead_letters_per_panel",
+        "dead_letters_total",
+        "limit_window_s",
+        "inbox_max",
+    )
+    _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s")
 
     def check(self):
-        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed", "ack_coalesce_ms"):
+        for f in self._WHOLE:
             value = getattr(self, f)
             if type(value) is not int or value < 1:
                 raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
+        for f in self._SECONDS:
+            value = getattr(self, f)
+            if type(value) not in (int, float) or value <= 0:
+                raise SettingsError("%s: must be a number > 0, got %r" % (f, value))
+        if type(self.dead_letter_days) not in (int, float) or self.dead_letter_days < 0:
+            raise SettingsError("dead_letter_days: must be a number of days >= 0 (0: keep forever)")
+        self._check_ranges()
+        if self.broker:
+            parse_broker_url(self.broker)
+        return self
+
+    def _check_ranges(self):
         if self.broker_port > 65535:
             raise SettingsError("broker_port: must be 1..65535, got %d" % self.broker_port)
         if not 1 <= self.inflight <= 1000:
@@ -70,10 +108,6 @@ class GatewaySettings:
                 "max_unconfirmed: must stay below 60000 (paho reuses message ids "
                 "above 65535), got %d" % self.max_unconfirmed
             )
-        for f in ("config_push_s", "derive_tick_s"):
-            value = getattr(self, f)
-            if type(value) not in (int, float) or value <= 0:
-                raise SettingsError("%s: must be a number of seconds > 0, got %r" % (f, value))
         try:
             topics.check_root(self.root)
         except ProtocolError as exc:
@@ -82,9 +116,6 @@ class GatewaySettings:
             raise SettingsError(
                 "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
             )
-        if self.broker:
-            parse_broker_url(self.broker)
-        return self
 
     def db_url(self):
         if self.db:
@@ -92,6 +123,17 @@ class GatewaySettings:
         if self.data_dir:
             return "sqlite:///" + os.path.join(os.path.abspath(self.data_dir), dbmod.DEFAULT_DB_FILE)
         return dbmod.default_url()
+
+    def limits(self) -> limits_mod.Limits:
+        return limits_mod.Limits(
+            limits_mod.LimitSettings(
+                rate=float(self.panel_rate),
+                burst=self.panel_burst,
+                letters=self.dead_letters_per_panel,
+                letters_total=self.dead_letters_total,
+                window_ms=self.limit_window_s * 1000,
+            )
+        )
 
 
 def load_settings(path, **overrides):
@@ -159,6 +201,9 @@ class _Inbox:
         self._items = collections.deque()
         self._ready = threading.Event()
 
+    def __len__(self):
+        return len(self._items)
+
     def put(self, item):
         self._items.append(item)
         if not self._ready.is_set():
@@ -183,15 +228,14 @@ class _Inbox:
 
 
 class GatewayService:
-    """One gateway process: broker connection, batches, acks, config push, shutdown."""
+    """One gateway process: broker connection, batches, acks, the retained check, shutdown.
+    Derivation, the configs due and the retention run on a background worker (gateway/worker.py)."""
 
     RECONNECT_MIN_S = 1
     RECONNECT_MAX_S = 10
     QUIET_MS = 2  # flush when no further message arrived for this long
     DB_RETRY_S = 1.0
     SHUTDOWN_CONFIRM_S = 5.0
-    DERIVE_RECENT_MS = 6 * 3600 * 1000  # panels seen this recently get clock-driven updates
-    DERIVE_EVERY_S = 1.0  # changed panels are re-derived at most this often
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
 
     def __init__(self, settings, out=None):
@@ -202,24 +246,25 @@ class GatewayService:
         self.embedded = None
         self.client = None
         self.db = None
-        self.ingestor = None
+        self.ingestor: ingest.Ingestor | None = None
+        self.worker: Worker | None = None
         self._gen = 0  # connection generation, bumped by paho's thread on each connect
         self._sub_mid = None
-        self._republish = False
         self._session_present = False
         self._closing = False
         self._unconfirmed = {}  # mid -> (topic, payload, kind) of our outgoing QoS 1 publishes
         self._puback_later = []  # (gen, mid, qos) of messages in the uncommitted batch
         self.connected = threading.Event()
-        self.derive = None
-        self._derive_pending = set()
-        self._last_derive = 0.0
         self._acks_due = {}  # ack topic -> payload, committed, not yet published
         self._acks_sent = 0.0
         self._last_batch = 0  # messages in the last committed batch
         self._batch_started: float | None = None  # when the first message of the open batch came
-        self._next_push = 0.0
-        self._next_tick = 0.0
+        self._audit: retained.Audit | None = None
+        self._audit_deadline = 0.0
+        self._next_audit = float("inf")  # set on connect
+        self._config_wanted: dict[str, bytes] | None = None  # configs in force, as last read
+        self._configs_pushed: dict[str, bytes] = {}  # configs this run published and got confirmed
+        self.shed = 0  # QoS 0 messages dropped because the inbox was full
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -256,7 +301,22 @@ class GatewayService:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        self.q.put(("msg", topic, msg.payload, _now_ms(), self._gen, msg.mid, msg.qos))
+        payload = msg.payload
+        if topic.endswith(("/ack", "/config")):  # our own topics: the retained check (QoS 0)
+            self.q.put(("retained", topic, payload[: store.DEAD_LETTER_KEEP + 1], msg.retain))
+            return
+        if len(payload) > store.DEAD_LETTER_KEEP:
+            # no valid message is this big: keep what a dead letter keeps, not the whole body
+            # (two 50 MB messages used to add 345 MB of RSS on their way to the database)
+            payload = store.clip(payload)
+        if msg.qos == 0 and len(self.q) >= self.settings.inbox_max:
+            # QoS 0 (what panels publish) beyond what we can hold: dropped, like the network
+            # might; never acked, so the panel resends it after its ack timeout
+            self.shed += 1
+            if self.shed == 1 or self.shed % 10000 == 0:
+                log.warning("inbox full (%d): %d QoS 0 messages dropped so far", len(self.q), self.shed)
+            return
+        self.q.put(("msg", topic, payload, _now_ms(), self._gen, msg.mid, msg.qos))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         self.q.put(("puback", mid))
@@ -267,18 +327,25 @@ class GatewayService:
         from paho.mqtt.enums import CallbackAPIVersion
 
         s = self.settings
-        self.db = schema.open_database(s.db_url())
-        self.derive = ingest.derive_hook(self.db)
-        # derivation is not on the ack path: collect the changed panels and derive them at most
-        # every DERIVE_EVERY_S, so a burst of small batches does not re-derive a panel each time
-        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self._collect_changed)
-        url = s.broker
-        if not url:
+        url = s.db_url()
+        self.db = schema.open_database(url)
+        days = s.dead_letter_days
+        self.worker = Worker(
+            url,
+            s.root,
+            tick_s=s.derive_tick_s,
+            config_push_s=s.config_push_s,
+            retention_ms=int(days * 86400000) if days else None,
+        ).start()
+        # derivation is not on the ack path: a commit only hands its panels to the worker
+        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self.worker.changed, limits=s.limits())
+        broker_url = s.broker
+        if not broker_url:
             from gateway.broker import EmbeddedBroker
 
             self.embedded = EmbeddedBroker(port=s.broker_port).start()
-            url = self.embedded.url
-        host, port, user, password = parse_broker_url(url)
+            broker_url = self.embedded.url
+        host, port, user, password = parse_broker_url(broker_url)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
@@ -301,7 +368,7 @@ class GatewayService:
         self.client = client
         self._say(
             "gateway: broker %s%s, database %s, root %s"
-            % (url, " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            % (_redact(broker_url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
         )
         return self
 
@@ -310,27 +377,28 @@ class GatewayService:
         if self.out:
             print(text, file=self.out, flush=True)
 
-    # ---- main loop ---------------------------------------------------------------------------
-    def run(self):
-        """Serve until stop() (or SIGTERM/SIGINT via install_signal_handlers)."""
-        s = self.settings
-        self._next_push = time.monotonic()
-        self._next_tick = time.monotonic() + s.derive_tick_s
-        while not self.stop_event.is_set():
-            if self._take_messages():
-                continue  # more may come right away; the quiet timeout decides
-            if len(self._ingestor()):
-                self._commit_batch()
-            self._between_batches()
-        self._shutdown()
-
     def _ingestor(self) -> ingest.Ingestor:
         assert self.ingestor is not None, "start() first"
         return self.ingestor
 
+    def _worker(self) -> Worker:
+        assert self.worker is not None, "start() first"
+        return self.worker
+
     def _mqtt(self):
         assert self.client is not None, "start() first"
         return self.client
+
+    # ---- main loop ---------------------------------------------------------------------------
+    def run(self):
+        """Serve until stop() (or SIGTERM/SIGINT via install_signal_handlers)."""
+        while not self.stop_event.is_set():
+            if self._take_messages():
+                continue  # more may come right away; the quiet timeout decides
+            if self._ingestor().due():
+                self._commit_batch()
+            self._between_batches()
+        self._shutdown()
 
     def _wait_s(self) -> float:
         """How long the loop may wait for the next message: the batch's quiet/age bound when
@@ -371,20 +439,14 @@ class GatewayService:
         )
 
     def _between_batches(self):
-        """Acks, derivation, republishing and the timers, after a batch (or an idle wait)."""
+        """Acks, configs and the retained check, after a batch (or an idle wait)."""
         self._publish_acks()
-        self._derive_changed()
-        if self._republish:
-            self._republish = False
-            for topic, payload, _retain, _qos in self._ingestor().ack_messages():
-                self._publish(topic, payload, "ack")
+        self._push_configs()
         now = time.monotonic()
-        if now >= self._next_push:
-            self._push_configs()
-            self._next_push = now + self.settings.config_push_s
-        if now >= self._next_tick:
-            self._derive_tick()
-            self._next_tick = now + self.settings.derive_tick_s
+        if self._audit is not None and (self._audit.done or now >= self._audit_deadline):
+            self._finish_audit()
+        elif self._audit is None and now >= self._next_audit and self.connected.is_set():
+            self._start_audit()
 
     def _dispatch(self, item):
         kind = item[0]
@@ -396,17 +458,17 @@ class GatewayService:
         elif kind == "puback":
             done = self._unconfirmed.pop(item[1], None)
             if done and done[2] == "config":
-                try:
-                    configpush.mark_pushed(self.db, done[0], done[1])
-                except Exception:
-                    log.exception("could not record the config pushed on %s", done[0])
+                self._configs_pushed[done[0]] = done[1]  # in force now, recorded by the worker soon
+                self._worker().pushed(done[0], done[1])
+        elif kind == "retained":
+            self._retained(item[1], item[2], item[3])
         elif kind == "connected":
             _, gen, session_present = item
             self.connected.set()
             self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
-            # retained acks may be gone (a broker restarted without persistence): publish them
-            # again, from the main loop (not nested inside a waiting _publish)
-            self._republish = True
+            # a broker restarted without persistence has lost the retained acks and configs:
+            # check what it holds (from the main loop, not nested inside a waiting _publish)
+            self._next_audit = 0.0
 
     def _commit_batch(self):
         self._last_batch = len(self._ingestor())
@@ -447,8 +509,9 @@ class GatewayService:
         for topic, payload in due.items():
             self._publish(topic, payload, "ack")
 
-    def _publish(self, topic, payload, kind):
-        """Retained QoS 1, with at most max_unconfirmed outstanding (MQTT-FACTS pitfall 2)."""
+    def _publish(self, topic, payload, kind, retain=True):
+        """QoS 1 (retained unless told), with at most max_unconfirmed outstanding (MQTT-FACTS
+        pitfall 2)."""
         deadline = time.monotonic() + 30
         while len(self._unconfirmed) >= self.settings.max_unconfirmed and time.monotonic() < deadline:
             try:
@@ -456,53 +519,89 @@ class GatewayService:
             except queue.Empty:
                 continue
             self._dispatch(item)
-        info = self._mqtt().publish(topic, payload, qos=1, retain=True)
+        info = self._mqtt().publish(topic, payload, qos=1, retain=retain)
         self._unconfirmed[info.mid] = (topic, payload, kind)
         if len(self._unconfirmed) > self.settings.max_unconfirmed * 2:
             # the broker never confirmed these (a connection dropped): paho resends them itself
             self._unconfirmed.clear()
 
+    def _in_flight(self, kind):
+        return {v[0] for v in self._unconfirmed.values() if v[2] == kind}
+
     def _push_configs(self):
+        """Publish the configs the worker found due (retained); it records them once confirmed."""
         if not self.connected.is_set():
+            return  # the worker computes them again after config_push_s
+        due = self._worker().take_configs()
+        if not due:
             return
-        pending = {v[0] for v in self._unconfirmed.values() if v[2] == "config"}
-        try:
-            due = configpush.due(self.db, root=self.settings.root)
-        except Exception:
-            log.exception("config push: could not compute the due configs")
-            return
+        pending = self._in_flight("config")
         for topic, payload in due:
             if topic not in pending:
                 self._publish(topic, payload, "config")
 
-    def _collect_changed(self, devices, now_ms):
-        self._derive_pending |= devices
+    # ---- the retained check (gateway/retained.py) ---------------------------------------------
+    def _start_audit(self):
+        root = self.settings.root
+        self._audit = audit = retained.Audit(root)
+        self._audit_deadline = time.monotonic() + audit.TIMEOUT_S
+        client = self._mqtt()
+        client.subscribe([(retained.ack_filter(root), 0), (retained.config_filter(root), 0)])
+        # delivered after every retained message the subscription brings (same connection, in order)
+        client.publish(audit.marker_topic, audit.marker, qos=0, retain=False)
 
-    def _derive_changed(self, force=False):
-        if not self._derive_pending or not self.derive:
-            self._derive_pending = set()
-            return
-        if not force and time.monotonic() - self._last_derive < self.DERIVE_EVERY_S:
-            return
-        devices, self._derive_pending = self._derive_pending, set()
-        self._last_derive = time.monotonic()
+    def _finish_audit(self):
+        audit, self._audit = self._audit, None
+        assert audit is not None and self.db is not None
+        self._next_audit = time.monotonic() + self.settings.retained_check_s
+        if self.client is not None:
+            self.client.unsubscribe(retained.ack_filter(self.settings.root))  # configs stay watched
+        if not audit.done:
+            log.warning("retained check: the broker did not deliver the marker in %.0f s", audit.TIMEOUT_S)
         try:
-            self.derive(devices, _now_ms())
-        except Exception:  # derived rows are rebuilt by `rating rebuild`; ingest goes on
-            self._ingestor().stats["hook_errors"] += 1
-            log.exception("deriving polls failed for %d panel(s)", len(devices))
-
-    def _derive_tick(self):
-        """Advance recent panels' windows by the clock (a silent poll closes without any event)."""
-        if not self.derive or self.db is None:
-            return
-        now = _now_ms()
-        try:
-            recent = store.panels_seen_since(self.db, now - self.DERIVE_RECENT_MS)
-            if recent:
-                self.derive(recent, now)
+            wanted = {t: p for t, p, _retain, _qos in self._ingestor().ack_messages()}
+            wanted.update(self._configs_in_force())
         except Exception:
-            log.exception("derive tick failed")
+            log.exception("retained check: could not read what should be retained; next check later")
+            return
+        skip = self._in_flight("ack") | self._in_flight("config") | set(self._acks_due)
+        publish, clear = audit.fixes(wanted, skip)
+        for topic, payload in publish:
+            self._publish(topic, payload, "ack" if topic.endswith("/ack") else "config")
+        for topic in clear:
+            self._publish(topic, b"", "clear")
+        if publish or clear:
+            self._say(
+                "gateway: retained check: %d of %d acks and configs published again, %d foreign ones cleared"
+                % (len(publish), len(wanted), len(clear))
+            )
+
+    def _configs_in_force(self, reread=True) -> dict[str, bytes]:
+        """The configs that should be retained: the last recorded per configured panel, and
+        what this run pushed since (the worker records a confirmed push a moment later)."""
+        from gateway import configpush
+
+        assert self.db is not None
+        if reread or self._config_wanted is None:
+            self._config_wanted = configpush.in_force(self.db, root=self.settings.root)
+        return dict(self._config_wanted, **self._configs_pushed)
+
+    def _retained(self, topic, payload, retain):
+        """A message on an ack or config topic: the check's, or a config someone else published."""
+        audit = self._audit
+        if audit is not None and not audit.done:
+            audit.feed(topic, payload, retain)
+            return
+        if audit is not None:
+            audit.feed(topic, payload, retain)
+        if not topic.endswith("/config") or retain:
+            return
+        if payload in {v[1] for v in self._unconfirmed.values() if v[0] == topic}:
+            return  # our own publish, echoed
+        fix = retained.correction(topic, payload, self._configs_in_force(reread=False))
+        if fix is not None:
+            log.warning("%s: a config the gateway did not publish; replaced by the one in force", topic)
+            self._publish(topic, fix, "config" if fix else "clear")
 
     # ---- shutdown ----------------------------------------------------------------------------
     def stop(self):
@@ -521,10 +620,9 @@ class GatewayService:
             except queue.Empty:
                 break
             self._dispatch(item)
-        if len(self._ingestor()):
+        if self._ingestor().due():
             self._commit_batch()
         self._publish_acks(force=True)
-        self._derive_changed(force=True)
         deadline = time.monotonic() + self.SHUTDOWN_CONFIRM_S
         while self._unconfirmed and time.monotonic() < deadline and self.connected.is_set():
             try:
@@ -536,8 +634,8 @@ class GatewayService:
         self.close()
         st = self._ingestor().stats
         self._say(
-            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
-            % (st["messages"], st["events"], st["duplicates"], st["dead_letters"])
+            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused"
+            % (st["messages"], st["events"], st["duplicates"], st["dead_letters"], st["refused"])
         )
 
     def close(self):
@@ -547,6 +645,9 @@ class GatewayService:
             finally:
                 self.client.loop_stop()
             self.client = None
+        if self.worker:
+            self.worker.stop()  # derives what the last batches changed, then ends
+            self.worker = None
         if self.embedded:
             self.embedded.stop()
             self.embedded = None
