@@ -14,6 +14,7 @@ from gw_fault_support import (
     fill_sqlite,
     pg_admin,
     pg_drop_tablespace,
+    pg_fill,
     pg_gateway_role,
     pg_reachable_dir,
     pg_small_tablespace,
@@ -252,25 +253,7 @@ def test_postgres_disk_full_stores_and_acks_nothing_until_there_is_room(pg_url):
         except Exception as exc:  # a server on another machine cannot see our folder
             pytest.skip("cannot put a tablespace on the small disk: %s" % exc)
         try:
-
-            def fill():
-                with pytest.raises(Exception, match="space"):
-                    admin.execute(
-                        "INSERT INTO raw_events SELECT 'fill', 'x', g, 1, 0, NULL, 'yes', NULL, 0, repeat('x', 2000)"
-                        " FROM generate_series(1, 100000) g"
-                    )
-                # what did fit in a half-written page is rolled back and its space is reusable
-                # by the next insert: fill it with small rows until nothing fits any more
-                for i in range(200000):
-                    try:
-                        admin.execute(
-                            "INSERT INTO raw_events VALUES ('fill', 'y', %s, 1, 0, NULL, 'yes', NULL, 0, 'x')", (i,)
-                        )
-                    except Exception:
-                        return
-                raise AssertionError("the small disk never filled up")
-
-            _fault_then_recovery(ing, pg_url, fill, lambda: grow(65536))
+            _fault_then_recovery(ing, pg_url, lambda: pg_fill(admin), lambda: grow(65536))
         finally:
             db.close()
             admin.execute("DELETE FROM raw_events WHERE site = 'fill'")
