@@ -379,7 +379,8 @@ def figures(name, panels, db_url):
         d.close()
     stored = {}
     for r in rows:
-        stored.setdefault((r["device"], r["seq"]), []).append(r["payload"])
+        if r["device"] in panels.head:  # (a flood's made-up events on other panels are not ours)
+            stored.setdefault((r["device"], r["seq"]), []).append(r["payload"])
     pressed = {(dev, s) for dev in panels.devices for s in range(1, panels.head[dev] + 1)}
     lost = sorted(pressed - set(stored))
     wrong = [k for k in pressed & set(stored) if stored[k] != [panels.body(*k).decode()]]
@@ -403,3 +404,86 @@ def figures(name, panels, db_url):
         % out
     )
     return out
+
+
+def site_file(site, devices):
+    """A site file configuring `devices` of `site` (the deployment then refuses other panels)."""
+    text = (
+        '[deployment]\nlang = "en"\n\n[[sites]]\nid = "%s"\nname = "Test office"\ntimezone = "Europe/Moscow"\n\n'
+        '[[questions]]\nid = "office"\nkind = "office"\ntext_ru = "Понравилось?"\ntext_en = "Did you like it?"\n' % site
+    )
+    for d in devices:
+        text += '\n[[panels]]\nsite = "%s"\ndevice = "%s"\nquestion = "office"\n' % (site, d)
+    return text
+
+
+def flood(broker, root, site, device, n, huge=2, huge_bytes=5 * 1024 * 1024, seed=1):
+    """One client publishing `n` hostile messages as fast as it can (QoS 0): junk with and
+    without readable seqs and valid events with made-up seqs on a configured panel's event
+    topic, its state topic hammered, events and states of made-up panels and sites, bad topics,
+    and `huge` payloads of `huge_bytes`. Returns how long publishing took."""
+    import random
+
+    import paho.mqtt.client as mqtt
+    from gw_ingest_support import bad_event, event_body, state_body
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from protocol import messages
+
+    rng = random.Random(seed)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="flood-%s" % uuid.uuid4().hex[:8])
+    c.max_queued_messages_set(0)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    own = "%s/%s/%s/" % (root, site, device)
+    started = time.monotonic()
+    for i in range(n):
+        k = i % 8
+        if k == 0:
+            c.publish(own + "event", bad_event(rng.randrange(1, 10**12)))
+        elif k == 1:
+            c.publish(own + "event", b"\x00junk %d" % i)
+        elif k == 2:
+            c.publish(own + "event", messages.encode_event(rng.randrange(10**3, 10**12), 1, 1000, None, "yes"))
+        elif k == 3:
+            c.publish(own + "state", state_body(rng.randrange(1, 10**9)))
+        elif k == 4:
+            c.publish("%s/x%d/p%d/event" % (root, i, i), event_body(1))
+        elif k == 5:
+            c.publish("%s/%s/made-up-%d/state" % (root, site, i), state_body(5))
+        elif k == 6:
+            c.publish("%s/%s/%d/event" % (root, "BAD SITE", i), b"{}")
+        else:
+            c.publish("%s/x%d/counts" % (root, i), b'{"v":1}')
+        if i % 2000 == 0:
+            time.sleep(0.001)  # let paho's thread write
+    for _ in range(huge):
+        c.publish(own + "event", b"{" + b"x" * huge_bytes)
+    took = time.monotonic() - started
+    c.disconnect()
+    c.loop_stop()
+    return took
+
+
+def rss_kb(pid, field="VmHWM"):
+    """A process's resident memory (VmRSS now, VmHWM the peak) in KB, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def db_bytes(url):
+    """The space the database's data takes: pg_database_size, or SQLite's pages in use (WAL
+    included; a WAL file's own size says how much was written since its last checkpoint)."""
+    from gateway import db as dbmod
+
+    d = dbmod.connect(url)
+    try:
+        if d.dialect == "postgresql":
+            return int(d.scalar("SELECT pg_database_size(current_database())"))
+        pages = d.scalar("PRAGMA page_count") - d.scalar("PRAGMA freelist_count")
+        return int(pages * d.scalar("PRAGMA page_size"))
+    finally:
+        d.close()
