@@ -128,6 +128,8 @@ class _Batch:
     now_ms: int
     changed: set[Panel] = field(default_factory=set)  # panels with new stored data
     boots: set[tuple[str, str, int]] = field(default_factory=set)  # boot clocks learnt
+    boot_rows: list[tuple[str, str, int, int, int, str, int]] = field(default_factory=list)  # to write
+    online: list[tuple[str, str, dict[str, Any], int, str]] = field(default_factory=list)  # states to write
     events: list[dict[str, Any]] = field(default_factory=list)  # valid event rows
     dead: list[DeadItem] = field(default_factory=list)  # letters to write
     unreadable: set[Panel] = field(default_factory=set)  # sent an event without a readable seq
@@ -156,16 +158,6 @@ class _Panel:
 
     def copy(self) -> "_Panel":
         return _Panel(self.max_seq, self.ack, self.floor, self.journaled)
-
-    @classmethod
-    def load(cls, db, site: str, device: str) -> "_Panel":
-        state = store.panel_state(db, site, device)
-        return cls(
-            store.max_handled_seq(db, site, device),
-            store.last_ack(db, site, device),
-            store.held_floor(state),
-            store.journaled_seq(state),
-        )
 
     def vouches_for(self, seq: int) -> bool:
         """Whether an event of `seq` is what this panel's link sends: above its ack and within
@@ -483,8 +475,10 @@ class Ingestor:
 
     def _panels(self, items: list[Item]) -> dict[Panel, _Panel]:
         """{(site, device): _Panel} for the panels in `items`: copies of the cache (so a rolled
-        back batch leaves the cache as it was), loaded from the database on first sight."""
+        back batch leaves the cache as it was), loaded from the database on first sight (all
+        of a batch's new panels at once)."""
         out: dict[Panel, _Panel] = {}
+        new: dict[Panel, None] = {}  # in order of arrival
         for item in items:
             if isinstance(item, (EventItem, StateItem)):
                 key = item.panel
@@ -494,7 +488,13 @@ class Ingestor:
                 continue
             if key not in out:
                 cached = self._panel_cache.get(key)
-                out[key] = cached.copy() if cached else _Panel.load(self.db, *key)
+                if cached:
+                    out[key] = cached.copy()
+                else:
+                    new[key] = None
+        if new:
+            for key, (max_seq, ack, state) in store.panel_knowledge(self.db, list(new)).items():
+                out[key] = _Panel(max_seq, ack, store.held_floor(state), store.journaled_seq(state))
         return out
 
     # phase: states and counts; events and dead letters are sorted out for the next phases
@@ -520,22 +520,35 @@ class Ingestor:
                     item.received_ms,
                 )
                 batch.stats["counts"] += 1
+        self._flush_states(batch)
+
+    def _flush_states(self, batch: _Batch) -> None:
+        """The online states and boot clocks gathered so far, in one executemany each (a fleet
+        reconnecting sends thousands of states at once)."""
+        store.upsert_online_states(self.db, batch.online)
+        batch.online = []
+        store.record_boot_clocks(self.db, batch.boot_rows)
+        batch.boot_rows = []
 
     def _write_state(self, item: StateItem, panels: dict[Panel, _Panel], batch: _Batch) -> None:
         state = item.state
         batch.stats["states"] += 1
-        if not store.upsert_state(self.db, item.site, item.device, state, item.received_ms, item.payload.decode()):
-            # a replaced connection's will, delivered after the new connection's state (some
-            # brokers do): the panel is online, keep it so
-            batch.stats["stale_wills"] += 1
-            log.info(
-                "%s/%s: stale will (boot %s conn %s) ignored, a newer connection is online",
-                item.site,
-                item.device,
-                state.get("boot"),
-                state.get("conn"),
-            )
-            return
+        if state.get("online"):
+            batch.online.append((item.site, item.device, state, item.received_ms, item.payload.decode()))
+        else:
+            self._flush_states(batch)  # a will is checked against the states before it
+            if not store.upsert_state(self.db, item.site, item.device, state, item.received_ms, item.payload.decode()):
+                # a replaced connection's will, delivered after the new connection's state (some
+                # brokers do): the panel is online, keep it so
+                batch.stats["stale_wills"] += 1
+                log.info(
+                    "%s/%s: stale will (boot %s conn %s) ignored, a newer connection is online",
+                    item.site,
+                    item.device,
+                    state.get("boot"),
+                    state.get("conn"),
+                )
+                return
         batch.changed.add(item.panel)
         if state.get("online"):
             p = panels[item.panel]
@@ -611,6 +624,8 @@ class Ingestor:
                     batch,
                 )
         store.touch_last_seen_many(self.db, [(s_, d_, ms) for (s_, d_), ms in last_seen.items()])
+        store.record_boot_clocks(self.db, batch.boot_rows)
+        batch.boot_rows = []
 
     # phase: dead letters, and the seqs they hand over to the ack
     def _write_dead_letters(self, panels: dict[Panel, _Panel], batch: _Batch) -> None:
@@ -673,7 +688,7 @@ class Ingestor:
         key = (site, device, boot)
         if key in self._known_boots or key in batch.boots:
             return
-        store.record_boot_clock(self.db, site, device, boot, t_ms, up_ms, source, received_ms)
+        batch.boot_rows.append((site, device, boot, t_ms, up_ms, source, received_ms))
         batch.boots.add(key)
 
     def ack_messages(self) -> list[Ack]:

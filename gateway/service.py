@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from gateway import db as dbmod
 from gateway import ingest, retained, schema, store
 from gateway import limits as limits_mod
-from gateway.worker import Worker
+from gateway.worker import Worker, WriteTurn
 from protocol import ProtocolError, topics
 
 log = logging.getLogger("gateway.service")
@@ -248,6 +248,7 @@ class GatewayService:
         self.db = None
         self.ingestor: ingest.Ingestor | None = None
         self.worker: Worker | None = None
+        self.turn = WriteTurn()  # the ingest thread writes first, the worker in between
         self._gen = 0  # connection generation, bumped by paho's thread on each connect
         self._sub_mid = None
         self._session_present = False
@@ -336,6 +337,7 @@ class GatewayService:
             tick_s=s.derive_tick_s,
             config_push_s=s.config_push_s,
             retention_ms=int(days * 86400000) if days else None,
+            turn=self.turn,
         ).start()
         # derivation is not on the ack path: a commit only hands its panels to the worker
         self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self.worker.changed, limits=s.limits())
@@ -475,7 +477,8 @@ class GatewayService:
         failures = 0
         while True:
             try:
-                acks = self._ingestor().flush()
+                with self.turn.ingest():
+                    acks = self._ingestor().flush()
                 break
             except Exception as exc:
                 failures += 1

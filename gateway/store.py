@@ -174,6 +174,16 @@ def record_boot_clock(
     )
 
 
+def record_boot_clocks(db: Database, rows: Iterable[tuple[str, str, int, int, int, str, int]]) -> None:
+    """record_boot_clock for [(site, device, boot, t_ms, up_ms, source, received_ms)] in one
+    executemany; the first row of a boot wins, as does a row stored before."""
+    db.executemany(
+        "INSERT INTO boot_clock (site, device, boot, offset_ms, source, received_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, boot) DO NOTHING",
+        [(s, d, b, t - up, src, ms) for s, d, b, t, up, src, ms in rows],
+    )
+
+
 def boot_offsets(db: Database, site: str, device: str) -> dict[int, int]:
     """{boot: offset_ms} of one panel."""
     rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?", (site, device))
@@ -208,9 +218,14 @@ def upsert_state(db: Database, site: str, device: str, state: Row, received_ms: 
             (site, device, received_ms, payload),
         )
         return True
-    faults = json.dumps(state.get("faults") or [], ensure_ascii=False)
-    cfg = state.get("cfg")
-    db.execute(
+    upsert_online_states(db, [(site, device, state, received_ms, payload)])
+    return True
+
+
+def upsert_online_states(db: Database, rows: Sequence[tuple[str, str, Row, int, str]]) -> None:
+    """Store [(site, device, state, received_ms, payload)] of online states in one executemany,
+    in order (a later state of the same panel wins), as upsert_state does one."""
+    db.executemany(
         "INSERT INTO panel_state (site, device, online, last_seen_ms, state_ms, boot, up_ms, t_ms,"
         " fw, last_seq, pending, dropped, heap, rssi, faults, cfg, cfg_err, payload, conn)"
         " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -220,28 +235,30 @@ def upsert_state(db: Database, site: str, device: str, state: Row, received_ms: 
         " pending = excluded.pending, dropped = excluded.dropped, heap = excluded.heap,"
         " rssi = excluded.rssi, faults = excluded.faults, cfg = excluded.cfg,"
         " cfg_err = excluded.cfg_err, payload = excluded.payload, conn = excluded.conn",
-        (
-            site,
-            device,
-            received_ms,
-            received_ms,
-            state.get("boot"),
-            state.get("up"),
-            state.get("t"),
-            state.get("fw"),
-            state.get("seq"),
-            state.get("pending"),
-            state.get("dropped"),
-            state.get("heap"),
-            state.get("rssi"),
-            faults,
-            None if cfg is None else str(cfg),
-            state.get("cfg_err"),
-            payload,
-            state.get("conn"),
-        ),
+        [
+            (
+                site,
+                device,
+                received_ms,
+                received_ms,
+                state.get("boot"),
+                state.get("up"),
+                state.get("t"),
+                state.get("fw"),
+                state.get("seq"),
+                state.get("pending"),
+                state.get("dropped"),
+                state.get("heap"),
+                state.get("rssi"),
+                json.dumps(state.get("faults") or [], ensure_ascii=False),
+                None if state.get("cfg") is None else str(state.get("cfg")),
+                state.get("cfg_err"),
+                payload,
+                state.get("conn"),
+            )
+            for site, device, state, received_ms, payload in rows
+        ],
     )
-    return True
 
 
 def stale_will(row: Row | None, state: Row) -> bool:
@@ -282,6 +299,32 @@ def max_handled_seq(db: Database, site: str, device: str) -> int:
     """The highest seq of a panel that is stored or dead-lettered (0: none)."""
     dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?", (site, device)) or 0
     return max(max_seq(db, site, device), dead)
+
+
+def panel_knowledge(db: Database, panels: Sequence[Panel]) -> dict[Panel, tuple[int, int | None, Row | None]]:
+    """{(site, device): (highest seq stored or dead-lettered, last ack, panel_state row)} for
+    many panels in a few queries (a fleet reconnecting after a gateway restart: 2,000 panels at
+    once used to cost 8,000 look-ups on the ack path)."""
+    out: dict[Panel, tuple[int, int | None, Row | None]] = {}
+    for i in range(0, len(panels), 200):  # SQLite allows 32,766 parameters; PostgreSQL 65,535
+        chunk = list(panels[i : i + 200])
+        keys = "(site, device) IN (VALUES %s)" % ", ".join(["(?, ?)"] * len(chunk))
+        params = tuple(x for key in chunk for x in key)
+        top: dict[Panel, int] = {}
+        for table in ("raw_events", "dead_seqs"):
+            for r in db.query(
+                "SELECT site, device, MAX(seq) AS m FROM %s WHERE %s GROUP BY site, device" % (table, keys), params
+            ):
+                key = (r["site"], r["device"])
+                top[key] = max(top.get(key, 0), int(r["m"] or 0))
+        acked = {
+            (r["site"], r["device"]): r["acked_seq"]
+            for r in db.query("SELECT site, device, acked_seq FROM acks WHERE %s" % keys, params)
+        }
+        states = {(r["site"], r["device"]): r for r in db.query("SELECT * FROM panel_state WHERE %s" % keys, params)}
+        for key in chunk:
+            out[key] = (top.get(key, 0), acked.get(key), states.get(key))
+    return out
 
 
 def panel_state(db: Database, site: str, device: str) -> Row | None:

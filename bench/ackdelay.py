@@ -1,0 +1,148 @@
+"""Ack delay under a flood of panels: how long a probe panel waits for the ack of each event
+while thousands of other panels press, store and get derived (issue 12 item 3).
+
+    .venv/bin/python bench/ackdelay.py                       # 2,000 panels, 60 s, both databases
+    .venv/bin/python bench/ackdelay.py --panels 500 --seconds 20 --db sqlite
+
+Per database (SQLite in a temp folder; PostgreSQL where a server answers on 127.0.0.1:5432 or
+$RATING_TEST_PG), in one run: a fresh database and `rating gateway run` against a private
+Mosquitto; first the probe panel alone (the reference: 5 events a second for --reference-s),
+then --panels panels pressing --rate events a second each (polls: seller presses and answers,
+derived by the gateway's worker as they come) with the probe pressing alongside for
+--seconds. Every panel behaves like firmware/link.py (tests/support/gw_fault_support.Panels:
+QoS 0, in seq order, 50 past the ack, resend after the ack timeout). A probe event's ack delay is
+the time from its press to the first ack covering it. Target: 99 % within 2 s.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import support  # noqa: E402  (puts the repository and tests/support on sys.path)
+
+Panels = support.fault_support().Panels
+
+
+def _drive(probe, flood, seconds, flood_rate, probe_rate=5.0):
+    """Press and step the links for `seconds`; the flood's links step every 50 ms, the probe's
+    every 5 ms (a panel polls its socket every 50 ms; the probe's resolution should be finer)."""
+    start = time.monotonic()
+    next_probe = next_flood = start
+    next_flood_step = start
+    while time.monotonic() - start < seconds:
+        now = time.monotonic()
+        if now >= next_probe:
+            probe.press(probe.devices[0])
+            next_probe += 1.0 / probe_rate
+        if flood is not None and now >= next_flood:
+            for d in flood.devices:
+                flood.press(d)
+            next_flood += 1.0 / flood_rate
+        if flood is not None and now >= next_flood_step:
+            flood.step()
+            next_flood_step = now + 0.05
+        probe.step()
+        time.sleep(0.005)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (probe.all_acked() and (flood is None or flood.all_acked())):
+        probe.step()
+        if flood is not None:
+            flood.step()
+        time.sleep(0.01)
+
+
+def _stats(delays):
+    if not delays:
+        return "no acks"
+    n = len(delays)
+    within = sum(1 for d in delays if d <= 2.0) / n
+    return "%d events, p50 %.3f s, p99 %.3f s, max %.3f s, %.1f %% within 2 s" % (
+        n,
+        delays[n // 2],
+        delays[max(0, int(n * 0.99) - 1)],
+        delays[-1],
+        100 * within,
+    )
+
+
+def run_one(label, db_url, host, port, args):
+    root = "bench%d%s/v1" % (os.getpid(), label.lower())  # nothing retained from another run
+    gw = support.Gateway(host, port, db_url, root).start()
+    broker = type("B", (), {"host": host, "port": port})()
+    try:
+        probe = Panels(broker, root, 1, site="probe", ack_timeout_s=5.0, ack_timeout_max_s=20.0, heartbeat_s=10.0)
+        _drive(probe, None, args.reference_s, args.rate)
+        reference = probe.delays()
+        probe.close()
+        probe = Panels(broker, root, 1, site="probe2", ack_timeout_s=5.0, ack_timeout_max_s=20.0, heartbeat_s=10.0)
+        flood = Panels(
+            broker, root, args.panels, site="shop", ack_timeout_s=20.0, ack_timeout_max_s=60.0, heartbeat_s=60.0
+        )
+        t = time.monotonic()
+        _drive(probe, flood, args.seconds, args.rate)
+        took = time.monotonic() - t
+        under = probe.delays()
+        worst = sorted((probe.acked_at[k] - probe.pressed_at[k], probe.pressed_at[k] - t) for k in probe.acked_at)[-5:]
+        stored = flood.pressed()
+        all_acked = flood.all_acked() and probe.all_acked()
+        probe.close()
+        flood.close()
+    finally:
+        gw.stop()
+    print("%s: reference, probe alone: %s" % (label, _stats(reference)), flush=True)
+    print(
+        "%s: probe under %d panels x %.2f events/s (%d events in %.0f s%s): %s"
+        % (label, args.panels, args.rate, stored, took, "" if all_acked else ", NOT ALL ACKED", _stats(under)),
+        flush=True,
+    )
+    print(
+        "%s: the worst five, pressed at: %s"
+        % (label, ", ".join("%.1f s (+%.1f s)" % (delay, at) for delay, at in reversed(worst))),
+        flush=True,
+    )
+    derived = [line for line in gw.lines if "stopped;" in line]
+    if derived:
+        print("%s: %s" % (label, derived[-1].strip()), flush=True)
+    return under
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--panels", type=int, default=2000)
+    ap.add_argument("--rate", type=float, default=0.25, help="events a second per flood panel (default 0.25)")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--reference-s", type=float, default=15.0)
+    ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="rating-bench-ack-")
+    broker_proc, host, port, kind = support.start_broker(tmp)
+    print("broker: %s on %s:%d" % (kind, host, port), flush=True)
+    ok = True
+    try:
+        if args.db in ("sqlite", "both"):
+            delays = run_one("SQLite", "sqlite:///%s" % os.path.join(tmp, "ack.db"), host, port, args)
+            ok = ok and bool(delays) and delays[max(0, int(len(delays) * 0.99) - 1)] <= 2.0
+        if args.db in ("postgresql", "both"):
+            url, drop, why = support.pg_database()
+            if url is None or drop is None:
+                print("PostgreSQL: skipped (%s)" % why)
+            else:
+                try:
+                    delays = run_one("PostgreSQL", url, host, port, args)
+                    ok = ok and bool(delays) and delays[max(0, int(len(delays) * 0.99) - 1)] <= 2.0
+                finally:
+                    drop()
+    finally:
+        broker_proc.terminate()
+        broker_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("target (99 %% of the probe's events acked within 2 s): %s" % ("met" if ok else "NOT MET"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
