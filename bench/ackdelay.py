@@ -15,6 +15,7 @@ the time from its press to the first ack covering it. Target: 99 % within 2 s.
 """
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import sys
@@ -27,32 +28,63 @@ import support  # noqa: E402  (puts the repository and tests/support on sys.path
 Panels = support.fault_support().Panels
 
 
-def _drive(probe, flood, seconds, flood_rate, probe_rate=5.0):
-    """Press and step the links for `seconds`; the flood's links step every 50 ms, the probe's
-    every 5 ms (a panel polls its socket every 50 ms; the probe's resolution should be finer)."""
+def _probe(host, port, root, site, seconds, rate, out):
+    """The probe panel, in a process of its own (so the flood's simulation does not delay it):
+    press `rate` events a second for `seconds`, then wait for the acks; send back the delays
+    and the press times (relative to its start)."""
+    broker = type("B", (), {"host": host, "port": port})()
+    probe = Panels(broker, root, 1, site=site, ack_timeout_s=5.0, ack_timeout_max_s=20.0, heartbeat_s=10.0)
+    start = next_press = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if time.monotonic() >= next_press:
+            probe.press(probe.devices[0])
+            next_press += 1.0 / rate
+        probe.step()
+        time.sleep(0.002)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not probe.all_acked():
+        probe.step()
+        time.sleep(0.002)
+    out.put(
+        [(probe.acked_at[k] - probe.pressed_at[k], probe.pressed_at[k] - start) for k in sorted(probe.acked_at)]
+        + [(None, None)] * (probe.pressed() - len(probe.acked_at))
+    )
+    probe.close()
+
+
+def _flood(flood, seconds, rate):
+    """Press and step the flood's links (every 50 ms, as a panel polls) for `seconds`."""
     start = time.monotonic()
-    next_probe = next_flood = start
-    next_flood_step = start
+    next_press = next_step = start
     while time.monotonic() - start < seconds:
         now = time.monotonic()
-        if now >= next_probe:
-            probe.press(probe.devices[0])
-            next_probe += 1.0 / probe_rate
-        if flood is not None and now >= next_flood:
+        if now >= next_press:
             for d in flood.devices:
                 flood.press(d)
-            next_flood += 1.0 / flood_rate
-        if flood is not None and now >= next_flood_step:
+            next_press += 1.0 / rate
+        if now >= next_step:
             flood.step()
-            next_flood_step = now + 0.05
-        probe.step()
+            next_step = now + 0.05
         time.sleep(0.005)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (probe.all_acked() and (flood is None or flood.all_acked())):
-        probe.step()
-        if flood is not None:
-            flood.step()
-        time.sleep(0.01)
+    while time.monotonic() < deadline and not flood.all_acked():
+        flood.step()
+        time.sleep(0.05)
+
+
+def _run_probe(host, port, root, site, seconds, make_flood=None, flood_rate=0.0):
+    """The probe's (delay, pressed at) list; with make_flood, the flood runs meanwhile here (made
+    after the fork: the probe's process gets no copy of its MQTT client). -> (probe, flood)."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_probe, args=(host, port, root, site, seconds, 5.0, out))
+    proc.start()
+    flood = make_flood() if make_flood else None
+    if flood is not None:
+        _flood(flood, seconds, flood_rate)
+    got = out.get(timeout=seconds + 120)
+    proc.join(30)
+    return got, flood
 
 
 def _stats(delays):
@@ -74,25 +106,25 @@ def run_one(label, db_url, host, port, args):
     gw = support.Gateway(host, port, db_url, root).start()
     broker = type("B", (), {"host": host, "port": port})()
     try:
-        probe = Panels(broker, root, 1, site="probe", ack_timeout_s=5.0, ack_timeout_max_s=20.0, heartbeat_s=10.0)
-        _drive(probe, None, args.reference_s, args.rate)
-        reference = probe.delays()
-        probe.close()
-        probe = Panels(broker, root, 1, site="probe2", ack_timeout_s=5.0, ack_timeout_max_s=20.0, heartbeat_s=10.0)
-        flood = Panels(
-            broker, root, args.panels, site="shop", ack_timeout_s=20.0, ack_timeout_max_s=60.0, heartbeat_s=60.0
-        )
+        reference, _ = _run_probe(host, port, root, "probe", args.reference_s)
+
+        def make_flood():
+            return Panels(
+                broker, root, args.panels, site="shop", ack_timeout_s=20.0, ack_timeout_max_s=60.0, heartbeat_s=60.0
+            )
+
         t = time.monotonic()
-        _drive(probe, flood, args.seconds, args.rate)
+        probed, flood = _run_probe(host, port, root, "probe2", args.seconds, make_flood, args.rate)
         took = time.monotonic() - t
-        under = probe.delays()
-        worst = sorted((probe.acked_at[k] - probe.pressed_at[k], probe.pressed_at[k] - t) for k in probe.acked_at)[-5:]
+        assert flood is not None
         stored = flood.pressed()
-        all_acked = flood.all_acked() and probe.all_acked()
-        probe.close()
+        all_acked = flood.all_acked() and all(d is not None for d, _ in probed)
         flood.close()
     finally:
         gw.stop()
+    reference = sorted(d for d, _ in reference if d is not None)
+    under = sorted(d for d, _ in probed if d is not None)
+    worst = sorted((d, at) for d, at in probed if d is not None)[-5:]
     print("%s: reference, probe alone: %s" % (label, _stats(reference)), flush=True)
     print(
         "%s: probe under %d panels x %.2f events/s (%d events in %.0f s%s): %s"

@@ -237,6 +237,7 @@ class GatewayService:
     DB_RETRY_S = 1.0
     SHUTDOWN_CONFIRM_S = 5.0
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
+    BACKLOG_HOLD_S = 0.25  # ... and the worker starts nothing for this long after it
 
     def __init__(self, settings, out=None):
         self.settings = settings
@@ -486,6 +487,8 @@ class GatewayService:
                 if self.stop_event.is_set() and failures >= 3:
                     return False  # shutting down: the broker and the panels still hold the batch
                 time.sleep(self.DB_RETRY_S)
+        if self._last_batch >= self.BACKLOG_BATCH or len(self.q) >= self.BACKLOG_BATCH:
+            self.turn.hold(self.BACKLOG_HOLD_S)  # a backlog: the worker waits until it is worked off
         committed, self._puback_later = self._puback_later, []
         for topic, payload, _retain, _qos in acks:
             self._acks_due[topic] = payload  # the newest ack of a panel replaces an unsent one

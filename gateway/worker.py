@@ -58,6 +58,13 @@ class WriteTurn:
         self._cond = threading.Condition()
         self._ingest_waiting = 0
         self._busy = False
+        self._hold_until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """The ingest thread is working through a backlog: the worker starts nothing for this
+        long (it shares the GIL and the cores; derivation may lag, acks may not)."""
+        with self._cond:
+            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
     @contextlib.contextmanager
     def ingest(self) -> Iterator[None]:
@@ -77,8 +84,14 @@ class WriteTurn:
     @contextlib.contextmanager
     def background(self) -> Iterator[None]:
         with self._cond:
-            while self._busy or self._ingest_waiting:
-                self._cond.wait()
+            while True:
+                held = self._hold_until - time.monotonic()
+                if held > 0:
+                    self._cond.wait(held)
+                elif self._busy or self._ingest_waiting:
+                    self._cond.wait()
+                else:
+                    break
             self._busy = True
         try:
             yield
