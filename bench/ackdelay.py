@@ -87,6 +87,19 @@ def _run_probe(host, port, root, site, seconds, make_flood=None, flood_rate=0.0)
     return got, flood
 
 
+def _derive_lag(db_url):
+    """(events stored but not yet fed to the poll windows, events stored)."""
+    from gateway import db as dbmod
+
+    d = dbmod.connect(db_url)
+    try:
+        stored = d.scalar("SELECT COUNT(*) FROM raw_events") or 0
+        fed = d.scalar("SELECT SUM(fed_count) FROM derive_state") or 0
+        return int(stored) - int(fed), int(stored)
+    finally:
+        d.close()
+
+
 def _stats(delays):
     if not delays:
         return "no acks"
@@ -120,8 +133,20 @@ def run_one(label, db_url, host, port, args):
         stored = flood.pressed()
         all_acked = flood.all_acked() and all(d is not None for d, _ in probed)
         flood.close()
+        # the worker keeps deriving after the flood: how far behind it is, and how long it needs
+        t = time.monotonic()
+        lag = _derive_lag(db_url)
+        while lag[0] and time.monotonic() - t < 120:
+            time.sleep(0.5)
+            lag = _derive_lag(db_url)
+        caught_up = time.monotonic() - t
     finally:
         gw.stop()
+    print(
+        "%s: derivation after the flood: %s"
+        % (label, "caught up in %.1f s" % caught_up if not lag[0] else "%d of %d events not fed after 120 s" % lag),
+        flush=True,
+    )
     reference = sorted(d for d, _ in reference if d is not None)
     under = sorted(d for d, _ in probed if d is not None)
     worst = sorted((d, at) for d, at in probed if d is not None)[-5:]

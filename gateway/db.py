@@ -264,7 +264,9 @@ class Database:
         # looked up before CREATE: a deployment's gateway role may have no CREATE right on the
         # schema once it is migrated (CREATE TABLE IF NOT EXISTS still needs it on PostgreSQL)
         if self.dialect == "sqlite":
-            exists = self.query_one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+            exists = self.query_one(
+                "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            )
         else:
             exists = self.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x")
         if not exists:

@@ -41,6 +41,7 @@ panel cache changes only after COMMIT.
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from protocol import ProtocolError, messages, topics
 log = logging.getLogger("gateway.ingest")
 
 Panel = tuple[str, str]  # (site, device)
+_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,16})')
 Ack = tuple[str, bytes, bool, int]  # (topic, payload, retain, qos) to publish
 
 
@@ -265,18 +267,23 @@ class Ingestor:
             return
         panel = (site, device or "")
         origin = panel if kind == "event" else None  # a bad event still belongs to its panel
+        # charged before decoding, so a flood over the rate costs no decoding; what may be in
+        # the panel's send window is decoded first and charged only if it is not
+        maybe_free = kind == "event" and self._maybe_in_window(panel, body)
+        if not maybe_free and not self._within_rate(panel, body, received_ms):
+            return
         try:
             item = self._decode(topic, body, site, device, kind, received_ms)
         except ProtocolError as exc:
-            if self._within_rate(panel, body, received_ms):
+            if not maybe_free or self._within_rate(panel, body, received_ms):
                 self._dead(topic, body, str(exc), received_ms, origin)
             return
         except Exception as exc:  # a decoder bug must not stop ingest either
             log.exception("unexpected error decoding %r", topic)
-            if self._within_rate(panel, body, received_ms):
+            if not maybe_free or self._within_rate(panel, body, received_ms):
                 self._dead(topic, body, "gateway error while decoding: %r" % exc, received_ms, origin)
             return
-        if self._vouched(item) or self._within_rate(panel, body, received_ms):
+        if not maybe_free or self._vouched(item) or self._within_rate(panel, body, received_ms):
             self._items.append(item)
 
     def _decode(
@@ -292,6 +299,16 @@ class Ingestor:
         if kind == "state":
             return StateItem(received_ms, site, device, messages.decode_state(body), body, topic)
         raise ProtocolError("topic", "%s messages are published by the gateway, not ingested" % kind)
+
+    def _maybe_in_window(self, panel: Panel, body: bytes | store.Clip) -> bool:
+        """A cheap look (no JSON decoding) whether an event may be in the panel's send window."""
+        if self.limits is None or isinstance(body, store.Clip):
+            return False
+        p = self._panel_cache.get(panel)
+        if p is None:
+            return False
+        m = _SEQ.search(body)
+        return m is not None and p.vouches_for(int(m.group(1)))
 
     def _vouched(self, item: Item) -> bool:
         """An event in its panel's send window (what a panel's link sends, catching up too)."""
@@ -324,9 +341,10 @@ class Ingestor:
         parsed = self._topics.get(topic)
         if parsed is None:
             parsed = topics.parse(self.root, topic)
-            if len(self._topics) > self.TOPIC_CACHE:
-                self._topics.clear()
-            self._topics[topic] = parsed
+            if self._unknown(parsed[0], parsed[1]) is None:  # made-up ids would only churn it
+                if len(self._topics) > self.TOPIC_CACHE:
+                    self._topics.clear()
+                self._topics[topic] = parsed
         return parsed
 
     def _dead(

@@ -640,8 +640,15 @@ class GatewayService:
         self.close()
         st = self._ingestor().stats
         self._say(
-            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused"
-            % (st["messages"], st["events"], st["duplicates"], st["dead_letters"], st["refused"])
+            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused%s"
+            % (
+                st["messages"],
+                st["events"],
+                st["duplicates"],
+                st["dead_letters"],
+                st["refused"],
+                ", %d dropped (inbox full)" % self.shed if self.shed else "",
+            )
         )
 
     def close(self):

@@ -40,16 +40,18 @@ def test_a_flood_from_one_client_neither_stops_other_panels_nor_fills_the_databa
         grown = db_bytes(url) - before
         peak_kb = rss_kb(gw.proc.pid)
         result = figures("flood of %d messages" % n, panels, url)
+        assert gw.terminate() == 0
     finally:
         panels.close()
         gw.kill()
+    stopped = [line for line in gw.lines if "stopped;" in line]
     d = schema.open_database(url)
     try:
         letters = store.dead_letter_count(d, distinct=True)
         refused = store.refusals(d)
         print(
             "FLOOD %d messages in %.1f s: database +%.0f KB, gateway peak RSS %d MB, %d dead letters stored, "
-            "%d refused (%s)"
+            "%d refused (%s); %s"
             % (
                 n,
                 took.get("s", 0),
@@ -58,6 +60,7 @@ def test_a_flood_from_one_client_neither_stops_other_panels_nor_fills_the_databa
                 letters,
                 sum(r["messages"] for r in refused),
                 ", ".join("%s/%s %s: %d" % (r["site"], r["device"], r["reason"], r["messages"]) for r in refused),
+                stopped[-1] if stopped else "",
             )
         )
         assert result["lost"] == 0 and result["stored"] == result["pressed"] and result["duplicates"] == 0, result
