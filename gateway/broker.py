@@ -377,8 +377,9 @@ class EmbeddedBroker:
         asyncio.set_event_loop(loop)
 
         async def boot() -> None:
-            self._broker = SecuredBroker(broker_config(self.host, self.port, self.book), loop=loop, book=self.book)
-            await self._broker.start()
+            broker = SecuredBroker(broker_config(self.host, self.port, self.book), loop=loop, book=self.book)
+            self._broker = broker
+            await broker.start()
 
         try:
             loop.run_until_complete(boot())
@@ -407,22 +408,23 @@ class EmbeddedBroker:
             self.set_rules(rules)
 
     def stop(self):
-        if not self._loop or not self._broker:
+        loop, broker, thread = self._loop, self._broker, self._thread
+        if not loop or not broker:
             return
-        loop = self._loop
 
         async def down() -> None:
             if self._poll_task is not None:
                 self._poll_task.cancel()
             try:
-                await asyncio.wait_for(self._broker.shutdown(), 5)  # type: ignore[union-attr]
+                await asyncio.wait_for(broker.shutdown(), 5)
             except Exception:  # best effort: the process is going away anyway
                 pass
             loop.stop()
 
         if loop.is_running():
             asyncio.run_coroutine_threadsafe(down(), loop)
-            self._thread.join(10)  # type: ignore[union-attr]
+            if thread is not None:
+                thread.join(10)
         self._broker = None
         if isinstance(self.source, _DbSource):
             self.source.close()

@@ -96,3 +96,17 @@ def pushed_versions(db):
     """{(site, device): ver} of the newest config pushed to each panel (what `state.cfg` should
     reach once the panel applied it)."""
     return {key: ver for key, (ver, _knobs) in _last_pushed(db).items()}
+
+
+def in_force(db, root=topics.DEFAULT_ROOT, now_ms=None, history=None):
+    """{topic: payload_bytes} of the configs the broker should hold retained: the last one pushed
+    to each panel configured at now_ms (gateway/retained.py checks the broker against it)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    history = history or site_mod.load(db)
+    configured = set(history.panels(now_ms))
+    out = {}
+    for row in db.query("SELECT site, device, ver, payload FROM config_pushes ORDER BY ver"):
+        key = (row["site"], row["device"])
+        if key in configured:
+            out[topics.device_topic(root, key[0], key[1], CONFIG_KIND)] = row["payload"].encode("utf-8")
+    return out

@@ -261,9 +261,18 @@ class Database:
         return sorted(chosen.items())
 
     def applied_migrations(self):
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ( version TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
-        )
+        # looked up before CREATE: a deployment's gateway role may have no CREATE right on the
+        # schema once it is migrated (CREATE TABLE IF NOT EXISTS still needs it on PostgreSQL)
+        if self.dialect == "sqlite":
+            exists = self.query_one(
+                "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            )
+        else:
+            exists = self.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x")
+        if not exists:
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ( version TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+            )
         return {r["version"] for r in self.query("SELECT version FROM schema_migrations")}
 
     def migrate(self, directory=MIGRATIONS_DIR, sqlite_functions=None):
@@ -311,13 +320,15 @@ def connect(url=None):
     if url.startswith(("postgresql://", "postgres://")):
         try:
             import psycopg
-            from psycopg.rows import dict_row
+            from psycopg.rows import DictRow, dict_row
         except ImportError as exc:
             raise DatabaseError("PostgreSQL needs psycopg: pip install 'rating-terminals[postgres]'") from exc
 
         def reopen():
             try:
-                return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+                return psycopg.Connection[DictRow].connect(
+                    url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                )
             except psycopg.Error as exc:
                 raise DatabaseError("cannot connect to %s: %s" % (_redact(url), exc)) from exc
 

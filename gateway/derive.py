@@ -150,6 +150,16 @@ class PanelDerivation:
         self._rows(copy.advance(now_ms), out, provisional=1)
         return out
 
+    def due(self, advanced_to):
+        """The earliest time an update may close something more by the clock alone, given
+        provisional rows advanced to `advanced_to`; None when nothing is open past it."""
+        dues = []
+        for item in self.windows.pending():
+            due = item.closes_at if isinstance(item, Poll) else item.end if isinstance(item, ForceMajeure) else None
+            if due is not None and due >= advanced_to:
+                dues.append(int(due) + 1 + MARGIN_MS)
+        return min(dues) if dues else None
+
     def _prune(self):
         # keep the time sources of the presses an open poll / period still refers to
         snap = self.windows.snapshot()
@@ -263,7 +273,8 @@ def _clear_device(db, site, device):
         db.execute("DELETE FROM %s WHERE site = ? AND device = ?" % table, (site, device))
 
 
-def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
+def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max_events=None):
+    """Derive one panel; returns True when events are left for the next call (max_events)."""
     offsets = store.boot_offsets(db, site, device)
     row = (
         None
@@ -288,19 +299,21 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
     if state is None:
         _clear_device(db, site, device)
     d = PanelDerivation(site, device, history, offsets, state)
-    events = store.events(db, site, device, after_seq=d.fed_seq)
+    events = store.events(db, site, device, after_seq=d.fed_seq, limit=max_events)
+    more = max_events is not None and len(events) >= max_events
     _write(db, d.feed(events))
     if state is not None and had_provisional:  # (a reset panel has none left)
         for table in ("polls", "force_majeure"):
             db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND provisional = 1" % table, (site, device))
-    provisional = d.provisional(now_ms - MARGIN_MS)
+    # what only the clock closes is derived once every event is fed: a later event may answer
+    provisional = _empty() if more else d.provisional(now_ms - MARGIN_MS)
     _write(db, provisional)
     n_provisional = len(provisional["polls"]) + len(provisional["force_majeure"])
     db.execute(
-        "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
+        "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms, due_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
         "fed_seq = excluded.fed_seq, fed_count = excluded.fed_count, snapshot = excluded.snapshot, "
-        "watch = excluded.watch, updated_ms = excluded.updated_ms",
+        "watch = excluded.watch, updated_ms = excluded.updated_ms, due_ms = excluded.due_ms",
         (
             site,
             device,
@@ -309,20 +322,28 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False):
             json.dumps(d.state()),
             json.dumps({"rev": rev, "provisional": n_provisional}),
             now_ms,
+            now_ms if more else d.due(now_ms - MARGIN_MS),
         ),
     )
+    return more
 
 
-def update(db, devices, now_ms):
-    """Bring the derived rows of `devices` [(site, device)] up to date (after an ingest commit)."""
+def update(db, devices, now_ms, max_events=None):
+    """Bring the derived rows of `devices` [(site, device)] up to date (after an ingest commit),
+    in one transaction. With max_events, at most that many events are fed per panel (bounded
+    work: the gateway's derive worker runs one panel a transaction); returns the panels with
+    events left, to be called again (their clock-closed rows wait until then)."""
     devices = sorted(set(tuple(d) for d in devices))
+    left = set()
     if not devices:
-        return
+        return left
     with db.transaction():
         rev = site_mod.revision(db)
         history = _history(db, rev)
         for site, device in devices:
-            _derive_device(db, site, device, now_ms, history, rev)
+            if _derive_device(db, site, device, now_ms, history, rev, max_events=max_events):
+                left.add((site, device))
+    return left
 
 
 def rebuild(db, now_ms):
@@ -368,6 +389,15 @@ def polls_and_reports(db, site=None, from_ms=None, to_ms=None):
     sql, params = where("start_ms")
     fms = db.query("SELECT * FROM force_majeure" + sql + " ORDER BY start_ms, site, device, seq", params)
     return polls, fms
+
+
+def due_panels(db, now_ms, limit=None):
+    """[(site, device)] whose derived rows the clock alone changes by now_ms (an open poll's
+    window or force-majeure period has ended since their last update), most overdue first."""
+    sql = "SELECT site, device FROM derive_state WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms"
+    if limit:
+        sql += " LIMIT %d" % int(limit)
+    return [(r["site"], r["device"]) for r in db.query(sql, (now_ms,))]
 
 
 def force_majeure_reports(db):

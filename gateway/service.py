@@ -25,8 +25,10 @@ import time
 import tomllib
 from dataclasses import dataclass, fields
 
-from gateway import brokerlink, ingest, schema, store
+from gateway import brokerlink, ingest, retained, schema, store
 from gateway import db as dbmod
+from gateway import limits as limits_mod
+from gateway.worker import Worker, WriteTurn
 from protocol import ProtocolError, mqtturl, topics
 
 log = logging.getLogger("gateway.service")
@@ -49,7 +51,7 @@ class GatewaySettings:
     inflight: int = 50  # paho's outgoing QoS 1 window (MQTT-FACTS pitfall 3: keep 20-100)
     max_unconfirmed: int = 2000  # outgoing publishes not yet PUBACKed (pitfall 2: < 65535)
     config_push_s: float = 5.0  # how often panels' configs are checked and pushed
-    derive_tick_s: float = 10.0  # how often recent panels' windows are advanced by the clock
+    derive_tick_s: float = 10.0  # how often panels' windows are advanced by the clock
     # under a backlog acks go out at most this often (a panel's ack timeout is seconds); a
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
@@ -59,12 +61,52 @@ class GatewaySettings:
     broker_cafile: str = ""  # mqtts://: the CA of the broker's certificate (empty: the system's)
     broker_certfile: str = ""  # optional client certificate (and its key)
     broker_keyfile: str = ""
+    # per-panel limits (gateway/limits.py) on what is not in the panel's send window
+    panel_rate: float = 50.0  # messages a second
+    panel_burst: int = 2000  # ... at once
+    dead_letters_per_panel: int = 100  # stored one by one per panel and window; the rest counted
+    dead_letters_total: int = 2000  # ... for all panels together
+    limit_window_s: int = 600
+    dead_letter_days: float = 90.0  # retention of dead letters and refusal counts; 0: forever
+    retained_check_s: float = 600.0  # how often the retained acks and configs are checked
+    inbox_max: int = 50000  # messages waiting in memory; QoS 0 ones beyond are dropped (resent)
+
+    _WHOLE = (
+        "broker_port",
+        "batch_max",
+        "batch_ms",
+        "inflight",
+        "max_unconfirmed",
+        "ack_coalesce_ms",
+        "panel_burst",
+        "dead_letters_per_panel",
+        "dead_letters_total",
+        "limit_window_s",
+        "inbox_max",
+    )
+    _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s")
 
     def check(self):
-        for f in ("broker_port", "batch_max", "batch_ms", "inflight", "max_unconfirmed", "ack_coalesce_ms"):
+        for f in self._WHOLE:
             value = getattr(self, f)
             if type(value) is not int or value < 1:
                 raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
+        for f in self._SECONDS:
+            value = getattr(self, f)
+            if type(value) not in (int, float) or value <= 0:
+                raise SettingsError("%s: must be a number > 0, got %r" % (f, value))
+        if type(self.dead_letter_days) not in (int, float) or self.dead_letter_days < 0:
+            raise SettingsError("dead_letter_days: must be a number of days >= 0 (0: keep forever)")
+        self._check_ranges()
+        if self.broker:
+            broker_address(self.broker)
+        try:
+            brokerlink.check_settings(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return self
+
+    def _check_ranges(self):
         if self.broker_port > 65535:
             raise SettingsError("broker_port: must be 1..65535, got %d" % self.broker_port)
         if not 1 <= self.inflight <= 1000:
@@ -74,10 +116,6 @@ class GatewaySettings:
                 "max_unconfirmed: must stay below 60000 (paho reuses message ids "
                 "above 65535), got %d" % self.max_unconfirmed
             )
-        for f in ("config_push_s", "derive_tick_s"):
-            value = getattr(self, f)
-            if type(value) not in (int, float) or value <= 0:
-                raise SettingsError("%s: must be a number of seconds > 0, got %r" % (f, value))
         try:
             topics.check_root(self.root)
         except ProtocolError as exc:
@@ -86,13 +124,6 @@ class GatewaySettings:
             raise SettingsError(
                 "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
             )
-        if self.broker:
-            broker_address(self.broker)
-        try:
-            brokerlink.check_settings(self)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-        return self
 
     def db_url(self):
         if self.db:
@@ -100,6 +131,17 @@ class GatewaySettings:
         if self.data_dir:
             return "sqlite:///" + os.path.join(os.path.abspath(self.data_dir), dbmod.DEFAULT_DB_FILE)
         return dbmod.default_url()
+
+    def limits(self) -> limits_mod.Limits:
+        return limits_mod.Limits(
+            limits_mod.LimitSettings(
+                rate=float(self.panel_rate),
+                burst=self.panel_burst,
+                letters=self.dead_letters_per_panel,
+                letters_total=self.dead_letters_total,
+                window_ms=self.limit_window_s * 1000,
+            )
+        )
 
 
 def load_settings(path, **overrides):
@@ -165,6 +207,9 @@ class _Inbox:
         self._items = collections.deque()
         self._ready = threading.Event()
 
+    def __len__(self):
+        return len(self._items)
+
     def put(self, item):
         self._items.append(item)
         if not self._ready.is_set():
@@ -189,16 +234,16 @@ class _Inbox:
 
 
 class GatewayService:
-    """One gateway process: broker connection, batches, acks, config push, shutdown."""
+    """One gateway process: broker connection, batches, acks, the retained check, shutdown.
+    Derivation, the configs due and the retention run on a background worker (gateway/worker.py)."""
 
     RECONNECT_MIN_S = 1
     RECONNECT_MAX_S = 10
     QUIET_MS = 2  # flush when no further message arrived for this long
     DB_RETRY_S = 1.0
     SHUTDOWN_CONFIRM_S = 5.0
-    DERIVE_RECENT_MS = 6 * 3600 * 1000  # panels seen this recently get clock-driven updates
-    DERIVE_EVERY_S = 1.0  # changed panels are re-derived at most this often
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
+    BACKLOG_HOLD_S = 0.25  # ... and the worker starts nothing for this long after it
 
     def __init__(self, settings, out=None):
         self.settings = settings
@@ -208,22 +253,26 @@ class GatewayService:
         self.embedded = None
         self.client = None
         self.db = None
-        self.ingestor = None
+        self.ingestor: ingest.Ingestor | None = None
+        self.worker: Worker | None = None
+        self.turn = WriteTurn()  # the ingest thread writes first, the worker in between
         self._gen = 0  # connection generation, bumped by paho's thread on each connect
         self._sub_mid = None
-        self._republish = False
         self._session_present = False
         self._closing = False
         self._unconfirmed = {}  # mid -> (topic, payload, kind) of our outgoing QoS 1 publishes
         self._puback_later = []  # (gen, mid, qos) of messages in the uncommitted batch
         self.connected = threading.Event()
-        self.derive = None
-        self.configpush = None
-        self._derive_pending = set()
-        self._last_derive = 0.0
         self._acks_due = {}  # ack topic -> payload, committed, not yet published
         self._acks_sent = 0.0
         self._last_batch = 0  # messages in the last committed batch
+        self._batch_started: float | None = None  # when the first message of the open batch came
+        self._audit: retained.Audit | None = None
+        self._audit_deadline = 0.0
+        self._next_audit = float("inf")  # set on connect
+        self._config_wanted: dict[str, bytes] | None = None  # configs in force, as last read
+        self._configs_pushed: dict[str, bytes] = {}  # configs this run published and got confirmed
+        self.shed = 0  # QoS 0 messages dropped because the inbox was full
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -260,7 +309,22 @@ class GatewayService:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        self.q.put(("msg", topic, msg.payload, _now_ms(), self._gen, msg.mid, msg.qos))
+        payload = msg.payload
+        if topic.endswith(("/ack", "/config")):  # our own topics: the retained check (QoS 0)
+            self.q.put(("retained", topic, payload[: store.DEAD_LETTER_KEEP + 1], msg.retain))
+            return
+        if len(payload) > store.DEAD_LETTER_KEEP:
+            # no valid message is this big: keep what a dead letter keeps, not the whole body
+            # (two 50 MB messages used to add 345 MB of RSS on their way to the database)
+            payload = store.clip(payload)
+        if msg.qos == 0 and len(self.q) >= self.settings.inbox_max:
+            # QoS 0 (what panels publish) beyond what we can hold: dropped, like the network
+            # might; never acked, so the panel resends it after its ack timeout
+            self.shed += 1
+            if self.shed == 1 or self.shed % 10000 == 0:
+                log.warning("inbox full (%d): %d QoS 0 messages dropped so far", len(self.q), self.shed)
+            return
+        self.q.put(("msg", topic, payload, _now_ms(), self._gen, msg.mid, msg.qos))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         self.q.put(("puback", mid))
@@ -268,36 +332,38 @@ class GatewayService:
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         s = self.settings
-        self.db = schema.open_database(s.db_url())
-        self.derive = ingest.derive_hook(self.db)
-        # derivation is not on the ack path: collect the changed panels and derive them at most
-        # every DERIVE_EVERY_S, so a burst of small batches does not re-derive a panel each time
-        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self._collect_changed)
-        try:
-            from gateway import configpush
-
-            self.configpush = configpush
-        except ModuleNotFoundError as exc:
-            if exc.name != "gateway.configpush":
-                raise
-        url = s.broker
-        if not url:
+        url = s.db_url()
+        self.db = schema.open_database(url)
+        days = s.dead_letter_days
+        self.worker = Worker(
+            url,
+            s.root,
+            tick_s=s.derive_tick_s,
+            config_push_s=s.config_push_s,
+            retention_ms=int(days * 86400000) if days else None,
+            turn=self.turn,
+        ).start()
+        # derivation is not on the ack path: a commit only hands its panels to the worker
+        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self.worker.changed, limits=s.limits())
+        broker_url = s.broker
+        if not broker_url:
             from gateway.broker import EmbeddedBroker
 
             # its accounts are the database's; the gateway logs in with a password made up now
-            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, s.db_url(), s.root).start()
-            url = self.embedded.url
+            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, url, s.root).start()
+            broker_url = self.embedded.url
             user, password = self.embedded.gateway_login or (None, None)
         else:
             user, password = brokerlink.login(s)
-        host, port, _user, _password = broker_address(url)
-        tls = brokerlink.tls_context(s) if brokerlink.uses_tls(url) else None
+        host, port, _user, _password = broker_address(broker_url)
+        tls = brokerlink.tls_context(s) if brokerlink.uses_tls(broker_url) else None
         if tls is not None:
-            brokerlink.check_tls(url, host, port, tls)
+            brokerlink.check_tls(broker_url, host, port, tls)
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
@@ -320,7 +386,7 @@ class GatewayService:
         self.client = client
         self._say(
             "gateway: broker %s%s, database %s, root %s"
-            % (_redact(url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            % (_redact(broker_url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
         )
         return self
 
@@ -329,91 +395,106 @@ class GatewayService:
         if self.out:
             print(text, file=self.out, flush=True)
 
+    def _ingestor(self) -> ingest.Ingestor:
+        assert self.ingestor is not None, "start() first"
+        return self.ingestor
+
+    def _worker(self) -> Worker:
+        assert self.worker is not None, "start() first"
+        return self.worker
+
+    def _mqtt(self):
+        assert self.client is not None, "start() first"
+        return self.client
+
     # ---- main loop ---------------------------------------------------------------------------
     def run(self):
         """Serve until stop() (or SIGTERM/SIGINT via install_signal_handlers)."""
-        s = self.settings
-        next_push = time.monotonic()
-        next_tick = time.monotonic() + s.derive_tick_s
-        batch_started = None
         while not self.stop_event.is_set():
-            timeout = 0.1
-            if self._acks_due:
-                timeout = max(
-                    0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000 - time.monotonic())
-                )
-            if len(self.ingestor):
-                if batch_started is None:  # buffered by _publish's wait, before any batch here
-                    batch_started = time.monotonic()
-                age = time.monotonic() - batch_started
-                timeout = max(0.0, min(self.QUIET_MS / 1000, s.batch_ms / 1000 - age))
-            try:
-                item = self.q.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is not None:
-                if item[0] == "msg" and not len(self.ingestor):
-                    batch_started = time.monotonic()
-                self._dispatch(item)
-                # take whatever else is already there, up to a full batch
-                while len(self.ingestor) < s.batch_max:
-                    try:
-                        item = self.q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item[0] == "msg" and not len(self.ingestor):
-                        batch_started = time.monotonic()
-                    self._dispatch(item)
-                if not len(self.ingestor) or (
-                    len(self.ingestor) < s.batch_max and time.monotonic() - batch_started < s.batch_ms / 1000
-                ):
-                    if len(self.ingestor):
-                        continue  # more may come right away; the quiet timeout above decides
-            if len(self.ingestor):
+            if self._take_messages():
+                continue  # more may come right away; the quiet timeout decides
+            if self._ingestor().due():
                 self._commit_batch()
-            self._publish_acks()
-            self._derive_changed()
-            if self._republish:
-                self._republish = False
-                for topic, payload, _retain, _qos in self.ingestor.ack_messages():
-                    self._publish(topic, payload, "ack")
-            now = time.monotonic()
-            if now >= next_push:
-                self._push_configs()
-                next_push = now + s.config_push_s
-            if now >= next_tick:
-                self._derive_tick()
-                next_tick = now + s.derive_tick_s
+            self._between_batches()
         self._shutdown()
+
+    def _wait_s(self) -> float:
+        """How long the loop may wait for the next message: the batch's quiet/age bound when
+        messages are buffered, the ack coalescing bound when acks are due, else 0.1 s."""
+        timeout = 0.1
+        if self._acks_due:
+            timeout = max(0.0, min(timeout, self._acks_sent + self.settings.ack_coalesce_ms / 1000 - time.monotonic()))
+        if len(self._ingestor()):
+            if self._batch_started is None:  # buffered by _publish's wait, before any batch here
+                self._batch_started = time.monotonic()
+            age = time.monotonic() - self._batch_started
+            timeout = max(0.0, min(self.QUIET_MS / 1000, self.settings.batch_ms / 1000 - age))
+        return timeout
+
+    def _take_messages(self) -> bool:
+        """Wait for what paho's thread handed over and dispatch it, up to a full batch. True when
+        the batch is neither full nor old yet (more may come at once: keep gathering)."""
+        ingestor, s = self._ingestor(), self.settings
+        try:
+            item = self.q.get(timeout=self._wait_s())
+        except queue.Empty:
+            return False
+        while True:
+            if item[0] == "msg" and not len(ingestor):
+                self._batch_started = time.monotonic()
+            self._dispatch(item)
+            if len(ingestor) >= s.batch_max:
+                break
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                break
+        started = self._batch_started
+        return (
+            bool(len(ingestor))
+            and len(ingestor) < s.batch_max
+            and (started is not None and time.monotonic() - started < s.batch_ms / 1000)
+        )
+
+    def _between_batches(self):
+        """Acks, configs and the retained check, after a batch (or an idle wait)."""
+        self._publish_acks()
+        self._push_configs()
+        now = time.monotonic()
+        if self._audit is not None and (self._audit.done or now >= self._audit_deadline):
+            self._finish_audit()
+        elif self._audit is None and now >= self._next_audit and self.connected.is_set():
+            self._start_audit()
 
     def _dispatch(self, item):
         kind = item[0]
         if kind == "msg":
             _, topic, payload, received_ms, gen, mid, qos = item
-            self.ingestor.handle(topic, payload, received_ms)
+            self._ingestor().handle(topic, payload, received_ms)
             if qos:
                 self._puback_later.append((gen, mid, qos))
         elif kind == "puback":
             done = self._unconfirmed.pop(item[1], None)
-            if done and done[2] == "config" and self.configpush:
-                try:
-                    self.configpush.mark_pushed(self.db, done[0], done[1])
-                except Exception:
-                    log.exception("could not record the config pushed on %s", done[0])
+            if done and done[2] == "config":
+                self._configs_pushed[done[0]] = done[1]  # in force now, recorded by the worker soon
+                self._worker().pushed(done[0], done[1])
+        elif kind == "retained":
+            self._retained(item[1], item[2], item[3])
         elif kind == "connected":
             _, gen, session_present = item
             self.connected.set()
             self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
-            # retained acks may be gone (a broker restarted without persistence): publish them
-            # again, from the main loop (not nested inside a waiting _publish)
-            self._republish = True
+            # a broker restarted without persistence has lost the retained acks and configs:
+            # check what it holds (from the main loop, not nested inside a waiting _publish)
+            self._next_audit = 0.0
 
     def _commit_batch(self):
-        self._last_batch = len(self.ingestor)
+        self._last_batch = len(self._ingestor())
         failures = 0
         while True:
             try:
-                acks = self.ingestor.flush()
+                with self.turn.ingest():
+                    acks = self._ingestor().flush()
                 break
             except Exception as exc:
                 failures += 1
@@ -421,13 +502,15 @@ class GatewayService:
                 if self.stop_event.is_set() and failures >= 3:
                     return False  # shutting down: the broker and the panels still hold the batch
                 time.sleep(self.DB_RETRY_S)
+        if self._last_batch >= self.BACKLOG_BATCH or len(self.q) >= self.BACKLOG_BATCH:
+            self.turn.hold(self.BACKLOG_HOLD_S)  # a backlog: the worker waits until it is worked off
         committed, self._puback_later = self._puback_later, []
         for topic, payload, _retain, _qos in acks:
             self._acks_due[topic] = payload  # the newest ack of a panel replaces an unsent one
         gen = self._gen
         for g, mid, qos in committed:
             if g == gen:  # a PUBACK for an older connection's message id could ack a new one
-                self.client.ack(mid, qos)
+                self._mqtt().ack(mid, qos)
         return True
 
     def _publish_acks(self, force=False):
@@ -447,8 +530,9 @@ class GatewayService:
         for topic, payload in due.items():
             self._publish(topic, payload, "ack")
 
-    def _publish(self, topic, payload, kind):
-        """Retained QoS 1, with at most max_unconfirmed outstanding (MQTT-FACTS pitfall 2)."""
+    def _publish(self, topic, payload, kind, retain=True):
+        """QoS 1 (retained unless told), with at most max_unconfirmed outstanding (MQTT-FACTS
+        pitfall 2)."""
         deadline = time.monotonic() + 30
         while len(self._unconfirmed) >= self.settings.max_unconfirmed and time.monotonic() < deadline:
             try:
@@ -456,53 +540,89 @@ class GatewayService:
             except queue.Empty:
                 continue
             self._dispatch(item)
-        info = self.client.publish(topic, payload, qos=1, retain=True)
+        info = self._mqtt().publish(topic, payload, qos=1, retain=retain)
         self._unconfirmed[info.mid] = (topic, payload, kind)
         if len(self._unconfirmed) > self.settings.max_unconfirmed * 2:
             # the broker never confirmed these (a connection dropped): paho resends them itself
             self._unconfirmed.clear()
 
+    def _in_flight(self, kind):
+        return {v[0] for v in self._unconfirmed.values() if v[2] == kind}
+
     def _push_configs(self):
-        if not self.configpush or not self.connected.is_set():
+        """Publish the configs the worker found due (retained); it records them once confirmed."""
+        if not self.connected.is_set():
+            return  # the worker computes them again after config_push_s
+        due = self._worker().take_configs()
+        if not due:
             return
-        pending = {v[0] for v in self._unconfirmed.values() if v[2] == "config"}
-        try:
-            due = self.configpush.due(self.db, root=self.settings.root)
-        except Exception:
-            log.exception("config push: could not compute the due configs")
-            return
+        pending = self._in_flight("config")
         for topic, payload in due:
             if topic not in pending:
                 self._publish(topic, payload, "config")
 
-    def _collect_changed(self, devices, now_ms):
-        self._derive_pending |= devices
+    # ---- the retained check (gateway/retained.py) ---------------------------------------------
+    def _start_audit(self):
+        root = self.settings.root
+        self._audit = audit = retained.Audit(root)
+        self._audit_deadline = time.monotonic() + audit.TIMEOUT_S
+        client = self._mqtt()
+        client.subscribe([(retained.ack_filter(root), 0), (retained.config_filter(root), 0)])
+        # delivered after every retained message the subscription brings (same connection, in order)
+        client.publish(audit.marker_topic, audit.marker, qos=0, retain=False)
 
-    def _derive_changed(self, force=False):
-        if not self._derive_pending or not self.derive:
-            self._derive_pending = set()
-            return
-        if not force and time.monotonic() - self._last_derive < self.DERIVE_EVERY_S:
-            return
-        devices, self._derive_pending = self._derive_pending, set()
-        self._last_derive = time.monotonic()
+    def _finish_audit(self):
+        audit, self._audit = self._audit, None
+        assert audit is not None and self.db is not None
+        self._next_audit = time.monotonic() + self.settings.retained_check_s
+        if self.client is not None:
+            self.client.unsubscribe(retained.ack_filter(self.settings.root))  # configs stay watched
+        if not audit.done:
+            log.warning("retained check: the broker did not deliver the marker in %.0f s", audit.TIMEOUT_S)
         try:
-            self.derive(devices, _now_ms())
-        except Exception:  # derived rows are rebuilt by `rating rebuild`; ingest goes on
-            self.ingestor.stats["hook_errors"] += 1
-            log.exception("deriving polls failed for %d panel(s)", len(devices))
-
-    def _derive_tick(self):
-        """Advance recent panels' windows by the clock (a silent poll closes without any event)."""
-        if not self.derive:
-            return
-        now = _now_ms()
-        try:
-            recent = store.panels_seen_since(self.db, now - self.DERIVE_RECENT_MS)
-            if recent:
-                self.derive(recent, now)
+            wanted = {t: p for t, p, _retain, _qos in self._ingestor().ack_messages()}
+            wanted.update(self._configs_in_force())
         except Exception:
-            log.exception("derive tick failed")
+            log.exception("retained check: could not read what should be retained; next check later")
+            return
+        skip = self._in_flight("ack") | self._in_flight("config") | set(self._acks_due)
+        publish, clear = audit.fixes(wanted, skip)
+        for topic, payload in publish:
+            self._publish(topic, payload, "ack" if topic.endswith("/ack") else "config")
+        for topic in clear:
+            self._publish(topic, b"", "clear")
+        if publish or clear:
+            self._say(
+                "gateway: retained check: %d of %d acks and configs published again, %d foreign ones cleared"
+                % (len(publish), len(wanted), len(clear))
+            )
+
+    def _configs_in_force(self, reread=True) -> dict[str, bytes]:
+        """The configs that should be retained: the last recorded per configured panel, and
+        what this run pushed since (the worker records a confirmed push a moment later)."""
+        from gateway import configpush
+
+        assert self.db is not None
+        if reread or self._config_wanted is None:
+            self._config_wanted = configpush.in_force(self.db, root=self.settings.root)
+        return dict(self._config_wanted, **self._configs_pushed)
+
+    def _retained(self, topic, payload, retain):
+        """A message on an ack or config topic: the check's, or a config someone else published."""
+        audit = self._audit
+        if audit is not None and not audit.done:
+            audit.feed(topic, payload, retain)
+            return
+        if audit is not None:
+            audit.feed(topic, payload, retain)
+        if not topic.endswith("/config") or retain:
+            return
+        if payload in {v[1] for v in self._unconfirmed.values() if v[0] == topic}:
+            return  # our own publish, echoed
+        fix = retained.correction(topic, payload, self._configs_in_force(reread=False))
+        if fix is not None:
+            log.warning("%s: a config the gateway did not publish; replaced by the one in force", topic)
+            self._publish(topic, fix, "config" if fix else "clear")
 
     # ---- shutdown ----------------------------------------------------------------------------
     def stop(self):
@@ -521,10 +641,9 @@ class GatewayService:
             except queue.Empty:
                 break
             self._dispatch(item)
-        if len(self.ingestor):
+        if self._ingestor().due():
             self._commit_batch()
         self._publish_acks(force=True)
-        self._derive_changed(force=True)
         deadline = time.monotonic() + self.SHUTDOWN_CONFIRM_S
         while self._unconfirmed and time.monotonic() < deadline and self.connected.is_set():
             try:
@@ -534,10 +653,17 @@ class GatewayService:
             if item[0] == "puback":
                 self._dispatch(item)
         self.close()
-        st = self.ingestor.stats
+        st = self._ingestor().stats
         self._say(
-            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters"
-            % (st["messages"], st["events"], st["duplicates"], st["dead_letters"])
+            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused%s"
+            % (
+                st["messages"],
+                st["events"],
+                st["duplicates"],
+                st["dead_letters"],
+                st["refused"],
+                ", %d dropped (inbox full)" % self.shed if self.shed else "",
+            )
         )
 
     def close(self):
@@ -547,6 +673,9 @@ class GatewayService:
             finally:
                 self.client.loop_stop()
             self.client = None
+        if self.worker:
+            self.worker.stop()  # derives what the last batches changed, then ends
+            self.worker = None
         if self.embedded:
             self.embedded.stop()
             self.embedded = None

@@ -15,8 +15,14 @@ The cumulative-ack rule (see README.md, "Acks and lost events"):
 import bisect
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from gateway import timerepair
+from gateway.db import Database
+
+Row = dict[str, Any]  # a row as the adapter returns it (column -> value)
+Panel = tuple[str, str]  # (site, device)
 
 # A gap the panel has not confirmed as dropped counts as lost once it stayed open this long
 # (panels resend unacked events after an ack timeout well below this).
@@ -38,7 +44,9 @@ _INSERT_EVENT = (
 # ---- raw events ------------------------------------------------------------------------------
 
 
-def insert_events(db, events, known_max=None):
+def insert_events(
+    db: Database, events: Sequence[Row], known_max: Mapping[Panel, int] | None = None
+) -> tuple[list[Row], list[Row], list[Row]]:
     """Store events (dicts with EVENT_COLUMNS) once per (site, device, seq).
 
     Returns (stored, duplicates, conflicts): `stored` the events newly written, `duplicates` the
@@ -82,11 +90,11 @@ def insert_events(db, events, known_max=None):
     return stored, duplicates, conflicts
 
 
-def _same(a, b):
+def _same(a: Row, b: Row) -> bool:
     return all(a[c] == b[c] for c in _SAME_EVENT)
 
 
-def events(db, site, device, after_seq=0, limit=None):
+def events(db: Database, site: str, device: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
     """Stored events of one panel with seq > after_seq, in seq order (dict rows)."""
     sql = "SELECT * FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq"
     if limit:
@@ -94,7 +102,7 @@ def events(db, site, device, after_seq=0, limit=None):
     return db.query(sql, (site, device, after_seq))
 
 
-def timed_events(db, site, device, after_seq=0, limit=None):
+def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
     """Like events(), each row with `at_ms` and `time_source` (device | repaired | arrival)."""
     offsets = boot_offsets(db, site, device)
     rows = events(db, site, device, after_seq, limit)
@@ -103,7 +111,7 @@ def timed_events(db, site, device, after_seq=0, limit=None):
     return rows
 
 
-def devices(db):
+def devices(db: Database) -> list[Panel]:
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
     rows = db.query(
         "SELECT site, device FROM panel_state UNION "
@@ -113,19 +121,19 @@ def devices(db):
     return sorted({(r["site"], r["device"]) for r in rows})
 
 
-def has_events(db):
+def has_events(db: Database) -> bool:
     """Whether any event is stored."""
     return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
 
 
-def event_panels(db):
+def event_panels(db: Database) -> list[Panel]:
     """Every (site, device) with stored events, sorted."""
     return [
         (r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")
     ]
 
 
-def event_count_through(db, site, device, seq):
+def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
     """How many events of the panel are stored with a seq <= `seq`."""
     return (
         db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
@@ -133,7 +141,7 @@ def event_count_through(db, site, device, seq):
     )
 
 
-def event_kinds(db):
+def event_kinds(db: Database) -> dict[Panel, dict[int, str]]:
     """{(site, device): {seq: ev}} of every stored event (the simulator's stored-once check)."""
     out = {}
     for r in db.query("SELECT site, device, seq, ev FROM raw_events ORDER BY site, device, seq"):
@@ -141,7 +149,7 @@ def event_kinds(db):
     return out
 
 
-def panels_seen_since(db, since_ms):
+def panels_seen_since(db: Database, since_ms: int) -> set[Panel]:
     """{(site, device)} of the panels whose last message arrived at or after since_ms."""
     return {
         (r["site"], r["device"])
@@ -152,7 +160,9 @@ def panels_seen_since(db, since_ms):
 # ---- boot clock ------------------------------------------------------------------------------
 
 
-def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
+def record_boot_clock(
+    db: Database, site: str, device: str, boot: int, t_ms: int, up_ms: int, source: str, received_ms: int
+) -> bool:
     """Remember t - up for this boot from the first message that carried both; True if new."""
     return (
         db.execute(
@@ -164,7 +174,17 @@ def record_boot_clock(db, site, device, boot, t_ms, up_ms, source, received_ms):
     )
 
 
-def boot_offsets(db, site, device):
+def record_boot_clocks(db: Database, rows: Iterable[tuple[str, str, int, int, int, str, int]]) -> None:
+    """record_boot_clock for [(site, device, boot, t_ms, up_ms, source, received_ms)] in one
+    executemany; the first row of a boot wins, as does a row stored before."""
+    db.executemany(
+        "INSERT INTO boot_clock (site, device, boot, offset_ms, source, received_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, boot) DO NOTHING",
+        [(s, d, b, t - up, src, ms) for s, d, b, t, up, src, ms in rows],
+    )
+
+
+def boot_offsets(db: Database, site: str, device: str) -> dict[int, int]:
     """{boot: offset_ms} of one panel."""
     rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?", (site, device))
     return {r["boot"]: r["offset_ms"] for r in rows}
@@ -179,7 +199,7 @@ _LAST_SEEN = (
 )
 
 
-def upsert_state(db, site, device, state, received_ms, payload):
+def upsert_state(db: Database, site: str, device: str, state: Row, received_ms: int, payload: str) -> bool:
     """Store a decoded state message (protocol.messages.decode_state's dict).
 
     The offline form (the broker-published last will) only flips `online`; the rest of the
@@ -198,9 +218,14 @@ def upsert_state(db, site, device, state, received_ms, payload):
             (site, device, received_ms, payload),
         )
         return True
-    faults = json.dumps(state.get("faults") or [], ensure_ascii=False)
-    cfg = state.get("cfg")
-    db.execute(
+    upsert_online_states(db, [(site, device, state, received_ms, payload)])
+    return True
+
+
+def upsert_online_states(db: Database, rows: Sequence[tuple[str, str, Row, int, str]]) -> None:
+    """Store [(site, device, state, received_ms, payload)] of online states in one executemany,
+    in order (a later state of the same panel wins), as upsert_state does one."""
+    db.executemany(
         "INSERT INTO panel_state (site, device, online, last_seen_ms, state_ms, boot, up_ms, t_ms,"
         " fw, last_seq, pending, dropped, heap, rssi, faults, cfg, cfg_err, payload, conn)"
         " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -210,31 +235,33 @@ def upsert_state(db, site, device, state, received_ms, payload):
         " pending = excluded.pending, dropped = excluded.dropped, heap = excluded.heap,"
         " rssi = excluded.rssi, faults = excluded.faults, cfg = excluded.cfg,"
         " cfg_err = excluded.cfg_err, payload = excluded.payload, conn = excluded.conn",
-        (
-            site,
-            device,
-            received_ms,
-            received_ms,
-            state.get("boot"),
-            state.get("up"),
-            state.get("t"),
-            state.get("fw"),
-            state.get("seq"),
-            state.get("pending"),
-            state.get("dropped"),
-            state.get("heap"),
-            state.get("rssi"),
-            faults,
-            None if cfg is None else str(cfg),
-            state.get("cfg_err"),
-            payload,
-            state.get("conn"),
-        ),
+        [
+            (
+                site,
+                device,
+                received_ms,
+                received_ms,
+                state.get("boot"),
+                state.get("up"),
+                state.get("t"),
+                state.get("fw"),
+                state.get("seq"),
+                state.get("pending"),
+                state.get("dropped"),
+                state.get("heap"),
+                state.get("rssi"),
+                json.dumps(state.get("faults") or [], ensure_ascii=False),
+                None if state.get("cfg") is None else str(state.get("cfg")),
+                state.get("cfg_err"),
+                payload,
+                state.get("conn"),
+            )
+            for site, device, state, received_ms, payload in rows
+        ],
     )
-    return True
 
 
-def stale_will(row, state):
+def stale_will(row: Row | None, state: Row) -> bool:
     """True when offline `state` carries (boot, conn) older than those of the stored online
     panel_state `row`. Without both numbers on either side nothing can be ordered: not stale."""
     boot, conn = state.get("boot"), state.get("conn")
@@ -245,7 +272,7 @@ def stale_will(row, state):
     return (boot, conn) < (row["boot"], row["conn"])
 
 
-def touch_last_seen(db, site, device, received_ms):
+def touch_last_seen(db: Database, site: str, device: str, received_ms: int) -> None:
     """An event proves the panel alive: move last_seen forward (never back)."""
     db.execute(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
@@ -254,7 +281,7 @@ def touch_last_seen(db, site, device, received_ms):
     )
 
 
-def touch_last_seen_many(db, rows):
+def touch_last_seen_many(db: Database, rows: Iterable[tuple[str, str, int]]) -> None:
     """touch_last_seen for [(site, device, received_ms)] in one executemany."""
     db.executemany(
         "INSERT INTO panel_state (site, device, last_seen_ms) VALUES (?, ?, ?)"
@@ -263,26 +290,52 @@ def touch_last_seen_many(db, rows):
     )
 
 
-def max_seq(db, site, device):
+def max_seq(db: Database, site: str, device: str) -> int:
     """The highest stored seq of a panel (0: none)."""
     return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
 
 
-def max_handled_seq(db, site, device):
+def max_handled_seq(db: Database, site: str, device: str) -> int:
     """The highest seq of a panel that is stored or dead-lettered (0: none)."""
     dead = db.scalar("SELECT MAX(seq) AS m FROM dead_seqs WHERE site = ? AND device = ?", (site, device)) or 0
     return max(max_seq(db, site, device), dead)
 
 
-def panel_state(db, site, device):
+def panel_knowledge(db: Database, panels: Sequence[Panel]) -> dict[Panel, tuple[int, int | None, Row | None]]:
+    """{(site, device): (highest seq stored or dead-lettered, last ack, panel_state row)} for
+    many panels in a few queries (a fleet reconnecting after a gateway restart: 2,000 panels at
+    once used to cost 8,000 look-ups on the ack path)."""
+    out: dict[Panel, tuple[int, int | None, Row | None]] = {}
+    for i in range(0, len(panels), 200):  # SQLite allows 32,766 parameters; PostgreSQL 65,535
+        chunk = list(panels[i : i + 200])
+        keys = "(site, device) IN (VALUES %s)" % ", ".join(["(?, ?)"] * len(chunk))
+        params = tuple(x for key in chunk for x in key)
+        top: dict[Panel, int] = {}
+        for table in ("raw_events", "dead_seqs"):
+            for r in db.query(
+                "SELECT site, device, MAX(seq) AS m FROM %s WHERE %s GROUP BY site, device" % (table, keys), params
+            ):
+                key = (r["site"], r["device"])
+                top[key] = max(top.get(key, 0), int(r["m"] or 0))
+        acked = {
+            (r["site"], r["device"]): r["acked_seq"]
+            for r in db.query("SELECT site, device, acked_seq FROM acks WHERE %s" % keys, params)
+        }
+        states = {(r["site"], r["device"]): r for r in db.query("SELECT * FROM panel_state WHERE %s" % keys, params)}
+        for key in chunk:
+            out[key] = (top.get(key, 0), acked.get(key), states.get(key))
+    return out
+
+
+def panel_state(db: Database, site: str, device: str) -> Row | None:
     return db.query_one("SELECT * FROM panel_state WHERE site = ? AND device = ?", (site, device))
 
 
-def panel_states(db):
+def panel_states(db: Database) -> list[Row]:
     return db.query("SELECT * FROM panel_state ORDER BY site, device")
 
 
-def held_floor(state):
+def held_floor(state: Mapping[str, Any] | None) -> int:
     """The lowest seq the panel still holds per its state (1 when unknown).
 
     The panel's journal is the contiguous range [seq - pending + 1, seq]; everything below was
@@ -296,37 +349,53 @@ def held_floor(state):
 # ---- acks ------------------------------------------------------------------------------------
 
 
-def contiguous_acked_seq(db, site, device, state=None, previous=None):
+def journaled_seq(state: Mapping[str, Any] | None) -> int:
+    """The highest seq the panel reported having journaled (its latest state's `seq`; 0 when
+    unknown). A dead letter hands its seq over to the ack only at or below it: junk with a
+    readable seq must not let the ack pass seqs the panel has not used yet (it would drop the
+    presses it journals under them later)."""
+    if not state or state.get("last_seq") is None:
+        return 0
+    return int(state["last_seq"])
+
+
+def contiguous_acked_seq(
+    db: Database, site: str, device: str, state: Row | None = None, previous: int | None = None
+) -> int:
     """The cumulative ack for one panel: highest N with every seq 1..N stored, dead-lettered
-    (`dead_seqs`) or known dropped."""
+    (`dead_seqs`, at or below journaled_seq) or known dropped."""
     if state is None:
         state = panel_state(db, site, device)
     if previous is None:
         previous = last_ack(db, site, device) or 0
     start = max(previous, held_floor(state) - 1)
+    dead_upto = journaled_seq(state)
     if not db.query_one(
         "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
-        " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ?",
-        (site, device, start + 1) * 2,
+        " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ? AND seq <= ?",
+        (site, device, start + 1) * 2 + (dead_upto,),
     ):
         return start
     # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
         "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_events WHERE site = ? AND device = ?"
-        " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?) h"
+        " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+        " AND seq <= ?) h"
         " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
         " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
-        " AND y.device = ? AND y.seq = h.seq + 1)",
-        (site, device, start) * 2 + (site, device) * 2,
+        " AND y.device = ? AND y.seq = h.seq + 1 AND y.seq <= ?)",
+        (site, device, start) * 2 + (dead_upto,) + (site, device) * 2 + (dead_upto,),
     )
-    return end
+    return start if end is None else int(end)
 
 
-def extend_run(db, site, device, start, fresh_seqs, max_known):
-    """The end of the handled run start+1, start+2, ... (stored or dead-lettered) given the seqs
-    just handled (`fresh_seqs`) and the highest seq handled before them (`max_known`): no query
-    unless the run reaches into seqs that arrived out of order earlier. Same answer as
-    contiguous_acked_seq's run."""
+def extend_run(
+    db: Database, site: str, device: str, start: int, fresh_seqs: Iterable[int], max_known: int, dead_upto: int
+) -> int:
+    """The end of the handled run start+1, start+2, ... (stored, or dead-lettered at or below
+    `dead_upto`) given the seqs just handled (`fresh_seqs`, dead ones already cut at dead_upto)
+    and the highest seq handled before them (`max_known`): no query unless the run reaches into
+    seqs that arrived out of order earlier. Same answer as contiguous_acked_seq's run."""
     fresh = set(fresh_seqs)
     n = start
     while True:
@@ -336,9 +405,9 @@ def extend_run(db, site, device, start, fresh_seqs, max_known):
             return n
         rows = db.query(
             "SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
-            " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
+            " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ? AND seq <= ?"
             " ORDER BY seq LIMIT 512",
-            (site, device, n) * 2,
+            (site, device, n) * 2 + (dead_upto,),
         )
         before = n
         for r in rows:
@@ -349,7 +418,7 @@ def extend_run(db, site, device, start, fresh_seqs, max_known):
             return n
 
 
-def record_acks(db, rows):
+def record_acks(db: Database, rows: Iterable[tuple[str, str, int, int]]) -> None:
     """Record [(site, device, acked_seq, now_ms)] as published; an ack never goes down."""
     db.executemany(
         "INSERT INTO acks (site, device, acked_seq, published_ms) VALUES (?, ?, ?, ?)"
@@ -359,12 +428,12 @@ def record_acks(db, rows):
     )
 
 
-def last_ack(db, site, device):
+def last_ack(db: Database, site: str, device: str) -> int | None:
     """The ack last recorded as published for a panel, or None."""
     return db.scalar("SELECT acked_seq FROM acks WHERE site = ? AND device = ?", (site, device))
 
 
-def all_acks(db):
+def all_acks(db: Database) -> list[tuple[str, str, int]]:
     """[(site, device, acked_seq)] - republished (retained) whenever the gateway (re)connects."""
     return [
         (r["site"], r["device"], r["acked_seq"])
@@ -375,7 +444,9 @@ def all_acks(db):
 # ---- gaps and lost events --------------------------------------------------------------------
 
 
-def gaps(db, site, device, now_ms, grace_ms=LOST_GRACE_MS, state=None):
+def gaps(
+    db: Database, site: str, device: str, now_ms: int, grace_ms: int = LOST_GRACE_MS, state: Row | None = None
+) -> list[Row]:
     """Missing seq ranges of one panel, each a dict:
     {"first", "last", "count", "status": "lost" | "open", "why"}.
 
@@ -455,7 +526,7 @@ def _gap(first, last, status, why):
     return {"first": first, "last": last, "count": last - first + 1, "status": status, "why": why}
 
 
-def lost_summary(gap_list):
+def lost_summary(gap_list: Iterable[Row]) -> tuple[int, str]:
     """(count, "a-b,c") of the lost gaps."""
     lost = [g for g in gap_list if g["status"] == "lost"]
     ranges = ",".join(str(g["first"]) if g["first"] == g["last"] else "%d-%d" % (g["first"], g["last"]) for g in lost)
@@ -465,32 +536,75 @@ def lost_summary(gap_list):
 # ---- dead letters ----------------------------------------------------------------------------
 
 
-def dead_letter_key(topic, payload):
+# A dead letter keeps at most this much of its payload: every valid message is smaller
+# (protocol.checks.MAX_BYTES), so only junk is cut; the size and the sha256 of the whole stay.
+DEAD_LETTER_KEEP = 1024
+
+
+class Clip(NamedTuple):
+    """A payload cut to its first DEAD_LETTER_KEEP bytes, with the size and hash of the whole."""
+
+    prefix: bytes
+    size: int
+    sha256: str
+
+
+def clip(payload: bytes) -> Clip:
+    """What a dead letter keeps of `payload` (cut only when longer than DEAD_LETTER_KEEP)."""
+    return Clip(bytes(payload[:DEAD_LETTER_KEEP]), len(payload), hashlib.sha256(payload).hexdigest())
+
+
+class Letter(NamedTuple):
+    """A message that could not be stored as what it claimed to be."""
+
+    topic: str
+    payload: bytes | Clip  # the whole payload, or what clip() kept of it
+    reason: str
+    received_ms: int
+    site: str | None = None  # the panel and seq of an event, where known
+    device: str | None = None
+    seq: int | None = None
+
+
+def dead_letter_key(topic: str | bytes, payload: str | bytes | Clip) -> str:
     """A dead letter's idempotency key: hex sha256 of the topic (UTF-8), one NUL byte and the
-    payload bytes. 004_dead_letter_key.*.sql computes the same in SQL for older rows."""
+    payload bytes; for a payload longer than DEAD_LETTER_KEEP, of the topic, NUL, "clip", NUL,
+    the whole payload's sha256 and size. 004_dead_letter_key.*.sql computes the same in SQL for
+    older rows."""
     if isinstance(topic, str):
         topic = topic.encode("utf-8", "surrogatepass")
     if isinstance(payload, str):
         payload = payload.encode("utf-8", "surrogatepass")
+    if isinstance(payload, Clip):
+        if payload.size <= DEAD_LETTER_KEEP:
+            payload = payload.prefix
+        else:
+            payload = b"clip\x00%s %d" % (payload.sha256.encode(), payload.size)
+            return hashlib.sha256(bytes(topic) + b"\x00" + payload).hexdigest()
     return hashlib.sha256(bytes(topic) + b"\x00" + bytes(payload)).hexdigest()
 
 
-def insert_dead_letters(db, letters):
-    """letters: [(topic, payload_bytes, reason, received_ms[, site, device, seq])]; returns their keys.
+def insert_dead_letters(db: Database, letters: Sequence[Letter]) -> list[str]:
+    """Store `letters`; returns their keys (dead_letter_key).
 
     Idempotent on (topic, payload): the same message again (a broker redelivery, a panel's
     resend, `rating replay` run twice) only counts `seen` up and moves `last_seen_ms`; the
-    first reason and arrival stay. site/device/seq: the panel and seq of an event, where known."""
+    first reason and arrival stay. At most DEAD_LETTER_KEEP bytes of a payload are stored, with
+    `size` and `payload_sha256` of the whole one."""
     rows, keys = [], []
     for letter in letters:
-        t, p, r, ms = letter[:4]
-        site, device, seq = (tuple(letter[4:7]) + (None, None, None))[:3]
-        key = dead_letter_key(t, p)
+        body = letter.payload if isinstance(letter.payload, Clip) else clip(letter.payload)
+        key = dead_letter_key(letter.topic, body)
         keys.append(key)
-        rows.append((key, t, bytes(p), r, ms, ms, site, device, seq))
+        ms = letter.received_ms
+        rows.append(
+            (key, letter.topic, body.prefix, letter.reason, ms, ms, letter.site, letter.device, letter.seq)
+            + (body.size, body.sha256)
+        )
     db.executemany(
         "INSERT INTO dead_letters (msg_key, topic, payload, reason, received_ms, last_seen_ms, seen,"
-        " site, device, seq) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (msg_key) DO UPDATE SET"
+        " site, device, seq, size, payload_sha256) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (msg_key) DO UPDATE SET"
         " seen = dead_letters.seen + 1, last_seen_ms = CASE WHEN dead_letters.last_seen_ms IS NULL"
         " OR excluded.last_seen_ms > dead_letters.last_seen_ms THEN excluded.last_seen_ms"
         " ELSE dead_letters.last_seen_ms END, site = COALESCE(dead_letters.site, excluded.site),"
@@ -501,7 +615,7 @@ def insert_dead_letters(db, letters):
     return keys
 
 
-def insert_dead_seqs(db, rows):
+def insert_dead_seqs(db: Database, rows: Iterable[tuple[str, str, int, str, int, int]]) -> None:
     """rows: [(site, device, seq, msg_key, inferred, received_ms)]: seqs handled by a dead letter."""
     db.executemany(
         "INSERT INTO dead_seqs (site, device, seq, msg_key, inferred, received_ms)"
@@ -510,7 +624,7 @@ def insert_dead_seqs(db, rows):
     )
 
 
-def dead_only_seqs(db, keys):
+def dead_only_seqs(db: Database, keys: Iterable[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
     """{(site, device, seq)} of `keys` that are in dead_seqs and not stored as events."""
     by_panel = {}
     for site, device, seq in keys:
@@ -528,7 +642,7 @@ def dead_only_seqs(db, keys):
     return out
 
 
-def infer_unreadable_gap(db, site, device, acked, grace_ms):
+def infer_unreadable_gap(db: Database, site: str, device: str, acked: int, grace_ms: int) -> list[int]:
     """The seqs an unreadable event message of this panel stands in for, recorded in dead_seqs;
     [] when the evidence is not there (then nothing is written).
 
@@ -567,9 +681,13 @@ def infer_unreadable_gap(db, site, device, acked, grace_ms):
     return seqs
 
 
-def dead_letters(db, limit=50, since_ms=None):
-    """Last seen first."""
-    sql = "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq FROM dead_letters"
+def dead_letters(db: Database, limit: int | None = 50, since_ms: int | None = None) -> list[Row]:
+    """Last seen first. `payload` holds at most DEAD_LETTER_KEEP bytes: `size` (bytes of the
+    whole payload) and `payload_sha256` (of the whole; NULL before migration 005) tell the rest."""
+    sql = (
+        "SELECT id, topic, payload, reason, received_ms, last_seen_ms, seen, site, device, seq, size,"
+        " payload_sha256 FROM dead_letters"
+    )
     params = ()
     if since_ms is not None:
         sql += " WHERE last_seen_ms >= ?"
@@ -583,17 +701,114 @@ def dead_letters(db, limit=50, since_ms=None):
     return rows
 
 
-def dead_letter_count(db, distinct=False):
+def dead_letter_count(db: Database, distinct: bool = False) -> int:
     """Messages refused (each arrival of the same one counted); distinct=True: stored letters."""
     if distinct:
         return db.scalar("SELECT COUNT(*) AS n FROM dead_letters") or 0
     return int(db.scalar("SELECT SUM(seen) AS n FROM dead_letters") or 0)  # PostgreSQL: a Decimal
 
 
+def expire_dead_letters(db: Database, before_ms: int, limit: int = 1000) -> int:
+    """Delete at most `limit` dead letters and refusal counts last seen before `before_ms` (the
+    retention setting); returns how many rows went. Bounded, so a caller running it on the
+    ingest database holds the write lock only briefly; call again while it returns `limit`.
+    dead_seqs stay: they are the ack's memory, and a lost event stays lost in status."""
+    n = db.execute(
+        "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE last_seen_ms < ?"
+        " ORDER BY last_seen_ms LIMIT %d)" % int(limit),
+        (before_ms,),
+    )
+    n += db.execute(
+        "DELETE FROM refusals WHERE (site, device, window_ms, reason) IN (SELECT site, device, window_ms, reason"
+        " FROM refusals WHERE last_ms < ? ORDER BY last_ms LIMIT %d)" % int(limit),
+        (before_ms,),
+    )
+    return max(n, 0)
+
+
+# ---- refusals (gateway.limits) ---------------------------------------------------------------
+
+
+def add_refusals(db: Database, rows: Iterable[tuple[str, str, int, str, int, int, int, int]]) -> None:
+    """Add [(site, device, window_ms, reason, messages, bytes, first_ms, last_ms)] to the counts
+    of refused messages (gateway/limits.py): one row per panel, window and reason."""
+    db.executemany(
+        "INSERT INTO refusals (site, device, window_ms, reason, messages, bytes, first_ms, last_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, window_ms, reason) DO UPDATE SET"
+        " messages = refusals.messages + excluded.messages, bytes = refusals.bytes + excluded.bytes,"
+        " first_ms = CASE WHEN excluded.first_ms < refusals.first_ms THEN excluded.first_ms"
+        " ELSE refusals.first_ms END, last_ms = CASE WHEN excluded.last_ms > refusals.last_ms"
+        " THEN excluded.last_ms ELSE refusals.last_ms END",
+        rows,
+    )
+
+
+def refusals(db: Database, since_ms: int | None = None) -> list[Row]:
+    """What the per-panel limits refused (not stored, not acked; the panel resends what was its
+    own), summed per panel and reason, most messages first: [{"site", "device", "reason",
+    "messages", "bytes", "first_ms", "last_ms"}]. site = device = "" for messages of no
+    configured panel. since_ms: only windows with a refusal at or after it (e.g. the last hour)."""
+    sql = (
+        "SELECT site, device, reason, SUM(messages) AS messages, SUM(bytes) AS bytes, MIN(first_ms) AS first_ms,"
+        " MAX(last_ms) AS last_ms FROM refusals"
+    )
+    params: tuple = ()
+    if since_ms is not None:
+        sql += " WHERE last_ms >= ?"
+        params = (since_ms,)
+    rows = db.query(sql + " GROUP BY site, device, reason ORDER BY 4 DESC, site, device, reason", params)
+    for r in rows:  # PostgreSQL sums BIGINT to NUMERIC
+        r["messages"], r["bytes"] = int(r["messages"]), int(r["bytes"])
+    return rows
+
+
+# ---- the canary: is it the message or the database? -------------------------------------------
+
+CANARY = "~canary"  # no valid site, device or topic (protocol.topics.check_id): never a panel's
+
+
+class _CanaryDone(Exception):
+    pass
+
+
+def canary(db: Database, now_ms: int) -> None:
+    """Write a known-good row into every table the ingest writes, then roll back; raises what
+    the database raises. The ingest asks it after a failed batch: an error that recurs for the
+    canary (privilege revoked, table dropped, read-only transaction, connection gone, disk
+    full) is the database's, never one message's, so nothing may be dead-lettered and acked."""
+    c = CANARY
+    payload = '{"v":1,"seq":1,"boot":1,"up":0,"t":%d,"ev":"yes"}' % now_ms
+    event: Row = dict(zip(EVENT_COLUMNS, (c, c, 1, 1, 0, now_ms, "yes", None, now_ms, payload), strict=True))
+    try:
+        with db.transaction():
+            insert_events(db, [event])
+            touch_last_seen_many(db, [(c, c, now_ms)])
+            upsert_state(db, c, c, {"online": True, "boot": 1, "up": 0, "seq": 1, "pending": 0}, now_ms, "{}")
+            record_boot_clock(db, c, c, 1, now_ms, 0, "canary", now_ms)
+            (key,) = insert_dead_letters(db, [Letter(c, payload.encode(), "canary", now_ms, c, c, 1)])
+            insert_dead_seqs(db, [(c, c, 1, key, 0, now_ms)])
+            record_acks(db, [(c, c, 1, now_ms)])
+            insert_counts(db, c, c, now_ms, now_ms + 1, 1, 1, "canary", now_ms)
+            add_refusals(db, [(c, c, 0, "canary", 1, 1, now_ms, now_ms)])
+            raise _CanaryDone  # roll back: nothing of the canary is ever committed
+    except _CanaryDone:
+        pass
+
+
 # ---- counts ----------------------------------------------------------------------------------
 
 
-def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, source, received_ms):
+def insert_counts(
+    db: Database,
+    site: str,
+    device: str,
+    from_ms: int,
+    to_ms: int,
+    transactions: int | None,
+    visitors: int | None,
+    source: str,
+    received_ms: int,
+) -> None:
     """Store one interval's counts; idempotent on (site, device, from_ms, to_ms).
 
     A repeated interval UPDATES the stored row (a corrected CSV re-imported wins), field by
@@ -610,7 +825,7 @@ def insert_counts(db, site, device, from_ms, to_ms, transactions, visitors, sour
     )
 
 
-def counts(db, site=None, from_ms=None, to_ms=None):
+def counts(db: Database, site: str | None = None, from_ms: int | None = None, to_ms: int | None = None) -> list[Row]:
     """Counts rows (optionally one site, intervals overlapping [from_ms, to_ms))."""
     sql, params = "SELECT * FROM counts WHERE 1 = 1", []
     if site is not None:

@@ -186,9 +186,11 @@ class Gateway:
             # the clock-driven derive tick would advance windows by the wall clock, which is
             # not the simulated one: the runner rebuilds at the end instead. Simulated time runs
             # ~10^4 x real time, so a 100 ms ack coalescing (or Nagle's 40 ms with the embedded
-            # broker) would cost the runner a real wait at nearly every event.
+            # broker) would cost the runner a real wait at nearly every event; for the same
+            # reason the per-panel rate limit (a rate in real time) is lifted.
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
+                "panel_rate = 1000000.0\n"
             )
             if password_file:
                 f.write("broker_password_file = %s\n" % json.dumps(password_file))

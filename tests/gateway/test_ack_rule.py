@@ -1,9 +1,21 @@
 """The cumulative ack with dead letters (dead_seqs, infer_unreadable_gap) against real databases:
-a bad event never stalls its panel, a plain gap always holds the ack, an unreadable message never
+a bad event never stalls its panel (up to the seq the panel reports journaled: junk above it
+never moves the ack, and a genuine event for that seq is stored and wins), a plain gap always holds the ack, an unreadable message never
 stands in for more than the panel's send window, a panel resending what was handled gets its ack
 again (a wiped panel renumbers), and the incremental ack equals the rule computed from scratch."""
 
-from gw_ingest_support import GARBAGE, GRACE, ROOT, T0, acks_of, bad_event, ev_topic, event_body
+from gw_ingest_support import (
+    GARBAGE,
+    GRACE,
+    ROOT,
+    T0,
+    acks_of,
+    bad_event,
+    ev_topic,
+    event_body,
+    st_topic,
+    state_body,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +27,7 @@ from protocol import panel
 
 def test_malformed_event_with_readable_seq_is_acked_past(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(5), T0)  # the panel journaled 1..5
     for seq in (1, 2):
         ing.handle(ev_topic("p1"), event_body(seq), T0 + seq)
     ing.handle(ev_topic("p1"), bad_event(3), T0 + 3)
@@ -40,6 +53,7 @@ def test_malformed_event_with_readable_seq_is_acked_past(any_db):
 
 def test_unreadable_event_gap_is_passed_once_overdue_and_resent(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(5), T0)
 
     def cycle(at, with_garbage=True):
         if with_garbage:
@@ -93,6 +107,7 @@ def test_incremental_ack_with_dead_letters_equals_the_rule(data, n):
     cuts = set(data.draw(st.sets(st.integers(1, len(order)), max_size=6), label="cuts"))
     d = schema.open_database("sqlite:///:memory:")
     ing = ingest.Ingestor(d, ROOT)
+    ing.handle(st_topic("p1"), state_body(n), T0)  # the panel journaled all n
     last = 0
     for i, seq in enumerate(order, 1):
         ing.handle(ev_topic("p1"), bad_event(seq) if seq in bad else event_body(seq), T0 + i)
@@ -127,6 +142,7 @@ def test_unreadable_message_does_not_pass_a_gap_wider_than_the_send_window(any_d
 
 def test_unreadable_gap_within_the_send_window_is_still_passed(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(51), T0)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     for at in (T0 + 10, T0 + GRACE + 1000):
         ing.handle(ev_topic("p1"), GARBAGE, at)
@@ -137,6 +153,7 @@ def test_unreadable_gap_within_the_send_window_is_still_passed(any_db):
 
 def test_resent_dead_lettered_event_gets_the_ack_again(any_db):
     ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(2), T0)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     ing.handle(ev_topic("p1"), bad_event(2), T0 + 1)
     assert acks_of(ing.flush()) == {"p1": 2}
@@ -182,6 +199,7 @@ def test_wiped_panel_does_not_fill_a_dead_lettered_seq(any_db):
     press, sent as seq 3 before it renumbers, is not that event (the panel deleted it once
     acked): stored there and again under its new seq it would count twice in the KPIs."""
     ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(5), T0)
     for seq in (1, 2, 4, 5):
         ing.handle(ev_topic("p1"), event_body(seq), T0 + seq)
     ing.handle(ev_topic("p1"), bad_event(3), T0 + 3)
@@ -201,3 +219,43 @@ def test_wiped_panel_does_not_fill_a_dead_lettered_seq(any_db):
     assert [r["seq"] for r in rows] == [1, 2, 4, 5, 6, 7, 8]
     # the previous life's seq 3 stays lost
     assert store.lost_summary(store.gaps(any_db, "s1", "p1", T0 + 70000)) == (1, "3")
+
+
+def test_junk_above_the_journaled_seq_never_moves_the_ack(any_db):
+    """Malformed messages with readable seqs 3..27 on a panel's event topic (a faulty client,
+    or someone on the shop's Wi-Fi) while the panel has journaled only 1..2: the ack must not
+    pass them, or the panel drops the 25 presses it journals under those seqs next. When it
+    sends them, the genuine events are stored and win; the dead letters stay as evidence."""
+    ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(2), T0)
+    for seq in (1, 2):
+        ing.handle(ev_topic("p1"), event_body(seq), T0 + seq)
+    for seq in range(3, 28):
+        ing.handle(ev_topic("p1"), bad_event(seq), T0 + 10 + seq)
+    assert acks_of(ing.flush()) == {"p1": 2}
+    assert store.contiguous_acked_seq(any_db, "s1", "p1", previous=0) == 2
+    for seq in range(3, 28):  # the panel's presses under those seqs
+        ing.handle(ev_topic("p1"), event_body(seq), T0 + 100 + seq)
+    assert acks_of(ing.flush()) == {"p1": 27}
+    assert [r["seq"] for r in any_db.query("SELECT seq FROM raw_events ORDER BY seq")] == list(range(1, 28))
+    assert store.dead_letter_count(any_db, distinct=True) == 25
+    assert store.lost_summary(store.gaps(any_db, "s1", "p1", T0 + 200)) == (0, "")
+    # a state that reports them journaled changes nothing: the events are stored
+    ing.handle(st_topic("p1"), state_body(27), T0 + 300)
+    ing.flush()
+    assert store.last_ack(any_db, "s1", "p1") == 27
+
+
+def test_a_dead_letter_passes_the_ack_once_the_panel_reports_its_seq_journaled(any_db):
+    """A firmware bug publishes a bad event under seq 3: the ack waits until the panel's next
+    state says it journaled 3 (so the seq is the panel's own), then passes it."""
+    ing = ingest.Ingestor(any_db, ROOT)
+    ing.handle(st_topic("p1"), state_body(2), T0)
+    for seq in (1, 2):
+        ing.handle(ev_topic("p1"), event_body(seq), T0 + seq)
+    ing.handle(ev_topic("p1"), bad_event(3), T0 + 3)
+    ing.handle(ev_topic("p1"), event_body(4), T0 + 4)
+    assert acks_of(ing.flush()) == {"p1": 2}
+    ing.handle(st_topic("p1"), state_body(4), T0 + 60000)  # the heartbeat
+    assert acks_of(ing.flush()) == {"p1": 4}
+    assert store.contiguous_acked_seq(any_db, "s1", "p1", previous=0) == 4

@@ -10,33 +10,36 @@ from gateway import ingest, schema, store
 from protocol import messages
 
 
-def _fail_inserts_of(db, device, times):
-    """A real trigger that makes the next `times` inserts of `device`'s events fail with an error
-    the ingest treats as transient (a lock timeout), then lets them through."""
+def _refuse_and_stall(db):
+    """Real triggers: the database refuses p2's events for their content (a constraint on the
+    row: an integrity error, as for a NUL character), and fails p3's with an error about its
+    own state (a lock timeout) while the table `stall` has a row."""
+    db.execute("CREATE TABLE stall (x INTEGER)")
+    db.execute("INSERT INTO stall VALUES (1)")
     if db.dialect == "sqlite":
-        left = [times]
 
         def fail():
-            if left[0] > 0:
-                left[0] -= 1
-                raise RuntimeError("simulated lock timeout")
-            return 0
+            raise RuntimeError("simulated lock timeout")
 
-        db.conn.create_function("fail_some", 0, fail)
+        db.conn.create_function("fail_now", 0, fail)
         db.execute(
-            "CREATE TEMP TRIGGER fail_dev BEFORE INSERT ON raw_events WHEN NEW.device = '%s'"
-            " BEGIN SELECT fail_some(); END" % device
+            "CREATE TEMP TRIGGER refuse_p2 BEFORE INSERT ON raw_events WHEN NEW.device = 'p2'"
+            " BEGIN SELECT RAISE(ABORT, 'refused for its content'); END"
+        )
+        db.execute(
+            "CREATE TEMP TRIGGER stall_p3 BEFORE INSERT ON raw_events"
+            " WHEN NEW.device = 'p3' AND EXISTS (SELECT 1 FROM stall) BEGIN SELECT fail_now(); END"
         )
     else:
-        db.execute("CREATE SEQUENCE fail_seq")
         db.execute(
-            "CREATE FUNCTION fail_some() RETURNS trigger AS $$ BEGIN"
-            " IF nextval('fail_seq') <= %d THEN RAISE EXCEPTION 'simulated lock timeout'"
-            " USING ERRCODE = '55P03'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql" % times
+            "CREATE FUNCTION refuse_or_stall() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.device = 'p2' THEN RAISE EXCEPTION 'refused for its content' USING ERRCODE = '23514'; END IF;"
+            " IF NEW.device = 'p3' AND EXISTS (SELECT 1 FROM stall) THEN"
+            " RAISE EXCEPTION 'simulated lock timeout' USING ERRCODE = '55P03'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql"
         )
         db.execute(
-            "CREATE TRIGGER fail_dev BEFORE INSERT ON raw_events FOR EACH ROW"
-            " WHEN (NEW.device = '%s') EXECUTE FUNCTION fail_some()" % device
+            "CREATE TRIGGER refuse_or_stall BEFORE INSERT ON raw_events FOR EACH ROW EXECUTE FUNCTION refuse_or_stall()"
         )
 
 
@@ -57,6 +60,9 @@ def test_resent_duplicates_move_last_seen(any_db):
 
 
 def test_panels_committed_before_a_failed_retry_are_derived(any_db):
+    """The batch fails for p2's content: retried one by one, p1 is committed, p2 becomes a dead
+    letter, then p3 fails for the database's state (a lock timeout): flush raises, p3 waits.
+    p1's ack and derivation are not lost: they come with the next successful flush."""
     derived = []
     hook = ingest.derive_hook(any_db)
 
@@ -65,17 +71,20 @@ def test_panels_committed_before_a_failed_retry_are_derived(any_db):
         hook(devices, now_ms)
 
     ing = ingest.Ingestor(any_db, ROOT, on_commit=on_commit)
-    _fail_inserts_of(any_db, "p2", 2)  # the batch, then p2 alone in the one-by-one retry
-    ing.handle(ev_topic("p1"), event_body(1), T0)
-    ing.handle(ev_topic("p2"), event_body(1), T0 + 1)
+    _refuse_and_stall(any_db)
+    for n, device in enumerate(("p1", "p2", "p3")):
+        ing.handle(ev_topic(device), event_body(1), T0 + n)
     with pytest.raises(Exception):  # noqa: B017 - the trigger's error differs per database
         ing.flush()
-    assert store.max_seq(any_db, "s1", "p1") == 1  # p1 is committed, p2 still buffered
-    acks = acks_of(ing.flush())  # the database is back
-    assert acks == {"p1": 1, "p2": 1}
-    assert set().union(*derived) == {("s1", "p1"), ("s1", "p2")}
+    assert store.max_seq(any_db, "s1", "p1") == 1  # p1 is committed, p3 still buffered
+    (dl,) = store.dead_letters(any_db)
+    assert dl["device"] == "p2" and "database refused" in dl["reason"]
+    any_db.execute("DELETE FROM stall")  # the lock is gone
+    acks = acks_of(ing.flush())
+    assert acks == {"p1": 1, "p3": 1}  # p2: a dead letter, not journaled per any state
+    assert set().union(*derived) == {("s1", "p1"), ("s1", "p3")}
     fed = {(r["device"], r["fed_seq"]) for r in any_db.query("SELECT device, fed_seq FROM derive_state")}
-    assert fed == {("p1", 1), ("p2", 1)}
+    assert fed == {("p1", 1), ("p3", 1)}
 
 
 def test_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):

@@ -19,6 +19,8 @@ from gw_ingest_support import (
     bad_event,
     ev_topic,
     event_body,
+    st_topic,
+    state_body,
     stored_events,
 )
 
@@ -364,6 +366,7 @@ def test_live_malformed_event_does_not_stall_and_resends_are_counted(broker, mqt
     fleet = Fleet(broker, mqtt_root, "s1", 1)
     topic = ev_topic("p0", root=mqtt_root)
     try:
+        fleet.publish(st_topic("p0", root=mqtt_root), state_body(5))  # it journaled 1..5
         fleet.send("p0", [1, 2])
         fleet.publish(topic, bad_event(3))
         fleet.send("p0", [4, 5])

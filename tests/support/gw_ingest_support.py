@@ -36,6 +36,32 @@ def bad_event(seq):
     return b'{"v":1,"seq":%d,"boot":1,"up":%d,"t":null,"ev":"maybe"}' % (seq, seq * 1000)
 
 
+def state_body(seq, pending=None, dropped=0, t=None, up=5000, boot=1, **kw):
+    """A panel's state: it has journaled up to `seq` and holds `pending` events (default: all
+    of them, so its journal floor is 1)."""
+    s = dict(
+        online=True,
+        boot=boot,
+        up=up,
+        t=t,
+        fw="1.0",
+        seq=seq,
+        pending=seq if pending is None else pending,
+        dropped=dropped,
+        heap=50000,
+        rssi=-60,
+        faults=[],
+        cfg=None,
+        cfg_err=None,
+    )
+    s.update(kw)
+    return messages.encode_state(s)
+
+
+def st_topic(device, site="s1", root=ROOT):
+    return "%s/%s/%s/state" % (root, site, device)
+
+
 def event_body(seq, device_no=0, boot=1):
     """Deterministic event content: every 7th has no wall clock (t null)."""
     evs = ("seller_short", "yes", "seller_short", "no", "unsure", "seller_long", "yes")
