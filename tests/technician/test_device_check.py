@@ -21,6 +21,7 @@ import install_fakes  # noqa: F401  (the fake machine/network, as in the firmwar
 D = sys.argv[1]
 CHECK_ARGS = {"root": D + "/", "config": D + "/config.json", "connect_s": int(sys.argv[3]), "budget_s": 60}
 CHECK_ARGS["stage"] = sys.argv[4]
+CHECK_ARGS["drop"] = sys.argv[5:] != ["--no-drop"]
 exec(open(sys.argv[2]).read())
 """
 
@@ -99,6 +100,43 @@ def test_the_check_program_measures_a_whole_panel_on_the_vm(tmp_path, broker, mq
     assert not (data / "remote.new").exists()
     assert not (data / "rating-check").exists()
     assert r.get("counters")["link"]["connects"] == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_a_check_cut_off_after_its_config_message_puts_the_files_back_at_its_next_run(tmp_path):
+    data = tmp_path / "flash"
+    data.mkdir()
+    cfg = {"site": "office-1", "device": "panel-1", "wifi": {"ssid": "shop"}, "mqtt": {"host": "127.0.0.1", "port": 9}}
+    (data / "config.json").write_text(json.dumps(cfg))
+    remote = json.dumps({"v": 1, "ver": 7, "heartbeat_s": 90})
+    (data / "remote.json").write_text(remote)  # the gateway's config, version 7
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+
+    def run(stage):
+        proc = run_micropython(
+            str(driver), heapsize="200k", timeout=60, args=(str(data), check.PROGRAM, 1, stage, "--no-drop")
+        )
+        r = report_of(proc.stdout)
+        assert "failed" not in r.found and r.runs == 1, proc.stdout + proc.stderr
+        return r
+
+    assert run("measure").next == "measure"  # the first boot checks the new /config.json
+    kept = (data / "config.json.ok").read_bytes()
+    assert run("measure").next == "check_config"
+    assert run("check_config").next == "new_config"  # the message is in force now ...
+    assert json.loads((data / "remote.json").read_text())["ver"] == 8
+    # ... and the cable is pulled: the next check puts the panel's files back before it boots
+    r = run("measure")
+    assert r.get("put_back") == {"ver": 8} and r.next == "check_config"
+    assert r.get("boot")["state"]["cfg"] == 7 and "boot_checked" not in r.found  # the kept config held
+    assert run("check_config").next == "new_config"
+    r = run("new_config")
+    assert r.ended and r.get("config_applied") == {"ver": 8, "applied": True, "error": None, "put_back": True}
+    assert (data / "remote.json").read_text() == remote and (data / "config.json.ok").read_bytes() == kept
+    # nothing of the check is left (no remote.new, no rating-check); j.*: the panel's own journal
+    assert {n for n in os.listdir(data) if not n.startswith("j.")} == {"config.json", "config.json.ok", "remote.json"}
 
 
 @pytest.fixture(scope="module")
