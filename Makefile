@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 services:
 	@bash .ci/services.sh
 
-# Deployable firmware bundle (.mpy files + umqtt.simple from PyPI + example config) in build/firmware/.
+# Deployable firmware bundle (.mpy files + launcher + example config) in build/firmware/.
 firmware: $(STAMP)
 	$(PY) -m technician.bundle build/firmware
 

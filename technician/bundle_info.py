@@ -11,6 +11,10 @@ from technician.errors import DeviceError
 DEVICE_MANIFEST = "rating-manifest.json"  # the bundle's manifest as last deployed, on the panel
 NOT_COPIED = ("config.example.json", "manifest.json")
 OWNED_PREFIXES = ("lib/firmware/", "lib/protocol/")  # stale files here are ours to remove
+# Files older bundles put on the panel outside those folders: fw 0.1.0 installed umqtt.simple,
+# which the firmware no longer imports (it has its own MQTT client). Removed when the panel's
+# last manifest lists it, i.e. when a deploy of ours put it there.
+RETIRED = ("lib/umqtt/simple.mpy",)
 MPY_MAJOR = 6  # .mpy format of mpy-cross 1.22+ (MicroPython >= 1.22)
 
 
@@ -50,7 +54,14 @@ def stale(old_manifest, manifest):
     if not old_manifest:
         return []
     old = old_manifest.get("files") or {}
-    return sorted(p for p in old if p.startswith(OWNED_PREFIXES) and p not in manifest["files"])
+    return sorted(p for p in old if (p.startswith(OWNED_PREFIXES) or p in RETIRED) and p not in manifest["files"])
+
+
+def emptied(stale_paths, manifest):
+    """Folders of removed files that no file of the bundle needs (lib/umqtt), deepest first:
+    removed when empty."""
+    keep = parents(deployable(manifest))
+    return sorted((d for d in parents(stale_paths) if d not in keep), key=lambda d: -d.count("/"))
 
 
 def parents(paths):

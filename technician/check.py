@@ -2,8 +2,11 @@
 
 The program that measures runs on the panel (technician/onpanel/check.py, sent by mpremote
 after a soft reset, so the heap starts fresh) and prints `CHECK <key> <json>` lines;
-`CheckReport` reads them (pure) and `format_report` prints them for a person. The panel is reset
-at the end, so its app runs again.
+`CheckReport` reads them (pure) and `format_report` prints them for a person. A run that ends
+where the firmware restarts (a boot that checked a changed /config.json, a config message, the
+boot that checks it: firmware/README.md, "Configuration") names the stage that follows, and the
+program is run again after another soft reset, as the panel itself would start again. The panel
+is reset at the end, so its app runs again.
 """
 
 import json
@@ -16,12 +19,19 @@ from technician.errors import DeviceError, StepFailed
 
 PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onpanel", "check.py")
 BUDGET_KB = 40  # the firmware's heap budget after start-up (firmware/README.md, "Heap")
+# (key, row label, what "held by the firmware" is said of, checked against the budget?)
 HEAP_ROWS = (
-    ("heap_bare", "bare interpreter"),
-    ("heap_boot", "after boot"),
-    ("heap_connected", "after connect"),
-    ("heap_config", "after a config message"),
+    ("heap_bare", "bare interpreter", None, False),
+    ("heap_boot", "after boot", "after boot", True),
+    ("heap_connected", "after connect", "when connected", True),
+    ("heap_config", "after a config message", "after a config message", True),
+    ("heap_config_check", "boot checking it", "as the boot that checks it restarts", False),
+    ("heap_new_config", "with the new config", "after boot with the new config", True),
 )
+# The stages of the on-panel program, in order; a run names the next one (a fresh VM each)
+STAGES = ("measure", "check_config", "new_config")
+MAX_RUNS = 5  # the stages, plus the boot after a changed /config.json once, plus one spare
+UMQTT = ("umqtt.simple", "umqtt.robust")
 
 
 class CheckReport:
@@ -31,13 +41,16 @@ class CheckReport:
         self.found = {}
         self.modules_help = []
         self._in_help = False
-        self.ended = False
+        self.ended = False  # the last run ended (no stage follows)
+        self.next = None  # the stage the last run asked for (the firmware restarted)
+        self.runs = 0
 
     def feed(self, line):
         """One console line; True when it was part of the check's output."""
         line = line.rstrip("\r\n")
         if line == "CHECK-HELP-MODULES-BEGIN":
             self._in_help = True
+            self.modules_help = []  # a run after a restart lists them again
             return True
         if line == "CHECK-HELP-MODULES-END":
             self._in_help = False
@@ -50,11 +63,15 @@ class CheckReport:
             return False
         key, _, text = line[len("CHECK ") :].partition(" ")
         try:
-            self.found[key] = json.loads(text) if text else {}
+            value = json.loads(text) if text else {}
         except ValueError:
             return False
         if key == "end":
-            self.ended = True
+            self.runs += 1
+            self.next = value.get("next")
+            self.ended = self.next is None
+        else:
+            self.found[key] = value
         return True
 
     def get(self, key):
@@ -71,9 +88,24 @@ class CheckReport:
         names = {name.replace("/", ".").removesuffix(".__init__") for name in self.modules_help if "/" in name}
         return sorted(names)
 
+    def modules(self):
+        """Where each module the program looked at loads from. umqtt is not imported on the
+        panel (the firmware has its own MQTT client): frozen when help('modules') lists it,
+        else the file an older deploy left, else missing."""
+        out = {}
+        frozen = self.frozen_packages()
+        for name, m in (self.found.get("modules") or {}).items():
+            if name in UMQTT:
+                m = dict(m)
+                m["used"] = False
+                m["where"] = "frozen" if name in frozen else m.get("file") or "missing"
+            out[name] = m
+        return out
+
     def as_json(self):
         out = dict(self.found)
-        out.pop("end", None)
+        if "modules" in out:
+            out["modules"] = self.modules()
         out["help_modules"] = self.modules_help
         return out
 
@@ -110,26 +142,38 @@ def _system_lines(r):
 
 def _heap_lines(r):
     out = ["Heap (gc: MicroPython's heap; IDF: the ESP-IDF heap Wi-Fi, lwIP and TLS share):"]
-    for key, label in HEAP_ROWS:
+    for key, label, _said, _budget in HEAP_ROWS:
         h = r.get(key)
         if h:
             out.append(_heap_line(label, h))
-        else:
+        elif key not in ("heap_config_check", "heap_new_config") or r.get("heap_config"):
             out.append("  %-24s not measured" % label)
-    bare, boot = r.get("heap_bare"), r.get("heap_boot")
-    if bare and boot:
-        held = boot["gc_alloc"] - bare["gc_alloc"]
-        verdict = "within" if held <= BUDGET_KB * 1024 else "OVER"
-        out.append("  held by the firmware after boot: %s (%s the %d KB budget)" % (_kb(held), verdict, BUDGET_KB))
-        cfg = r.get("heap_config")
-        if cfg:
-            out.append("  held after a config message:     %s" % _kb(cfg["gc_alloc"] - bare["gc_alloc"]))
+    bare = r.get("heap_bare")
+    for key, _label, said, budget in HEAP_ROWS[1:]:
+        h = r.get(key)
+        if not h or not (bare or "bare_alloc" in h):
+            continue
+        # rows measured after a restart carry their own run's bare interpreter
+        held = h["gc_alloc"] - h.get("bare_alloc", bare and bare["gc_alloc"])
+        if budget:
+            verdict = "within" if held <= BUDGET_KB * 1024 else "OVER"
+            note = " (%s the %d KB budget)" % (verdict, BUDGET_KB)
+        else:
+            note = " (the restart frees it)"
+        out.append("  held by the firmware %s: %s%s" % (said, _kb(held), note))
     return out
 
 
 def _network_lines(r):
     out = []
     boot = r.get("boot") or {}
+    if r.get("put_back"):
+        out.append("Earlier check: it was cut off after its config message; the panel's settings were put back first")
+    if r.get("boot_checked"):
+        out.append(
+            "Boot: the first one checked a changed /config.json in %d ms and restarted (as the firmware does); "
+            "measured from the next boot" % r.get("boot_checked")["ms"]
+        )
     if "error" in boot:
         out.append("Boot: FAILED: %s" % boot["error"])
     elif boot:
@@ -164,28 +208,45 @@ def _other_lines(r):
             "Journal append: median %.1f ms, fastest %.1f ms, slowest %.1f ms (%d appends)"
             % (j["median_us"] / 1000.0, j["min_us"] / 1000.0, j["max_us"] / 1000.0, j["n"])
         )
-    cfg = r.get("config")
-    if cfg:
-        if cfg.get("restart"):
-            what = "the firmware restarts to apply it (heap measured at the restart)"
-        elif cfg.get("applied"):
-            what = "applied as version %s, then /remote.json put back" % cfg["ver"]
-        else:
-            what = "refused: %s" % cfg.get("error")
-        out.append("Config message: %s" % what)
-    mods = r.get("modules") or {}
+    out += _config_lines(r)
+    mods = r.modules()
     for name in sorted(mods):
         m = mods[name]
-        where = m.get("where")
-        text = {"frozen": "frozen into the image", "missing": "not present", "built-in": "built in"}.get(
-            where, "from %s" % where
-        )
-        if m.get("version"):
-            text += ", version %s" % m["version"]
+        where = str(m.get("where"))
+        said = {"frozen": "frozen into the image", "missing": "not present", "built-in": "built in"}
+        text = said.get(where) or "from %s" % where
         if m.get("error"):
             text += ", but it does not load here: %s" % m["error"]
+        if m.get("used") is False and where != "missing":
+            text += " (not used: the firmware has its own MQTT client)"
         out.append("Module %s: %s" % (name, text))
     return out
+
+
+def _config_lines(r):
+    """The config message as the firmware takes it: kept, restart, checked at boot, restart,
+    in force (firmware/README.md, "Configuration")."""
+    cfg = r.get("config")
+    if not cfg:
+        return []
+    if cfg.get("restart_ms") is None:
+        return [
+            "Config message: %s" % ("not kept" if not cfg.get("kept") else "kept, but no restart followed")
+            + " (%s); the panel's files were put back" % cfg.get("error")
+        ]
+    what = "kept, restart %.1f s later" % (cfg["restart_ms"] / 1000.0)
+    check = r.get("config_check") or {}
+    if "ms" in check:
+        what += "; its boot checked it in %.1f s" % (check["ms"] / 1000.0)
+        what += " and restarted" if check.get("restart") else " (no restart: the result could not be kept)"
+    applied = r.get("config_applied") or {}
+    if applied.get("applied"):
+        what += "; applied as version %s, then the panel's /remote.json put back" % applied["ver"]
+    elif applied:
+        what += "; NOT applied (%s), the panel's /remote.json put back" % applied.get("error")
+    else:
+        what += "; the check stopped before the boot with it"
+    return ["Config message: %s" % what]
 
 
 def format_report(r, port, out=print):
@@ -216,26 +277,50 @@ def format_report(r, port, out=print):
         out("The check stopped early on the panel: %s" % r.get("failed", {}).get("error"))
 
 
-def settings(connect_s=60, drop=True, appends=20):
-    return {"connect_s": int(connect_s), "drop": bool(drop), "appends": int(appends), "budget_s": watchdog.CHECK_S}
+def settings(connect_s=60, drop=True, appends=20, stage="measure"):
+    return {
+        "connect_s": int(connect_s),
+        "drop": bool(drop),
+        "appends": int(appends),
+        "budget_s": watchdog.CHECK_S,
+        "stage": stage,
+    }
+
+
+WHY = {
+    "measure": "Stop the app, soft-reset the panel (a fresh heap), re-arm the watchdog for %d s and run the "
+    "check there (boots the deployed firmware, waits up to {connect} s for the broker, then hands it a config "
+    "message, which it keeps and restarts for; run again once if its boot checks a changed /config.json "
+    "and restarts)" % watchdog.CHECK_S,
+    "check_config": "Soft-reset the panel as its restart does and run the boot that checks the config message "
+    "(it restarts once more)",
+    "new_config": "Soft-reset the panel again: the boot with the new config in force; then put the panel's "
+    "/remote.json and kept config back",
+}
+
+
+def stage_step(port, stage, connect_s=60, drop=True):
+    """One run of the on-panel program, after a soft reset (no `resume`): a fresh VM."""
+    args = "CHECK_ARGS = dict(%s)" % ", ".join(
+        "%s=%r" % kv for kv in sorted(settings(connect_s, drop, stage=stage).items())
+    )
+    return steps.Step(
+        WHY[stage].format(connect=connect_s),
+        steps.mpremote(
+            port,
+            *steps.chain(watchdog.arm_argv(watchdog.CHECK_S), ["exec", args], ["run", PROGRAM]),
+            resume=False,
+            arm=False,
+        ),
+    )
+
+
+def reset_step(port):
+    return steps.Step("Restart the panel so its app runs again", steps.mpremote(port, "reset", arm=False))
 
 
 def plan(port, connect_s=60, drop=True):
-    args = "CHECK_ARGS = dict(%s)" % ", ".join("%s=%r" % kv for kv in sorted(settings(connect_s, drop).items()))
-    return [
-        steps.Step(
-            "Stop the app, soft-reset the panel (a fresh heap), re-arm the watchdog for %d s and run the "
-            "check there (boots the deployed firmware, waits up to %d s for the broker)"
-            % (watchdog.CHECK_S, connect_s),
-            steps.mpremote(
-                port,
-                *steps.chain(watchdog.arm_argv(watchdog.CHECK_S), ["exec", args], ["run", PROGRAM]),
-                resume=False,
-                arm=False,
-            ),
-        ),
-        steps.Step("Restart the panel so its app runs again", steps.mpremote(port, "reset", arm=False)),
-    ]
+    return [stage_step(port, stage, connect_s, drop) for stage in STAGES] + [reset_step(port)]
 
 
 def _stream(step, report, out, timeout):
@@ -263,7 +348,7 @@ def _stream(step, report, out, timeout):
         proc.wait()
     finally:
         killer.cancel()
-    if proc.returncode != 0 and not report.ended:
+    if proc.returncode != 0 and not (report.ended or report.next):
         raise StepFailed(steps.explain_failure(step, "".join(seen[-20:])))
 
 
@@ -273,12 +358,20 @@ def run_check(port, connect_s=60, drop=True, out=print):
 
     check_board(port, budget_s=watchdog.CHECK_S)
     report = CheckReport()
-    measure, reset = plan(port, connect_s, drop)
+    stage = STAGES[0]
     try:
-        _stream(measure, report, out, timeout=watchdog.CHECK_S)
+        while stage is not None:
+            if report.runs >= MAX_RUNS:
+                raise DeviceError(
+                    "the panel restarted %d times during the check, more than the firmware does for a config "
+                    "(the last stage asked for: %s). Run `rating device logs` to see why." % (report.runs, stage)
+                )
+            report.next = None
+            _stream(stage_step(port, stage, connect_s, drop), report, out, timeout=watchdog.CHECK_S)
+            stage = report.next
     finally:
         try:
-            steps.run(reset, out=out)
+            steps.run(reset_step(port), out=out)
         except DeviceError:
             out(
                 "warning: could not restart the panel; press its RESET button (or it restarts by itself "

@@ -98,12 +98,14 @@ def register(sub):
 
     a = dsub.add_parser(
         "check",
-        help="measure on the panel: heap, journal append time, reconnect time, frozen modules, versions",
+        help="measure on the panel: heap, journal append time, reconnect time, config restarts, versions",
         description="Boots the deployed firmware on the panel (after a soft reset) and measures what "
         "cannot be measured without the board: free heap (gc and the ESP-IDF heap) after boot, after "
-        "connecting and after a config message, the time of a journal append, the time back online "
-        "after a Wi-Fi drop it provokes, the frozen modules and their versions, the MicroPython "
-        "version and chip. The panel is restarted at the end.",
+        "connecting, after a config message and after the restarts the firmware makes for it (the "
+        "panel's /remote.json and kept config are put back afterwards), the time of a journal append, "
+        "the time back online after a Wi-Fi drop it provokes, the frozen modules (a frozen umqtt is "
+        "listed for information: the firmware has its own MQTT client), the MicroPython version and "
+        "chip. The panel is restarted at the end.",
     )
     a.add_argument("--port", required=True)
     a.add_argument("--connect", type=int, default=60, metavar="SECONDS", help="how long to wait for the broker")

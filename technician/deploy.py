@@ -87,13 +87,14 @@ class Deploy:
         for rel in files:
             cmds.append(["fs", "cp", os.path.join(self.bundle_dir, rel), ":" + rel])
         if stale:  # absent ones are fine: a previous run may have removed them already
-            cmds.append(
-                [
-                    "exec",
-                    "import os\nfor p in %r:\n    try:\n        os.remove(p)\n"
-                    "    except OSError:\n        pass\n" % (["/" + r for r in stale],),
-                ]
-            )
+            code = "import os\nfor p in %r:\n    try:\n        os.remove(p)\n    except OSError:\n        pass\n"
+            code %= (["/" + r for r in stale],)
+            folders = bundle_info.emptied(stale, self.manifest)
+            if folders:  # a folder the bundle no longer uses (lib/umqtt); rmdir leaves one that is not empty
+                code += "for p in %r:\n    try:\n        os.rmdir(p)\n    except OSError:\n        pass\n" % (
+                    ["/" + d for d in folders],
+                )
+            cmds.append(["exec", code])
         if write_manifest:
             cmds.append(["fs", "cp", os.path.join(self.bundle_dir, "manifest.json"), ":" + bundle_info.DEVICE_MANIFEST])
         if not cmds:

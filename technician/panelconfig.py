@@ -88,14 +88,26 @@ def merge(existing, overrides):
 PLACEHOLDER = {"site": "site", "device": "panel", "wifi": {"ssid": "wifi"}, "mqtt": {"host": "broker.invalid"}}
 
 
+def _paired(cfg):
+    """The firmware takes an MQTT user only with its password and the reverse (firmware.config).
+    The half not given comes later (the prompt or a password file, read after this check) or
+    from the panel's file: a placeholder stands in for it here, and the real run checks the
+    merged file, whose error then names the option to give."""
+    m = cfg.get("mqtt")
+    if not isinstance(m, dict) or (m.get("user") is None) == (m.get("password") is None):
+        return cfg
+    pair = {"user": "user", "password": "password"}
+    return merge(cfg, {"mqtt": {k: v for k, v in pair.items() if m.get(k) is None}})
+
+
 def check_given(given, chip="esp32"):
     """Check every setting given (ids, broker, ...) with the firmware's rules, as a real deploy
     does, although the panel's own file is not known: what is missing is filled with valid
     placeholders, so an error is always about something the technician gave. Returns the text a
-    deploy to a blank panel would write."""
-    text, _full = validate(merge(PLACEHOLDER, given), chip)
+    deploy to a blank panel would write (a placeholder in place of a password not read yet)."""
+    text, _full = validate(_paired(merge(PLACEHOLDER, given)), chip)
     if all(k in given for k in PLACEHOLDER):
-        return validate(given, chip)[0]
+        return validate(_paired(given), chip)[0]
     return text
 
 

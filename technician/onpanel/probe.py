@@ -1,7 +1,7 @@
 # pyright: reportAttributeAccessIssue=false
 # Run on the panel by `rating device deploy` (mpremote run): what is on its flash. Prints one
 # line, "RATING-PROBE <json>": the sha256 of every file in the folders a deploy writes (/main.py,
-# /lib/firmware, /lib/protocol, /lib/umqtt), which of those folders exist, the manifest of the
+# /lib/firmware, /lib/protocol, and /lib/umqtt that older deploys wrote), which of those folders exist, the manifest of the
 # last deploy, /config.json, the root listing, whether Wi-Fi is up and the free flash. A file,
 # not a command line: no temporary file on the laptop, and `--dry-run` shows what runs.
 import json

@@ -48,6 +48,31 @@ def _standin_prelude():
 
         return call
 
+    # VfsPosix.rename builds both host paths in one buffer (extmod/vfs_posix.c,
+    # vfs_posix_get_path_str), so the second path overwrites the first and e.g.
+    # os.rename("/config.json.tmp", "/config.json.ok") fails with ENOENT: the firmware could
+    # never keep its checked config here. The board's littlefs renames fine: a copy does it here.
+    real_open, real_stat, real_remove, real_rename = builtins.open, os.stat, os.remove, os.rename
+
+    def rename(old, new):
+        if real_stat(old)[0] & 0x4000:  # a folder: not copied (the firmware renames files only)
+            return real_rename(old, new)
+        with real_open(old, "rb") as f:
+            data = f.read()
+        with real_open(new, "wb") as f:
+            f.write(data)
+        real_remove(old)
+
+    os.rename = rename
+    if not hasattr(os, "urandom"):  # the ESP32's os has it (its hardware RNG); the browser VM not
+
+        def urandom(n):
+            import random
+
+            return bytes(random.getrandbits(8) for _ in range(n))
+
+        os.urandom = urandom
+
     for name in ("stat", "listdir", "ilistdir", "mkdir", "rmdir", "remove", "unlink", "rename", "chdir", "statvfs"):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name)))

@@ -28,6 +28,14 @@ cfg = boot.start(lambda pins: None, DIR + "/config.json", log=lambda line: None,
 if MODE == "boot":
     print("CFG", json.dumps(cfg))
 else:
+    import gc  # noqa: E402
+
+    # as firmware.main.boot() does between the config check and the Panel's imports: collect from
+    # this shallow frame. A collection the imports below force deep in their own frames scans
+    # stale stack words that can still point at the unloaded config code and keep it; whether it
+    # does depends on where the heap happens to fill (with the fakes of the day this script ran
+    # out at 180-210k and passed at 150k and 220k).
+    gc.collect()
     from firmware.app import Panel  # noqa: E402
     from firmware.hal import Hal  # noqa: E402
 

@@ -144,14 +144,13 @@ def test_device_flash_explains_esptool_failures():
 
 
 # ---- deploy: pure planning -----------------------------------------------------------------
-MANIFEST = {
+MANIFEST = {  # a bundle as `make firmware` writes it: no umqtt (the firmware has its own MQTT client)
     "fw": "9.9",
     "files": {
         "main.py": "a",
         "config.example.json": "b",
         "lib/firmware/x.mpy": "c",
         "lib/protocol/y.mpy": "d",
-        "lib/umqtt/simple.mpy": "e",
     },
 }
 
@@ -164,7 +163,19 @@ def test_device_bundle_diff_copies_only_what_differs():
     ]
     old = {"files": {"lib/firmware/gone.mpy": "z", "lib/firmware/x.mpy": "c", "j0001": "q"}}
     assert bundle_info.stale(old, MANIFEST) == ["lib/firmware/gone.mpy"]  # never the journal
+    assert bundle_info.emptied(["lib/firmware/gone.mpy"], MANIFEST) == []  # its folder is still used
     assert bundle_info.parents(["lib/firmware/x.mpy", "main.py"]) == ["lib", "lib/firmware"]
+
+
+def test_deploy_removes_the_umqtt_an_older_deploy_installed():
+    # fw 0.1.0 bundles shipped lib/umqtt/simple.mpy; the panel's manifest says a deploy put it there
+    old = {"files": {"lib/umqtt/simple.mpy": "e", "lib/firmware/x.mpy": "c"}}
+    stale = bundle_info.stale(old, MANIFEST)
+    assert stale == ["lib/umqtt/simple.mpy"]
+    assert bundle_info.emptied(stale, MANIFEST) == ["lib/umqtt"]  # lib itself stays: the bundle uses it
+    # never a umqtt the panel had from elsewhere (no deploy of ours listed it), nor another file there
+    assert bundle_info.stale({"files": {"lib/umqtt/robust.mpy": "r"}}, MANIFEST) == []
+    assert bundle_info.stale(None, MANIFEST) == []
 
 
 def test_device_config_merge_keeps_what_was_not_overridden():
@@ -244,6 +255,26 @@ def small_bundle(tmp_path):
     (b / "main.py").write_text("x")
     (b / "manifest.json").write_text(json.dumps({"fw": "9.9", "files": {"main.py": "1"}}))
     return str(b)
+
+
+def test_deploy_checks_an_mqtt_user_before_its_password_is_read(capsys, tmp_path):
+    # the password is asked for (or read from its file) after the settings are checked, or stays
+    # the panel's: a user alone, or a password alone, passes the check of what was given
+    assert panelconfig.check_given(panelconfig.overrides_from(mqtt_user="panel-9"))
+    assert panelconfig.check_given(panelconfig.overrides_from(mqtt_password="pw"))
+    given = ["--site", "s1", "--device", "p1", "--wifi-ssid", "W", "--broker", "mqtt://10.0.0.1"]
+    rc, out, err = run_cli(
+        capsys, "deploy", "--port", "/dev/ttyUSB3", "--bundle", small_bundle(tmp_path), *given, "--mqtt-user", "u1",
+        "--dry-run",
+    )  # fmt: skip
+    assert rc == 0 and "Write /config.json" in out, err
+    # what the user gave is still checked with the firmware's rules
+    with pytest.raises(DeviceError, match="mqtt.user: .*--mqtt-user"):
+        panelconfig.check_given(panelconfig.overrides_from(mqtt_user=""))
+    # the real run checks the panel's file with the options laid on: no password anywhere is refused
+    panel_file = {"site": "s1", "device": "p1", "wifi": {"ssid": "W"}, "mqtt": {"host": "h"}}
+    with pytest.raises(DeviceError, match=r"mqtt\.password: missing: a user needs its password.*--mqtt-password"):
+        panelconfig.validate(panelconfig.merge(panel_file, panelconfig.overrides_from(mqtt_user="u1")))
 
 
 @pytest.mark.parametrize(

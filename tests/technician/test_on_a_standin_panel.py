@@ -189,6 +189,40 @@ def test_device_deploy_to_standin_is_idempotent_and_keeps_the_journal(capsys, pa
         net.close()
 
 
+@pytest.mark.e2e
+def test_deploy_over_an_older_firmware_removes_the_umqtt_it_installed(capsys, vm, tmp_path, fw_bundle):
+    # a panel deployed with fw 0.1.0, whose bundle installed umqtt.simple (the firmware has its own
+    # MQTT client now) next to a module of the user's that no deploy of ours listed
+    p = Standin(tmp_path / "panel")
+    umqtt = tmp_path / "panel" / "flash" / "lib" / "umqtt"
+    umqtt.mkdir(parents=True)
+    (umqtt / "simple.mpy").write_bytes(b"M\x06 umqtt.simple 1.3.4")
+    manifest = {"fw": "0.1.0", "umqtt": "1.3.4", "files": {"main.py": "0", "lib/umqtt/simple.mpy": "1"}}
+    (tmp_path / "panel" / "flash" / "rating-manifest.json").write_text(json.dumps(manifest))
+    p.app_watchdog(1500)
+    p.start()
+    try:
+        args = ["deploy", "--port", p.port, "--bundle", fw_bundle, "--wait", "0", "--site", "office-1"]
+        args += ["--device", "panel-5", "--wifi-ssid", "Shop", "--broker", "mqtt://127.0.0.1:9"]
+        rc, out, err = run_cli(capsys, *args)
+        assert rc == 0, out + err
+        assert "remove 1 old module(s)" in out and "umqtt" not in err
+        files = p.files()
+        assert "lib/firmware/mqtt.mpy" in files and not umqtt.exists(), sorted(files)
+
+        # a umqtt the panel got elsewhere (no deploy of ours listed it) stays
+        p.stop()
+        umqtt.mkdir()
+        (umqtt / "robust.mpy").write_bytes(b"M\x06 the user's")
+        p.start()
+        rc, out, err = run_cli(capsys, *args)
+        assert rc == 0 and "remove" not in out, out + err
+        assert (umqtt / "robust.mpy").read_bytes() == b"M\x06 the user's"
+    finally:
+        p.stop()
+    assert not p.events("watchdog")
+
+
 def test_device_deploy_falls_back_to_the_serial_console(capsys, panel, fw_bundle):
     panel.boot_console("panel: office-1/panel-2 fw 0.1.0 boot 1 seq 0 pending 0\nlink: mqtt up 127.0.0.1:9\n")
     rc, out, err = run_cli(
