@@ -132,6 +132,7 @@ KIND_WORDS = {
     "employee": N_("employee"),
     "panel": N_("panel"),
     "roster": N_("roster"),
+    "alerts": N_("alerts"),
 }
 
 
