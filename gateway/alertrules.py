@@ -162,6 +162,9 @@ def _panel_id(p):
     return "%s/%s" % (p["site"], p["device"])
 
 
+_CONNECTION = {"offline": "is offline", "stale": "has gone silent", "never": "was never heard from"}
+
+
 def _panel_offline(s, facts, marks, now_ms):
     for p in facts.panels:
         if not p.get("configured") or p["site"] not in facts.open_sites:
@@ -175,7 +178,7 @@ def _panel_offline(s, facts, marks, now_ms):
             "panel_offline",
             _panel_id(p),
             p["site"],
-            "panel %s is %s during opening hours" % (_panel_id(p), p["connection"]),
+            "panel %s %s during opening hours" % (_panel_id(p), _CONNECTION[p["connection"]]),
             connection=p["connection"],
             last_seen_ms=seen,
         )
@@ -199,13 +202,18 @@ def _clock_unsynced(s, facts, marks, now_ms):
         if p["connection"] != "online" or p.get("state_ms") is None:
             continue
         t = p.get("t_ms")
-        skew = None if t is None else t - p["state_ms"]
-        if t is None or abs(skew) > s["max_skew_s"] * 1000:
+        if t is None:
+            yield _fire(
+                "clock_unsynced", _panel_id(p), p["site"], "panel %s: clock not set" % _panel_id(p), skew_ms=None
+            )
+            continue
+        skew = t - p["state_ms"]
+        if abs(skew) > s["max_skew_s"] * 1000:
             yield _fire(
                 "clock_unsynced",
                 _panel_id(p),
                 p["site"],
-                "panel %s: clock %s" % (_panel_id(p), "not set" if t is None else "off by %d s" % (skew // 1000)),
+                "panel %s: clock off by %d s" % (_panel_id(p), skew // 1000),
                 skew_ms=skew,
             )
 
@@ -384,7 +392,7 @@ def _fm_rate(s, facts, marks, now_ms):
                 site,
                 site,
                 "office %s: force-majeure rate %.0f %% (lower bound %.0f %%) above %.0f %%"
-                % (site, 100 * fig.value, 100 * low, 100 * s["max"]),
+                % (site, 100 * (fig.value or 0.0), 100 * low, 100 * s["max"]),
                 value=fig.value,
                 low=low,
                 reports=n_fm,

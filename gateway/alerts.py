@@ -253,11 +253,16 @@ def resolve(db, alert_id, by, now_ms):
 
 
 def outbox_due(db, now_ms, limit=50):
-    """Undelivered outbox rows whose retry time has come, oldest first."""
-    return db.query(
-        "SELECT * FROM alert_outbox WHERE delivered_ms IS NULL AND next_ms <= ? ORDER BY id LIMIT %d" % int(limit),
-        (now_ms,),
+    """Undelivered outbox rows to try now, oldest first, in each channel's order: a channel's
+    rows wait behind its oldest undelivered one until that one's retry time has come (a
+    receiver that was down gets them in the order they were raised)."""
+    rows = db.query(
+        "SELECT * FROM alert_outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT %d" % int(limit),
     )
+    heads = {}
+    for r in rows:
+        heads.setdefault(r["channel"], r)
+    return [r for r in rows if heads[r["channel"]]["next_ms"] <= now_ms]
 
 
 def outbox_pending(db):

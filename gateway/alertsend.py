@@ -137,8 +137,9 @@ SENDERS = {"webhook": send_webhook, "email": send_email, "mqtt": send_mqtt}
 
 
 def deliver(db, config, now_ms, limit=50, senders=None):
-    """One pass over the outbox rows due: (delivered, failed). A channel that fails is not tried
-    again in this pass (a receiver that is down costs one timeout, not one per message)."""
+    """One pass over the outbox rows due: (delivered, failed messages). A channel that fails is
+    not tried again in this pass: its later rows wait behind the failed one, which alone backs
+    off (a receiver that is down costs one timeout a retry, not one per message)."""
     senders = senders or SENDERS
     rows = alerts.outbox_due(db, now_ms, limit)
     if not rows:
@@ -154,24 +155,24 @@ def deliver(db, config, now_ms, limit=50, senders=None):
     delivered = failed = 0
     for row in rows:
         channel = row["channel"]
-        error = down.get(channel)
-        if error is None:
-            settings = config.get(channel)
-            try:
-                if broken:
-                    raise SecretsError(broken)
-                if not settings:
-                    raise SecretsError("the site file has no [alerts.%s] table now" % channel)
-                senders[channel](settings, secrets, row["payload"], now_ms)
-            except Exception as exc:  # any failure: kept, retried later
-                error = down[channel] = "%s: %s" % (exc.__class__.__name__, _safe(exc))
+        if channel in down:
+            continue  # waits behind the channel's row that failed
+        settings = config.get(channel)
+        try:
+            if broken:
+                raise SecretsError(broken)
+            if not settings:
+                raise SecretsError("the site file has no [alerts.%s] table now" % channel)
+            senders[channel](settings, secrets, row["payload"], now_ms)
+        except Exception as exc:  # any failure: kept, retried later
+            down[channel] = "%s: %s" % (exc.__class__.__name__, _safe(exc))
         attempts = row["attempts"] + 1
         with db.transaction():
-            if error is None:
+            if channel not in down:
                 alerts.outbox_delivered(db, row["id"], now_ms)
                 delivered += 1
             else:
-                alerts.outbox_failed(db, row["id"], attempts, error, now_ms + backoff_ms(attempts))
+                alerts.outbox_failed(db, row["id"], attempts, down[channel], now_ms + backoff_ms(attempts))
                 failed += 1
     for channel, error in down.items():
         log.warning("alert channel %s failed (%s); retried with back-off", channel, error)
