@@ -5,11 +5,12 @@ cooldown, a service alert raised as polls are derived, and the site file's [aler
 import json
 
 import pytest
-from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, store_events
+from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, store_events
 
 from gateway import alerts, site, store
 from gateway.worker import Worker
 from protocol import messages
+from rating import cli
 
 HOUR = 60 * MIN
 ALERTS_TOML = """
@@ -167,3 +168,64 @@ def test_alerts_site_file_table_is_checked_and_stored():
     with pytest.raises(site.SiteFileError) as info:
         site.parse(SITE_TOML + ALERTS_TOML.replace("http://127.0.0.1:9/hook", "http://u:pw@127.0.0.1:9/hook"))
     assert "alerts.webhook.url: secrets go in" in str(info.value)
+
+
+def _cli_db(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    db = open_db(url)
+    apply_site(db, SITE_TOML + ALERTS_TOML)
+    _all_online(db, T0)
+    _offline(db, "exit", T0)
+    _round(db, T0 + 15 * MIN)
+    db.close()
+    return url
+
+
+def test_alerts_cli_lists_acknowledges_and_resolves(tmp_path, capsys):
+    url = _cli_db(tmp_path)
+    assert cli.main(["alerts", "list", "--db", url, "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert "#1" in out and "panel offline during opening hours: msk/exit" in out
+    assert "raised 2025-01-06 11:15:00 MSK" in out
+    assert cli.main(["alerts", "ack", "1", "--db", url, "--by", "olga", "--lang", "en"]) == 0
+    assert "alert #1 acknowledged by olga" in capsys.readouterr().out
+    assert cli.main(["alerts", "list", "--db", url, "--state", "acked", "--format", "json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert (item["id"], item["state"], item["acked_by"], item["detail"]["connection"]) == (
+        1,
+        "acked",
+        "olga",
+        "offline",
+    )
+    assert cli.main(["alerts", "resolve", "1", "--db", url, "--by", "olga", "--lang", "ru"]) == 0
+    assert "olga" in capsys.readouterr().out
+    assert cli.main(["alerts", "list", "--db", url, "--lang", "en"]) == 0
+    assert "no alerts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["alerts", "resolve", "7"], "error: no alert #7; see rating alerts list"),
+        (["alerts", "list", "--site", "nope"], "error: no office 'nope' in the site file"),
+    ],
+)
+def test_alerts_cli_bad_input_is_one_line_and_changes_nothing(tmp_path, capsys, argv, message):
+    url = _cli_db(tmp_path)
+    assert cli.main([*argv, "--db", url, "--lang", "en"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_alerts_cli_resolving_twice_says_so(tmp_path, capsys):
+    url = _cli_db(tmp_path)
+    assert cli.main(["alerts", "resolve", "1", "--db", url, "--by", "olga"]) == 0
+    assert cli.main(["alerts", "resolve", "1", "--db", url, "--by", "olga", "--lang", "en"]) == 2
+    assert "error: alert #1 is already resolved; nothing to do" in capsys.readouterr().err
+
+
+def test_alerts_cli_list_never_creates_a_database(tmp_path, capsys):
+    missing = tmp_path / "typo.db"
+    assert cli.main(["alerts", "list", "--db", "sqlite:///%s" % missing, "--lang", "en"]) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert not missing.exists()
