@@ -20,9 +20,10 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   (configpush.mark_pushed) before the next computation;
 - every `retention_every_s`, dead letters and refusal counts older than the retention are
   deleted in small batches (store.expire_dead_letters);
-- alerts (gateway/alerts.py): after a round that derived panels, the service rules for their
-  offices and the operations rules for every panel; without new events, the operations rules
-  every `alerts_every_s` (a panel going quiet is news too); then the alert outbox is delivered
+- alerts (gateway/alerts.py): every `alerts_every_s` the operations rules over every panel (a
+  panel going quiet is news too) and the service rules over the offices whose polls were
+  derived since the last evaluation (a service rule reads weeks of an office's polls: once per
+  `alerts_every_s`, not once per round); then the alert outbox is delivered
   (gateway/alertsend.py), one pass a round.
 
 A failure is logged and counted (`stats["errors"]`) and the panel is tried again next round;
@@ -120,7 +121,7 @@ class Worker:
         retention_every_s: float = 3600.0,
         turn: WriteTurn | None = None,
         duty: float = 0.5,
-        alerts_every_s: float = 30.0,
+        alerts_every_s: float = 10.0,
     ):
         self.url = url
         self.root = root
@@ -148,7 +149,7 @@ class Worker:
         self._configs_due: list[tuple[str, bytes]] = []  # computed here, published by the service
         self._pushed: list[tuple[str, bytes]] = []  # confirmed by the broker, to record
         self.alerts_every_s = alerts_every_s
-        self._next_alerts = 0.0
+        self._next_alerts = time.monotonic() + alerts_every_s  # the first after derivation started
         self._alert_sites: set[str] = set()  # offices with newly derived polls, not yet evaluated
         self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0, "alerts": 0, "alerts_sent": 0}
 
@@ -255,13 +256,15 @@ class Worker:
     def _alerts(self, db, now_ms: int) -> None:
         """Evaluate the alert rules (after new polls, or by the clock) and deliver the outbox.
         A failure is logged and tried again next round: alerts are never on the ack path."""
+        if self._stop.is_set():
+            return  # stopping: derive what is pending; the next start evaluates and delivers
         try:
-            if self._alert_sites or time.monotonic() >= self._next_alerts:
+            if time.monotonic() >= self._next_alerts:
                 self._next_alerts = time.monotonic() + self.alerts_every_s
-                sites, self._alert_sites = self._alert_sites, set()
                 history = site_mod.load(db)
                 with self._background():
-                    self.stats["alerts"] += len(alerts.evaluate(db, now_ms, sites, history))
+                    self.stats["alerts"] += len(alerts.evaluate(db, now_ms, self._alert_sites, history))
+                self._alert_sites = set()  # kept for the next try when the evaluation failed
             else:
                 history = None
             if alerts.outbox_pending(db):

@@ -3,6 +3,7 @@ panel during opening hours alerts once (not at night, not twice), acknowledge an
 cooldown, a service alert raised as polls are derived, and the site file's [alerts] table."""
 
 import json
+import os
 
 import pytest
 from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, store_events
@@ -61,7 +62,7 @@ def _round(db, now_ms, quiet=("exit",)):
     for device in ("desk-1", "exit", "door"):
         if device not in quiet:
             _online(db, device, now_ms - 1000)
-    worker = Worker(db.url, "rating/v1")
+    worker = Worker(db.url, "rating/v1", alerts_every_s=0)
     worker.run_round(db, now_ms)
     return worker
 
@@ -140,7 +141,7 @@ def test_alerts_service_rule_is_evaluated_as_polls_are_derived(any_db):
         panel.poll(T0 + i * 2 * MIN, "no" if i % 2 else "yes")
     store_events(db, panel.events)
     _all_online(db, T0 + 3 * HOUR)
-    worker = Worker(db.url, "rating/v1")
+    worker = Worker(db.url, "rating/v1", alerts_every_s=0)
     worker.changed({("msk", "desk-1")})
     worker.run_round(db, T0 + 3 * HOUR)
     subjects = {(r["rule"], r["subject"]) for r in alerts.listing(db)}
@@ -229,3 +230,15 @@ def test_alerts_cli_list_never_creates_a_database(tmp_path, capsys):
     assert cli.main(["alerts", "list", "--db", "sqlite:///%s" % missing, "--lang", "en"]) == 2
     assert "no database at" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_alerts_site_apply_with_an_alerts_table_and_the_example_file(tmp_path, capsys):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "two-offices.toml")
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    assert cli.main(["site", "apply", example, "--db", url, "--lang", "en"]) == 0
+    assert "alerts" in capsys.readouterr().out
+    db = open_db(url)
+    config = site.load(db).alerts()
+    assert config["channels"] == ["email", "webhook"]
+    assert config["offices"] == {"spb-nevsky": {"hours": "10:00-22:00"}}
+    db.close()
