@@ -117,10 +117,37 @@ def _save_marks(db, before, after):
         db.execute("DELETE FROM alert_marks WHERE key = ?", (key,))
 
 
+def region_of(history, site, now_ms):
+    """The region of the site file's location tree the office is in, or None (None also while
+    the settings history knows no regions: `History.regions(t)` -> {region: [offices]})."""
+    regions = getattr(history, "regions", None)
+    if site is None or not callable(regions):
+        return None
+    tree = regions(now_ms)
+    for name, offices in sorted(tree.items()) if isinstance(tree, dict) else ():
+        if site in offices:
+            return str(name)
+    return None
+
+
+def with_thresholds(config, deployment):
+    """The [alerts] config with the deployment's KPI threshold for the force-majeure rate
+    (`[deployment.thresholds] fm_rate_max`, the reports' flag) as the fm_rate rule's `max`,
+    unless [alerts.rules.fm_rate] sets its own."""
+    fm_max = (deployment.get("thresholds") or {}).get("fm_rate_max")
+    if fm_max is None or "max" in (config or {}).get("rules", {}).get("fm_rate", {}):
+        return config
+    config = dict(config or {})
+    rules = dict(config.get("rules", {}))
+    rules["fm_rate"] = dict(rules.get("fm_rate", {}), max=fm_max)
+    config["rules"] = rules
+    return config
+
+
 def evaluate(db, now_ms, sites=None, history=None):
     """Run the rules; returns the alerts raised now (rows). Service rules only for `sites`."""
     history = history or site_mod.load(db)
-    config = history.alerts(now_ms)
+    config = with_thresholds(history.alerts(now_ms), history.deployment(now_ms))
     facts = gather(db, history, config, now_ms, sites)
     before = _marks(db)
     firings, after = alertrules.evaluate(config, facts, before, now_ms)
@@ -130,7 +157,7 @@ def evaluate(db, now_ms, sites=None, history=None):
         fired_keys = set()
         for f in firings:
             fired_keys.add(f.dedup)
-            row = _raise(db, config, f, now_ms)
+            row = _raise(db, config, f, now_ms, region_of(history, f.site, now_ms))
             if row is not None:
                 raised.append(row)
         # operations conditions that are gone (the service rules are about past runs: they stay)
@@ -142,7 +169,7 @@ def evaluate(db, now_ms, sites=None, history=None):
     return raised
 
 
-def _raise(db, config, f, now_ms):
+def _raise(db, config, f, now_ms, region=None):
     """Raise `f` unless it is a duplicate or cooling down; the new row, else None."""
     current = db.query_one(
         "SELECT id FROM alerts WHERE dedup = ? AND resolved_ms IS NULL ORDER BY id DESC LIMIT 1", (f.dedup,)
@@ -159,8 +186,8 @@ def _raise(db, config, f, now_ms):
     detail = json.dumps(f.detail, sort_keys=True)
     (new_id,) = db.query_one(
         "INSERT INTO alerts (dedup, rule, severity, site, region, subject, summary, detail, raised_ms, last_ms, fired)"
-        " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, 1) RETURNING id",
-        (f.dedup, f.rule, f.severity, f.site, f.subject, f.summary, detail, now_ms, now_ms),
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id",
+        (f.dedup, f.rule, f.severity, f.site, region, f.subject, f.summary, detail, now_ms, now_ms),
     ).values()
     row = get(db, new_id)
     for channel in (config or {}).get("channels", []):

@@ -242,3 +242,41 @@ def test_alerts_site_apply_with_an_alerts_table_and_the_example_file(tmp_path, c
     assert config["channels"] == ["email", "webhook"]
     assert config["offices"] == {"spb-nevsky": {"hours": "10:00-22:00"}}
     db.close()
+
+
+def test_alerts_carry_the_region_of_their_office_once_the_site_file_has_regions(any_db):
+    db = any_db
+    apply_site(db, SITE_TOML + ALERTS_TOML)
+    history = site.load(db)
+    history.regions = lambda t: {"north-west": ["spb"], "central": ["msk"]}  # as [[regions]] will give
+    _all_online(db, T0)
+    _offline(db, "exit", T0)
+    _online(db, "desk-1", T0 + 14 * MIN)
+    _online(db, "door", T0 + 14 * MIN)
+    (row,) = alerts.evaluate(db, T0 + 15 * MIN, history=history)
+    assert (row["site"], row["region"]) == ("msk", "central")
+    assert json.loads(alerts.outbox_due(db, T0 + 15 * MIN)[0]["payload"])["region"] == "central"
+
+
+def test_alerts_force_majeure_rate_follows_the_deployment_threshold(any_db):
+    """The fm_rate rule takes [deployment.thresholds] fm_rate_max (the reports' flag) unless
+    [alerts.rules.fm_rate] sets its own max."""
+    db = any_db
+    lenient = SITE_TOML.replace(
+        "[deployment.reference]", "[deployment.thresholds]\nfm_rate_max = 0.5\n\n[deployment.reference]"
+    )
+    panel = Panel("msk", "desk-1")
+    for i in range(40):
+        panel.poll(T0 + i * 2 * MIN, "yes")
+    for i in range(9):
+        panel.press(T0 + 2 * HOUR + i * 20 * MIN, "seller_long")
+    store_events(db, panel.events)
+    now = T0 + 6 * HOUR
+    from gateway import derive
+
+    derive.rebuild(db, now)
+    _all_online(db, now)
+    apply_site(db, lenient + ALERTS_TOML)
+    assert not [r for r in alerts.evaluate(db, now) if r["rule"] == "fm_rate"]
+    apply_site(db, lenient + ALERTS_TOML + "\n[alerts.rules.fm_rate]\nmax = 0.1\n", now_ms=now)
+    assert [r["subject"] for r in alerts.evaluate(db, now + 1) if r["rule"] == "fm_rate"] == ["msk"]
