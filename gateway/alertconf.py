@@ -12,6 +12,17 @@ from gateway.alertrules import CHANNELS, KNOBS, RULES, SEVERITIES
 from gateway.i18n import _
 
 
+def _safe_url(url):
+    """https, or plain http to this machine (a local relay): alerts name offices and people."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
 def _has_password(value):
     """A URL with a password in it (scheme://user:password@host)."""
     if "://" not in value:
@@ -116,6 +127,8 @@ def _channels(err, table, config):
         for name in required:
             if not item.get(name):
                 err("alerts.%s.%s" % (ch, name), _("is required (text)"))
+        if ch == "webhook" and isinstance(item.get("url"), str) and not _safe_url(item["url"]):
+            err("alerts.webhook.url", _("must be an https:// URL (http:// only to this machine), got %r") % item["url"])
         for name, value in item.items():
             if any(word in name for word in SECRET_WORDS) or (isinstance(value, str) and _has_password(value)):
                 err(

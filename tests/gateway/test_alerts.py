@@ -169,6 +169,10 @@ def test_alerts_site_file_table_is_checked_and_stored():
     with pytest.raises(site.SiteFileError) as info:
         site.parse(SITE_TOML + ALERTS_TOML.replace("http://127.0.0.1:9/hook", "http://u:pw@127.0.0.1:9/hook"))
     assert "alerts.webhook.url: secrets go in" in str(info.value)
+    with pytest.raises(site.SiteFileError) as info:
+        site.parse(SITE_TOML + ALERTS_TOML.replace("http://127.0.0.1:9/hook", "http://ops.example.com/hook"))
+    assert "alerts.webhook.url: must be an https:// URL (http:// only to this machine)" in str(info.value)
+    site.parse(SITE_TOML + ALERTS_TOML.replace("http://127.0.0.1:9/hook", "https://ops.example.com/hook"))
 
 
 def _cli_db(tmp_path):
