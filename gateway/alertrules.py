@@ -88,8 +88,8 @@ class Firing:
 class Facts:
     """What the rules look at, read by gateway/alerts.py. Panels are fleet rows (gateway/fleet.py)
     plus the state's clock fields `t_ms` and `state_ms`; `open_sites` are the offices open now;
-    `polls[site]` are that office's polls (dicts with opened_ms, answer, employee, valid) of the
-    baseline window in time order; `fms[site]` its force-majeure reports (dicts with start_ms,
+    `polls[site]` are that office's polls (dicts with opened_ms, answer, employee, valid, fm:
+    under a confirmed force majeure of its panel) of the baseline window in time order; `fms[site]` its force-majeure reports (dicts with start_ms,
     employee, status pending|confirmed|rejected); `counts_last_ms[site]` the end of the newest
     counts interval of an office that ever sent counts; `dead_letters` the refused messages."""
 
@@ -294,7 +294,8 @@ def _subjects(facts):
         yield "office", site, site, polls
         by_emp = {}
         for p in polls:
-            if p.get("employee"):
+            # a No or silence under a confirmed force majeure is not the employee's (DI-staff)
+            if p.get("employee") and not (p.get("fm") and p["answer"] in (None, "no")):
                 by_emp.setdefault(p["employee"], []).append(p)
         for emp in sorted(by_emp):
             yield "employee", emp, site, by_emp[emp]

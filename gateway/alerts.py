@@ -90,12 +90,17 @@ def gather(db, history, config, now_ms, sites=None):
             + [(review.FM, f["site"], f["device"], f["seq"]) for f in fms],
         )
         invalid = review.invalid_poll_ids(verdicts)
+        periods = {}
+        for period in review.confirmed_periods(fms, verdicts):
+            periods.setdefault((period["site"], period["device"]), []).append((period["start"], period["end"]))
         for s in wanted:
             facts.polls[s] = []
             facts.fms[s] = []
         for p in polls:
             valid = review.format_id(p["site"], p["device"], p["open_seq"]) not in invalid
-            facts.polls[p["site"]].append(dict(p, valid=valid))
+            # under a confirmed force majeure of its panel (kpi_core: left out of DI-staff)
+            fm = any(a <= p["opened_ms"] < b for a, b in periods.get((p["site"], p["device"]), ()))
+            facts.polls[p["site"]].append(dict(p, valid=valid, fm=fm))
         for f in fms:
             facts.fms[f["site"]].append(dict(f, status=review.fm_status(verdicts, f["site"], f["device"], f["seq"])))
     return facts

@@ -190,3 +190,20 @@ def test_alertrules_severity_and_enabled_come_from_the_config():
     config = {"rules": {"stuck_button": {"severity": "critical"}, "clock_unsynced": {"enabled": False}}}
     firings, _m = evaluate(config, Facts(panels=[_panel(faults=["stuck:no"], t_ms=None)]), {}, NOW)
     assert [(f.rule, f.severity, f.dedup) for f in firings] == [("stuck_button", "critical", "stuck_button:msk/desk-1")]
+
+
+def test_alertrules_employee_rules_leave_out_no_answers_under_confirmed_force_majeure():
+    """DI-staff leaves out No/silent polls under a confirmed force majeure: so does its alert."""
+    polls = [
+        {
+            "opened_ms": NOW - HOUR + i,
+            "answer": "no" if i < 45 else "yes",
+            "employee": "ivanova",
+            "site": "msk",
+            "fm": i < 40,
+        }
+        for i in range(100)
+    ]
+    config = {"rules": {"negative_run": {"enabled": False}}}
+    subjects = {f.subject for f in evaluate(config, Facts(polls={"msk": polls}), {}, NOW)[0] if f.rule == "di_high"}
+    assert subjects == {"office:msk"}  # the office owns its problems; the employee had 5 of 60

@@ -284,3 +284,34 @@ def test_alerts_force_majeure_rate_follows_the_deployment_threshold(any_db):
     assert not [r for r in alerts.evaluate(db, now) if r["rule"] == "fm_rate"]
     apply_site(db, lenient + ALERTS_TOML + "\n[alerts.rules.fm_rate]\nmax = 0.1\n", now_ms=now)
     assert [r["subject"] for r in alerts.evaluate(db, now + 1) if r["rule"] == "fm_rate"] == ["msk"]
+
+
+def test_alerts_employee_alerts_leave_out_no_answers_under_a_confirmed_force_majeure(any_db):
+    from gateway import derive, review
+
+    db = any_db
+    apply_site(db, SITE_TOML + ALERTS_TOML + "\n[alerts.rules.di_high]\nmax = 0.3\n")
+    panel = Panel("msk", "desk-1")
+    for i in range(40):  # a power cut: the seller reports force majeure every 10 minutes
+        if i % 10 == 0:
+            panel.press(T0 + i * MIN, "seller_long")
+        panel.poll(T0 + i * MIN + 20000, "no")
+    for i in range(30):
+        panel.poll(T0 + 2 * HOUR + i * 2 * MIN, "yes")
+    store_events(db, panel.events)
+    now = T0 + 5 * HOUR
+    derive.rebuild(db, now)
+    _all_online(db, now)
+
+    def employee_alerts():
+        return [r for r in alerts.evaluate(db, now) if r["subject"] == "employee:ivanova"]
+
+    assert employee_alerts()  # unconfirmed: the No answers count
+    for r in alerts.listing(db):
+        alerts.resolve(db, r["id"], "olga", now)
+    fms = derive.force_majeure_reports(db)
+    for fm in fms:
+        review.record(db, review.FM, review.format_id("msk", "desk-1", fm["seq"]), "confirm", "power cut", "olga", now)
+    now += 25 * HOUR  # past the cooldown
+    _all_online(db, now)
+    assert not employee_alerts()
