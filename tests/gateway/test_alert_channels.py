@@ -23,11 +23,12 @@ from protocol import messages
 KEY = "k3y-only-in-the-secrets-file"
 
 
-def _setup(tmp_path, channels, mode=0o600):
+def _setup(tmp_path, channels, mode=0o600, hours="09:00-21:00"):
     secrets = tmp_path / "alert-secrets.toml"
     secrets.write_text('webhook_key = "%s"\nsmtp_password = "pw-%s"\n' % (KEY, KEY))
     os.chmod(secrets, mode)
-    text = SITE_TOML + '\n[alerts]\nhours = "09:00-21:00"\nsecrets = "%s"\nchannels = %s\n' % (
+    text = SITE_TOML + '\n[alerts]\nhours = "%s"\nsecrets = "%s"\nchannels = %s\n' % (
+        hours,
         secrets,
         json.dumps(sorted(channels)),
     )
@@ -175,3 +176,27 @@ def test_alert_channels_mqtt_topic_on_a_real_broker(tmp_path, broker, mqtt_root)
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_alert_channels_the_running_gateway_raises_and_delivers(tmp_path, broker, mqtt_root):
+    """`rating gateway run` with a site file whose panels were never heard from: its worker
+    raises their alerts and the webhook receiver gets each once, signed."""
+    import time
+
+    from gw_ingest_support import Gateway
+
+    receiver = WebhookReceiver().start()
+    db = _setup(tmp_path, {"webhook": {"url": receiver.url}}, hours="00:00-24:00")  # runs on the real clock
+    db.close()
+    gw = Gateway(broker.url, "sqlite:///%s" % (tmp_path / "rating.db"), mqtt_root, "gw-alerts").start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(receiver.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        bodies = receiver.bodies()
+        assert sorted(b["subject"] for b in bodies) == ["msk/desk-1", "msk/door", "msk/exit"], gw.output()
+        assert all(_verify(h, b) for h, b in receiver.requests)
+    finally:
+        gw.terminate()
+        receiver.stop()
+    assert KEY not in gw.output()
