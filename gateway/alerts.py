@@ -149,20 +149,36 @@ def with_thresholds(config, deployment):
     return config
 
 
-def evaluate(db, now_ms, sites=None, history=None):
-    """Run the rules; returns the alerts raised now (rows). Service rules only for `sites`."""
+class Evaluation:
+    """The rules' verdict, computed by reading only (`compute`), recorded by `record`: the
+    worker reads without holding the write turn and writes in one short transaction."""
+
+    def __init__(self, history, config, firings, before, after, now_ms):
+        self.history, self.config, self.firings = history, config, firings
+        self.before, self.after, self.now_ms = before, after, now_ms
+
+
+def compute(db, now_ms, sites=None, history=None):
+    """Read the facts and run the rules (no write). Service rules only for `sites`."""
     history = history or site_mod.load(db)
     config = with_thresholds(history.alerts(now_ms), history.deployment(now_ms))
     facts = gather(db, history, config, now_ms, sites)
     before = _marks(db)
     firings, after = alertrules.evaluate(config, facts, before, now_ms)
+    return Evaluation(history, config, firings, before, after, now_ms)
+
+
+def record(db, ev):
+    """Raise what `ev` found (dedup, cooldown, outbox) and store the rules' marks, in one
+    transaction; returns the alerts raised (rows)."""
+    now_ms = ev.now_ms
     raised = []
     with db.transaction():
-        _save_marks(db, before, after)
+        _save_marks(db, ev.before, ev.after)
         fired_keys = set()
-        for f in firings:
+        for f in ev.firings:
             fired_keys.add(f.dedup)
-            row = _raise(db, config, f, now_ms, region_of(history, f.site, now_ms))
+            row = _raise(db, ev.config, f, now_ms, region_of(ev.history, f.site, now_ms))
             if row is not None:
                 raised.append(row)
         # operations conditions that are gone (the service rules are about past runs: they stay)
@@ -172,6 +188,11 @@ def evaluate(db, now_ms, sites=None, history=None):
     for row in raised:
         log.warning("alert #%d %s: %s", row["id"], row["severity"], row["summary"])
     return raised
+
+
+def evaluate(db, now_ms, sites=None, history=None):
+    """compute + record: the alerts raised now (rows)."""
+    return record(db, compute(db, now_ms, sites, history))
 
 
 def _raise(db, config, f, now_ms, region=None):

@@ -262,8 +262,10 @@ class Worker:
             if time.monotonic() >= self._next_alerts:
                 self._next_alerts = time.monotonic() + self.alerts_every_s
                 history = site_mod.load(db)
+                # weeks of polls are read outside the write turn; only the raising takes it
+                found = alerts.compute(db, now_ms, self._alert_sites, history)
                 with self._background():
-                    self.stats["alerts"] += len(alerts.evaluate(db, now_ms, self._alert_sites, history))
+                    self.stats["alerts"] += len(alerts.record(db, found))
                 self._alert_sites = set()  # kept for the next try when the evaluation failed
             else:
                 history = None
