@@ -52,7 +52,9 @@ def sqlite_path(url):
     """The file path of a sqlite URL (`sqlite:///rel/path`, `sqlite:////abs/path`) or bare path."""
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :]
-    if url.startswith("sqlite://"):
+    if url.startswith("sqlite:"):
+        # `sqlite://x`, `sqlite:x` and `sqlite:/x` are typos, not file names: a folder named
+        # "sqlite:" must never appear
         raise DatabaseError("database URL %r: write sqlite:///relative/path.db or sqlite:////absolute/path.db" % url)
     return url
 

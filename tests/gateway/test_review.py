@@ -131,7 +131,7 @@ def test_gw_review_cli(tmp_path, capsys):
     assert cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--db", url]) == 2
     assert "--reason is required" in capsys.readouterr().err
     assert (
-        cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--by", "anna", "--db", url])
+        cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--expert", "anna", "--db", url])
         == 0
     )
     assert (
@@ -145,7 +145,7 @@ def test_gw_review_cli(tmp_path, capsys):
                 "2025-01-06T11:10:00+03:00",
                 "--to",
                 "2025-01-06T11:20:00+03:00",
-                "--by",
+                "--expert",
                 "anna",
                 "--db",
                 url,
