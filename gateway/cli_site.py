@@ -57,19 +57,17 @@ def check_site(history, site):
         return
     sites = [key for _kind, key in history.keys("site")]
     if site not in sites:
-        raise CliError(
-            _("no office %(site)r; the offices are: %(known)s") % {"site": site, "known": ", ".join(sites) or "-"}
-        )
+        known = ", ".join("%s (%s)" % (s, history.site_name(s)) for s in sites)
+        raise CliError(_("no office %(site)r; the offices are: %(known)s") % {"site": site, "known": known or "-"})
 
 
 def check_employee(history, employee):
     if employee is None:
         return
-    known = [key for _kind, key in history.keys("employee")]
-    if employee not in known:
-        raise CliError(
-            _("no employee %(id)r; the employees are: %(known)s") % {"id": employee, "known": ", ".join(known) or "-"}
-        )
+    ids = [key for _kind, key in history.keys("employee")]
+    if employee not in ids:
+        known = ", ".join("%s (%s)" % (e, history.employee_name(e)) for e in ids)
+        raise CliError(_("no employee %(id)r; the employees are: %(known)s") % {"id": employee, "known": known or "-"})
 
 
 def require_settings(history, url):

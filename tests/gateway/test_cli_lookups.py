@@ -32,12 +32,15 @@ def run(capsys, *argv):
 def test_an_unknown_office_lists_the_offices(argv, url, capsys):
     code, out, err = run(capsys, *argv, "--db", url)
     assert (code, out) == (2, "")
-    assert err == "error: no office 'mks'; the offices are: msk\n"
+    assert err == "error: no office 'mks'; the offices are: msk (Офис на Тверской)\n"
 
 
 def test_an_unknown_employee_lists_the_employees(url, capsys):
     code, _out, err = run(capsys, "report", "--employee", "ivanov", "--db", url)
-    assert code == 2 and err == "error: no employee 'ivanov'; the employees are: ivanova, petrov\n"
+    assert (
+        code == 2
+        and err == "error: no employee 'ivanov'; the employees are: ivanova (Елена Иванова), petrov (Сергей Петров)\n"
+    )
 
 
 @pytest.mark.parametrize(
