@@ -285,9 +285,9 @@ def _say(results, expert):
 def cmd_review_poll(args):
     from gateway import review
 
-    _refuse_by(args)
     db = open_db(args.db, create=False)
     history = settings_of(db)
+    _refuse_by(args)
     _check_ids(db, history, review.POLL, args.ids)
     verdict = "invalid" if args.invalid else "valid"
     entries = [(review.POLL, ident, verdict, args.reason, None, None) for ident in args.ids]
@@ -298,9 +298,9 @@ def cmd_review_poll(args):
 def cmd_review_fm(args):
     from gateway import review
 
-    _refuse_by(args)
     db = open_db(args.db, create=False)
     history = settings_of(db)
+    _refuse_by(args)
     _check_ids(db, history, review.FM, args.ids)
     if (args.start or args.end) and len(args.ids) > 1:
         raise CliError(_("--from/--to correct one report's period: give one id with them"))
@@ -317,7 +317,6 @@ def cmd_review_fm(args):
 def cmd_review_batch(args):
     from gateway import review_batch
 
-    _refuse_by(args)
     try:
         with open(args.file, encoding="utf-8", newline="") as f:
             text = f.read()
@@ -327,6 +326,7 @@ def cmd_review_batch(args):
         raise CliError(_("%s is not UTF-8 text: save it as CSV UTF-8") % args.file) from None
     db = open_db(args.db, create=False)
     history = settings_of(db)
+    _refuse_by(args)
     try:
         entries = review_batch.parse(text, lambda site: history.home_tz(site), os.path.basename(args.file))
     except review_batch.BatchError as exc:

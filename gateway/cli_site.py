@@ -94,12 +94,25 @@ def _read_site_file(path):
         raise CliError(
             _("cannot read the site file %(path)s: %(error)s") % {"path": path, "error": exc.strerror}
         ) from None
+    _follow_file_language(text)
     try:
         return site_mod.parse(text, os.path.basename(path))
     except site_mod.SiteFileError as exc:
         raise CliError(
             "%s\n%s" % (exc, _("Fix the file and apply it again; docs/site-file.md describes every field."))
         ) from None
+
+
+def _follow_file_language(text):
+    """A site file's problems are told in its own `lang` (unless the user chose one)."""
+    import tomllib
+
+    try:
+        dep = tomllib.loads(text).get("deployment")
+    except tomllib.TOMLDecodeError:
+        return
+    if isinstance(dep, dict) and dep.get("lang") in i18n.LANGS:
+        i18n.follow_deployment(dep["lang"])
 
 
 def _change_tz(after, kind, key, valid_from, removed):

@@ -167,3 +167,14 @@ def test_site_export_is_taken_back_by_site_apply_without_a_change(url, tmp_path,
 def settings(exported):
     """An export without its comment lines (they name the time it was written)."""
     return [line for line in exported.splitlines() if not line.startswith("#")]
+
+
+def test_a_site_files_problems_are_told_in_its_own_language(tmp_path, capsys, monkeypatch):
+    for name in ("RATING_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    path = tmp_path / "site.toml"
+    path.write_text(SITE_TOML.replace('lang = "en"', 'lang = "ru"').replace("{employee}?", "{employe}?"), "utf-8")
+    code = cli.main(["site", "apply", str(path), "--db", "sqlite:///%s" % (tmp_path / "r.db")])
+    err = capsys.readouterr().err
+    assert code == 2 and "questions[0].text_ru: неизвестная подстановка {employe} (известные: {employee})" in err
