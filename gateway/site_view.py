@@ -4,6 +4,7 @@ apply` takes back without a change), as a summary (`rating site show`), what a c
 their office is open. Pure: built from a gateway.site.History.
 """
 
+import datetime as _dt
 import json
 
 from gateway import site as site_mod
@@ -128,7 +129,6 @@ def changes_text(old, new):
 
 # --- the roster during opening hours ------------------------------------------------------------
 
-STEP_MS = 15 * 60000
 WEEK_MS = 7 * 24 * 3600000
 
 
@@ -140,12 +140,40 @@ def _open_at(site_data, local):
     return not hours or times.in_hours(local.hour * 60 + local.minute, times.parse_hours(hours))
 
 
+def _breakpoints(history, roster_keys, office, tz, start, end):
+    """The instants in [start, end) where the panel's staffing or its office's opening can
+    change: local midnights, the starts and ends of its shifts and of the opening hours (each
+    day, in the office's timezone, so a DST change is followed), and the `from` of its roster
+    rows. Between two of them nothing changes: one look per stretch is enough."""
+    minutes = {0}
+    points = {start}
+    if office.get("hours"):
+        minutes.update(times.parse_hours(office["hours"]))
+    for key in roster_keys:
+        hours = key.split("#", 1)[1].rpartition("|")[2]
+        if hours:
+            minutes.update(times.parse_hours(hours))
+        points.update(row[0] for row in history.rows("roster", key))  # each row's `from`
+    first_day = times.local(start, tz).date()
+    for offset in range(-1, 9):
+        day = first_day + _dt.timedelta(days=offset)
+        for m in minutes:
+            if m < 24 * 60:  # (24:00 is the next day's midnight, there already)
+                local = _dt.datetime(day.year, day.month, day.day, m // 60, m % 60, tzinfo=tz)
+                points.add(int(local.timestamp() * 1000))
+    return sorted(t for t in points if start <= t < end)
+
+
 def unstaffed(history, now_ms):
-    """[(panel key, uncovered quarter-hours, open quarter-hours, first uncovered ms)] for the
-    staff-question panels in force that have no one on the roster at some time their office is
-    open during the coming week (an office without opening hours: open all the time, so only a
-    panel with no one at all is listed - a shift roster is not flagged for the night)."""
+    """[(panel key, uncovered ms, open ms, first uncovered ms)] for the staff-question panels in
+    force that have no one on the roster at some time their office is open during the coming
+    week (an office without opening hours: open all the time, so only a panel with no one at all
+    is listed - a shift roster is not flagged for the night)."""
     out = []
+    end = now_ms + WEEK_MS
+    rosters = {}  # "site/device" -> its roster keys
+    for _kind, key in history.keys("roster"):
+        rosters.setdefault(key.split("#", 1)[0], []).append(key)
     for site, device in history.panels(now_ms):
         panel = history.panel(site, device, now_ms) or {}
         question = history.question(panel.get("question"), now_ms) or {}
@@ -154,16 +182,17 @@ def unstaffed(history, now_ms):
         office = history.get("site", site, now_ms) or {}
         tz = history.tz(site, now_ms)
         has_hours = bool(office.get("hours") or office.get("days"))
-        start = now_ms - now_ms % STEP_MS + STEP_MS
-        open_n = missing = 0
+        key = "%s/%s" % (site, device)
+        points = _breakpoints(history, rosters.get(key, []), office, tz, now_ms, end)
+        open_ms = missing = 0
         first = None
-        for t in range(start, start + WEEK_MS, STEP_MS):
+        for t, nxt in zip(points, points[1:] + [end], strict=True):
             if has_hours and not _open_at(office, times.local(t, tz)):
                 continue
-            open_n += 1
+            open_ms += nxt - t
             if history.employee_at(site, device, t) is None:
-                missing += 1
+                missing += nxt - t
                 first = t if first is None else first
-        if missing and (has_hours or missing == open_n):
-            out.append(("%s/%s" % (site, device), missing, open_n, first))
+        if missing and (has_hours or missing == open_ms):
+            out.append((key, missing, open_ms, first))
     return out

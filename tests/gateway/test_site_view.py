@@ -178,3 +178,58 @@ def test_a_site_files_problems_are_told_in_its_own_language(tmp_path, capsys, mo
     code = cli.main(["site", "apply", str(path), "--db", "sqlite:///%s" % (tmp_path / "r.db")])
     err = capsys.readouterr().err
     assert code == 2 and "questions[0].text_ru: неизвестная подстановка {employe} (известные: {employee})" in err
+
+
+def _brute_unstaffed(history, now_ms, step_ms=5 * 60000):
+    """The same question, looked at every `step_ms` (the reference for site_view.unstaffed)."""
+    from gateway import site_view, times
+
+    out = []
+    for site_id, device in history.panels(now_ms):
+        question = history.question((history.panel(site_id, device, now_ms) or {}).get("question"), now_ms)
+        if (question or {}).get("kind") != "staff":
+            continue
+        office = history.get("site", site_id, now_ms) or {}
+        tz = history.tz(site_id)
+        has_hours = bool(office.get("hours") or office.get("days"))
+        open_ms = missing = 0
+        for t in range(now_ms, now_ms + site_view.WEEK_MS, step_ms):
+            if has_hours and not site_view._open_at(office, times.local(t, tz)):
+                continue
+            open_ms += step_ms
+            missing += step_ms if history.employee_at(site_id, device, t) is None else 0
+        if missing and (has_hours or missing == open_ms):
+            out.append(("%s/%s" % (site_id, device), missing, open_ms))
+    return out
+
+
+@pytest.mark.parametrize(
+    "zone,office_hours,shifts,now",
+    [
+        ("Europe/Moscow", 'hours = "09:00-21:00"', [("09:00-14:00", None)], "2025-01-06T08:00:00Z"),
+        (
+            "America/New_York",
+            'hours = "08:00-20:00"\ndays = "mon-sat"',
+            [("08:00-13:00", "mon-fri"), (None, "sat")],
+            "2025-03-06T13:05:00Z",
+        ),
+        ("America/New_York", 'hours = "22:00-06:00"', [("23:00-05:00", None)], "2025-11-01T10:00:00Z"),
+        ("Europe/Moscow", "", [("09:00-14:00", None)], "2025-01-06T08:00:00Z"),
+        ("Europe/Moscow", 'days = "sat-sun"', [(None, "sun")], "2025-01-06T08:00:00Z"),
+    ],
+)
+def test_unstaffed_time_equals_a_look_every_five_minutes(zone, office_hours, shifts, now):
+    """Across DST changes (New York, March and November), overnight hours and opening days, the
+    stretches between breakpoints give what looking every five minutes gives."""
+    from gateway import site_view, times
+
+    text = SITE_TOML.replace('timezone = "Europe/Moscow"', 'timezone = "%s"\n%s' % (zone, office_hours))
+    text = text.replace('[[roster]]\npanel = "msk/desk-1"\nemployee = "ivanova"\nfrom = 2025-01-01T00:00:00Z\n', "")
+    for hours, days in shifts:
+        text += '\n[[roster]]\npanel = "msk/desk-1"\nemployee = "ivanova"\nfrom = 2025-01-01T00:00:00Z\n'
+        text += ('hours = "%s"\n' % hours if hours else "") + ('days = "%s"\n' % days if days else "")
+    sf = site.parse(text)
+    history = site.History([(k, key, frm or 0, 1, 1 if frm else 0, site._canon(d)) for k, key, frm, d in sf.entries])
+    now_ms = times.parse_instant(now)
+    fast = [(p, m, o) for p, m, o, _first in site_view.unstaffed(history, now_ms)]
+    assert fast == _brute_unstaffed(history, now_ms)
