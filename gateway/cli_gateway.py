@@ -298,6 +298,8 @@ def cmd_deadletter_list(args):
     now = _now_ms()
     if args.limit < 0:
         raise CliError(_("--limit must be >= 0 (0: all)"))
+    if args.since:
+        parse_since(args.since, now, times.UTC)  # a bad --since is told before the database is looked at
     db = open_db(args.db, create=False)
     try:
         history = settings_of(db)
