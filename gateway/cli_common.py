@@ -7,7 +7,6 @@ A handler raises `CliError("what happened; what to do")` for anything the user c
 
 import argparse
 import os
-import sqlite3
 
 from gateway import i18n
 from gateway.i18n import N_, _
@@ -36,6 +35,7 @@ def group(sub, name, help_text, description):
     return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
 
 
+NOT_SQLITE = N_("not an SQLite file")
 CREATE_HINT = N_("`rating site apply FILE.toml --db %s` (or `rating gateway run`) creates one")
 
 
@@ -80,7 +80,7 @@ def _require_set_up(url):
     if url.startswith(("postgresql://", "postgres://")):
         db = dbmod.connect(url)  # connecting creates nothing
         try:
-            ready = db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x")
+            ready = db.is_set_up()
         finally:
             db.close()
         if not ready:
@@ -98,21 +98,11 @@ def _require_set_up(url):
     if not os.path.isfile(path):
         raise CliError(_("no database at %(path)s; %(create)s") % {"path": meant, "create": _(CREATE_HINT) % url})
     try:
-        with open(path, "rb") as f:
-            if f.read(16) not in (b"SQLite format 3\x00", b""):
-                raise sqlite3.DatabaseError(_("not an SQLite file"))
-        # the file exists: connecting to it creates nothing (mode=ro would refuse a WAL file
-        # whose -shm is gone)
-        conn = sqlite3.connect(path)
-        try:
-            ready = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-            ).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
+        ready = dbmod.sqlite_file_is_set_up(path)
+    except dbmod.DatabaseError as exc:
         raise CliError(
-            _("%(path)s is not a rating database (%(error)s); check --db or $RATING_DB") % {"path": meant, "error": exc}
+            _("%(path)s is not a rating database (%(error)s); check --db or $RATING_DB")
+            % {"path": meant, "error": _(NOT_SQLITE) if str(exc) == dbmod.NOT_SQLITE else exc}
         ) from None
     if not ready:
         raise CliError(
