@@ -298,7 +298,9 @@ def cmd_deadletter_list(args):
     now = _now_ms()
     if args.limit < 0:
         raise CliError(_("--limit must be >= 0 (0: all)"))
-    db = open_db(args.db)
+    if args.since:
+        parse_since(args.since, now, times.UTC)  # a bad --since is told before the database is looked at
+    db = open_db(args.db, create=False)
     try:
         history = settings_of(db)
         home = history.home_tz()
@@ -618,7 +620,7 @@ def _status_row(p, now):
 def cmd_status(args):
     if args.grace <= 0:
         raise CliError(_("--grace must be a number of minutes > 0"))
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)
     try:
         settings_of(db)
         report = status_report(db, _now_ms(), int(args.grace * 60000))

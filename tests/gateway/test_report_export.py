@@ -146,14 +146,11 @@ def test_employee_and_site_filters_and_unknown_ids(chain, capsys):
     data = json.loads(out)
     assert code == 0 and data["employee"] == "petrov" and data["bottleneck"] == []
     assert [r["key"] for r in data["rows"]] == ["msk/desk-1"] and data["rows"][0]["polls"]["valid"] == 12
-    code, _, err = run(capsys, "report", "--db", chain, "--employee", "sidorov")
+    code, _, err = run(capsys, "report", "--db", chain, "--employee", "sidorov", "--lang", "en")
     assert code == 2
-    assert err == (
-        "error: --employee: no employee 'sidorov' in the site file; known: ivanova (Елена Иванова), "
-        "petrov (Сергей Петров)\n"
-    )
-    code, _, err = run(capsys, "report", "--db", chain, "--site", "spb")
-    assert code == 2 and err == "error: --site: no office 'spb'; known offices: msk (Офис на Тверской)\n"
+    assert err == ("error: no employee 'sidorov'; the employees are: ivanova (Елена Иванова), petrov (Сергей Петров)\n")
+    code, _, err = run(capsys, "report", "--db", chain, "--site", "spb")  # the deployment's language
+    assert code == 2 and err == "ошибка: нет офиса 'spb'; офисы: msk (Офис на Тверской)\n"
 
 
 def test_pivot_one_kpi_rows_by_periods(chain, tmp_path, capsys):
