@@ -352,7 +352,7 @@ def cmd_deadletter_list(args):
     table(
         shown,
         [
-            ("id", "id"),
+            ("id", _("id")),
             ("time", _("first received")),
             ("seen", _("seen")),
             ("last", _("last received")),

@@ -65,6 +65,12 @@ def _cell(fig: Mapping[str, Any] | None, lang: str) -> str:
 # --- the text table ----------------------------------------------------------------------------
 
 
+def _k_text(k, lang):
+    """The correction coefficient as the language writes it: 0,8 in Russian, 0.8 in English."""
+    digits = len(("%g" % k).partition(".")[2])
+    return i18n.number(k, digits, lang)
+
+
 def _title(report: Report) -> str:
     lang = report["lang"]
     head = "%s (%s: %s; %s: %s; k = %s" % (
@@ -73,7 +79,7 @@ def _title(report: Report) -> str:
         i18n.t(lang, report["by"]),
         i18n.t(lang, "period"),
         i18n.t(lang, "period_" + report["period"]),
-        report["k"],
+        _k_text(report["k"], lang),
     )
     if report.get("sort"):
         head += "; %s: %s" % (i18n.t(lang, "sorted_by"), i18n.t(lang, report["sort"]))
