@@ -48,12 +48,16 @@ def cmd_web(args):
     from console import server
 
     if not admins:
-        print("no admin account yet: run `rating user bootstrap` (same --db) to make the first one")
+        print(_("no admin account yet: run `rating user bootstrap` (same --db) to make the first one"))
     print(
-        "console: http://%s:%d/  (Ctrl-C stops it)" % (args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)
+        _("console: http://%(host)s:%(port)d/  (Ctrl-C stops it)")
+        % {"host": args.host if args.host != "0.0.0.0" else "127.0.0.1", "port": args.port}
     )
     try:
         server.serve(url, args.host, args.port, args.lang)
     except OSError as exc:
-        raise CliError("cannot listen on %s:%d: %s" % (args.host, args.port, exc.strerror or exc)) from None
+        raise CliError(
+            _("cannot listen on %(host)s:%(port)d: %(error)s")
+            % {"host": args.host, "port": args.port, "error": exc.strerror or exc}
+        ) from None
     return 0

@@ -139,11 +139,13 @@ def cmd_list(args):
         return 0
     if not rows:
         print(
-            "No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
-            "show nothing); on Windows install the CP210x or CH340 driver."
+            _(
+                "No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
+                "show nothing); on Windows install the CP210x or CH340 driver."
+            )
         )
         return 1
-    print("%-22s %-6s %-26s %-22s %s" % ("PORT", "ESP32?", "CHIP (GUESS)", "USB BRIDGE", "SERIAL"))
+    print("%-22s %-6s %-26s %-22s %s" % (_("PORT"), "ESP32?", _("CHIP (GUESS)"), _("USB BRIDGE"), _("SERIAL")))
     for r in rows:
         print(
             "%-22s %-6s %-26s %-22s %s"
@@ -165,12 +167,15 @@ def cmd_flash(args):
     flash.check_image(args.image, args.chip)  # a dry-run checks the image as the real run does
     plan = flash.plan(args.port, args.image, args.chip, args.baud)
     if args.dry_run:
-        print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
+        print(
+            _("Would flash %(image)s on %(port)s (%(chip)s):")
+            % {"image": args.image, "port": args.port, "chip": args.chip}
+        )
         steps.print_plan(plan)
         return 0
     ports.check_free(args.port)
     flash.run(plan, args.chip, args.port)
-    print("Flashed and verified. Next: rating device deploy --port %s --site ... --device ..." % args.port)
+    print(_("Flashed and verified. Next: rating device deploy --port %s --site ... --device ...") % args.port)
     return 0
 
 
@@ -212,13 +217,16 @@ def cmd_deploy(args):
     if args.dry_run:
         plan = d.dry_run_plan()
         print(
-            "Would deploy firmware %s from %s to %s. On a panel that already has it, only "
-            "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port)
+            _(
+                "Would deploy firmware %(fw)s from %(bundle)s to %(port)s. On a panel that already has it, only "
+                "files whose sha256 differs are copied."
+            )
+            % {"fw": d.manifest.get("fw"), "bundle": d.bundle_dir, "port": args.port}
         )
         steps.print_plan(plan)
         print(
-            '%d. Wait up to %d s for the birth message on the broker (or "link: mqtt up" on the console)'
-            % (len(plan) + 1, args.wait)
+            _('%(n)d. Wait up to %(s)d s for the birth message on the broker (or "link: mqtt up" on the console)')
+            % {"n": len(plan) + 1, "s": args.wait}
         )
         return 0
     result = d.run()
@@ -260,8 +268,8 @@ def cmd_logs(args):
 
     if args.dry_run:
         print(
-            "Would open %s at 115200 baud and print every line (pyserial; same as "
-            "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", arm=False)).command())
+            _("Would open %(port)s at 115200 baud and print every line (pyserial; same as `%(command)s`).")
+            % {"port": args.port, "command": steps.Step("", steps.mpremote(args.port, "repl", arm=False)).command()}
         )
         return 0
     logs.follow(args.port, seconds=args.seconds, timestamps=not args.no_time)

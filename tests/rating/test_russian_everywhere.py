@@ -1,5 +1,6 @@
 """With lang ru, what an operator reads is Russian: every `--help` page of `rating` and the output
-of the everyday commands (status, dead letters, review list/history/verdicts, report, backup).
+of the everyday commands (status, dead letters, review list/history/verdicts, report, backup,
+the technician's port list).
 What is left after taking out what is code (options, metavars, paths, URLs, ids, `code`,
 quoted values, command and choice names) must be Russian words, numbers, or a name on ALLOWED
 (products, units, protocol terms that have no Russian form)."""
@@ -118,6 +119,7 @@ def test_what_an_operator_reads_is_russian(shop, tmp_path, capsys):
         "report": run(capsys, "report", "--db", shop, *window),
         "report by employee": run(capsys, "report", "--db", shop, "--by", "employee", "--period", "day", *window),
         "backup": run(capsys, "db", "backup", "--db", shop, str(tmp_path / "b.db")),
+        "device list": run(capsys, "device", "list"),
     }  # fmt: skip
     assert all(said.values())
     ids = {"anna", "desk-1", "desk-9", "door", "exit", "msk", "aaa", "stat", "kind", "boot", "event", "state",
