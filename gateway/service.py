@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 from gateway import brokerlink, ingest, retained, schema, store
 from gateway import db as dbmod
 from gateway import limits as limits_mod
+from gateway.i18n import _
 from gateway.worker import Worker, WriteTurn
 from protocol import ProtocolError, mqtturl, topics
 
@@ -296,12 +297,15 @@ class GatewayService:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reason_code.is_failure:
-            self._say("gateway: broker %s refused the connection: %s" % (self._broker_url, reason_code))
+            self._say(
+                _("gateway: broker %(url)s refused the connection: %(reason)s")
+                % {"url": self._broker_url, "reason": reason_code}
+            )
             return
         if self._unreachable is not None:
             self._say(
-                "gateway: broker %s reachable again after %.0f s"
-                % (self._broker_url, time.monotonic() - self._unreachable[0])
+                _("gateway: broker %(url)s reachable again after %(s)d s")
+                % {"url": self._broker_url, "s": round(time.monotonic() - self._unreachable[0])}
             )
             self._unreachable = None
         self._connected_at = time.monotonic()
@@ -330,8 +334,11 @@ class GatewayService:
         ):
             since = now if self._unreachable is None else self._unreachable[0]
             self._say(
-                "gateway: broker %s unreachable (%s); retrying every %d s, nothing is lost meanwhile "
-                "(panels keep their events until acked)" % (self._broker_url, text, self.RECONNECT_MAX_S)
+                _(
+                    "gateway: broker %(url)s unreachable (%(error)s); retrying every %(s)d s, nothing is lost "
+                    "meanwhile (panels keep their events until acked)"
+                )
+                % {"url": self._broker_url, "error": text, "s": self.RECONNECT_MAX_S}
             )
             self._unreachable = (since, text, now)
 
@@ -349,13 +356,18 @@ class GatewayService:
             # MQTT 3.1.1: a broker drops the older of two connections with one client id, without
             # a reason; both reconnect and knock each other off, every second or two
             self._say(
-                "gateway: broker %s closed the connection %.1f s after accepting it, %d times in a row: "
-                "another client is probably connected with the client id %r (a second gateway, or "
-                "`rating record`); give each its own --client-id and broker account"
-                % (self._broker_url, lived, self._short_lived, self.settings.client_id)
+                _(
+                    "gateway: broker %(url)s closed the connection %(s)s s after accepting it, %(n)d times in "
+                    "a row: another client is probably connected with the client id '%(id)s' (a second "
+                    "gateway, or `rating record`); give each its own --client-id and broker account"
+                )
+                % {"url": self._broker_url, "s": "%.1f" % lived, "n": self._short_lived, "id": self.settings.client_id}
             )
         elif lived is not None:
-            self._say("gateway: lost the broker %s (%s); reconnecting" % (self._broker_url, reason_code))
+            self._say(
+                _("gateway: lost the broker %(url)s (%(reason)s); reconnecting")
+                % {"url": self._broker_url, "reason": reason_code}
+            )
 
     def _on_message(self, client, userdata, msg):
         if self._closing:
@@ -444,14 +456,21 @@ class GatewayService:
         client.loop_start()
         self.client = client
         self._say(
-            "gateway: broker %s%s, database %s, root %s"
-            % (_redact(broker_url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            (
+                _("gateway: broker %(url)s (embedded), database %(db)s, root %(root)s")
+                if self.embedded
+                else _("gateway: broker %(url)s, database %(db)s, root %(root)s")
+            )
+            % {"url": _redact(broker_url), "db": _redact(self.db.url), "root": s.root}
         )
         if self.embedded and not _loopback(s.broker_host):
             self._say(
-                "gateway: the embedded broker listens on %s:%d for clients with a broker account (no "
-                "anonymous access); without TLS, passwords and events cross the network in clear: on a "
-                "shared Wi-Fi run Mosquitto with TLS instead (docs/install.md)" % (s.broker_host, s.broker_port)
+                _(
+                    "gateway: the embedded broker listens on %(host)s:%(port)d for clients with a broker account "
+                    "(no anonymous access); without TLS, passwords and events cross the network in clear: on a "
+                    "shared Wi-Fi run Mosquitto with TLS instead (docs/install.md)"
+                )
+                % {"host": s.broker_host, "port": s.broker_port}
             )
         return self
 
@@ -534,7 +553,7 @@ class GatewayService:
     def _dispatch(self, item):
         kind = item[0]
         if kind == "msg":
-            _, topic, payload, received_ms, gen, mid, qos = item
+            _kind, topic, payload, received_ms, gen, mid, qos = item
             self._ingestor().handle(topic, payload, received_ms)
             if qos:
                 self._puback_later.append((gen, mid, qos))
@@ -546,9 +565,13 @@ class GatewayService:
         elif kind == "retained":
             self._retained(item[1], item[2], item[3])
         elif kind == "connected":
-            _, gen, session_present = item
+            _kind, gen, session_present = item
             self.connected.set()
-            self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
+            self._say(
+                _("gateway: connected to the broker (session resumed)")
+                if session_present
+                else _("gateway: connected to the broker (new session)")
+            )
             # a broker restarted without persistence has lost the retained acks and configs:
             # check what it holds (from the main loop, not nested inside a waiting _publish)
             self._next_audit = 0.0
@@ -658,8 +681,11 @@ class GatewayService:
             self._publish(topic, b"", "clear")
         if publish or clear:
             self._say(
-                "gateway: retained check: %d of %d acks and configs published again, %d foreign ones cleared"
-                % (len(publish), len(wanted), len(clear))
+                _(
+                    "gateway: retained check: %(again)d of %(all)d acks and configs published again, "
+                    "%(cleared)d foreign ones cleared"
+                )
+                % {"again": len(publish), "all": len(wanted), "cleared": len(clear)}
             )
 
     def _configs_in_force(self, reread=True) -> dict[str, bytes]:
@@ -695,7 +721,7 @@ class GatewayService:
 
     def install_signal_handlers(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, lambda *_args: self.stop())
 
     def _shutdown(self):
         """Finish the batch, commit, ack, disconnect."""
@@ -720,15 +746,18 @@ class GatewayService:
         self.close()
         st = self._ingestor().stats
         self._say(
-            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused%s"
-            % (
-                st["messages"],
-                st["events"],
-                st["duplicates"],
-                st["dead_letters"],
-                st["refused"],
-                ", %d dropped (inbox full)" % self.shed if self.shed else "",
+            _(
+                "gateway: stopped; messages %(messages)d, events stored %(events)d, duplicates %(dups)d, "
+                "dead letters %(dead)d, refused %(refused)d, dropped with the inbox full %(shed)d"
             )
+            % {
+                "messages": st["messages"],
+                "events": st["events"],
+                "dups": st["duplicates"],
+                "dead": st["dead_letters"],
+                "refused": st["refused"],
+                "shed": self.shed,
+            }
         )
 
     def close(self):

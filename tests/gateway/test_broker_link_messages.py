@@ -125,3 +125,20 @@ def test_a_throwaway_anonymous_broker_stays_on_loopback(capsys):
 def test_broker_host_is_for_the_embedded_broker_only():
     with pytest.raises(service.SettingsError, match="broker_host: only for the embedded broker"):
         service.load_settings(None, broker="mqtt://127.0.0.1:1883", broker_host="0.0.0.0")
+
+
+def test_the_broker_lines_speak_the_operators_language(tmp_path, mqtt_root):
+    from gateway import i18n
+
+    port = free_port()
+    settings = service.load_settings(
+        None, broker="mqtt://127.0.0.1:%d" % port, db="sqlite:///%s" % (tmp_path / "ru.db"), root=mqtt_root
+    )
+    with i18n.cli_language("ru"):
+        i18n.activate("ru", explicit=True)
+        svc, thread, out = serve(settings)
+        try:
+            assert out.wait_for("недоступен ("), out.getvalue()
+            assert "шлюз: брокер mqtt://127.0.0.1:%d, база" % port in out.getvalue()
+        finally:
+            stop(svc, thread)

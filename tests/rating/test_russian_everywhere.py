@@ -131,6 +131,7 @@ def test_what_an_operator_reads_is_russian(shop, tmp_path, capsys):
 
 def test_plurals_ranges_and_decimal_commas_in_russian():
     with i18n.cli_language("ru"):
+        i18n.activate("ru", explicit=True)
         polls = [i18n.ngettext("%d poll", "%d polls", n) % n for n in (1, 2, 5, 21, 11, 104)]
         assert polls == ["1 опрос", "2 опроса", "5 опросов", "21 опрос", "11 опросов", "104 опроса"]
         assert i18n.range_text(0.29, 0.84, lang="ru") == "от +29 до +84\xa0%"
