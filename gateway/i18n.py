@@ -101,6 +101,11 @@ def current():
     return _state["lang"]
 
 
+def chosen():
+    """Did the user choose the language (--lang, $RATING_LANG), rather than the default?"""
+    return _state["explicit"]
+
+
 def follow_deployment(lang):
     """A command read the deployment's language: speak it unless the user chose one."""
     if lang in LANGS and not _state["explicit"]:

@@ -14,6 +14,7 @@ import csv
 import datetime as _dt
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -59,7 +60,16 @@ def _cell(fig: Mapping[str, Any] | None, lang: str) -> str:
         return "-"
     if fig["value"] is None:
         return "%s (%s)" % (i18n.t(lang, "na"), fig["reason"])
-    return fig["text"]
+    return _figure_text(fig["text"], lang)
+
+
+def _figure_text(text: str, lang: str) -> str:
+    """kpi_core writes a figure the English way ('+12 % (-3 to +20 %, n=230)', '0.4 %'); in
+    Russian the interval of a signed figure reads 'от -3 до +20 %' and decimals take a comma."""
+    if lang != "ru":
+        return text
+    text = re.sub(r"\(([-+]?[\d.]+) to ([-+]?[\d.]+ %)", r"(от \1 до \2", text)
+    return re.sub(r"(\d)\.(\d)", r"\1,\2", text)
 
 
 # --- the text table ----------------------------------------------------------------------------

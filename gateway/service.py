@@ -567,11 +567,8 @@ class GatewayService:
         elif kind == "connected":
             _kind, gen, session_present = item
             self.connected.set()
-            self._say(
-                _("gateway: connected to the broker (session resumed)")
-                if session_present
-                else _("gateway: connected to the broker (new session)")
-            )
+            # not translated: the simulator and the tests wait for this line in the gateway's log
+            self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
             # a broker restarted without persistence has lost the retained acks and configs:
             # check what it holds (from the main loop, not nested inside a waiting _publish)
             self._next_audit = 0.0

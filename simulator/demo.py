@@ -12,6 +12,7 @@ Files land in --out.
 import os
 import time
 
+from gateway import i18n
 from gateway.i18n import N_, _, ngettext
 
 DESCRIPTION = N_(
@@ -113,6 +114,9 @@ def run(args):
         }
     )
     rep = system["report"]
+    if i18n.chosen() and i18n.current() != rep["site"]["lang"]:
+        # the user chose a language (--lang, $RATING_LANG) other than the demo site file's
+        rep = _reports_in(out, i18n.current(), rep["site"]["generated_ms"])
     text = report.render_table(rep["employee"]) + "\n\n" + report.render_table(rep["site"])
     with open(os.path.join(out, "report.txt"), "w") as f:
         f.write(text + "\n")
@@ -145,3 +149,14 @@ def run(args):
     print(_("  %s/site.toml       the site file the gateway got (rating site apply)") % args.out)
     print(_("  rating sim run simulator/scenarios/chain-week.toml --check   20 offices, every fault"))
     return 1 if diffs else 0
+
+
+def _reports_in(out, lang, now_ms):
+    """The demo's two reports again, in `lang`, from its database."""
+    from gateway import report, schema
+
+    db = schema.open_database("sqlite:///" + os.path.join(out, "gateway.db"))
+    try:
+        return {by: report.build_report(db, by=by, now_ms=now_ms, lang=lang) for by in ("employee", "site")}
+    finally:
+        db.close()

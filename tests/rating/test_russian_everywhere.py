@@ -136,3 +136,20 @@ def test_plurals_ranges_and_decimal_commas_in_russian():
         assert polls == ["1 опрос", "2 опроса", "5 опросов", "21 опрос", "11 опросов", "104 опроса"]
         assert i18n.range_text(0.29, 0.84, lang="ru") == "от +29 до +84\xa0%"
         assert i18n.number(0.8, 1, "ru") == "0,8" and i18n.number(12345.5, 1, "ru") == "12\xa0345,5"
+
+
+def test_a_signed_interval_reads_from_to_and_decimals_take_a_comma_in_the_russian_report():
+    from gateway import report_export
+    from kpi_core import Figure
+
+    eli = Figure(0.12, -0.03, 0.2, 230, signed=True)
+    small = Figure(0.004, 0.001, 0.012, 900)
+    ru = [report_export._cell(report_export_fig(f), "ru") for f in (eli, small)]
+    assert ru == ["+12 % (от -3 до +20 %, n=230)", "0,4 % (0,1-1,2 %, n=900)"]
+    assert report_export._cell(report_export_fig(eli), "en") == "+12 % (-3 to +20 %, n=230)"
+
+
+def report_export_fig(f):
+    from gateway import report_core
+
+    return report_core.fig_dict(f)
