@@ -432,6 +432,14 @@ REASONS = (
     ),
     (r"gateway error while decoding: (?P<error>.*)", N_("gateway error while decoding: %(error)s")),
     (
+        r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content \(panel journal reset or "
+        r"firmware bug\?\); the stored event is kept",
+        N_(
+            "seq %(seq)s of %(panel)s is already stored with different content (panel journal reset or "
+            "firmware bug?); the stored event is kept"
+        ),
+    ),
+    (
         r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content(?P<rest>.*)",
         N_("seq %(seq)s of %(panel)s is already stored with different content%(rest)s"),
     ),

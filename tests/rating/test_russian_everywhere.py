@@ -93,7 +93,7 @@ def test_every_help_page_is_russian(capsys):
 
 @pytest.fixture
 def shop(tmp_path):
-    """Two offices with polls, two dead letters; -> the database URL."""
+    """Two offices with polls, three dead letters; -> the database URL."""
     url = two_offices(
         tmp_path, [(h, ("yes", "no", "so_so")[h % 3]) for h in range(1, 9)], [(h, "yes") for h in range(1, 5)]
     )
@@ -101,6 +101,8 @@ def shop(tmp_path):
     ing = ingest.Ingestor(db, "rating/v1")
     ing.handle("rating/v1/msk/desk-1/event", b'{"v":1,"seq":"x"}', T_OFFICES)
     ing.handle("rating/v1/msk/desk-1/stat", b"{}", T_OFFICES)
+    # seq 1 again with other content: a conflict the gateway explains in its own words
+    ing.handle("rating/v1/msk/desk-1/event", b'{"v":1,"seq":1,"boot":7,"up":5,"t":null,"ev":"no"}', T_OFFICES)
     ing.flush()
     db.close()
     return url
@@ -127,6 +129,7 @@ def test_what_an_operator_reads_is_russian(shop, tmp_path, capsys):
     leftovers = {what: sorted(english_words(text, names | ids)) for what, text in said.items()}
     assert {what: words for what, words in leftovers.items() if words} == {}
     assert "k = 0,8" in said["report"]  # a decimal comma
+    assert "ошибка прошивки?); сохранённое событие остаётся" in said["deadletter"]  # the conflict's reason
 
 
 def test_plurals_ranges_and_decimal_commas_in_russian():
