@@ -25,10 +25,10 @@ def rows(db, history, now_ms, sites=None):
     """Every panel configured now or ever seen (of the offices `sites`, None: all), sorted by
     office and panel, without the gap columns (see add_gaps)."""
     configured = set(history.panels(now_ms))
-    # every panel that ever sent a valid message has a state row (an event moves last_seen),
-    # and one known only by dead letters has its device listed by the store
+    # every panel that ever sent a valid message has a state row (an event moves last_seen), so
+    # the states and the dead letters say who was seen without scanning the events
     states = {(r["site"], r["device"]): r for r in store.panel_states(db)}
-    known = set(states) | set(store.devices(db))
+    known = set(states) | store.dead_letter_panels(db)
     pushed = configpush.pushed(db)
     out = []
     for site, device in sorted(configured | known):
