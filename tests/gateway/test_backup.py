@@ -93,6 +93,7 @@ def documented(command):
     raise AssertionError("docs/install.md has no `%s` line" % command)
 
 
+@pytest.mark.e2e
 def test_the_documented_pg_dump_and_pg_restore_keep_every_event_and_verdict(pg_url, tmp_path):
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
         pytest.skip("pg_dump/pg_restore not installed")

@@ -15,6 +15,8 @@ from gateway.broker import EmbeddedBroker, _port_free
 from gateway.broker import main as broker_main
 from simulator.services import free_port
 
+pytestmark = pytest.mark.e2e  # brokers, a gateway's MQTT client
+
 
 class Lines(io.StringIO):
     def wait_for(self, text, timeout=15.0):

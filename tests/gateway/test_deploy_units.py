@@ -96,6 +96,7 @@ def test_the_key_check_catches_a_typo(tmp_path):
     ]
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_analyze_verifies_the_shipped_units_without_a_warning(tmp_path):
     assert analyze(copy_units(tmp_path)) == (0, "")
