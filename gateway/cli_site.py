@@ -587,58 +587,65 @@ def _register_report(sub):
         sub,
         "report",
         cmd_report,
-        "KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate",
-        "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
-        "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
-        "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
-        "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
-        "JSON fields: docs/report-json.md.",
+        _("KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate"),
+        _(
+            "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
+            "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
+            "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
+            "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
+            "JSON fields: docs/report-json.md."
+        ),
     )
     figures = ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate")
     p.add_argument(
         "--by",
         choices=("employee", "device", "site", "question"),
-        help="one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
-        "a sheet each)",
+        help=_(
+            "one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
+            "a sheet each)"
+        ),
     )
     p.add_argument(
         "--period",
         choices=("day", "week", "month", "all"),
-        help="split rows by day, ISO week or month in the office's timezone (default: all; with --pivot: month)",
+        help=_("split rows by day, ISO week or month in the office's timezone (default: all; with --pivot: month)"),
     )
     p.add_argument(
         "--from",
         dest="start",
         metavar="TIME",
-        help="polls opened at/after TIME; "
-        + TIME_HELP
-        + "; without --site, a date or a time without offset is each office's own local time",
+        help=_(
+            "polls opened at/after TIME; %s; without --site, a date or a time without offset is each office's own local time"
+        )
+        % _(TIME_HELP),
     )
-    p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
-    p.add_argument("--site", metavar="ID", help="only this office (site id)")
-    p.add_argument("--employee", metavar="ID", help="only this person's polls and force-majeure reports")
+    p.add_argument("--to", dest="end", metavar="TIME", help=_("polls opened before TIME (a date: to its end)"))
+    p.add_argument("--site", metavar="ID", help=_("only this office (site id)"))
+    p.add_argument("--employee", metavar="ID", help=_("only this person's polls and force-majeure reports"))
     p.add_argument(
         "--sort",
         metavar="KPI",
         choices=figures,
-        help="rank the rows best first within each period by KPI: %s" % ", ".join(figures),
+        help=_("rank the rows best first within each period by KPI: %s") % ", ".join(figures),
     )
     p.add_argument(
         "--pivot",
         metavar="KPI",
         choices=figures,
-        help="a compact table of one KPI: rows x periods (table, csv, json, and a sheet of the .xlsx)",
+        help=_("a compact table of one KPI: rows x periods (table, csv, json, and a sheet of the .xlsx)"),
     )
     p.add_argument(
-        "--k", type=_k, help="correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)"
+        "--k", type=_k, help=_("correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)")
     )
     p.add_argument(
         "--format",
         choices=("table", "json", "csv", "xlsx"),
-        help="output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
-        "with lang ru `;` and decimal commas, as Russian Excel reads it",
+        help=_(
+            "output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
+            "with lang ru `;` and decimal commas, as Russian Excel reads it"
+        ),
     )
-    p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's, else ru)")
+    p.add_argument("--lang", choices=("ru", "en"), help=_("language (default: the site file's, else ru)"))
     p.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout (the format follows its extension)"
+        "-o", "--output", metavar="FILE", help=_("write to FILE instead of stdout (the format follows its extension)")
     )

@@ -101,6 +101,11 @@ def current():
     return _state["lang"]
 
 
+def chosen():
+    """Did the user choose the language (--lang, $RATING_LANG), rather than the default?"""
+    return _state["explicit"]
+
+
 def follow_deployment(lang):
     """A command read the deployment's language: speak it unless the user chose one."""
     if lang in LANGS and not _state["explicit"]:
@@ -435,6 +440,14 @@ REASONS = (
         N_("database refused the message: %(error)s"),
     ),
     (r"gateway error while decoding: (?P<error>.*)", N_("gateway error while decoding: %(error)s")),
+    (
+        r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content \(panel journal reset or "
+        r"firmware bug\?\); the stored event is kept",
+        N_(
+            "seq %(seq)s of %(panel)s is already stored with different content (panel journal reset or "
+            "firmware bug?); the stored event is kept"
+        ),
+    ),
     (
         r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content(?P<rest>.*)",
         N_("seq %(seq)s of %(panel)s is already stored with different content%(rest)s"),

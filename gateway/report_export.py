@@ -14,6 +14,7 @@ import csv
 import datetime as _dt
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -59,10 +60,25 @@ def _cell(fig: Mapping[str, Any] | None, lang: str) -> str:
         return "-"
     if fig["value"] is None:
         return "%s (%s)" % (i18n.t(lang, "na"), fig["reason"])
-    return fig["text"]
+    return _figure_text(fig["text"], lang)
+
+
+def _figure_text(text: str, lang: str) -> str:
+    """kpi_core writes a figure the English way ('+12 % (-3 to +20 %, n=230)', '0.4 %'); in
+    Russian the interval of a signed figure reads 'от -3 до +20 %' and decimals take a comma."""
+    if lang != "ru":
+        return text
+    text = re.sub(r"\(([-+]?[\d.]+) to ([-+]?[\d.]+ %)", r"(от \1 до \2", text)
+    return re.sub(r"(\d)\.(\d)", r"\1,\2", text)
 
 
 # --- the text table ----------------------------------------------------------------------------
+
+
+def _k_text(k, lang):
+    """The correction coefficient as the language writes it: 0,8 in Russian, 0.8 in English."""
+    digits = len(("%g" % k).partition(".")[2])
+    return i18n.number(k, digits, lang)
 
 
 def _title(report: Report) -> str:
@@ -73,7 +89,7 @@ def _title(report: Report) -> str:
         i18n.t(lang, report["by"]),
         i18n.t(lang, "period"),
         i18n.t(lang, "period_" + report["period"]),
-        report["k"],
+        _k_text(report["k"], lang),
     )
     if report.get("sort"):
         head += "; %s: %s" % (i18n.t(lang, "sorted_by"), i18n.t(lang, report["sort"]))
