@@ -150,3 +150,18 @@ def test_a_gateway_sigkilled_among_several_loses_and_doubles_nothing(broker, mqt
     assert result["duplicates"] == 0 and result["wrong"] == 0, result
     assert result["dead_letters"] == 0 and result["refused_acks"] == 0, result
     assert all(n > 0 for n in stored), stored
+
+
+def test_one_gateway_at_a_time_holds_the_duty_of_configs_and_the_retained_check(pg_url):
+    """The duty lock: held by one connection until it ends (a SIGKILLed gateway's with it), then
+    the next gateway that asks takes it over."""
+    first, second = schema.open_database(pg_url), schema.open_database(pg_url)
+    assert first.try_session_lock(service.DUTY_LOCK)
+    assert first.try_session_lock(service.DUTY_LOCK)  # still its own
+    assert not second.try_session_lock(service.DUTY_LOCK)
+    first.close()
+    deadline = time.monotonic() + 10  # the server ends the closed connection's session at once, or nearly
+    while not second.try_session_lock(service.DUTY_LOCK):
+        assert time.monotonic() < deadline, "the duty lock was never released"
+        time.sleep(0.05)
+    second.close()
