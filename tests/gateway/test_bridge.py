@@ -1,7 +1,7 @@
 """A store's Mosquitto bridged to the central one (`rating broker bridge`): two real Mosquitto
 processes on free loopback ports - the store's, with the files the command writes, and the
 centre's, with the files `rating broker config` writes -, the real gateway at the centre, panels
-publishing at the store. The link between them is cut (a proxy drops every connection and refuses
+publishing at the store, the bridge over TLS. The link between them is cut (a proxy drops every connection and refuses
 new ones) while the panels keep pressing, then restored: every press is stored once, with its
 content. The panels' ack timeout is longer than the test, so what arrives came through the store
 broker's queue, not a panel's resend."""
@@ -17,6 +17,7 @@ import pytest
 from gw_fault_support import Panels, figures, press_and_wait
 from gw_ingest_support import RATING, REPO, Gateway
 from tcp_support import CuttableProxy
+from tls_support import make_pki, mosquitto_group
 
 from gateway import accounts as acc
 from gateway import brokerconf, schema
@@ -25,19 +26,6 @@ from simulator import services
 pytestmark = pytest.mark.e2e
 
 MOSQUITTO = services.mosquitto_binary()
-
-
-def _mosquitto_group():
-    """Mosquitto started as root reads its files as the user `mosquitto`: give them its group."""
-    if os.geteuid() != 0:
-        return None
-    import grp
-
-    try:
-        grp.getgrnam("mosquitto")
-    except KeyError:
-        return None
-    return "mosquitto"
 
 
 def _shared_dir(prefix, mode=0o755):
@@ -81,7 +69,7 @@ def chain(tmp_path, mqtt_root):
     it through a proxy that can be cut; the panels' stand-in logs in at the store."""
     if not MOSQUITTO:
         pytest.skip("needs a mosquitto binary (make services installs it)")
-    group = _mosquitto_group()
+    group = mosquitto_group()
     top = _shared_dir("rating-bridge-")
     db_url = "sqlite:///%s" % (tmp_path / "centre.db")
     db = schema.open_database(db_url)
@@ -89,16 +77,19 @@ def chain(tmp_path, mqtt_root):
         gateway_secret = acc.add(db, "gateway", 1)
     finally:
         db.close()
-    procs, proxy = [], None
+    procs, proxy, pki = [], None, {"ca": "/nonexistent/ca.crt"}
     try:
         store_dir, centre_dir = os.path.join(top, "store"), os.path.join(top, "centre")
-        queue_dir = _shared_dir("rating-bridge-queue-", 0o777)
-        centre_port, store_port = services.free_port(), services.free_port()
-        proxy = CuttableProxy(centre_port)
+        queue_dir = os.path.join(top, "queue")
+        os.mkdir(queue_dir)
+        os.chmod(queue_dir, 0o777)  # Mosquitto's own user writes its queue there
+        pki = make_pki(_shared_dir("rating-bridge-pki-"))
+        centre_port, centre_tls, store_port = services.free_port(), services.free_port(), services.free_port()
+        proxy = CuttableProxy(centre_tls)  # the WAN: the bridge's TLS connection goes through it
         # the store's files first: they make the bridge's account the centre's files then admit
         r = rating(
             *("broker", "bridge", "--out", store_dir, "--name", "shop-1", "--site", "s1", "--db", db_url),
-            *("--root", mqtt_root, "--centre", "127.0.0.1:%d" % proxy.port, "--no-tls"),
+            *("--root", mqtt_root, "--centre", "localhost:%d" % proxy.port, "--cafile", pki["ca"]),
             *("--listen", "127.0.0.1:%d" % store_port, "--persistence", queue_dir),
             *(["--group", group] if group else []),
         )
@@ -113,6 +104,8 @@ def chain(tmp_path, mqtt_root):
         r = rating(
             *("broker", "config", "--out", centre_dir, "--db", db_url, "--root", mqtt_root),
             *("--listen", "127.0.0.1:%d" % centre_port, "--persistence", "none"),
+            *("--tls-listen", "127.0.0.1:%d" % centre_tls, "--cafile", pki["ca"]),
+            *("--certfile", pki["cert"], "--keyfile", pki["key"]),
             *(["--group", group] if group else []),
         )
         assert r.returncode == 0, r.stderr
@@ -135,6 +128,7 @@ def chain(tmp_path, mqtt_root):
         if proxy is not None:
             proxy.close()
         shutil.rmtree(top, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(pki["ca"]), ignore_errors=True)
 
 
 SHORT = {"panels": 10, "seconds": 6.0, "rate": 5.0, "outage_s": 3.0}
