@@ -272,6 +272,8 @@ def cmd_run(args):
         raise CliError(str(exc)) from None
     try:
         return service.run(settings, out=sys.stdout)
+    except service.SettingsError as exc:
+        raise CliError(str(exc)) from None
     except dbmod.DatabaseError as exc:
         raise CliError(_("%s; check --db / db in the config file") % exc) from None
     except OSError as exc:

@@ -300,6 +300,7 @@ class GatewayService:
         self._config_wanted: dict[str, bytes] | None = None  # configs in force, as last read
         self._configs_pushed: dict[str, bytes] = {}  # configs this run published and got confirmed
         self.shed = 0  # QoS 0 messages dropped because the inbox was full
+        self._sole_fd = None  # SQLite: the flock that keeps a second gateway off the database
         self._duty = False  # --share: this gateway pushes configs and checks retained (_on_duty)
         self._duty_checked = -float("inf")
 
@@ -366,6 +367,7 @@ class GatewayService:
         s = self.settings
         url = s.db_url()
         self.db = schema.open_database(url)
+        self._claim_database()
         days = s.dead_letter_days
         self.worker = Worker(
             url,
@@ -440,6 +442,38 @@ class GatewayService:
             )
         )
         return self
+
+    def _claim_database(self):
+        """Refuse a second gateway on this database unless every one of them shares the
+        subscriptions (each would get every message and trust its own cache of the panels).
+        PostgreSQL: a session advisory lock, exclusive alone, shared with --share (it ends with
+        the connection, a SIGKILLed gateway's too). SQLite: an exclusive flock on a file next to
+        the database (--share is refused there already)."""
+        assert self.db is not None
+        share = self.settings.share
+        if self.db.dialect == "postgresql":
+            how = "pg_try_advisory_lock_shared" if share else "pg_try_advisory_lock"
+            if not self.db.scalar("SELECT %s(?, ?)" % how, (SOLE_LOCK, 0)):
+                raise SettingsError(
+                    "another gateway %s runs on this database; several gateways must all run with the same --share GROUP"
+                    % ("without --share" if share else "with --share")
+                )
+            return
+        path = dbmod.sqlite_path(self.db.url)
+        if path == ":memory:":
+            return
+        import fcntl
+
+        fd = os.open(path + ".gateway-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SettingsError(
+                "another gateway runs on %s; several gateways need one PostgreSQL database and --share GROUP"
+                " (SQLite lets one process write)" % path
+            ) from None
+        self._sole_fd = fd  # held until the process ends
 
     def _say(self, text):
         log.info(text)
@@ -754,12 +788,16 @@ class GatewayService:
             self.embedded = None
         if self.db:
             self.db.close()
+        if self._sole_fd is not None:
+            os.close(self._sole_fd)
+            self._sole_fd = None
 
 
 def _redact(url):
     return dbmod._redact(url)
 
 
+SOLE_LOCK = 0x52415404  # advisory lock namespace: gateways on this database (exclusive alone, shared with --share)
 DUTY_LOCK = 0x52415403  # advisory lock namespace: the gateway that pushes configs and checks retained
 
 
@@ -776,8 +814,8 @@ def run(settings, out=None):
     """Start, serve until SIGTERM/SIGINT, shut down gracefully. Returns 0."""
     service = GatewayService(settings, out=out)
     service.install_signal_handlers()
-    service.start()
     try:
+        service.start()
         service.run()
     except BaseException:
         service.close()

@@ -165,3 +165,41 @@ def test_one_gateway_at_a_time_holds_the_duty_of_configs_and_the_retained_check(
         assert time.monotonic() < deadline, "the duty lock was never released"
         time.sleep(0.05)
     second.close()
+
+
+def _second(broker, db_url, root, *extra):
+    args = [RATING, "gateway", "run", "--broker", broker.url, "--db", db_url, "--root", root, "--client-id", "second"]
+    return subprocess.run([*args, *extra], cwd=REPO, capture_output=True, text=True, timeout=30)
+
+
+def test_a_second_gateway_on_one_sqlite_database_is_refused(broker, mqtt_root, tmp_path):
+    """Each gateway would get every message and trust its own cache of the panels: SQLite takes
+    one gateway (a flock next to the database), and says what to do instead."""
+    url = "sqlite:///%s" % (tmp_path / "one.db")
+    first = Gateway(broker.url, url, mqtt_root, "first-" + mqtt_root.split("/")[0]).start()
+    try:
+        out = _second(broker, url, mqtt_root)
+        assert out.returncode == 2, out
+        assert out.stderr.count("\n") == 1 and "another gateway runs on" in out.stderr and "PostgreSQL" in out.stderr
+    finally:
+        first.kill()
+    # a killed gateway's claim ends with it
+    again = Gateway(broker.url, url, mqtt_root, "first-" + mqtt_root.split("/")[0]).start()
+    again.kill()
+
+
+def test_gateways_with_and_without_share_do_not_mix_on_postgresql(broker, mqtt_root, pg_url):
+    schema.open_database(pg_url).close()
+    tag = mqtt_root.split("/")[0]
+    shared = Gateway(broker.url, pg_url, mqtt_root, tag + "-a", extra=["--share", tag]).start()
+    try:
+        out = _second(broker, pg_url, mqtt_root)
+        assert out.returncode == 2 and "another gateway with --share runs on this database" in out.stderr, out
+    finally:
+        shared.kill()
+    alone = Gateway(broker.url, pg_url, mqtt_root, tag + "-b").start()
+    try:
+        out = _second(broker, pg_url, mqtt_root, "--share", tag)
+        assert out.returncode == 2 and "another gateway without --share runs" in out.stderr, out
+    finally:
+        alone.kill()
