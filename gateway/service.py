@@ -73,7 +73,10 @@ class GatewaySettings:
     # several gateways on one PostgreSQL: MQTT v5 shared subscriptions ($share/<share>/...), the
     # panels' messages spread over them; empty: this gateway alone gets every message
     share: str = ""
-    session_expiry_s: int = 86400  # --share: how long the broker keeps a stopped gateway's session
+    # --share: how long the broker keeps a stopped gateway's session. Mosquitto 2 goes on dealing a
+    # disconnected member its share of the messages until then (dropping the panels' QoS 0 ones:
+    # they come again only with the panels' resends), so a restart fits in, a dead one not long
+    session_expiry_s: int = 300
 
     _WHOLE = (
         "broker_port",
