@@ -209,3 +209,38 @@ def test_a_bridge_needs_its_sites_and_a_centre_with_a_port(tmp_path):
         assert acc.accounts(db) == []  # nothing half-applied
     finally:
         db.close()
+
+
+def test_the_store_broker_admits_only_its_sites_accounts_and_the_password_stays_in_its_file(tmp_path):
+    db_url = "sqlite:///%s" % (tmp_path / "c.db")
+    db = schema.open_database(db_url)
+    try:
+        acc.add(db, "gateway", 1)
+        acc.add(db, "counts.pos", 1, sites=["s1"])
+        acc.add(db, "counts.other", 1, sites=["s3"])
+        acc.add(db, "operator.ops", 1, all_sites=True)
+        for site, device in (("s1", "a"), ("s2", "b")):
+            acc.issue_for_usb(db, site, device, 1)
+    finally:
+        db.close()
+    out = tmp_path / "store"
+    args = ["broker", "bridge", "--out", str(out), "--name", "shop-1", "--site", "s1", "--db", db_url]
+    r = rating(*args, "--centre", "centre.example:8883")
+    assert r.returncode == 0, r.stderr
+    passwd = (out / "passwd").read_text()
+    assert sorted(line.split(":")[0] for line in passwd.splitlines()) == ["counts.pos", "panel.s1.a"]
+    conf = (out / "mosquitto.conf").read_text()
+    secret = next(line.split(" ", 1)[1] for line in conf.splitlines() if line.startswith("remote_password "))
+    for name in ("mosquitto.conf", "passwd", "acl"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600
+    assert secret not in r.stdout + r.stderr
+    db = schema.open_database(db_url)
+    try:
+        bridge = next(a for a in acc.accounts(db) if a.username == "bridge.shop-1")
+        assert acc.verify_password(secret, bridge.pw_hash) and bridge.sites == ("s1",)
+        # run again: a new password; the old one no longer logs in at the centre
+        assert rating(*args, "--centre", "centre.example:8883").returncode == 0
+        renewed = next(a for a in acc.accounts(db) if a.username == "bridge.shop-1")
+        assert not acc.verify_password(secret, renewed.pw_hash)
+    finally:
+        db.close()
