@@ -76,7 +76,7 @@ class GatewaySettings:
     # --share: how long the broker keeps a stopped gateway's session. Mosquitto 2 goes on dealing a
     # disconnected member its share of the messages until then (dropping the panels' QoS 0 ones:
     # they come again only with the panels' resends), so a restart fits in, a dead one not long
-    session_expiry_s: int = 300
+    session_expiry_s: int = 60
 
     _WHOLE = (
         "broker_port",
