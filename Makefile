@@ -56,6 +56,7 @@ soak: $(STAMP) services
 
 bench: $(STAMP) services
 	$(PY) bench/ingest.py
+	$(PY) bench/shared.py
 
 clean:
 	rm -rf build .pytest_cache

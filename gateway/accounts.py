@@ -9,6 +9,9 @@ Usernames (site and device ids are a-z 0-9 '-', so the dots cannot be ambiguous)
     operator.<id>           a person or tool that watches (`rating record`, a dashboard): reads
                             event/state/ack/counts of its sites, never config (a config may carry
                             a panel's next password while it is being rotated)
+    bridge.<id>             a store's (or region's) Mosquitto bridged to the central broker
+                            (`rating broker bridge`): writes what its sites' panels and counters
+                            publish (event/state/counts), reads their ack and config
 
 Passwords are generated here (`secrets`, 192 bits) and stored only as Mosquitto's PBKDF2-SHA512
 hash (`$7$<iterations>$<salt b64>$<key b64>`, 12-byte salt, 64-byte key), the format
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 
 from protocol import ProtocolError, topics
 
-ROLES = ("panel", "gateway", "counts", "operator")
+ROLES = ("panel", "gateway", "counts", "operator", "bridge")
 # PBKDF2 rounds. Every password here is 192 random bits, so the rounds do not protect it against
 # guessing (nothing could); they only slow down guessing of a weak password someone put into a
 # generated file by hand. 10,000 costs ~7 ms per CONNECT on this machine kind (Mosquitto's own
@@ -83,13 +86,14 @@ def parse_username(username):
         "gateway": "gateway or gateway.<id>",
         "counts": "counts.<id>",
         "operator": "operator.<id>",
+        "bridge": "bridge.<id>",
     }
     if role not in shape:
         raise AccountError(
-            "account %r: the name must start with panel., gateway, counts. or operator. "
-            "(e.g. counts.pos-1, operator.anna, panel.shop-1.desk-2)" % username
+            "account %r: the name must start with panel., gateway, counts., operator. or bridge. "
+            "(e.g. counts.pos-1, operator.anna, panel.shop-1.desk-2, bridge.shop-1)" % username
         )
-    want = {"panel": (3,), "gateway": (1, 2), "counts": (2,), "operator": (2,)}[role]
+    want = {"panel": (3,), "gateway": (1, 2), "counts": (2,), "operator": (2,), "bridge": (2,)}[role]
     if len(parts) not in want:
         raise AccountError("account %r: write it as %s" % (username, shape[role]))
     for part in parts[1:]:
@@ -192,6 +196,13 @@ def acl_rules(account, root):
     sites = ["+"] if account.all_sites else sorted(set(account.sites))
     if role == "counts":
         return [("write", "%s/%s/%s" % (root, s, topics.COUNTS)) for s in sites]
+    if role == "bridge":  # carries its sites' traffic both ways: a config to its panels too
+        rules = []
+        for s in sites:
+            rules += [("write", "%s/%s/+/%s" % (root, s, kind)) for kind in ("event", "state")]
+            rules.append(("write", "%s/%s/%s" % (root, s, topics.COUNTS)))
+            rules += [("read", "%s/%s/+/%s" % (root, s, kind)) for kind in ("ack", "config")]
+        return rules
     rules = []  # operator: reads what flows, never a config (it may carry a panel's next password)
     for s in sites:
         rules += [("read", "%s/%s/+/%s" % (root, s, kind)) for kind in ("event", "state", "ack")]
@@ -328,15 +339,17 @@ def _sites_of(db, usernames):
 
 def _check_scope(role, sites, all_sites):
     sites = tuple(_id(s, "site") for s in sites)
-    if role in ("counts", "operator"):
+    if role in ("counts", "operator", "bridge"):
         if all_sites and sites:
             raise AccountError("give either sites or all sites, not both")
+        if role == "bridge" and not (sites or all_sites):
+            raise AccountError("a bridge carries the traffic of its sites: name at least one site, or all sites")
         if role == "counts" and not (sites or all_sites):
             raise AccountError("a counts account writes the counts of its sites: name at least one site")
         if role == "operator" and not (sites or all_sites):
             raise AccountError("an operator account reads its sites: name at least one site, or all sites")
     elif sites or all_sites:
-        raise AccountError("only counts and operator accounts are limited to sites")
+        raise AccountError("only counts, operator and bridge accounts are limited to sites")
     return sites
 
 

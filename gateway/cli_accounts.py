@@ -7,6 +7,7 @@ created new with mode 0600 (never over an existing file). It is never accepted o
 line and never logged.
 """
 
+import functools
 import json
 import os
 import sys
@@ -99,6 +100,8 @@ def register(sub):
     )
     cfg.set_defaults(func=cmd_config)
 
+    _register_bridge(bsub)
+
     a, asub = group(
         bsub,
         "account",
@@ -111,7 +114,7 @@ def register(sub):
         ),
     )
     add = asub.add_parser("add", help=_("a new account with a generated password"))
-    add.add_argument("name", help=_("gateway, gateway.<id>, counts.<id> or operator.<id>"))
+    add.add_argument("name", help=_("gateway, gateway.<id>, counts.<id>, operator.<id> or bridge.<id>"))
     add.add_argument("--site", action="append", default=[], help=_("a site it covers (repeatable)"))
     add.add_argument("--all-sites", action="store_true", help=_("every site (operators, counts)"))
     _add_password_out(add)
@@ -174,6 +177,51 @@ def register(sub):
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
+
+def _register_bridge(bsub):
+    br = bsub.add_parser(
+        "bridge",
+        help=_("write the configuration of a store's Mosquitto bridged to the central broker"),
+        description=_(
+            "For a store (or region) whose panels publish to a broker of their own, bridged to the "
+            "central broker the gateway reads: writes mosquitto.conf, passwd and acl for that store "
+            "broker into --out (its sites' panel and counts accounts; queue limits, QoS 1 and persistence "
+            "so that nothing is dropped during a WAN outage; the bridge over TLS to --centre), and makes "
+            "(or renews) the account bridge.NAME in this database. Its password goes only into the "
+            "written mosquitto.conf (mode 0600, or 0640 with --group). Then run `rating broker config "
+            "--reload` on the central broker so that it admits the bridge. docs/install.md."
+        ),
+    )
+    br.add_argument("--out", required=True, metavar="DIR", help=_("folder for the store broker's files"))
+    br.add_argument("--name", required=True, metavar="ID", help=_("the store's name: the account is bridge.ID"))
+    br.add_argument(
+        "--centre", required=True, metavar="HOST:PORT", help=_("the central broker, e.g. mqtt.example.com:8883")
+    )
+    br.add_argument("--site", action="append", default=[], help=_("a site whose panels use this broker (repeatable)"))
+    br.add_argument("--all-sites", action="store_true", help=_("every site (a regional broker for the whole chain)"))
+    add_db(br)
+    br.add_argument("--root", help=_("MQTT topic root (default rating/v1)"))
+    br.add_argument(
+        "--listen",
+        action="append",
+        metavar="ADDR:PORT",
+        help=_("the panels' listener (repeatable; default 0.0.0.0:1883)"),
+    )
+    br.add_argument(
+        "--cafile", metavar="FILE", help=_("CA certificate (PEM) of the central broker (default: the system's)")
+    )
+    br.add_argument(
+        "--no-tls", action="store_true", help=_("plain MQTT to the centre (only inside a VPN or for a test)")
+    )
+    br.add_argument(
+        "--persistence",
+        default="/var/lib/mosquitto/",
+        metavar="DIR",
+        help=_("where the store broker keeps its queue and retained messages (default %(default)s)"),
+    )
+    br.add_argument("--group", metavar="NAME", help=_("files readable by this group (mode 0640), e.g. mosquitto"))
+    br.set_defaults(func=cmd_bridge)
 
 
 def _existing_db(url):
@@ -306,6 +354,75 @@ def cmd_config(args):
             print("Mosquitto (pid %d) re-reads the password and ACL files" % pid)
     except brokerconf.BrokerConfError as exc:
         raise CliError(str(exc)) from None
+    return 0
+
+
+def cmd_bridge(args):
+    from gateway import accounts as acc
+    from gateway import brokerconf
+
+    root = _root(args.root)
+    out = os.path.abspath(args.out)
+    username = "bridge.%s" % args.name
+    _account_errors(lambda: acc.parse_username(username))
+    try:  # everything the user can get wrong, before anything changes
+        centre = brokerconf.parse_centre(args.centre)
+        cafile = args.cafile and os.path.abspath(args.cafile)
+        if cafile and not os.path.isfile(cafile):
+            raise brokerconf.BrokerConfError("--cafile %s: no such file" % args.cafile)
+        if cafile and args.no_tls:
+            raise brokerconf.BrokerConfError("--cafile and --no-tls do not go together")
+        render = functools.partial(
+            brokerconf.render_bridge_config,
+            out,
+            args.name,
+            centre,
+            root=root,
+            sites=args.site,
+            all_sites=args.all_sites,
+            listen=args.listen or ("0.0.0.0:1883",),
+            tls=not args.no_tls,
+            cafile=cafile,
+            persistence=None if args.persistence == "none" else args.persistence,
+        )
+        render("-")
+        brokerconf._gid(args.group)
+    except brokerconf.BrokerConfError as exc:
+        raise CliError(str(exc)) from None
+    db = _existing_db(args.db)
+    try:
+
+        def renew():
+            with db.transaction():
+                if any(a["username"] == username and a["revoked_ms"] is None for a in acc.listing(db)):
+                    acc.revoke(db, username, _now_ms())  # the old store files stop working at the centre
+                return acc.add(db, username, _now_ms(), sites=args.site, all_sites=args.all_sites)
+
+        secret = _account_errors(renew)
+        live = brokerconf.store_accounts(acc.accounts(db), args.site, args.all_sites)
+    finally:
+        db.close()
+    files = brokerconf.account_files(live, root)
+    files[brokerconf.CONFIG_FILE] = render(secret)
+    try:
+        brokerconf.write_files(out, files, group=args.group)
+    except brokerconf.BrokerConfError as exc:
+        raise CliError("%s; the account %s has a new password now: run the command again" % (exc, username)) from None
+    print(
+        "wrote %s, %s and %s in %s: %d account(s) of the store, the bridge %s to %s:%d%s"
+        % (
+            brokerconf.CONFIG_FILE,
+            brokerconf.PASSWORD_FILE,
+            brokerconf.ACL_FILE,
+            out,
+            len(live),
+            username,
+            centre[0],
+            centre[1],
+            "" if args.no_tls else " over TLS",
+        )
+    )
+    print("next: `rating broker config --reload` on the central broker, so that it admits %s" % username)
     return 0
 
 

@@ -90,6 +90,14 @@ def _register_run(sub):
             "session while the gateway is down (default rating-gateway)"
         ),
     )
+    run.add_argument(
+        "--share",
+        metavar="GROUP",
+        help=_(
+            "several gateways on one PostgreSQL: subscribe with MQTT v5 shared subscriptions "
+            "($share/GROUP/...), each gateway with its own --client-id (docs/install.md)"
+        ),
+    )
     run.add_argument("--data-dir", help=_("folder of the default SQLite database"))
     run.add_argument("-v", "--verbose", action="store_true", help=_("log every batch"))
     run.set_defaults(func=cmd_run)
@@ -268,11 +276,14 @@ def cmd_run(args):
             root=args.root,
             client_id=args.client_id,
             data_dir=args.data_dir,
+            share=args.share,
         )
     except service.SettingsError as exc:
         raise CliError(str(exc)) from None
     try:
         return service.run(settings, out=sys.stdout)
+    except service.SettingsError as exc:
+        raise CliError(str(exc)) from None
     except dbmod.DatabaseError as exc:
         raise CliError(_("%s; check --db / db in the config file") % exc) from None
     except OSError as exc:

@@ -16,6 +16,7 @@ Rows come back as plain dicts (column name -> value).
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import sqlite3
@@ -258,6 +259,37 @@ class Database:
         except Exception:  # the connection may be gone; the caller's error is the one to see
             pass
 
+    # -- locks between processes ----------------------------------------------------------
+    def lock_names(self, namespace, names):
+        """Inside a transaction: hold a lock per name until it ends, so that several processes
+        (gateways on one PostgreSQL, each with its share of the MQTT messages) work on one
+        panel one at a time. PostgreSQL: pg_advisory_xact_lock(namespace, hash of the name),
+        taken in the order of the hashes (two transactions locking the same panels never
+        deadlock on them); a hash collision only serialises two panels more than needed.
+        SQLite: nothing to do, BEGIN IMMEDIATE already lets one writer in at a time."""
+        if self.dialect != "postgresql":
+            return
+        assert self._depth, "lock_names() belongs inside transaction()"
+        keys = sorted({name_key(n) for n in names})
+        if keys:
+            self.executemany("SELECT pg_advisory_xact_lock(?, ?)", [(namespace, k) for k in keys])
+
+    def try_session_lock(self, namespace, key=0):
+        """PostgreSQL: whether this connection holds (or now takes) the session lock
+        (namespace, key): one process of several holds it until its connection ends (a
+        SIGKILLed process's with it). SQLite: always True (one process writes at a time)."""
+        if self.dialect != "postgresql":
+            return True
+        with self._lock:
+            held = self.scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                " AND classid = ? AND objid = ? AND objsubid = 2 AND granted",
+                (namespace & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            )
+            if held:
+                return True
+            return bool(self.scalar("SELECT pg_try_advisory_lock(?, ?)", (namespace, key)))
+
     def close(self):
         with contextlib.suppress(Exception):
             self.conn.close()
@@ -383,6 +415,11 @@ def connect(url=None):
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=%d" % Database.BUSY_TIMEOUT_MS)
     return Database(url, conn, "sqlite")
+
+
+def name_key(name):
+    """A stable 32-bit signed key of a text (the second half of an advisory lock's key)."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=4).digest(), "big", signed=True)
 
 
 def _redact(url):

@@ -57,6 +57,7 @@ log = logging.getLogger("gateway.ingest")
 Panel = tuple[str, str]  # (site, device)
 _SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,16})')
 Ack = tuple[str, bytes, bool, int]  # (topic, payload, retain, qos) to publish
+PANEL_LOCKS = 0x52415401  # advisory lock namespace of a panel's ingest (gateway.db.lock_names)
 
 
 # ---- batch items: what handle() buffers, one type per kind ----------------------------------
@@ -186,8 +187,12 @@ class Ingestor:
         on_commit: Callable[[set[Panel], int], None] | None = None,
         grace_ms: int = store.LOST_GRACE_MS,
         limits: limits_mod.Limits | None = None,
+        shared: bool = False,
     ):
         self.db = db
+        # several gateways share the panels' messages (MQTT shared subscriptions): what is
+        # committed about a panel is read again under its lock for every batch, never cached
+        self.shared = shared
         self.root = topics.check_root(root)
         self.on_commit = on_commit  # callable(changed_devices: set[(site, device)], now_ms)
         self.grace_ms = grace_ms  # store.infer_unreadable_gap's wait before passing a gap
@@ -469,6 +474,10 @@ class Ingestor:
         refused = self.limits.drain() if self.limits else []
         try:
             with self.db.transaction():
+                # one panel's messages may be spread over several gateways (shared subscriptions):
+                # its writes and its ack are computed one transaction at a time, from what is
+                # committed once the lock is held (a no-op on SQLite: one writer at a time)
+                self.db.lock_names(PANEL_LOCKS, ["%s/%s" % key for key in _panel_keys(items)])
                 panels = self._panels(items)  # committed knowledge, read before any write
                 self._write_states_and_counts(items, panels, batch)
                 self._write_events(panels, batch)
@@ -497,15 +506,10 @@ class Ingestor:
         of a batch's new panels at once)."""
         out: dict[Panel, _Panel] = {}
         new: dict[Panel, None] = {}  # in order of arrival
-        for item in items:
-            if isinstance(item, (EventItem, StateItem)):
-                key = item.panel
-            elif isinstance(item, DeadItem) and item.site is not None and item.device is not None:
-                key = (item.site, item.device)
-            else:
-                continue
+        for key in _panel_keys(items):
             if key not in out:
-                cached = self._panel_cache.get(key)
+                # several gateways: another one may have stored and acked this panel's events
+                cached = None if self.shared else self._panel_cache.get(key)
                 if cached:
                     out[key] = cached.copy()
                 else:
@@ -712,6 +716,17 @@ class Ingestor:
     def ack_messages(self) -> list[Ack]:
         """Every panel's current ack as messages to (re)publish retained, e.g. after a reconnect."""
         return [self._ack_message(site, device, seq) for site, device, seq in store.all_acks(self.db)]
+
+
+def _panel_keys(items: list[Item]) -> list[Panel]:
+    """The panels of a batch's items, in order of arrival, once each."""
+    out: dict[Panel, None] = {}
+    for item in items:
+        if isinstance(item, (EventItem, StateItem)):
+            out[item.panel] = None
+        elif isinstance(item, DeadItem) and item.site is not None and item.device is not None:
+            out[(item.site, item.device)] = None
+    return list(out)
 
 
 def _event_item(topic: str, payload: bytes, site: str, device: str, received_ms: int) -> EventItem:

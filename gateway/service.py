@@ -75,6 +75,13 @@ class GatewaySettings:
     dead_letter_days: float = 90.0  # retention of dead letters and refusal counts; 0: forever
     retained_check_s: float = 600.0  # how often the retained acks and configs are checked
     inbox_max: int = 50000  # messages waiting in memory; QoS 0 ones beyond are dropped (resent)
+    # several gateways on one PostgreSQL: MQTT v5 shared subscriptions ($share/<share>/...), the
+    # panels' messages spread over them; empty: this gateway alone gets every message
+    share: str = ""
+    # --share: how long the broker keeps a stopped gateway's session. Mosquitto 2 goes on dealing a
+    # disconnected member its share of the messages until then (dropping the panels' QoS 0 ones:
+    # they come again only with the panels' resends), so a restart fits in, a dead one not long
+    session_expiry_s: int = 60
 
     _WHOLE = (
         "broker_port",
@@ -88,6 +95,7 @@ class GatewaySettings:
         "dead_letters_total",
         "limit_window_s",
         "inbox_max",
+        "session_expiry_s",
     )
     _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s")
 
@@ -133,6 +141,27 @@ class GatewaySettings:
             raise SettingsError(
                 "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
             )
+        self._check_share()
+
+    def _check_share(self):
+        if not self.share:
+            return
+        try:
+            topics.check_id(self.share, "share")
+        except ProtocolError as exc:
+            raise SettingsError("%s (the shared subscription's group name)" % exc) from None
+        if not self.db_url().startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                "share: several gateways need one PostgreSQL database (SQLite lets one process write"
+                " and each gateway would keep its own file); give --db postgresql://... or leave --share out"
+            )
+        if not self.broker:
+            raise SettingsError(
+                "share: several gateways need one external MQTT v5 broker (Mosquitto 2); the embedded"
+                " broker serves one gateway: give --broker mqtt[s]://HOST:PORT or leave --share out"
+            )
+        if self.session_expiry_s > 0xFFFFFFFE:
+            raise SettingsError("session_expiry_s: at most 4294967294 seconds, got %d" % self.session_expiry_s)
 
     def db_url(self):
         if self.db:
@@ -255,6 +284,7 @@ class GatewayService:
     SHUTDOWN_CONFIRM_S = 5.0
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
     BACKLOG_HOLD_S = 0.25  # ... and the worker starts nothing for this long after it
+    DUTY_CHECK_S = 5.0  # --share: how often the duty lock is looked at
 
     def __init__(self, settings, out=None):
         self.settings = settings
@@ -288,6 +318,9 @@ class GatewayService:
         self._unreachable = None  # (since, last error, last said: monotonic s) while the broker is unreachable
         self._connected_at = None  # monotonic time of the last accepted connection
         self._short_lived = 0  # connections in a row the broker closed right after accepting them
+        self._sole_fd = None  # SQLite: the flock that keeps a second gateway off the database
+        self._duty = False  # --share: this gateway pushes configs and checks retained (_on_duty)
+        self._duty_checked = -float("inf")
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -311,7 +344,7 @@ class GatewayService:
         self._connected_at = time.monotonic()
         self._gen += 1
         self._session_present = bool(flags.session_present)
-        result, self._sub_mid = client.subscribe([(f, 1) for f in topics.gateway_subscriptions(self.settings.root)])
+        result, self._sub_mid = client.subscribe([(f, 1) for f in subscriptions(self.settings)])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         # "connected" only once the broker confirmed the subscriptions: from here on nothing
@@ -404,6 +437,7 @@ class GatewayService:
         s = self.settings
         url = s.db_url()
         self.db = schema.open_database(url)
+        self._claim_database()
         days = s.dead_letter_days
         self.worker = Worker(
             url,
@@ -414,7 +448,9 @@ class GatewayService:
             turn=self.turn,
         ).start()
         # derivation is not on the ack path: a commit only hands its panels to the worker
-        self.ingestor = ingest.Ingestor(self.db, s.root, on_commit=self.worker.changed, limits=s.limits())
+        self.ingestor = ingest.Ingestor(
+            self.db, s.root, on_commit=self.worker.changed, limits=s.limits(), shared=bool(s.share)
+        )
         broker_url = s.broker
         if not broker_url:
             from gateway.broker import EmbeddedBroker
@@ -431,13 +467,27 @@ class GatewayService:
         tls = brokerlink.tls_context(s) if brokerlink.uses_tls(broker_url) else None
         if tls is not None:
             brokerlink.check_tls(broker_url, host, port, tls)
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
+        connect_args = {}
+        if s.share:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            # shared subscriptions are MQTT v5; the session stays while the gateway is down, so a
+            # restarted (SIGKILLed) gateway gets back the QoS 1 messages the broker gave it
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = s.session_expiry_s
+            connect_args = {"clean_start": False, "properties": props}
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=s.client_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+                manual_ack=True,
+            )
         if user:
             client.username_pw_set(user, password)
         if tls is not None:
@@ -452,7 +502,7 @@ class GatewayService:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
-        client.connect_async(host, port, keepalive=30)
+        client.connect_async(host, port, keepalive=30, **connect_args)
         client.loop_start()
         self.client = client
         self._say(
@@ -462,6 +512,11 @@ class GatewayService:
                 else _("gateway: broker %(url)s, database %(db)s, root %(root)s")
             )
             % {"url": _redact(broker_url), "db": _redact(self.db.url), "root": s.root}
+            + (
+                _(", shared subscriptions (group %(group)s, client id %(id)s)") % {"group": s.share, "id": s.client_id}
+                if s.share
+                else ""
+            )
         )
         if self.embedded and not _loopback(s.broker_host):
             self._say(
@@ -473,6 +528,38 @@ class GatewayService:
                 % {"host": s.broker_host, "port": s.broker_port}
             )
         return self
+
+    def _claim_database(self):
+        """Refuse a second gateway on this database unless every one of them shares the
+        subscriptions (each would get every message and trust its own cache of the panels).
+        PostgreSQL: a session advisory lock, exclusive alone, shared with --share (it ends with
+        the connection, a SIGKILLed gateway's too). SQLite: an exclusive flock on a file next to
+        the database (--share is refused there already)."""
+        assert self.db is not None
+        share = self.settings.share
+        if self.db.dialect == "postgresql":
+            how = "pg_try_advisory_lock_shared" if share else "pg_try_advisory_lock"
+            if not self.db.scalar("SELECT %s(?, ?)" % how, (SOLE_LOCK, 0)):
+                raise SettingsError(
+                    "another gateway %s runs on this database; several gateways must all run with the same --share GROUP"
+                    % ("without --share" if share else "with --share")
+                )
+            return
+        path = dbmod.sqlite_path(self.db.url)
+        if path == ":memory:":
+            return
+        import fcntl
+
+        fd = os.open(path + ".gateway-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SettingsError(
+                "another gateway runs on %s; several gateways need one PostgreSQL database and --share GROUP"
+                " (SQLite lets one process write)" % path
+            ) from None
+        self._sole_fd = fd  # held until the process ends
 
     def _say(self, text):
         log.info(text)
@@ -543,12 +630,34 @@ class GatewayService:
     def _between_batches(self):
         """Acks, configs and the retained check, after a batch (or an idle wait)."""
         self._publish_acks()
+        if not self._on_duty():
+            return
         self._push_configs()
         now = time.monotonic()
         if self._audit is not None and (self._audit.done or now >= self._audit_deadline):
             self._finish_audit()
         elif self._audit is None and now >= self._next_audit and self.connected.is_set():
             self._start_audit()
+
+    def _on_duty(self) -> bool:
+        """Whether this gateway pushes the configs and checks the retained acks and configs.
+        Alone: always. Several (--share): the one holding the duty lock of the database (taken
+        by the next one when its connection ends), so two gateways never correct each other's
+        config publishes as foreign ones."""
+        if not self.settings.share:
+            return True
+        now = time.monotonic()
+        if now >= self._duty_checked + self.DUTY_CHECK_S:
+            self._duty_checked = now
+            try:
+                duty = self.db is not None and self.db.try_session_lock(DUTY_LOCK)
+            except Exception as exc:
+                log.warning("could not check the duty lock (%s)", exc)
+                duty = False
+            if duty != self._duty:
+                self._say("gateway: %s the configs and the retained check" % ("takes over" if duty else "leaves"))
+            self._duty = duty
+        return self._duty
 
     def _dispatch(self, item):
         kind = item[0]
@@ -703,7 +812,7 @@ class GatewayService:
             return
         if audit is not None:
             audit.feed(topic, payload, retain)
-        if not topic.endswith("/config") or retain:
+        if not topic.endswith("/config") or retain or not self._duty and self.settings.share:
             return
         if payload in {v[1] for v in self._unconfirmed.values() if v[0] == topic}:
             return  # our own publish, echoed
@@ -772,6 +881,9 @@ class GatewayService:
             self.embedded = None
         if self.db:
             self.db.close()
+        if self._sole_fd is not None:
+            os.close(self._sole_fd)
+            self._sole_fd = None
 
 
 def _redact(url):
@@ -783,12 +895,25 @@ def _loopback(host):
     return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
+SOLE_LOCK = 0x52415404  # advisory lock namespace: gateways on this database (exclusive alone, shared with --share)
+DUTY_LOCK = 0x52415403  # advisory lock namespace: the gateway that pushes configs and checks retained
+
+
+def subscriptions(settings):
+    """The topic filters the gateway subscribes to; with `share`, MQTT v5 shared subscriptions
+    ($share/<group>/<filter>): the broker hands each message to one gateway of the group."""
+    filters = topics.gateway_subscriptions(settings.root)
+    if settings.share:
+        return ["$share/%s/%s" % (settings.share, f) for f in filters]
+    return filters
+
+
 def run(settings, out=None):
     """Start, serve until SIGTERM/SIGINT, shut down gracefully. Returns 0."""
     service = GatewayService(settings, out=out)
     service.install_signal_handlers()
-    service.start()
     try:
+        service.start()
         service.run()
     except BaseException:
         service.close()

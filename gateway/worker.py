@@ -44,6 +44,7 @@ from gateway import site as site_mod
 log = logging.getLogger("gateway.worker")
 
 Panel = tuple[str, str]
+DERIVE_LOCKS = 0x52415402  # advisory lock namespace of a panel's derivation (gateway.db.lock_names)
 
 
 def _now_ms() -> int:
@@ -235,7 +236,10 @@ class Worker:
                 break
             done += 1
             try:
-                with self._background():
+                with self._background(), db.transaction():
+                    # another gateway's worker may derive the same panel (shared subscriptions):
+                    # one at a time, each from what the other committed
+                    db.lock_names(DERIVE_LOCKS, ["%s/%s" % panel])
                     left = derive.update(db, [panel], now_ms, max_events=self.max_events)
             except Exception:
                 self.stats["errors"] += 1

@@ -195,7 +195,7 @@ def test_a_service_account_lives_from_add_to_revoke_and_no_plaintext_is_stored(a
         acc.add(any_db, "counts.pos", NOW, sites=["s1"])
     with pytest.raises(acc.AccountError, match="at least one site"):
         acc.add(any_db, "counts.other", NOW)
-    with pytest.raises(acc.AccountError, match="only counts and operator"):
+    with pytest.raises(acc.AccountError, match="only counts, operator and bridge"):
         acc.add(any_db, "gateway", NOW, sites=["s1"])
     with pytest.raises(acc.AccountError, match="rating site apply"):
         acc.add(any_db, "panel.s1.a", NOW)

@@ -6,8 +6,6 @@ message, not as a last will); no client takes over the gateway's session; a pass
 switches at the reload; the gateway connects over TLS with the certificate and host name
 checked; and no secret shows in logs, process listings, `rating status` or files left in /tmp."""
 
-import datetime as dt
-import ipaddress
 import json
 import os
 import queue
@@ -22,6 +20,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from gw_ingest_support import RATING, REPO
+from tls_support import make_pki
 
 from gateway import accounts as acc
 from gateway import schema
@@ -446,87 +445,6 @@ def test_the_gateways_own_embedded_broker_takes_accounts_from_its_database(tmp_p
 
 
 # ---- TLS between the gateway and Mosquitto ---------------------------------------------------------------
-
-
-def _pem(path, data, group_readable=False):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640 if group_readable else 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    if group_readable and _mosquitto_group():
-        import grp
-
-        os.chown(path, -1, grp.getgrnam("mosquitto").gr_gid)
-    return path
-
-
-def make_pki(folder, names=("localhost",), ips=()):
-    """A throwaway CA, a server certificate for `names`/`ips`, a client certificate, and a second
-    CA that signed nothing here (for the 'wrong CA' case)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def key():
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def ca(cn):
-        k = key()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name(cn))
-            .issuer_name(name(cn))
-            .public_key(k.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(k, hashes.SHA256())
-        )
-        return k, cert
-
-    def leaf(cn, ca_key, ca_cert, usage, sans):
-        k = key()
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(name(cn))
-            .issuer_name(ca_cert.subject)
-            .public_key(k.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return k, b.sign(ca_key, hashes.SHA256())
-
-    def pem_key(k):
-        return k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
-    def pem_cert(c):
-        return c.public_bytes(serialization.Encoding.PEM)
-
-    ca_key, ca_cert = ca("rating test CA")
-    sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    srv_key, srv_cert = leaf("broker", ca_key, ca_cert, ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    cli_key, cli_cert = leaf("gateway", ca_key, ca_cert, ExtendedKeyUsageOID.CLIENT_AUTH, [])
-    _other_key, other_cert = ca("some other CA")
-    return {
-        "ca": _pem(os.path.join(folder, "ca.crt"), pem_cert(ca_cert), True),
-        "cert": _pem(os.path.join(folder, "broker.crt"), pem_cert(srv_cert), True),
-        "key": _pem(os.path.join(folder, "broker.key"), pem_key(srv_key), True),
-        "client_cert": _pem(os.path.join(folder, "gateway.crt"), pem_cert(cli_cert)),
-        "client_key": _pem(os.path.join(folder, "gateway.key"), pem_key(cli_key)),
-        "other_ca": _pem(os.path.join(folder, "other-ca.crt"), pem_cert(other_cert)),
-    }
 
 
 @pytest.fixture

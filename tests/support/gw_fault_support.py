@@ -204,7 +204,9 @@ class Panels:
 
     SEND_WINDOW = 50
 
-    def __init__(self, broker, root, n, site="s1", ack_timeout_s=2.0, ack_timeout_max_s=8.0, heartbeat_s=2.0):
+    def __init__(
+        self, broker, root, n, site="s1", ack_timeout_s=2.0, ack_timeout_max_s=8.0, heartbeat_s=2.0, login=None
+    ):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -232,6 +234,8 @@ class Panels:
         c.on_disconnect = lambda *a: self.connected.clear()
         c.reconnect_delay_set(0.2, 1)
         c.max_queued_messages_set(0)
+        if login:  # (username, password) of an account that may publish for all n panels
+            c.username_pw_set(*login)
         self.client = c
         c.connect_async(broker.host, broker.port, keepalive=10)
         c.loop_start()

@@ -4,6 +4,7 @@ sends is checked) and a proxy that can go silent (a half-open connection).
     peer = ScriptedPeer(script)        # script: [("expect", bytes) | ("send", bytes) | ("serve",)]
     peer.port; peer.join(); peer.errors; peer.got (all bytes received); peer.pings
     proxy = FreezingProxy(broker_port, freeze_after_s=None); proxy.port; proxy.freeze(); proxy.close()
+    proxy = CuttableProxy(port); proxy.cut(); proxy.restore(): a link that goes away and comes back
 """
 
 import select
@@ -184,3 +185,80 @@ class FreezingProxy:
                 except OSError:
                     pass
         self.sock.close()
+
+
+class CuttableProxy:
+    """A TCP forwarder to 127.0.0.1:`target` whose link can be cut (every connection closed, new
+    ones refused: a WAN outage) and restored on the same port.
+
+    proxy = CuttableProxy(port); proxy.port; proxy.cut(); proxy.restore(); proxy.close()"""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = None
+        self._lock = threading.Lock()
+        self._conns = []
+        self._listener = None
+        self.restore()
+
+    def restore(self):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port or 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut or closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        if self._listener is not None:
+            try:  # wakes the thread blocked in accept() (close alone does not, on Linux)
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.cut()
