@@ -384,6 +384,16 @@ def _report_output(reports, by, fmt, pv):
     return report_export.render_pivot_table(pv, data["lang"]) if pv else report_export.render_table(data)
 
 
+def _region_report(db, **kwargs):
+    """`--by region`: the office rows rolled up through the site file's [[regions]]."""
+    from gateway import report_regions
+    from gateway import site as site_mod
+
+    if not site_mod.load(db).region_tree():
+        raise CliError("--by region: the site file has no [[regions]]; add them (docs/site-file.md) or use --by site")
+    return report_regions.build(db, **kwargs)
+
+
 def cmd_report(args):
     from gateway import report, report_export
 
@@ -401,7 +411,7 @@ def cmd_report(args):
     period = args.period or ("month" if args.pivot else "all")
     try:
         reports = [
-            report.build_report(
+            (report.build_report if b != "region" else _region_report)(
                 db,
                 by=b,
                 period=period,
@@ -626,9 +636,9 @@ def _register_report(sub):
     figures = ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate")
     p.add_argument(
         "--by",
-        choices=("employee", "device", "site", "question"),
-        help="one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
-        "a sheet each)",
+        choices=("employee", "device", "site", "region", "question"),
+        help="one row per employee, panel, office, region (the site file's [[regions]], nested ones rolled up) "
+        "or question (default: site; an .xlsx file: every grouping, a sheet each)",
     )
     p.add_argument(
         "--period",

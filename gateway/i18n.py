@@ -219,6 +219,7 @@ TEXT = {
     "employee": N_("Employee"),
     "device": N_("Panel"),
     "site": N_("Office"),
+    "region": N_("Region"),
     "question": N_("Question"),
     "unassigned": N_("(unassigned)"),
     "flags": N_("Flags"),
@@ -227,6 +228,7 @@ TEXT = {
     "k": N_("correction coefficient k"),
     "na": N_("n/a"),
     "no_rows": N_("No polls in the chosen period."),
+    "no_region": N_("offices outside every region"),
     "no_reference": N_("no reference values set (deployment.reference in the site file)"),
     "sorted_by": ("рейтинг по", "ranked by"),
     "pivot_note": (
@@ -236,6 +238,7 @@ TEXT = {
     "sheet_employee": ("Сотрудники", "Employees"),
     "sheet_device": ("Панели", "Panels"),
     "sheet_site": ("Офисы", "Offices"),
+    "sheet_region": ("Регионы", "Regions"),
     "sheet_question": ("Вопросы", "Questions"),
     "sheet_pivot": ("Сводная", "Pivot"),
     "col_rank": ("Место", "Rank"),
