@@ -33,6 +33,7 @@ def register(sub):
         "installed) or mqtt://HOST:PORT of a running broker",
     )
     p.set_defaults(func=run)
+    return p
 
 
 def run(args):
