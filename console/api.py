@@ -45,11 +45,15 @@ def offices(request: Request):
     "/reports",
     summary="KPI report (the same dict as `rating report --format json`, docs/report-json.md)",
     description="Dates are each office's own calendar days; `to` is inclusive. Without `site`, an "
-    "account limited to several offices must name one. Without from/to: the week of the newest poll.",
+    "account limited to several offices must name one. Without from/to: the week of the newest poll. "
+    "by=region: the offices of the scope rolled up through the site file's regions (a region only "
+    "when every office of it is in the scope; `site` is not used).",
 )
 def reports(
     request: Request,
-    by: Literal["site", "employee", "device", "question"] = "site",
+    by: Literal["site", "region", "employee", "device", "question"] = Query(
+        "site", description="rows per office, region (the site file's [[regions]]), employee, panel or question"
+    ),
     period: Literal["all", "day", "week", "month"] = "all",
     site: str | None = Query(None, description="office id"),
     from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),

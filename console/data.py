@@ -8,7 +8,7 @@ import urllib.parse
 
 from console import queue
 from console.web import NotFound
-from gateway import derive, fleet, report, review, store
+from gateway import derive, fleet, report, report_regions, review, store
 
 # Ready-made reasons for an invalid poll / a rejected force-majeure report (keys 1-6 pick one).
 POLL_REASONS = (
@@ -205,7 +205,7 @@ def bulk(c, idents, verdict, reason):
 
 # --- reports --------------------------------------------------------------------------------
 
-REPORT_BYS = ("site", "employee", "device", "question")
+REPORT_BYS = ("site", "region", "employee", "device", "question")
 
 
 def report_params(c, params, first_office=True):
@@ -219,12 +219,16 @@ def report_params(c, params, first_office=True):
     if period not in report.PERIODS:
         errors["period"] = c.t("err_period")
         period = "all"
+    if by == "region" and not c.history.region_tree(c.now_ms):
+        errors["by"] = c.t("err_no_regions")
     asked = params.get("site")
     site = (asked or "").strip() or None
     offices = c.offices()
     if site is not None and (not c.allows(site) or ("site", site) not in c.history.keys("site")):
         raise NotFound()
-    if site is None and offices and (len(offices) == 1 and c.sites is not None or asked is None and first_office):
+    if by == "region":
+        site = None  # the regions of the account's scope: every office of it is read
+    elif site is None and offices and (len(offices) == 1 and c.sites is not None or asked is None and first_office):
         # the first office by default: a report over every office of a large chain reads a
         # lot (see bench/README.md); "all offices" stays one choice away for those who may
         site = offices[0][0]
@@ -266,6 +270,10 @@ def report_params(c, params, first_office=True):
 
 
 def build_report(c, kwargs):
+    if kwargs["by"] == "region":
+        # offices rolled up through the site file's regions; a region shows only when every
+        # office of it is in the account's scope (report_regions.rollup)
+        return report_regions.build(c.db, sites=c.sites, now_ms=c.now_ms, **kwargs)
     return report.build_report(c.db, now_ms=c.now_ms, **kwargs)
 
 

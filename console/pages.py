@@ -355,7 +355,15 @@ def reports(request: Request):
     with context(request, "reports") as c:
         kwargs, errors, form = data.report_params(c, dict(request.query_params))
         rep = None if errors else data.build_report(c, kwargs)
-        return c.render("reports.html", 400 if errors else 200, rep=rep, errors=errors, form=form, offices=c.offices())
+        return c.render(
+            "reports.html",
+            400 if errors else 200,
+            rep=rep,
+            errors=errors,
+            form=form,
+            offices=c.offices(),
+            has_regions=bool(c.history.region_tree(c.now_ms)),
+        )
 
 
 # --- fleet ----------------------------------------------------------------------------------------
@@ -384,6 +392,46 @@ def fleet_page(request: Request, site: str = "", state: str = "", page: int = 1)
 # --- admin ----------------------------------------------------------------------------------------
 
 
+def _region_choices(c):
+    """[(region id, name, depth, offices)] of the site file's tree, parents before children."""
+    tree = c.history.region_tree(c.now_ms)
+    members = c.history.regions(c.now_ms)
+    children = {}
+    for rid, node in tree.items():
+        parent = node["parent"] if node["parent"] in tree else None
+        children.setdefault(parent, []).append(rid)
+    out = []
+
+    def walk(parent, depth):
+        for rid in sorted(children.get(parent, []), key=lambda r: tree[r]["name"]):
+            if any(rid == o[0] for o in out):
+                continue  # (the site file refuses cycles; never loop on one)
+            out.append((rid, tree[rid]["name"], depth, len(members.get(rid, []))))
+            walk(rid, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def _scope_text(c):
+    names = {rid: name for rid, name, _depth, _n in _region_choices(c)}
+
+    def text(account):
+        parts = [c.history.site_name(o) for o in account["offices"]]
+        parts += ["%s: %s" % (c.t("region"), names.get(r, r)) for r in account["regions"]]
+        return ", ".join(parts)
+
+    return text
+
+
+def _scope_fields(form):
+    """(all_offices, offices, regions, errors) of an account form's scope, checked against the
+    site file (offices and regions)."""
+    offices = [o for o in form.getlist("offices") if isinstance(o, str)]
+    regions = [r for r in form.getlist("regions") if isinstance(r, str)]
+    return form.get("all_offices") == "1", offices, regions
+
+
 def _users_page(c, errors=None, values=None, status=200, token=None):
     return c.render(
         "users.html",
@@ -394,9 +442,15 @@ def _users_page(c, errors=None, values=None, status=200, token=None):
         values=values or {},
         roles=users.ROLES,
         offices=c.offices(),
+        regions=_region_choices(c),
+        scope_text=_scope_text(c),
         new_token=token,
         message=c.request.query_params.get("done"),
     )
+
+
+def _known(c):
+    return {s for s, _ in c.offices()}, set(c.history.region_tree(c.now_ms))
 
 
 @router.get("/admin/users")
@@ -413,9 +467,7 @@ async def admin_add_user(request: Request):
         errors = {}
         username = fields.get("username") or ""
         role = fields.get("role") or ""
-        offices = [o for o in form.getlist("offices") if isinstance(o, str)]
-        regions = [r.strip() for r in (fields.get("regions") or "").split(",") if r.strip()]
-        all_offices = fields.get("all_offices") == "1"
+        all_offices, offices, regions = _scope_fields(form)
         password = fields.get("password") or ""
         try:
             users.check_username(username)
@@ -425,7 +477,7 @@ async def admin_add_user(request: Request):
             errors["role"] = c.t("err_role")
         else:
             try:
-                users.check_scope(role, all_offices, offices, regions, {s for s, _ in c.offices()})
+                users.check_scope(role, all_offices, offices, regions, *_known(c))
             except users.UserError:
                 errors["scope"] = c.t("err_scope")
         if users.check_password(password, username):
@@ -448,10 +500,86 @@ async def admin_add_user(request: Request):
             except users.UserError:
                 errors["username"] = c.t("err_account_taken")
         if errors:
-            values = dict(fields, offices=offices)
+            values = dict(fields, offices=offices, regions=regions)
             values.pop("password", None)
             return _users_page(c, errors, values, 400)
         return _redirect("/admin/users?done=added")
+
+
+def _user_page(c, account, errors=None, values=None, status=200):
+    values = values or {
+        "name": account["name"],
+        "role": account["role"],
+        "all_offices": account["all_offices"] and account["role"] != "admin",
+        "offices": account["offices"],
+        "regions": account["regions"],
+    }
+    return c.render(
+        "user.html",
+        status,
+        account=account,
+        errors=errors or {},
+        values=values,
+        roles=users.ROLES,
+        offices=c.offices(),
+        regions=_region_choices(c),
+    )
+
+
+@router.get("/admin/users/{username}")
+def admin_user(request: Request, username: str):
+    with context(request, "admin") as c:
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        return _user_page(c, account)
+
+
+@router.post("/admin/users/{username}")
+async def admin_change_user(request: Request, username: str):
+    """A new role, name or scope; the account's sessions end (users.update)."""
+    fields, form = await _form(request)
+    with context(request, "admin") as c:
+        c.check_csrf(fields.get("csrf"))
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        role = fields.get("role") or ""
+        all_offices, offices, regions = _scope_fields(form)
+        errors = {}
+        if role not in users.ROLES:
+            errors["role"] = c.t("err_role")
+        else:
+            try:
+                users.check_scope(role, all_offices, offices, regions, *_known(c))
+            except users.UserError:
+                errors["scope"] = c.t("err_scope")
+        if not errors:
+            try:
+                users.update(
+                    c.db,
+                    username,
+                    c.now_ms,
+                    role=role,
+                    name=fields.get("name"),
+                    all_offices=all_offices,
+                    offices=offices,
+                    regions=regions,
+                )
+            except users.UserError:
+                errors["role"] = c.t("err_last_admin")
+        if errors:
+            values = {
+                "name": fields.get("name"),
+                "role": role,
+                "all_offices": all_offices,
+                "offices": offices,
+                "regions": regions,
+            }
+            return _user_page(c, account, errors, values, 400)
+        if username == c.me["username"]:
+            return _redirect("/login")  # your own role changed: your session ended with it
+        return _redirect("/admin/users?done=changed")
 
 
 @router.post("/admin/users/{username}/state")
