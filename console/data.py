@@ -131,10 +131,26 @@ def item(c, kind, site, device, seq):
     }
     if kind == "poll":
         q = c.history.question(row.get("question"), row["opened_ms"]) or {}
-        out["question_text"] = q.get("text_" + c.lang) or row.get("question")
+        out["question_text"] = question_text(c, q, row.get("employee"), row["opened_ms"]) or row.get("question")
     else:
         out.update(timeline(c, row, in_force))
     return out
+
+
+def question_text(c, question, employee, at_ms):
+    """The question as the customer read it, in the reader's language: {employee} filled with
+    the name of the person on the poll (the site file's in_question form in the deployment's
+    language, the plain name otherwise); nobody on shift drops the placeholder."""
+    text = question.get("text_" + c.lang) or question.get("text_ru") or question.get("text_en")
+    if not text or "{employee}" not in text:
+        return text
+    person = (c.history.get("employee", employee, at_ms) or {}) if employee else {}
+    same_lang = c.lang == c.history.deployment(at_ms).get("lang")
+    name = (person.get("in_question") if same_lang else None) or person.get("name") or ""
+    text = " ".join(text.replace("{employee}", name).split())
+    for mark in "?!.,:;":  # nobody on shift: "менеджера ?" -> "менеджера?"
+        text = text.replace(" " + mark, mark)
+    return text
 
 
 def timeline(c, fm, verdict):
