@@ -10,6 +10,7 @@ console of the last demo's database again without simulating.
 """
 
 import os
+import signal
 import time
 
 from gateway.cli_common import CliError
@@ -80,10 +81,16 @@ def serve_console(db_url, port=0, wait=None):
         "sees one office. docs/console.md",
         flush=True,
     )
+    old_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         (wait or _sleep_forever)()
     except KeyboardInterrupt:
         pass
     finally:
         running.stop()
+        signal.signal(signal.SIGTERM, old_term)
     print("web console stopped", flush=True)
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt

@@ -41,7 +41,8 @@ def logins_of(out):
     return {m.group(2): m.group(3) for m in re.finditer(r"^  (\S+)\s+(\S+)\s+(\S+)$", block, re.M)}
 
 
-def test_the_demo_console_prints_its_url_and_logins_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_the_demo_console_prints_its_url_and_logins_and_stops_cleanly(tmp_path, stop):
     db = sqlite_db(tmp_path, "gateway.db")
     build_chain(db)  # the database a demo leaves behind (a chain's week, derived)
     db.close()
@@ -61,7 +62,7 @@ def test_the_demo_console_prints_its_url_and_logins_and_stops_on_ctrl_c(tmp_path
         expert = Client(url)
         assert expert.login("expert", logins["expert"])[0] == 303
         assert expert.get("/review")[0] == 200
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.send_signal(stop)  # SIGINT: what Ctrl-C sends
         rest, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
