@@ -224,6 +224,9 @@ TEXT = {
     "by_employee": ("по сотрудникам", "by employee"),
     "by_device": ("по панелям", "by panel"),
     "by_region": ("по регионам", "by region"),
+    "download": ("Скачать", "Download"),
+    "download_xlsx": ("Excel (.xlsx)", "Excel (.xlsx)"),
+    "download_csv": ("CSV", "CSV"),
     "region": ("Регион", "Region"),
     "offices_n": ("офисов: %(n)s", "offices: %(n)s"),
     "region_report_hint": (

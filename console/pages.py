@@ -366,6 +366,55 @@ def reports(request: Request):
         )
 
 
+EXPORTS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+
+
+@router.get("/reports/export")
+def reports_export(request: Request):
+    """The KPI page's report as a file: CSV or an Excel workbook, as `rating report -o` writes
+    them (gateway.report_export), with the page's parameters and the account's scope."""
+    from fastapi.responses import Response
+
+    from gateway import report_export
+
+    with context(request, "reports") as c:
+        params = dict(request.query_params)
+        kind = params.pop("format", "")
+        if kind not in EXPORTS:
+            raise NotFound()
+        kwargs, errors, form = data.report_params(c, params)
+        if errors:
+            return c.render(
+                "reports.html",
+                400,
+                rep=None,
+                errors=errors,
+                form=form,
+                offices=c.offices(),
+                has_regions=bool(c.history.region_tree(c.now_ms)),
+            )
+        rep = data.build_report(c, kwargs)
+        if kind == "csv":
+            body = report_export.csv_bytes(report_export.render_csv(rep))
+        else:
+            body = report_export.workbook_bytes([rep])
+        name = "kpi-%s-%s-%s_%s.%s" % (
+            form["site"] or ("regions" if form["by"] == "region" else "offices"),
+            form["by"],
+            form["from"] or "start",
+            form["to"] or "now",
+            EXPORTS[kind][1],
+        )
+        return Response(
+            body,
+            media_type=EXPORTS[kind][0],
+            headers={"Content-Disposition": 'attachment; filename="%s"' % name, "Cache-Control": "no-store"},
+        )
+
+
 # --- fleet ----------------------------------------------------------------------------------------
 
 

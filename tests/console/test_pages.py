@@ -20,3 +20,47 @@ def test_panel_faults_are_said_in_words(client):
     assert fmt.fault("stuck:seller", "ru") == "залипла кнопка продавца"
     assert fmt.fault("cfg_write", "en") == "the config could not be kept on the panel"
     assert fmt.fault("new_code", "en") == "new_code"  # a code this console does not know yet
+
+
+def _raw(client, path):
+    """(status, headers, body bytes) of a file download."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with client.opener.open(urllib.request.Request(client.base + path), timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_the_kpi_page_downloads_as_excel_and_csv_with_the_same_figures(client):
+    import io
+    import json
+
+    import openpyxl
+
+    analyst = client("analyst")
+    week = "site=msk&by=employee&from=2025-03-03&to=2025-03-09"
+    page = analyst.get("/reports?" + week)[2]
+    assert "/reports/export?format=xlsx&amp;" + week.replace("&", "&amp;") in page
+    rep = json.loads(analyst.get("/api/v1/reports?" + week)[2])
+    status, headers, body = _raw(analyst, "/reports/export?format=xlsx&" + week)
+    assert status == 200 and headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert headers["content-disposition"] == 'attachment; filename="kpi-msk-employee-2025-03-03_2025-03-09.xlsx"'
+    sheet = openpyxl.load_workbook(io.BytesIO(body)).worksheets[0]
+    labels = [sheet.cell(row=r, column=1).value for r in range(2, sheet.max_row + 1)]
+    assert [r["label"] for r in rep["rows"]] == labels[: len(rep["rows"])]
+    status, headers, body = _raw(analyst, "/reports/export?format=csv&" + week)
+    assert status == 200 and headers["content-type"] == "text/csv; charset=utf-8"
+    text = body.decode("utf-8-sig")
+    assert all(r["label"] in text for r in rep["rows"])
+
+
+def test_a_download_keeps_the_scope_and_knows_only_its_formats(client):
+    manager = client("manager")
+    assert _raw(manager, "/reports/export?format=csv&site=ber")[0] == 404
+    assert _raw(manager, "/reports/export?format=pdf&site=msk")[0] == 404
+    assert _raw(client("tech"), "/reports/export?format=csv")[0] == 403
+    status, _h, body = _raw(manager, "/reports/export?format=csv&site=msk&from=2025-02-30")
+    assert status == 400 and b"A date like" in body
