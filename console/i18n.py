@@ -131,6 +131,10 @@ TEXT = {
         "Account added: it must change its password at the first sign-in.",
     ),
     "done_state": ("Состояние учётной записи изменено.", "Account state changed."),
+    "done_temporary": (
+        "Временный пароль задан; при входе его нужно будет сменить.",
+        "Temporary password set; it must be changed at sign-in.",
+    ),
     "done_changed": (
         "Роль и офисы изменены; сессии этой учётной записи закончились.",
         "Role and offices changed; the account's sessions ended.",
@@ -318,6 +322,12 @@ TEXT = {
         "Saving ends the account's open sessions: the new rights apply at once.",
     ),
     "save_changes": ("Сохранить изменения", "Save the changes"),
+    "temporary_password": ("Временный пароль", "Temporary password"),
+    "temporary_password_hint": (
+        "Для забывшего пароль: сообщите временный пароль человеку лично; при входе он задаст свой. Открытые сессии закончатся.",
+        "For someone who forgot their password: tell them the temporary one in person; they choose their own at sign-in. Open sessions end.",
+    ),
+    "set_temporary_password": ("Задать временный пароль", "Set the temporary password"),
     "api_tokens": ("Токены API", "API tokens"),
     "token": ("Токен", "Token"),
     "token_once": (

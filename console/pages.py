@@ -572,7 +572,27 @@ def _user_page(c, account, errors=None, values=None, status=200):
         roles=users.ROLES,
         offices=c.offices(),
         regions=_region_choices(c),
+        message=c.request.query_params.get("done"),
     )
+
+
+@router.post("/admin/users/{username}/password")
+async def admin_user_password(request: Request, username: str):
+    """A temporary password for someone who forgot theirs: it must be replaced at the next
+    sign-in, and the account's open sessions end (users.set_password)."""
+    fields, _ = await _form(request)
+    with context(request, "admin") as c:
+        c.check_csrf(fields.get("csrf"))
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        password = fields.get("password") or ""
+        if users.check_password(password, account["username"]):
+            return _user_page(c, account, {"password": c.t("err_new_password", min=users.PASSWORD_MIN)}, status=400)
+        users.set_password(c.db, account["username"], password, c.now_ms, must_change=True)
+        if account["username"] == c.me["username"]:
+            return _redirect("/login")  # your own sessions ended with it
+        return _redirect("/admin/users/%s?done=temporary" % urllib.parse.quote(account["username"]))
 
 
 @router.get("/admin/users/{username}")

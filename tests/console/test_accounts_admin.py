@@ -93,3 +93,23 @@ def test_the_kpi_page_by_region_shows_only_whole_regions_of_the_scope(client, co
     data = json.loads(api)
     assert data["by"] == "region" and [r["key"] for r in data["rows"]] == ["russia"]
     assert data["total"]["polls"]["valid"] == data["rows"][0]["polls"]["valid"]
+
+
+def test_an_admin_sets_a_temporary_password_that_must_be_changed(client, console):
+    manager = client("manager")
+    admin = client("admin")
+    token = admin.csrf("/admin/users/manager")
+    status, _h, body = admin.post("/admin/users/manager/password", {"csrf": token, "password": "short"})
+    assert status == 400 and body.count('class="error"') == 1 and "at least 10 characters" in body
+    assert admin.post("/admin/users/manager/password", {"csrf": "forged", "password": "temporary pass 42"})[0] == 403
+    assert admin.post("/admin/users/nobody/password", {"csrf": token, "password": "temporary pass 42"})[0] == 404
+    assert manager.get("/reports")[0] == 200  # nothing changed so far
+    status, headers, _b = admin.post("/admin/users/manager/password", {"csrf": token, "password": "temporary pass 42"})
+    assert status == 303 and headers["location"] == "/admin/users/manager?done=temporary"
+    assert "must be changed at sign-in" in admin.get(headers["location"])[2]
+    assert manager.get("/reports")[0] == 303  # its open session ended
+    again = client()
+    assert again.login("manager", "temporary pass 42")[0] == 303
+    status, headers, _b = again.get("/reports")
+    assert status == 303 and headers["location"] == "/account"  # a new password first
+    assert _account(console, "manager")["must_change"]

@@ -36,7 +36,7 @@ def test_every_key_the_console_uses_has_both_languages():
         "source_": ("device", "repaired", "arrival"),
         "ev_": ("yes", "no", "unsure", "seller_short", "seller_long"),
         "qkind_": ("staff", "office", "loyalty"),
-        "done_": ("saved", "undone", "bulk", "added", "state", "revoked", "password", "changed"),
+        "done_": ("saved", "undone", "bulk", "added", "state", "revoked", "password", "changed", "temporary"),
         "error_": ("not_found", "forbidden", "csrf", "not_found_hint", "forbidden_hint", "csrf_hint"),
         "kpi_": ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate"),
     }.items():
