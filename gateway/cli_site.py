@@ -127,6 +127,7 @@ def cmd_site_apply(args):
 
 KIND_WORDS = {
     "deployment": N_("deployment"),
+    "region": N_("region"),
     "site": N_("office"),
     "question": N_("question"),
     "employee": N_("employee"),

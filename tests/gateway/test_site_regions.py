@@ -83,3 +83,14 @@ def test_gw_regions_a_file_without_regions_stores_offices_as_before(tmp_path):
     assert h.regions() == {} and h.region_of("msk") is None
     assert site.preview(db, site.parse(SITE_TOML), T0 + 1000) == []
     db.close()
+
+
+def test_gw_regions_site_apply_lists_them_with_the_rest(tmp_path, capsys):
+    from rating.cli import main
+
+    path = tmp_path / "site.toml"
+    path.write_text(with_tree(), encoding="utf-8")
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    assert main(["--lang", "en", "site", "apply", str(path), "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "region" in out and "central" in out and "north" in out
