@@ -120,3 +120,35 @@ def test_gw_report_by_region_without_regions_says_what_to_do(tmp_path, capsys):
     assert err == [
         "error: --by region: the site file has no [[regions]]; add them (docs/site-file.md) or use --by site"
     ]
+
+
+def test_gw_region_total_adds_tallies_as_tally_addition_does():
+    import random
+
+    from gateway.report_core import Tally
+    from kpi_core import PollCounts, ScopeCounts
+
+    rng = random.Random(3)
+
+    def some():
+        pc = PollCounts(*(rng.randint(0, 9) for _ in range(4)))
+        staff = pc if rng.random() < 0.7 else None
+        return Tally(
+            scope=ScopeCounts(
+                staff=staff,
+                loyalty=PollCounts(1, 2, 3, 4, 1, 2) if rng.random() < 0.5 else None,
+                polls=rng.randint(0, 50),
+                fm_reports=rng.randint(0, 3),
+                transactions=rng.choice([None, rng.randint(0, 99)]),
+            ),
+            invalid=rng.randint(0, 3),
+            fm_pending=rng.randint(0, 2),
+            time_arrival=rng.randint(0, 4),
+        )
+
+    for n in (0, 1, 5):
+        tallies = [some() for _ in range(n)]
+        expected = Tally()
+        for t in tallies:
+            expected = expected + t
+        assert report_regions.total(tallies) == expected
