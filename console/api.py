@@ -33,11 +33,18 @@ def me(request: Request):
         }
 
 
-@router.get("/offices", summary="Offices in the account's scope")
+@router.get(
+    "/offices",
+    summary="Offices in the account's scope",
+    description="Each with its timezone and region (the site file's [[regions]] id, or null).",
+)
 def offices(request: Request):
     with context(request, "signed-in", api=True) as c:
         return {
-            "offices": [{"id": s, "name": name, "timezone": str(c.tz(s))} for s, name in c.offices()],
+            "offices": [
+                {"id": s, "name": name, "timezone": str(c.tz(s)), "region": c.history.region_of(s, c.now_ms)}
+                for s, name in c.offices()
+            ],
         }
 
 

@@ -53,6 +53,7 @@ TEXT = {
     "home_admin": ("Учётные записи, роли, офисы, токены API.", "Accounts, roles, offices, API tokens."),
     "your_offices": ("Ваши офисы", "Your offices"),
     "no_offices": ("Нет офисов.", "No offices."),
+    "outside_regions": ("Вне регионов", "Outside the regions"),
     "all_offices": ("все офисы", "all offices"),
     "all_my_offices": ("все мои офисы", "all my offices"),
     # account page

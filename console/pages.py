@@ -96,10 +96,31 @@ async def logout(request: Request):
 # --- home and account -----------------------------------------------------------------------------
 
 
+def _offices_by_region(c):
+    """[(region path or None, [(site, name)])]: the offices in scope under their own region,
+    named with the regions above it ("Europe › Russia"); offices outside every region last."""
+    tree = c.history.region_tree(c.now_ms)
+    groups = {}
+    for site, name in c.offices():
+        groups.setdefault(c.history.region_of(site, c.now_ms) if tree else None, []).append((site, name))
+
+    def path(rid):
+        names, seen = [], set()
+        while rid in tree and rid not in seen:
+            seen.add(rid)
+            names.append(tree[rid]["name"])
+            rid = tree[rid]["parent"]
+        return " › ".join(reversed(names))
+
+    named = sorted(((path(r), o) for r, o in groups.items() if r in tree), key=lambda g: g[0])
+    outside = [o for r, group in groups.items() if r not in tree for o in group]
+    return named + ([(None, sorted(outside, key=lambda x: x[1]))] if outside else [])
+
+
 @router.get("/")
 def home(request: Request):
     with context(request, "signed-in") as c:
-        return c.render("home.html", offices=c.offices())
+        return c.render("home.html", offices=c.offices(), groups=_offices_by_region(c))
 
 
 @router.get("/account")

@@ -113,3 +113,9 @@ def test_an_admin_sets_a_temporary_password_that_must_be_changed(client, console
     status, headers, _b = again.get("/reports")
     assert status == 303 and headers["location"] == "/account"  # a new password first
     assert _account(console, "manager")["must_change"]
+
+
+def test_the_offices_api_names_each_office_s_region(client):
+    status, _h, body = client("analyst").get("/api/v1/offices")
+    offices = {o["id"]: o for o in json.loads(body)["offices"]}
+    assert status == 200 and offices["msk"]["region"] == "russia" and offices["ber"]["region"] == "germany"

@@ -64,3 +64,11 @@ def test_a_download_keeps_the_scope_and_knows_only_its_formats(client):
     assert _raw(client("tech"), "/reports/export?format=csv")[0] == 403
     status, _h, body = _raw(manager, "/reports/export?format=csv&site=msk&from=2025-02-30")
     assert status == 400 and b"A date like" in body
+
+
+def test_the_start_page_lists_the_offices_under_their_regions_with_links(client):
+    body = client("analyst").get("/")[2]
+    assert body.index("<h3>Europe › Germany</h3>") < body.index("Berlin Mitte") < body.index("<h3>Europe › Russia</h3>")
+    assert '<a href="/reports?site=ber">Berlin Mitte</a>' in body and "/fleet?site=ber" not in body  # no fleet role
+    tech = client("tech").get("/")[2]
+    assert '<a href="/fleet?site=msk">' in tech and "/reports?site=msk" not in tech
