@@ -1,10 +1,42 @@
 """What the pages say in words: the question as the customer read it, panel faults."""
 
+import shutil
+
 import pytest
+from console_support import Client
 
 from console import fmt
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def console(chain_template, tmp_path_factory):
+    """One console for this module: its tests only read, so they share it (and the sign-ins:
+    an Argon2 check costs more than a page)."""
+    from console import server
+
+    path = tmp_path_factory.mktemp("pages") / "chain.db"
+    shutil.copy(chain_template, path)
+    running = server.start("sqlite:///%s" % path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(console):
+    signed_in = {}
+
+    def make(username=None):
+        if username is None:
+            return Client(console.url)
+        if username not in signed_in:
+            c = Client(console.url)
+            assert c.login(username)[0] == 303
+            signed_in[username] = c
+        return signed_in[username]
+
+    return make
 
 
 def test_a_poll_shows_the_question_with_the_employee_as_the_customer_read_it(client):
