@@ -216,7 +216,16 @@ def test_rating_user_set_changes_role_and_scope_and_ends_sessions(tmp_path):
     assert code == 2 and "needs a scope" in err
     code, out, _ = _run(["user", "set", "root2", "--role", "store-manager", "--office", "spb", "--db", url])
     assert code == 0 and "store-manager, offices spb" in out
+    code, out, _ = _run(
+        ["user", "add", "bob", "--role", "analyst", "--region", "central", "--db", url, "--password-stdin"], PW + "\n"
+    )
+    assert code == 0 and "bob (analyst, regions central) added" in out
+    code, _out, err = _run(
+        ["user", "add", "eve", "--role", "analyst", "--region", "nope", "--db", url, "--password-stdin"], PW + "\n"
+    )
+    assert code == 2 and "region nope is not in the site file's [[regions]]" in err
     db = sqlite_db(tmp_path)
+    assert users.by_username(db, "eve") is None
     anna = users.by_username(db, "anna")
     assert (anna["role"], anna["regions"], anna["offices"], anna["epoch"] > epoch) == ("analyst", ["central"], [], True)
     db.close()
