@@ -385,6 +385,12 @@ def _report_output(reports, by, fmt, pv):
     return report_export.render_pivot_table(pv, data["lang"]) if pv else report_export.render_table(data)
 
 
+def _has_regions(db):
+    from gateway import site as site_mod
+
+    return bool(site_mod.load(db).region_tree())
+
+
 def _region_report(db, **kwargs):
     """`--by region`: the office rows rolled up through the site file's [[regions]]."""
     from gateway import report_regions
@@ -409,6 +415,8 @@ def cmd_report(args):
     by = args.by or "site"
     # a workbook holds every grouping unless --by names one
     bys = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
+    if not args.by and fmt == "xlsx" and _has_regions(db):
+        bys.append("region")  # the regions' sheet too, when the site file has a location tree
     period = args.period or ("month" if args.pivot else "all")
     try:
         reports = [

@@ -152,3 +152,14 @@ def test_gw_region_total_adds_tallies_as_tally_addition_does():
         for t in tallies:
             expected = expected + t
         assert report_regions.total(tallies) == expected
+
+
+def test_gw_report_workbook_has_a_regions_sheet_when_the_site_file_has_regions(tmp_path, capsys):
+    import openpyxl
+
+    db, url = chain(tmp_path)
+    db.close()
+    out = tmp_path / "kpi.xlsx"
+    assert cli.main(["report", "--db", url, "--lang", "en", "-o", str(out)]) == 0
+    names = openpyxl.load_workbook(out).sheetnames
+    assert "Regions" in names and "Offices" in names
