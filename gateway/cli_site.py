@@ -414,7 +414,7 @@ def cmd_report(args):
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
     by = args.by or "site"
     # a workbook holds every grouping unless --by names one
-    bys = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
+    bys: list[str] = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
     if not args.by and fmt == "xlsx" and _has_regions(db):
         bys.append("region")  # the regions' sheet too, when the site file has a location tree
     period = args.period or ("month" if args.pivot else "all")
