@@ -182,11 +182,23 @@ def test_every_other_page_renders_and_passes_the_accessibility_check(page):
     assert re.search("Wrong account name or password", d.page_source)
 
 
-def test_an_admin_changes_a_role_and_a_region_scope_in_the_browser(page):
+def test_an_admin_adds_disables_and_changes_accounts_in_the_browser(page):
     from selenium.webdriver.support.ui import Select
 
     d = sign_in(page, "admin")
     page("/admin/users", None)
+    # add an account scoped to a region, then disable it
+    d.find_element("id", "u-username").send_keys("olga")
+    d.find_element("id", "u-name").send_keys("Olga Smirnova")
+    d.find_element("id", "u-password").send_keys("a temporary password 1")
+    Select(d.find_element("id", "u-role")).select_by_value("analyst")
+    d.find_element("css selector", "form[aria-labelledby=add-h] input[name=regions][value=russia]").click()
+    navigating(d, lambda: d.find_element("css selector", "form[aria-labelledby=add-h] button.primary").click())
+    row = d.find_element("xpath", "//tr[td/a[text()='olga']]")
+    assert "analyst" in row.text and "Region: Russia" in row.text and "temporary password" in row.text
+    navigating(d, lambda: row.find_element("css selector", "form button").click())
+    assert "disabled" in d.find_element("xpath", "//tr[td/a[text()='olga']]").text
+    # change another account's role and scope on its own page
     navigating(d, lambda: d.find_element("link text", "tech").click())
     page(None, "admin-account-edit")
     Select(d.find_element("id", "e-role")).select_by_value("store-manager")
