@@ -51,19 +51,19 @@ def main():
     opts = report.options(site.History([]), "site", "week", lang="en", now_ms=0)
     by_site, rows = office_report(args.offices, args.weeks, opts, rng)
     # 4 top regions of 5 sub-regions each; every office in one sub-region
-    members, names = {}, {}
+    members, tree = {}, {}
     for top in range(4):
         members["top-%d" % top] = []
-        names["top-%d" % top] = "Top %d" % top
+        tree["top-%d" % top] = {"name": "Top %d" % top, "parent": None}
         for sub in range(5):
             rid = "sub-%d-%d" % (top, sub)
-            names[rid] = rid
+            tree[rid] = {"name": rid, "parent": "top-%d" % top}
             members[rid] = ["office-%03d" % o for o in range(args.offices) if o % 20 == top * 5 + sub]
             members["top-%d" % top] += members[rid]
     rollup_s, reference_s = [], []
     for _ in range(args.repeat):
         t = time.perf_counter()
-        out = report_regions.rollup(by_site, members, names, opts)
+        out = report_regions.rollup(by_site, members, tree, opts)
         rollup_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         for r in rows:

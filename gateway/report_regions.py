@@ -119,18 +119,31 @@ def _head(key: str, label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return head
 
 
+def _path(tree: dict[str, dict[str, Any]], rid: str) -> tuple[str, ...]:
+    """The names from the top region down to `rid` (the sort key of tree order)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    node: str | None = rid
+    while node in tree and node not in seen:
+        seen.add(node)
+        names.append(tree[node]["name"])
+        node = tree[node].get("parent")
+    return tuple(reversed(names))
+
+
 def rollup(
     by_site: dict[str, Any],
     members: dict[str, list[str]],
-    names: dict[str, str],
+    tree: dict[str, dict[str, Any]],
     opts: report.Options,
     sites: frozenset[str] | set[str] | None = None,
 ) -> dict[str, Any]:
     """The region report from the office report `by_site`. members: {region: [office ids]}
-    (History.regions, nested ones included); names: {region: name}; sites: the offices the
-    reader may see (None: all) - a region shows only when every office of it is visible, so
-    nobody reads a figure of offices outside their scope or a region's figure that leaves
-    some of its offices out."""
+    (History.regions, nested ones included); tree: {region: {"name", "parent"}}
+    (History.region_tree); sites: the offices the reader may see (None: all) - a region shows
+    only when every office of it is visible, so nobody reads a figure of offices outside their
+    scope or a region's figure that leaves some of its offices out. Rows come in the tree's
+    order (a region, then the regions inside it, by name), offices outside every region last."""
     rows = [r for r in by_site["rows"] if sites is None or r["key"] in sites]
     in_region = {s for offices in members.values() for s in offices}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -147,8 +160,14 @@ def rollup(
     outside = i18n.t(opts.lang, "no_region")
     tallies = {id(r): tally_of(r) for r in rows}  # each office row read once, whatever its regions
     out_rows = []
-    for (rid, _period), these in sorted(groups.items(), key=lambda g: (g[0][0], g[1][0]["period_start_ms"] or 0)):
-        label = names.get(rid, outside if rid == NO_REGION else rid)
+    order = {rid: _path(tree, rid) for rid in members}
+
+    def place(group):
+        (rid, _period), these = group
+        return (rid == NO_REGION, order.get(rid, ()), rid, these[0]["period_start_ms"] or 0)
+
+    for (rid, _period), these in sorted(groups.items(), key=place):
+        label = outside if rid == NO_REGION else (tree.get(rid) or {}).get("name") or rid
         out_rows.append(_sum(these, _head(rid, label, these), opts, tallies))
     if opts.sort:
         out_rows = rank(out_rows, opts.sort)
@@ -176,5 +195,4 @@ def build(db, sites=None, **kwargs) -> dict[str, Any]:
         thresholds=by_site["thresholds"],
         sort=sort,
     )
-    names = {rid: node["name"] for rid, node in history.region_tree(now).items()}
-    return rollup(by_site, history.regions(now), names, opts, sites)
+    return rollup(by_site, history.regions(now), history.region_tree(now), opts, sites)
