@@ -229,6 +229,7 @@ TEXT = {
     "na": N_("n/a"),
     "no_rows": N_("No polls in the chosen period."),
     "no_region": N_("offices outside every region"),
+    "too_few_to_rank": N_("too few polls to rank"),
     "no_reference": N_("no reference values set (deployment.reference in the site file)"),
     "sorted_by": ("рейтинг по", "ranked by"),
     "pivot_note": (

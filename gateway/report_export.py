@@ -91,7 +91,9 @@ def render_table(report: Report) -> str:
         lines.append("")
         title = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
         if row.get("rank"):
-            title = "%d. %s" % (row["rank"], title)
+            title = "%s. %s" % (row.get("rank_range") or row["rank"], title)
+        elif row.get("rank_note"):
+            title += "  (%s)" % i18n.t(lang, "too_few_to_rank")
         if row["period"] != "all":
             title += "  [%s]" % row["period"]
         lines.append("%s  (%s: %d)" % (title, i18n.t(lang, "polls"), row["polls"]["valid"]))
@@ -124,6 +126,7 @@ CSV_FIELDS = [
     "period_end",
     "timezone",
     "rank",
+    "rank_range",
     "polls_valid",
     "polls_invalid",
 ]
@@ -163,6 +166,7 @@ def _csv_row(row: Mapping[str, Any], number: Callable[[Any], Any]) -> dict[str, 
         "period_end": local_text(row.get("period_end_local")),
         "timezone": row.get("timezone") or "",
         "rank": row.get("rank"),
+        "rank_range": row.get("rank_range") or "",
         "polls_valid": row["polls"]["valid"],
         "polls_invalid": row["polls"]["invalid"],
         "transactions": row["counts"]["transactions"],
@@ -284,7 +288,7 @@ def _columns(lang: str, ranked: bool) -> list[str]:
 def _sheet_row(row: Mapping[str, Any], lang: str, ranked: bool) -> list[tuple[Any, str | None]]:
     """(value, number format) per cell of one row."""
     label = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
-    out: list[tuple[Any, str | None]] = [(row.get("rank"), None)] if ranked else []
+    out: list[tuple[Any, str | None]] = [(row.get("rank_range") or row.get("rank"), None)] if ranked else []
     start, end = _local(row.get("period_start_local")), _local(row.get("period_end_local"))
     date_format = (
         "yyyy-mm-dd" if all(x is None or x.time() == _dt.time(0) for x in (start, end)) else "yyyy-mm-dd hh:mm"

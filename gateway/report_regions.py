@@ -170,7 +170,7 @@ def rollup(
         label = outside if rid == NO_REGION else (tree.get(rid) or {}).get("name") or rid
         out_rows.append(_sum(these, _head(rid, label, these), opts, tallies))
     if opts.sort:
-        out_rows = rank(out_rows, opts.sort)
+        out_rows = rank(out_rows, opts.sort, opts.k, opts.thresholds.min_n)
     whole = by_site["total"]
     if sites is not None:
         whole = _sum(rows, {name: whole.get(name) for name in HEAD}, opts, tallies)  # only what the reader sees

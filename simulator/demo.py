@@ -19,7 +19,7 @@ def register(sub):
     p = sub.add_parser(
         "demo",
         help="simulate a week of a small chain end to end and print the KPI report",
-        description=(__doc__ or "\n\n").split("\n\n")[1],
+        description=(__doc__ or "").split("\n\n")[1],
     )
     p.add_argument(
         "--out", default="out/demo", help="where the database, reports, truth and site file go (default out/demo)"

@@ -111,6 +111,10 @@ def test_gw_report_by_region_on_the_command_line(tmp_path, capsys):
     ]
     assert cli.main(["report", "--db", url, "--by", "region", "--lang", "en"]) == 0
     assert "North-West" in capsys.readouterr().out
+    args = ["report", "--db", url, "--by", "region", "--sort", "di_staff", "--format", "json"]
+    assert cli.main(args) == 0
+    ranked = json.loads(capsys.readouterr().out)["rows"]
+    assert {r["key"] for r in ranked} == {"russia", "central", "north", "-"} and all("rank" in r for r in ranked)
 
 
 def test_gw_report_by_region_without_regions_says_what_to_do(tmp_path, capsys):
