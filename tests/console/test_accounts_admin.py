@@ -1,8 +1,6 @@
 """Accounts in the console: an admin changes role and scope (CSRF-protected, one message per
 field, the account's sessions end), regions in scopes and the KPI page rolled up by region."""
 
-import json
-
 import pytest
 from console_support import PASSWORD
 
@@ -79,22 +77,6 @@ def test_a_new_account_may_be_scoped_to_a_region(client, console):
     assert _account(console, "nord")["regions"] == ["russia"]
 
 
-def test_the_kpi_page_by_region_shows_only_whole_regions_of_the_scope(client, console):
-    analyst = client("analyst")
-    status, _h, body = analyst.get("/reports?by=region&from=2025-03-03&to=2025-03-09")
-    assert status == 200
-    for region in ("Europe", "Russia", "Germany"):
-        assert 'data-key="%s"' % region.lower() in body
-    manager = client("manager")  # msk only: Russia is whole, Europe and Germany are not
-    status, _h, body = manager.get("/reports?by=region&from=2025-03-03&to=2025-03-09")
-    assert status == 200 and 'data-key="russia"' in body
-    assert 'data-key="europe"' not in body and 'data-key="germany"' not in body and "Berlin" not in body
-    status, _h, api = manager.get("/api/v1/reports?by=region&from=2025-03-03&to=2025-03-09")
-    data = json.loads(api)
-    assert data["by"] == "region" and [r["key"] for r in data["rows"]] == ["russia"]
-    assert data["total"]["polls"]["valid"] == data["rows"][0]["polls"]["valid"]
-
-
 def test_an_admin_sets_a_temporary_password_that_must_be_changed(client, console):
     manager = client("manager")
     admin = client("admin")
@@ -113,9 +95,3 @@ def test_an_admin_sets_a_temporary_password_that_must_be_changed(client, console
     status, headers, _b = again.get("/reports")
     assert status == 303 and headers["location"] == "/account"  # a new password first
     assert _account(console, "manager")["must_change"]
-
-
-def test_the_offices_api_names_each_office_s_region(client):
-    status, _h, body = client("analyst").get("/api/v1/offices")
-    offices = {o["id"]: o for o in json.loads(body)["offices"]}
-    assert status == 200 and offices["msk"]["region"] == "russia" and offices["ber"]["region"] == "germany"

@@ -1,5 +1,7 @@
-"""What the pages say in words: the question as the customer read it, panel faults."""
+"""What the pages say: the question as the customer read it, panel faults in words, downloads,
+offices under their regions, the KPI page by region."""
 
+import json
 import shutil
 
 import pytest
@@ -104,3 +106,25 @@ def test_the_start_page_lists_the_offices_under_their_regions_with_links(client)
     assert '<a href="/reports?site=ber">Berlin Mitte</a>' in body and "/fleet?site=ber" not in body  # no fleet role
     tech = client("tech").get("/")[2]
     assert '<a href="/fleet?site=msk">' in tech and "/reports?site=msk" not in tech
+
+
+def test_the_kpi_page_by_region_shows_only_whole_regions_of_the_scope(client, console):
+    analyst = client("analyst")
+    status, _h, body = analyst.get("/reports?by=region&from=2025-03-03&to=2025-03-09")
+    assert status == 200
+    for region in ("Europe", "Russia", "Germany"):
+        assert 'data-key="%s"' % region.lower() in body
+    manager = client("manager")  # msk only: Russia is whole, Europe and Germany are not
+    status, _h, body = manager.get("/reports?by=region&from=2025-03-03&to=2025-03-09")
+    assert status == 200 and 'data-key="russia"' in body
+    assert 'data-key="europe"' not in body and 'data-key="germany"' not in body and "Berlin" not in body
+    status, _h, api = manager.get("/api/v1/reports?by=region&from=2025-03-03&to=2025-03-09")
+    data = json.loads(api)
+    assert data["by"] == "region" and [r["key"] for r in data["rows"]] == ["russia"]
+    assert data["total"]["polls"]["valid"] == data["rows"][0]["polls"]["valid"]
+
+
+def test_the_offices_api_names_each_office_s_region(client):
+    status, _h, body = client("analyst").get("/api/v1/offices")
+    offices = {o["id"]: o for o in json.loads(body)["offices"]}
+    assert status == 200 and offices["msk"]["region"] == "russia" and offices["ber"]["region"] == "germany"
