@@ -133,6 +133,7 @@ KIND_WORDS = {
     "employee": N_("employee"),
     "panel": N_("panel"),
     "roster": N_("roster"),
+    "alerts": N_("alerts"),
 }
 
 
@@ -181,6 +182,15 @@ def cmd_review_list(args):
         items = review.sample(polls, fms, share, args.seed)
     except review.ReviewError as exc:
         raise CliError(str(exc)) from None
+    doubts = None
+    if args.risk:
+        from gateway import doubt
+
+        sites = None if args.site is None else [args.site]
+        lo = min((p["opened_ms"] for p in polls), default=0) - doubt.DoubtSettings.near_ms
+        hi = max((p["opened_ms"] for p in polls), default=0) + doubt.DoubtSettings.near_ms + 1
+        doubts = doubt.score(polls, derive.unsolicited_presses(db, sites, lo, hi))
+        items = review.risk_first(items, polls, doubts)
     verdicts = review.latest(db)
     for stratum, row in items:
         site, device = row["site"], row["device"]
@@ -215,6 +225,11 @@ def cmd_review_list(args):
                     i18n.t(lang, status) if status != "-" else "-",
                 )
             )
+        if doubts is not None and stratum != "fm":
+            d = doubts[ident]
+            if d.score:
+                why = "; ".join(i18n.t(lang, "doubt_" + r) for r in d.reasons)
+                print("%28s %s %d: %s" % ("", i18n.t(lang, "stratum_doubt"), d.score, why))
         if row.get("video_url"):
             print("%28s %s: %s" % ("", i18n.t(lang, "video"), row["video_url"]))
     print(
@@ -558,6 +573,11 @@ def _register_review(sub):
         help=_("share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"),
     )
     p.add_argument("--seed", default="0", help=_("sample seed (default 0)"))
+    p.add_argument(
+        "--risk",
+        action="store_true",
+        help=_("add every doubtful poll and put the riskiest first, with the reasons (gateway/doubt.py)"),
+    )
     p.add_argument("--lang", choices=i18n.LANGS, help=_("language (default: the site file's)"))
 
     p = _cmd(

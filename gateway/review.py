@@ -221,3 +221,23 @@ def sample(polls, fms, share, seed=0):
         out.append(("fm", f["start_ms"], format_id(f["site"], f["device"], f["seq"]), f))
     out.sort(key=lambda x: (x[1], x[2]))
     return [(stratum, row) for stratum, _, _, row in out]
+
+
+def risk_first(items, polls, doubts):
+    """The sample `items` ([(stratum, row)] from `sample`) with every doubtful poll added
+    (stratum 'doubt': a doubt score above 0, gateway/doubt.py) and the polls riskiest first;
+    force-majeure reports after the polls, in time order. `doubts`: {poll id: Doubt}."""
+    seen = {format_id(r["site"], r["device"], r["open_seq"]) for s, r in items if s != "fm"}
+    out = list(items)
+    for p in polls:
+        ident = format_id(p["site"], p["device"], p["open_seq"])
+        if ident not in seen and doubts[ident].score > 0:
+            out.append(("doubt", p))
+
+    def key(item):
+        stratum, row = item
+        if stratum == "fm":
+            return (1, 0, row["start_ms"])
+        return (0, -doubts[format_id(row["site"], row["device"], row["open_seq"])].score, row["opened_ms"])
+
+    return sorted(out, key=key)

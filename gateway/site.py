@@ -32,14 +32,14 @@ from kpi_core import Thresholds
 from protocol import ProtocolError, topics
 from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
-KINDS = ("deployment", "region", "site", "question", "employee", "panel", "roster")
+KINDS = ("deployment", "region", "site", "question", "employee", "panel", "roster", "alerts")
 # what a duplicate entry is called in an error (the catalogue has them)
 _KIND_WORDS = (N_("region"), N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
 QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
 LANGS = i18n.LANGS
 DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
-SECTIONS = ("deployment", "regions", "sites", "questions", "employees", "panels", "roster")
+SECTIONS = ("deployment", "regions", "sites", "questions", "employees", "panels", "roster", "alerts")
 
 
 class SiteFileError(ValueError):
@@ -210,6 +210,7 @@ def parse(text, source="site file"):
     _employees(p)
     _panels(p)
     _roster(p)
+    _alerts(p)
     if p.c.errors:
         raise SiteFileError(p.c.errors, source)
     return SiteFile(p.entries, p.file_from, hashlib.sha256(text.encode()).hexdigest())
@@ -449,6 +450,22 @@ def _slot(c, path, hours, days):
     return slot
 
 
+# --- alerts ([alerts], gateway/alertconf.py) -------------------------------------------------------
+
+ALERTS_KEY = "alerts"
+
+
+def _alerts(p):
+    """The [alerts] table (opening hours, rules, channels): one settings entity, stored only when
+    the file has the table (a file without it leaves every rule at its default)."""
+    if "alerts" not in p.doc:
+        return
+    from gateway import alertconf
+
+    config = alertconf.check(p.doc["alerts"], p.c.err, lambda s: s in p.sites, times.parse_hours, times.parse_days)
+    p.add("alerts", ALERTS_KEY, "alerts", None, config)
+
+
 # --- camera links -----------------------------------------------------------------------------
 
 CAMERA_PLACEHOLDERS = ("iso", "unix", "unix_ms")
@@ -647,6 +664,10 @@ class History:
                 out[node].add(site)
                 node = tree[node]["parent"]
         return {rid: sorted(sites) for rid, sites in out.items()}
+
+    def alerts(self, t=2**62):
+        """The [alerts] table in force at t (gateway/alertconf.py), None when the file has none."""
+        return self.get("alerts", ALERTS_KEY, t)
 
     def site_name(self, site, t=2**62):
         return (self.get("site", site, t) or {}).get("name") or site

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
     "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
+    "gateway.cli_alerts",  # alerts list|ack|resolve
     "console.cli",  # web
     "simulator.cli",  # sim run
     "technician.cli",  # device list|flash|deploy|test|logs

@@ -94,3 +94,13 @@ def test_gw_regions_site_apply_lists_them_with_the_rest(tmp_path, capsys):
     assert main(["--lang", "en", "site", "apply", str(path), "--db", url]) == 0
     out = capsys.readouterr().out
     assert "region" in out and "central" in out and "north" in out
+
+
+def test_gw_regions_an_alert_names_the_office_s_own_region_not_one_above_it(tmp_path):
+    from gateway import alerts
+
+    db = sqlite_db(tmp_path)
+    apply_site(db, with_tree(TREE.replace('"russia"', '"all"')))
+    h = site.load(db)
+    assert alerts.region_of(h, "msk", T0) == "central"  # "all" also holds it, and sorts first
+    db.close()

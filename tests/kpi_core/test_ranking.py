@@ -44,8 +44,10 @@ def test_beta_cdf_matches_the_integral_of_the_density(x, a, b):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(0.001, 0.999), st.floats(0.2, 5000), st.floats(0.2, 5000))
+@given(st.floats(0.001, 0.999), st.floats(0.5, 5000), st.floats(0.5, 5000))
 def test_beta_quantile_inverts_the_cdf(p, a, b):
+    # (with a or b well below 0.5 the quantile can sit within 1e-13 of 1, where doubles cannot
+    # resolve 1 - x well enough for this tolerance: only DIs near 100 % would get there)
     x = beta_quantile(p, a, b)
     assert 0 <= x <= 1
     assert abs(beta_cdf(x, a, b) - p) < 1e-7
