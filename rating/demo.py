@@ -14,25 +14,30 @@ import signal
 import time
 
 from gateway.cli_common import CliError
+from gateway.i18n import _
 
 
 def register(sub):
     from simulator import demo as sim_demo
 
     p = sim_demo.register(sub)
-    p.description = (p.description or "") + (
-        " Then the web console is served on 127.0.0.1 with demo accounts (their passwords are made "
-        "for this run and printed once) until Ctrl-C."
+    p.description = (
+        (p.description or "")
+        + " "
+        + _(
+            "Then the web console is served on 127.0.0.1 with demo accounts (their passwords are made "
+            "for this run and printed once) until Ctrl-C."
+        )
     )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--no-console", action="store_true", help="end after the report; do not serve the console")
+    group.add_argument("--no-console", action="store_true", help=_("end after the report; do not serve the console"))
     group.add_argument(
         "--console-only",
         action="store_true",
-        help="do not simulate: serve the console of the last demo in --out again (new passwords)",
+        help=_("do not simulate: serve the console of the last demo in --out again (new passwords)"),
     )
     p.add_argument(
-        "--console-port", type=int, default=0, metavar="PORT", help="the console's port (default: a free one)"
+        "--console-port", type=int, default=0, metavar="PORT", help=_("the console's port (default: a free one)")
     )
     p.set_defaults(func=run)
     return p
@@ -44,12 +49,15 @@ def run(args, wait=None):
     from simulator import demo as sim_demo
 
     if not 0 <= args.console_port <= 65535:
-        raise CliError("--console-port must be between 1 and 65535 (or 0: a free one)")
+        raise CliError(_("--console-port must be between 1 and 65535 (or 0: a free one)"))
     db_path = os.path.join(os.path.abspath(args.out), "gateway.db")
     code = 0
     if args.console_only:
         if not os.path.isfile(db_path):
-            raise CliError("no demo database at %s; run `rating demo --out %s` first" % (db_path, args.out))
+            raise CliError(
+                _("no demo database at %(path)s; run `rating demo --out %(out)s` first")
+                % {"path": db_path, "out": args.out}
+            )
     else:
         code = sim_demo.run(args)
         if args.no_console:
@@ -70,15 +78,20 @@ def serve_console(db_url, port=0, wait=None):
     try:
         running, logins = demo.start(db_url, port=port)
     except OSError as exc:
-        raise CliError("cannot serve the console on port %d: %s; give another --console-port" % (port, exc)) from None
+        raise CliError(
+            _("cannot serve the console on port %(port)d: %(why)s; give another --console-port")
+            % {"port": port, "why": exc}
+        ) from None
     print()
-    print("web console: %s/   (Ctrl-C stops it)" % running.url, flush=True)
-    print("sign in as (passwords made for this run; they open nothing after it):")
+    print(_("web console: %s/   (Ctrl-C stops it)") % running.url, flush=True)
+    print(_("sign in as (passwords made for this run; they open nothing after it):"))
     for role, account, password in logins:
         print("  %-14s %-11s %s" % (role, account, password))
     print(
-        "The expert clears the review queue with the keyboard (j/k, v/i, c/r, u); the store manager "
-        "sees one office. docs/console.md",
+        _(
+            "The expert clears the review queue with the keyboard (j/k, v/i, c/r, u); the store manager "
+            "sees one office. docs/console.md"
+        ),
         flush=True,
     )
     old_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
@@ -89,7 +102,7 @@ def serve_console(db_url, port=0, wait=None):
     finally:
         running.stop()
         signal.signal(signal.SIGTERM, old_term)
-    print("web console stopped", flush=True)
+    print(_("web console stopped"), flush=True)
 
 
 def _interrupt(_signum, _frame):
