@@ -33,11 +33,18 @@ def me(request: Request):
         }
 
 
-@router.get("/offices", summary="Offices in the account's scope")
+@router.get(
+    "/offices",
+    summary="Offices in the account's scope",
+    description="Each with its timezone and region (the site file's [[regions]] id, or null).",
+)
 def offices(request: Request):
     with context(request, "signed-in", api=True) as c:
         return {
-            "offices": [{"id": s, "name": name, "timezone": str(c.tz(s))} for s, name in c.offices()],
+            "offices": [
+                {"id": s, "name": name, "timezone": str(c.tz(s)), "region": c.history.region_of(s, c.now_ms)}
+                for s, name in c.offices()
+            ],
         }
 
 
@@ -45,11 +52,15 @@ def offices(request: Request):
     "/reports",
     summary="KPI report (the same dict as `rating report --format json`, docs/report-json.md)",
     description="Dates are each office's own calendar days; `to` is inclusive. Without `site`, an "
-    "account limited to several offices must name one. Without from/to: the week of the newest poll.",
+    "account limited to several offices must name one. Without from/to: the week of the newest poll. "
+    "by=region: the offices of the scope rolled up through the site file's regions (a region only "
+    "when every office of it is in the scope; `site` is not used).",
 )
 def reports(
     request: Request,
-    by: Literal["site", "employee", "device", "question"] = "site",
+    by: Literal["site", "region", "employee", "device", "question"] = Query(
+        "site", description="rows per office, region (the site file's [[regions]]), employee, panel or question"
+    ),
     period: Literal["all", "day", "week", "month"] = "all",
     site: str | None = Query(None, description="office id"),
     from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),

@@ -8,7 +8,7 @@ import urllib.parse
 
 from console import queue
 from console.web import NotFound
-from gateway import derive, fleet, report, review, store
+from gateway import derive, fleet, report, report_regions, review, store
 
 # Ready-made reasons for an invalid poll / a rejected force-majeure report (keys 1-6 pick one).
 POLL_REASONS = (
@@ -131,10 +131,26 @@ def item(c, kind, site, device, seq):
     }
     if kind == "poll":
         q = c.history.question(row.get("question"), row["opened_ms"]) or {}
-        out["question_text"] = q.get("text_" + c.lang) or row.get("question")
+        out["question_text"] = question_text(c, q, row.get("employee"), row["opened_ms"]) or row.get("question")
     else:
         out.update(timeline(c, row, in_force))
     return out
+
+
+def question_text(c, question, employee, at_ms):
+    """The question as the customer read it, in the reader's language: {employee} filled with
+    the name of the person on the poll (the site file's in_question form in the deployment's
+    language, the plain name otherwise); nobody on shift drops the placeholder."""
+    text = question.get("text_" + c.lang) or question.get("text_ru") or question.get("text_en")
+    if not text or "{employee}" not in text:
+        return text
+    person = (c.history.get("employee", employee, at_ms) or {}) if employee else {}
+    same_lang = c.lang == c.history.deployment(at_ms).get("lang")
+    name = (person.get("in_question") if same_lang else None) or person.get("name") or ""
+    text = " ".join(text.replace("{employee}", name).split())
+    for mark in "?!.,:;":  # nobody on shift: "менеджера ?" -> "менеджера?"
+        text = text.replace(" " + mark, mark)
+    return text
 
 
 def timeline(c, fm, verdict):
@@ -205,7 +221,7 @@ def bulk(c, idents, verdict, reason):
 
 # --- reports --------------------------------------------------------------------------------
 
-REPORT_BYS = ("site", "employee", "device", "question")
+REPORT_BYS = ("site", "region", "employee", "device", "question")
 
 
 def report_params(c, params, first_office=True):
@@ -219,12 +235,16 @@ def report_params(c, params, first_office=True):
     if period not in report.PERIODS:
         errors["period"] = c.t("err_period")
         period = "all"
+    if by == "region" and not c.history.region_tree(c.now_ms):
+        errors["by"] = c.t("err_no_regions")
     asked = params.get("site")
     site = (asked or "").strip() or None
     offices = c.offices()
     if site is not None and (not c.allows(site) or ("site", site) not in c.history.keys("site")):
         raise NotFound()
-    if site is None and offices and (len(offices) == 1 and c.sites is not None or asked is None and first_office):
+    if by == "region":
+        site = None  # the regions of the account's scope: every office of it is read
+    elif site is None and offices and (len(offices) == 1 and c.sites is not None or asked is None and first_office):
         # the first office by default: a report over every office of a large chain reads a
         # lot (see bench/README.md); "all offices" stays one choice away for those who may
         site = offices[0][0]
@@ -266,6 +286,10 @@ def report_params(c, params, first_office=True):
 
 
 def build_report(c, kwargs):
+    if kwargs["by"] == "region":
+        # offices rolled up through the site file's regions; a region shows only when every
+        # office of it is in the account's scope (report_regions.rollup)
+        return report_regions.build(c.db, sites=c.sites, now_ms=c.now_ms, **kwargs)
     return report.build_report(c.db, now_ms=c.now_ms, **kwargs)
 
 

@@ -103,3 +103,27 @@ def parse_local(text, tz):
 def parse_date(text):
     """'2025-03-03' -> date; ValueError otherwise."""
     return _dt.date.fromisoformat((text or "").strip())
+
+
+# what a panel's fault codes (firmware/app.py, firmware/buttons.py) mean
+_FAULTS = {
+    "journal": ("запись журнала не удалась", "the journal could not be written"),
+    "journal_small": ("журнал меньше заданного (мало места)", "the journal is smaller than set (little space)"),
+    "cfg_write": ("конфигурация не сохранена на панели", "the config could not be kept on the panel"),
+}
+_BUTTONS = {
+    "yes": ("«Да»", "Yes"),
+    "no": ("«Нет»", "No"),
+    "unsure": ("«Затрудняюсь»", "Unsure"),
+    "seller": ("продавца", "seller"),
+}
+
+
+def fault(code, lang):
+    """A panel fault in words ("stuck:yes" -> "stuck button: Yes"); an unknown code as it is."""
+    ru = lang == "ru"
+    if code.startswith("stuck:"):
+        button = _BUTTONS.get(code[6:], (code[6:], code[6:]))
+        return ("залипла кнопка %s" if ru else "stuck button: %s") % button[0 if ru else 1]
+    words = _FAULTS.get(code)
+    return code if words is None else words[0 if ru else 1]

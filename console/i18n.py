@@ -53,6 +53,7 @@ TEXT = {
     "home_admin": ("Учётные записи, роли, офисы, токены API.", "Accounts, roles, offices, API tokens."),
     "your_offices": ("Ваши офисы", "Your offices"),
     "no_offices": ("Нет офисов.", "No offices."),
+    "outside_regions": ("Вне регионов", "Outside the regions"),
     "all_offices": ("все офисы", "all offices"),
     "all_my_offices": ("все мои офисы", "all my offices"),
     # account page
@@ -131,6 +132,14 @@ TEXT = {
         "Account added: it must change its password at the first sign-in.",
     ),
     "done_state": ("Состояние учётной записи изменено.", "Account state changed."),
+    "done_temporary": (
+        "Временный пароль задан; при входе его нужно будет сменить.",
+        "Temporary password set; it must be changed at sign-in.",
+    ),
+    "done_changed": (
+        "Роль и офисы изменены; сессии этой учётной записи закончились.",
+        "Role and offices changed; the account's sessions ended.",
+    ),
     "done_revoked": ("Токен отозван.", "Token revoked."),
     "done_password": ("Пароль изменён.", "The password is changed."),
     # one item
@@ -219,6 +228,16 @@ TEXT = {
     "by_site": ("по офисам", "by office"),
     "by_employee": ("по сотрудникам", "by employee"),
     "by_device": ("по панелям", "by panel"),
+    "by_region": ("по регионам", "by region"),
+    "download": ("Скачать", "Download"),
+    "download_xlsx": ("Excel (.xlsx)", "Excel (.xlsx)"),
+    "download_csv": ("CSV", "CSV"),
+    "region": ("Регион", "Region"),
+    "offices_n": ("офисов: %(n)s", "offices: %(n)s"),
+    "region_report_hint": (
+        "Регион — сумма его офисов (и вложенных регионов); показаны регионы, все офисы которых вам видны.",
+        "A region is the sum of its offices (and of the regions inside it); shown are the regions whose every office you see.",
+    ),
     "by_question": ("по вопросам", "by question"),
     "split_by": ("Разбить", "Split"),
     "period": ("Период", "Period"),
@@ -291,7 +310,25 @@ TEXT = {
     "disable": ("Отключить", "Disable"),
     "add_account": ("Добавить учётную запись", "Add an account"),
     "first_password": ("Временный пароль", "Temporary password"),
-    "regions_field": ("Регионы (через запятую)", "Regions (comma-separated)"),
+    "regions": ("Регионы", "Regions"),
+    "scope_hint": (
+        "Отдельные офисы и/или регионы (регион — все его офисы, и добавленные позже), или все офисы. Администратор видит всё.",
+        "Single offices and/or regions (a region: all its offices, also ones added later), or all offices. An admin sees everything.",
+    ),
+    "back_accounts": ("← Учётные записи", "← Accounts"),
+    "edit_account": ("Учётная запись %(name)s", "Account %(name)s"),
+    "role_and_scope": ("Роль, имя и офисы", "Role, name and offices"),
+    "sessions_end_hint": (
+        "После сохранения открытые сессии этой учётной записи закончатся: права меняются сразу.",
+        "Saving ends the account's open sessions: the new rights apply at once.",
+    ),
+    "save_changes": ("Сохранить изменения", "Save the changes"),
+    "temporary_password": ("Временный пароль", "Temporary password"),
+    "temporary_password_hint": (
+        "Для забывшего пароль: сообщите временный пароль человеку лично; при входе он задаст свой. Открытые сессии закончатся.",
+        "For someone who forgot their password: tell them the temporary one in person; they choose their own at sign-in. Open sessions end.",
+    ),
+    "set_temporary_password": ("Задать временный пароль", "Set the temporary password"),
     "api_tokens": ("Токены API", "API tokens"),
     "token": ("Токен", "Token"),
     "token_once": (
@@ -351,6 +388,10 @@ TEXT = {
     "err_choose_office": ("Выберите офис.", "Choose an office."),
     "err_by": ("Выберите разрез из списка.", "Choose rows from the list."),
     "err_period": ("Выберите период из списка.", "Choose a split from the list."),
+    "err_no_regions": (
+        "В файле площадок нет регионов ([[regions]]): выберите другой разрез.",
+        "The site file has no regions ([[regions]]): choose other rows.",
+    ),
     "err_verdict": ("Выберите решение кнопкой.", "Choose a verdict with a button."),
     "err_reason": (
         "Укажите причину: выберите готовую (1–6) или напишите свою.",
@@ -371,8 +412,8 @@ TEXT = {
     "err_account_taken": ("Такая учётная запись уже есть.", "This account exists already."),
     "err_role": ("Выберите роль из списка.", "Choose a role from the list."),
     "err_scope": (
-        "Выберите офисы (или «все офисы», но не вместе с отдельными).",
-        "Choose offices (or all offices, but not together with single ones).",
+        "Выберите офисы или регионы (или «все офисы», но не вместе с отдельными).",
+        "Choose offices or regions (or all offices, but not together with single ones).",
     ),
     "err_last_admin": (
         "Это последний администратор: сначала добавьте другого.",

@@ -96,10 +96,31 @@ async def logout(request: Request):
 # --- home and account -----------------------------------------------------------------------------
 
 
+def _offices_by_region(c):
+    """[(region path or None, [(site, name)])]: the offices in scope under their own region,
+    named with the regions above it ("Europe › Russia"); offices outside every region last."""
+    tree = c.history.region_tree(c.now_ms)
+    groups = {}
+    for site, name in c.offices():
+        groups.setdefault(c.history.region_of(site, c.now_ms) if tree else None, []).append((site, name))
+
+    def path(rid):
+        names, seen = [], set()
+        while rid in tree and rid not in seen:
+            seen.add(rid)
+            names.append(tree[rid]["name"])
+            rid = tree[rid]["parent"]
+        return " › ".join(reversed(names))
+
+    named = sorted(((path(r), o) for r, o in groups.items() if r in tree), key=lambda g: g[0])
+    outside = [o for r, group in groups.items() if r not in tree for o in group]
+    return named + ([(None, sorted(outside, key=lambda x: x[1]))] if outside else [])
+
+
 @router.get("/")
 def home(request: Request):
     with context(request, "signed-in") as c:
-        return c.render("home.html", offices=c.offices())
+        return c.render("home.html", offices=c.offices(), groups=_offices_by_region(c))
 
 
 @router.get("/account")
@@ -355,7 +376,64 @@ def reports(request: Request):
     with context(request, "reports") as c:
         kwargs, errors, form = data.report_params(c, dict(request.query_params))
         rep = None if errors else data.build_report(c, kwargs)
-        return c.render("reports.html", 400 if errors else 200, rep=rep, errors=errors, form=form, offices=c.offices())
+        return c.render(
+            "reports.html",
+            400 if errors else 200,
+            rep=rep,
+            errors=errors,
+            form=form,
+            offices=c.offices(),
+            has_regions=bool(c.history.region_tree(c.now_ms)),
+        )
+
+
+EXPORTS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+
+
+@router.get("/reports/export")
+def reports_export(request: Request):
+    """The KPI page's report as a file: CSV or an Excel workbook, as `rating report -o` writes
+    them (gateway.report_export), with the page's parameters and the account's scope."""
+    from fastapi.responses import Response
+
+    from gateway import report_export
+
+    with context(request, "reports") as c:
+        params = dict(request.query_params)
+        kind = params.pop("format", "")
+        if kind not in EXPORTS:
+            raise NotFound()
+        kwargs, errors, form = data.report_params(c, params)
+        if errors:
+            return c.render(
+                "reports.html",
+                400,
+                rep=None,
+                errors=errors,
+                form=form,
+                offices=c.offices(),
+                has_regions=bool(c.history.region_tree(c.now_ms)),
+            )
+        rep = data.build_report(c, kwargs)
+        if kind == "csv":
+            body = report_export.csv_bytes(report_export.render_csv(rep))
+        else:
+            body = report_export.workbook_bytes([rep])
+        name = "kpi-%s-%s-%s_%s.%s" % (
+            form["site"] or ("regions" if form["by"] == "region" else "offices"),
+            form["by"],
+            form["from"] or "start",
+            form["to"] or "now",
+            EXPORTS[kind][1],
+        )
+        return Response(
+            body,
+            media_type=EXPORTS[kind][0],
+            headers={"Content-Disposition": 'attachment; filename="%s"' % name, "Cache-Control": "no-store"},
+        )
 
 
 # --- fleet ----------------------------------------------------------------------------------------
@@ -384,6 +462,46 @@ def fleet_page(request: Request, site: str = "", state: str = "", page: int = 1)
 # --- admin ----------------------------------------------------------------------------------------
 
 
+def _region_choices(c):
+    """[(region id, name, depth, offices)] of the site file's tree, parents before children."""
+    tree = c.history.region_tree(c.now_ms)
+    members = c.history.regions(c.now_ms)
+    children = {}
+    for rid, node in tree.items():
+        parent = node["parent"] if node["parent"] in tree else None
+        children.setdefault(parent, []).append(rid)
+    out = []
+
+    def walk(parent, depth):
+        for rid in sorted(children.get(parent, []), key=lambda r: tree[r]["name"]):
+            if any(rid == o[0] for o in out):
+                continue  # (the site file refuses cycles; never loop on one)
+            out.append((rid, tree[rid]["name"], depth, len(members.get(rid, []))))
+            walk(rid, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def _scope_text(c):
+    names = {rid: name for rid, name, _depth, _n in _region_choices(c)}
+
+    def text(account):
+        parts = [c.history.site_name(o) for o in account["offices"]]
+        parts += ["%s: %s" % (c.t("region"), names.get(r, r)) for r in account["regions"]]
+        return ", ".join(parts)
+
+    return text
+
+
+def _scope_fields(form):
+    """(all_offices, offices, regions, errors) of an account form's scope, checked against the
+    site file (offices and regions)."""
+    offices = [o for o in form.getlist("offices") if isinstance(o, str)]
+    regions = [r for r in form.getlist("regions") if isinstance(r, str)]
+    return form.get("all_offices") == "1", offices, regions
+
+
 def _users_page(c, errors=None, values=None, status=200, token=None):
     return c.render(
         "users.html",
@@ -394,9 +512,15 @@ def _users_page(c, errors=None, values=None, status=200, token=None):
         values=values or {},
         roles=users.ROLES,
         offices=c.offices(),
+        regions=_region_choices(c),
+        scope_text=_scope_text(c),
         new_token=token,
         message=c.request.query_params.get("done"),
     )
+
+
+def _known(c):
+    return {s for s, _ in c.offices()}, set(c.history.region_tree(c.now_ms))
 
 
 @router.get("/admin/users")
@@ -413,9 +537,7 @@ async def admin_add_user(request: Request):
         errors = {}
         username = fields.get("username") or ""
         role = fields.get("role") or ""
-        offices = [o for o in form.getlist("offices") if isinstance(o, str)]
-        regions = [r.strip() for r in (fields.get("regions") or "").split(",") if r.strip()]
-        all_offices = fields.get("all_offices") == "1"
+        all_offices, offices, regions = _scope_fields(form)
         password = fields.get("password") or ""
         try:
             users.check_username(username)
@@ -425,7 +547,7 @@ async def admin_add_user(request: Request):
             errors["role"] = c.t("err_role")
         else:
             try:
-                users.check_scope(role, all_offices, offices, regions, {s for s, _ in c.offices()})
+                users.check_scope(role, all_offices, offices, regions, *_known(c))
             except users.UserError:
                 errors["scope"] = c.t("err_scope")
         if users.check_password(password, username):
@@ -448,10 +570,106 @@ async def admin_add_user(request: Request):
             except users.UserError:
                 errors["username"] = c.t("err_account_taken")
         if errors:
-            values = dict(fields, offices=offices)
+            values = dict(fields, offices=offices, regions=regions)
             values.pop("password", None)
             return _users_page(c, errors, values, 400)
         return _redirect("/admin/users?done=added")
+
+
+def _user_page(c, account, errors=None, values=None, status=200):
+    values = values or {
+        "name": account["name"],
+        "role": account["role"],
+        "all_offices": account["all_offices"] and account["role"] != "admin",
+        "offices": account["offices"],
+        "regions": account["regions"],
+    }
+    return c.render(
+        "user.html",
+        status,
+        account=account,
+        errors=errors or {},
+        values=values,
+        roles=users.ROLES,
+        offices=c.offices(),
+        regions=_region_choices(c),
+        message=c.request.query_params.get("done"),
+    )
+
+
+@router.post("/admin/users/{username}/password")
+async def admin_user_password(request: Request, username: str):
+    """A temporary password for someone who forgot theirs: it must be replaced at the next
+    sign-in, and the account's open sessions end (users.set_password)."""
+    fields, _ = await _form(request)
+    with context(request, "admin") as c:
+        c.check_csrf(fields.get("csrf"))
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        password = fields.get("password") or ""
+        if users.check_password(password, account["username"]):
+            return _user_page(c, account, {"password": c.t("err_new_password", min=users.PASSWORD_MIN)}, status=400)
+        users.set_password(c.db, account["username"], password, c.now_ms, must_change=True)
+        if account["username"] == c.me["username"]:
+            return _redirect("/login")  # your own sessions ended with it
+        return _redirect("/admin/users/%s?done=temporary" % urllib.parse.quote(account["username"]))
+
+
+@router.get("/admin/users/{username}")
+def admin_user(request: Request, username: str):
+    with context(request, "admin") as c:
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        return _user_page(c, account)
+
+
+@router.post("/admin/users/{username}")
+async def admin_change_user(request: Request, username: str):
+    """A new role, name or scope; the account's sessions end (users.update)."""
+    fields, form = await _form(request)
+    with context(request, "admin") as c:
+        c.check_csrf(fields.get("csrf"))
+        account = users.by_username(c.db, username)
+        if account is None:
+            raise NotFound()
+        role = fields.get("role") or ""
+        all_offices, offices, regions = _scope_fields(form)
+        errors = {}
+        if role not in users.ROLES:
+            errors["role"] = c.t("err_role")
+        else:
+            try:
+                users.check_scope(role, all_offices, offices, regions, *_known(c))
+            except users.UserError:
+                errors["scope"] = c.t("err_scope")
+        if not errors:
+            try:
+                users.update(
+                    c.db,
+                    username,
+                    c.now_ms,
+                    role=role,
+                    name=fields.get("name"),
+                    all_offices=all_offices,
+                    offices=offices,
+                    regions=regions,
+                )
+            except users.UserError:
+                errors["role"] = c.t("err_last_admin")
+        if errors:
+            values = {
+                "name": fields.get("name"),
+                "role": role,
+                "all_offices": all_offices,
+                "offices": offices,
+                "regions": regions,
+            }
+            return _user_page(c, account, errors, values, 400)
+        if username == c.me["username"]:
+            return _redirect("/login")  # your own role changed: your session ended with it
+        return _redirect("/admin/users?done=changed")
 
 
 @router.post("/admin/users/{username}/state")

@@ -1,9 +1,9 @@
 """Who may see and do what: roles' capabilities and an account's office scope. Pure.
 
 A scope is a set of office ids (site ids of the site file) plus region names, or every office.
-A region expands into its offices through the site file's location tree: `regions(history, t)`
-asks the settings history for {region: [office ids]}. Until the site file has regions (the
-`[[regions]]` table is being added to gateway/site.py) that is {} and a region grants nothing.
+A region expands into its offices through the site file's location tree (`[[regions]]`,
+nested ones included) when the scope is read: `regions(history, t)`, so an office added to a
+region later is in scope without touching the account.
 """
 
 CAPABILITIES = {
@@ -27,15 +27,8 @@ def can(role, capability):
 
 
 def regions(history, t) -> dict[str, list[str]]:
-    """{region name: [office ids]} of the site file's location tree at time t; {} while the
-    settings history knows no regions (`History.regions(t)` does not exist yet)."""
-    fn = getattr(history, "regions", None)
-    if not callable(fn):
-        return {}
-    tree = fn(t)
-    if not isinstance(tree, dict):
-        return {}
-    return {str(name): [str(o) for o in offices] for name, offices in tree.items()}
+    """{region id: [office ids]} of the site file's location tree at time t (History.regions)."""
+    return history.regions(t)
 
 
 class Scope:

@@ -163,14 +163,14 @@ def _panel_id(p):
     return "%s/%s" % (p["site"], p["device"])
 
 
-_CONNECTION = {"offline": "is offline", "stale": "has gone silent", "never": "was never heard from"}
+_CONNECTION = {"offline": "is offline", "stale": "has gone silent", "never_seen": "was never heard from"}
 
 
 def _panel_offline(s, facts, marks, now_ms):
     for p in facts.panels:
         if not p.get("configured") or p["site"] not in facts.open_sites:
             continue
-        if p["connection"] == "online":
+        if p["state"] == "online":
             continue
         seen = p.get("last_seen_ms")
         if seen is not None and now_ms - seen < s["after_min"] * 60000:
@@ -179,8 +179,8 @@ def _panel_offline(s, facts, marks, now_ms):
             "panel_offline",
             _panel_id(p),
             p["site"],
-            "panel %s %s during opening hours" % (_panel_id(p), _CONNECTION[p["connection"]]),
-            connection=p["connection"],
+            "panel %s %s during opening hours" % (_panel_id(p), _CONNECTION[p["state"]]),
+            connection=p["state"],
             last_seen_ms=seen,
         )
 
@@ -200,7 +200,7 @@ def _stuck_button(s, facts, marks, now_ms):
 
 def _clock_unsynced(s, facts, marks, now_ms):
     for p in facts.panels:
-        if p["connection"] != "online" or p.get("state_ms") is None:
+        if p["state"] != "online" or p.get("state_ms") is None:
             continue
         t = p.get("t_ms")
         if t is None:
@@ -241,17 +241,17 @@ def _journal_dropping(s, facts, marks, now_ms):
 def _config_not_applied(s, facts, marks, now_ms):
     for p in facts.panels:
         key = "cfg:" + _panel_id(p)
-        if p.get("config_error"):
+        if p.get("cfg_err"):
             marks.pop(key, None)
             yield _fire(
                 "config_not_applied",
                 _panel_id(p),
                 p["site"],
-                "panel %s refused its config: %s" % (_panel_id(p), p["config_error"]),
-                error=p["config_error"],
+                "panel %s refused its config: %s" % (_panel_id(p), p["cfg_err"]),
+                error=p["cfg_err"],
             )
             continue
-        if p.get("config_applied") is not False or p["connection"] != "online":
+        if p.get("cfg_applied") is not False or p["state"] != "online":
             marks.pop(key, None)
             continue
         since = marks.setdefault(key, now_ms)
@@ -261,9 +261,9 @@ def _config_not_applied(s, facts, marks, now_ms):
                 _panel_id(p),
                 p["site"],
                 "panel %s runs config %s, not the pushed %s"
-                % (_panel_id(p), p.get("config_running"), p.get("config_pushed")),
-                running=p.get("config_running"),
-                pushed=p.get("config_pushed"),
+                % (_panel_id(p), p.get("cfg"), p.get("cfg_pushed")),
+                running=p.get("cfg"),
+                pushed=p.get("cfg_pushed"),
             )
 
 

@@ -125,6 +125,9 @@ def _save_marks(db, before, after):
 def region_of(history, site, now_ms):
     """The region of the site file's location tree the office is in, or None (None also while
     the settings history knows no regions: `History.regions(t)` -> {region: [offices]})."""
+    own = getattr(history, "region_of", None)
+    if site is not None and callable(own):
+        return own(site, now_ms)  # the office's own region, not a region that holds it further up
     regions = getattr(history, "regions", None)
     if site is None or not callable(regions):
         return None

@@ -265,6 +265,7 @@ def cmd_site_export(args):
 
 KIND_WORDS = {
     "deployment": N_("deployment"),
+    "region": N_("region"),
     "site": N_("office"),
     "question": N_("question"),
     "employee": N_("employee"),
@@ -396,6 +397,22 @@ def _report_output(reports, by, fmt, pv):
     return report_export.render_pivot_table(pv, data["lang"]) if pv else report_export.render_table(data)
 
 
+def _has_regions(db):
+    from gateway import site as site_mod
+
+    return bool(site_mod.load(db).region_tree())
+
+
+def _region_report(db, **kwargs):
+    """`--by region`: the office rows rolled up through the site file's [[regions]]."""
+    from gateway import report_regions
+    from gateway import site as site_mod
+
+    if not site_mod.load(db).region_tree():
+        raise CliError("--by region: the site file has no [[regions]]; add them (docs/site-file.md) or use --by site")
+    return report_regions.build(db, **kwargs)
+
+
 def cmd_report(args):
     from gateway import report, report_export
 
@@ -414,11 +431,13 @@ def cmd_report(args):
     check_range(start, end)
     by = args.by or "site"
     # a workbook holds every grouping unless --by names one
-    bys = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
+    bys: list[str] = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
+    if not args.by and fmt == "xlsx" and _has_regions(db):
+        bys.append("region")  # the regions' sheet too, when the site file has a location tree
     period = args.period or ("month" if args.pivot else "all")
     try:
         reports = [
-            report.build_report(
+            (report.build_report if b != "region" else _region_report)(
                 db,
                 by=b,
                 period=period,
@@ -599,10 +618,10 @@ def _register_report(sub):
     figures = ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate")
     p.add_argument(
         "--by",
-        choices=("employee", "device", "site", "question"),
+        choices=("employee", "device", "site", "region", "question"),
         help=_(
-            "one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
-            "a sheet each)"
+            "one row per employee, panel, office, region (the site file's [[regions]], nested ones rolled "
+            "up) or question (default: site; an .xlsx file: every grouping, a sheet each)"
         ),
     )
     p.add_argument(

@@ -1,4 +1,4 @@
-"""Subcommands: user add, list, disable, enable, passwd, bootstrap (accounts of `rating web`).
+"""Subcommands: user add, list, set, disable, enable, passwd, bootstrap (accounts of `rating web`).
 
 Passwords never go on the command line (it is visible to every user of the machine and kept
 in shell histories): they are asked for twice on the terminal, or read as one line from
@@ -49,6 +49,14 @@ def _known_sites(db):
     return {k for _, k in keys} if keys else None  # before the first site apply: not checked
 
 
+def _known_regions(db):
+    """The region ids of the site file (None before the first site apply: not checked)."""
+    from gateway import site as site_mod
+
+    history = site_mod.load(db)
+    return set(history.region_tree()) if history.keys("site") else None
+
+
 def cmd_add(args):
     from gateway import users
 
@@ -56,7 +64,7 @@ def cmd_add(args):
     try:
         users.check_username(args.username)
         users.check_role(args.role)
-        users.check_scope(args.role, args.all_offices, args.office, args.region, _known_sites(db))
+        users.check_scope(args.role, args.all_offices, args.office, args.region, _known_sites(db), _known_regions(db))
         password = _read_password(args, args.username)
         user = users.add(
             db,
@@ -70,12 +78,44 @@ def cmd_add(args):
             regions=args.region,
             lang=args.lang,
             known_sites=_known_sites(db),
+            known_regions=_known_regions(db),
         )
     except users.UserError as exc:
         raise CliError(str(exc)) from None
     finally:
         db.close()
     print("account %s (%s, %s) added" % (user["username"], user["role"], _scope_text(user)))
+    return 0
+
+
+def cmd_set(args):
+    from gateway import users
+
+    scope_given = bool(args.all_offices or args.office or args.region)
+    if args.role is None and args.name is None and not scope_given:
+        raise CliError("nothing to change: give --role, --name, or a new scope (--office, --region, --all-offices)")
+    db = open_db(args.db)
+    try:
+        before = users.by_username(db, args.username)
+        if before is None:
+            raise CliError("no account %r; `rating user list` shows them" % args.username)
+        user = users.update(
+            db,
+            args.username,
+            _now_ms(),
+            role=args.role,
+            name=args.name,
+            all_offices=args.all_offices if scope_given else None,
+            offices=args.office if scope_given else None,
+            regions=args.region if scope_given else None,
+            known_sites=_known_sites(db),
+            known_regions=_known_regions(db),
+        )
+    except users.UserError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        db.close()
+    print("account %s: %s, %s; its open sessions ended" % (user["username"], user["role"], _scope_text(user)))
     return 0
 
 
@@ -204,7 +244,7 @@ def register(sub):
     _g, usub = group(
         sub,
         "user",
-        _("accounts of the web console (rating web): add, list, disable, passwd"),
+        _("accounts of the web console (rating web): add, list, set, disable, passwd"),
         _(
             "Accounts of the web console. Roles: %s. Each account but an admin has a "
             "scope: offices (site ids of the site file) and/or regions, or all offices. Passwords "
@@ -252,6 +292,34 @@ def register(sub):
 
     p = cmd("list", cmd_list, _("list the accounts (never passwords)"))
     p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = cmd(
+        "set",
+        cmd_set,
+        _("change an account's role, name or scope (its open sessions end)"),
+        _(
+            "Change the role, the name or the scope of an account. A scope given (--office, --region, "
+            "--all-offices) replaces the whole scope; without one the scope stays (an admin made "
+            "anything else needs one). The account's open sessions end, so nobody keeps rights they "
+            "lost. Examples:\n"
+            "  rating user set anna --role analyst --region north-west\n"
+            "  rating user set boris --office msk-tverskaya --office spb-nevsky"
+        ),
+    )
+    p.add_argument("username", metavar="NAME")
+    p.add_argument("--role", choices=("admin", "expert", "analyst", "store-manager", "technician"), help=_(ROLE_HELP))
+    p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))
+    p.add_argument(
+        "--office", action="append", default=[], metavar="SITE_ID", help=_("an office in scope (repeatable)")
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=_("a region of the site file in scope (repeatable)"),
+    )
+    p.add_argument("--all-offices", action="store_true", help=_("every office"))
 
     p = cmd("disable", cmd_disable, _("disable an account: its sessions and API tokens stop working at once"))
     p.add_argument("username", metavar="NAME")

@@ -408,7 +408,7 @@ def workbook_bytes(reports: Sequence[Report], pv: Mapping[str, Any] | None = Non
     if default is not None:
         wb.remove(default)
     lang = reports[0]["lang"]
-    for report in sorted(reports, key=lambda r: BYS.index(r["by"])):
+    for report in sorted(reports, key=lambda r: BYS.index(r["by"]) if r["by"] in BYS else len(BYS)):
         _grouping_sheet(wb, report)
     _bottleneck_sheet(wb, reports[0])
     if pv is not None:

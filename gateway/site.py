@@ -32,14 +32,14 @@ from kpi_core import Thresholds
 from protocol import ProtocolError, topics
 from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
-KINDS = ("deployment", "site", "question", "employee", "panel", "roster", "alerts")
+KINDS = ("deployment", "region", "site", "question", "employee", "panel", "roster", "alerts")
 # what a duplicate entry is called in an error (the catalogue has them)
-_KIND_WORDS = (N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
+_KIND_WORDS = (N_("region"), N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
 QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
 LANGS = i18n.LANGS
 DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
-SECTIONS = ("deployment", "sites", "questions", "employees", "panels", "roster", "alerts")
+SECTIONS = ("deployment", "regions", "sites", "questions", "employees", "panels", "roster", "alerts")
 
 
 class SiteFileError(ValueError):
@@ -177,6 +177,7 @@ class _Parse:
         self.c = _Checker()
         self.entries = []
         self.seen = set()
+        self.regions = {}  # region id -> parent region id (None at the top)
         self.sites = {}  # site id -> tzinfo (None when its timezone is bad)
         self.questions = {}  # question id -> kind
         self.employees = set()
@@ -204,6 +205,7 @@ def parse(text, source="site file"):
     p = _Parse(doc)
     p.c.unknown("", doc, SECTIONS)
     _deployment(p)
+    _regions(p)
     _sites(p)
     _questions(p)
     _employees(p)
@@ -270,16 +272,21 @@ def _sites(p):
     c = p.c
     for i, item in enumerate(c.items(p.doc, "sites")):
         path = "sites[%d]" % i
-        c.unknown(path, item, ("id", "name", "timezone", "hours", "days", "from"))
+        c.unknown(path, item, ("id", "name", "timezone", "hours", "days", "region", "from"))
         sid = c.id(path + ".id", item.get("id"))
         name = c.text(path + ".name", item.get("name"))
+        data = {"name": name, "timezone": item.get("timezone", "UTC")}
+        if "region" in item:  # kept only when given: a file without regions stores what it did
+            region = item["region"]
+            if region not in p.regions:
+                c.err(path + ".region", _("%r is not listed in [[regions]]") % (region,))
+            data["region"] = region
         tzname = item.get("timezone", "UTC")
         tz = None
         try:
             tz = times.zone(tzname)
         except ValueError as exc:
             c.err(path + ".timezone", str(exc))
-        data = {"name": name, "timezone": tzname}
         data.update(_opening(c, path, item))  # only when given: an older file's offices stay unchanged
         if sid:
             p.sites[sid] = tz
@@ -302,6 +309,53 @@ def _opening(c, path, item):
         except ValueError as exc:
             c.err(path + ".days", str(exc))
     return out
+
+
+def _regions(p):
+    """The location tree: [[regions]] with an optional parent region; offices name their region
+    (sites[].region). Reports roll up through it and console accounts may be scoped to a region."""
+    c = p.c
+    paths = {}
+    for i, item in enumerate(c.items(p.doc, "regions")):
+        path = "regions[%d]" % i
+        c.unknown(path, item, ("id", "name", "parent", "from"))
+        rid = c.id(path + ".id", item.get("id"))
+        name = c.text(path + ".name", item.get("name"))
+        parent = item.get("parent")
+        if parent is not None and not is_id(parent):
+            c.err(path + ".parent", _("%r is not a valid id (%s)") % (parent, ID_RULE))
+            parent = None
+        if rid:
+            p.regions[rid] = parent
+            paths[rid] = path
+            data = {"name": name, "parent": parent} if parent else {"name": name}
+            p.add("region", rid, path, c.when(path + ".from", item.get("from")), data)
+    reported = set()
+    for rid, parent in p.regions.items():
+        if parent is not None and parent not in p.regions:
+            c.err(paths[rid] + ".parent", _("%r is not listed in [[regions]]") % (parent,))
+            continue
+        chain = region_cycle(p.regions, rid)
+        if chain and not reported & set(chain):
+            reported.update(chain)
+            c.err(
+                paths[rid] + ".parent",
+                _("the regions form a cycle (%s): a region cannot contain itself") % " -> ".join(chain + [rid]),
+            )
+
+
+def region_cycle(parents, rid):
+    """The regions of the cycle `rid` lies on, from rid ([] when its parents end at the top)."""
+    chain = [rid]
+    node = parents.get(rid)
+    while node is not None and node in parents:
+        if node == rid:
+            return chain
+        if node in chain:
+            return []  # rid leads into a cycle it is not part of; that cycle is reported itself
+        chain.append(node)
+        node = parents.get(node)
+    return []
 
 
 def _questions(p):
@@ -621,6 +675,35 @@ class History:
             return self.tz(site, t)
         zones = [self.tz(s, t) for s in sites]
         return zones[0] if zones else times.UTC
+
+    def region_tree(self, t=2**62):
+        """{region id: {"name", "parent"}} of the regions in force at t."""
+        out = {}
+        for _kind, key in self.keys("region"):
+            data = self.get("region", key, t)
+            if data is not None:
+                out[key] = {"name": data.get("name") or key, "parent": data.get("parent")}
+        return out
+
+    def region_of(self, site, t=2**62):
+        """The region an office belongs to at t (None: outside every region)."""
+        return (self.get("site", site, t) or {}).get("region")
+
+    def regions(self, t=2**62):
+        """{region id: sorted office ids} at t: each region's own offices and those of every
+        region below it (nested regions roll up). A region without offices maps to []."""
+        tree = self.region_tree(t)
+        out = {rid: set() for rid in tree}
+        for _kind, site in self.keys("site"):
+            if self.get("site", site, t) is None:
+                continue
+            node = self.region_of(site, t)
+            seen = set()
+            while node in tree and node not in seen:  # (parse() refuses cycles; stay safe anyway)
+                seen.add(node)
+                out[node].add(site)
+                node = tree[node]["parent"]
+        return {rid: sorted(sites) for rid, sites in out.items()}
 
     def alerts(self, t=2**62):
         """The [alerts] table in force at t (gateway/alertconf.py), None when the file has none."""

@@ -70,10 +70,12 @@ def check_role(role):
     return role
 
 
-def check_scope(role, all_offices, offices, regions, known_sites=None):
+def check_scope(role, all_offices, offices, regions, known_sites=None, known_regions=None):
     """(all_offices, offices, regions) normalised, or UserError. Admins always see every office;
     every other account needs an explicit scope (a store manager never sees everything by
-    accident). `known_sites`: the site ids of the site file, to catch typos (None: not checked)."""
+    accident). `known_sites` / `known_regions`: the site and region ids of the site file, to
+    catch typos (None: not checked). A region covers its offices when the console reads it,
+    so offices added to it later are in scope without touching the account."""
     offices = sorted({o.strip() for o in offices or () if o and o.strip()})
     regions = sorted({r.strip() for r in regions or () if r and r.strip()})
     if role == "admin":
@@ -88,6 +90,13 @@ def check_scope(role, all_offices, offices, regions, known_sites=None):
             raise UserError(
                 "office %s is not in the site file (known: %s); check the id or `rating site apply` first"
                 % (", ".join(unknown), ", ".join(sorted(known_sites)) or "none yet")
+            )
+    if known_regions is not None:
+        unknown = [r for r in regions if r not in known_regions]
+        if unknown:
+            raise UserError(
+                "region %s is not in the site file's [[regions]] (known: %s); check the id or add it to the site file"
+                % (", ".join(unknown), ", ".join(sorted(known_regions)) or "none")
             )
     return bool(all_offices), offices, regions
 
@@ -170,6 +179,7 @@ def add(
     lang=None,
     must_change=False,
     known_sites=None,
+    known_regions=None,
 ):
     """Create an account; returns it (without the hash). UserError on bad input or a taken name."""
     username = check_username(username)
@@ -179,7 +189,7 @@ def add(
         raise UserError(problem)
     if lang is not None and lang not in LANGS:
         raise UserError("language %r: must be ru or en" % (lang,))
-    all_offices, offices, regions = check_scope(role, all_offices, offices, regions, known_sites)
+    all_offices, offices, regions = check_scope(role, all_offices, offices, regions, known_sites, known_regions)
     name = (name or "").strip() or username
     pw_hash = hash_password(password)
     with db.transaction():
@@ -268,17 +278,34 @@ def set_disabled(db, username, disabled, now_ms):
     return _fetch(db, user["id"])
 
 
-def update(db, username, now_ms, role=None, name=None, all_offices=None, offices=None, regions=None, known_sites=None):
-    """Change role, name or scope (the fields given). A changed role or scope ends the
-    account's sessions, so nobody keeps rights they lost."""
+def update(
+    db,
+    username,
+    now_ms,
+    role=None,
+    name=None,
+    all_offices=None,
+    offices=None,
+    regions=None,
+    known_sites=None,
+    known_regions=None,
+):
+    """Change role, name or scope (the fields given; a scope given replaces the whole scope).
+    A changed role or scope ends the account's sessions, so nobody keeps rights they lost. An
+    admin that becomes anything else needs a scope given: an admin's "every office" is not
+    carried over to a store manager by accident."""
     user = _require(db, username)
     role = check_role(role) if role is not None else user["role"]
+    scope_given = all_offices is not None or offices is not None or regions is not None
+    if user["role"] == "admin" and role != "admin" and not scope_given:
+        all_offices, offices, regions = False, [], []
     scope = check_scope(
         role,
-        user["all_offices"] if all_offices is None else all_offices,
-        user["offices"] if offices is None else offices,
-        user["regions"] if regions is None else regions,
+        (user["all_offices"] if all_offices is None else all_offices) if not scope_given else bool(all_offices),
+        (user["offices"] if offices is None else offices) if not scope_given else (offices or []),
+        (user["regions"] if regions is None else regions) if not scope_given else (regions or []),
         known_sites,
+        known_regions,
     )
     with db.transaction():
         if user["role"] == "admin" and role != "admin" and not user["disabled"] and count_admins(db) <= 1:

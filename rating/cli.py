@@ -28,7 +28,7 @@ from technician.errors import DeviceError
 # Modules that add subcommands, in the order they appear in `rating --help`. A module that
 # cannot be imported is a broken installation: the error is raised, never skipped.
 COMMAND_MODULES = (
-    "simulator.demo",  # demo
+    "rating.demo",  # demo (simulator.demo, then the console)
     "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials

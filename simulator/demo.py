@@ -46,6 +46,7 @@ def register(sub):
         ),
     )
     p.set_defaults(func=run)
+    return p
 
 
 def run(args):

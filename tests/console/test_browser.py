@@ -4,6 +4,7 @@ manager's scope, a screenshot of every page (build/screenshots/) and axe-core's 
 of each of them."""
 
 import re
+import shutil
 import urllib.parse
 
 import pytest
@@ -33,6 +34,20 @@ def browser():
 @pytest.fixture(scope="module")
 def axe():
     return axe_source()
+
+
+@pytest.fixture(scope="module")
+def console(chain_template, tmp_path_factory):
+    """One console for the module (a server start per test costs time): the tests change
+    different accounts and items, so they do not step on each other."""
+    from console import server
+
+    path = tmp_path_factory.mktemp("browser") / "chain.db"
+    shutil.copy(chain_template, path)
+    running = server.start("sqlite:///%s" % path)
+    running.db_url = "sqlite:///%s" % path
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -165,3 +180,39 @@ def test_every_other_page_renders_and_passes_the_accessibility_check(page):
     navigating(d, lambda: d.find_element("id", "password").send_keys("wrong password!\n"))
     page(None, "login-failed")
     assert re.search("Wrong account name or password", d.page_source)
+
+
+def test_an_admin_adds_disables_and_changes_accounts_in_the_browser(page):
+    from selenium.webdriver.support.ui import Select
+
+    d = sign_in(page, "admin")
+    page("/admin/users", None)
+    # add an account scoped to a region, then disable it
+    d.find_element("id", "u-username").send_keys("olga")
+    d.find_element("id", "u-name").send_keys("Olga Smirnova")
+    d.find_element("id", "u-password").send_keys("a temporary password 1")
+    Select(d.find_element("id", "u-role")).select_by_value("analyst")
+    d.find_element("css selector", "form[aria-labelledby=add-h] input[name=regions][value=russia]").click()
+    navigating(d, lambda: d.find_element("css selector", "form[aria-labelledby=add-h] button.primary").click())
+    row = d.find_element("xpath", "//tr[td/a[text()='olga']]")
+    assert "analyst" in row.text and "Region: Russia" in row.text and "temporary password" in row.text
+    navigating(d, lambda: row.find_element("css selector", "form button").click())
+    assert "disabled" in d.find_element("xpath", "//tr[td/a[text()='olga']]").text
+    # change another account's role and scope on its own page
+    navigating(d, lambda: d.find_element("link text", "tech").click())
+    page(None, "admin-account-edit")
+    Select(d.find_element("id", "e-role")).select_by_value("store-manager")
+    d.find_element("css selector", "input[name=all_offices]").click()  # was every office
+    d.find_element("css selector", "input[name=regions][value=germany]").click()
+    navigating(d, lambda: d.find_element("css selector", "form[aria-labelledby=edit-h] button.primary").click())
+    assert "Role and offices changed" in d.find_element("css selector", "p.ok").text
+    row = d.find_element("xpath", "//tr[td/a[text()='tech']]").text
+    assert "store manager" in row and "Region: Germany" in row
+    # the technician, now a store manager of the German region, reads its KPIs by region
+    d.delete_all_cookies()
+    sign_in(page, "tech")
+    page("/reports?by=region&from=2025-03-03&to=2025-03-09", "reports-by-region")
+    keys = [r.get_attribute("data-key") for r in d.find_elements("css selector", "table.report tbody tr[data-key]")]
+    assert keys == ["germany"], keys  # Europe also holds Moscow: not shown to this account
+    page("/reports?site=msk", None)
+    assert d.find_element("tag name", "h1").text == "Not found"

@@ -6,19 +6,44 @@ import zoneinfo
 
 from console import fmt, queue
 from console.scope import Scope, can, regions
-from gateway import review
+from gateway import review, site
+
+SITE = """
+[[regions]]
+id = "russia"
+name = "Russia"
+
+[[regions]]
+id = "north"
+name = "North"
+parent = "russia"
+
+[[sites]]
+id = "msk"
+name = "Moscow"
+
+[[sites]]
+id = "spb"
+name = "SPb"
+region = "north"
+%s
+[[questions]]
+id = "staff"
+kind = "staff"
+text_ru = "?"
+text_en = "?"
+
+[[panels]]
+site = "msk"
+device = "d"
+question = "staff"
+"""
 
 
-class History:
-    """The part of gateway.site.History the scope uses; `regions` as the site file will give it."""
-
-    def __init__(self, tree=None):
-        self.tree = tree
-
-    def __getattr__(self, name):
-        if name == "regions" and self.tree is not None:
-            return lambda t: self.tree
-        raise AttributeError(name)
+def history(extra=""):
+    """The settings history of SITE (a real gateway.site.History, no database)."""
+    rows = site.plan([], site.parse(SITE % extra), 1000)
+    return site.History([(k, key, frm, 1, explicit, data) for k, key, frm, explicit, data in rows])
 
 
 def test_roles_have_only_their_capabilities():
@@ -29,15 +54,16 @@ def test_roles_have_only_their_capabilities():
     assert not can("nobody", "reports")
 
 
-def test_a_region_expands_into_its_offices_once_the_site_file_has_regions():
-    user = {"role": "store-manager", "all_offices": False, "offices": ["msk"], "regions": ["north"]}
+def test_a_region_expands_into_its_offices_nested_ones_and_ones_added_later():
+    user = {"role": "store-manager", "all_offices": False, "offices": ["msk"], "regions": ["russia"]}
     scope = Scope.of(user)
-    assert regions(History(), 0) == {}
-    assert scope.sites(History(), 0) == {"msk"}  # no regions yet: the region grants nothing
-    tree = History({"north": ["spb", "nvg"], "south": ["krd"]})
-    assert scope.sites(tree, 0) == {"msk", "spb", "nvg"}
-    assert scope.allows("spb", tree, 0) and not scope.allows("krd", tree, 0)
-    assert Scope.of({"role": "admin", "all_offices": False, "offices": [], "regions": []}).sites(tree, 0) is None
+    assert regions(history(), 0) == {"russia": ["spb"], "north": ["spb"]}
+    assert scope.sites(history(), 0) == {"msk", "spb"}
+    later = '[[sites]]\nid = "nvg"\nname = "NVG"\nregion = "north"\n'
+    assert scope.sites(history(later), 0) == {"msk", "spb", "nvg"}  # the account was not touched
+    north = Scope.of({"role": "analyst", "all_offices": False, "offices": [], "regions": ["north"]})
+    assert north.allows("nvg", history(later), 0) and not north.allows("msk", history(later), 0)
+    assert Scope.of({"role": "admin", "all_offices": False, "offices": [], "regions": []}).sites(history(), 0) is None
 
 
 def _poll(site, seq, at, answer):

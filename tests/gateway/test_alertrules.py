@@ -25,12 +25,12 @@ def _panel(**kw):
         "site": "msk",
         "device": "desk-1",
         "configured": True,
-        "connection": "online",
+        "state": "online",
         "last_seen_ms": NOW - 1000,
         "faults": [],
         "dropped": 0,
-        "config_applied": True,
-        "config_error": None,
+        "cfg_applied": True,
+        "cfg_err": None,
         "t_ms": NOW - 2000,
         "state_ms": NOW - 1000,
     }
@@ -44,12 +44,12 @@ def _rules(facts, marks=None, config=None):
 
 
 def test_alertrules_panel_offline_only_while_the_office_is_open_and_after_the_grace():
-    gone = _panel(connection="offline", last_seen_ms=NOW - 11 * 60000)
+    gone = _panel(state="offline", last_seen_ms=NOW - 11 * 60000)
     assert "panel_offline" in _rules(Facts(panels=[gone], open_sites={"msk"}))[0]
     assert "panel_offline" not in _rules(Facts(panels=[gone], open_sites=set()))[0]  # closed: night
-    just_gone = _panel(connection="stale", last_seen_ms=NOW - 5 * 60000)
+    just_gone = _panel(state="stale", last_seen_ms=NOW - 5 * 60000)
     assert "panel_offline" not in _rules(Facts(panels=[just_gone], open_sites={"msk"}))[0]
-    never = _panel(connection="never", last_seen_ms=None)
+    never = _panel(state="never_seen", last_seen_ms=None)
     assert "panel_offline" in _rules(Facts(panels=[never], open_sites={"msk"}))[0]
     assert not _rules(Facts(panels=[_panel()], open_sites={"msk"}))[0]
 
@@ -59,8 +59,8 @@ def test_alertrules_panel_faults_clock_and_config():
     assert rules == {"stuck_button"}
     assert _rules(Facts(panels=[_panel(t_ms=None)]))[0] == {"clock_unsynced"}
     assert _rules(Facts(panels=[_panel(t_ms=NOW - 10 * 60000)]))[0] == {"clock_unsynced"}
-    assert _rules(Facts(panels=[_panel(config_error="bad window_s")]))[0] == {"config_not_applied"}
-    pending = Facts(panels=[_panel(config_applied=False, config_pushed=4, config_running="3")])
+    assert _rules(Facts(panels=[_panel(cfg_err="bad window_s")]))[0] == {"config_not_applied"}
+    pending = Facts(panels=[_panel(cfg_applied=False, cfg_pushed=4, cfg="3")])
     first, _f, marks = _rules(pending)
     assert not first  # the push may still be on its way
     later, _m = evaluate(None, pending, marks, NOW + 31 * 60000)

@@ -250,9 +250,12 @@ def test_alerts_site_apply_with_an_alerts_table_and_the_example_file(tmp_path, c
 
 def test_alerts_carry_the_region_of_their_office_once_the_site_file_has_regions(any_db):
     db = any_db
-    apply_site(db, SITE_TOML + ALERTS_TOML)
-    history = site.load(db)
-    history.regions = lambda t: {"north-west": ["spb"], "central": ["msk"]}  # as [[regions]] will give
+    tree = '[[regions]]\nid = "all"\nname = "All"\n\n[[regions]]\nid = "central"\nname = "Central"\nparent = "all"\n\n'
+    with_regions = SITE_TOML.replace("[[sites]]", tree + "[[sites]]", 1).replace(
+        'timezone = "Europe/Moscow"', 'timezone = "Europe/Moscow"\nregion = "central"', 1
+    )
+    apply_site(db, with_regions + ALERTS_TOML)
+    history = site.load(db)  # "all" holds msk too: the alert names the office's own region
     _all_online(db, T0)
     _offline(db, "exit", T0)
     _online(db, "desk-1", T0 + 14 * MIN)

@@ -173,3 +173,59 @@ def test_a_password_is_never_taken_from_the_command_line(tmp_path):
     assert code == 2 and "--password-stdin" in err  # no terminal here: it says how instead
     with pytest.raises(SystemExit):
         _run(["user", "add", "anna", "--role", "admin", "--password", PW, "--db", url])
+
+
+REGION_SITE = """
+[[regions]]
+id = "central"
+name = "Central"
+
+[[sites]]
+id = "spb"
+name = "SPb"
+timezone = "Europe/Moscow"
+region = "central"
+"""
+
+
+def test_rating_user_set_changes_role_and_scope_and_ends_sessions(tmp_path):
+    from gw_site_support import SITE_TOML
+
+    db = sqlite_db(tmp_path)
+    apply_site(db, SITE_TOML.replace("[[questions]]", REGION_SITE + "\n[[questions]]", 1))
+    users.add(db, "anna", PW, "store-manager", 1, offices=["msk"])
+    users.add(db, "root", PW, "admin", 1)
+    epoch = users.by_username(db, "anna")["epoch"]
+    db.close()
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    code, out, err = _run(["user", "set", "anna", "--role", "analyst", "--region", "central", "--db", url])
+    assert code == 0, err
+    assert out.strip() == "account anna: analyst, regions central; its open sessions ended"
+    code, _out, err = _run(["user", "set", "anna", "--region", "south", "--db", url])
+    assert code == 2 and err.strip().splitlines() == [
+        "error: region south is not in the site file's [[regions]] (known: central); check the id or add it to the "
+        "site file"
+    ]
+    code, _out, err = _run(["user", "set", "anna", "--db", url])
+    assert code == 2 and "nothing to change" in err
+    code, _out, err = _run(["user", "set", "nobody", "--role", "expert", "--db", url])
+    assert code == 2 and "no account 'nobody'" in err
+    # an admin made a store manager gets no "every office" by accident
+    _run(["user", "add", "root2", "--role", "admin", "--db", url, "--password-stdin"], PW + "\n")
+    code, _out, err = _run(["user", "set", "root2", "--role", "store-manager", "--db", url])
+    assert code == 2 and "needs a scope" in err
+    code, out, _ = _run(["user", "set", "root2", "--role", "store-manager", "--office", "spb", "--db", url])
+    assert code == 0 and "store-manager, offices spb" in out
+    code, out, _ = _run(
+        ["user", "add", "bob", "--role", "analyst", "--region", "central", "--db", url, "--password-stdin"], PW + "\n"
+    )
+    assert code == 0 and "bob (analyst, regions central) added" in out
+    code, _out, err = _run(
+        ["user", "add", "eve", "--role", "analyst", "--region", "nope", "--db", url, "--password-stdin"], PW + "\n"
+    )
+    assert code == 2 and "region nope is not in the site file's [[regions]]" in err
+    db = sqlite_db(tmp_path)
+    assert users.by_username(db, "eve") is None
+    anna = users.by_username(db, "anna")
+    assert (anna["role"], anna["regions"], anna["offices"], anna["epoch"] > epoch) == ("analyst", ["central"], [], True)
+    db.close()

@@ -27,6 +27,8 @@ ALLOWED = {
     "office-", "panel-", "rating-gateway",
     # the columns and values of a verdicts file (rating review batch)
     "id", "verdict", "reason", "invalid", "valid", "confirm", "reject",
+    # the ids of the examples in `rating user set --help`
+    "anna", "boris", "msk-tverskaya", "north-west", "spb-nevsky",
 }  # fmt: skip
 
 CODE = (

@@ -146,11 +146,29 @@ def test_sim_shipped_scenarios_check_in_the_model_pipeline(name, tmp_path):
 
 
 @pytest.mark.e2e
-def test_sim_demo_prints_the_report(tmp_path, capsys):
+def test_sim_demo_prints_the_report_then_serves_the_console(tmp_path, capsys, monkeypatch):
+    import re
+
+    from console_support import Client
+
+    from rating import demo
     from rating.cli import main
 
+    printed = []
+
+    def expert_signs_in_then_ctrl_c():
+        # stands for the person at the terminal: signs in with the printed login, presses Ctrl-C
+        printed.append(capsys.readouterr().out)
+        url = re.search(r"web console: (\S+)/ ", printed[0]).group(1)
+        password = re.search(r"^  expert\s+expert\s+(\S+)$", printed[0], re.M).group(1)
+        client = Client(url)
+        assert client.login("expert", password)[0] == 303 and client.get("/review")[0] == 200
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_sleep_forever", expert_signs_in_then_ctrl_c)
     assert main(["demo", "--out", str(tmp_path), "--days", "2"]) == 0
-    out = capsys.readouterr().out
+    out = printed[0] + capsys.readouterr().out
+    assert out.rstrip().endswith("web console stopped")
     # the end-to-end demo: embedded broker + gateway + the real firmware, then gateway.report
     assert "DI-staff" in out and "Bottleneck" in out and "Office on Nevsky" in out
     assert "ground-truth check: every event stored exactly once" in out

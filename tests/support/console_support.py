@@ -17,11 +17,33 @@ T_WEEK = 1741003200000  # 2025-03-03T12:00:00Z, a Monday: 15:00 in Moscow, 13:00
 HOUR = 60 * MIN
 PASSWORD = "correct horse battery"
 
-# The shared test site file plus a Berlin office (its panel's camera links to playable clips)
-# and a larger random review share, so the queue has every kind of item.
+# The location tree: Europe > Russia (msk), Germany (ber).
+REGIONS_TOML = """
+[[regions]]
+id = "europe"
+name = "Europe"
+
+[[regions]]
+id = "russia"
+name = "Russia"
+parent = "europe"
+
+[[regions]]
+id = "germany"
+name = "Germany"
+parent = "europe"
+
+"""
+# The shared test site file plus a Berlin office (its panel's camera links to playable clips),
+# the location tree and a larger random review share, so the queue has every kind of item.
 CHAIN_TOML = (
-    SITE_TOML.replace("[deployment]\n", "[deployment]\nreview_share = 0.3\n", 1).replace(
-        "[[questions]]", '[[sites]]\nid = "ber"\nname = "Berlin Mitte"\ntimezone = "Europe/Berlin"\n\n[[questions]]', 1
+    SITE_TOML.replace("[deployment]\n", "[deployment]\nreview_share = 0.3\n", 1)
+    .replace('timezone = "Europe/Moscow"\n', 'timezone = "Europe/Moscow"\nregion = "russia"\n', 1)
+    .replace("[[sites]]", REGIONS_TOML + "[[sites]]", 1)
+    .replace(
+        "[[questions]]",
+        '[[sites]]\nid = "ber"\nname = "Berlin Mitte"\ntimezone = "Europe/Berlin"\nregion = "germany"\n\n[[questions]]',
+        1,
     )
     + """
 [[panels]]
