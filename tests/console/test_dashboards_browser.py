@@ -217,6 +217,21 @@ def test_the_ranking_is_the_reports_fair_ranking(browser, console, axe, chain):
     sidorov = d.find_element("css selector", "#ranking tr[data-key='sidorov']")
     assert "not ranked: fewer than 30 polls" in sidorov.text and sidorov.get_attribute("class") == "unranked"
 
+    # offices, week by week
+    browser.get(console.url + "/rankings?site=&by=site&period=week&kpi=di_staff&from=%s&to=%s" % (FROM, TO))
+    rep = report(chain, "--by", "site", "--period", "week", "--sort", "di_staff", "--from", FROM, "--to", TO)
+    shown = d.find_elements("css selector", "#ranking tbody tr")
+    assert [(r.get_attribute("data-key"), r.get_attribute("data-period")) for r in shown] == [
+        (r["key"], r["period"]) for r in rep["rows"]
+    ]
+    for tr, r in zip(shown, rep["rows"], strict=True):
+        assert tr.find_element("css selector", "td[data-rank-range]").get_attribute("data-rank-range") == (
+            r["rank_range"] or ""
+        )
+        assert _float(tr.find_element("css selector", "td[data-fair]").get_attribute("data-fair")) == (
+            r["fair"]["value"] if r["fair"] else None
+        )
+
 
 def test_a_store_manager_sees_only_their_office_on_the_dashboards(browser, console, axe, chain):
     d = sign_in(browser, console, "manager")
