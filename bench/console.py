@@ -316,6 +316,15 @@ def measure(url, repeat, offices, only=None):
         ("accounts", "admin", "/admin/users"),
         ("API: 100 polls", "expert", "/api/v1/polls?limit=100"),
         ("API: report, one office, the week", "manager", "/api/v1/reports"),
+        ("dashboard: trends, one office, 8 weeks by employee (default)", "manager", "/trends?by=employee"),
+        (
+            "dashboard: trends, one office, the year by month",
+            "manager",
+            "/trends?period=month&from=2025-01-01&to=2025-12-31&site=" + office,
+        ),
+        ("dashboard: heat map, one office, 4 weeks (default)", "manager", "/heatmap"),
+        ("dashboard: rankings, employees of one office, the week", "manager", "/rankings?" + week + "&site=" + office),
+        ("dashboard: rankings, all %d offices, the week" % offices, "expert", "/rankings?by=site&site=&" + week),
     ]
     anonymous = Client(running.url)
     rows = []

@@ -421,6 +421,79 @@ TEXT = {
     ),
     "err_token_account": ("Выберите учётную запись.", "Choose an account."),
     "err_token_name": ("Напишите, для чего токен (1–80 символов).", "Say what uses the token (1–80 characters)."),
+    # dashboards (console/dashboards.py): trends, heat map, rankings
+    "nav_trends": ("Динамика", "Trends"),
+    "nav_heatmap": ("Часы и дни", "Heat map"),
+    "nav_rankings": ("Рейтинг", "Rankings"),
+    "trends_title": ("Динамика KPI", "KPI trends"),
+    "heatmap_title": ("Часы × дни недели", "Hour × weekday heat map"),
+    "rankings_title": ("Честный рейтинг", "Fair rankings"),
+    "figure": ("Показатель", "Figure"),
+    "series_of": ("Линии", "Lines"),
+    "rank_who": ("Кого сравнивать", "Rank"),
+    "times_in_zone": ("Периоды — в часовом поясе офиса: %(zones)s.", "Periods in the office's timezone: %(zones)s."),
+    "hours_in_zone": ("Часы — местное время офиса: %(zones)s.", "Hours in the office's local time: %(zones)s."),
+    "trend_chart_alt": (
+        "График: %(figure)s по периодам с 95-процентным интервалом; те же числа — в таблице ниже.",
+        "Chart: %(figure)s per period with its 95 %% interval; the same numbers are in the table below.",
+    ),
+    "trend_caption": (
+        "Полоса — 95-процентный интервал; пустой кружок — мало данных (n < %(n)s).",
+        "The band is the 95 %% interval; a hollow point is a small sample (n < %(n)s).",
+    ),
+    "series_cut": (
+        "На графике первые %(n)s линий; все — в таблице.",
+        "The chart shows the first %(n)s lines; the table has all.",
+    ),
+    "interval_band": ("95-процентный интервал", "95 % interval"),
+    "small_sample_mark": ("мало данных (n < %(n)s)", "small sample (n < %(n)s)"),
+    "small_sample": ("мало данных", "small sample"),
+    "trend_table_caption": (
+        "значение, 95-процентный интервал и n по периодам",
+        "value, 95 % interval and n per period",
+    ),
+    "download_csv_file": ("Скачать CSV", "Download CSV"),
+    "rank": ("Место", "Rank"),
+    "fair_value": ("Сглаженное значение (95 %)", "Shrunk value (95 %)"),
+    "polls_n": ("Опросов (n)", "Polls (n)"),
+    "rankings_caption": ("Рейтинг по показателю %(figure)s, лучшие сверху", "Ranked by %(figure)s, best first"),
+    "rankings_hint": (
+        "Место «1–3» значит, что эти строки по данным не различить.",
+        "A rank of \u201c1-3\u201d means the data cannot tell those rows apart.",
+    ),
+    "unranked_small": ("без места: меньше %(n)s опросов", "not ranked: fewer than %(n)s polls"),
+    "rankings_method": (
+        "Значение сглажено к среднему по периоду (эмпирический Байес, бета-биномиальная модель); "
+        "интервал — 95-процентный; то же, что rating report --sort (docs/kpi.md, «Честный рейтинг»).",
+        "The value is shrunk toward the period's mean (empirical Bayes, beta-binomial) with its 95 % "
+        "interval; the same as rating report --sort (docs/kpi.md, \u201cFair rankings\u201d).",
+    ),
+    "heat_di_staff": ("ИНК@Персонал", "DI-staff"),
+    "heat_polls": ("Опросов", "Polls"),
+    "heat_silent_share": ("Доля молчаний", "Silent share"),
+    "heat_caption": ("день недели × час", "weekday × hour"),
+    "heat_hint": (
+        "Клетки, где меньше %(n)s опросов, помечены «мало» и не окрашены.",
+        "Cells with fewer than %(n)s polls say \u201cfew\u201d and have no colour.",
+    ),
+    "too_few": ("слишком мало опросов", "too few polls"),
+    "too_few_short": ("мало", "few"),
+    "too_few_legend": ("меньше %(n)s опросов", "fewer than %(n)s polls"),
+    "legend": ("Легенда", "Legend"),
+    "heat_method": (
+        "Считается по опросам офиса за выбранные даты по тем же правилам, что отчёт: без недействительных "
+        "опросов и без ответов «Нет» и молчаний в подтверждённый форс-мажор.",
+        "Counted from the office's polls of the chosen dates by the report's rules: invalid polls left out, "
+        "No and silent polls under confirmed force majeure left out of DI-staff.",
+    ),
+    "weekday_0": ("Пн", "Mon"),
+    "weekday_1": ("Вт", "Tue"),
+    "weekday_2": ("Ср", "Wed"),
+    "weekday_3": ("Чт", "Thu"),
+    "weekday_4": ("Пт", "Fri"),
+    "weekday_5": ("Сб", "Sat"),
+    "weekday_6": ("Вс", "Sun"),
+    "err_choice": ("Выберите значение из списка.", "Choose a value from the list."),
 }
 
 

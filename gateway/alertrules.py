@@ -260,8 +260,7 @@ def _config_not_applied(s, facts, marks, now_ms):
                 "config_not_applied",
                 _panel_id(p),
                 p["site"],
-                "panel %s runs config %s, not the pushed %s"
-                % (_panel_id(p), p.get("cfg"), p.get("cfg_pushed")),
+                "panel %s runs config %s, not the pushed %s" % (_panel_id(p), p.get("cfg"), p.get("cfg_pushed")),
                 running=p.get("cfg"),
                 pushed=p.get("cfg_pushed"),
             )
