@@ -39,7 +39,7 @@ def cmd_web(args):
 
     if not 0 < args.port < 65536:
         raise CliError("--port must be between 1 and 65535")
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)  # a mistyped --db must not serve, or leave, an empty database
     try:
         admins = users.count_admins(db)
         url = db.url

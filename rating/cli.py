@@ -59,7 +59,7 @@ def build_parser():
         help=_("language of messages (default: $RATING_LANG, else the deployment's, else the locale's)"),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    technician_i18n.install(i18n._, i18n.ngettext)  # technician/ speaks through the one catalogue
+    technician_i18n.install(i18n._, i18n.ngettext, i18n.number)  # technician/ speaks through the one catalogue
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

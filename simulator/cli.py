@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from gateway.i18n import _
+from gateway.i18n import _, ngettext, number
 
 
 def register(sub):
@@ -59,7 +59,7 @@ def load(args):
     try:
         return scenario.load(args.scenario, days=args.days, sites=args.sites, seed=args.seed)
     except scenario.ScenarioError as exc:
-        raise CliError("%s; fix the scenario file (format: simulator/README.md)" % exc) from None
+        raise CliError(_("%s; fix the scenario file (format: simulator/README.md)") % exc) from None
 
 
 def run_pure(sc, out_dir):
@@ -126,7 +126,7 @@ def run_cmd(args):
             from simulator import runner
         except ImportError as exc:
             raise CliError(
-                "the end-to-end runner is not available (%s); use --pure for the model pipeline" % exc
+                _("the end-to-end runner is not available (%s); use --pure for the model pipeline") % exc
             ) from None
         try:
             doc, system, w = runner.run(sc, args.out, broker=args.broker, db=args.db, progress=not args.quiet)
@@ -134,43 +134,66 @@ def run_cmd(args):
             raise CliError(str(exc)) from None
     elapsed = time.monotonic() - started
     panel_days = len(sc.panels()) * sc.days
-    print(
-        "%s: %d panel-days, %d presses, %d polls, %d force-majeure reports in %.1f s (%.1f panel-days/s)"
-        % (
-            sc.meta["name"],
-            panel_days,
-            doc["totals"]["presses"],
-            doc["totals"]["polls"],
-            doc["totals"]["fm_reports"],
-            elapsed,
-            panel_days / max(elapsed, 1e-9),
-        )
-    )
+    print(summary(sc.meta["name"], panel_days, doc["totals"], elapsed))
     text = report_text(doc, system, w)
     with open(os.path.join(args.out, "report.txt"), "w") as f:
         f.write(text + "\n")
-    print("truth.json, site.toml and report.txt in %s" % args.out)
+    print(_("truth.json, site.toml and report.txt in %s") % args.out)
     for line in doc.get("runner", {}).get("warnings", []):
-        print("warning: %s" % line, file=sys.stderr)
+        print(_("warning: %s") % line, file=sys.stderr)
     if not args.check:
         return 0
     diffs = check.compare(doc, system)
     diffs += system.get("problems", [])
     if diffs:
-        print("CHECK FAILED: %d difference(s) between the system and the truth:" % len(diffs), file=sys.stderr)
+        print(
+            ngettext(
+                "CHECK FAILED: %d difference between the system and the truth:",
+                "CHECK FAILED: %d differences between the system and the truth:",
+                len(diffs),
+            )
+            % len(diffs),
+            file=sys.stderr,
+        )
         print(check.render(diffs), file=sys.stderr)
         return 1
-    print(
-        "check: OK (%d polls, %d force-majeure reports, %d unsolicited presses agree with the truth)"
-        % (len(doc["polls"]), len(doc["fms"]), sum(doc["unsolicited"].values()))
+    unsolicited = sum(doc["unsolicited"].values())
+    agree = ", ".join(
+        (
+            ngettext("%d poll", "%d polls", len(doc["polls"])) % len(doc["polls"]),
+            ngettext("%d force-majeure report", "%d force-majeure reports", len(doc["fms"])) % len(doc["fms"]),
+            ngettext("%d unsolicited press", "%d unsolicited presses", unsolicited) % unsolicited,
+        )
     )
+    print(_("check: OK (%s agree with the truth)") % agree)
     lost = doc.get("runner", {}).get("lost")
     if lost is not None:
         dropped = sum(v["missing"] for v in lost.values())
         torn = sum(1 for p in doc["lost"] if p["lost"] == "power cut during its journal write")
         print(
-            "events: every press stored exactly once, except %d lost to the forced journal overflow "
-            "(the gateway reports %d lost) and %d torn by power cuts mid-write"
-            % (dropped, sum(v["gateway_lost"] for v in lost.values()), torn)
+            _(
+                "events: every press stored exactly once, except %(dropped)d lost to the forced journal overflow "
+                "(the gateway reports %(reported)d lost) and %(torn)d torn by power cuts mid-write"
+            )
+            % {"dropped": dropped, "reported": sum(v["gateway_lost"] for v in lost.values()), "torn": torn}
         )
     return 0
+
+
+def summary(name, panel_days, totals, elapsed):
+    """The run's one-line summary, counted and with decimals as the language writes them."""
+    counts = ", ".join(
+        (
+            ngettext("%d panel-day", "%d panel-days", panel_days) % panel_days,
+            ngettext("%d press", "%d presses", totals["presses"]) % totals["presses"],
+            ngettext("%d poll", "%d polls", totals["polls"]) % totals["polls"],
+            ngettext("%d force-majeure report", "%d force-majeure reports", totals["fm_reports"])
+            % totals["fm_reports"],
+        )
+    )
+    return _("%(name)s: %(counts)s in %(seconds)s s (%(rate)s panel-days/s)") % {
+        "name": name,
+        "counts": counts,
+        "seconds": number(elapsed, 1),
+        "rate": number(panel_days / max(elapsed, 1e-9), 1),
+    }

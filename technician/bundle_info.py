@@ -7,6 +7,7 @@ import json
 import os
 
 from technician.errors import DeviceError
+from technician.i18n import _
 
 DEVICE_MANIFEST = "rating-manifest.json"  # the bundle's manifest as last deployed, on the panel
 NOT_COPIED = ("config.example.json", "manifest.json")
@@ -25,17 +26,25 @@ def load(bundle_dir):
             manifest = json.load(f)
     except FileNotFoundError:
         raise DeviceError(
-            "no firmware bundle in %s (manifest.json missing). Build it with "
-            "`make firmware`, or pass --bundle FOLDER." % bundle_dir
+            _(
+                "no firmware bundle in %s (manifest.json missing). Build it with "
+                "`make firmware`, or pass --bundle FOLDER."
+            )
+            % bundle_dir
         ) from None
     except ValueError as exc:
-        raise DeviceError("%s is not valid JSON (%s); rebuild with `make firmware`." % (path, exc)) from None
+        raise DeviceError(
+            _("%(path)s is not valid JSON (%(error)s); rebuild with `make firmware`.") % {"path": path, "error": exc}
+        ) from None
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
-        raise DeviceError("%s lists no files; rebuild with `make firmware`." % path)
+        raise DeviceError(_("%s lists no files; rebuild with `make firmware`.") % path)
     for rel in files:
         if rel not in NOT_COPIED and not os.path.exists(os.path.join(bundle_dir, rel)):
-            raise DeviceError("bundle file %s is missing from %s; rebuild with `make firmware`." % (rel, bundle_dir))
+            raise DeviceError(
+                _("bundle file %(file)s is missing from %(folder)s; rebuild with `make firmware`.")
+                % {"file": rel, "folder": bundle_dir}
+            )
     return manifest
 
 

@@ -16,17 +16,18 @@ import threading
 
 from technician import steps, watchdog
 from technician.errors import DeviceError, StepFailed
+from technician.i18n import N_, _, ngettext, number
 
 PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onpanel", "check.py")
 BUDGET_KB = 40  # the firmware's heap budget after start-up (firmware/README.md, "Heap")
 # (key, row label, what "held by the firmware" is said of, checked against the budget?)
 HEAP_ROWS = (
-    ("heap_bare", "bare interpreter", None, False),
-    ("heap_boot", "after boot", "after boot", True),
-    ("heap_connected", "after connect", "when connected", True),
-    ("heap_config", "after a config message", "after a config message", True),
-    ("heap_config_check", "boot checking it", "as the boot that checks it restarts", False),
-    ("heap_new_config", "with the new config", "after boot with the new config", True),
+    ("heap_bare", N_("bare interpreter"), None, False),
+    ("heap_boot", N_("after boot"), N_("after boot"), True),
+    ("heap_connected", N_("after connect"), N_("when connected"), True),
+    ("heap_config", N_("after a config message"), N_("after a config message"), True),
+    ("heap_config_check", N_("boot checking it"), N_("as the boot that checks it restarts"), False),
+    ("heap_new_config", N_("with the new config"), N_("after boot with the new config"), True),
 )
 # The stages of the on-panel program, in order; a run names the next one (a fresh VM each)
 STAGES = ("measure", "check_config", "new_config")
@@ -61,7 +62,7 @@ class CheckReport:
             return True
         if not line.startswith("CHECK "):
             return False
-        key, _, text = line[len("CHECK ") :].partition(" ")
+        key, _sep, text = line[len("CHECK ") :].partition(" ")
         try:
             value = json.loads(text) if text else {}
         except ValueError:
@@ -111,43 +112,53 @@ class CheckReport:
 
 
 def _kb(n):
-    return "%.1f KB" % (n / 1024.0)
+    return "%s KB" % _decimal(n / 1024.0)
+
+
+def _decimal(x):
+    return number(x, 1)  # 0,5 in Russian
 
 
 def _heap_line(label, h):
-    text = "  %-24s gc free %9s  used %9s" % (label, _kb(h["gc_free"]), _kb(h["gc_alloc"]))
+    text = "  %-24s " % _(label) + _("gc free %(free)9s  used %(used)9s") % {
+        "free": _kb(h["gc_free"]),
+        "used": _kb(h["gc_alloc"]),
+    }
     if "idf_free" in h:
-        text += "   IDF free %9s  largest block %9s  lowest ever %9s" % (
-            _kb(h["idf_free"]),
-            _kb(h["idf_largest"]),
-            _kb(h["idf_min_free"]),
-        )
+        text += "   " + _("IDF free %(free)9s  largest block %(largest)9s  lowest ever %(lowest)9s") % {
+            "free": _kb(h["idf_free"]),
+            "largest": _kb(h["idf_largest"]),
+            "lowest": _kb(h["idf_min_free"]),
+        }
     return text
 
 
 def _system_lines(r):
     s = r.get("system") or {}
-    line = "Board: MicroPython %s on %s" % (s.get("version", "?"), s.get("machine") or "?")
+    line = _("Board: MicroPython %(version)s on %(machine)s") % {
+        "version": s.get("version", "?"),
+        "machine": s.get("machine") or "?",
+    }
     extras = []
     if s.get("freq_mhz"):
-        extras.append("%d MHz" % s["freq_mhz"])
+        extras.append(_("%d MHz") % s["freq_mhz"])
     if s.get("flash_bytes"):
-        extras.append("flash %d MB" % (s["flash_bytes"] // (1024 * 1024)))
+        extras.append(_("flash %d MB") % (s["flash_bytes"] // (1024 * 1024)))
     if s.get("fs_free") is not None:
-        extras.append("file system %s free" % _kb(s["fs_free"]))
+        extras.append(_("file system %s free") % _kb(s["fs_free"]))
     if extras:
         line += " (%s)" % ", ".join(extras)
-    return [line, "  module search order: %s" % " ".join(repr(p) for p in s.get("path") or [])]
+    return [line, "  " + _("module search order: %s") % " ".join(repr(p) for p in s.get("path") or [])]
 
 
 def _heap_lines(r):
-    out = ["Heap (gc: MicroPython's heap; IDF: the ESP-IDF heap Wi-Fi, lwIP and TLS share):"]
+    out = [_("Heap (gc: MicroPython's heap; IDF: the ESP-IDF heap Wi-Fi, lwIP and TLS share):")]
     for key, label, _said, _budget in HEAP_ROWS:
         h = r.get(key)
         if h:
             out.append(_heap_line(label, h))
         elif key not in ("heap_config_check", "heap_new_config") or r.get("heap_config"):
-            out.append("  %-24s not measured" % label)
+            out.append("  %-24s " % _(label) + _("not measured"))
     bare = r.get("heap_bare")
     for key, _label, said, budget in HEAP_ROWS[1:]:
         h = r.get(key)
@@ -156,11 +167,17 @@ def _heap_lines(r):
         # rows measured after a restart carry their own run's bare interpreter
         held = h["gc_alloc"] - h.get("bare_alloc", bare and bare["gc_alloc"])
         if budget:
-            verdict = "within" if held <= BUDGET_KB * 1024 else "OVER"
-            note = " (%s the %d KB budget)" % (verdict, BUDGET_KB)
+            if held <= BUDGET_KB * 1024:
+                note = _("within the %d KB budget") % BUDGET_KB
+            else:
+                note = _("OVER the %d KB budget") % BUDGET_KB
         else:
-            note = " (the restart frees it)"
-        out.append("  held by the firmware %s: %s%s" % (said, _kb(held), note))
+            note = _("the restart frees it")
+        out.append(
+            "  "
+            + _("held by the firmware %(when)s: %(held)s (%(note)s)")
+            % {"when": _(said), "held": _kb(held), "note": note}
+        )
     return out
 
 
@@ -168,35 +185,41 @@ def _network_lines(r):
     out = []
     boot = r.get("boot") or {}
     if r.get("put_back"):
-        out.append("Earlier check: it was cut off after its config message; the panel's settings were put back first")
+        out.append(
+            _("Earlier check: it was cut off after its config message; the panel's settings were put back first")
+        )
     if r.get("boot_checked"):
         out.append(
-            "Boot: the first one checked a changed /config.json in %d ms and restarted (as the firmware does); "
-            "measured from the next boot" % r.get("boot_checked")["ms"]
+            _(
+                "Boot: the first one checked a changed /config.json in %d ms and restarted (as the firmware does); "
+                "measured from the next boot"
+            )
+            % r.get("boot_checked")["ms"]
         )
     if "error" in boot:
-        out.append("Boot: FAILED: %s" % boot["error"])
+        out.append(_("Boot: FAILED: %s") % boot["error"])
     elif boot:
-        out.append("Boot: a running panel after %d ms" % boot["ms"])
+        out.append(_("Boot: a running panel after %d ms") % boot["ms"])
     c = r.get("connect")
     if c:
         link = c.get("link") or {}
         if c.get("ms") is None:
             out.append(
-                "Connect: not online within %s s (last error: %s)" % (c.get("timeout_s"), link.get("last_error"))
+                _("Connect: not online within %(s)s s (last error: %(error)s)")
+                % {"s": c.get("timeout_s"), "error": link.get("last_error")}
             )
         else:
-            out.append("Connect: online %.1f s after boot" % (c["ms"] / 1000.0))
+            out.append(_("Connect: online %s s after boot") % _decimal(c["ms"] / 1000.0))
     rc = r.get("reconnect")
     if rc:
         if rc.get("skipped"):
-            out.append("Wi-Fi drop: not provoked (%s)" % rc["skipped"])
+            out.append(_("Wi-Fi drop: not provoked (%s)") % rc["skipped"])
         elif rc.get("back_ms") is None:
-            out.append("Wi-Fi drop (WLAN.disconnect()): NOT back online within 3 minutes")
+            out.append(_("Wi-Fi drop (WLAN.disconnect()): NOT back online within 3 minutes"))
         else:
-            out.append("Wi-Fi drop (WLAN.disconnect()): back online after %.1f s" % (rc["back_ms"] / 1000.0))
+            out.append(_("Wi-Fi drop (WLAN.disconnect()): back online after %s s") % _decimal(rc["back_ms"] / 1000.0))
     elif c and c.get("ms") is None:
-        out.append("Wi-Fi drop: not provoked (the panel never came online)")
+        out.append(_("Wi-Fi drop: not provoked (the panel never came online)"))
     return out
 
 
@@ -205,21 +228,30 @@ def _other_lines(r):
     j = r.get("journal")
     if j:
         out.append(
-            "Journal append: median %.1f ms, fastest %.1f ms, slowest %.1f ms (%d appends)"
-            % (j["median_us"] / 1000.0, j["min_us"] / 1000.0, j["max_us"] / 1000.0, j["n"])
+            ngettext(
+                "Journal append: median %(median)s ms, fastest %(min)s ms, slowest %(max)s ms (%(n)d append)",
+                "Journal append: median %(median)s ms, fastest %(min)s ms, slowest %(max)s ms (%(n)d appends)",
+                j["n"],
+            )
+            % {
+                "median": _decimal(j["median_us"] / 1000.0),
+                "min": _decimal(j["min_us"] / 1000.0),
+                "max": _decimal(j["max_us"] / 1000.0),
+                "n": j["n"],
+            }
         )
     out += _config_lines(r)
     mods = r.modules()
     for name in sorted(mods):
         m = mods[name]
         where = str(m.get("where"))
-        said = {"frozen": "frozen into the image", "missing": "not present", "built-in": "built in"}
-        text = said.get(where) or "from %s" % where
+        said = {"frozen": _("frozen into the image"), "missing": _("not present"), "built-in": _("built in")}
+        text = said.get(where) or _("from %s") % where
         if m.get("error"):
-            text += ", but it does not load here: %s" % m["error"]
+            text += _(", but it does not load here: %s") % m["error"]
         if m.get("used") is False and where != "missing":
-            text += " (not used: the firmware has its own MQTT client)"
-        out.append("Module %s: %s" % (name, text))
+            text += " " + _("(not used: the firmware has its own MQTT client)")
+        out.append(_("Module %(name)s: %(how)s") % {"name": name, "how": text})
     return out
 
 
@@ -230,51 +262,52 @@ def _config_lines(r):
     if not cfg:
         return []
     if cfg.get("restart_ms") is None:
-        return [
-            "Config message: %s" % ("not kept" if not cfg.get("kept") else "kept, but no restart followed")
-            + " (%s); the panel's files were put back" % cfg.get("error")
-        ]
-    what = "kept, restart %.1f s later" % (cfg["restart_ms"] / 1000.0)
+        kept = _("not kept") if not cfg.get("kept") else _("kept, but no restart followed")
+        return [_("Config message: %s") % (kept + " " + _("(%s); the panel's files were put back") % cfg.get("error"))]
+    what = _("kept, restart %s s later") % _decimal(cfg["restart_ms"] / 1000.0)
     check = r.get("config_check") or {}
     if "ms" in check:
-        what += "; its boot checked it in %.1f s" % (check["ms"] / 1000.0)
-        what += " and restarted" if check.get("restart") else " (no restart: the result could not be kept)"
+        what += "; " + _("its boot checked it in %s s") % _decimal(check["ms"] / 1000.0)
+        what += " " + (_("and restarted") if check.get("restart") else _("(no restart: the result could not be kept)"))
     applied = r.get("config_applied") or {}
     if applied.get("applied"):
-        what += "; applied as version %s, then the panel's /remote.json put back" % applied["ver"]
+        what += "; " + _("applied as version %s, then the panel's /remote.json put back") % applied["ver"]
     elif applied:
-        what += "; NOT applied (%s), the panel's /remote.json put back" % applied.get("error")
+        what += "; " + _("NOT applied (%s), the panel's /remote.json put back") % applied.get("error")
     else:
-        what += "; the check stopped before the boot with it"
-    return ["Config message: %s" % what]
+        what += "; " + _("the check stopped before the boot with it")
+    return [_("Config message: %s") % what]
 
 
 def format_report(r, port, out=print):
     out("")
-    out("Panel check on %s" % port)
+    out(_("Panel check on %s") % port)
     for line in _system_lines(r) + _heap_lines(r) + _network_lines(r) + _other_lines(r):
         out(line)
     if r.modules_help:
         frozen = r.frozen_packages()
-        out("Frozen packages (help('modules')): %s" % (", ".join(frozen) or "none"))
-        out("Built-in and frozen modules: %s" % " ".join(r.modules_help))
+        out(_("Frozen packages (help('modules')): %s") % (", ".join(frozen) or _("none")))
+        out(_("Built-in and frozen modules: %s") % " ".join(r.modules_help))
     counters = r.get("counters")
     if counters:
         link = counters.get("link") or {}
         out(
-            "Panel counters: boot %s, seq %s, pending %s, dropped %s, rssi %s, connects %s, reset cause %s"
-            % (
-                counters.get("boot"),
-                counters.get("seq"),
-                counters.get("pending"),
-                counters.get("dropped"),
-                counters.get("rssi"),
-                link.get("connects"),
-                counters.get("reset_cause"),
+            _(
+                "Panel counters: boot %(boot)s, seq %(seq)s, pending %(pending)s, dropped %(dropped)s, "
+                "rssi %(rssi)s, connects %(connects)s, reset cause %(reset)s"
             )
+            % {
+                "boot": counters.get("boot"),
+                "seq": counters.get("seq"),
+                "pending": counters.get("pending"),
+                "dropped": counters.get("dropped"),
+                "rssi": counters.get("rssi"),
+                "connects": link.get("connects"),
+                "reset": counters.get("reset_cause"),
+            }
         )
     if r.get("failed"):
-        out("The check stopped early on the panel: %s" % r.get("failed", {}).get("error"))
+        out(_("The check stopped early on the panel: %s") % r.get("failed", {}).get("error"))
 
 
 def settings(connect_s=60, drop=True, appends=20, stage="measure"):
@@ -288,14 +321,20 @@ def settings(connect_s=60, drop=True, appends=20, stage="measure"):
 
 
 WHY = {
-    "measure": "Stop the app, soft-reset the panel (a fresh heap), re-arm the watchdog for %d s and run the "
-    "check there (boots the deployed firmware, waits up to {connect} s for the broker, then hands it a config "
-    "message, which it keeps and restarts for; run again once if its boot checks a changed /config.json "
-    "and restarts)" % watchdog.CHECK_S,
-    "check_config": "Soft-reset the panel as its restart does and run the boot that checks the config message "
-    "(it restarts once more)",
-    "new_config": "Soft-reset the panel again: the boot with the new config in force; then put the panel's "
-    "/remote.json and kept config back",
+    "measure": N_(
+        "Stop the app, soft-reset the panel (a fresh heap), re-arm the watchdog for %(budget)d s and run the "
+        "check there (boots the deployed firmware, waits up to %(connect)d s for the broker, then hands it a config "
+        "message, which it keeps and restarts for; run again once if its boot checks a changed /config.json "
+        "and restarts)"
+    ),
+    "check_config": N_(
+        "Soft-reset the panel as its restart does and run the boot that checks the config message "
+        "(it restarts once more)"
+    ),
+    "new_config": N_(
+        "Soft-reset the panel again: the boot with the new config in force; then put the panel's "
+        "/remote.json and kept config back"
+    ),
 }
 
 
@@ -305,7 +344,7 @@ def stage_step(port, stage, connect_s=60, drop=True):
         "%s=%r" % kv for kv in sorted(settings(connect_s, drop, stage=stage).items())
     )
     return steps.Step(
-        WHY[stage].format(connect=connect_s),
+        _(WHY[stage]) % {"budget": watchdog.CHECK_S, "connect": connect_s} if stage == "measure" else _(WHY[stage]),
         steps.mpremote(
             port,
             *steps.chain(watchdog.arm_argv(watchdog.CHECK_S), ["exec", args], ["run", PROGRAM]),
@@ -316,7 +355,7 @@ def stage_step(port, stage, connect_s=60, drop=True):
 
 
 def reset_step(port):
-    return steps.Step("Restart the panel so its app runs again", steps.mpremote(port, "reset", arm=False))
+    return steps.Step(_("Restart the panel so its app runs again"), steps.mpremote(port, "reset", arm=False))
 
 
 def plan(port, connect_s=60, drop=True):
@@ -344,7 +383,7 @@ def _stream(step, report, out, timeout):
             if not report.feed(line):
                 out("    panel> " + line.rstrip())
             elif line.startswith("CHECK ") and not line.startswith("CHECK end"):
-                out("    measured: %s" % line.split()[1])
+                out("    " + _("measured: %s") % line.split()[1])
         proc.wait()
     finally:
         killer.cancel()
@@ -363,8 +402,14 @@ def run_check(port, connect_s=60, drop=True, out=print):
         while stage is not None:
             if report.runs >= MAX_RUNS:
                 raise DeviceError(
-                    "the panel restarted %d times during the check, more than the firmware does for a config "
-                    "(the last stage asked for: %s). Run `rating device logs` to see why." % (report.runs, stage)
+                    ngettext(
+                        "the panel restarted %(n)d time during the check, more than the firmware does for a config "
+                        "(the last stage asked for: %(stage)s). Run `rating device logs` to see why.",
+                        "the panel restarted %(n)d times during the check, more than the firmware does for a config "
+                        "(the last stage asked for: %(stage)s). Run `rating device logs` to see why.",
+                        report.runs,
+                    )
+                    % {"n": report.runs, "stage": stage}
                 )
             report.next = None
             _stream(stage_step(port, stage, connect_s, drop), report, out, timeout=watchdog.CHECK_S)
@@ -374,12 +419,17 @@ def run_check(port, connect_s=60, drop=True, out=print):
             steps.run(reset_step(port), out=out)
         except DeviceError:
             out(
-                "warning: could not restart the panel; press its RESET button (or it restarts by itself "
-                "within %d s, when the watchdog budget runs out)." % watchdog.CHECK_S
+                _(
+                    "warning: could not restart the panel; press its RESET button (or it restarts by itself "
+                    "within %d s, when the watchdog budget runs out)."
+                )
+                % watchdog.CHECK_S
             )
     if not report.ended:
         raise DeviceError(
-            "the check did not finish on the panel (no result came back). Press its RESET button, "
-            "wait 5 s and run it again; `rating device logs` shows what the panel prints."
+            _(
+                "the check did not finish on the panel (no result came back). Press its RESET button, "
+                "wait 5 s and run it again; `rating device logs` shows what the panel prints."
+            )
         )
     return report

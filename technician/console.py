@@ -9,6 +9,7 @@ import time
 
 from technician import watchdog
 from technician.errors import DeviceError, NotMicroPython
+from technician.i18n import _
 from technician.ports import open_port
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -94,31 +95,40 @@ class Console:
         seen, ok = self.read_until(b"\x04>", timeout)
         if not ok or not seen.startswith(b"OK"):
             raise DeviceError(
-                "the panel on %s stopped answering (got %r). Press its RESET button, wait 3 s and "
-                "run the command again." % (self.port, seen[-80:])
+                _(
+                    "the panel on %(port)s stopped answering (got %(seen)r). Press its RESET button, wait 3 s and "
+                    "run the command again."
+                )
+                % {"port": self.port, "seen": seen[-80:]}
             )
-        out, _, err = seen[2:-2].partition(b"\x04")
+        out, _sep, err = seen[2:-2].partition(b"\x04")
         if err.strip():
-            raise DeviceError("the panel on %s could not run %r: %s" % (self.port, code, err.decode(errors="replace")))
+            raise DeviceError(
+                _("the panel on %(port)s could not run %(code)r: %(error)s")
+                % {"port": self.port, "code": code, "error": err.decode(errors="replace")}
+            )
         return out.decode(errors="replace")
 
 
 def not_micropython_message(port, seen):
     shown = seen[-120:].decode("ascii", "backslashreplace") if seen else ""
     if not seen:
-        what = "nothing came back"
+        what = _("nothing came back")
     elif b"waiting for download" in seen or b"DOWNLOAD" in seen:
         return (
-            "the board on %s is in download (flashing) mode, not running MicroPython. Press its "
-            "RESET/EN button once (without BOOT) and try again." % port
+            _(
+                "the board on %s is in download (flashing) mode, not running MicroPython. Press its "
+                "RESET/EN button once (without BOOT) and try again."
+            )
+            % port
         )
     else:
-        what = "it answered %r" % shown
-    return (
-        "the board on %s does not answer like MicroPython (%s). Check that this is the panel's "
+        what = _("it answered %r") % shown
+    return _(
+        "the board on %(port)s does not answer like MicroPython (%(what)s). Check that this is the panel's "
         "port (`rating device list`); if the board is new or was flashed with something else, "
-        "install MicroPython with `rating device flash --port %s --image <MicroPython .bin>`." % (port, what, port)
-    )
+        "install MicroPython with `rating device flash --port %(port)s --image <MicroPython .bin>`."
+    ) % {"port": port, "what": what}
 
 
 def check_board(port, timeout=None, budget_s=watchdog.STEP_S):

@@ -15,6 +15,7 @@ from technician import bundle_info, panelconfig, steps, watchdog
 from technician.birth import BrokerWatch, ConsoleReading
 from technician.console import Console, check_board
 from technician.errors import DeviceError, StepFailed
+from technician.i18n import _, ngettext
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_BUNDLE = os.path.join(REPO, "build", "firmware")
@@ -39,7 +40,9 @@ def write_config(port, text, out=print):
     try:
         t = SerialTransport(port, baudrate=115200)
     except TransportError as exc:
-        raise StepFailed("cannot open %s to write /config.json: %s" % (port, exc)) from None
+        raise StepFailed(
+            _("cannot open %(port)s to write /config.json: %(error)s") % {"port": port, "error": exc}
+        ) from None
     try:
         t.enter_raw_repl(soft_reset=False)
         t.exec(watchdog.arm_code())
@@ -50,12 +53,13 @@ def write_config(port, text, out=print):
         # the device's error text only: the exception may carry the data that was being written
         detail = getattr(exc, "error_output", "") or exc.__class__.__name__
         raise StepFailed(
-            "writing /config.json failed (%s). Press the panel's RESET button, wait 3 s and run deploy "
-            "again." % detail.strip().splitlines()[-1]
+            _("writing /config.json failed (%s). Press the panel's RESET button, wait 3 s and run deploy again.")
+            % detail.strip().splitlines()[-1]
         ) from None
     finally:
         t.close()
-    out("    /config.json written (%d bytes)" % len(text.encode()))
+    size = len(text.encode())
+    out("    " + ngettext("/config.json written (%d byte)", "/config.json written (%d bytes)", size) % size)
 
 
 class Deploy:
@@ -75,7 +79,7 @@ class Deploy:
     # ---- plan ----------------------------------------------------------------------------
     def probe_step(self):
         return steps.Step(
-            "Stop the app, re-arm the watchdog and read what is on the panel (file hashes, config)",
+            _("Stop the app, re-arm the watchdog and read what is on the panel (file hashes, config)"),
             steps.mpremote(self.port, "run", PROBE, resume=False),
         )
 
@@ -99,22 +103,24 @@ class Deploy:
             cmds.append(["fs", "cp", os.path.join(self.bundle_dir, "manifest.json"), ":" + bundle_info.DEVICE_MANIFEST])
         if not cmds:
             return None
-        what = "Copy %d changed file(s)" % len(files)
+        what = ngettext("Copy %d changed file", "Copy %d changed files", len(files)) % len(files)
         if stale:
-            what += ", remove %d old module(s)" % len(stale)
+            what += ", " + ngettext("remove %d old module", "remove %d old modules", len(stale)) % len(stale)
         return steps.Step(what, steps.mpremote(self.port, *steps.chain(*cmds)))
 
     def config_step(self, text):
         return steps.Step(
-            "Write /config.json (validated; replaces the old file in one rename)",
+            _("Write /config.json (validated; replaces the old file in one rename)"),
             action=lambda out: write_config(self.port, text, out),
-            describe="re-arm the watchdog, write :config.json.new, rename it to :config.json; it holds the "
-            "passwords, so it goes through no file and no command line",
+            describe=_(
+                "re-arm the watchdog, write :config.json.new, rename it to :config.json; it holds the "
+                "passwords, so it goes through no file and no command line"
+            ),
         )
 
     def reset_step(self):
         return steps.Step(
-            "Restart the panel so it starts the new firmware", steps.mpremote(self.port, "reset", arm=False)
+            _("Restart the panel so it starts the new firmware"), steps.mpremote(self.port, "reset", arm=False)
         )
 
     def dry_run_plan(self):
@@ -139,13 +145,13 @@ class Deploy:
             if line.startswith("RATING-PROBE "):
                 return json.loads(line[len("RATING-PROBE ") :])
         raise DeviceError(
-            "the panel did not answer the file check (got %r). Press its RESET "
-            "button and run deploy again." % text[-200:]
+            _("the panel did not answer the file check (got %r). Press its RESET button and run deploy again.")
+            % text[-200:]
         )
 
     def run(self):
         say = self.out
-        say("Checking the board on %s ..." % self.port)
+        say(_("Checking the board on %s ...") % self.port)
         check_board(self.port)  # also re-arms the watchdog for the first step
         probe = self.probe()
         self.report_board(probe)
@@ -169,28 +175,40 @@ class Deploy:
         if cp:
             steps.run(cp, out=say)
         else:
+            n = len(bundle_info.deployable(self.manifest))
             say(
-                "- Firmware files: all %d already up to date, nothing copied"
-                % len(bundle_info.deployable(self.manifest))
+                "- "
+                + ngettext(
+                    "Firmware files: the %d file is already up to date, nothing copied",
+                    "Firmware files: all %d already up to date, nothing copied",
+                    n,
+                )
+                % n
             )
         if existing == json.loads(text):
-            say("- /config.json: unchanged")
+            say("- " + _("/config.json: unchanged"))
         else:
             steps.run(self.config_step(text), out=say)
         kept = [n for n in probe.get("root", []) if n.startswith("j") or n in ("seq", "boot", "remote.json")]
         if kept:
-            say("- Kept on the panel: %s" % ", ".join(kept))
+            say("- " + _("Kept on the panel: %s") % ", ".join(kept))
         return self.restart_and_wait(cfg)
 
     def report_board(self, probe):
         version = ".".join(str(x) for x in probe.get("version") or [])
-        self.out("  board: %s, MicroPython %s" % (probe.get("machine"), version))
+        self.out(
+            "  "
+            + _("board: %(machine)s, MicroPython %(version)s") % {"machine": probe.get("machine"), "version": version}
+        )
         mpy = probe.get("mpy")
         if isinstance(mpy, int) and (mpy & 0xFF) != bundle_info.MPY_MAJOR:
             raise DeviceError(
-                "the panel runs MicroPython %s, whose compiled-file format (.mpy v%d) does not "
-                "match the bundle (v%d, MicroPython 1.22 or newer). Flash a current MicroPython "
-                "with `rating device flash`." % (version, mpy & 0xFF, bundle_info.MPY_MAJOR)
+                _(
+                    "the panel runs MicroPython %(version)s, whose compiled-file format (.mpy v%(panel)d) does not "
+                    "match the bundle (v%(bundle)d, MicroPython 1.22 or newer). Flash a current MicroPython "
+                    "with `rating device flash`."
+                )
+                % {"version": version, "panel": mpy & 0xFF, "bundle": bundle_info.MPY_MAJOR}
             )
 
     def restart_and_wait(self, cfg):
@@ -202,11 +220,18 @@ class Deploy:
         topic = topics.device_topic(m["root"], cfg["site"], cfg["device"], "state")
         watch = BrokerWatch(host, port, topic, m.get("user"), m.get("password"), ssl)
         if self.wait_s > 0 and watch.start():
-            say("- Watching %s on the broker %s:%s" % (topic, host, port))
+            say(
+                "- "
+                + _("Watching %(topic)s on the broker %(host)s:%(port)s") % {"topic": topic, "host": host, "port": port}
+            )
         elif self.wait_s > 0:
             say(
-                "- The broker %s:%s is not reachable from this computer (%s); watching the "
-                "panel's serial console instead" % (host, port, watch.error)
+                "- "
+                + _(
+                    "The broker %(host)s:%(port)s is not reachable from this computer (%(error)s); watching the "
+                    "panel's serial console instead"
+                )
+                % {"host": host, "port": port, "error": watch.error}
             )
             watch = None
         if watch:
@@ -214,7 +239,7 @@ class Deploy:
         try:
             steps.run(self.reset_step(), out=say)
             if self.wait_s <= 0:
-                say("Deployed. Not waiting for the panel (--wait 0).")
+                say(_("Deployed. Not waiting for the panel (--wait 0)."))
                 return {"online": None, "fw": self.manifest.get("fw")}
             return self._wait(cfg, watch)
         finally:
@@ -227,11 +252,11 @@ class Deploy:
         reading = ConsoleReading()
         deadline = time.monotonic() + self.wait_s
         console = None
-        say("- Waiting up to %d s for %s to come online ..." % (self.wait_s, name))
+        say("- " + _("Waiting up to %(s)d s for %(panel)s to come online ...") % {"s": self.wait_s, "panel": name})
         try:
             while time.monotonic() < deadline:
                 if watch and watch.birth:
-                    return self._success(name, watch.birth.get("fw"), "its birth message on the broker")
+                    return self._success(name, watch.birth.get("fw"), _("its birth message on the broker"))
                 if console is None:
                     try:
                         console = Console(self.port)  # a native-USB board re-appears after reset
@@ -244,26 +269,40 @@ class Deploy:
                         reading.feed(line)
                 if reading.error:
                     raise DeviceError(
-                        "the panel reports: %s. The files are deployed; fix the "
-                        "setting and run deploy again." % reading.error
+                        _("the panel reports: %s. The files are deployed; fix the setting and run deploy again.")
+                        % reading.error
                     )
                 if reading.online and not watch:
-                    return self._success(name, reading.fw, '"link: mqtt up" on its console')
+                    return self._success(name, reading.fw, _('"link: mqtt up" on its console'))
         finally:
             if console:
                 console.close()
         raise DeviceError(
-            "%s did not come online within %d s (firmware and config are on the panel). Check "
-            "the Wi-Fi name and password, and that the broker %s:%s is reachable from the shop "
-            "network; `rating device test --port %s` shows Wi-Fi signal, broker and clock."
-            % (name, self.wait_s, cfg["mqtt"]["host"], cfg["mqtt"]["port"], self.port)
+            _(
+                "%(panel)s did not come online within %(s)d s (firmware and config are on the panel). Check "
+                "the Wi-Fi name and password, and that the broker %(host)s:%(port)s is reachable from the shop "
+                "network; `rating device test --port %(device_port)s` shows Wi-Fi signal, broker and clock."
+            )
+            % {
+                "panel": name,
+                "s": self.wait_s,
+                "host": cfg["mqtt"]["host"],
+                "port": cfg["mqtt"]["port"],
+                "device_port": self.port,
+            }
         )
 
     def _success(self, name, fw, how):
-        self.out("Panel %s is online with firmware %s (seen: %s)." % (name, fw or "?", how))
+        self.out(
+            _("Panel %(panel)s is online with firmware %(fw)s (seen: %(how)s).")
+            % {"panel": name, "fw": fw or "?", "how": how}
+        )
         if fw and self.manifest.get("fw") and fw != self.manifest["fw"]:
             self.out(
-                "warning: the bundle is firmware %s but the panel reports %s; is an old "
-                "main.py or a frozen firmware shadowing /lib?" % (self.manifest["fw"], fw)
+                _(
+                    "warning: the bundle is firmware %(bundle)s but the panel reports %(fw)s; is an old "
+                    "main.py or a frozen firmware shadowing /lib?"
+                )
+                % {"bundle": self.manifest["fw"], "fw": fw}
             )
         return {"online": True, "fw": fw}

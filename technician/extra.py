@@ -27,11 +27,15 @@ def missing(*modules):
 
 
 def message(packages):
-    return "rating device needs the technician tools, and %s %s not installed here. Install them with: %s" % (
-        ", ".join(packages),
-        "is" if len(packages) == 1 else "are",
-        INSTALL,
-    )
+    from technician.i18n import ngettext
+
+    return ngettext(
+        "rating device needs the technician tools, and %(packages)s is not installed here. "
+        "Install them with: %(install)s",
+        "rating device needs the technician tools, and %(packages)s are not installed here. "
+        "Install them with: %(install)s",
+        len(packages),
+    ) % {"packages": ", ".join(packages), "install": INSTALL}
 
 
 def require(*modules):

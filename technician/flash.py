@@ -11,6 +11,7 @@ import sys
 
 from technician import extra
 from technician.errors import DeviceError, WrongChip
+from technician.i18n import _
 from technician.steps import Step
 
 CHIPS = {
@@ -34,22 +35,30 @@ def image_chip(header):
 def check_image(path, chip):
     if not os.path.isfile(path):
         raise DeviceError(
-            "image file %s not found. Download the MicroPython firmware (.bin) for "
-            "%s from micropython.org onto this computer and pass its path with --image." % (path, CHIPS[chip][2])
+            _(
+                "image file %(path)s not found. Download the MicroPython firmware (.bin) for "
+                "%(chip)s from micropython.org onto this computer and pass its path with --image."
+            )
+            % {"path": path, "chip": CHIPS[chip][2]}
         )
     with open(path, "rb") as f:
         header = f.read(16)
     found = image_chip(header)
     if found is None:
         raise DeviceError(
-            "%s is not an ESP32 firmware image (it does not start with the 0xE9 image "
-            "header). Use the .bin file from micropython.org, not a .zip, .hex or .uf2." % path
+            _(
+                "%s is not an ESP32 firmware image (it does not start with the 0xE9 image "
+                "header). Use the .bin file from micropython.org, not a .zip, .hex or .uf2."
+            )
+            % path
         )
     if found != chip:
         raise WrongChip(
-            "%s is built for %s but --chip is %s. Use the image for your board's chip "
-            "(`rating device list` guesses it) or fix --chip."
-            % (path, CHIPS.get(found, (0, 0, found))[2], CHIPS[chip][2])
+            _(
+                "%(path)s is built for %(found)s but --chip is %(chip)s. Use the image for your board's chip "
+                "(`rating device list` guesses it) or fix --chip."
+            )
+            % {"path": path, "found": CHIPS.get(found, (0, 0, found))[2], "chip": CHIPS[chip][2]}
         )
 
 
@@ -72,17 +81,17 @@ def plan(port, image, chip="esp32", baud=BAUD):
     offset = "0x%x" % CHIPS[chip][0]
     return [
         Step(
-            "Erase the whole flash (removes any old firmware and files)",
+            _("Erase the whole flash (removes any old firmware and files)"),
             esptool_argv(port, chip, baud, _cmd("erase-flash")),
             tool="esptool",
         ),
         Step(
-            "Write %s at %s" % (os.path.basename(image), offset),
+            _("Write %(image)s at %(offset)s") % {"image": os.path.basename(image), "offset": offset},
             esptool_argv(port, chip, baud, _cmd("write-flash"), "-z", offset, image),
             tool="esptool",
         ),
         Step(
-            "Verify: read the flash back and compare with the image",
+            _("Verify: read the flash back and compare with the image"),
             esptool_argv(port, chip, baud, _cmd("verify-flash"), offset, image),
             tool="esptool",
         ),
@@ -100,15 +109,24 @@ def explain(text, chip, port):
         for key, (_o, _i, name) in CHIPS.items():
             if found == name.lower():
                 return WrongChip(
-                    "the board on %s is an %s, not an %s. Run again with --chip %s and "
-                    "the %s image." % (port, name, CHIPS[chip][2], key, name)
+                    _(
+                        "the board on %(port)s is an %(found)s, not an %(chip)s. Run again with --chip %(key)s and "
+                        "the %(found)s image."
+                    )
+                    % {"port": port, "found": name, "chip": CHIPS[chip][2], "key": key}
                 )
-        return WrongChip("the board on %s is not an %s (esptool: wrong chip). Check --chip." % (port, CHIPS[chip][2]))
+        return WrongChip(
+            _("the board on %(port)s is not an %(chip)s (esptool: wrong chip). Check --chip.")
+            % {"port": port, "chip": CHIPS[chip][2]}
+        )
     if "failed to connect" in low or "no serial data received" in low or "timed out waiting for packet" in low:
         return DeviceError(
-            "the board on %s did not enter download mode. Hold its BOOT button, press and "
-            "release RESET/EN, release BOOT, then run flash again (try --baud 115200 "
-            "with a long cable)." % port
+            _(
+                "the board on %s did not enter download mode. Hold its BOOT button, press and "
+                "release RESET/EN, release BOOT, then run flash again (try --baud 115200 "
+                "with a long cable)."
+            )
+            % port
         )
     if "could not exclusively lock" in low or "resource busy" in low or "port is busy" in low:
         from technician.ports import busy_error
@@ -143,5 +161,6 @@ def run(steps_, chip, port, out=print):
                 raise DeviceError(extra.message([gone]))
             err = explain("".join(seen), chip, port)
             raise err or DeviceError(
-                "esptool failed to %s (exit %d); see its output above." % (step.why.lower(), proc.returncode)
+                _("esptool failed at step %(step)s (exit %(code)d); see its output above.")
+                % {"step": step.why, "code": proc.returncode}
             )

@@ -8,6 +8,7 @@ import json
 
 from protocol import ProtocolError, mqtturl
 from technician.errors import DeviceError
+from technician.i18n import _
 
 # config field -> the deploy option that sets it (for error messages)
 FLAGS = {
@@ -29,10 +30,10 @@ def parse_broker(url):
     try:
         host, port, user, _password, ssl = mqtturl.parse(url)
     except ProtocolError as exc:
-        raise DeviceError("--broker %s (or mqtts://HOST:PORT for TLS)" % exc.problem) from None
+        raise DeviceError(_("--broker %s (or mqtts://HOST:PORT for TLS)") % exc.problem) from None
     if user is not None:
         raise DeviceError(
-            "--broker %s: give the user with --mqtt-user and the password with --mqtt-password" % mqtturl.redact(url)
+            _("--broker %s: give the user with --mqtt-user and the password with --mqtt-password") % mqtturl.redact(url)
         )
     return host, port, ssl
 
@@ -122,6 +123,6 @@ def validate(given, chip="esp32"):
         full = fwconfig.load(text, chip)
     except fwconfig.ConfigError as exc:
         flag = FLAGS.get(exc.field)
-        how = " Set it with %s." % flag if flag else " Fix it in the panel's /config.json."
-        raise DeviceError("config.json would be invalid: %s.%s" % (exc, how)) from None
+        how = _("Set it with %s.") % flag if flag else _("Fix it in the panel's /config.json.")
+        raise DeviceError(_("config.json would be invalid: %(error)s. %(how)s") % {"error": exc, "how": how}) from None
     return text, full

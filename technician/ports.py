@@ -10,6 +10,7 @@ import glob
 import os
 
 from technician.errors import DeviceError, PortBusy, PortMissing
+from technician.i18n import _
 
 # USB VID:PID of the USB-serial bridges found on ESP32 boards -> (bridge, likely chip).
 KNOWN_USB = {
@@ -85,10 +86,10 @@ def _ports_hint():
         rows = []
     likely = [r["port"] for r in rows if r["likely_esp32"]]
     if likely:
-        return "Ports that look like an ESP32 board: %s." % ", ".join(likely)
+        return _("Ports that look like an ESP32 board: %s.") % ", ".join(likely)
     if rows:
-        return "No port looks like an ESP32 board (seen: %s)." % ", ".join(r["port"] for r in rows)
-    return "No serial ports at all: the cable may be charge-only, or the USB driver is missing."
+        return _("No port looks like an ESP32 board (seen: %s).") % ", ".join(r["port"] for r in rows)
+    return _("No serial ports at all: the cable may be charge-only, or the USB driver is missing.")
 
 
 def check_exists(port):
@@ -96,8 +97,11 @@ def check_exists(port):
         return
     if not os.path.exists(port):
         raise PortMissing(
-            "serial port %s does not exist. Plug the panel in with a data USB cable, then run "
-            "`rating device list` to see its port name. %s" % (port, _ports_hint())
+            _(
+                "serial port %(port)s does not exist. Plug the panel in with a data USB cable, then run "
+                "`rating device list` to see its port name. %(hint)s"
+            )
+            % {"port": port, "hint": _ports_hint()}
         )
 
 
@@ -130,10 +134,13 @@ def holders(port):
 
 def busy_error(port, detail=""):
     who = holders(port)
-    by = " by %s" % ", ".join(who) if who else " by another program"
+    by = ", ".join(who) if who else _("another program")
     return PortBusy(
-        "serial port %s is in use%s%s. Close the other program (a serial monitor, Thonny, "
-        "Arduino IDE, another `rating device` command) and try again." % (port, by, " (%s)" % detail if detail else "")
+        _(
+            "serial port %(port)s is in use by %(by)s%(detail)s. Close the other program (a serial monitor, Thonny, "
+            "Arduino IDE, another `rating device` command) and try again."
+        )
+        % {"port": port, "by": by, "detail": " (%s)" % detail if detail else ""}
     )
 
 
@@ -151,12 +158,15 @@ def open_port(port, baudrate=115200, timeout=0.1):
             raise busy_error(port, text) from None
         if code == errno.EACCES or "Permission denied" in text:
             raise DeviceError(
-                "no permission to open %s. On Linux add yourself to the dialout group "
-                "(`sudo usermod -aG dialout $USER`, then log out and back in)." % port
+                _(
+                    "no permission to open %s. On Linux add yourself to the dialout group "
+                    "(`sudo usermod -aG dialout $USER`, then log out and back in)."
+                )
+                % port
             ) from None
         if code == errno.ENOENT or "No such file" in text:
             check_exists(port)
-        raise DeviceError("cannot open serial port %s: %s" % (port, text)) from None
+        raise DeviceError(_("cannot open serial port %(port)s: %(error)s") % {"port": port, "error": text}) from None
 
 
 def check_free(port):

@@ -11,6 +11,7 @@ import getpass
 import sys
 
 from technician.errors import DeviceError
+from technician.i18n import _
 
 
 def read_file(path, flag, stdin=None):
@@ -22,10 +23,23 @@ def read_file(path, flag, stdin=None):
             with open(path, encoding="utf-8") as f:
                 text = f.readline()
     except OSError as exc:
-        raise DeviceError("%s %s: cannot read it (%s)." % (flag, path, exc.strerror or exc)) from None
+        raise DeviceError(
+            _("%(flag)s %(path)s: cannot read it (%(error)s).") % {"flag": flag, "path": path, "error": _why(exc)}
+        ) from None
     except UnicodeDecodeError:
-        raise DeviceError("%s %s: not a UTF-8 text file." % (flag, path)) from None
+        raise DeviceError(_("%(flag)s %(path)s: not a UTF-8 text file.") % {"flag": flag, "path": path}) from None
     return text.rstrip("\r\n")
+
+
+def _why(exc):
+    """The common reasons in the user's language (the OS's own text is English)."""
+    if isinstance(exc, FileNotFoundError):
+        return _("there is no such file")
+    if isinstance(exc, PermissionError):
+        return _("no permission to read it")
+    if isinstance(exc, IsADirectoryError):
+        return _("it is a folder")
+    return exc.strerror or exc
 
 
 def obtain(
@@ -44,12 +58,14 @@ def obtain(
     current one is kept). `ask`: prompt for it when nothing was given and a terminal is there;
     an empty answer gives `empty`."""
     if value is not None and path is not None:
-        raise DeviceError("give %s or %s-file, not both." % (flag, flag))
+        raise DeviceError(_("give %(flag)s or %(flag)s-file, not both.") % {"flag": flag})
     if value is not None:
         (warn or _stderr)(
-            "warning: %s on the command line shows the %s password to every user of this computer "
-            "(ps) and leaves it in the shell history; use %s-file FILE, or leave it out to be asked."
-            % (flag, what, flag)
+            _(
+                "warning: %(flag)s on the command line shows the %(what)s password to every user of this computer "
+                "(ps) and leaves it in the shell history; use %(flag)s-file FILE, or leave it out to be asked."
+            )
+            % {"flag": flag, "what": what}
         )
         return value
     if path is not None:
@@ -57,7 +73,7 @@ def obtain(
     if interactive is None:
         interactive = sys.stdin.isatty()
     if ask and interactive:
-        answer = prompt("%s password (not shown; empty for none): " % what)
+        answer = prompt(_("%s password (not shown; empty for none): ") % what)
         return answer if answer else empty
     return None
 

@@ -12,6 +12,7 @@ import sys
 
 from technician import extra, watchdog
 from technician.errors import StepFailed
+from technician.i18n import _
 
 
 class Step:
@@ -26,7 +27,7 @@ class Step:
 
     def command(self):
         if self.action is not None:
-            return "(in this program, over the serial line: %s)" % self.describe
+            return _("(in this program, over the serial line: %s)") % self.describe
         return shlex.join(self.argv)
 
     def __repr__(self):
@@ -73,8 +74,11 @@ def run(step, out=print, capture=False, timeout=300):
         proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise StepFailed(
-            "%s did not finish within %d s (%s). Unplug and replug the panel, then "
-            "run the command again." % (step.tool, timeout, step.why)
+            _(
+                "%(tool)s did not finish within %(s)d s (%(step)s). Unplug and replug the panel, then "
+                "run the command again."
+            )
+            % {"tool": step.tool, "s": timeout, "step": step.why}
         ) from None
     if not capture and proc.stdout.strip():
         for line in proc.stdout.rstrip().splitlines():
@@ -93,13 +97,15 @@ def explain_failure(step, text):
     tail = "\n".join(text.strip().splitlines()[-6:])
     low = text.lower()
     if "could not enter raw repl" in low or "could not exec command" in low:
-        hint = (
+        hint = _(
             "the board stopped answering like MicroPython; press its RESET button, wait 3 s and run the command again"
         )
     elif "failed to access" in low or "could not exclusively lock" in low or "resource busy" in low:
-        hint = "the port is in use by another program; close it and try again"
+        hint = _("the port is in use by another program; close it and try again")
     elif "no space" in low or "enospc" in low or "errno 28" in low:
-        hint = "the panel's flash is full; remove old files with `mpremote fs rm` or reflash it"
+        hint = _("the panel's flash is full; remove old files with `mpremote fs rm` or reflash it")
     else:
-        hint = "see the tool's message above; run the command again, and if it repeats, unplug and replug the panel"
-    return "%s failed while it was to %s: %s\n%s" % (step.tool, step.why.lower(), hint, tail)
+        hint = _("see the tool's message above; run the command again, and if it repeats, unplug and replug the panel")
+    return _("%(tool)s failed at step %(step)s: %(hint)s") % {"tool": step.tool, "step": step.why, "hint": hint} + (
+        "\n" + tail
+    )

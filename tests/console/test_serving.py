@@ -24,6 +24,7 @@ def _free_port():
 
 def test_rating_web_serves_the_console_and_says_how_to_make_the_first_admin(tmp_path):
     url = "sqlite:///%s" % (tmp_path / "rating.db")
+    schema.open_database(url).close()  # set up, as `rating gateway run` leaves it, with no account yet
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rating", "web", "--db", url, "--port", str(port)],
@@ -128,3 +129,18 @@ def test_the_console_runs_on_postgresql(pg_url):
         assert len(page["polls"]) + len(rest["polls"]) == 18
     finally:
         running.stop()
+
+
+def test_rating_web_refuses_a_database_never_set_up_and_leaves_it_as_it_was(tmp_path, pg_url):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for url, what in ((str(empty), "was never set up as a rating database"), (pg_url, "was never set up")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rating", "--lang", "en", "web", "--db", url, "--port", str(_free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and what in proc.stderr and "rating site apply" in proc.stderr
+    assert empty.read_bytes() == b""

@@ -21,6 +21,7 @@ READERS = [
     ("site", "show"),
     ("site", "export"),
     ("rebuild",),
+    ("web",),  # the console only reads the store it is given (refused before it listens)
 ]
 
 

@@ -7,6 +7,7 @@ quoted values, command and choice names) must be Russian words, numbers, or a na
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
 from gw_site_support import T_OFFICES, two_offices
@@ -39,6 +40,7 @@ CODE = (
     r"'[^'\s]*'",  # quoted values
     r"\"[^\"]*\"",
     r"\{[^}]*\}",
+    r"\b0x[0-9A-Fa-f]+\b",  # hex numbers
     r"\[\[\w+\]\]",  # site file tables
     r"\S*[._<>=@$%:#*]\S*[A-Za-z]\S*",  # ids with dots, placeholders, key=value
     r"\b[A-Z][A-Z0-9_]+\b",  # metavars
@@ -160,3 +162,95 @@ def report_export_fig(f):
     from gateway import report_core
 
     return report_core.fig_dict(f)
+
+
+def refusal(capsys, *argv):
+    """`rating --lang ru ...` that must refuse: -> its one line on standard error."""
+    status = cli.main(["--lang", "ru", *argv])
+    out = capsys.readouterr()
+    assert status == 2 and out.out == "" and out.err.count("\n") == 1, (argv, out)
+    return out.err
+
+
+def test_what_a_technician_reads_when_a_device_command_refuses_is_russian(tmp_path, capsys):
+    _paths, names = commands()
+    bad_image = tmp_path / "firmware.zip"
+    bad_image.write_bytes(b"PK\x03\x04" + bytes(60))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "main.py").write_text("import firmware.main\n")
+    (bundle / "manifest.json").write_text('{"fw": "0.2.0", "files": {"main.py": "00"}}')
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "manifest.json").write_text('{"fw": "0.2.0", "files": {"lib/firmware/main.mpy": "00"}}')
+    deploy = ["device", "deploy", "--port", "/dev/ttyUSB0", "--site", "msk", "--device", "desk-1", "--dry-run"]
+    said = {
+        "missing port": refusal(capsys, "device", "deploy", "--port", str(tmp_path / "ttyUSB9"), "--site", "msk",
+                                "--device", "desk-1"),
+        "missing image": refusal(capsys, "device", "flash", "--port", "/dev/ttyUSB0", "--image",
+                                 str(tmp_path / "ESP32_GENERIC.bin"), "--dry-run"),
+        "bad image": refusal(capsys, "device", "flash", "--port", "/dev/ttyUSB0", "--image", str(bad_image), "--dry-run"),
+        "no bundle": refusal(capsys, *deploy, "--bundle", str(tmp_path)),
+        "bundle file missing": refusal(capsys, *deploy, "--bundle", str(torn)),
+        "password file": refusal(capsys, *deploy, "--bundle", str(bundle), "--wifi-ssid", "shop",
+                                 "--wifi-password-file", str(tmp_path / "wifi.txt")),
+        "user in the broker URL": refusal(capsys, *deploy, "--bundle", str(bundle), "--broker", "mqtt://u:p@gw:1883"),
+    }  # fmt: skip
+    ids = {"msk", "desk-1", "zip", "hex", "uf2", "bin", "u"}
+    leftovers = {what: sorted(english_words(text, names | ids)) for what, text in said.items()}
+    assert {what: words for what, words in leftovers.items() if words} == {}
+    assert "последовательного порта" in said["missing port"] and "не найден" in said["missing image"]
+    assert "не образ прошивки ESP32" in said["bad image"] and "нет комплекта прошивки" in said["no bundle"]
+    assert "файла комплекта" in said["bundle file missing"] and "такого файла нет" in said["password file"]
+
+
+def test_the_device_check_report_is_russian_with_decimal_commas():
+    from technician import check
+
+    lines = [
+        'CHECK system {"version": "1.27.0", "machine": "ESP32", "freq_mhz": 240, "flash_bytes": 4194304, '
+        '"fs_free": 1900000, "path": ["", "/lib"]}',
+        'CHECK heap_bare {"gc_free": 110000, "gc_alloc": 4000, "idf_free": 150000, "idf_largest": 65536, '
+        '"idf_min_free": 140000}',
+        "CHECK-HELP-MODULES-BEGIN",
+        "__main__          gc                umqtt/simple",
+        "CHECK-HELP-MODULES-END",
+        'CHECK modules {"umqtt.simple": {"file": null}, "firmware": {"where": "/lib/firmware/__init__.mpy"}}',
+        'CHECK boot {"ms": 812, "state": {}}',
+        'CHECK heap_boot {"gc_free": 70000, "gc_alloc": 44000}',
+        'CHECK connect {"ms": 3400, "timeout_s": 60, "link": {"connects": 1}}',
+        'CHECK heap_connected {"gc_free": 65000, "gc_alloc": 36000}',
+        'CHECK reconnect {"noticed_ms": 10, "back_ms": 4100, "link": {"connects": 2}}',
+        'CHECK journal {"n": 21, "min_us": 9000, "median_us": 21300, "max_us": 48000, "all_us": []}',
+        'CHECK counters {"boot": 5, "seq": 10, "pending": 0, "dropped": 0, "rssi": -61, "link": {"connects": 2}, '
+        '"reset_cause": 5}',
+        'CHECK config {"ver": 4, "kept": true, "restart_ms": 3020}',
+        'CHECK config_check {"ms": 1450, "restart": true}',
+        'CHECK config_applied {"ver": 4, "applied": true, "error": null, "put_back": true}',
+        "CHECK end {}",
+    ]
+    report = check.CheckReport()
+    for line in lines:
+        report.feed(line)
+    said = []
+    cli.build_parser()  # installs the catalogue's translator in technician/
+    with i18n.cli_language("ru"):
+        i18n.activate("ru", explicit=True)
+        check.format_report(report, "/dev/ttyUSB0", out=said.append)
+    text = "\n".join(said)
+    _paths, names = commands()
+    ids = {"umqtt", "simple", "firmware", "gc", "lib", "main", "help", "IDF", "ESP-IDF", "TCP", "IP"}  # code, names
+    assert sorted(english_words(text, names | ids)) == []
+    assert "Подключение: на связи через 3,4 с после загрузки" in text
+    assert "медиана 21,3 мс" in text and "(21 запись)" in text  # a decimal comma, a plural
+    assert "занято прошивкой после загрузки: 39,1 KB (в пределах бюджета 40 KB)" in text
+
+
+def test_a_short_simulated_day_reports_in_russian(tmp_path, capsys):
+    scenario = str(Path(cli.__file__).parents[1] / "simulator" / "scenarios" / "smoke-day.toml")
+    said = run(capsys, "sim", "run", scenario, "--pure", "--check", "--out", str(tmp_path / "sim"))
+    _paths, names = commands()
+    ids = {"smoke-day", "truth", "site", "report", "txt"}
+    assert sorted(english_words(said, names | ids)) == []
+    assert "проверка: всё сходится" in said and re.search(r"\d+ панеле-дн", said)
+    assert re.search(r"за \d+,\d с", said)  # the elapsed time with a decimal comma

@@ -206,7 +206,7 @@ def test_deploy_over_an_older_firmware_removes_the_umqtt_it_installed(capsys, vm
         args += ["--device", "panel-5", "--wifi-ssid", "Shop", "--broker", "mqtt://127.0.0.1:9"]
         rc, out, err = run_cli(capsys, *args)
         assert rc == 0, out + err
-        assert "remove 1 old module(s)" in out and "umqtt" not in err
+        assert "remove 1 old module" in out and "umqtt" not in err
         files = p.files()
         assert "lib/firmware/mqtt.mpy" in files and not umqtt.exists(), sorted(files)
 
