@@ -260,6 +260,19 @@ TEXT = {
     "col_lost": ("Потеряно событий", "Lost events"),
     "col_verdict": ("Вывод", "Verdict"),
     "col_reason": ("Пояснение", "Reason"),
+    # the HTML/PDF report and the e-mailed one (gateway/report_docs.py, gateway/reportmail.py)
+    "doc_generated": ("Составлен", "Generated"),
+    "doc_range": ("Период", "Range"),
+    "doc_open": ("без ограничения", "open"),
+    "doc_timezones": ("Часовой пояс офисов", "Offices' timezone"),
+    "doc_interval": ("95 % интервал", "95 % interval"),
+    "doc_attached": (
+        "Полный отчёт во вложении: .xlsx (все разрезы) и PDF.",
+        "The full report is attached: .xlsx (every grouping) and PDF.",
+    ),
+    "every_day": ("ежедневный", "daily"),
+    "every_week": ("еженедельный", "weekly"),
+    "every_month": ("ежемесячный", "monthly"),
     # review list
     "stratum_no": N_("No answer"),
     "stratum_fm": N_("force majeure"),
