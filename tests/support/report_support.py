@@ -8,12 +8,13 @@ DAY = 24 * 60 * MIN
 HOUR = 60 * MIN
 
 
-def chain_db(tmp_path):
+def chain_db(tmp_path, extra=""):
     """Two sellers on desk-1 (Ivanova Monday, Petrov from Tuesday), Ivanova on the exit panel,
     three days of polls and counts; the site file's language is Russian."""
     text = SITE_TOML.replace('lang = "en"', 'lang = "ru"')
     text += '\n[[roster]]\npanel = "msk/desk-1"\nemployee = "petrov"\nfrom = 2025-01-06T21:00:00Z\n'
     text += '\n[[roster]]\npanel = "msk/exit"\nemployee = "ivanova"\nfrom = 2025-01-01T00:00:00Z\n'
+    text += extra
     db = sqlite_db(tmp_path)
     apply_site(db, text)
     d, e = Panel(), Panel(device="exit")
