@@ -202,11 +202,12 @@ def _build(db, history, schedule, account, now_ms):
     return period, reports
 
 
-def queue_due(db, now_ms, history=None, id_domain="rating.invalid") -> int:
+def queue_due(db, now_ms, history=None) -> int:
     """Queue the message of each schedule whose period has closed; returns how many."""
     history = history or site_mod.load(db)
-    config = history.alerts(now_ms) or {}
-    sender = (config.get("email") or {}).get("from") or "rating@%s" % id_domain
+    smtp = (history.alerts(now_ms) or {}).get("email") or {}
+    id_domain = smtp.get("id_domain", "rating.invalid")
+    sender = smtp.get("from") or "rating@%s" % id_domain
     queued = 0
     for schedule in schedules(db):
         account = users.by_username(db, schedule["username"])
