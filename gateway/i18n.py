@@ -265,7 +265,10 @@ TEXT = {
     "doc_range": ("Период", "Range"),
     "doc_open": ("без ограничения", "open"),
     "doc_timezones": ("Часовой пояс офисов", "Offices' timezone"),
-    "doc_interval": ("95 % интервал", "95 % interval"),
+    "doc_interval": (
+        "В скобках: 95 % интервал и n, на скольких опросах держится показатель.",
+        "In brackets: the 95 % interval and n, the number of polls the figure rests on.",
+    ),
     "doc_attached": (
         "Полный отчёт во вложении: .xlsx (все разрезы) и PDF.",
         "The full report is attached: .xlsx (every grouping) and PDF.",

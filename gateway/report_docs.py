@@ -136,7 +136,8 @@ table.rows { border-collapse: collapse; width: 100%; }
 table.rows th, table.rows td { border: 1px solid #bbb; padding: 4px 6px; text-align: left; vertical-align: top; }
 table.rows th { background: #e8eef5; }
 table.rows tr.total td { font-weight: bold; background: #f4f4f4; }
-td.num { text-align: right; white-space: nowrap; }
+td.num { text-align: right; }
+tr.flags td { border-top: none; padding-top: 0; }
 ul.flags { margin: 2px 0 0 0; padding-left: 18px; color: #8a4b00; font-size: 12px; }
 .note { color: #555; font-size: 12px; }
 figure { margin: 12px 0; } figcaption { font-weight: bold; }
@@ -150,10 +151,12 @@ figure { margin: 12px 0; } figcaption { font-weight: bold; }
 <table class="rows">
 <thead><tr>{% for c in s.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for r in s.rows %}<tr><td>{{ r.label }}{% if r.flags %}<ul class="flags">{% for f in r.flags %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}</td>
+{% for r in s.rows %}<tr><td>{{ r.label }}</td>
 <td>{{ r.period }}</td><td class="num">{{ r.polls }}</td>{% for c in r.cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>
+{% if r.flags %}<tr class="flags"><td colspan="{{ s.columns | length }}"><ul class="flags">{% for f in r.flags %}<li>{{ f }}</li>{% endfor %}</ul></td></tr>{% endif %}
 {% endfor %}
-{% if s.total %}<tr class="total"><td>{{ s.total.label }}</td><td>{{ s.total.period }}</td><td class="num">{{ s.total.polls }}</td>{% for c in s.total.cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endif %}
+{% if s.total %}<tr class="total"><td>{{ s.total.label }}</td><td>{{ s.total.period }}</td><td class="num">{{ s.total.polls }}</td>{% for c in s.total.cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>
+{% if s.total.flags %}<tr class="flags"><td colspan="{{ s.columns | length }}"><ul class="flags">{% for f in s.total.flags %}<li>{{ f }}</li>{% endfor %}</ul></td></tr>{% endif %}{% endif %}
 </tbody></table>
 <p class="note">{{ s.interval_note }}</p>
 {% else %}<p>{{ s.no_rows }}</p>{% endif %}
@@ -242,7 +245,7 @@ def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
             )
         width = landscape(A4)[0] - 20 * mm
         rest = len(s["columns"]) - 3
-        cols = [width * 0.22, width * 0.07, width * 0.05] + [width * 0.66 / max(rest, 1)] * rest
+        cols = [width * 0.2, width * 0.09, width * 0.06] + [width * 0.65 / max(rest, 1)] * rest
         table = Table(data, colWidths=cols, repeatRows=1)
         table.setStyle(
             TableStyle(
