@@ -214,3 +214,25 @@ def test_send_due_without_an_smtp_server_fails_visibly(tmp_path, capsys):
     assert code == 1 and "1 queued, 0 sent, 1 failed, 1 waiting" in out
     code, out, _ = run(capsys, "reports", "outbox", "--db", url, "--lang", "en")
     assert "[alerts.email]" in out
+
+
+def test_the_outbox_works_on_both_databases(any_db):
+    from gw_site_support import SITE_TOML, apply_site
+
+    server = SmtpServer()
+    try:
+        text = SITE_TOML + (
+            '\n[alerts]\n\n[alerts.email]\nhost = "127.0.0.1"\nport = %d\nstarttls = false\n'
+            'from = "rating@example.org"\nto = "ops@example.org"\nid_domain = "example.org"\n' % server.port
+        )
+        apply_site(any_db, text)
+        users.add(any_db, "boss", "a-long-password-1", "admin", T0)
+        reportmail.add_schedule(any_db, "boss", "day", ["boss@example.org"], T0)
+        assert reportmail.send_due(any_db, NEXT_MONDAY) == {"queued": 1, "sent": 1, "failed": 0, "pending": 0}
+        assert reportmail.send_due(any_db, NEXT_MONDAY + 60_000)["queued"] == 0
+        ((_, _, raw),) = server.messages
+    finally:
+        server.close()
+    msg, _ = parts(raw)
+    assert msg["Message-ID"] == "<report-1-2025-01-12@example.org>"
+    assert reportmail.schedules(any_db)[0]["last_period"] == "2025-01-12"
