@@ -56,6 +56,8 @@ def cmd_list(args):
             "#%-4d %-6s %-20s %s  (%s: %s)"
             % (r["id"], r["every"], r["username"], ", ".join(r["recipients"]), _("last"), r["last_period"] or "-")
         )
+        if r["last_error"]:
+            print("      " + _("the last report could not be built: %s") % r["last_error"])
     return 0
 
 

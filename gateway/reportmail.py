@@ -122,8 +122,8 @@ def add_schedule(db, username, every, recipients, now_ms) -> dict:
     recipients = check_recipients(recipients)
     with db.transaction():
         row = db.query_one(
-            "INSERT INTO report_schedules (username, every, recipients, created_ms, last_period) "
-            "VALUES (?, ?, ?, ?, NULL) RETURNING id",
+            "INSERT INTO report_schedules (username, every, recipients, created_ms, last_period, last_error) "
+            "VALUES (?, ?, ?, ?, NULL, NULL) RETURNING id",
             (account["username"], every, json.dumps(recipients), now_ms),
         )
     return get_schedule(db, row["id"])  # type: ignore[index]
@@ -213,19 +213,28 @@ def queue_due(db, now_ms, history=None) -> int:
         account = users.by_username(db, schedule["username"])
         if account is None or account["disabled"]:
             continue  # shown by `rating reports schedule list`; nothing to send to a gone account
-        built = _build(db, history, schedule, account, now_ms)
-        if built is None:
+        try:
+            built = _build(db, history, schedule, account, now_ms)
+            if built is None:
+                continue
+            period, reports = built
+            mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
+            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
+        except Exception as exc:  # one schedule's failure must not stop the others, nor sending
+            error = "%s: %s" % (exc.__class__.__name__, exc)
+            log.exception("report schedule #%d: the report could not be built", schedule["id"])
+            with db.transaction():
+                db.execute("UPDATE report_schedules SET last_error = ? WHERE id = ?", (error[:500], schedule["id"]))
             continue
-        period, reports = built
-        mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
-        msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
         with db.transaction():
             db.execute(
                 "INSERT INTO report_outbox (schedule_id, period, recipients, message, created_ms, attempts, next_ms) "
                 "VALUES (?, ?, ?, ?, ?, 0, ?)",
                 (schedule["id"], period, json.dumps(schedule["recipients"]), msg.as_string(), now_ms, now_ms),
             )
-            db.execute("UPDATE report_schedules SET last_period = ? WHERE id = ?", (period, schedule["id"]))
+            db.execute(
+                "UPDATE report_schedules SET last_period = ?, last_error = NULL WHERE id = ?", (period, schedule["id"])
+            )
         queued += 1
     return queued
 

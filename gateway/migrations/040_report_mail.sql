@@ -9,7 +9,8 @@ CREATE TABLE report_schedules (
     every       TEXT    NOT NULL,          -- day|week|month
     recipients  TEXT    NOT NULL,          -- JSON list of e-mail addresses
     created_ms  BIGINT  NOT NULL,
-    last_period TEXT                       -- the last period queued: 2026-12-03, 2026-W49, 2026-11
+    last_period TEXT,                      -- the last period queued: 2026-12-03, 2026-W49, 2026-11
+    last_error  TEXT                       -- why its last report could not be built (NULL: it could)
 );
 
 -- The durable outbox: one row per (schedule, period), the whole message as built (so a retry

@@ -236,3 +236,29 @@ def test_the_outbox_works_on_both_databases(any_db):
     msg, _ = parts(raw)
     assert msg["Message-ID"] == "<report-1-2025-01-12@example.org>"
     assert reportmail.schedules(any_db)[0]["last_period"] == "2025-01-12"
+
+
+def test_a_report_that_cannot_be_built_stops_neither_the_others_nor_sending(deployment, monkeypatch, capsys):
+    url, db, port = deployment
+    reportmail.add_schedule(db, "director", "week", ["broken@example.org"], T0)
+    reportmail.add_schedule(db, "director", "week", ["boss@example.org"], T0)
+    real = reportmail.compose
+
+    def compose(reports, every, period, sender, recipients, message_id):
+        if recipients == ["broken@example.org"]:
+            raise OSError("disk full")  # e.g. the PDF could not be rendered
+        return real(reports, every, period, sender, recipients, message_id)
+
+    monkeypatch.setattr(reportmail, "compose", compose)
+    server = SmtpServer(port)
+    try:
+        assert reportmail.send_due(db, NEXT_MONDAY) == {"queued": 1, "sent": 1, "failed": 0, "pending": 0}
+        assert [m[1] for m in server.messages] == [["<boss@example.org>"]]
+    finally:
+        server.close()
+    code, out, _ = run(capsys, "reports", "schedule", "list", "--db", url, "--lang", "en")
+    assert "the last report could not be built: OSError: disk full" in out
+    # fixed: the next pass queues the broken one's week
+    monkeypatch.setattr(reportmail, "compose", real)
+    assert reportmail.queue_due(db, NEXT_MONDAY + 60_000) == 1
+    assert reportmail.schedules(db)[0]["last_error"] is None
