@@ -24,18 +24,22 @@ def _id(text):
     return value
 
 
+def _who(schedule):
+    return schedule["username"] or "role:%s" % schedule["role"]
+
+
 def cmd_add(args):
     from gateway import reportmail
 
     db = open_db(args.db, create=False)
     settings_of(db)
     try:
-        row = reportmail.add_schedule(db, args.user, args.every, args.to, _now_ms())
+        row = reportmail.add_schedule(db, args.every, args.to, _now_ms(), username=args.user, role=args.role)
     except ValueError as exc:  # ScheduleError, UserError
         raise CliError(str(exc)) from None
     print(
         _("report schedule #%(id)d: %(every)s for %(user)s to %(to)s")
-        % {"id": row["id"], "every": row["every"], "user": row["username"], "to": ", ".join(row["recipients"])}
+        % {"id": row["id"], "every": row["every"], "user": _who(row), "to": ", ".join(row["recipients"])}
     )
     return 0
 
@@ -54,7 +58,7 @@ def cmd_list(args):
     for r in rows:
         print(
             "#%-4d %-6s %-20s %s  (%s: %s)"
-            % (r["id"], r["every"], r["username"], ", ".join(r["recipients"]), _("last"), r["last_period"] or "-")
+            % (r["id"], r["every"], _who(r), ", ".join(r["recipients"]), _("last"), r["last_period"] or "-")
         )
         if r["last_error"]:
             print("      " + _("the last report could not be built: %s") % r["last_error"])
@@ -140,7 +144,13 @@ def register(sub):
     _s, ssub = group(rsub, "schedule", _("add, list or remove report schedules"), _("Report schedules."))
     p = ssub.add_parser("add", help=_("e-mail an account's report every day, week or month"))
     add_db(p)
-    p.add_argument("--user", required=True, metavar="NAME", help=_("the console account: its offices, its language"))
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="NAME", help=_("the console account: its offices, its language"))
+    who.add_argument(
+        "--role",
+        choices=("admin", "expert", "analyst", "store-manager", "technician"),
+        help=_("a role: the offices its enabled accounts see, together; the deployment's language"),
+    )
     p.add_argument("--every", required=True, choices=("day", "week", "month"), help=_("how often"))
     p.add_argument("--to", required=True, action="append", metavar="ADDRESS", help=_("an e-mail address (repeatable)"))
     p.set_defaults(func=cmd_add)

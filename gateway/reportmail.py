@@ -1,5 +1,6 @@
-"""Reports that arrive by themselves: schedules (a console account's scope, in its language,
-every day, ISO week or month, to listed addresses) and a durable outbox of the messages built
+"""Reports that arrive by themselves: schedules (a console account's scope, in its language, or
+a role's: the offices its enabled accounts see; every day, ISO week or month, to listed
+addresses) and a durable outbox of the messages built
 (migration 040: `report_schedules`, `report_outbox`; nothing else reads these tables).
 
 `send_due(db, now_ms)` is one pass, run by `rating reports send-due` from cron or a systemd
@@ -113,18 +114,26 @@ def _schedule(row) -> dict:
     return out
 
 
-def add_schedule(db, username, every, recipients, now_ms) -> dict:
+def add_schedule(db, every, recipients, now_ms, username=None, role=None) -> dict:
+    """A schedule for one account (its scope and language) or for a role (the offices its
+    enabled accounts see, together; the deployment's language)."""
     if every not in EVERY:
         raise ScheduleError("every %r: must be one of %s" % (every, ", ".join(EVERY)))
-    account = users.by_username(db, users.check_username(username))
-    if account is None:
-        raise ScheduleError("no console account %r; see rating users list" % username)
+    if (username is None) == (role is None):
+        raise ScheduleError("give either --user NAME or --role ROLE")
+    if username is not None:
+        account = users.by_username(db, users.check_username(username))
+        if account is None:
+            raise ScheduleError("no console account %r; see rating user list" % username)
+        username = account["username"]
+    else:
+        users.check_role(role)
     recipients = check_recipients(recipients)
     with db.transaction():
         row = db.query_one(
-            "INSERT INTO report_schedules (username, every, recipients, created_ms, last_period, last_error) "
-            "VALUES (?, ?, ?, ?, NULL, NULL) RETURNING id",
-            (account["username"], every, json.dumps(recipients), now_ms),
+            "INSERT INTO report_schedules (username, role, every, recipients, created_ms, last_period, last_error) "
+            "VALUES (?, ?, ?, ?, ?, NULL, NULL) RETURNING id",
+            (username, role, every, json.dumps(recipients), now_ms),
         )
     return get_schedule(db, row["id"])  # type: ignore[index]
 
@@ -187,16 +196,36 @@ def scope(history, account, t) -> list[str] | None:
     return sorted(offices)
 
 
-def _build(db, history, schedule, account, now_ms):
+def audience(db, history, schedule, t):
+    """(offices or None for all, language or None for the deployment's) of a schedule; raises
+    ScheduleError when it has no enabled account to take them from."""
+    if schedule["username"] is not None:
+        account = users.by_username(db, schedule["username"])
+        if account is None or account["disabled"]:
+            raise ScheduleError("the account %s is disabled or gone: nothing sent" % schedule["username"])
+        return scope(history, account, t), account.get("lang")
+    accounts = [u for u in users.list_users(db) if u["role"] == schedule["role"] and not u["disabled"]]
+    if not accounts:
+        raise ScheduleError("no enabled account has the role %s: nothing sent" % schedule["role"])
+    offices: set[str] = set()
+    for account in accounts:
+        seen = scope(history, account, t)
+        if seen is None:
+            return None, None
+        offices |= set(seen)
+    return sorted(offices), None
+
+
+def _build(db, history, schedule, now_ms):
     """(period key, reports by grouping) of the schedule's last closed period, or None when
     that period is already queued."""
-    offices = scope(history, account, now_ms)
+    offices, lang = audience(db, history, schedule, now_ms)
     tz = history.home_tz(offices[0] if offices else None, now_ms)
     period, start, end = closed_period(schedule["every"], times.local(now_ms, tz))
     if period == schedule["last_period"]:
         return None
     reports = [
-        report.build_report(db, by=by, start=start, end=end, lang=account.get("lang"), now_ms=now_ms, offices=offices)
+        report.build_report(db, by=by, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices)
         for by in report.BYS
     ]
     return period, reports
@@ -210,19 +239,16 @@ def queue_due(db, now_ms, history=None) -> int:
     sender = smtp.get("from") or "rating@%s" % id_domain
     queued = 0
     for schedule in schedules(db):
-        account = users.by_username(db, schedule["username"])
-        if account is None or account["disabled"]:
-            continue  # shown by `rating reports schedule list`; nothing to send to a gone account
         try:
-            built = _build(db, history, schedule, account, now_ms)
+            built = _build(db, history, schedule, now_ms)
             if built is None:
                 continue
             period, reports = built
             mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
             msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
         except Exception as exc:  # one schedule's failure must not stop the others, nor sending
-            error = "%s: %s" % (exc.__class__.__name__, exc)
-            log.exception("report schedule #%d: the report could not be built", schedule["id"])
+            error = str(exc) if isinstance(exc, ScheduleError) else "%s: %s" % (exc.__class__.__name__, exc)
+            log.warning("report schedule #%d: the report could not be built (%s)", schedule["id"], error)
             with db.transaction():
                 db.execute("UPDATE report_schedules SET last_error = ? WHERE id = ?", (error[:500], schedule["id"]))
             continue

@@ -2,10 +2,12 @@
 -- writes them). Times are epoch milliseconds.
 
 -- One row per schedule: the report of a console account's scope (its offices, in its language),
--- every day, ISO week or month, to the addresses listed.
+-- or of a role's (the offices its enabled accounts see, in the deployment's language), every
+-- day, ISO week or month, to the addresses listed.
 CREATE TABLE report_schedules (
     id          {{AUTO_ID}},
-    username    TEXT    NOT NULL,          -- the console account (gateway/users.py) whose scope it has
+    username    TEXT,                      -- the console account (gateway/users.py) whose scope it has
+    role        TEXT,                      -- or the role (exactly one of the two is set)
     every       TEXT    NOT NULL,          -- day|week|month
     recipients  TEXT    NOT NULL,          -- JSON list of e-mail addresses
     created_ms  BIGINT  NOT NULL,

@@ -114,7 +114,7 @@ def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deploy
 
 def test_a_server_that_is_down_for_a_while_loses_nothing_and_the_mail_arrives_once(deployment, capsys):
     url, db, port = deployment
-    reportmail.add_schedule(db, "director", "week", ["boss@example.org"], T0)
+    reportmail.add_schedule(db, "week", ["boss@example.org"], T0, username="director")
     # nobody listens on the port yet
     assert reportmail.send_due(db, NEXT_MONDAY) == {"queued": 1, "sent": 0, "failed": 1, "pending": 1}
     code, out, _ = run(capsys, "reports", "outbox", "--db", url, "--lang", "en")
@@ -140,7 +140,7 @@ def test_a_server_that_is_down_for_a_while_loses_nothing_and_the_mail_arrives_on
 def test_the_report_covers_the_accounts_offices_only(deployment):
     url, db, port = deployment
     users.add(db, "elsewhere", "a-long-password-2", "store-manager", T0, offices=["nowhere"], lang="en")
-    reportmail.add_schedule(db, "elsewhere", "week", ["other@example.org"], T0)
+    reportmail.add_schedule(db, "week", ["other@example.org"], T0, username="elsewhere")
     server = SmtpServer(port)
     try:
         reportmail.send_due(db, NEXT_MONDAY)
@@ -151,11 +151,48 @@ def test_the_report_covers_the_accounts_offices_only(deployment):
     assert "No polls in the chosen period." in found["text/plain"]
 
 
-def test_a_disabled_account_gets_nothing(deployment):
+def test_a_disabled_account_gets_nothing_and_the_schedule_says_why(deployment, capsys):
     url, db, port = deployment
-    reportmail.add_schedule(db, "director", "day", ["boss@example.org"], T0)
+    reportmail.add_schedule(db, "day", ["boss@example.org"], T0, username="director")
     users.set_disabled(db, "director", True, T0)
     assert reportmail.send_due(db, NEXT_MONDAY)["queued"] == 0
+    code, out, _ = run(capsys, "reports", "schedule", "list", "--db", url, "--lang", "en")
+    assert "the account director is disabled or gone" in out
+
+
+def test_a_role_schedule_covers_the_offices_its_accounts_see(deployment, capsys):
+    url, db, port = deployment
+    users.add(db, "other", "a-long-password-2", "store-manager", T0, offices=["nowhere"])
+    users.add(db, "analyst", "a-long-password-3", "analyst", T0, offices=["nowhere"])
+    code, _, err = run(
+        capsys,
+        "reports",
+        "schedule",
+        "add",
+        "--db",
+        url,
+        "--role",
+        "store-manager",
+        "--every",
+        "week",
+        "--to",
+        "sm@example.org",
+    )
+    assert code == 0, err
+    reportmail.add_schedule(db, "week", ["an@example.org"], T0, role="analyst")
+    server = SmtpServer(port)
+    try:
+        assert reportmail.send_due(db, NEXT_MONDAY)["sent"] == 2
+        bodies = {m[1][0]: parts(m[2])[1]["text/plain"] for m in server.messages}
+    finally:
+        server.close()
+    # the store managers together see msk (director) and nowhere (other); the analyst only nowhere
+    assert "(Polls: 36)" in bodies["<sm@example.org>"] or "(Опросы: 36)" in bodies["<sm@example.org>"]
+    assert "36" not in bodies["<an@example.org>"].split("\n\n", 1)[1]
+    code, out, _ = run(capsys, "reports", "schedule", "list", "--db", url, "--lang", "en")
+    assert "role:store-manager" in out and "role:analyst" in out
+    with pytest.raises(ValueError, match="role 'boss'"):
+        reportmail.add_schedule(db, "week", ["a@b.org"], T0, role="boss")
 
 
 def test_periods_close_in_local_time():
@@ -208,7 +245,7 @@ def test_send_due_without_an_smtp_server_fails_visibly(tmp_path, capsys):
     url = chain_db(tmp_path)
     db = open_db(url)
     users.add(db, "director", "a-long-password-1", "store-manager", T0, offices=["msk"], lang="en")
-    reportmail.add_schedule(db, "director", "day", ["boss@example.org"], T0)
+    reportmail.add_schedule(db, "day", ["boss@example.org"], T0, username="director")
     db.close()
     code, out, _ = run(capsys, "reports", "send-due", "--db", url, "--lang", "en")
     assert code == 1 and "1 queued, 0 sent, 1 failed, 1 waiting" in out
@@ -227,7 +264,7 @@ def test_the_outbox_works_on_both_databases(any_db):
         )
         apply_site(any_db, text)
         users.add(any_db, "boss", "a-long-password-1", "admin", T0)
-        reportmail.add_schedule(any_db, "boss", "day", ["boss@example.org"], T0)
+        reportmail.add_schedule(any_db, "day", ["boss@example.org"], T0, username="boss")
         assert reportmail.send_due(any_db, NEXT_MONDAY) == {"queued": 1, "sent": 1, "failed": 0, "pending": 0}
         assert reportmail.send_due(any_db, NEXT_MONDAY + 60_000)["queued"] == 0
         ((_, _, raw),) = server.messages
@@ -240,8 +277,8 @@ def test_the_outbox_works_on_both_databases(any_db):
 
 def test_a_report_that_cannot_be_built_stops_neither_the_others_nor_sending(deployment, monkeypatch, capsys):
     url, db, port = deployment
-    reportmail.add_schedule(db, "director", "week", ["broken@example.org"], T0)
-    reportmail.add_schedule(db, "director", "week", ["boss@example.org"], T0)
+    reportmail.add_schedule(db, "week", ["broken@example.org"], T0, username="director")
+    reportmail.add_schedule(db, "week", ["boss@example.org"], T0, username="director")
     real = reportmail.compose
 
     def compose(reports, every, period, sender, recipients, message_id):
