@@ -299,3 +299,19 @@ def test_a_report_that_cannot_be_built_stops_neither_the_others_nor_sending(depl
     monkeypatch.setattr(reportmail, "compose", real)
     assert reportmail.queue_due(db, NEXT_MONDAY + 60_000) == 1
     assert reportmail.schedules(db)[0]["last_error"] is None
+
+
+def test_the_mail_speaks_the_accounts_language(deployment):
+    url, db, port = deployment
+    users.add(db, "direktor", "a-long-password-4", "store-manager", T0, offices=["msk"], lang="ru")
+    reportmail.add_schedule(db, "month", ["boss@example.org"], T0, username="direktor")
+    server = SmtpServer(port)
+    try:
+        reportmail.send_due(db, T0 + 30 * DAY)  # 2025-02-05: January has closed
+        ((_, _, raw),) = server.messages
+    finally:
+        server.close()
+    msg, found = parts(raw)
+    assert msg["Subject"] == "Отчёт по KPI (ежемесячный): 2025-01"
+    assert "Период: 2025-01-01 — 2025-02-01" in found["text/plain"]
+    assert "(Опросы: 36)" in found["text/plain"] and '<html lang="ru">' in found["text/html"]
