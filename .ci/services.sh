@@ -24,6 +24,8 @@ apt_install mosquitto mosquitto mosquitto-clients
 apt_install socat socat
 apt_install chromium chromium
 apt_install chromedriver chromium-driver
+# the PDF reports' Cyrillic font (gateway/report_docs.py): a file, not a program to look for
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_install no-such-program-dejavu fonts-dejavu-core
 if command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "services: PostgreSQL answers on 127.0.0.1:5432"
 elif command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then

@@ -15,8 +15,9 @@ over `<X-Rating-Timestamp>.<body>` (the timestamp in epoch seconds: a receiver r
 so a captured request cannot be replayed later).
 
 Secrets come from the file named by the site file's `alerts.secrets` (TOML: smtp_password,
-webhook_key, mqtt_password), read at delivery and refused when others may read it; never from
-a command line, never logged (errors are logged without URLs' user info).
+webhook_key, mqtt_password), read at delivery and refused when others may read it (the SMTP
+password may come from $RATING_SMTP_PASSWORD instead); never from a command line, never logged
+(errors are logged without URLs' user info).
 """
 
 import hashlib
@@ -95,6 +96,13 @@ def send_email(settings, secrets, payload, now_ms):
     msg["To"] = ", ".join(to) if isinstance(to, list) else to
     msg["Message-ID"] = "<%s@%s>" % (data["id"], settings.get("id_domain", "rating.invalid"))
     msg.set_content(json.dumps(data, indent=2, ensure_ascii=False))
+    smtp_send(settings, secrets, msg)
+
+
+def smtp_send(settings, secrets, msg, to_addrs=None):
+    """Hand one message to the SMTP server of `settings` (host, port, starttls, tls, user; the
+    password: the secrets' smtp_password, else $RATING_SMTP_PASSWORD); raises when the server
+    did not take it. Also sends the scheduled reports (gateway/reportmail.py)."""
     port = int(settings.get("port", 587))
     if settings.get("tls") == "implicit" or port == 465:
         smtp = smtplib.SMTP_SSL(settings["host"], port, timeout=TIMEOUT_S, context=ssl.create_default_context())
@@ -105,8 +113,11 @@ def send_email(settings, secrets, payload, now_ms):
         if not isinstance(smtp, smtplib.SMTP_SSL) and settings.get("starttls", True):
             smtp.starttls(context=ssl.create_default_context())
         if settings.get("user"):
-            smtp.login(settings["user"], secrets.get("smtp_password", ""))
-        smtp.send_message(msg)
+            smtp.login(settings["user"], secrets.get("smtp_password") or os.environ.get("RATING_SMTP_PASSWORD", ""))
+        if isinstance(msg, bytes):  # a message kept as built (the same bytes on every retry)
+            smtp.sendmail(settings["from"], to_addrs or [], msg)
+        else:
+            smtp.send_message(msg, to_addrs=to_addrs)
 
 
 def send_mqtt(settings, secrets, payload, now_ms):

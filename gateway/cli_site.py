@@ -354,7 +354,15 @@ def cmd_counts_list(args):
     return 0
 
 
-REPORT_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json", ".txt": "table"}
+REPORT_FORMATS = {
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".json": "json",
+    ".txt": "table",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 
 
 def _report_format(fmt, output):
@@ -363,13 +371,16 @@ def _report_format(fmt, output):
     by_ext = REPORT_FORMATS.get(ext)
     if output and fmt is None and by_ext is None:
         raise CliError(
-            "cannot tell the format from %r: name the file .csv, .xlsx, .json or .txt, or give --format" % output
+            "cannot tell the format from %r: name the file .csv, .xlsx, .pdf, .html, .json or .txt, or give --format"
+            % output
         )
     if fmt and by_ext and fmt != by_ext:
         raise CliError("--format %s does not match %s: give one of them, or make them agree" % (fmt, output))
     fmt = fmt or by_ext or "table"
     if fmt == "xlsx" and not output:
         raise CliError("an .xlsx workbook is a file: give -o FILE.xlsx")
+    if fmt == "pdf" and not output:
+        raise CliError("a PDF is a file: give -o FILE.pdf")
     return fmt
 
 
@@ -385,11 +396,15 @@ def _report_output(reports, by, fmt, pv):
     """The bytes (files) or text (stdout) of the reports in format `fmt`."""
     import json
 
-    from gateway import report_export
+    from gateway import report_docs, report_export
 
     data = next(r for r in reports if r["by"] == by)
     if fmt == "xlsx":
         return report_export.workbook_bytes(reports, pv)
+    if fmt == "pdf":
+        return report_docs.pdf_bytes(data)
+    if fmt == "html":
+        return report_docs.render_html(data)
     if fmt == "json":
         return json.dumps(dict(data, pivot=pv) if pv else data, ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
@@ -658,10 +673,11 @@ def _register_report(sub):
     )
     p.add_argument(
         "--format",
-        choices=("table", "json", "csv", "xlsx"),
+        choices=("table", "json", "csv", "xlsx", "html", "pdf"),
         help=_(
-            "output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
-            "with lang ru `;` and decimal commas, as Russian Excel reads it"
+            "output format (default: from the -o file's extension .txt/.json/.csv/.xlsx/.html/.pdf, else table); "
+            "csv: with lang ru `;` and decimal commas, as Russian Excel reads it; html and pdf: the summary as "
+            "a document to read or send"
         ),
     )
     p.add_argument("--lang", choices=("ru", "en"), help=_("language (default: the site file's, else ru)"))

@@ -263,6 +263,22 @@ TEXT = {
     "col_lost": ("Потеряно событий", "Lost events"),
     "col_verdict": ("Вывод", "Verdict"),
     "col_reason": ("Пояснение", "Reason"),
+    # the HTML/PDF report and the e-mailed one (gateway/report_docs.py, gateway/reportmail.py)
+    "doc_generated": ("Составлен", "Generated"),
+    "doc_range": ("Период", "Range"),
+    "doc_open": ("без ограничения", "open"),
+    "doc_timezones": ("Часовой пояс офисов", "Offices' timezone"),
+    "doc_interval": (
+        "В скобках: 95 % интервал и n, на скольких опросах держится показатель.",
+        "In brackets: the 95 % interval and n, the number of polls the figure rests on.",
+    ),
+    "doc_attached": (
+        "Полный отчёт во вложении: .xlsx (все разрезы) и PDF.",
+        "The full report is attached: .xlsx (every grouping) and PDF.",
+    ),
+    "every_day": ("ежедневный", "daily"),
+    "every_week": ("еженедельный", "weekly"),
+    "every_month": ("ежемесячный", "monthly"),
     # review list
     "stratum_no": N_("No answer"),
     "stratum_fm": N_("force majeure"),

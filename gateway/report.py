@@ -7,7 +7,9 @@ way). It returns a plain dict (documented in docs/report-json.md); `render_table
 `render_csv` turn it into text.
 """
 
+import dataclasses
 import time
+from collections.abc import Collection
 from typing import Any
 
 import kpi_core
@@ -159,17 +161,34 @@ def build_report(
     site: str | None = None,
     employee: str | None = None,
     sort: str | None = None,
+    offices: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open), or
     a naive datetime.datetime: that wall-clock time in each office's own timezone;
     k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's.
     site / employee: only that office / person (ValueError listing the known ids when there is
-    no such one); sort: a figure name, rows then ranked best first within each period."""
+    no such one); sort: a figure name, rows then ranked best first within each period;
+    offices: only these offices (an account's scope; None: every office)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     history = site_mod.load(db)
     check_ids(db, history, site, employee)
     opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
-    return compute(load_inputs(db, history, start, end, site, now_ms), opts)
+    inputs = load_inputs(db, history, start, end, site, now_ms)
+    if offices is not None:
+        inputs = within(inputs, set(offices))
+    return compute(inputs, opts)
+
+
+def within(inputs: Inputs, offices: set[str]) -> Inputs:
+    """The inputs of these offices only: every row of another office left out."""
+    return dataclasses.replace(
+        inputs,
+        polls=[p for p in inputs.polls if p["site"] in offices],
+        fms=[f for f in inputs.fms if f["site"] in offices],
+        counts=[c for c in inputs.counts if c["site"] in offices],
+        fm_periods=[f for f in inputs.fm_periods if f["site"] in offices],
+        lost={k: v for k, v in inputs.lost.items() if k[0] in offices},
+    )
 
 
 def _listing(ids: list[str], names: dict[str, str]) -> str:

@@ -8,9 +8,9 @@ import json
 import os
 
 import pytest
-from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events
+from gw_site_support import MIN
+from report_support import chain_db
 
-from gateway import derive, store
 from rating import cli
 
 DAY = 24 * 60 * MIN
@@ -19,26 +19,7 @@ HOUR = 60 * MIN
 
 @pytest.fixture
 def chain(tmp_path):
-    """Two sellers on desk-1 (Ivanova Monday, Petrov from Tuesday), Ivanova on the exit panel,
-    three days of polls and counts; the site file's language is Russian."""
-    text = SITE_TOML.replace('lang = "en"', 'lang = "ru"')
-    text += '\n[[roster]]\npanel = "msk/desk-1"\nemployee = "petrov"\nfrom = 2025-01-06T21:00:00Z\n'
-    text += '\n[[roster]]\npanel = "msk/exit"\nemployee = "ivanova"\nfrom = 2025-01-01T00:00:00Z\n'
-    db = sqlite_db(tmp_path)
-    apply_site(db, text)
-    d, e = Panel(), Panel(device="exit")
-    for day in range(3):
-        for i in range(6):
-            t = T0 + day * DAY + i * 10 * MIN
-            d.poll(t, "no" if i % (3 if day == 0 else 6) == 0 else "yes")  # DI-staff 33 %, then 17 %
-            e.poll(t + 2 * MIN, "yes" if i % 2 else None)
-    store_events(db, d.events + e.events)
-    derive.update(db, [("msk", "desk-1"), ("msk", "exit")], T0 + 4 * DAY)
-    with db.transaction():
-        for day in range(3):
-            store.insert_counts(db, "msk", "", T0 + day * DAY - HOUR, T0 + day * DAY + 3 * HOUR, 9, 30, "t", T0)
-    db.close()
-    return "sqlite:///%s" % (tmp_path / "rating.db")
+    return chain_db(tmp_path)
 
 
 def run(capsys, *argv):
@@ -103,8 +84,8 @@ def test_the_format_follows_the_output_extension(chain, tmp_path, capsys):
     assert json.loads(path.read_text(encoding="utf-8"))["version"] == 1
     code, _, err = run(capsys, "report", "--db", chain, "--format", "csv", "-o", str(tmp_path / "r.xlsx"))
     assert code == 2 and err.startswith("error: --format csv does not match") and err.count("\n") == 1
-    code, _, err = run(capsys, "report", "--db", chain, "-o", str(tmp_path / "r.pdf"))
-    assert code == 2 and ".csv, .xlsx, .json or .txt" in err
+    code, _, err = run(capsys, "report", "--db", chain, "-o", str(tmp_path / "r.docx"))
+    assert code == 2 and ".csv, .xlsx, .pdf, .html, .json or .txt" in err
     code, _, err = run(capsys, "report", "--db", chain, "--format", "xlsx")
     assert code == 2 and "-o FILE.xlsx" in err
     # nothing written for the refused ones (rating.db-wal/-shm come and go with SQLite)

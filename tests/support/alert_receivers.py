@@ -18,9 +18,9 @@ def free_port():
 class SmtpServer:
     """Accepts mail from anyone; `messages` holds (mail_from, [rcpt_to], data bytes)."""
 
-    def __init__(self):
+    def __init__(self, port=None):
         self.messages = []
-        self.port = free_port()
+        self.port = port or free_port()
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):

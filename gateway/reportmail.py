@@ -1,0 +1,309 @@
+"""Reports that arrive by themselves: schedules (a console account's scope, in its language, or
+a role's: the offices its enabled accounts see; every day, ISO week or month, to listed
+addresses) and a durable outbox of the messages built
+(migration 040: `report_schedules`, `report_outbox`; nothing else reads these tables).
+
+`send_due(db, now_ms)` is one pass, run by `rating reports send-due` from cron or a systemd
+timer (deploy/): it queues the periods that have closed since the last pass, then sends what
+the outbox holds.
+
+- A period is closed when it has ended in the account's (first) office's timezone; its report
+  covers that day / ISO week / month in each office's own local time (as `rating report --from
+  --to` without --site does). A pass that was missed (the machine was off) queues the last
+  closed period only: a report is a summary to read, not a ledger to complete.
+- Queueing builds the whole message (HTML summary with a text alternative, the full report as
+  .xlsx with every grouping and as PDF) and writes it to the outbox in the same transaction
+  that moves the schedule's `last_period` on: a crash queues it once or not at all.
+- Sending hands the stored bytes to the SMTP server of the site file's `[alerts.email]` (host,
+  port, starttls, user, from; the password from the `alerts.secrets` file or
+  $RATING_SMTP_PASSWORD, gateway/alertsend.smtp_send). A row is marked sent only after the
+  server took it; a failure keeps it with the error and a doubling back-off, never given up,
+  and the pass stops there (a server that is down costs one timeout a pass). A message the
+  server took but did not confirm may come twice, with the same Message-ID.
+"""
+
+import datetime as _dt
+import json
+import logging
+import re
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+from gateway import alertsend, i18n, report, report_docs, report_export, times, users
+from gateway import site as site_mod
+
+log = logging.getLogger("gateway.reportmail")
+
+EVERY = ("day", "week", "month")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+class ScheduleError(ValueError):
+    """A schedule the store cannot take; the message says what to do."""
+
+
+# --- pure ----------------------------------------------------------------------------------------
+
+
+def closed_period(every: str, local_now: _dt.datetime) -> tuple[str, _dt.datetime, _dt.datetime]:
+    """The last period that has ended by the local time `local_now`: (key, start, end), the
+    bounds naive local midnights, end exclusive."""
+    today = _dt.datetime(local_now.year, local_now.month, local_now.day)
+    if every == "day":
+        start = today - _dt.timedelta(days=1)
+        return start.strftime("%Y-%m-%d"), start, today
+    if every == "week":
+        end = today - _dt.timedelta(days=today.weekday())  # this week's Monday
+        start = end - _dt.timedelta(days=7)
+        year, week, _ = start.isocalendar()
+        return "%d-W%02d" % (year, week), start, end
+    if every == "month":
+        end = today.replace(day=1)
+        start = (end - _dt.timedelta(days=1)).replace(day=1)
+        return start.strftime("%Y-%m"), start, end
+    raise ValueError("every: must be one of %s, got %r" % (", ".join(EVERY), every))
+
+
+def check_recipients(addresses) -> list[str]:
+    out = []
+    for a in addresses or ():
+        a = a.strip()
+        if not _ADDRESS.match(a):
+            raise ScheduleError("%r is not an e-mail address (name@example.org)" % a)
+        if a not in out:
+            out.append(a)
+    if not out:
+        raise ScheduleError("give at least one address: --to name@example.org (repeatable)")
+    return out
+
+
+def compose(reports, every, period, sender, recipients, message_id) -> EmailMessage:
+    """The e-mail: the summary as HTML with a text alternative, the full report attached as
+    .xlsx (every grouping) and PDF. `reports`: the report dicts, one per grouping, by "site" first."""
+    main = next(r for r in reports if r["by"] == "site")
+    lang = main["lang"]
+    msg = EmailMessage()
+    msg["Subject"] = "%s (%s): %s" % (i18n.t(lang, "report_title"), i18n.t(lang, "every_" + every), period)
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(main["generated_ms"] / 1000.0, usegmt=True)
+    msg["Message-ID"] = message_id
+    note = i18n.t(lang, "doc_attached")
+    facts = "".join("%s: %s\n" % fact for fact in report_docs.summary(main)["facts"])
+    msg.set_content(facts + "\n" + report_export.render_table(main) + "\n" + note + "\n")
+    figs = report_docs.figures(main)
+    msg.add_alternative(report_docs.render_html(main, figs, "<p>%s</p>" % note), subtype="html")
+    name = "rating-%s" % period
+    msg.add_attachment(
+        report_export.workbook_bytes(reports),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        filename=name + ".xlsx",
+    )
+    msg.add_attachment(report_docs.pdf_bytes(main, figs), maintype="application", subtype="pdf", filename=name + ".pdf")
+    return msg
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+def _schedule(row) -> dict:
+    out = dict(row)
+    out["recipients"] = json.loads(out["recipients"])
+    return out
+
+
+def add_schedule(db, every, recipients, now_ms, username=None, role=None) -> dict:
+    """A schedule for one account (its scope and language) or for a role (the offices its
+    enabled accounts see, together; the deployment's language)."""
+    if every not in EVERY:
+        raise ScheduleError("every %r: must be one of %s" % (every, ", ".join(EVERY)))
+    if (username is None) == (role is None):
+        raise ScheduleError("give either --user NAME or --role ROLE")
+    if username is not None:
+        account = users.by_username(db, users.check_username(username))
+        if account is None:
+            raise ScheduleError("no console account %r; see rating user list" % username)
+        username = account["username"]
+    else:
+        users.check_role(role)
+    recipients = check_recipients(recipients)
+    with db.transaction():
+        row = db.query_one(
+            "INSERT INTO report_schedules (username, role, every, recipients, created_ms, last_period, last_error) "
+            "VALUES (?, ?, ?, ?, ?, NULL, NULL) RETURNING id",
+            (username, role, every, json.dumps(recipients), now_ms),
+        )
+    return get_schedule(db, row["id"])  # type: ignore[index]
+
+
+def get_schedule(db, schedule_id) -> dict | None:
+    row = db.query_one("SELECT * FROM report_schedules WHERE id = ?", (schedule_id,))
+    return None if row is None else _schedule(row)
+
+
+def schedules(db) -> list[dict]:
+    return [_schedule(r) for r in db.query("SELECT * FROM report_schedules ORDER BY id")]
+
+
+def remove_schedule(db, schedule_id) -> dict:
+    """Remove a schedule and its messages not sent yet (those sent stay listed: the record)."""
+    found = get_schedule(db, schedule_id)
+    if found is None:
+        raise ScheduleError("no report schedule #%d; see rating reports schedule list" % schedule_id)
+    with db.transaction():
+        db.execute("DELETE FROM report_outbox WHERE schedule_id = ?", (schedule_id,))
+        db.execute("DELETE FROM report_schedules WHERE id = ?", (schedule_id,))
+    return found
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def outbox(db, limit=100) -> list[dict]:
+    """The newest messages first, without their bytes: id, schedule_id, period, recipients,
+    created_ms, attempts, next_ms, delivered_ms, last_error."""
+    rows = db.query(
+        "SELECT id, schedule_id, period, recipients, created_ms, attempts, next_ms, delivered_ms, last_error "
+        "FROM report_outbox ORDER BY id DESC LIMIT %d" % int(limit)
+    )
+    return [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
+
+
+def message(db, row_id) -> bytes | None:
+    row = db.query_one("SELECT message FROM report_outbox WHERE id = ?", (row_id,))
+    return None if row is None else row["message"].encode("ascii")
+
+
+def pending(db) -> int:
+    return db.scalar("SELECT COUNT(*) FROM report_outbox WHERE delivered_ms IS NULL") or 0
+
+
+# --- one pass ------------------------------------------------------------------------------------
+
+
+def scope(history, account, t) -> list[str] | None:
+    """The offices an account sees (None: every office): admins and all_offices see all; else
+    its offices and the offices of its regions (when the site file has regions)."""
+    if account["role"] == "admin" or account["all_offices"]:
+        return None
+    offices = set(account["offices"])
+    tree: Any = getattr(history, "regions", None)  # the site file's [[regions]], once it has them
+    if account["regions"] and tree is not None:
+        for name in account["regions"]:
+            offices |= set(tree(t).get(name, ()))
+    return sorted(offices)
+
+
+def audience(db, history, schedule, t):
+    """(offices or None for all, language or None for the deployment's) of a schedule; raises
+    ScheduleError when it has no enabled account to take them from."""
+    if schedule["username"] is not None:
+        account = users.by_username(db, schedule["username"])
+        if account is None or account["disabled"]:
+            raise ScheduleError("the account %s is disabled or gone: nothing sent" % schedule["username"])
+        return scope(history, account, t), account.get("lang")
+    accounts = [u for u in users.list_users(db) if u["role"] == schedule["role"] and not u["disabled"]]
+    if not accounts:
+        raise ScheduleError("no enabled account has the role %s: nothing sent" % schedule["role"])
+    offices: set[str] = set()
+    for account in accounts:
+        seen = scope(history, account, t)
+        if seen is None:
+            return None, None
+        offices |= set(seen)
+    return sorted(offices), None
+
+
+def _build(db, history, schedule, now_ms):
+    """(period key, reports by grouping) of the schedule's last closed period, or None when
+    that period is already queued."""
+    offices, lang = audience(db, history, schedule, now_ms)
+    tz = history.home_tz(offices[0] if offices else None, now_ms)
+    period, start, end = closed_period(schedule["every"], times.local(now_ms, tz))
+    if period == schedule["last_period"]:
+        return None
+    reports = [
+        report.build_report(db, by=by, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices)
+        for by in report.BYS
+    ]
+    return period, reports
+
+
+def queue_due(db, now_ms, history=None) -> int:
+    """Queue the message of each schedule whose period has closed; returns how many."""
+    history = history or site_mod.load(db)
+    smtp = (history.alerts(now_ms) or {}).get("email") or {}
+    id_domain = smtp.get("id_domain", "rating.invalid")
+    sender = smtp.get("from") or "rating@%s" % id_domain
+    queued = 0
+    for schedule in schedules(db):
+        try:
+            built = _build(db, history, schedule, now_ms)
+            if built is None:
+                continue
+            period, reports = built
+            mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
+            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
+        except Exception as exc:  # one schedule's failure must not stop the others, nor sending
+            error = str(exc) if isinstance(exc, ScheduleError) else "%s: %s" % (exc.__class__.__name__, exc)
+            log.warning("report schedule #%d: the report could not be built (%s)", schedule["id"], error)
+            with db.transaction():
+                db.execute("UPDATE report_schedules SET last_error = ? WHERE id = ?", (error[:500], schedule["id"]))
+            continue
+        with db.transaction():
+            db.execute(
+                "INSERT INTO report_outbox (schedule_id, period, recipients, message, created_ms, attempts, next_ms) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (schedule["id"], period, json.dumps(schedule["recipients"]), msg.as_string(), now_ms, now_ms),
+            )
+            db.execute(
+                "UPDATE report_schedules SET last_period = ?, last_error = NULL WHERE id = ?", (period, schedule["id"])
+            )
+        queued += 1
+    return queued
+
+
+def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
+    """Send the outbox rows due, oldest first: (sent, failed). The first failure ends the pass."""
+    config = config or {}
+    send = send or alertsend.smtp_send
+    rows = db.query(
+        "SELECT id, recipients, message, attempts FROM report_outbox "
+        "WHERE delivered_ms IS NULL AND next_ms <= ? ORDER BY id LIMIT 50",
+        (now_ms,),
+    )
+    sent = 0
+    for row in rows:
+        try:
+            settings = config.get("email")
+            if not settings:
+                raise alertsend.SecretsError("the site file has no [alerts.email] table (the SMTP server)")
+            secrets = alertsend.read_secrets(config.get("secrets"))
+            send(settings, secrets, row["message"].encode("ascii"), json.loads(row["recipients"]))
+        except Exception as exc:  # any failure: kept, retried later
+            attempts = row["attempts"] + 1
+            error = "%s: %s" % (exc.__class__.__name__, exc)
+            with db.transaction():
+                db.execute(
+                    "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
+                    (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
+                )
+            log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
+            return sent, 1
+        with db.transaction():
+            db.execute(
+                "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                (now_ms, row["id"]),
+            )
+        sent += 1
+    return sent, 0
+
+
+def send_due(db, now_ms) -> dict:
+    """One pass: queue what has closed, send what is due. {"queued", "sent", "failed", "pending"}."""
+    history = site_mod.load(db)
+    queued = queue_due(db, now_ms, history)
+    sent, failed = deliver(db, history.alerts(now_ms), now_ms)
+    return {"queued": queued, "sent": sent, "failed": failed, "pending": pending(db)}
