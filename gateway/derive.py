@@ -440,6 +440,16 @@ def polls_and_reports(db, site=None, from_ms=None, to_ms=None):
     return polls, fms
 
 
+def stored_through(db):
+    """{(site, device): seq} such that every seq 1..seq of the panel is stored: the last seq
+    derivation fed when it had fed exactly that many events (no seq below it is missing; raw
+    events are never deleted). Lets gap checks read only the events after it."""
+    return {
+        (r["site"], r["device"]): r["fed_seq"]
+        for r in db.query("SELECT site, device, fed_seq FROM derive_state WHERE fed_count = fed_seq")
+    }
+
+
 def due_panels(db, now_ms, limit=None):
     """[(site, device)] whose derived rows the clock alone changes by now_ms (an open poll's
     window or force-majeure period has ended since their last update), most overdue first."""

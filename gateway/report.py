@@ -67,7 +67,7 @@ def load_inputs(
         status = review.fm_status(verdicts, f["site"], f["device"], f["seq"])
         if status != "pending":
             fm_status[(f["site"], f["device"], f["seq"])] = status
-    lost = lost_events(db, {(p["site"], p["device"]) for p in polls}, site, now_ms)
+    lost = lost_events(db, {(p["site"], p["device"]) for p in polls}, site, now_ms, read_all=True)
     return Inputs(
         history=history,
         polls=polls,
@@ -80,14 +80,18 @@ def load_inputs(
     )
 
 
-def lost_events(db: Database, panels: set[tuple[str, str]], site: str | None, now_ms: int) -> dict:
+def lost_events(
+    db: Database, panels: set[tuple[str, str]], site: str | None, now_ms: int, read_all: bool = False
+) -> dict:
     """(site, device) -> the lost gaps of every panel with events (and of `panels`), of office
-    `site` only when given."""
+    `site` only when given. Only the events above what derivation knows complete are read
+    (read_all: every event, the reference path)."""
     lost = {}
+    through = {} if read_all else derive.stored_through(db)
     for s, d in sorted(set(store.event_panels(db)) | panels):
         if site and s != site:
             continue
-        gaps = [g for g in store.gaps(db, s, d, now_ms) if g["status"] == "lost"]
+        gaps = [g for g in store.gaps(db, s, d, now_ms, stored_through=through.get((s, d), 0)) if g["status"] == "lost"]
         if gaps:
             lost[(s, d)] = _timed_gaps(db, s, d, gaps)
     return lost

@@ -118,8 +118,26 @@ def _group(frame, polls, fms, counts):
     groups: dict[tuple[str, str], _Sums] = {}
     total = _Sums("*", "*", "all", None, None)
 
-    def scope_for(key: str, label: str, site: str, at: int) -> _Sums:
-        plabel, pstart, pend = frame.period_of(site, at)
+    periods: dict[tuple, tuple[str, int | None, int | None]] = {}
+    keys: dict[tuple, tuple[str, str]] = {}
+
+    def period_of(item: Mapping[str, Any]) -> tuple[str, int | None, int | None]:
+        # a rollup item's period is that of its label in its timezone (the same for each item)
+        pk = (item["site"], item["tz"], item["period"])
+        found = periods.get(pk)
+        if found is None:
+            found = periods[pk] = frame.period_of(item["site"], item["min_ms"])
+        return found
+
+    def key_of(item: Mapping[str, Any]) -> tuple[str, str]:
+        kk = (item["site"], item["device"], item.get("employee"), item.get("question"))
+        found = keys.get(kk)
+        if found is None:
+            found = keys[kk] = _key_of(frame, item)
+        return found
+
+    def scope_for(key: str, label: str, site: str, at: int, period=None) -> _Sums:
+        plabel, pstart, pend = period or frame.period_of(site, at)
         scope = groups.get((key, plabel))
         if scope is None:
             scope = groups[(key, plabel)] = _Sums(key, label, plabel, pstart, pend)
@@ -127,23 +145,13 @@ def _group(frame, polls, fms, counts):
 
     for items, is_fm in ((polls, False), (fms, True)):
         for item in items:
-            scope = scope_for(*_key_of(frame, item), item["site"], item["min_ms"])
+            scope = scope_for(*key_of(item), item["site"], item["min_ms"], period_of(item))
             for sc in (scope, total):
                 sc.add_reports(item) if is_fm else sc.add_polls(item)
                 sc.panels.add((item["site"], item["device"]))
                 sc.sites.add(item["site"])
     if frame.opts.by in ("site", "device") and frame.opts.employee is None:
-        for r in counts:
-            if frame.opts.by == "device" and not r["device"]:
-                continue
-            key, label = frame.key_of({"site": r["site"], "device": r["device"]})
-            before = len(groups)
-            sc = scope_for(key, label, r["site"], r["from_ms"])
-            if len(groups) > before:
-                sc.sites.add(r["site"])
-                if r["device"]:
-                    sc.panels.add((r["site"], r["device"]))
-            total.sites.add(r["site"])
+        _counted_only(frame, counts, groups, total, scope_for)
     for scope in list(groups.values()) + [total]:
         if scope.period == "all":
             found = {frame.bounds_of(s) for s in scope.sites}
@@ -151,6 +159,21 @@ def _group(frame, polls, fms, counts):
                 found = {(None, None) if frame.local and not frame.opts.site else frame.bounds_of(frame.opts.site)}
             scope.start, scope.end = found.pop() if len(found) == 1 else (None, None)
     return groups, total
+
+
+def _counted_only(frame, counts, groups, total, scope_for) -> None:
+    """Offices / panels with counts but no polls still show (coverage 0 is news)."""
+    for r in counts:
+        if frame.opts.by == "device" and not r["device"]:
+            continue
+        key, label = frame.key_of({"site": r["site"], "device": r["device"]})
+        before = len(groups)
+        sc = scope_for(key, label, r["site"], r["from_ms"])
+        if len(groups) > before:
+            sc.sites.add(r["site"])
+            if r["device"]:
+                sc.panels.add((r["site"], r["device"]))
+        total.sites.add(r["site"])
 
 
 def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Frame, invalid) -> tuple[int, int]:

@@ -134,10 +134,10 @@ def refresh(db, site: str, device: str, history, since_ms: int | None = None, un
         if t is None:
             continue
         day = _dt.datetime.fromtimestamp(t / 1000.0, history.tz(site, t)).date() + _dt.timedelta(days=step)
-        days[i] = day.isoformat()
+        days[i] = label = day.isoformat()
         window[i] = t + step * _DAY_SLACK_MS
         where += " AND day %s ?" % (">=" if step < 0 else "<=")
-        params.append(days[i])
+        params.append(label)
     for table in ("poll_rollup", "fm_rollup"):
         db.execute("DELETE FROM %s WHERE %s" % (table, where), tuple(params))
     panel = Panel(db, site, device)

@@ -17,7 +17,7 @@ problems come first.
 
 import json
 
-from gateway import configpush, store
+from gateway import configpush, derive, store
 from gateway import site as site_mod
 
 DEFAULT_HEARTBEAT_S = 60  # firmware/config.py timings.heartbeat_s (a test keeps them equal)
@@ -108,9 +108,12 @@ def report(db, now_ms, grace_ms):
     configured = set(history.panels(now_ms))
     pushed = configpush.pushed(db)
     panels = []
+    through = derive.stored_through(db)  # gaps are looked for only above the seqs known complete
     for site, device in sorted(configured | set(store.devices(db))):
         st = states.get((site, device)) or {}
-        panels.append(_panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms))
+        panels.append(
+            _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms, through.get((site, device), 0))
+        )
     panels.sort(key=sort_key)
     return {
         "now_ms": now_ms,
@@ -120,8 +123,8 @@ def report(db, now_ms, grace_ms):
     }
 
 
-def _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms):
-    gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st)
+def _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms, stored_through=0):
+    gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st, stored_through=stored_through)
     lost, ranges = store.lost_summary(gaps)
     pushed_ver, pushed_knobs = pushed.get((site, device), (None, None))
     heartbeat_s = heartbeat_of(history.panel(site, device, now_ms), pushed_knobs)

@@ -113,12 +113,8 @@ def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit
 
 def devices(db: Database) -> list[Panel]:
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
-    rows = db.query(
-        "SELECT site, device FROM panel_state UNION "
-        "SELECT DISTINCT site, device FROM raw_events UNION "
-        "SELECT DISTINCT site, device FROM dead_seqs"
-    )
-    return sorted({(r["site"], r["device"]) for r in rows})
+    rows = db.query("SELECT site, device FROM panel_state UNION SELECT DISTINCT site, device FROM dead_seqs")
+    return sorted({(r["site"], r["device"]) for r in rows} | set(event_panels(db)))
 
 
 def has_events(db: Database) -> bool:
@@ -127,10 +123,18 @@ def has_events(db: Database) -> bool:
 
 
 def event_panels(db: Database) -> list[Panel]:
-    """Every (site, device) with stored events, sorted."""
-    return [
-        (r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")
-    ]
+    """Every (site, device) with stored events, sorted: a skip scan, one or two primary-key
+    index seeks per panel (the next device of the office, else the next office), not a walk over
+    every stored event (neither SQLite nor PostgreSQL skips through an index for DISTINCT)."""
+    out: list[Panel] = []
+    row = db.query_one("SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1")
+    while row is not None:
+        site, device = row["site"], row["device"]
+        out.append((site, device))
+        row = db.query_one(
+            "SELECT site, device FROM raw_events WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
+        ) or db.query_one("SELECT site, device FROM raw_events WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
+    return out
 
 
 def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
@@ -445,7 +449,13 @@ def all_acks(db: Database) -> list[tuple[str, str, int]]:
 
 
 def gaps(
-    db: Database, site: str, device: str, now_ms: int, grace_ms: int = LOST_GRACE_MS, state: Row | None = None
+    db: Database,
+    site: str,
+    device: str,
+    now_ms: int,
+    grace_ms: int = LOST_GRACE_MS,
+    state: Row | None = None,
+    stored_through: int = 0,
 ) -> list[Row]:
     """Missing seq ranges of one panel, each a dict:
     {"first", "last", "count", "status": "lost" | "open", "why"}.
@@ -457,6 +467,8 @@ def gaps(
     open: missing, recently; the panel may still send them.
     Seqs above the newest stored one are backlog (the panel's `pending`), not gaps - except below
     the panel's floor, where they are dropped.
+    stored_through: a seq known to have every seq 1..it stored (gateway.derive.stored_through):
+    only the events from it on are read (an index range), not every event of the panel.
     """
     if state is None:
         state = panel_state(db, site, device)
@@ -464,9 +476,9 @@ def gaps(
     rows = db.query(
         "SELECT seq, received_ms, prev FROM ("
         " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
-        " WHERE site = ? AND device = ?) w"
-        " WHERE (w.prev IS NULL AND w.seq > 1) OR w.seq > w.prev + 1 ORDER BY seq",
-        (site, device),
+        " WHERE site = ? AND device = ? AND seq >= ?) w"
+        " WHERE (w.prev IS NULL AND w.seq > ?) OR w.seq > w.prev + 1 ORDER BY seq",
+        (site, device, stored_through, max(1, stored_through)),
     )
     holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
     top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
