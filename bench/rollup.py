@@ -56,7 +56,7 @@ def site_toml():
 def _numbers(db, n):
     """SQL giving column i = 0..n-1."""
     if db.dialect == "postgresql":
-        return "SELECT g AS i FROM generate_series(0, %d) g" % (n - 1)
+        return "SELECT g AS i FROM generate_series(CAST(0 AS BIGINT), %d) g" % (n - 1)
     return "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d) SELECT i FROM c" % (n - 1)
 
 
