@@ -179,6 +179,10 @@ def build_report(
     history = site_mod.load(db)
     check_ids(db, history, site, employee)
     opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
+    if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
+        raise ValueError(
+            "the polls of this store have no rollup yet (derived by gateway 0.1.0): run `rating rebuild` once"
+        )
     q_start, q_end = _query_range(history, start, end)
     counts_rows = store.counts(db, site, q_start, q_end)
     lost = lost_events(db, set(rollup.panels(db)), site, now_ms)

@@ -314,3 +314,8 @@ def panels(db) -> list[tuple[str, str]]:
             "SELECT DISTINCT site, device FROM poll_rollup UNION SELECT DISTINCT site, device FROM fm_rollup"
         )
     ]
+
+
+def built(db) -> bool:
+    """Whether any rollup row exists (a store derived before the rollups has polls and none)."""
+    return db.query_one("SELECT 1 AS x FROM poll_rollup LIMIT 1") is not None

@@ -219,3 +219,18 @@ def test_the_report_from_rollups_equals_the_report_poll_by_poll(backend, request
         check()
     finally:
         db.close()
+
+
+def test_a_store_derived_before_the_rollups_asks_for_a_rebuild_and_a_rebuild_makes_them(tmp_path):
+    from gw_site_support import sqlite_db
+
+    db = sqlite_db(tmp_path)
+    apply_site(db, TWO_OFFICES, T0 - DAY)
+    store_events(db, panel_events(0, [(10, "yes"), (20, "no")]))
+    derive_all(db)
+    with db.transaction():
+        rollup.clear(db)  # what migration 015 leaves: polls, no rollup rows
+    with pytest.raises(ValueError, match=r"run `rating rebuild` once"):
+        report.build_report(db, now_ms=NOW)
+    derive.rebuild(db, NOW)
+    assert report.build_report(db, now_ms=NOW) == report.build_report_by_polls(db, now_ms=NOW)
