@@ -88,8 +88,9 @@ def lost_events(
     (read_all: every event, the reference path)."""
     lost = {}
     through = {} if read_all else derive.stored_through(db)
+    clean = store.gap_free(db, through) if through else set()
     for s, d in sorted(set(store.event_panels(db)) | panels):
-        if site and s != site:
+        if (site and s != site) or (s, d) in clean:
             continue
         gaps = [g for g in store.gaps(db, s, d, now_ms, stored_through=through.get((s, d), 0)) if g["status"] == "lost"]
         if gaps:

@@ -109,10 +109,23 @@ def report(db, now_ms, grace_ms):
     pushed = configpush.pushed(db)
     panels = []
     through = derive.stored_through(db)  # gaps are looked for only above the seqs known complete
+    clean = store.gap_free(db, through)
     for site, device in sorted(configured | set(store.devices(db))):
         st = states.get((site, device)) or {}
         panels.append(
-            _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms, through.get((site, device), 0))
+            _panel(
+                db,
+                history,
+                site,
+                device,
+                st,
+                configured,
+                pushed,
+                now_ms,
+                grace_ms,
+                through.get((site, device), 0),
+                clean,
+            )
         )
     panels.sort(key=sort_key)
     return {
@@ -123,8 +136,11 @@ def report(db, now_ms, grace_ms):
     }
 
 
-def _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms, stored_through=0):
-    gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st, stored_through=stored_through)
+def _panel(db, history, site, device, st, configured, pushed, now_ms, grace_ms, stored_through=0, clean=()):
+    if (site, device) in clean:
+        gaps = []
+    else:
+        gaps = store.gaps(db, site, device, now_ms, grace_ms, state=st, stored_through=stored_through)
     lost, ranges = store.lost_summary(gaps)
     pushed_ver, pushed_knobs = pushed.get((site, device), (None, None))
     heartbeat_s = heartbeat_of(history.panel(site, device, now_ms), pushed_knobs)
