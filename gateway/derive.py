@@ -481,11 +481,10 @@ def panel_polls_between(db, site, device, from_ms=None, through_ms=None):
     return db.query(sql, tuple(params))
 
 
-def contact_polls(db, site, device=None, employee=None, from_ms=None, to_ms=None):
-    """(device, open_seq, opened_ms) of an office's polls that count toward conversion and
-    coverage (`contact`), of one panel / employee ("": nobody on the roster) when given, opened
-    in [from_ms, to_ms) (None: open). A cursor's rows, read as they come."""
-    sql, params = "SELECT device, open_seq, opened_ms FROM polls WHERE site = ? AND contact = 1", [site]
+def count_contact_polls(db, site, device=None, employee=None, from_ms=None, to_ms=None):
+    """How many of an office's polls that count toward conversion and coverage (`contact`), of
+    one panel / employee ("": nobody on the roster) when given, were opened in [from_ms, to_ms)."""
+    sql, params = "SELECT COUNT(*) FROM polls WHERE site = ? AND contact = 1", [site]
     if device is not None:
         sql += " AND device = ?"
         params.append(device)
@@ -500,7 +499,18 @@ def contact_polls(db, site, device=None, employee=None, from_ms=None, to_ms=None
     if to_ms is not None:
         sql += " AND opened_ms < ?"
         params.append(to_ms)
-    return db.query(sql, tuple(params))
+    return db.scalar(sql, tuple(params)) or 0
+
+
+def polls_by_ids(db, ids):
+    """The poll rows of the ids "site/device/seq" that exist."""
+    out = []
+    for ident in sorted(ids):
+        site, device, seq = ident.rsplit("/", 2)
+        row = poll(db, site, device, int(seq))
+        if row is not None:
+            out.append(row)
+    return out
 
 
 def poll_exists(db, site, device, open_seq):

@@ -211,6 +211,10 @@ class _Spans:
         self.ms = sum(b - a for spans in by_site.values() for a, b in _merge(spans))
         self.offices = len(by_site)
 
+    def merged(self) -> list[tuple[tuple[str, str], list[tuple[int, int]]]]:
+        """[((site, device or ""), merged [from, to) spans)]."""
+        return sorted(self._spans.items())
+
     def covers(self, site: str, device: str, t: int) -> bool:
         for key in ((site, ""), (site, device)):
             starts = self._starts.get(key)

@@ -177,28 +177,44 @@ def _counted_only(frame, counts, groups, total, scope_for) -> None:
 
 
 def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Frame, invalid) -> tuple[int, int]:
-    """(contact polls in transactions time, in visitors time) of the row: its contact polls read
-    one by one (only their times), each tested against the counted spans."""
+    """(contact polls in transactions time, in visitors time) of the row. The counted spans of
+    one office are either its site-wide ones or its panels' (report_core.counts_for picks one
+    kind per office), merged, so they never overlap: the row's valid contact polls in them are
+    one indexed COUNT per span, less the invalid ones (`invalid`: the contact polls an expert
+    marked invalid, rows)."""
     if (counted.transactions is None and counted.visitors is None) or not scope.all["contact"]:
         return 0, 0
     opts = frame.opts
     employee = scope.key if rule == "employee" else opts.employee
     device = scope.key.split("/", 1)[1] if rule == "device" else None
-    conv = cov = 0
+    out = [0, 0]
     for site, first in sorted(scope.site_first.items()):
         lo, hi = frame.bounds_of(site)
         if scope.period != "all":
             _label, start, end = bucket(first, frame.history.tz(site, first), opts.period)
             lo = start if lo is None else max(lo, start or lo)
             hi = end if hi is None else min(hi, end or hi)
-        for p in derive.contact_polls(db, site, device, employee, lo, hi):
-            if "%s/%s/%s" % (site, p["device"], p["open_seq"]) in invalid:
+        for i, (known, spans) in enumerate(((counted.transactions, counted.tx), (counted.visitors, counted.vis))):
+            if known is None:
                 continue
-            if counted.tx.covers(site, p["device"], p["opened_ms"]):
-                conv += 1
-            if counted.vis.covers(site, p["device"], p["opened_ms"]):
-                cov += 1
-    return conv, cov
+            for (s, dev), merged in spans.merged():
+                if s != site or (device is not None and dev not in ("", device)):
+                    continue
+                for a, b in merged:
+                    a, b = max(a, lo) if lo is not None else a, min(b, hi) if hi is not None else b
+                    if a < b:
+                        out[i] += derive.count_contact_polls(db, site, dev or device, employee, a, b)
+            for p in invalid:
+                if (
+                    p["site"] == site
+                    and (device is None or p["device"] == device)
+                    and (employee is None or (p["employee"] or "") == employee)
+                    and (lo is None or p["opened_ms"] >= lo)
+                    and (hi is None or p["opened_ms"] < hi)
+                    and spans.covers(site, p["device"], p["opened_ms"])
+                ):
+                    out[i] -= 1
+    return out[0], out[1]
 
 
 def _tally(scope: _Sums, kinds: Sequence[str], counted: Counted, conv: int, cov: int) -> Tally:
@@ -257,7 +273,7 @@ def compute(
     fms = _items(db, history, frame, "fm_rollup", ("site", "device", "tz") + extra)
     counts = [r for r in counts if frame.inside(r["site"], r["from_ms"])]
     groups, total = _group(frame, polls, fms, counts)
-    invalid = review.invalid_poll_ids(review.latest(db))
+    invalid = [p for p in derive.polls_by_ids(db, review.invalid_poll_ids(review.latest(db))) if p["contact"]]
     rows = [_row(db, groups[g], opts.by, frame, counts, lost, invalid) for g in sorted(groups)]
     if opts.sort:
         rows = rank(rows, opts.sort)

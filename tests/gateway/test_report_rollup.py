@@ -234,3 +234,22 @@ def test_a_store_derived_before_the_rollups_asks_for_a_rebuild_and_a_rebuild_mak
         report.build_report(db, now_ms=NOW)
     derive.rebuild(db, NOW)
     assert report.build_report(db, now_ms=NOW) == report.build_report_by_polls(db, now_ms=NOW)
+
+
+@pytest.mark.parametrize("device", ["", "desk-1"])
+def test_an_invalid_contact_poll_in_counted_time_counts_toward_no_conversion(tmp_path, device):
+    from gw_site_support import sqlite_db
+
+    db = sqlite_db(tmp_path)
+    apply_site(db, TWO_OFFICES, T0 - DAY)
+    store_events(db, panel_events(0, [(10, "yes"), (20, "no"), (30, "yes"), (24 * 60 + 10, "yes")]))
+    derive_all(db)
+    with db.transaction():
+        store.insert_counts(db, "msk", device, T0, T0 + 2 * DAY, 10, 20, "test", NOW)
+    polls, _ = derive.polls_and_reports(db)
+    review.record(db, review.POLL, review.format_id("msk", "desk-1", polls[1]["open_seq"]), "invalid", "x", "t", NOW)
+    for by in ("site", "device", "employee"):
+        for period in ("all", "day"):
+            same_reports(db, by=by, period=period)
+    total = report.build_report(db, now_ms=NOW)["total"]["polls"]
+    assert (total["in_transactions_time"], total["in_visitors_time"], total["invalid"]) == (3, 3, 1)
