@@ -14,6 +14,7 @@ import kpi_core
 from gateway import derive, i18n, report_sums, review, rollup, store
 from gateway import site as site_mod
 from gateway.db import Database
+from gateway.i18n import _
 from gateway.report_core import (  # noqa: F401  (the report's vocabulary, re-exported)
     BYS,
     FIGURES,
@@ -182,7 +183,7 @@ def build_report(
     opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(
-            "the polls of this store have no rollup yet (derived by gateway 0.1.0): run `rating rebuild` once"
+            _("the polls of this store have no rollup yet (derived by gateway 0.1.0): run `rating rebuild` once")
         )
     q_start, q_end = _query_range(history, start, end)
     counts_rows = store.counts(db, site, q_start, q_end)
