@@ -205,7 +205,6 @@ def main():
         from support import pg_database
 
         url, drop, _ = pg_database()
-        build(url, args.polls, args.counts)
     else:
         path = os.path.join(REPO, "build", "bench", "rollup-%d%s.db" % (args.polls, "-counts" if args.counts else ""))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -215,6 +214,8 @@ def main():
         if not os.path.exists(path):
             build(url, args.polls, args.counts)
     try:
+        if args.pg:
+            build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
         print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
         print("|---|---|---|---|---|---|")
