@@ -31,7 +31,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO]
 
-from gateway import derive, review, schema, site, store, users  # noqa: E402
+from gateway import derive, review, rollup, schema, site, store, users  # noqa: E402
 
 YEAR_START = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)  # a Monday
 DAYS = 364
@@ -167,6 +167,7 @@ def build(url, offices):
                             qkind,
                             video,
                             0,
+                            1 if qkind == "staff" else 0,
                         )
                     )
                     if answer == "no" or rnd.random() < 0.02:
@@ -196,6 +197,7 @@ def build(url, offices):
                 store.insert_events(db, events, known_max={(sid, device): 0})
                 # derive's own writer, fed the rows derivation would make (see the docstring)
                 derive._write(db, {"polls": polls, "force_majeure": fms})
+                rollup.refresh(db, sid, device, history)  # as derivation does in the same transaction
                 store.upsert_state(
                     db,
                     sid,

@@ -18,8 +18,9 @@ clock offset, or the settings history changed since (a new `rating site apply`).
 import json
 import weakref
 
+from gateway import review as review_mod
+from gateway import rollup, store, timerepair
 from gateway import site as site_mod
-from gateway import store, timerepair
 from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
 # How far behind now the clock is advanced: an answer pressed just before now may still be in
@@ -45,6 +46,7 @@ POLL_COLUMNS = (
     "kind",
     "video_url",
     "provisional",
+    "contact",
 )
 FM_COLUMNS = (
     "site",
@@ -207,6 +209,7 @@ class PanelDerivation:
                         question.get("kind"),
                         self._video(panel, opened),
                         provisional,
+                        is_contact(panel, question.get("kind")),
                     )
                 )
             elif isinstance(item, ForceMajeure):
@@ -234,6 +237,13 @@ class PanelDerivation:
                 n = n_by_seq[item.seq] = n_by_seq.get(item.seq, -1) + 1
                 at = self.sources.get(item.seq, (None, None))[1]
                 out["anomalies"].append((site, device, item.seq, n, _ms(at), item.kind, item.detail))
+
+
+def is_contact(panel, kind):
+    """1 when a poll counts toward exact conversion and visitor coverage: its panel's
+    `conversion` setting at the poll's time, by default whether it asked a staff question."""
+    setting = (panel or {}).get("conversion")
+    return int(kind == "staff" if setting is None else bool(setting))
 
 
 def _empty():
@@ -271,6 +281,18 @@ def _write(db, rows_by_table):
 def _clear_device(db, site, device):
     for table in DERIVED_TABLES:
         db.execute("DELETE FROM %s WHERE site = ? AND device = ?" % table, (site, device))
+    rollup.clear_panel(db, site, device)
+
+
+def _earliest(rows_by_table):
+    """The earliest poll opening / report start among rows about to be written, or None."""
+    times = [r[3] for r in rows_by_table["polls"]] + [r[4] for r in rows_by_table["force_majeure"]]
+    return min(times) if times else None
+
+
+def _min_time(*values):
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
 
 
 def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max_events=None):
@@ -301,13 +323,24 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
     d = PanelDerivation(site, device, history, offsets, state)
     events = store.events(db, site, device, after_seq=d.fed_seq, limit=max_events)
     more = max_events is not None and len(events) >= max_events
-    _write(db, d.feed(events))
+    final = d.feed(events)
+    _write(db, final)
+    touched = _earliest(final)  # the rollup is refreshed from the earliest local day touched
     if state is not None and had_provisional:  # (a reset panel has none left)
+        touched = _min_time(touched, _earliest_provisional(db, site, device))
         for table in ("polls", "force_majeure"):
             db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND provisional = 1" % table, (site, device))
     # what only the clock closes is derived once every event is fed: a later event may answer
     provisional = _empty() if more else d.provisional(now_ms - MARGIN_MS)
     _write(db, provisional)
+    touched = _min_time(touched, _earliest(provisional))
+    if state is None:
+        rollup.refresh(db, site, device, history)
+    elif touched is not None:
+        # a rewritten report that an expert confirmed may cover older polls: the whole panel
+        fms = final["force_majeure"] + provisional["force_majeure"]
+        reviewed = fms and review_mod.any_fm_verdict(db, site, device, [r[2] for r in fms])
+        rollup.refresh(db, site, device, history, None if reviewed else touched)
     n_provisional = len(provisional["polls"]) + len(provisional["force_majeure"])
     db.execute(
         "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms, due_ms) "
@@ -326,6 +359,21 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
         ),
     )
     return more
+
+
+def _earliest_provisional(db, site, device):
+    row = db.query_one(
+        "SELECT (SELECT MIN(opened_ms) FROM polls WHERE site = ? AND device = ? AND provisional = 1) AS p,"
+        " (SELECT MIN(start_ms) FROM force_majeure WHERE site = ? AND device = ? AND provisional = 1) AS f",
+        (site, device, site, device),
+    )
+    return _min_time(row["p"], row["f"]) if row else None
+
+
+def refresh_rollup(db, site, device, since_ms=None, until_ms=None):
+    """Recompute one panel's rollup rows of the days from since_ms through until_ms (None:
+    open): a verdict changed what its polls there count for."""
+    rollup.refresh(db, site, device, _history(db, site_mod.revision(db)), since_ms, until_ms)
 
 
 def update(db, devices, now_ms, max_events=None):
@@ -356,6 +404,7 @@ def rebuild(db, now_ms):
     with db.transaction():
         for table in DERIVED_TABLES:
             db.execute("DELETE FROM %s" % table)
+        rollup.clear(db)
         panels = store.event_panels(db)
     for site, device in panels:
         with db.transaction():
@@ -391,6 +440,16 @@ def polls_and_reports(db, site=None, from_ms=None, to_ms=None):
     return polls, fms
 
 
+def stored_through(db):
+    """{(site, device): seq} such that every seq 1..seq of the panel is stored: the last seq
+    derivation fed when it had fed exactly that many events (no seq below it is missing; raw
+    events are never deleted). Lets gap checks read only the events after it."""
+    return {
+        (r["site"], r["device"]): r["fed_seq"]
+        for r in db.query("SELECT site, device, fed_seq FROM derive_state WHERE fed_count = fed_seq")
+    }
+
+
 def due_panels(db, now_ms, limit=None):
     """[(site, device)] whose derived rows the clock alone changes by now_ms (an open poll's
     window or force-majeure period has ended since their last update), most overdue first."""
@@ -403,6 +462,55 @@ def due_panels(db, now_ms, limit=None):
 def force_majeure_reports(db):
     """Every force-majeure report (a confirmed period may reach into any report range)."""
     return db.query("SELECT * FROM force_majeure ORDER BY site, device, seq")
+
+
+def panel_reports(db, site, device):
+    """Every force-majeure report of one panel, in seq order."""
+    return db.query("SELECT * FROM force_majeure WHERE site = ? AND device = ? ORDER BY seq", (site, device))
+
+
+def panel_polls_between(db, site, device, from_ms=None, through_ms=None):
+    """The polls of one panel opened in [from_ms, through_ms] (None: open)."""
+    sql, params = "SELECT * FROM polls WHERE site = ? AND device = ?", [site, device]
+    if from_ms is not None:
+        sql += " AND opened_ms >= ?"
+        params.append(from_ms)
+    if through_ms is not None:
+        sql += " AND opened_ms <= ?"
+        params.append(through_ms)
+    return db.query(sql, tuple(params))
+
+
+def count_contact_polls(db, site, device=None, employee=None, from_ms=None, to_ms=None):
+    """How many of an office's polls that count toward conversion and coverage (`contact`), of
+    one panel / employee ("": nobody on the roster) when given, were opened in [from_ms, to_ms)."""
+    sql, params = "SELECT COUNT(*) FROM polls WHERE site = ? AND contact = 1", [site]
+    if device is not None:
+        sql += " AND device = ?"
+        params.append(device)
+    if employee == "":
+        sql += " AND employee IS NULL"
+    elif employee is not None:
+        sql += " AND employee = ?"
+        params.append(employee)
+    if from_ms is not None:
+        sql += " AND opened_ms >= ?"
+        params.append(from_ms)
+    if to_ms is not None:
+        sql += " AND opened_ms < ?"
+        params.append(to_ms)
+    return db.scalar(sql, tuple(params)) or 0
+
+
+def polls_by_ids(db, ids):
+    """The poll rows of the ids "site/device/seq" that exist."""
+    out = []
+    for ident in sorted(ids):
+        site, device, seq = ident.rsplit("/", 2)
+        row = poll(db, site, device, int(seq))
+        if row is not None:
+            out.append(row)
+    return out
 
 
 def poll_exists(db, site, device, open_seq):

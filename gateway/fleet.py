@@ -7,7 +7,7 @@ faults) covers every panel; the part that grows with a panel's events (`add_gaps
 missing events, the acked seq) is computed for the panels shown.
 """
 
-from gateway import configpush, panelhealth, store
+from gateway import configpush, derive, panelhealth, store
 
 STATES = panelhealth.STATES
 summary = panelhealth.summary
@@ -65,12 +65,20 @@ def add_gaps(db, panel_rows, now_ms, grace_ms=store.LOST_GRACE_MS):
     """Fill lost / missing events and the acked seq into the given rows (in place; a panel with
     lost events gets the `lost` problem)."""
     states = {(r["site"], r["device"]): r for r in store.panel_states(db)}
+    # what derivation knows complete (every seq 1..it stored) is not read again: the panels
+    # with no gap above it are found in a few statements for all, the others scanned above it
+    through = derive.stored_through(db)
+    shown = {(r["site"], r["device"]) for r in panel_rows}
+    clean = store.gap_free(db, {p: s for p, s in through.items() if p in shown})
     for row in panel_rows:
-        st = states.get((row["site"], row["device"]))
-        if _no_gaps(db, row["site"], row["device"], st):
+        panel = (row["site"], row["device"])
+        st = states.get(panel)
+        if panel in clean or (panel not in through and _no_gaps(db, row["site"], row["device"], st)):
             gaps = []  # also a configured panel never heard from: nothing to lose yet
         else:
-            gaps = store.gaps(db, row["site"], row["device"], now_ms, grace_ms, state=st)
+            gaps = store.gaps(
+                db, row["site"], row["device"], now_ms, grace_ms, state=st, stored_through=through.get(panel, 0)
+            )
         lost, ranges = store.lost_summary(gaps)
         missing = sum(g["count"] for g in gaps if g["status"] == "open")
         panelhealth.with_losses(row, lost, ranges, missing, store.last_ack(db, row["site"], row["device"]))

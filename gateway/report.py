@@ -13,9 +13,10 @@ from collections.abc import Collection
 from typing import Any
 
 import kpi_core
-from gateway import derive, i18n, review, store
+from gateway import derive, i18n, report_sums, review, rollup, store
 from gateway import site as site_mod
 from gateway.db import Database
+from gateway.i18n import _
 from gateway.report_core import (  # noqa: F401  (the report's vocabulary, re-exported)
     BYS,
     FIGURES,
@@ -69,14 +70,7 @@ def load_inputs(
         status = review.fm_status(verdicts, f["site"], f["device"], f["seq"])
         if status != "pending":
             fm_status[(f["site"], f["device"], f["seq"])] = status
-    lost = {}
-    panels = sorted(set(store.event_panels(db)) | {(p["site"], p["device"]) for p in polls})
-    for s, d in panels:
-        if site and s != site:
-            continue
-        gaps = [g for g in store.gaps(db, s, d, now_ms) if g["status"] == "lost"]
-        if gaps:
-            lost[(s, d)] = _timed_gaps(db, s, d, gaps)
+    lost = lost_events(db, {(p["site"], p["device"]) for p in polls}, site, now_ms, read_all=True)
     return Inputs(
         history=history,
         polls=polls,
@@ -87,6 +81,24 @@ def load_inputs(
         fm_status=fm_status,
         lost=lost,
     )
+
+
+def lost_events(
+    db: Database, panels: set[tuple[str, str]], site: str | None, now_ms: int, read_all: bool = False
+) -> dict:
+    """(site, device) -> the lost gaps of every panel with events (and of `panels`), of office
+    `site` only when given. Only the events above what derivation knows complete are read
+    (read_all: every event, the reference path)."""
+    lost = {}
+    through = {} if read_all else derive.stored_through(db)
+    clean = store.gap_free(db, through) if through else set()
+    for s, d in sorted(set(store.event_panels(db)) | panels):
+        if (site and s != site) or (s, d) in clean:
+            continue
+        gaps = [g for g in store.gaps(db, s, d, now_ms, stored_through=through.get((s, d), 0)) if g["status"] == "lost"]
+        if gaps:
+            lost[(s, d)] = _timed_gaps(db, s, d, gaps)
+    return lost
 
 
 def _timed_gaps(db: Database, site: str, device: str, gaps: list[dict[str, Any]]) -> list[Gap]:
@@ -169,6 +181,37 @@ def build_report(
     site / employee: only that office / person (ValueError listing the known ids when there is
     no such one); sort: a figure name, rows then ranked best first within each period;
     offices: only these offices (an account's scope; None: every office)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    history = site_mod.load(db)
+    check_ids(db, history, site, employee)
+    opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
+    if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
+        raise ValueError(
+            _("the polls of this store have no rollup yet (derived by gateway 0.1.0): run `rating rebuild` once")
+        )
+    q_start, q_end = _query_range(history, start, end)
+    counts_rows = store.counts(db, site, q_start, q_end)
+    lost = lost_events(db, set(rollup.panels(db)), site, now_ms)
+    return report_sums.compute(db, history, opts, counts_rows, lost, offices)
+
+
+def build_report_by_polls(
+    db: Database,
+    by: str = "site",
+    period: str = "all",
+    start: Bound = None,
+    end: Bound = None,
+    k: float | None = None,
+    lang: str | None = None,
+    now_ms: int | None = None,
+    thresholds: dict[str, Any] | None = None,
+    site: str | None = None,
+    employee: str | None = None,
+    sort: str | None = None,
+    offices: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """build_report computed poll by poll (every poll loaded): the reference the rollup-based
+    report is tested against (tests/gateway/test_report_rollup.py)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     history = site_mod.load(db)
     check_ids(db, history, site, employee)

@@ -212,6 +212,10 @@ class _Spans:
         self.ms = sum(b - a for spans in by_site.values() for a, b in _merge(spans))
         self.offices = len(by_site)
 
+    def merged(self) -> list[tuple[tuple[str, str], list[tuple[int, int]]]]:
+        """[((site, device or ""), merged [from, to) spans)]."""
+        return sorted(self._spans.items())
+
     def covers(self, site: str, device: str, t: int) -> bool:
         for key in ((site, ""), (site, device)):
             starts = self._starts.get(key)
@@ -518,6 +522,7 @@ class _Frame:
         self.local_to = opts.end.isoformat() if isinstance(opts.end, _dt.datetime) and is_local(opts.end) else None
         self._bounds: dict[str | None, tuple[int | None, int | None]] = {}
         self._who: dict[tuple[str, str, int], str] = {}
+        self._counts_index: tuple | None = None
 
     @property
     def local(self) -> bool:
@@ -540,6 +545,19 @@ class _Frame:
         if self.opts.period == "all":
             start, end = self.bounds_of(site)
         return label, start, end
+
+    def counts_index(self, counts: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
+        """The counts rows per office, and the per-panel ones per employee on that panel's roster
+        when the interval starts (built once per list: rows x counts would be quadratic)."""
+        if self._counts_index is None or self._counts_index[0] is not counts:
+            by_site: dict[str, list] = {}
+            by_who: dict[str, list] = {}
+            for r in counts:
+                by_site.setdefault(r["site"], []).append(r)
+                if r["device"]:
+                    by_who.setdefault(self.employee_at(r["site"], r["device"], r["from_ms"]), []).append(r)
+            self._counts_index = (counts, by_site, by_who)
+        return self._counts_index[1], self._counts_index[2]
 
     def employee_at(self, site: str, device: str, t: int) -> str:
         """Who was on the panel's roster at t ("" = nobody), remembered per counts interval."""
@@ -631,12 +649,9 @@ def counts_for(scope: _Scope, rule: str, counts: Sequence[Mapping[str, Any]], fr
         return (scope.start is None or r["from_ms"] >= scope.start) and (scope.end is None or r["from_ms"] < scope.end)
 
     who = scope.key if rule == "employee" else frame.opts.employee
+    by_site, by_who = frame.counts_index(counts)
     if who is not None:
-        picked = [
-            r
-            for r in counts
-            if r["device"] and in_range(r) and frame.employee_at(r["site"], r["device"], r["from_ms"]) == who
-        ]
+        picked = [r for r in by_who.get(who, ()) if in_range(r)]
         if rule == "device":
             picked = [r for r in picked if (r["site"], r["device"]) in scope.panels]
         elif rule == "site":
@@ -644,7 +659,7 @@ def counts_for(scope: _Scope, rule: str, counts: Sequence[Mapping[str, Any]], fr
         return Counted.of(picked)
     picked = []
     for site in sorted(scope.sites):
-        rows = [r for r in counts if r["site"] == site and in_range(r)]
+        rows = [r for r in by_site.get(site, ()) if in_range(r)]
         site_wide = [r for r in rows if r["device"] == ""]
         if rule == "device" or not site_wide:
             rows = [r for r in rows if r["device"] and (site, r["device"]) in scope.panels]

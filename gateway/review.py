@@ -74,11 +74,32 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
         "at_ms": now_ms,
     }
     cols = list(row)
-    db.execute(
-        "INSERT INTO verdicts (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
-        tuple(row[c] for c in cols),
-    )
+    from gateway import derive
+
+    with db.transaction():
+        db.execute(
+            "INSERT INTO verdicts (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
+            tuple(row[c] for c in cols),
+        )
+        # what the panel's polls count for has changed: its rollup rows of the days concerned
+        derive.refresh_rollup(db, site, device, *_affected(db, target, site, device, seq))
     return row
+
+
+def _affected(db, target, site, device, seq):
+    """(first, last) time whose polls a verdict on this target may change what they count for:
+    a poll's opening; a report's period as reported and every period a verdict gave it."""
+    from gateway import derive
+
+    if target == POLL:
+        poll = derive.poll(db, site, device, seq)
+        return (poll["opened_ms"], poll["opened_ms"]) if poll else (None, None)
+    fm = derive.report(db, site, device, seq)
+    times = [fm["start_ms"], fm["end_ms"]] if fm else []
+    for row in history(db, format_id(site, device, seq)):
+        if row["target"] == FM:
+            times += [t for t in (row["from_ms"], row["to_ms"]) if t is not None]
+    return (min(times), max(times)) if times else (None, None)
 
 
 def check(target, ident, verdict, reason, by, from_ms=None, to_ms=None):
@@ -135,6 +156,30 @@ def latest(db):
     for row in db.query("SELECT * FROM verdicts ORDER BY id"):
         out[(row["target"], row["site"], row["device"], row["seq"])] = row
     return out
+
+
+def latest_of_panel(db, site, device):
+    """Like latest(), for one panel's polls and reports (the index verdicts_target answers it)."""
+    out = {}
+    for row in db.query(
+        "SELECT * FROM verdicts WHERE target IN (?, ?) AND site = ? AND device = ? ORDER BY id",
+        (POLL, FM, site, device),
+    ):
+        out[(row["target"], row["site"], row["device"], row["seq"])] = row
+    return out
+
+
+def any_fm_verdict(db, site, device, seqs):
+    """Whether any of the panel's reports `seqs` has a verdict."""
+    seqs = sorted(set(seqs))
+    return (
+        db.query_one(
+            "SELECT 1 AS x FROM verdicts WHERE target = ? AND site = ? AND device = ? AND seq IN (%s) LIMIT 1"
+            % ", ".join("?" * len(seqs)),
+            (FM, site, device, *seqs),
+        )
+        is not None
+    )
 
 
 def latest_for(db, keys):

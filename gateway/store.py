@@ -120,12 +120,8 @@ def dead_letter_panels(db: Database) -> set[Panel]:
 
 def devices(db: Database) -> list[Panel]:
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
-    rows = db.query(
-        "SELECT site, device FROM panel_state UNION "
-        "SELECT DISTINCT site, device FROM raw_events UNION "
-        "SELECT DISTINCT site, device FROM dead_seqs"
-    )
-    return sorted({(r["site"], r["device"]) for r in rows})
+    rows = db.query("SELECT site, device FROM panel_state UNION SELECT DISTINCT site, device FROM dead_seqs")
+    return sorted({(r["site"], r["device"]) for r in rows} | set(event_panels(db)))
 
 
 def has_events(db: Database) -> bool:
@@ -133,11 +129,57 @@ def has_events(db: Database) -> bool:
     return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
 
 
+# PostgreSQL: the same skip scan as one statement (a round trip per panel costs more there)
+_PANELS_SKIP_SCAN = (
+    "WITH RECURSIVE p (site, device) AS ("
+    " (SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1)"
+    " UNION ALL SELECT n.site, n.device FROM p CROSS JOIN LATERAL (SELECT r.site, r.device FROM raw_events r"
+    " WHERE (r.site, r.device) > (p.site, p.device) ORDER BY r.site, r.device LIMIT 1) n)"
+    " SELECT site, device FROM p"
+)
+
+
+def gap_free(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
+    """The panels of `stored_through` ({panel: seq with 1..seq all stored}) that have no gap at
+    all: every seq from it to the newest stored is there, no dead-lettered seq, and the panel's
+    journal floor is not above its newest stored seq. A few statements for all panels (index
+    seeks and ranges above those seqs); gaps() is needed only for the others."""
+    dead = {(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM dead_seqs")}
+    states = {(r["site"], r["device"]): r for r in panel_states(db)}
+    items = sorted((p, s) for p, s in stored_through.items() if s > 0 and p not in dead)
+    out: set[Panel] = set()
+    for i in range(0, len(items), 300):
+        chunk = items[i : i + 300]
+        rows = db.query(
+            "WITH t (site, device, through) AS (VALUES %s) SELECT t.site, t.device, t.through,"
+            " (SELECT MAX(r.seq) FROM raw_events r WHERE r.site = t.site AND r.device = t.device) AS top,"
+            " (SELECT COUNT(*) FROM raw_events r WHERE r.site = t.site AND r.device = t.device"
+            " AND r.seq >= t.through) AS above FROM t" % ", ".join(["(?, ?, CAST(? AS BIGINT))"] * len(chunk)),
+            tuple(x for (site, device), through in chunk for x in (site, device, through)),
+        )
+        for r in rows:
+            panel = (r["site"], r["device"])
+            top = r["top"] or 0
+            if top - r["through"] + 1 == r["above"] and held_floor(states.get(panel)) - 1 <= top:
+                out.add(panel)
+    return out
+
+
 def event_panels(db: Database) -> list[Panel]:
-    """Every (site, device) with stored events, sorted."""
-    return [
-        (r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM raw_events ORDER BY site, device")
-    ]
+    """Every (site, device) with stored events, sorted: a skip scan, one or two primary-key
+    index seeks per panel (the next device of the office, else the next office), not a walk over
+    every stored event (neither SQLite nor PostgreSQL skips through an index for DISTINCT)."""
+    if db.dialect == "postgresql":
+        return [(r["site"], r["device"]) for r in db.query(_PANELS_SKIP_SCAN)]
+    out: list[Panel] = []
+    row = db.query_one("SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1")
+    while row is not None:
+        site, device = row["site"], row["device"]
+        out.append((site, device))
+        row = db.query_one(
+            "SELECT site, device FROM raw_events WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
+        ) or db.query_one("SELECT site, device FROM raw_events WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
+    return out
 
 
 def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
@@ -452,7 +494,13 @@ def all_acks(db: Database) -> list[tuple[str, str, int]]:
 
 
 def gaps(
-    db: Database, site: str, device: str, now_ms: int, grace_ms: int = LOST_GRACE_MS, state: Row | None = None
+    db: Database,
+    site: str,
+    device: str,
+    now_ms: int,
+    grace_ms: int = LOST_GRACE_MS,
+    state: Row | None = None,
+    stored_through: int = 0,
 ) -> list[Row]:
     """Missing seq ranges of one panel, each a dict:
     {"first", "last", "count", "status": "lost" | "open", "why"}.
@@ -464,6 +512,8 @@ def gaps(
     open: missing, recently; the panel may still send them.
     Seqs above the newest stored one are backlog (the panel's `pending`), not gaps - except below
     the panel's floor, where they are dropped.
+    stored_through: a seq known to have every seq 1..it stored (gateway.derive.stored_through):
+    only the events from it on are read (an index range), not every event of the panel.
     """
     if state is None:
         state = panel_state(db, site, device)
@@ -471,9 +521,9 @@ def gaps(
     rows = db.query(
         "SELECT seq, received_ms, prev FROM ("
         " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
-        " WHERE site = ? AND device = ?) w"
-        " WHERE (w.prev IS NULL AND w.seq > 1) OR w.seq > w.prev + 1 ORDER BY seq",
-        (site, device),
+        " WHERE site = ? AND device = ? AND seq >= ?) w"
+        " WHERE (w.prev IS NULL AND w.seq > ?) OR w.seq > w.prev + 1 ORDER BY seq",
+        (site, device, stored_through, max(1, stored_through)),
     )
     holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
     top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0

@@ -135,6 +135,86 @@ def test_the_gateway_knows_the_firmwares_default_heartbeat():
     assert config.DEFAULTS["timings"]["heartbeat_s"] == status.DEFAULT_HEARTBEAT_S
 
 
+# ---- status at chain scale: no walk over every stored event ------------------------------------
+
+import re as _re  # noqa: E402
+
+from gw_site_support import Panel, store_events  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gateway import derive, store  # noqa: E402
+
+
+def _statements(db, call):
+    seen = []
+    db.conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        db.conn.set_trace_callback(None)
+    return [s for s in seen if "raw_events" in s]
+
+
+def test_status_reads_only_the_events_above_what_derivation_knows_complete(tmp_path):
+    """A derived panel's events up to the seq derivation fed complete are not read again: every
+    statement on raw_events is an index seek (LIMIT 1 / one seq) or a range above that seq."""
+    db = sqlite_db(tmp_path)
+    apply_site(db, SITE_TOML, NOW)
+    p = Panel()
+    for i in range(50):
+        p.poll(NOW + i * 60000, "yes")
+    store_events(db, p.events)
+    derive.update(db, [("msk", "desk-1")], NOW + 3600000)
+    report = status.report(db, NOW + 3600000, 60000)
+    assert [(x["device"], x["lost"]) for x in report["panels"] if x["device"] == "desk-1"] == [("desk-1", 0)]
+    statements = _statements(db, lambda: status.report(db, NOW + 3600000, 60000))
+    for sql in statements:
+        if "device = 'desk-1'" not in sql and "site = 'msk' AND device" in sql:
+            continue  # the configured panels that never sent anything
+        seek = (
+            "LIMIT 1" in sql
+            or sql.startswith("SELECT MAX(seq) FROM raw_events WHERE site = ")
+            or "r.seq = d.seq" in sql  # one lookup per dead-lettered seq
+            or ("MAX(r.seq)" in sql and "r.seq >= t.through" in sql)  # store.gap_free: seek + range above
+        )
+        above = _re.search(r"seq (>=|=|>) (\d+)", sql)
+        assert seek or (above and int(above.group(2)) > 1), sql
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    present=st.lists(st.booleans(), min_size=1, max_size=40),
+    fed=st.integers(0, 40),
+)
+def test_gaps_read_from_the_complete_prefix_are_the_gaps_of_every_event(tmp_path_factory, present, fed):
+    db = sqlite_db(tmp_path_factory.mktemp("g"))
+    p = Panel()
+    for i in range(len(present)):
+        p.press(NOW + i * 1000, "yes")
+    store_events(db, [e for e, keep in zip(p.events, present, strict=True) if keep])
+    # derivation's knowledge: the longest stored prefix 1..k, at most `fed` (it may lag behind)
+    k = 0
+    while k < min(fed, len(present)) and present[k]:
+        k += 1
+    full = store.gaps(db, "msk", "desk-1", NOW + 10**7, 1000)
+    assert store.gaps(db, "msk", "desk-1", NOW + 10**7, 1000, stored_through=k) == full
+    assert (("msk", "desk-1") in store.gap_free(db, {("msk", "desk-1"): k})) == (k > 0 and full == [])
+    assert store.event_panels(db) == ([("msk", "desk-1")] if any(present) else [])
+
+
+def test_panels_and_gap_free_panels_on_either_database(any_db):
+    panels = [("aaa", "x"), ("msk", "desk-1"), ("msk", "desk-2"), ("zzz", "a")]
+    for site_id, device in panels:
+        p = Panel(site_id, device)
+        for i in range(5):
+            p.press(NOW + i * 1000, "yes")
+        store_events(any_db, p.events[:3] + (p.events[4:] if device == "desk-2" else p.events[3:]))
+    assert store.event_panels(any_db) == panels
+    assert store.gap_free(any_db, dict.fromkeys(panels, 3)) == set(panels) - {("msk", "desk-2")}
+    assert store.gap_free(any_db, {}) == set()
+
+
 # ---- one judgement: `rating status` and the console's fleet page ----
 
 from gateway import fleet, panelhealth  # noqa: E402

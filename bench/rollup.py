@@ -1,0 +1,237 @@
+"""`rating report` from the rollups on a chain-sized database, next to a plain SQL reference.
+
+    .venv/bin/python bench/rollup.py --polls 1000000                    # SQLite, build/bench/rollup-1000000.db
+    .venv/bin/python bench/rollup.py --polls 1000000 --pg               # a fresh PostgreSQL database
+    .venv/bin/python bench/rollup.py --polls 100000 --counts            # with daily site-wide counts
+
+The chain: 1,000 offices (Europe/Moscow) with 3 panels each (two staff-question desks, one
+office-question exit), one employee per desk; N polls spread evenly over the panels and 30
+days from 2025-01-06, 09:00-21:00 local (a quarter No or silent), two raw events per poll, one
+force-majeure report per panel and week. Polls, reports and raw events are generated in SQL
+(a recursive CTE / generate_series), not derived (a derivation of every event is `rating
+rebuild`, measured separately); the rollup rows are made from them by gateway.rollup.refresh,
+panel by panel, as derivation makes them (timed: "rollup build").
+
+Measured, each in a fresh process (peak memory = that process's ru_maxrss):
+- `report.build_report(by="employee", period="month")` and `(by="site", period="week")`;
+- the reference: one plain SQL GROUP BY over the polls giving the same answer counts per
+  employee and month / office and week (no intervals, flags, force majeure or verdicts).
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [REPO, os.path.join(REPO, "bench")]
+
+T0 = 1736143200000  # 2025-01-06T06:00Z = 09:00 Moscow, a Monday
+DAY = 86400000
+OFFICES = 1000
+PANELS = 3 * OFFICES
+MOSCOW = 3 * 3600 * 1000
+
+
+def site_toml():
+    parts = ['[deployment]\nlang = "en"\nfrom = 2025-01-01T00:00:00Z\n']
+    parts.append("[deployment.reference]\ndi_staff = 0.10\ndi_office = 0.12\n")
+    for i in range(OFFICES):
+        parts.append('[[sites]]\nid = "o%04d"\nname = "Office %04d"\ntimezone = "Europe/Moscow"\n' % (i, i))
+    parts.append('[[questions]]\nid = "staff"\nkind = "staff"\ntext_ru = "Как {employee}?"\ntext_en = "{employee}?"\n')
+    parts.append('[[questions]]\nid = "office"\nkind = "office"\ntext_ru = "Офис?"\ntext_en = "Office?"\n')
+    for i in range(OFFICES):
+        for d in (0, 1):
+            parts.append('[[employees]]\nid = "e%04d-%d"\nname = "Employee %04d-%d"\n' % (i, d, i, d))
+            parts.append('[[panels]]\nsite = "o%04d"\ndevice = "p%d"\nquestion = "staff"\n' % (i, d))
+            parts.append(
+                '[[roster]]\npanel = "o%04d/p%d"\nemployee = "e%04d-%d"\nfrom = 2025-01-01T00:00:00Z\n' % (i, d, i, d)
+            )
+        parts.append('[[panels]]\nsite = "o%04d"\ndevice = "p2"\nquestion = "office"\n' % i)
+    return "\n".join(parts)
+
+
+def _numbers(db, n):
+    """SQL giving column i = 0..n-1."""
+    if db.dialect == "postgresql":
+        return "SELECT g AS i FROM generate_series(CAST(0 AS BIGINT), %d) g" % (n - 1)
+    return "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d) SELECT i FROM c" % (n - 1)
+
+
+def _text(db, expr, width):
+    if db.dialect == "postgresql":
+        return "lpad((%s)::text, %d, '0')" % (expr, width)
+    return "printf('%%0%dd', %s)" % (width, expr)
+
+
+def build(url, polls, with_counts):
+    from gateway import derive, rollup, schema, site, store
+
+    started = time.monotonic()
+    db = schema.open_database(url)
+    site.apply(db, site.parse(site_toml()), T0 - 7 * DAY, "bench.toml")
+    per_panel = -(-polls // PANELS)
+    # panel j = i % 3000 (office j // 3, device j % 3); its n-th poll (n = i // 3000) on day n % 30,
+    # in hour slot (n // 30) % 12 from 09:00 local, at a minute set by the panel
+    j, n = "(i %% %d)" % PANELS, "(i / %d)" % PANELS
+    office = "'o' || %s" % _text(db, "%s / 3" % j, 4)
+    device = "'p' || (%s %% 3)" % j
+    opened = "(%d + (%s %% 30) * %d + ((%s / 30) %% 12) * 3600000 + ((%s * 7919) %% 3600) * 1000)" % (T0, n, DAY, n, j)
+    staff = "(%s %% 3 < 2)" % j
+    answer = "CASE (i * 7) % 16 WHEN 0 THEN NULL WHEN 1 THEN NULL WHEN 2 THEN 'no' WHEN 3 THEN 'no' WHEN 4 THEN 'unsure' WHEN 5 THEN 'unsure' ELSE 'yes' END"
+    employee = "CASE WHEN %s THEN 'e' || %s || '-' || (%s %% 3) ELSE NULL END" % (staff, _text(db, "%s / 3" % j, 4), j)
+    kind = "CASE WHEN %s THEN 'staff' ELSE 'office' END" % staff
+    with db.transaction():
+        db.execute(
+            "INSERT INTO polls (site, device, open_seq, opened_ms, closes_ms, answer, answer_seq, answered_ms,"
+            " extra_presses, seller_presses, time_source, employee, question, kind, video_url, provisional, contact)"
+            " SELECT %s, %s, 2 * %s + 1, %s, %s + 30000, %s, 2 * %s + 2, %s + 5000, 0, 1, 'device', %s, %s, %s,"
+            " NULL, 0, CASE WHEN %s THEN 1 ELSE 0 END FROM (%s) nums"
+            % (office, device, n, opened, opened, answer, n, opened, employee, kind, kind, staff, _numbers(db, polls))
+        )
+        # two raw events per poll (what `rating status` and the report's lost-event check read)
+        for k, ev in ((1, "seller_short"), (2, "yes")):
+            db.execute(
+                "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
+                " SELECT %s, %s, 2 * %s + %d, 1, %s - %d, %s, '%s', NULL, %s + 40, '{}' FROM (%s) nums"
+                % (office, device, n, k, opened, T0 - DAY, opened, ev, opened, _numbers(db, polls))
+            )
+        # a force-majeure report per staff panel and week (Thursdays 14:00 local)
+        for week in range(5):
+            at = T0 + (7 * week + 3) * DAY + 5 * 3600000
+            db.execute(
+                "INSERT INTO force_majeure (site, device, seq, pressed_ms, start_ms, end_ms, presses, time_source,"
+                " employee, video_url, provisional) SELECT %s, %s, %d, %d, %d, %d, 1, 'device', %s, NULL, 0"
+                " FROM (%s) nums WHERE %s"
+                % (office, device, 10**6 + week, at, at, at + 15 * 60000, employee, _numbers(db, PANELS), staff)
+            )
+        if with_counts:
+            for day in range(30):
+                start = T0 - 9 * 3600000 + day * DAY  # local midnight
+                db.execute(
+                    "INSERT INTO counts (site, device, from_ms, to_ms, transactions, visitors, source, received_ms)"
+                    " SELECT 'o' || %s, '', %d, %d, 20 + i %% 7, 30 + i %% 11, 'bench', %d FROM (%s) nums"
+                    % (_text(db, "i", 4), start, start + DAY, start, _numbers(db, OFFICES))
+                )
+        # what derivation leaves per panel: the events it fed (every one, in seq order)
+        db.execute(
+            "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms, due_ms)"
+            " SELECT site, device, MAX(seq), COUNT(*), '{}', '{}', 0, NULL FROM raw_events GROUP BY site, device"
+        )
+    generated = time.monotonic() - started
+    history = site.load(db)
+    t = time.monotonic()
+    for s, d in store.event_panels(db):
+        with db.transaction():
+            rollup.refresh(db, s, d, history)
+    rolled = time.monotonic() - t
+    db.execute("ANALYZE")
+    print(
+        "built %d polls (%d per panel), %d raw events, counts: %s: generated in SQL %.1f s, rollup %.1f s"
+        % (derive.totals(db)[0], per_panel, 2 * polls, with_counts, generated, rolled),
+        flush=True,
+    )
+    db.close()
+    return generated, rolled
+
+
+REFERENCE = {
+    ("employee", "month"): (
+        "SELECT employee, {month} AS m, kind, COUNT(*) AS n, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END) AS y,"
+        " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END) AS no, SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END) AS s"
+        " FROM polls WHERE kind = 'staff' GROUP BY employee, {month}, kind"
+    ),
+    ("site", "week"): (
+        "SELECT site, {week} AS w, kind, COUNT(*) AS n, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END) AS y,"
+        " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END) AS no, SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END) AS s"
+        " FROM polls GROUP BY site, {week}, kind"
+    ),
+}
+
+
+def measure(url, by, period, what):
+    """In this (fresh) process: the report or the reference; prints seconds, rows, peak MB."""
+    from gateway import db as dbmod
+    from gateway import report
+
+    db = dbmod.connect(url)
+    t = time.monotonic()
+    if what == "report":
+        rows = len(report.build_report(db, by=by, period=period, now_ms=T0 + 40 * DAY)["rows"])
+    else:
+        if db.dialect == "postgresql":
+            local = "to_timestamp(opened_ms / 1000.0) AT TIME ZONE 'Europe/Moscow'"
+            month, week = "to_char(%s, 'YYYY-MM')" % local, "to_char(%s, 'IYYY-IW')" % local
+        else:
+            local = "(opened_ms + %d) / 1000, 'unixepoch'" % MOSCOW
+            # the Monday of the local date's week
+            month = "strftime('%%Y-%%m', %s)" % local
+            week = "date(%s, '-' || ((CAST(strftime('%%w', %s) AS INTEGER) + 6) %% 7) || ' days')" % (local, local)
+        rows = len(db.query(REFERENCE[(by, period)].format(month=month, week=week)))
+    took = time.monotonic() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("%s %.3f %d %.0f" % (what, took, rows, peak))
+
+
+def run_one(url, by, period, what):
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", what, "--url", url, "--by", by, "--period", period],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[1]), int(out[2]), float(out[3])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--polls", type=int, default=100000)
+    ap.add_argument("--pg", action="store_true", help="a fresh PostgreSQL database (dropped afterwards)")
+    ap.add_argument("--counts", action="store_true", help="daily site-wide transactions and visitors too")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--regen", action="store_true")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--by", default="employee", help=argparse.SUPPRESS)
+    ap.add_argument("--period", default="month", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        measure(args.url, args.by, args.period, args.measure)
+        return
+    drop = None
+    if args.pg:
+        from support import pg_database
+
+        url, drop, _ = pg_database()
+    else:
+        path = os.path.join(REPO, "build", "bench", "rollup-%d%s.db" % (args.polls, "-counts" if args.counts else ""))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if args.regen and os.path.exists(path):
+            os.remove(path)
+        url = "sqlite:///%s" % path
+        if not os.path.exists(path):
+            build(url, args.polls, args.counts)
+    try:
+        if args.pg:
+            build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
+        print("load average: %.2f %.2f %.2f" % os.getloadavg())
+        print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
+        print("|---|---|---|---|---|---|")
+        for by, period in (("employee", "month"), ("site", "week")):
+            reps = [run_one(url, by, period, "report") for _ in range(args.repeat)]
+            refs = [run_one(url, by, period, "reference") for _ in range(args.repeat)]
+            rep, ref = min(r[0] for r in reps), min(r[0] for r in refs)
+            print(
+                "| by %s, %s | %.2f s | %.2f s | %.1fx | %d | %.0f / %.0f MB |"
+                % (by, period, rep, ref, rep / ref, reps[0][1], max(r[2] for r in reps), max(r[2] for r in refs)),
+                flush=True,
+            )
+    finally:
+        if drop:
+            drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""The report from the rollups: sums aggregated in SQL, figures from kpi_core, same rows.
+
+`compute(db, history, opts, counts, lost)` gives what `gateway.report_core.compute` gives from
+every poll (tests/gateway/test_report_rollup.py proves it for random histories), reading:
+- the rollup rows wholly inside the report range, summed in SQL per the report's grouping and
+  period (gateway.rollup.sums): the answers, invalid and force-majeure-excluded polls, contact
+  polls, time sources, force-majeure reports and their review status;
+- the polls of the few rollup rows the range cuts through (a bound inside a local day), one
+  by one (gateway.rollup.rows_cut / cut_items);
+- for the rows that have transactions or visitors, the opening times of their contact polls
+  (those are counted only inside the time the counts cover, which no day sum can tell).
+Memory grows with the number of report rows and counts rows, not with the polls.
+"""
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import kpi_core
+from gateway import derive, i18n, review, rollup
+from gateway.report_core import (
+    FORMAT_VERSION,
+    KINDS,
+    Counted,
+    Options,
+    Row,
+    Tally,
+    _Frame,
+    _Scope,
+    bucket,
+    counts_for,
+    fig_dict,
+    flag,
+    lost_for,
+    rank,
+    row_dict,
+)
+from gateway.site import History
+from kpi_core import PollCounts, ScopeCounts
+
+_PC = ("yes", "no", "unsure", "silent", "fm_no", "fm_silent")
+
+
+class _Sums(_Scope):
+    """A report row's scope, holding sums instead of polls."""
+
+    def __init__(self, key: str, label: str, period: str, start: int | None, end: int | None):
+        super().__init__(key, label, period, start, end)
+        self.kinds: dict[str, dict[str, int]] = {}
+        self.all = dict.fromkeys(rollup.POLL_SUMS, 0)
+        self.fm = dict.fromkeys(rollup.FM_SUMS, 0)
+        self.site_first: dict[str, int] = {}  # office -> its first poll time in the row
+        self.poll_panels: set[tuple[str, str]] = set()
+
+    def add_polls(self, item: Mapping[str, Any]) -> None:
+        kind = self.kinds.setdefault(item["kind"], dict.fromkeys(rollup.POLL_SUMS, 0))
+        for name in rollup.POLL_SUMS:
+            kind[name] += item[name]
+            self.all[name] += item[name]
+        site = item["site"]
+        if site not in self.site_first or item["min_ms"] < self.site_first[site]:
+            self.site_first[site] = item["min_ms"]
+        self.poll_panels.add((site, item["device"]))
+
+    def add_reports(self, item: Mapping[str, Any]) -> None:
+        for name in rollup.FM_SUMS:
+            self.fm[name] += item[name]
+
+
+def _range(db, frame: _Frame, opts: Options) -> rollup.Range:
+    if frame.local:
+        sites = [opts.site] if opts.site else rollup.sites(db)
+        return rollup.Range(per_site={s: frame.bounds_of(s) for s in sites})
+    lo, hi = frame.bounds_of(opts.site)
+    return rollup.Range(lo, hi)
+
+
+def _items(db, history: History, frame: _Frame, table: str, group: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rollup sums of the report's range per `group` and period, and the cut rows' polls /
+    reports inside the range summed the same way; in time order (the first makes a row)."""
+    opts = frame.opts
+    rng = _range(db, frame, opts)
+    names = rollup.POLL_SUMS if table == "poll_rollup" else rollup.FM_SUMS
+    items = [dict(r) for r in rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)]
+    cut: dict[tuple, dict[str, Any]] = {}
+    panels: dict = {}
+    for row in rollup.rows_cut(db, table, rng, opts.site, opts.employee):
+        for key, sums, at in rollup.cut_items(db, history, table, row, panels):
+            if not frame.inside(row["site"], at):
+                continue
+            k = rollup.key_dict(table, key)
+            period = "all" if opts.period == "all" else k[opts.period]
+            gk = tuple(k[g] for g in group) + (period,)
+            item = cut.get(gk)
+            if item is None:
+                cut[gk] = dict(zip(group, gk, strict=False), period=period, min_ms=at, max_ms=at, **sums)
+                continue
+            for name in names:
+                item[name] += sums[name]
+            item["min_ms"], item["max_ms"] = min(item["min_ms"], at), max(item["max_ms"], at)
+    items += cut.values()
+    items.sort(key=lambda r: (r["min_ms"], r["site"], r["device"]))
+    return items
+
+
+def _key_of(frame: _Frame, item: Mapping[str, Any]) -> tuple[str, str]:
+    history, lang, by = frame.history, frame.opts.lang, frame.opts.by
+    if by == "employee":
+        emp = item["employee"]
+        return emp, history.employee_name(emp) if emp else i18n.t(lang, "unassigned")
+    if by == "question":
+        qid = item["question"]
+        q = history.question(qid or None, item["min_ms"]) or {}
+        return qid, (q.get("text_" + lang) or qid or i18n.t(lang, "unassigned"))
+    return frame.key_of(item)
+
+
+def _group(frame, polls, fms, counts):
+    groups: dict[tuple[str, str], _Sums] = {}
+    total = _Sums("*", "*", "all", None, None)
+
+    periods: dict[tuple, tuple[str, int | None, int | None]] = {}
+    keys: dict[tuple, tuple[str, str]] = {}
+
+    def period_of(item: Mapping[str, Any]) -> tuple[str, int | None, int | None]:
+        # a rollup item's period is that of its label in its timezone (the same for each item)
+        pk = (item["site"], item["tz"], item["period"])
+        found = periods.get(pk)
+        if found is None:
+            found = periods[pk] = frame.period_of(item["site"], item["min_ms"])
+        return found
+
+    def key_of(item: Mapping[str, Any]) -> tuple[str, str]:
+        kk = (item["site"], item["device"], item.get("employee"), item.get("question"))
+        found = keys.get(kk)
+        if found is None:
+            found = keys[kk] = _key_of(frame, item)
+        return found
+
+    def scope_for(key: str, label: str, site: str, at: int, period=None) -> _Sums:
+        plabel, pstart, pend = period or frame.period_of(site, at)
+        scope = groups.get((key, plabel))
+        if scope is None:
+            scope = groups[(key, plabel)] = _Sums(key, label, plabel, pstart, pend)
+        return scope
+
+    for items, is_fm in ((polls, False), (fms, True)):
+        for item in items:
+            scope = scope_for(*key_of(item), item["site"], item["min_ms"], period_of(item))
+            for sc in (scope, total):
+                sc.add_reports(item) if is_fm else sc.add_polls(item)
+                sc.panels.add((item["site"], item["device"]))
+                sc.sites.add(item["site"])
+    if frame.opts.by in ("site", "device") and frame.opts.employee is None:
+        _counted_only(frame, counts, groups, total, scope_for)
+    for scope in list(groups.values()) + [total]:
+        if scope.period == "all":
+            found = {frame.bounds_of(s) for s in scope.sites}
+            if not found:
+                found = {(None, None) if frame.local and not frame.opts.site else frame.bounds_of(frame.opts.site)}
+            scope.start, scope.end = found.pop() if len(found) == 1 else (None, None)
+    return groups, total
+
+
+def _counted_only(frame, counts, groups, total, scope_for) -> None:
+    """Offices / panels with counts but no polls still show (coverage 0 is news)."""
+    for r in counts:
+        if frame.opts.by == "device" and not r["device"]:
+            continue
+        key, label = frame.key_of({"site": r["site"], "device": r["device"]})
+        before = len(groups)
+        sc = scope_for(key, label, r["site"], r["from_ms"])
+        if len(groups) > before:
+            sc.sites.add(r["site"])
+            if r["device"]:
+                sc.panels.add((r["site"], r["device"]))
+        total.sites.add(r["site"])
+
+
+def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Frame, invalid) -> tuple[int, int]:
+    """(contact polls in transactions time, in visitors time) of the row. The counted spans of
+    one office are either its site-wide ones or its panels' (report_core.counts_for picks one
+    kind per office), merged, so they never overlap: the row's valid contact polls in them are
+    one indexed COUNT per span, less the invalid ones (`invalid`: the contact polls an expert
+    marked invalid, rows)."""
+    if (counted.transactions is None and counted.visitors is None) or not scope.all["contact"]:
+        return 0, 0
+    opts = frame.opts
+    employee = scope.key if rule == "employee" else opts.employee
+    device = scope.key.split("/", 1)[1] if rule == "device" else None
+    out = [0, 0]
+    for site, first in sorted(scope.site_first.items()):
+        lo, hi = frame.bounds_of(site)
+        if scope.period != "all":
+            _label, start, end = bucket(first, frame.history.tz(site, first), opts.period)
+            lo = start if lo is None else max(lo, start or lo)
+            hi = end if hi is None else min(hi, end or hi)
+        for i, (known, spans) in enumerate(((counted.transactions, counted.tx), (counted.visitors, counted.vis))):
+            if known is None:
+                continue
+            for (s, dev), merged in spans.merged():
+                if s != site or (device is not None and dev not in ("", device)):
+                    continue
+                for a, b in merged:
+                    a, b = max(a, lo) if lo is not None else a, min(b, hi) if hi is not None else b
+                    if a < b:
+                        out[i] += derive.count_contact_polls(db, site, dev or device, employee, a, b)
+            for p in invalid:
+                if (
+                    p["site"] == site
+                    and (device is None or p["device"] == device)
+                    and (employee is None or (p["employee"] or "") == employee)
+                    and (lo is None or p["opened_ms"] >= lo)
+                    and (hi is None or p["opened_ms"] < hi)
+                    and spans.covers(site, p["device"], p["opened_ms"])
+                ):
+                    out[i] -= 1
+    return out[0], out[1]
+
+
+def _tally(scope: _Sums, kinds: Sequence[str], counted: Counted, conv: int, cov: int) -> Tally:
+    per_kind = {}
+    for kind in kinds:
+        s = scope.kinds.get(kind)
+        if s and s["polls"]:
+            per_kind[kind] = PollCounts(**{n: s[n] for n in _PC})
+    a, fm = scope.all, scope.fm
+    valid = a["polls"] - a["invalid"]
+    return Tally(
+        scope=ScopeCounts(
+            staff=per_kind.get("staff"),
+            office=per_kind.get("office"),
+            loyalty=per_kind.get("loyalty"),
+            polls=valid,
+            fm_reports=fm["reports"],
+            conversion_polls=conv,
+            coverage_polls=cov,
+            transactions=counted.transactions,
+            visitors=counted.visitors,
+        ),
+        invalid=a["invalid"],
+        contact=a["contact"],
+        fm_confirmed=fm["confirmed"],
+        fm_rejected=fm["rejected"],
+        fm_pending=fm["reports"] - fm["confirmed"] - fm["rejected"],
+        time_device=a["t_device"],
+        time_repaired=a["t_repaired"],
+        time_arrival=a["t_arrival"],
+    )
+
+
+def _row(db, scope: _Sums, rule: str, frame: _Frame, counts, lost, invalid) -> Row:
+    opts = frame.opts
+    counted = counts_for(scope, rule, counts, frame)
+    conv, cov = _in_counted_time(db, scope, rule, counted, frame, invalid)
+    people = rule == "employee"
+    tally = _tally(scope, ("staff",) if people else KINDS, counted, conv, cov)
+    lost_row = lost_for(scope, frame, lost) if rule in ("site", "device", "total") else None
+    notes = []
+    if people and scope.key == "" and scope.poll_panels:
+        panels = ", ".join("%s/%s" % p for p in sorted(scope.poll_panels))
+        notes = [flag(opts.lang, "no_roster", "employee", n=scope.all["polls"], panels=panels)]
+    return row_dict(scope.head(frame.history), tally, opts, lost_row, counted, notes)
+
+
+def compute(
+    db,
+    history: History,
+    opts: Options,
+    counts: Sequence[Mapping[str, Any]],
+    lost: Mapping[tuple[str, str], Any],
+    offices: Collection[str] | None = None,
+) -> Row:
+    """The report (docs/report-json.md) from the rollups. counts: the counts rows of the range
+    (as gateway.report loads them); lost: (site, device) -> the panel's lost gaps; offices: only
+    these offices (an account's scope; None: every office)."""
+    frame = _Frame(history, opts)
+    extra = {"employee": ("employee",), "question": ("question",)}.get(opts.by, ())
+    polls = _items(db, history, frame, "poll_rollup", ("site", "device", "kind", "tz") + extra)
+    fms = _items(db, history, frame, "fm_rollup", ("site", "device", "tz") + extra)
+    counts = [r for r in counts if frame.inside(r["site"], r["from_ms"])]
+    if offices is not None:
+        keep = set(offices)
+        polls = [p for p in polls if p["site"] in keep]
+        fms = [f for f in fms if f["site"] in keep]
+        counts = [r for r in counts if r["site"] in keep]
+        lost = {k: v for k, v in lost.items() if k[0] in keep}
+    groups, total = _group(frame, polls, fms, counts)
+    invalid = [p for p in derive.polls_by_ids(db, review.invalid_poll_ids(review.latest(db))) if p["contact"]]
+    rows = [_row(db, groups[g], opts.by, frame, counts, lost, invalid) for g in sorted(groups)]
+    if opts.sort:
+        rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
+    total_row = _row(db, total, "total", frame, counts, lost, invalid)
+    th = opts.thresholds
+    return {
+        "version": FORMAT_VERSION,
+        "generated_ms": opts.now_ms,
+        "lang": opts.lang,
+        "by": opts.by,
+        "period": opts.period,
+        "from_ms": total.start,
+        "to_ms": total.end,
+        "from_local": frame.local_from,
+        "to_local": frame.local_to,
+        "site": opts.site,
+        "employee": opts.employee,
+        "sort": opts.sort,
+        "k": opts.k,
+        "thresholds": {f: getattr(th, f) for f in ("fm_rate_max", "coverage_min", "conversion_min", "min_n")},
+        "reference": dict(opts.reference),
+        "rows": rows,
+        "total": total_row,
+        "bottleneck": [] if opts.employee is not None else _bottlenecks(frame, polls),
+    }
+
+
+def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]:
+    """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
+    opts, history = frame.opts, frame.history
+    by_site: dict[tuple[str, str, int | None, int | None], dict[str, dict[str, int]]] = {}
+    for p in polls:
+        label, pstart, pend = bucket(p["min_ms"], history.tz(p["site"], p["min_ms"]), opts.period)
+        kinds = by_site.setdefault((p["site"], label, pstart, pend), {})
+        if p["kind"] in ("staff", "office"):
+            s = kinds.setdefault(p["kind"], dict.fromkeys(_PC + ("polls",), 0))
+            for n in _PC + ("polls",):
+                s[n] += p[n]
+    out = []
+    lang, reference = opts.lang, opts.reference
+    for (site, label, pstart, pend), kinds in sorted(by_site.items(), key=lambda x: (x[0][0], x[0][1])):
+        counts = {k: PollCounts(**{n: s[n] for n in _PC}) for k, s in kinds.items() if s["polls"]}
+        di_s = None if "staff" not in counts else kpi_core.di_staff(counts["staff"], opts.k)
+        di_o = None if "office" not in counts else kpi_core.di_office(counts["office"], opts.k)
+        item: Row = {
+            "site": site,
+            "label": history.site_name(site),
+            "period": label,
+            "period_start_ms": frame.bounds_of(site)[0] if opts.period == "all" else pstart,
+            "period_end_ms": frame.bounds_of(site)[1] if opts.period == "all" else pend,
+            "di_staff": fig_dict(di_s),
+            "di_office": fig_dict(di_o),
+        }
+        if "di_staff" not in reference or "di_office" not in reference:
+            text = i18n.t(lang, "no_reference")
+            item.update(verdict=None, verdict_text=text, reason=text)
+        else:
+            d = kpi_core.bottleneck(
+                di_s, di_o, reference["di_staff"], reference["di_office"], min_n=opts.thresholds.min_n
+            )
+            item.update(
+                verdict=d.verdict,
+                verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
+                reason=d.reason_ru if lang == "ru" else d.reason_en,
+            )
+        out.append(item)
+    return out
