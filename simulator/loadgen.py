@@ -78,6 +78,7 @@ class Result:
         self.connect_s = 0.0
         self.load_s = 0.0  # first event sent -> last ack in
         self.unacked = 0  # events never acked (the run timed out)
+        self.reconnects = 0  # connections the broker dropped
 
     def rate(self):
         return self.events / self.load_s if self.load_s > 0 else 0.0
@@ -89,7 +90,20 @@ class Result:
 
 
 class _Panel:
-    __slots__ = ("index", "site", "device", "client", "t_event", "head", "sent", "acked", "wait_since", "up", "sock")
+    __slots__ = (
+        "index",
+        "site",
+        "device",
+        "client",
+        "t_event",
+        "head",
+        "sent",
+        "acked",
+        "wait_since",
+        "up",
+        "sock",
+        "retry_at",
+    )
 
     def __init__(self, index, site, device, head):
         self.index, self.site, self.device, self.head = index, site, device, head
@@ -100,6 +114,7 @@ class _Panel:
         self.wait_since: float | None = None  # real time of the oldest unacked publish
         self.up = False  # CONNACK seen
         self.sock: Any = None
+        self.retry_at: float | None = None  # real time to reconnect after a lost connection
 
 
 class LoadGen:
@@ -133,6 +148,8 @@ class LoadGen:
         c.user_data_set(p)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
+        c.on_socket_close = self._on_socket_close
         c.max_queued_messages_set(0)
         c.max_inflight_messages_set(self.WINDOW)
         p.t_event = topics.device_topic(self.root, p.site, p.device, "event")
@@ -140,9 +157,16 @@ class LoadGen:
         return c
 
     def _on_connect(self, c, p, flags, rc, props=None):
-        if rc != 0:
-            raise RuntimeError("the broker refused %s/%s: %s" % (p.site, p.device, rc))
+        if rc.is_failure:
+            if rc.value in (4, 5, 134, 135):  # bad user name or password, not authorised
+                raise RuntimeError("the broker refused %s/%s: %s" % (p.site, p.device, rc))
+            return  # busy: the broker closes the socket, _on_disconnect retries
         p.up = True
+        p.retry_at = None
+        # like the firmware after a (re)connect: resend everything not acked, in order
+        self.inflight -= p.sent - p.acked
+        p.sent = p.acked
+        p.wait_since = None
         c.subscribe(topics.device_topic(self.root, p.site, p.device, "ack"), 1)
         state = {
             "online": True,
@@ -161,6 +185,30 @@ class LoadGen:
             "conn": 1,
         }
         c.publish(topics.device_topic(self.root, p.site, p.device, "state"), messages.encode_state(state), 0, True)
+
+    def _on_disconnect(self, c, p, flags, rc, props=None):
+        if p.up:
+            self.result.reconnects += 1
+        p.up = False
+        p.retry_at = time.monotonic() + 1.0
+
+    def _on_socket_close(self, c, p, sock):
+        if p.sock is not None:
+            try:
+                self.sel.unregister(p.sock)
+            except (KeyError, ValueError):
+                pass
+            p.sock = None
+
+    def _reconnect(self, now):
+        for p in self.panels:
+            if p.retry_at is not None and now >= p.retry_at and p.client is not None:
+                p.retry_at = now + 5.0
+                try:
+                    p.client.reconnect()
+                except OSError:
+                    continue
+                self._watch(p)
 
     def _on_message(self, c, p, msg):
         if not msg.topic.endswith("/ack"):
@@ -199,6 +247,13 @@ class LoadGen:
                     self.sel.unregister(p.sock)
                 except (KeyError, ValueError):
                     pass
+            try:
+                old = self.sel.get_key(s)  # a closed socket's number, reused
+            except KeyError:
+                old = None
+            if old is not None:
+                self.sel.unregister(s)
+                old.data.sock = None
             self.sel.register(s, events, p)
             p.sock = s
         else:
@@ -222,6 +277,7 @@ class LoadGen:
             if time.monotonic() > deadline:
                 raise RuntimeError("%d panels not connected after %.0f s" % (waiting + len(todo), timeout))
             self._io(0.05)
+            self._reconnect(time.monotonic())
         self.result.connect_s = time.monotonic() - t0
         self.log("load: %d panels connected in %.1f s" % (len(self.panels), self.result.connect_s))
 
@@ -255,17 +311,18 @@ class LoadGen:
             if now > deadline:
                 break
             for p in self.panels:
-                if p.acked < p.head:
+                if p.acked < p.head and p.up:
                     self._pump(p, now)
             self._want_write = [p for p in self.panels if p.client.want_write()]
             self._io(0.01)
             if now - last_misc > 1.0:
                 for p in self.panels:
-                    p.client.loop_misc()
+                    if p.sock is not None:
+                        p.client.loop_misc()
+                self._reconnect(now)
                 last_misc = now
         self.result.load_s = time.monotonic() - t0
         self.result.unacked = total - self.result.events
-        self.result.resends += 0
         return self.result
 
     def close(self):
