@@ -8,9 +8,10 @@ gateway (`rating gateway run`, a subprocess) -> SQLite, driven in simulated time
    start.
 2. An event-driven scheduler walks simulated time: contact edges of every press (with bounce),
    the fault schedule, and each panel's own deadlines (buttons, window, NTP, heartbeat, ack
-   timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. At a
-   panel's ack deadline simulated time waits (a bounded real wait) for the gateway's ack, so
-   a healthy run has no spurious resends; faults let the timeouts fire for real.
+   timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. A
+   panel whose ack deadline comes before the gateway's ack is parked: it alone waits for the
+   ack while the other panels go on (_park), so a healthy run has no spurious resends and no
+   real-time wait per event; faults let the timeouts fire for real.
 3. Faults: Wi-Fi drops (the HAL's access point goes away), broker outages (the broker process
    stops and starts), reboots and power cuts (the Panel is rebuilt from its surviving flash; a
    power cut tears the journal write of the press in progress), boots without a clock until
