@@ -19,6 +19,7 @@ Events: per panel and day `events_per_day` events in pairs (a seller's press, th
 answer 10 s later) spread over opening hours, in simulated time from `start_ms`; seeded.
 """
 
+import collections
 import random
 import selectors
 import time
@@ -102,6 +103,7 @@ class _Panel:
         "wait_since",
         "up",
         "sock",
+        "mask",
         "retry_at",
     )
 
@@ -114,6 +116,7 @@ class _Panel:
         self.wait_since: float | None = None  # real time of the oldest unacked publish
         self.up = False  # CONNACK seen
         self.sock: Any = None
+        self.mask = 0  # the selector events registered for sock
         self.retry_at: float | None = None  # real time to reconnect after a lost connection
 
 
@@ -132,6 +135,8 @@ class LoadGen:
         self.panels = [_Panel(i, s, d, n) for i, (s, d) in enumerate(plan.keys())]
         self.result = Result()
         self.inflight = 0
+        self._due = set()  # panels that may send now (connected, acked, timed out)
+        self._starved = collections.deque()  # ... that wait for room under MAX_INFLIGHT
 
     # ---- clients --------------------------------------------------------------------------
     def _client(self, p):
@@ -167,6 +172,7 @@ class LoadGen:
         self.inflight -= p.sent - p.acked
         p.sent = p.acked
         p.wait_since = None
+        self._due.add(p)
         c.subscribe(topics.device_topic(self.root, p.site, p.device, "ack"), 1)
         state = {
             "online": True,
@@ -225,15 +231,18 @@ class LoadGen:
             p.wait_since = time.monotonic() if p.sent > p.acked else None
             if p.sent < p.acked:
                 p.sent = p.acked
+            self._due.add(p)
 
     def _io(self, timeout):
+        touched = []
         for key, mask in self.sel.select(timeout):
-            c = key.data.client
+            p = key.data
             if mask & selectors.EVENT_READ:
-                c.loop_read()
+                p.client.loop_read()
             if mask & selectors.EVENT_WRITE:
-                c.loop_write()
-        for p in self._want_write:
+                p.client.loop_write()
+            touched.append(p)
+        for p in touched:  # callbacks queue packets (PUBACKs, subscribes) instead of writing
             self._watch(p)
 
     def _watch(self, p):
@@ -241,6 +250,9 @@ class LoadGen:
         if s is None:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if p.client.want_write() else 0)
+        if p.sock is s and p.mask == events:
+            return
+        p.mask = events
         if p.sock is not s:
             if p.sock is not None:
                 try:
@@ -263,7 +275,6 @@ class LoadGen:
     def connect_all(self, timeout=600.0):
         t0 = time.monotonic()
         deadline = t0 + timeout
-        self._want_write = []
         todo = list(self.panels)
         while True:
             waiting = sum(1 for p in self.panels if p.client is not None and not p.up)
@@ -304,21 +315,28 @@ class LoadGen:
         t0 = time.monotonic()
         deadline = t0 + timeout
         last_misc = t0
-        self._want_write = self.panels
         total = len(self.panels) * self.plan.n_events()
         while self.result.events < total:
             now = time.monotonic()
             if now > deadline:
                 break
-            for p in self.panels:
-                if p.acked < p.head and p.up:
-                    self._pump(p, now)
-            self._want_write = [p for p in self.panels if p.client.want_write()]
-            self._io(0.01)
+            while self._starved and self.inflight < self.MAX_INFLIGHT - self.WINDOW * len(self._due):
+                self._due.add(self._starved.popleft())
+            due, self._due = self._due, set()
+            for p in due:
+                if not p.up or p.acked >= p.head:
+                    continue
+                self._pump(p, now)
+                self._watch(p)
+                if p.sent < p.head and p.sent - p.acked < self.WINDOW:
+                    self._starved.append(p)  # stopped by MAX_INFLIGHT
+            self._io(0.0 if self._due else 0.01)
             if now - last_misc > 1.0:
                 for p in self.panels:
                     if p.sock is not None:
                         p.client.loop_misc()
+                    if p.wait_since is not None and now - p.wait_since > self.ACK_TIMEOUT_S:
+                        self._due.add(p)  # _pump rewinds it
                 self._reconnect(now)
                 last_misc = now
         self.result.load_s = time.monotonic() - t0
