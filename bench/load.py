@@ -73,10 +73,11 @@ def main():
     )
     total = plan.panels * plan.n_events()
     print(
-        "%d cores; %s broker; %d panels x %d days x %d events/day = %d events"
-        % (os.cpu_count() or 1, broker.kind, plan.panels, plan.days, a.events_per_day, total)
+        "%d cores; %s broker; %d panels x %d days x %d events/day = %d events; load average %.1f"
+        % (os.cpu_count() or 1, broker.kind, plan.panels, plan.days, a.events_per_day, total, os.getloadavg()[0]),
+        flush=True,
     )
-    gen = loadgen.LoadGen(plan, broker.host, broker.port, ROOT, logins=logins)
+    gen = loadgen.LoadGen(plan, broker.host, broker.port, ROOT, logins=logins, log=lambda line: print(line, flush=True))
     try:
         gw.start()
         gw.wait_connected()

@@ -275,11 +275,12 @@ class LoadGen:
     def connect_all(self, timeout=600.0):
         t0 = time.monotonic()
         deadline = t0 + timeout
-        todo = list(self.panels)
+        last_misc = t0
+        todo = collections.deque(self.panels)
         while True:
             waiting = sum(1 for p in self.panels if p.client is not None and not p.up)
             while todo and waiting < self.CONNECT_BATCH:
-                p = todo.pop(0)
+                p = todo.popleft()
                 self._client(p).connect(self.host, self.port, 60)
                 self._watch(p)
                 waiting += 1
@@ -288,7 +289,13 @@ class LoadGen:
             if time.monotonic() > deadline:
                 raise RuntimeError("%d panels not connected after %.0f s" % (waiting + len(todo), timeout))
             self._io(0.05)
-            self._reconnect(time.monotonic())
+            now = time.monotonic()
+            if now - last_misc > 1.0:  # keepalive pings: a long connect phase must not time out the first ones
+                for p in self.panels:
+                    if p.sock is not None:
+                        p.client.loop_misc()
+                self._reconnect(now)
+                last_misc = now
         self.result.connect_s = time.monotonic() - t0
         self.log("load: %d panels connected in %.1f s" % (len(self.panels), self.result.connect_s))
 
