@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,8 +35,12 @@ def raw_publish_rate(host, port, logins, site, device, n):
     user = accounts.panel_username(site, device)
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-%d" % os.getpid())
     c.username_pw_set(user, logins.passwords[user])
+    up = threading.Event()
+    c.on_connect = lambda *_a: up.set()
     c.connect(host, port, 60)
     c.loop_start()
+    if not up.wait(30):
+        raise SystemExit("the reference client did not connect")
     topic = topics.device_topic(ROOT, site, device, "event")
     body = messages.encode_event(999999, 1, 3600000, 1740960000000, "seller_short")
     t0 = time.monotonic()
@@ -89,27 +94,29 @@ def main():
             problems = loadgen.verify(plan, db)
         finally:
             db.close()
+        print(
+            "load: %d panels connected in %.1f s; %d of %d events acked in %.1f s = %.0f events/s; "
+            "%d published, %d resent after %d ack timeouts, %d reconnects"
+            % (
+                plan.panels,
+                res.connect_s,
+                res.events,
+                total,
+                res.load_s,
+                res.rate(),
+                res.published,
+                res.resends,
+                res.ack_timeouts,
+                res.reconnects,
+            ),
+            flush=True,
+        )
         site, device = plan.keys()[0]
         ref = raw_publish_rate(broker.host, broker.port, logins, site, device, min(total, 200000))
     finally:
         gen.close()
         gw.stop()
         broker.close()
-    print(
-        "load: %d panels connected in %.1f s; %d of %d events acked in %.1f s = %.0f events/s; "
-        "%d published, %d resent after %d ack timeouts"
-        % (
-            plan.panels,
-            res.connect_s,
-            res.events,
-            total,
-            res.load_s,
-            res.rate(),
-            res.published,
-            res.resends,
-            res.ack_timeouts,
-        )
-    )
     print("reference: raw paho publish (QoS 0, one client, no subscriber) to the same broker: %.0f msgs/s" % ref)
     print("ratio ingest / raw publish: %.2f" % (res.rate() / ref))
     if problems or res.unacked:
