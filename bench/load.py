@@ -111,6 +111,7 @@ def main():
             ),
             flush=True,
         )
+        gen.close()  # the panels gone, the gateway stopped: nobody reads the reference's messages
         site, device = plan.keys()[0]
         ref = raw_publish_rate(broker.host, broker.port, logins, site, device, min(total, 200000))
     finally:

@@ -137,6 +137,7 @@ class LoadGen:
         self.inflight = 0
         self._due = set()  # panels that may send now (connected, acked, timed out)
         self._starved = collections.deque()  # ... that wait for room under MAX_INFLIGHT
+        self.closed = False
 
     # ---- clients --------------------------------------------------------------------------
     def _client(self, p):
@@ -351,6 +352,9 @@ class LoadGen:
         return self.result
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         for p in self.panels:
             if p.client is not None:
                 try:
