@@ -9,9 +9,10 @@ gateway (`rating gateway run`, a subprocess) -> SQLite, driven in simulated time
 2. An event-driven scheduler walks simulated time: contact edges of every press (with bounce),
    the fault schedule, and each panel's own deadlines (buttons, window, NTP, heartbeat, ack
    timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. A
-   panel whose ack deadline comes before the gateway's ack is parked: it alone waits for the
-   ack while the other panels go on (_park), so a healthy run has no spurious resends and no
-   real-time wait per event; faults let the timeouts fire for real.
+   panel whose ack deadline comes before the gateway's ack is parked: simulated time goes on
+   for the others until the parked panel's next input or own deadline, and only then waits
+   (bounded, real time) for its ack (_park), so a healthy run has no spurious resends; faults
+   let the timeouts fire for real.
 3. Faults: Wi-Fi drops (the HAL's access point goes away), broker outages (the broker process
    stops and starts), reboots and power cuts (the Panel is rebuilt from its surviving flash; a
    power cut tears the journal write of the press in progress), boots without a clock until
@@ -58,7 +59,6 @@ class Track:
         "last_pub_real",
         "wifi_down_until",
         "cut_fault",
-        "parked_at",
         "parked_since",
     )
 
@@ -70,8 +70,7 @@ class Track:
         self.last_pub_real = 0.0  # real time of the panel's last publish
         self.wifi_down_until = None  # simulated ms its access point comes back
         self.cut_fault = None  # the power-cut fault armed on its next journal write
-        self.parked_at = None  # simulated ms of the ack deadline the panel is parked at (Runner._park)
-        self.parked_since = None  # real time it was parked
+        self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
 
 
 class Runner:
@@ -79,7 +78,6 @@ class Runner:
     HOLD_MAX_S = 30.0  # ... at most, however slow the gateway has been answering
     ACK_SLACK = 20  # ... or this many times the smoothed publish -> ack time
     HOLD_FAULT_S = 0.05  # ... while the broker or the gateway is down on purpose
-    LAG_MAX_MS = 3600000  # how far simulated time may run ahead of a parked panel
     POLL_EVERY_S = 0.002  # look at the panels' sockets at least this often (real time)
     KEEPALIVE_EVERY_S = 5.0  # let paho ping the broker (it counts real seconds)
     DRAIN_REAL_S = 120.0  # the end-of-run drain must finish within this (real seconds)
@@ -114,7 +112,7 @@ class Runner:
             "holds": 0,  # real-time waits of simulated time for a parked panel's ack
             "hold_s": 0.0,
             "parks": 0,  # ack deadlines passed while the ack was still on its way (no wait)
-            "park_acks": 0,  # ... whose ack came while simulated time went on without them
+            "park_acks": 0,  # ... whose ack then came before the panel's next input
             "hold_expired": 0,  # holds that gave up (the panel's ack timeout then fired)
             "selects": 0,
             "select_s": 0.0,
@@ -135,8 +133,7 @@ class Runner:
         self._ready = set()  # sockets the last select found readable
         self._last_poll = self._last_ka = 0.0  # real times of the last socket poll / keepalive
         self._drain_started = None  # real time the drain began
-        self.parked = {}  # (site, device) -> heap items set aside while the panel waits for its ack (_park)
-        self._arrived = set()  # parked panels whose socket became readable
+        self.parked = {}  # (site, device) -> VirtualPanel whose ack deadline passed before its ack came
         self.ack_rtt = 0.0  # smoothed real time from a panel's publish to its ack (seconds)
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
 
@@ -288,7 +285,7 @@ class Runner:
         if t is None:
             tr.wake_at = None
             return
-        t = max(t, vp.now)  # the panel's own clock: it may lag simulated time (see _park)
+        t = max(t, self.now)
         # livelock guard: a panel that keeps asking for a step at the same instant without
         # doing anything would stop simulated time (and with it its own socket reads)
         if t == tr.spin_t:
@@ -305,7 +302,8 @@ class Runner:
 
     def _step(self, vp, t):
         tr = self.track[vp.key]
-        assert tr.parked_at is None, "a parked panel is stepped only after _catch_up"
+        if tr.parked_since is not None:
+            self._unpark(vp)
         p = vp.panel
         before = (p.link.published, p.link.outbox.acked()) if p is not None else None
         vp.step(t)
@@ -358,7 +356,7 @@ class Runner:
         self.stats["wifi_drops"] += 1
         self._push(tr.wifi_down_until, "wifi_up", vp)
         if vp.panel is not None:
-            self._step(vp, f["t"])
+            self._step(vp, self.now)
 
     def _broker_outage(self, f):
         if self.broker is None:
@@ -396,7 +394,7 @@ class Runner:
 
     def _boot_later(self, vp, f):
         """The power comes back f["duration"] later; with no_clock, NTP answers ntp_delay after."""
-        up_at = vp.now + f["duration"]
+        up_at = self.now + f["duration"]
         self._push(up_at, "boot", (vp, up_at + f["ntp_delay"] if f["no_clock"] else None))
         if f["no_clock"]:
             self.stats["no_clock_boots"] += 1
@@ -432,9 +430,6 @@ class Runner:
         for s in ready:
             vp = socks[s]
             tr = self.track[vp.key]
-            if tr.parked_at is not None:
-                self._arrived.add(vp.key)  # its ack (most likely): catch it up (_loop)
-                continue
             t = max(self.now, vp.poll_at())
             if tr.wake_at is None or t < tr.wake_at:
                 tr.wake_at = t
@@ -461,20 +456,20 @@ class Runner:
             self._real_time_chores()
             if self._run_over():
                 break
-            if self._arrived:
-                self._catch_up_arrived()
-                continue
             if not self.heap:
-                if self.parked:  # nothing else to do: their acks, or their timeouts
-                    self._barrier()
+                if self.parked:  # nothing else to do: step them (their ack or their timeout)
+                    waiting = list(self.parked.values())
+                    self._unpark_all()
+                    for vp in waiting:
+                        self._step(vp, self.now)
                     continue
                 self._poll_sockets(0.01)
                 continue
             t, _, kind, arg = self.heap[0]
             if kind == "wake" and self._skip_or_park(t, arg):
                 continue
-            if self.parked and self._defer(kind, arg):
-                continue
+            if self.parked and self._unpark_for(kind, arg):
+                continue  # the wait may have put new items on the heap: look again
             heapq.heappop(self.heap)
             if kind != "wake":
                 self._inputs -= 1
@@ -532,7 +527,7 @@ class Runner:
         if not self._ack_may_come(tr):
             return False
         heapq.heappop(self.heap)
-        self._park(vp, t)
+        self._park(vp)
         return True
 
     def _ack_may_come(self, tr):
@@ -548,88 +543,69 @@ class Runner:
             return self.HOLD_FAULT_S
         return min(self.HOLD_MAX_S, max(self.HOLD_ACK_S, self.ACK_SLACK * self.ack_rtt))
 
-    def _park(self, vp, t):
-        """The panel's ack deadline t has come, its ack not yet (it is usually a few real ms
-        away). Rather than stopping simulated time, the panel alone stops at t: its items
-        (edges, faults, boot) are set aside until its ack is in its socket, while every other
-        panel goes on; then (_catch_up) the panel reads the ack at t and its items run in
-        order at their own times. Only what concerns every panel (broker outage, gateway
-        restart, the end of the run) waits, in real time and bounded, for parked panels."""
+    def _park(self, vp):
+        """The panel's ack deadline has come, its ack not yet: rather than stopping simulated
+        time (the ack is usually a few real ms away), the panel is left unstepped until the
+        ack is in its socket. Nothing of the panel may happen meanwhile, so its next input
+        (edge, fault, boot) and its next own deadline besides the ack wait for the ack first
+        (_unpark); the firmware then reads the ack before it looks at its ack timeout."""
         tr = self.track[vp.key]
-        tr.parked_at, tr.parked_since = t, time.monotonic()
-        tr.wake_at = tr.wake_why = None
-        self.parked[vp.key] = []
-        self.stats["parks"] += 1
+        if tr.parked_since is None:
+            tr.parked_since = time.monotonic()
+            self.parked[vp.key] = vp
+            self.stats["parks"] += 1
+        t, why = vp.deadline(ack=False)
+        tr.wake_at, tr.wake_why = (None, None) if t is None else (max(t, self.now), why)
+        if tr.wake_at is not None:
+            self._push(tr.wake_at, "wake", vp)
 
-    def _defer(self, kind, arg):
-        """Set the heap's top item aside when it concerns a parked panel (True); before an item
-        that concerns every panel, wait for all parked panels (True: look at the heap again).
-        A panel parked more than LAG_MAX_MS (simulated) before the item is waited for instead:
-        its set-aside items stay few."""
-        vp = self._panel_of(kind, arg)
-        if vp is None:
-            self._barrier()
-            return True
-        items = self.parked.get(vp.key)
-        if items is None:
-            return False
-        if self.heap[0][0] - self.track[vp.key].parked_at > self.LAG_MAX_MS or not self._may_wait(vp):
-            self._wait_for(vp)
-        else:
-            items.append(heapq.heappop(self.heap))
-        return True
-
-    def _may_wait(self, vp):
-        """Whether the parked panel's ack may still come (else its ack timeout must fire)."""
+    def _unpark(self, vp):
+        """Before anything happens to a parked panel: wait (real time, bounded) until its ack
+        is in its socket or cannot come any more."""
         tr = self.track[vp.key]
-        return time.monotonic() - tr.parked_since < self._hold_limit() and tr.last_pub_real > self.gap_real
-
-    def _wait_for(self, vp):
-        """Wait (real time, bounded by _hold_limit) until the parked panel's ack is in its
-        socket, then catch it up."""
+        if tr.parked_since is None:
+            return
         s = vp.socket()
         real0 = time.monotonic()
         waited = False
         while s is not None and not _readable(s):
-            if not self._may_wait(vp):
+            real = time.monotonic()
+            left = self._hold_limit() - (real - tr.parked_since)
+            if left <= 0 or tr.last_pub_real <= self.gap_real:
                 self.stats["hold_expired"] += 1
                 break
             waited = True
+            # on this socket alone: the others' data waits anyway, simulated time stands still
             self.stats["selects"] += 1
             try:
-                select.select([s], [], [], 0.05)
+                select.select([s], [], [], min(0.05, left))
             except (OSError, ValueError):
                 break
+        else:
+            if s is not None:
+                self.stats["park_acks"] += 1
         if waited:
             self.stats["holds"] += 1
             self.stats["hold_s"] += time.monotonic() - real0
-        self._catch_up(vp)
+        tr.parked_since = None
+        del self.parked[vp.key]
 
-    def _catch_up(self, vp):
-        """The parked panel's ack is in (or cannot come): it is stepped at its ack deadline and
-        its set-aside items go back on the heap with their own times."""
-        tr = self.track[vp.key]
-        items = self.parked.pop(vp.key)
-        self._arrived.discard(vp.key)
-        at = tr.parked_at
-        tr.parked_at = tr.parked_since = None
-        for item in items:
-            heapq.heappush(self.heap, item)
-        if vp.panel is not None:
-            tr.wake_at, tr.wake_why = at, "rx"
-            self._push(at, "wake", vp)
+    def _unpark_for(self, kind, arg):
+        """Before a heap item runs: unpark the panel it concerns (every panel for a broker
+        outage or gateway restart); True when any was unparked."""
+        vp = self._panel_of(kind, arg)
+        if vp is None:
+            n = len(self.parked)
+            self._unpark_all()
+            return n > 0
+        if vp.key in self.parked:
+            self._unpark(vp)
+            return True
+        return False
 
-    def _catch_up_arrived(self):
-        arrived, self._arrived = self._arrived, set()
-        for key in arrived:
-            if key in self.parked:
-                self.stats["park_acks"] += 1
-                self._catch_up(self.by_key[key])
-
-    def _barrier(self):
-        """Every parked panel's ack (bounded waits), then all of them caught up."""
-        for key in list(self.parked):
-            self._wait_for(self.by_key[key])
+    def _unpark_all(self):
+        for vp in list(self.parked.values()):
+            self._unpark(vp)
 
     def _panel_of(self, kind, arg):
         """The panel a heap item concerns; None for items that concern every panel (broker
