@@ -57,6 +57,8 @@ soak: $(STAMP) services
 bench: $(STAMP) services
 	$(PY) bench/ingest.py
 	$(PY) bench/shared.py
+	$(PY) bench/simspeed.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf build .pytest_cache

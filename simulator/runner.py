@@ -8,9 +8,11 @@ gateway (`rating gateway run`, a subprocess) -> SQLite, driven in simulated time
    start.
 2. An event-driven scheduler walks simulated time: contact edges of every press (with bounce),
    the fault schedule, and each panel's own deadlines (buttons, window, NTP, heartbeat, ack
-   timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. At a
-   panel's ack deadline simulated time waits (a bounded real wait) for the gateway's ack, so
-   a healthy run has no spurious resends; faults let the timeouts fire for real.
+   timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. A
+   panel whose ack deadline comes before the gateway's ack is parked: simulated time goes on
+   for the others until the parked panel's next input or own deadline, and only then waits
+   (bounded, real time) for its ack (_park), so a healthy run has no spurious resends; faults
+   let the timeouts fire for real.
 3. Faults: Wi-Fi drops (the HAL's access point goes away), broker outages (the broker process
    stops and starts), reboots and power cuts (the Panel is rebuilt from its surviving flash; a
    power cut tears the journal write of the press in progress), boots without a clock until
@@ -48,7 +50,17 @@ class RunError(RuntimeError):
 class Track:
     """The scheduler's bookkeeping of one virtual panel (the panel itself knows none of it)."""
 
-    __slots__ = ("wake_at", "wake_why", "nodelay", "spin_t", "spins", "last_pub_real", "wifi_down_until", "cut_fault")
+    __slots__ = (
+        "wake_at",
+        "wake_why",
+        "nodelay",
+        "spin_t",
+        "spins",
+        "last_pub_real",
+        "wifi_down_until",
+        "cut_fault",
+        "parked_since",
+    )
 
     def __init__(self):
         self.wake_at = None  # simulated ms of the panel's one live "wake" item on the heap
@@ -58,10 +70,13 @@ class Track:
         self.last_pub_real = 0.0  # real time of the panel's last publish
         self.wifi_down_until = None  # simulated ms its access point comes back
         self.cut_fault = None  # the power-cut fault armed on its next journal write
+        self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
 
 
 class Runner:
-    HOLD_ACK_S = 1.0  # real seconds sim time waits at a panel's ack deadline
+    HOLD_ACK_S = 1.0  # real seconds a parked panel's ack may take at least (see _hold_limit)
+    HOLD_MAX_S = 30.0  # ... at most, however slow the gateway has been answering
+    ACK_SLACK = 20  # ... or this many times the smoothed publish -> ack time
     HOLD_FAULT_S = 0.05  # ... while the broker or the gateway is down on purpose
     POLL_EVERY_S = 0.002  # look at the panels' sockets at least this often (real time)
     KEEPALIVE_EVERY_S = 5.0  # let paho ping the broker (it counts real seconds)
@@ -94,9 +109,17 @@ class Runner:
             "steps": 0,
             "wakes": 0,
             "edges": 0,
-            "holds": 0,
+            "holds": 0,  # real-time waits of simulated time for a parked panel's ack
             "hold_s": 0.0,
+            "parks": 0,  # ack deadlines passed while the ack was still on its way (no wait)
+            "park_acks": 0,  # ... whose ack then came before the panel's next input
+            "hold_expired": 0,  # holds that gave up (the panel's ack timeout then fired)
             "selects": 0,
+            "select_s": 0.0,
+            "keepalive_s": 0.0,
+            "fault_wait_s": 0.0,  # real waits for the gateway/broker around faults
+            "ack_timeouts": 0,  # the firmware's own count, summed over panels and boots
+            "resends": 0,
             "wifi_drops": 0,
             "broker_outages": 0,
             "reboots": 0,
@@ -110,7 +133,8 @@ class Runner:
         self._ready = set()  # sockets the last select found readable
         self._last_poll = self._last_ka = 0.0  # real times of the last socket poll / keepalive
         self._drain_started = None  # real time the drain began
-        self._hold_key = {}  # (panel, ack wait, sent) -> real time simulated time began to wait
+        self.parked = {}  # (site, device) -> VirtualPanel whose ack deadline passed before its ack came
+        self.ack_rtt = 0.0  # smoothed real time from a panel's publish to its ack (seconds)
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -277,12 +301,19 @@ class Runner:
             self._push(t, "wake", vp)
 
     def _step(self, vp, t):
+        tr = self.track[vp.key]
+        if tr.parked_since is not None:
+            self._unpark(vp)
         p = vp.panel
-        before = p.link.published if p is not None else None
+        before = (p.link.published, p.link.outbox.acked()) if p is not None else None
         vp.step(t)
         self.stats["steps"] += 1
-        if p is not None and p.link.published != before:
-            self.track[vp.key].last_pub_real = time.monotonic()
+        if p is not None and before is not None:
+            if p.link.outbox.acked() != before[1] and tr.last_pub_real:
+                # smoothed publish -> ack time: how slow the gateway is answering now
+                self.ack_rtt += 0.1 * (time.monotonic() - tr.last_pub_real - self.ack_rtt)
+            if p.link.published != before[0]:
+                tr.last_pub_real = time.monotonic()
         if vp.power_died:
             self._power_cut(vp)
         self._reschedule(vp)
@@ -298,10 +329,12 @@ class Runner:
             gateway = self._gw()
             self.stats["gateway_restarts"] += 1
             self.gap_real = time.monotonic()  # what the gateway had not committed is gone
+            real = time.monotonic()
             gateway.kill()
             gateway.start()
             if self.broker_down_until is None:
                 gateway.wait_connected()
+            self.stats["fault_wait_s"] += time.monotonic() - real
         elif kind == "reboot":
             vp = self.by_key[(f["site"], f["device"])]
             if vp.panel is None:
@@ -333,8 +366,10 @@ class Runner:
         self.stats["broker_outages"] += 1
         self.gap_real = time.monotonic()  # QoS 0 events in flight now are gone
         if self.broker_down_until is None:
+            real = time.monotonic()
             self._gw().mark()
             self.broker.stop()
+            self.stats["fault_wait_s"] += time.monotonic() - real
             self.broker_down_until = until
             self._push(until, "broker_up", until)
         elif until > self.broker_down_until:
@@ -385,10 +420,12 @@ class Runner:
             if timeout:
                 time.sleep(min(timeout, 0.01))
             return 0
+        real = time.monotonic()
         try:
             ready, _, _ = select.select(list(socks), [], [], timeout)
         except (OSError, ValueError):
             ready = [s for s in socks if s.fileno() >= 0]
+        self.stats["select_s"] += time.monotonic() - real
         self._ready = set(ready)
         for s in ready:
             vp = socks[s]
@@ -414,18 +451,25 @@ class Runner:
         bar = _Progress(self.sc, len(self.panels)) if self.progress else None
         self._last_poll = self._last_ka = time.monotonic()
         self._drain_started = None
-        self._hold_key = {}
         iterations = 0
         while True:
             self._real_time_chores()
             if self._run_over():
                 break
             if not self.heap:
+                if self.parked:  # nothing else to do: step them (their ack or their timeout)
+                    waiting = list(self.parked.values())
+                    self._unpark_all()
+                    for vp in waiting:
+                        self._step(vp, self.now)
+                    continue
                 self._poll_sockets(0.01)
                 continue
             t, _, kind, arg = self.heap[0]
-            if kind == "wake" and self._skip_or_hold(t, arg):
+            if kind == "wake" and self._skip_or_park(t, arg):
                 continue
+            if self.parked and self._unpark_for(kind, arg):
+                continue  # the wait may have put new items on the heap: look again
             heapq.heappop(self.heap)
             if kind != "wake":
                 self._inputs -= 1
@@ -449,7 +493,8 @@ class Runner:
         if real - self._last_ka >= self.KEEPALIVE_EVERY_S:
             for vp in self.panels:
                 vp.keepalive()
-            self._last_ka = real
+            self._last_ka = time.monotonic()
+            self.stats["keepalive_s"] += self._last_ka - real
 
     def _run_over(self):
         """True once all inputs and faults are done and every journal is acked (or the drain
@@ -469,34 +514,109 @@ class Runner:
             return True
         return False
 
-    def _skip_or_hold(self, t, vp):
+    def _skip_or_park(self, t, vp):
         """For the wake item on top of the heap: True when it must not run now, either stale
-        (dropped here) or an ack deadline at which simulated time waits for the real gateway."""
+        (dropped here) or an ack deadline reached while the ack may still be on its way: the
+        panel is parked (see _park) and simulated time goes on without it."""
         tr = self.track[vp.key]
         if tr.wake_at != t or vp.panel is None:
             heapq.heappop(self.heap)
             return True
-        if tr.wake_why != "ack" or not vp.online():
+        if tr.wake_why != "ack" or not vp.online() or _readable(vp.socket()):
             return False
-        # hold simulated time: the ack is usually a few real ms away
-        link = vp.panel.link
-        k = (id(vp), link.ack_wait_since, link.sent)
-        real = time.monotonic()
-        since = self._hold_key.setdefault(k, real)
-        limit = self.HOLD_FAULT_S if self._faults_active() else self.HOLD_ACK_S
-        # an ack for what was published a while ago (real time) is not coming: a lost publish
-        # left a gap the gateway will not ack past; let the timeout fire
-        fresh = real - tr.last_pub_real < self.HOLD_ACK_S and tr.last_pub_real > self.gap_real
-        if real - since < limit and fresh and vp.socket() not in self._ready:
+        if not self._ack_may_come(tr):
+            return False
+        heapq.heappop(self.heap)
+        self._park(vp)
+        return True
+
+    def _ack_may_come(self, tr):
+        """An ack for what was published before the last gateway kill / broker stop, or longer
+        ago (real time) than the hold limit, is not coming: a lost publish left a gap the
+        gateway will not ack past, so the panel's ack timeout must fire."""
+        return tr.last_pub_real > self.gap_real and time.monotonic() - tr.last_pub_real < self._hold_limit()
+
+    def _hold_limit(self):
+        """How long (real seconds) an ack may take: HOLD_ACK_S, or more on a machine where the
+        gateway answers slowly (a loaded machine must not turn every ack into a resend)."""
+        if self.broker_down_until is not None:  # (a gateway restart is a kill + start at once)
+            return self.HOLD_FAULT_S
+        return min(self.HOLD_MAX_S, max(self.HOLD_ACK_S, self.ACK_SLACK * self.ack_rtt))
+
+    def _park(self, vp):
+        """The panel's ack deadline has come, its ack not yet: rather than stopping simulated
+        time (the ack is usually a few real ms away), the panel is left unstepped until the
+        ack is in its socket. Nothing of the panel may happen meanwhile, so its next input
+        (edge, fault, boot) and its next own deadline besides the ack wait for the ack first
+        (_unpark); the firmware then reads the ack before it looks at its ack timeout."""
+        tr = self.track[vp.key]
+        if tr.parked_since is None:
+            tr.parked_since = time.monotonic()
+            self.parked[vp.key] = vp
+            self.stats["parks"] += 1
+        t, why = vp.deadline(ack=False)
+        tr.wake_at, tr.wake_why = (None, None) if t is None else (max(t, self.now), why)
+        if tr.wake_at is not None:
+            self._push(tr.wake_at, "wake", vp)
+
+    def _unpark(self, vp):
+        """Before anything happens to a parked panel: wait (real time, bounded) until its ack
+        is in its socket or cannot come any more."""
+        tr = self.track[vp.key]
+        if tr.parked_since is None:
+            return
+        s = vp.socket()
+        real0 = time.monotonic()
+        waited = False
+        while s is not None and not _readable(s):
+            real = time.monotonic()
+            left = self._hold_limit() - (real - tr.parked_since)
+            if left <= 0 or tr.last_pub_real <= self.gap_real:
+                self.stats["hold_expired"] += 1
+                break
+            waited = True
+            # on this socket alone: the others' data waits anyway, simulated time stands still
+            self.stats["selects"] += 1
+            try:
+                select.select([s], [], [], min(0.05, left))
+            except (OSError, ValueError):
+                break
+        else:
+            if s is not None:
+                self.stats["park_acks"] += 1
+        if waited:
             self.stats["holds"] += 1
-            self._poll_sockets(min(0.05, limit - (real - since)))
-            self.stats["hold_s"] += time.monotonic() - real
-            self._last_poll = time.monotonic()
+            self.stats["hold_s"] += time.monotonic() - real0
+        tr.parked_since = None
+        del self.parked[vp.key]
+
+    def _unpark_for(self, kind, arg):
+        """Before a heap item runs: unpark the panel it concerns (every panel for a broker
+        outage or gateway restart); True when any was unparked."""
+        vp = self._panel_of(kind, arg)
+        if vp is None:
+            n = len(self.parked)
+            self._unpark_all()
+            return n > 0
+        if vp.key in self.parked:
+            self._unpark(vp)
             return True
-        self._hold_key.pop(k, None)
-        if len(self._hold_key) > 10000:  # keys of holds that ended with an ack
-            self._hold_key.clear()
         return False
+
+    def _unpark_all(self):
+        for vp in list(self.parked.values()):
+            self._unpark(vp)
+
+    def _panel_of(self, kind, arg):
+        """The panel a heap item concerns; None for items that concern every panel (broker
+        outages, gateway restarts)."""
+        if kind in ("wake", "wifi_up"):
+            return arg
+        if kind in ("edge", "boot"):
+            return arg[0]
+        if kind == "fault" and arg.get("device") is not None:
+            return self.by_key.get((arg["site"], arg["device"]))
+        return None
 
     def _check_gateway_alive(self):
         gateway = self._gw()
@@ -543,6 +663,7 @@ class Runner:
     def _on_broker_up(self, t, _arg):
         if self.broker_down_until != t or self.broker is None:
             return
+        real = time.monotonic()
         self.broker.start()
         self.broker_down_until = None
         # the gateway reconnects on its own backoff (real seconds); until it is back no ack can
@@ -550,6 +671,7 @@ class Runner:
         gateway = self._gw()
         if gateway.running:
             gateway.wait_connected()
+        self.stats["fault_wait_s"] += time.monotonic() - real
         for vp in self.panels:
             self._reschedule(vp)
 
@@ -838,6 +960,12 @@ class Runner:
         from gateway import derive, report, schema
 
         self._final_heartbeat()
+        for vp in self.panels:
+            timeouts, resent = vp.link_counts()
+            self.stats["ack_timeouts"] += timeouts
+            self.stats["resends"] += resent
+        self.stats["panel_days"] = len(self.panels) * self.sc.days
+        self.stats["ack_rtt_ms"] = round(self.ack_rtt * 1000, 2)
         self._deliver_counts()
         self._gw().stop()
         db = schema.open_database(self.db_url)
@@ -934,6 +1062,16 @@ def _host_port(url):
 
     host, port, _u, _p, _tls = mqtturl.parse(url, tls=False)
     return host, port
+
+
+def _readable(sock):
+    """True when the socket has data (or EOF) to read now."""
+    if sock is None:
+        return False
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _ranges(seqs):

@@ -41,6 +41,7 @@ class VirtualPanel:
         self.mismatches = []  # readable problems (event name or count)
         self.torn = []  # presses whose journal write a power cut tore
         self.boots = 0
+        self.ack_timeouts = self.resends = 0  # the links of earlier boots (see link_counts)
         self.power_cut_pending = False
         self.hal.ntp_unix_ms = self._ntp
 
@@ -75,6 +76,8 @@ class VirtualPanel:
         p, self.panel = self.panel, None
         if p is None:
             return
+        self.ack_timeouts += p.link.ack_timeouts
+        self.resends += p.link.resends
         c = p.link.client
         if c is not None:
             try:
@@ -131,11 +134,19 @@ class VirtualPanel:
             press.seq = seq
             self.assigned.append((seq, press))
 
+    def link_counts(self):
+        """(ack timeouts, events resent) of this panel's links over all its boots."""
+        p = self.panel
+        if p is None:
+            return self.ack_timeouts, self.resends
+        return self.ack_timeouts + p.link.ack_timeouts, self.resends + p.link.resends
+
     # ---- scheduling ----
-    def deadline(self):
+    def deadline(self, ack=True):
         """(abs ms, why) of the next step the firmware needs without input; (None, None) when
         powered off. Unlike Panel.idle_ms() this skips the link's 50 ms receive poll (the
-        runner steps a panel when its socket is readable instead) and the LED animations."""
+        runner steps a panel when its socket is readable instead) and the LED animations.
+        ack=False leaves the ack timeout out (the next step the panel needs besides it)."""
         p = self.panel
         if p is None:
             return None, None
@@ -158,7 +169,7 @@ class VirtualPanel:
             elif not link.ack_seen and link.sent < p.head() and up - link.up_since < link.ACK_GRACE_MS:
                 take(link.up_since + link.ACK_GRACE_MS, "grace")  # the retained ack may come
             take(link.next_heartbeat, "heartbeat")
-            if link.ack_wait_since is not None:
+            if ack and link.ack_wait_since is not None:
                 take(link.ack_wait_since + link.ack_timeout_ms, "ack")
         elif st == JOINING:
             take(up if self.hal.wifi_isconnected() else link.join_deadline, "join")

@@ -10,7 +10,7 @@ import pytest
 def test_the_demo_in_russian(tmp_path, capsys):
     from rating.cli import main
 
-    assert main(["--lang", "ru", "demo", "--out", str(tmp_path), "--days", "1"]) == 0
+    assert main(["--lang", "ru", "demo", "--out", str(tmp_path), "--days", "1", "--no-console"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"rating demo: 3 офиса, 6 панелей на настоящей прошивке, 1 смоделированный день", out)
     assert "Отчёт по KPI (разрез: Сотрудник" in out and "Отчёт по KPI (разрез: Офис" in out
