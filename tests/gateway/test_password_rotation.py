@@ -18,10 +18,10 @@ from mpy_support import CASES_DIR, micropypath, micropython_binary
 
 from gateway import accounts as acc
 from gateway import schema, store
+from simulator import services
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed"),
     pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
 ]
 
@@ -92,24 +92,30 @@ def wait_until(what, cond, timeout=40, say=lambda: ""):
     raise AssertionError("timed out waiting for %s\n%s" % (what, say()))
 
 
-def test_a_rotated_password_keeps_the_panel_online_and_loses_no_event(tmp_path, bundle_lib):
-    b = SecuredBroker("mosquitto", tmp_path).start()
+@pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
+def test_a_rotated_password_keeps_the_panel_online_and_loses_no_event(tmp_path, bundle_lib, kind):
+    """Mosquitto with the generated files, or the gateway's own embedded broker (no --broker)."""
+    if kind == "mosquitto" and not MOSQUITTO:
+        pytest.skip("mosquitto is not installed")
+    b = SecuredBroker(kind, tmp_path)
+    if kind == "mosquitto":
+        b.start()
+        b.write_files(reload=True)  # `rating broker config --reload`: the gateway knows the files now
+    else:
+        b.port = services.free_port()  # the gateway's own broker, on the accounts of its database
     gw = panel = None
     try:
-        b.write_files(reload=True)  # `rating broker config --reload`: the gateway knows the files now
         (tmp_path / "site.toml").write_text(SITE)
         assert rating("site", "apply", str(tmp_path / "site.toml"), "--db", b.db_url).returncode == 0
         secret = tmp_path / "gw.secret"
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
         os.write(fd, (b.secret["gateway"] + "\n").encode())
         os.close(fd)
-        settings = {
-            "broker": "mqtt://gateway@127.0.0.1:%d" % b.port,
-            "broker_password_file": str(secret),
-            "db": b.db_url,
-            "root": ROOT,
-            "config_push_s": 0.5,
-        }
+        settings = {"db": b.db_url, "root": ROOT, "config_push_s": 0.5}
+        if kind == "mosquitto":
+            settings.update(broker="mqtt://gateway@127.0.0.1:%d" % b.port, broker_password_file=str(secret))
+        else:
+            settings.update(broker_port=b.port)
         (tmp_path / "gw.toml").write_text("".join("%s = %s\n" % (k, json.dumps(v)) for k, v in settings.items()))
         gw, lines, up = start_gateway(str(tmp_path / "gw.toml"))
         assert up.wait(20), "".join(lines)
