@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -26,6 +27,7 @@ from gw_broker_support import (
     shared_dir,
     start_gateway,
 )
+from gw_ingest_support import RATING, REPO
 
 from gateway import accounts as acc
 from gateway import schema
@@ -545,3 +547,35 @@ def test_the_simulators_broker_keeps_its_logins_private_and_removes_them(tmp_pat
     finally:
         broker.close()
     assert not os.path.exists(broker.dir)
+
+
+def test_rating_record_logs_in_as_an_operator_with_a_password_file(secured, tmp_path):
+    """An operator's tool logs in with its own read-only account; its password comes from a file,
+    never from the command line."""
+    url = "mqtt://operator.ops@127.0.0.1:%d" % secured.port
+    secret = tmp_path / "ops.secret"
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (secured.secret["operator.ops"] + "\n").encode())
+    os.close(fd)
+    out = tmp_path / "rec.jsonl"
+    shown = "mqtt://operator.ops:%s@127.0.0.1:%d" % (secured.secret["operator.ops"], secured.port)
+    bad = rating("record", "--broker", shown, "--out", str(out), "--count", "1")
+    assert bad.returncode == 2 and "--password-file" in bad.stderr and secured.secret["operator.ops"] not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not out.exists()
+    rec = subprocess.Popen(
+        [RATING, "record", "--broker", url, "--password-file", str(secret), "--out", str(out), "--count", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert rec.stdout is not None and "recording" in rec.stdout.readline()
+        a = connected(secured, "panel.s1.a")
+        a.publish(A + "event", messages.encode_event(1, 1, 1000, None, "yes"))
+        assert rec.wait(20) == 0, rec.stderr.read() if rec.stderr else ""
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait(10)
+    assert json.loads(out.read_text())["topic"] == A + "event"
