@@ -362,6 +362,8 @@ class GatewayService:
             user, password = self.embedded.gateway_login or (None, None)
         else:
             user, password = brokerlink.login(s)
+            # a switch of a panel's password the last run recorded but could not reload
+            self._reload_accounts(quiet=True)
         host, port, _user, _password = broker_address(broker_url)
         tls = brokerlink.tls_context(s) if brokerlink.uses_tls(broker_url) else None
         if tls is not None:
@@ -623,7 +625,7 @@ class GatewayService:
             self._publish(topic, base, "config")
         self._say("gateway: panel %s/%s logged in with password v%d; rotation done" % (key[0], key[1], ver))
 
-    def _reload_accounts(self):
+    def _reload_accounts(self, quiet=False):
         """The broker takes the accounts as they are in the database now."""
         from gateway import accounts, brokerconf
 
@@ -636,7 +638,9 @@ class GatewayService:
         except brokerconf.BrokerConfError as exc:
             log.error("password rotation: Mosquitto's files not updated: %s; run `rating broker config --reload`", exc)
             return
-        if done is None:
+        if done == "reloaded" and quiet:
+            self._say("gateway: Mosquitto's password and ACL files brought up to date and reloaded")
+        elif done is None and not quiet:
             log.warning(
                 "password rotation: where Mosquitto's files are is not known: run "
                 "`rating broker config --out DIR ... --reload` (the panel keeps its old password until then)"

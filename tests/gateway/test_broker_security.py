@@ -579,3 +579,43 @@ def test_rating_record_logs_in_as_an_operator_with_a_password_file(secured, tmp_
             rec.kill()
             rec.wait(10)
     assert json.loads(out.read_text())["topic"] == A + "event"
+
+
+@pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed")
+def test_the_gateway_brings_mosquittos_files_up_to_date_at_start(tmp_path):
+    """A panel's password switched in the database whose reload did not happen (a gateway
+    stopped in between, a failed signal): the next gateway start rewrites the files and reloads."""
+    b = SecuredBroker("mosquitto", tmp_path).start()
+    proc = None
+    try:
+        b.write_files(reload=True)  # `rating broker config --reload` records the folder and pid file
+        db = schema.open_database(b.db_url)
+        try:
+            acc.rotate(db, "s1", "a", 2)
+            new, ver = acc.begin_delivery(db, "s1", "a", 3)
+            assert acc.confirm(db, "s1", "a", ver, 4)
+        finally:
+            db.close()
+        assert b.peer("panel.s1.a", new).connect() == "Not authorized"  # not reloaded yet
+        secret = tmp_path / "gw.secret"
+        secret.write_text(b.secret["gateway"] + "\n")
+        os.chmod(secret, 0o600)
+        config = tmp_path / "gw.toml"
+        settings = {"broker": "mqtt://gateway@127.0.0.1:%d" % b.port, "broker_password_file": str(secret)}
+        settings.update(db=b.db_url, root=ROOT)
+        config.write_text("".join("%s = %s\n" % (k, json.dumps(v)) for k, v in settings.items()))
+        proc, lines, up = start_gateway(str(config))
+        assert up.wait(20), "".join(lines)
+        assert "brought up to date and reloaded" in "".join(lines)
+        time.sleep(0.5)
+        p = b.peer("panel.s1.a", new)
+        try:
+            assert p.connect() == "Success"
+        finally:
+            p.close()
+        assert b.peer("panel.s1.a", b.secret["panel.s1.a"]).connect() == "Not authorized"
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(20)
+        b.close()
