@@ -27,11 +27,12 @@ lint: $(STAMP)
 	$(VENV)/bin/pyright
 
 # The message catalogue (gateway/i18n.py): extract what the code marks with _()/ngettext()/N_()
-# and argparse's own words, update the Russian .po (translate what is new there), compile the .mo.
+# in gateway/, rating/, the CLI modules of simulator/ and technician/ (technician/i18n.py) and
+# console/cli.py (the console's pages have their own table, console/i18n.py), and argparse's own words, update the Russian .po (translate what is new there), compile the .mo.
 i18n: $(STAMP)
 	@mkdir -p build
 	$(VENV)/bin/pybabel extract --add-location=never --sort-output --no-wrap --project=rating-terminals \
-		-o build/rating.pot gateway rating $$($(PY) -c 'import argparse; print(argparse.__file__)')
+		-o build/rating.pot gateway rating simulator/cli.py simulator/demo.py technician console/cli.py $$($(PY) -c 'import argparse; print(argparse.__file__)')
 	$(VENV)/bin/pybabel update --no-fuzzy-matching --no-wrap --ignore-obsolete -i build/rating.pot \
 		-d gateway/locale -D rating -l ru
 	$(VENV)/bin/pybabel compile --statistics -d gateway/locale -D rating -l ru

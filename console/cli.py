@@ -2,17 +2,21 @@
 
 import argparse
 
+from gateway.i18n import _
+
 
 def register(sub):
     p = sub.add_parser(
         "web",
-        help="the web console: review queue, KPI reports, panel fleet, accounts, JSON API",
+        help=_("the web console: review queue, KPI reports, panel fleet, accounts, JSON API"),
         description=(
-            "Serve the web console on the gateway's database: the expert's review queue with "
-            "video, KPI reports, the panel fleet, accounts and API tokens, and the JSON API "
-            "(/api/v1, OpenAPI at /api/v1/openapi.json). Everything is served by this process; "
-            "nothing is loaded from the internet. Accounts: `rating user ...`; the first admin: "
-            "`rating user bootstrap`. See docs/console.md."
+            _(
+                "Serve the web console on the gateway's database: the expert's review queue with "
+                "video, KPI reports, the panel fleet, accounts and API tokens, and the JSON API "
+                "(/api/v1, OpenAPI at /api/v1/openapi.json). Everything is served by this process; "
+                "nothing is loaded from the internet. Accounts: `rating user ...`; the first admin: "
+                "`rating user bootstrap`. See docs/console.md."
+            )
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -22,10 +26,10 @@ def register(sub):
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1; 0.0.0.0 for the office network, best behind a TLS proxy)",
+        help=_("address to listen on (default 127.0.0.1; 0.0.0.0 for the office network, best behind a TLS proxy)"),
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--lang", choices=("ru", "en"), help="default language (default: the site file's)")
+    p.add_argument("--port", type=int, default=8080, help=_("port (default 8080)"))
+    p.add_argument("--lang", choices=("ru", "en"), help=_("default language (default: the site file's)"))
     p.set_defaults(func=cmd_web)
 
 
@@ -44,12 +48,16 @@ def cmd_web(args):
     from console import server
 
     if not admins:
-        print("no admin account yet: run `rating user bootstrap` (same --db) to make the first one")
+        print(_("no admin account yet: run `rating user bootstrap` (same --db) to make the first one"))
     print(
-        "console: http://%s:%d/  (Ctrl-C stops it)" % (args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)
+        _("console: http://%(host)s:%(port)d/  (Ctrl-C stops it)")
+        % {"host": args.host if args.host != "0.0.0.0" else "127.0.0.1", "port": args.port}
     )
     try:
         server.serve(url, args.host, args.port, args.lang)
     except OSError as exc:
-        raise CliError("cannot listen on %s:%d: %s" % (args.host, args.port, exc.strerror or exc)) from None
+        raise CliError(
+            _("cannot listen on %(host)s:%(port)d: %(error)s")
+            % {"host": args.host, "port": args.port, "error": exc.strerror or exc}
+        ) from None
     return 0

@@ -278,7 +278,7 @@ def fleet_page(c, site=None, state=None, page=1, size=FLEET_PAGE):
     rows = fleet.rows(c.db, c.history, c.now_ms, sites)
     summary = fleet.summary(rows)
     if state:
-        rows = [r for r in rows if r["connection"] == state]
+        rows = [r for r in rows if r["state"] == state]
     pages = max(1, (len(rows) + size - 1) // size)
     page = min(max(1, page), pages)
     shown = fleet.add_gaps(c.db, rows[(page - 1) * size : page * size], c.now_ms)

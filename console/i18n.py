@@ -256,7 +256,7 @@ TEXT = {
     "conn_online": ("на связи", "online"),
     "conn_stale": ("молчит", "stale"),
     "conn_offline": ("не в сети", "offline"),
-    "conn_never": ("ни разу не выходила на связь", "never seen"),
+    "conn_never_seen": ("ни разу не выходила на связь", "never seen"),
     "with_faults": ("с неисправностями", "with faults"),
     "config_pending": ("конфигурация не применена", "config not applied"),
     "connection": ("Связь", "Connection"),

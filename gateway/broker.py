@@ -468,6 +468,8 @@ def main(argv=None):
         help="let anyone connect and do anything: a throwaway test broker only",
     )
     args = parser.parse_args(argv)
+    if args.allow_anonymous and not (args.host == "localhost" or args.host == "::1" or args.host.startswith("127.")):
+        parser.exit(2, "error: --allow-anonymous only on a loopback address (127.0.0.1); others need accounts\n")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     files = (args.password_file, args.acl_file)
     if args.allow_anonymous == any(files) or (any(files) and not all(files)):

@@ -13,8 +13,9 @@ import sys
 import time
 
 from gateway.cli_common import CliError, add_db, group, open_db
+from gateway.i18n import N_, _
 
-PASSWORD_OUT_HELP = (
+PASSWORD_OUT_HELP = N_(
     "the new password goes into FILE, created with mode 0600 (an existing file is never overwritten); "
     "or use --print-password"
 )
@@ -26,9 +27,9 @@ def _now_ms():
 
 def _add_password_out(p):
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--password-file", metavar="FILE", help=PASSWORD_OUT_HELP)
+    out.add_argument("--password-file", metavar="FILE", help=_(PASSWORD_OUT_HELP))
     out.add_argument(
-        "--print-password", action="store_true", help="print the new password on standard output instead of a file"
+        "--print-password", action="store_true", help=_("print the new password on standard output instead of a file")
     )
 
 
@@ -36,87 +37,99 @@ def register(sub):
     b, bsub = group(
         sub,
         "broker",
-        "MQTT accounts and the Mosquitto configuration",
-        "The broker's accounts (panels, the gateway, counts integrations, operators), their topic "
-        "rights, and the Mosquitto files that enforce them. docs/security.md.",
+        _("MQTT accounts and the Mosquitto configuration"),
+        _(
+            "The broker's accounts (panels, the gateway, counts integrations, operators), their topic "
+            "rights, and the Mosquitto files that enforce them. docs/security.md."
+        ),
     )
     cfg = bsub.add_parser(
         "config",
-        help="write Mosquitto's configuration, password file and ACL file",
+        help=_("write Mosquitto's configuration, password file and ACL file"),
         description=(
-            "Write mosquitto.conf, passwd and acl into --out (atomically; mode 0600, or 0640 with --group) "
-            "from the accounts in the database: no anonymous access, a loopback listener, an optional "
-            "TLS listener (TLS 1.2+), raised queue limits. With --reload the running Mosquitto re-reads "
-            "the password and ACL files without a restart (listener changes need a restart). Include "
-            "the written mosquitto.conf from /etc/mosquitto/mosquitto.conf or start Mosquitto with it."
+            _(
+                "Write mosquitto.conf, passwd and acl into --out (atomically; mode 0600, or 0640 with --group) "
+                "from the accounts in the database: no anonymous access, a loopback listener, an optional "
+                "TLS listener (TLS 1.2+), raised queue limits. With --reload the running Mosquitto re-reads "
+                "the password and ACL files without a restart (listener changes need a restart). Include "
+                "the written mosquitto.conf from /etc/mosquitto/mosquitto.conf or start Mosquitto with it."
+            )
         ),
     )
-    cfg.add_argument("--out", required=True, metavar="DIR", help="folder for mosquitto.conf, passwd and acl")
+    cfg.add_argument("--out", required=True, metavar="DIR", help=_("folder for mosquitto.conf, passwd and acl"))
     add_db(cfg)
-    cfg.add_argument("--root", help="MQTT topic root (default rating/v1)")
+    cfg.add_argument("--root", help=_("MQTT topic root (default rating/v1)"))
     cfg.add_argument(
         "--listen",
         action="append",
         metavar="ADDR:PORT",
-        help="a plain MQTT listener (repeatable; default 127.0.0.1:1883, for the gateway on this machine)",
+        help=_("a plain MQTT listener (repeatable; default 127.0.0.1:1883, for the gateway on this machine)"),
     )
     cfg.add_argument(
-        "--tls-listen", action="append", default=[], metavar="ADDR:PORT", help="a TLS listener, e.g. 0.0.0.0:8883"
+        "--tls-listen", action="append", default=[], metavar="ADDR:PORT", help=_("a TLS listener, e.g. 0.0.0.0:8883")
     )
-    cfg.add_argument("--cafile", metavar="FILE", help="CA certificate (PEM) of the TLS listener")
-    cfg.add_argument("--certfile", metavar="FILE", help="the broker's certificate (PEM)")
-    cfg.add_argument("--keyfile", metavar="FILE", help="the broker's private key (PEM)")
+    cfg.add_argument("--cafile", metavar="FILE", help=_("CA certificate (PEM) of the TLS listener"))
+    cfg.add_argument("--certfile", metavar="FILE", help=_("the broker's certificate (PEM)"))
+    cfg.add_argument("--keyfile", metavar="FILE", help=_("the broker's private key (PEM)"))
     cfg.add_argument(
-        "--require-client-cert", action="store_true", help="TLS clients must also show a certificate signed by --cafile"
+        "--require-client-cert",
+        action="store_true",
+        help=_("TLS clients must also show a certificate signed by --cafile"),
     )
     cfg.add_argument(
         "--persistence",
         default="/var/lib/mosquitto/",
         metavar="DIR",
-        help="where Mosquitto keeps sessions and retained messages (default %(default)s; 'none' to keep nothing)",
+        help=_("where Mosquitto keeps sessions and retained messages (default %(default)s; 'none' to keep nothing)"),
     )
     cfg.add_argument(
-        "--pid-file", metavar="FILE", help="Mosquitto's pid file (written into the config; used by --reload)"
+        "--pid-file", metavar="FILE", help=_("Mosquitto's pid file (written into the config; used by --reload)")
     )
     cfg.add_argument(
-        "--group", metavar="NAME", help="files readable by this group (mode 0640), e.g. mosquitto: the user it runs as"
+        "--group",
+        metavar="NAME",
+        help=_("files readable by this group (mode 0640), e.g. mosquitto: the user it runs as"),
     )
     cfg.add_argument(
         "--reload",
         action="store_true",
-        help="signal the running Mosquitto (pid from --pid-file, default /run/mosquitto/mosquitto.pid) to re-read them",
+        help=_(
+            "signal the running Mosquitto (pid from --pid-file, default /run/mosquitto/mosquitto.pid) to re-read them"
+        ),
     )
     cfg.set_defaults(func=cmd_config)
 
     a, asub = group(
         bsub,
         "account",
-        "add, list, reset or revoke MQTT accounts",
-        "MQTT accounts: gateway or gateway.<id>, counts.<id> (limited to --site), operator.<id> "
-        "(read-only, --site or --all-sites). Panel accounts (panel.<site>.<device>) are made by "
-        "`rating site apply`/`rating panel ...`. After a change, run `rating broker config --reload` "
-        "(Mosquitto); the gateway's embedded broker picks it up by itself.",
+        _("add, list, reset or revoke MQTT accounts"),
+        _(
+            "MQTT accounts: gateway or gateway.<id>, counts.<id> (limited to --site), operator.<id> "
+            "(read-only, --site or --all-sites). Panel accounts (panel.<site>.<device>) are made by "
+            "`rating site apply`/`rating panel ...`. After a change, run `rating broker config --reload` "
+            "(Mosquitto); the gateway's embedded broker picks it up by itself."
+        ),
     )
-    add = asub.add_parser("add", help="a new account with a generated password")
-    add.add_argument("name", help="gateway, gateway.<id>, counts.<id> or operator.<id>")
-    add.add_argument("--site", action="append", default=[], help="a site it covers (repeatable)")
-    add.add_argument("--all-sites", action="store_true", help="every site (operators, counts)")
+    add = asub.add_parser("add", help=_("a new account with a generated password"))
+    add.add_argument("name", help=_("gateway, gateway.<id>, counts.<id> or operator.<id>"))
+    add.add_argument("--site", action="append", default=[], help=_("a site it covers (repeatable)"))
+    add.add_argument("--all-sites", action="store_true", help=_("every site (operators, counts)"))
     _add_password_out(add)
     add_db(add)
     add.set_defaults(func=cmd_account_add)
 
-    ls = asub.add_parser("list", help="the accounts (no passwords: they are not stored)")
+    ls = asub.add_parser("list", help=_("the accounts (no passwords: they are not stored)"))
     ls.add_argument("--format", choices=("table", "json"), default="table")
     add_db(ls)
     ls.set_defaults(func=cmd_account_list)
 
-    rs = asub.add_parser("reset-password", help="a new password for a gateway, counts or operator account")
+    rs = asub.add_parser("reset-password", help=_("a new password for a gateway, counts or operator account"))
     rs.add_argument("name")
     _add_password_out(rs)
     add_db(rs)
     rs.set_defaults(func=cmd_account_reset)
 
-    rv = asub.add_parser("revoke", help="the account can no longer log in (after the broker's reload)")
+    rv = asub.add_parser("revoke", help=_("the account can no longer log in (after the broker's reload)"))
     rv.add_argument("name")
     add_db(rv)
     rv.set_defaults(func=cmd_account_revoke)
@@ -124,16 +137,18 @@ def register(sub):
     p, psub = group(
         sub,
         "panel",
-        "a panel's MQTT password",
-        "A panel's MQTT password: over the air (rotate-password) or by USB (credentials). docs/security.md.",
+        _("a panel's MQTT password"),
+        _("A panel's MQTT password: over the air (rotate-password) or by USB (credentials). docs/security.md."),
     )
     rot = psub.add_parser(
         "rotate-password",
-        help="give the panel a new password over the air",
+        help=_("give the panel a new password over the air"),
         description=(
-            "Ask for a new password for SITE/DEVICE. The gateway delivers it in the panel's retained config "
-            "once the panel is online (it authenticated with its current password); the panel keeps the old "
-            "one until it confirmed the new one. Nothing is printed: no one needs to see it."
+            _(
+                "Ask for a new password for SITE/DEVICE. The gateway delivers it in the panel's retained config "
+                "once the panel is online (it authenticated with its current password); the panel keeps the old "
+                "one until it confirmed the new one. Nothing is printed: no one needs to see it."
+            )
         ),
     )
     rot.add_argument("panel", metavar="SITE/DEVICE")
@@ -142,16 +157,18 @@ def register(sub):
 
     cr = psub.add_parser(
         "credentials",
-        help="a new password for the panel, for `rating device deploy` over USB",
+        help=_("a new password for the panel, for `rating device deploy` over USB"),
         description=(
-            "Make a new password for SITE/DEVICE active now and write the panel's MQTT login "
-            '({"mqtt": {"user": ..., "password": ...}}) into --out, created with mode 0600, for the '
-            "technician's deploy to write into the panel's /config.json. The panel's old password stops "
-            "working at the broker's next reload. Delete the file once deployed."
+            _(
+                "Make a new password for SITE/DEVICE active now and write the panel's MQTT login "
+                '({"mqtt": {"user": ..., "password": ...}}) into --out, created with mode 0600, for the '
+                "technician's deploy to write into the panel's /config.json. The panel's old password stops "
+                "working at the broker's next reload. Delete the file once deployed."
+            )
         ),
     )
     cr.add_argument("panel", metavar="SITE/DEVICE")
-    cr.add_argument("--out", required=True, metavar="FILE", help="file to create (mode 0600; never overwritten)")
+    cr.add_argument("--out", required=True, metavar="FILE", help=_("file to create (mode 0600; never overwritten)"))
     add_db(cr)
     cr.set_defaults(func=cmd_panel_credentials)
 

@@ -6,6 +6,7 @@ A handler raises `CliError("what happened; what to do")` for anything the user c
 """
 
 import argparse
+import os
 
 from gateway import i18n
 from gateway.i18n import N_, _
@@ -34,15 +35,80 @@ def group(sub, name, help_text, description):
     return p, p.add_subparsers(dest=name + "_command", metavar="COMMAND")
 
 
-def open_db(url, hint=None):
-    """The store at `url`, migrated; a CliError naming the problem when it cannot be opened."""
-    from gateway.db import DatabaseError
+NOT_SQLITE = N_("not an SQLite file")
+CREATE_HINT = N_("`rating site apply FILE.toml --db %s` (or `rating gateway run`) creates one")
+
+
+def open_db(url, hint=None, create=True):
+    """The store at `url`, migrated; a CliError naming the problem when it cannot be opened.
+
+    create=False (every command that only reads, or writes into settings that must exist): a
+    database that does not exist or was never set up is an error naming the file meant, and
+    nothing is created - a mistyped --db must not leave an empty database behind a report that
+    says "no polls"."""
+    from gateway import db as dbmod
     from gateway.schema import open_database
 
+    url = url or dbmod.default_url()
     try:
+        if not create:
+            _require_set_up(url)
         return open_database(url)
-    except DatabaseError as exc:
+    except dbmod.DatabaseError as exc:
         raise CliError("%s; %s" % (exc, hint or _("check --db or $RATING_DB"))) from None
+
+
+def describe_sqlite(url):
+    """Which file a SQLite URL means, absolute, with the slash rule when the URL is relative:
+    sqlite:///data/r.db is ./data/r.db, sqlite:////data/r.db is /data/r.db."""
+    from gateway import db as dbmod
+
+    path = dbmod.sqlite_path(url)
+    full = os.path.abspath(path)
+    if url.startswith("sqlite:///") and not os.path.isabs(path):
+        return _(
+            "%(path)s (%(url)s is relative to the current folder; an absolute path takes four slashes: "
+            "sqlite:///%(path)s)"
+        ) % {"path": full, "url": url}
+    return full
+
+
+def _require_set_up(url):
+    """CliError unless `url` names a database some command already set up (migrated)."""
+    from gateway import db as dbmod
+
+    if url.startswith(("postgresql://", "postgres://")):
+        db = dbmod.connect(url)  # connecting creates nothing
+        try:
+            ready = db.is_set_up()
+        finally:
+            db.close()
+        if not ready:
+            raise CliError(
+                _("the database %(url)s was never set up as a rating database; %(create)s")
+                % {"url": dbmod._redact(url), "create": _(CREATE_HINT) % dbmod._redact(url)}
+            )
+        return
+    if "://" in url and not url.startswith("sqlite:"):
+        dbmod.connect(url)  # raises the URL error
+    path = dbmod.sqlite_path(url)
+    if path == ":memory:":
+        return
+    meant = describe_sqlite(url)
+    if not os.path.isfile(path):
+        raise CliError(_("no database at %(path)s; %(create)s") % {"path": meant, "create": _(CREATE_HINT) % url})
+    try:
+        ready = dbmod.sqlite_file_is_set_up(path)
+    except dbmod.DatabaseError as exc:
+        raise CliError(
+            _("%(path)s is not a rating database (%(error)s); check --db or $RATING_DB")
+            % {"path": meant, "error": _(NOT_SQLITE) if str(exc) == dbmod.NOT_SQLITE else exc}
+        ) from None
+    if not ready:
+        raise CliError(
+            _("%(path)s was never set up as a rating database; %(create)s")
+            % {"path": meant, "create": _(CREATE_HINT) % url}
+        )
 
 
 def settings_of(db):

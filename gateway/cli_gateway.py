@@ -46,7 +46,7 @@ def _register_run(sub):
             "Subscribe (QoS 1, persistent session) to the panels' event and state topics and the "
             "counts topic, store each batch in one transaction and only then publish each panel's "
             "cumulative ack (retained). Without --broker an embedded broker (amqtt) is started "
-            "on 127.0.0.1:--port in this process. Stop with Ctrl-C or SIGTERM: the running "
+            "on --host:--port in this process. Stop with Ctrl-C or SIGTERM: the running "
             "batch is committed and acked first."
         ),
         epilog=_(
@@ -54,7 +54,7 @@ def _register_run(sub):
             '  broker = "mqtt://127.0.0.1:1883"   db = "postgresql://rating@db/rating"\n'
             '  data_dir = "/var/lib/rating"      root = "rating/v1"   client_id = "rating-gateway"\n'
             "  batch_max = 500  batch_ms = 50  inflight = 50  max_unconfirmed = 2000\n"
-            "  broker_port = 1883  config_push_s = 5.0  derive_tick_s = 10.0\n"
+            '  broker_host = "127.0.0.1"  broker_port = 1883  config_push_s = 5.0  derive_tick_s = 10.0\n'
             "  ack_coalesce_ms = 100  tcp_nodelay = false\n"
             "See gateway/README.md."
         ),
@@ -70,6 +70,15 @@ def _register_run(sub):
         dest="broker_port",
         metavar="N",
         help=_("port of the embedded broker (default 1883; only without --broker)"),
+    )
+    run.add_argument(
+        "--host",
+        dest="broker_host",
+        metavar="ADDR",
+        help=_(
+            "address the embedded broker listens on (default 127.0.0.1: this machine only; 0.0.0.0 or a "
+            "LAN address lets panels on the shop's Wi-Fi in, each with its broker account)"
+        ),
     )
     add_db(run)
     run.add_argument("--config", metavar="FILE", help=_("gateway settings file (TOML), see below"))
@@ -259,6 +268,7 @@ def cmd_run(args):
             args.config,
             broker=args.broker,
             broker_port=args.broker_port,
+            broker_host=args.broker_host,
             db=args.db,
             root=args.root,
             client_id=args.client_id,
@@ -303,7 +313,9 @@ def cmd_deadletter_list(args):
     now = _now_ms()
     if args.limit < 0:
         raise CliError(_("--limit must be >= 0 (0: all)"))
-    db = open_db(args.db)
+    if args.since:
+        parse_since(args.since, now, times.UTC)  # a bad --since is told before the database is looked at
+    db = open_db(args.db, create=False)
     try:
         history = settings_of(db)
         home = history.home_tz()
@@ -347,7 +359,7 @@ def cmd_deadletter_list(args):
     table(
         shown,
         [
-            ("id", "id"),
+            ("id", _("id")),
             ("time", _("first received")),
             ("seen", _("seen")),
             ("last", _("last received")),
@@ -647,7 +659,7 @@ def _status_row(p, now):
 def cmd_status(args):
     if args.grace <= 0:
         raise CliError(_("--grace must be a number of minutes > 0"))
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)
     try:
         settings_of(db)
         report = status_report(db, _now_ms(), int(args.grace * 60000))

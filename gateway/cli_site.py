@@ -5,6 +5,7 @@ counts / report, print. Heavy imports happen inside the handlers so `rating --he
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -42,8 +43,42 @@ def _parse_time(text, option, db, end=False, site=None, local=False):
         ) from None
 
 
-def _fmt_time(ms, tz):
-    return times.format_time(ms, tz)
+def check_range(start, end):
+    """--from must come before --to (an empty range is a mistake, not an empty answer)."""
+    if start is None or end is None or times.is_local(start) != times.is_local(end):
+        return
+    if end <= start:
+        raise CliError(_("--from is not before --to: the range is empty; swap them or widen it"))
+
+
+def check_site(history, site):
+    """CliError for an office the settings never had, listing those they have."""
+    if site is None:
+        return
+    sites = [key for _kind, key in history.keys("site")]
+    if site not in sites:
+        known = ", ".join("%s (%s)" % (s, history.site_name(s)) for s in sites)
+        raise CliError(_("no office %(site)r; the offices are: %(known)s") % {"site": site, "known": known or "-"})
+
+
+def check_employee(history, employee):
+    if employee is None:
+        return
+    ids = [key for _kind, key in history.keys("employee")]
+    if employee not in ids:
+        known = ", ".join("%s (%s)" % (e, history.employee_name(e)) for e in ids)
+        raise CliError(_("no employee %(id)r; the employees are: %(known)s") % {"id": employee, "known": known or "-"})
+
+
+def require_settings(history, url):
+    """A database no site file was applied to has no offices: every answer would be empty."""
+    if not history.keys("site"):
+        from gateway import db as dbmod
+
+        raise CliError(
+            _("no site file was applied to %(db)s yet, so it has no offices; `rating site apply FILE.toml` first")
+            % {"db": dbmod._redact(url or dbmod.default_url())}
+        )
 
 
 # --- handlers ---------------------------------------------------------------------------
@@ -59,6 +94,7 @@ def _read_site_file(path):
         raise CliError(
             _("cannot read the site file %(path)s: %(error)s") % {"path": path, "error": exc.strerror}
         ) from None
+    _follow_file_language(text)
     try:
         return site_mod.parse(text, os.path.basename(path))
     except site_mod.SiteFileError as exc:
@@ -67,20 +103,37 @@ def _read_site_file(path):
         ) from None
 
 
-def _change_tz(history, sitefile, kind, key):
-    """The timezone a change is shown in: its office's (site, panel, roster), else History.home_tz."""
+def _follow_file_language(text):
+    """A site file's problems are told in its own `lang` (unless the user chose one)."""
+    import tomllib
+
+    try:
+        dep = tomllib.loads(text).get("deployment")
+    except tomllib.TOMLDecodeError:
+        return
+    if isinstance(dep, dict) and dep.get("lang") in i18n.LANGS:
+        i18n.follow_deployment(dep["lang"])
+
+
+def _change_tz(after, kind, key, valid_from, removed):
+    """The timezone a change is shown in: its office's (site, panel, roster; a removed office's
+    as it was), else the one the offices share (History.home_tz of the settings as applied)."""
     site = key.split("/", 1)[0] if kind in ("site", "panel", "roster") else None
-    for k, entry_key, _frm, data in sitefile.entries:
-        if k == "site" and entry_key == site and data.get("timezone"):
-            try:
-                return times.zone(data["timezone"])
-            except ValueError:
-                break
-    return history.home_tz(site)
+    return after.home_tz(site, valid_from - 1 if removed else valid_from)
+
+
+def _change_key(kind, key):
+    """How a change names what it changes: a roster entry by its panel and shift."""
+    if kind == "deployment":
+        return ""
+    if kind == "roster":
+        panel, _hash, slot = key.partition("#")
+        return "%s (%s)" % (panel, slot.replace("|", " ").strip() or _("all day"))
+    return key
 
 
 def cmd_site_apply(args):
-    from gateway import derive
+    from gateway import derive, site_view
     from gateway import site as site_mod
 
     sitefile = _read_site_file(args.file)
@@ -104,14 +157,17 @@ def cmd_site_apply(args):
     else:
         head = ngettext("%(file)s: recorded %(n)d change:", "%(file)s: recorded %(n)d changes:", n)
     print(head % {"file": args.file, "n": n})
-    for kind, key, valid_from, explicit, data in changes:
-        when = times.format_time(valid_from, _change_tz(history, sitefile, kind, key))
-        what = (_("%(key)s removed from %(when)s") if data is None else _("%(key)s set from %(when)s")) % {
-            "key": key,
-            "when": when,
-        }
-        stamped = "" if explicit or sitefile.from_ms is not None else " " + _("(apply time)")
-        print("  %-10s %s%s" % (_(KIND_WORDS[kind]), what, stamped))
+    # applied: the stored history; a dry run: the stored one as the file would leave it
+    after = site_mod.load(db, changes if args.dry_run else ())
+    for kind, key, valid_from, _explicit, data in changes:
+        # the time the change takes effect, in its office's timezone with the zone shown
+        when = times.format_time(valid_from, _change_tz(after, kind, key, valid_from, data is None))
+        old = history.get(kind, key, valid_from)
+        new = None if data is None else json.loads(data)
+        print("  %-10s %s %s" % (_(KIND_WORDS[kind]), _change_key(kind, key), _("from %s") % when))
+        for line in site_view.changes_text(old, new):
+            print("      " + line)
+    _warn_unstaffed(after, now)
     if not args.dry_run:
         n = derive.rebuild(db, now)
         print(
@@ -154,6 +210,88 @@ def _panel_accounts(db, now):
         print(said)
 
 
+def _warn_unstaffed(history, now):
+    from gateway import site_view
+
+    for panel, missing, open_n, first in site_view.unstaffed(history, now):
+        tz = history.tz(panel.split("/", 1)[0])
+        print(
+            _(
+                "warning: panel %(panel)s asks about an employee but no one is on its roster for %(share)s of "
+                "its office's opening hours in the coming week (first at %(first)s); add [[roster]] entries"
+            )
+            % {"panel": panel, "share": i18n.percent(missing / open_n), "first": times.format_time(first, tz, False)},
+            file=sys.stderr,
+        )
+
+
+def cmd_site_show(args):
+    from gateway import site_view
+
+    db = open_db(args.db, create=False)
+    history = settings_of(db)
+    require_settings(history, args.db)
+    now = _now_ms()
+    entities = site_view.in_force(history, now)
+    dep = history.deployment(now)
+    print(
+        _("settings in force at %(now)s (revision %(rev)d)")
+        % {"now": times.format_time(now, history.home_tz()), "rev": _revision(db)}
+    )
+    print("  %s: lang=%s k=%s review_share=%s" % (_("deployment"), dep["lang"], dep["k"], dep["review_share"]))
+    for key, data in entities["site"]:
+        hours = " ".join(x for x in (data.get("days"), data.get("hours")) if x)
+        print("  %-10s %s  %s  %s  %s" % (_("office"), key, data.get("name"), data.get("timezone"), hours or "-"))
+        for pkey, panel in entities["panel"]:
+            if not pkey.startswith(key + "/"):
+                continue
+            q = history.question(panel.get("question"), now) or {}
+            print(
+                "    %-8s %s  %s=%s (%s)"
+                % (_("panel"), pkey.split("/", 1)[1], _("question"), panel.get("question"), q.get("kind"))
+            )
+            for rkey, r in entities["roster"]:
+                if rkey.startswith(pkey + "#"):
+                    slot = rkey.split("#", 1)[1].replace("|", " ").strip() or _("all day")
+                    print("      %-8s %s  %s" % (_("roster"), history.employee_name(r.get("employee")), slot))
+    for key, q in entities["question"]:
+        print("  %-10s %s (%s): %s" % (_("question"), key, q.get("kind"), q.get("text_" + dep["lang"]) or ""))
+    for key, e in entities["employee"]:
+        print("  %-10s %s: %s" % (_("employee"), key, e.get("name")))
+    print(_("`rating site export` writes these settings as a site file"))
+    return 0
+
+
+def _revision(db):
+    from gateway import site as site_mod
+
+    return site_mod.revision(db)
+
+
+def cmd_site_export(args):
+    from gateway import site_view
+
+    db = open_db(args.db, create=False)
+    history = settings_of(db)
+    require_settings(history, args.db)
+    now = _now_ms()
+    note = _(
+        "The settings in force at %(now)s (revision %(rev)d), written by `rating site export`.\n"
+        "`rating site apply` takes this file back without a change; docs/site-file.md describes every field."
+    ) % {"now": times.format_time(now, history.home_tz()), "rev": _revision(db)}
+    text = site_view.to_toml(history, now, note)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    if os.path.exists(args.output):
+        raise CliError(_("%s exists; give a new file name (an export never overwrites)") % args.output)
+    _check_output(args.output)
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(_("settings written to %s") % args.output)
+    return 0
+
+
 KIND_WORDS = {
     "deployment": N_("deployment"),
     "site": N_("office"),
@@ -161,13 +299,14 @@ KIND_WORDS = {
     "employee": N_("employee"),
     "panel": N_("panel"),
     "roster": N_("roster"),
+    "alerts": N_("alerts"),
 }
 
 
 def cmd_rebuild(args):
     from gateway import derive
 
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)
     settings_of(db)
     started = time.monotonic()
     n = derive.rebuild(db, _now_ms())
@@ -184,176 +323,20 @@ def cmd_rebuild(args):
     return 0
 
 
-def cmd_review_list(args):
-    from gateway import derive, review
-
-    db = open_db(args.db)
-    history = settings_of(db)
-    lang = i18n.current()
-    share = args.share if args.share is not None else history.deployment(_now_ms()).get("review_share", 0.1)
-    local = args.site is None  # several offices: a date is each office's own day (as in report)
-    start = _parse_time(args.start, "--from", db, site=args.site, local=local)
-    end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
-    if times.is_local(start) or times.is_local(end):
-        polls, fms = [], []
-        for _, site in history.keys("site"):
-            tz = history.tz(site)
-            p, f = derive.polls_and_reports(db, site, times.at(start, tz), times.at(end, tz))
-            polls += p
-            fms += f
-        polls.sort(key=lambda r: (r["opened_ms"], r["site"], r["device"], r["open_seq"]))
-        fms.sort(key=lambda r: (r["start_ms"], r["site"], r["device"], r["seq"]))
-    else:
-        polls, fms = derive.polls_and_reports(db, args.site, start, end)
-    try:
-        items = review.sample(polls, fms, share, args.seed)
-    except review.ReviewError as exc:
-        raise CliError(str(exc)) from None
-    verdicts = review.latest(db)
-    for stratum, row in items:
-        site, device = row["site"], row["device"]
-        tz = history.tz(site)
-        if stratum == "fm":
-            ident = review.format_id(site, device, row["seq"])
-            status = review.fm_status(verdicts, site, device, row["seq"])
-            print(
-                "%-28s %s  %s  %s  %s: %s"
-                % (
-                    ident,
-                    i18n.t(lang, "stratum_fm"),
-                    times.format_span(row["start_ms"], row["end_ms"], tz),
-                    history.employee_name(row["employee"]) if row["employee"] else "-",
-                    i18n.t(lang, "verdict"),
-                    i18n.t(lang, status),
-                )
-            )
-        else:
-            ident = review.format_id(site, device, row["open_seq"])
-            v = verdicts.get((review.POLL, site, device, row["open_seq"]))
-            status = v["verdict"] if v else "-"
-            print(
-                "%-28s %s  %s  %s  %s  %s: %s"
-                % (
-                    ident,
-                    i18n.t(lang, "stratum_" + stratum),
-                    _fmt_time(row["opened_ms"], tz),
-                    i18n.answer_text(lang, row["answer"]),
-                    history.employee_name(row["employee"]) if row["employee"] else "-",
-                    i18n.t(lang, "verdict"),
-                    i18n.t(lang, status) if status != "-" else "-",
-                )
-            )
-        if row.get("video_url"):
-            print("%28s %s: %s" % ("", i18n.t(lang, "video"), row["video_url"]))
-    print(
-        ngettext(
-            "%(n)d item: all No answers, all force-majeure reports, %(share)s of other polls (seed %(seed)s)",
-            "%(n)d items: all No answers, all force-majeure reports, %(share)s of other polls (seed %(seed)s)",
-            len(items),
-        )
-        % {"n": len(items), "share": i18n.percent(share), "seed": args.seed}
-    )
-    return 0
-
-
-def _by(args):
-    return args.by or os.environ.get("RATING_EXPERT") or os.environ.get("USER") or ""
-
-
-def cmd_review_poll(args):
-    from gateway import review
-
-    db = open_db(args.db)
-    settings_of(db)
-    verdict = "invalid" if args.invalid else "valid"
-    try:
-        row = review.record(db, review.POLL, args.id, verdict, args.reason, _by(args), _now_ms())
-    except review.ReviewError as exc:
-        raise CliError(str(exc)) from None
-    if row["verdict"] == "invalid":
-        said = _("poll %(id)s marked invalid by %(by)s")
-    else:
-        said = _("poll %(id)s marked valid by %(by)s")
-    print(said % {"id": args.id, "by": row["by_name"]})
-    return 0
-
-
-def cmd_review_fm(args):
-    from gateway import review
-
-    db = open_db(args.db)
-    settings_of(db)
-    verdict = "confirm" if args.confirm else "reject"
-    try:  # a corrected period is read in the timezone of the report's office
-        fm_site = review.parse_id(args.id)[0]
-    except review.ReviewError:
-        fm_site = None  # record() below says what is wrong with the id
-    start = _parse_time(args.start, "--from", db, site=fm_site)
-    end = _parse_time(args.end, "--to", db, site=fm_site)
-    try:
-        row = review.record(db, review.FM, args.id, verdict, args.reason, _by(args), _now_ms(), start, end)
-    except review.ReviewError as exc:
-        raise CliError(str(exc)) from None
-    if row["verdict"] == "confirm":
-        said = _("force-majeure report %(id)s confirmed by %(by)s")
-    else:
-        said = _("force-majeure report %(id)s rejected by %(by)s")
-    print(said % {"id": args.id, "by": row["by_name"]})
-    return 0
-
-
-def cmd_review_history(args):
-    from gateway import review
-
-    db = open_db(args.db)
-    try:
-        rows = review.history(db, args.id)
-        tz = settings_of(db).home_tz(review.parse_id(args.id)[0])
-    except review.ReviewError as exc:
-        raise CliError(str(exc)) from None
-    if not rows:
-        print(_("%s: no verdicts yet") % args.id)
-        return 0
-    for r in rows:
-        period = ""
-        if r["from_ms"] is not None or r["to_ms"] is not None:
-            period = " " + _("period %(from)s..%(to)s") % {
-                "from": times.format_time(r["from_ms"], tz),
-                "to": times.format_time(r["to_ms"], tz),
-            }
-        print(
-            "%s  %-8s %-14s %s%s  %s"
-            % (
-                times.format_time(r["at_ms"], tz),
-                _(TARGET_WORDS.get(r["target"], r["target"])),
-                _(VERDICT_WORDS.get(r["verdict"], r["verdict"])),
-                _("by %s") % r["by_name"],
-                period,
-                r["reason"] or "",
-            )
-        )
-    print(_("in force: %s") % _(VERDICT_WORDS.get(rows[-1]["verdict"], rows[-1]["verdict"])))
-    return 0
-
-
-TARGET_WORDS = {"poll": N_("poll"), "fm": N_("force majeure")}
-VERDICT_WORDS = {
-    "valid": N_("valid"),
-    "invalid": N_("invalid"),
-    "confirm": N_("confirmed"),
-    "reject": N_("rejected"),
-}
-
-
 def cmd_counts_import(args):
     from gateway import counts
 
-    db = open_db(args.db)
-    settings_of(db)
+    db = open_db(args.db, create=False)
+    history = settings_of(db)
+    require_settings(history, args.db)
     try:
-        n = counts.import_file(db, args.file, _now_ms())
+        n = counts.import_file(db, args.file, _now_ms(), history)
     except OSError as exc:
         raise CliError(_("cannot read %(path)s: %(error)s") % {"path": args.file, "error": exc.strerror}) from None
+    except UnicodeDecodeError:
+        raise CliError(
+            _('%s is not UTF-8 text: in Excel save it as "CSV UTF-8"; nothing imported') % args.file
+        ) from None
     except counts.CountsError as exc:
         raise CliError(
             "%s\n%s"
@@ -367,6 +350,35 @@ def cmd_counts_import(args):
         )
         % {"file": args.file, "n": n}
     )
+    return 0
+
+
+def cmd_counts_list(args):
+    from gateway import store
+
+    db = open_db(args.db, create=False)
+    history = settings_of(db)
+    require_settings(history, args.db)
+    check_site(history, args.site)
+    start = _parse_time(args.start, "--from", db, site=args.site)
+    end = _parse_time(args.end, "--to", db, end=True, site=args.site)
+    check_range(start, end)
+    tz = history.home_tz(args.site)
+    rows = store.counts(db, args.site, times.at(start, tz), times.at(end, tz))
+    for r in rows:
+        tz = history.tz(r["site"])
+        print(
+            "%-16s %-10s %s  %6s %6s  %s"
+            % (
+                r["site"],
+                r["device"] or "-",
+                times.format_span(r["from_ms"], r["to_ms"], tz),
+                "-" if r["transactions"] is None else r["transactions"],
+                "-" if r["visitors"] is None else r["visitors"],
+                r["source"],
+            )
+        )
+    print(ngettext("%d interval", "%d intervals", len(rows)) % len(rows))
     return 0
 
 
@@ -419,11 +431,16 @@ def cmd_report(args):
     fmt = _report_format(args.format, args.output)
     if args.output:
         _check_output(args.output)  # before the work, not after it
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)
+    history = settings_of(db)
+    require_settings(history, args.db)
+    check_site(history, args.site)
+    check_employee(history, args.employee)
     # without --site, a date (or a time without UTC offset) is each office's own local one
     local = not args.site
     start = _parse_time(args.start, "--from", db, site=args.site, local=local)
     end = _parse_time(args.end, "--to", db, end=True, site=args.site, local=local)
+    check_range(start, end)
     by = args.by or "site"
     # a workbook holds every grouping unless --by names one
     bys = [args.by] if args.by else (list(report.BYS) if fmt == "xlsx" else [by])
@@ -487,8 +504,10 @@ def _cmd(sub, name, func, help_text, description=None):
 
 
 def register(sub):
+    from gateway import cli_review
+
     _register_site(sub)
-    _register_review(sub)
+    cli_review.register(sub)
     _register_counts(sub)
     _register_report(sub)
 
@@ -525,6 +544,22 @@ def _register_site(sub):
     )
 
     _cmd(
+        site_sub,
+        "show",
+        cmd_site_show,
+        _("the settings in force: offices, panels, roster, questions, employees"),
+    )
+    p = _cmd(
+        site_sub,
+        "export",
+        cmd_site_export,
+        _("the settings in force as a site file (site apply takes it back unchanged)"),
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE.toml", help=_("write to FILE.toml (never overwritten) instead of stdout")
+    )
+
+    _cmd(
         sub,
         "rebuild",
         cmd_rebuild,
@@ -535,80 +570,6 @@ def _register_site(sub):
             "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids)."
         ),
     )
-
-
-def _register_review(sub):
-    _g, rev = group(
-        sub,
-        "review",
-        _("expert review: sample polls, mark invalid, confirm force majeure"),
-        _(
-            "The expert checks polls against the video archive. `list` gives the sample, "
-            "`poll` and `fm` record verdicts (append-only, with who/when/why), `history` "
-            "shows the audit trail of one id."
-        ),
-    )
-    p = _cmd(
-        rev,
-        "list",
-        cmd_review_list,
-        _("the stratified sample to check, with video links"),
-        _(
-            "Every No answer, every force-majeure report and a random share of the other polls, "
-            "oldest first, with the video-archive link of each. The random part is stable for a "
-            "given --seed (new polls do not reshuffle it)."
-        ),
-    )
-    p.add_argument("--site", help=_("only this office (site id)"))
-    p.add_argument("--from", dest="start", metavar="TIME", help=_("polls opened at/after TIME; ") + _(TIME_HELP))
-    p.add_argument("--to", dest="end", metavar="TIME", help=_("polls opened before TIME (a date: to its end)"))
-    p.add_argument(
-        "--share",
-        type=_share,
-        help=_("share of the other polls to sample, 0..1 (default: deployment.review_share, 0.1)"),
-    )
-    p.add_argument("--seed", default="0", help=_("sample seed (default 0)"))
-    p.add_argument("--lang", choices=i18n.LANGS, help=_("language (default: the site file's)"))
-
-    p = _cmd(
-        rev,
-        "poll",
-        cmd_review_poll,
-        _("mark a poll invalid (or valid again)"),
-        _(
-            "Mark a poll invalid (excluded from every KPI) or --valid to revert. ID is site/device/seq "
-            "as `rating review list` shows it."
-        ),
-    )
-    p.add_argument("id", metavar="ID", help=_("poll id: site/device/seq"))
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--invalid", action="store_true", help=_("exclude the poll from the KPIs"))
-    g.add_argument("--valid", action="store_true", help=_("count the poll again (reverts --invalid)"))
-    p.add_argument("--reason", help=_("why (required with --invalid); kept in the audit trail"))
-    p.add_argument("--by", help=_("who gives the verdict (default: $RATING_EXPERT or $USER)"))
-
-    p = _cmd(
-        rev,
-        "fm",
-        cmd_review_fm,
-        _("confirm or reject a force-majeure report"),
-        _(
-            "A confirmed report takes that panel's No answers and silent polls inside the period out "
-            "of DI-staff (not DI-office or ELI). --from/--to correct the period when the video shows "
-            "it differently."
-        ),
-    )
-    p.add_argument("id", metavar="ID", help=_("report id: site/device/seq of the long press"))
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--confirm", action="store_true", help=_("the force majeure really happened"))
-    g.add_argument("--reject", action="store_true", help=_("it did not (the report excludes nothing)"))
-    p.add_argument("--from", dest="start", metavar="TIME", help=_("confirmed period start; ") + _(TIME_HELP))
-    p.add_argument("--to", dest="end", metavar="TIME", help=_("confirmed period end"))
-    p.add_argument("--reason", help=_("why (required with --reject)"))
-    p.add_argument("--by", help=_("who gives the verdict (default: $RATING_EXPERT or $USER)"))
-
-    p = _cmd(rev, "history", cmd_review_history, _("every verdict on one poll or report (audit trail)"))
-    p.add_argument("id", metavar="ID", help=_("site/device/seq"))
 
 
 def _register_counts(sub):
@@ -627,17 +588,27 @@ def _register_counts(sub):
         cmd_counts_import,
         _("import a counts CSV (idempotent)"),
         _(
-            "CSV with a header row; columns:\n"
-            "  site          office id\n"
+            'CSV with a header row, `,` or `;` between values (Russian Excel\'s "CSV UTF-8" as it is); columns:\n'
+            "  site          office id (one of the site file's)\n"
             "  device        panel id, or empty for the whole office (optional column)\n"
-            "  from, to      interval [from, to): ISO 8601 with offset (2025-01-06T09:00:00+03:00) or epoch ms\n"
-            "  transactions  sales in the interval (may be empty)\n"
+            "  from, to      interval [from, to): 2025-01-06T09:00 or 06.01.2025 09:00 in the office's\n"
+            "                timezone, ISO 8601 with offset (2025-01-06T09:00:00+03:00), or epoch ms\n"
+            "  transactions  sales in the interval (may be empty; 1 234 and 12,0 are read)\n"
             "  visitors      people counted (may be empty)\n"
             "Re-importing the same file changes nothing; a corrected line overwrites its interval.\n"
             "A file with any bad line imports nothing and every problem is listed with its line."
         ),
     )
     p.add_argument("file", metavar="FILE.csv")
+    p = _cmd(
+        cnt,
+        "list",
+        cmd_counts_list,
+        _("the stored counts: office, panel, interval, transactions, visitors, source"),
+    )
+    p.add_argument("--site", metavar="ID", help=_("only this office (site id)"))
+    p.add_argument("--from", dest="start", metavar="TIME", help=_("intervals ending after TIME; ") + _(TIME_HELP))
+    p.add_argument("--to", dest="end", metavar="TIME", help=_("intervals starting before TIME (a date: to its end)"))
 
 
 def _register_report(sub):
@@ -645,58 +616,65 @@ def _register_report(sub):
         sub,
         "report",
         cmd_report,
-        "KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate",
-        "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
-        "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
-        "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
-        "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
-        "JSON fields: docs/report-json.md.",
+        _("KPI report: DI-staff, DI-office, ELI, conversion, coverage, FM rate"),
+        _(
+            "Every KPI of the method (ИНК@Персонал / DI-staff, ИНК@Офис / DI-office, ИЭЛ / ELI, exact "
+            "conversion, visitor coverage, force-majeure rate) with n and the 95 % Wilson interval, "
+            "the flags (force-majeure rate, coverage/conversion thresholds, unreviewed force-majeure "
+            "reports, repaired/arrival times, lost events) and the bottleneck diagnosis per office. "
+            "JSON fields: docs/report-json.md."
+        ),
     )
     figures = ("di_staff", "di_office", "eli", "exact_conversion", "visitor_coverage", "fm_rate")
     p.add_argument(
         "--by",
         choices=("employee", "device", "site", "question"),
-        help="one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
-        "a sheet each)",
+        help=_(
+            "one row per employee, panel, office or question (default: site; an .xlsx file: every grouping, "
+            "a sheet each)"
+        ),
     )
     p.add_argument(
         "--period",
         choices=("day", "week", "month", "all"),
-        help="split rows by day, ISO week or month in the office's timezone (default: all; with --pivot: month)",
+        help=_("split rows by day, ISO week or month in the office's timezone (default: all; with --pivot: month)"),
     )
     p.add_argument(
         "--from",
         dest="start",
         metavar="TIME",
-        help="polls opened at/after TIME; "
-        + TIME_HELP
-        + "; without --site, a date or a time without offset is each office's own local time",
+        help=_(
+            "polls opened at/after TIME; %s; without --site, a date or a time without offset is each office's own local time"
+        )
+        % _(TIME_HELP),
     )
-    p.add_argument("--to", dest="end", metavar="TIME", help="polls opened before TIME (a date: to its end)")
-    p.add_argument("--site", metavar="ID", help="only this office (site id)")
-    p.add_argument("--employee", metavar="ID", help="only this person's polls and force-majeure reports")
+    p.add_argument("--to", dest="end", metavar="TIME", help=_("polls opened before TIME (a date: to its end)"))
+    p.add_argument("--site", metavar="ID", help=_("only this office (site id)"))
+    p.add_argument("--employee", metavar="ID", help=_("only this person's polls and force-majeure reports"))
     p.add_argument(
         "--sort",
         metavar="KPI",
         choices=figures,
-        help="rank the rows best first within each period by KPI: %s" % ", ".join(figures),
+        help=_("rank the rows best first within each period by KPI: %s") % ", ".join(figures),
     )
     p.add_argument(
         "--pivot",
         metavar="KPI",
         choices=figures,
-        help="a compact table of one KPI: rows x periods (table, csv, json, and a sheet of the .xlsx)",
+        help=_("a compact table of one KPI: rows x periods (table, csv, json, and a sheet of the .xlsx)"),
     )
     p.add_argument(
-        "--k", type=_k, help="correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)"
+        "--k", type=_k, help=_("correction coefficient for silent customers, 0..1 (default: the site file's, else 0.8)")
     )
     p.add_argument(
         "--format",
         choices=("table", "json", "csv", "xlsx"),
-        help="output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
-        "with lang ru `;` and decimal commas, as Russian Excel reads it",
+        help=_(
+            "output format (default: from the -o file's extension .txt/.json/.csv/.xlsx, else table); csv: "
+            "with lang ru `;` and decimal commas, as Russian Excel reads it"
+        ),
     )
-    p.add_argument("--lang", choices=("ru", "en"), help="language (default: the site file's, else ru)")
+    p.add_argument("--lang", choices=("ru", "en"), help=_("language (default: the site file's, else ru)"))
     p.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout (the format follows its extension)"
+        "-o", "--output", metavar="FILE", help=_("write to FILE instead of stdout (the format follows its extension)")
     )

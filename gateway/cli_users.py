@@ -11,8 +11,9 @@ import sys
 import time
 
 from gateway.cli_common import CliError, add_db, group, open_db
+from gateway.i18n import N_, _
 
-ROLE_HELP = (
+ROLE_HELP = N_(
     "admin (accounts, tokens, everything), expert (review queue, verdicts, reports), analyst "
     "(reports, no verdicts), store-manager (reports and panels of their offices), technician "
     "(panel fleet, read-only)"
@@ -193,21 +194,24 @@ def cmd_bootstrap(args):
         db.close()
     # The one place a password is shown: once, on this terminal, and it must be changed at the
     # first sign-in, so it is worthless once used.
-    print("first admin account: %s" % user["username"])
-    print("one-time password:   %s" % password)
-    print("sign in with `rating web` and choose a new password; this one works only for that")
+    print(_("first admin account: %s") % user["username"])
+    print(_("one-time password:   %s") % password)
+    print(_("sign in with `rating web` and choose a new password; this one works only for that"))
     return 0
 
 
 def register(sub):
-    _, usub = group(
+    _g, usub = group(
         sub,
         "user",
-        "accounts of the web console (rating web): add, list, disable, passwd",
-        "Accounts of the web console. Roles: " + ROLE_HELP + ". Each account but an admin has a "
-        "scope: offices (site ids of the site file) and/or regions, or all offices. Passwords "
-        "are never given on the command line: they are asked for, or read from stdin with "
-        "--password-stdin. See docs/console.md.",
+        _("accounts of the web console (rating web): add, list, disable, passwd"),
+        _(
+            "Accounts of the web console. Roles: %s. Each account but an admin has a "
+            "scope: offices (site ids of the site file) and/or regions, or all offices. Passwords "
+            "are never given on the command line: they are asked for, or read from stdin with "
+            "--password-stdin. See docs/console.md."
+        )
+        % _(ROLE_HELP),
     )
 
     def cmd(name, func, help_text, description=None):
@@ -221,40 +225,51 @@ def register(sub):
         p.set_defaults(func=func)
         return p
 
-    p = cmd("add", cmd_add, "add an account (the password is asked for)")
-    p.add_argument("username", metavar="NAME", help="account name, e.g. elena.ivanova")
+    p = cmd("add", cmd_add, _("add an account (the password is asked for)"))
+    p.add_argument("username", metavar="NAME", help=_("account name, e.g. elena.ivanova"))
     p.add_argument(
-        "--role", required=True, choices=("admin", "expert", "analyst", "store-manager", "technician"), help=ROLE_HELP
+        "--role",
+        required=True,
+        choices=("admin", "expert", "analyst", "store-manager", "technician"),
+        help=_(ROLE_HELP),
     )
-    p.add_argument("--name", dest="name", metavar="TEXT", help="the person's full name (shown in the console)")
-    p.add_argument("--office", action="append", default=[], metavar="SITE_ID", help="an office in scope (repeatable)")
+    p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))
     p.add_argument(
-        "--region", action="append", default=[], metavar="NAME", help="a region of the site file in scope (repeatable)"
+        "--office", action="append", default=[], metavar="SITE_ID", help=_("an office in scope (repeatable)")
     )
-    p.add_argument("--all-offices", action="store_true", help="every office (not for store managers, usually)")
     p.add_argument(
-        "--lang", choices=("ru", "en"), help="the console's language for this account (default: the site file's)"
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=_("a region of the site file in scope (repeatable)"),
     )
-    p.add_argument("--password-stdin", action="store_true", help="read the password as one line from standard input")
+    p.add_argument("--all-offices", action="store_true", help=_("every office (not for store managers, usually)"))
+    p.add_argument(
+        "--lang", choices=("ru", "en"), help=_("the console's language for this account (default: the site file's)")
+    )
+    p.add_argument("--password-stdin", action="store_true", help=_("read the password as one line from standard input"))
 
-    p = cmd("list", cmd_list, "list the accounts (never passwords)")
+    p = cmd("list", cmd_list, _("list the accounts (never passwords)"))
     p.add_argument("--format", choices=("table", "json"), default="table")
 
-    p = cmd("disable", cmd_disable, "disable an account: its sessions and API tokens stop working at once")
+    p = cmd("disable", cmd_disable, _("disable an account: its sessions and API tokens stop working at once"))
     p.add_argument("username", metavar="NAME")
-    p = cmd("enable", cmd_enable, "enable a disabled account again")
+    p = cmd("enable", cmd_enable, _("enable a disabled account again"))
     p.add_argument("username", metavar="NAME")
 
-    p = cmd("passwd", cmd_passwd, "set a new password (its open sessions end)")
+    p = cmd("passwd", cmd_passwd, _("set a new password (its open sessions end)"))
     p.add_argument("username", metavar="NAME")
-    p.add_argument("--password-stdin", action="store_true", help="read the password as one line from standard input")
-    p.add_argument("--must-change", action="store_true", help="the person must choose a new one at the next sign-in")
+    p.add_argument("--password-stdin", action="store_true", help=_("read the password as one line from standard input"))
+    p.add_argument("--must-change", action="store_true", help=_("the person must choose a new one at the next sign-in"))
 
     p = cmd(
         "bootstrap",
         cmd_bootstrap,
-        "make the first admin account (only while there is none)",
-        "Make the first admin account with a random one-time password, shown once here; the "
-        "first sign-in must replace it. Refused once an active admin exists.",
+        _("make the first admin account (only while there is none)"),
+        _(
+            "Make the first admin account with a random one-time password, shown once here; the "
+            "first sign-in must replace it. Refused once an active admin exists."
+        ),
     )
-    p.add_argument("username", metavar="NAME", nargs="?", default="admin", help="account name (default admin)")
+    p.add_argument("username", metavar="NAME", nargs="?", default="admin", help=_("account name (default admin)"))

@@ -52,7 +52,9 @@ def sqlite_path(url):
     """The file path of a sqlite URL (`sqlite:///rel/path`, `sqlite:////abs/path`) or bare path."""
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :]
-    if url.startswith("sqlite://"):
+    if url.startswith("sqlite:"):
+        # `sqlite://x`, `sqlite:x` and `sqlite:/x` are typos, not file names: a folder named
+        # "sqlite:" must never appear
         raise DatabaseError("database URL %r: write sqlite:///relative/path.db or sqlite:////absolute/path.db" % url)
     return url
 
@@ -109,6 +111,29 @@ def split_statements(script):
     if stmt:
         statements.append(stmt)
     return statements
+
+
+_SQLITE_SET_UP = "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+SQLITE_HEADER = b"SQLite format 3\x00"
+NOT_SQLITE = "not an SQLite file"  # the CLI shows it translated
+
+
+def sqlite_file_is_set_up(path):
+    """Whether the existing file `path` is a SQLite database migrations ran on, without changing
+    it: no journal-mode switch, nothing created (connect() would turn an empty file into a
+    database). DatabaseError(the reason) when it cannot be read as one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head not in (SQLITE_HEADER, b""):
+            raise DatabaseError(NOT_SQLITE)
+        conn = sqlite3.connect(path)  # an existing file: nothing is created
+        try:
+            return conn.execute(_SQLITE_SET_UP).fetchone() is not None
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseError(str(exc)) from None
 
 
 def _dict_row_factory(cursor, row):
@@ -260,16 +285,16 @@ class Database:
                 chosen[key] = os.path.join(directory, name)
         return sorted(chosen.items())
 
+    def is_set_up(self):
+        """Whether migrations ever ran here (a `schema_migrations` table exists); asks only."""
+        if self.dialect == "sqlite":
+            return bool(self.query_one(_SQLITE_SET_UP))
+        return bool(self.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x"))
+
     def applied_migrations(self):
         # looked up before CREATE: a deployment's gateway role may have no CREATE right on the
         # schema once it is migrated (CREATE TABLE IF NOT EXISTS still needs it on PostgreSQL)
-        if self.dialect == "sqlite":
-            exists = self.query_one(
-                "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-            )
-        else:
-            exists = self.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x")
-        if not exists:
+        if not self.is_set_up():
             self.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ( version TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
             )

@@ -518,6 +518,13 @@ def panel_polls(db, site, device, from_ms, to_ms):
     )
 
 
+def unsolicited_presses(db, sites=None, from_ms=None, to_ms=None):
+    """Answer presses with no poll open (site, device, seq, at_ms, ev) of the offices `sites`
+    (None: all) in [from_ms, to_ms), in time order (the doubt scores: gateway/doubt.py)."""
+    sql, params = _filters(sites, "at_ms", from_ms, to_ms)
+    return db.query("SELECT site, device, seq, at_ms, ev FROM unsolicited%s ORDER BY at_ms" % sql, params)
+
+
 def latest_poll_ms(db, sites=None):
     """The opening time of the newest poll of the offices `sites` (None: all), or None."""
     sql, params = _filters(sites, "opened_ms", None, None)

@@ -101,6 +101,11 @@ def current():
     return _state["lang"]
 
 
+def chosen():
+    """Did the user choose the language (--lang, $RATING_LANG), rather than the default?"""
+    return _state["explicit"]
+
+
 def follow_deployment(lang):
     """A command read the deployment's language: speak it unless the user chose one."""
     if lang in LANGS and not _state["explicit"]:
@@ -227,6 +232,7 @@ TEXT = {
     "k": N_("correction coefficient k"),
     "na": N_("n/a"),
     "no_rows": N_("No polls in the chosen period."),
+    "too_few_to_rank": N_("too few polls to rank"),
     "no_reference": N_("no reference values set (deployment.reference in the site file)"),
     "sorted_by": ("рейтинг по", "ranked by"),
     "pivot_note": (
@@ -258,6 +264,14 @@ TEXT = {
     "stratum_no": N_("No answer"),
     "stratum_fm": N_("force majeure"),
     "stratum_random": N_("random sample"),
+    "stratum_doubt": N_("doubtful"),
+    # why a poll is doubtful (gateway/doubt.py)
+    "doubt_very_fast_answer": N_("answered before a person could read the question"),
+    "doubt_fast_answer": N_("answered faster than a customer reacts"),
+    "doubt_reopened": N_("poll opened again (a No overwritten?)"),
+    "doubt_extra_presses": N_("more answer presses than one customer makes"),
+    "doubt_yes_streak": N_("in a run of Yes far above the employee's own share"),
+    "doubt_unsolicited_near": N_("buttons pressed with no poll open nearby"),
     "silent": N_("silent"),
     "yes": N_("Yes"),
     "no": N_("No"),
@@ -426,6 +440,14 @@ REASONS = (
         N_("database refused the message: %(error)s"),
     ),
     (r"gateway error while decoding: (?P<error>.*)", N_("gateway error while decoding: %(error)s")),
+    (
+        r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content \(panel journal reset or "
+        r"firmware bug\?\); the stored event is kept",
+        N_(
+            "seq %(seq)s of %(panel)s is already stored with different content (panel journal reset or "
+            "firmware bug?); the stored event is kept"
+        ),
+    ),
     (
         r"seq (?P<seq>\d+) of (?P<panel>\S+) is already stored with different content(?P<rest>.*)",
         N_("seq %(seq)s of %(panel)s is already stored with different content%(rest)s"),

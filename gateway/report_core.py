@@ -42,6 +42,7 @@ from gateway import i18n
 from gateway.site import History
 from kpi_core import ScopeCounts, Thresholds
 from kpi_core.indices import check_k
+from kpi_core.ranking import office_score, staff_score
 from kpi_core.scope import FIGURES
 
 BYS = ("employee", "device", "site", "question")
@@ -689,24 +690,56 @@ def _scope_row(scope: _Scope, rule: str, inputs: Inputs, frame: _Frame, counts: 
     return row_dict(scope.head(frame.history), tally, opts, lost, counted, notes)
 
 
-def rank(rows: list[Row], name: str) -> list[Row]:
-    """Rows ordered by period, each period's best first by figure `name` (rank 1, 2, ...); rows
-    without that figure last, without a rank."""
+# DIs are shares of polls: ranked fairly (kpi_core.ranking: shrunk toward the period's mean,
+# rank ranges only where the intervals separate rows, small samples unranked).
+FAIR_SCORES = {"di_staff": ("staff", staff_score), "di_office": ("office", office_score)}
 
+
+def rank(rows: list[Row], name: str, k: float = kpi_core.DEFAULT_K, min_n: int = 30) -> list[Row]:
+    """Rows ordered by period, each period's best first by figure `name` (rank 1, 2, ...); rows
+    without that figure last, without a rank. DI-staff and DI-office rank by the shrunk DI and
+    add `rank_range` ("1-3" where rows cannot be told apart) and `fair` (the shrunk DI with its
+    interval); rows with fewer than min_n polls of that question are listed unranked."""
+    out = []
+    for period in sorted({r["period"] for r in rows}):
+        these = [r for r in rows if r["period"] == period]
+        out += _fair_rank(these, name, k, min_n) if name in FAIR_SCORES else _plain_rank(these, name)
+    return out
+
+
+def _plain_rank(rows: list[Row], name: str) -> list[Row]:
     def value(row):
         fig = row["kpi"][name]
         return None if fig is None else fig["value"]
 
     sign = -1.0 if name in HIGHER_IS_BETTER else 1.0
-    out = []
-    for period in sorted({r["period"] for r in rows}):
-        these = [r for r in rows if r["period"] == period]
-        ranked = sorted(
-            ((v, r) for r in these if (v := value(r)) is not None), key=lambda x: (sign * x[0], x[1]["key"])
-        )
-        out += [dict(r, rank=i) for i, (_, r) in enumerate(ranked, 1)]
-        out += [dict(r, rank=None) for r in these if value(r) is None]
-    return out
+    ranked = sorted(((v, r) for r in rows if (v := value(r)) is not None), key=lambda x: (sign * x[0], x[1]["key"]))
+    return [dict(r, rank=i) for i, (_, r) in enumerate(ranked, 1)] + [
+        dict(r, rank=None) for r in rows if value(r) is None
+    ]
+
+
+def _fair_rank(rows: list[Row], name: str, k: float, min_n: int) -> list[Row]:
+    kind, score = FAIR_SCORES[name]
+    items, by_key = [], {}
+    for r in rows:
+        counts = r["polls"]["by_kind"].get(kind)
+        if counts is None:
+            continue
+        s, n = score(kpi_core.PollCounts(**counts), k)
+        items.append((r["key"], s, n))
+        by_key[r["key"]] = r
+    out, place = [], 0
+    for x in kpi_core.rank(items, min_n=min_n):
+        fair = None if x.shrunk is None else {"value": x.shrunk, "low": x.low, "high": x.high, "n": x.n}
+        if x.rank_best is None:
+            out.append(dict(by_key[x.subject], rank=None, rank_range=None, fair=fair, rank_note=x.reason))
+            continue
+        place += 1
+        out.append(dict(by_key[x.subject], rank=place, rank_range=x.rank_text, fair=fair, rank_note=None))
+    return out + [
+        dict(r, rank=None, rank_range=None, fair=None, rank_note=None) for r in rows if r["key"] not in by_key
+    ]
 
 
 def compute(inputs: Inputs, opts: Options) -> Row:
@@ -722,7 +755,7 @@ def compute(inputs: Inputs, opts: Options) -> Row:
     groups, total = _group(frame, polls, fms, counts)
     rows = [_scope_row(groups[g], opts.by, inputs, frame, counts) for g in sorted(groups)]
     if opts.sort:
-        rows = rank(rows, opts.sort)
+        rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
     total_row = _scope_row(total, "total", inputs, frame, counts)
     th = opts.thresholds
     return {

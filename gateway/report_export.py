@@ -14,6 +14,7 @@ import csv
 import datetime as _dt
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -59,10 +60,25 @@ def _cell(fig: Mapping[str, Any] | None, lang: str) -> str:
         return "-"
     if fig["value"] is None:
         return "%s (%s)" % (i18n.t(lang, "na"), fig["reason"])
-    return fig["text"]
+    return _figure_text(fig["text"], lang)
+
+
+def _figure_text(text: str, lang: str) -> str:
+    """kpi_core writes a figure the English way ('+12 % (-3 to +20 %, n=230)', '0.4 %'); in
+    Russian the interval of a signed figure reads 'от -3 до +20 %' and decimals take a comma."""
+    if lang != "ru":
+        return text
+    text = re.sub(r"\(([-+]?[\d.]+) to ([-+]?[\d.]+ %)", r"(от \1 до \2", text)
+    return re.sub(r"(\d)\.(\d)", r"\1,\2", text)
 
 
 # --- the text table ----------------------------------------------------------------------------
+
+
+def _k_text(k, lang):
+    """The correction coefficient as the language writes it: 0,8 in Russian, 0.8 in English."""
+    digits = len(("%g" % k).partition(".")[2])
+    return i18n.number(k, digits, lang)
 
 
 def _title(report: Report) -> str:
@@ -73,7 +89,7 @@ def _title(report: Report) -> str:
         i18n.t(lang, report["by"]),
         i18n.t(lang, "period"),
         i18n.t(lang, "period_" + report["period"]),
-        report["k"],
+        _k_text(report["k"], lang),
     )
     if report.get("sort"):
         head += "; %s: %s" % (i18n.t(lang, "sorted_by"), i18n.t(lang, report["sort"]))
@@ -91,7 +107,9 @@ def render_table(report: Report) -> str:
         lines.append("")
         title = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
         if row.get("rank"):
-            title = "%d. %s" % (row["rank"], title)
+            title = "%s. %s" % (row.get("rank_range") or row["rank"], title)
+        elif row.get("rank_note"):
+            title += "  (%s)" % i18n.t(lang, "too_few_to_rank")
         if row["period"] != "all":
             title += "  [%s]" % row["period"]
         lines.append("%s  (%s: %d)" % (title, i18n.t(lang, "polls"), row["polls"]["valid"]))
@@ -124,6 +142,7 @@ CSV_FIELDS = [
     "period_end",
     "timezone",
     "rank",
+    "rank_range",
     "polls_valid",
     "polls_invalid",
 ]
@@ -163,6 +182,7 @@ def _csv_row(row: Mapping[str, Any], number: Callable[[Any], Any]) -> dict[str, 
         "period_end": local_text(row.get("period_end_local")),
         "timezone": row.get("timezone") or "",
         "rank": row.get("rank"),
+        "rank_range": row.get("rank_range") or "",
         "polls_valid": row["polls"]["valid"],
         "polls_invalid": row["polls"]["invalid"],
         "transactions": row["counts"]["transactions"],
@@ -284,7 +304,7 @@ def _columns(lang: str, ranked: bool) -> list[str]:
 def _sheet_row(row: Mapping[str, Any], lang: str, ranked: bool) -> list[tuple[Any, str | None]]:
     """(value, number format) per cell of one row."""
     label = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
-    out: list[tuple[Any, str | None]] = [(row.get("rank"), None)] if ranked else []
+    out: list[tuple[Any, str | None]] = [(row.get("rank_range") or row.get("rank"), None)] if ranked else []
     start, end = _local(row.get("period_start_local")), _local(row.get("period_end_local"))
     date_format = (
         "yyyy-mm-dd" if all(x is None or x.time() == _dt.time(0) for x in (start, end)) else "yyyy-mm-dd hh:mm"

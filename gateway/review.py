@@ -51,28 +51,7 @@ def _exists(db, target, site, device, seq):
 
 def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=None):
     """Append a verdict; returns the stored row as a dict. Raises ReviewError on bad input."""
-    site, device, seq = parse_id(ident)
-    allowed = POLL_VERDICTS if target == POLL else FM_VERDICTS
-    if verdict not in allowed:
-        raise ReviewError(_("verdict must be one of %s, got %r") % (", ".join(allowed), verdict))
-    reason = (reason or "").strip()
-    if verdict in ("invalid", "reject") and not reason:
-        if target == POLL:
-            said = _("--reason is required to mark a poll invalid (%s): say why (it is kept in the audit trail)")
-        else:
-            said = _("--reason is required to reject a report (%s): say why (it is kept in the audit trail)")
-        raise ReviewError(said % ident)
-    if len(reason) > MAX_REASON:
-        raise ReviewError(
-            _("--reason is %(n)d characters; keep it under %(max)d") % {"n": len(reason), "max": MAX_REASON}
-        )
-    by = (by or "").strip()
-    if not by:
-        raise ReviewError(_("--by: say who gives the verdict"))
-    if (from_ms is not None or to_ms is not None) and (target != FM or verdict != "confirm"):
-        raise ReviewError(_("--from/--to only go with `rating review fm ID --confirm`"))
-    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
-        raise ReviewError(_("--to must be after --from"))
+    site, device, seq, reason, by = check(target, ident, verdict, reason, by, from_ms, to_ms)
     if not _exists(db, target, site, device, seq):
         if target == POLL:
             said = _("no poll %s; `rating review list` shows the ids (after `rating rebuild` if the site file changed)")
@@ -100,6 +79,44 @@ def record(db, target, ident, verdict, reason, by, now_ms, from_ms=None, to_ms=N
         tuple(row[c] for c in cols),
     )
     return row
+
+
+def check(target, ident, verdict, reason, by, from_ms=None, to_ms=None):
+    """A verdict's input checked without the database: (site, device, seq, reason, by), or
+    ReviewError saying what to fix."""
+    site, device, seq = parse_id(ident)
+    allowed = POLL_VERDICTS if target == POLL else FM_VERDICTS
+    if verdict not in allowed:
+        raise ReviewError(_("verdict must be one of %s, got %r") % (", ".join(allowed), verdict))
+    reason = (reason or "").strip()
+    if verdict in ("invalid", "reject") and not reason:
+        if target == POLL:
+            said = _("--reason is required to mark a poll invalid (%s): say why (it is kept in the audit trail)")
+        else:
+            said = _("--reason is required to reject a report (%s): say why (it is kept in the audit trail)")
+        raise ReviewError(said % ident)
+    if len(reason) > MAX_REASON:
+        raise ReviewError(
+            _("--reason is %(n)d characters; keep it under %(max)d") % {"n": len(reason), "max": MAX_REASON}
+        )
+    by = (by or "").strip()
+    if not by:
+        raise ReviewError(_("--expert: say who gives the verdict"))
+    if (from_ms is not None or to_ms is not None) and (target != FM or verdict != "confirm"):
+        raise ReviewError(_("--from/--to only go with `rating review fm ID --confirm`"))
+    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
+        raise ReviewError(_("--to must be after --from"))
+    return site, device, seq, reason, by
+
+
+def unchanged(db, target, ident, verdict, from_ms=None, to_ms=None):
+    """Whether the verdict in force on `ident` already says `verdict` with this period: then a
+    new one would only lengthen the trail (`rating review` records nothing)."""
+    rows = [r for r in history(db, ident) if r["target"] == target]
+    if not rows:
+        return False
+    last = rows[-1]
+    return last["verdict"] == verdict and last["from_ms"] == from_ms and last["to_ms"] == to_ms
 
 
 def history(db, ident):
@@ -221,3 +238,23 @@ def sample(polls, fms, share, seed=0):
         out.append(("fm", f["start_ms"], format_id(f["site"], f["device"], f["seq"]), f))
     out.sort(key=lambda x: (x[1], x[2]))
     return [(stratum, row) for stratum, _, _, row in out]
+
+
+def risk_first(items, polls, doubts):
+    """The sample `items` ([(stratum, row)] from `sample`) with every doubtful poll added
+    (stratum 'doubt': a doubt score above 0, gateway/doubt.py) and the polls riskiest first;
+    force-majeure reports after the polls, in time order. `doubts`: {poll id: Doubt}."""
+    seen = {format_id(r["site"], r["device"], r["open_seq"]) for s, r in items if s != "fm"}
+    out = list(items)
+    for p in polls:
+        ident = format_id(p["site"], p["device"], p["open_seq"])
+        if ident not in seen and doubts[ident].score > 0:
+            out.append(("doubt", p))
+
+    def key(item):
+        stratum, row = item
+        if stratum == "fm":
+            return (1, 0, row["start_ms"])
+        return (0, -doubts[format_id(row["site"], row["device"], row["open_seq"])].score, row["opened_ms"])
+
+    return sorted(out, key=key)

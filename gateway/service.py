@@ -20,6 +20,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import tomllib
@@ -28,6 +29,7 @@ from dataclasses import dataclass, fields
 from gateway import brokerlink, ingest, retained, rotation, schema, store
 from gateway import db as dbmod
 from gateway import limits as limits_mod
+from gateway.i18n import _
 from gateway.worker import Worker, WriteTurn
 from protocol import ProtocolError, mqtturl, topics
 
@@ -41,7 +43,10 @@ class SettingsError(ValueError):
 @dataclass
 class GatewaySettings:
     broker: str = ""  # mqtt://host:port; empty: start the embedded broker
-    broker_port: int = 1883  # the embedded broker's port (127.0.0.1 only)
+    broker_port: int = 1883  # the embedded broker's port
+    # the embedded broker's address: loopback by default; "0.0.0.0" or a LAN address lets panels
+    # on the shop's Wi-Fi in (always with accounts: the embedded broker has no anonymous access)
+    broker_host: str = "127.0.0.1"
     db: str = ""  # database URL; empty: SQLite in data_dir
     data_dir: str = ""  # empty: $RATING_DATA or ./rating-data
     root: str = topics.DEFAULT_ROOT
@@ -100,6 +105,10 @@ class GatewaySettings:
         self._check_ranges()
         if self.broker:
             broker_address(self.broker)
+            if self.broker_host != GatewaySettings.broker_host:
+                raise SettingsError("broker_host: only for the embedded broker (no `broker` URL); drop one of them")
+        if not self.broker_host or not self.broker_host.isascii() or " " in self.broker_host:
+            raise SettingsError("broker_host: an IP address or host name to listen on, got %r" % self.broker_host)
         try:
             brokerlink.check_settings(self)
         except ValueError as exc:
@@ -239,6 +248,8 @@ class GatewayService:
 
     RECONNECT_MIN_S = 1
     RECONNECT_MAX_S = 10
+    UNREACHABLE_REPEAT_S = 300.0  # an unchanged "unreachable" line is repeated this often
+    TAKEOVER_S = 5.0  # a connection closed this soon after it was accepted counts as taken over
     QUIET_MS = 2  # flush when no further message arrived for this long
     DB_RETRY_S = 1.0
     SHUTDOWN_CONFIRM_S = 5.0
@@ -277,6 +288,10 @@ class GatewayService:
         # delivered by this run, until the panel logged in with it; in memory only
         self._secrets: dict[tuple[str, str], tuple[int, str]] = {}
         self._next_rotation = 0.0
+        self._broker_url = ""  # redacted, for the lines the operator reads
+        self._unreachable = None  # (since, last error, last said: monotonic s) while the broker is unreachable
+        self._connected_at = None  # monotonic time of the last accepted connection
+        self._short_lived = 0  # connections in a row the broker closed right after accepting them
 
     # ---- paho thread: enqueue only ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -286,8 +301,18 @@ class GatewayService:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reason_code.is_failure:
-            log.warning("broker refused the connection: %s", reason_code)
+            self._say(
+                _("gateway: broker %(url)s refused the connection: %(reason)s")
+                % {"url": self._broker_url, "reason": reason_code}
+            )
             return
+        if self._unreachable is not None:
+            self._say(
+                _("gateway: broker %(url)s reachable again after %(s)d s")
+                % {"url": self._broker_url, "s": round(time.monotonic() - self._unreachable[0])}
+            )
+            self._unreachable = None
+        self._connected_at = time.monotonic()
         self._gen += 1
         self._session_present = bool(flags.session_present)
         result, self._sub_mid = client.subscribe([(f, 1) for f in topics.gateway_subscriptions(self.settings.root)])
@@ -301,10 +326,52 @@ class GatewayService:
                 return
             self.q.put(("connected", self._gen, self._session_present))
 
+    def _on_connect_fail(self, client, userdata):
+        # paho calls this inside its `except OSError` around the connect: the error is at hand
+        error = sys.exc_info()[1]
+        text = str(error) if error is not None else "no answer"
+        now = time.monotonic()
+        if (
+            self._unreachable is None
+            or self._unreachable[1] != text
+            or now - self._unreachable[2] >= self.UNREACHABLE_REPEAT_S
+        ):
+            since = now if self._unreachable is None else self._unreachable[0]
+            self._say(
+                _(
+                    "gateway: broker %(url)s unreachable (%(error)s); retrying every %(s)d s, nothing is lost "
+                    "meanwhile (panels keep their events until acked)"
+                )
+                % {"url": self._broker_url, "error": text, "s": self.RECONNECT_MAX_S}
+            )
+            self._unreachable = (since, text, now)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
-        if not self._closing:
-            log.warning("lost the broker (%s); reconnecting", reason_code)
+        if self._closing:
+            return
+        lived = None if self._connected_at is None else time.monotonic() - self._connected_at
+        self._connected_at = None
+        if lived is not None and lived < self.TAKEOVER_S:
+            self._short_lived += 1
+        else:
+            self._short_lived = 0
+        if self._short_lived >= 2:
+            # MQTT 3.1.1: a broker drops the older of two connections with one client id, without
+            # a reason; both reconnect and knock each other off, every second or two
+            self._say(
+                _(
+                    "gateway: broker %(url)s closed the connection %(s)s s after accepting it, %(n)d times in "
+                    "a row: another client is probably connected with the client id '%(id)s' (a second "
+                    "gateway, or `rating record`); give each its own --client-id and broker account"
+                )
+                % {"url": self._broker_url, "s": "%.1f" % lived, "n": self._short_lived, "id": self.settings.client_id}
+            )
+        elif lived is not None:
+            self._say(
+                _("gateway: lost the broker %(url)s (%(reason)s); reconnecting")
+                % {"url": self._broker_url, "reason": reason_code}
+            )
 
     def _on_message(self, client, userdata, msg):
         if self._closing:
@@ -357,8 +424,10 @@ class GatewayService:
             from gateway.broker import EmbeddedBroker
 
             # its accounts are the database's; the gateway logs in with a password made up now
-            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, url, s.root).start()
+            self.embedded = EmbeddedBroker.for_gateway(s.broker_port, url, s.root, host=s.broker_host).start()
             broker_url = self.embedded.url
+            if s.broker_host == "0.0.0.0":  # every interface: this process comes in through loopback
+                broker_url = "mqtt://127.0.0.1:%d" % s.broker_port
             user, password = self.embedded.gateway_login or (None, None)
         else:
             user, password = brokerlink.login(s)
@@ -384,6 +453,8 @@ class GatewayService:
         client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self._broker_url = _redact(broker_url)
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
@@ -391,9 +462,22 @@ class GatewayService:
         client.loop_start()
         self.client = client
         self._say(
-            "gateway: broker %s%s, database %s, root %s"
-            % (_redact(broker_url), " (embedded)" if self.embedded else "", _redact(self.db.url), s.root)
+            (
+                _("gateway: broker %(url)s (embedded), database %(db)s, root %(root)s")
+                if self.embedded
+                else _("gateway: broker %(url)s, database %(db)s, root %(root)s")
+            )
+            % {"url": _redact(broker_url), "db": _redact(self.db.url), "root": s.root}
         )
+        if self.embedded and not _loopback(s.broker_host):
+            self._say(
+                _(
+                    "gateway: the embedded broker listens on %(host)s:%(port)d for clients with a broker account "
+                    "(no anonymous access); without TLS, passwords and events cross the network in clear: on a "
+                    "shared Wi-Fi run Mosquitto with TLS instead (docs/install.md)"
+                )
+                % {"host": s.broker_host, "port": s.broker_port}
+            )
         return self
 
     def _say(self, text):
@@ -476,7 +560,7 @@ class GatewayService:
     def _dispatch(self, item):
         kind = item[0]
         if kind == "msg":
-            _, topic, payload, received_ms, gen, mid, qos = item
+            _kind, topic, payload, received_ms, gen, mid, qos = item
             self._ingestor().handle(topic, payload, received_ms)
             if qos:
                 self._puback_later.append((gen, mid, qos))
@@ -490,8 +574,9 @@ class GatewayService:
         elif kind == "retained":
             self._retained(item[1], item[2], item[3])
         elif kind == "connected":
-            _, gen, session_present = item
+            _kind, gen, session_present = item
             self.connected.set()
+            # not translated: the simulator and the tests wait for this line in the gateway's log
             self._say("gateway: connected to the broker (session %s)" % ("resumed" if session_present else "new"))
             # a broker restarted without persistence has lost the retained acks and configs:
             # check what it holds (from the main loop, not nested inside a waiting _publish)
@@ -680,8 +765,11 @@ class GatewayService:
             self._publish(topic, b"", "clear")
         if publish or clear:
             self._say(
-                "gateway: retained check: %d of %d acks and configs published again, %d foreign ones cleared"
-                % (len(publish), len(wanted), len(clear))
+                _(
+                    "gateway: retained check: %(again)d of %(all)d acks and configs published again, "
+                    "%(cleared)d foreign ones cleared"
+                )
+                % {"again": len(publish), "all": len(wanted), "cleared": len(clear)}
             )
 
     def _configs_in_force(self, reread=True) -> dict[str, bytes]:
@@ -720,7 +808,7 @@ class GatewayService:
 
     def install_signal_handlers(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, lambda *_args: self.stop())
 
     def _shutdown(self):
         """Finish the batch, commit, ack, disconnect."""
@@ -745,15 +833,18 @@ class GatewayService:
         self.close()
         st = self._ingestor().stats
         self._say(
-            "gateway: stopped; %d messages, %d events stored, %d duplicates, %d dead letters, %d refused%s"
-            % (
-                st["messages"],
-                st["events"],
-                st["duplicates"],
-                st["dead_letters"],
-                st["refused"],
-                ", %d dropped (inbox full)" % self.shed if self.shed else "",
+            _(
+                "gateway: stopped; messages %(messages)d, events stored %(events)d, duplicates %(dups)d, "
+                "dead letters %(dead)d, refused %(refused)d, dropped with the inbox full %(shed)d"
             )
+            % {
+                "messages": st["messages"],
+                "events": st["events"],
+                "dups": st["duplicates"],
+                "dead": st["dead_letters"],
+                "refused": st["refused"],
+                "shed": self.shed,
+            }
         )
 
     def close(self):
@@ -775,6 +866,11 @@ class GatewayService:
 
 def _redact(url):
     return dbmod._redact(url)
+
+
+def _loopback(host):
+    """Is this listening address reachable from this machine only?"""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def run(settings, out=None):

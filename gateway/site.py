@@ -32,14 +32,14 @@ from kpi_core import Thresholds
 from protocol import ProtocolError, topics
 from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
-KINDS = ("deployment", "site", "question", "employee", "panel", "roster")
+KINDS = ("deployment", "site", "question", "employee", "panel", "roster", "alerts")
 # what a duplicate entry is called in an error (the catalogue has them)
 _KIND_WORDS = (N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
 QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
 LANGS = i18n.LANGS
 DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
-SECTIONS = ("deployment", "sites", "questions", "employees", "panels", "roster")
+SECTIONS = ("deployment", "sites", "questions", "employees", "panels", "roster", "alerts")
 
 
 class SiteFileError(ValueError):
@@ -182,6 +182,7 @@ class _Parse:
         self.employees = set()
         self.panels = {}  # "site/device" -> site id
         self.file_from = None
+        self.lang = "ru"  # the deployment's: its question texts are the ones required
 
     def add(self, kind, key, path, frm, data):
         if (kind, key, frm) in self.seen:
@@ -208,6 +209,7 @@ def parse(text, source="site file"):
     _employees(p)
     _panels(p)
     _roster(p)
+    _alerts(p)
     if p.c.errors:
         raise SiteFileError(p.c.errors, source)
     return SiteFile(p.entries, p.file_from, hashlib.sha256(text.encode()).hexdigest())
@@ -226,7 +228,7 @@ def _deployment(p):
     if lang not in LANGS:
         c.err("deployment.lang", _("must be one of %s, got %r") % (", ".join(LANGS), lang))
     else:
-        dep["lang"] = lang
+        dep["lang"] = p.lang = lang
     dep["k"] = c.number("deployment.k", dep_in.get("k"), 0.0, 1.0, 0.8)
     dep["review_share"] = c.number("deployment.review_share", dep_in.get("review_share"), 0.0, 1.0, 0.1)
     for table in ("thresholds", "reference"):
@@ -268,7 +270,7 @@ def _sites(p):
     c = p.c
     for i, item in enumerate(c.items(p.doc, "sites")):
         path = "sites[%d]" % i
-        c.unknown(path, item, ("id", "name", "timezone", "from"))
+        c.unknown(path, item, ("id", "name", "timezone", "hours", "days", "from"))
         sid = c.id(path + ".id", item.get("id"))
         name = c.text(path + ".name", item.get("name"))
         tzname = item.get("timezone", "UTC")
@@ -277,9 +279,29 @@ def _sites(p):
             tz = times.zone(tzname)
         except ValueError as exc:
             c.err(path + ".timezone", str(exc))
+        data = {"name": name, "timezone": tzname}
+        data.update(_opening(c, path, item))  # only when given: an older file's offices stay unchanged
         if sid:
             p.sites[sid] = tz
-            p.add("site", sid, path, c.when(path + ".from", item.get("from"), tz), {"name": name, "timezone": tzname})
+            p.add("site", sid, path, c.when(path + ".from", item.get("from"), tz), data)
+
+
+def _opening(c, path, item):
+    """The office's opening hours and days ({} when not given): `site apply` warns about
+    staff-question panels with no one on the roster while the office is open."""
+    out = {}
+    if "hours" in item:
+        try:
+            times.parse_hours(item["hours"])
+            out["hours"] = item["hours"].replace(" ", "")
+        except ValueError as exc:
+            c.err(path + ".hours", str(exc))
+    if "days" in item:
+        try:
+            out["days"] = times.day_names(times.parse_days(item["days"]))
+        except ValueError as exc:
+            c.err(path + ".days", str(exc))
+    return out
 
 
 def _questions(p):
@@ -291,12 +313,32 @@ def _questions(p):
         kind = item.get("kind")
         if kind not in QUESTION_KINDS:
             c.err(path + ".kind", _("must be one of %s, got %r") % (", ".join(QUESTION_KINDS), kind))
-        text_ru = c.text(path + ".text_ru", item.get("text_ru"))
-        text_en = c.text(path + ".text_en", item.get("text_en"))
+        # the deployment's language is required; the other one only when given
+        text_ru = _question_text(c, path + ".text_ru", item.get("text_ru"), p.lang == "ru")
+        text_en = _question_text(c, path + ".text_en", item.get("text_en"), p.lang == "en")
         if qid:
             p.questions[qid] = kind
             data = {"kind": kind, "text_ru": text_ru, "text_en": text_en}
             p.add("question", qid, path, c.when(path + ".from", item.get("from")), data)
+
+
+QUESTION_PLACEHOLDERS = ("employee",)
+_BRACED = re.compile(r"\{([^{}]*)\}")
+
+
+def _question_text(c, path, value, required):
+    """A question's text; a placeholder other than {employee} (a typo like {employe} or
+    {сотрудник}) would be shown to customers as it is, so it is refused."""
+    text = c.text(path, value, required)
+    if text is None:
+        return None
+    known = ", ".join("{%s}" % name for name in QUESTION_PLACEHOLDERS)
+    for name in _BRACED.findall(text):
+        if name not in QUESTION_PLACEHOLDERS:
+            c.err(path, _("unknown placeholder {%(name)s} (known: %(known)s)") % {"name": name, "known": known})
+    if "{" in _BRACED.sub("", text) or "}" in _BRACED.sub("", text):
+        c.err(path, _("a brace without its pair; the only placeholder is %s") % known)
+    return text
 
 
 def _employees(p):
@@ -392,6 +434,22 @@ def _slot(c, path, hours, days):
         except ValueError as exc:
             c.err(path + ".days", str(exc))
     return slot
+
+
+# --- alerts ([alerts], gateway/alertconf.py) -------------------------------------------------------
+
+ALERTS_KEY = "alerts"
+
+
+def _alerts(p):
+    """The [alerts] table (opening hours, rules, channels): one settings entity, stored only when
+    the file has the table (a file without it leaves every rule at its default)."""
+    if "alerts" not in p.doc:
+        return
+    from gateway import alertconf
+
+    config = alertconf.check(p.doc["alerts"], p.c.err, lambda s: s in p.sites, times.parse_hours, times.parse_days)
+    p.add("alerts", ALERTS_KEY, "alerts", None, config)
 
 
 # --- camera links -----------------------------------------------------------------------------
@@ -564,6 +622,10 @@ class History:
         zones = [self.tz(s, t) for s in sites]
         return zones[0] if zones else times.UTC
 
+    def alerts(self, t=2**62):
+        """The [alerts] table in force at t (gateway/alertconf.py), None when the file has none."""
+        return self.get("alerts", ALERTS_KEY, t)
+
     def site_name(self, site, t=2**62):
         return (self.get("site", site, t) or {}).get("name") or site
 
@@ -656,8 +718,13 @@ def _history_rows(db):
     ]
 
 
-def load(db):
-    return History(_history_rows(db))
+def load(db, planned=()):
+    """The settings history; with `planned` (what plan()/preview() returned) as if applied."""
+    rows = _history_rows(db)
+    if planned:
+        rev = max((r[3] for r in rows), default=0) + 1
+        rows += [(kind, key, frm, rev, explicit, data) for kind, key, frm, explicit, data in planned]
+    return History(rows)
 
 
 def preview(db, sitefile, now_ms, remove_all=False):

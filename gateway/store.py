@@ -111,6 +111,13 @@ def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit
     return rows
 
 
+def dead_letter_panels(db: Database) -> set[Panel]:
+    """Every (site, device) with a dead-lettered seq: a panel may be known only by those (every
+    panel that sent a valid message has a panel_state row). dead_seqs is small; raw_events is
+    not scanned."""
+    return {(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM dead_seqs")}
+
+
 def devices(db: Database) -> list[Panel]:
     """Every (site, device) known from events, dead-lettered events or state, sorted."""
     rows = db.query(

@@ -19,7 +19,12 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   service reports each one the broker confirmed (`pushed()`) and it is recorded here
   (configpush.mark_pushed) before the next computation;
 - every `retention_every_s`, dead letters and refusal counts older than the retention are
-  deleted in small batches (store.expire_dead_letters).
+  deleted in small batches (store.expire_dead_letters);
+- alerts (gateway/alerts.py): every `alerts_every_s` the operations rules over every panel (a
+  panel going quiet is news too) and the service rules over the offices whose polls were
+  derived since the last evaluation (a service rule reads weeks of an office's polls: once per
+  `alerts_every_s`, not once per round); then the alert outbox is delivered
+  (gateway/alertsend.py), one pass a round.
 
 A failure is logged and counted (`stats["errors"]`) and the panel is tried again next round;
 derived rows can always be rebuilt (`rating rebuild`). `run_round(db, now_ms)` is the whole
@@ -33,7 +38,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from gateway import configpush, derive, schema, store
+from gateway import alerts, alertsend, configpush, derive, schema, store
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.worker")
@@ -116,6 +121,7 @@ class Worker:
         retention_every_s: float = 3600.0,
         turn: WriteTurn | None = None,
         duty: float = 0.5,
+        alerts_every_s: float = 10.0,
     ):
         self.url = url
         self.root = root
@@ -142,7 +148,10 @@ class Worker:
         self._next_push = 0.0
         self._configs_due: list[tuple[str, bytes]] = []  # computed here, published by the service
         self._pushed: list[tuple[str, bytes]] = []  # confirmed by the broker, to record
-        self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0}
+        self.alerts_every_s = alerts_every_s
+        self._next_alerts = time.monotonic() + alerts_every_s  # the first after derivation started
+        self._alert_sites: set[str] = set()  # offices with newly derived polls, not yet evaluated
+        self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0, "alerts": 0, "alerts_sent": 0}
 
     # ---- the ingest thread's side: cheap --------------------------------------------------
     def changed(self, panels: set[Panel], now_ms: int | None = None) -> None:
@@ -235,12 +244,38 @@ class Worker:
             panels.discard(panel)
             panels |= left
             self.stats["panels"] += 1
+            self._alert_sites.add(panel[0])
         with self._lock:
             self._pending |= panels
             more = bool(self._pending)
         self._configs(db, now_ms)
         self._expire(db, now_ms)
+        self._alerts(db, now_ms)
         return more
+
+    def _alerts(self, db, now_ms: int) -> None:
+        """Evaluate the alert rules (after new polls, or by the clock) and deliver the outbox.
+        A failure is logged and tried again next round: alerts are never on the ack path."""
+        if self._stop.is_set():
+            return  # stopping: derive what is pending; the next start evaluates and delivers
+        try:
+            if time.monotonic() >= self._next_alerts:
+                self._next_alerts = time.monotonic() + self.alerts_every_s
+                history = site_mod.load(db)
+                # weeks of polls are read outside the write turn; only the raising takes it
+                found = alerts.compute(db, now_ms, self._alert_sites, history)
+                with self._background():
+                    self.stats["alerts"] += len(alerts.record(db, found))
+                self._alert_sites = set()  # kept for the next try when the evaluation failed
+            else:
+                history = None
+            if alerts.outbox_pending(db):
+                history = history or site_mod.load(db)
+                sent, _failed = alertsend.deliver(db, history.alerts(now_ms), now_ms)
+                self.stats["alerts_sent"] += sent
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("alerts: evaluation or delivery failed; tried again next round")
 
     @contextlib.contextmanager
     def _background(self) -> Iterator[None]:

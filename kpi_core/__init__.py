@@ -9,6 +9,7 @@ from kpi_core.figure import Figure
 from kpi_core.flags import Flag, Thresholds, flags
 from kpi_core.indices import DEFAULT_K, di_office, di_staff, eli
 from kpi_core.interval import Z95, signed_score_interval, wilson
+from kpi_core.ranking import Ranked, rank
 from kpi_core.ratios import exact_conversion, fm_rate, visitor_coverage
 from kpi_core.scope import ScopeCounts, ScopeFigures, scope_figures
 from kpi_core.tally import count_polls, poll_id
@@ -36,4 +37,6 @@ __all__ = [
     "ScopeCounts",
     "ScopeFigures",
     "scope_figures",
+    "Ranked",
+    "rank",
 ]

@@ -22,6 +22,7 @@ import sys
 from gateway import i18n
 from gateway.cli_common import CliError
 from gateway.i18n import _
+from technician import i18n as technician_i18n
 from technician.errors import DeviceError
 
 # Modules that add subcommands, in the order they appear in `rating --help`. A module that
@@ -32,6 +33,8 @@ COMMAND_MODULES = (
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
     "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
+    "gateway.cli_alerts",  # alerts list|ack|resolve
+    "gateway.cli_db",  # db backup|restore
     "console.cli",  # web
     "simulator.cli",  # sim run
     "technician.cli",  # device list|flash|deploy|test|logs
@@ -56,6 +59,7 @@ def build_parser():
         help=_("language of messages (default: $RATING_LANG, else the deployment's, else the locale's)"),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    technician_i18n.install(i18n._, i18n.ngettext)  # technician/ speaks through the one catalogue
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

@@ -74,7 +74,11 @@ def compare_kpis(truth_kpi, system_kpi, path="kpi"):
             else:
                 diffs += compare_kpis(truth_kpi[k], system_kpi[k], "%s.%s" % (path, k))
     elif isinstance(truth_kpi, float) or isinstance(system_kpi, float):
-        if truth_kpi is None or system_kpi is None or abs(truth_kpi - system_kpi) > 1e-9:
+        if not (
+            isinstance(truth_kpi, (int, float))
+            and isinstance(system_kpi, (int, float))
+            and abs(truth_kpi - system_kpi) <= 1e-9
+        ):
             diffs.append("%s: truth %r, system %r" % (path, truth_kpi, system_kpi))
     elif truth_kpi != system_kpi:
         diffs.append("%s: truth %r, system %r" % (path, truth_kpi, system_kpi))

@@ -13,36 +13,42 @@ import os
 import sys
 import time
 
+from gateway.i18n import _
+
 
 def register(sub):
-    p = sub.add_parser("sim", help="simulated stores: `rating sim run SCENARIO.toml --check`")
+    p = sub.add_parser("sim", help=_("simulated stores: `rating sim run SCENARIO.toml --check`"))
     p.set_defaults(_parser=p)
     s = p.add_subparsers(dest="sim_command", metavar="SUBCOMMAND")
     r = s.add_parser(
         "run",
-        help="run a scenario and (with --check) compare the result with the ground truth",
-        description="Run a scenario (simulator/scenarios/*.toml, format in simulator/README.md) "
-        "end to end: real firmware -> real broker -> `rating gateway run` -> SQLite. "
-        "Writes truth.json, site.toml, report.txt, gateway.db, gateway.log, "
-        "report-gateway.txt and report.json to --out.",
+        help=_("run a scenario and (with --check) compare the result with the ground truth"),
+        description=_(
+            "Run a scenario (simulator/scenarios/*.toml, format in simulator/README.md) "
+            "end to end: real firmware -> real broker -> `rating gateway run` -> SQLite. "
+            "Writes truth.json, site.toml, report.txt, gateway.db, gateway.log, "
+            "report-gateway.txt and report.json to --out."
+        ),
     )
-    r.add_argument("scenario", help="scenario TOML file, e.g. simulator/scenarios/smoke-day.toml")
+    r.add_argument("scenario", help=_("scenario TOML file, e.g. simulator/scenarios/smoke-day.toml"))
     r.add_argument(
-        "--check", action="store_true", help="compare polls and KPIs with the truth; exit 1 on any difference"
+        "--check", action="store_true", help=_("compare polls and KPIs with the truth; exit 1 on any difference")
     )
-    r.add_argument("--seed", type=int, help="override the scenario's seed")
-    r.add_argument("--days", type=int, help="simulate only the first N days")
-    r.add_argument("--sites", type=int, help="simulate only the first N sites")
-    r.add_argument("--out", default="out/sim", help="folder for the database and the reports (default out/sim)")
-    r.add_argument("--pure", action="store_true", help="model pipeline only: no firmware, broker or database")
+    r.add_argument("--seed", type=int, help=_("override the scenario's seed"))
+    r.add_argument("--days", type=int, help=_("simulate only the first N days"))
+    r.add_argument("--sites", type=int, help=_("simulate only the first N sites"))
+    r.add_argument("--out", default="out/sim", help=_("folder for the database and the reports (default out/sim)"))
+    r.add_argument("--pure", action="store_true", help=_("model pipeline only: no firmware, broker or database"))
     r.add_argument(
         "--broker",
-        help="mqtt://HOST:PORT of a running broker (broker outages are then skipped); "
-        "'embedded' starts the gateway's amqtt broker; default: our own Mosquitto "
-        "(the embedded broker where none is installed)",
+        help=_(
+            "mqtt://HOST:PORT of a running broker (broker outages are then skipped); "
+            "'embedded' starts the gateway's amqtt broker; default: our own Mosquitto "
+            "(the embedded broker where none is installed)"
+        ),
     )
-    r.add_argument("--db", help="gateway database URL, must hold no events yet (default: a fresh SQLite in --out)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--db", help=_("gateway database URL, must hold no events yet (default: a fresh SQLite in --out)"))
+    r.add_argument("--quiet", action="store_true", help=_("no progress bar"))
     r.set_defaults(func=run_cmd)
 
 

@@ -22,6 +22,7 @@ thread each and stay deterministic.
 import os
 import socket
 import time
+from collections.abc import Callable
 
 import paho.mqtt.client as paho_client
 from paho.mqtt.enums import CallbackAPIVersion
@@ -97,7 +98,9 @@ class PahoClient:
         deadline = time.monotonic() + self.CONNECT_TIMEOUT_S
         while "rc" not in result:
             if c.loop(timeout=0.02) != paho_client.MQTT_ERR_SUCCESS or time.monotonic() > deadline:
-                c.socket() and c.socket().close()
+                sock = c.socket()
+                if sock is not None:
+                    sock.close()
                 raise OSError("mqtt connect to %s:%s: no CONNACK" % (self.host, self.port))
         if result["rc"].is_failure:
             c.disconnect()
@@ -154,7 +157,7 @@ class PahoClient:
         """Test/simulator hook: kill the TCP connection without DISCONNECT (the broker then
         publishes the last will). The firmware notices on its next MQTT call."""
         sock = self.c.socket() if self.c is not None else None
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # paho's SocketLike may be a TLS object
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -179,7 +182,7 @@ class HostHal:
         self.wifi_joined = False  # a connect was asked for (the driver then keeps trying)
         self.reset_reason = "power_on"
         self.wall_offset_ms = None  # set_wall_ms() keeps wall = now + offset
-        self.ntp_unix_ms = None  # callable -> unix ms, or None: NTP unreachable
+        self.ntp_unix_ms: Callable[[], int | None] | None = None  # -> unix ms; None: unreachable
         self.heap_free = 60000
         self.heap_alloc = 30000
         self.wdt_timeout_ms = None

@@ -45,6 +45,21 @@ class RunError(RuntimeError):
     """The run could not be carried out (a process did not start, the gateway died)."""
 
 
+class Track:
+    """The scheduler's bookkeeping of one virtual panel (the panel itself knows none of it)."""
+
+    __slots__ = ("wake_at", "wake_why", "nodelay", "spin_t", "spins", "last_pub_real", "wifi_down_until", "cut_fault")
+
+    def __init__(self):
+        self.wake_at = None  # simulated ms of the panel's one live "wake" item on the heap
+        self.wake_why = None  # what the firmware said it waits for then ("ack", "rx", ...)
+        self.nodelay = None  # the socket TCP_NODELAY was set on
+        self.spin_t, self.spins = None, 0  # livelock guard (see _reschedule)
+        self.last_pub_real = 0.0  # real time of the panel's last publish
+        self.wifi_down_until = None  # simulated ms its access point comes back
+        self.cut_fault = None  # the power-cut fault armed on its next journal write
+
+
 class Runner:
     HOLD_ACK_S = 1.0  # real seconds sim time waits at a panel's ack deadline
     HOLD_FAULT_S = 0.05  # ... while the broker or the gateway is down on purpose
@@ -66,6 +81,7 @@ class Runner:
         self.log = log or (lambda line: None)
         self.world = None
         self.panels = []
+        self.track = {}  # (site, device) -> Track
         self.heap = []
         self._order = 0
         self._inputs = 0  # items on the heap that are not panel wake-ups
@@ -92,6 +108,9 @@ class Runner:
         self.warnings = []
         self.timing = {}
         self._ready = set()  # sockets the last select found readable
+        self._last_poll = self._last_ka = 0.0  # real times of the last socket poll / keepalive
+        self._drain_started = None  # real time the drain began
+        self._hold_key = {}  # (panel, ack wait, sent) -> real time simulated time began to wait
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -194,6 +213,7 @@ class Runner:
         from simulator.vpanel import VirtualPanel
 
         sc, w = self.sc, self.world
+        assert w is not None, "_prepare makes the world first"
         fw = sc.firmware
         origin = sc.start_ms - 3600000
         ntp_first = {(f["site"], f["device"]): f["duration"] for f in w.faults if f["kind"] == "ntp_delay"}
@@ -209,12 +229,7 @@ class Runner:
                 presses,
                 seed=sub_seed(sc.seed, "hal", *key) & 0x7FFFFFFF or 1,
             )
-            vp.wake_at = None
-            vp.nodelay = None
-            vp.spin_t, vp.spins = None, 0
-            vp.last_pub_real = 0.0
-            vp.wifi_down_until = None
-            vp.cut_fault = None
+            self.track[vp.key] = Track()
             rng = random.Random(sub_seed(sc.seed, "bounce", *key))
             for p in w.presses[key]:
                 for t, level in physics.edges(p, rng, sc.faults):
@@ -241,23 +256,24 @@ class Runner:
         heapq.heappush(self.heap, (t, self._order, kind, arg))
 
     def _reschedule(self, vp):
+        tr = self.track[vp.key]
         t, why = vp.deadline()
         if t is None:
-            vp.wake_at = None
+            tr.wake_at = None
             return
         t = max(t, self.now)
         # livelock guard: a panel that keeps asking for a step at the same instant without
         # doing anything would stop simulated time (and with it its own socket reads)
-        if t == vp.spin_t:
-            vp.spins += 1
-            if vp.spins > self.SPIN_MAX:
+        if t == tr.spin_t:
+            tr.spins += 1
+            if tr.spins > self.SPIN_MAX:
                 self.stats["spin_breaks"] = self.stats.get("spin_breaks", 0) + 1
                 t += vp.panel.link.POLL_MS
         else:
-            vp.spin_t, vp.spins = t, 0
-        if vp.wake_at is None or t != vp.wake_at:
-            vp.wake_at = t
-            vp.wake_why = why
+            tr.spin_t, tr.spins = t, 0
+        if tr.wake_at is None or t != tr.wake_at:
+            tr.wake_at = t
+            tr.wake_why = why
             self._push(t, "wake", vp)
 
     def _step(self, vp, t):
@@ -266,7 +282,7 @@ class Runner:
         vp.step(t)
         self.stats["steps"] += 1
         if p is not None and p.link.published != before:
-            vp.last_pub_real = time.monotonic()
+            self.track[vp.key].last_pub_real = time.monotonic()
         if vp.power_died:
             self._power_cut(vp)
         self._reschedule(vp)
@@ -275,37 +291,17 @@ class Runner:
     def _fault(self, f):
         kind = f["kind"]
         if kind == "wifi_drop":
-            vp = self.by_key[(f["site"], f["device"])]
-            vp.hal.wifi_up = False
-            vp.wifi_down_until = max(vp.wifi_down_until or 0, f["t"] + f["duration"])
-            self.stats["wifi_drops"] += 1
-            self._push(vp.wifi_down_until, "wifi_up", vp)
-            if vp.panel is not None:
-                self._step(vp, self.now)
+            self._wifi_drop(f)
         elif kind == "broker_outage":
-            if self.broker is None:
-                self.log("broker outage at %s skipped: the broker is not ours (--broker)" % check._when(f["t"]))
-                return
-            until = f["t"] + f["duration"]
-            self.stats["broker_outages"] += 1
-            self.gap_real = time.monotonic()  # QoS 0 events in flight now are gone
-            if self.broker_down_until is None:
-                self.gateway.mark()
-                self.broker.stop()
-                self.broker_down_until = until
-                self._push(until, "broker_up", until)
-            elif until > self.broker_down_until:
-                self.broker_down_until = until
-                self._push(until, "broker_up", until)
-            for vp in self.panels:
-                self._reschedule(vp)
+            self._broker_outage(f)
         elif kind == "gateway_restart":
+            gateway = self._gw()
             self.stats["gateway_restarts"] += 1
             self.gap_real = time.monotonic()  # what the gateway had not committed is gone
-            self.gateway.kill()
-            self.gateway.start()
+            gateway.kill()
+            gateway.start()
             if self.broker_down_until is None:
-                self.gateway.wait_connected()
+                gateway.wait_connected()
         elif kind == "reboot":
             vp = self.by_key[(f["site"], f["device"])]
             if vp.panel is None:
@@ -319,8 +315,37 @@ class Runner:
                 # the victim press did not tear a write (e.g. it never reached flash): cut now
                 self._power_cut(vp, f)
 
+    def _wifi_drop(self, f):
+        vp = self.by_key[(f["site"], f["device"])]
+        tr = self.track[vp.key]
+        vp.hal.wifi_up = False
+        tr.wifi_down_until = max(tr.wifi_down_until or 0, f["t"] + f["duration"])
+        self.stats["wifi_drops"] += 1
+        self._push(tr.wifi_down_until, "wifi_up", vp)
+        if vp.panel is not None:
+            self._step(vp, self.now)
+
+    def _broker_outage(self, f):
+        if self.broker is None:
+            self.log("broker outage at %s skipped: the broker is not ours (--broker)" % check._when(f["t"]))
+            return
+        until = f["t"] + f["duration"]
+        self.stats["broker_outages"] += 1
+        self.gap_real = time.monotonic()  # QoS 0 events in flight now are gone
+        if self.broker_down_until is None:
+            self._gw().mark()
+            self.broker.stop()
+            self.broker_down_until = until
+            self._push(until, "broker_up", until)
+        elif until > self.broker_down_until:
+            self.broker_down_until = until
+            self._push(until, "broker_up", until)
+        for vp in self.panels:
+            self._reschedule(vp)
+
     def _power_cut(self, vp, f=None):
-        f = f or vp.cut_fault
+        f = f or self.track[vp.key].cut_fault
+        assert f is not None, "a power cut without its fault"
         f["done"] = True
         self.stats["power_cuts"] += 1
         vp.power_off()
@@ -346,14 +371,15 @@ class Runner:
             s = vp.socket()
             if s is not None:
                 socks[s] = vp
-                if vp.nodelay is not s:
+                tr = self.track[vp.key]
+                if tr.nodelay is not s:
                     # Nagle + delayed ACKs would add ~40 ms to every event -> ack round trip
                     # (measured); a real panel's lwIP stack sends small packets at once too
                     try:
                         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     except OSError:
                         pass
-                    vp.nodelay = s
+                    tr.nodelay = s
         self.stats["selects"] += 1
         if not socks:
             if timeout:
@@ -366,148 +392,175 @@ class Runner:
         self._ready = set(ready)
         for s in ready:
             vp = socks[s]
+            tr = self.track[vp.key]
             t = max(self.now, vp.poll_at())
-            if vp.wake_at is None or t < vp.wake_at:
-                vp.wake_at = t
-                vp.wake_why = "rx"
+            if tr.wake_at is None or t < tr.wake_at:
+                tr.wake_at = t
+                tr.wake_why = "rx"
                 self._push(t, "wake", vp)
         return len(ready)
 
+    def _gw(self):
+        if self.gateway is None:
+            raise RunError("the gateway was not started")
+        return self.gateway
+
     def _faults_active(self):
-        return self.broker_down_until is not None or not self.gateway.running
+        return self.broker_down_until is not None or not self._gw().running
 
     # ---- the loop -----------------------------------------------------------------------------
     def _loop(self):
-        sc = self.sc
-        end = sc.end_ms
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=sc.days * len(self.panels),
-                unit="panel-day",
-                desc=sc.meta["name"],
-                leave=False,
-                dynamic_ncols=True,
-                mininterval=0.5,
-            )
-        shown = 0
-        last_poll = last_ka = time.monotonic()
-        drain_started = None
-        hold_key = {}
+        """Walk the heap in simulated time until the run is drained (see the module's step 2)."""
+        bar = _Progress(self.sc, len(self.panels)) if self.progress else None
+        self._last_poll = self._last_ka = time.monotonic()
+        self._drain_started = None
+        self._hold_key = {}
         iterations = 0
         while True:
-            real = time.monotonic()
-            if real - last_poll >= self.POLL_EVERY_S:
-                self._poll_sockets(0)
-                last_poll = real
-            if real - last_ka >= self.KEEPALIVE_EVERY_S:
-                for vp in self.panels:
-                    vp.keepalive()
-                last_ka = real
-            # drained? (all inputs and faults done, every journal acked)
-            if not self._inputs_left() and self.now >= end:
-                if drain_started is None:
-                    drain_started = real
-                    self.timing["run_s"] = real - self._t0
-                if self._drained():
-                    break
-                if real - drain_started > self.DRAIN_REAL_S:
-                    self.problems.append(
-                        "drain: after %.0f s some panels still hold unacked events: %s"
-                        % (self.DRAIN_REAL_S, self._undrained())
-                    )
-                    break
+            self._real_time_chores()
+            if self._run_over():
+                break
             if not self.heap:
                 self._poll_sockets(0.01)
                 continue
             t, _, kind, arg = self.heap[0]
-            if kind == "wake":
-                vp = arg
-                if vp.wake_at != t or vp.panel is None:
-                    heapq.heappop(self.heap)
-                    continue
-                if vp.wake_why == "ack" and vp.online():
-                    # hold simulated time: the ack is usually a few real ms away
-                    link = vp.panel.link
-                    k = (id(vp), link.ack_wait_since, link.sent)
-                    real = time.monotonic()
-                    since = hold_key.setdefault(k, real)
-                    limit = self.HOLD_FAULT_S if self._faults_active() else self.HOLD_ACK_S
-                    # an ack for what was published a while ago (real time) is not coming: a
-                    # lost publish left a gap the gateway will not ack past; let the timeout fire
-                    fresh = real - vp.last_pub_real < self.HOLD_ACK_S and vp.last_pub_real > self.gap_real
-                    if real - since < limit and fresh and vp.socket() not in self._ready:
-                        self.stats["holds"] += 1
-                        self._poll_sockets(min(0.05, limit - (real - since)))
-                        dt = time.monotonic() - real
-                        self.stats["hold_s"] += dt
-                        last_poll = time.monotonic()
-                        continue
-                    hold_key.pop(k, None)
-                    if len(hold_key) > 10000:  # keys of holds that ended with an ack
-                        hold_key.clear()
+            if kind == "wake" and self._skip_or_hold(t, arg):
+                continue
             heapq.heappop(self.heap)
             if kind != "wake":
                 self._inputs -= 1
             if t > self.now:
                 self.now = t
                 if bar is not None:
-                    done = min(
-                        sc.days * len(self.panels), int((min(t, end) - sc.start_ms) / 86400000.0 * len(self.panels))
-                    )
-                    if done > shown:
-                        bar.update(done - shown)
-                        shown = done
-            if kind == "wake":
-                vp.wake_at = None
-                self.stats["wakes"] += 1
-                self._step(vp, t)
-            elif kind == "edge":
-                vp, button, level, press = arg
-                self.stats["edges"] += 1
-                vp.set_pin(button, level)
-                if press.role == "victim" and level == 1 and press.t == t:
-                    f = self.victims.get((vp.site, vp.device, press.t))
-                    if f is not None and vp.panel is not None:
-                        vp.cut_fault = f
-                        rng = random.Random(sub_seed(sc.seed, "cut", vp.site, vp.device, press.t))
-                        vp.arm_power_cut(rng.randint(1, 40))  # tears the 48-byte record
-                if vp.panel is not None:
-                    self._step(vp, t)
-            elif kind == "fault":
-                self._fault(arg)
-            elif kind == "boot":
-                vp, ntp_ok_at = arg
-                if vp.panel is None:
-                    vp.boot(t, ntp_ok_at)
-                    self._step(vp, t)
-            elif kind == "wifi_up":
-                vp = arg
-                if vp.wifi_down_until == t:
-                    vp.hal.wifi_up = True
-                    if vp.panel is not None:
-                        self._reschedule(vp)
-            elif kind == "broker_up":
-                if self.broker_down_until == t:
-                    self.broker.start()
-                    self.broker_down_until = None
-                    # the gateway reconnects on its own backoff (real seconds); until it is
-                    # back no ack can come, so simulated time waits for it
-                    if self.gateway.running:
-                        self.gateway.wait_connected()
-                    for vp in self.panels:
-                        self._reschedule(vp)
+                    bar.at(t)
+            self._HANDLERS[kind](self, t, arg)
             iterations += 1
-            if iterations % 512 == 0 and self.gateway.proc is not None and not self.gateway.running:
-                raise RunError(
-                    "the gateway exited (code %s); see %s:\n%s"
-                    % (self.gateway.proc.returncode, self.gateway.log_path, self.gateway.tail())
-                )
+            if iterations % 512 == 0:
+                self._check_gateway_alive()
         if bar is not None:
-            bar.update(sc.days * len(self.panels) - shown)
             bar.close()
+
+    def _real_time_chores(self):
+        """Read the panels' sockets and let paho ping the broker, both on real-time clocks."""
+        real = time.monotonic()
+        if real - self._last_poll >= self.POLL_EVERY_S:
+            self._poll_sockets(0)
+            self._last_poll = real
+        if real - self._last_ka >= self.KEEPALIVE_EVERY_S:
+            for vp in self.panels:
+                vp.keepalive()
+            self._last_ka = real
+
+    def _run_over(self):
+        """True once all inputs and faults are done and every journal is acked (or the drain
+        timed out, which is recorded as a problem)."""
+        if self._inputs_left() or self.now < self.sc.end_ms:
+            return False
+        real = time.monotonic()
+        if self._drain_started is None:
+            self._drain_started = real
+            self.timing["run_s"] = real - self._t0
+        if self._drained():
+            return True
+        if real - self._drain_started > self.DRAIN_REAL_S:
+            self.problems.append(
+                "drain: after %.0f s some panels still hold unacked events: %s" % (self.DRAIN_REAL_S, self._undrained())
+            )
+            return True
+        return False
+
+    def _skip_or_hold(self, t, vp):
+        """For the wake item on top of the heap: True when it must not run now, either stale
+        (dropped here) or an ack deadline at which simulated time waits for the real gateway."""
+        tr = self.track[vp.key]
+        if tr.wake_at != t or vp.panel is None:
+            heapq.heappop(self.heap)
+            return True
+        if tr.wake_why != "ack" or not vp.online():
+            return False
+        # hold simulated time: the ack is usually a few real ms away
+        link = vp.panel.link
+        k = (id(vp), link.ack_wait_since, link.sent)
+        real = time.monotonic()
+        since = self._hold_key.setdefault(k, real)
+        limit = self.HOLD_FAULT_S if self._faults_active() else self.HOLD_ACK_S
+        # an ack for what was published a while ago (real time) is not coming: a lost publish
+        # left a gap the gateway will not ack past; let the timeout fire
+        fresh = real - tr.last_pub_real < self.HOLD_ACK_S and tr.last_pub_real > self.gap_real
+        if real - since < limit and fresh and vp.socket() not in self._ready:
+            self.stats["holds"] += 1
+            self._poll_sockets(min(0.05, limit - (real - since)))
+            self.stats["hold_s"] += time.monotonic() - real
+            self._last_poll = time.monotonic()
+            return True
+        self._hold_key.pop(k, None)
+        if len(self._hold_key) > 10000:  # keys of holds that ended with an ack
+            self._hold_key.clear()
+        return False
+
+    def _check_gateway_alive(self):
+        gateway = self._gw()
+        if gateway.proc is not None and not gateway.running:
+            raise RunError(
+                "the gateway exited (code %s); see %s:\n%s"
+                % (gateway.proc.returncode, gateway.log_path, gateway.tail())
+            )
+
+    # ---- what the heap's items do -------------------------------------------------------------
+    def _on_wake(self, t, vp):
+        self.track[vp.key].wake_at = None
+        self.stats["wakes"] += 1
+        self._step(vp, t)
+
+    def _on_edge(self, t, arg):
+        vp, button, level, press = arg
+        self.stats["edges"] += 1
+        vp.set_pin(button, level)
+        if press.role == "victim" and level == 1 and press.t == t:
+            f = self.victims.get((vp.site, vp.device, press.t))
+            if f is not None and vp.panel is not None:
+                self.track[vp.key].cut_fault = f
+                rng = random.Random(sub_seed(self.sc.seed, "cut", vp.site, vp.device, press.t))
+                vp.arm_power_cut(rng.randint(1, 40))  # tears the 48-byte record
+        if vp.panel is not None:
+            self._step(vp, t)
+
+    def _on_fault(self, t, f):
+        self._fault(f)
+
+    def _on_boot(self, t, arg):
+        vp, ntp_ok_at = arg
+        if vp.panel is None:
+            vp.boot(t, ntp_ok_at)
+            self._step(vp, t)
+
+    def _on_wifi_up(self, t, vp):
+        if self.track[vp.key].wifi_down_until == t:
+            vp.hal.wifi_up = True
+            if vp.panel is not None:
+                self._reschedule(vp)
+
+    def _on_broker_up(self, t, _arg):
+        if self.broker_down_until != t or self.broker is None:
+            return
+        self.broker.start()
+        self.broker_down_until = None
+        # the gateway reconnects on its own backoff (real seconds); until it is back no ack can
+        # come, so simulated time waits for it
+        gateway = self._gw()
+        if gateway.running:
+            gateway.wait_connected()
+        for vp in self.panels:
+            self._reschedule(vp)
+
+    _HANDLERS = {
+        "wake": _on_wake,
+        "edge": _on_edge,
+        "fault": _on_fault,
+        "boot": _on_boot,
+        "wifi_up": _on_wifi_up,
+        "broker_up": _on_broker_up,
+    }
 
     def _inputs_left(self):
         return self._inputs > 0
@@ -539,10 +592,11 @@ class Runner:
     # ---- after the run ------------------------------------------------------------------------
     def _publish_counts(self, msgs):
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         from protocol import topics
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-counts-%d" % os.getpid())
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-counts-%d" % os.getpid())
         if self.logins is not None:
             c.username_pw_set("counts.demo", self.logins.passwords["counts.demo"])
         c.max_inflight_messages_set(50)
@@ -785,7 +839,7 @@ class Runner:
 
         self._final_heartbeat()
         self._deliver_counts()
-        self.gateway.stop()
+        self._gw().stop()
         db = schema.open_database(self.db_url)
         try:
             stored = self._collect(db)
@@ -849,6 +903,30 @@ class Runner:
 
         write_outputs(self.out, doc, sitefile.site_toml(self.world))
         return result
+
+
+class _Progress:
+    """A tqdm bar counting simulated panel-days."""
+
+    def __init__(self, sc, panels):
+        from tqdm import tqdm
+
+        self.sc, self.total, self.shown = sc, sc.days * panels, 0
+        self.panels = panels
+        self.bar = tqdm(
+            total=self.total, unit="panel-day", desc=sc.meta["name"], leave=False, dynamic_ncols=True, mininterval=0.5
+        )
+
+    def at(self, t):
+        sc = self.sc
+        done = min(self.total, int((min(t, sc.end_ms) - sc.start_ms) / 86400000.0 * self.panels))
+        if done > self.shown:
+            self.bar.update(done - self.shown)
+            self.shown = done
+
+    def close(self):
+        self.bar.update(self.total - self.shown)
+        self.bar.close()
 
 
 def _host_port(url):

@@ -234,6 +234,8 @@ class Gateway:
 
     def wait_connected(self, timeout=None):
         """Block until the log says the gateway is connected (it subscribes right then)."""
+        if self.proc is None:
+            raise RuntimeError("the gateway is not started")
         deadline = time.monotonic() + (timeout or self.START_TIMEOUT_S)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -268,7 +270,7 @@ class Gateway:
 
     def kill(self):
         """kill -9: no graceful commit; the broker keeps the unacknowledged messages."""
-        if self.running:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
             self.kills += 1

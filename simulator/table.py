@@ -5,6 +5,8 @@ employee (DI-staff, conversion) and one per office (DI-office, ELI, coverage, FM
 figure with its 95 % interval and n, the flags, and the bottleneck diagnosis per office.
 """
 
+from typing import Any
+
 import kpi_core
 
 REF_STAFF = 0.10  # reference DIs for the bottleneck diagnosis (a site file may set its own)
@@ -42,7 +44,7 @@ def figures(polls, fms, counts, k, names=None, tx_by_employee=None):
         }
     for site in sorted({p["site"] for p in polls} | set(tx)):
         mine = [p for p in polls if p["site"] == site]
-        row = {"polls": len(mine)}
+        row: dict[str, Any] = {"polls": len(mine)}
         for kind, fn, name in (
             ("staff", kpi_core.di_staff, "di_staff"),
             ("office", kpi_core.di_office, "di_office"),

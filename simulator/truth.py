@@ -11,6 +11,8 @@ events a full journal dropped) are taken out by simple, person-level rules:
 KPIs come from kpi_core with the same counting function the gateway uses (count_polls).
 """
 
+from typing import Any
+
 import kpi_core
 from kpi_core import count_polls
 
@@ -86,7 +88,7 @@ def kpis(world, polls, fms):
 
     def block(sel, fm_reports, transactions=None, visitors=None):
         chosen = [p for p in polls if sel(p)]
-        out = {"polls": len(chosen)}
+        out: dict[str, Any] = {"polls": len(chosen)}
         for kind, fn in (("staff", kpi_core.di_staff), ("office", kpi_core.di_office), ("loyalty", kpi_core.eli)):
             these = [p for p in chosen if p["kind"] == kind]
             if not these:

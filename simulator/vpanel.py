@@ -34,7 +34,7 @@ class VirtualPanel:
         self.hal.keep_led_log = False
         self.fs = journal.MemFs()
         self.panel = None
-        self.boot_at = None
+        self.boot_at = 0  # abs ms of the current power-on (set by boot())
         self.ntp_ok_at = None
         self.expected = list(presses)  # presses in event order, consumed as events appear
         self.assigned = []  # (seq, press) in seq order
@@ -179,6 +179,8 @@ class VirtualPanel:
     def poll_at(self):
         """Earliest abs ms at which a step reads incoming MQTT data."""
         p = self.panel
+        if p is None:
+            return self.now
         return self.boot_at + max(p.link.next_poll, p.up)
 
     def keepalive(self):

@@ -143,63 +143,23 @@ def generate(sc):
 
 
 def _site_people(sc, w, site):
+    """One site's days: roster, visitors and buyers, force majeure, customers, children."""
     rng = random.Random(sub_seed(sc.seed, "people", site["id"]))
-    m, pe = sc.method, sc.people
+    m = sc.method
     window_ms = int(m["window_s"] * 1000)
     fm_ms = int(m["fm_minutes"] * 60000)
     long_ms = int(sc.firmware["long_ms"])
     min_gap_ms = window_ms + int((LATE_MAX_S + GAP_AFTER_WINDOW_S) * 1000)
     open_min, close_min = site["hours"]
     desks = [_Desk(site, p, i) for i, p in enumerate(site["panels"])]
-    profile = site["profile"]
-    open_weight = sum(profile[h] * _overlap(h, open_min, close_min) for h in range(24)) or 1.0
     for day in range(sc.days):
         day_ms = sc.start_ms + day * 86400000
         weekday = (sc.start_date.weekday() + day) % 7
         if weekday not in site["days_open"]:
             continue
-        # roster for the day
-        for pidx, panel in enumerate(site["panels"]):
-            bounds = (
-                [day_ms + open_min * 60000]
-                + _shift_changes(site, panel, pidx, day, day_ms)
-                + [day_ms + close_min * 60000]
-            )
-            for a, b in zip(bounds, bounds[1:], strict=False):
-                emp = _seller_at(site, panel, pidx, day, (a - day_ms) // 60000)
-                w.roster.append({"site": site["id"], "device": panel["id"], "employee": emp, "from": a, "to": b})
-        # visitors per hour, Poisson; a share of them buys (transaction) and is served at a desk
-        customers = []
-        for h in range(24):
-            share = _overlap(h, open_min, close_min)
-            if share <= 0:
-                continue
-            lam = site["visitors_per_day"] * profile[h] * share / open_weight
-            n = _poisson(rng, lam)
-            lo = max(h * 60, open_min) * 60000
-            hi = min((h + 1) * 60, close_min) * 60000
-            tx = 0
-            for _ in range(n):
-                if rng.random() < site["conversion"]:
-                    tx += 1
-                    customers.append(day_ms + rng.randrange(lo, hi))
-            w.counts.append(
-                {
-                    "site": site["id"],
-                    "from": day_ms + h * 3600000,
-                    "to": day_ms + (h + 1) * 3600000,
-                    "visitors": n,
-                    "transactions": tx,
-                }
-            )
-        customers.sort()
-        # force-majeure episodes per panel and day
-        fm_plan = {}
-        for d in desks:
-            k = _poisson(rng, pe["fm_per_panel_week"] / 7.0)
-            fm_plan[d.key] = sorted(
-                day_ms + rng.randrange(open_min * 60000, max(open_min + 1, close_min - 45) * 60000) for _ in range(k)
-            )
+        _day_roster(w, site, day, day_ms)
+        customers = _day_visitors(w, rng, site, day_ms)
+        fm_plan = _day_fm_plan(sc, rng, site, desks, day_ms)
         for d in desks:
             d.free = day_ms + open_min * 60000
             d.next_poll = 0
@@ -223,21 +183,83 @@ def _site_people(sc, w, site):
         # episodes planned after the last customer still happen
         for d in desks:
             _run_fm(sc, w, rng, d, fm_plan, day_ms + 86400000, day, day_ms, window_ms, fm_ms, long_ms, min_gap_ms)
-        # children mash buttons while no poll is open
-        for _ in range(_poisson(rng, pe["children_per_site_day"])):
-            desk = rng.choice(desks)
-            for _try in range(20):
-                t = day_ms + rng.randrange(open_min * 60000, close_min * 60000)
-                n = rng.randint(3, 8)
-                times = [t]
-                for _i in range(n - 1):
-                    times.append(times[-1] + rng.randint(300, 1500))
-                if _idle(desk, t - 2000, times[-1] + 2000):
-                    for x in times:
-                        b = rng.choice(ANSWER_BUTTONS)
-                        w.presses[desk.key].append(Press(x, b, rng.randint(60, 200), b, "child"))
-                    desk.busy.append((t - 2000, times[-1] + 2000))
-                    break
+        _day_children(sc, w, rng, site, desks, day_ms)
+
+
+def _day_roster(w, site, day, day_ms):
+    """Who stands at each panel from opening to closing that day."""
+    open_min, close_min = site["hours"]
+    for pidx, panel in enumerate(site["panels"]):
+        bounds = (
+            [day_ms + open_min * 60000] + _shift_changes(site, panel, pidx, day, day_ms) + [day_ms + close_min * 60000]
+        )
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            emp = _seller_at(site, panel, pidx, day, (a - day_ms) // 60000)
+            w.roster.append({"site": site["id"], "device": panel["id"], "employee": emp, "from": a, "to": b})
+
+
+def _day_visitors(w, rng, site, day_ms):
+    """Visitors per hour (Poisson) into w.counts; returns the arrival times of those who buy
+    (a transaction), each of whom is served at a desk."""
+    open_min, close_min = site["hours"]
+    profile = site["profile"]
+    open_weight = sum(profile[h] * _overlap(h, open_min, close_min) for h in range(24)) or 1.0
+    customers = []
+    for h in range(24):
+        share = _overlap(h, open_min, close_min)
+        if share <= 0:
+            continue
+        lam = site["visitors_per_day"] * profile[h] * share / open_weight
+        n = _poisson(rng, lam)
+        lo = max(h * 60, open_min) * 60000
+        hi = min((h + 1) * 60, close_min) * 60000
+        tx = 0
+        for _ in range(n):
+            if rng.random() < site["conversion"]:
+                tx += 1
+                customers.append(day_ms + rng.randrange(lo, hi))
+        w.counts.append(
+            {
+                "site": site["id"],
+                "from": day_ms + h * 3600000,
+                "to": day_ms + (h + 1) * 3600000,
+                "visitors": n,
+                "transactions": tx,
+            }
+        )
+    customers.sort()
+    return customers
+
+
+def _day_fm_plan(sc, rng, site, desks, day_ms):
+    """Force-majeure episodes per panel that day: desk key -> sorted start times."""
+    open_min, close_min = site["hours"]
+    fm_plan = {}
+    for d in desks:
+        k = _poisson(rng, sc.people["fm_per_panel_week"] / 7.0)
+        fm_plan[d.key] = sorted(
+            day_ms + rng.randrange(open_min * 60000, max(open_min + 1, close_min - 45) * 60000) for _ in range(k)
+        )
+    return fm_plan
+
+
+def _day_children(sc, w, rng, site, desks, day_ms):
+    """Children mash buttons while no poll is open."""
+    open_min, close_min = site["hours"]
+    for _ in range(_poisson(rng, sc.people["children_per_site_day"])):
+        desk = rng.choice(desks)
+        for _try in range(20):
+            t = day_ms + rng.randrange(open_min * 60000, close_min * 60000)
+            n = rng.randint(3, 8)
+            times = [t]
+            for _i in range(n - 1):
+                times.append(times[-1] + rng.randint(300, 1500))
+            if _idle(desk, t - 2000, times[-1] + 2000):
+                for x in times:
+                    b = rng.choice(ANSWER_BUTTONS)
+                    w.presses[desk.key].append(Press(x, b, rng.randint(60, 200), b, "child"))
+                desk.busy.append((t - 2000, times[-1] + 2000))
+                break
 
 
 def _overlap(h, open_min, close_min):

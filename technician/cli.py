@@ -12,65 +12,70 @@ import sys
 
 from technician import extra
 from technician.errors import DeviceError
+from technician.i18n import _
 
 
 def register(sub):
     p = sub.add_parser(
         "device",
-        help="panels over USB: list, flash, deploy, test, check, logs",
-        description="Field technician tools for a panel on a USB cable. Every "
-        "command that changes the panel has --dry-run (prints the exact "
-        "esptool/mpremote commands instead of running them).",
+        help=_("panels over USB: list, flash, deploy, test, check, logs"),
+        description=_(
+            "Field technician tools for a panel on a USB cable. Every "
+            "command that changes the panel has --dry-run (prints the exact "
+            "esptool/mpremote commands instead of running them)."
+        ),
     )
     p.set_defaults(_parser=p)
     dsub = p.add_subparsers(dest="device_command", metavar="ACTION")
 
-    a = dsub.add_parser("list", help="serial ports, likely ESP32 boards first")
+    a = dsub.add_parser("list", help=_("serial ports, likely ESP32 boards first"))
     a.add_argument("--format", choices=("text", "json"), default="text")
     a.add_argument(
         "--also",
         action="append",
         default=[],
         metavar="GLOB",
-        help="also list device paths matching GLOB (e.g. '/dev/rfcomm*')",
+        help=_("also list device paths matching GLOB (e.g. '/dev/rfcomm*')"),
     )
     a.set_defaults(func=cmd_list)
 
-    a = dsub.add_parser("flash", help="erase the board and write a MicroPython image (esptool)")
-    a.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
-    a.add_argument("--image", required=True, help="MicroPython .bin file for the chip (from micropython.org)")
+    a = dsub.add_parser("flash", help=_("erase the board and write a MicroPython image (esptool)"))
+    a.add_argument("--port", required=True, help=_("serial port, e.g. /dev/ttyUSB0 or COM3"))
+    a.add_argument("--image", required=True, help=_("MicroPython .bin file for the chip (from micropython.org)"))
     a.add_argument("--chip", choices=("esp32", "esp32s3"), default="esp32")
-    a.add_argument("--baud", type=int, default=460800, help="download speed (115200 for long cables)")
-    a.add_argument("--dry-run", action="store_true", help="print the esptool commands, change nothing")
+    a.add_argument("--baud", type=int, default=460800, help=_("download speed (115200 for long cables)"))
+    a.add_argument("--dry-run", action="store_true", help=_("print the esptool commands, change nothing"))
     a.set_defaults(func=cmd_flash)
 
-    a = dsub.add_parser("deploy", help="copy the firmware bundle and /config.json, restart, wait until online")
+    a = dsub.add_parser("deploy", help=_("copy the firmware bundle and /config.json, restart, wait until online"))
     a.add_argument("--port", required=True)
-    a.add_argument("--site", help="site id (shop), e.g. office-1; kept from the panel when omitted")
-    a.add_argument("--device", help="panel id within the site, e.g. panel-1")
-    a.add_argument("--wifi-ssid", help="the shop's Wi-Fi (2.4 GHz); with a terminal you are asked for its password")
+    a.add_argument("--site", help=_("site id (shop), e.g. office-1; kept from the panel when omitted"))
+    a.add_argument("--device", help=_("panel id within the site, e.g. panel-1"))
+    a.add_argument("--wifi-ssid", help=_("the shop's Wi-Fi (2.4 GHz); with a terminal you are asked for its password"))
     a.add_argument(
         "--wifi-password-file",
         metavar="FILE",
-        help="read the Wi-Fi password from the first line of FILE ('-': standard input)",
+        help=_("read the Wi-Fi password from the first line of FILE ('-': standard input)"),
     )
     a.add_argument(
         "--wifi-password",
-        help="the Wi-Fi password itself (discouraged: visible to other users in the process list)",
+        help=_("the Wi-Fi password itself (discouraged: visible to other users in the process list)"),
     )
-    a.add_argument("--broker", help="the gateway's broker, mqtt://HOST:PORT (mqtts:// for TLS)")
-    a.add_argument("--mqtt-user", help="the panel's MQTT user; with a terminal you are asked for its password")
-    a.add_argument("--mqtt-password-file", metavar="FILE", help="read the MQTT password from FILE ('-': stdin)")
+    a.add_argument("--broker", help=_("the gateway's broker, mqtt://HOST:PORT (mqtts:// for TLS)"))
+    a.add_argument("--mqtt-user", help=_("the panel's MQTT user; with a terminal you are asked for its password"))
+    a.add_argument("--mqtt-password-file", metavar="FILE", help=_("read the MQTT password from FILE ('-': stdin)"))
     a.add_argument(
-        "--mqtt-password", help="the MQTT password itself (discouraged: visible to other users in the process list)"
+        "--mqtt-password", help=_("the MQTT password itself (discouraged: visible to other users in the process list)")
     )
     a.add_argument(
         "--credentials",
         metavar="FILE",
-        help="the panel's MQTT login from `rating panel credentials` (sets --mqtt-user and its password, "
-        "--site/--device when omitted); deleted once written into the panel",
+        help=_(
+            "the panel's MQTT login from `rating panel credentials` (sets --mqtt-user and its password, "
+            "--site/--device when omitted); deleted once written into the panel"
+        ),
     )
-    a.add_argument("--bundle", help="firmware bundle folder (default: build/firmware, from `make firmware`)")
+    a.add_argument("--bundle", help=_("firmware bundle folder (default: build/firmware, from `make firmware`)"))
     a.add_argument(
         "--umqtt",
         choices=("auto", "mip", "bundle"),
@@ -82,50 +87,54 @@ def register(sub):
         type=int,
         default=60,
         metavar="SECONDS",
-        help="how long to wait for the panel to come online (0: do not wait)",
+        help=_("how long to wait for the panel to come online (0: do not wait)"),
     )
     a.add_argument(
         "--watch-broker",
         metavar="URL",
-        help="broker to watch for the birth message when this computer reaches it under "
-        "another address than the panel does",
+        help=_(
+            "broker to watch for the birth message when this computer reaches it under "
+            "another address than the panel does"
+        ),
     )
-    a.add_argument("--dry-run", action="store_true", help="print the mpremote commands, change nothing")
+    a.add_argument("--dry-run", action="store_true", help=_("print the mpremote commands, change nothing"))
     a.set_defaults(func=cmd_deploy)
 
-    a = dsub.add_parser("test", help="run the panel's self-test: LEDs, buttons, Wi-Fi, broker, clock")
+    a = dsub.add_parser("test", help=_("run the panel's self-test: LEDs, buttons, Wi-Fi, broker, clock"))
     a.add_argument("--port", required=True)
-    a.add_argument("--seconds", type=int, default=60, help="time allowed to press the four buttons")
+    a.add_argument("--seconds", type=int, default=60, help=_("time allowed to press the four buttons"))
     a.add_argument(
         "--non-interactive",
         action="store_true",
-        help="no questions; exit 0 only when every check passes (scripted checks)",
+        help=_("no questions; exit 0 only when every check passes (scripted checks)"),
     )
     a.add_argument("--dry-run", action="store_true")
     a.set_defaults(func=cmd_test)
 
     a = dsub.add_parser(
         "check",
-        help="measure on the panel: heap, journal append time, reconnect time, config restarts, versions",
-        description="Boots the deployed firmware on the panel (after a soft reset) and measures what "
-        "cannot be measured without the board: free heap (gc and the ESP-IDF heap) after boot, after "
-        "connecting, after a config message and after the restarts the firmware makes for it (the "
-        "panel's /remote.json and kept config are put back afterwards), the time of a journal append, "
-        "the time back online after a Wi-Fi drop it provokes, the frozen modules (a frozen umqtt is "
-        "listed for information: the firmware has its own MQTT client), the MicroPython version and "
-        "chip. The panel is restarted at the end.",
+        help=_("measure on the panel: heap, journal append time, reconnect time, config restarts, versions"),
+        description=_(
+            "Boots the deployed firmware on the panel (after a soft reset) and measures what "
+            "cannot be measured without the board: free heap (gc and the ESP-IDF heap) after boot, after "
+            "connecting, after a config message and after the restarts the firmware makes for it (the "
+            "panel's /remote.json and kept config are put back afterwards), the time of a journal append, "
+            "the time back online after a Wi-Fi drop it provokes, the frozen modules (a frozen umqtt is "
+            "listed for information: the firmware has its own MQTT client), the MicroPython version and "
+            "chip. The panel is restarted at the end."
+        ),
     )
     a.add_argument("--port", required=True)
-    a.add_argument("--connect", type=int, default=60, metavar="SECONDS", help="how long to wait for the broker")
-    a.add_argument("--no-drop", action="store_true", help="do not disconnect Wi-Fi to time the way back")
+    a.add_argument("--connect", type=int, default=60, metavar="SECONDS", help=_("how long to wait for the broker"))
+    a.add_argument("--no-drop", action="store_true", help=_("do not disconnect Wi-Fi to time the way back"))
     a.add_argument("--format", choices=("text", "json"), default="text")
     a.add_argument("--dry-run", action="store_true")
     a.set_defaults(func=cmd_check)
 
-    a = dsub.add_parser("logs", help="follow the panel's serial console (Ctrl-C to stop)")
+    a = dsub.add_parser("logs", help=_("follow the panel's serial console (Ctrl-C to stop)"))
     a.add_argument("--port", required=True)
-    a.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    a.add_argument("--no-time", action="store_true", help="no time stamps in front of the lines")
+    a.add_argument("--seconds", type=float, default=None, help=_("stop after this many seconds"))
+    a.add_argument("--no-time", action="store_true", help=_("no time stamps in front of the lines"))
     a.add_argument("--dry-run", action="store_true")
     a.set_defaults(func=cmd_logs)
 
@@ -140,11 +149,13 @@ def cmd_list(args):
         return 0
     if not rows:
         print(
-            "No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
-            "show nothing); on Windows install the CP210x or CH340 driver."
+            _(
+                "No serial ports found. Plug the panel in with a data USB cable (charge-only cables "
+                "show nothing); on Windows install the CP210x or CH340 driver."
+            )
         )
         return 1
-    print("%-22s %-6s %-26s %-22s %s" % ("PORT", "ESP32?", "CHIP (GUESS)", "USB BRIDGE", "SERIAL"))
+    print("%-22s %-6s %-26s %-22s %s" % (_("PORT"), "ESP32?", _("CHIP (GUESS)"), _("USB BRIDGE"), _("SERIAL")))
     for r in rows:
         print(
             "%-22s %-6s %-26s %-22s %s"
@@ -166,12 +177,15 @@ def cmd_flash(args):
     flash.check_image(args.image, args.chip)  # a dry-run checks the image as the real run does
     plan = flash.plan(args.port, args.image, args.chip, args.baud)
     if args.dry_run:
-        print("Would flash %s on %s (%s):" % (args.image, args.port, args.chip))
+        print(
+            _("Would flash %(image)s on %(port)s (%(chip)s):")
+            % {"image": args.image, "port": args.port, "chip": args.chip}
+        )
         steps.print_plan(plan)
         return 0
     ports.check_free(args.port)
     flash.run(plan, args.chip, args.port)
-    print("Flashed and verified. Next: rating device deploy --port %s --site ... --device ..." % args.port)
+    print(_("Flashed and verified. Next: rating device deploy --port %s --site ... --device ...") % args.port)
     return 0
 
 
@@ -216,13 +230,16 @@ def cmd_deploy(args):
     if args.dry_run:
         plan = d.dry_run_plan()
         print(
-            "Would deploy firmware %s from %s to %s. On a panel that already has it, only "
-            "files whose sha256 differs are copied." % (d.manifest.get("fw"), d.bundle_dir, args.port)
+            _(
+                "Would deploy firmware %(fw)s from %(bundle)s to %(port)s. On a panel that already has it, only "
+                "files whose sha256 differs are copied."
+            )
+            % {"fw": d.manifest.get("fw"), "bundle": d.bundle_dir, "port": args.port}
         )
         steps.print_plan(plan)
         print(
-            '%d. Wait up to %d s for the birth message on the broker (or "link: mqtt up" on the console)'
-            % (len(plan) + 1, args.wait)
+            _('%(n)d. Wait up to %(s)d s for the birth message on the broker (or "link: mqtt up" on the console)')
+            % {"n": len(plan) + 1, "s": args.wait}
         )
         return 0
     result = d.run()
@@ -287,8 +304,8 @@ def cmd_logs(args):
 
     if args.dry_run:
         print(
-            "Would open %s at 115200 baud and print every line (pyserial; same as "
-            "`%s`)." % (args.port, steps.Step("", steps.mpremote(args.port, "repl", arm=False)).command())
+            _("Would open %(port)s at 115200 baud and print every line (pyserial; same as `%(command)s`).")
+            % {"port": args.port, "command": steps.Step("", steps.mpremote(args.port, "repl", arm=False)).command()}
         )
         return 0
     logs.follow(args.port, seconds=args.seconds, timestamps=not args.no_time)

@@ -10,6 +10,7 @@ import time
 
 from technician import watchdog
 from technician.errors import DeviceError
+from technician.i18n import _
 
 BUTTONS = ("yes", "no", "unsure", "seller")
 LEDS = ("rate", "thanks", "status", "seller")
@@ -84,10 +85,14 @@ class SelfTestReport:
         return self.started and self.ended and all(ok for _c, ok, _d in self.rows())
 
 
+def N_(message):
+    return message  # marks a message for `make i18n`; translated where it is shown
+
+
 HINTS = {
-    "Wi-Fi": "check --wifi-ssid/--wifi-password (2.4 GHz network only) and the distance to the access point",
-    "broker": "check the broker address/port and user/password, and that the shop network lets the panel reach it",
-    "clock sync": "the shop network may block NTP (UDP 123); the panel still works, events get times later",
+    "Wi-Fi": N_("check --wifi-ssid/--wifi-password (2.4 GHz network only) and the distance to the access point"),
+    "broker": N_("check the broker address/port and user/password, and that the shop network lets the panel reach it"),
+    "clock sync": N_("the shop network may block NTP (UDP 123); the panel still works, events get times later"),
 }
 
 
@@ -130,7 +135,7 @@ def run_selftest(port, seconds=60, interactive=True, start_timeout=15.0, net_tim
     try:
         t = SerialTransport(port, baudrate=115200)
     except TransportError as exc:
-        raise DeviceError("cannot open %s: %s" % (port, exc)) from None
+        raise DeviceError(_("cannot open %(port)s: %(error)s") % {"port": port, "error": exc}) from None
     report = SelfTestReport()
     try:
         t.enter_raw_repl(soft_reset=False)
@@ -148,11 +153,14 @@ def reset_panel(t, budget_s, out=print):
         t.serial.write(b"\r\x03\x03")  # whatever still runs
         t.enter_raw_repl(soft_reset=False)
         t.exec_raw_no_follow(watchdog.RESET_CODE)
-        out("Panel restarted: its app runs again.")
+        out(_("Panel restarted: its app runs again."))
     except Exception:
         out(
-            "warning: could not restart the panel; press its RESET button (or it restarts by itself "
-            "within %d s, when the watchdog budget runs out)." % budget_s
+            _(
+                "warning: could not restart the panel; press its RESET button (or it restarts by itself "
+                "within %d s, when the watchdog budget runs out)."
+            )
+            % budget_s
         )
     finally:
         try:
@@ -235,7 +243,7 @@ def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline
     kind = words[0]
     now = time.monotonic()
     if kind == "START":
-        out("Self-test started (firmware %s)." % (report.fw or "?"))
+        out(_("Self-test started (firmware %s).") % (report.fw or "?"))
         return "leds", now + net_timeout
     if kind == "LED":
         out("  LED %-7s %s" % (words[1], "lit" if words[2] == "ok" else "FAILED " + " ".join(words[3:])))
@@ -246,7 +254,7 @@ def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline
     elif kind == "PRESS":
         secs = report.press_s or seconds
         if interactive:
-            out("Now press and release each button in turn: YES, NO, UNSURE, SELLER (%d s)." % secs)
+            out(_("Now press and release each button in turn: YES, NO, UNSURE, SELLER (%d s).") % secs)
         return "buttons", now + secs + 10
     elif kind == "BUTTON":
         name, what = words[1], words[2]
@@ -254,7 +262,7 @@ def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline
         if interactive and what == "up":
             left = [BUTTON_LABEL[b] for b in BUTTONS if not report.button_ok(b)]
             if left:
-                out("  still to press: %s" % ", ".join(left))
+                out(_("  still to press: %s") % ", ".join(left))
     elif kind == "END":
         return "end", now + 10
     return phase, deadline
@@ -262,26 +270,30 @@ def _show(words, report, seconds, interactive, net_timeout, out, phase, deadline
 
 def _exec_error(err):
     if "ImportError" in err and "selftest" in err:
-        return "the panel has no self-test module (firmware not deployed?). Run `rating device deploy` first.\n" + err
-    return "the self-test crashed on the panel:\n" + err
+        return (
+            _("the panel has no self-test module (firmware not deployed?). Run `rating device deploy` first.")
+            + "\n"
+            + err
+        )
+    return _("the self-test crashed on the panel:") + "\n" + err
 
 
 def _timeout_message(phase, report):
     if phase == "start":
-        return (
+        return _(
             "the panel did not start its self-test within the time limit. Press RESET on the "
             "panel, wait 5 s and run the test again."
         )
     if phase == "buttons":
-        return "the self-test did not finish the button phase in time; run the test again."
-    return "the panel stopped answering during the self-test (%s phase)." % phase
+        return _("the self-test did not finish the button phase in time; run the test again.")
+    return _("the panel stopped answering during the self-test (%s phase).") % phase
 
 
 def format_report(report, out=print):
     out("")
-    out("Result (firmware %s):" % (report.fw or "?"))
+    out(_("Result (firmware %s):") % (report.fw or "?"))
     for check, ok, detail in report.rows():
         out("  %-4s %-16s %s" % ("PASS" if ok else "FAIL", check, detail))
         if not ok and check in HINTS:
-            out("       -> %s" % HINTS[check])
-    out("Overall: %s" % ("PASS" if report.passed() else "FAIL"))
+            out("       -> %s" % _(HINTS[check]))
+    out(_("Overall: %s") % ("PASS" if report.passed() else "FAIL"))

@@ -153,3 +153,51 @@ def test_kpi_core_public_api():
         "Diagnosis",
     ]:
         assert name in kpi_core.__all__ and hasattr(kpi_core, name)
+
+
+# ---- table ownership: "Who owns which table" in docs/architecture.md ----------------------------
+MIGRATIONS = os.path.join(REPO, "gateway", "migrations")
+SQL_TABLE = r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE(?:\s+IF\s+(?:NOT\s+)?EXISTS)?)\s+%s\b"
+
+
+def table_owners():
+    text = open(DOC, encoding="utf-8").read()
+    section = text.split("### Who owns which table", 1)[1].split("\n## ", 1)[0]
+    owners = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[1].endswith(".py"):
+            continue
+        for table in cells[0].split(","):
+            owners[table.strip()] = cells[1]
+    return owners
+
+
+def migration_tables():
+    names = set()
+    for name in os.listdir(MIGRATIONS):
+        if name.endswith(".sql"):
+            sql = open(os.path.join(MIGRATIONS, name), encoding="utf-8").read()
+            names |= set(re.findall(r"(?i)CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", sql))
+    return names
+
+
+def test_every_table_has_an_owner():
+    missing = sorted(migration_tables() - set(table_owners()))
+    assert not missing, "docs/architecture.md names no owner for the tables %s" % missing
+
+
+def test_sql_on_a_table_only_in_its_owner():
+    owners = table_owners()
+    problems = []
+    for top in packages():
+        for _module, path in modules(top):
+            rel = os.path.relpath(path, REPO)
+            text = open(path, encoding="utf-8").read()
+            for table, owner in owners.items():
+                if rel == owner:
+                    continue
+                for m in re.finditer(SQL_TABLE % table, text):  # SQL keywords are upper case here
+                    line = text.count("\n", 0, m.start()) + 1
+                    problems.append("%s:%d %r (owned by %s)" % (rel, line, m.group(0), owner))
+    assert not problems, "SQL on another module's table:\n" + "\n".join(problems)

@@ -30,7 +30,7 @@ def test_every_key_the_console_uses_has_both_languages():
         "status_": ("pending", "decided", "all"),
         "verdict_": ("valid", "invalid", "confirm", "reject", "reopen"),
         "answer_": ("yes", "no", "unsure", "silent"),
-        "conn_": ("online", "stale", "offline", "never"),
+        "conn_": ("online", "stale", "offline", "never_seen"),
         "by_": ("site", "employee", "device", "question"),
         "period_": ("all", "day", "week", "month"),
         "source_": ("device", "repaired", "arrival"),

@@ -182,10 +182,10 @@ def test_with_lang_ru_an_operator_and_an_expert_read_russian(russian_deployment,
     code, out, _err = run(capsys, "deadletter", "list", "--db", url)
     assert code == 0 and "причина" in out and "boot: отсутствует" in out and "последний раз" in out
     code, out, _err = run(
-        capsys, "review", "poll", "msk/desk-1/1", "--invalid", "--reason", "тест", "--by", "anna", "--db", url
+        capsys, "review", "poll", "msk/desk-1/1", "--invalid", "--reason", "тест", "--expert", "anna", "--db", url
     )
     assert code == 0 and out.strip() == "опрос msk/desk-1/1 признан недействительным (anna)"
-    code, _out, err = run(capsys, "review", "poll", "msk/desk-1/1", "--invalid", "--by", "anna", "--db", url)
+    code, _out, err = run(capsys, "review", "poll", "msk/desk-1/1", "--invalid", "--expert", "anna", "--db", url)
     assert code == 2 and err.startswith("ошибка: чтобы признать опрос недействительным")
     code, out, _err = run(capsys, "review", "history", "msk/desk-1/1", "--db", url)
     assert code == 0 and "недействителен" in out and "действует: недействителен" in out and "MSK" in out
@@ -194,7 +194,13 @@ def test_with_lang_ru_an_operator_and_an_expert_read_russian(russian_deployment,
     site_file = tmp_path / "site.toml"
     site_file.write_text(SITE_TOML.replace('lang = "en"', 'lang = "ru"').replace("window_s = 30", "window_s = 40"))
     code, out, _err = run(capsys, "site", "apply", str(site_file), "--db", url)
-    assert code == 0 and "записано 1 изменение:" in out and "панель" in out and "задано с" in out
+    assert (
+        code == 0
+        and "записано 1 изменение:" in out
+        and "панель" in out
+        and "window_s: 30 -> 40" in out
+        and " с 2025-01-01 03:00:00 MSK" in out
+    )
     # help and argument errors come before any database: --lang (or $RATING_LANG, the locale) decides
     code, out, _err = run(capsys, "--lang", "ru", "status", "--help")
     assert code == 0 and "использование:" in out and "параметры:" in out and "формат вывода" in out

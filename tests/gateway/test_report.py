@@ -207,9 +207,10 @@ def test_gw_report_counts_import_errors_name_lines(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text(bad, encoding="utf-8")
     url = "sqlite:///%s" % (tmp_path / "rating.db")
+    db = sqlite_db(tmp_path)
+    apply_site(db)
     assert cli.main(["counts", "import", str(path), "--db", url]) == 2
     assert "nothing imported" in capsys.readouterr().err
-    db = sqlite_db(tmp_path)
     assert store.counts(db) == []
 
 
@@ -365,7 +366,7 @@ def test_fm_corrected_period_is_read_in_the_reports_office_timezone(tmp_path):
                 "--confirm",
                 "--db",
                 url,
-                "--by",
+                "--expert",
                 "expert",
                 "--from",
                 "2025-01-06T11:00",

@@ -3,30 +3,13 @@
 import json
 
 import pytest
-from gw_site_support import MIN, T0, Panel, apply_site, sqlite_db, store_events, two_offices
+from gw_site_support import MIN, T0, review_scenario, sqlite_db, two_offices
 
 import kpi_core
 from gateway import derive, report, review
 from rating import cli
 
-
-def scenario(db):
-    """desk-1 (staff): yes, no, silent, then a long press; under it a no and a silent poll.
-    exit (office): no, silent, both inside the desk's force-majeure time."""
-    apply_site(db)
-    d = Panel()
-    d.poll(T0, "yes")
-    d.poll(T0 + 2 * MIN, "no")
-    d.poll(T0 + 4 * MIN)
-    d.press(T0 + 10 * MIN, "seller_long")  # seq 6: FM [T0+10min, T0+25min)
-    d.poll(T0 + 12 * MIN, "no")  # seq 7
-    d.poll(T0 + 14 * MIN)  # seq 9
-    d.poll(T0 + 16 * MIN, "yes")  # seq 10
-    e = Panel(device="exit")
-    e.poll(T0 + 12 * MIN, "no")
-    e.poll(T0 + 13 * MIN)
-    store_events(db, d.events + e.events)
-    derive.update(db, [("msk", "desk-1"), ("msk", "exit")], T0 + 60 * MIN)
+scenario = review_scenario
 
 
 def kpis(db, k=0.8):
@@ -131,7 +114,7 @@ def test_gw_review_cli(tmp_path, capsys):
     assert cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--db", url]) == 2
     assert "--reason is required" in capsys.readouterr().err
     assert (
-        cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--by", "anna", "--db", url])
+        cli.main(["review", "poll", "msk/desk-1/3", "--invalid", "--reason", "staged", "--expert", "anna", "--db", url])
         == 0
     )
     assert (
@@ -145,7 +128,7 @@ def test_gw_review_cli(tmp_path, capsys):
                 "2025-01-06T11:10:00+03:00",
                 "--to",
                 "2025-01-06T11:20:00+03:00",
-                "--by",
+                "--expert",
                 "anna",
                 "--db",
                 url,

@@ -133,3 +133,38 @@ def test_the_gateway_knows_the_firmwares_default_heartbeat():
     from firmware import config
 
     assert config.DEFAULTS["timings"]["heartbeat_s"] == status.DEFAULT_HEARTBEAT_S
+
+
+# ---- one judgement: `rating status` and the console's fleet page ----
+
+from gateway import fleet, panelhealth  # noqa: E402
+from gateway import site as site_mod  # noqa: E402
+
+
+def test_the_fleet_page_and_status_judge_every_panel_alike(tmp_path):
+    """The console's fleet rows and `rating status` come from one module (gateway/panelhealth.py):
+    the door panel with a 600 s heartbeat silent for 18 minutes is online in both, desk-1
+    (60 s) stale in both, exit never seen in both, with the same problems."""
+    db = office(tmp_path)
+    rows = fleet.add_gaps(db, fleet.rows(db, site_mod.load(db), NOW), NOW, GRACE)
+    by_fleet = {p["device"]: (p["state"], p["problems"], p["cfg"], p["cfg_pushed"]) for p in rows}
+    by_status = {
+        p["device"]: (p["state"], p["problems"], p["cfg"], p["cfg_pushed"])
+        for p in status.report(db, NOW, GRACE)["panels"]
+    }
+    assert by_fleet == by_status
+    assert by_fleet["door"][0] == "online" and by_fleet["desk-1"][0] == "stale"
+    assert by_fleet["exit"][:2] == ("never_seen", ["never_seen"])
+    assert panelhealth.summary(rows)["stale"] == 1 and panelhealth.summary(rows)["never_seen"] == 1
+
+
+def test_a_watchdog_reset_reported_in_the_state_message_shows_in_status(tmp_path):
+    """The reset cause lives in the stored state message (no column of its own)."""
+    db = office(tmp_path)
+    payload = _json.loads(state_msg())
+    payload["reset"] = "watchdog"
+    ing = ingest.Ingestor(db, ROOT)
+    ing.handle("%s/msk/desk-1/state" % ROOT, _json.dumps(payload).encode(), NOW - MINUTE)
+    ing.flush()
+    (desk,) = [p for p in status.report(db, NOW, GRACE)["panels"] if p["device"] == "desk-1"]
+    assert desk["reset"] == "watchdog" and desk["problems"] == ["watchdog"]

@@ -121,6 +121,13 @@ def test_the_worker_derives_on_its_own_thread_while_ingest_commits(tmp_path):
             ing.handle("%s/msk/%s/event" % (ROOT, e["device"]), body, e["received_ms"])
             if i % 10 == 9:
                 ing.flush()
+            if i == len(events) // 2:
+                # derivation goes on while ingest keeps committing: the first half is derived
+                # by a round of the worker's own (a loaded machine may take a while to run it)
+                deadline = time.monotonic() + 60
+                while worker.stats["panels"] < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert worker.stats["panels"] >= 1, "the worker derived nothing within 60 s"
         ing.flush()
     finally:
         worker.stop(timeout=30)

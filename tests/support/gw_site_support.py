@@ -163,3 +163,22 @@ def two_offices(tmp_path, msk_polls, la_polls):
     derive.rebuild(db, T_OFFICES + 72 * hour)
     db.close()
     return "sqlite:///%s" % (tmp_path / "rating.db")
+
+
+def review_scenario(db):
+    """desk-1 (staff): yes, no, silent, then a long press; under it a no and a silent poll.
+    exit (office): no, silent, both inside the desk's force-majeure time."""
+    apply_site(db)
+    d = Panel()
+    d.poll(T0, "yes")
+    d.poll(T0 + 2 * MIN, "no")
+    d.poll(T0 + 4 * MIN)
+    d.press(T0 + 10 * MIN, "seller_long")  # seq 6: FM [T0+10min, T0+25min)
+    d.poll(T0 + 12 * MIN, "no")  # seq 7
+    d.poll(T0 + 14 * MIN)  # seq 9
+    d.poll(T0 + 16 * MIN, "yes")  # seq 10
+    e = Panel(device="exit")
+    e.poll(T0 + 12 * MIN, "no")
+    e.poll(T0 + 13 * MIN)
+    store_events(db, d.events + e.events)
+    derive.update(db, [("msk", "desk-1"), ("msk", "exit")], T0 + 60 * MIN)

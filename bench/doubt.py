@@ -1,0 +1,133 @@
+"""How well the doubt score (gateway/doubt.py) separates a gaming seller's polls from honest
+ones, on raw panel events derived by the real window builder.
+
+    .venv/bin/python bench/doubt.py              # 20 honest sellers, 2 gaming, 5 days
+    .venv/bin/python bench/doubt.py --days 2     # quicker
+
+Not the simulator (its sellers are honest): a generator of its own, with stated assumptions.
+Honest sellers: 40 customers a day each; the customer answers with probability 0.7 after a
+reaction time drawn log-normally (median 3.5 s, 5th percentile about 1.7 s: reading a short
+question and reaching a button), Yes 70 %, No 15 %, Unsure 15 %; now and then a seller
+presses twice (a second press 2-8 s later) and a customer presses twice. Gaming sellers: half
+their polls are real customers as above, the other half they open and answer Yes themselves
+0.2-1.2 s later (some in quick runs), and after a No they open a poll again within 20-50 s and
+answer Yes. Precision and recall of "score >= 3" (one strong sign or several weak ones) over
+the gamed polls, and the gaming sellers' share of the 100 riskiest polls.
+"""
+
+import argparse
+import importlib
+import math
+import os
+import pathlib
+import random
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "support")]
+
+from gateway import derive, doubt  # noqa: E402
+
+sites = importlib.import_module("gw_site_support")  # a site file, panels that press like the firmware
+DAY = 86400000
+
+
+def reaction(rng):
+    return int(1000 * math.exp(rng.gauss(math.log(3.5), 0.45)))
+
+
+def customer(panel, rng, at, truth, gamed=False):
+    panel.press(at, "seller_short")
+    seq = panel.seq
+    if rng.random() < 0.05:  # the seller's finger slips: a second press in the window
+        panel.press(at + rng.randint(2000, 8000), "seller_short")
+    if rng.random() < 0.7:
+        x = rng.random()
+        answer = "yes" if x < 0.7 else "no" if x < 0.85 else "unsure"
+        t = at + reaction(rng)
+        panel.press(t, answer)
+        if rng.random() < 0.03:
+            panel.press(t + rng.randint(300, 2000), answer)
+        truth[(panel.device, seq)] = gamed
+        return answer
+    truth[(panel.device, seq)] = gamed
+    return None
+
+
+def gamed_poll(panel, rng, at, truth):
+    panel.press(at, "seller_short")
+    truth[(panel.device, panel.seq)] = True
+    panel.press(at + rng.randint(200, 1200), "yes")
+
+
+def build(db, days, honest, gaming, seed):
+    rng = random.Random(seed)
+    devices = ["h%02d" % i for i in range(honest)] + ["g%02d" % i for i in range(gaming)]
+    text = sites.SITE_TOML.split("[[panels]]")[0]
+    for d in devices:
+        text += '\n[[panels]]\nsite = "msk"\ndevice = "%s"\nquestion = "staff"\n' % d
+        text += '\n[[roster]]\npanel = "msk/%s"\nemployee = "%s"\n' % (d, "ivanova" if d[0] == "g" else "petrov")
+    sites.apply_site(db, text.replace('[[roster]]\npanel = "msk/desk-1"', '[[roster]]\npanel = "msk/h00"', 1))
+    truth = {}
+    events = []
+    for d in devices:
+        panel = sites.Panel("msk", d, booted_at=sites.T0 - 1000)
+        for day in range(days):
+            t = sites.T0 + day * DAY
+            for _ in range(40):
+                t += rng.randint(5, 20) * 60000
+                if d[0] == "h" or rng.random() < 0.5:
+                    answer = customer(panel, rng, t, truth)
+                    if d[0] == "g" and answer == "no":
+                        t += rng.randint(20000, 50000)
+                        gamed_poll(panel, rng, t, truth)
+                else:
+                    for _ in range(rng.choice((1, 1, 2, 3))):
+                        gamed_poll(panel, rng, t, truth)
+                        t += rng.randint(60, 180) * 1000
+        events += panel.events
+    sites.store_events(db, events)
+    derive.rebuild(db, sites.T0 + (days + 1) * DAY)
+    return truth
+
+
+def main():
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--days", type=int, default=5)
+    ap.add_argument("--honest", type=int, default=20)
+    ap.add_argument("--gaming", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threshold", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sites.sqlite_db(pathlib.Path(tmp))
+        truth = build(db, a.days, a.honest, a.gaming, a.seed)
+        polls, _fms = derive.polls_and_reports(db)
+        doubts = doubt.score(polls, derive.unsolicited_presses(db))
+        db.close()
+    gamed = {doubt.poll_id(p) for p in polls if truth.get((p["device"], p["open_seq"]))}
+    flagged = {k for k, d in doubts.items() if d.score >= a.threshold}
+    tp = len(flagged & gamed)
+    precision = tp / len(flagged) if flagged else float("nan")
+    recall = tp / len(gamed) if gamed else float("nan")
+    ranked = doubt.rank(polls, doubts)[:100]
+    top = sum(doubt.poll_id(p) in gamed for p in ranked)
+    print(
+        "%d polls, %d gamed (%d of %d sellers gaming), %d days"
+        % (len(polls), len(gamed), a.gaming, a.gaming + a.honest, a.days)
+    )
+    print(
+        "score >= %d: %d polls flagged, precision %.1f %%, recall %.1f %%"
+        % (a.threshold, len(flagged), 100 * precision, 100 * recall)
+    )
+    print("the 100 riskiest polls: %d gamed" % top)
+    honest_flagged = len(flagged - gamed)
+    honest_total = len(polls) - len(gamed)
+    print(
+        "honest polls flagged: %d of %d (%.2f %%)" % (honest_flagged, honest_total, 100 * honest_flagged / honest_total)
+    )
+
+
+if __name__ == "__main__":
+    main()
