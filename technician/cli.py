@@ -245,7 +245,7 @@ def cmd_deploy(args):
     result = d.run()
     if login:  # in the panel now: the file has done its job (docs/security.md)
         os.unlink(args.credentials)
-        print("- %s deleted: the password lives only in the panel (and as a hash at the broker)" % args.credentials)
+        print(_("- %s deleted: the password lives only in the panel (and as a hash at the broker)") % args.credentials)
     return 0 if result.get("online") is not False else 1
 
 
@@ -256,14 +256,23 @@ def _credentials(args):
     from technician import secrets
 
     if args.mqtt_user is not None or args.mqtt_password is not None or args.mqtt_password_file is not None:
-        raise DeviceError("give --credentials or --mqtt-user/--mqtt-password-file, not both.")
+        raise DeviceError(_("give --credentials or --mqtt-user/--mqtt-password-file, not both."))
     user, password, site, device = secrets.read_credentials(args.credentials)
     for flag, given, want in (("--site", args.site, site), ("--device", args.device, device)):
         if given is not None and given != want:
             raise DeviceError(
-                "%s %s: the credentials in %s are for %s/%s; deploy them to that panel or make new ones with "
-                "`rating panel credentials %s/%s`"
-                % (flag, given, args.credentials, site, device, args.site or site, args.device or device)
+                _(
+                    "%(flag)s %(given)s: the credentials in %(file)s are for %(site)s/%(device)s; deploy them to "
+                    "that panel or make new ones with `rating panel credentials %(want)s`"
+                )
+                % {
+                    "flag": flag,
+                    "given": given,
+                    "file": args.credentials,
+                    "site": site,
+                    "device": device,
+                    "want": "%s/%s" % (args.site or site, args.device or device),
+                }
             )
     args.site, args.device, args.mqtt_user = site, device, user
     return user, password
