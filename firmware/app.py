@@ -27,7 +27,14 @@ REMOTE_NEW = "remote.new"  # a config message not yet checked: the next boot che
 _QUIET_MS = const(3000)  # a restart waits for this long without a press, window or button down
 _RESTART_WAIT_MS = const(600000)  # ... but not longer than this
 # Loaded for a remote config (firmware.remote) or at boot only, unloaded once the Panel runs
-LAZY = ("firmware.remote", "firmware.config", "protocol.config", "protocol.topics", "protocol.checks")
+LAZY = (
+    "firmware.remote",
+    "firmware.config",
+    "protocol.config",
+    "protocol.topics",
+    "protocol.checks",
+    "firmware.secret",
+)
 
 
 class Panel:
@@ -68,6 +75,9 @@ class Panel:
             from firmware import remote  # re-apply /remote.json (loaded for it, unloaded after)
 
             remote.load_saved(self, text)
+        from firmware import secret  # passwords rotated over the air, off the flash (unloaded below)
+
+        secret.load(self.cfg, hal)
         unload(*LAZY)  # before the journal and link allocate: a lower peak at boot
         t = self.cfg["timings"]
         self.buttons = buttons.Buttons(debounce_ms=t["debounce_ms"], long_ms=t["long_ms"], stuck_ms=t["stuck_ms"])
@@ -231,6 +241,13 @@ class Panel:
             return False
 
     def _on_config(self, msg):
+        i = msg.find(b',"pwv":')
+        if i > 0:  # a new MQTT password rides on the config (firmware/secret.py): the rest as always
+            from firmware import secret
+
+            secret.take(self, msg[i:])
+            unload("firmware.secret")
+            msg = msg[:i] + b"}"
         if msg == self._cfg_msg or self._applied(msg):
             self._cfg_msg = msg
             return  # the retained config again (after a reconnect or a boot): no import

@@ -73,6 +73,12 @@ class Link:
         self.client_id = "%s-%s" % (site, device)
         self.wifi = cfg["wifi"]
         self.mqtt_cfg = m
+        # A password rotated over the air (firmware/secret.py): (ver, password) pairs. `pw` is in
+        # use instead of /config.json's once a login proved it (/pw.json); `pw_new` was delivered
+        # (/pw.new) and is tried first at every connect until a login with it succeeds (then it
+        # is kept for good); after a failed one the current password is used next.
+        self.pw, self.pw_new = cfg.get("pw") or (None, None)
+        self.pw_old = False
         self.set_timings(cfg["timings"])
         self.state = OFF
         self.client = None
@@ -181,13 +187,15 @@ class Link:
     # ---- connecting ----
     def _connect(self, now):
         m = self.mqtt_cfg
+        new = None if self.pw_old else self.pw_new
+        pw = new or self.pw
         try:
             c = self.hal.mqtt(
                 self.client_id,
                 m["host"],
                 m["port"],
                 m.get("user"),
-                m.get("password"),
+                pw[1] if pw else m.get("password"),
                 m.get("keepalive") or 60,
                 bool(m.get("ssl")),
             )
@@ -195,6 +203,18 @@ class Link:
             self.client = c
             self.conn += 1
             c.connect(True, (self.t_state, panel.will_payload(self.boot, self.conn), True, self.WILL_QOS))
+            self.pw_old = False
+            if new is not None:  # the new password works: from now on it is the one (state pwv)
+                self.pw = new
+                self.pw_new = None
+                # pw.new becomes pw.json in one rename: a power cut leaves pw.new, tried first
+                # again at the next boot
+                import os
+
+                try:
+                    os.rename(self.hal.path("pw.new"), self.hal.path("pw.json"))
+                except Exception as e:
+                    self.hal.log("link: new password not kept: %s" % e)
             self.state = UP  # before subscribe: retained messages arrive inside subscribe()
             self.up_since = now
             self.ack_seen = False
@@ -205,7 +225,13 @@ class Link:
             c.subscribe(self.t_config, self.SUB_QOS)
             self._publish_state(now)  # birth
         except Exception as e:
+            # a login with the new password failed: the current one next (the broker may not
+            # have switched yet), at once when it was refused (CONNACK 4/5); the new one is
+            # tried again at the connect after that
+            self.pw_old = new is not None
             self._fail(now, e, "mqtt connect failed")
+            if new is not None and "user/password" in str(e):
+                self.retry_at = now
             return
         self.connects += 1
         self.last_error = None
@@ -325,6 +351,10 @@ class Link:
         try:
             s = self.state_fn()
             s["conn"] = self.conn
+            if self.pw is not None:  # the version of the password rotated over the air in use
+                s["pwv"] = self.pw[0]
+            if self.pw_new is not None:  # ... and of the one held for the next login
+                s["pwn"] = self.pw_new[0]
             data = panel.encode_state(s)
         except Exception as e:  # a firmware bug must not take the link down: say it and go on
             self.hal.log("link: state not sent: %s" % e)

@@ -30,7 +30,7 @@ for the technician to write into the panel's /config.json; `rotate` asks for a n
 air: `begin_delivery` creates it (version ver+1) and returns the plaintext for the retained
 config the panel reads only after it authenticated with its current password; only its hash is
 stored (`pending_hash`), never the plaintext: a gateway restarted before the panel confirmed
-simply delivers a fresh one. `confirm(ver)`, when the panel reports holding that version, makes
+simply delivers a fresh one (the next version). `confirm(ver)`, when the panel reports holding that version, makes
 it the active password; the old one stops working at the broker's next reload.
 """
 
@@ -192,6 +192,10 @@ def acl_rules(account, root):
             ("read", root + "/+/" + topics.COUNTS),
             ("write", root + "/+/+/ack"),
             ("write", root + "/+/+/config"),
+            # its own topics back: the retained check (gateway/retained.py) compares what the
+            # broker holds with what should be there and sees its marker come back through them
+            ("read", root + "/+/+/ack"),
+            ("read", root + "/+/+/config"),
         ]
     sites = ["+"] if account.all_sites else sorted(set(account.sites))
     if role == "counts":
@@ -496,19 +500,24 @@ def pending_rotations(db):
 def begin_delivery(db, site, device, now_ms):
     """The plaintext of the pending rotation, made now: (plaintext, version). Only its hash is
     kept; the caller publishes the plaintext in the panel's retained config (which only that
-    panel may read) and forgets it. Calling again makes a new one under the same version (the
-    last one delivered wins). AccountError when no rotation is pending."""
+    panel may read) and forgets it. Calling again (a gateway restarted before the panel held
+    it) makes a new one under the next version: a panel reporting that it holds a version then
+    names exactly one password, never an older delivery's. AccountError when no rotation is
+    pending."""
     username = panel_username(site, device)
     secret = new_secret()
     with db.transaction():
         row = _live(db, username)
-        if row["pending_ver"] is None:
+        ver = row["pending_ver"]
+        if ver is None:
             raise AccountError("panel %s/%s has no rotation pending" % (site, device))
+        if row["pending_hash"] is not None:
+            ver += 1
         db.execute(
-            "UPDATE mqtt_accounts SET pending_hash = ?, changed_ms = ? WHERE username = ?",
-            (hash_password(secret), now_ms, username),
+            "UPDATE mqtt_accounts SET pending_ver = ?, pending_hash = ?, changed_ms = ? WHERE username = ?",
+            (ver, hash_password(secret), now_ms, username),
         )
-    return secret, row["pending_ver"]
+    return secret, ver
 
 
 def confirm(db, site, device, ver, now_ms):
@@ -598,3 +607,36 @@ def rules_from_db(db, root, extra=()):
     mine = {a.username: a for a in accounts(db)}
     mine.update({a.username: a for a in extra})
     return Rules.from_accounts(list(mine.values()), root)
+
+
+# ---- where Mosquitto's files live ---------------------------------------------------------------
+
+
+def remember_broker_files(db, folder, root, group, pid_file, now_ms):
+    """`rating broker config --out FOLDER` wrote the files there: later changes of accounts
+    (site apply, USB credentials, a rotation) rewrite them there and reload via `pid_file`."""
+    with db.transaction():
+        db.execute("DELETE FROM broker_files")
+        db.execute(
+            "INSERT INTO broker_files (id, folder, root, grp, pid_file, written_ms) VALUES (1, ?, ?, ?, ?, ?)",
+            (folder, root, group, pid_file, now_ms),
+        )
+
+
+def broker_files(db):
+    """{folder, root, group, pid_file} of the Mosquitto files to keep current, or None."""
+    row = db.query_one("SELECT folder, root, grp, pid_file FROM broker_files WHERE id = 1")
+    if row is None:
+        return None
+    return {"folder": row["folder"], "root": row["root"], "group": row["grp"], "pid_file": row["pid_file"]}
+
+
+def new_panels(db, panels, now_ms):
+    """add_panel for each (site, device) that has no live account yet; returns the usernames
+    made (or brought back)."""
+    made = []
+    for site, device in panels:
+        row = _row(db, panel_username(site, device))
+        if row is None or row["revoked_ms"] is not None:
+            made.append(add_panel(db, site, device, now_ms))
+    return made

@@ -441,3 +441,30 @@ def render_bridge_config(
         ]
     lines += ["topic %s %s 1\n" % (topic, direction) for direction, topic in bridge_topics(root, sites, all_sites)]
     return "".join(lines)
+
+
+def refresh(db):
+    """Bring the Mosquitto files `rating broker config` last wrote (accounts.broker_files) up to
+    date with the accounts, and make Mosquitto re-read them. Returns what happened:
+    None (no files recorded: the broker is the embedded one, or Mosquitto is managed by hand),
+    "unchanged", "reloaded" (with the pid file), or "written" (no pid file known: the caller
+    says to run `systemctl reload mosquitto`). BrokerConfError when writing or signalling fails."""
+    where = acc.broker_files(db)
+    if where is None:
+        return None
+    files = account_files(acc.accounts(db), where["root"])
+    if all(_read_text(os.path.join(where["folder"], name)) == text for name, text in files.items()):
+        return "unchanged"
+    write_files(where["folder"], files, group=where["group"])
+    if not where["pid_file"]:
+        return "written"
+    reload(where["pid_file"])
+    return "reloaded"
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None

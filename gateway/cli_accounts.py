@@ -326,8 +326,16 @@ def cmd_config(args):
     db = _existing_db(args.db)
     try:
         live = acc.accounts(db)
+        _cmd_config_write(args, brokerconf, root, out, live)
+        # later changes of accounts (site apply, credentials, rotations) keep these files current
+        pid_file = args.pid_file or ("/run/mosquitto/mosquitto.pid" if args.reload else None)
+        acc.remember_broker_files(db, out, root, args.group, pid_file and os.path.abspath(pid_file), _now_ms())
     finally:
         db.close()
+    return 0
+
+
+def _cmd_config_write(args, brokerconf, root, out, live):
     try:
         conf = brokerconf.render_config(
             out,
@@ -354,7 +362,6 @@ def cmd_config(args):
             print("Mosquitto (pid %d) re-reads the password and ACL files" % pid)
     except brokerconf.BrokerConfError as exc:
         raise CliError(str(exc)) from None
-    return 0
 
 
 def cmd_bridge(args):
@@ -553,10 +560,32 @@ def cmd_panel_credentials(args):
                 text=lambda secret: json.dumps({"mqtt": {"user": user, "password": secret}}) + "\n",
             )
         )
+        print(
+            "panel %s/%s: login %s, password v%d written to %s (mode 0600); "
+            "`rating device deploy --credentials %s` writes it into the panel and deletes the file"
+            % (site, device, user, ver, args.out, args.out)
+        )
+        print(broker_refreshed(db))
     finally:
         db.close()
-    print(
-        "panel %s/%s: login %s, password v%d written to %s (mode 0600); deploy it, then delete the file. "
-        "Run `rating broker config --reload` for Mosquitto" % (site, device, user, ver, args.out)
-    )
     return 0
+
+
+def broker_refreshed(db, quiet=False):
+    """Keep the Mosquitto files `rating broker config` wrote current after a change of accounts;
+    one line for the user saying what happened or what to run (quiet: None when there was
+    nothing to do)."""
+    from gateway import brokerconf
+
+    try:
+        done = brokerconf.refresh(db)
+    except brokerconf.BrokerConfError as exc:
+        return "broker files not updated: %s; run `rating broker config ... --reload`" % exc
+    if quiet and done in (None, "unchanged"):
+        return None
+    return {
+        None: "Mosquitto: run `rating broker config --out DIR ... --reload` (the embedded broker picks it up itself)",
+        "unchanged": "Mosquitto's password and ACL files are current",
+        "reloaded": "Mosquitto's password and ACL files rewritten and reloaded",
+        "written": "Mosquitto's password and ACL files rewritten: run `systemctl reload mosquitto`",
+    }[done]

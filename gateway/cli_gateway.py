@@ -163,7 +163,12 @@ def _register_replay_record(sub):
         + "\n\n"
         + _(RECORD_HELP),
     )
-    rc.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
+    rc.add_argument("--broker", required=True, metavar="URL", help="mqtt://[USER@]HOST:PORT")
+    rc.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help=_("the password of the URL's user, from the first line of FILE (never in the URL: ps shows it)"),
+    )
     rc.add_argument("--out", required=True, metavar="FILE.jsonl", help=_("file to write (appended to)"))
     rc.add_argument("--root", default=None, help=_("MQTT topic root (default rating/v1)"))
     rc.add_argument("--duration", type=float, metavar="S", help=_("stop after S seconds"))
@@ -485,6 +490,29 @@ def cmd_replay(args):
     return 0
 
 
+def _record_password(args, user, password):
+    """The login's password from --password-file; never from the command line (ps shows it)."""
+    if password is not None:
+        raise CliError(
+            _("--broker: a password in the URL is visible to every user of this machine (ps); use --password-file FILE")
+        )
+    if not args.password_file:
+        return None
+    if not user:
+        raise CliError(_("--password-file needs the account in the URL: mqtt://USER@HOST:PORT"))
+    try:
+        with open(args.password_file, encoding="utf-8") as f:
+            secret = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise CliError(
+            _("cannot read --password-file %(file)s: %(error)s") % {"file": args.password_file, "error": detail}
+        ) from None
+    if not secret:
+        raise CliError(_("--password-file %s is empty") % args.password_file)
+    return secret
+
+
 def cmd_record(args):
     import queue
     import signal
@@ -499,6 +527,7 @@ def cmd_record(args):
         host, port, user, password, _tls = mqtturl.parse(args.broker, tls=False)
     except ProtocolError as exc:
         raise CliError("--%s" % exc) from None
+    password = _record_password(args, user, password)
     shown = mqtturl.redact(args.broker)
     q = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)

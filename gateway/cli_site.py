@@ -178,7 +178,36 @@ def cmd_site_apply(args):
             )
             % n
         )
+        _panel_accounts(db, now)
     return 0
+
+
+def _panel_accounts(db, now):
+    """Every panel configured now or from a later time gets its MQTT account (no password yet:
+    it is made when delivered, `rating panel credentials` for USB); Mosquitto's files, when
+    `rating broker config` wrote them, are kept current (docs/security.md, "Panel credentials")."""
+    from gateway import accounts
+    from gateway import site as site_mod
+    from gateway.cli_accounts import broker_refreshed
+
+    history = site_mod.load(db)
+    wanted = {tuple(key.split("/", 1)) for _kind, key in history.keys("panel") if history.get("panel", key, 2**62)}
+    wanted.update(history.panels(now))
+    made = accounts.new_panels(db, sorted(wanted), now)
+    if made:
+        print(
+            ngettext(
+                "%d new panel account (no password yet): give it one by USB with "
+                "`rating panel credentials SITE/DEVICE --out FILE` and `rating device deploy --credentials FILE`",
+                "%d new panel accounts (no password yet): give each one by USB with "
+                "`rating panel credentials SITE/DEVICE --out FILE` and `rating device deploy --credentials FILE`",
+                len(made),
+            )
+            % len(made)
+        )
+    said = broker_refreshed(db, quiet=True)
+    if said:
+        print(said)
 
 
 def _warn_unstaffed(history, now):

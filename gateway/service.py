@@ -26,7 +26,7 @@ import time
 import tomllib
 from dataclasses import dataclass, fields
 
-from gateway import brokerlink, ingest, retained, schema, store
+from gateway import brokerlink, ingest, retained, rotation, schema, store
 from gateway import db as dbmod
 from gateway import limits as limits_mod
 from gateway.i18n import _
@@ -314,6 +314,10 @@ class GatewayService:
         self._config_wanted: dict[str, bytes] | None = None  # configs in force, as last read
         self._configs_pushed: dict[str, bytes] = {}  # configs this run published and got confirmed
         self.shed = 0  # QoS 0 messages dropped because the inbox was full
+        # passwords rotated over the air (gateway/rotation.py): (site, device) -> (ver, plaintext)
+        # delivered by this run, until the panel logged in with it; in memory only
+        self._secrets: dict[tuple[str, str], tuple[int, str]] = {}
+        self._next_rotation = 0.0
         self._broker_url = ""  # redacted, for the lines the operator reads
         self._unreachable = None  # (since, last error, last said: monotonic s) while the broker is unreachable
         self._connected_at = None  # monotonic time of the last accepted connection
@@ -463,6 +467,8 @@ class GatewayService:
             user, password = self.embedded.gateway_login or (None, None)
         else:
             user, password = brokerlink.login(s)
+            # a switch of a panel's password the last run recorded but could not reload
+            self._reload_accounts(quiet=True)
         host, port, _user, _password = broker_address(broker_url)
         tls = brokerlink.tls_context(s) if brokerlink.uses_tls(broker_url) else None
         if tls is not None:
@@ -633,6 +639,7 @@ class GatewayService:
         if not self._on_duty():
             return
         self._push_configs()
+        self._rotate_passwords()
         now = time.monotonic()
         if self._audit is not None and (self._audit.done or now >= self._audit_deadline):
             self._finish_audit()
@@ -669,8 +676,10 @@ class GatewayService:
         elif kind == "puback":
             done = self._unconfirmed.pop(item[1], None)
             if done and done[2] == "config":
-                self._configs_pushed[done[0]] = done[1]  # in force now, recorded by the worker soon
-                self._worker().pushed(done[0], done[1])
+                # in force now, recorded by the worker soon (never with a password's tail)
+                payload = rotation.without_password(done[1])[0]
+                self._configs_pushed[done[0]] = payload
+                self._worker().pushed(done[0], payload)
         elif kind == "retained":
             self._retained(item[1], item[2], item[3])
         elif kind == "connected":
@@ -753,7 +762,85 @@ class GatewayService:
         pending = self._in_flight("config")
         for topic, payload in due:
             if topic not in pending:
-                self._publish(topic, payload, "config")
+                self._publish(topic, self._with_secret(topic, payload), "config")
+
+    # ---- passwords over the air (gateway/rotation.py) --------------------------------------------
+    def _with_secret(self, topic, payload):
+        """A config for `topic` carries the password being delivered to that panel, if any."""
+        parts = topic.split("/")
+        secret = self._secrets.get((parts[-3], parts[-2])) if len(parts) >= 4 else None
+        return rotation.with_password(payload, *secret) if secret else payload
+
+    def _rotate_passwords(self):
+        now = time.monotonic()
+        if not self.connected.is_set() or now < self._next_rotation:
+            return
+        self._next_rotation = now + self.settings.config_push_s
+        assert self.db is not None
+        try:
+            with self.turn.ingest():
+                actions = rotation.due(self.db, {k: v[0] for k, v in self._secrets.items()})
+        except Exception:
+            log.exception("password rotation: could not read the rotations due; next round later")
+            return
+        for action, key, ver in actions:
+            try:
+                getattr(self, "_rotation_" + action)(key, ver)
+            except Exception:
+                log.exception("password rotation: %s for %s/%s failed; next round later", action, *key)
+
+    def _rotation_deliver(self, key, ver):
+        from gateway import accounts
+
+        topic = topics.device_topic(self.settings.root, key[0], key[1], "config")
+        base = self._configs_in_force().get(topic)
+        if base is None:
+            return  # no config in force yet: the password rides on the first one
+        with self.turn.ingest():
+            secret, ver = accounts.begin_delivery(self.db, key[0], key[1], _now_ms())
+        self._secrets[key] = (ver, secret)
+        self._publish(topic, self._with_secret(topic, base), "rotation")
+        self._say("gateway: password v%d delivered to panel %s/%s" % (ver, key[0], key[1]))
+
+    def _rotation_confirm(self, key, ver):
+        from gateway import accounts
+
+        with self.turn.ingest():
+            if not accounts.confirm(self.db, key[0], key[1], ver, _now_ms()):
+                return
+        self._say("gateway: panel %s/%s holds password v%d: the broker switches to it" % (key[0], key[1], ver))
+        self._reload_accounts()
+
+    def _rotation_finish(self, key, ver):
+        topic = topics.device_topic(self.settings.root, key[0], key[1], "config")
+        self._secrets.pop(key, None)
+        base = self._configs_in_force().get(topic)
+        if base is not None:
+            self._publish(topic, base, "config")
+        self._say("gateway: panel %s/%s logged in with password v%d; rotation done" % (key[0], key[1], ver))
+
+    def _reload_accounts(self, quiet=False):
+        """The broker takes the accounts as they are in the database now."""
+        from gateway import accounts, brokerconf
+
+        if self.embedded is not None:
+            source = self.embedded.source
+            self.embedded.set_rules(accounts.rules_from_db(self.db, self.settings.root, getattr(source, "extra", ())))
+            return
+        try:
+            done = brokerconf.refresh(self.db)
+        except brokerconf.BrokerConfError as exc:
+            log.error("password rotation: Mosquitto's files not updated: %s; run `rating broker config --reload`", exc)
+            return
+        if done == "reloaded" and quiet:
+            self._say("gateway: Mosquitto's password and ACL files brought up to date and reloaded")
+        elif done is None and not quiet:
+            log.warning(
+                "password rotation: where Mosquitto's files are is not known: run "
+                "`rating broker config --out DIR ... --reload` (the panel keeps its old password until then)"
+            )
+        elif done == "written":
+            log.warning("password rotation: Mosquitto's files rewritten: run `systemctl reload mosquitto`")
 
     # ---- the retained check (gateway/retained.py) ---------------------------------------------
     def _start_audit(self):
@@ -779,7 +866,7 @@ class GatewayService:
         except Exception:
             log.exception("retained check: could not read what should be retained; next check later")
             return
-        skip = self._in_flight("ack") | self._in_flight("config") | set(self._acks_due)
+        skip = self._in_flight("ack") | self._in_flight("config") | self._in_flight("rotation") | set(self._acks_due)
         publish, clear = audit.fixes(wanted, skip)
         for topic, payload in publish:
             self._publish(topic, payload, "ack" if topic.endswith("/ack") else "config")
@@ -802,7 +889,10 @@ class GatewayService:
         assert self.db is not None
         if reread or self._config_wanted is None:
             self._config_wanted = configpush.in_force(self.db, root=self.settings.root)
-        return dict(self._config_wanted, **self._configs_pushed)
+        wanted = dict(self._config_wanted, **self._configs_pushed)
+        if self._secrets:  # the configs carrying a password being delivered stay as they are
+            wanted = {t: self._with_secret(t, p) for t, p in wanted.items()}
+        return wanted
 
     def _retained(self, topic, payload, retain):
         """A message on an ack or config topic: the check's, or a config someone else published."""

@@ -216,7 +216,9 @@ def _check_state(obj):
     reset = _get(obj, "reset", False)
     if reset is not None:
         out["reset"] = _choice("reset", reset, RESETS)
-    for key, lo in (("oversize", 0), ("ack_refused", 1)):
+    # pwv/pwn (firmware 0.3.0 on): versions of the MQTT password rotated over the air in use /
+    # held for the next login (README.md, "Password over the air")
+    for key, lo in (("oversize", 0), ("ack_refused", 1), ("pwv", 1), ("pwn", 1)):
         x = _int(key, _get(obj, key, False), lo, null=True)
         if x is not None:
             out[key] = x

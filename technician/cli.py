@@ -7,9 +7,11 @@ DeviceErrors (technician/errors.py), which the `rating` command prints as "error
 
 import argparse
 import json
+import os
 import sys
 
 from technician import extra
+from technician.errors import DeviceError
 from technician.i18n import _
 
 
@@ -64,6 +66,14 @@ def register(sub):
     a.add_argument("--mqtt-password-file", metavar="FILE", help=_("read the MQTT password from FILE ('-': stdin)"))
     a.add_argument(
         "--mqtt-password", help=_("the MQTT password itself (discouraged: visible to other users in the process list)")
+    )
+    a.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help=_(
+            "the panel's MQTT login from `rating panel credentials` (sets --mqtt-user and its password, "
+            "--site/--device when omitted); deleted once written into the panel"
+        ),
     )
     a.add_argument("--bundle", help=_("firmware bundle folder (default: build/firmware, from `make firmware`)"))
     a.add_argument(
@@ -208,11 +218,14 @@ def cmd_deploy(args):
     watch = None
     if args.watch_broker:
         watch = panelconfig.parse_broker(args.watch_broker)
+    login = _credentials(args)
     settings = (args.site, args.device, args.wifi_ssid)
     # the bundle and every setting given are checked before anyone is asked for a password
     d = Deploy(args.port, bundle_dir=args.bundle, wait_s=args.wait, watch_broker=watch)
     panelconfig.check_given(panelconfig.overrides_from(*settings, None, args.broker, args.mqtt_user))
     wifi_password, mqtt_password = _passwords(args)
+    if login:
+        mqtt_password = login[1]
     d.overrides = panelconfig.overrides_from(*settings, wifi_password, args.broker, args.mqtt_user, mqtt_password)
     if args.dry_run:
         plan = d.dry_run_plan()
@@ -230,7 +243,39 @@ def cmd_deploy(args):
         )
         return 0
     result = d.run()
+    if login:  # in the panel now: the file has done its job (docs/security.md)
+        os.unlink(args.credentials)
+        print(_("- %s deleted: the password lives only in the panel (and as a hash at the broker)") % args.credentials)
     return 0 if result.get("online") is not False else 1
+
+
+def _credentials(args):
+    """(user, password) from --credentials, which also names the panel; None without it."""
+    if not args.credentials:
+        return None
+    from technician import secrets
+
+    if args.mqtt_user is not None or args.mqtt_password is not None or args.mqtt_password_file is not None:
+        raise DeviceError(_("give --credentials or --mqtt-user/--mqtt-password-file, not both."))
+    user, password, site, device = secrets.read_credentials(args.credentials)
+    for flag, given, want in (("--site", args.site, site), ("--device", args.device, device)):
+        if given is not None and given != want:
+            raise DeviceError(
+                _(
+                    "%(flag)s %(given)s: the credentials in %(file)s are for %(site)s/%(device)s; deploy them to "
+                    "that panel or make new ones with `rating panel credentials %(want)s`"
+                )
+                % {
+                    "flag": flag,
+                    "given": given,
+                    "file": args.credentials,
+                    "site": site,
+                    "device": device,
+                    "want": "%s/%s" % (args.site or site, args.device or device),
+                }
+            )
+    args.site, args.device, args.mqtt_user = site, device, user
+    return user, password
 
 
 def cmd_test(args):

@@ -27,9 +27,14 @@ RENAME = (
     "try:\n    os.rename('config.json.new', 'config.json')\n"
     "except OSError:\n    os.remove('config.json')\n    os.rename('config.json.new', 'config.json')\n"
 )
+# A new MQTT password in /config.json replaces one rotated over the air (firmware/secret.py),
+# which would otherwise be used instead of it: those files go, after the rename
+FORGET_ROTATED = (
+    "for p in ('pw.json', 'pw.new', 'pw.new.tmp'):\n    try:\n        os.remove(p)\n    except OSError:\n        pass\n"
+)
 
 
-def write_config(port, text, out=print):
+def write_config(port, text, out=print, new_password=False):
     """/config.json onto the panel, from this process over the serial line: it holds the Wi-Fi
     and MQTT passwords, which must never be in a temporary file or on a command line (mpremote's
     `fs cp` needs a local file, `exec` puts the text in its argv). Written to config.json.new,
@@ -47,7 +52,7 @@ def write_config(port, text, out=print):
         t.enter_raw_repl(soft_reset=False)
         t.exec(watchdog.arm_code())
         t.fs_writefile("config.json.new", text.encode())
-        t.exec(RENAME)
+        t.exec(RENAME + (FORGET_ROTATED if new_password else ""))
         t.exit_raw_repl()
     except (TransportError, OSError) as exc:
         # the device's error text only: the exception may carry the data that was being written
@@ -108,10 +113,10 @@ class Deploy:
             what += ", " + ngettext("remove %d old module", "remove %d old modules", len(stale)) % len(stale)
         return steps.Step(what, steps.mpremote(self.port, *steps.chain(*cmds)))
 
-    def config_step(self, text):
+    def config_step(self, text, new_password=False):
         return steps.Step(
             _("Write /config.json (validated; replaces the old file in one rename)"),
-            action=lambda out: write_config(self.port, text, out),
+            action=lambda out: write_config(self.port, text, out, new_password),
             describe=_(
                 "re-arm the watchdog, write :config.json.new, rename it to :config.json; it holds the "
                 "passwords, so it goes through no file and no command line"
@@ -188,7 +193,8 @@ class Deploy:
         if existing == json.loads(text):
             say("- " + _("/config.json: unchanged"))
         else:
-            steps.run(self.config_step(text), out=say)
+            new_password = (existing.get("mqtt") or {}).get("password") != cfg["mqtt"].get("password")
+            steps.run(self.config_step(text, new_password), out=say)
         kept = [n for n in probe.get("root", []) if n.startswith("j") or n in ("seq", "boot", "remote.json")]
         if kept:
             say("- " + _("Kept on the panel: %s") % ", ".join(kept))

@@ -80,3 +80,35 @@ def obtain(
 
 def _stderr(line):
     print(line, file=sys.stderr)
+
+
+def read_credentials(path, flag="--credentials"):
+    """(user, password, site, device) from the file `rating panel credentials` wrote:
+    {"mqtt": {"user": "panel.<site>.<device>", "password": ...}}. The password is never echoed
+    in an error."""
+    import json
+
+    from protocol import ProtocolError, topics
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read(4096))
+    except OSError as exc:
+        raise DeviceError("%s %s: cannot read it (%s)." % (flag, path, exc.strerror or exc)) from None
+    except ValueError:
+        raise DeviceError("%s %s: not the JSON file `rating panel credentials` writes." % (flag, path)) from None
+    m = data.get("mqtt") if isinstance(data, dict) else None
+    user = m.get("user") if isinstance(m, dict) else None
+    password = m.get("password") if isinstance(m, dict) else None
+    parts = user.split(".") if isinstance(user, str) else []
+    if len(parts) != 3 or parts[0] != "panel" or not isinstance(password, str) or not password:
+        raise DeviceError(
+            '%s %s: expected {"mqtt": {"user": "panel.SITE.DEVICE", "password": ...}} as '
+            "`rating panel credentials` writes it." % (flag, path)
+        )
+    try:
+        site = topics.check_id(parts[1], "site")
+        device = topics.check_id(parts[2], "device")
+    except ProtocolError as exc:
+        raise DeviceError("%s %s: user %s: %s" % (flag, path, user, exc)) from None
+    return user, password, site, device

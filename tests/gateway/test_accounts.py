@@ -134,6 +134,8 @@ def test_each_role_gets_exactly_the_topics_issue_13_names():
     writers = {u for u in rules.acls for t in (a + "ack", a + "config") if rules.may(u, "write", t)}
     assert writers == {"gateway"}
     assert all(rules.may("gateway", "read", t) for t in (a + "event", b + "state", "rating/v1/s9/counts"))
+    # ... and its own ack/config topics back: the retained check reads them (and its marker)
+    assert rules.may("gateway", "read", a + "ack") and rules.may("gateway", "read", b + "config")
     # counts: only its sites' counts
     assert rules.may("counts.pos", "write", "rating/v1/s1/counts")
     assert not rules.may("counts.pos", "write", "rating/v1/s2/counts")

@@ -8,17 +8,22 @@ checked; and no secret shows in logs, process listings, `rating status` or files
 
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
+from gw_broker_support import (
+    KINDS,
+    MOSQUITTO,
+    ROOT,
+    Peer,
+    SecuredBroker,
+    rating,
+    shared_dir,
+    start_gateway,
+)
 from gw_ingest_support import RATING, REPO
 from tls_support import make_pki
 
@@ -29,222 +34,8 @@ from simulator import services
 
 pytestmark = pytest.mark.e2e
 
-ROOT = "rating/v1"
 A = "rating/v1/s1/a/"
 B = "rating/v1/s1/b/"
-MOSQUITTO = services.mosquitto_binary()
-KINDS = ["mosquitto", "embedded"] if MOSQUITTO else ["embedded"]
-QUIET_S = 0.7  # how long "nothing more arrives" is watched after a positive control arrived
-
-
-def _mosquitto_group():
-    """Mosquitto started as root reads its files as the user `mosquitto`: give them its group."""
-    if os.geteuid() != 0:
-        return None
-    import grp
-
-    try:
-        grp.getgrnam("mosquitto")
-    except KeyError:
-        return None
-    return "mosquitto"
-
-
-def _shared_dir(prefix):
-    """A folder Mosquitto's own user can reach (pytest's tmp_path is 0700 under root's)."""
-    d = tempfile.mkdtemp(prefix=prefix)
-    os.chmod(d, 0o755)
-    return d
-
-
-def rating(*args, timeout=60):
-    return subprocess.run([RATING, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-class Peer:
-    """One MQTT client: connect and learn the CONNACK, subscribe, collect what arrives."""
-
-    def __init__(self, port, user=None, password=None, client_id="", clean=True, will=None, ca=None, host="127.0.0.1"):
-        self.port, self.host = port, host
-        self.got = queue.Queue()
-        self.dropped = threading.Event()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
-        if user is not None:
-            self.c.username_pw_set(user, password)
-        if will:
-            self.c.will_set(will[0], will[1], qos=1, retain=True)
-        if ca:
-            self.c.tls_set(ca_certs=ca)
-        self.c.reconnect_delay_set(30, 60)  # a dropped connection stays dropped while the test looks
-        self._rc = queue.Queue()
-        self._subs = queue.Queue()
-        self.c.on_connect = lambda c, u, f, rc, p: self._rc.put(rc)
-        self.c.on_subscribe = lambda c, u, mid, rcs, p: self._subs.put(rcs)
-        self.c.on_message = lambda c, u, m: self.got.put((m.topic, bytes(m.payload), m.retain))
-        self.c.on_disconnect = lambda c, u, f, rc, p: self.dropped.set()
-
-    def connect(self):
-        """The CONNACK's reason code as text ("Success", "Not authorized", ...)."""
-        self.c.connect(self.host, self.port, 30)
-        self.c.loop_start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                return str(self._rc.get(timeout=0.05))
-            except queue.Empty:
-                if self.dropped.is_set():
-                    break
-        return "no CONNACK"
-
-    def subscribe(self, *topics):
-        self.c.subscribe([(t, 1) for t in topics])
-        return [str(rc) for rc in self._subs.get(timeout=10)]
-
-    def publish(self, topic, payload, retain=False):
-        info = self.c.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(10)
-        return info
-
-    def wait_for(self, topic, timeout=10):
-        """Everything that arrived up to and including the first message on `topic`."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.got.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            seen.append(item)
-            if item[0] == topic:
-                return seen
-        raise AssertionError("nothing on %s within %ss; got %r" % (topic, timeout, seen))
-
-    def quiet(self, seconds=QUIET_S):
-        """What arrives within `seconds` (expected: nothing)."""
-        time.sleep(seconds)
-        out = []
-        while not self.got.empty():
-            out.append(self.got.get())
-        return out
-
-    def cut(self):
-        """Lose the connection without DISCONNECT: the broker then sends the last will."""
-        self.c.loop_stop()
-        sock = self.c.socket()
-        if sock is not None:
-            sock.close()
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
-class SecuredBroker:
-    """A broker with accounts in a database: Mosquitto with the configuration, password and ACL
-    files `rating broker config` writes, or the embedded broker reading the same files."""
-
-    def __init__(self, kind, tmp_path, tls=None):
-        self.kind = kind
-        self.dir = _shared_dir("rating-sec-")
-        self.run_dir = os.path.join(self.dir, "run")  # Mosquitto's pid file, written as its own user
-        os.mkdir(self.run_dir)
-        if _mosquitto_group():
-            import pwd
-
-            os.chown(self.run_dir, pwd.getpwnam("mosquitto").pw_uid, -1)
-        self.conf = os.path.join(self.dir, "conf")
-        self.db_url = "sqlite:///%s" % (tmp_path / "accounts.db")
-        self.port = services.free_port()
-        self.tls = tls
-        self.tls_port = services.free_port() if tls else None
-        self.proc = None
-        self.log_path = os.path.join(self.dir, "broker.log")
-        db = schema.open_database(self.db_url)
-        try:
-            self.secret = {"gateway": acc.add(db, "gateway", 1)}
-            for device in ("a", "b"):
-                self.secret["panel.s1." + device] = acc.issue_for_usb(db, "s1", device, 1)[0]
-            self.secret["counts.pos"] = acc.add(db, "counts.pos", 1, sites=["s1"])
-            self.secret["operator.ops"] = acc.add(db, "operator.ops", 1, all_sites=True)
-        finally:
-            db.close()
-        self.write_files()
-
-    def write_files(self, reload=False):
-        if not reload:  # the first time in-process (quicker); reloads through the command itself
-            return self._write_files_here()
-        args = ["broker", "config", "--out", self.conf, "--db", self.db_url, "--persistence", "none"]
-        args += ["--listen", "127.0.0.1:%d" % self.port, "--pid-file", os.path.join(self.run_dir, "m.pid")]
-        if self.tls:
-            args += ["--tls-listen", "127.0.0.1:%d" % self.tls_port]
-            args += ["--cafile", self.tls["ca"], "--certfile", self.tls["cert"], "--keyfile", self.tls["key"]]
-            if self.tls.get("require_client_cert"):
-                args.append("--require-client-cert")
-        if _mosquitto_group():
-            args += ["--group", "mosquitto"]
-        if reload and self.kind == "mosquitto":
-            args.append("--reload")
-        r = rating(*args)
-        assert r.returncode == 0, r.stderr
-        if reload and self.kind == "embedded":
-            self.proc.send_signal(signal.SIGHUP)
-        if reload:
-            time.sleep(0.5)  # the broker re-reads its files
-
-    def _write_files_here(self):
-        from gateway import brokerconf
-
-        db = schema.open_database(self.db_url)
-        try:
-            files = brokerconf.account_files(acc.accounts(db), ROOT)
-        finally:
-            db.close()
-        t = self.tls or {}
-        files["mosquitto.conf"] = brokerconf.render_config(
-            self.conf,
-            listen=("127.0.0.1:%d" % self.port,),
-            tls_listen=("127.0.0.1:%d" % self.tls_port,) if self.tls else (),
-            cafile=t.get("ca"),
-            certfile=t.get("cert"),
-            keyfile=t.get("key"),
-            require_certificate=bool(t.get("require_client_cert")),
-            persistence=None,
-            pid_file=os.path.join(self.run_dir, "m.pid"),
-        )
-        brokerconf.write_files(self.conf, files, group=_mosquitto_group())
-
-    def start(self):
-        if self.kind == "mosquitto":
-            cmd = [MOSQUITTO, "-c", os.path.join(self.conf, "mosquitto.conf")]
-        else:
-            passwd, acl = os.path.join(self.conf, "passwd"), os.path.join(self.conf, "acl")
-            cmd = [sys.executable, "-m", "gateway.broker", "--port", str(self.port)]
-            cmd += ["--password-file", passwd, "--acl-file", acl]
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        for port in (self.port, self.tls_port):
-            if port and not services.wait_port(port, 15):
-                self.stop()
-                raise AssertionError("the %s broker did not start:\n%s" % (self.kind, self.log()))
-        return self
-
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def peer(self, user=None, password=None, **kw):
-        if user is not None and password is None:
-            password = self.secret[user]
-        return Peer(self.port, user, password, **kw)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(params=KINDS)
@@ -417,6 +208,45 @@ def test_a_rotated_password_takes_over_at_the_reload_and_a_revoked_login_is_drop
         db.close()
 
 
+@pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed")
+def test_site_apply_makes_panel_accounts_and_usb_credentials_reload_mosquitto(tmp_path):
+    """A panel added by `rating site apply` gets its account (no password: nobody can log in as
+    it); `rating panel credentials` makes its password and, since `rating broker config` recorded
+    where Mosquitto's files are, rewrites them and reloads Mosquitto: the panel logs in at once."""
+    from gw_site_support import SITE_TOML
+
+    b = SecuredBroker("mosquitto", tmp_path).start()
+    try:
+        b.write_files(reload=True)  # through `rating broker config --reload`: the folder is recorded
+        site_file = tmp_path / "site.toml"
+        site_file.write_text(SITE_TOML)
+        r = rating("site", "apply", str(site_file), "--db", b.db_url)
+        assert r.returncode == 0, r.stderr
+        assert "3 new panel accounts" in r.stdout, r.stdout
+        db = schema.open_database(b.db_url)
+        try:
+            rows = {a["username"]: a for a in acc.listing(db)}
+        finally:
+            db.close()
+        assert rows["panel.msk.desk-1"]["password"].startswith("none")
+        again = rating("site", "apply", str(site_file), "--db", b.db_url)
+        assert "new panel account" not in again.stdout
+        out = tmp_path / "desk-1.json"
+        r = rating("panel", "credentials", "msk/desk-1", "--out", str(out), "--db", b.db_url)
+        assert r.returncode == 0, r.stderr
+        assert "rewritten and reloaded" in r.stdout, r.stdout
+        login = json.loads(out.read_text())["mqtt"]
+        assert login["password"] not in r.stdout + r.stderr
+        time.sleep(0.5)  # Mosquitto re-reads its files on the signal
+        p = b.peer(login["user"], login["password"])
+        try:
+            assert p.connect() == "Success", b.log()
+        finally:
+            p.close()
+    finally:
+        b.close()
+
+
 # ---- the embedded broker inside `rating gateway run` ----------------------------------------------------
 
 
@@ -451,7 +281,7 @@ def test_the_gateways_own_embedded_broker_takes_accounts_from_its_database(tmp_p
 def tls_broker(tmp_path):
     if not MOSQUITTO:
         pytest.skip("mosquitto is not installed")
-    pki_dir = _shared_dir("rating-pki-")
+    pki_dir = shared_dir("rating-pki-")
     pki = make_pki(pki_dir)
     b = SecuredBroker("mosquitto", tmp_path, tls=pki)
     b.pki = pki
@@ -479,27 +309,6 @@ def gateway_settings(tmp_path, b, host="localhost", cafile=None, client_cert=Fal
     path = tmp_path / name
     path.write_text("".join("%s = %s\n" % (k, json.dumps(v)) for k, v in lines.items()))
     return str(path)
-
-
-def start_gateway(config):
-    proc = subprocess.Popen(
-        [RATING, "gateway", "run", "--config", config],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = []
-    up = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "connected to the broker" in line:
-                up.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines, up
 
 
 def test_the_gateway_works_over_tls_and_stops_on_a_wrong_ca_or_host_name(tmp_path, tls_broker):
@@ -533,7 +342,7 @@ def test_the_gateway_works_over_tls_and_stops_on_a_wrong_ca_or_host_name(tmp_pat
 def test_a_client_certificate_can_be_required(tmp_path):
     if not MOSQUITTO:
         pytest.skip("mosquitto is not installed")
-    pki_dir = _shared_dir("rating-pki-")
+    pki_dir = shared_dir("rating-pki-")
     pki = make_pki(pki_dir)
     pki["require_client_cert"] = True
     b = SecuredBroker("mosquitto", tmp_path, tls=pki)
@@ -655,3 +464,75 @@ def test_the_simulators_broker_keeps_its_logins_private_and_removes_them(tmp_pat
     finally:
         broker.close()
     assert not os.path.exists(broker.dir)
+
+
+def test_rating_record_logs_in_as_an_operator_with_a_password_file(secured, tmp_path):
+    """An operator's tool logs in with its own read-only account; its password comes from a file,
+    never from the command line."""
+    url = "mqtt://operator.ops@127.0.0.1:%d" % secured.port
+    secret = tmp_path / "ops.secret"
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (secured.secret["operator.ops"] + "\n").encode())
+    os.close(fd)
+    out = tmp_path / "rec.jsonl"
+    shown = "mqtt://operator.ops:%s@127.0.0.1:%d" % (secured.secret["operator.ops"], secured.port)
+    bad = rating("record", "--broker", shown, "--out", str(out), "--count", "1")
+    assert bad.returncode == 2 and "--password-file" in bad.stderr and secured.secret["operator.ops"] not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not out.exists()
+    rec = subprocess.Popen(
+        [RATING, "record", "--broker", url, "--password-file", str(secret), "--out", str(out), "--count", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert rec.stdout is not None and "recording" in rec.stdout.readline()
+        a = connected(secured, "panel.s1.a")
+        a.publish(A + "event", messages.encode_event(1, 1, 1000, None, "yes"))
+        assert rec.wait(20) == 0, rec.stderr.read() if rec.stderr else ""
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait(10)
+    assert json.loads(out.read_text())["topic"] == A + "event"
+
+
+@pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed")
+def test_the_gateway_brings_mosquittos_files_up_to_date_at_start(tmp_path):
+    """A panel's password switched in the database whose reload did not happen (a gateway
+    stopped in between, a failed signal): the next gateway start rewrites the files and reloads."""
+    b = SecuredBroker("mosquitto", tmp_path).start()
+    proc = None
+    try:
+        b.write_files(reload=True)  # `rating broker config --reload` records the folder and pid file
+        db = schema.open_database(b.db_url)
+        try:
+            acc.rotate(db, "s1", "a", 2)
+            new, ver = acc.begin_delivery(db, "s1", "a", 3)
+            assert acc.confirm(db, "s1", "a", ver, 4)
+        finally:
+            db.close()
+        assert b.peer("panel.s1.a", new).connect() == "Not authorized"  # not reloaded yet
+        secret = tmp_path / "gw.secret"
+        secret.write_text(b.secret["gateway"] + "\n")
+        os.chmod(secret, 0o600)
+        config = tmp_path / "gw.toml"
+        settings = {"broker": "mqtt://gateway@127.0.0.1:%d" % b.port, "broker_password_file": str(secret)}
+        settings.update(db=b.db_url, root=ROOT)
+        config.write_text("".join("%s = %s\n" % (k, json.dumps(v)) for k, v in settings.items()))
+        proc, lines, up = start_gateway(str(config))
+        assert up.wait(20), "".join(lines)
+        assert "brought up to date and reloaded" in "".join(lines)
+        time.sleep(0.5)
+        p = b.peer("panel.s1.a", new)
+        try:
+            assert p.connect() == "Success"
+        finally:
+            p.close()
+        assert b.peer("panel.s1.a", b.secret["panel.s1.a"]).connect() == "Not authorized"
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(20)
+        b.close()

@@ -2,6 +2,7 @@
 build, never in a temporary file, never in the output (technician/secrets.py)."""
 
 import io
+import json
 import os
 import random
 import subprocess
@@ -168,3 +169,73 @@ def test_a_password_comes_from_a_file_a_prompt_or_nowhere(tmp_path):
         secrets.obtain("Wi-Fi", "--wifi-password", value="a", path=str(f))
     with pytest.raises(DeviceError, match="--wifi-password-file .*missing: cannot read it"):
         secrets.obtain("Wi-Fi", "--wifi-password", path=str(tmp_path / "missing"))
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_deploy_writes_the_panels_credentials_file_into_the_panel_and_deletes_it(vm, tmp_path, fw_bundle):
+    """`rating panel credentials` -> `rating device deploy --credentials FILE`: the login goes into
+    the panel's /config.json over USB (no argv, no temporary file, not in the output), a password
+    rotated over the air before (pw.json, pw.new) no longer overrides it, FILE is deleted. A
+    later deploy that does not change the password keeps a rotated one."""
+    db = "sqlite:///%s" % (tmp_path / "rating.db")
+    creds = tmp_path / "keep" / "office-1-panel-9.json"
+    creds.parent.mkdir()
+    made = subprocess.run(
+        [RATING, "panel", "credentials", "office-1/panel-9", "--out", str(creds), "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    login = json.loads(creds.read_text())["mqtt"]
+    assert login["user"] == "panel.office-1.panel-9" and login["password"] not in made.stdout
+    wifi_file = tmp_path / "keep" / "wifi.txt"
+    wifi_file.write_text("Wifi-s3cret\n")
+    panel = Standin(tmp_path / "panel")
+    flash = tmp_path / "panel" / "flash"
+    rotated = json.dumps({"pwv": 7, "pw": "R" * 32})
+    (flash / "pw.json").write_text(rotated)
+    (flash / "pw.new").write_text(rotated)
+    panel.app_watchdog(1500)
+    panel.start()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    base = [RATING, "device", "deploy", "--port", panel.port, "--bundle", fw_bundle, "--wait", "0"]
+    base += ["--wifi-password-file", str(wifi_file), "--broker", "mqtt://127.0.0.1:9"]
+    argv = base + ["--wifi-ssid", "Shop"]
+    watch = ArgvWatch(login["password"])
+    try:
+        wrong = subprocess.run(
+            argv + ["--credentials", str(creds), "--device", "panel-1"], env=env, capture_output=True, text=True
+        )
+        assert wrong.returncode == 2 and "are for office-1/panel-9" in wrong.stderr and creds.exists()
+        run = subprocess.run(argv + ["--credentials", str(creds)], env=env, capture_output=True, text=True, timeout=150)
+        assert run.returncode == 0, run.stdout + run.stderr
+        cfg = json.loads((flash / "config.json").read_text())
+        assert (cfg["site"], cfg["device"]) == ("office-1", "panel-9")
+        assert cfg["mqtt"]["user"] == login["user"] and cfg["mqtt"]["password"] == login["password"]
+        assert not (flash / "pw.json").exists() and not (flash / "pw.new").exists()
+        assert not creds.exists() and "deleted" in run.stdout
+        assert login["password"] not in run.stdout + run.stderr
+        # a rotation over the air later; a deploy that changes only the Wi-Fi keeps its password
+        panel.stop()
+        (flash / "pw.json").write_text(rotated)
+        panel.start()
+        base[base.index("--port") + 1] = panel.port
+        again = subprocess.run(
+            base + ["--wifi-ssid", "Shop-2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads((flash / "config.json").read_text())["wifi"]["ssid"] == "Shop-2"
+        assert (flash / "pw.json").read_text() == rotated
+    finally:
+        watch.close()
+        panel.stop()
+    assert watch.polls > 50 and watch.hits == []
+    assert os.listdir(tmp) == []
