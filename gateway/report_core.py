@@ -803,32 +803,44 @@ def bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]], inputs: Input
         label, pstart, pend = bucket(p["opened_ms"], history.tz(p["site"], p["opened_ms"]), opts.period)
         by_site.setdefault((p["site"], label, pstart, pend), []).append(p)
     out = []
-    lang, reference = opts.lang, opts.reference
     for (site, label, pstart, pend), site_polls in sorted(by_site.items(), key=lambda x: (x[0][0], x[0][1])):
         c = tally_polls(site_polls, (), inputs).scope
-        # None: the office has no poll of that question (the diagnosis then says so)
-        di_s = None if c.staff is None else kpi_core.di_staff(c.staff, opts.k)
-        di_o = None if c.office is None else kpi_core.di_office(c.office, opts.k)
-        item: Row = {
-            "site": site,
-            "label": history.site_name(site),
-            "period": label,
-            "period_start_ms": frame.bounds_of(site)[0] if opts.period == "all" else pstart,
-            "period_end_ms": frame.bounds_of(site)[1] if opts.period == "all" else pend,
-            "di_staff": fig_dict(di_s),
-            "di_office": fig_dict(di_o),
-        }
-        if "di_staff" not in reference or "di_office" not in reference:
-            text = i18n.t(lang, "no_reference")
-            item.update(verdict=None, verdict_text=text, reason=text)
-        else:
-            d = kpi_core.bottleneck(
-                di_s, di_o, reference["di_staff"], reference["di_office"], min_n=opts.thresholds.min_n
-            )
-            item.update(
-                verdict=d.verdict,
-                verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
-                reason=d.reason_ru if lang == "ru" else d.reason_en,
-            )
-        out.append(item)
+        out.append(bottleneck_row(frame, site, label, pstart, pend, c.staff, c.office))
     return out
+
+
+def bottleneck_row(
+    frame: "_Frame",
+    site: str,
+    label: str,
+    pstart: int | None,
+    pend: int | None,
+    staff: kpi_core.PollCounts | None,
+    office: kpi_core.PollCounts | None,
+) -> Row:
+    """One office's (and period's) bottleneck diagnosis from its staff and office question counts
+    (None: the office has no poll of that question; the diagnosis then says so)."""
+    opts, history = frame.opts, frame.history
+    lang, reference = opts.lang, opts.reference
+    di_s = None if staff is None else kpi_core.di_staff(staff, opts.k)
+    di_o = None if office is None else kpi_core.di_office(office, opts.k)
+    item: Row = {
+        "site": site,
+        "label": history.site_name(site),
+        "period": label,
+        "period_start_ms": frame.bounds_of(site)[0] if opts.period == "all" else pstart,
+        "period_end_ms": frame.bounds_of(site)[1] if opts.period == "all" else pend,
+        "di_staff": fig_dict(di_s),
+        "di_office": fig_dict(di_o),
+    }
+    if "di_staff" not in reference or "di_office" not in reference:
+        text = i18n.t(lang, "no_reference")
+        item.update(verdict=None, verdict_text=text, reason=text)
+    else:
+        d = kpi_core.bottleneck(di_s, di_o, reference["di_staff"], reference["di_office"], min_n=opts.thresholds.min_n)
+        item.update(
+            verdict=d.verdict,
+            verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
+            reason=d.reason_ru if lang == "ru" else d.reason_en,
+        )
+    return item

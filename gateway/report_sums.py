@@ -15,7 +15,6 @@ Memory grows with the number of report rows and counts rows, not with the polls.
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import kpi_core
 from gateway import derive, i18n, review, rollup
 from gateway.report_core import (
     FORMAT_VERSION,
@@ -26,9 +25,9 @@ from gateway.report_core import (
     Tally,
     _Frame,
     _Scope,
+    bottleneck_row,
     bucket,
     counts_for,
-    fig_dict,
     flag,
     lost_for,
     rank,
@@ -285,7 +284,12 @@ def compute(
         counts = [r for r in counts if r["site"] in keep]
         lost = {k: v for k, v in lost.items() if k[0] in keep}
     groups, total = _group(frame, polls, fms, counts)
-    invalid = [p for p in derive.polls_by_ids(db, review.invalid_poll_ids(review.latest(db))) if p["contact"]]
+    # the contact polls an expert marked invalid, of the report's offices only, and only when counts
+    # make conversion/coverage (a chain's verdicts are many; a report is about few offices)
+    sites = [opts.site] if opts.site else (None if offices is None else sorted(offices))
+    invalid = (
+        [p for p in derive.polls_by_ids(db, review.invalid_poll_ids_of(db, sites)) if p["contact"]] if counts else []
+    )
     rows = [_row(db, groups[g], opts.by, frame, counts, lost, invalid) for g in sorted(groups)]
     if opts.sort:
         rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
@@ -325,31 +329,7 @@ def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]
             for n in _PC + ("polls",):
                 s[n] += p[n]
     out = []
-    lang, reference = opts.lang, opts.reference
     for (site, label, pstart, pend), kinds in sorted(by_site.items(), key=lambda x: (x[0][0], x[0][1])):
         counts = {k: PollCounts(**{n: s[n] for n in _PC}) for k, s in kinds.items() if s["polls"]}
-        di_s = None if "staff" not in counts else kpi_core.di_staff(counts["staff"], opts.k)
-        di_o = None if "office" not in counts else kpi_core.di_office(counts["office"], opts.k)
-        item: Row = {
-            "site": site,
-            "label": history.site_name(site),
-            "period": label,
-            "period_start_ms": frame.bounds_of(site)[0] if opts.period == "all" else pstart,
-            "period_end_ms": frame.bounds_of(site)[1] if opts.period == "all" else pend,
-            "di_staff": fig_dict(di_s),
-            "di_office": fig_dict(di_o),
-        }
-        if "di_staff" not in reference or "di_office" not in reference:
-            text = i18n.t(lang, "no_reference")
-            item.update(verdict=None, verdict_text=text, reason=text)
-        else:
-            d = kpi_core.bottleneck(
-                di_s, di_o, reference["di_staff"], reference["di_office"], min_n=opts.thresholds.min_n
-            )
-            item.update(
-                verdict=d.verdict,
-                verdict_text=d.verdict_ru if lang == "ru" else d.verdict,
-                reason=d.reason_ru if lang == "ru" else d.reason_en,
-            )
-        out.append(item)
+        out.append(bottleneck_row(frame, site, label, pstart, pend, counts.get("staff"), counts.get("office")))
     return out

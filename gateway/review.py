@@ -234,6 +234,22 @@ def undo(db, target, ident, by, now_ms):
         )
 
 
+def invalid_poll_ids_of(db, sites=None):
+    """The ids "site/device/seq" of the polls whose verdict in force is invalid, of these offices
+    only (None: every office); reads only their verdicts (the verdicts_target index)."""
+    sql, params = "SELECT * FROM verdicts WHERE target = ?", [POLL]
+    if sites is not None:
+        sites = sorted(set(sites))
+        if not sites:
+            return set()
+        sql += " AND site IN (%s)" % ", ".join("?" * len(sites))
+        params += sites
+    latest_row = {}
+    for row in db.query(sql + " ORDER BY id", tuple(params)):
+        latest_row[(row["site"], row["device"], row["seq"])] = row["verdict"]
+    return {format_id(s, d, q) for (s, d, q), verdict in latest_row.items() if verdict == "invalid"}
+
+
 def invalid_poll_ids(verdicts):
     return {format_id(s, d, q) for (t, s, d, q), row in verdicts.items() if t == POLL and row["verdict"] == "invalid"}
 
