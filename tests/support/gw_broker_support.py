@@ -14,7 +14,7 @@ import time
 
 import paho.mqtt.client as mqtt
 from gw_ingest_support import RATING, REPO
-from tls_support import mosquitto_group  # noqa: F401  (the broker tests take it from here too)
+from tls_support import mosquitto_group
 
 from gateway import accounts as acc
 from gateway import schema
@@ -24,7 +24,6 @@ ROOT = "rating/v1"
 MOSQUITTO = services.mosquitto_binary()
 KINDS = ["mosquitto", "embedded"] if MOSQUITTO else ["embedded"]
 QUIET_S = 0.7  # how long "nothing more arrives" is watched after a positive control arrived
-
 
 
 def shared_dir(prefix):
