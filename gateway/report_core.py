@@ -772,6 +772,14 @@ def compute(inputs: Inputs, opts: Options) -> Row:
     if opts.sort:
         rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
     total_row = _scope_row(total, "total", inputs, frame, counts)
+    bneck = [] if opts.employee is not None else bottlenecks(frame, polls, inputs)
+    return report_dict(frame, total, rows, total_row, bneck)
+
+
+def report_dict(frame: "_Frame", total: Any, rows: list[Row], total_row: Row, bottleneck: list[Row]) -> Row:
+    """The report's top level (docs/report-json.md) around its rows; `total`: the total's scope
+    (its start and end)."""
+    opts = frame.opts
     th = opts.thresholds
     return {
         "version": FORMAT_VERSION,
@@ -791,7 +799,7 @@ def compute(inputs: Inputs, opts: Options) -> Row:
         "reference": dict(opts.reference),
         "rows": rows,
         "total": total_row,
-        "bottleneck": [] if opts.employee is not None else bottlenecks(frame, polls, inputs),
+        "bottleneck": bottleneck,
     }
 
 

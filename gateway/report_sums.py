@@ -17,7 +17,6 @@ from typing import Any
 
 from gateway import derive, i18n, review, rollup
 from gateway.report_core import (
-    FORMAT_VERSION,
     KINDS,
     Counted,
     Options,
@@ -31,6 +30,7 @@ from gateway.report_core import (
     flag,
     lost_for,
     rank,
+    report_dict,
     row_dict,
 )
 from gateway.site import History
@@ -294,27 +294,8 @@ def compute(
     if opts.sort:
         rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
     total_row = _row(db, total, "total", frame, counts, lost, invalid)
-    th = opts.thresholds
-    return {
-        "version": FORMAT_VERSION,
-        "generated_ms": opts.now_ms,
-        "lang": opts.lang,
-        "by": opts.by,
-        "period": opts.period,
-        "from_ms": total.start,
-        "to_ms": total.end,
-        "from_local": frame.local_from,
-        "to_local": frame.local_to,
-        "site": opts.site,
-        "employee": opts.employee,
-        "sort": opts.sort,
-        "k": opts.k,
-        "thresholds": {f: getattr(th, f) for f in ("fm_rate_max", "coverage_min", "conversion_min", "min_n")},
-        "reference": dict(opts.reference),
-        "rows": rows,
-        "total": total_row,
-        "bottleneck": [] if opts.employee is not None else _bottlenecks(frame, polls),
-    }
+    bneck = [] if opts.employee is not None else _bottlenecks(frame, polls)
+    return report_dict(frame, total, rows, total_row, bneck)
 
 
 def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]:
