@@ -608,6 +608,32 @@ def polls_page(db, sites=None, from_ms=None, to_ms=None, answer=None, employee=N
     )
 
 
+def contact_polls_of(db, ids, from_ms=None, to_ms=None):
+    """The contact polls (rows) among the ids "site/device/seq" opened in [from_ms, to_ms):
+    one query per panel and 500 seqs."""
+    by_panel = {}
+    for ident in ids:
+        site, device, seq = ident.rsplit("/", 2)
+        by_panel.setdefault((site, device), []).append(int(seq))
+    out = []
+    for (site, device), seqs in sorted(by_panel.items()):
+        seqs.sort()
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i : i + 500]
+            sql = "SELECT * FROM polls WHERE site = ? AND device = ? AND contact = 1 AND open_seq IN (%s)" % (
+                ", ".join("?" * len(chunk))
+            )
+            params = [site, device, *chunk]
+            if from_ms is not None:
+                sql += " AND opened_ms >= ?"
+                params.append(from_ms)
+            if to_ms is not None:
+                sql += " AND opened_ms < ?"
+                params.append(to_ms)
+            out += db.query(sql + " ORDER BY open_seq", tuple(params))
+    return out
+
+
 def poll(db, site, device, open_seq):
     """One poll row, or None."""
     return db.query_one("SELECT * FROM polls WHERE site = ? AND device = ? AND open_seq = ?", (site, device, open_seq))

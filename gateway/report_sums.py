@@ -287,15 +287,24 @@ def compute(
     # the contact polls an expert marked invalid, of the report's offices only, and only when counts
     # make conversion/coverage (a chain's verdicts are many; a report is about few offices)
     sites = [opts.site] if opts.site else (None if offices is None else sorted(offices))
-    invalid = (
-        [p for p in derive.polls_by_ids(db, review.invalid_poll_ids_of(db, sites)) if p["contact"]] if counts else []
-    )
+    invalid = _invalid_contact_polls(db, frame, sites) if counts else []
     rows = [_row(db, groups[g], opts.by, frame, counts, lost, invalid) for g in sorted(groups)]
     if opts.sort:
         rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
     total_row = _row(db, total, "total", frame, counts, lost, invalid)
     bneck = [] if opts.employee is not None else _bottlenecks(frame, polls)
     return report_dict(frame, total, rows, total_row, bneck)
+
+
+def _invalid_contact_polls(db, frame: _Frame, sites: list[str] | None) -> list[dict[str, Any]]:
+    """The contact polls an expert marked invalid, of these offices (None: all) in the report's
+    range (the widest of the offices' local ranges)."""
+    bounds = [frame.bounds_of(s) for s in (sites if sites is not None else rollup.sites(db))] or [(None, None)]
+    los = [lo for lo, _hi in bounds if lo is not None]
+    his = [hi for _lo, hi in bounds if hi is not None]
+    lo = min(los) if len(los) == len(bounds) else None
+    hi = max(his) if len(his) == len(bounds) else None
+    return derive.contact_polls_of(db, review.invalid_poll_ids_of(db, sites, lo), lo, hi)
 
 
 def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]:

@@ -234,10 +234,18 @@ def undo(db, target, ident, by, now_ms):
         )
 
 
-def invalid_poll_ids_of(db, sites=None):
+CLOCK_AHEAD_MS = 86400000  # how far a panel's clock may run ahead of the server's
+
+
+def invalid_poll_ids_of(db, sites=None, polls_since_ms=None):
     """The ids "site/device/seq" of the polls whose verdict in force is invalid, of these offices
-    only (None: every office); reads only their verdicts (the verdicts_target index)."""
+    only (None: every office); reads only their verdicts (the verdicts_target index). With
+    polls_since_ms, only polls opened then or later are asked about: a verdict comes after its
+    poll, so the verdicts recorded before (less a day for panel clocks running ahead) are skipped."""
     sql, params = "SELECT * FROM verdicts WHERE target = ?", [POLL]
+    if polls_since_ms is not None:
+        sql += " AND at_ms >= ?"
+        params.append(polls_since_ms - CLOCK_AHEAD_MS)
     if sites is not None:
         sites = sorted(set(sites))
         if not sites:
