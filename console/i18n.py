@@ -15,6 +15,7 @@ TEXT = {
     "nav_fleet": ("Панели", "Panels"),
     "nav_admin": ("Учётные записи", "Accounts"),
     "nav_api": ("API", "API"),
+    "nav_alerts": ("Оповещения", "Alerts"),
     "sign_in": ("Вход", "Sign in"),
     "sign_out": ("Выйти", "Sign out"),
     "account": ("Учётная запись", "Account"),

@@ -26,8 +26,11 @@ def test_alerts_page_lists_acknowledges_and_resolves(console, client):
     ids = _raise(console.db_url)
     stuck = ids[("stuck_button", "msk/exit")]
     expert = client("expert")
+    _s, _h, home = expert.get("/")
+    assert '<a href="/alerts">Alerts</a>' in home  # the menu leads there
     status, _h, html = expert.get("/alerts")
     assert status == 200
+    assert '<a href="/alerts" aria-current="page">' in html
     assert "Button stuck" in html or "button stuck" in html
     assert 'id="alert-%d"' % stuck in html
     token = _csrf(html)
