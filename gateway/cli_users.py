@@ -240,6 +240,28 @@ def cmd_bootstrap(args):
     return 0
 
 
+def _account_args(p, role_required, all_offices_help):
+    """--role, --name and the scope options (--office, --region, --all-offices) of `add` and `set`."""
+    p.add_argument(
+        "--role",
+        required=role_required,
+        choices=("admin", "expert", "analyst", "store-manager", "technician"),
+        help=_(ROLE_HELP),
+    )
+    p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))
+    p.add_argument(
+        "--office", action="append", default=[], metavar="SITE_ID", help=_("an office in scope (repeatable)")
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=_("a region of the site file in scope (repeatable)"),
+    )
+    p.add_argument("--all-offices", action="store_true", help=_(all_offices_help))
+
+
 def register(sub):
     _g, usub = group(
         sub,
@@ -267,24 +289,7 @@ def register(sub):
 
     p = cmd("add", cmd_add, _("add an account (the password is asked for)"))
     p.add_argument("username", metavar="NAME", help=_("account name, e.g. elena.ivanova"))
-    p.add_argument(
-        "--role",
-        required=True,
-        choices=("admin", "expert", "analyst", "store-manager", "technician"),
-        help=_(ROLE_HELP),
-    )
-    p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))
-    p.add_argument(
-        "--office", action="append", default=[], metavar="SITE_ID", help=_("an office in scope (repeatable)")
-    )
-    p.add_argument(
-        "--region",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=_("a region of the site file in scope (repeatable)"),
-    )
-    p.add_argument("--all-offices", action="store_true", help=_("every office (not for store managers, usually)"))
+    _account_args(p, role_required=True, all_offices_help=N_("every office (not for store managers, usually)"))
     p.add_argument(
         "--lang", choices=("ru", "en"), help=_("the console's language for this account (default: the site file's)")
     )
@@ -307,19 +312,7 @@ def register(sub):
         ),
     )
     p.add_argument("username", metavar="NAME")
-    p.add_argument("--role", choices=("admin", "expert", "analyst", "store-manager", "technician"), help=_(ROLE_HELP))
-    p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))
-    p.add_argument(
-        "--office", action="append", default=[], metavar="SITE_ID", help=_("an office in scope (repeatable)")
-    )
-    p.add_argument(
-        "--region",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=_("a region of the site file in scope (repeatable)"),
-    )
-    p.add_argument("--all-offices", action="store_true", help=_("every office"))
+    _account_args(p, role_required=False, all_offices_help=N_("every office"))
 
     p = cmd("disable", cmd_disable, _("disable an account: its sessions and API tokens stop working at once"))
     p.add_argument("username", metavar="NAME")

@@ -160,6 +160,15 @@ def options(
     )
 
 
+def _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort):
+    """What both report paths start from: the time, the settings history (ids checked against
+    it) and the Options."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    history = site_mod.load(db)
+    check_ids(db, history, site, employee)
+    return now_ms, history, options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
+
+
 def build_report(
     db: Database,
     by: str = "site",
@@ -181,10 +190,7 @@ def build_report(
     site / employee: only that office / person (ValueError listing the known ids when there is
     no such one); sort: a figure name, rows then ranked best first within each period;
     offices: only these offices (an account's scope; None: every office)."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    history = site_mod.load(db)
-    check_ids(db, history, site, employee)
-    opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
+    now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(
             _("the polls of this store have no rollup yet (derived by gateway 0.1.0): run `rating rebuild` once")
@@ -212,10 +218,7 @@ def build_report_by_polls(
 ) -> dict[str, Any]:
     """build_report computed poll by poll (every poll loaded): the reference the rollup-based
     report is tested against (tests/gateway/test_report_rollup.py)."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    history = site_mod.load(db)
-    check_ids(db, history, site, employee)
-    opts = options(history, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
+    now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     inputs = load_inputs(db, history, start, end, site, now_ms)
     if offices is not None:
         inputs = within(inputs, set(offices))
