@@ -24,6 +24,18 @@ class Broker(services.Broker):
     TUNING = ()
 
 
+@pytest.fixture(autouse=True)
+def _language_of_the_process():
+    """`rating.cli.main` makes its language the process's (gateway.i18n.activate), as a command
+    should; a test calling it in-process must not leave that to the tests after it."""
+    from gateway import i18n
+
+    saved = dict(i18n._state)
+    yield
+    i18n._state.clear()
+    i18n._state.update(saved)
+
+
 @pytest.fixture(scope="session")
 def broker():
     b = Broker().start()
