@@ -150,23 +150,24 @@ def history(db, ident):
     )
 
 
+def _in_force(rows):
+    """{(target, site, device, seq): verdict row} of verdict rows in id order: the last one wins."""
+    return {(row["target"], row["site"], row["device"], row["seq"]): row for row in rows}
+
+
 def latest(db):
     """{(target, site, device, seq): verdict row} - the verdict in force for each target."""
-    out = {}
-    for row in db.query("SELECT * FROM verdicts ORDER BY id"):
-        out[(row["target"], row["site"], row["device"], row["seq"])] = row
-    return out
+    return _in_force(db.query("SELECT * FROM verdicts ORDER BY id"))
 
 
 def latest_of_panel(db, site, device):
     """Like latest(), for one panel's polls and reports (the index verdicts_target answers it)."""
-    out = {}
-    for row in db.query(
-        "SELECT * FROM verdicts WHERE target IN (?, ?) AND site = ? AND device = ? ORDER BY id",
-        (POLL, FM, site, device),
-    ):
-        out[(row["target"], row["site"], row["device"], row["seq"])] = row
-    return out
+    return _in_force(
+        db.query(
+            "SELECT * FROM verdicts WHERE target IN (?, ?) AND site = ? AND device = ? ORDER BY id",
+            (POLL, FM, site, device),
+        )
+    )
 
 
 def any_fm_verdict(db, site, device, seqs):
@@ -252,10 +253,7 @@ def invalid_poll_ids_of(db, sites=None, polls_since_ms=None):
             return set()
         sql += " AND site IN (%s)" % ", ".join("?" * len(sites))
         params += sites
-    latest_row = {}
-    for row in db.query(sql + " ORDER BY id", tuple(params)):
-        latest_row[(row["site"], row["device"], row["seq"])] = row["verdict"]
-    return {format_id(s, d, q) for (s, d, q), verdict in latest_row.items() if verdict == "invalid"}
+    return invalid_poll_ids(_in_force(db.query(sql + " ORDER BY id", tuple(params))))
 
 
 def invalid_poll_ids(verdicts):
