@@ -47,6 +47,7 @@ POLL_COLUMNS = (
     "video_url",
     "provisional",
     "contact",
+    "seller_hold_ms",
 )
 FM_COLUMNS = (
     "site",
@@ -138,7 +139,9 @@ class PanelDerivation:
             wanted = window_settings(self.history.panel(self.site, self.device, at))
             if wanted != self.windows.settings:
                 self.windows.set_settings(wanted)
-            self.sources[e["seq"]] = (source, at)
+            # the hold of a seller press rides with its time source while its poll is open: the
+            # poll row carries the opening press's hold (when its button went down: doubt.py)
+            self.sources[e["seq"]] = (source, at, e["hold_ms"])
             self._rows(self.windows.feed(e["seq"], at, e["ev"], e["hold_ms"]), out, provisional=0)
             self.fed_seq = e["seq"]
             self.fed_count += 1
@@ -178,6 +181,11 @@ class PanelDerivation:
         found = [self.sources.get(s, (timerepair.DEVICE, None))[0] for s in seqs if s is not None]
         return max(found or [timerepair.DEVICE], key=lambda source: _WORSE.get(source, 0))
 
+    def _hold(self, seq):
+        # (states saved before the hold was kept hold (source, at) pairs: hold unknown)
+        kept = self.sources.get(seq, ())
+        return kept[2] if len(kept) > 2 else None
+
     def _video(self, panel, at_ms):
         template = (panel or {}).get("camera")
         return site_mod.camera_url(template, at_ms, self.tz) if template else None
@@ -210,6 +218,7 @@ class PanelDerivation:
                         self._video(panel, opened),
                         provisional,
                         is_contact(panel, question.get("kind")),
+                        self._hold(item.open_seq),
                     )
                 )
             elif isinstance(item, ForceMajeure):

@@ -3,7 +3,7 @@ database, no I/O.
 
 `score(polls, unsolicited=(), settings=DoubtSettings())` -> {poll id: Doubt(score, reasons)} for
 poll rows (gateway/derive.py's columns: site, device, open_seq, opened_ms, answered_ms, answer,
-extra_presses, seller_presses, employee) and the unsolicited presses (site, device, at_ms).
+extra_presses, seller_presses, seller_hold_ms, employee) and the unsolicited presses (site, device, at_ms).
 Each sign adds its weight and a reason code; the expert's queue puts the highest scores first
 (`rank`). The signs, from how a seller games the panel:
 
@@ -17,6 +17,16 @@ Each sign adds its weight and a reason code; the expert's queue puts the highest
 - `yes_streak`: the poll is in a run of Yes answers of its employee so long that a run like it
   anywhere among the employee's polls has a probability below `streak_p` under the employee's
   own share of Yes (over the polls given);
+- `seller_held`: an answer button was pressed while the seller's button that opened the poll
+  was still held. The panel reports a seller press on release (the poll opens then, at
+  `opened_ms`) with how long it was held (`seller_hold_ms`), so the button went down at
+  `opened_ms - seller_hold_ms`; an answer pressed in [down, opened_ms] came before the poll:
+  it is an unsolicited press, or it landed on the previous poll still open. Both polls are
+  marked - no customer is asked before the press ends (the rate LED lights on release), and
+  the seller's hands are on the panel: one on the seller button, one on an answer. The panel's
+  debounce delays both events alike, so it cancels out; a poll whose hold is unknown (older
+  firmware, rows derived before the column) is never marked. The answer presses the panel
+  counts as extra presses of the previous poll are not timed, so they cannot be placed;
 - `unsolicited_near`: answer buttons pressed on the same panel with no poll open within
   `near_ms` of the poll (someone trying the buttons).
 """
@@ -28,6 +38,7 @@ import math
 WEIGHTS = {
     "very_fast_answer": 4,
     "fast_answer": 3,
+    "seller_held": 3,
     "reopened": 2,
     "extra_presses": 1,
     "yes_streak": 2,
@@ -79,6 +90,32 @@ def _streaks(polls, s, out):
             run = []
 
 
+def _hold_span(p):
+    """[down, up] of the seller press that opened poll `p` (ms), or None when its hold is unknown."""
+    hold = p.get("seller_hold_ms")
+    if hold is None or hold <= 0:
+        return None
+    return p["opened_ms"] - hold, p["opened_ms"]
+
+
+def _answered_in_hold(p, before):
+    """The previous poll of the panel got its answer while the seller held the button opening `p`."""
+    span = _hold_span(p)
+    if span is None or before is None or before.get("answered_ms") is None:
+        return False
+    return span[0] <= before["answered_ms"] <= span[1]
+
+
+def _held_answer(p, before, presses):
+    """An answer button was pressed while the seller held the button opening `p`: an unsolicited
+    press (`presses`: the panel's unsolicited press times, sorted) or the previous poll's answer."""
+    span = _hold_span(p)
+    if span is None:
+        return False
+    i = bisect.bisect_left(presses, span[0])
+    return (i < len(presses) and presses[i] <= span[1]) or _answered_in_hold(p, before)
+
+
 def score(polls, unsolicited=(), settings=None):
     s = settings or DoubtSettings()
     reasons = {poll_id(p): set() for p in polls}
@@ -94,6 +131,10 @@ def score(polls, unsolicited=(), settings=None):
         before = None
         for p in rows:
             r = reasons[poll_id(p)]
+            if _held_answer(p, before, near):
+                r.add("seller_held")
+                if _answered_in_hold(p, before):
+                    reasons[poll_id(before)].add("seller_held")
             if p["answer"] is not None and p.get("answered_ms") is not None:
                 reaction = p["answered_ms"] - p["opened_ms"]
                 if reaction < s.instant_ms:

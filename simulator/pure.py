@@ -92,3 +92,36 @@ def derive(world):
                     {"site": key[0], "device": key[1], "seq": it.seq, "kind": it.kind, "detail": it.detail}
                 )
     return out
+
+
+def raw_events(world, boot_at=None):
+    """Every press that was not lost as the raw event row the gateway stores
+    (gateway.store.EVENT_COLUMNS): seqs as assigned, one boot per panel that started at
+    `boot_at` (default: an hour before the scenario), a synced clock, received 50 ms later.
+    For checks of the gateway's derivation on a World without a broker (tests, bench/doubt.py)."""
+    from protocol import messages
+
+    fw = world.scenario.firmware
+    boot_at = world.scenario.start_ms - 3600000 if boot_at is None else boot_at
+    out = []
+    for (site, device), presses in world.presses.items():
+        for p in sorted((p for p in presses if not p.lost), key=lambda p: p.seq):
+            at = int(event_time(p, fw))
+            hold = p.hold if p.ev.startswith("seller") else None
+            if p.ev == "seller_long":
+                hold = fw["long_ms"]  # reported when the hold crosses long_ms
+            out.append(
+                {
+                    "site": site,
+                    "device": device,
+                    "seq": p.seq,
+                    "boot": 1,
+                    "up_ms": at - boot_at,
+                    "t_ms": at,
+                    "ev": p.ev,
+                    "hold_ms": hold,
+                    "received_ms": at + 50,
+                    "payload": messages.encode_event(p.seq, 1, at - boot_at, at, p.ev, hold).decode(),
+                }
+            )
+    return out

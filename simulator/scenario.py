@@ -96,6 +96,29 @@ DEFAULTS = {
 }
 
 
+# A seller who games the panel (simulator/world.py "gaming seller"); every behaviour is off
+# unless given. Shares are probabilities 0..1; empty_per_day is a mean count per working day.
+GAMING_DEFAULTS = {
+    "self_yes": 0.0,  # share of his asked customers for whom he presses Yes himself at once
+    "empty_per_day": 0.0,  # polls he opens with no customer and answers Yes himself
+    "reopen_after_no": 0.0,  # share of No answers he overwrites: opens again and presses Yes
+    "chord": 0.0,  # share of his own Yes pressed while still holding the seller button (then again)
+}
+
+
+def _gaming(g, path):
+    if not isinstance(g, dict):
+        raise ScenarioError("%s: must be a table of %s" % (path, ", ".join(GAMING_DEFAULTS)))
+    out = dict(GAMING_DEFAULTS)
+    for k, v in g.items():
+        if k not in GAMING_DEFAULTS:
+            raise ScenarioError("%s.%s: unknown key (known: %s)" % (path, k, ", ".join(GAMING_DEFAULTS)))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (k != "empty_per_day" and v > 1):
+            raise ScenarioError("%s.%s: must be a number %s, got %r" % (path, k, ">= 0" if k == "empty_per_day" else "from 0 to 1", v))
+        out[k] = float(v)
+    return out
+
+
 class ScenarioError(ValueError):
     """A scenario file problem: str() names the key and says what to do."""
 
@@ -214,6 +237,8 @@ class Scenario:
                 "ask": float(e.get("ask", 0.95)),
                 "skip_unhappy": float(e.get("skip_unhappy", 0.0)),
             }
+            if "gaming" in e:  # only then: an honest seller's record stays as it was
+                site["sellers"][e["id"]]["gaming"] = _gaming(e["gaming"], p + ".gaming")
         for j, p_ in enumerate(s.get("panel", [])):
             p = "%s.panel[%d]" % (path, j)
             _check_id(p_.get("id"), p + ".id")

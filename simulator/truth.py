@@ -28,7 +28,7 @@ def effective(world):
     for key, presses in world.presses.items():
         unsolicited.setdefault(key, 0)
         for pr in presses:
-            if pr.role in ("child", "late", "victim"):
+            if pr.role in ("child", "late", "victim", "held"):  # held: a gaming seller's chord
                 if not pr.lost:
                     unsolicited[key] += 1
             elif pr.poll is not None:

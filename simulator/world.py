@@ -18,6 +18,15 @@ an asked customer answers 4..20 s after the seller's press, a late press comes 2
 the window, the next poll on a panel opens no sooner than window + 15 s later, children and
 force-majeure presses only happen while no poll window is open, and poll openings stay 2 s
 away from force-majeure period bounds and shift changes.
+
+A gaming seller (`[[site.seller]] gaming = {...}`, scenario.GAMING_DEFAULTS) also presses Yes
+himself 0.2-1.2 s after opening a poll (`self_yes`: instead of asking the customer; `chord`:
+pressing Yes while still holding the seller button, then again after release), opens polls
+with no customer and answers them (`empty_per_day`, in idle moments of his shifts, no
+transaction), and overwrites a No: opens again 3-10 s after the customer's last press and
+presses Yes (`reopen_after_no`). His polls carry `gamed: True` in the truth (the answer the
+system counts is his). His choices draw from a stream of their own (sub_seed "gaming"), so
+a scenario without a gaming seller generates exactly the World it did before.
 """
 
 import math
@@ -108,6 +117,8 @@ class _Desk:
         self.free = 0  # the seller can start the next customer
         self.next_poll = 0  # earliest opening of the next poll (window + gap rule)
         self.busy = []  # (from, to) intervals with presses or open windows
+        self.day = 0  # the simulated day being generated
+        self.grng = random.Random(0)  # a gaming seller's choices (set per site: _site_people)
 
 
 def _seller_at(site, panel, pidx, day, minute_of_day):
@@ -145,6 +156,7 @@ def generate(sc):
 def _site_people(sc, w, site):
     """One site's days: roster, visitors and buyers, force majeure, customers, children."""
     rng = random.Random(sub_seed(sc.seed, "people", site["id"]))
+    grng = random.Random(sub_seed(sc.seed, "gaming", site["id"]))  # a gaming seller's choices
     m = sc.method
     window_ms = int(m["window_s"] * 1000)
     fm_ms = int(m["fm_minutes"] * 60000)
@@ -152,6 +164,8 @@ def _site_people(sc, w, site):
     min_gap_ms = window_ms + int((LATE_MAX_S + GAP_AFTER_WINDOW_S) * 1000)
     open_min, close_min = site["hours"]
     desks = [_Desk(site, p, i) for i, p in enumerate(site["panels"])]
+    for d in desks:
+        d.grng = grng  # one stream per site, drawn only by gaming sellers
     for day in range(sc.days):
         day_ms = sc.start_ms + day * 86400000
         weekday = (sc.start_date.weekday() + day) % 7
@@ -163,6 +177,7 @@ def _site_people(sc, w, site):
         for d in desks:
             d.free = day_ms + open_min * 60000
             d.next_poll = 0
+            d.day = day
         lo_s, hi_s = site["service_min"]
         for arrival in customers:
             # the customer joins the desk that frees up first (ties: the first desk)
@@ -183,6 +198,8 @@ def _site_people(sc, w, site):
         # episodes planned after the last customer still happen
         for d in desks:
             _run_fm(sc, w, rng, d, fm_plan, day_ms + 86400000, day, day_ms, window_ms, fm_ms, long_ms, min_gap_ms)
+        for d in desks:
+            _day_empty_polls(w, d, day, day_ms, window_ms)
         _day_children(sc, w, rng, site, desks, day_ms)
 
 
@@ -359,6 +376,11 @@ def _customer(sc, w, rng, desk, seller, t_open, window_ms, min_gap_ms):
         return  # the seller does not ask an unhappy customer
     if rng.random() >= seller["ask"]:
         return
+    g = seller.get("gaming")
+    if g and desk.grng.random() < g["self_yes"]:
+        _gamed_poll(w, desk, seller, t_open, window_ms, g)
+        desk.next_poll = t_open + min_gap_ms
+        return
     hold = rng.randint(90, 400)
     down = t_open - hold  # the short press is reported on release: t_open
     idx = len(w.polls)
@@ -404,6 +426,96 @@ def _customer(sc, w, rng, desk, seller, t_open, window_ms, min_gap_ms):
         poll["late"] = True
     desk.busy.append((down - 2000, end + int(LATE_MAX_S * 1000) + 2000))
     desk.next_poll = t_open + min_gap_ms
+    if g and poll["answer"] == "no" and desk.grng.random() < g["reopen_after_no"]:
+        _reopen(w, desk, seller, idx, window_ms, min_gap_ms, g)
+
+
+def _gamed_poll(w, desk, seller, t_open, window_ms, g, before=None):
+    """The seller opens a poll (release at t_open) and presses Yes himself 0.2-1.2 s later;
+    with `chord`, he first presses Yes while still holding the seller button. The Yes pressed
+    during the hold comes before the poll: an unsolicited press, or an extra press of the
+    poll `before` when that one is still open (a No being overwritten)."""
+    grng = desk.grng
+    chord = grng.random() < g["chord"]
+    hold = grng.randint(500, 1000) if chord else grng.randint(90, 400)
+    down = t_open - hold
+    idx = len(w.polls)
+    w.polls.append(
+        {
+            "id": idx,
+            "site": desk.site["id"],
+            "device": desk.panel["id"],
+            "employee": seller["id"],
+            "kind": desk.panel["kind"],
+            "opened_at": t_open,
+            "answer": "yes",
+            "extra": 0,
+            "late": False,
+            "dup": False,
+            "invalid": False,
+            "happy": False,
+            "gamed": True,
+        }
+    )
+    presses = w.presses[desk.key]
+    presses.append(Press(down, "seller", hold, "seller_short", "open", poll=idx))
+    if chord:
+        t = down + grng.randint(150, hold - 150)
+        if before is None:
+            presses.append(Press(t, "yes", grng.randint(60, 200), "yes", "held"))
+        else:
+            presses.append(Press(t, "yes", grng.randint(60, 200), "yes", "extra", poll=before))
+            w.polls[before]["extra"] += 1
+    t = t_open + grng.randint(200, 1200)
+    presses.append(Press(t, "yes", grng.randint(60, 200), "yes", "answer", poll=idx))
+    desk.busy.append((down - 2000, t_open + window_ms + int(LATE_MAX_S * 1000) + 2000))
+    return idx
+
+
+def _reopen(w, desk, seller, before, window_ms, min_gap_ms, g):
+    """Overwrite the No of poll `before`: open again 3-10 s after its customer's last press
+    and press Yes; not across a shift change or force-majeure bound (the truth stays plain)."""
+    last = max(p.t for p in w.presses[desk.key] if p.poll == before)
+    t_open = last + desk.grng.randint(3000, 10000)
+    if _avoid_bounds(w, desk, t_open, desk.day, t_open - t_open % 86400000) != t_open:
+        return
+    if not _seller_on(desk, seller, t_open):
+        return
+    _gamed_poll(w, desk, seller, t_open, window_ms, g, before=before)
+    desk.free = max(desk.free, t_open + 1000)
+    desk.next_poll = t_open + min_gap_ms
+
+
+def _seller_on(desk, seller, t):
+    """The roster puts `seller` at the desk at time t (a poll there is his)."""
+    day_ms = t - t % 86400000
+    minute = (t - day_ms) // 60000
+    start, end = desk.site["hours"]
+    if not start <= minute < end:
+        return False
+    day = desk.day
+    return _seller_at(desk.site, desk.panel, desk.index, day, minute) == seller["id"]
+
+
+def _day_empty_polls(w, desk, day, day_ms, window_ms):
+    """A gaming seller's polls with no customer: opened in idle moments of his shift and
+    answered Yes by himself (no transaction)."""
+    site, panel = desk.site, desk.panel
+    open_min, close_min = site["hours"]
+    for sid in panel["sellers"]:
+        g = site["sellers"][sid].get("gaming")
+        if not g or not g["empty_per_day"]:
+            continue
+        for _ in range(_poisson(desk.grng, g["empty_per_day"])):
+            for _try in range(30):
+                t = day_ms + desk.grng.randrange(open_min * 60000 + 60000, close_min * 60000 - 120000)
+                span = (t - 5000, t + window_ms + int(LATE_MAX_S * 1000) + 5000)
+                if not _idle(desk, *span) or not _seller_on(desk, site["sellers"][sid], t):
+                    continue
+                if _avoid_bounds(w, desk, t, day, day_ms) != t:
+                    continue
+                _gamed_poll(w, desk, site["sellers"][sid], t, window_ms, g)
+                break
 
 
 def _faults(sc, w):

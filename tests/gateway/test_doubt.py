@@ -102,3 +102,27 @@ def test_doubt_review_list_risk_puts_the_gamed_polls_first_with_reasons(tmp_path
     assert len([line for line in out if line.startswith("msk/")]) == 1  # honest polls: not sampled
     assert cli.main(["review", "list", "--db", url, "--share", "0", "--lang", "en"]) == 0
     assert "msk/desk-1/21" not in capsys.readouterr().out  # without --risk: the plain sample
+
+
+def test_doubt_an_answer_pressed_while_the_seller_holds_the_opening_press():
+    # the press opening poll 5 went down 800 ms before its release (opened_ms): a Yes at
+    # -500 ms came before the poll (unsolicited) while the seller's button was still down
+    polls = [_poll(5, T, seller_hold_ms=800), _poll(9, T + 600 * S, seller_hold_ms=800)]
+    held = [{"site": "msk", "device": "desk-1", "at_ms": T - 500}]
+    before = [{"site": "msk", "device": "desk-1", "at_ms": T + 600 * S - 900}]  # before the press went down
+    assert _reasons(polls, held)["msk/desk-1/5"] == ("seller_held", "unsolicited_near")
+    assert "seller_held" not in _reasons(polls, before)["msk/desk-1/9"]
+    assert doubt.score(polls, held)["msk/desk-1/5"].score == doubt.WEIGHTS["seller_held"] + 1
+
+
+def test_doubt_the_previous_polls_answer_pressed_during_the_next_opening_press():
+    # poll 1 still open; its answer came while the seller held the button opening poll 3
+    polls = [_poll(1, T, reaction=19_700), _poll(3, T + 20 * S, seller_hold_ms=600)]
+    r = _reasons(polls)
+    assert "seller_held" in r["msk/desk-1/1"] and "seller_held" in r["msk/desk-1/3"]
+
+
+def test_doubt_an_unknown_hold_never_marks_a_poll():
+    polls = [_poll(5, T, seller_hold_ms=None), _poll(7, T + 600 * S, seller_hold_ms=0)]
+    held = [{"site": "msk", "device": "desk-1", "at_ms": T - 100}, {"site": "msk", "device": "desk-1", "at_ms": T + 600 * S}]
+    assert all("seller_held" not in r for r in _reasons(polls, held).values())
