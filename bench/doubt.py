@@ -3,6 +3,15 @@ ones, on raw panel events derived by the real window builder.
 
     .venv/bin/python bench/doubt.py              # 20 honest sellers, 2 gaming, 5 days
     .venv/bin/python bench/doubt.py --days 2     # quicker
+    .venv/bin/python bench/doubt.py --sim 5      # the simulator's gaming-week, seeds 1..5
+
+With --sim N: the simulator's people model (simulator/scenarios/gaming-week.toml: six honest
+sellers and one gaming seller, simulator/world.py) over N seeds, every press turned into the
+raw event the firmware sends (simulator.pure.raw_events) and derived by the gateway; the
+score's precision and recall at the queue's threshold (score > 0: the poll joins the queue)
+and at 3, the gamed share of the queue's first k (k = the gamed polls), against the reference
+of the same run: the gamed share of all polls (what a queue in random order finds) and of the
+sample without the score (all No + a 10 % share).
 
 Not the simulator (its sellers are honest): a generator of its own, with stated assumptions.
 Honest sellers: 40 customers a day each; the customer answers with probability 0.7 after a
@@ -92,14 +101,87 @@ def build(db, days, honest, gaming, seed):
     return truth
 
 
+def sim_seed(seed, days):
+    """(polls, doubts, gamed ids, sample ids) of the gaming-week scenario with `seed`."""
+    from gateway import review
+    from simulator import pure, scenario, sitefile
+
+    w = pure.model_world(scenario.load(os.path.join(ROOT, "simulator", "scenarios", "gaming-week.toml"), seed=seed, days=days))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sites.sqlite_db(pathlib.Path(tmp))
+        sites.apply_site(db, sitefile.site_toml(w), w.scenario.start_ms - 7200000)
+        sites.store_events(db, pure.raw_events(w))
+        derive.rebuild(db, w.scenario.end_ms + DAY)
+        polls, fms = derive.polls_and_reports(db)
+        doubts = doubt.score(polls, derive.unsolicited_presses(db))
+        db.close()
+    seq = {p.poll: p.seq for ps in w.presses.values() for p in ps if p.role == "open"}
+    gamed = {"%s/%s/%s" % (q["site"], q["device"], seq[q["id"]]) for q in w.polls if q.get("gamed")}
+    sample = {review.format_id(r["site"], r["device"], r["open_seq"]) for s, r in review.sample(polls, fms, 0.1) if s != "fm"}
+    return polls, doubts, gamed, sample
+
+
+def sim(seeds, days):
+    tot = {"polls": 0, "gamed": 0, "q": 0, "q_tp": 0, "s3": 0, "s3_tp": 0, "top_tp": 0, "sample": 0, "sample_tp": 0}
+    for seed in range(1, seeds + 1):
+        polls, doubts, gamed, sample = sim_seed(seed, days)
+        queue = {k for k, d in doubts.items() if d.score > 0}
+        strong = {k for k, d in doubts.items() if d.score >= 3}
+        top = [doubt.poll_id(p) for p in doubt.rank(polls, doubts)[: len(gamed)]]
+        row = {
+            "polls": len(polls),
+            "gamed": len(gamed),
+            "q": len(queue),
+            "q_tp": len(queue & gamed),
+            "s3": len(strong),
+            "s3_tp": len(strong & gamed),
+            "top_tp": sum(i in gamed for i in top),
+            "sample": len(sample),
+            "sample_tp": len(sample & gamed),
+        }
+        for k, v in row.items():
+            tot[k] += v
+        _sim_line("seed %d" % seed, row)
+    _sim_line("all %d seeds" % seeds, tot)
+
+
+def _sim_line(label, r):
+    pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
+    print(
+        "%s: %d polls, %d gamed (%.1f %%) | queue (score > 0): %d, precision %.1f %%, recall %.1f %%"
+        " | score >= 3: precision %.1f %%, recall %.1f %% | first %d of the queue: %.1f %% gamed"
+        " | reference: sample without the score %d, %.1f %% gamed, recall %.1f %%"
+        % (
+            label,
+            r["polls"],
+            r["gamed"],
+            pct(r["gamed"], r["polls"]),
+            r["q"],
+            pct(r["q_tp"], r["q"]),
+            pct(r["q_tp"], r["gamed"]),
+            pct(r["s3_tp"], r["s3"]),
+            pct(r["s3_tp"], r["gamed"]),
+            r["gamed"],
+            pct(r["top_tp"], r["gamed"]),
+            r["sample"],
+            pct(r["sample_tp"], r["sample"]),
+            pct(r["sample_tp"], r["gamed"]),
+        )
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--sim", type=int, metavar="SEEDS", help="the simulator's gaming-week over seeds 1..SEEDS instead")
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--honest", type=int, default=20)
     ap.add_argument("--gaming", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=int, default=3)
     a = ap.parse_args()
+    if a.sim:
+        sim(a.sim, a.days)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = sites.sqlite_db(pathlib.Path(tmp))
         truth = build(db, a.days, a.honest, a.gaming, a.seed)
