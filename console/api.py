@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from console import data, fmt
+from console import data, fmt, queue
 from console.web import NotFound, context
 from gateway import derive, review
 
@@ -122,6 +122,64 @@ def polls(
             last = rows[-1]
             nxt = "%d:%s" % (last["opened_ms"], review.format_id(last["site"], last["device"], last["open_seq"]))
         return {"polls": out, "next": nxt}
+
+
+@router.get(
+    "/review",
+    summary="The review queue: pending first, the riskiest first, with each poll's doubt score and reasons",
+    description="The same queue as the console's /review page, a page of 50 at a time: every No answer, every "
+    "force-majeure report, a share of the other polls and every doubtful poll (kind `doubt`). `doubt` is the "
+    "poll's score (0: nothing doubtful; force-majeure reports 0), `doubt_reasons` the codes of its signs "
+    "(docs/console.md) and `doubt_text` the same in the account's language. Dates are each office's own days.",
+)
+def review_queue(
+    request: Request,
+    site: str | None = Query(None, description="office id"),
+    employee: str | None = None,
+    kind: Literal["no", "fm", "random", "doubt"] | None = None,
+    status: Literal["pending", "decided", "all"] = "pending",
+    order: Literal["risk", "time"] = Query("risk", description="risk: the riskiest first; time: the oldest first"),
+    from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: the newest week)"),
+    to: str | None = Query(None, description="last day, YYYY-MM-DD (inclusive)"),
+    page: int = Query(1, ge=1),
+):
+    with context(request, "review", api=True) as c:
+        params = {"site": site, "employee": employee, "kind": kind, "status": status, "order": order}
+        params.update({"from": from_, "to": to, "page": str(page)})
+        flt = data.review_filter(c, {k: v for k, v in params.items() if v is not None})
+        if flt.errors:
+            return _bad(flt.errors)
+        items, counts = data.review_queue(c, flt)
+        shown, pages = queue.page(items, flt.page)
+        return {
+            "items": [_queue_item(c, i) for i in shown],
+            "page": flt.page,
+            "pages": pages,
+            "counts": counts,
+            "from": flt.start.isoformat() if flt.start else None,
+            "to": flt.end.isoformat() if flt.end else None,
+        }
+
+
+def _queue_item(c, i):
+    row = i["row"]
+    reasons = list(row.get("doubt_reasons") or ())
+    return {
+        "id": i["id"],
+        "kind": i["kind"],
+        "stratum": i["stratum"],
+        "site": row["site"],
+        "device": row["device"],
+        "at_ms": i["at_ms"],
+        "at_local": fmt.time(i["at_ms"], c.tz(row["site"]), c.lang),
+        "employee": row.get("employee"),
+        "answer": row.get("answer") if i["kind"] == "poll" else None,
+        "decided": i["decided"],
+        "verdict": i["verdict"],
+        "doubt": row.get("doubt") or 0,
+        "doubt_reasons": reasons,
+        "doubt_text": [c.t("doubt_" + r) for r in reasons],
+    }
 
 
 @router.get("/polls/{site}/{device}/{seq}", summary="One poll with its verdict trail")

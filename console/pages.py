@@ -220,10 +220,10 @@ def review_list(request: Request):
 
 
 def _neighbours(c, params, ident):
-    """(previous id, next pending id) around `ident` in the queue of the filter, time order."""
+    """(previous id, next pending id) around `ident` in the queue of the filter, in its order."""
     flt = data.review_filter(c, params)
     sampled = [(s, r) for s, r in data.review_sample(c, flt) if not flt.kind or s == flt.kind]
-    return queue.neighbours(c.db, sampled, ident)
+    return queue.neighbours(c.db, queue.ordered(sampled, flt.order), ident)
 
 
 def _item_url(key, qs):

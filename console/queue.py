@@ -4,27 +4,31 @@ gateway.review.
 
 The sample is review.sample's: every No answer, every force-majeure report, and the share
 `deployment.review_share` of the other polls (a stable draw per poll id). Dates are each
-office's own calendar days (as `rating review list --from/--to` without --site). Pending items
-come first, then by time.
+office's own calendar days (as `rating review list --from/--to` without --site). Every poll
+is scored for doubt (gateway/doubt.py) and the doubtful ones join the sample (stratum `doubt`,
+as `rating review list --risk`); each row carries `doubt` (score) and `doubt_reasons` (codes).
+Pending items come first, then the riskiest (order `risk`, the default) or the oldest (`time`).
 """
 
 import datetime as _dt
 
-from gateway import derive, review
+from gateway import derive, doubt, review
 
-KINDS = ("no", "fm", "random")
+KINDS = ("no", "fm", "random", "doubt")
 STATUSES = ("pending", "decided", "all")
+ORDERS = ("risk", "time")
 PAGE_SIZE = 50
 
 
 class Filter:
     """What the queue shows; `errors` {field: message} for values that could not be read."""
 
-    FIELDS = ("site", "employee", "kind", "status", "from", "to", "page")
+    FIELDS = ("site", "employee", "kind", "status", "order", "from", "to", "page")
 
     def __init__(self, site=None, employee=None, kind=None, status="pending", start=None, end=None, page=1):
         self.site, self.employee, self.kind, self.status = site, employee, kind, status
         self.start, self.end, self.page = start, end, page
+        self.order = "risk"
         self.errors = {}
 
     @classmethod
@@ -44,6 +48,11 @@ class Filter:
             f.errors["status"] = t("err_status")
         else:
             f.status = status
+        order = (params.get("order") or "risk").strip()
+        if order not in ORDERS:
+            f.errors["order"] = t("err_order")
+        else:
+            f.order = order
         for name, attr in (("from", "start"), ("to", "end")):
             text = (params.get(name) or "").strip()
             if text:
@@ -67,6 +76,7 @@ class Filter:
             "employee": self.employee,
             "kind": self.kind,
             "status": self.status,
+            "order": self.order if self.order != "risk" else None,
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
             "page": self.page if self.page != 1 else None,
@@ -132,8 +142,21 @@ def build(sampled, verdicts, flt):
                 "at_ms": row["start_ms"] if stratum == "fm" else row["opened_ms"],
             }
         )
-    items.sort(key=lambda i: (i["decided"], i["at_ms"], i["id"]))
+    items.sort(key=lambda i: (i["decided"],) + order_key(i["stratum"], i["row"], flt.order))
     return items, counts
+
+
+def order_key(stratum, row, order):
+    """Sort key of an item: the riskiest first (ties and force-majeure reports in time order) or
+    the oldest first."""
+    at = row["start_ms"] if stratum == "fm" else row["opened_ms"]
+    risk = -(row.get("doubt") or 0) if order == "risk" else 0
+    return (risk, at, ident(stratum, row))
+
+
+def ordered(sampled, order):
+    """The sample [(stratum, row)] in the queue's order (without the pending-first split)."""
+    return sorted(sampled, key=lambda sr: order_key(sr[0], sr[1], order))
 
 
 def page(items, number, size=PAGE_SIZE):
@@ -182,7 +205,20 @@ def sample_of(db, history, sites, flt, share, seed=0):
 
     polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
     fms = [f for f in fms if inside(f["site"], f["start_ms"])]
-    return review.sample(polls, fms, share, seed)
+    near = doubt.DoubtSettings.near_ms
+    presses = derive.unsolicited_presses(db, sites, None if lo is None else lo - near, None if hi is None else hi + near)
+    return with_doubt(review.sample(polls, fms, share, seed), polls, presses)
+
+
+def with_doubt(sampled, polls, presses):
+    """Pure: the sample with every doubtful poll added (stratum 'doubt') and each row's doubt
+    score and reasons (`doubt`, `doubt_reasons`; 0 and () for force-majeure reports)."""
+    scores = doubt.score(polls, presses)
+    out = []
+    for stratum, row in review.risk_first(sampled, polls, scores):
+        d = scores.get(ident(stratum, row)) if stratum != "fm" else None
+        out.append((stratum, dict(row, doubt=d.score if d else 0, doubt_reasons=d.reasons if d else ())))
+    return out
 
 
 def load(db, sampled, flt):

@@ -559,7 +559,19 @@ def derived(db):
 
 # Light rows for lists that cover many polls (the console's review queue): only what sorting,
 # sampling and filtering need, so a week of a large chain stays cheap to read.
-INDEX_POLL_COLUMNS = ("site", "device", "open_seq", "opened_ms", "answer", "employee")
+# (the answer and seller timings: what the doubt score reads, gateway/doubt.py)
+INDEX_POLL_COLUMNS = (
+    "site",
+    "device",
+    "open_seq",
+    "opened_ms",
+    "answer",
+    "employee",
+    "answered_ms",
+    "extra_presses",
+    "seller_presses",
+    "seller_hold_ms",
+)
 INDEX_FM_COLUMNS = ("site", "device", "seq", "start_ms", "end_ms", "employee")
 
 

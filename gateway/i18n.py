@@ -287,6 +287,7 @@ TEXT = {
     # why a poll is doubtful (gateway/doubt.py)
     "doubt_very_fast_answer": N_("answered before a person could read the question"),
     "doubt_fast_answer": N_("answered faster than a customer reacts"),
+    "doubt_seller_held": N_("an answer pressed while the seller's button was still held"),
     "doubt_reopened": N_("poll opened again (a No overwritten?)"),
     "doubt_extra_presses": N_("more answer presses than one customer makes"),
     "doubt_yes_streak": N_("in a run of Yes far above the employee's own share"),
