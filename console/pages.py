@@ -220,10 +220,15 @@ def review_list(request: Request):
 
 
 def _neighbours(c, params, ident):
-    """(previous id, next pending id) around `ident` in the queue of the filter, in its order."""
+    """(previous id, next pending id, the item's doubt {score, reasons} or None) around `ident`
+    in the queue of the filter, in its order."""
     flt = data.review_filter(c, params)
     sampled = [(s, r) for s, r in data.review_sample(c, flt) if not flt.kind or s == flt.kind]
-    return queue.neighbours(c.db, queue.ordered(sampled, flt.order), ident)
+    found = None
+    for s, r in sampled:
+        if s != "fm" and r.get("doubt") and "poll:" + queue.ident(s, r) == ident:
+            found = {"score": r["doubt"], "reasons": r["doubt_reasons"]}
+    return queue.neighbours(c.db, queue.ordered(sampled, flt.order), ident) + (found,)
 
 
 def _item_url(key, qs):
@@ -235,7 +240,7 @@ def _item_page(c, kind, site, device, seq, errors=None, status=200, values=None)
     it = data.item(c, kind, site, device, seq)
     params = {k: v for k, v in c.request.query_params.items() if k in queue.Filter.FIELDS}
     qs = urllib.parse.urlencode(params)
-    prev_id, next_id = _neighbours(c, params, kind + ":" + it["id"])
+    prev_id, next_id, doubt = _neighbours(c, params, kind + ":" + it["id"])
     reasons = data.POLL_REASONS if kind == "poll" else data.FM_REASONS
     return c.render(
         "item.html",
@@ -248,6 +253,7 @@ def _item_page(c, kind, site, device, seq, errors=None, status=200, values=None)
         prev_url=_item_url(prev_id, qs) if prev_id else None,
         next_url=_item_url(next_id, qs) if next_id else None,
         message=c.request.query_params.get("done"),
+        doubt=doubt,
     )
 
 
@@ -320,7 +326,7 @@ async def review_verdict(request: Request, kind: str, site: str, device: str, se
         except review.ReviewError as exc:
             return _item_page(c, kind, site, device, seq, {"verdict": str(exc)}, 400, fields)
         params = {k: v for k, v in request.query_params.items() if k in queue.Filter.FIELDS}
-        _prev, nxt = _neighbours(c, params, kind + ":" + ident)
+        _prev, nxt, _doubt = _neighbours(c, params, kind + ":" + ident)
         if nxt and fields.get("stay") != "1":
             return _redirect(_item_url(nxt, _qs(request)) + _done(request, "saved"))
         back = "/review" + ("?" + _qs(request) if _qs(request) else "")

@@ -67,12 +67,21 @@ def test_the_queue_in_time_order_and_the_doubtful_kind(client, gamed):
     assert status == 400 and "Choose an order from the list." in html
 
 
-def test_the_item_walk_follows_the_risk_order(client, gamed):
+def test_the_item_page_says_why_and_the_walk_follows_the_queue_order(client, gamed):
     c = client("expert")
-    html = c.get("/review/poll/%s?from=2025-03-03&to=2025-03-09" % gamed)[2]
-    assert c.get("/review/poll/%s" % gamed)[0] == 200
-    nxt = re.search(r'href="(/review/[^"]+)"[^>]*rel="next"|rel="next"[^>]*href="([^"]+)"', html)
-    assert nxt is not None
+    week = "from=2025-03-03&to=2025-03-09"
+    rows = _rows(c.get("/review?" + week)[2])
+    html = c.get("/review/poll/%s?%s" % (gamed, week))[2]
+    why = re.search(r'<dd id="doubt">(.*?)</dd>', html, re.S).group(1)
+    assert why.startswith("<strong>8</strong>:") and "before a person could read the question" in why
+    nxt = re.search(r'<a href="([^"]+)" data-key="n" rel="next"', html).group(1)
+    assert nxt.startswith("/review/poll/%s?" % rows[1][0]), (nxt, rows[:4])  # the second riskiest
+    timed = [i for i, _w in _rows(c.get("/review?order=time&" + week)[2])]
+    html = c.get("/review/poll/%s?order=time&%s" % (gamed, week))[2]
+    nxt = re.search(r'<a href="([^"]+)" data-key="n" rel="next"', html).group(1)
+    assert nxt.startswith("/review/poll/%s?" % timed[timed.index(gamed) + 1])  # in time: the next one
+    honest = c.get("/review/poll/ber/desk-1/1?" + week)[2]
+    assert 'id="doubt"' not in honest
 
 
 def test_the_api_gives_the_score_and_the_reasons(client, gamed):
