@@ -13,7 +13,7 @@ and at 3, the gamed share of the queue's first k (k = the gamed polls), against 
 of the same run: the gamed share of all polls (what a queue in random order finds) and of the
 sample without the score (all No + a 10 % share).
 
-Not the simulator (its sellers are honest): a generator of its own, with stated assumptions.
+By default a generator of its own, with stated assumptions (--sim: the simulator's people model).
 Honest sellers: 40 customers a day each; the customer answers with probability 0.7 after a
 reaction time drawn log-normally (median 3.5 s, 5th percentile about 1.7 s: reading a short
 question and reaching a button), Yes 70 %, No 15 %, Unsure 15 %; now and then a seller
@@ -106,7 +106,9 @@ def sim_seed(seed, days):
     from gateway import review
     from simulator import pure, scenario, sitefile
 
-    w = pure.model_world(scenario.load(os.path.join(ROOT, "simulator", "scenarios", "gaming-week.toml"), seed=seed, days=days))
+    w = pure.model_world(
+        scenario.load(os.path.join(ROOT, "simulator", "scenarios", "gaming-week.toml"), seed=seed, days=days)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         db = sites.sqlite_db(pathlib.Path(tmp))
         sites.apply_site(db, sitefile.site_toml(w), w.scenario.start_ms - 7200000)
@@ -117,7 +119,9 @@ def sim_seed(seed, days):
         db.close()
     seq = {p.poll: p.seq for ps in w.presses.values() for p in ps if p.role == "open"}
     gamed = {"%s/%s/%s" % (q["site"], q["device"], seq[q["id"]]) for q in w.polls if q.get("gamed")}
-    sample = {review.format_id(r["site"], r["device"], r["open_seq"]) for s, r in review.sample(polls, fms, 0.1) if s != "fm"}
+    sample = {
+        review.format_id(r["site"], r["device"], r["open_seq"]) for s, r in review.sample(polls, fms, 0.1) if s != "fm"
+    }
     return polls, doubts, gamed, sample
 
 

@@ -93,16 +93,28 @@ TEXT = {
     "stratum_doubt": ("сомнительный", "doubtful"),
     # the doubt score of a poll and why (gateway/doubt.py)
     "doubt": ("Сомнение", "Doubt"),
-    "doubt_very_fast_answer": ("ответ раньше, чем человек успел бы прочитать вопрос", "answered before a person could read the question"),
+    "doubt_very_fast_answer": (
+        "ответ раньше, чем человек успел бы прочитать вопрос",
+        "answered before a person could read the question",
+    ),
     "doubt_fast_answer": ("ответ быстрее реакции покупателя", "answered faster than a customer reacts"),
     "doubt_seller_held": (
         "кнопку ответа нажали, пока продавец держал свою кнопку",
         "an answer pressed while the seller's button was still held",
     ),
     "doubt_reopened": ("опрос открыт повторно (перебит ответ «Нет»?)", "poll opened again (a No overwritten?)"),
-    "doubt_extra_presses": ("больше нажатий ответа, чем делает один покупатель", "more answer presses than one customer makes"),
-    "doubt_yes_streak": ("в серии «Да» много выше обычной доли сотрудника", "in a run of Yes far above the employee's own share"),
-    "doubt_unsolicited_near": ("рядом нажимали кнопки без открытого опроса", "buttons pressed with no poll open nearby"),
+    "doubt_extra_presses": (
+        "больше нажатий ответа, чем делает один покупатель",
+        "more answer presses than one customer makes",
+    ),
+    "doubt_yes_streak": (
+        "в серии «Да» много выше обычной доли сотрудника",
+        "in a run of Yes far above the employee's own share",
+    ),
+    "doubt_unsolicited_near": (
+        "рядом нажимали кнопки без открытого опроса",
+        "buttons pressed with no poll open nearby",
+    ),
     "order": ("Порядок", "Order"),
     "order_risk": ("сначала сомнительные", "riskiest first"),
     "order_time": ("по времени", "by time"),

@@ -206,7 +206,9 @@ def sample_of(db, history, sites, flt, share, seed=0):
     polls = [p for p in polls if inside(p["site"], p["opened_ms"])]
     fms = [f for f in fms if inside(f["site"], f["start_ms"])]
     near = doubt.DoubtSettings.near_ms
-    presses = derive.unsolicited_presses(db, sites, None if lo is None else lo - near, None if hi is None else hi + near)
+    presses = derive.unsolicited_presses(
+        db, sites, None if lo is None else lo - near, None if hi is None else hi + near
+    )
     return with_doubt(review.sample(polls, fms, share, seed), polls, presses)
 
 

@@ -114,7 +114,9 @@ def _gaming(g, path):
         if k not in GAMING_DEFAULTS:
             raise ScenarioError("%s.%s: unknown key (known: %s)" % (path, k, ", ".join(GAMING_DEFAULTS)))
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (k != "empty_per_day" and v > 1):
-            raise ScenarioError("%s.%s: must be a number %s, got %r" % (path, k, ">= 0" if k == "empty_per_day" else "from 0 to 1", v))
+            raise ScenarioError(
+                "%s.%s: must be a number %s, got %r" % (path, k, ">= 0" if k == "empty_per_day" else "from 0 to 1", v)
+            )
         out[k] = float(v)
     return out
 

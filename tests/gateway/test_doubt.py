@@ -124,5 +124,8 @@ def test_doubt_the_previous_polls_answer_pressed_during_the_next_opening_press()
 
 def test_doubt_an_unknown_hold_never_marks_a_poll():
     polls = [_poll(5, T, seller_hold_ms=None), _poll(7, T + 600 * S, seller_hold_ms=0)]
-    held = [{"site": "msk", "device": "desk-1", "at_ms": T - 100}, {"site": "msk", "device": "desk-1", "at_ms": T + 600 * S}]
+    held = [
+        {"site": "msk", "device": "desk-1", "at_ms": T - 100},
+        {"site": "msk", "device": "desk-1", "at_ms": T + 600 * S},
+    ]
     assert all("seller_held" not in r for r in _reasons(polls, held).values())

@@ -10,7 +10,9 @@ from gw_site_support import apply_site, sqlite_db, store_events
 from gateway import derive, doubt, review
 from simulator import check, pure, scenario, sitefile, truth
 
-SCEN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "simulator", "scenarios")
+SCEN = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "simulator", "scenarios"
+)
 GAMING = os.path.join(SCEN, "gaming-week.toml")
 
 
@@ -76,3 +78,25 @@ def test_gaming_seller_ranks_at_the_top_of_the_review_queue(tmp_path, seed):
     assert all(i in gamed for i in ids[:20])
     reasons = {r for i in gamed for r in doubts[i].reasons}
     assert {"very_fast_answer", "seller_held", "reopened"} <= reasons
+
+
+@pytest.mark.e2e
+def test_gaming_seller_end_to_end_real_firmware_broker_and_gateway(broker, mqtt_root, tmp_path):
+    # the whole system: his presses go through the real firmware (the hold it reports, its
+    # debounce), the broker and `rating gateway run`; the gateway's own polls are scored
+    from gateway import schema
+    from simulator import runner
+
+    sc = scenario.load(GAMING, days=1)
+    doc, system, _world = runner.run(sc, str(tmp_path / "out"), broker=broker.url, progress=False, root=mqtt_root)
+    assert check.compare(doc, system) + system["problems"] == []
+    gamed = {"%s/%s/%s" % (p["site"], p["device"], p["open_seq"]) for p in doc["polls"] if p.get("gamed")}
+    db = schema.open_database("sqlite:///%s" % (tmp_path / "out" / "gateway.db"))
+    polls, fms = derive.polls_and_reports(db)
+    doubts = doubt.score(polls, derive.unsolicited_presses(db))
+    db.close()
+    assert all(p["seller_hold_ms"] is not None for p in polls)  # the firmware reports every hold
+    top = [doubt.poll_id(p) for p in doubt.rank(polls, doubts)[: len(gamed)]]
+    assert len(gamed) >= 10 and sum(i in gamed for i in top) >= 0.9 * len(gamed)
+    assert any("seller_held" in doubts[i].reasons for i in gamed)
+    assert not any("seller_held" in d.reasons for i, d in doubts.items() if i not in gamed)
