@@ -141,7 +141,8 @@ def build(url, offices):
                     at = base + k * 15 * 60000 + rnd.randrange(0, 600000)
                     seq += 1
                     open_seq = seq
-                    events.append(_event(sid, device, seq, at - booted, at, "seller_short"))
+                    hold = 150 + (seq % 7) * 40  # the seller's press held (no draw: the data stay as before)
+                    events.append(_event(sid, device, seq, at - booted, at, "seller_short", hold))
                     answer = rnd.choice(answers)
                     ans_seq = ans_at = None
                     if answer:
@@ -169,6 +170,7 @@ def build(url, offices):
                             video,
                             0,
                             1 if qkind == "staff" else 0,
+                            hold,
                         )
                     )
                     if answer == "no" or rnd.random() < 0.02:

@@ -67,7 +67,7 @@ def poll_id(p):
     return "%s/%s/%s" % (p["site"], p["device"], p["open_seq"])
 
 
-def _streaks(polls, s, out):
+def _streaks(polls, s, mark):
     """Mark polls in improbable Yes runs of their employee (in time order)."""
     by_emp = {}
     for p in polls:
@@ -86,39 +86,75 @@ def _streaks(polls, s, out):
                 continue
             if len(run) >= need:
                 for q in run:
-                    out[poll_id(q)].add("yes_streak")
+                    mark(q, "yes_streak")
             run = []
 
 
-def _hold_span(p):
-    """[down, up] of the seller press that opened poll `p` (ms), or None when its hold is unknown."""
+def _held(p, before, presses):
+    """(an answer button was pressed while the seller held the button opening `p`, the previous
+    poll's answer was that press): an unsolicited press (`presses`: the panel's unsolicited
+    press times, sorted) or the previous poll's answer in [down, release]."""
     hold = p.get("seller_hold_ms")
-    if hold is None or hold <= 0:
-        return None
-    return p["opened_ms"] - hold, p["opened_ms"]
+    if not hold or hold <= 0:  # unknown: older firmware, or rows derived before the column
+        return False, False
+    up = p["opened_ms"]
+    down = up - hold
+    answered = before.get("answered_ms") if before is not None else None
+    previous = answered is not None and down <= answered <= up
+    if previous:
+        return True, True
+    i = bisect.bisect_left(presses, down)
+    return i < len(presses) and presses[i] <= up, False
 
 
-def _answered_in_hold(p, before):
-    """The previous poll of the panel got its answer while the seller held the button opening `p`."""
-    span = _hold_span(p)
-    if span is None or before is None or before.get("answered_ms") is None:
-        return False
-    return span[0] <= before["answered_ms"] <= span[1]
+def _panel_signs(rows, near, s, mark):
+    """The signs of one panel's polls (`rows` in time order; `near`: its unsolicited press
+    times, sorted); mark(poll, reason) records one. (Locals: this runs for every poll of the
+    console's review week.)"""
+    instant, reaction_ms, reopen_ms, near_ms = s.instant_ms, s.min_reaction_ms, s.reopen_ms, s.near_ms
+    bisect_left = bisect.bisect_left
+    n_near = len(near)
+    before = None
+    for p in rows:
+        opened = p["opened_ms"]
+        answer = p["answer"]
+        held, previous = _held(p, before, near) if p.get("seller_hold_ms") else (False, False)
+        if held:
+            mark(p, "seller_held")
+        if previous:
+            mark(before, "seller_held")
+        answered = p.get("answered_ms")
+        if answer is not None and answered is not None:
+            if answered - opened < instant:
+                mark(p, "very_fast_answer")
+            elif answered - opened < reaction_ms:
+                mark(p, "fast_answer")
+        if (p.get("seller_presses") or 1) > 1 or (
+            before is not None
+            and answer == "yes"
+            and before["answer"] in (None, "no")
+            and opened - before["opened_ms"] <= reopen_ms
+        ):
+            mark(p, "reopened")
+        if p.get("extra_presses"):
+            mark(p, "extra_presses")
+        if n_near:
+            i = bisect_left(near, opened - near_ms)
+            if i < n_near and near[i] <= opened + near_ms:
+                mark(p, "unsolicited_near")
+        before = p
 
 
-def _held_answer(p, before, presses):
-    """An answer button was pressed while the seller held the button opening `p`: an unsolicited
-    press (`presses`: the panel's unsolicited press times, sorted) or the previous poll's answer."""
-    span = _hold_span(p)
-    if span is None:
-        return False
-    i = bisect.bisect_left(presses, span[0])
-    return (i < len(presses) and presses[i] <= span[1]) or _answered_in_hold(p, before)
+NO_DOUBT = Doubt(0, ())
 
 
 def score(polls, unsolicited=(), settings=None):
     s = settings or DoubtSettings()
-    reasons = {poll_id(p): set() for p in polls}
+    found = {}  # poll id -> its reasons, only for polls with one (most have none)
+
+    def mark(p, reason):
+        found.setdefault(poll_id(p), set()).add(reason)
+
     by_panel = {}
     for p in polls:
         by_panel.setdefault((p["site"], p["device"]), []).append(p)
@@ -127,40 +163,16 @@ def score(polls, unsolicited=(), settings=None):
         presses.setdefault((u["site"], u["device"]), []).append(u["at_ms"])
     for panel, rows in by_panel.items():
         rows.sort(key=lambda p: p["opened_ms"])
-        near = sorted(presses.get(panel, ()))
-        before = None
-        for p in rows:
-            r = reasons[poll_id(p)]
-            if _held_answer(p, before, near):
-                r.add("seller_held")
-                if _answered_in_hold(p, before):
-                    reasons[poll_id(before)].add("seller_held")
-            if p["answer"] is not None and p.get("answered_ms") is not None:
-                reaction = p["answered_ms"] - p["opened_ms"]
-                if reaction < s.instant_ms:
-                    r.add("very_fast_answer")
-                elif reaction < s.min_reaction_ms:
-                    r.add("fast_answer")
-            if (p.get("seller_presses") or 1) > 1:
-                r.add("reopened")
-            if (
-                before is not None
-                and p["answer"] == "yes"
-                and before["answer"] in (None, "no")
-                and p["opened_ms"] - before["opened_ms"] <= s.reopen_ms
-            ):
-                r.add("reopened")
-            if (p.get("extra_presses") or 0) > 0:
-                r.add("extra_presses")
-            i = bisect.bisect_left(near, p["opened_ms"] - s.near_ms)
-            if i < len(near) and near[i] <= p["opened_ms"] + s.near_ms:
-                r.add("unsolicited_near")
-            before = p
-    _streaks(polls, s, reasons)
-    return {
-        ident: Doubt(sum(WEIGHTS[x] for x in found), tuple(x for x in REASONS if x in found))
-        for ident, found in reasons.items()
-    }
+        _panel_signs(rows, sorted(presses.get(panel, ())), s, mark)
+    _streaks(polls, s, mark)
+    out = dict.fromkeys(map(poll_id, polls), NO_DOUBT)
+    same = {}  # one Doubt per set of reasons
+    for ident, reasons in found.items():
+        key = frozenset(reasons)
+        if key not in same:
+            same[key] = Doubt(sum(WEIGHTS[x] for x in key), tuple(x for x in REASONS if x in key))
+        out[ident] = same[key]
+    return out
 
 
 def rank(polls, doubts):
