@@ -4,6 +4,7 @@ ones, on raw panel events derived by the real window builder.
     .venv/bin/python bench/doubt.py              # 20 honest sellers, 2 gaming, 5 days
     .venv/bin/python bench/doubt.py --days 2     # quicker
     .venv/bin/python bench/doubt.py --sim 5      # the simulator's gaming-week, seeds 1..5
+    .venv/bin/python bench/doubt.py --speed      # scoring a week of 100 offices (56,000 polls)
 
 With --sim N: the simulator's people model (simulator/scenarios/gaming-week.toml: six honest
 sellers and one gaming seller, simulator/world.py) over N seeds, every press turned into the
@@ -174,8 +175,57 @@ def _sim_line(label, r):
     )
 
 
+def speed(repeat=5):
+    """Time of doubt.score over the polls of the console's coldest review page (all 100
+    offices, a week: 2 panels x 40 polls a day x 7 days each, every seller press with its
+    hold, 7 unsolicited presses per office), against the reference in the same run:
+    review.sample over the same polls (the sample the page draws anyway)."""
+    import statistics
+    import time
+
+    from gateway import review
+
+    rng = random.Random(1)
+    polls, presses = [], []
+    for o in range(100):
+        for d in range(2):
+            t = sites.T0
+            for i in range(280):
+                t += rng.randint(60000, 1800000)
+                a = rng.choice(["yes", "yes", "yes", "no", "unsure", None])
+                polls.append(
+                    {
+                        "site": "o%03d" % o,
+                        "device": "d%d" % d,
+                        "open_seq": 2 * i + 1,
+                        "opened_ms": t,
+                        "answered_ms": None if a is None else t + reaction(rng),
+                        "answer": a,
+                        "extra_presses": 0,
+                        "seller_presses": 1,
+                        "seller_hold_ms": rng.randint(90, 400),
+                        "employee": "e%03d-%d" % (o, i % 2),
+                    }
+                )
+        presses += [{"site": "o%03d" % o, "device": "d0", "at_ms": sites.T0 + rng.randrange(7 * DAY)} for _ in range(7)]
+    ref, took = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        review.sample(polls, [], 0.1)
+        t1 = time.perf_counter()
+        doubt.score(polls, presses)
+        took.append(time.perf_counter() - t1)
+        ref.append(t1 - t0)
+    a, b = statistics.median(took) * 1000, statistics.median(ref) * 1000
+    print(
+        "%d polls: doubt.score %.0f ms, reference review.sample %.0f ms (ratio %.2f), median of %d"
+        % (len(polls), a, b, a / b, repeat)
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--speed", action="store_true", help="time the score on a week of 100 offices instead")
     ap.add_argument("--sim", type=int, metavar="SEEDS", help="the simulator's gaming-week over seeds 1..SEEDS instead")
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--honest", type=int, default=20)
@@ -183,6 +233,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=int, default=3)
     a = ap.parse_args()
+    if a.speed:
+        speed()
+        return
     if a.sim:
         sim(a.sim, a.days)
         return
