@@ -192,10 +192,10 @@ def test_the_light_index_and_pages_read_the_same_polls_as_polls_and_reports(tmp_
     db.close()
 
 
-def test_derive_a_poll_keeps_the_hold_of_its_opening_press_across_updates(tmp_path):
+def test_derive_a_poll_keeps_the_hold_of_its_opening_press_across_updates(any_db):
     # the hold rides with the opening press while its poll is open: the row written when the
     # window closes, in a later update from the saved state, still has it (doubt: seller_held)
-    db = sqlite_db(tmp_path)
+    db = any_db
     apply_site(db)
     p = Panel()
     p.press(T0 + 1000, "yes")  # pressed while the seller's button (down at T0 + 800) is held
