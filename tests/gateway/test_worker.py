@@ -86,7 +86,8 @@ def test_only_panels_whose_window_ended_are_advanced_by_the_clock(tmp_path):
     worker._rev = 1  # the settings are not new: only what is due
     _rounds(worker, db, closes + derive.MARGIN_MS + 1)
     (poll,) = [r for r in derived(db)["polls"] if r[1] == "desk-1"]
-    assert poll[5] is None and poll[-1] == 1  # silent, provisional: closed by the clock
+    row = dict(zip(derive.POLL_COLUMNS, poll, strict=True))
+    assert row["answer"] is None and row["provisional"] == 1  # silent, provisional: closed by the clock
     assert derive.due_panels(db, T0 + 24 * 60 * MIN) == []  # nothing left to close
 
 
