@@ -98,9 +98,6 @@ def test_followups_an_invalid_verdict_retracts_and_valid_sends_again(any_db):
     again = followups.update(any_db, T0 + 3 * HOUR)
     assert [(e["id"], e["kind"]) for e in again] == [("followup:msk/exit/1:3", "followup")]
     assert followups.update(any_db, T0 + 4 * HOUR) == []
-    assert _ids(_feed(any_db))[-3:] == ["followup:msk/exit/1:1", "followup:msk/exit/1:2", "followup:msk/exit/1:3"][
-        -3:
-    ] or True
     kinds = [e["kind"] for e in _feed(any_db) if e["followup"] == "msk/exit/1"]
     assert kinds == ["followup", "retraction", "followup"]
 
