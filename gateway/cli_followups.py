@@ -113,9 +113,7 @@ def register(sub):
     )
     p = fsub.add_parser("list", help=_("list follow-up records, newest first"))
     add_db(p)
-    p.add_argument(
-        "--state", choices=("all", *STATE_WORDS), default="all", help=_("which records (default: all)")
-    )
+    p.add_argument("--state", choices=("all", *STATE_WORDS), default="all", help=_("which records (default: all)"))
     p.add_argument("--site", metavar="SITE_ID", help=_("one office's records"))
     p.add_argument("--limit", type=int, default=100, metavar="N", help=_("at most N, newest first (default: 100)"))
     p.add_argument("--format", choices=("table", "json"), default="table")

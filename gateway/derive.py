@@ -668,11 +668,14 @@ def latest_poll_ms(db, sites=None):
 def negative_polls(db, from_ms, through_ms, panel=None):
     """The No and silent polls opened in [from_ms, through_ms] (of one panel (site, device) when
     given), in time order: the candidates for a CRM follow-up (gateway/followups.py)."""
-    sql, params = "SELECT * FROM polls WHERE (answer IS NULL OR answer = ?) AND opened_ms >= ? AND opened_ms <= ?", [
-        "no",
-        from_ms,
-        through_ms,
-    ]
+    sql, params = (
+        "SELECT * FROM polls WHERE (answer IS NULL OR answer = ?) AND opened_ms >= ? AND opened_ms <= ?",
+        [
+            "no",
+            from_ms,
+            through_ms,
+        ],
+    )
     if panel is not None:
         sql += " AND site = ? AND device = ?"
         params += list(panel)

@@ -21,7 +21,7 @@ WEBHOOK_FIELDS = ("url", "secrets", "offices")
 
 def check(table, err, is_site):
     """The [followups] table checked -> config dict; problems go to err(path, text)."""
-    config = dict(DEFAULTS, enabled=True, webhooks={})
+    config: dict = dict(DEFAULTS, enabled=True, webhooks={})
     if not isinstance(table, dict):
         err("followups", _("must be a table ([followups])"))
         return config
@@ -77,8 +77,8 @@ def _webhook(err, path, item, is_site):
     return {"url": url, "secrets": secrets, "offices": offices}
 
 
-def settings(config):
+def settings(config) -> dict:
     """The config in force (the defaults where the site file has no [followups])."""
-    out = dict(DEFAULTS, enabled=True, webhooks={})
+    out: dict = dict(DEFAULTS, enabled=True, webhooks={})
     out.update(config or {})
     return out

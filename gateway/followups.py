@@ -291,7 +291,7 @@ def _apply(db, ps, key, record, verdicts, cover, history):
     poll, now_ms, config = ps.polls.get(key), ps.now_ms, ps.config
     if record is None and poll is None:
         return None
-    opened = poll["opened_ms"] if poll else record["opened_ms"]
+    opened = poll["opened_ms"] if poll is not None else (record or {})["opened_ms"]
     verdict = verdicts.get((review.POLL, *key))
     invalid = verdict is not None and verdict["verdict"] == "invalid"
     periods, pending = cover

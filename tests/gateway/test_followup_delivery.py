@@ -31,7 +31,7 @@ def _site(tmp_path, url, crm_secrets=True):
         alert_file,
         url,
     )
-    text += "\n[followups]\nhold_min = 1\n\n[followups.webhooks.crm]\nurl = \"%s\"\n" % url
+    text += '\n[followups]\nhold_min = 1\n\n[followups.webhooks.crm]\nurl = "%s"\n' % url
     if crm_secrets:
         text += 'secrets = "%s"\n' % _secrets(tmp_path, "crm.toml", 'webhook_key = "%s"\n' % CRM_KEY)
     return text

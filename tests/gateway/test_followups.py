@@ -11,7 +11,7 @@ from gw_site_support import MIN, SITE_TOML, T0, apply_site, review_scenario
 from gateway import derive, followups, review, site
 
 HOUR = 60 * MIN
-FOLLOWUPS = '\n[followups]\nhold_min = 30\nfm_wait_h = 24\nmax_age_h = 48\n'
+FOLLOWUPS = "\n[followups]\nhold_min = 30\nfm_wait_h = 24\nmax_age_h = 48\n"
 
 
 def _scenario(db):
@@ -128,8 +128,8 @@ def test_followups_off_when_the_site_file_says_so(any_db):
 @pytest.mark.parametrize(
     "table, where",
     [
-        ('[followups]\nhold_min = 0\n', "followups.hold_min"),
-        ('[followups]\nfm_wait_h = 100\nmax_age_h = 48\n', "followups.fm_wait_h"),
+        ("[followups]\nhold_min = 0\n", "followups.hold_min"),
+        ("[followups]\nfm_wait_h = 100\nmax_age_h = 48\n", "followups.fm_wait_h"),
         ('[followups.webhooks.crm]\nurl = "http://crm.example/hook"\n', "followups.webhooks.crm.url"),
         ('[followups.webhooks.crm]\nurl = "https://crm.example/hook"\nwebhook_key = "x"\n', "webhook_key"),
         ('[followups.webhooks.crm]\nurl = "https://crm.example/hook"\nsecrets = "rel.toml"\n', "secrets"),
