@@ -44,8 +44,9 @@ log = logging.getLogger("gateway.followups")
 SEND, HOLD, EXCLUDE = "send", "hold", "exclude"
 FOLLOWUP, RETRACTION = "followup", "retraction"
 STATES = ("held", "sent", "retracted", "excluded")
-OVERLAP_MS = 10 * 60000  # the time pass looks back this far behind its mark (polls stored late)
+OVERLAP_MS = 60 * 60000  # the time pass looks back this far behind its mark (windows, polls stored late)
 MAX_VERDICTS = 2000  # verdicts read a pass
+LOCKS = 0x52415450  # advisory lock namespace of the follow-up pass (gateway.db.lock_names)
 
 
 def transaction_of(db, site, device, open_seq):
@@ -160,61 +161,66 @@ def _set_mark(db, key, value):
     )
 
 
-def _records(db, keys):
-    out = {}
-    for site, device, seq in sorted(keys):
-        row = db.query_one(
-            "SELECT * FROM followups WHERE site = ? AND device = ? AND open_seq = ?", (site, device, seq)
-        )
-        if row is not None:
-            out[(site, device, seq)] = row
-    return out
+def _record_rows(db, sql, params):
+    return {(r["site"], r["device"], r["open_seq"]): r for r in db.query("SELECT * FROM followups" + sql, params)}
 
 
 class Pass:
-    """What one pass reads before it writes: the candidate polls, their records and verdicts."""
+    """What one pass reads before it writes: the keys to decide, their polls and records."""
 
     def __init__(self, db, now_ms, config):
         self.db, self.now_ms, self.config = db, now_ms, config
-        self.polls = {}  # key -> poll row
+        self.polls = {}  # key -> poll row (None: gone)
+        self.records = {}  # key -> record row
         self.keys = set()
 
-    def add_polls(self, rows, through_ms):
+    def add_new_polls(self, rows, through_ms):
+        """Final polls that have no record yet (a record's later changes come by other triggers)."""
         for p in rows:
-            if p["closes_ms"] <= through_ms:
-                key = (p["site"], p["device"], p["open_seq"])
+            key = (p["site"], p["device"], p["open_seq"])
+            if p["closes_ms"] <= through_ms and key not in self.records:
                 self.polls[key] = p
                 self.keys.add(key)
 
+    def add_records(self, records):
+        self.records.update(records)
+        self.keys |= set(records)
+
 
 def _candidates(db, now_ms, config, panels, marks):
-    """The pass's keys: polls whose hold ended since the mark, polls and records of the panels
-    just derived, held records, targets of new verdicts. -> (Pass, new marks)."""
+    """The pass's keys: polls whose hold ended since the mark (new ones), new polls of the panels
+    just derived and their live records whose poll is gone or answered now, held records,
+    targets of new verdicts. -> (Pass, new marks). A steady pass reads a few rows a panel."""
     hold_ms = int(config["hold_min"] * 60000)
     max_age_ms = int(config["max_age_h"] * 3600000)
     final_through = now_ms - hold_ms
     ps = Pass(db, now_ms, config)
     since = marks.get("final_through_ms", now_ms - max_age_ms)
-    # a window is at most a few minutes: polls opened since the mark less that and the overlap
-    ps.add_polls(derive.negative_polls(db, since - OVERLAP_MS, final_through), final_through)
+    # a window is at most a few minutes: polls opened since the mark less the overlap
+    lo = since - OVERLAP_MS
+    ps.records.update(_record_rows(db, " WHERE opened_ms >= ? AND opened_ms <= ?", (lo, final_through)))
+    ps.add_new_polls(derive.negative_polls(db, lo, final_through), final_through)
     for panel in sorted(panels or ()):
-        ps.add_polls(derive.negative_polls(db, now_ms - max_age_ms, final_through, panel), final_through)
-        for r in db.query(
-            "SELECT site, device, open_seq FROM followups WHERE site = ? AND device = ? AND opened_ms >= ?",
-            (panel[0], panel[1], now_ms - max_age_ms),
-        ):
-            ps.keys.add((r["site"], r["device"], r["open_seq"]))
-    for r in db.query("SELECT site, device, open_seq FROM followups WHERE state = 'held'"):
-        ps.keys.add((r["site"], r["device"], r["open_seq"]))
+        negative = derive.negative_polls(db, now_ms - max_age_ms, final_through, panel)
+        own = _record_rows(
+            db, " WHERE site = ? AND device = ? AND opened_ms >= ?", (panel[0], panel[1], now_ms - max_age_ms)
+        )
+        ps.records.update(own)
+        ps.add_new_polls(negative, final_through)
+        still = {(p["site"], p["device"], p["open_seq"]) for p in negative}
+        ps.add_records({k: r for k, r in own.items() if r["live"] and k not in still})
+    ps.add_records(_record_rows(db, " WHERE state = ?", ("held",)))
     if "verdict_id" in marks:
         verdicts = review.verdicts_after(db, marks["verdict_id"], MAX_VERDICTS)
     else:  # the first pass: every decision reads the verdicts in force anyway
         verdicts, marks["verdict_id"] = [], review.last_verdict_id(db)
     for v in verdicts:
+        key = (v["site"], v["device"], v["seq"])
         if v["target"] == review.POLL:
-            ps.keys.add((v["site"], v["device"], v["seq"]))
+            ps.add_records(_record_rows(db, " WHERE site = ? AND device = ? AND open_seq = ?", key))
+            ps.keys.add(key)
         else:
-            ps.keys |= _covered_records(db, v)
+            ps.add_records(_covered_records(db, v))
     new_marks = {"final_through_ms": max(since, final_through), "verdict_id": marks["verdict_id"]}
     if verdicts:
         new_marks["verdict_id"] = verdicts[-1]["id"]
@@ -231,12 +237,10 @@ def _covered_records(db, verdict):
         if row["target"] == review.FM:
             spans += [t for t in (row["from_ms"], row["to_ms"]) if t is not None]
     if not spans:
-        return set()
-    rows = db.query(
-        "SELECT open_seq FROM followups WHERE site = ? AND device = ? AND opened_ms >= ? AND opened_ms <= ?",
-        (site, device, min(spans), max(spans)),
+        return {}
+    return _record_rows(
+        db, " WHERE site = ? AND device = ? AND opened_ms >= ? AND opened_ms <= ?", (site, device, min(spans), max(spans))
     )
-    return {(site, device, r["open_seq"]) for r in rows}
 
 
 def _fm_cover(db, keys, verdicts):
@@ -269,11 +273,12 @@ def update(db, now_ms, panels=None, history=None):
     config = config_of(history, now_ms)
     if not config["enabled"]:
         return []
-    marks = _marks(db)
-    ps, new_marks = _candidates(db, now_ms, config, panels, marks)
     issued = []
     with db.transaction():
-        records = _records(db, ps.keys)
+        # gateways sharing one PostgreSQL: one pass at a time, each from what the other committed
+        db.lock_names(LOCKS, ["followups"])
+        ps, new_marks = _candidates(db, now_ms, config, panels, _marks(db))
+        records = ps.records
         for key in ps.keys - set(ps.polls):
             ps.polls[key] = derive.poll(db, *key)
         verdicts = review.latest_for(db, [(review.POLL, *k) for k in sorted(ps.keys)])

@@ -147,3 +147,24 @@ def test_followups_payload_is_json_with_sorted_keys_stored_as_sent(any_db):
     followups.update(any_db, T0 + 60 * MIN)
     events = _feed(any_db)
     assert json.loads(json.dumps(events[0])) == events[0]
+
+
+def test_followups_a_poll_answered_after_all_is_retracted_and_a_late_poll_still_comes(any_db):
+    from gw_site_support import Panel, store_events
+
+    apply_site(any_db, SITE_TOML + FOLLOWUPS)
+    d = Panel()
+    d.poll(T0)  # seq 1: silent so far (the answer is still in the panel's journal)
+    store_events(any_db, d.events)
+    derive.update(any_db, [("msk", "desk-1")], T0 + 40 * MIN)
+    assert _ids(followups.update(any_db, T0 + 40 * MIN, panels={("msk", "desk-1")})) == ["followup:msk/desk-1/1:1"]
+    # the panel comes back: its answer pressed inside the window, and a No poll of an hour ago
+    d.press(T0 + 10000, "yes", received_ms=T0 + 2 * HOUR)
+    d.poll(T0 + HOUR, "no")
+    store_events(any_db, d.events[1:])
+    derive.rebuild(any_db, T0 + 2 * HOUR)
+    events = followups.update(any_db, T0 + 2 * HOUR, panels={("msk", "desk-1")})
+    assert [(e["id"], e["kind"], e.get("reason")) for e in events] == [
+        ("followup:msk/desk-1/1:2", "retraction", "answered"),
+        ("followup:msk/desk-1/3:1", "followup", None),
+    ]
