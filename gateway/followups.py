@@ -239,7 +239,9 @@ def _covered_records(db, verdict):
     if not spans:
         return {}
     return _record_rows(
-        db, " WHERE site = ? AND device = ? AND opened_ms >= ? AND opened_ms <= ?", (site, device, min(spans), max(spans))
+        db,
+        " WHERE site = ? AND device = ? AND opened_ms >= ? AND opened_ms <= ?",
+        (site, device, min(spans), max(spans)),
     )
 
 
