@@ -81,6 +81,12 @@ def test_followups_api_is_limited_to_the_token_offices_and_closed_to_staff(serve
     assert _get(running, tokens["manager"])[0] == 403
     assert _get(running, tokens["admin"])[0] == 403
     assert _get(running, "rt_not-a-token")[0] == 401
+    # an integration account has no pages
+    page = Client(running.url)
+    assert page.login("crm")[0] == 303
+    assert page.get("/reports")[0] == 403 and page.get("/review")[0] == 403
+    status, _h, home = page.get("/")
+    assert status == 200 and "An integration account (CRM)" in home
 
 
 def test_followups_api_a_token_of_another_office_sees_nothing(served):

@@ -104,3 +104,29 @@ def test_followup_delivery_key_from_the_environment(any_db, tmp_path, monkeypatc
         assert all(_verify(CRM_KEY, h, b) for h, b in receiver.requests)
     finally:
         receiver.stop()
+
+
+def test_followup_delivery_an_integration_gets_only_its_offices(any_db, tmp_path):
+    crm = WebhookReceiver().start()
+    other = WebhookReceiver().start()
+    try:
+        review_scenario(any_db)
+        key = _secrets(tmp_path, "crm.toml", 'webhook_key = "%s"\n' % CRM_KEY)
+        text = SITE_TOML + '\n[[sites]]\nid = "spb"\nname = "Невский"\ntimezone = "Europe/Moscow"\n'
+        text += "\n[followups]\nhold_min = 1\n"
+        for name, receiver, offices in (("crm", crm, ["msk"]), ("spb-crm", other, ["spb"])):
+            text += '\n[followups.webhooks.%s]\nurl = "%s"\nsecrets = "%s"\noffices = %s\n' % (
+                name,
+                receiver.url,
+                key,
+                json.dumps(offices),
+            )
+        apply_site(any_db, text, T0 + 1)
+        followups.update(any_db, T0 + 30 * MIN)
+        from gateway import site
+
+        assert followups.deliver(any_db, site.load(any_db), T0 + 30 * MIN) == (4, 0)
+        assert len(crm.requests) == 4 and other.requests == []
+    finally:
+        crm.stop()
+        other.stop()
