@@ -26,7 +26,8 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   `alerts_every_s`, not once per round); then the alert outbox is delivered
   (gateway/alertsend.py), one pass a round;
 - CRM follow-ups (gateway/followups.py): every `followups_every_s` the polls whose hold ended
-  and the panels derived since the last pass; then their webhook outbox, one pass a round.
+  and up to `followup_panels` of the panels derived since (bench/followups.py: a few ms a
+  panel); then their webhook outbox, one pass a round.
 
 A failure is logged and counted (`stats["errors"]`) and the panel is tried again next round;
 derived rows can always be rebuilt (`rating rebuild`). `run_round(db, now_ms)` is the whole
@@ -126,6 +127,7 @@ class Worker:
         duty: float = 0.5,
         alerts_every_s: float = 10.0,
         followups_every_s: float = 10.0,
+        followup_panels: int = 200,
     ):
         self.url = url
         self.root = root
@@ -156,6 +158,7 @@ class Worker:
         self._next_alerts = time.monotonic() + alerts_every_s  # the first after derivation started
         self._alert_sites: set[str] = set()  # offices with newly derived polls, not yet evaluated
         self.followups_every_s = followups_every_s
+        self.followup_panels = followup_panels
         self._next_followups = time.monotonic() + followups_every_s
         self._followup_panels: set[Panel] = set()  # derived since the last follow-up pass
         self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0, "alerts": 0, "alerts_sent": 0}
@@ -276,9 +279,12 @@ class Worker:
             if time.monotonic() >= self._next_followups:
                 self._next_followups = time.monotonic() + self.followups_every_s
                 history = site_mod.load(db)
+                # bounded work a pass: the panels derived since are rechecked (late polls, a poll
+                # answered after all) a few hundred at a time, the rest in the next passes
+                batch = set(sorted(self._followup_panels)[: self.followup_panels])
                 with self._background():
-                    self.stats["followups"] += len(followups.update(db, now_ms, self._followup_panels, history))
-                self._followup_panels = set()  # kept for the next try when the pass failed
+                    self.stats["followups"] += len(followups.update(db, now_ms, batch, history))
+                self._followup_panels -= batch  # kept for the next try when the pass failed
             if followups.outbox_pending(db):
                 history = history or site_mod.load(db)
                 sent, _failed = followups.deliver(db, history, now_ms)
