@@ -22,7 +22,6 @@ from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, st
 
 from gateway import derive, followups  # noqa: E402
 
-
 PER_OFFICE = 10
 
 
