@@ -8,6 +8,7 @@ pass cannot avoid (derive.negative_polls of each panel over max_age, the referen
 """
 
 import argparse
+import importlib
 import os
 import pathlib
 import random
@@ -18,9 +19,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "support")]
 
-from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events  # noqa: E402
-
 from gateway import derive, followups  # noqa: E402
+
+# tests/support (a site file, pressing panels), found through sys.path at run time
+sites = importlib.import_module("gw_site_support")
+MIN, SITE_TOML, T0, Panel = sites.MIN, sites.SITE_TOML, sites.T0, sites.Panel
+apply_site, sqlite_db, store_events = sites.apply_site, sites.sqlite_db, sites.store_events
 
 PER_OFFICE = 10
 
