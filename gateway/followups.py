@@ -296,8 +296,10 @@ def update(db, now_ms, panels=None, history=None):
 
 def _apply(db, ps, key, record, verdicts, cover, history):
     poll, now_ms, config = ps.polls.get(key), ps.now_ms, ps.config
-    if record is None and poll is None:
-        return None
+    if record is None and (
+        poll is None or poll["answer"] not in (None, "no") or poll["closes_ms"] > now_ms - config["hold_min"] * 60000
+    ):
+        return None  # no record for a poll that is not a final No/silent one (a verdict came early)
     opened = poll["opened_ms"] if poll is not None else (record or {})["opened_ms"]
     verdict = verdicts.get((review.POLL, *key))
     invalid = verdict is not None and verdict["verdict"] == "invalid"

@@ -168,3 +168,14 @@ def test_followups_a_poll_answered_after_all_is_retracted_and_a_late_poll_still_
         ("followup:msk/desk-1/1:2", "retraction", "answered"),
         ("followup:msk/desk-1/3:1", "followup", None),
     ]
+
+
+def test_followups_a_verdict_before_the_hold_is_over_does_not_skip_the_hold(any_db):
+    _scenario(any_db)
+    followups.update(any_db, T0 + 20 * MIN)
+    review.record(any_db, review.POLL, "msk/desk-1/3", "valid", "", "expert", T0 + 21 * MIN)
+    review.record(any_db, review.POLL, "msk/desk-1/1", "valid", "", "expert", T0 + 21 * MIN)  # a Yes
+    assert followups.update(any_db, T0 + 22 * MIN) == []
+    assert followups.listing(any_db) == []
+    assert "followup:msk/desk-1/3:1" in _ids(followups.update(any_db, T0 + 60 * MIN))
+    assert ("desk-1", 1) not in {(r["device"], r["open_seq"]) for r in followups.listing(any_db)}
