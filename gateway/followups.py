@@ -396,12 +396,15 @@ def webhook_secrets(name, hook):
 def deliver(db, history, now_ms, limit=50):
     """One pass over the follow-up outbox: (delivered, failed)."""
     hooks = config_of(history, now_ms)["webhooks"]
+    secrets = {}  # read once a pass per integration
 
     def route(channel):
         hook = hooks.get(channel)
         if not hook:
             raise alertsend.SecretsError("the site file has no [followups.webhooks.%s] table now" % channel)
-        return alertsend.send_webhook, hook, webhook_secrets(channel, hook)
+        if channel not in secrets:
+            secrets[channel] = webhook_secrets(channel, hook)
+        return alertsend.send_webhook, hook, secrets[channel]
 
     return alertsend.deliver_outbox(db, OUTBOX, route, now_ms, limit, "follow-up webhook")
 
