@@ -1,6 +1,8 @@
 """The JSON API under /api/v1: the pages' permissions, for integrations (bearer tokens) and
 scripts (the session cookie + X-CSRF-Token). OpenAPI at /api/v1/openapi.json."""
 
+import base64
+import binascii
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -9,11 +11,13 @@ from pydantic import BaseModel, Field
 
 from console import data, fmt, queue
 from console.web import NotFound, context
-from gateway import derive, review
+from gateway import derive, followups, review
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
 MAX_POLLS = 500
+MAX_FOLLOWUPS = 1000
+CURSOR_PREFIX = "fu1:"
 
 
 def _bad(errors):
@@ -261,3 +265,43 @@ def verdicts(request: Request, site: str, device: str, seq: int):
         if not c.allows(site):
             raise NotFound()
         return {"verdicts": review.history(c.db, review.format_id(site, device, seq))}
+
+
+def followup_cursor(event_id: int) -> str:
+    """The opaque cursor after the event row `event_id` (0: from the start)."""
+    return base64.urlsafe_b64encode(("%s%d" % (CURSOR_PREFIX, event_id)).encode()).decode().rstrip("=")
+
+
+def _followup_after(cursor):
+    """The event row id a cursor stands for; ValueError when it is not one of ours."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(cursor) from None
+    if not text.startswith(CURSOR_PREFIX) or not text[len(CURSOR_PREFIX) :].isdigit():
+        raise ValueError(cursor)
+    return int(text[len(CURSOR_PREFIX) :])
+
+
+@router.get(
+    "/followups",
+    summary="CRM follow-ups and retractions of the token's offices, in issue order",
+    description="For integration accounts only (role `integration`, a bearer token). Pass the `next` value "
+    "of a response as `since` to get what was issued after it; `next` is returned even when nothing is "
+    "new, and re-reading with the same `since` returns the same events (idempotent). Each event's `id` is "
+    "its idempotency key. docs/integrations.md describes the payloads.",
+)
+def followups_feed(
+    request: Request,
+    since: str | None = Query(None, description="the `next` value of the previous response (none: from the start)"),
+    limit: int = Query(100, ge=1, le=MAX_FOLLOWUPS),
+):
+    with context(request, "followups", api=True) as c:
+        try:
+            after = _followup_after(since)
+        except ValueError:
+            return _bad({"since": "use the `next` value of the previous response"})
+        events, last = followups.feed(c.db, after, c.sites, limit)
+        return {"followups": events, "next": followup_cursor(last)}

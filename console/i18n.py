@@ -31,6 +31,7 @@ TEXT = {
     "role_analyst": ("аналитик", "analyst"),
     "role_store-manager": ("управляющий офисом", "store manager"),
     "role_technician": ("техник", "technician"),
+    "role_integration": ("интеграция", "integration"),
     "home_role_admin": (
         "Вы управляете учётными записями и токенами API и видите всё.",
         "You manage accounts and API tokens and see everything.",
@@ -45,6 +46,10 @@ TEXT = {
         "You see the reports and panels of your offices.",
     ),
     "home_role_technician": ("Вы следите за панелями.", "You watch the panels."),
+    "home_role_integration": (
+        "Учётная запись интеграции (CRM): её токен API читает повторные контакты своих офисов.",
+        "An integration account (CRM): its API token reads the follow-ups of its offices.",
+    ),
     "home_review": ("Очередь проверки эксперта.", "The expert's review queue."),
     "home_reports": ("KPI по офисам и сотрудникам, с интервалами.", "KPIs per office and employee, with intervals."),
     "home_fleet": (

@@ -19,6 +19,9 @@ CAPABILITIES = {
     "fleet": ("admin", "technician", "store-manager"),
     # accounts and API tokens
     "admin": ("admin",),
+    # the CRM follow-ups through the API (customers' loyalty references): integrations only,
+    # never staff (docs/integrations.md)
+    "followups": ("integration",),
 }
 
 

@@ -148,45 +148,65 @@ SENDERS = {"webhook": send_webhook, "email": send_email, "mqtt": send_mqtt}
 
 
 def deliver(db, config, now_ms, limit=50, senders=None):
-    """One pass over the outbox rows due: (delivered, failed messages). A channel that fails is
-    not tried again in this pass: its later rows wait behind the failed one, which alone backs
-    off (a receiver that is down costs one timeout a retry, not one per message)."""
+    """One pass over the alert outbox rows due: (delivered, failed messages)."""
     senders = senders or SENDERS
-    rows = alerts.outbox_due(db, now_ms, limit)
-    if not rows:
-        return 0, 0
     config = config or {}
     try:
-        secrets = read_secrets(config.get("secrets"))
+        secrets, broken = read_secrets(config.get("secrets")), None
     except SecretsError as exc:
         secrets, broken = {}, str(exc)
-    else:
-        broken = None
+
+    def route(channel):
+        if broken:
+            raise SecretsError(broken)
+        settings = config.get(channel)
+        if not settings:
+            raise SecretsError("the site file has no [alerts.%s] table now" % channel)
+        return senders[channel], settings, secrets
+
+    return deliver_outbox(db, ALERT_OUTBOX, route, now_ms, limit, "alert channel")
+
+
+class Outbox:
+    """A durable outbox as `deliver_outbox` works it: `due(db, now_ms, limit)` -> rows (id,
+    channel, payload, attempts) to try now, each channel's in order; `delivered(db, id, now_ms)`;
+    `failed(db, id, attempts, error, next_ms)`. Each owner module passes its own functions."""
+
+    def __init__(self, due, delivered, failed):
+        self.due, self.delivered, self.failed = due, delivered, failed
+
+
+ALERT_OUTBOX = Outbox(alerts.outbox_due, alerts.outbox_delivered, alerts.outbox_failed)
+
+
+def deliver_outbox(db, outbox, route, now_ms, limit=50, what="channel"):
+    """One pass over `outbox`'s rows due: (delivered, failed messages). `route(channel)` ->
+    (send, settings, secrets), raising when the channel cannot be used now. A channel that fails
+    is not tried again in this pass: its later rows wait behind the failed one, which alone backs
+    off (a receiver that is down costs one timeout a retry, not one per message). The alerts and
+    the CRM follow-ups (gateway/followups.py) are both delivered here."""
+    rows = outbox.due(db, now_ms, limit)
     down = {}
     delivered = failed = 0
     for row in rows:
         channel = row["channel"]
         if channel in down:
             continue  # waits behind the channel's row that failed
-        settings = config.get(channel)
         try:
-            if broken:
-                raise SecretsError(broken)
-            if not settings:
-                raise SecretsError("the site file has no [alerts.%s] table now" % channel)
-            senders[channel](settings, secrets, row["payload"], now_ms)
+            send, settings, secrets = route(channel)
+            send(settings, secrets, row["payload"], now_ms)
         except Exception as exc:  # any failure: kept, retried later
             down[channel] = "%s: %s" % (exc.__class__.__name__, _safe(exc))
         attempts = row["attempts"] + 1
         with db.transaction():
             if channel not in down:
-                alerts.outbox_delivered(db, row["id"], now_ms)
+                outbox.delivered(db, row["id"], now_ms)
                 delivered += 1
             else:
-                alerts.outbox_failed(db, row["id"], attempts, down[channel], now_ms + backoff_ms(attempts))
+                outbox.failed(db, row["id"], attempts, down[channel], now_ms + backoff_ms(attempts))
                 failed += 1
     for channel, error in down.items():
-        log.warning("alert channel %s failed (%s); retried with back-off", channel, error)
+        log.warning("%s %s failed (%s); retried with back-off", what, channel, error)
     return delivered, failed
 
 

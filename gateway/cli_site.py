@@ -301,6 +301,7 @@ KIND_WORDS = {
     "panel": N_("panel"),
     "roster": N_("roster"),
     "alerts": N_("alerts"),
+    "followups": N_("follow-ups"),
 }
 
 

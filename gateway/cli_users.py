@@ -16,7 +16,7 @@ from gateway.i18n import N_, _
 ROLE_HELP = N_(
     "admin (accounts, tokens, everything), expert (review queue, verdicts, reports), analyst "
     "(reports, no verdicts), store-manager (reports and panels of their offices), technician "
-    "(panel fleet, read-only)"
+    "(panel fleet, read-only), integration (a CRM's API token: the follow-ups of its offices, nothing else)"
 )
 
 
@@ -245,7 +245,7 @@ def _account_args(p, role_required, all_offices_help):
     p.add_argument(
         "--role",
         required=role_required,
-        choices=("admin", "expert", "analyst", "store-manager", "technician"),
+        choices=("admin", "expert", "analyst", "store-manager", "technician", "integration"),
         help=_(ROLE_HELP),
     )
     p.add_argument("--name", dest="name", metavar="TEXT", help=_("the person's full name (shown in the console)"))

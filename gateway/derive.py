@@ -684,3 +684,20 @@ def latest_poll_ms(db, sites=None):
     """The opening time of the newest poll of the offices `sites` (None: all), or None."""
     sql, params = _filters(sites, "opened_ms", None, None)
     return db.scalar("SELECT MAX(opened_ms) FROM polls" + sql, params)
+
+
+def negative_polls(db, from_ms, through_ms, panel=None):
+    """The No and silent polls opened in [from_ms, through_ms] (of one panel (site, device) when
+    given), in time order: the candidates for a CRM follow-up (gateway/followups.py)."""
+    sql, params = (
+        "SELECT * FROM polls WHERE (answer IS NULL OR answer = ?) AND opened_ms >= ? AND opened_ms <= ?",
+        [
+            "no",
+            from_ms,
+            through_ms,
+        ],
+    )
+    if panel is not None:
+        sql += " AND site = ? AND device = ?"
+        params += list(panel)
+    return db.query(sql + " ORDER BY opened_ms, site, device, open_seq", tuple(params))

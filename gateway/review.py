@@ -325,3 +325,14 @@ def risk_first(items, polls, doubts):
         return (0, -doubts[format_id(row["site"], row["device"], row["open_seq"])].score, row["opened_ms"])
 
     return sorted(out, key=key)
+
+
+def verdicts_after(db, after_id, limit=1000):
+    """Verdict rows recorded after the row `after_id`, in id order (at most `limit`): what an
+    incremental reader (gateway/followups.py) has not seen yet."""
+    return db.query("SELECT * FROM verdicts WHERE id > ? ORDER BY id LIMIT %d" % int(limit), (after_id,))
+
+
+def last_verdict_id(db):
+    """The id of the newest verdict row (0: none yet)."""
+    return db.scalar("SELECT MAX(id) FROM verdicts") or 0

@@ -32,14 +32,14 @@ from kpi_core import Thresholds
 from protocol import ProtocolError, topics
 from protocol.messages import CONFIG_KINDS, CONFIG_RANGES
 
-KINDS = ("deployment", "region", "site", "question", "employee", "panel", "roster", "alerts")
+KINDS = ("deployment", "region", "site", "question", "employee", "panel", "roster", "alerts", "followups")
 # what a duplicate entry is called in an error (the catalogue has them)
 _KIND_WORDS = (N_("region"), N_("site"), N_("question"), N_("employee"), N_("panel"), N_("roster"))
 QUESTION_KINDS = CONFIG_KINDS  # what a panel's config may say (protocol.config)
 LANGS = i18n.LANGS
 DAYS = times.DAYS
 DEPLOYMENT_KEY = "deployment"
-SECTIONS = ("deployment", "regions", "sites", "questions", "employees", "panels", "roster", "alerts")
+SECTIONS = ("deployment", "regions", "sites", "questions", "employees", "panels", "roster", "alerts", "followups")
 
 
 class SiteFileError(ValueError):
@@ -212,6 +212,7 @@ def parse(text, source="site file"):
     _panels(p)
     _roster(p)
     _alerts(p)
+    _followups(p)
     if p.c.errors:
         raise SiteFileError(p.c.errors, source)
     return SiteFile(p.entries, p.file_from, hashlib.sha256(text.encode()).hexdigest())
@@ -506,6 +507,20 @@ def _alerts(p):
     p.add("alerts", ALERTS_KEY, "alerts", None, config)
 
 
+FOLLOWUPS_KEY = "followups"
+
+
+def _followups(p):
+    """The [followups] table (CRM follow-ups, gateway/followupconf.py): one settings entity,
+    stored only when the file has the table (without it: the defaults, no webhook)."""
+    if "followups" not in p.doc:
+        return
+    from gateway import followupconf
+
+    config = followupconf.check(p.doc["followups"], p.c.err, lambda s: s in p.sites)
+    p.add("followups", FOLLOWUPS_KEY, "followups", None, config)
+
+
 # --- camera links -----------------------------------------------------------------------------
 
 CAMERA_PLACEHOLDERS = ("iso", "unix", "unix_ms")
@@ -708,6 +723,10 @@ class History:
     def alerts(self, t=2**62):
         """The [alerts] table in force at t (gateway/alertconf.py), None when the file has none."""
         return self.get("alerts", ALERTS_KEY, t)
+
+    def followups(self, t=2**62):
+        """The [followups] table in force at t (gateway/followupconf.py), None when the file has none."""
+        return self.get("followups", FOLLOWUPS_KEY, t)
 
     def site_name(self, site, t=2**62):
         return (self.get("site", site, t) or {}).get("name") or site

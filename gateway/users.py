@@ -20,7 +20,7 @@ import hashlib
 import json
 import secrets
 
-ROLES = ("admin", "expert", "analyst", "store-manager", "technician")
+ROLES = ("admin", "expert", "analyst", "store-manager", "technician", "integration")
 LANGS = ("ru", "en")
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256

@@ -24,7 +24,10 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   panel going quiet is news too) and the service rules over the offices whose polls were
   derived since the last evaluation (a service rule reads weeks of an office's polls: once per
   `alerts_every_s`, not once per round); then the alert outbox is delivered
-  (gateway/alertsend.py), one pass a round.
+  (gateway/alertsend.py), one pass a round;
+- CRM follow-ups (gateway/followups.py): every `followups_every_s` the polls whose hold ended
+  and up to `followup_panels` of the panels derived since (bench/followups.py: a few ms a
+  panel); then their webhook outbox, one pass a round.
 
 A failure is logged and counted (`stats["errors"]`) and the panel is tried again next round;
 derived rows can always be rebuilt (`rating rebuild`). `run_round(db, now_ms)` is the whole
@@ -38,7 +41,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from gateway import alerts, alertsend, configpush, derive, schema, store
+from gateway import alerts, alertsend, configpush, derive, followups, schema, store
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.worker")
@@ -123,6 +126,8 @@ class Worker:
         turn: WriteTurn | None = None,
         duty: float = 0.5,
         alerts_every_s: float = 10.0,
+        followups_every_s: float = 10.0,
+        followup_panels: int = 200,
     ):
         self.url = url
         self.root = root
@@ -152,7 +157,12 @@ class Worker:
         self.alerts_every_s = alerts_every_s
         self._next_alerts = time.monotonic() + alerts_every_s  # the first after derivation started
         self._alert_sites: set[str] = set()  # offices with newly derived polls, not yet evaluated
+        self.followups_every_s = followups_every_s
+        self.followup_panels = followup_panels
+        self._next_followups = time.monotonic() + followups_every_s
+        self._followup_panels: set[Panel] = set()  # derived since the last follow-up pass
         self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0, "alerts": 0, "alerts_sent": 0}
+        self.stats.update(followups=0, followups_sent=0)
 
     # ---- the ingest thread's side: cheap --------------------------------------------------
     def changed(self, panels: set[Panel], now_ms: int | None = None) -> None:
@@ -249,13 +259,39 @@ class Worker:
             panels |= left
             self.stats["panels"] += 1
             self._alert_sites.add(panel[0])
+            self._followup_panels.add(panel)
         with self._lock:
             self._pending |= panels
             more = bool(self._pending)
         self._configs(db, now_ms)
         self._expire(db, now_ms)
         self._alerts(db, now_ms)
+        self._followups(db, now_ms)
         return more
+
+    def _followups(self, db, now_ms: int) -> None:
+        """The CRM follow-ups of the polls whose hold ended or that were just derived
+        (gateway/followups.py), then their webhook outbox. Never on the ack path."""
+        if self._stop.is_set():
+            return
+        try:
+            history = None
+            if time.monotonic() >= self._next_followups:
+                self._next_followups = time.monotonic() + self.followups_every_s
+                history = site_mod.load(db)
+                # bounded work a pass: the panels derived since are rechecked (late polls, a poll
+                # answered after all) a few hundred at a time, the rest in the next passes
+                batch = set(sorted(self._followup_panels)[: self.followup_panels])
+                with self._background():
+                    self.stats["followups"] += len(followups.update(db, now_ms, batch, history))
+                self._followup_panels -= batch  # kept for the next try when the pass failed
+            if followups.outbox_pending(db):
+                history = history or site_mod.load(db)
+                sent, _failed = followups.deliver(db, history, now_ms)
+                self.stats["followups_sent"] += sent
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("follow-ups: pass or delivery failed; tried again next round")
 
     def _alerts(self, db, now_ms: int) -> None:
         """Evaluate the alert rules (after new polls, or by the clock) and deliver the outbox.

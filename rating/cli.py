@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
     "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
     "gateway.cli_alerts",  # alerts list|ack|resolve
+    "gateway.cli_followups",  # followups list|status
     "gateway.cli_reports",  # reports schedule add|list|remove, reports outbox, reports send-due
     "gateway.cli_db",  # db backup|restore
     "console.cli",  # web
