@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from console import data, fmt
 from console.web import NotFound, context
-from gateway import derive, review
+from gateway import derive, review, transactions
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -203,3 +203,39 @@ def verdicts(request: Request, site: str, device: str, seq: int):
         if not c.allows(site):
             raise NotFound()
         return {"verdicts": review.history(c.db, review.format_id(site, device, seq))}
+
+
+class TransactionIn(BaseModel):
+    site: str = Field(description="office id", examples=["msk-tverskaya"])
+    till: str = Field(description="till id (or the panel id when panels have no till setting)", examples=["till-1"])
+    t: int = Field(description="time of the sale, Unix epoch ms (the POS's clock)", examples=[1764842400000])
+    id: str = Field(description="the POS's id of the sale (receipt number), unique per office", examples=["R-000123"])
+    loyalty: str | None = Field(
+        None, description="pseudonymous loyalty-card reference; a raw card number is stored only as an HMAC"
+    )
+
+
+@router.post(
+    "/transactions",
+    summary="Take one POS sale (idempotent on site + id; docs/transactions.md)",
+    description="201 when stored, 200 when a sale with this id was already stored for the office "
+    "(nothing changes: the first arrival wins). Matched to the poll that followed it at the same till.",
+    status_code=201,
+)
+def post_transaction(request: Request, body: TransactionIn):
+    with context(request, "pos", api=True) as c:
+        c.check_csrf(request.headers.get("x-csrf-token"))
+        if not c.allows(body.site) or ("site", body.site) not in c.history.keys("site"):
+            return _bad({"site": "no office %r in your scope" % body.site})
+        sale = {"id": body.id, "till": body.till, "t": body.t}
+        if body.loyalty is not None:
+            sale["loyalty"] = body.loyalty
+        try:
+            checked, new = transactions.intake(c.db, body.site, sale, "http:" + c.me["username"], c.now_ms)
+        except transactions.TransactionError as exc:
+            field, _sep, problem = str(exc).partition(": ")
+            return _bad({field: problem or str(exc)})
+        return JSONResponse(
+            {"site": body.site, "id": checked["id"], "till": checked["till"], "t": checked["t"], "stored": new},
+            status_code=201 if new else 200,
+        )

@@ -19,6 +19,9 @@ CAPABILITIES = {
     "fleet": ("admin", "technician", "store-manager"),
     # accounts and API tokens
     "admin": ("admin",),
+    # posting POS sales (POST /api/v1/transactions): an office's own integration account
+    # (a store-manager scoped to its offices) or an admin; never shown loyalty references
+    "pos": ("admin", "store-manager"),
 }
 
 

@@ -457,6 +457,19 @@ def _region_report(db, **kwargs):
     return report_regions.build(db, **kwargs)
 
 
+def _pos_section(db, history, start, end, args, fmt, pv):
+    """Exact conversion from the POS matches, per panel and employee (docs/transactions.md), for
+    the table and JSON forms; None without sales or in the other forms."""
+    if fmt not in ("table", "json") or pv:
+        return None
+    from gateway import cli_transactions
+
+    if times.is_local(start) or times.is_local(end):  # several offices: each one's own local bounds
+        start = times.at(start, history.home_tz(None))
+        end = times.at(end, history.home_tz(None))
+    return cli_transactions.pos_section(db, history, start, end, args.site, args.employee)
+
+
 def cmd_report(args):
     from gateway import report, report_export
 
@@ -498,7 +511,15 @@ def cmd_report(args):
         pv = report_export.pivot(next(r for r in reports if r["by"] == by), args.pivot) if args.pivot else None
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
+    pos = _pos_section(db, history, start, end, args, fmt, pv)
+    if pos is not None and fmt == "json":
+        for r in reports:
+            r["pos"] = pos
     out = _report_output(reports, by, fmt, pv)
+    if pos is not None and fmt == "table":
+        from gateway import cli_transactions
+
+        out += cli_transactions.pos_text(pos)
     if not args.output:
         sys.stdout.write(out if isinstance(out, str) else out.decode("utf-8"))  # (xlsx needs -o)
         return 0

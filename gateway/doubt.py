@@ -19,6 +19,8 @@ Each sign adds its weight and a reason code; the expert's queue puts the highest
   own share of Yes (over the polls given);
 - `unsolicited_near`: answer buttons pressed on the same panel with no poll open within
   `near_ms` of the poll (someone trying the buttons).
+- `no_sale` (POS matching, docs/transactions.md): the seller opened the poll with no sale at
+  that till to follow (`no_sale`: the poll ids gateway.transactions.no_sale_ids gives).
 """
 
 import bisect
@@ -32,6 +34,9 @@ WEIGHTS = {
     "extra_presses": 1,
     "yes_streak": 2,
     "unsolicited_near": 1,
+    # --- POS matching (branch pos-tx): a poll opened with no sale at its till ---
+    "no_sale": 3,
+    # --- end POS matching ---
 }
 REASONS = tuple(WEIGHTS)
 
@@ -79,9 +84,14 @@ def _streaks(polls, s, out):
             run = []
 
 
-def score(polls, unsolicited=(), settings=None):
+def score(polls, unsolicited=(), settings=None, no_sale=frozenset()):
     s = settings or DoubtSettings()
     reasons = {poll_id(p): set() for p in polls}
+    # --- POS matching (branch pos-tx): ids "site/device/seq" of polls with no sale ---
+    for ident in no_sale:
+        if ident in reasons:
+            reasons[ident].add("no_sale")
+    # --- end POS matching ---
     by_panel = {}
     for p in polls:
         by_panel.setdefault((p["site"], p["device"]), []).append(p)

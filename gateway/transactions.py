@@ -463,7 +463,8 @@ def conversion_rows(db, history, site, by, from_ms=None, to_ms=None):
 
 
 def loyalty_days(history, now_ms):
-    return history.deployment(now_ms).get("loyalty_days", DEFAULT_LOYALTY_DAYS)
+    """How long loyalty references are kept: the site file's `[deployment] loyalty_days`."""
+    return history.deployment(now_ms).get("loyalty_days") or DEFAULT_LOYALTY_DAYS
 
 
 def purge_loyalty(db, before_ms, limit=1000):
