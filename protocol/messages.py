@@ -193,12 +193,13 @@ MAX_TX_ID = 64  # a receipt number as the POS writes it
 MAX_LOYALTY = 64
 
 
-def _printable(key, x, hi, null=False):
+def _printable(key, x, hi, null=False, spaces=False):
     x = _text(key, x, 1, hi, null=null)
     if x is not None:
         for ch in x:
-            if ch <= " " or ch == "\x7f":
-                raise ProtocolError(key, "must have no spaces or control characters, got %s" % _show(x))
+            if (ch < " " or ch == "\x7f") or (ch == " " and not spaces):
+                what = "control characters" if spaces else "spaces or control characters"
+                raise ProtocolError(key, "must have no %s, got %s" % (what, _show(x)))
     return x
 
 
@@ -208,7 +209,7 @@ def _check_transaction(obj):
         "id": _printable("id", _get(obj, "id"), MAX_TX_ID),
         "till": _id(obj, "till") or _missing("till"),
         "t": _wall("t", _get(obj, "t"), null=False),
-        "loyalty": _printable("loyalty", _get(obj, "loyalty", False), MAX_LOYALTY, null=True),
+        "loyalty": _printable("loyalty", _get(obj, "loyalty", False), MAX_LOYALTY, null=True, spaces=True),
     }
 
 
