@@ -516,7 +516,7 @@ def cmd_report(args):
         for r in reports:
             r["pos"] = pos
     out = _report_output(reports, by, fmt, pv)
-    if pos is not None and fmt == "table":
+    if pos is not None and isinstance(out, str) and fmt == "table":
         from gateway import cli_transactions
 
         out += cli_transactions.pos_text(pos)

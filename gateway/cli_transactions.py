@@ -125,9 +125,14 @@ def render_conversion(rows, by):
     ]
     for r in rows:
         c = r["conversion"]
-        fig = "-" if c["value"] is None else "%s (%s)" % (
-            i18n.percent(c["value"]),
-            i18n.range_text(c["low"], c["high"], sign=False),
+        fig = (
+            "-"
+            if c["value"] is None
+            else "%s (%s)"
+            % (
+                i18n.percent(c["value"]),
+                i18n.range_text(c["low"], c["high"], sign=False),
+            )
         )
         lines.append(
             "%-34s %8d %8d %8d %9d %9d  %s"

@@ -84,7 +84,7 @@ def _streaks(polls, s, out):
             run = []
 
 
-def score(polls, unsolicited=(), settings=None, no_sale=frozenset()):
+def score(polls, unsolicited=(), settings=None, no_sale=()):
     s = settings or DoubtSettings()
     reasons = {poll_id(p): set() for p in polls}
     # --- POS matching (branch pos-tx): ids "site/device/seq" of polls with no sale ---

@@ -134,7 +134,16 @@ class DeadItem(NamedTuple):
 
 Item = EventItem | StateItem | CountsItem | TransactionItem | DeadItem
 
-_STAT_KEYS = ("events", "duplicates", "states", "counts", "transactions", "tx_duplicates", "dead_letters", "stale_wills")
+_STAT_KEYS = (
+    "events",
+    "duplicates",
+    "states",
+    "counts",
+    "transactions",
+    "tx_duplicates",
+    "dead_letters",
+    "stale_wills",
+)
 
 
 @dataclass

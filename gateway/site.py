@@ -438,7 +438,9 @@ def _panels(p):
         if "till" in item:  # the POS till it stands at (docs/transactions.md); default: its own id
             till = item["till"]
             if not isinstance(till, str) or not is_id(till):
-                c.err(path + ".till", _("%r is not a valid till id (%s); the POS must send the same id") % (till, ID_RULE))
+                c.err(
+                    path + ".till", _("%r is not a valid till id (%s); the POS must send the same id") % (till, ID_RULE)
+                )
             else:
                 data["till"] = till
         for name, default in DEFAULT_PANEL.items():

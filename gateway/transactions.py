@@ -440,8 +440,15 @@ def conversion_rows(db, history, site, by, from_ms=None, to_ms=None):
     def row(key):
         return rows.setdefault(
             key,
-            {"site": site, "key": key, "transactions": 0, "matched": 0, "polls": 0, "unmatched_polls": 0,
-             "unmatched_sales": 0},
+            {
+                "site": site,
+                "key": key,
+                "transactions": 0,
+                "matched": 0,
+                "polls": 0,
+                "unmatched_polls": 0,
+                "unmatched_sales": 0,
+            },
         )
 
     for p in view["polls"]:
@@ -474,7 +481,9 @@ def purge_loyalty(db, before_ms, limit=1000):
         "SELECT site, tx_id FROM transactions WHERE loyalty IS NOT NULL AND at_ms < ? LIMIT %d" % int(limit),
         (before_ms,),
     )
-    db.executemany("UPDATE transactions SET loyalty = NULL WHERE site = ? AND tx_id = ?", [(r["site"], r["tx_id"]) for r in rows])
+    db.executemany(
+        "UPDATE transactions SET loyalty = NULL WHERE site = ? AND tx_id = ?", [(r["site"], r["tx_id"]) for r in rows]
+    )
     return len(rows)
 
 

@@ -54,7 +54,9 @@ def test_bad_sales_roles_and_offices_out_of_scope_are_refused(client, console):
         status, _h, _t = c.request("POST", "/api/v1/transactions", json_body=_sale(), headers=_auth(console, account))
         assert status == 403, account
     assert c.request("POST", "/api/v1/transactions", json_body=_sale())[0] == 401
-    status, _h, _t = c.request("POST", "/api/v1/transactions", json_body=_sale(site="ber"), headers=_auth(console, "admin"))
+    status, _h, _t = c.request(
+        "POST", "/api/v1/transactions", json_body=_sale(site="ber"), headers=_auth(console, "admin")
+    )
     assert status == 201
     db = schema.open_database(console.db_url)
     try:

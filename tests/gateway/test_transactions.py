@@ -106,8 +106,10 @@ def test_unmatched_polls_and_sales_and_the_conversion_per_panel_and_employee(off
     assert [(p["device"], p["open_seq"]) for p in polls] == [("desk-1", 3)]
     assert [(s["tx_id"], s["panel"], s["employee"]) for s in sales] == [("R-9", "desk-1", "ivanova")]
     rows = transactions.conversion_rows(office, history, "msk", "device")
-    assert [(r["key"], r["transactions"], r["polls"], r["matched"], r["unmatched_polls"], r["unmatched_sales"])
-            for r in rows] == [("desk-1", 3, 3, 2, 1, 1)]
+    assert [
+        (r["key"], r["transactions"], r["polls"], r["matched"], r["unmatched_polls"], r["unmatched_sales"])
+        for r in rows
+    ] == [("desk-1", 3, 3, 2, 1, 1)]
     by_emp = transactions.conversion_rows(office, history, "msk", "employee")
     assert [(r["key"], r["transactions"], r["matched"]) for r in by_emp] == [("ivanova", 3, 2)]
     # the doubt scorer marks exactly that poll
@@ -139,7 +141,7 @@ def test_panels_without_a_till_feed_take_no_part(office):
 
 
 def test_the_worker_wipes_loyalty_references_older_than_the_site_files_days(office, tmp_path):
-    apply_site(office, TILL_SITE.replace("lang = \"en\"\n", "lang = \"en\"\nloyalty_days = 30\n", 1), T0 + MIN)
+    apply_site(office, TILL_SITE.replace('lang = "en"\n', 'lang = "en"\nloyalty_days = 30\n', 1), T0 + MIN)
     put(office, [sale("R-1", T0, loyalty="crm-1"), sale("R-2", T0 + 40 * 86400000, loyalty="crm-2")])
     w = worker.Worker(office.url if hasattr(office, "url") else "", "rating/v1")
     w._purge_loyalty(office, T0 + 45 * 86400000)
@@ -177,9 +179,7 @@ def url(request, tmp_path):
 
 def test_a_russian_excel_export_is_imported_in_the_offices_timezone_once(url, tmp_path, capsys):
     text = (
-        "site;till;time;id;loyalty\r\n"
-        "msk;till-1;06.01.2025 10:59:30;R-1;crm-1\r\n"
-        "msk;till-1;2025-01-06T11:20;R-2;\r\n"
+        "site;till;time;id;loyalty\r\nmsk;till-1;06.01.2025 10:59:30;R-1;crm-1\r\nmsk;till-1;2025-01-06T11:20;R-2;\r\n"
     )
     path = tmp_path / "sales.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))

@@ -82,4 +82,3 @@ def test_a_sale_over_mqtt_is_stored_once_even_sent_while_the_gateway_is_down_and
     assert _rows(url, "SELECT device, open_seq, tx_id FROM tx_matches") == [
         {"device": "desk-1", "open_seq": 1, "tx_id": "R-1"}
     ]
-
