@@ -178,10 +178,32 @@ def _csv_row(row, offices, tz_of):
         try:
             tx = check(site, tx)
         except TransactionError as exc:
-            problems.append(str(exc))
+            problems.append(_csv_problem(str(exc), tx, site))
     elif not site_mod.is_id(site):
         problems.append("site: " + _("%r is not a valid id (%s)") % (site, site_mod.ID_RULE))
     return (site, tx), problems
+
+
+def _csv_problem(error, tx, site):
+    """A sale's problem in the user's language (the protocol's checks speak English)."""
+    field = error.partition(":")[0]
+    if field == "id":
+        return "id: " + _("must be the receipt number: 1-%(max)d characters without spaces, got %(got)r") % {
+            "max": messages.MAX_TX_ID,
+            "got": tx.get("id"),
+        }
+    if field == "till":
+        return "till: " + _("%r is not a valid till id (%s); the POS must send the same id") % (
+            tx.get("till"),
+            site_mod.ID_RULE,
+        )
+    if field == "loyalty":
+        return "loyalty: " + _("must be 1-%d characters without control characters") % messages.MAX_LOYALTY
+    if field == "site":
+        return "site: " + _("%r is not a valid id (%s)") % (site, site_mod.ID_RULE)
+    if field == "t":
+        return "time: " + _("must be a time from 2020 to 2100")
+    return error
 
 
 def parse_csv(text, source="transactions.csv", offices=None, tz_of=None):
