@@ -26,7 +26,7 @@ def cmd_import(args):
         raise CliError(
             _('%s is not UTF-8 text: in Excel save it as "CSV UTF-8"; nothing imported') % args.file
         ) from None
-    except transactions.ImportError_ as exc:
+    except transactions.CsvError as exc:
         raise CliError(
             "%s\n%s" % (exc, _("Columns: site,till,time,id[,loyalty] (see `rating transactions import --help`)"))
         ) from None

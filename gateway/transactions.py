@@ -22,6 +22,7 @@ derivation of every panel fills it again.
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -48,8 +49,7 @@ def check(site, tx):
     """A sale as the POS gave it (dict: id, till, t, loyalty?) -> the checked dict, or
     TransactionError naming the field. `t` must be Unix epoch ms."""
     try:
-        site_mod_check = site_mod.is_id(site)
-        if not site_mod_check:
+        if not site_mod.is_id(site):
             raise ProtocolError("site", "%r is not a valid id (%s)" % (site, site_mod.ID_RULE))
         out = messages.decode_transaction(messages.encode_transaction(dict(tx, v=messages.VERSION)))
     except ProtocolError as exc:
@@ -126,7 +126,7 @@ CSV_OPTIONAL = ("loyalty",)
 MAX_ERRORS = 30
 
 
-class ImportError_(ValueError):
+class CsvError(ValueError):
     def __init__(self, errors, source):
         self.errors = errors
         shown = errors[:MAX_ERRORS]
@@ -213,7 +213,7 @@ def parse_csv(text, source="transactions.csv", offices=None, tz_of=None):
     reader = csvtext.dict_reader(text)
     errors = _csv_header(reader.fieldnames or [])
     if errors:
-        raise ImportError_(errors, source)
+        raise CsvError(errors, source)
     rows, seen = [], {}
     for row in reader:
         line = reader.line_num
@@ -232,7 +232,7 @@ def parse_csv(text, source="transactions.csv", offices=None, tz_of=None):
         seen.setdefault(key, (line, rec[1]))
         rows.append(rec)
     if errors:
-        raise ImportError_(errors, source)
+        raise CsvError(errors, source)
     return rows
 
 
@@ -266,8 +266,6 @@ def _panels_at(history, site, till):
 
 
 def _json(raw):
-    import json
-
     return json.loads(raw)
 
 
@@ -309,6 +307,12 @@ def rematch(db, site, till, history, since_ms=None):
         )
     polls = _till_polls(db, history, site, till, since_ms)
     pairs = txmatch.match(polls, sales, RULES, taken)
+    # a poll still matched under the till its panel stood at before a settings change (derive
+    # re-matches that panel once it sees the new revision): this till's match replaces it
+    db.executemany(
+        "DELETE FROM tx_matches WHERE site = ? AND device = ? AND open_seq = ?",
+        [(site, p["device"], p["open_seq"]) for p, _s in pairs],
+    )
     db.executemany(
         "INSERT INTO tx_matches (site, device, open_seq, till, poll_ms, tx_id, tx_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(site, p["device"], p["open_seq"], till, p["poll_ms"], s["tx_id"], s["at_ms"]) for p, s in pairs],

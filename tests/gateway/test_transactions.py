@@ -245,3 +245,15 @@ def test_the_report_and_unmatched_listing_show_the_matches_never_the_loyalty_ref
     pos = json.loads(out)["pos"]
     assert [(r["key"], r["transactions"], r["matched"]) for r in pos["by_device"]] == [("desk-1", 2, 1)]
     assert pos["by_device"][0]["conversion"]["value"] == 0.5
+
+
+def test_a_panel_moved_to_another_till_is_matched_there_from_then_on(office):
+    polls_at(office, [0, 60])  # seqs 1 and 3
+    put(office, [sale("R-1", T0 - 20_000), sale("T2-1", T0 + 60 * MIN - 20_000, till="till-2")])
+    assert matches(office) == [("desk-1", 1, "R-1")]
+    moved = TILL_SITE.replace('till = "till-1"\n', 'till = "till-2"\nfrom = 2025-01-06T08:30:00Z\n', 1)
+    apply_site(office, moved, T0 + 2 * 3600000)
+    derive.update(office, [("msk", "desk-1")], T0 + 3 * 3600000)
+    assert matches(office) == [("desk-1", 1, "R-1"), ("desk-1", 3, "T2-1")]
+    derive.rebuild(office, T0 + 3 * 3600000)
+    assert matches(office) == [("desk-1", 1, "R-1"), ("desk-1", 3, "T2-1")]
