@@ -104,6 +104,8 @@ def main():
         url = "sqlite:///" + path
     db = schema.open_database(url)
     build(db, args.polls)
+    if db.dialect == "postgresql":
+        db.execute("ANALYZE")  # what autovacuum does for a running deployment
     history = site.load(db)
     started = time.perf_counter()
     with db.transaction():

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import weakref
 
 from gateway import csvtext, txmatch
 from gateway import site as site_mod
@@ -104,10 +105,22 @@ def store_many(db, rows, source, now_ms, rematch_after=True):
             key = (site, tx["till"])
             touched[key] = min(touched.get(key, tx["t"]), tx["t"])
     if rematch_after and touched:
-        history = site_mod.load(db)
+        history = _settings(db)
         for (site, till), at in sorted(touched.items()):
             rematch(db, site, till, history, at - RULES.skew_ms)
     return new
+
+
+# The settings history, read once per revision and database (ingest stores sales batch by batch).
+_HISTORY = weakref.WeakKeyDictionary()
+
+
+def _settings(db):
+    rev = site_mod.revision(db)
+    cached = _HISTORY.get(db)
+    if cached is None or cached[0] != rev:
+        cached = _HISTORY[db] = (rev, site_mod.load(db))
+    return cached[1]
 
 
 def intake(db, site, tx, source, now_ms):
