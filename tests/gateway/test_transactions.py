@@ -257,3 +257,29 @@ def test_a_panel_moved_to_another_till_is_matched_there_from_then_on(office):
     assert matches(office) == [("desk-1", 1, "R-1"), ("desk-1", 3, "T2-1")]
     derive.rebuild(office, T0 + 3 * 3600000)
     assert matches(office) == [("desk-1", 1, "R-1"), ("desk-1", 3, "T2-1")]
+
+
+# ---- ingest: the MQTT door --------------------------------------------------------------------
+
+
+def test_ingest_keeps_a_sale_it_could_not_commit_and_stores_it_once_later(office):
+    """flush() raises when the sales table is gone (not the message's fault): nothing of the
+    batch is committed, so the service PUBACKs nothing and the sale stays buffered; once the
+    table is back the same batch goes in, and a redelivery is a duplicate."""
+    from gateway import ingest
+    from protocol import messages, topics
+
+    ing = ingest.Ingestor(office, "rating/v1")
+    topic = topics.transactions_topic("rating/v1", "msk")
+    body = messages.encode_transaction({"id": "R-1", "till": "till-1", "t": T0 - 20_000})
+    ing.handle(topic, body, T0)
+    office.execute("ALTER TABLE transactions RENAME TO transactions_away")
+    with pytest.raises(Exception):
+        ing.flush()
+    assert len(ing) == 1 and ing.stats["transactions"] == 0
+    office.execute("ALTER TABLE transactions_away RENAME TO transactions")
+    ing.flush()
+    ing.handle(topic, body, T0 + 1000)  # the broker delivers it again
+    ing.flush()
+    assert transactions.count(office) == 1
+    assert (ing.stats["transactions"], ing.stats["tx_duplicates"], ing.stats["dead_letters"]) == (1, 1, 0)
