@@ -238,7 +238,16 @@ def cmd_site_show(args):
         _("settings in force at %(now)s (revision %(rev)d)")
         % {"now": times.format_time(now, history.home_tz()), "rev": _revision(db)}
     )
-    print("  %s: lang=%s k=%s review_share=%s" % (_("deployment"), dep["lang"], dep["k"], dep["review_share"]))
+    print(
+        "  %s: lang=%s k=%s review_share=%s%s"
+        % (
+            _("deployment"),
+            dep["lang"],
+            dep["k"],
+            dep["review_share"],
+            " loyalty_days=%s" % dep["loyalty_days"] if dep.get("loyalty_days") else "",
+        )
+    )
     for key, data in entities["site"]:
         hours = " ".join(x for x in (data.get("days"), data.get("hours")) if x)
         print("  %-10s %s  %s  %s  %s" % (_("office"), key, data.get("name"), data.get("timezone"), hours or "-"))
@@ -247,8 +256,15 @@ def cmd_site_show(args):
                 continue
             q = history.question(panel.get("question"), now) or {}
             print(
-                "    %-8s %s  %s=%s (%s)"
-                % (_("panel"), pkey.split("/", 1)[1], _("question"), panel.get("question"), q.get("kind"))
+                "    %-8s %s  %s=%s (%s)%s"
+                % (
+                    _("panel"),
+                    pkey.split("/", 1)[1],
+                    _("question"),
+                    panel.get("question"),
+                    q.get("kind"),
+                    "  %s=%s" % (_("till"), panel["till"]) if panel.get("till") else "",
+                )
             )
             for rkey, r in entities["roster"]:
                 if rkey.startswith(pkey + "#"):

@@ -72,7 +72,7 @@ def cmd_unmatched(args):
                         "id": "%s/%s/%s" % (site, p["device"], p["open_seq"]),
                         "time": times.format_time(p["opened_ms"], tz),
                         "till": p["till"],
-                        "employee": p["employee"] or "-",
+                        "employee": history.employee_name(p["employee"]) if p["employee"] else "-",
                     }
                 )
             n_polls += len(polls)
@@ -85,7 +85,7 @@ def cmd_unmatched(args):
                         "id": s["tx_id"],
                         "time": times.format_time(s["at_ms"], tz),
                         "till": s["till"],
-                        "employee": s["employee"] or "-",
+                        "employee": history.employee_name(s["employee"]) if s["employee"] else "-",
                     }
                 )
             n_sales += len(sales)
@@ -116,36 +116,34 @@ def conversion_table(db, history, sites, lo, hi, by, employee=None):
 
 
 def render_conversion(rows, by):
+    """The conversion rows as an aligned text table (columns as wide as their longest cell)."""
     from gateway import i18n
 
-    head = _("office") + "  " + (_("panel") if by == "device" else _("employee"))
-    lines = [
-        "%-34s %8s %8s %8s %9s %9s  %s"
-        % (head, _("sales"), _("polls"), _("matched"), _("no sale"), _("no poll"), _("exact conversion"))
+    head = [
+        _("office"),
+        _("panel") if by == "device" else _("employee"),
+        _("sales"),
+        _("polls"),
+        _("matched"),
+        _("no sale"),
+        _("no poll"),
+        _("exact conversion"),
     ]
+    table = [head]
     for r in rows:
         c = r["conversion"]
         fig = (
             "-"
             if c["value"] is None
-            else "%s (%s)"
-            % (
-                i18n.percent(c["value"]),
-                i18n.range_text(c["low"], c["high"], sign=False),
-            )
+            else "%s (%s)" % (i18n.percent(c["value"]), i18n.range_text(c["low"], c["high"], sign=False))
         )
-        lines.append(
-            "%-34s %8d %8d %8d %9d %9d  %s"
-            % (
-                "%s  %s" % (r["site"], r["key"] or "-"),
-                r["transactions"],
-                r["polls"],
-                r["matched"],
-                r["unmatched_polls"],
-                r["unmatched_sales"],
-                fig,
-            )
-        )
+        counts = (r["transactions"], r["polls"], r["matched"], r["unmatched_polls"], r["unmatched_sales"])
+        table.append([r["site"], r["key"] or "-"] + [i18n.number(n, 0) for n in counts] + [fig])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = []
+    for row in table:
+        cells = [row[i].ljust(widths[i]) if i < 2 or i == 7 else row[i].rjust(widths[i]) for i in range(len(head))]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
