@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import weakref
+from typing import Any
 
 from gateway import csvtext, txmatch
 from gateway import site as site_mod
@@ -46,7 +47,7 @@ class TransactionError(ValueError):
 # ---- intake ---------------------------------------------------------------------------------
 
 
-def check(site, tx):
+def check(site: str, tx: dict[str, Any]) -> dict[str, Any]:
     """A sale as the POS gave it (dict: id, till, t, loyalty?) -> the checked dict, or
     TransactionError naming the field. `t` must be Unix epoch ms."""
     try:
@@ -84,7 +85,7 @@ def pseudonym(secret, site, value):
     return "h:" + hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def store_many(db, rows, source, now_ms, rematch_after=True):
+def store_many(db, rows: list[tuple[str, dict[str, Any]]], source: str, now_ms: int, rematch_after: bool = True) -> int:
     """Store checked sales [(site, tx dict)] inside the caller's transaction; returns how many
     were new (a repeated (site, id) changes nothing). Their tills are matched again."""
     secret = None
@@ -123,7 +124,7 @@ def _settings(db):
     return cached[1]
 
 
-def intake(db, site, tx, source, now_ms):
+def intake(db, site: str, tx: dict[str, Any], source: str, now_ms: int) -> tuple[dict[str, Any], bool]:
     """One sale (HTTP): checked, stored and matched in one transaction. Returns (checked sale,
     True when new / False when already stored)."""
     checked = check(site, tx)
@@ -297,7 +298,7 @@ def _till_polls(db, history, site, till, since_ms):
     return polls
 
 
-def rematch(db, site, till, history, since_ms=None):
+def rematch(db, site: str, till: str, history, since_ms: int | None = None) -> int:
     """Match one till again from since_ms (None: from the start) onwards, inside the caller's
     transaction. The matches of earlier polls stand (txmatch: rule 2 runs forwards)."""
     db.lock_names(TILL_LOCKS, ["%s/%s" % (site, till)])
@@ -357,7 +358,7 @@ def clear_matches(db):
 # ---- reads ----------------------------------------------------------------------------------
 
 
-def match_of(db, site, device, open_seq):
+def match_of(db, site: str, device: str, open_seq: int) -> dict[str, Any] | None:
     """The sale a poll followed: {"tx_id", "at_ms", "till", "loyalty"} (loyalty None when the
     sale had none or it was purged), or None when the poll is not matched."""
     row = db.query_one(
@@ -513,7 +514,7 @@ def loyalty_days(history, now_ms):
     return history.deployment(now_ms).get("loyalty_days") or DEFAULT_LOYALTY_DAYS
 
 
-def purge_loyalty(db, before_ms, limit=1000):
+def purge_loyalty(db, before_ms: int, limit: int = 1000) -> int:
     """Wipe the loyalty references of sales made before `before_ms` (at most `limit` rows);
     returns how many were wiped."""
     rows = db.query(

@@ -43,7 +43,7 @@ def _poll_key(p):
     return (p["poll_ms"], p["device"], p["open_seq"])
 
 
-def match(polls, sales, rules=None, taken=()):
+def match(polls: list[dict], sales: list[dict], rules: MatchRules | None = None, taken=()) -> list[tuple[dict, dict]]:
     """[(poll, sale)] pairs under the rules above, polls in time order.
 
     polls: dicts with device, open_seq, poll_ms (one till's); sales: dicts with tx_id, at_ms
@@ -72,6 +72,6 @@ def match(polls, sales, rules=None, taken=()):
     return out
 
 
-def till_of(panel_settings, device):
+def till_of(panel_settings: dict | None, device: str) -> str:
     """The till a panel stands at: its `till` setting, else its own id."""
     return (panel_settings or {}).get("till") or device
