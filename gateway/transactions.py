@@ -415,7 +415,8 @@ def office_view(db, history, site, from_ms=None, to_ms=None):
     {"polls": [poll rows of panels at a till with a POS feed, each with "till", "tx_id" (None:
     unmatched) and "judged" (the feed covers its time)], "sales": [{"tx_id","till","at_ms",
     "device","open_seq","panel","employee"}]} where panel/employee are the matched poll's, or
-    the till's panel and its rostered employee at the sale's time."""
+    the till's panel and its rostered employee at the sale's time (sales at a till no panel
+    stands at are left out)."""
     from gateway import derive
 
     fed = _fed_through(db, site)
@@ -439,6 +440,8 @@ def office_view(db, history, site, from_ms=None, to_ms=None):
     for s in _sales(db, site, from_ms, to_ms):
         row = dict(s)
         panel = s["device"] or _first_panel(history, site, s["till"], s["at_ms"])
+        if panel is None:  # a till no panel stands at: no poll could follow its sales
+            continue
         row["panel"] = panel
         row["employee"] = history.employee_at(site, panel, s["at_ms"]) if panel else None
         sales.append(row)

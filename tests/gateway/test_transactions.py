@@ -101,6 +101,7 @@ def test_a_late_sale_between_matched_ones_rematches_from_its_time_on(office):
 def test_unmatched_polls_and_sales_and_the_conversion_per_panel_and_employee(office):
     polls_at(office, [0, 1, 30])  # the poll a minute later has no sale
     put(office, [sale("R-1", T0 - 20_000), sale("R-2", T0 + 29 * MIN), sale("R-9", T0 + 90 * MIN)])
+    put(office, [sale("X-1", T0 + 5 * MIN, till="till-9")])  # no panel stands there: left out
     history = site.load(office)
     polls, sales = transactions.unmatched(office, history, "msk")
     assert [(p["device"], p["open_seq"]) for p in polls] == [("desk-1", 3)]
