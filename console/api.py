@@ -239,3 +239,49 @@ def post_transaction(request: Request, body: TransactionIn):
             {"site": body.site, "id": checked["id"], "till": checked["till"], "t": checked["t"], "stored": new},
             status_code=201 if new else 200,
         )
+
+
+@router.get(
+    "/pos",
+    summary="POS sales matched to polls in one office: exact conversion, polls with no sale, sales with no poll",
+    description="Per panel and per employee: sales, polls, matched polls, exact conversion = matched / sales "
+    "with its 95 % Wilson interval (docs/transactions.md). Dates are the office's calendar days; `to` is "
+    "inclusive. Loyalty references are never in the answer.",
+)
+def pos(
+    request: Request,
+    site: str = Query(description="office id"),
+    from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),
+    to: str | None = Query(None, description="last day, YYYY-MM-DD (inclusive)"),
+):
+    from gateway import cli_transactions, times
+
+    with context(request, "reports", api=True) as c:
+        c.require_site(site)
+        tz = c.tz(site)
+        bounds = {}
+        for name, text, end in (("from", from_, False), ("to", to, True)):
+            try:
+                bounds[name] = None if text is None else times.parse_bound(text, tz, end=end)
+            except ValueError as exc:
+                return _bad({name: str(exc)})
+        lo, hi = bounds["from"], bounds["to"]
+        polls, sales = transactions.unmatched(c.db, c.history, site, lo, hi)
+        return {
+            "site": site,
+            "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
+            "by_device": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "device"),
+            "by_employee": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "employee"),
+            "polls_without_sale": [
+                {
+                    "id": "%s/%s/%s" % (site, p["device"], p["open_seq"]),
+                    "opened_ms": p["opened_ms"],
+                    "till": p["till"],
+                    "employee": p["employee"],
+                }
+                for p in polls
+            ],
+            "sales_without_poll": [
+                {"id": s["tx_id"], "at_ms": s["at_ms"], "till": s["till"], "employee": s["employee"]} for s in sales
+            ],
+        }

@@ -63,3 +63,23 @@ def test_bad_sales_roles_and_offices_out_of_scope_are_refused(client, console):
         assert transactions.count(db) == 1
     finally:
         db.close()
+
+
+def test_the_pos_figures_of_an_office_in_scope_without_loyalty_references(client, console):
+    c = client()
+    manager = _auth(console, "manager")
+    for i, (minutes, tx_id) in enumerate(((-1, "R-1"), (30, "R-2"))):
+        body = _sale(id=tx_id, t=T_WEEK + minutes * 60000, loyalty="crm-%d" % i)
+        assert c.request("POST", "/api/v1/transactions", json_body=body, headers=manager)[0] == 201
+    status, _h, text = c.get("/api/v1/pos?site=msk", headers=manager)
+    assert status == 200, text
+    body = json.loads(text)
+    assert "crm-" not in text and "h:" not in text
+    (row,) = [r for r in body["by_device"] if r["key"] == "desk-1"]
+    # polls every 20 minutes from T_WEEK: the sale a minute before the first is its; the one at
+    # +30 min is the +40 min poll's (10 minutes before it); the +20 min poll had none
+    assert (row["transactions"], row["matched"], row["unmatched_polls"]) == (2, 2, 1)
+    assert [p["id"] for p in body["polls_without_sale"]] == ["msk/desk-1/3"] and body["sales_without_poll"] == []
+    assert c.get("/api/v1/pos?site=ber", headers=manager)[0] == 404  # not the manager's office
+    assert c.get("/api/v1/pos?site=msk&from=yesterday", headers=manager)[0] == 400
+    assert c.get("/api/v1/pos?site=msk", headers=_auth(console, "tech"))[0] == 403
