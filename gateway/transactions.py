@@ -75,7 +75,7 @@ def looks_like_card_number(value):
     return bool(_CARD_NUMBER.match(value)) and sum(ch.isdigit() for ch in value) >= 8
 
 
-def pseudonym(secret, site, value):
+def pseudonym(secret, value):
     """What is stored for a loyalty value: a raw card number becomes `h:` + 32 hex digits of
     HMAC-SHA256(secret, digits) (the same card, the same reference in every office); anything
     else is already the POS's pseudonymous reference and is kept as sent."""
@@ -95,7 +95,7 @@ def store_many(db, rows: list[tuple[str, dict[str, Any]]], source: str, now_ms: 
         loyalty = tx.get("loyalty")
         if loyalty is not None and looks_like_card_number(loyalty):
             secret = secret or _secret(db, now_ms)
-            loyalty = pseudonym(secret, site, loyalty)
+            loyalty = pseudonym(secret, loyalty)
         n = db.execute(
             "INSERT INTO transactions (site, tx_id, till, at_ms, loyalty, source, received_ms)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, tx_id) DO NOTHING",
