@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from console import data, fmt, queue
 from console.web import NotFound, context
-from gateway import derive, followups, review
+from gateway import derive, followups, review, transactions
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -305,3 +305,85 @@ def followups_feed(
             return _bad({"since": "use the `next` value of the previous response"})
         events, last = followups.feed(c.db, after, c.sites, limit)
         return {"followups": events, "next": followup_cursor(last)}
+
+
+class TransactionIn(BaseModel):
+    site: str = Field(description="office id", examples=["msk-tverskaya"])
+    till: str = Field(description="till id (or the panel id when panels have no till setting)", examples=["till-1"])
+    t: int = Field(description="time of the sale, Unix epoch ms (the POS's clock)", examples=[1764842400000])
+    id: str = Field(description="the POS's id of the sale (receipt number), unique per office", examples=["R-000123"])
+    loyalty: str | None = Field(
+        None, description="pseudonymous loyalty-card reference; a raw card number is stored only as an HMAC"
+    )
+
+
+@router.post(
+    "/transactions",
+    summary="Take one POS sale (idempotent on site + id; docs/transactions.md)",
+    description="201 when stored, 200 when a sale with this id was already stored for the office "
+    "(nothing changes: the first arrival wins). Matched to the poll that followed it at the same till.",
+    status_code=201,
+)
+def post_transaction(request: Request, body: TransactionIn):
+    with context(request, "pos", api=True) as c:
+        c.check_csrf(request.headers.get("x-csrf-token"))
+        if not c.allows(body.site) or ("site", body.site) not in c.history.keys("site"):
+            return _bad({"site": "no office %r in your scope" % body.site})
+        sale = {"id": body.id, "till": body.till, "t": body.t}
+        if body.loyalty is not None:
+            sale["loyalty"] = body.loyalty
+        try:
+            checked, new = transactions.intake(c.db, body.site, sale, "http:" + c.me["username"], c.now_ms)
+        except transactions.TransactionError as exc:
+            field, _sep, problem = str(exc).partition(": ")
+            return _bad({field: problem or str(exc)})
+        return JSONResponse(
+            {"site": body.site, "id": checked["id"], "till": checked["till"], "t": checked["t"], "stored": new},
+            status_code=201 if new else 200,
+        )
+
+
+@router.get(
+    "/pos",
+    summary="POS sales matched to polls in one office: exact conversion, polls with no sale, sales with no poll",
+    description="Per panel and per employee: sales, polls, matched polls, exact conversion = matched / sales "
+    "with its 95 % Wilson interval (docs/transactions.md). Dates are the office's calendar days; `to` is "
+    "inclusive. Loyalty references are never in the answer.",
+)
+def pos(
+    request: Request,
+    site: str = Query(description="office id"),
+    from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),
+    to: str | None = Query(None, description="last day, YYYY-MM-DD (inclusive)"),
+):
+    from gateway import cli_transactions, times
+
+    with context(request, "reports", api=True) as c:
+        c.require_site(site)
+        tz = c.tz(site)
+        bounds = {}
+        for name, text, end in (("from", from_, False), ("to", to, True)):
+            try:
+                bounds[name] = None if text is None else times.parse_bound(text, tz, end=end)
+            except ValueError as exc:
+                return _bad({name: str(exc)})
+        lo, hi = bounds["from"], bounds["to"]
+        polls, sales = transactions.unmatched(c.db, c.history, site, lo, hi)
+        return {
+            "site": site,
+            "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
+            "by_device": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "device"),
+            "by_employee": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "employee"),
+            "polls_without_sale": [
+                {
+                    "id": "%s/%s/%s" % (site, p["device"], p["open_seq"]),
+                    "opened_ms": p["opened_ms"],
+                    "till": p["till"],
+                    "employee": p["employee"],
+                }
+                for p in polls
+            ],
+            "sales_without_poll": [
+                {"id": s["tx_id"], "at_ms": s["at_ms"], "till": s["till"], "employee": s["employee"]} for s in sales
+            ],
+        }

@@ -120,6 +120,7 @@ TEXT = {
         "рядом нажимали кнопки без открытого опроса",
         "buttons pressed with no poll open nearby",
     ),
+    "doubt_no_sale": ("перед опросом на этой кассе не было продажи", "no sale at that till before the poll (POS)"),
     "order": ("Порядок", "Order"),
     "order_risk": ("сначала сомнительные", "riskiest first"),
     "order_time": ("по времени", "by time"),

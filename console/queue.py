@@ -12,7 +12,7 @@ Pending items come first, then the riskiest (order `risk`, the default) or the o
 
 import datetime as _dt
 
-from gateway import derive, doubt, review
+from gateway import derive, doubt, review, transactions
 
 KINDS = ("no", "fm", "random", "doubt")
 STATUSES = ("pending", "decided", "all")
@@ -209,13 +209,15 @@ def sample_of(db, history, sites, flt, share, seed=0):
     presses = derive.unsolicited_presses(
         db, sites, None if lo is None else lo - near, None if hi is None else hi + near
     )
-    return with_doubt(review.sample(polls, fms, share, seed), polls, presses)
+    # the POS matches: polls opened with no sale at their till (gateway/transactions.py)
+    no_sale = transactions.no_sale_ids(db, history, sorted({p["site"] for p in polls}), lo, hi) if polls else set()
+    return with_doubt(review.sample(polls, fms, share, seed), polls, presses, no_sale)
 
 
-def with_doubt(sampled, polls, presses):
+def with_doubt(sampled, polls, presses, no_sale=()):
     """Pure: the sample with every doubtful poll added (stratum 'doubt') and each row's doubt
     score and reasons (`doubt`, `doubt_reasons`; 0 and () for force-majeure reports)."""
-    scores = doubt.score(polls, presses)
+    scores = doubt.score(polls, presses, no_sale=no_sale)
     out = []
     for stratum, row in review.risk_first(sampled, polls, scores):
         d = scores.get(ident(stratum, row)) if stratum != "fm" else None

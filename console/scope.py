@@ -22,6 +22,9 @@ CAPABILITIES = {
     # the CRM follow-ups through the API (customers' loyalty references): integrations only,
     # never staff (docs/integrations.md)
     "followups": ("integration",),
+    # posting POS sales (POST /api/v1/transactions): an office's own integration account
+    # (a store-manager scoped to its offices) or an admin; never shown loyalty references
+    "pos": ("admin", "store-manager"),
 }
 
 

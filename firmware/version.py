@@ -6,4 +6,4 @@
 # and a version taken from git at build time would not exist in a source tarball. What a
 # forgotten bump would hide is covered otherwise: the bundle manifest and deploy compare every
 # file's sha256, and the kept config's key also holds the CRCs of the rule modules.
-FW = "0.3.0"
+FW = "0.3.1"

@@ -5,13 +5,14 @@ Usernames (site and device ids are a-z 0-9 '-', so the dots cannot be ambiguous)
 
     panel.<site>.<device>   one per panel: publishes its own event/state, reads its own ack/config
     gateway  gateway.<id>   `rating gateway run`: reads every event/state/counts, writes ack/config
-    counts.<id>             a POS or people-counter integration: writes the counts of its sites
+    counts.<id>             a POS or people-counter integration: writes the counts and the sales
+                            (transactions) of its sites
     operator.<id>           a person or tool that watches (`rating record`, a dashboard): reads
-                            event/state/ack/counts of its sites, never config (a config may carry
+                            event/state/ack/counts/transactions of its sites, never config (a config may carry
                             a panel's next password while it is being rotated)
     bridge.<id>             a store's (or region's) Mosquitto bridged to the central broker
                             (`rating broker bridge`): writes what its sites' panels and counters
-                            publish (event/state/counts), reads their ack and config
+                            publish (event/state/counts/transactions), reads their ack and config
 
 Passwords are generated here (`secrets`, 192 bits) and stored only as Mosquitto's PBKDF2-SHA512
 hash (`$7$<iterations>$<salt b64>$<key b64>`, 12-byte salt, 64-byte key), the format
@@ -190,6 +191,7 @@ def acl_rules(account, root):
             ("read", root + "/+/+/event"),
             ("read", root + "/+/+/state"),
             ("read", root + "/+/" + topics.COUNTS),
+            ("read", root + "/+/" + topics.TRANSACTIONS),
             ("write", root + "/+/+/ack"),
             ("write", root + "/+/+/config"),
             # its own topics back: the retained check (gateway/retained.py) compares what the
@@ -198,19 +200,21 @@ def acl_rules(account, root):
             ("read", root + "/+/+/config"),
         ]
     sites = ["+"] if account.all_sites else sorted(set(account.sites))
-    if role == "counts":
-        return [("write", "%s/%s/%s" % (root, s, topics.COUNTS)) for s in sites]
+    if role == "counts":  # a POS sends counts per interval, or each sale
+        return [("write", "%s/%s/%s" % (root, s, kind)) for s in sites for kind in (topics.COUNTS, topics.TRANSACTIONS)]
     if role == "bridge":  # carries its sites' traffic both ways: a config to its panels too
         rules = []
         for s in sites:
             rules += [("write", "%s/%s/+/%s" % (root, s, kind)) for kind in ("event", "state")]
             rules.append(("write", "%s/%s/%s" % (root, s, topics.COUNTS)))
+            rules.append(("write", "%s/%s/%s" % (root, s, topics.TRANSACTIONS)))
             rules += [("read", "%s/%s/+/%s" % (root, s, kind)) for kind in ("ack", "config")]
         return rules
     rules = []  # operator: reads what flows, never a config (it may carry a panel's next password)
     for s in sites:
         rules += [("read", "%s/%s/+/%s" % (root, s, kind)) for kind in ("event", "state", "ack")]
         rules.append(("read", "%s/%s/%s" % (root, s, topics.COUNTS)))
+        rules.append(("read", "%s/%s/%s" % (root, s, topics.TRANSACTIONS)))
     return rules
 
 

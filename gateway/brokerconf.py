@@ -349,6 +349,7 @@ def bridge_topics(root, sites, all_sites=False):
     for s in ["+"] if all_sites else sorted(set(sites)):
         out += [("out", "%s/%s/+/event" % (root, s)), ("out", "%s/%s/+/state" % (root, s))]
         out.append(("out", "%s/%s/%s" % (root, s, "counts")))
+        out.append(("out", "%s/%s/%s" % (root, s, "transactions")))
         out += [("in", "%s/%s/+/ack" % (root, s)), ("in", "%s/%s/+/config" % (root, s))]
     return out
 

@@ -66,7 +66,12 @@ def _risk_first(db, site, sample, polls):
     sites = None if site is None else [site]
     lo = min((p["opened_ms"] for p in polls), default=0) - doubt.DoubtSettings.near_ms
     hi = max((p["opened_ms"] for p in polls), default=0) + doubt.DoubtSettings.near_ms + 1
-    doubts = doubt.score(polls, derive.unsolicited_presses(db, sites, lo, hi))
+    # POS matching (branch pos-tx): polls opened with no sale at their till
+    from gateway import site as site_mod
+    from gateway import transactions
+
+    no_sale = transactions.no_sale_ids(db, site_mod.load(db), sorted({p["site"] for p in polls}), lo, hi)
+    doubts = doubt.score(polls, derive.unsolicited_presses(db, sites, lo, hi), no_sale=no_sale)
     return review.risk_first(sample, polls, doubts), doubts
 
 

@@ -238,7 +238,16 @@ def cmd_site_show(args):
         _("settings in force at %(now)s (revision %(rev)d)")
         % {"now": times.format_time(now, history.home_tz()), "rev": _revision(db)}
     )
-    print("  %s: lang=%s k=%s review_share=%s" % (_("deployment"), dep["lang"], dep["k"], dep["review_share"]))
+    print(
+        "  %s: lang=%s k=%s review_share=%s%s"
+        % (
+            _("deployment"),
+            dep["lang"],
+            dep["k"],
+            dep["review_share"],
+            " loyalty_days=%s" % dep["loyalty_days"] if dep.get("loyalty_days") else "",
+        )
+    )
     for key, data in entities["site"]:
         hours = " ".join(x for x in (data.get("days"), data.get("hours")) if x)
         print("  %-10s %s  %s  %s  %s" % (_("office"), key, data.get("name"), data.get("timezone"), hours or "-"))
@@ -247,8 +256,15 @@ def cmd_site_show(args):
                 continue
             q = history.question(panel.get("question"), now) or {}
             print(
-                "    %-8s %s  %s=%s (%s)"
-                % (_("panel"), pkey.split("/", 1)[1], _("question"), panel.get("question"), q.get("kind"))
+                "    %-8s %s  %s=%s (%s)%s"
+                % (
+                    _("panel"),
+                    pkey.split("/", 1)[1],
+                    _("question"),
+                    panel.get("question"),
+                    q.get("kind"),
+                    "  %s=%s" % (_("till"), panel["till"]) if panel.get("till") else "",
+                )
             )
             for rkey, r in entities["roster"]:
                 if rkey.startswith(pkey + "#"):
@@ -458,6 +474,19 @@ def _region_report(db, **kwargs):
     return report_regions.build(db, **kwargs)
 
 
+def _pos_section(db, history, start, end, args, fmt, pv):
+    """Exact conversion from the POS matches, per panel and employee (docs/transactions.md), for
+    the table and JSON forms; None without sales or in the other forms."""
+    if fmt not in ("table", "json") or pv:
+        return None
+    from gateway import cli_transactions
+
+    if times.is_local(start) or times.is_local(end):  # several offices: each one's own local bounds
+        start = times.at(start, history.home_tz(None))
+        end = times.at(end, history.home_tz(None))
+    return cli_transactions.pos_section(db, history, start, end, args.site, args.employee)
+
+
 def cmd_report(args):
     from gateway import report, report_export
 
@@ -499,7 +528,15 @@ def cmd_report(args):
         pv = report_export.pivot(next(r for r in reports if r["by"] == by), args.pivot) if args.pivot else None
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
+    pos = _pos_section(db, history, start, end, args, fmt, pv)
+    if pos is not None and fmt == "json":
+        for r in reports:
+            r["pos"] = pos
     out = _report_output(reports, by, fmt, pv)
+    if pos is not None and isinstance(out, str) and fmt == "table":
+        from gateway import cli_transactions
+
+        out += cli_transactions.pos_text(pos)
     if not args.output:
         sys.stdout.write(out if isinstance(out, str) else out.decode("utf-8"))  # (xlsx needs -o)
         return 0

@@ -19,7 +19,7 @@ import json
 import weakref
 
 from gateway import review as review_mod
-from gateway import rollup, store, timerepair
+from gateway import rollup, store, timerepair, transactions
 from gateway import site as site_mod
 from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
@@ -345,7 +345,9 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
     touched = _min_time(touched, _earliest(provisional))
     if state is None:
         rollup.refresh(db, site, device, history)
+        transactions.after_derive(db, site, device, history)
     elif touched is not None:
+        transactions.after_derive(db, site, device, history, touched)
         # a rewritten report that an expert confirmed may cover older polls: the whole panel
         fms = final["force_majeure"] + provisional["force_majeure"]
         reviewed = fms and review_mod.any_fm_verdict(db, site, device, [r[2] for r in fms])
@@ -414,6 +416,7 @@ def rebuild(db, now_ms):
         for table in DERIVED_TABLES:
             db.execute("DELETE FROM %s" % table)
         rollup.clear(db)
+        transactions.clear_matches(db)
         panels = store.event_panels(db)
     for site, device in panels:
         with db.transaction():

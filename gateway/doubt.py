@@ -29,6 +29,8 @@ Each sign adds its weight and a reason code; the expert's queue puts the highest
   counts as extra presses of the previous poll are not timed, so they cannot be placed;
 - `unsolicited_near`: answer buttons pressed on the same panel with no poll open within
   `near_ms` of the poll (someone trying the buttons).
+- `no_sale` (POS matching, docs/transactions.md): the seller opened the poll with no sale at
+  that till to follow (`no_sale`: the poll ids gateway.transactions.no_sale_ids gives).
 """
 
 import bisect
@@ -43,6 +45,7 @@ WEIGHTS = {
     "extra_presses": 1,
     "yes_streak": 2,
     "unsolicited_near": 1,
+    "no_sale": 3,  # POS matching: a poll opened with no sale at its till
 }
 REASONS = tuple(WEIGHTS)
 
@@ -148,12 +151,19 @@ def _panel_signs(rows, near, s, mark):
 NO_DOUBT = Doubt(0, ())
 
 
-def score(polls, unsolicited=(), settings=None):
+def score(polls, unsolicited=(), settings=None, no_sale=()):
     s = settings or DoubtSettings()
     found = {}  # poll id -> its reasons, only for polls with one (most have none)
 
     def mark(p, reason):
         found.setdefault(poll_id(p), set()).add(reason)
+
+    # POS matching: ids "site/device/seq" of polls opened with no sale at their till
+    if no_sale:
+        ids = set(map(poll_id, polls))
+        for ident in no_sale:
+            if ident in ids:
+                found.setdefault(ident, set()).add("no_sale")
 
     by_panel = {}
     for p in polls:

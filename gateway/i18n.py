@@ -292,6 +292,7 @@ TEXT = {
     "doubt_extra_presses": N_("more answer presses than one customer makes"),
     "doubt_yes_streak": N_("in a run of Yes far above the employee's own share"),
     "doubt_unsolicited_near": N_("buttons pressed with no poll open nearby"),
+    "doubt_no_sale": N_("no sale at that till before the poll (POS)"),
     "silent": N_("silent"),
     "yes": N_("Yes"),
     "no": N_("No"),

@@ -104,6 +104,19 @@ class CountsItem(NamedTuple):
         return self.topic, self.payload
 
 
+class TransactionItem(NamedTuple):
+    """A POS sale (gateway/transactions.py stores it in the batch's transaction)."""
+
+    received_ms: int
+    site: str
+    tx: dict[str, Any]
+    payload: bytes
+    topic: str
+
+    def raw(self) -> tuple[str, bytes | store.Clip]:
+        return self.topic, self.payload
+
+
 class DeadItem(NamedTuple):
     """A message that becomes a dead letter; site/device/seq where it is a panel's event."""
 
@@ -119,9 +132,18 @@ class DeadItem(NamedTuple):
         return self.topic, self.payload
 
 
-Item = EventItem | StateItem | CountsItem | DeadItem
+Item = EventItem | StateItem | CountsItem | TransactionItem | DeadItem
 
-_STAT_KEYS = ("events", "duplicates", "states", "counts", "dead_letters", "stale_wills")
+_STAT_KEYS = (
+    "events",
+    "duplicates",
+    "states",
+    "counts",
+    "transactions",
+    "tx_duplicates",
+    "dead_letters",
+    "stale_wills",
+)
 
 
 @dataclass
@@ -210,7 +232,8 @@ class Ingestor:
         self._known_rev = -1
         self._known_checked: int | None = None
         self.stats: dict[str, int] = dict.fromkeys(
-            ("messages", "events", "duplicates", "states", "counts", "dead_letters", "acks", "batches")
+            ("messages", "events", "duplicates", "states", "counts", "transactions", "tx_duplicates")
+            + ("dead_letters", "acks", "batches")
             + ("hook_errors", "stale_wills", "refused", "canary_failures"),
             0,
         )
@@ -297,6 +320,8 @@ class Ingestor:
         if isinstance(body, store.Clip) or len(body) > messages.MAX_BYTES:
             size = body.size if isinstance(body, store.Clip) else len(body)
             raise ProtocolError("payload", "%d bytes, limit is %d" % (size, messages.MAX_BYTES))
+        if kind == topics.TRANSACTIONS:
+            return TransactionItem(received_ms, site, messages.decode_transaction(body), body, topic)
         if kind == topics.COUNTS or device is None:
             return CountsItem(received_ms, site, messages.decode_counts(body), body, topic)
         if kind == "event":
@@ -519,8 +544,9 @@ class Ingestor:
                 out[key] = _Panel(max_seq, ack, store.held_floor(state), store.journaled_seq(state))
         return out
 
-    # phase: states and counts; events and dead letters are sorted out for the next phases
+    # phase: states, counts and sales; events and dead letters are sorted out for the next phases
     def _write_states_and_counts(self, items: list[Item], panels: dict[Panel, _Panel], batch: _Batch) -> None:
+        sales: list[TransactionItem] = []
         for item in items:
             if isinstance(item, EventItem):
                 batch.events.append(item.row)
@@ -528,6 +554,8 @@ class Ingestor:
                 batch.dead.append(item)
             elif isinstance(item, StateItem):
                 self._write_state(item, panels, batch)
+            elif isinstance(item, TransactionItem):
+                sales.append(item)
             else:
                 c = item.counts
                 store.insert_counts(
@@ -543,6 +571,13 @@ class Ingestor:
                 )
                 batch.stats["counts"] += 1
         self._flush_states(batch)
+        if sales:
+            from gateway import transactions
+
+            # stored once per (site, id): a QoS 1 redelivery or a POS resending is a duplicate
+            new = transactions.store_many(self.db, [(s.site, s.tx) for s in sales], "mqtt", batch.now_ms)
+            batch.stats["transactions"] += new
+            batch.stats["tx_duplicates"] += len(sales) - new
 
     def _flush_states(self, batch: _Batch) -> None:
         """The online states and boot clocks gathered so far, in one executemany each (a fleet

@@ -224,7 +224,7 @@ def _deployment(p):
     if not isinstance(dep_in, dict):
         c.err("deployment", _("must be a table ([deployment])"))
         dep_in = {}
-    c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share"))
+    c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share", "loyalty_days"))
     p.file_from = c.when("deployment.from", dep_in.get("from"))
     dep = dict(DEFAULT_DEPLOYMENT)
     lang = dep_in.get("lang", "ru")
@@ -234,6 +234,8 @@ def _deployment(p):
         dep["lang"] = p.lang = lang
     dep["k"] = c.number("deployment.k", dep_in.get("k"), 0.0, 1.0, 0.8)
     dep["review_share"] = c.number("deployment.review_share", dep_in.get("review_share"), 0.0, 1.0, 0.1)
+    if "loyalty_days" in dep_in:  # kept only when given: an older file's deployment stays unchanged
+        dep["loyalty_days"] = c.number("deployment.loyalty_days", dep_in.get("loyalty_days"), 1, 3650, integer=True)
     for table in ("thresholds", "reference"):
         dep[table] = _numbers(c, "deployment." + table, dep_in.get(table, {}))
     _thresholds(c, dep["thresholds"])
@@ -415,7 +417,9 @@ def _panels(p):
     for i, item in enumerate(c.items(p.doc, "panels")):
         path = "panels[%d]" % i
         c.unknown(
-            path, item, ("site", "device", "question", "camera", "conversion", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from")
+            path,
+            item,
+            ("site", "device", "question", "camera", "conversion", "till", *DEFAULT_PANEL, *OPTIONAL_PANEL, "from"),
         )
         sid = c.id(path + ".site", item.get("site"))
         if sid and sid not in p.sites:
@@ -432,6 +436,14 @@ def _panels(p):
                 c.err(path + ".conversion", _("must be true or false, got %r") % (item["conversion"],))
             else:
                 data["conversion"] = item["conversion"]
+        if "till" in item:  # the POS till it stands at (docs/transactions.md); default: its own id
+            till = item["till"]
+            if not isinstance(till, str) or not is_id(till):
+                c.err(
+                    path + ".till", _("%r is not a valid till id (%s); the POS must send the same id") % (till, ID_RULE)
+                )
+            else:
+                data["till"] = till
         for name, default in DEFAULT_PANEL.items():
             lo, hi = LIMITS[name]
             data[name] = c.number("%s.%s" % (path, name), item.get(name), lo, hi, default, integer=True)

@@ -19,7 +19,8 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   service reports each one the broker confirmed (`pushed()`) and it is recorded here
   (configpush.mark_pushed) before the next computation;
 - every `retention_every_s`, dead letters and refusal counts older than the retention are
-  deleted in small batches (store.expire_dead_letters);
+  deleted in small batches (store.expire_dead_letters), and loyalty-card references older than
+  the site file's `loyalty_days` are wiped (transactions.purge_loyalty);
 - alerts (gateway/alerts.py): every `alerts_every_s` the operations rules over every panel (a
   panel going quiet is news too) and the service rules over the offices whose polls were
   derived since the last evaluation (a service rule reads weeks of an office's polls: once per
@@ -41,7 +42,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from gateway import alerts, alertsend, configpush, derive, followups, schema, store
+from gateway import alerts, alertsend, configpush, derive, followups, schema, store, transactions
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.worker")
@@ -150,6 +151,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._rev: int | None = None
         self._next_retention = 0.0
+        self._next_loyalty = 0.0
         self._next_tick = time.monotonic() + tick_s
         self._next_push = 0.0
         self._configs_due: list[tuple[str, bytes]] = []  # computed here, published by the service
@@ -163,6 +165,7 @@ class Worker:
         self._followup_panels: set[Panel] = set()  # derived since the last follow-up pass
         self.stats = {"rounds": 0, "panels": 0, "errors": 0, "expired": 0, "alerts": 0, "alerts_sent": 0}
         self.stats.update(followups=0, followups_sent=0)
+        self.stats["loyalty_purged"] = 0
 
     # ---- the ingest thread's side: cheap --------------------------------------------------
     def changed(self, panels: set[Panel], now_ms: int | None = None) -> None:
@@ -265,6 +268,7 @@ class Worker:
             more = bool(self._pending)
         self._configs(db, now_ms)
         self._expire(db, now_ms)
+        self._purge_loyalty(db, now_ms)
         self._alerts(db, now_ms)
         self._followups(db, now_ms)
         return more
@@ -356,6 +360,24 @@ class Worker:
             panels |= store.panels_seen_since(db, now_ms - self.recent_ms)
             self._rev = rev
         return panels
+
+    def _purge_loyalty(self, db, now_ms: int) -> None:
+        """Loyalty-card references older than the site file's `loyalty_days` are wiped
+        (gateway/transactions.py), every `retention_every_s`, in small batches."""
+        if time.monotonic() < self._next_loyalty:
+            return
+        self._next_loyalty = time.monotonic() + self.retention_every_s
+        try:
+            days = transactions.loyalty_days(site_mod.load(db), now_ms)
+            while not self._stop.is_set():
+                with self._background(), db.transaction():
+                    n = transactions.purge_loyalty(db, now_ms - int(days * 86400000), limit=1000)
+                self.stats["loyalty_purged"] += n
+                if n < 1000:
+                    break
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("loyalty retention failed; tried again in %d s", self.retention_every_s)
 
     def _expire(self, db, now_ms: int) -> None:
         if self.retention_ms is None or time.monotonic() < self._next_retention:

@@ -35,6 +35,7 @@ from protocol.checks import (  # noqa: F401 - re-exported too
     _int,
     _load,
     _show,
+    _text,
     _wall,
 )
 from protocol.config import (  # noqa: F401 - re-exported: protocol.messages is the public API
@@ -184,3 +185,48 @@ def encode_counts(counts):
 def decode_counts(data):
     """-> {"v","from","to","transactions","visitors","device"}; absent ones are None."""
     return _check_counts(_load(data, MAX_BYTES))
+
+
+# ---- transaction: POS -> gateway, one sale a message, not retained ---------------------------
+
+MAX_TX_ID = 64  # a receipt number as the POS writes it
+MAX_LOYALTY = 64
+
+
+def _printable(key, x, hi, null=False, spaces=False):
+    x = _text(key, x, 1, hi, null=null)
+    if x is not None:
+        for ch in x:
+            if (ch < " " or ch == "\x7f") or (ch == " " and not spaces):
+                what = "control characters" if spaces else "spaces or control characters"
+                raise ProtocolError(key, "must have no %s, got %s" % (what, _show(x)))
+    return x
+
+
+def _check_transaction(obj):
+    return {
+        "v": VERSION,
+        "id": _printable("id", _get(obj, "id"), MAX_TX_ID),
+        "till": _id(obj, "till") or _missing("till"),
+        "t": _wall("t", _get(obj, "t"), null=False),
+        "loyalty": _printable("loyalty", _get(obj, "loyalty", False), MAX_LOYALTY, null=True, spaces=True),
+    }
+
+
+def _missing(key):
+    raise ProtocolError(key, "missing")
+
+
+def encode_transaction(tx):
+    """A sale {"id", "till", "t", "loyalty"?} -> compact JSON bytes; a None loyalty is left out."""
+    out = _check_transaction(_given(tx))
+    if out["loyalty"] is None:
+        del out["loyalty"]
+    return _dumps(out)
+
+
+def decode_transaction(data):
+    """-> {"v","id","till","t","loyalty"}: the POS's sale id (receipt number, printable, no
+    spaces), the till (or panel) id, its time (Unix ms) and the pseudonymous loyalty-card
+    reference (None when absent). The site is the topic's."""
+    return _check_transaction(_load(data, MAX_BYTES))

@@ -5,6 +5,7 @@
     <root>/<site>/<device>/ack      gateway -> panel   QoS 1, retained
     <root>/<site>/<device>/config   gateway -> panel   QoS 1, retained
     <root>/<site>/counts            POS / people counter -> gateway   QoS 1, not retained
+    <root>/<site>/transactions      POS -> gateway (one sale a message)  QoS 1, not retained
 
 Every subscriber (gateway, panel) subscribes with QoS 1 (SUBSCRIBE_QOS). Event delivery does
 not rest on MQTT QoS but on the panel's journal, the gateway's retained cumulative ack and the
@@ -18,6 +19,7 @@ from protocol import ProtocolError
 DEFAULT_ROOT = "rating/v1"
 KINDS = ("event", "state", "ack", "config")  # per-device topics
 COUNTS = "counts"  # the per-site counts topic's last segment (parse() reports it as the kind)
+TRANSACTIONS = "transactions"  # the per-site sales topic's (the same)
 
 # (qos, retained) per kind: how our publishers send it. A panel may publish event/state with
 # QoS 0 or 1 (the firmware uses 0: a PUBACK per event would cost a round trip each, and the
@@ -28,6 +30,7 @@ PUBLISH = {
     "ack": (1, True),
     "config": (1, True),
     "counts": (1, False),
+    "transactions": (1, False),
 }
 SUBSCRIBE_QOS = 1  # the gateway (event, state, counts) and the panel (ack, config)
 
@@ -100,14 +103,22 @@ def counts_topic(root, site):
     return "%s/%s/%s" % (root, site, COUNTS)
 
 
-def gateway_subscriptions(root):
-    """The topic filters the gateway subscribes to (what panels and counters publish)."""
+def transactions_topic(root, site):
+    """'<root>/<site>/transactions': where a POS reports a site's sales, one a message."""
     check_root(root)
-    return [root + "/+/+/event", root + "/+/+/state", root + "/+/" + COUNTS]
+    check_id(site, "site")
+    return "%s/%s/%s" % (root, site, TRANSACTIONS)
+
+
+def gateway_subscriptions(root):
+    """The topic filters the gateway subscribes to (what panels, counters and POS publish)."""
+    check_root(root)
+    return [root + "/+/+/event", root + "/+/+/state", root + "/+/" + COUNTS, root + "/+/" + TRANSACTIONS]
 
 
 def parse(root, topic):
-    """(site, device, kind) of a topic under `root`; device is None for the counts topic.
+    """(site, device, kind) of a topic under `root`; device is None for the per-site topics
+    (counts, transactions).
 
     Raises ProtocolError: field "topic" for a foreign root or wrong shape, "site"/"device" for
     bad ids, "kind" for an unknown last segment. Accepts bytes (the panel's client) or str.
@@ -118,8 +129,8 @@ def parse(root, topic):
     if not topic.startswith(prefix):
         raise ProtocolError("topic", "%r is not under root %r" % (topic, root))
     parts = topic[len(prefix) :].split("/")
-    if len(parts) == 2 and parts[1] == COUNTS:
-        return check_id(parts[0], "site"), None, COUNTS
+    if len(parts) == 2 and parts[1] in (COUNTS, TRANSACTIONS):
+        return check_id(parts[0], "site"), None, parts[1]
     if len(parts) != 3:
         raise ProtocolError("topic", "%r must be <root>/<site>/<device>/<kind> or <root>/<site>/counts" % topic)
     check_id(parts[0], "site")

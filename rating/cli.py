@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "rating.demo",  # demo (simulator.demo, then the console)
     "gateway.cli_gateway",  # gateway run, deadletter, replay, record, status
     "gateway.cli_site",  # site apply, rebuild, review, counts import, report
+    "gateway.cli_transactions",  # transactions import|unmatched|conversion
     "gateway.cli_accounts",  # broker config, broker account, panel rotate-password|credentials
     "gateway.cli_users",  # user add|list|disable|enable|passwd|bootstrap
     "gateway.cli_alerts",  # alerts list|ack|resolve

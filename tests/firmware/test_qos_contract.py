@@ -27,7 +27,7 @@ def _spec_rows():
 
 def test_fw_mem_qos_spec_table_matches_topics_publish():
     rows = _spec_rows()
-    assert set(rows) == {"event", "state", "ack", "config", "counts"}, rows
+    assert set(rows) == {"event", "state", "ack", "config", "counts", "transactions"}, rows
     for kind, (qos, retained) in rows.items():
         want_qos, want_retained = topics.PUBLISH[kind]
         allowed = {0, 1} if qos.startswith("0 or 1") else {int(qos)}

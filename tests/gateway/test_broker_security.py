@@ -168,6 +168,21 @@ def test_counts_accounts_write_only_their_sites_and_operators_only_read(secured)
     assert [t for t, _p, _r in seen] == [ROOT + "/s1/counts", A + "ack"] and ops.quiet() == []
 
 
+def test_a_pos_account_writes_the_sales_of_its_sites_only(secured):
+    gw = connected(secured, "gateway")
+    gw.subscribe(ROOT + "/+/transactions")
+    ops = connected(secured, "operator.ops")
+    ops.subscribe(ROOT + "/+/transactions")
+    pos = connected(secured, "counts.pos")
+    sale = messages.encode_transaction({"id": "R-1", "till": "till-1", "t": 1733300000000})
+    pos.publish(ROOT + "/s2/transactions", sale)  # not its site
+    ops.publish(ROOT + "/s1/transactions", sale)  # operators read only
+    pos.publish(ROOT + "/s1/transactions", sale)
+    assert gw.wait_for(ROOT + "/s1/transactions") == [(ROOT + "/s1/transactions", sale, False)]
+    assert gw.quiet() == []
+    assert [t for t, _p, _r in ops.wait_for(ROOT + "/s1/transactions")] == [ROOT + "/s1/transactions"]
+
+
 def test_no_client_takes_over_the_gateways_session(secured):
     gw = connected(secured, "gateway", client_id="rating-gateway", clean=False)
     gw.subscribe(ROOT + "/+/+/event")

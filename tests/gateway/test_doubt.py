@@ -129,3 +129,15 @@ def test_doubt_an_unknown_hold_never_marks_a_poll():
         {"site": "msk", "device": "desk-1", "at_ms": T + 600 * S},
     ]
     assert all("seller_held" not in r for r in _reasons(polls, held).values())
+
+
+def test_a_poll_with_no_sale_at_its_till_is_marked_and_ranked_above_an_honest_one():
+    """The `no_sale` sign (gateway/transactions.py gives the ids; docs/transactions.md)."""
+    polls = [
+        {"site": "s", "device": "d", "open_seq": 1, "opened_ms": 0, "answered_ms": 5000, "answer": "yes"},
+        {"site": "s", "device": "d", "open_seq": 3, "opened_ms": 600000, "answered_ms": 605000, "answer": "yes"},
+    ]
+    doubts = doubt.score(polls, no_sale={"s/d/3", "s/other/9"})
+    assert doubts["s/d/3"].reasons == ("no_sale",) and doubts["s/d/3"].score == doubt.WEIGHTS["no_sale"]
+    assert doubts["s/d/1"].reasons == ()
+    assert [doubt.poll_id(p) for p in doubt.rank(polls, doubts)] == ["s/d/3", "s/d/1"]

@@ -25,6 +25,7 @@ ALLOWED = {
     # names the help shows as written: positional arguments, TOML keys of the settings example,
     # CSV columns, id prefixes of the examples
     "name", "scenario", "root", "inflight", "false", "true", "from", "to", "transactions", "visitors",
+    "till", "time", "loyalty",
     "office-", "panel-", "rating-gateway",
     # the columns and values of a verdicts file (rating review batch)
     "id", "verdict", "reason", "invalid", "valid", "confirm", "reject",

@@ -1,0 +1,85 @@
+"""POST /api/v1/transactions: a POS integration's bearer token (a store-manager account scoped to
+its offices, or an admin's) posts sales; idempotent on (office, id); other roles and offices
+out of scope are refused; the loyalty reference is never echoed."""
+
+import json
+
+import pytest
+from console_support import T_WEEK
+
+from gateway import schema, transactions, users
+
+pytestmark = pytest.mark.e2e
+
+
+def _auth(console, account):
+    db = schema.open_database(console.db_url)
+    token, _row = users.create_token(db, account, "POS", "admin", 1)
+    db.close()
+    return {"Authorization": "Bearer " + token}
+
+
+def _sale(**kw):
+    body = {"site": "msk", "till": "desk-1", "t": T_WEEK + 60000, "id": "R-000123", "loyalty": "4276123456789012"}
+    body.update(kw)
+    return body
+
+
+def test_a_pos_posts_a_sale_once_and_a_retry_changes_nothing(client, console):
+    c = client()
+    auth = _auth(console, "manager")
+    status, _h, text = c.request("POST", "/api/v1/transactions", json_body=_sale(), headers=auth)
+    assert status == 201, text
+    body = json.loads(text)
+    assert body["stored"] is True and "loyalty" not in body and "4276" not in text
+    status, _h, text = c.request("POST", "/api/v1/transactions", json_body=_sale(t=T_WEEK), headers=auth)
+    assert status == 200 and json.loads(text)["stored"] is False
+    db = schema.open_database(console.db_url)
+    try:
+        rows = db.query("SELECT tx_id, at_ms, loyalty, source FROM transactions")
+    finally:
+        db.close()
+    assert len(rows) == 1 and rows[0]["at_ms"] == T_WEEK + 60000 and rows[0]["source"] == "http:manager"
+    assert rows[0]["loyalty"].startswith("h:")  # a raw card number is never stored
+
+
+def test_bad_sales_roles_and_offices_out_of_scope_are_refused(client, console):
+    c = client()
+    manager = _auth(console, "manager")
+    status, _h, text = c.request("POST", "/api/v1/transactions", json_body=_sale(id="R 1"), headers=manager)
+    assert status == 400 and "id" in json.loads(text)["fields"]
+    status, _h, text = c.request("POST", "/api/v1/transactions", json_body=_sale(site="ber"), headers=manager)
+    assert status == 400 and "site" in json.loads(text)["fields"]  # Berlin is not the manager's
+    for account in ("analyst", "expert", "tech"):
+        status, _h, _t = c.request("POST", "/api/v1/transactions", json_body=_sale(), headers=_auth(console, account))
+        assert status == 403, account
+    assert c.request("POST", "/api/v1/transactions", json_body=_sale())[0] == 401
+    status, _h, _t = c.request(
+        "POST", "/api/v1/transactions", json_body=_sale(site="ber"), headers=_auth(console, "admin")
+    )
+    assert status == 201
+    db = schema.open_database(console.db_url)
+    try:
+        assert transactions.count(db) == 1
+    finally:
+        db.close()
+
+
+def test_the_pos_figures_of_an_office_in_scope_without_loyalty_references(client, console):
+    c = client()
+    manager = _auth(console, "manager")
+    for i, (minutes, tx_id) in enumerate(((-1, "R-1"), (30, "R-2"))):
+        body = _sale(id=tx_id, t=T_WEEK + minutes * 60000, loyalty="crm-%d" % i)
+        assert c.request("POST", "/api/v1/transactions", json_body=body, headers=manager)[0] == 201
+    status, _h, text = c.get("/api/v1/pos?site=msk", headers=manager)
+    assert status == 200, text
+    body = json.loads(text)
+    assert "crm-" not in text and "h:" not in text
+    (row,) = [r for r in body["by_device"] if r["key"] == "desk-1"]
+    # polls every 20 minutes from T_WEEK: the sale a minute before the first is its; the one at
+    # +30 min is the +40 min poll's (10 minutes before it); the +20 min poll had none
+    assert (row["transactions"], row["matched"], row["unmatched_polls"]) == (2, 2, 1)
+    assert [p["id"] for p in body["polls_without_sale"]] == ["msk/desk-1/3"] and body["sales_without_poll"] == []
+    assert c.get("/api/v1/pos?site=ber", headers=manager)[0] == 404  # not the manager's office
+    assert c.get("/api/v1/pos?site=msk&from=yesterday", headers=manager)[0] == 400
+    assert c.get("/api/v1/pos?site=msk", headers=_auth(console, "tech"))[0] == 403
