@@ -36,7 +36,7 @@ import json
 import logging
 import os
 
-from gateway import alertsend, derive, followupconf, review, times
+from gateway import alertsend, derive, followupconf, review, times, transactions
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.followups")
@@ -50,11 +50,21 @@ LOCKS = 0x52415450  # advisory lock namespace of the follow-up pass (gateway.db.
 
 
 def transaction_of(db, site, device, open_seq):
-    """The POS transaction matched to the poll and its pseudonymous loyalty reference:
-    {"transaction": {...}, "loyalty_ref": "..."} or None when unknown. Always None on this
-    branch: the lead wires `gateway.transactions.match_of(db, site, device, open_seq)` here at
-    merge (branch pos-tx)."""
-    return None
+    """The POS sale the poll followed (gateway/transactions.py's match) and its pseudonymous
+    loyalty reference: {"transaction": {...}, "loyalty_ref": ...} or None when unmatched."""
+    match = transactions.match_of(db, site, device, open_seq)
+    if match is None:
+        return None
+    at = match["at_ms"]
+    return {
+        "transaction": {
+            "id": match["tx_id"],
+            "till": match["till"],
+            "at_ms": at,
+            "at_utc": times.format_iso(at, times.UTC).replace("+00:00", "Z"),
+        },
+        "loyalty_ref": match["loyalty"],
+    }
 
 
 # ---- the pure part ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 import pytest
 from gw_site_support import MIN, SITE_TOML, T0, apply_site, review_scenario
 
-from gateway import derive, followups, review, site
+from gateway import derive, followups, review, site, transactions
 
 HOUR = 60 * MIN
 FOLLOWUPS = "\n[followups]\nhold_min = 30\nfm_wait_h = 24\nmax_age_h = 48\n"
@@ -179,3 +179,26 @@ def test_followups_a_verdict_before_the_hold_is_over_does_not_skip_the_hold(any_
     assert followups.listing(any_db) == []
     assert "followup:msk/desk-1/3:1" in _ids(followups.update(any_db, T0 + 60 * MIN))
     assert ("desk-1", 1) not in {(r["device"], r["open_seq"]) for r in followups.listing(any_db)}
+
+
+def test_followups_carry_the_matched_sale_and_its_loyalty_reference(any_db):
+    """A No poll that followed a POS sale at its till (docs/transactions.md) names the sale and
+    the sale's pseudonymous loyalty reference; an unmatched poll has null for both."""
+    _scenario(any_db)
+    till_site = SITE_TOML.replace('device = "desk-1"\n', 'device = "desk-1"\ntill = "till-1"\n', 1)
+    apply_site(any_db, till_site + FOLLOWUPS, T0 + 2)
+    sale = {"id": "R-1", "till": "till-1", "t": T0 + 2 * MIN + 10_000, "loyalty": "crm-77"}  # the No at T0+2min
+    with any_db.transaction():
+        transactions.store_many(any_db, [("msk", transactions.check("msk", sale))], "test", T0 + 3 * MIN)
+    derive.update(any_db, [("msk", "desk-1")], T0 + 60 * MIN)
+    assert transactions.match_of(any_db, "msk", "desk-1", 3) is not None
+    sent = {e["poll"]["id"]: e for e in followups.update(any_db, T0 + 60 * MIN)}
+    matched = sent["msk/desk-1/3"]
+    assert matched["transaction"] == {
+        "id": "R-1",
+        "till": "till-1",
+        "at_ms": T0 + 2 * MIN + 10_000,
+        "at_utc": "2025-01-06T08:02:10Z",
+    }
+    assert matched["loyalty_ref"] == "crm-77"
+    assert sent["msk/desk-1/5"]["transaction"] is None and sent["msk/desk-1/5"]["loyalty_ref"] is None
