@@ -394,22 +394,47 @@ def update(db, devices, now_ms, max_events=None):
     return left
 
 
-def rebuild(db, now_ms):
-    """Drop every derived row and derive all panels again from raw events + settings history.
-    Returns the number of panels derived.
+# Events fed per transaction when a panel is rebuilt: a panel's whole history never sits in
+# memory at once (a year of a busy panel is ~10,000 events), and a running gateway waits for one
+# chunk of one panel at most.
+REBUILD_CHUNK = 5000
 
-    One transaction per panel, so a running gateway (SQLite: one writer at a time) waits for
-    one panel, not for the whole rebuild. A panel the gateway updates meanwhile has no
-    derive_state and is derived from scratch by that update: the result is the same."""
+
+def clear_derived(db):
+    """Drop every derived row (the first step of a rebuild), in one transaction."""
     with db.transaction():
         for table in DERIVED_TABLES:
             db.execute("DELETE FROM %s" % table)
         rollup.clear(db)
-        panels = store.event_panels(db)
-    for site, device in panels:
+
+
+def rebuild_panel(db, site, device, now_ms, chunk=REBUILD_CHUNK):
+    """Derive one panel from its first event: chunks of `chunk` events, one transaction each
+    (the incremental path the gateway's worker takes, so the result is the one-go result)."""
+    first = True
+    while True:
         with db.transaction():
             rev = site_mod.revision(db)
-            _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=True)
+            more = _derive_device(
+                db, site, device, now_ms, _history(db, rev), rev, force_full=first, max_events=chunk
+            )
+        first = False
+        if not more:
+            return
+
+
+def rebuild(db, now_ms):
+    """Drop every derived row and derive all panels again from raw events + settings history,
+    in this process. Returns the number of panels derived (gateway/rebuild.py runs the panels
+    in parallel worker processes).
+
+    One transaction per panel and chunk, so a running gateway (SQLite: one writer at a time)
+    waits for one chunk, not for the whole rebuild. A panel the gateway updates meanwhile has
+    no derive_state and is derived from scratch by that update: the result is the same."""
+    clear_derived(db)
+    panels = store.event_panels(db)
+    for site, device in panels:
+        rebuild_panel(db, site, device, now_ms)
     return len(panels)
 
 
