@@ -37,7 +37,16 @@ _SAME_EVENT = ("boot", "up_ms", "t_ms", "ev", "hold_ms")
 
 _INSERT_EVENT = (
     "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# The ledger of every (site, device, seq) ever stored (migration 055): unpartitioned, so it is
+# the one unique key of an event whatever month its row lives in, and kept after the event rows
+# are archived and purged (gateway/archive.py). The ack rule and the gap checks read it.
+# Both inserts are guarded (DO NOTHING) as before; insert_events has already left out what the
+# ledger holds, and the panels of a batch are locked (db.lock_names) when gateways share a store.
+_INSERT_KEY = (
+    "INSERT INTO raw_event_keys (site, device, seq, received_ms) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (site, device, seq) DO NOTHING"
 )
 
 
@@ -72,20 +81,26 @@ def insert_events(
         low = min(seqs)
         if known_max is not None and (site, device) in known_max and low > known_max[(site, device)]:
             continue  # all above what was stored: nothing to compare against
+        # the key ledger says what was stored (also once its event was archived and purged:
+        # a resend of it months later is a duplicate, never stored twice); the event row, found
+        # through its received_ms (the partition key on PostgreSQL), says whether it is the same
         existing = db.query(
-            "SELECT seq, boot, up_ms, t_ms, ev, hold_ms FROM raw_events"
-            " WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?",
+            "SELECT k.seq, r.seq AS kept, r.boot, r.up_ms, r.t_ms, r.ev, r.hold_ms FROM raw_event_keys k"
+            " LEFT JOIN raw_events r ON r.site = k.site AND r.device = k.device AND r.seq = k.seq"
+            " AND r.received_ms = k.received_ms"
+            " WHERE k.site = ? AND k.device = ? AND k.seq >= ? AND k.seq <= ?",
             (site, device, low, max(seqs)),
         )
         for row in existing:
             e = fresh.pop((site, device, row["seq"]), None)
             if e is None:
                 continue
-            if _same(row, e):
+            if row["kept"] is None or _same(row, e):  # purged: its content cannot be compared
                 duplicates.append(e)
             else:
                 conflicts.append(e)
     stored = list(fresh.values())
+    db.executemany(_INSERT_KEY, [(e["site"], e["device"], e["seq"], e["received_ms"]) for e in stored])
     db.executemany(_INSERT_EVENT, [tuple(e[c] for c in EVENT_COLUMNS) for e in stored])
     return stored, duplicates, conflicts
 
@@ -113,7 +128,7 @@ def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit
 
 def dead_letter_panels(db: Database) -> set[Panel]:
     """Every (site, device) with a dead-lettered seq: a panel may be known only by those (every
-    panel that sent a valid message has a panel_state row). dead_seqs is small; raw_events is
+    panel that sent a valid message has a panel_state row). dead_seqs is small; raw_event_keys is
     not scanned."""
     return {(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM dead_seqs")}
 
@@ -126,14 +141,14 @@ def devices(db: Database) -> list[Panel]:
 
 def has_events(db: Database) -> bool:
     """Whether any event is stored."""
-    return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
+    return db.query_one("SELECT 1 AS x FROM raw_event_keys LIMIT 1") is not None
 
 
 # PostgreSQL: the same skip scan as one statement (a round trip per panel costs more there)
 _PANELS_SKIP_SCAN = (
     "WITH RECURSIVE p (site, device) AS ("
-    " (SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1)"
-    " UNION ALL SELECT n.site, n.device FROM p CROSS JOIN LATERAL (SELECT r.site, r.device FROM raw_events r"
+    " (SELECT site, device FROM raw_event_keys ORDER BY site, device LIMIT 1)"
+    " UNION ALL SELECT n.site, n.device FROM p CROSS JOIN LATERAL (SELECT r.site, r.device FROM raw_event_keys r"
     " WHERE (r.site, r.device) > (p.site, p.device) ORDER BY r.site, r.device LIMIT 1) n)"
     " SELECT site, device FROM p"
 )
@@ -152,8 +167,8 @@ def gap_free(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
         chunk = items[i : i + 300]
         rows = db.query(
             "WITH t (site, device, through) AS (VALUES %s) SELECT t.site, t.device, t.through,"
-            " (SELECT MAX(r.seq) FROM raw_events r WHERE r.site = t.site AND r.device = t.device) AS top,"
-            " (SELECT COUNT(*) FROM raw_events r WHERE r.site = t.site AND r.device = t.device"
+            " (SELECT MAX(r.seq) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device) AS top,"
+            " (SELECT COUNT(*) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device"
             " AND r.seq >= t.through) AS above FROM t" % ", ".join(["(?, ?, CAST(? AS BIGINT))"] * len(chunk)),
             tuple(x for (site, device), through in chunk for x in (site, device, through)),
         )
@@ -172,20 +187,20 @@ def event_panels(db: Database) -> list[Panel]:
     if db.dialect == "postgresql":
         return [(r["site"], r["device"]) for r in db.query(_PANELS_SKIP_SCAN)]
     out: list[Panel] = []
-    row = db.query_one("SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1")
+    row = db.query_one("SELECT site, device FROM raw_event_keys ORDER BY site, device LIMIT 1")
     while row is not None:
         site, device = row["site"], row["device"]
         out.append((site, device))
         row = db.query_one(
-            "SELECT site, device FROM raw_events WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
-        ) or db.query_one("SELECT site, device FROM raw_events WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
+            "SELECT site, device FROM raw_event_keys WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
+        ) or db.query_one("SELECT site, device FROM raw_event_keys WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
     return out
 
 
 def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
     """How many events of the panel are stored with a seq <= `seq`."""
     return (
-        db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
+        db.scalar("SELECT COUNT(*) FROM raw_event_keys WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
         or 0
     )
 
@@ -341,7 +356,7 @@ def touch_last_seen_many(db: Database, rows: Iterable[tuple[str, str, int]]) -> 
 
 def max_seq(db: Database, site: str, device: str) -> int:
     """The highest stored seq of a panel (0: none)."""
-    return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
+    return db.scalar("SELECT MAX(seq) AS m FROM raw_event_keys WHERE site = ? AND device = ?", (site, device)) or 0
 
 
 def max_handled_seq(db: Database, site: str, device: str) -> int:
@@ -360,7 +375,7 @@ def panel_knowledge(db: Database, panels: Sequence[Panel]) -> dict[Panel, tuple[
         keys = "(site, device) IN (VALUES %s)" % ", ".join(["(?, ?)"] * len(chunk))
         params = tuple(x for key in chunk for x in key)
         top: dict[Panel, int] = {}
-        for table in ("raw_events", "dead_seqs"):
+        for table in ("raw_event_keys", "dead_seqs"):
             for r in db.query(
                 "SELECT site, device, MAX(seq) AS m FROM %s WHERE %s GROUP BY site, device" % (table, keys), params
             ):
@@ -420,17 +435,17 @@ def contiguous_acked_seq(
     start = max(previous, held_floor(state) - 1)
     dead_upto = journaled_seq(state)
     if not db.query_one(
-        "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
+        "SELECT 1 AS x FROM raw_event_keys WHERE site = ? AND device = ? AND seq = ?"
         " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ? AND seq <= ?",
         (site, device, start + 1) * 2 + (dead_upto,),
     ):
         return start
     # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
-        "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_events WHERE site = ? AND device = ?"
+        "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_event_keys WHERE site = ? AND device = ?"
         " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
         " AND seq <= ?) h"
-        " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
+        " WHERE NOT EXISTS (SELECT 1 FROM raw_event_keys x WHERE x.site = ? AND x.device = ?"
         " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
         " AND y.device = ? AND y.seq = h.seq + 1 AND y.seq <= ?)",
         (site, device, start) * 2 + (dead_upto,) + (site, device) * 2 + (dead_upto,),
@@ -453,7 +468,7 @@ def extend_run(
         if n + 1 > max_known:
             return n
         rows = db.query(
-            "SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
+            "SELECT seq FROM raw_event_keys WHERE site = ? AND device = ? AND seq > ?"
             " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ? AND seq <= ?"
             " ORDER BY seq LIMIT 512",
             (site, device, n) * 2 + (dead_upto,),
@@ -520,13 +535,13 @@ def gaps(
     floor = held_floor(state)
     rows = db.query(
         "SELECT seq, received_ms, prev FROM ("
-        " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
+        " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_event_keys"
         " WHERE site = ? AND device = ? AND seq >= ?) w"
         " WHERE (w.prev IS NULL AND w.seq > ?) OR w.seq > w.prev + 1 ORDER BY seq",
         (site, device, stored_through, max(1, stored_through)),
     )
     holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
-    top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
+    top = db.scalar("SELECT MAX(seq) FROM raw_event_keys WHERE site = ? AND device = ?", (site, device)) or 0
     if floor - 1 > top:
         holes.append((top + 1, floor - 1, None))
     out = []
@@ -542,7 +557,7 @@ def gaps(
         r["seq"]
         for r in db.query(
             "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND NOT EXISTS (SELECT 1 FROM"
-            " raw_events r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
+            " raw_event_keys r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
             (site, device),
         )
     ]
@@ -690,7 +705,7 @@ def dead_only_seqs(db: Database, keys: Iterable[tuple[str, str, int]]) -> set[tu
     for (site, device), seqs in by_panel.items():
         rows = db.query(
             "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.site = d.site"
+            " AND NOT EXISTS (SELECT 1 FROM raw_event_keys r WHERE r.site = d.site"
             " AND r.device = d.device AND r.seq = d.seq)",
             (site, device, min(seqs), max(seqs)),
         )
@@ -712,7 +727,7 @@ def infer_unreadable_gap(db: Database, site: str, device: str, acked: int, grace
     could not be read. A gap alone, however old, is never passed (the panel may still fill it),
     nor one reaching past the panel's send window (SEND_WINDOW) above the ack."""
     above = []
-    for table in ("raw_events", "dead_seqs"):
+    for table in ("raw_event_keys", "dead_seqs"):
         row = db.query_one(
             "SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ? ORDER BY seq LIMIT 1" % table,
             (site, device, acked),
