@@ -270,6 +270,15 @@ def _write(db, rows_by_table):
             continue
         cols = _COLUMNS[table]
         keys = _KEYS[table]
+        if table == "polls":
+            # a plain insert: on PostgreSQL polls are partitioned by month of opened_ms, and a
+            # unique key there must include it, so (site, device, open_seq) is no conflict
+            # target. Nothing to replace: a panel's provisional polls are deleted before its
+            # new rows are written, and the final ones are written once (under the panel's lock)
+            db.executemany(
+                "INSERT INTO polls (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))), rows
+            )
+            continue
         sets = ", ".join("%s = excluded.%s" % (c, c) for c in cols if c not in keys)
         db.executemany(
             "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"
@@ -324,12 +333,15 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
     events = store.events(db, site, device, after_seq=d.fed_seq, limit=max_events)
     more = max_events is not None and len(events) >= max_events
     final = d.feed(events)
-    _write(db, final)
-    touched = _earliest(final)  # the rollup is refreshed from the earliest local day touched
+    touched = None
     if state is not None and had_provisional:  # (a reset panel has none left)
-        touched = _min_time(touched, _earliest_provisional(db, site, device))
+        # the clock-closed rows are replaced: gone before the final rows (maybe the same polls,
+        # answered late) are written
+        touched = _earliest_provisional(db, site, device)
         for table in ("polls", "force_majeure"):
             db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND provisional = 1" % table, (site, device))
+    _write(db, final)
+    touched = _min_time(touched, _earliest(final))  # the rollup is refreshed from the earliest local day touched
     # what only the clock closes is derived once every event is fed: a later event may answer
     provisional = _empty() if more else d.provisional(now_ms - MARGIN_MS)
     _write(db, provisional)
