@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from gateway import timerepair
+from gateway import partitions, timerepair
 from gateway.db import Database
 
 Row = dict[str, Any]  # a row as the adapter returns it (column -> value)
@@ -103,6 +103,12 @@ def insert_events(
     db.executemany(_INSERT_KEY, [(e["site"], e["device"], e["seq"], e["received_ms"]) for e in stored])
     db.executemany(_INSERT_EVENT, [tuple(e[c] for c in EVENT_COLUMNS) for e in stored])
     return stored, duplicates, conflicts
+
+
+def ensure_month_partitions(db: Database, now_ms: int) -> int:
+    """PostgreSQL: raw_events' partitions of last month through the coming months (the worker,
+    hourly; gateway/partitions.py)."""
+    return partitions.ensure(db, "raw_events", "received_ms", now_ms)
 
 
 def _same(a: Row, b: Row) -> bool:

@@ -20,6 +20,8 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
   (configpush.mark_pushed) before the next computation;
 - every `retention_every_s`, dead letters and refusal counts older than the retention are
   deleted in small batches (store.expire_dead_letters);
+- every hour on PostgreSQL, the monthly partitions of raw_events and polls for the coming
+  months (gateway/partitions.py);
 - alerts (gateway/alerts.py): every `alerts_every_s` the operations rules over every panel (a
   panel going quiet is news too) and the service rules over the offices whose polls were
   derived since the last evaluation (a service rule reads weeks of an office's polls: once per
@@ -44,6 +46,7 @@ from gateway import site as site_mod
 log = logging.getLogger("gateway.worker")
 
 Panel = tuple[str, str]
+PARTITIONS_EVERY_S = 3600.0
 DERIVE_LOCKS = 0x52415402  # advisory lock namespace of a panel's derivation (gateway.db.lock_names)
 
 
@@ -145,6 +148,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._rev: int | None = None
         self._next_retention = 0.0
+        self._next_partitions = 0.0
         self._next_tick = time.monotonic() + tick_s
         self._next_push = 0.0
         self._configs_due: list[tuple[str, bytes]] = []  # computed here, published by the service
@@ -254,6 +258,7 @@ class Worker:
             more = bool(self._pending)
         self._configs(db, now_ms)
         self._expire(db, now_ms)
+        self._partitions(db, now_ms)
         self._alerts(db, now_ms)
         return more
 
@@ -320,6 +325,22 @@ class Worker:
             panels |= store.panels_seen_since(db, now_ms - self.recent_ms)
             self._rev = rev
         return panels
+
+    def _partitions(self, db, now_ms: int) -> None:
+        """PostgreSQL: the monthly partitions of raw_events and polls, created ahead of need
+        every PARTITIONS_EVERY_S (docs/partitions.md); nothing on SQLite."""
+        if db.dialect != "postgresql" or time.monotonic() < self._next_partitions:
+            return
+        self._next_partitions = time.monotonic() + PARTITIONS_EVERY_S
+        try:
+            with self._background(), db.transaction():
+                made = store.ensure_month_partitions(db, now_ms) + derive.ensure_month_partitions(db, now_ms)
+            if made:
+                log.info("partitions: %d monthly partitions created", made)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("partitions: creating the coming months failed; tried again next round")
+            self._next_partitions = time.monotonic() + 60
 
     def _expire(self, db, now_ms: int) -> None:
         if self.retention_ms is None or time.monotonic() < self._next_retention:

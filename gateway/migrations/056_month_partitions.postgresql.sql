@@ -26,6 +26,8 @@ DECLARE
     part TEXT;
     made INTEGER := 0;
 BEGIN
+    -- one creator at a time (several gateways share the database)
+    PERFORM pg_advisory_xact_lock(727002);
     IF to_regclass(parent || '_default') IS NULL THEN
         EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', parent || '_default', parent);
     END IF;
