@@ -10,6 +10,7 @@ tables: everything here does nothing there.
 """
 
 import datetime as _dt
+import re
 
 AHEAD_MONTHS = 2  # months created ahead of now
 
@@ -57,6 +58,15 @@ def ensure(db, table: str, column: str, now_ms: int, ahead: int = AHEAD_MONTHS) 
         )
         or 0
     )
+
+
+_BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
+
+
+def range_of(bound: str) -> tuple[int, int] | None:
+    """(from_ms, to_ms) of a partition bound as PostgreSQL prints it (None: DEFAULT)."""
+    m = _BOUND.search(bound or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def listing(db, table: str) -> list[dict]:

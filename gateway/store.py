@@ -105,6 +105,155 @@ def insert_events(
     return stored, duplicates, conflicts
 
 
+# ---- archives and retention of raw events (gateway/archive.py) ------------------------------
+
+
+def received_range(db: Database) -> tuple[int | None, int | None]:
+    """(earliest, latest) received_ms of the event rows kept (None, None: none)."""
+    row = db.query_one("SELECT MIN(received_ms) AS lo, MAX(received_ms) AS hi FROM raw_events")
+    return (row["lo"], row["hi"]) if row else (None, None)
+
+
+def count_received(db: Database, from_ms: int, to_ms: int) -> int:
+    """Event rows kept with received_ms in [from_ms, to_ms)."""
+    return (
+        db.scalar("SELECT COUNT(*) FROM raw_events WHERE received_ms >= ? AND received_ms < ?", (from_ms, to_ms)) or 0
+    )
+
+
+def received_pages(db: Database, from_ms: int, to_ms: int, page: int = 5000) -> Iterable[list[Row]]:
+    """The event rows received in [from_ms, to_ms), in (site, device, seq) order, `page` at a
+    time (keyset pagination: memory stays at one page, each row is read once)."""
+    after: tuple[str, str, int] = ("", "", -1)
+    while True:
+        rows = db.query(
+            "SELECT %s FROM raw_events WHERE received_ms >= ? AND received_ms < ?"
+            " AND (site > ? OR (site = ? AND device > ?) OR (site = ? AND device = ? AND seq > ?))"
+            " ORDER BY site, device, seq LIMIT %d" % (", ".join(EVENT_COLUMNS), int(page)),
+            (from_ms, to_ms, after[0], after[0], after[1], after[0], after[1], after[2]),
+        )
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]
+        after = (last["site"], last["device"], last["seq"])
+
+
+def received_before(db: Database, cutoff_ms: int) -> list[tuple[str, str, int, int]]:
+    """[(site, device, highest seq, events)] of the event rows kept with received_ms < cutoff."""
+    return [
+        (r["site"], r["device"], r["top"], r["n"])
+        for r in db.query(
+            "SELECT site, device, MAX(seq) AS top, COUNT(*) AS n FROM raw_events WHERE received_ms < ?"
+            " GROUP BY site, device ORDER BY site, device",
+            (cutoff_ms,),
+        )
+    ]
+
+
+def first_seq_from(db: Database, site: str, device: str, since_ms: int) -> int | None:
+    """The lowest seq of the panel stored with received_ms >= since_ms (None: none): a seq
+    below the ones received earlier that came late (a gap filled after a long outage)."""
+    return db.scalar(
+        "SELECT MIN(seq) FROM raw_events WHERE site = ? AND device = ? AND received_ms >= ?", (site, device, since_ms)
+    )
+
+
+def count_through(db: Database, site: str, device: str, seq: int, before_ms: int) -> int:
+    """Event rows kept of the panel with seq <= `seq` received before before_ms."""
+    return (
+        db.scalar(
+            "SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ? AND received_ms < ?",
+            (site, device, seq, before_ms),
+        )
+        or 0
+    )
+
+
+def purge_received_before(db: Database, cutoff_ms: int, through: Mapping[Panel, int]) -> int:
+    """Delete the event rows received before cutoff_ms whose seq is at or below their panel's
+    `through` seq (archived and derived: gateway/archive.py decides). Their keys stay in
+    raw_event_keys. On PostgreSQL a month partition below the cutoff all of whose rows go is
+    dropped whole (last: it locks raw_events until the commit); the rest is deleted row by row.
+    Returns the rows deleted."""
+    whole = _whole_partitions(db, cutoff_ms, through) if db.dialect == "postgresql" else []
+    skip = "".join(" AND NOT (received_ms >= %d AND received_ms < %d)" % (lo, hi) for _, lo, hi, _ in whole)
+    deleted = 0
+    for (site, device), seq in sorted(through.items()):
+        n = db.execute(
+            "DELETE FROM raw_events WHERE site = ? AND device = ? AND seq <= ? AND received_ms < ?" + skip,
+            (site, device, seq, cutoff_ms),
+        )
+        deleted += max(n, 0)
+    for name, _lo, _hi, n in whole:
+        # the name comes from the catalog (raw_events_YYYYMM), not from input
+        db.execute('ALTER TABLE raw_events DETACH PARTITION "%s"' % name)
+        db.execute('DROP TABLE "%s"' % name)
+        deleted += n
+    return deleted
+
+
+def _whole_partitions(db: Database, cutoff_ms: int, through: Mapping[Panel, int]) -> list[tuple[str, int, int, int]]:
+    """[(name, from_ms, to_ms, rows)] of the month partitions below cutoff_ms whose every row
+    is at or below its panel's `through` seq."""
+    out = []
+    for part in partitions.listing(db, "raw_events"):
+        bound = partitions.range_of(part["bound"])
+        if bound is None or bound[1] > cutoff_ms:
+            continue  # the default partition, or a month not wholly below the cutoff
+        tops = db.query(
+            "SELECT site, device, MAX(seq) AS top, COUNT(*) AS n FROM raw_events"
+            " WHERE received_ms >= ? AND received_ms < ? GROUP BY site, device",
+            bound,
+        )
+        if all(r["top"] <= through.get((r["site"], r["device"]), 0) for r in tops):
+            out.append((part["name"], bound[0], bound[1], sum(r["n"] for r in tops)))
+    return out
+
+
+_EVENT_TYPES = dict.fromkeys(EVENT_COLUMNS, "BIGINT") | {"site": "TEXT", "device": "TEXT", "ev": "TEXT", "payload": "TEXT"}
+
+
+def restore_events(db: Database, rows: Sequence[Row]) -> None:
+    """Put archived event rows back (gateway/archive.py restore): only those whose key is in
+    the ledger with the same arrival and whose row is not kept (never a second copy, never an
+    event the store did not have)."""
+    db.executemany(
+        "INSERT INTO raw_events (%s) SELECT %s WHERE EXISTS (SELECT 1 FROM raw_event_keys k WHERE k.site = ?"
+        " AND k.device = ? AND k.seq = ? AND k.received_ms = ?) AND NOT EXISTS (SELECT 1 FROM raw_events r"
+        " WHERE r.site = ? AND r.device = ? AND r.seq = ?)"
+        % (", ".join(EVENT_COLUMNS), ", ".join("CAST(? AS %s)" % _EVENT_TYPES[c] for c in EVENT_COLUMNS)),
+        [
+            tuple(e[c] for c in EVENT_COLUMNS)
+            + (e["site"], e["device"], e["seq"], e["received_ms"], e["site"], e["device"], e["seq"])
+            for e in rows
+        ],
+    )
+
+
+_ARCHIVE_COLUMNS = ("month", "from_ms", "to_ms", "file", "events", "sha256", "archived_ms", "purged_ms", "purged")
+
+
+def record_archive(db: Database, month: str, from_ms: int, to_ms: int, file: str, events: int, sha256: str, now_ms: int) -> None:
+    db.execute(
+        "INSERT INTO raw_archives (month, from_ms, to_ms, file, events, sha256, archived_ms, purged_ms, purged)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0) ON CONFLICT (month) DO UPDATE SET file = excluded.file,"
+        " events = excluded.events, sha256 = excluded.sha256, archived_ms = excluded.archived_ms",
+        (month, from_ms, to_ms, file, events, sha256, now_ms),
+    )
+
+
+def archives(db: Database) -> list[Row]:
+    """Every archived month, oldest first."""
+    return db.query("SELECT %s FROM raw_archives ORDER BY month" % ", ".join(_ARCHIVE_COLUMNS))
+
+
+def mark_purged(db: Database, month: str, purged: int, now_ms: int | None) -> None:
+    """Record how many of a month's archived events are purged, and when the last of them went
+    (None: some are still kept, or were put back by a restore)."""
+    db.execute("UPDATE raw_archives SET purged_ms = ?, purged = ? WHERE month = ?", (now_ms, purged, month))
+
+
 def ensure_month_partitions(db: Database, now_ms: int) -> int:
     """PostgreSQL: raw_events' partitions of last month through the coming months (the worker,
     hourly; gateway/partitions.py)."""
