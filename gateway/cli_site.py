@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from gateway import i18n, times
 from gateway.cli_common import CliError, add_db, group, open_db, settings_of

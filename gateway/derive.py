@@ -18,8 +18,8 @@ clock offset, or the settings history changed since (a new `rating site apply`).
 import json
 import weakref
 
-from gateway import review as review_mod
 from gateway import partitions, rollup, store, timerepair
+from gateway import review as review_mod
 from gateway import site as site_mod
 from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
@@ -280,9 +280,7 @@ def _write(db, rows_by_table):
             # unique key there must include it, so (site, device, open_seq) is no conflict
             # target. Nothing to replace: a panel's provisional polls are deleted before its
             # new rows are written, and the final ones are written once (under the panel's lock)
-            db.executemany(
-                "INSERT INTO polls (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))), rows
-            )
+            db.executemany("INSERT INTO polls (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))), rows)
             continue
         sets = ", ".join("%s = excluded.%s" % (c, c) for c in cols if c not in keys)
         db.executemany(
@@ -441,10 +439,16 @@ def make_checkpoint(db, site, device, through_seq, now_ms, chunk=REBUILD_CHUNK):
     rev = site_mod.revision(db)
     ck = db.query_one("SELECT snapshot FROM derive_checkpoints WHERE site = ? AND device = ?", (site, device))
     d = PanelDerivation(
-        site, device, _history(db, rev), store.boot_offsets(db, site, device), json.loads(ck["snapshot"]) if ck else None
+        site,
+        device,
+        _history(db, rev),
+        store.boot_offsets(db, site, device),
+        json.loads(ck["snapshot"]) if ck else None,
     )
     while d.fed_seq < through_seq:
-        events = [e for e in store.events(db, site, device, after_seq=d.fed_seq, limit=chunk) if e["seq"] <= through_seq]
+        events = [
+            e for e in store.events(db, site, device, after_seq=d.fed_seq, limit=chunk) if e["seq"] <= through_seq
+        ]
         if not events:
             break
         d.feed(events)
@@ -519,9 +523,7 @@ def rebuild_panel(db, site, device, now_ms, chunk=REBUILD_CHUNK):
     while True:
         with db.transaction():
             rev = site_mod.revision(db)
-            more = _derive_device(
-                db, site, device, now_ms, _history(db, rev), rev, force_full=first, max_events=chunk
-            )
+            more = _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=first, max_events=chunk)
         first = False
         if not more:
             return

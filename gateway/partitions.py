@@ -35,7 +35,7 @@ def month_label(t_ms: int) -> str:
 
 
 def parse_month(text: str) -> int:
-    """"YYYY-MM" -> epoch ms of its first instant (UTC); ValueError when it is no month."""
+    """ "YYYY-MM" -> epoch ms of its first instant (UTC); ValueError when it is no month."""
     parts = text.strip().split("-")
     if len(parts) != 2 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
         raise ValueError(text)

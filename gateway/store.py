@@ -211,7 +211,12 @@ def _whole_partitions(db: Database, cutoff_ms: int, through: Mapping[Panel, int]
     return out
 
 
-_EVENT_TYPES = dict.fromkeys(EVENT_COLUMNS, "BIGINT") | {"site": "TEXT", "device": "TEXT", "ev": "TEXT", "payload": "TEXT"}
+_EVENT_TYPES = dict.fromkeys(EVENT_COLUMNS, "BIGINT") | {
+    "site": "TEXT",
+    "device": "TEXT",
+    "ev": "TEXT",
+    "payload": "TEXT",
+}
 
 
 def restore_events(db: Database, rows: Sequence[Row]) -> None:
@@ -234,7 +239,9 @@ def restore_events(db: Database, rows: Sequence[Row]) -> None:
 _ARCHIVE_COLUMNS = ("month", "from_ms", "to_ms", "file", "events", "sha256", "archived_ms", "purged_ms", "purged")
 
 
-def record_archive(db: Database, month: str, from_ms: int, to_ms: int, file: str, events: int, sha256: str, now_ms: int) -> None:
+def record_archive(
+    db: Database, month: str, from_ms: int, to_ms: int, file: str, events: int, sha256: str, now_ms: int
+) -> None:
     db.execute(
         "INSERT INTO raw_archives (month, from_ms, to_ms, file, events, sha256, archived_ms, purged_ms, purged)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0) ON CONFLICT (month) DO UPDATE SET file = excluded.file,"
@@ -347,8 +354,11 @@ def event_panels(db: Database) -> list[Panel]:
         site, device = row["site"], row["device"]
         out.append((site, device))
         row = db.query_one(
-            "SELECT site, device FROM raw_event_keys WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
-        ) or db.query_one("SELECT site, device FROM raw_event_keys WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
+            "SELECT site, device FROM raw_event_keys WHERE site = ? AND device > ? ORDER BY device LIMIT 1",
+            (site, device),
+        ) or db.query_one(
+            "SELECT site, device FROM raw_event_keys WHERE site > ? ORDER BY site, device LIMIT 1", (site,)
+        )
     return out
 
 

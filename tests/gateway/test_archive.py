@@ -242,4 +242,3 @@ def test_db_commands_archive_purge_and_restore(tmp_path):
     assert out.returncode == 0 and "0 events of 2025-01 put back" in out.stdout
     out = rating("partitions")
     assert out.returncode == 0 and "archive 2025-01" in out.stdout
-
