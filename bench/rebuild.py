@@ -131,6 +131,12 @@ def measure(url, what, jobs):
             "worker_mb": result.worker_peak_kib / 1024,
             "workers": len(result.peak_kib) - 1,
             "check": [int(check["polls"]), int(check["opened"] or 0), int(check["silent"] or 0)],
+            # CPU seconds of this process and its (joined) workers: the work, whatever the load
+            "cpu_s": sum(
+                getattr(resource.getrusage(who), f)
+                for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                for f in ("ru_utime", "ru_stime")
+            ),
         }
     db.close()
     print(json.dumps(out), flush=True)
@@ -202,7 +208,7 @@ def main():
             checks.add(tuple(got["check"]))
             print(
                 "rebuild --jobs %d: %.1f s = %.0f events/s, %.1fx the reference; %d polls; peak memory: parent %.0f MB,"
-                " largest of %d workers %.0f MB; load average %s"
+                " largest of %d workers %.0f MB; Python CPU %.1f s = %.0f events per CPU second; load average %s"
                 % (
                     jobs,
                     got["seconds"],
@@ -212,6 +218,8 @@ def main():
                     got["parent_mb"],
                     got["workers"],
                     got["worker_mb"],
+                    got["cpu_s"],
+                    events / max(got["cpu_s"], 1e-6),
                     " ".join("%.1f" % x for x in os.getloadavg()),
                 ),
                 flush=True,

@@ -63,6 +63,25 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
+def months_to_archive(db, now_ms: int, through_ms: int | None = None) -> list[str]:
+    """The months (YYYY-MM) that are over by now_ms (and start at or before through_ms, when
+    given), hold events and have no archive yet, oldest first."""
+    done = {a["month"] for a in store.archives(db)}
+    lo, _hi = store.received_range(db)
+    out: list[str] = []
+    if lo is None:
+        return out
+    t = partitions.month_start_ms(*partitions.month_of(lo))
+    while True:
+        month = partitions.month_label(t)
+        nxt = month_range(month)[1]
+        if nxt > now_ms or (through_ms is not None and t > through_ms):
+            return out
+        if month not in done and store.count_received(db, t, nxt):
+            out.append(month)
+        t = nxt
+
+
 def archive_month(db, month: str, folder: str, now_ms: int) -> dict:
     """Write the events received in `month` to `folder`/raw-events-MONTH.jsonl.gz and record
     it; returns the raw_archives row. Refuses a month not over yet, one already purged, and an

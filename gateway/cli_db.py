@@ -107,24 +107,17 @@ def _now_ms():
 
 
 def cmd_archive(args):
-    from gateway import archive, partitions, store
+    from gateway import archive
 
     db = open_db(args.db, create=False)
     now = _now_ms()
-    if args.month:
-        months = [args.month]
-    else:
-        last = archive.month_range(args.through)[0]
-        done = {a["month"] for a in store.archives(db)}
-        lo, _hi = store.received_range(db)
-        months = []
-        t = partitions.month_start_ms(*partitions.month_of(lo)) if lo is not None else last + 1
-        while t <= last:
-            month = partitions.month_label(t)
-            nxt = archive.month_range(month)[1]
-            if month not in done and store.count_received(db, t, nxt):
-                months.append(month)
-            t = nxt
+    try:
+        if args.month:
+            months = [args.month]
+        else:
+            months = archive.months_to_archive(db, now, archive.month_range(args.through)[0])
+    except archive.ArchiveError as exc:
+        raise CliError(str(exc)) from None
     for month in months:
         try:
             row = archive.archive_month(db, month, args.dir, now)

@@ -242,3 +242,28 @@ def test_db_commands_archive_purge_and_restore(tmp_path):
     assert out.returncode == 0 and "0 events of 2025-01 put back" in out.stdout
     out = rating("partitions")
     assert out.returncode == 0 and "archive 2025-01" in out.stdout
+
+
+def test_the_gateway_worker_archives_and_purges_when_the_settings_say_so(tmp_path):
+    from gateway.worker import Worker
+
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    db = schema.open_database(url)
+    try:
+        _three_months(db)
+        before = _contents(db)
+        folder = tmp_path / "archive"
+        folder.mkdir()
+        Worker(url, "rating/v1", tick_s=3600).run_round(db, NOW)  # not configured: nothing
+        assert os.listdir(folder) == [] and store.archives(db) == []
+        Worker(url, "rating/v1", tick_s=3600, raw_archive_dir=str(folder), raw_keep_months=2).run_round(db, NOW)
+        # January to March are over and archived; January and February purged (but exit's
+        # events above its seq that came late, in March)
+        assert sorted(os.listdir(folder)) == ["raw-events-2025-0%d.jsonl.gz" % m for m in (1, 2, 3)]
+        assert [a["month"] for a in store.archives(db)] == ["2025-01", "2025-02", "2025-03"]
+        left = store.count_received(db, JAN, MAR)
+        assert left > 0 and store.first_seq_from(db, "msk", "exit", 0) == 5
+        assert store.first_seq_from(db, "msk", "desk-1", 0) > 200
+        assert _contents(db) == before
+    finally:
+        db.close()
