@@ -14,10 +14,11 @@ def register(sub):
     _g, dsub = group(
         sub,
         "db",
-        _("back up and restore the database"),
+        _("back up and restore the database; archive and purge old raw events"),
         _(
             "Backups of a SQLite database, taken while the gateway runs (a consistent copy, "
-            "checked before it is kept). PostgreSQL: pg_dump and pg_restore, see docs/install.md."
+            "checked before it is kept). PostgreSQL: pg_dump and pg_restore, see docs/install.md. "
+            "Raw events archived by month and purged once archived and derived: docs/partitions.md."
         ),
     )
     b = dsub.add_parser(
