@@ -172,6 +172,8 @@ def restore(db, path: str) -> dict:
     header, pages = read_archive(path)
     month = header["month"]
     from_ms, to_ms = month_range(month)
+    with db.transaction():  # PostgreSQL: the month's partition again, if it was dropped
+        store.ensure_month_partition(db, from_ms)
     before = store.count_received(db, from_ms, to_ms)
     for page in pages:
         with db.transaction():

@@ -48,16 +48,16 @@ def parse_month(text: str) -> int:
 def ensure(db, table: str, column: str, now_ms: int, ahead: int = AHEAD_MONTHS) -> int:
     """Create the partitions of `table` from the month before now_ms through `ahead` months
     after it (PostgreSQL; a no-op on SQLite). Returns how many were created."""
+    year, month = month_of(now_ms)
+    return ensure_range(db, table, column, month_start_ms(year, month - 1), month_start_ms(year, month + ahead))
+
+
+def ensure_range(db, table: str, column: str, from_ms: int, to_ms: int) -> int:
+    """Create the partitions of `table` for the months of from_ms through to_ms (PostgreSQL;
+    rows of those months in the default partition move into them). Returns how many."""
     if db.dialect != "postgresql":
         return 0
-    year, month = month_of(now_ms)
-    return int(
-        db.scalar(
-            "SELECT rating_month_partitions(?, ?, ?, ?)",
-            (table, column, month_start_ms(year, month - 1), month_start_ms(year, month + ahead)),
-        )
-        or 0
-    )
+    return int(db.scalar("SELECT rating_month_partitions(?, ?, ?, ?)", (table, column, from_ms, to_ms)) or 0)
 
 
 _BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")

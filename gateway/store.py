@@ -267,6 +267,12 @@ def ensure_month_partitions(db: Database, now_ms: int) -> int:
     return partitions.ensure(db, "raw_events", "received_ms", now_ms)
 
 
+def ensure_month_partition(db: Database, t_ms: int) -> int:
+    """PostgreSQL: the partition of raw_events for the month of t_ms (archived events put back
+    into a month whose partition was dropped)."""
+    return partitions.ensure_range(db, "raw_events", "received_ms", t_ms, t_ms)
+
+
 def _same(a: Row, b: Row) -> bool:
     return all(a[c] == b[c] for c in _SAME_EVENT)
 

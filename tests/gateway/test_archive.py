@@ -208,6 +208,10 @@ def test_postgresql_drops_a_purged_month_partition_whole(pg_url, tmp_path):
         assert "raw_events_202503" in names and store.count_received(db, 0, MAR) == 0
         rebuild_mod.rebuild(db, NOW, jobs=2)
         assert _contents(db) == before
+        archive.restore(db, str(tmp_path / archive.file_name("2025-01")))  # into its month again
+        assert "raw_events_202501" in {p["name"] for p in partitions.listing(db, "raw_events")}
+        assert db.scalar("SELECT COUNT(*) FROM raw_events_default") == 0
+        assert db.scalar("SELECT COUNT(*) FROM raw_events_202501") == store.count_received(db, JAN, FEB) > 0
         assert {p["name"] for p in partitions.listing(db, "polls")} >= {"polls_202501", "polls_202503"}
     finally:
         db.close()
