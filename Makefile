@@ -59,6 +59,7 @@ bench: $(STAMP) services
 	$(PY) bench/shared.py
 	$(PY) bench/simspeed.py
 	$(PY) bench/load.py
+	$(PY) bench/rebuild.py --pg --panels 300 --days 7
 
 clean:
 	rm -rf build .pytest_cache

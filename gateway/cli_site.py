@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from gateway import i18n, times
 from gateway.cli_common import CliError, add_db, group, open_db, settings_of
@@ -323,19 +322,33 @@ KIND_WORDS = {
 
 def cmd_rebuild(args):
     from gateway import derive
+    from gateway import rebuild as rebuild_mod
 
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError(_("--jobs must be 1 or more (worker processes); leave it out for the default"))
     db = open_db(args.db, create=False)
     settings_of(db)
-    started = time.monotonic()
-    n = derive.rebuild(db, _now_ms())
+    result = rebuild_mod.rebuild(db, _now_ms(), jobs=args.jobs)
     polls, fms = derive.totals(db)
+    n = result.panels
     print(
         _("rebuilt %(panels)s: %(polls)s, %(reports)s (%(seconds)s s)")
         % {
             "panels": ngettext("%d panel", "%d panels", n) % n,
             "polls": ngettext("%d poll", "%d polls", polls) % polls,
             "reports": ngettext("%d force-majeure report", "%d force-majeure reports", fms) % fms,
-            "seconds": i18n.number(time.monotonic() - started, 1),
+            "seconds": i18n.number(result.seconds, 1),
+        }
+    )
+    workers = len(result.peak_kib) - 1
+    print(
+        _("%(processes)s; peak memory: this process %(parent)s MB, largest worker %(worker)s MB")
+        % {
+            "processes": ngettext("%d worker process", "%d worker processes", workers) % workers
+            if workers
+            else _("in this process"),
+            "parent": i18n.number(result.peak_kib["parent"] / 1024, 0),
+            "worker": i18n.number(result.worker_peak_kib / 1024, 0),
         }
     )
     return 0
@@ -631,7 +644,7 @@ def _register_site(sub):
         "-o", "--output", metavar="FILE.toml", help=_("write to FILE.toml (never overwritten) instead of stdout")
     )
 
-    _cmd(
+    p = _cmd(
         sub,
         "rebuild",
         cmd_rebuild,
@@ -639,8 +652,16 @@ def _register_site(sub):
         _(
             "Drop every derived row (polls, force-majeure reports, unsolicited presses, anomalies) and "
             "derive them again from the stored raw events and the settings history. Safe at any time: "
-            "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids)."
+            "raw events and expert verdicts are kept (verdicts refer to site/device/seq ids). Panels are "
+            "derived in parallel worker processes (--jobs), each a chunk of events at a time, so memory "
+            "stays bounded whatever the store's size."
         ),
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help=_("worker processes (default: the CPU count on PostgreSQL, 1 on SQLite, which has one writer)"),
     )
 
 

@@ -89,7 +89,15 @@ def split_statements(script):
     i, n = 0, len(script)
     while i < n:
         ch = script[i]
-        if quote:
+        if quote in (None, "$$") and script.startswith("$$", i):
+            # a dollar-quoted body (a PostgreSQL function): its `;`, `--` and quotes belong to it
+            quote = None if quote else "$$"
+            current.append("$$")
+            i += 2
+            continue
+        if quote == "$$":
+            current.append(ch)
+        elif quote:
             current.append(ch)
             if ch == quote:
                 quote = None

@@ -18,14 +18,19 @@ clock offset, or the settings history changed since (a new `rating site apply`).
 import json
 import weakref
 
+from gateway import partitions, rollup, store, timerepair, transactions
 from gateway import review as review_mod
-from gateway import rollup, store, timerepair, transactions
 from gateway import site as site_mod
 from gateway.windows import Anomaly, ForceMajeure, PanelWindows, Poll, Unsolicited, WindowSettings
 
 # How far behind now the clock is advanced: an answer pressed just before now may still be in
 # flight, and a poll must not be shown silent before its window has really passed.
 MARGIN_MS = 5000
+
+# Events fed per transaction when a panel is rebuilt: a panel's whole history never sits in
+# memory at once (a year of a busy panel is ~10,000 events), and a running gateway waits for one
+# chunk of one panel at most.
+REBUILD_CHUNK = 5000
 
 _WORSE = {timerepair.DEVICE: 0, timerepair.REPAIRED: 1, timerepair.ARRIVAL: 2}
 
@@ -279,6 +284,13 @@ def _write(db, rows_by_table):
             continue
         cols = _COLUMNS[table]
         keys = _KEYS[table]
+        if table == "polls":
+            # a plain insert: on PostgreSQL polls are partitioned by month of opened_ms, and a
+            # unique key there must include it, so (site, device, open_seq) is no conflict
+            # target. Nothing to replace: a panel's provisional polls are deleted before its
+            # new rows are written, and the final ones are written once (under the panel's lock)
+            db.executemany("INSERT INTO polls (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))), rows)
+            continue
         sets = ", ".join("%s = excluded.%s" % (c, c) for c in cols if c not in keys)
         db.executemany(
             "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"
@@ -318,32 +330,30 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
     had_provisional = True
     if row is not None:
         state = json.loads(row["snapshot"])
-        watch = json.loads(row["watch"])
-        had_provisional = watch.get("provisional", 1) > 0
-        stale = (
-            watch.get("rev") != rev
-            or any(offsets.get(b) is not None for b in state["arrival_boots"])
-            or store.event_count_through(db, site, device, row["fed_seq"]) != row["fed_count"]
-        )
-        if stale:
+        had_provisional = json.loads(row["watch"]).get("provisional", 1) > 0
+        if _stale(db, site, device, row, offsets, rev):
             state = None
-    if state is None:
-        _clear_device(db, site, device)
+    fresh = state is None
+    if fresh:
+        state = _restart_point(db, site, device)
     d = PanelDerivation(site, device, history, offsets, state)
     events = store.events(db, site, device, after_seq=d.fed_seq, limit=max_events)
     more = max_events is not None and len(events) >= max_events
     final = d.feed(events)
-    _write(db, final)
-    touched = _earliest(final)  # the rollup is refreshed from the earliest local day touched
-    if state is not None and had_provisional:  # (a reset panel has none left)
-        touched = _min_time(touched, _earliest_provisional(db, site, device))
+    touched = None
+    if not fresh and had_provisional:  # (a reset panel has none left)
+        # the clock-closed rows are replaced: gone before the final rows (maybe the same polls,
+        # answered late) are written
+        touched = _earliest_provisional(db, site, device)
         for table in ("polls", "force_majeure"):
             db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND provisional = 1" % table, (site, device))
+    _write(db, final)
+    touched = _min_time(touched, _earliest(final))  # the rollup is refreshed from the earliest local day touched
     # what only the clock closes is derived once every event is fed: a later event may answer
     provisional = _empty() if more else d.provisional(now_ms - MARGIN_MS)
     _write(db, provisional)
     touched = _min_time(touched, _earliest(provisional))
-    if state is None:
+    if fresh:
         rollup.refresh(db, site, device, history)
         transactions.after_derive(db, site, device, history)
     elif touched is not None:
@@ -370,6 +380,102 @@ def _derive_device(db, site, device, now_ms, history, rev, force_full=False, max
         ),
     )
     return more
+
+
+def _stale(db, site, device, row, offsets, rev):
+    """Whether what derive_state says was fed is no longer what a derivation from the start
+    would feed: new settings, a clock offset learnt for a boot that had none, a gap filled."""
+    state = json.loads(row["snapshot"])
+    return (
+        json.loads(row["watch"]).get("rev") != rev
+        or any(offsets.get(b) is not None for b in state["arrival_boots"])
+        or store.event_count_through(db, site, device, row["fed_seq"]) != row["fed_count"]
+    )
+
+
+def _pending_ids(windows_snapshot):
+    """(open poll's open_seq, open period's seq) of a window builder snapshot (-1: none)."""
+    poll, fm = windows_snapshot.get("poll"), windows_snapshot.get("fm")
+    return (poll["open_seq"] if poll else -1), (fm["seq"] if fm else -1)
+
+
+def _restart_point(db, site, device):
+    """Clear what a derivation of the panel from its start writes again and return the state to
+    start from: None (its first event), or its checkpoint's (its oldest events were archived and
+    purged: the rows derived from them stay, the derivation goes on from there)."""
+    ck = db.query_one("SELECT seq, snapshot FROM derive_checkpoints WHERE site = ? AND device = ?", (site, device))
+    if ck is None:
+        _clear_device(db, site, device)
+        return None
+    state = json.loads(ck["snapshot"])
+    seq = ck["seq"]
+    open_poll, open_fm = _pending_ids(state["windows"])
+    db.execute(
+        "DELETE FROM polls WHERE site = ? AND device = ? AND (open_seq > ? OR open_seq = ? OR provisional = 1)",
+        (site, device, seq, open_poll),
+    )
+    db.execute(
+        "DELETE FROM force_majeure WHERE site = ? AND device = ? AND (seq > ? OR seq = ? OR provisional = 1)",
+        (site, device, seq, open_fm),
+    )
+    for table in ("unsolicited", "anomalies"):
+        db.execute("DELETE FROM %s WHERE site = ? AND device = ? AND seq > ?" % table, (site, device, seq))
+    db.execute("DELETE FROM derive_state WHERE site = ? AND device = ?", (site, device))
+    rollup.clear_panel(db, site, device)
+    return state
+
+
+def derived_through(db, site, device):
+    """The highest seq through which every event of the panel is derived with the settings in
+    force (0: none): events at or below it may be purged once archived (gateway/archive.py)."""
+    row = db.query_one(
+        "SELECT fed_seq, fed_count, snapshot, watch FROM derive_state WHERE site = ? AND device = ?", (site, device)
+    )
+    if row is None:
+        return 0
+    if _stale(db, site, device, row, store.boot_offsets(db, site, device), site_mod.revision(db)):
+        return 0
+    return row["fed_seq"]
+
+
+def checkpoint_seq(db, site, device):
+    """The seq a panel's derivation restarts after (its checkpoint), 0 when it has none."""
+    return db.scalar("SELECT seq FROM derive_checkpoints WHERE site = ? AND device = ?", (site, device)) or 0
+
+
+def make_checkpoint(db, site, device, through_seq, now_ms, chunk=REBUILD_CHUNK):
+    """Record where the panel's derivation restarts once its events through `through_seq` are
+    purged: the builder's state after feeding them (from the previous checkpoint, chunk by
+    chunk; they must still be stored). Returns the checkpoint's seq."""
+    rev = site_mod.revision(db)
+    ck = db.query_one("SELECT snapshot FROM derive_checkpoints WHERE site = ? AND device = ?", (site, device))
+    d = PanelDerivation(
+        site,
+        device,
+        _history(db, rev),
+        store.boot_offsets(db, site, device),
+        json.loads(ck["snapshot"]) if ck else None,
+    )
+    while d.fed_seq < through_seq:
+        events = [
+            e for e in store.events(db, site, device, after_seq=d.fed_seq, limit=chunk) if e["seq"] <= through_seq
+        ]
+        if not events:
+            break
+        d.feed(events)
+    db.execute(
+        "INSERT INTO derive_checkpoints (site, device, seq, fed_count, snapshot, made_ms) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (site, device) DO UPDATE SET seq = excluded.seq, fed_count = excluded.fed_count,"
+        " snapshot = excluded.snapshot, made_ms = excluded.made_ms",
+        (site, device, d.fed_seq, d.fed_count, json.dumps(d.state()), now_ms),
+    )
+    return d.fed_seq
+
+
+def drop_checkpoints(db):
+    """Forget every checkpoint (every purged event is back: gateway/archive.py restore): the
+    next rebuild derives each panel from its first event again."""
+    db.execute("DELETE FROM derive_checkpoints")
 
 
 def _earliest_provisional(db, site, device):
@@ -405,24 +511,55 @@ def update(db, devices, now_ms, max_events=None):
     return left
 
 
-def rebuild(db, now_ms):
-    """Drop every derived row and derive all panels again from raw events + settings history.
-    Returns the number of panels derived.
-
-    One transaction per panel, so a running gateway (SQLite: one writer at a time) waits for
-    one panel, not for the whole rebuild. A panel the gateway updates meanwhile has no
-    derive_state and is derived from scratch by that update: the result is the same."""
+def clear_derived(db):
+    """Drop every derived row (the first step of a rebuild), in one transaction."""
     with db.transaction():
+        kept = db.query_one("SELECT 1 AS x FROM derive_checkpoints LIMIT 1") is not None
         for table in DERIVED_TABLES:
-            db.execute("DELETE FROM %s" % table)
+            if kept and table != "derive_state":
+                # rows derived from purged events stay (rebuild_panel clears the rest per panel)
+                db.execute(
+                    "DELETE FROM %s WHERE NOT EXISTS (SELECT 1 FROM derive_checkpoints c"
+                    " WHERE c.site = %s.site AND c.device = %s.device)" % (table, table, table)
+                )
+            else:
+                db.execute("DELETE FROM %s" % table)
         rollup.clear(db)
         transactions.clear_matches(db)
-        panels = store.event_panels(db)
-    for site, device in panels:
+
+
+def rebuild_panel(db, site, device, now_ms, chunk=REBUILD_CHUNK):
+    """Derive one panel from its first event: chunks of `chunk` events, one transaction each
+    (the incremental path the gateway's worker takes, so the result is the one-go result)."""
+    first = True
+    while True:
         with db.transaction():
             rev = site_mod.revision(db)
-            _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=True)
+            more = _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=first, max_events=chunk)
+        first = False
+        if not more:
+            return
+
+
+def rebuild(db, now_ms):
+    """Drop every derived row and derive all panels again from raw events + settings history,
+    in this process. Returns the number of panels derived (gateway/rebuild.py runs the panels
+    in parallel worker processes).
+
+    One transaction per panel and chunk, so a running gateway (SQLite: one writer at a time)
+    waits for one chunk, not for the whole rebuild. A panel the gateway updates meanwhile has
+    no derive_state and is derived from scratch by that update: the result is the same."""
+    clear_derived(db)
+    panels = store.event_panels(db)
+    for site, device in panels:
+        rebuild_panel(db, site, device, now_ms)
     return len(panels)
+
+
+def ensure_month_partitions(db, now_ms):
+    """PostgreSQL: polls' partitions of last month through the coming months (the worker,
+    hourly; gateway/partitions.py)."""
+    return partitions.ensure(db, "polls", "opened_ms", now_ms)
 
 
 # ---- read API: the derived tables are this module's; others read them through these -------------

@@ -73,6 +73,10 @@ class GatewaySettings:
     dead_letters_total: int = 2000  # ... for all panels together
     limit_window_s: int = 600
     dead_letter_days: float = 90.0  # retention of dead letters and refusal counts; 0: forever
+    # the retention of raw events (docs/partitions.md): archive folder and months kept; the worker
+    # archives the months that are over and purges what is archived and derived. Empty / 0: off
+    raw_archive_dir: str = ""
+    raw_keep_months: int = 0
     retained_check_s: float = 600.0  # how often the retained acks and configs are checked
     inbox_max: int = 50000  # messages waiting in memory; QoS 0 ones beyond are dropped (resent)
     # several gateways on one PostgreSQL: MQTT v5 shared subscriptions ($share/<share>/...), the
@@ -108,6 +112,10 @@ class GatewaySettings:
             value = getattr(self, f)
             if type(value) not in (int, float) or value <= 0:
                 raise SettingsError("%s: must be a number > 0, got %r" % (f, value))
+        if type(self.raw_keep_months) is not int or self.raw_keep_months < 0:
+            raise SettingsError("raw_keep_months: must be a whole number of months >= 0 (0: keep forever)")
+        if bool(self.raw_keep_months) != bool(self.raw_archive_dir):
+            raise SettingsError("raw_keep_months and raw_archive_dir go together: set both (or neither)")
         if type(self.dead_letter_days) not in (int, float) or self.dead_letter_days < 0:
             raise SettingsError("dead_letter_days: must be a number of days >= 0 (0: keep forever)")
         self._check_ranges()
@@ -450,6 +458,8 @@ class GatewayService:
             config_push_s=s.config_push_s,
             retention_ms=int(days * 86400000) if days else None,
             turn=self.turn,
+            raw_archive_dir=s.raw_archive_dir,
+            raw_keep_months=s.raw_keep_months,
         ).start()
         # derivation is not on the ack path: a commit only hands its panels to the worker
         self.ingestor = ingest.Ingestor(

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from gateway import timerepair
+from gateway import partitions, timerepair
 from gateway.db import Database
 
 Row = dict[str, Any]  # a row as the adapter returns it (column -> value)
@@ -37,7 +37,16 @@ _SAME_EVENT = ("boot", "up_ms", "t_ms", "ev", "hold_ms")
 
 _INSERT_EVENT = (
     "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, seq) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# The ledger of every (site, device, seq) ever stored (migration 055): unpartitioned, so it is
+# the one unique key of an event whatever month its row lives in, and kept after the event rows
+# are archived and purged (gateway/archive.py). The ack rule and the gap checks read it.
+# Both inserts are guarded (DO NOTHING) as before; insert_events has already left out what the
+# ledger holds, and the panels of a batch are locked (db.lock_names) when gateways share a store.
+_INSERT_KEY = (
+    "INSERT INTO raw_event_keys (site, device, seq, received_ms) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (site, device, seq) DO NOTHING"
 )
 
 
@@ -72,22 +81,196 @@ def insert_events(
         low = min(seqs)
         if known_max is not None and (site, device) in known_max and low > known_max[(site, device)]:
             continue  # all above what was stored: nothing to compare against
+        # the key ledger says what was stored (also once its event was archived and purged:
+        # a resend of it months later is a duplicate, never stored twice); the event row, found
+        # through its received_ms (the partition key on PostgreSQL), says whether it is the same
         existing = db.query(
-            "SELECT seq, boot, up_ms, t_ms, ev, hold_ms FROM raw_events"
-            " WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?",
+            "SELECT k.seq, r.seq AS kept, r.boot, r.up_ms, r.t_ms, r.ev, r.hold_ms FROM raw_event_keys k"
+            " LEFT JOIN raw_events r ON r.site = k.site AND r.device = k.device AND r.seq = k.seq"
+            " AND r.received_ms = k.received_ms"
+            " WHERE k.site = ? AND k.device = ? AND k.seq >= ? AND k.seq <= ?",
             (site, device, low, max(seqs)),
         )
         for row in existing:
             e = fresh.pop((site, device, row["seq"]), None)
             if e is None:
                 continue
-            if _same(row, e):
+            if row["kept"] is None or _same(row, e):  # purged: its content cannot be compared
                 duplicates.append(e)
             else:
                 conflicts.append(e)
     stored = list(fresh.values())
+    db.executemany(_INSERT_KEY, [(e["site"], e["device"], e["seq"], e["received_ms"]) for e in stored])
     db.executemany(_INSERT_EVENT, [tuple(e[c] for c in EVENT_COLUMNS) for e in stored])
     return stored, duplicates, conflicts
+
+
+# ---- archives and retention of raw events (gateway/archive.py) ------------------------------
+
+
+def received_range(db: Database) -> tuple[int | None, int | None]:
+    """(earliest, latest) received_ms of the event rows kept (None, None: none)."""
+    row = db.query_one("SELECT MIN(received_ms) AS lo, MAX(received_ms) AS hi FROM raw_events")
+    return (row["lo"], row["hi"]) if row else (None, None)
+
+
+def count_received(db: Database, from_ms: int, to_ms: int) -> int:
+    """Event rows kept with received_ms in [from_ms, to_ms)."""
+    return (
+        db.scalar("SELECT COUNT(*) FROM raw_events WHERE received_ms >= ? AND received_ms < ?", (from_ms, to_ms)) or 0
+    )
+
+
+def received_pages(db: Database, from_ms: int, to_ms: int, page: int = 5000) -> Iterable[list[Row]]:
+    """The event rows received in [from_ms, to_ms), in (site, device, seq) order, `page` at a
+    time (keyset pagination: memory stays at one page, each row is read once)."""
+    after: tuple[str, str, int] = ("", "", -1)
+    while True:
+        rows = db.query(
+            "SELECT %s FROM raw_events WHERE received_ms >= ? AND received_ms < ?"
+            " AND (site > ? OR (site = ? AND device > ?) OR (site = ? AND device = ? AND seq > ?))"
+            " ORDER BY site, device, seq LIMIT %d" % (", ".join(EVENT_COLUMNS), int(page)),
+            (from_ms, to_ms, after[0], after[0], after[1], after[0], after[1], after[2]),
+        )
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]
+        after = (last["site"], last["device"], last["seq"])
+
+
+def received_before(db: Database, cutoff_ms: int) -> list[tuple[str, str, int, int]]:
+    """[(site, device, highest seq, events)] of the event rows kept with received_ms < cutoff."""
+    return [
+        (r["site"], r["device"], r["top"], r["n"])
+        for r in db.query(
+            "SELECT site, device, MAX(seq) AS top, COUNT(*) AS n FROM raw_events WHERE received_ms < ?"
+            " GROUP BY site, device ORDER BY site, device",
+            (cutoff_ms,),
+        )
+    ]
+
+
+def first_seq_from(db: Database, site: str, device: str, since_ms: int) -> int | None:
+    """The lowest seq of the panel stored with received_ms >= since_ms (None: none): a seq
+    below the ones received earlier that came late (a gap filled after a long outage)."""
+    return db.scalar(
+        "SELECT MIN(seq) FROM raw_events WHERE site = ? AND device = ? AND received_ms >= ?", (site, device, since_ms)
+    )
+
+
+def count_through(db: Database, site: str, device: str, seq: int, before_ms: int) -> int:
+    """Event rows kept of the panel with seq <= `seq` received before before_ms."""
+    return (
+        db.scalar(
+            "SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ? AND received_ms < ?",
+            (site, device, seq, before_ms),
+        )
+        or 0
+    )
+
+
+def purge_received_before(db: Database, cutoff_ms: int, through: Mapping[Panel, int]) -> int:
+    """Delete the event rows received before cutoff_ms whose seq is at or below their panel's
+    `through` seq (archived and derived: gateway/archive.py decides). Their keys stay in
+    raw_event_keys. On PostgreSQL a month partition below the cutoff all of whose rows go is
+    dropped whole (last: it locks raw_events until the commit); the rest is deleted row by row.
+    Returns the rows deleted."""
+    whole = _whole_partitions(db, cutoff_ms, through) if db.dialect == "postgresql" else []
+    skip = "".join(" AND NOT (received_ms >= %d AND received_ms < %d)" % (lo, hi) for _, lo, hi, _ in whole)
+    deleted = 0
+    for (site, device), seq in sorted(through.items()):
+        n = db.execute(
+            "DELETE FROM raw_events WHERE site = ? AND device = ? AND seq <= ? AND received_ms < ?" + skip,
+            (site, device, seq, cutoff_ms),
+        )
+        deleted += max(n, 0)
+    for name, _lo, _hi, n in whole:
+        # the name comes from the catalog (raw_events_YYYYMM), not from input
+        db.execute('ALTER TABLE raw_events DETACH PARTITION "%s"' % name)
+        db.execute('DROP TABLE "%s"' % name)
+        deleted += n
+    return deleted
+
+
+def _whole_partitions(db: Database, cutoff_ms: int, through: Mapping[Panel, int]) -> list[tuple[str, int, int, int]]:
+    """[(name, from_ms, to_ms, rows)] of the month partitions below cutoff_ms whose every row
+    is at or below its panel's `through` seq."""
+    out = []
+    for part in partitions.listing(db, "raw_events"):
+        bound = partitions.range_of(part["bound"])
+        if bound is None or bound[1] > cutoff_ms:
+            continue  # the default partition, or a month not wholly below the cutoff
+        tops = db.query(
+            "SELECT site, device, MAX(seq) AS top, COUNT(*) AS n FROM raw_events"
+            " WHERE received_ms >= ? AND received_ms < ? GROUP BY site, device",
+            bound,
+        )
+        if all(r["top"] <= through.get((r["site"], r["device"]), 0) for r in tops):
+            out.append((part["name"], bound[0], bound[1], sum(r["n"] for r in tops)))
+    return out
+
+
+_EVENT_TYPES = dict.fromkeys(EVENT_COLUMNS, "BIGINT") | {
+    "site": "TEXT",
+    "device": "TEXT",
+    "ev": "TEXT",
+    "payload": "TEXT",
+}
+
+
+def restore_events(db: Database, rows: Sequence[Row]) -> None:
+    """Put archived event rows back (gateway/archive.py restore): only those whose key is in
+    the ledger with the same arrival and whose row is not kept (never a second copy, never an
+    event the store did not have)."""
+    db.executemany(
+        "INSERT INTO raw_events (%s) SELECT %s WHERE EXISTS (SELECT 1 FROM raw_event_keys k WHERE k.site = ?"
+        " AND k.device = ? AND k.seq = ? AND k.received_ms = ?) AND NOT EXISTS (SELECT 1 FROM raw_events r"
+        " WHERE r.site = ? AND r.device = ? AND r.seq = ?)"
+        % (", ".join(EVENT_COLUMNS), ", ".join("CAST(? AS %s)" % _EVENT_TYPES[c] for c in EVENT_COLUMNS)),
+        [
+            tuple(e[c] for c in EVENT_COLUMNS)
+            + (e["site"], e["device"], e["seq"], e["received_ms"], e["site"], e["device"], e["seq"])
+            for e in rows
+        ],
+    )
+
+
+_ARCHIVE_COLUMNS = ("month", "from_ms", "to_ms", "file", "events", "sha256", "archived_ms", "purged_ms", "purged")
+
+
+def record_archive(
+    db: Database, month: str, from_ms: int, to_ms: int, file: str, events: int, sha256: str, now_ms: int
+) -> None:
+    db.execute(
+        "INSERT INTO raw_archives (month, from_ms, to_ms, file, events, sha256, archived_ms, purged_ms, purged)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0) ON CONFLICT (month) DO UPDATE SET file = excluded.file,"
+        " events = excluded.events, sha256 = excluded.sha256, archived_ms = excluded.archived_ms",
+        (month, from_ms, to_ms, file, events, sha256, now_ms),
+    )
+
+
+def archives(db: Database) -> list[Row]:
+    """Every archived month, oldest first."""
+    return db.query("SELECT %s FROM raw_archives ORDER BY month" % ", ".join(_ARCHIVE_COLUMNS))
+
+
+def mark_purged(db: Database, month: str, purged: int, now_ms: int | None) -> None:
+    """Record how many of a month's archived events are purged, and when the last of them went
+    (None: some are still kept, or were put back by a restore)."""
+    db.execute("UPDATE raw_archives SET purged_ms = ?, purged = ? WHERE month = ?", (now_ms, purged, month))
+
+
+def ensure_month_partitions(db: Database, now_ms: int) -> int:
+    """PostgreSQL: raw_events' partitions of last month through the coming months (the worker,
+    hourly; gateway/partitions.py)."""
+    return partitions.ensure(db, "raw_events", "received_ms", now_ms)
+
+
+def ensure_month_partition(db: Database, t_ms: int) -> int:
+    """PostgreSQL: the partition of raw_events for the month of t_ms (archived events put back
+    into a month whose partition was dropped)."""
+    return partitions.ensure_range(db, "raw_events", "received_ms", t_ms, t_ms)
 
 
 def _same(a: Row, b: Row) -> bool:
@@ -113,7 +296,7 @@ def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit
 
 def dead_letter_panels(db: Database) -> set[Panel]:
     """Every (site, device) with a dead-lettered seq: a panel may be known only by those (every
-    panel that sent a valid message has a panel_state row). dead_seqs is small; raw_events is
+    panel that sent a valid message has a panel_state row). dead_seqs is small; raw_event_keys is
     not scanned."""
     return {(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM dead_seqs")}
 
@@ -126,14 +309,14 @@ def devices(db: Database) -> list[Panel]:
 
 def has_events(db: Database) -> bool:
     """Whether any event is stored."""
-    return db.query_one("SELECT 1 AS x FROM raw_events LIMIT 1") is not None
+    return db.query_one("SELECT 1 AS x FROM raw_event_keys LIMIT 1") is not None
 
 
 # PostgreSQL: the same skip scan as one statement (a round trip per panel costs more there)
 _PANELS_SKIP_SCAN = (
     "WITH RECURSIVE p (site, device) AS ("
-    " (SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1)"
-    " UNION ALL SELECT n.site, n.device FROM p CROSS JOIN LATERAL (SELECT r.site, r.device FROM raw_events r"
+    " (SELECT site, device FROM raw_event_keys ORDER BY site, device LIMIT 1)"
+    " UNION ALL SELECT n.site, n.device FROM p CROSS JOIN LATERAL (SELECT r.site, r.device FROM raw_event_keys r"
     " WHERE (r.site, r.device) > (p.site, p.device) ORDER BY r.site, r.device LIMIT 1) n)"
     " SELECT site, device FROM p"
 )
@@ -152,8 +335,8 @@ def gap_free(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
         chunk = items[i : i + 300]
         rows = db.query(
             "WITH t (site, device, through) AS (VALUES %s) SELECT t.site, t.device, t.through,"
-            " (SELECT MAX(r.seq) FROM raw_events r WHERE r.site = t.site AND r.device = t.device) AS top,"
-            " (SELECT COUNT(*) FROM raw_events r WHERE r.site = t.site AND r.device = t.device"
+            " (SELECT MAX(r.seq) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device) AS top,"
+            " (SELECT COUNT(*) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device"
             " AND r.seq >= t.through) AS above FROM t" % ", ".join(["(?, ?, CAST(? AS BIGINT))"] * len(chunk)),
             tuple(x for (site, device), through in chunk for x in (site, device, through)),
         )
@@ -172,20 +355,23 @@ def event_panels(db: Database) -> list[Panel]:
     if db.dialect == "postgresql":
         return [(r["site"], r["device"]) for r in db.query(_PANELS_SKIP_SCAN)]
     out: list[Panel] = []
-    row = db.query_one("SELECT site, device FROM raw_events ORDER BY site, device LIMIT 1")
+    row = db.query_one("SELECT site, device FROM raw_event_keys ORDER BY site, device LIMIT 1")
     while row is not None:
         site, device = row["site"], row["device"]
         out.append((site, device))
         row = db.query_one(
-            "SELECT site, device FROM raw_events WHERE site = ? AND device > ? ORDER BY device LIMIT 1", (site, device)
-        ) or db.query_one("SELECT site, device FROM raw_events WHERE site > ? ORDER BY site, device LIMIT 1", (site,))
+            "SELECT site, device FROM raw_event_keys WHERE site = ? AND device > ? ORDER BY device LIMIT 1",
+            (site, device),
+        ) or db.query_one(
+            "SELECT site, device FROM raw_event_keys WHERE site > ? ORDER BY site, device LIMIT 1", (site,)
+        )
     return out
 
 
 def event_count_through(db: Database, site: str, device: str, seq: int) -> int:
     """How many events of the panel are stored with a seq <= `seq`."""
     return (
-        db.scalar("SELECT COUNT(*) FROM raw_events WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
+        db.scalar("SELECT COUNT(*) FROM raw_event_keys WHERE site = ? AND device = ? AND seq <= ?", (site, device, seq))
         or 0
     )
 
@@ -341,7 +527,7 @@ def touch_last_seen_many(db: Database, rows: Iterable[tuple[str, str, int]]) -> 
 
 def max_seq(db: Database, site: str, device: str) -> int:
     """The highest stored seq of a panel (0: none)."""
-    return db.scalar("SELECT MAX(seq) AS m FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
+    return db.scalar("SELECT MAX(seq) AS m FROM raw_event_keys WHERE site = ? AND device = ?", (site, device)) or 0
 
 
 def max_handled_seq(db: Database, site: str, device: str) -> int:
@@ -360,7 +546,7 @@ def panel_knowledge(db: Database, panels: Sequence[Panel]) -> dict[Panel, tuple[
         keys = "(site, device) IN (VALUES %s)" % ", ".join(["(?, ?)"] * len(chunk))
         params = tuple(x for key in chunk for x in key)
         top: dict[Panel, int] = {}
-        for table in ("raw_events", "dead_seqs"):
+        for table in ("raw_event_keys", "dead_seqs"):
             for r in db.query(
                 "SELECT site, device, MAX(seq) AS m FROM %s WHERE %s GROUP BY site, device" % (table, keys), params
             ):
@@ -420,17 +606,17 @@ def contiguous_acked_seq(
     start = max(previous, held_floor(state) - 1)
     dead_upto = journaled_seq(state)
     if not db.query_one(
-        "SELECT 1 AS x FROM raw_events WHERE site = ? AND device = ? AND seq = ?"
+        "SELECT 1 AS x FROM raw_event_keys WHERE site = ? AND device = ? AND seq = ?"
         " UNION ALL SELECT 1 AS x FROM dead_seqs WHERE site = ? AND device = ? AND seq = ? AND seq <= ?",
         (site, device, start + 1) * 2 + (dead_upto,),
     ):
         return start
     # the end of the handled run that begins at start + 1: the first seq whose successor is missing
     end = db.scalar(
-        "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_events WHERE site = ? AND device = ?"
+        "SELECT MIN(h.seq) AS m FROM (SELECT seq FROM raw_event_keys WHERE site = ? AND device = ?"
         " AND seq > ? UNION ALL SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ?"
         " AND seq <= ?) h"
-        " WHERE NOT EXISTS (SELECT 1 FROM raw_events x WHERE x.site = ? AND x.device = ?"
+        " WHERE NOT EXISTS (SELECT 1 FROM raw_event_keys x WHERE x.site = ? AND x.device = ?"
         " AND x.seq = h.seq + 1) AND NOT EXISTS (SELECT 1 FROM dead_seqs y WHERE y.site = ?"
         " AND y.device = ? AND y.seq = h.seq + 1 AND y.seq <= ?)",
         (site, device, start) * 2 + (dead_upto,) + (site, device) * 2 + (dead_upto,),
@@ -453,7 +639,7 @@ def extend_run(
         if n + 1 > max_known:
             return n
         rows = db.query(
-            "SELECT seq FROM raw_events WHERE site = ? AND device = ? AND seq > ?"
+            "SELECT seq FROM raw_event_keys WHERE site = ? AND device = ? AND seq > ?"
             " UNION SELECT seq FROM dead_seqs WHERE site = ? AND device = ? AND seq > ? AND seq <= ?"
             " ORDER BY seq LIMIT 512",
             (site, device, n) * 2 + (dead_upto,),
@@ -520,13 +706,13 @@ def gaps(
     floor = held_floor(state)
     rows = db.query(
         "SELECT seq, received_ms, prev FROM ("
-        " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_events"
+        " SELECT seq, received_ms, LAG(seq) OVER (ORDER BY seq) AS prev FROM raw_event_keys"
         " WHERE site = ? AND device = ? AND seq >= ?) w"
         " WHERE (w.prev IS NULL AND w.seq > ?) OR w.seq > w.prev + 1 ORDER BY seq",
         (site, device, stored_through, max(1, stored_through)),
     )
     holes = [((r["prev"] or 0) + 1, r["seq"] - 1, r["received_ms"]) for r in rows]
-    top = db.scalar("SELECT MAX(seq) FROM raw_events WHERE site = ? AND device = ?", (site, device)) or 0
+    top = db.scalar("SELECT MAX(seq) FROM raw_event_keys WHERE site = ? AND device = ?", (site, device)) or 0
     if floor - 1 > top:
         holes.append((top + 1, floor - 1, None))
     out = []
@@ -542,7 +728,7 @@ def gaps(
         r["seq"]
         for r in db.query(
             "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND NOT EXISTS (SELECT 1 FROM"
-            " raw_events r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
+            " raw_event_keys r WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq) ORDER BY seq",
             (site, device),
         )
     ]
@@ -690,7 +876,7 @@ def dead_only_seqs(db: Database, keys: Iterable[tuple[str, str, int]]) -> set[tu
     for (site, device), seqs in by_panel.items():
         rows = db.query(
             "SELECT seq FROM dead_seqs d WHERE site = ? AND device = ? AND seq >= ? AND seq <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.site = d.site"
+            " AND NOT EXISTS (SELECT 1 FROM raw_event_keys r WHERE r.site = d.site"
             " AND r.device = d.device AND r.seq = d.seq)",
             (site, device, min(seqs), max(seqs)),
         )
@@ -712,7 +898,7 @@ def infer_unreadable_gap(db: Database, site: str, device: str, acked: int, grace
     could not be read. A gap alone, however old, is never passed (the panel may still fill it),
     nor one reaching past the panel's send window (SEND_WINDOW) above the ack."""
     above = []
-    for table in ("raw_events", "dead_seqs"):
+    for table in ("raw_event_keys", "dead_seqs"):
         row = db.query_one(
             "SELECT seq, received_ms FROM %s WHERE site = ? AND device = ? AND seq > ? ORDER BY seq LIMIT 1" % table,
             (site, device, acked),

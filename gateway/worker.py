@@ -21,6 +21,11 @@ lock: no database work, no wait). The worker derives them in rounds, at most eve
 - every `retention_every_s`, dead letters and refusal counts older than the retention are
   deleted in small batches (store.expire_dead_letters), and loyalty-card references older than
   the site file's `loyalty_days` are wiped (transactions.purge_loyalty);
+- every hour on PostgreSQL, the monthly partitions of raw_events and polls for the coming
+  months (gateway/partitions.py);
+- once a day, when the gateway settings name an archive folder and a retention in months, the
+  months of raw events that are over are archived and what is archived and derived and older
+  than the retention is purged (gateway/archive.py);
 - alerts (gateway/alerts.py): every `alerts_every_s` the operations rules over every panel (a
   panel going quiet is news too) and the service rules over the offices whose polls were
   derived since the last evaluation (a service rule reads weeks of an office's polls: once per
@@ -48,6 +53,8 @@ from gateway import site as site_mod
 log = logging.getLogger("gateway.worker")
 
 Panel = tuple[str, str]
+PARTITIONS_EVERY_S = 3600.0
+RAW_RETENTION_EVERY_S = 86400.0
 DERIVE_LOCKS = 0x52415402  # advisory lock namespace of a panel's derivation (gateway.db.lock_names)
 
 
@@ -129,6 +136,8 @@ class Worker:
         alerts_every_s: float = 10.0,
         followups_every_s: float = 10.0,
         followup_panels: int = 200,
+        raw_archive_dir: str = "",
+        raw_keep_months: int = 0,
     ):
         self.url = url
         self.root = root
@@ -152,6 +161,10 @@ class Worker:
         self._rev: int | None = None
         self._next_retention = 0.0
         self._next_loyalty = 0.0
+        self._next_partitions = 0.0
+        # the retention of raw events (gateway/archive.py): both set, or off
+        self.raw_archive_dir, self.raw_keep_months = raw_archive_dir, raw_keep_months
+        self._next_raw = 0.0
         self._next_tick = time.monotonic() + tick_s
         self._next_push = 0.0
         self._configs_due: list[tuple[str, bytes]] = []  # computed here, published by the service
@@ -269,6 +282,8 @@ class Worker:
         self._configs(db, now_ms)
         self._expire(db, now_ms)
         self._purge_loyalty(db, now_ms)
+        self._partitions(db, now_ms)
+        self._raw_retention(db, now_ms)
         self._alerts(db, now_ms)
         self._followups(db, now_ms)
         return more
@@ -378,6 +393,51 @@ class Worker:
         except Exception:
             self.stats["errors"] += 1
             log.exception("loyalty retention failed; tried again in %d s", self.retention_every_s)
+    def _partitions(self, db, now_ms: int) -> None:
+        """PostgreSQL: the monthly partitions of raw_events and polls, created ahead of need
+        every PARTITIONS_EVERY_S (docs/partitions.md); nothing on SQLite."""
+        if db.dialect != "postgresql" or time.monotonic() < self._next_partitions:
+            return
+        self._next_partitions = time.monotonic() + PARTITIONS_EVERY_S
+        try:
+            with self._background(), db.transaction():
+                made = store.ensure_month_partitions(db, now_ms) + derive.ensure_month_partitions(db, now_ms)
+            if made:
+                log.info("partitions: %d monthly partitions created", made)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("partitions: creating the coming months failed; tried again next round")
+            self._next_partitions = time.monotonic() + 60
+
+    def _raw_retention(self, db, now_ms: int) -> None:
+        """With raw_archive_dir and raw_keep_months set, every RAW_RETENTION_EVERY_S: archive the
+        months that are over and not archived yet, then purge what is archived and derived and
+        older than raw_keep_months (docs/partitions.md). Its transactions are short but for the
+        final delete, which SQLite's ingest waits for (seconds for a month of a small store)."""
+        if not (self.raw_archive_dir and self.raw_keep_months) or time.monotonic() < self._next_raw:
+            return
+        if self._stop.is_set():
+            return
+        self._next_raw = time.monotonic() + RAW_RETENTION_EVERY_S
+        from gateway import archive
+
+        try:
+            for month in archive.months_to_archive(db, now_ms):
+                row = archive.archive_month(db, month, self.raw_archive_dir, now_ms)
+                log.info("raw events of %s archived to %s (%d events)", month, row["file"], row["events"])
+            done = archive.purge(db, self.raw_keep_months, now_ms)
+            if done.purge or done.stopped:
+                log.info(
+                    "raw-event retention: %d events received before %s deleted, %d kept%s",
+                    done.purge,
+                    archive.partitions.month_label(done.cutoff_ms),
+                    done.kept,
+                    "; stopped: " + done.stopped if done.stopped else "",
+                )
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("raw-event archive or retention failed; tried again in an hour")
+            self._next_raw = time.monotonic() + 3600
 
     def _expire(self, db, now_ms: int) -> None:
         if self.retention_ms is None or time.monotonic() < self._next_retention:

@@ -28,3 +28,15 @@ def test_failed_commit_leaves_no_open_transaction(tmp_path):
         assert db.scalar("SELECT COUNT(*) FROM child") == 1
     finally:
         db.close()
+
+
+def test_migration_scripts_keep_a_dollar_quoted_function_body_in_one_statement():
+    from gateway.db import split_statements
+
+    script = (
+        "CREATE FUNCTION f() RETURNS INTEGER LANGUAGE plpgsql AS $$\nBEGIN\n  PERFORM 'a;b'; -- x;\n"
+        "  RETURN 1;\nEND\n$$;\nSELECT 'c;d'; -- e;\nSELECT 2"
+    )
+    parts = split_statements(script)
+    assert len(parts) == 3 and parts[0].endswith("END\n$$") and "RETURN 1;" in parts[0]
+    assert parts[1:] == ["SELECT 'c;d'", "SELECT 2"]

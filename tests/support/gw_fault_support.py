@@ -104,7 +104,7 @@ def pg_small_tablespace(admin, path, tables):
     os.chown(path, *_postgres_ids())
     name = "small_%s" % uuid.uuid4().hex[:8]
     admin.execute("CREATE TABLESPACE %s LOCATION '%s'" % (name, path))
-    for table in tables:
+    for table in _with_partitions(admin, tables):
         admin.execute("ALTER TABLE %s SET TABLESPACE %s" % (table, name))
         for row in admin.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,)).fetchall():
             admin.execute("ALTER INDEX %s SET TABLESPACE %s" % (row[0], name))
@@ -131,8 +131,23 @@ def pg_fill(admin):
     raise AssertionError("the small disk never filled up")
 
 
-def pg_drop_tablespace(admin, name, tables):
+def _with_partitions(admin, tables):
+    """`tables` and their partitions (raw_events is partitioned by month on PostgreSQL: a table
+    space set on the parent only applies to partitions made later)."""
+    out = []
     for table in tables:
+        out.append(table)
+        rows = admin.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = to_regclass(%s)",
+            (table,),
+        ).fetchall()
+        out += [r[0] for r in rows]
+    return out
+
+
+def pg_drop_tablespace(admin, name, tables):
+    for table in _with_partitions(admin, tables):
         admin.execute("ALTER TABLE %s SET TABLESPACE pg_default" % table)
         for row in admin.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,)).fetchall():
             admin.execute("ALTER INDEX %s SET TABLESPACE pg_default" % row[0])

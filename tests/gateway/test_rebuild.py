@@ -1,0 +1,124 @@
+"""`rating rebuild --jobs N` (gateway/rebuild.py): per panel in worker processes, chunk by chunk,
+with the same result as one in-process derivation of every panel in one go."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, store_events
+
+from gateway import derive, review, schema, store
+from gateway import rebuild as rebuild_mod
+
+ANSWERS = ("yes", "no", "unsure", None, None)
+END = T0 + 40 * 24 * 60 * MIN
+
+# every table derivation writes, with an order that makes the rows comparable
+DERIVED = {
+    "polls": "site, device, open_seq",
+    "force_majeure": "site, device, seq",
+    "unsolicited": "site, device, seq",
+    "anomalies": "site, device, seq, n",
+    "derive_state": "site, device",
+    "poll_rollup": "site, device, employee, question, kind, tz, day",
+    "fm_rollup": "site, device, employee, question, tz, day",
+}
+
+
+def _history(db, seed=7):
+    """Nine panels (three configured, six not) over five weeks: polls, late answers, long presses,
+    events without a clock, a clock offset learnt for one boot, and two expert verdicts."""
+    rng = random.Random(seed)
+    apply_site(db, SITE_TOML)
+    events = []
+    for i, device in enumerate(("desk-1", "exit", "door", "x1", "x2", "x3", "x4", "x5", "x6")):
+        p = Panel(device=device)
+        t = T0 + i * MIN
+        for _ in range(rng.randint(40, 160)):
+            t += rng.choice((20 * 1000, 31 * 1000, 5 * MIN, 3 * 60 * MIN, 20 * 60 * MIN))
+            roll = rng.random()
+            if roll < 0.05:
+                p.press(t, "seller_long", hold=3000)
+            elif roll < 0.1:
+                p.press(t, rng.choice(("yes", "no")))  # unsolicited
+            else:
+                p.press(t, "seller_short", clock=rng.random() > 0.1)
+                answer = rng.choice(ANSWERS)
+                if answer:
+                    p.press(t + rng.choice((2000, 29000, 40000)), answer)
+        events += p.events
+    store_events(db, events)
+    store.record_boot_clock(db, "msk", "x2", 1, T0, 3600000, "state", T0)
+    derive.rebuild(db, END)
+    polls = db.query("SELECT site, device, open_seq FROM polls WHERE device = 'desk-1' ORDER BY open_seq LIMIT 2")
+    review.record(db, "poll", "msk/desk-1/%d" % polls[0]["open_seq"], "invalid", "test", "expert", END)
+    fm = db.query("SELECT site, device, seq FROM force_majeure ORDER BY site, device, seq LIMIT 1")
+    if fm:
+        f = fm[0]
+        review.record(db, "fm", "%s/%s/%d" % (f["site"], f["device"], f["seq"]), "confirm", "test", "expert", END)
+
+
+def _contents(db):
+    return {table: db.query("SELECT * FROM %s ORDER BY %s" % (table, order)) for table, order in DERIVED.items()}
+
+
+def _one_go(db):
+    """The reference: every panel derived in this process from its first event in one transaction."""
+    derive.clear_derived(db)
+    for site, device in store.event_panels(db):
+        derive.rebuild_panel(db, site, device, END, chunk=10**9)
+    return _contents(db)
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_rebuild_in_worker_processes_equals_one_derivation_of_every_panel(any_db, jobs):
+    _history(any_db)
+    expected = _one_go(any_db)
+    assert len(expected["polls"]) > 300 and expected["force_majeure"] and expected["poll_rollup"]
+    # small chunks: every panel is derived over several transactions
+    result = rebuild_mod.rebuild(any_db, END, jobs=jobs, chunk=37)
+    assert result.panels == 9 and result.jobs == jobs
+    assert _contents(any_db) == expected
+    workers = [k for k in result.peak_kib if k.startswith("worker")]
+    # 9 panels = 2 batches of 8: one or two workers (the pool starts them as work comes)
+    assert (not workers) if jobs == 1 else 1 <= len(workers) <= 2
+    assert all(v > 0 for v in result.peak_kib.values())
+
+
+def test_rebuild_command_takes_jobs_and_reports_the_peak_memory(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    db = schema.open_database(url)
+    _history(db)
+    expected = _contents(db)
+    db.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "rating", "rebuild", "--db", url, "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        env={"RATING_LANG": "en", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    # one or two workers: the pool starts a second one only when the first is busy
+    assert "rebuilt 9 panels" in out.stdout and " worker process" in out.stdout and "MB" in out.stdout
+    db = schema.open_database(url)
+    try:
+        got = _contents(db)
+        for table in (got, expected):  # the command derives at the real now, not at END
+            for row in table["derive_state"]:
+                row.pop("updated_ms"), row.pop("due_ms")
+        assert got == expected
+    finally:
+        db.close()
+
+
+def test_rebuild_refuses_a_job_count_below_one(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "rating.db")
+    schema.open_database(url).close()
+    out = subprocess.run(
+        [sys.executable, "-m", "rating", "rebuild", "--db", url, "--jobs", "0"],
+        capture_output=True,
+        text=True,
+        env={"RATING_LANG": "en", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "--jobs" in out.stderr
