@@ -393,6 +393,7 @@ class Worker:
         except Exception:
             self.stats["errors"] += 1
             log.exception("loyalty retention failed; tried again in %d s", self.retention_every_s)
+
     def _partitions(self, db, now_ms: int) -> None:
         """PostgreSQL: the monthly partitions of raw_events and polls, created ahead of need
         every PARTITIONS_EVERY_S (docs/partitions.md); nothing on SQLite."""

@@ -12,6 +12,11 @@ from gateway import db as dbmod
 from gateway import derive, partitions, schema, store
 
 
+# polls' columns that migrations after 054 add (their rows derived before them read NULL until a
+# rebuild, which the end of the test does)
+LATER_POLL_COLUMNS = {"seller_hold_ms"}
+
+
 def _old_migrations(folder):
     for name in os.listdir(dbmod.MIGRATIONS_DIR):
         if name.endswith(".sql") and int(name[:3]) < 55:
@@ -57,7 +62,7 @@ def test_upgrade_keeps_every_event_and_poll_and_fills_the_key_ledger(url, tmp_pa
             "INSERT INTO raw_events (%s) VALUES (%s)" % (", ".join(store.EVENT_COLUMNS), ", ".join("?" * 10)),
             [tuple(e[c] for c in store.EVENT_COLUMNS) for e in events],
         )
-        cols = list(polls[0])
+        cols = [c for c in polls[0] if c not in LATER_POLL_COLUMNS]
         old.executemany(
             "INSERT INTO polls (%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
             [tuple(p[c] for c in cols) for p in polls],
@@ -68,10 +73,13 @@ def test_upgrade_keeps_every_event_and_poll_and_fills_the_key_ledger(url, tmp_pa
     db = schema.open_database(url)  # the upgrade
     try:
         assert db.query("SELECT * FROM raw_events ORDER BY site, device, seq") == raw
-        assert db.query("SELECT * FROM polls ORDER BY site, device, open_seq") == polls
+        kept = db.query("SELECT * FROM polls ORDER BY site, device, open_seq")
+        assert [{c: p[c] for c in cols} for p in kept] == [{c: p[c] for c in cols} for p in polls]
         keys = db.query("SELECT site, device, seq, received_ms FROM raw_event_keys ORDER BY site, device, seq")
         assert keys == [{k: e[k] for k in ("site", "device", "seq", "received_ms")} for e in raw]
         if db.dialect == "postgresql":
+            # the index migration 046 made on the old polls is on the partitioned one too (058)
+            assert db.scalar("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'polls_panel_opened'") == 1
             months = {partitions.month_label(e["received_ms"]) for e in raw}
             names = {p["name"] for p in partitions.listing(db, "raw_events")}
             assert {"raw_events_" + m.replace("-", "") for m in months} <= names
