@@ -79,8 +79,9 @@ def check_recipients(addresses) -> list[str]:
 
 
 def compose(reports, every, period, sender, recipients, message_id) -> EmailMessage:
-    """The e-mail: the summary as HTML with a text alternative, the full report attached as
-    .xlsx (every grouping) and PDF. `reports`: the report dicts, one per grouping, by "site" first."""
+    """The e-mail: the summary as HTML with its charts inline (PNG parts the HTML shows by
+    Content-ID) and a text alternative, the full report attached as .xlsx (every grouping) and
+    PDF (the same charts). `reports`: the report dicts, one per grouping, by "site" first."""
     main = next(r for r in reports if r["by"] == "site")
     lang = main["lang"]
     msg = EmailMessage()
@@ -92,8 +93,15 @@ def compose(reports, every, period, sender, recipients, message_id) -> EmailMess
     note = i18n.t(lang, "doc_attached")
     facts = "".join("%s: %s\n" % fact for fact in report_docs.summary(main)["facts"])
     msg.set_content(facts + "\n" + report_export.render_table(main) + "\n" + note + "\n")
-    figs = report_docs.figures(main)
-    msg.add_alternative(report_docs.render_html(main, figs, "<p>%s</p>" % note), subtype="html")
+    figs = [f for f in report_docs.figures(main, ("png",)) if f.png]
+    # the charts as PNG parts next to the HTML (multipart/related), shown by their Content-ID:
+    # mail clients show no SVG and block remote images
+    cids = ["chart-%d.%s" % (n, message_id.strip("<>")) for n in range(len(figs))]
+    msg.add_alternative(report_docs.render_html(main, figs, "<p>%s</p>" % note, cids), subtype="html")
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    for fig, cid in zip(figs, cids, strict=True):
+        html_part.add_related(fig.png, maintype="image", subtype="png", cid="<%s>" % cid)
     name = "rating-%s" % period
     msg.add_attachment(
         report_export.workbook_bytes(reports),

@@ -1,5 +1,6 @@
 """Scheduled reports: the week's report of an account's offices reaches a real SMTP server
-started here, as HTML with a text alternative and the full report attached as .xlsx and PDF,
+started here, as HTML with a text alternative, its charts inline as PNG parts the HTML shows by
+cid:, and the full report attached as .xlsx and PDF,
 its numbers those of `rating report --format json`; a server that is down loses nothing and
 the mail arrives once; failures are shown by `rating reports outbox`."""
 
@@ -11,6 +12,7 @@ import json
 import openpyxl
 import pypdf
 import pytest
+from PIL import Image
 from alert_receivers import SmtpServer, free_port
 from gw_site_support import MIN, T0
 from report_support import chain_db
@@ -55,6 +57,30 @@ def parts(raw):
     return msg, found
 
 
+def check_inline_charts(msg):
+    """mixed[alternative[text, related[html, png...]], xlsx, pdf]; every PNG has a Content-ID the
+    HTML shows as cid:, is a real picture with ink in it, and the HTML has no SVG left."""
+    assert msg.get_content_type() == "multipart/mixed"
+    alternative, xlsx, pdf = msg.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert xlsx.get_filename().endswith(".xlsx") and pdf.get_content_type() == "application/pdf"
+    text, related = alternative.iter_parts()
+    assert text.get_content_type() == "text/plain" and related.get_content_type() == "multipart/related"
+    html, *images = related.iter_parts()
+    assert html.get_content_type() == "text/html" and images
+    page = html.get_content()
+    assert "<svg" not in page
+    for image in images:
+        assert image.get_content_type() == "image/png" and image.get("Content-Disposition", "").startswith("inline")
+        cid = image["Content-ID"].strip("<>")
+        assert 'src="cid:%s"' % cid in page
+        picture = Image.open(io.BytesIO(image.get_content())).convert("L")
+        assert picture.width > 600 and picture.height > 200
+        dark = sum(picture.histogram()[:200])
+        assert dark > picture.width * picture.height * 0.01  # drawn, not blank
+    return images
+
+
 def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deployment, capsys):
     url, db, port = deployment
     code, out, err = run(
@@ -83,7 +109,8 @@ def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deploy
     msg, found = parts(raw)
     assert msg["Subject"] == "KPI report (weekly): 2025-W02"
     assert msg["Message-ID"] == "<report-1-2025-W02@rating.invalid>"
-    assert set(found) == {"text/plain", "text/html", "rating-2025-W02.xlsx", "rating-2025-W02.pdf"}
+    assert set(found) == {"text/plain", "text/html", "image/png", "rating-2025-W02.xlsx", "rating-2025-W02.pdf"}
+    check_inline_charts(msg)
 
     code, out, _ = run(
         capsys, "report", "--db", url, "--format", "json", "--from", "2025-01-06", "--to", "2025-01-12", "--lang", "en"
@@ -105,6 +132,7 @@ def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deploy
 
     pdf = pypdf.PdfReader(io.BytesIO(found["rating-2025-W02.pdf"]))
     assert len(pdf.pages) == 1
+    assert len(pdf.pages[0].images) == 1  # the same chart as the mail's
     text = " ".join(pdf.pages[0].extract_text().split())
     assert row["label"] in text and di["text"].split(" (")[0] in text
 
