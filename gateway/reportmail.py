@@ -179,6 +179,45 @@ def outbox(db, limit=100) -> list[dict]:
     return [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
 
 
+def failing(db, username=None) -> list[dict]:
+    """What is not getting through, oldest first: the messages not sent that have failed at
+    least once (id, schedule_id, period, recipients, created_ms, attempts, next_ms, last_error,
+    and the schedule's every, username, role) and the schedules whose report could not be built
+    (as rows with id None and attempts 0). username: only that account's schedules."""
+    where, args = "", ()
+    if username is not None:
+        where, args = " AND s.username = ?", (username,)
+    rows = db.query(
+        "SELECT o.id, o.schedule_id, o.period, o.recipients, o.created_ms, o.attempts, o.next_ms, o.last_error, "
+        "s.every, s.username, s.role FROM report_outbox o JOIN report_schedules s ON s.id = o.schedule_id "
+        "WHERE o.delivered_ms IS NULL AND o.last_error IS NOT NULL" + where + " ORDER BY o.id",
+        args,
+    )
+    out = [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
+    broken = db.query(
+        "SELECT s.id AS schedule_id, s.recipients, s.created_ms, s.last_error, s.every, s.username, s.role "
+        "FROM report_schedules s WHERE s.last_error IS NOT NULL" + where + " ORDER BY s.id",
+        args,
+    )
+    out += [
+        dict(r, id=None, period=None, attempts=0, next_ms=None, recipients=json.loads(r["recipients"])) for r in broken
+    ]
+    return out
+
+
+def retry_now(db, row_id, now_ms, send=None, history=None) -> str | None:
+    """Try the message row_id again now, whatever its back-off: None when the server took it,
+    else the error (kept with the row, which goes on being retried). Raises ScheduleError when
+    there is no such message waiting."""
+    row = db.query_one(
+        "SELECT id, recipients, message, attempts FROM report_outbox WHERE id = ? AND delivered_ms IS NULL", (row_id,)
+    )
+    if row is None:
+        raise ScheduleError("no report message #%s waiting to be sent; see rating reports outbox" % row_id)
+    history = history or site_mod.load(db)
+    return _attempt(db, row, history.alerts(now_ms), now_ms, send or alertsend.smtp_send)
+
+
 def message(db, row_id) -> bytes | None:
     row = db.query_one("SELECT message FROM report_outbox WHERE id = ?", (row_id,))
     return None if row is None else row["message"].encode("ascii")
@@ -273,9 +312,35 @@ def queue_due(db, now_ms, history=None) -> int:
     return queued
 
 
+def _attempt(db, row, config, now_ms, send) -> str | None:
+    """Hand one outbox row to the SMTP server: None when it took it (marked sent), else the
+    error, kept with a doubled back-off."""
+    try:
+        settings = (config or {}).get("email")
+        if not settings:
+            raise alertsend.SecretsError("the site file has no [alerts.email] table (the SMTP server)")
+        secrets = alertsend.read_secrets((config or {}).get("secrets"))
+        send(settings, secrets, row["message"].encode("ascii"), json.loads(row["recipients"]))
+    except Exception as exc:  # any failure: kept, retried later
+        attempts = row["attempts"] + 1
+        error = "%s: %s" % (exc.__class__.__name__, exc)
+        with db.transaction():
+            db.execute(
+                "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
+                (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
+            )
+        log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
+        return error
+    with db.transaction():
+        db.execute(
+            "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            (now_ms, row["id"]),
+        )
+    return None
+
+
 def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
     """Send the outbox rows due, oldest first: (sent, failed). The first failure ends the pass."""
-    config = config or {}
     send = send or alertsend.smtp_send
     rows = db.query(
         "SELECT id, recipients, message, attempts FROM report_outbox "
@@ -284,27 +349,8 @@ def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
     )
     sent = 0
     for row in rows:
-        try:
-            settings = config.get("email")
-            if not settings:
-                raise alertsend.SecretsError("the site file has no [alerts.email] table (the SMTP server)")
-            secrets = alertsend.read_secrets(config.get("secrets"))
-            send(settings, secrets, row["message"].encode("ascii"), json.loads(row["recipients"]))
-        except Exception as exc:  # any failure: kept, retried later
-            attempts = row["attempts"] + 1
-            error = "%s: %s" % (exc.__class__.__name__, exc)
-            with db.transaction():
-                db.execute(
-                    "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
-                    (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
-                )
-            log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
+        if _attempt(db, row, config, now_ms, send) is not None:
             return sent, 1
-        with db.transaction():
-            db.execute(
-                "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                (now_ms, row["id"]),
-            )
         sent += 1
     return sent, 0
 
