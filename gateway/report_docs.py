@@ -333,7 +333,7 @@ def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
     for f in figs:
         if f.png:
             story.append(Paragraph(esc(f.title), head))
-            story.append(Image(io.BytesIO(f.png), width=240 * mm, height=150 * mm, kind="proportional"))
+            story.append(Image(io.BytesIO(f.png), width=240 * mm, height=85 * mm, kind="proportional"))
     if s["rows"]:
         data: list[list[Any]] = [[Paragraph(esc(c), head) for c in s["columns"]]]
         for r in s["rows"] + ([s["total"]] if s["total"] else []):

@@ -11,8 +11,10 @@ the outbox holds.
   covers that day / ISO week / month in each office's own local time (as `rating report --from
   --to` without --site does). A pass that was missed (the machine was off) queues the last
   closed period only: a report is a summary to read, not a ledger to complete.
-- Queueing builds the whole message (HTML summary with a text alternative, the full report as
-  .xlsx with every grouping and as PDF) and writes it to the outbox in the same transaction
+- Queueing builds the whole message (HTML summary with a text alternative and its charts
+  inline: each office's figures with intervals, and for a week or a month the trend by day or
+  week with bands, as PNG parts the HTML shows by cid:; the full report as .xlsx with every
+  grouping and as PDF with the same charts) and writes it to the outbox in the same transaction
   that moves the schedule's `last_period` on: a crash queues it once or not at all.
 - Sending hands the stored bytes to the SMTP server of the site file's `[alerts.email]` (host,
   port, starttls, user, from; the password from the `alerts.secrets` file or
@@ -78,7 +80,20 @@ def check_recipients(addresses) -> list[str]:
     return out
 
 
-def compose(reports, every, period, sender, recipients, message_id) -> EmailMessage:
+# the trend a scheduled mail shows next to its summary: a week by day, a month by week
+TREND_PERIOD = {"day": None, "week": "day", "month": "week"}
+
+
+def mail_figures(main, trend=None) -> list:
+    """The charts of a scheduled mail (and of its PDF), as PNG: each office's figures with
+    their intervals, then the trend over the period's days or weeks when there are several."""
+    figs = report_docs.figures(main, ("png",))
+    if trend is not None:
+        figs += report_docs.figures(trend, ("png",)) if len({r["period"] for r in trend["rows"]}) > 1 else []
+    return [f for f in figs if f.png]
+
+
+def compose(reports, every, period, sender, recipients, message_id, trend=None) -> EmailMessage:
     """The e-mail: the summary as HTML with its charts inline (PNG parts the HTML shows by
     Content-ID) and a text alternative, the full report attached as .xlsx (every grouping) and
     PDF (the same charts). `reports`: the report dicts, one per grouping, by "site" first."""
@@ -93,7 +108,7 @@ def compose(reports, every, period, sender, recipients, message_id) -> EmailMess
     note = i18n.t(lang, "doc_attached")
     facts = "".join("%s: %s\n" % fact for fact in report_docs.summary(main)["facts"])
     msg.set_content(facts + "\n" + report_export.render_table(main) + "\n" + note + "\n")
-    figs = [f for f in report_docs.figures(main, ("png",)) if f.png]
+    figs = mail_figures(main, trend)
     # the charts as PNG parts next to the HTML (multipart/related), shown by their Content-ID:
     # mail clients show no SVG and block remote images
     cids = ["chart-%d.%s" % (n, message_id.strip("<>")) for n in range(len(figs))]
@@ -275,7 +290,13 @@ def _build(db, history, schedule, now_ms):
         report.build_report(db, by=by, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices)
         for by in report.BYS
     ]
-    return period, reports
+    split = TREND_PERIOD[schedule["every"]]
+    trend = None
+    if split is not None:
+        trend = report.build_report(
+            db, by="site", period=split, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices
+        )
+    return period, reports, trend
 
 
 def queue_due(db, now_ms, history=None) -> int:
@@ -290,9 +311,9 @@ def queue_due(db, now_ms, history=None) -> int:
             built = _build(db, history, schedule, now_ms)
             if built is None:
                 continue
-            period, reports = built
+            period, reports, trend = built
             mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
-            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
+            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid, trend)
         except Exception as exc:  # one schedule's failure must not stop the others, nor sending
             error = str(exc) if isinstance(exc, ScheduleError) else "%s: %s" % (exc.__class__.__name__, exc)
             log.warning("report schedule #%d: the report could not be built (%s)", schedule["id"], error)
