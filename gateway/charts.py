@@ -86,7 +86,10 @@ def _draw_series(ax, n, colour, s, x_of):
     xs = [x for x, _ in pts]
     ys = [v["value"] * 100 for _, v in pts]
     band = [(x, v) for x, v in pts if v.get("low") is not None and v.get("high") is not None]
-    if band:
+    if len(pts) == 1 and band:  # one period: a band has no width; the interval is a bar
+        (x, v) = band[0]
+        ax.plot([x, x], [v["low"] * 100, v["high"] * 100], color=colour, alpha=0.3, linewidth=8, gid="band-%d" % n)
+    elif band:
         ax.fill_between(
             [x for x, _ in band],
             [v["low"] * 100 for _, v in band],

@@ -103,9 +103,7 @@ def _interval_figure(report: Report, formats: Sequence[str]) -> list[Figure]:
     shown = rows + ([report["total"]] if len(report["rows"]) > 1 else [])
     labels = [(r["label"] or r["key"] or "—") for r in rows]
     labels += [i18n.t(lang, "total")] if len(shown) > len(rows) else []
-    panels = [
-        (i18n.t(lang, n), [_chart_fig(r["kpi"].get(n), min_n) for r in shown], n in SIGNED) for n in names
-    ]
+    panels = [(i18n.t(lang, n), [_chart_fig(r["kpi"].get(n), min_n) for r in shown], n in SIGNED) for n in names]
     title = i18n.t(lang, "chart_intervals") % {"by": i18n.t(lang, report["by"])}
     if len(report["rows"]) > len(rows):
         title += " (%s)" % (i18n.t(lang, "chart_first") % {"n": len(rows), "total": len(report["rows"])})
@@ -273,7 +271,6 @@ def render_html(
     if cids and len(cids) != len(figs):
         raise ValueError("one Content-ID per figure: %d figures, %d ids" % (len(figs), len(cids)))
     return _ENV.from_string(_TEMPLATE).render(s=summary(report), figs=figs, extra=extra_html, cids=list(cids))
-
 
 
 # --- PDF -----------------------------------------------------------------------------------------

@@ -122,7 +122,9 @@ def test_the_trends_are_the_reports_figures_with_their_intervals_and_n(demo, web
 @pytest.mark.parametrize("by, period, kpi", [("employee", "all", "di_staff"), ("site", "all", "di_office")])
 def test_the_ranking_is_the_reports_fair_ranking_row_by_row(demo, web, by, period, kpi):
     rep = report(demo["url"], "--by", by, "--period", period, "--sort", kpi, "--from", demo["from"], "--to", demo["to"])
-    lines = download(web, "/rankings.csv?site=&by=%s&period=%s&kpi=%s&from=%s&to=%s" % (by, period, kpi, demo["from"], demo["to"]))
+    lines = download(
+        web, "/rankings.csv?site=&by=%s&period=%s&kpi=%s&from=%s&to=%s" % (by, period, kpi, demo["from"], demo["to"])
+    )
     assert [x["key"] for x in lines] == [r["key"] for r in rep["rows"]]  # the same order
     for x, r in zip(lines, rep["rows"], strict=True):
         fair = r["fair"] or {}

@@ -36,7 +36,11 @@ def report_json(capsys, chain, *extra):
 def test_a_report_of_several_days_has_a_trend_per_figure_with_a_band_per_row(chain, capsys):
     data = report_json(capsys, chain, "--by", "employee", "--period", "day", "--lang", "en")
     figs = report_docs.figures(data)
-    present = [n for n in ("di_staff", "di_office", "eli") if any((r["kpi"][n] or {}).get("value") is not None for r in data["rows"])]
+    present = [
+        n
+        for n in ("di_staff", "di_office", "eli")
+        if any((r["kpi"][n] or {}).get("value") is not None for r in data["rows"])
+    ]
     assert len(figs) == len(present) >= 1
     assert figs[0].title == "DI-staff, by day"
     keys = {r["key"] for r in data["rows"] if (r["kpi"]["di_staff"] or {}).get("value") is not None}
@@ -110,7 +114,9 @@ def test_the_pdf_rendered_to_pixels_shows_the_charts(chain, tmp_path, capsys, by
             grey = area.convert("L")
             assert sum(grey.histogram()[:200]) > area.width * area.height * 0.01  # ink, not a blank box
             colours = area.getcolors(maxcolors=area.width * area.height) or []
-            near_blue = sum(c for c, rgb in colours if all(abs(a - b) < 40 for a, b in zip(rgb, TABLEAU_BLUE)))
+            near_blue = sum(
+                c for c, rgb in colours if all(abs(a - b) < 40 for a, b in zip(rgb, TABLEAU_BLUE, strict=True))
+            )
             assert near_blue > 20  # the palette's colour is drawn
         # outside the charts, the page is not blank either: the table is text
         assert sum(page.convert("L").histogram()[:128]) > 1000

@@ -3,8 +3,8 @@ the check of an e-mailed report's inline charts."""
 
 import io
 
-from PIL import Image
 from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, sqlite_db, store_events
+from PIL import Image
 
 from gateway import derive, store
 
