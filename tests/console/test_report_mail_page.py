@@ -114,3 +114,35 @@ def test_retry_needs_the_csrf_token(client, failing):
     manager.get("/report-mail")
     status, _h, _ = manager.post("/report-mail/%d/retry" % failing["row"], {"csrf": "forged"})
     assert status == 403
+
+
+@pytest.mark.e2e
+def test_the_page_in_chromium_passes_the_accessibility_check_and_retries(console, failing):
+    from console_browser import (
+        axe_source,
+        axe_violations,
+        chromium_or_skip,
+        navigating,
+        shot,
+        start_browser,
+        stop_browser,
+    )
+    from console_support import PASSWORD
+
+    chromium_or_skip()
+    d = start_browser()
+    try:
+        d.get(console.url + "/login")
+        d.find_element("id", "username").send_keys("admin")
+        navigating(d, lambda: d.find_element("id", "password").send_keys(PASSWORD + "\n"))
+        navigating(d, lambda: d.find_element("css selector", "a[href='/report-mail']").click())
+        shot(d, "report-mail")
+        problems = axe_violations(d, axe_source())
+        assert not problems, problems
+        row = d.find_element("id", "mail-%d" % failing["row"])
+        assert "ConnectionRefusedError" in row.text and "boss@example.org" in row.text
+        navigating(d, lambda: row.find_element("css selector", "button").click())
+        assert "was not sent again" in d.find_element("id", "rm-result").text
+        shot(d, "report-mail-retried")
+    finally:
+        stop_browser(d)
