@@ -79,8 +79,8 @@ def _series_points(s, x_of):
     return pts
 
 
-def _draw_series(ax, n, colour, s, x_of):
-    pts = _series_points(s, x_of)
+def _draw_series(ax, n, colour, s, x_of, dodge=0.0):
+    pts = [(x + dodge, v) for x, v in _series_points(s, x_of)]
     if not pts:
         return
     xs = [x for x, _ in pts]
@@ -133,8 +133,10 @@ def trend(
         ax = fig.subplots()
         colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         x_of = {p: i for i, p in enumerate(periods)}
+        # one period: the series' points and interval bars side by side, not on top of each other
+        step = 0.5 / max(len(series), 1) if len(periods) == 1 else 0.0
         for n, s in enumerate(series):
-            _draw_series(ax, n, colours[n % len(colours)], s, x_of)
+            _draw_series(ax, n, colours[n % len(colours)], s, x_of, (n - (len(series) - 1) / 2) * step)
         ax.set_xticks(range(len(periods)))
         tilt = len(periods) > 6
         ax.set_xticklabels(periods, rotation=45 if tilt else 0, ha="right" if tilt else "center")
