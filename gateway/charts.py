@@ -44,10 +44,21 @@ def _save(fig, formats: Iterable[str]) -> dict[str, Any]:
         elif fmt == "png":
             raw = io.BytesIO()
             fig.savefig(raw, format="png", dpi=PNG_DPI, metadata={"Software": None})
-            out["png"] = raw.getvalue()
+            out["png"] = _palette_png(raw.getvalue())
         else:
             raise ValueError("chart format: svg or png, got %r" % fmt)
     return out
+
+
+def _palette_png(png: bytes) -> bytes:
+    """The PNG with a 64-colour palette: a chart has few colours, and an e-mail carries each
+    chart twice (inline and in the PDF) in base64; ~4x smaller, the same to the eye."""
+    from PIL import Image  # pyright: ignore[reportMissingImports]  (matplotlib's own Pillow)
+
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def _legend_extras(ax, handles, small_label, band_label):
