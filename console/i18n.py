@@ -530,6 +530,44 @@ TEXT = {
     "weekday_5": ("Сб", "Sat"),
     "weekday_6": ("Вс", "Sun"),
     "err_choice": ("Выберите значение из списка.", "Choose a value from the list."),
+    # the scheduled reports that are not getting through (console/report_mail.py)
+    "nav_report_mail": ("Рассылка отчётов", "Report mail"),
+    "rm_title": ("Рассылка отчётов: что не дошло", "Report mail: what is not getting through"),
+    "rm_intro_admin": (
+        "Письма с отчётами по расписанию, которые почтовый сервер ещё не принял, и расписания, чей отчёт "
+        "не удалось составить. Неотправленное не теряется: попытки повторяются с нарастающей паузой.",
+        "Scheduled report mails the mail server has not taken yet, and schedules whose report could not be "
+        "built. Nothing is lost: the mails are retried with a growing pause.",
+    ),
+    "rm_intro_owner": (
+        "Ваши отчёты по расписанию, которые почтовый сервер ещё не принял. Неотправленное не теряется: "
+        "попытки повторяются с нарастающей паузой.",
+        "Your scheduled reports the mail server has not taken yet. Nothing is lost: they are retried with a "
+        "growing pause.",
+    ),
+    "rm_none": ("Все отчёты доставлены: ошибок нет.", "Every report got through: no failures."),
+    "rm_message": ("Письмо", "Mail"),
+    "rm_schedule": ("Расписание", "Schedule"),
+    "rm_schedule_of": ("№%(id)s, %(every)s, %(owner)s", "#%(id)s, %(every)s, %(owner)s"),
+    "rm_owner_user": ("учётная запись %(name)s", "account %(name)s"),
+    "rm_owner_role": ("роль «%(role)s»", "role %(role)s"),
+    "rm_period": ("Период", "Period"),
+    "rm_recipients": ("Получатели", "Recipients"),
+    "rm_attempts": ("Попыток", "Attempts"),
+    "rm_error": ("Последняя ошибка", "Last error"),
+    "rm_next": ("Следующая попытка", "Next try"),
+    "rm_not_built": ("отчёт не составлен", "report not built"),
+    "rm_next_pass": ("при следующем проходе", "on the next pass"),
+    "rm_retry": ("Повторить сейчас", "Retry now"),
+    "rm_sent": ("Письмо №%(id)s отправлено.", "Mail #%(id)s was sent."),
+    "rm_failed": (
+        "Письмо №%(id)s снова не отправлено: %(error)s. Оно остаётся в очереди.",
+        "Mail #%(id)s was not sent again: %(error)s. It stays queued.",
+    ),
+    "rm_times": ("Время: %(zone)s", "Times: %(zone)s"),
+    "every_day": ("ежедневно", "daily"),
+    "every_week": ("еженедельно", "weekly"),
+    "every_month": ("ежемесячно", "monthly"),
 }
 
 

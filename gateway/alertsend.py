@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import smtplib
 import ssl
 import stat
@@ -115,7 +116,9 @@ def smtp_send(settings, secrets, msg, to_addrs=None):
         if settings.get("user"):
             smtp.login(settings["user"], secrets.get("smtp_password") or os.environ.get("RATING_SMTP_PASSWORD", ""))
         if isinstance(msg, bytes):  # a message kept as built (the same bytes on every retry)
-            smtp.sendmail(settings["from"], to_addrs or [], msg)
+            # stored with bare LF line ends (as_string); SMTP wants CRLF, and servers that refuse
+            # bare LF (aiosmtpd, Postfix's smtpd_forbid_bare_newline) would refuse the whole mail
+            smtp.sendmail(settings["from"], to_addrs or [], re.sub(rb"\r?\n", b"\r\n", msg))
         else:
             smtp.send_message(msg, to_addrs=to_addrs)
 

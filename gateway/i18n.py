@@ -276,6 +276,11 @@ TEXT = {
         "Полный отчёт во вложении: .xlsx (все разрезы) и PDF.",
         "The full report is attached: .xlsx (every grouping) and PDF.",
     ),
+    # the charts of the documents (gateway/report_docs.figures)
+    "chart_band": ("95 % интервал", "95 % interval"),
+    "chart_small": ("меньше %(n)d опросов", "fewer than %(n)d polls"),
+    "chart_intervals": ("%(by)s: показатели и их 95 %% интервалы", "%(by)s: the figures and their 95 %% intervals"),
+    "chart_first": ("первые %(n)d из %(total)d", "the first %(n)d of %(total)d"),
     "every_day": ("ежедневный", "daily"),
     "every_week": ("еженедельный", "weekly"),
     "every_month": ("ежемесячный", "monthly"),

@@ -5,8 +5,13 @@ external resource: it opens the same in a mail client with remote content blocke
 the bottleneck diagnosis per office, in the report's language, the offices' timezone shown.
 
 Charts: `figures(report)` is the one place a document's charts come from, a list of
-`Figure(title, svg, png)`. It returns none yet; the console's chart code (matplotlib SVG) plugs
-in there, and both the HTML (inline SVG) and the PDF (the PNG) show whatever it returns.
+`Figure(title, svg, png)` drawn by gateway/charts.py (the console's trend chart code): a report
+split into several periods gets the trend of DI-staff, DI-office and ELI per row (the ten rows
+with the most polls) with the 95 % interval as a band; a report of one period gets each row's
+figures as a dot with its interval (the first 25 rows in the report's order, then the total).
+Small samples are hollow, labels in the report's language, the offices' timezone under the
+chart. The HTML shows the SVG inline (or, in the e-mail, `<img src="cid:...">` of the PNG: mail
+clients show no SVG); the PDF places the PNG.
 """
 
 import datetime as _dt
@@ -18,26 +23,111 @@ from typing import Any
 
 import jinja2
 
-from gateway import i18n, times
+from gateway import charts, i18n, times
 from gateway.report_core import FIGURES
 from gateway.report_export import _figure_text, local_text
 
 Report = Mapping[str, Any]
 
 
+CHART_FIGURES = ("di_staff", "di_office", "eli")
+SIGNED = ("eli",)
+MAX_SERIES = 10  # the colour-blind palette's colours
+MAX_BARS = 25
+
+
 @dataclass(frozen=True)
 class Figure:
-    """A chart of a document: its title, the SVG (for HTML) and a PNG (for the PDF; None: the
-    PDF leaves it out)."""
+    """A chart of a document: its title, the SVG (for HTML; "" when not drawn) and a PNG (for
+    the PDF and the e-mail; None: they leave it out)."""
 
     title: str
-    svg: str
+    svg: str = ""
     png: bytes | None = None
 
 
-def figures(report: Report) -> list[Figure]:
-    """The charts of the report's document, in order (the hook for the console's charts)."""
-    return []
+def _chart_fig(fig: Mapping[str, Any] | None, min_n: int) -> dict[str, Any] | None:
+    if fig is None or fig.get("value") is None:
+        return None
+    return dict(fig, small=(fig.get("n") or 0) < min_n)
+
+
+def _present(report: Report) -> list[str]:
+    rows = list(report["rows"])
+    return [n for n in CHART_FIGURES if any((r["kpi"].get(n) or {}).get("value") is not None for r in rows)]
+
+
+def _zone_note(report: Report) -> str:
+    return "%s: %s" % (i18n.t(report["lang"], "doc_timezones"), ", ".join(_zones(report)) or "UTC")
+
+
+def _trend_figures(report: Report, periods: list[str], formats: Sequence[str]) -> list[Figure]:
+    lang, min_n = report["lang"], report["thresholds"]["min_n"]
+    polls: dict[str, int] = {}
+    for r in report["rows"]:
+        polls[r["key"]] = polls.get(r["key"], 0) + r["polls"]["valid"]
+    keys = sorted(polls, key=lambda k: (-polls[k], k or ""))[:MAX_SERIES]
+    out = []
+    for name in _present(report):
+        series = {k: {"name": "", "points": {}} for k in keys}
+        for r in report["rows"]:
+            if r["key"] in series:
+                series[r["key"]]["name"] = r["label"] or r["key"] or "—"
+                point = _chart_fig(r["kpi"].get(name), min_n)
+                if point is not None:
+                    series[r["key"]]["points"][r["period"]] = point
+        title = "%s, %s" % (i18n.t(lang, name), i18n.t(lang, "period_" + report["period"]))
+        if len(polls) > len(keys):
+            title += " (%s)" % (i18n.t(lang, "chart_first") % {"n": len(keys), "total": len(polls)})
+        drawn = charts.trend(
+            [series[k] for k in keys],
+            periods,
+            title,
+            "%",
+            signed=name in SIGNED,
+            small_label=i18n.t(lang, "chart_small") % {"n": min_n},
+            band_label=i18n.t(lang, "chart_band"),
+            xlabel=_zone_note(report),
+            formats=formats,
+        )
+        out.append(Figure(title, drawn.get("svg", ""), drawn.get("png")))
+    return out
+
+
+def _interval_figure(report: Report, formats: Sequence[str]) -> list[Figure]:
+    lang, min_n = report["lang"], report["thresholds"]["min_n"]
+    names = _present(report)
+    if not names:
+        return []
+    rows = list(report["rows"])[:MAX_BARS]
+    shown = rows + ([report["total"]] if len(report["rows"]) > 1 else [])
+    labels = [(r["label"] or r["key"] or "—") for r in rows]
+    labels += [i18n.t(lang, "total")] if len(shown) > len(rows) else []
+    panels = [(i18n.t(lang, n), [_chart_fig(r["kpi"].get(n), min_n) for r in shown], n in SIGNED) for n in names]
+    title = i18n.t(lang, "chart_intervals") % {"by": i18n.t(lang, report["by"])}
+    if len(report["rows"]) > len(rows):
+        title += " (%s)" % (i18n.t(lang, "chart_first") % {"n": len(rows), "total": len(report["rows"])})
+    drawn = charts.intervals(
+        labels,
+        panels,
+        title,
+        small_label=i18n.t(lang, "chart_small") % {"n": min_n},
+        band_label=i18n.t(lang, "chart_band"),
+        note="%s; %s" % (_range(report), _zone_note(report)),
+        formats=formats,
+    )
+    return [Figure(title, drawn.get("svg", ""), drawn.get("png"))]
+
+
+def figures(report: Report, formats: Sequence[str] = ("svg", "png")) -> list[Figure]:
+    """The charts of the report's document, in order: the trends when the report is split into
+    several periods, else each row's figures with their intervals; none without rows."""
+    if not report["rows"]:
+        return []
+    periods = sorted({r["period"] for r in report["rows"] if r["period"] != "all"})
+    if len(periods) > 1:
+        return _trend_figures(report, periods, formats)
+    return _interval_figure(report, formats)
 
 
 # --- the summary both documents show -----------------------------------------------------------
@@ -146,7 +236,7 @@ figure { margin: 12px 0; } figcaption { font-weight: bold; }
 <h1>{{ s.title }}</h1>
 <div class="head">{{ s.head }}</div>
 <dl class="facts">{% for k, v in s.facts %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
-{% for f in figs %}<figure><figcaption>{{ f.title }}</figcaption>{{ f.svg | safe }}</figure>{% endfor %}
+{% for f in figs %}<figure><figcaption>{{ f.title }}</figcaption>{% if cids %}<img src="cid:{{ cids[loop.index0] }}" alt="{{ f.title }}" style="max-width: 100%; height: auto;">{% else %}{{ f.svg | safe }}{% endif %}</figure>{% endfor %}
 {% if s.rows %}
 <table class="rows">
 <thead><tr>{% for c in s.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
@@ -169,11 +259,18 @@ figure { margin: 12px 0; } figcaption { font-weight: bold; }
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def render_html(report: Report, figs: Sequence[Figure] | None = None, extra_html: str = "") -> str:
-    """The report as one self-contained HTML page. extra_html: trusted markup added at the end
-    (the e-mail's note on its attachments)."""
-    figs = figures(report) if figs is None else figs
-    return _ENV.from_string(_TEMPLATE).render(s=summary(report), figs=figs, extra=extra_html)
+def render_html(
+    report: Report, figs: Sequence[Figure] | None = None, extra_html: str = "", cids: Sequence[str] = ()
+) -> str:
+    """The report as one self-contained HTML page, the charts as inline SVG. extra_html: trusted
+    markup added at the end (the e-mail's note on its attachments). cids: the Content-IDs
+    (without <>) of the charts' PNG parts, one per figure: the page shows those instead of the
+    SVG (an e-mail's HTML part)."""
+    figs = figures(report, ("svg",)) if figs is None else figs
+    figs = [Figure(f.title, charts.inline_svg(f.svg), f.png) for f in figs]
+    if cids and len(cids) != len(figs):
+        raise ValueError("one Content-ID per figure: %d figures, %d ids" % (len(figs), len(cids)))
+    return _ENV.from_string(_TEMPLATE).render(s=summary(report), figs=figs, extra=extra_html, cids=list(cids))
 
 
 # --- PDF -----------------------------------------------------------------------------------------
@@ -216,7 +313,7 @@ def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    figs = figures(report) if figs is None else figs
+    figs = figures(report, ("png",)) if figs is None else figs
     s = summary(report)
     regular, bold = _fonts()
     body = ParagraphStyle("body", fontName=regular, fontSize=8, leading=10)
@@ -233,7 +330,7 @@ def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
     for f in figs:
         if f.png:
             story.append(Paragraph(esc(f.title), head))
-            story.append(Image(io.BytesIO(f.png), width=240 * mm, height=90 * mm, kind="proportional"))
+            story.append(Image(io.BytesIO(f.png), width=240 * mm, height=85 * mm, kind="proportional"))
     if s["rows"]:
         data: list[list[Any]] = [[Paragraph(esc(c), head) for c in s["columns"]]]
         for r in s["rows"] + ([s["total"]] if s["total"] else []):

@@ -11,8 +11,10 @@ the outbox holds.
   covers that day / ISO week / month in each office's own local time (as `rating report --from
   --to` without --site does). A pass that was missed (the machine was off) queues the last
   closed period only: a report is a summary to read, not a ledger to complete.
-- Queueing builds the whole message (HTML summary with a text alternative, the full report as
-  .xlsx with every grouping and as PDF) and writes it to the outbox in the same transaction
+- Queueing builds the whole message (HTML summary with a text alternative and its charts
+  inline: each office's figures with intervals, and for a week or a month the trend by day or
+  week with bands, as PNG parts the HTML shows by cid:; the full report as .xlsx with every
+  grouping and as PDF with the same charts) and writes it to the outbox in the same transaction
   that moves the schedule's `last_period` on: a crash queues it once or not at all.
 - Sending hands the stored bytes to the SMTP server of the site file's `[alerts.email]` (host,
   port, starttls, user, from; the password from the `alerts.secrets` file or
@@ -78,9 +80,23 @@ def check_recipients(addresses) -> list[str]:
     return out
 
 
-def compose(reports, every, period, sender, recipients, message_id) -> EmailMessage:
-    """The e-mail: the summary as HTML with a text alternative, the full report attached as
-    .xlsx (every grouping) and PDF. `reports`: the report dicts, one per grouping, by "site" first."""
+# the trend a scheduled mail shows next to its summary: a week by day, a month by week
+TREND_PERIOD = {"day": None, "week": "day", "month": "week"}
+
+
+def mail_figures(main, trend=None) -> list:
+    """The charts of a scheduled mail (and of its PDF), as PNG: each office's figures with
+    their intervals, then the trend over the period's days or weeks when there are several."""
+    figs = report_docs.figures(main, ("png",))
+    if trend is not None:
+        figs += report_docs.figures(trend, ("png",)) if len({r["period"] for r in trend["rows"]}) > 1 else []
+    return [f for f in figs if f.png]
+
+
+def compose(reports, every, period, sender, recipients, message_id, trend=None) -> EmailMessage:
+    """The e-mail: the summary as HTML with its charts inline (PNG parts the HTML shows by
+    Content-ID) and a text alternative, the full report attached as .xlsx (every grouping) and
+    PDF (the same charts). `reports`: the report dicts, one per grouping, by "site" first."""
     main = next(r for r in reports if r["by"] == "site")
     lang = main["lang"]
     msg = EmailMessage()
@@ -92,8 +108,15 @@ def compose(reports, every, period, sender, recipients, message_id) -> EmailMess
     note = i18n.t(lang, "doc_attached")
     facts = "".join("%s: %s\n" % fact for fact in report_docs.summary(main)["facts"])
     msg.set_content(facts + "\n" + report_export.render_table(main) + "\n" + note + "\n")
-    figs = report_docs.figures(main)
-    msg.add_alternative(report_docs.render_html(main, figs, "<p>%s</p>" % note), subtype="html")
+    figs = mail_figures(main, trend)
+    # the charts as PNG parts next to the HTML (multipart/related), shown by their Content-ID:
+    # mail clients show no SVG and block remote images
+    cids = ["chart-%d.%s" % (n, message_id.strip("<>")) for n in range(len(figs))]
+    msg.add_alternative(report_docs.render_html(main, figs, "<p>%s</p>" % note, cids), subtype="html")
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    for fig, cid in zip(figs, cids, strict=True):
+        html_part.add_related(fig.png, maintype="image", subtype="png", cid="<%s>" % cid)
     name = "rating-%s" % period
     msg.add_attachment(
         report_export.workbook_bytes(reports),
@@ -171,6 +194,45 @@ def outbox(db, limit=100) -> list[dict]:
     return [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
 
 
+def failing(db, username=None) -> list[dict]:
+    """What is not getting through, oldest first: the messages not sent that have failed at
+    least once (id, schedule_id, period, recipients, created_ms, attempts, next_ms, last_error,
+    and the schedule's every, username, role) and the schedules whose report could not be built
+    (as rows with id None and attempts 0). username: only that account's schedules."""
+    where, args = "", ()
+    if username is not None:
+        where, args = " AND s.username = ?", (username,)
+    rows = db.query(
+        "SELECT o.id, o.schedule_id, o.period, o.recipients, o.created_ms, o.attempts, o.next_ms, o.last_error, "
+        "s.every, s.username, s.role FROM report_outbox o JOIN report_schedules s ON s.id = o.schedule_id "
+        "WHERE o.delivered_ms IS NULL AND o.last_error IS NOT NULL" + where + " ORDER BY o.id",
+        args,
+    )
+    out = [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
+    broken = db.query(
+        "SELECT s.id AS schedule_id, s.recipients, s.created_ms, s.last_error, s.every, s.username, s.role "
+        "FROM report_schedules s WHERE s.last_error IS NOT NULL" + where + " ORDER BY s.id",
+        args,
+    )
+    out += [
+        dict(r, id=None, period=None, attempts=0, next_ms=None, recipients=json.loads(r["recipients"])) for r in broken
+    ]
+    return out
+
+
+def retry_now(db, row_id, now_ms, send=None, history=None) -> str | None:
+    """Try the message row_id again now, whatever its back-off: None when the server took it,
+    else the error (kept with the row, which goes on being retried). Raises ScheduleError when
+    there is no such message waiting."""
+    row = db.query_one(
+        "SELECT id, recipients, message, attempts FROM report_outbox WHERE id = ? AND delivered_ms IS NULL", (row_id,)
+    )
+    if row is None:
+        raise ScheduleError("no report message #%s waiting to be sent; see rating reports outbox" % row_id)
+    history = history or site_mod.load(db)
+    return _attempt(db, row, history.alerts(now_ms), now_ms, send or alertsend.smtp_send)
+
+
 def message(db, row_id) -> bytes | None:
     row = db.query_one("SELECT message FROM report_outbox WHERE id = ?", (row_id,))
     return None if row is None else row["message"].encode("ascii")
@@ -228,7 +290,13 @@ def _build(db, history, schedule, now_ms):
         report.build_report(db, by=by, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices)
         for by in report.BYS
     ]
-    return period, reports
+    split = TREND_PERIOD[schedule["every"]]
+    trend = None
+    if split is not None:
+        trend = report.build_report(
+            db, by="site", period=split, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices
+        )
+    return period, reports, trend
 
 
 def queue_due(db, now_ms, history=None) -> int:
@@ -243,9 +311,9 @@ def queue_due(db, now_ms, history=None) -> int:
             built = _build(db, history, schedule, now_ms)
             if built is None:
                 continue
-            period, reports = built
+            period, reports, trend = built
             mid = "<report-%d-%s@%s>" % (schedule["id"], period, id_domain)
-            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid)
+            msg = compose(reports, schedule["every"], period, sender, schedule["recipients"], mid, trend)
         except Exception as exc:  # one schedule's failure must not stop the others, nor sending
             error = str(exc) if isinstance(exc, ScheduleError) else "%s: %s" % (exc.__class__.__name__, exc)
             log.warning("report schedule #%d: the report could not be built (%s)", schedule["id"], error)
@@ -265,9 +333,35 @@ def queue_due(db, now_ms, history=None) -> int:
     return queued
 
 
+def _attempt(db, row, config, now_ms, send) -> str | None:
+    """Hand one outbox row to the SMTP server: None when it took it (marked sent), else the
+    error, kept with a doubled back-off."""
+    try:
+        settings = (config or {}).get("email")
+        if not settings:
+            raise alertsend.SecretsError("the site file has no [alerts.email] table (the SMTP server)")
+        secrets = alertsend.read_secrets((config or {}).get("secrets"))
+        send(settings, secrets, row["message"].encode("ascii"), json.loads(row["recipients"]))
+    except Exception as exc:  # any failure: kept, retried later
+        attempts = row["attempts"] + 1
+        error = "%s: %s" % (exc.__class__.__name__, exc)
+        with db.transaction():
+            db.execute(
+                "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
+                (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
+            )
+        log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
+        return error
+    with db.transaction():
+        db.execute(
+            "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            (now_ms, row["id"]),
+        )
+    return None
+
+
 def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
     """Send the outbox rows due, oldest first: (sent, failed). The first failure ends the pass."""
-    config = config or {}
     send = send or alertsend.smtp_send
     rows = db.query(
         "SELECT id, recipients, message, attempts FROM report_outbox "
@@ -276,27 +370,8 @@ def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
     )
     sent = 0
     for row in rows:
-        try:
-            settings = config.get("email")
-            if not settings:
-                raise alertsend.SecretsError("the site file has no [alerts.email] table (the SMTP server)")
-            secrets = alertsend.read_secrets(config.get("secrets"))
-            send(settings, secrets, row["message"].encode("ascii"), json.loads(row["recipients"]))
-        except Exception as exc:  # any failure: kept, retried later
-            attempts = row["attempts"] + 1
-            error = "%s: %s" % (exc.__class__.__name__, exc)
-            with db.transaction():
-                db.execute(
-                    "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
-                    (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
-                )
-            log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
+        if _attempt(db, row, config, now_ms, send) is not None:
             return sent, 1
-        with db.transaction():
-            db.execute(
-                "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                (now_ms, row["id"]),
-            )
         sent += 1
     return sent, 0
 

@@ -95,10 +95,9 @@ def test_pdf_needs_a_file(chain, capsys):
     assert code == 2 and "-o FILE.pdf" in err
 
 
-def test_the_figures_hook_feeds_both_documents(chain, capsys):
+def test_given_figures_are_the_ones_both_documents_show(chain, capsys):
     data = report_json(capsys, chain, "--lang", "en")
     svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
     fig = report_docs.Figure("DI-staff by week", svg)
-    assert report_docs.figures(data) == []
     page = report_docs.render_html(data, [fig])
     assert "DI-staff by week" in page and "<rect" in page

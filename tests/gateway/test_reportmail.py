@@ -1,5 +1,6 @@
 """Scheduled reports: the week's report of an account's offices reaches a real SMTP server
-started here, as HTML with a text alternative and the full report attached as .xlsx and PDF,
+started here, as HTML with a text alternative, its charts inline as PNG parts the HTML shows by
+cid:, and the full report attached as .xlsx and PDF,
 its numbers those of `rating report --format json`; a server that is down loses nothing and
 the mail arrives once; failures are shown by `rating reports outbox`."""
 
@@ -13,7 +14,7 @@ import pypdf
 import pytest
 from alert_receivers import SmtpServer, free_port
 from gw_site_support import MIN, T0
-from report_support import chain_db
+from report_support import chain_db, check_inline_charts
 
 from gateway import reportmail, users
 from gateway.cli_common import open_db
@@ -83,7 +84,8 @@ def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deploy
     msg, found = parts(raw)
     assert msg["Subject"] == "KPI report (weekly): 2025-W02"
     assert msg["Message-ID"] == "<report-1-2025-W02@rating.invalid>"
-    assert set(found) == {"text/plain", "text/html", "rating-2025-W02.xlsx", "rating-2025-W02.pdf"}
+    assert set(found) == {"text/plain", "text/html", "image/png", "rating-2025-W02.xlsx", "rating-2025-W02.pdf"}
+    check_inline_charts(msg)
 
     code, out, _ = run(
         capsys, "report", "--db", url, "--format", "json", "--from", "2025-01-06", "--to", "2025-01-12", "--lang", "en"
@@ -104,8 +106,9 @@ def test_the_weekly_report_arrives_with_its_parts_and_the_reports_numbers(deploy
     assert values[header.index("Polls")] == row["polls"]["valid"]
 
     pdf = pypdf.PdfReader(io.BytesIO(found["rating-2025-W02.pdf"]))
-    assert len(pdf.pages) == 1
-    text = " ".join(pdf.pages[0].extract_text().split())
+    images = sum(len(p.images) for p in pdf.pages)
+    assert images == len([p for p in msg.walk() if p.get_content_type() == "image/png"])  # the mail's charts
+    text = " ".join(" ".join(p.extract_text() for p in pdf.pages).split())
     assert row["label"] in text and di["text"].split(" (")[0] in text
 
     # the next pass has nothing new: the week is queued once
@@ -281,10 +284,10 @@ def test_a_report_that_cannot_be_built_stops_neither_the_others_nor_sending(depl
     reportmail.add_schedule(db, "week", ["boss@example.org"], T0, username="director")
     real = reportmail.compose
 
-    def compose(reports, every, period, sender, recipients, message_id):
+    def compose(reports, every, period, sender, recipients, message_id, trend=None):
         if recipients == ["broken@example.org"]:
             raise OSError("disk full")  # e.g. the PDF could not be rendered
-        return real(reports, every, period, sender, recipients, message_id)
+        return real(reports, every, period, sender, recipients, message_id, trend)
 
     monkeypatch.setattr(reportmail, "compose", compose)
     server = SmtpServer(port)
