@@ -90,8 +90,10 @@ def row_dates(c, site, rep, row):
 
     lo = [d for d in (day(rep.get("from_ms")), day(row.get("period_start_ms"))) if d is not None]
     hi = [d for d in (day(rep.get("to_ms"), True), day(row.get("period_end_ms"), True)) if d is not None]
-    if rep.get("from_local") and not lo:
-        lo = [_dt.date.fromisoformat(rep["from_local"][:10])]
+    if rep.get("from_local"):  # a local range: the same dates in every office
+        lo.append(_dt.date.fromisoformat(rep["from_local"][:10]))
+    if rep.get("to_local"):  # exclusive: midnight after the last day
+        hi.append(_dt.datetime.fromisoformat(rep["to_local"]).date() - _dt.timedelta(days=1))
     return (max(lo).isoformat() if lo else None), (min(hi).isoformat() if hi else None)
 
 
