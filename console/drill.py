@@ -110,7 +110,11 @@ def cell_windows(start, end, tz, weekday, hour):
     while day <= end:
         if day.isoweekday() == weekday:
             lo = _dt.datetime(day.year, day.month, day.day, hour, tzinfo=tz)
-            hi = lo.replace(hour=hour + 1) if hour < 23 else _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(0), tz)
+            hi = (
+                lo.replace(hour=hour + 1)
+                if hour < 23
+                else _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(0), tz)
+            )
             a, b = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
             if a < b:
                 out.append((a, b))
@@ -219,9 +223,7 @@ def with_verdicts(c, sel):
 
 
 def _periods_hit(row, periods):
-    return any(
-        p["device"] == row["device"] and p["start"] <= row["opened_ms"] < p["end"] for p in periods
-    )
+    return any(p["device"] == row["device"] and p["start"] <= row["opened_ms"] < p["end"] for p in periods)
 
 
 def load(c, sel, page, size=None):

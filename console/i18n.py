@@ -514,7 +514,10 @@ TEXT = {
         "посетителей: %(n)s, опросов в учтённое время: %(p)s",
         "visitors: %(n)s, polls in the counted time: %(p)s",
     ),
-    "office_ranking": ("Сотрудники офиса: честный рейтинг по ИНК@Персонал", "The office's employees: fair ranking by DI-staff"),
+    "office_ranking": (
+        "Сотрудники офиса: честный рейтинг по ИНК@Персонал",
+        "The office's employees: fair ranking by DI-staff",
+    ),
     "office_panels": ("Панели офиса", "The office's panels"),
     "office_fm": ("Форс-мажоры", "Force majeure"),
     "office_fm_caption": (

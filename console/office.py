@@ -234,15 +234,24 @@ def csv_lines(view):
     employees' (fair value first), then its force-majeure reports."""
     lines = []
     if view["row"]:
-        lines.append(["office", view["site"], view["name"], "polls_valid", _num(view["row"]["polls"]["valid"]), "", "", ""])
+        lines.append(
+            ["office", view["site"], view["name"], "polls_valid", _num(view["row"]["polls"]["valid"]), "", "", ""]
+        )
         for f in FIGURES:
             fig = view["row"]["kpi"].get(f) or {}
-            lines.append(["office", view["site"], view["name"], f] + [_num(fig.get(x)) for x in ("value", "low", "high", "n")])
+            lines.append(
+                ["office", view["site"], view["name"], f] + [_num(fig.get(x)) for x in ("value", "low", "high", "n")]
+            )
     for r in view["ranking"]["rows"]:
         fair, raw = r.get("fair") or {}, r["kpi"].get("di_staff") or {}
         label = _text(r["label"])
-        lines.append(["employee", _text(r["key"]), label, "di_staff_fair"] + [_num(fair.get(x)) for x in ("value", "low", "high", "n")])
-        lines.append(["employee", _text(r["key"]), label, "di_staff"] + [_num(raw.get(x)) for x in ("value", "low", "high", "n")])
+        lines.append(
+            ["employee", _text(r["key"]), label, "di_staff_fair"]
+            + [_num(fair.get(x)) for x in ("value", "low", "high", "n")]
+        )
+        lines.append(
+            ["employee", _text(r["key"]), label, "di_staff"] + [_num(raw.get(x)) for x in ("value", "low", "high", "n")]
+        )
     for f in view["fms"]:
         lines.append(["force_majeure", f["id"], f["status"], "period_ms", str(f["start_ms"]), "", str(f["end_ms"]), ""])
     return lines

@@ -31,7 +31,9 @@ def chain(chain_template, tmp_path_factory):
     db = dbmod.connect(url)
     polls, fms = derive.polls_and_reports(db, "msk")
     first_yes = next(p for p in polls if p["device"] == "desk-1" and p["answer"] == "yes")
-    review.record(db, review.POLL, review.format_id("msk", "desk-1", first_yes["open_seq"]), "invalid", "test", "e", T_WEEK)
+    review.record(
+        db, review.POLL, review.format_id("msk", "desk-1", first_yes["open_seq"]), "invalid", "test", "e", T_WEEK
+    )
     fm = fms[0]
     review.record(db, review.FM, review.format_id("msk", fm["device"], fm["seq"]), "confirm", "", "e", T_WEEK)
     db.close()
@@ -189,7 +191,9 @@ def test_the_drill_down_pages_in_sql_and_shows_verdicts_and_video(client, chain,
     assert "invalid" in body and "not reviewed" in body
 
 
-@pytest.mark.parametrize("path", ["/office?site=ber", "/office.json?site=ber", "/polls?site=ber", "/polls?site=nowhere"])
+@pytest.mark.parametrize(
+    "path", ["/office?site=ber", "/office.json?site=ber", "/polls?site=ber", "/polls?site=nowhere"]
+)
 def test_offices_outside_the_scope_are_not_found(client, path):
     assert client("manager").get(path)[0] == 404
 
@@ -203,7 +207,15 @@ def test_a_role_without_reports_is_refused_and_nobody_anonymous_gets_in(client, 
 
 @pytest.mark.parametrize(
     "query",
-    ["figure=nonsense", "what=maybe", "cell=9-99", "cell=x", "from=2025-13-01", "from=2025-03-09&to=2025-03-01", "page=0"],
+    [
+        "figure=nonsense",
+        "what=maybe",
+        "cell=9-99",
+        "cell=x",
+        "from=2025-13-01",
+        "from=2025-03-09&to=2025-03-01",
+        "page=0",
+    ],
 )
 def test_bad_drill_down_input_is_one_message_not_a_trace(client, query):
     status, _h, body = client("analyst").get("/polls?site=msk&" + query)
