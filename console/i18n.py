@@ -556,6 +556,7 @@ TEXT = {
         "for DI-staff also the No and silent polls under confirmed force majeure; their number is the figure's n.",
     ),
     "opened_at": ("Время опроса", "Poll time"),
+    "drill_video": ("видео", "video"),
     "question_kind": ("Вопрос", "Question"),
     "verdict_none": ("не проверен", "not reviewed"),
     "page_prev": ("← назад", "← previous"),
