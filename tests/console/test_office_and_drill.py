@@ -226,3 +226,27 @@ def test_bad_office_dates_are_refused(client):
     status, _h, body = client("analyst").get("/office?site=msk&from=someday")
     assert status == 400 and 'class="error"' in body
     assert client("analyst").get("/office.csv?site=msk&from=someday")[0] == 400
+
+
+@pytest.mark.parametrize("by", ["device", "question", "employee", "site"])
+def test_every_row_of_the_kpi_page_drills_down_to_its_n(client, chain, by):
+    rep = _report(chain, by=by)
+    analyst = client("analyst")
+    checked = 0
+    for r in rep["rows"] + [rep["total"]]:
+        url = drill.row_url(_Ctx(), rep, r, "polls", "msk")
+        assert _count(analyst, url) == r["polls"]["valid"], (by, r["key"])
+        for figure in ("di_staff", "di_office"):
+            if r["kpi"][figure] and r["kpi"][figure]["n"]:
+                assert _count(analyst, drill.row_url(_Ctx(), rep, r, figure, "msk")) == r["kpi"][figure]["n"]
+                checked += 1
+    assert checked
+
+
+def test_the_kpi_page_links_its_figures_to_their_polls(client):
+    status, _h, body = client("analyst").get(
+        "/reports?" + urllib.parse.urlencode(dict(WEEK, site="msk", by="employee"))
+    )
+    assert status == 200 and "/polls?site=msk&amp;figure=di_staff" in body and "employee=" in body
+    status, _h, body = client("analyst").get("/reports?" + urllib.parse.urlencode(dict(WEEK, site="", by="site")))
+    assert status == 200 and "/office?site=msk" in body
