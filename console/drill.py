@@ -10,10 +10,13 @@ invalid polls (gateway.review's verdicts in force) are left out, so the count on
 the figure's n. Verdicts of the page's polls come from review.latest_for, video links as the
 review page makes them (console.data.safe_link / is_playable)."""
 
+import csv
 import datetime as _dt
+import io
 import urllib.parse
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from console import data, queue
 from console.dashboards import _zone_note
@@ -226,6 +229,23 @@ def _periods_hit(row, periods):
     return any(p["device"] == row["device"] and p["start"] <= row["opened_ms"] < p["end"] for p in periods)
 
 
+def _item(c, r, verdicts, sel):
+    ident = review.format_id(r["site"], r["device"], r["open_seq"])
+    _decided, verdict = queue.item_status("poll", r, verdicts)
+    fm = r["kind"] == "staff" and (r["answer"] or "silent") in ("no", "silent")
+    return {
+        "row": r,
+        "id": ident,
+        "answer": r["answer"] or "silent",
+        "verdict": verdict,
+        "invalid": ident in (sel.get("invalid") or ()),
+        "fm": fm and _periods_hit(r, sel.get("fm_periods") or ()),
+        "video": data.safe_link(r.get("video_url")),
+        "playable": data.is_playable(r.get("video_url")),
+        "employee_name": c.history.employee_name(r["employee"]) if r.get("employee") else None,
+    }
+
+
 def load(c, sel, page, size=None):
     """(total, pages, page, items) of the selection: one COUNT and one page of rows in SQL."""
     size = size or PAGE_SIZE
@@ -234,25 +254,7 @@ def load(c, sel, page, size=None):
     page = min(max(1, page), pages)
     rows = derive.selected_page(c.db, sel, size, (page - 1) * size)
     verdicts = review.latest_for(c.db, [queue.target_key("poll", r) for r in rows]) if rows else {}
-    invalid = sel.get("invalid") or set()
-    items = []
-    for r in rows:
-        ident = review.format_id(r["site"], r["device"], r["open_seq"])
-        _decided, verdict = queue.item_status("poll", r, verdicts)
-        fm = r["kind"] == "staff" and (r["answer"] or "silent") in ("no", "silent")
-        items.append(
-            {
-                "row": r,
-                "id": ident,
-                "answer": r["answer"] or "silent",
-                "verdict": verdict,
-                "invalid": ident in invalid,
-                "fm": fm and _periods_hit(r, sel.get("fm_periods") or ()),
-                "video": data.safe_link(r.get("video_url")),
-                "playable": data.is_playable(r.get("video_url")),
-                "employee_name": c.history.employee_name(r["employee"]) if r.get("employee") else None,
-            }
-        )
+    items = [_item(c, r, verdicts, sel) for r in rows]
     return total, pages, page, items
 
 
@@ -284,8 +286,65 @@ def polls_page(request: Request):
             zone=_zone(c, form["site"]),
             page_url=lambda p: "/polls?" + urllib.parse.urlencode(dict(query, page=p)),
             what_url=lambda w: "/polls?" + urllib.parse.urlencode(dict(query, what=w)),
+            csv_url="/polls.csv?" + urllib.parse.urlencode(query),
         )
 
 
 def _zone(c, site):
     return _zone_note(c, [], site)
+
+
+EXPORT_CHUNK = 2000
+
+
+@router.get("/polls.csv")
+def polls_csv(request: Request):
+    """The whole list as CSV, read a chunk at a time (one office's polls at most)."""
+    with context(request, "reports") as c:
+        sel, form, errors = selection(c, dict(request.query_params))
+        if errors:
+            return Response("; ".join(errors.values()) + "\n", status_code=400, media_type="text/plain")
+        sel = with_verdicts(c, sel)
+        tz = c.tz(sel["site"])
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(
+            ["id", "opened", "timezone", "device", "employee", "question", "kind", "answer", "verdict"]
+            + ["force_majeure", "video"]
+        )
+        offset = 0
+        while True:
+            rows = derive.selected_page(c.db, sel, EXPORT_CHUNK, offset)
+            verdicts = review.latest_for(c.db, [queue.target_key("poll", r) for r in rows]) if rows else {}
+            for r in rows:
+                i = _item(c, r, verdicts, sel)
+                w.writerow(
+                    [
+                        i["id"],
+                        _dt.datetime.fromtimestamp(r["opened_ms"] / 1000.0, tz).isoformat(),
+                        str(tz),
+                        r["device"],
+                        _text(r["employee"]),
+                        _text(r["question"]),
+                        r["kind"] or "",
+                        i["answer"],
+                        i["verdict"] or "",
+                        "1" if i["fm"] else "0",
+                        i["video"] or "",
+                    ]
+                )
+            if len(rows) < EXPORT_CHUNK:
+                break
+            offset += EXPORT_CHUNK
+        name = "polls-%s-%s-%s_%s.csv" % (form["site"], form["figure"], form["from"] or "start", form["to"] or "now")
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="%s"' % name},
+        )
+
+
+def _text(x):
+    """A name as a CSV cell a spreadsheet will not run as a formula."""
+    x = x or ""
+    return "'" + x if x[:1] in ("=", "+", "-", "@", "\t", "\r") else x
