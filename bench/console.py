@@ -38,6 +38,7 @@ YEAR_START = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)  # a Monday
 DAYS = 364
 POLLS_PER_PANEL_DAY = 40
 PASSWORD = "bench password 1"
+YEAR = "from=2025-01-01&to=2025-12-31"
 ZONES = ("Europe/Moscow", "Asia/Yekaterinburg", "Europe/Kaliningrad", "Asia/Novosibirsk")
 
 
@@ -330,6 +331,24 @@ def measure(url, repeat, offices, only=None):
         ("dashboard: heat map, one office, 4 weeks (default)", "manager", "/heatmap"),
         ("dashboard: rankings, employees of one office, the week", "manager", "/rankings?" + week + "&site=" + office),
         ("dashboard: rankings, all %d offices, the week" % offices, "expert", "/rankings?by=site&site=&" + week),
+        ("office page, one office, the week (default)", "manager", "/office"),
+        ("office page, one office, the year", "manager", "/office?site=%s&%s" % (office, YEAR)),
+        (
+            "drill-down: DI-staff of one office, the week",
+            "manager",
+            "/polls?site=%s&figure=di_staff&%s" % (office, week),
+        ),
+        (
+            "drill-down: valid polls of one office, the year, page 200",
+            "manager",
+            "/polls?site=%s&figure=polls&page=200&%s" % (office, YEAR),
+        ),
+        (
+            "drill-down: No answers of an employee, the year",
+            "manager",
+            "/polls?site=%s&figure=di_staff&what=no&employee=e001-0&%s" % (office, YEAR),
+        ),
+        ("drill-down: heat-map cell (Mon 10:00), the year", "manager", "/polls?site=%s&cell=1-10&%s" % (office, YEAR)),
     ]
     anonymous = Client(running.url)
     rows = []
@@ -363,9 +382,30 @@ def measure(url, repeat, offices, only=None):
         )
         ref.append((time.perf_counter() - t) * 1000)
     print("  %-52s median %7.1f ms" % ("reference: build_report(one office, the week) direct", statistics.median(ref)))
+    if not only or "drill" in only:
+        check_drill_down(db, clients["manager"], office)
     db.close()
     running.stop()
     return rows
+
+
+def check_drill_down(db, client, office):
+    """The drill-down's count is the report's n on the big database too (a year of one office)."""
+    import re
+
+    from gateway import report
+
+    rep = report.build_report(
+        db, by="site", site=office, start=dt.datetime(2025, 1, 1), end=dt.datetime(2026, 1, 1), lang="ru"
+    )
+    for figure in ("di_staff", "di_office"):
+        body = client.get("/polls?site=%s&figure=%s&%s" % (office, figure, YEAR))[2]
+        found = re.search(r'id="drill-count" data-n="(\d+)"', body)
+        n = int(found.group(1)) if found else None
+        want = rep["rows"][0]["kpi"][figure]["n"]
+        print("  drill-down count of %s, the year: %s (the report's n: %d)" % (figure, n, want), flush=True)
+        if n != want:
+            raise SystemExit("the drill-down of %s counts %s polls, the report %d" % (figure, n, want))
 
 
 def mark_derived(url):

@@ -284,7 +284,7 @@ def _is_api(request):
 
 def create_app(db_url, lang=None):
     """The console as an ASGI application on the database at `db_url`."""
-    from console import alerts_page, api, dashboards, pages, report_mail
+    from console import alerts_page, api, dashboards, drill, office, pages, report_mail
 
     app = FastAPI(
         title="Rating terminals console API",
@@ -356,6 +356,9 @@ def create_app(db_url, lang=None):
     app.include_router(alerts_page.router)
     app.include_router(report_mail.router)
     app.include_router(dashboards.router)
+    app.include_router(office.router)
+    app.include_router(drill.router)
+    app.state.console.templates.env.globals.update(drill_url=drill.url, drill_row_url=drill.row_url)
     return app
 
 

@@ -841,3 +841,102 @@ def negative_polls(db, from_ms, through_ms, panel=None):
         sql += " AND site = ? AND device = ?"
         params += list(panel)
     return db.query(sql + " ORDER BY opened_ms, site, device, open_seq", tuple(params))
+# ---- the polls behind a figure (the console's drill-down): counted and paged in SQL --------------
+
+DRILL_ANSWERS = ("yes", "no", "unsure", "silent")
+DRILL_KINDS = ("counted", "yes", "no", "unsure", "silent", "fm", "invalid", "all")
+
+
+def _invalid_by_panel(site, invalid):
+    by_panel = {}
+    for ident in invalid:
+        s, device, seq = ident.rsplit("/", 2)
+        if s == site:
+            by_panel.setdefault(device, []).append(int(seq))
+    return by_panel
+
+
+def _any_of(clauses, params_list):
+    """'(c1 OR c2 ...)' of clauses and their parameters; '1 = 0' when there is none."""
+    if not clauses:
+        return "1 = 0", []
+    return "(" + " OR ".join(clauses) + ")", [p for ps in params_list for p in ps]
+
+
+def _drill_where(sel):
+    """WHERE clause and parameters of a drill-down selection (dict, see count_selected)."""
+    sql, params = ["site = ?"], [sel["site"]]
+    for col, name in (("opened_ms >= ?", "from_ms"), ("opened_ms < ?", "to_ms")):
+        if sel.get(name) is not None:
+            sql.append(col)
+            params.append(sel[name])
+    for col in ("device", "employee", "question", "kind"):
+        value = sel.get(col)
+        if value == "":
+            sql.append("%s IS NULL" % col)  # nobody on the roster / no question known
+        elif value is not None:
+            sql.append("%s = ?" % col)
+            params.append(value)
+    if sel.get("windows") is not None:  # an hour x weekday cell: its hours in the range
+        clause, ps = _any_of(["(opened_ms >= ? AND opened_ms < ?)"] * len(sel["windows"]), sel["windows"])
+        sql.append(clause)
+        params += ps
+    invalid = _invalid_by_panel(sel["site"], sel.get("invalid") or ())
+    inv_clause, inv_params = _any_of(
+        ["(device = ? AND open_seq IN (%s))" % ", ".join("?" * len(seqs)) for seqs in invalid.values()],
+        [[d, *sorted(seqs)] for d, seqs in invalid.items()],
+    )
+    periods = [p for p in sel.get("fm_periods") or () if p["site"] == sel["site"]]
+    fm_clause, fm_params = _any_of(
+        ["(device = ? AND opened_ms >= ? AND opened_ms < ?)"] * len(periods),
+        [(p["device"], p["start"], p["end"]) for p in periods],
+    )
+    # a staff-question No / silent poll in a confirmed period of its panel (left out of DI-staff)
+    fm_clause = "(kind = 'staff' AND (answer IS NULL OR answer = 'no') AND %s)" % fm_clause
+    what = sel.get("what") or "counted"
+    if what == "invalid":
+        sql.append(inv_clause)
+        params += inv_params
+        return " WHERE " + " AND ".join(sql), tuple(params)
+    if what != "all":
+        sql.append("NOT " + inv_clause)
+        params += inv_params
+    if what == "fm":
+        sql.append(fm_clause)
+        params += fm_params
+    elif what != "all" and sel.get("exclude_fm"):
+        sql.append("NOT " + fm_clause)
+        params += fm_params
+    if what == "silent":
+        sql.append("answer IS NULL")
+    elif what in DRILL_ANSWERS:
+        sql.append("answer = ?")
+        params.append(what)
+    return " WHERE " + " AND ".join(sql), tuple(params)
+
+
+def count_selected(db, sel):
+    """How many polls of one office a drill-down selection holds. `sel`: site; from_ms / to_ms
+    (None: open); device, employee, question, kind (None: any; "": none recorded); windows
+    [(from_ms, to_ms)] (None: the whole range); invalid: the ids "site/device/seq" an expert
+    marked invalid; fm_periods: confirmed periods (dicts site, device, start, end); exclude_fm:
+    leave out staff No/silent polls in them (as DI-staff does); what: counted (valid polls) |
+    yes | no | unsure | silent (valid polls with that answer) | fm (staff No/silent polls in a
+    confirmed period) | invalid | all."""
+    where, params = _drill_where(sel)
+    return db.scalar("SELECT COUNT(*) FROM polls" + where, params) or 0
+
+
+def selected_page(db, sel, limit=50, offset=0):
+    """A page of the selection's poll rows in time order (newest last)."""
+    where, params = _drill_where(sel)
+    return db.query(
+        "SELECT * FROM polls%s ORDER BY opened_ms, device, open_seq LIMIT %d OFFSET %d"
+        % (where, int(limit), int(offset)),
+        params,
+    )
+
+
+def office_reports(db, site):
+    """Every force-majeure report of one office (a confirmed period may reach into any range)."""
+    return db.query("SELECT * FROM force_majeure WHERE site = ? ORDER BY start_ms, device, seq", (site,))
