@@ -841,6 +841,8 @@ def negative_polls(db, from_ms, through_ms, panel=None):
         sql += " AND site = ? AND device = ?"
         params += list(panel)
     return db.query(sql + " ORDER BY opened_ms, site, device, open_seq", tuple(params))
+
+
 # ---- the polls behind a figure (the console's drill-down): counted and paged in SQL --------------
 
 DRILL_ANSWERS = ("yes", "no", "unsure", "silent")

@@ -11,7 +11,6 @@ from gw_site_support import MIN, T0, Panel, apply_site, store_events
 from gateway import db as dbmod
 from gateway import derive, partitions, schema, store
 
-
 # polls' columns that migrations after 054 add (their rows derived before them read NULL until a
 # rebuild, which the end of the test does)
 LATER_POLL_COLUMNS = {"seller_hold_ms"}
