@@ -137,6 +137,143 @@ def build(url, polls, with_counts):
     return generated, rolled
 
 
+def _renice_backend(db) -> None:
+    """Lower the priority of this connection's PostgreSQL backend (a generator must not crowd
+    out the others on a shared machine); silently nothing where not allowed."""
+    pid = db.scalar("SELECT pg_backend_pid()")
+    subprocess.run(["renice", "-n", "15", "-p", str(pid)], capture_output=True, check=False)
+
+
+def _day_of(d):
+    """The Moscow day labels (day, ISO week, month) and local-midnight instant of generated day d."""
+    from gateway import rollup
+
+    at = T0 + d * DAY
+    return rollup._labels(at, _MOSCOW_TZ), at
+
+
+_MOSCOW_TZ = __import__("zoneinfo").ZoneInfo("Europe/Moscow")
+
+
+def build_big(url, polls, days):
+    """PostgreSQL at 100M scale: day by day, each day's polls of every panel made by one
+    generate_series and, from the same rows in the same statement, that day's rollup rows
+    (what rollup.refresh writes for these polls: no verdicts, one timezone); no raw events
+    (200M rows would not fit the disk: derive_state says every event was fed, so the report's
+    lost-event check reads none). A sample of panels is checked against rollup.refresh after."""
+    from gateway import schema, site
+
+    started = time.monotonic()
+    db = schema.open_database(url)
+    _renice_backend(db)
+    site.apply(db, site.parse(site_toml()), T0 - 7 * DAY, "bench.toml")
+    k = -(-polls // (PANELS * days))  # polls per panel and day
+    j = "g.j"
+    office = "'o' || lpad((%s / 3)::text, 4, '0')" % j
+    staff = "(%s %% 3 < 2)" % j
+    employee = "CASE WHEN %s THEN 'e' || lpad((%s / 3)::text, 4, '0') || '-' || (%s %% 3) ELSE NULL END" % (
+        staff,
+        j,
+        j,
+    )
+    kind = "CASE WHEN %s THEN 'staff' ELSE 'office' END" % staff
+    for d in range(days):
+        (day, week, month), at = _day_of(d)
+        n = "(%d + g.m)" % (d * k)  # the panel's poll number
+        i = "(%s * %d + %s)" % (n, PANELS, j)
+        gen = (
+            "SELECT %s AS site, 'p' || (%s %% 3) AS device, 2 * %s + 1 AS open_seq,"
+            " %d + (g.m %% 12) * 3600000 + (((g.m / 12) * 443 + %s * 7919) %% 3600) * 1000 AS opened,"
+            " CASE (%s * 7) %% 16 WHEN 0 THEN NULL WHEN 1 THEN NULL WHEN 2 THEN 'no' WHEN 3 THEN 'no'"
+            " WHEN 4 THEN 'unsure' WHEN 5 THEN 'unsure' ELSE 'yes' END AS answer,"
+            " %s AS employee, %s AS kind, CASE WHEN %s THEN 1 ELSE 0 END AS contact"
+            " FROM generate_series(0, %d) AS j CROSS JOIN generate_series(0, %d) AS m,"
+            " LATERAL (SELECT j, m) g" % (office, j, n, at, j, i, employee, kind, staff, PANELS - 1, k - 1)
+        )
+        sql = (
+            "WITH g AS MATERIALIZED (%s), ins AS (INSERT INTO polls (site, device, open_seq, opened_ms, closes_ms,"
+            " answer, answer_seq, answered_ms, extra_presses, seller_presses, time_source, employee, question,"
+            " kind, video_url, provisional, contact) SELECT site, device, open_seq, opened, opened + 30000, answer,"
+            " open_seq + 1, opened + 5000, 0, 1, 'device', employee, kind, kind, NULL, 0, contact FROM g)"
+            " INSERT INTO poll_rollup (site, device, employee, question, kind, tz, day, week, month, min_ms,"
+            " max_ms, polls, invalid, yes, no, unsure, silent, fm_no, fm_silent, contact, t_device, t_repaired,"
+            " t_arrival) SELECT site, device, COALESCE(employee, ''), kind, kind, 'Europe/Moscow', '%s', '%s',"
+            " '%s', MIN(opened), MAX(opened), COUNT(*), 0, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END), SUM(CASE WHEN answer = 'unsure' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END), 0, 0, SUM(contact), COUNT(*), 0, 0"
+            " FROM g GROUP BY site, device, employee, kind" % (gen, day, week, month)
+        )
+        with db.transaction():
+            db.execute(sql)
+            if d % 7 == 3:  # a force-majeure report per staff panel on Thursdays 14:00 local
+                fm_at = at + 5 * 3600000
+                db.execute(
+                    "INSERT INTO force_majeure (site, device, seq, pressed_ms, start_ms, end_ms, presses,"
+                    " time_source, employee, video_url, provisional) SELECT %s, 'p' || (g.j %% 3), %d, %d, %d,"
+                    " %d, 1, 'device', %s, NULL, 0 FROM generate_series(0, %d) AS j, LATERAL (SELECT j) g WHERE %s"
+                    % (office, 10**7 + d, fm_at, fm_at, fm_at + 15 * 60000, employee, PANELS - 1, staff)
+                )
+                db.execute(
+                    "INSERT INTO fm_rollup (site, device, employee, question, tz, day, week, month, min_ms, max_ms,"
+                    " reports, confirmed, rejected) SELECT site, device, employee, 'staff', 'Europe/Moscow', '%s',"
+                    " '%s', '%s', start_ms, start_ms, 1, 0, 0 FROM force_majeure WHERE seq = %d"
+                    % (day, week, month, 10**7 + d)
+                )
+        if d % 10 == 9 or d == days - 1:
+            print(
+                "day %d/%d: %d polls, %.0f s, load %.1f"
+                % (d + 1, days, (d + 1) * k * PANELS, time.monotonic() - started, os.getloadavg()[0]),
+                flush=True,
+            )
+    finish_big(db)
+    generated = time.monotonic() - started
+    print("generated %d polls over %d days in %.0f s" % (k * PANELS * days, days, generated), flush=True)
+    db.close()
+    return generated, 0.0
+
+
+def finish_big(db):
+    """What build_big does after the days (also for a generation stopped after some days:
+    `--db URL --finish`): derive_state, statistics, the sampled check."""
+    with db.transaction():
+        db.execute("DELETE FROM derive_state")
+        db.execute(
+            "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms, due_ms)"
+            " SELECT site, device, MAX(open_seq) + 1, MAX(open_seq) + 1, '{}', '{}', 0, NULL FROM polls"
+            " GROUP BY site, device"
+        )
+    db.execute("ANALYZE")
+    check_sample(db, ("o0000", "p0"), ("o0517", "p1"), ("o0999", "p2"))
+
+
+def check_sample(db, *panels):
+    """rollup.refresh of these panels must leave their generated rollup rows as they are."""
+    from gateway import rollup, site
+
+    history = site.load(db)
+    for s, d in panels:
+        rows = []
+        for _ in range(2):
+            rows.append(
+                [
+                    tuple(r.values())
+                    for r in db.query(
+                        "SELECT * FROM poll_rollup WHERE site = ? AND device = ? ORDER BY day, employee", (s, d)
+                    )
+                ]
+                + [
+                    tuple(r.values())
+                    for r in db.query("SELECT * FROM fm_rollup WHERE site = ? AND device = ? ORDER BY day", (s, d))
+                ]
+            )
+            if len(rows) == 1:
+                with db.transaction():
+                    rollup.refresh(db, s, d, history)
+        if rows[0] != rows[1]:
+            raise SystemExit("generated rollup of %s/%s differs from rollup.refresh" % (s, d))
+    print("generated rollup rows equal rollup.refresh on %d sampled panels" % len(panels), flush=True)
+
+
 REFERENCE = {
     ("employee", "month"): (
         "SELECT employee, {month} AS m, kind, COUNT(*) AS n, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END) AS y,"
@@ -192,6 +329,10 @@ def main():
     ap.add_argument("--counts", action="store_true", help="daily site-wide transactions and visitors too")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--regen", action="store_true")
+    ap.add_argument("--days", type=int, help="PostgreSQL: generate day by day over this many days (100M scale)")
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL is printed)")
+    ap.add_argument("--db", help="measure an existing database (a --keep run's URL) instead of generating")
+    ap.add_argument("--finish", action="store_true", help="with --db: finish a stopped --days generation")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--by", default="employee", help=argparse.SUPPRESS)
@@ -201,10 +342,19 @@ def main():
         measure(args.url, args.by, args.period, args.measure)
         return
     drop = None
-    if args.pg:
+    if args.db and args.finish:
+        from gateway import db as dbmod
+
+        finish_big(dbmod.connect(args.db))
+    if args.db:
+        url = args.db
+    elif args.pg:
         from support import pg_database
 
         url, drop, _ = pg_database()
+        print("database: %s" % url, flush=True)
+        if args.keep:
+            drop = None
     else:
         path = os.path.join(REPO, "build", "bench", "rollup-%d%s.db" % (args.polls, "-counts" if args.counts else ""))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -214,7 +364,9 @@ def main():
         if not os.path.exists(path):
             build(url, args.polls, args.counts)
     try:
-        if args.pg:
+        if args.pg and not args.db and args.days:
+            build_big(url, args.polls, args.days)
+        elif args.pg and not args.db:
             build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
         print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
