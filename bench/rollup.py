@@ -13,7 +13,9 @@ rebuild`, measured separately); the rollup rows are made from them by gateway.ro
 panel by panel, as derivation makes them (timed: "rollup build").
 
 Measured, each in a fresh process (peak memory = that process's ru_maxrss):
-- `report.build_report(by="employee", period="month")` and `(by="site", period="week")`;
+- `report.build_report(by="employee", period="month", stream=True)` and `(by="site",
+  period="week")` written as CSV to /dev/null row by row (what `rating report --format csv`
+  does); --first-days N: only over the first N days (--to that local midnight);
 - the reference: one plain SQL GROUP BY over the polls giving the same answer counts per
   employee and month / office and week (no intervals, flags, force majeure or verdicts).
 """
@@ -288,7 +290,7 @@ REFERENCE = {
 }
 
 
-def measure(url, by, period, what):
+def measure(url, by, period, what, days=None):
     """In this (fresh) process: the report or the reference; prints seconds, rows, peak MB."""
     from gateway import db as dbmod
     from gateway import report
@@ -296,7 +298,22 @@ def measure(url, by, period, what):
     db = dbmod.connect(url)
     t = time.monotonic()
     if what == "report":
-        rows = len(report.build_report(db, by=by, period=period, now_ms=T0 + 40 * DAY)["rows"])
+        # what `rating report --format csv` does: the rows streamed to the output as they are made
+        from gateway import report_export
+
+        end = None if not days else T0 - 9 * 3600000 + days * DAY  # local midnight (Moscow)
+        data = report.build_report(db, by=by, period=period, end=end, now_ms=T0 + 400 * DAY, stream=True)
+        counted = [0]
+
+        def rows_of(it):
+            for r in it:
+                counted[0] += 1
+                yield r
+
+        data["rows"] = rows_of(data["rows"])
+        with open(os.devnull, "w", encoding="utf-8") as out:
+            report_export.write_csv(data, out)
+        rows = counted[0]
     else:
         if db.dialect == "postgresql":
             local = "to_timestamp(opened_ms / 1000.0) AT TIME ZONE 'Europe/Moscow'"
@@ -306,15 +323,22 @@ def measure(url, by, period, what):
             # the Monday of the local date's week
             month = "strftime('%%Y-%%m', %s)" % local
             week = "date(%s, '-' || ((CAST(strftime('%%w', %s) AS INTEGER) + 6) %% 7) || ' days')" % (local, local)
-        rows = len(db.query(REFERENCE[(by, period)].format(month=month, week=week)))
+        sql = REFERENCE[(by, period)].format(month=month, week=week)
+        if days:
+            sql = sql.replace(
+                " GROUP BY",
+                " %s opened_ms < %d GROUP BY" % ("AND" if "WHERE" in sql else "WHERE", T0 - 9 * 3600000 + days * DAY),
+            )
+        rows = len(db.query(sql))
     took = time.monotonic() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("%s %.3f %d %.0f" % (what, took, rows, peak))
 
 
-def run_one(url, by, period, what):
+def run_one(url, by, period, what, days=None):
+    extra = ["--first-days", str(days)] if days else []
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", what, "--url", url, "--by", by, "--period", period],
+        [sys.executable, __file__, "--measure", what, "--url", url, "--by", by, "--period", period] + extra,
         capture_output=True,
         text=True,
         check=True,
@@ -332,6 +356,9 @@ def main():
     ap.add_argument("--days", type=int, help="PostgreSQL: generate day by day over this many days (100M scale)")
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL is printed)")
     ap.add_argument("--db", help="measure an existing database (a --keep run's URL) instead of generating")
+    ap.add_argument(
+        "--first-days", type=int, help="report (and reference) over the first N days only (--to local midnight)"
+    )
     ap.add_argument("--finish", action="store_true", help="with --db: finish a stopped --days generation")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -339,7 +366,7 @@ def main():
     ap.add_argument("--period", default="month", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        measure(args.url, args.by, args.period, args.measure)
+        measure(args.url, args.by, args.period, args.measure, args.first_days)
         return
     drop = None
     if args.db and args.finish:
@@ -372,8 +399,8 @@ def main():
         print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
         print("|---|---|---|---|---|---|")
         for by, period in (("employee", "month"), ("site", "week")):
-            reps = [run_one(url, by, period, "report") for _ in range(args.repeat)]
-            refs = [run_one(url, by, period, "reference") for _ in range(args.repeat)]
+            reps = [run_one(url, by, period, "report", args.first_days) for _ in range(args.repeat)]
+            refs = [run_one(url, by, period, "reference", args.first_days) for _ in range(args.repeat)]
             rep, ref = min(r[0] for r in reps), min(r[0] for r in refs)
             print(
                 "| by %s, %s | %.2f s | %.2f s | %.1fx | %d | %.0f / %.0f MB |"
