@@ -395,6 +395,9 @@ def main():
             build_big(url, args.polls, args.days)
         elif args.pg and not args.db:
             build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
+        from gateway import schema
+
+        schema.open_database(url).close()  # a database generated before the latest migrations gets them
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
         print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
         print("|---|---|---|---|---|---|")
