@@ -337,7 +337,8 @@ def compute(
     )
     total_row = _row(db, total, "total", frame, counts, lost, counted.pop(None, None))
     rows: Iterable[Row] = _rows(db, groups, frame, counts, lost, counted)
-    bneck: Iterable[Row] = () if opts.employee is not None else _bottlenecks(frame, polls)
+    bneck: Iterable[Row] = () if opts.employee is not None else _bottlenecks(frame, _bottleneck_sums(frame, polls))
+    del polls, fms  # the SQL items: what is left is the groups' and offices' sums
     if opts.sort:
         rows = rank(list(rows), opts.sort, opts.k, opts.thresholds.min_n)  # a rank needs every row
     elif not stream:
@@ -365,8 +366,9 @@ def _invalid_contact_polls(db, frame: _Frame, sites: list[str] | None) -> list[d
     return derive.contact_polls_of(db, review.invalid_poll_ids_of(db, sites, lo), lo, hi)
 
 
-def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> Iterator[Row]:
-    """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
+def _bottleneck_sums(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> dict:
+    """Per office and period: the staff and office answer sums the diagnosis reads (small: the
+    SQL items it is made from can be let go before any row is made)."""
     opts, history = frame.opts, frame.history
     by_site: dict[tuple[str, str, int | None, int | None], dict[str, dict[str, int]]] = {}
     for p in polls:
@@ -376,6 +378,13 @@ def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> Iterator[
             s = kinds.setdefault(p["kind"], dict.fromkeys(_PC + ("polls",), 0))
             for n in _PC + ("polls",):
                 s[n] += p[n]
-    for (site, label, pstart, pend), kinds in sorted(by_site.items(), key=lambda x: (x[0][0], x[0][1])):
+    return by_site
+
+
+def _bottlenecks(frame: _Frame, by_site: dict) -> Iterator[Row]:
+    """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
+    for key in sorted(by_site, key=lambda x: (x[0], x[1])):
+        site, label, pstart, pend = key
+        kinds = by_site.pop(key)
         counts = {k: PollCounts(**{n: s[n] for n in _PC}) for k, s in kinds.items() if s["polls"]}
         yield bottleneck_row(frame, site, label, pstart, pend, counts.get("staff"), counts.get("office"))
