@@ -79,7 +79,7 @@ def _items(db, history: History, frame: _Frame, table: str, group: tuple[str, ..
     opts = frame.opts
     rng = _range(db, frame, opts)
     names = rollup.POLL_SUMS if table == "poll_rollup" else rollup.FM_SUMS
-    items = [dict(r) for r in rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)]
+    items = rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)  # fresh dicts: no copy
     cut: dict[tuple, dict[str, Any]] = {}
     panels: dict = {}
     for row in rollup.rows_cut(db, table, rng, opts.site, opts.employee):
