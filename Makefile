@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format firmware services soak bench clean i18n
+.PHONY: demo test test-fast lint format firmware services soak bench bench-100m clean i18n
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ bench: $(STAMP) services
 	$(PY) bench/simspeed.py
 	$(PY) bench/load.py
 	$(PY) bench/rebuild.py --pg --panels 300 --days 7
+	nice $(PY) bench/rollup.py --polls 1000000 --repeat 3
+	nice $(PY) bench/rollup.py --polls 1000000 --counts --repeat 1
+	nice $(PY) bench/rollup.py --polls 1000000 --pg --repeat 1
+
+# the 100M-poll chain on PostgreSQL (~40 GB, an hour or more of generation; dropped afterwards)
+bench-100m: $(STAMP) services
+	nice $(PY) bench/rollup.py --pg --polls 100000000 --days 365 --repeat 1
 
 clean:
 	rm -rf build .pytest_cache

@@ -13,7 +13,9 @@ rebuild`, measured separately); the rollup rows are made from them by gateway.ro
 panel by panel, as derivation makes them (timed: "rollup build").
 
 Measured, each in a fresh process (peak memory = that process's ru_maxrss):
-- `report.build_report(by="employee", period="month")` and `(by="site", period="week")`;
+- `report.build_report(by="employee", period="month", stream=True)` and `(by="site",
+  period="week")` written as CSV to /dev/null row by row (what `rating report --format csv`
+  does); --first-days N: only over the first N days (--to that local midnight);
 - the reference: one plain SQL GROUP BY over the polls giving the same answer counts per
   employee and month / office and week (no intervals, flags, force majeure or verdicts).
 """
@@ -137,6 +139,151 @@ def build(url, polls, with_counts):
     return generated, rolled
 
 
+def _renice_backend(db) -> None:
+    """Lower the priority of this connection's PostgreSQL backend (a generator must not crowd
+    out the others on a shared machine); silently nothing where not allowed."""
+    pid = db.scalar("SELECT pg_backend_pid()")
+    subprocess.run(["renice", "-n", "15", "-p", str(pid)], capture_output=True, check=False)
+
+
+def _day_of(d):
+    """The Moscow day labels (day, ISO week, month) and local-midnight instant of generated day d."""
+    from gateway import rollup
+
+    at = T0 + d * DAY
+    return rollup._labels(at, _MOSCOW_TZ), at
+
+
+_MOSCOW_TZ = __import__("zoneinfo").ZoneInfo("Europe/Moscow")
+
+
+def build_big(url, polls, days):
+    """PostgreSQL at 100M scale: day by day, each day's polls of every panel made by one
+    generate_series and, from the same rows in the same statement, that day's rollup rows
+    (what rollup.refresh writes for these polls: no verdicts, one timezone); no raw events
+    (200M rows would not fit the disk: derive_state says every event was fed and each panel
+    keeps its newest raw event, as after retention, so the lost-event check reads none). A sample of panels is checked against rollup.refresh after."""
+    from gateway import schema, site
+
+    started = time.monotonic()
+    db = schema.open_database(url)
+    _renice_backend(db)
+    site.apply(db, site.parse(site_toml()), T0 - 7 * DAY, "bench.toml")
+    k = -(-polls // (PANELS * days))  # polls per panel and day
+    j = "g.j"
+    office = "'o' || lpad((%s / 3)::text, 4, '0')" % j
+    staff = "(%s %% 3 < 2)" % j
+    employee = "CASE WHEN %s THEN 'e' || lpad((%s / 3)::text, 4, '0') || '-' || (%s %% 3) ELSE NULL END" % (
+        staff,
+        j,
+        j,
+    )
+    kind = "CASE WHEN %s THEN 'staff' ELSE 'office' END" % staff
+    for d in range(days):
+        (day, week, month), at = _day_of(d)
+        n = "(%d + g.m)" % (d * k)  # the panel's poll number
+        i = "(%s * %d + %s)" % (n, PANELS, j)
+        gen = (
+            "SELECT %s AS site, 'p' || (%s %% 3) AS device, 2 * %s + 1 AS open_seq,"
+            " %d + (g.m %% 12) * 3600000 + (((g.m / 12) * 443 + %s * 7919) %% 3600) * 1000 AS opened,"
+            " CASE (%s * 7) %% 16 WHEN 0 THEN NULL WHEN 1 THEN NULL WHEN 2 THEN 'no' WHEN 3 THEN 'no'"
+            " WHEN 4 THEN 'unsure' WHEN 5 THEN 'unsure' ELSE 'yes' END AS answer,"
+            " %s AS employee, %s AS kind, CASE WHEN %s THEN 1 ELSE 0 END AS contact"
+            " FROM generate_series(0, %d) AS j CROSS JOIN generate_series(0, %d) AS m,"
+            " LATERAL (SELECT j, m) g" % (office, j, n, at, j, i, employee, kind, staff, PANELS - 1, k - 1)
+        )
+        sql = (
+            "WITH g AS MATERIALIZED (%s), ins AS (INSERT INTO polls (site, device, open_seq, opened_ms, closes_ms,"
+            " answer, answer_seq, answered_ms, extra_presses, seller_presses, time_source, employee, question,"
+            " kind, video_url, provisional, contact) SELECT site, device, open_seq, opened, opened + 30000, answer,"
+            " open_seq + 1, opened + 5000, 0, 1, 'device', employee, kind, kind, NULL, 0, contact FROM g)"
+            " INSERT INTO poll_rollup (site, device, employee, question, kind, tz, day, week, month, min_ms,"
+            " max_ms, polls, invalid, yes, no, unsure, silent, fm_no, fm_silent, contact, t_device, t_repaired,"
+            " t_arrival) SELECT site, device, COALESCE(employee, ''), kind, kind, 'Europe/Moscow', '%s', '%s',"
+            " '%s', MIN(opened), MAX(opened), COUNT(*), 0, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END), SUM(CASE WHEN answer = 'unsure' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END), 0, 0, SUM(contact), COUNT(*), 0, 0"
+            " FROM g GROUP BY site, device, employee, kind" % (gen, day, week, month)
+        )
+        with db.transaction():
+            db.execute(sql)
+            if d % 7 == 3:  # a force-majeure report per staff panel on Thursdays 14:00 local
+                fm_at = at + 5 * 3600000
+                db.execute(
+                    "INSERT INTO force_majeure (site, device, seq, pressed_ms, start_ms, end_ms, presses,"
+                    " time_source, employee, video_url, provisional) SELECT %s, 'p' || (g.j %% 3), %d, %d, %d,"
+                    " %d, 1, 'device', %s, NULL, 0 FROM generate_series(0, %d) AS j, LATERAL (SELECT j) g WHERE %s"
+                    % (office, 10**7 + d, fm_at, fm_at, fm_at + 15 * 60000, employee, PANELS - 1, staff)
+                )
+                db.execute(
+                    "INSERT INTO fm_rollup (site, device, employee, question, tz, day, week, month, min_ms, max_ms,"
+                    " reports, confirmed, rejected) SELECT site, device, employee, 'staff', 'Europe/Moscow', '%s',"
+                    " '%s', '%s', start_ms, start_ms, 1, 0, 0 FROM force_majeure WHERE seq = %d"
+                    % (day, week, month, 10**7 + d)
+                )
+        if d % 10 == 9 or d == days - 1:
+            print(
+                "day %d/%d: %d polls, %.0f s, load %.1f"
+                % (d + 1, days, (d + 1) * k * PANELS, time.monotonic() - started, os.getloadavg()[0]),
+                flush=True,
+            )
+    finish_big(db)
+    generated = time.monotonic() - started
+    print("generated %d polls over %d days in %.0f s" % (k * PANELS * days, days, generated), flush=True)
+    db.close()
+    return generated, 0.0
+
+
+def finish_big(db):
+    """What build_big does after the days (also for a generation stopped after some days:
+    `--db URL --finish`): derive_state, statistics, the sampled check."""
+    with db.transaction():
+        db.execute("DELETE FROM derive_state")
+        db.execute(
+            "INSERT INTO derive_state (site, device, fed_seq, fed_count, snapshot, watch, updated_ms, due_ms)"
+            " SELECT site, device, MAX(open_seq) + 1, MAX(open_seq) + 1, '{}', '{}', 0, NULL FROM polls"
+            " GROUP BY site, device"
+        )
+        # each panel's newest raw event, the one derivation fed last (the older ones archived:
+        # what retention leaves); without it the lost-event check would see every panel's
+        # events missing and look for gaps panel by panel
+        db.execute("DELETE FROM raw_events")
+        db.execute(
+            "INSERT INTO raw_events (site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms, payload)"
+            " SELECT site, device, fed_seq, 1, 0, 0, 'yes', NULL, 0, '{}' FROM derive_state"
+        )
+    db.execute("ANALYZE")
+    check_sample(db, ("o0000", "p0"), ("o0517", "p1"), ("o0999", "p2"))
+
+
+def check_sample(db, *panels):
+    """rollup.refresh of these panels must leave their generated rollup rows as they are."""
+    from gateway import rollup, site
+
+    history = site.load(db)
+    for s, d in panels:
+        rows = []
+        for _ in range(2):
+            rows.append(
+                [
+                    tuple(r.values())
+                    for r in db.query(
+                        "SELECT * FROM poll_rollup WHERE site = ? AND device = ? ORDER BY day, employee", (s, d)
+                    )
+                ]
+                + [
+                    tuple(r.values())
+                    for r in db.query("SELECT * FROM fm_rollup WHERE site = ? AND device = ? ORDER BY day", (s, d))
+                ]
+            )
+            if len(rows) == 1:
+                with db.transaction():
+                    rollup.refresh(db, s, d, history)
+        if rows[0] != rows[1]:
+            raise SystemExit("generated rollup of %s/%s differs from rollup.refresh" % (s, d))
+    print("generated rollup rows equal rollup.refresh on %d sampled panels" % len(panels), flush=True)
+
+
 REFERENCE = {
     ("employee", "month"): (
         "SELECT employee, {month} AS m, kind, COUNT(*) AS n, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END) AS y,"
@@ -151,7 +298,7 @@ REFERENCE = {
 }
 
 
-def measure(url, by, period, what):
+def measure(url, by, period, what, days=None):
     """In this (fresh) process: the report or the reference; prints seconds, rows, peak MB."""
     from gateway import db as dbmod
     from gateway import report
@@ -159,7 +306,22 @@ def measure(url, by, period, what):
     db = dbmod.connect(url)
     t = time.monotonic()
     if what == "report":
-        rows = len(report.build_report(db, by=by, period=period, now_ms=T0 + 40 * DAY)["rows"])
+        # what `rating report --format csv` does: the rows streamed to the output as they are made
+        from gateway import report_export
+
+        end = None if not days else T0 - 9 * 3600000 + days * DAY  # local midnight (Moscow)
+        data = report.build_report(db, by=by, period=period, end=end, now_ms=T0 + 400 * DAY, stream=True)
+        counted = [0]
+
+        def rows_of(it):
+            for r in it:
+                counted[0] += 1
+                yield r
+
+        data["rows"] = rows_of(data["rows"])
+        with open(os.devnull, "w", encoding="utf-8") as out:
+            report_export.write_csv(data, out)
+        rows = counted[0]
     else:
         if db.dialect == "postgresql":
             local = "to_timestamp(opened_ms / 1000.0) AT TIME ZONE 'Europe/Moscow'"
@@ -169,15 +331,22 @@ def measure(url, by, period, what):
             # the Monday of the local date's week
             month = "strftime('%%Y-%%m', %s)" % local
             week = "date(%s, '-' || ((CAST(strftime('%%w', %s) AS INTEGER) + 6) %% 7) || ' days')" % (local, local)
-        rows = len(db.query(REFERENCE[(by, period)].format(month=month, week=week)))
+        sql = REFERENCE[(by, period)].format(month=month, week=week)
+        if days:
+            sql = sql.replace(
+                " GROUP BY",
+                " %s opened_ms < %d GROUP BY" % ("AND" if "WHERE" in sql else "WHERE", T0 - 9 * 3600000 + days * DAY),
+            )
+        rows = len(db.query(sql))
     took = time.monotonic() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("%s %.3f %d %.0f" % (what, took, rows, peak))
 
 
-def run_one(url, by, period, what):
+def run_one(url, by, period, what, days=None):
+    extra = ["--first-days", str(days)] if days else []
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", what, "--url", url, "--by", by, "--period", period],
+        [sys.executable, __file__, "--measure", what, "--url", url, "--by", by, "--period", period] + extra,
         capture_output=True,
         text=True,
         check=True,
@@ -192,19 +361,35 @@ def main():
     ap.add_argument("--counts", action="store_true", help="daily site-wide transactions and visitors too")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--regen", action="store_true")
+    ap.add_argument("--days", type=int, help="PostgreSQL: generate day by day over this many days (100M scale)")
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL is printed)")
+    ap.add_argument("--db", help="measure an existing database (a --keep run's URL) instead of generating")
+    ap.add_argument(
+        "--first-days", type=int, help="report (and reference) over the first N days only (--to local midnight)"
+    )
+    ap.add_argument("--finish", action="store_true", help="with --db: finish a stopped --days generation")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--by", default="employee", help=argparse.SUPPRESS)
     ap.add_argument("--period", default="month", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        measure(args.url, args.by, args.period, args.measure)
+        measure(args.url, args.by, args.period, args.measure, args.first_days)
         return
     drop = None
-    if args.pg:
+    if args.db and args.finish:
+        from gateway import db as dbmod
+
+        finish_big(dbmod.connect(args.db))
+    if args.db:
+        url = args.db
+    elif args.pg:
         from support import pg_database
 
         url, drop, _ = pg_database()
+        print("database: %s" % url, flush=True)
+        if args.keep:
+            drop = None
     else:
         path = os.path.join(REPO, "build", "bench", "rollup-%d%s.db" % (args.polls, "-counts" if args.counts else ""))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -214,14 +399,19 @@ def main():
         if not os.path.exists(path):
             build(url, args.polls, args.counts)
     try:
-        if args.pg:
+        if args.pg and not args.db and args.days:
+            build_big(url, args.polls, args.days)
+        elif args.pg and not args.db:
             build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
+        from gateway import schema
+
+        schema.open_database(url).close()  # a database generated before the latest migrations gets them
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
         print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
         print("|---|---|---|---|---|---|")
         for by, period in (("employee", "month"), ("site", "week")):
-            reps = [run_one(url, by, period, "report") for _ in range(args.repeat)]
-            refs = [run_one(url, by, period, "reference") for _ in range(args.repeat)]
+            reps = [run_one(url, by, period, "report", args.first_days) for _ in range(args.repeat)]
+            refs = [run_one(url, by, period, "reference", args.first_days) for _ in range(args.repeat)]
             rep, ref = min(r[0] for r in reps), min(r[0] for r in refs)
             print(
                 "| by %s, %s | %.2f s | %.2f s | %.1fx | %d | %.0f / %.0f MB |"

@@ -522,6 +522,8 @@ def cmd_report(args):
     if not args.by and fmt == "xlsx" and _has_regions(db):
         bys.append("region")  # the regions' sheet too, when the site file has a location tree
     period = args.period or ("month" if args.pivot else "all")
+    if fmt in STREAMED and not args.pivot and bys == [by] and by != "region":
+        return _stream_report(db, args, fmt, by, period, start, end)
     try:
         reports = [
             (report.build_report if b != "region" else _region_report)(
@@ -556,6 +558,43 @@ def cmd_report(args):
     data = out if isinstance(out, bytes) else (report_export.csv_bytes(out) if fmt == "csv" else out.encode("utf-8"))
     try:
         report_export.write_file(args.output, data)
+    except OSError as exc:
+        raise CliError("cannot write %s: %s" % (args.output, exc.strerror or exc)) from None
+    print("report written to %s" % args.output)
+    return 0
+
+
+STREAMED = ("table", "csv", "json")
+
+
+def _stream_report(db, args, fmt, by, period, start, end):
+    """Text, CSV and JSON are written row by row as the report makes them (memory holds the
+    sums, never every row); a file is written whole or not at all (a temporary file renamed)."""
+    from gateway import report, report_export
+
+    try:
+        data = report.build_report(
+            db,
+            by=by,
+            period=period,
+            start=start,
+            end=end,
+            k=args.k,
+            lang=args.lang,
+            site=args.site,
+            employee=args.employee,
+            sort=args.sort,
+            stream=True,
+        )
+    except (ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from None
+    write = {"table": report_export.write_table, "csv": report_export.write_csv, "json": report_export.write_json}[fmt]
+    if not args.output:
+        write(data, sys.stdout)
+        return 0
+    try:
+        with report_export.open_atomic(args.output, "utf-8-sig" if fmt == "csv" else "utf-8") as f:
+            write(data, f)
     except OSError as exc:
         raise CliError("cannot write %s: %s" % (args.output, exc.strerror or exc)) from None
     print("report written to %s" % args.output)

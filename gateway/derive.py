@@ -651,6 +651,31 @@ def count_contact_polls(db, site, device=None, employee=None, from_ms=None, to_m
     return db.scalar(sql, tuple(params)) or 0
 
 
+def count_contact_polls_in(db, spans, chunk=400):
+    """count_contact_polls of each span (site, device or None, employee or None ("" = nobody on
+    the roster), from_ms, to_ms), in order: one grouped query per `chunk` spans."""
+    out = []
+    for at in range(0, len(spans), chunk):
+        part = spans[at : at + chunk]
+        values = ", ".join(["(CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))"] * len(part))
+        params = []
+        for i, (site, device, employee, lo, hi) in enumerate(part):
+            params += [i, site, device, employee, lo, hi]
+        # a subquery per span (not a join, which a planner may turn into a scan of every poll):
+        # each one an index range of the office's polls, as count_contact_polls
+        found = db.query(
+            "WITH s (i, site, device, employee, lo, hi) AS (VALUES %s)"
+            " SELECT s.i AS i, (SELECT COUNT(*) FROM polls p WHERE p.site = s.site"
+            " AND p.opened_ms >= s.lo AND p.opened_ms < s.hi AND p.contact = 1"
+            " AND (s.device IS NULL OR p.device = s.device)"
+            " AND (s.employee IS NULL OR COALESCE(p.employee, '') = s.employee)) AS n FROM s" % values,
+            tuple(params),
+        )
+        counts = {int(r["i"]): int(r["n"]) for r in found}
+        out += [counts[i] for i in range(len(part))]
+    return out
+
+
 def polls_by_ids(db, ids):
     """The poll rows of the ids "site/device/seq" that exist."""
     out = []

@@ -183,13 +183,16 @@ def build_report(
     employee: str | None = None,
     sort: str | None = None,
     offices: Collection[str] | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """The report as a plain dict (docs/report-json.md). start/end: epoch ms (None = open), or
     a naive datetime.datetime: that wall-clock time in each office's own timezone;
     k, lang, thresholds (dict of kpi_core.Thresholds fields) default to the site file's.
     site / employee: only that office / person (ValueError listing the known ids when there is
     no such one); sort: a figure name, rows then ranked best first within each period;
-    offices: only these offices (an account's scope; None: every office)."""
+    offices: only these offices (an account's scope; None: every office); stream: "rows" and
+    "bottleneck" are iterators making each row when read (report_export.write_table / write_csv
+    / write_json write them as they come: memory holds the sums, not the rows)."""
     now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(
@@ -198,7 +201,7 @@ def build_report(
     q_start, q_end = _query_range(history, start, end)
     counts_rows = store.counts(db, site, q_start, q_end)
     lost = lost_events(db, set(rollup.panels(db)), site, now_ms)
-    return report_sums.compute(db, history, opts, counts_rows, lost, offices)
+    return report_sums.compute(db, history, opts, counts_rows, lost, offices, stream)
 
 
 def build_report_by_polls(

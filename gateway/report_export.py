@@ -10,14 +10,16 @@ decimal points. Shares stay fractions (0.24 = 24 %) in CSV; the workbook stores 
 with a % format.
 """
 
+import contextlib
 import csv
 import datetime as _dt
 import io
+import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 from gateway import i18n
 from gateway.report_core import BYS, FIGURES
@@ -99,37 +101,53 @@ def _title(report: Report) -> str:
 def render_table(report: Report) -> str:
     """The report as text: one block per row (figures with intervals, flags), the total, the
     bottleneck diagnosis per office."""
+    buf = io.StringIO()
+    write_table(report, buf)
+    return buf.getvalue().rstrip() + "\n"
+
+
+def write_table(report: Report, out: TextIO) -> None:
+    """render_table written to `out` row by row as the rows come (report["rows"] may be an
+    iterator: nothing but the current row is held)."""
     lang = report["lang"]
-    lines = [_title(report)]
-    if not report["rows"]:
-        lines.append(i18n.t(lang, "no_rows"))
-    for row in report["rows"] + ([dict(report["total"], label="=" * 3)] if len(report["rows"]) > 1 else []):
-        lines.append("")
-        title = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
-        if row.get("rank"):
-            title = "%s. %s" % (row.get("rank_range") or row["rank"], title)
-        elif row.get("rank_note"):
-            title += "  (%s)" % i18n.t(lang, "too_few_to_rank")
-        if row["period"] != "all":
-            title += "  [%s]" % row["period"]
-        lines.append("%s  (%s: %d)" % (title, i18n.t(lang, "polls"), row["polls"]["valid"]))
-        for name in FIGURES:
-            fig = row["kpi"][name]
-            if fig is None:
-                continue
-            lines.append("  %-20s %s" % (i18n.t(lang, name), _cell(fig, lang)))
-        for f in row["flags"]:
-            lines.append("  ! %s" % f["message"])
-    if report["bottleneck"]:
-        lines.append("")
-        lines.append("%s:" % i18n.t(lang, "bottleneck"))
-        for b in report["bottleneck"]:
-            period = "" if b["period"] == "all" else " [%s]" % b["period"]
-            if b["verdict"] is None:
-                lines.append("  %s%s: %s" % (b["label"], period, b["verdict_text"]))
-            else:
-                lines.append("  %s%s: %s. %s" % (b["label"], period, b["verdict_text"], b["reason"]))
-    return "\n".join(lines).rstrip() + "\n"
+    out.write(_title(report) + "\n")
+    n = 0
+    for row in report["rows"]:
+        n += 1
+        _write_block(out, row, lang)
+    if n == 0:
+        out.write(i18n.t(lang, "no_rows") + "\n")
+    if n > 1:
+        _write_block(out, dict(report["total"], label="=" * 3), lang)
+    first = True
+    for b in report["bottleneck"]:
+        if first:
+            out.write("\n%s:\n" % i18n.t(lang, "bottleneck"))
+            first = False
+        period = "" if b["period"] == "all" else " [%s]" % b["period"]
+        if b["verdict"] is None:
+            out.write("  %s%s: %s\n" % (b["label"], period, b["verdict_text"]))
+        else:
+            out.write("  %s%s: %s. %s\n" % (b["label"], period, b["verdict_text"], b["reason"]))
+
+
+def _write_block(out: TextIO, row: Mapping[str, Any], lang: str) -> None:
+    title = row["label"] if row["key"] != "*" else i18n.t(lang, "total")
+    if row.get("rank"):
+        title = "%s. %s" % (row.get("rank_range") or row["rank"], title)
+    elif row.get("rank_note"):
+        title += "  (%s)" % i18n.t(lang, "too_few_to_rank")
+    if row["period"] != "all":
+        title += "  [%s]" % row["period"]
+    lines = ["", "%s  (%s: %d)" % (title, i18n.t(lang, "polls"), row["polls"]["valid"])]
+    for name in FIGURES:
+        fig = row["kpi"][name]
+        if fig is None:
+            continue
+        lines.append("  %-20s %s" % (i18n.t(lang, name), _cell(fig, lang)))
+    for f in row["flags"]:
+        lines.append("  ! %s" % f["message"])
+    out.write("\n".join(lines) + "\n")
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -205,13 +223,63 @@ def _csv_row(row: Mapping[str, Any], number: Callable[[Any], Any]) -> dict[str, 
 
 def render_csv(report: Report) -> str:
     """One line per row (the total is not a line: sum or read it from JSON). Empty cell = null."""
-    delimiter, number = _dialect(report["lang"])
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\r\n", delimiter=delimiter)
+    write_csv(report, buf)
+    return buf.getvalue()
+
+
+def write_csv(report: Report, out: TextIO) -> None:
+    """render_csv written to `out` line by line as the rows come."""
+    delimiter, number = _dialect(report["lang"])
+    w = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\r\n", delimiter=delimiter)
     w.writeheader()
     for row in report["rows"]:
         w.writerow(_csv_row(row, number))
-    return buf.getvalue()
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def _indented(value: Any, depth: int) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n" + "  " * depth)
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """json.dumps(report, ensure_ascii=False, indent=2) + newline, written key by key and the
+    rows and bottleneck lists item by item as they come (iterators allowed there): the same
+    bytes, with only the current row held."""
+    out.write("{")
+    sep = "\n"
+    for key, value in report.items():
+        out.write("%s  %s: " % (sep, json.dumps(key, ensure_ascii=False)))
+        sep = ",\n"
+        if key in ("rows", "bottleneck") and not isinstance(value, Mapping):
+            first = True
+            for item in value:
+                out.write(("[\n    " if first else ",\n    ") + _indented(item, 2))
+                first = False
+            out.write("[]" if first else "\n  ]")
+        else:
+            out.write(_indented(value, 1))
+    out.write("\n}\n" if sep != "\n" else "}\n")
+
+
+@contextlib.contextmanager
+def open_atomic(path: str, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """A text file written whole or not at all: a temporary file in the same folder, renamed to
+    `path` when the block ends without an error, removed when it raises."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError("the folder %s does not exist" % folder)
+    fd, tmp = tempfile.mkstemp(prefix=".rating-report-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # --- the pivot ---------------------------------------------------------------------------------

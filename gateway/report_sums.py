@@ -12,7 +12,7 @@ every poll (tests/gateway/test_report_rollup.py proves it for random histories),
 Memory grows with the number of report rows and counts rows, not with the polls.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway import derive, i18n, review, rollup
@@ -79,7 +79,7 @@ def _items(db, history: History, frame: _Frame, table: str, group: tuple[str, ..
     opts = frame.opts
     rng = _range(db, frame, opts)
     names = rollup.POLL_SUMS if table == "poll_rollup" else rollup.FM_SUMS
-    items = [dict(r) for r in rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)]
+    items = rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)  # fresh dicts: no copy
     cut: dict[tuple, dict[str, Any]] = {}
     panels: dict = {}
     for row in rollup.rows_cut(db, table, rng, opts.site, opts.employee):
@@ -175,24 +175,18 @@ def _counted_only(frame, counts, groups, total, scope_for) -> None:
         total.sites.add(r["site"])
 
 
-def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Frame, invalid) -> tuple[int, int]:
-    """(contact polls in transactions time, in visitors time) of the row. The counted spans of
-    one office are either its site-wide ones or its panels' (report_core.counts_for picks one
-    kind per office), merged, so they never overlap: the row's valid contact polls in them are
-    one indexed COUNT per span, less the invalid ones (`invalid`: the contact polls an expert
-    marked invalid, rows)."""
+def _counted_spans(scope: _Sums, rule: str, counted: Counted, frame: _Frame) -> list[tuple[int, tuple]]:
+    """The row's counted spans to count its contact polls in: (0 = transactions time |
+    1 = visitors time, (site, device or None, employee or None ("" = nobody), from, to)). The
+    spans of one office are either its site-wide ones or its panels' (report_core.counts_for
+    picks one kind per office), merged, so they never overlap."""
     if (counted.transactions is None and counted.visitors is None) or not scope.all["contact"]:
-        return 0, 0
+        return []
     opts = frame.opts
     employee = scope.key if rule == "employee" else opts.employee
     device = scope.key.split("/", 1)[1] if rule == "device" else None
-    out = [0, 0]
-    for site, first in sorted(scope.site_first.items()):
-        lo, hi = frame.bounds_of(site)
-        if scope.period != "all":
-            _label, start, end = bucket(first, frame.history.tz(site, first), opts.period)
-            lo = start if lo is None else max(lo, start or lo)
-            hi = end if hi is None else min(hi, end or hi)
+    out = []
+    for site, lo, hi in _row_bounds(scope, frame):
         for i, (known, spans) in enumerate(((counted.transactions, counted.tx), (counted.visitors, counted.vis))):
             if known is None:
                 continue
@@ -202,7 +196,35 @@ def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Fram
                 for a, b in merged:
                     a, b = max(a, lo) if lo is not None else a, min(b, hi) if hi is not None else b
                     if a < b:
-                        out[i] += derive.count_contact_polls(db, site, dev or device, employee, a, b)
+                        out.append((i, (site, dev or device, employee, a, b)))
+    return out
+
+
+def _row_bounds(scope: _Sums, frame: _Frame) -> list[tuple[str, int | None, int | None]]:
+    """(office, from, to): the part of the report range of each of the row's offices in its period."""
+    out = []
+    for site, first in sorted(scope.site_first.items()):
+        lo, hi = frame.bounds_of(site)
+        if scope.period != "all":
+            _label, start, end = bucket(first, frame.history.tz(site, first), frame.opts.period)
+            lo = start if lo is None else max(lo, start or lo)
+            hi = end if hi is None else min(hi, end or hi)
+        out.append((site, lo, hi))
+    return out
+
+
+def _invalid_in_counted_time(scope: _Sums, rule: str, counted: Counted, frame: _Frame, invalid) -> list[int]:
+    """[transactions, visitors]: the row's contact polls an expert marked invalid (`invalid`:
+    rows) inside the counted time, which the span COUNTs include."""
+    out = [0, 0]
+    if not invalid or (counted.transactions is None and counted.visitors is None) or not scope.all["contact"]:
+        return out
+    employee = scope.key if rule == "employee" else frame.opts.employee
+    device = scope.key.split("/", 1)[1] if rule == "device" else None
+    for site, lo, hi in _row_bounds(scope, frame):
+        for i, (known, spans) in enumerate(((counted.transactions, counted.tx), (counted.visitors, counted.vis))):
+            if known is None:
+                continue
             for p in invalid:
                 if (
                     p["site"] == site
@@ -213,7 +235,24 @@ def _in_counted_time(db, scope: _Sums, rule: str, counted: Counted, frame: _Fram
                     and spans.covers(site, p["device"], p["opened_ms"])
                 ):
                     out[i] -= 1
-    return out[0], out[1]
+    return out
+
+
+def _counted_rows(db, scopes: Mapping[Any, _Sums], rules: Mapping[Any, str], frame, counts, invalid) -> dict:
+    """{group: (its counts, contact polls in transactions time, in visitors time)} of every row,
+    the contact polls of all rows' counted spans counted by one grouped query (one COUNT per
+    span was thousands of statements for a chain's weekly report)."""
+    if not counts:
+        return {}
+    counted, spans = {}, []
+    for g, scope in scopes.items():
+        counted[g] = counts_for(scope, rules[g], counts, frame)
+        spans += [(g, i, span) for i, span in _counted_spans(scope, rules[g], counted[g], frame)]
+    numbers = derive.count_contact_polls_in(db, [span for _g, _i, span in spans])
+    out = {g: [c, *_invalid_in_counted_time(scopes[g], rules[g], c, frame, invalid)] for g, c in counted.items()}
+    for (g, i, _span), n in zip(spans, numbers, strict=True):
+        out[g][1 + i] += n
+    return {g: tuple(v) for g, v in out.items()}
 
 
 def _tally(scope: _Sums, kinds: Sequence[str], counted: Counted, conv: int, cov: int) -> Tally:
@@ -247,10 +286,11 @@ def _tally(scope: _Sums, kinds: Sequence[str], counted: Counted, conv: int, cov:
     )
 
 
-def _row(db, scope: _Sums, rule: str, frame: _Frame, counts, lost, invalid) -> Row:
+def _row(db, scope: _Sums, rule: str, frame: _Frame, counts, lost, counted_row) -> Row:
+    """counted_row: (its counts, contact polls in transactions time, in visitors time), from
+    _counted_rows; None: no counts."""
     opts = frame.opts
-    counted = counts_for(scope, rule, counts, frame)
-    conv, cov = _in_counted_time(db, scope, rule, counted, frame, invalid)
+    counted, conv, cov = counted_row or (Counted(), 0, 0)
     people = rule == "employee"
     tally = _tally(scope, ("staff",) if people else KINDS, counted, conv, cov)
     lost_row = lost_for(scope, frame, lost) if rule in ("site", "device", "total") else None
@@ -268,10 +308,13 @@ def compute(
     counts: Sequence[Mapping[str, Any]],
     lost: Mapping[tuple[str, str], Any],
     offices: Collection[str] | None = None,
+    stream: bool = False,
 ) -> Row:
     """The report (docs/report-json.md) from the rollups. counts: the counts rows of the range
     (as gateway.report loads them); lost: (site, device) -> the panel's lost gaps; offices: only
-    these offices (an account's scope; None: every office)."""
+    these offices (an account's scope; None: every office); stream: "rows" and "bottleneck"
+    are iterators that make each row when it is read (report_export.write_* write them as they
+    come), except with opts.sort (a rank needs every row)."""
     frame = _Frame(history, opts)
     extra = {"employee": ("employee",), "question": ("question",)}.get(opts.by, ())
     polls = _items(db, history, frame, "poll_rollup", ("site", "device", "kind", "tz") + extra)
@@ -288,12 +331,28 @@ def compute(
     # make conversion/coverage (a chain's verdicts are many; a report is about few offices)
     sites = [opts.site] if opts.site else (None if offices is None else sorted(offices))
     invalid = _invalid_contact_polls(db, frame, sites) if counts else []
-    rows = [_row(db, groups[g], opts.by, frame, counts, lost, invalid) for g in sorted(groups)]
+    scopes: dict[Any, _Sums] = {**groups, None: total}
+    counted = _counted_rows(
+        db, scopes, {g: opts.by if g is not None else "total" for g in scopes}, frame, counts, invalid
+    )
+    total_row = _row(db, total, "total", frame, counts, lost, counted.pop(None, None))
+    rows: Iterable[Row] = _rows(db, groups, frame, counts, lost, counted)
+    bneck: Iterable[Row] = () if opts.employee is not None else _bottlenecks(frame, _bottleneck_sums(frame, polls))
+    del polls, fms  # the SQL items: what is left is the groups' and offices' sums
     if opts.sort:
-        rows = rank(rows, opts.sort, opts.k, opts.thresholds.min_n)
-    total_row = _row(db, total, "total", frame, counts, lost, invalid)
-    bneck = [] if opts.employee is not None else _bottlenecks(frame, polls)
-    return report_dict(frame, total, rows, total_row, bneck)
+        rows = rank(list(rows), opts.sort, opts.k, opts.thresholds.min_n)  # a rank needs every row
+    elif not stream:
+        rows = list(rows)
+    if not stream:
+        bneck = list(bneck)
+    return report_dict(frame, total, rows, total_row, bneck)  # type: ignore[arg-type]
+
+
+def _rows(db, groups: dict, frame: _Frame, counts, lost, counted: dict) -> Iterator[Row]:
+    """The report rows in key and period order, each made when asked for (a streamed report
+    holds only the current one: its group is let go as its row is made)."""
+    for g in sorted(groups):
+        yield _row(db, groups.pop(g), frame.opts.by, frame, counts, lost, counted.pop(g, None))
 
 
 def _invalid_contact_polls(db, frame: _Frame, sites: list[str] | None) -> list[dict[str, Any]]:
@@ -307,8 +366,9 @@ def _invalid_contact_polls(db, frame: _Frame, sites: list[str] | None) -> list[d
     return derive.contact_polls_of(db, review.invalid_poll_ids_of(db, sites, lo), lo, hi)
 
 
-def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]:
-    """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
+def _bottleneck_sums(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> dict:
+    """Per office and period: the staff and office answer sums the diagnosis reads (small: the
+    SQL items it is made from can be let go before any row is made)."""
     opts, history = frame.opts, frame.history
     by_site: dict[tuple[str, str, int | None, int | None], dict[str, dict[str, int]]] = {}
     for p in polls:
@@ -318,8 +378,13 @@ def _bottlenecks(frame: _Frame, polls: Sequence[Mapping[str, Any]]) -> list[Row]
             s = kinds.setdefault(p["kind"], dict.fromkeys(_PC + ("polls",), 0))
             for n in _PC + ("polls",):
                 s[n] += p[n]
-    out = []
-    for (site, label, pstart, pend), kinds in sorted(by_site.items(), key=lambda x: (x[0][0], x[0][1])):
+    return by_site
+
+
+def _bottlenecks(frame: _Frame, by_site: dict) -> Iterator[Row]:
+    """Per office (and period): the bottleneck diagnosis from its DI-staff and DI-office."""
+    for key in sorted(by_site, key=lambda x: (x[0], x[1])):
+        site, label, pstart, pend = key
+        kinds = by_site.pop(key)
         counts = {k: PollCounts(**{n: s[n] for n in _PC}) for k, s in kinds.items() if s["polls"]}
-        out.append(bottleneck_row(frame, site, label, pstart, pend, counts.get("staff"), counts.get("office")))
-    return out
+        yield bottleneck_row(frame, site, label, pstart, pend, counts.get("staff"), counts.get("office"))

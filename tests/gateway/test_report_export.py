@@ -190,3 +190,40 @@ def test_di_ranks_are_ranges_where_rows_cannot_be_told_apart():
         ("w2", "b", "1"),
         ("w2", "a", "2"),
     ]
+
+
+def test_streamed_json_and_text_are_the_whole_reports_bytes_and_rows_are_made_as_written(chain, tmp_path, capsys):
+    from gateway import db as dbmod
+    from gateway import report, report_export
+
+    path = tmp_path / "r.json"
+    code, out, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--period", "day", "-o", str(path))
+    assert code == 0 and "report written to" in out
+    db = dbmod.connect(chain)
+    try:
+        whole = report.build_report(db, by="employee", period="day")
+        streamed = report.build_report(db, by="employee", period="day", stream=True)
+        assert not isinstance(streamed["rows"], list)  # made when read, not held
+        first = next(iter(streamed["rows"]))
+        assert first == whole["rows"][0]
+    finally:
+        db.close()
+    on_file = json.loads(path.read_text(encoding="utf-8"))
+    assert on_file["rows"] == json.loads(json.dumps(whole["rows"])) and on_file["total"] == whole["total"]
+    code, text, _ = run(capsys, "report", "--db", chain, "--by", "employee", "--period", "day")
+    assert text == report_export.render_table(whole)
+
+
+def test_a_streamed_report_cut_short_leaves_no_file(tmp_path):
+    from gateway import report_export
+
+    path = tmp_path / "r.csv"
+
+    def rows():
+        yield {"key": "x"}
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError), report_export.open_atomic(str(path)) as f:
+        f.write("half a report\n")
+        list(rows())
+    assert not path.exists() and os.listdir(tmp_path) == []

@@ -3,13 +3,15 @@ of events, verdicts, site-file changes and counts (gateway/rollup.py, gateway/re
 the poll-by-poll report.build_report_by_polls is the reference)."""
 
 import datetime as dt
+import io
+import json
 
 import pytest
 from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, store_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import derive, report, review, rollup, store
+from gateway import derive, report, report_export, review, rollup, store
 
 HOUR = 60 * MIN
 DAY = 24 * HOUR
@@ -132,6 +134,20 @@ def same_reports(db, **kw):
                         diff = {k: (x.get(k), y.get(k)) for k in set(x) | set(y) if x.get(k) != y.get(k)}
                         raise AssertionError("%s %s: %s (rows %d vs %d)" % (kw, part, diff, len(a), len(b)))
         assert by_sums == by_polls, kw
+    same_streamed(db, by_polls, **kw)
+
+
+def same_streamed(db, by_polls, **kw):
+    """The streamed report (rows made as they are written) writes the same text, CSV and JSON."""
+    for write, render in (
+        (report_export.write_table, report_export.render_table),
+        (report_export.write_csv, report_export.render_csv),
+        (report_export.write_json, lambda r: json.dumps(r, ensure_ascii=False, indent=2) + "\n"),
+    ):
+        out = io.StringIO()
+        write(report.build_report(db, now_ms=NOW, stream=True, **kw), out)
+        text = out.getvalue()
+        assert (text.rstrip() + "\n" if write is report_export.write_table else text) == render(by_polls), kw
 
 
 RANGES = st.one_of(
