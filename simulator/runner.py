@@ -1013,7 +1013,9 @@ class Runner:
         self._start_services()
         self._make_panels()
         self.timing["setup_s"] = time.monotonic() - self._t0
+        cpu0 = time.process_time()
         self._loop()
+        self.timing["cpu_runner_loop_s"] = time.process_time() - cpu0
         t1 = time.monotonic()
         self.timing["drain_s"] = t1 - self._t0 - self.timing.get("run_s", t1 - self._t0)
         result = self.finish()
@@ -1024,7 +1026,11 @@ class Runner:
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the gateway(s), stopped brokers
         self.timing["cpu_runner_s"] = me.ru_utime + me.ru_stime
-        self.timing["cpu_gateway_s"] = kids.ru_utime + kids.ru_stime
+        # each process's own CPU (read from /proc before it stops; 0 where /proc is missing),
+        # and everything waited-for as a cross-check (the gateways, stopped brokers)
+        self.timing["cpu_gateway_s"] = self._gw().cpu_s
+        self.timing["cpu_broker_s"] = self.broker.cpu_s if self.broker is not None else 0.0
+        self.timing["cpu_children_s"] = kids.ru_utime + kids.ru_stime
         doc = result[0]
         doc["runner"]["timing"] = self.timing
         from simulator.cli import write_outputs
