@@ -60,6 +60,8 @@ class Track:
         "wifi_down_until",
         "cut_fault",
         "parked_since",
+        "parked_at",
+        "deferred",
     )
 
     def __init__(self):
@@ -71,6 +73,8 @@ class Track:
         self.wifi_down_until = None  # simulated ms its access point comes back
         self.cut_fault = None  # the power-cut fault armed on its next journal write
         self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
+        self.parked_at = None  # ... and the simulated ms of that deadline: the panel's own clock
+        self.deferred = []  # heap of its items set aside while it is parked (Runner._defer)
 
 
 class Runner:
@@ -114,6 +118,8 @@ class Runner:
             "parks": 0,  # ack deadlines passed while the ack was still on its way (no wait)
             "park_acks": 0,  # ... whose ack then came before the panel's next input
             "hold_expired": 0,  # holds that gave up (the panel's ack timeout then fired)
+            "deferred": 0,  # items of parked panels set aside while simulated time went on
+            "catch_ups": 0,  # parked panels run up to simulated time after their ack came
             "selects": 0,
             "select_s": 0.0,
             "keepalive_s": 0.0,
@@ -134,6 +140,9 @@ class Runner:
         self._last_poll = self._last_ka = 0.0  # real times of the last socket poll / keepalive
         self._drain_started = None  # real time the drain began
         self.parked = {}  # (site, device) -> VirtualPanel whose ack deadline passed before its ack came
+        self._arrived = set()  # keys of parked panels to catch up now (ack in, or not coming)
+        self._catching = None  # the panel _catch_up runs on its own clock (its pushes stay its own)
+        self._caught_to = sc.start_ms  # ... up to this simulated ms
         self.ack_rtt = 0.0  # smoothed real time from a panel's publish to its ack (seconds)
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
 
@@ -277,10 +286,18 @@ class Runner:
         self._order += 1
         if kind != "wake":
             self._inputs += 1
+        vp = self._catching
+        if vp is not None and t < self._caught_to and self._panel_of(kind, arg) is vp:
+            heapq.heappush(self.track[vp.key].deferred, (t, self._order, kind, arg))
+            return
         heapq.heappush(self.heap, (t, self._order, kind, arg))
 
     def _reschedule(self, vp):
+        if vp is self._catching:
+            return  # _catch_up asks the panel for its deadlines itself
         tr = self.track[vp.key]
+        if tr.parked_since is not None:
+            return  # its next step is _catch_up's
         t, why = vp.deadline()
         if t is None:
             tr.wake_at = None
@@ -302,8 +319,7 @@ class Runner:
 
     def _step(self, vp, t):
         tr = self.track[vp.key]
-        if tr.parked_since is not None:
-            self._unpark(vp)
+        assert tr.parked_since is None, "a parked panel runs only in _catch_up"
         p = vp.panel
         before = (p.link.published, p.link.outbox.acked()) if p is not None else None
         vp.step(t)
@@ -430,6 +446,9 @@ class Runner:
         for s in ready:
             vp = socks[s]
             tr = self.track[vp.key]
+            if tr.parked_since is not None:
+                self._arrived.add(vp.key)  # its ack, most likely: the loop catches it up
+                continue
             t = max(self.now, vp.poll_at())
             if tr.wake_at is None or t < tr.wake_at:
                 tr.wake_at = t
@@ -456,20 +475,20 @@ class Runner:
             self._real_time_chores()
             if self._run_over():
                 break
+            if self._arrived:
+                self._catch_up_arrived()
+                continue
             if not self.heap:
-                if self.parked:  # nothing else to do: step them (their ack or their timeout)
-                    waiting = list(self.parked.values())
-                    self._unpark_all()
-                    for vp in waiting:
-                        self._step(vp, self.now)
+                if self.parked:  # nothing else to do: their acks (bounded waits) or timeouts
+                    self._barrier()
                     continue
                 self._poll_sockets(0.01)
                 continue
             t, _, kind, arg = self.heap[0]
             if kind == "wake" and self._skip_or_park(t, arg):
                 continue
-            if self.parked and self._unpark_for(kind, arg):
-                continue  # the wait may have put new items on the heap: look again
+            if self.parked and self._defer(kind, arg):
+                continue  # set aside, or a wait that may have put new items on the heap
             heapq.heappop(self.heap)
             if kind != "wake":
                 self._inputs -= 1
@@ -489,6 +508,8 @@ class Runner:
         real = time.monotonic()
         if real - self._last_poll >= self.POLL_EVERY_S:
             self._poll_sockets(0)
+            if self.parked:
+                self._check_parked()
             self._last_poll = real
         if real - self._last_ka >= self.KEEPALIVE_EVERY_S:
             for vp in self.panels:
@@ -544,68 +565,140 @@ class Runner:
         return min(self.HOLD_MAX_S, max(self.HOLD_ACK_S, self.ACK_SLACK * self.ack_rtt))
 
     def _park(self, vp):
-        """The panel's ack deadline has come, its ack not yet: rather than stopping simulated
-        time (the ack is usually a few real ms away), the panel is left unstepped until the
-        ack is in its socket. Nothing of the panel may happen meanwhile, so its next input
-        (edge, fault, boot) and its next own deadline besides the ack wait for the ack first
-        (_unpark); the firmware then reads the ack before it looks at its ack timeout."""
+        """The panel's ack deadline has come, its ack not yet (it is usually a few real ms
+        away). Rather than stopping simulated time, the panel alone stops at that deadline,
+        its own clock: its items (edges, faults, boots, Wi-Fi back) are set aside in order
+        (_defer) while every other panel goes on. When its ack is in its socket (seen by the
+        2 ms socket poll), or cannot come any more, _catch_up runs it on its own clock up to
+        simulated time: the firmware reads the ack at the deadline, before it looks at its ack
+        timeout, and each set-aside item happens at its own time. Only what concerns every
+        panel (a broker outage, a gateway restart, the end of the run) waits, in real time and
+        bounded, for the parked panels (_barrier)."""
         tr = self.track[vp.key]
-        if tr.parked_since is None:
-            tr.parked_since = time.monotonic()
-            self.parked[vp.key] = vp
-            self.stats["parks"] += 1
-        t, why = vp.deadline(ack=False)
-        tr.wake_at, tr.wake_why = (None, None) if t is None else (max(t, self.now), why)
-        if tr.wake_at is not None:
-            self._push(tr.wake_at, "wake", vp)
+        tr.parked_since = time.monotonic()
+        tr.parked_at = max(tr.wake_at if tr.wake_at is not None else self.now, vp.now)
+        tr.wake_at = tr.wake_why = None
+        self.parked[vp.key] = vp
+        self.stats["parks"] += 1
 
-    def _unpark(self, vp):
-        """Before anything happens to a parked panel: wait (real time, bounded) until its ack
-        is in its socket or cannot come any more."""
-        tr = self.track[vp.key]
-        if tr.parked_since is None:
-            return
-        s = vp.socket()
-        real0 = time.monotonic()
-        waited = False
-        while s is not None and not _readable(s):
-            real = time.monotonic()
-            left = self._hold_limit() - (real - tr.parked_since)
-            if left <= 0 or tr.last_pub_real <= self.gap_real:
-                self.stats["hold_expired"] += 1
-                break
-            waited = True
-            # on this socket alone: the others' data waits anyway, simulated time stands still
-            self.stats["selects"] += 1
-            try:
-                select.select([s], [], [], min(0.05, left))
-            except (OSError, ValueError):
-                break
-        else:
-            if s is not None:
-                self.stats["park_acks"] += 1
-        if waited:
-            self.stats["holds"] += 1
-            self.stats["hold_s"] += time.monotonic() - real0
-        tr.parked_since = None
-        del self.parked[vp.key]
-
-    def _unpark_for(self, kind, arg):
-        """Before a heap item runs: unpark the panel it concerns (every panel for a broker
-        outage or gateway restart); True when any was unparked."""
+    def _defer(self, kind, arg):
+        """Before the heap's top item runs: set it aside when it concerns a parked panel; wait
+        for every parked panel when it concerns them all. True when the item was set aside or
+        waited for (look at the heap again)."""
         vp = self._panel_of(kind, arg)
         if vp is None:
-            n = len(self.parked)
-            self._unpark_all()
-            return n > 0
-        if vp.key in self.parked:
-            self._unpark(vp)
+            self._barrier()
             return True
-        return False
+        if vp.key not in self.parked:
+            return False
+        item = heapq.heappop(self.heap)
+        self.now = max(self.now, item[0])  # simulated time has reached it: _catch_up runs up to here
+        heapq.heappush(self.track[vp.key].deferred, item)
+        self.stats["deferred"] += 1
+        return True
 
-    def _unpark_all(self):
-        for vp in list(self.parked.values()):
-            self._unpark(vp)
+    def _check_parked(self):
+        """Parked panels whose ack cannot come any more: to be caught up by the loop (their
+        ack timeouts fire). Those whose socket became readable _poll_sockets marks."""
+        for key in self.parked:
+            tr = self.track[key]
+            if key not in self._arrived and not self._ack_may_come(tr):
+                self._arrived.add(key)
+
+    def _catch_up_arrived(self):
+        arrived, self._arrived = self._arrived, set()
+        for key in sorted(arrived):
+            if key in self.parked:
+                self.stats["park_acks"] += 1
+                self._catch_up(self.by_key[key])
+
+    def _barrier(self):
+        """Before what concerns every panel (and at the end of the inputs): every parked panel
+        runs up to simulated time. Their acks are awaited together (real time, each bounded by
+        _hold_limit), and each panel is caught up as its ack comes; one that parks again on the
+        way (a new publish) is awaited again."""
+        real0 = time.monotonic()
+        waits = 0
+        while self.parked:
+            self._check_parked()
+            if not self._arrived:
+                socks = {}
+                for key, vp in self.parked.items():
+                    sock = vp.socket()
+                    if sock is None:
+                        self._arrived.add(key)
+                    else:
+                        socks[sock] = key
+                if socks and not self._arrived:
+                    waits += 1
+                    self.stats["selects"] += 1
+                    try:
+                        ready = select.select(list(socks), [], [], 0.05)[0]
+                    except (OSError, ValueError):
+                        ready = list(socks)
+                    self._arrived.update(socks[sock] for sock in ready)
+            self._catch_up_arrived()
+        if waits:
+            self.stats["holds"] += waits
+            self.stats["hold_s"] += time.monotonic() - real0
+
+    def _unpark(self, vp):
+        tr = self.track[vp.key]
+        tr.parked_since = tr.parked_at = None
+        self.parked.pop(vp.key, None)
+        self._arrived.discard(vp.key)
+
+    def _catch_up(self, vp):
+        """Run a parked panel on its own clock, from the ack deadline it is parked at, through
+        its set-aside items and its own deadlines, up to simulated time. It parks again at an
+        ack deadline whose ack is not in yet. Everything the panel's steps push before
+        simulated time stays its own (_push)."""
+        tr = self.track[vp.key]
+        self.stats["catch_ups"] += 1
+        saved = self.now
+        self._catching, self._caught_to = vp, saved
+        local = tr.parked_at
+        spin_t, spins = None, 0
+        try:
+            while True:
+                t_own, why = vp.deadline()
+                nxt = tr.deferred[0][0] if tr.deferred else None
+                if t_own is not None and t_own < saved and (nxt is None or t_own < nxt):
+                    t_own = max(t_own, local)
+                    if t_own == spin_t:  # livelock guard, as in _reschedule
+                        spins += 1
+                        if spins > self.SPIN_MAX:
+                            t_own += vp.panel.link.POLL_MS
+                    else:
+                        spin_t, spins = t_own, 0
+                    if t_own >= saved:
+                        break
+                    local = self.now = t_own
+                    if why == "ack" and vp.online() and not _readable(vp.socket()) and self._ack_may_come(tr):
+                        if tr.parked_since is None:
+                            self.parked[vp.key] = vp
+                            tr.parked_since = time.monotonic()
+                            self.stats["parks"] += 1
+                        tr.parked_at = t_own
+                        return
+                    self._unpark(vp)
+                    self._step(vp, t_own)
+                    continue
+                if nxt is None:
+                    break
+                self._unpark(vp)
+                t, _, kind, arg = heapq.heappop(tr.deferred)
+                if kind != "wake":
+                    self._inputs -= 1
+                local = self.now = max(t, local)
+                self._HANDLERS[kind](self, t, arg)
+        finally:
+            self._catching = None
+            self.now = saved
+        self._unpark(vp)
+        tr.wake_at = None
+        if vp.panel is not None:
+            self._reschedule(vp)
 
     def _panel_of(self, kind, arg):
         """The panel a heap item concerns; None for items that concern every panel (broker
