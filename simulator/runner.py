@@ -482,6 +482,8 @@ class Runner:
                 if self.parked:  # nothing else to do: their acks (bounded waits) or timeouts
                     self._barrier()
                     continue
+                if self._inputs_left():
+                    raise RunError("internal: %d inputs left but none on the heap or parked" % self._inputs)
                 self._poll_sockets(0.01)
                 continue
             t, _, kind, arg = self.heap[0]
@@ -658,28 +660,15 @@ class Runner:
         saved = self.now
         self._catching, self._caught_to = vp, saved
         local = tr.parked_at
-        spin_t, spins = None, 0
+        spin = [None, 0]  # livelock guard, as in _reschedule: [instant, steps at it]
         try:
             while True:
-                t_own, why = vp.deadline()
+                t_own, why = self._own_next(vp, local, spin)
                 nxt = tr.deferred[0][0] if tr.deferred else None
                 if t_own is not None and t_own < saved and (nxt is None or t_own < nxt):
-                    t_own = max(t_own, local)
-                    if t_own == spin_t:  # livelock guard, as in _reschedule
-                        spins += 1
-                        if spins > self.SPIN_MAX:
-                            t_own += vp.panel.link.POLL_MS
-                    else:
-                        spin_t, spins = t_own, 0
-                    if t_own >= saved:
-                        break
                     local = self.now = t_own
                     if why == "ack" and vp.online() and not _readable(vp.socket()) and self._ack_may_come(tr):
-                        if tr.parked_since is None:
-                            self.parked[vp.key] = vp
-                            tr.parked_since = time.monotonic()
-                            self.stats["parks"] += 1
-                        tr.parked_at = t_own
+                        self._repark(vp, t_own)
                         return
                     self._unpark(vp)
                     self._step(vp, t_own)
@@ -699,6 +688,30 @@ class Runner:
         tr.wake_at = None
         if vp.panel is not None:
             self._reschedule(vp)
+
+    def _own_next(self, vp, local, spin):
+        """(simulated ms, why) of the panel's next own step on its clock `local` (None when
+        powered off), nudged on after SPIN_MAX steps at one instant."""
+        t, why = vp.deadline()
+        if t is None:
+            return None, None
+        t = max(t, local)
+        if t == spin[0]:
+            spin[1] += 1
+            if spin[1] > self.SPIN_MAX:
+                t += vp.panel.link.POLL_MS
+        else:
+            spin[0], spin[1] = t, 0
+        return t, why
+
+    def _repark(self, vp, t):
+        """Park the panel again, at its next ack deadline t, during its catch-up."""
+        tr = self.track[vp.key]
+        if tr.parked_since is None:
+            self.parked[vp.key] = vp
+            tr.parked_since = time.monotonic()
+            self.stats["parks"] += 1
+        tr.parked_at = t
 
     def _panel_of(self, kind, arg):
         """The panel a heap item concerns; None for items that concern every panel (broker
@@ -1059,8 +1072,13 @@ class Runner:
             self.stats["resends"] += resent
         self.stats["panel_days"] = len(self.panels) * self.sc.days
         self.stats["ack_rtt_ms"] = round(self.ack_rtt * 1000, 2)
+        real = time.monotonic()
         self._deliver_counts()
+        self.timing["finish_counts_s"] = time.monotonic() - real
+        real = time.monotonic()
         self._gw().stop()
+        self.timing["finish_gateway_stop_s"] = time.monotonic() - real
+        real = time.monotonic()
         db = schema.open_database(self.db_url)
         try:
             stored = self._collect(db)
@@ -1075,9 +1093,16 @@ class Runner:
                 "warnings": self.warnings,
             }
             self.problems += [m for vp in self.panels for m in vp.mismatches]
+            self.timing["finish_collect_s"] = time.monotonic() - real
+            # every derived row again from the raw events (the gateway derives off the ack path
+            # and may have been stopped with the last events not derived yet), then the
+            # expert's verdicts on those polls (each refreshes the rollup rows it changes)
+            real = time.monotonic()
+            derive.rebuild(db, int(time.time() * 1000))
+            self.timing["finish_rebuild_s"] = time.monotonic() - real
+            real = time.monotonic()
             self.stats["verdicts"] = self._expert(db, doc)
             now = int(time.time() * 1000)
-            derive.rebuild(db, now)
             system = self._system(db)
             rep_site = report.build_report(db, by="site", now_ms=now)
             rep_emp = report.build_report(db, by="employee", now_ms=now)
@@ -1087,6 +1112,7 @@ class Runner:
                 f.write(report.render_table(rep_site) + "\n\n" + report.render_table(rep_emp) + "\n")
             with open(os.path.join(self.out, "report.json"), "w") as f:
                 json.dump({"site": rep_site, "employee": rep_emp}, f, indent=1, default=str)
+            self.timing["finish_report_s"] = time.monotonic() - real
         finally:
             db.close()
         system["problems"] = self.problems
