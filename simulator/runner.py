@@ -82,6 +82,9 @@ class Runner:
     HOLD_MAX_S = 30.0  # ... at most, however slow the gateway has been answering
     ACK_SLACK = 20  # ... or this many times the smoothed publish -> ack time
     HOLD_FAULT_S = 0.05  # ... while the broker or the gateway is down on purpose
+    # how far (simulated ms) simulated time may run ahead of a parked panel: beyond, the loop
+    # waits for acks, so the panels cannot publish faster than the gateway acks (flow control)
+    LAG_MAX_MS = 3600000
     POLL_EVERY_S = 0.002  # look at the panels' sockets at least this often (real time)
     KEEPALIVE_EVERY_S = 5.0  # let paho ping the broker (it counts real seconds)
     DRAIN_REAL_S = 120.0  # the end-of-run drain must finish within this (real seconds)
@@ -621,6 +624,9 @@ class Runner:
             return True
         if vp.key not in self.parked:
             return False
+        if self.heap[0][0] - self.track[vp.key].parked_at > self.LAG_MAX_MS:
+            self._await_acks()  # the gateway is behind: let it catch up (flow control)
+            return True
         item = heapq.heappop(self.heap)
         self.now = max(self.now, item[0])  # simulated time has reached it: _catch_up runs up to here
         heapq.heappush(self.track[vp.key].deferred, item)
@@ -647,30 +653,34 @@ class Runner:
         runs up to simulated time. Their acks are awaited together (real time, each bounded by
         _hold_limit), and each panel is caught up as its ack comes; one that parks again on the
         way (a new publish) is awaited again."""
-        real0 = time.monotonic()
-        waits = 0
         while self.parked:
-            self._check_parked()
-            if not self._arrived:
-                socks = {}
-                for key, vp in self.parked.items():
-                    sock = vp.socket()
-                    if sock is None:
-                        self._arrived.add(key)
-                    else:
-                        socks[sock] = key
-                if socks and not self._arrived:
-                    waits += 1
-                    self.stats["selects"] += 1
-                    try:
-                        ready = select.select(list(socks), [], [], 0.05)[0]
-                    except (OSError, ValueError):
-                        ready = list(socks)
-                    self._arrived.update(socks[sock] for sock in ready)
+            self._await_acks()
             self._catch_up_arrived()
-        if waits:
-            self.stats["holds"] += waits
-            self.stats["hold_s"] += time.monotonic() - real0
+
+    def _await_acks(self):
+        """Wait (one select of at most 50 ms on the parked panels' sockets) until a parked
+        panel's ack is in or cannot come any more; those panels go to `_arrived`."""
+        self._check_parked()
+        if self._arrived:
+            return
+        socks = {}
+        for key, vp in self.parked.items():
+            sock = vp.socket()
+            if sock is None:
+                self._arrived.add(key)
+            else:
+                socks[sock] = key
+        if not socks or self._arrived:
+            return
+        real0 = time.monotonic()
+        self.stats["holds"] += 1
+        self.stats["selects"] += 1
+        try:
+            ready = select.select(list(socks), [], [], 0.05)[0]
+        except (OSError, ValueError):
+            ready = list(socks)
+        self._arrived.update(socks[sock] for sock in ready)
+        self.stats["hold_s"] += time.monotonic() - real0
 
     def _unpark(self, vp):
         tr = self.track[vp.key]
