@@ -9,10 +9,13 @@ gateway (`rating gateway run`, a subprocess) -> SQLite, driven in simulated time
 2. An event-driven scheduler walks simulated time: contact edges of every press (with bounce),
    the fault schedule, and each panel's own deadlines (buttons, window, NTP, heartbeat, ack
    timeout, reconnect). A panel is stepped only then, or when its MQTT socket has data. A
-   panel whose ack deadline comes before the gateway's ack is parked: simulated time goes on
-   for the others until the parked panel's next input or own deadline, and only then waits
-   (bounded, real time) for its ack (_park), so a healthy run has no spurious resends; faults
-   let the timeouts fire for real.
+   panel whose ack deadline comes before the gateway's ack is parked at it (_park): its items
+   are set aside while simulated time goes on for the others, and once its ack is in it is run
+   on its own clock up to simulated time (_catch_up), so a healthy run has no spurious
+   resends and no real-time wait per ack; faults let the timeouts fire for real. Real-time
+   waits: barriers before what concerns every panel (_barrier), the acks in flight before a
+   gateway kill or broker stop (_settle), and flow control (at most LAG_MAX_MS ahead of a
+   parked panel).
 3. Faults: Wi-Fi drops (the HAL's access point goes away), broker outages (the broker process
    stops and starts), reboots and power cuts (the Panel is rebuilt from its surviving flash; a
    power cut tears the journal write of the press in progress), boots without a clock until
