@@ -579,7 +579,7 @@ class Runner:
         if tr.wake_at != t or vp.panel is None:
             heapq.heappop(self.heap)
             return True
-        if tr.wake_why != "ack" or not vp.online() or _readable(vp.socket()):
+        if tr.wake_why != "ack" or not _in_flight(vp) or _readable(vp.socket()):
             return False
         if not self._ack_may_come(tr):
             return False
@@ -708,7 +708,7 @@ class Runner:
                 nxt = tr.deferred[0][0] if tr.deferred else None
                 if t_own is not None and t_own < saved and (nxt is None or t_own < nxt):
                     local = self.now = t_own
-                    if why == "ack" and vp.online() and not _readable(vp.socket()) and self._ack_may_come(tr):
+                    if why == "ack" and _in_flight(vp) and not _readable(vp.socket()) and self._ack_may_come(tr):
                         self._repark(vp, t_own)
                         return
                     self._unpark(vp)
@@ -835,7 +835,7 @@ class Runner:
         return self._inputs > 0
 
     def _drained(self):
-        if self._faults_active():
+        if self._faults_active() or self.parked:
             return False
         for vp in self.panels:
             if not vp.online() or vp.pending() != 0:
@@ -1106,6 +1106,8 @@ class Runner:
     def finish(self):
         from gateway import derive, report, schema
 
+        for vp in list(self.parked.values()):  # the drain timed out (a problem is recorded)
+            self._unpark(vp)
         self._final_heartbeat()
         for vp in self.panels:
             timeouts, resent = vp.link_counts()
@@ -1228,6 +1230,13 @@ def _host_port(url):
 
     host, port, _u, _p, _tls = mqtturl.parse(url, tls=False)
     return host, port
+
+
+def _in_flight(vp):
+    """True when the panel is online with events published but not acked: an ack is due (a
+    panel whose last ack it has read but not yet looked at still has an ack deadline)."""
+    p = vp.panel
+    return p is not None and vp.online() and p.link.sent > p.acked()
 
 
 def _readable(sock):
