@@ -5,11 +5,8 @@
 For each CPU-hog count it runs `rating sim run SCENARIO --check --quiet` (the real firmware on
 virtual panels -> our own Mosquitto -> `rating gateway run` -> SQLite) while that many busy
 processes (started and stopped by this script) compete for the cores, and reports panel-days per
-wall minute of the whole run and of its simulation loop, the check's verdict, the runner's
-real-time waits (ack holds, waits for the gateway/broker, spent in select) and the CPU
-milliseconds per panel-day of each process (runner loop, whole runner, gateway, broker) from
-truth.json. CPU per panel-day hardly depends on what else the machine runs: it is the figure to
-compare between runs on a shared machine.
+wall minute of the whole run and of its simulation loop, the check's verdict, and the runner's
+real-time waits (ack holds, waits for the gateway/broker, spent in select) from truth.json.
 
 Reference, measured in the same run: the CPU the run used (runner + gateway + broker children)
 turned into the rate the machine's cores would allow if nothing ever waited
@@ -115,18 +112,6 @@ def main():
             )
         )
         print("  reference: CPU-bound rate on %d cores %.0f panel-days/min" % (cores, pdays * 60 / (cpu / cores)))
-        cpu_ms = {
-            "runner loop": tm.get("cpu_runner_loop_s", 0.0),
-            "runner all": tm["cpu_runner_s"],
-            "gateway": tm["cpu_gateway_s"],
-            "broker": tm.get("cpu_broker_s", 0.0),
-        }
-        print(
-            "  CPU ms per panel-day: "
-            + ", ".join("%s %.0f" % (k, v * 1000 / pdays) for k, v in cpu_ms.items())
-            + "; total (runner all + gateway + broker) %.0f"
-            % ((cpu_ms["runner all"] + cpu_ms["gateway"] + cpu_ms["broker"]) * 1000 / pdays)
-        )
         if res.returncode != 0:
             print(res.stdout[-2000:], res.stderr[-2000:])
     return 0 if ok else 1

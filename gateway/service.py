@@ -25,7 +25,6 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, fields
-from typing import cast
 
 from gateway import brokerlink, ingest, retained, rotation, schema, store
 from gateway import db as dbmod
@@ -62,9 +61,6 @@ class GatewaySettings:
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
-    # the first reconnect after a lost broker connection waits this long (doubling up to 10 s);
-    # a simulation, whose broker outages last milliseconds of real time, sets it lower
-    reconnect_min_s: float = 1.0
     # login and TLS towards `broker` (gateway/brokerlink.py): the password is read from a file
     broker_password_file: str = ""
     broker_cafile: str = ""  # mqtts://: the CA of the broker's certificate (empty: the system's)
@@ -105,7 +101,7 @@ class GatewaySettings:
         "inbox_max",
         "session_expiry_s",
     )
-    _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s", "reconnect_min_s")
+    _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s")
 
     def check(self):
         for f in self._WHOLE:
@@ -287,6 +283,7 @@ class GatewayService:
     """One gateway process: broker connection, batches, acks, the retained check, shutdown.
     Derivation, the configs due and the retention run on a background worker (gateway/worker.py)."""
 
+    RECONNECT_MIN_S = 1
     RECONNECT_MAX_S = 10
     UNREACHABLE_REPEAT_S = 300.0  # an unchanged "unreachable" line is repeated this often
     TAKEOVER_S = 5.0  # a connection closed this soon after it was accepted counts as taken over
@@ -513,9 +510,7 @@ class GatewayService:
             client.tls_set_context(tls)
         client.max_inflight_messages_set(s.inflight)
         client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
-        # paho annotates whole seconds but computes with any number (a fraction for simulations)
-        first = cast(int, min(s.reconnect_min_s, self.RECONNECT_MAX_S))
-        client.reconnect_delay_set(first, self.RECONNECT_MAX_S)
+        client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail

@@ -56,19 +56,6 @@ def _python():
     return sys.executable
 
 
-def proc_cpu_s(proc):
-    """CPU seconds (user + system) a running child has used so far; 0.0 where /proc is missing
-    or it has exited (read it before stopping the process)."""
-    if proc is None or proc.poll() is not None:
-        return 0.0
-    try:
-        with open("/proc/%d/stat" % proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _terminate(proc, timeout):
     """SIGTERM (a graceful stop); SIGKILL if it has not exited after `timeout` seconds."""
     proc.terminate()
@@ -99,12 +86,6 @@ class Broker:
         self.binary = mosquitto_binary() if prefer == "mosquitto" else None
         self.kind = "mosquitto" if self.binary else "embedded"
         self.proc = None
-        self.cpu_done_s = 0.0  # CPU of its earlier (stopped) processes
-
-    @property
-    def cpu_s(self):
-        """CPU seconds of every broker process of this object so far."""
-        return self.cpu_done_s + proc_cpu_s(self.proc)
 
     def _account_files(self):
         """Write the password and ACL files (readable by Mosquitto's user when we are root);
@@ -163,7 +144,6 @@ class Broker:
 
     def stop(self):
         if self.running:
-            self.cpu_done_s += proc_cpu_s(self.proc)
             _terminate(self.proc, 10)
         self.proc = None
 
@@ -207,11 +187,10 @@ class Gateway:
             # not the simulated one: the runner rebuilds at the end instead. Simulated time runs
             # ~10^4 x real time, so a 100 ms ack coalescing (or Nagle's 40 ms with the embedded
             # broker) would cost the runner a real wait at nearly every event; for the same
-            # reason the per-panel rate limit (a rate in real time) is lifted, and the gateway
-            # reconnects 20 ms (not 1 s) after a broker outage, which lasts milliseconds here.
+            # reason the per-panel rate limit (a rate in real time) is lifted.
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
-                "panel_rate = 1000000.0\nreconnect_min_s = 0.02\n"
+                "panel_rate = 1000000.0\n"
             )
             if password_file:
                 f.write("broker_password_file = %s\n" % json.dumps(password_file))
@@ -219,12 +198,6 @@ class Gateway:
         self._seen = 0
         self.starts = 0
         self.kills = 0
-        self.cpu_done_s = 0.0  # CPU of its earlier (stopped or killed) processes
-
-    @property
-    def cpu_s(self):
-        """CPU seconds of every gateway process of this object so far."""
-        return self.cpu_done_s + proc_cpu_s(self.proc)
 
     def start(self):
         cmd = [
@@ -271,7 +244,7 @@ class Gateway:
                 )
             if self._connected_lines() > self._seen:
                 return
-            time.sleep(0.005)
+            time.sleep(0.02)
         raise RuntimeError(
             "the gateway did not connect to %s within %.0f s; see %s:\n%s"
             % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail())
@@ -298,7 +271,6 @@ class Gateway:
     def kill(self):
         """kill -9: no graceful commit; the broker keeps the unacknowledged messages."""
         if self.proc is not None and self.proc.poll() is None:
-            self.cpu_done_s += proc_cpu_s(self.proc)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
             self.kills += 1
@@ -306,6 +278,5 @@ class Gateway:
 
     def stop(self, timeout=20):
         if self.running:
-            self.cpu_done_s += proc_cpu_s(self.proc)
             _terminate(self.proc, timeout)
         self.proc = None

@@ -26,12 +26,6 @@ def test_gw_ingest_settings_file_and_overrides(tmp_path):
     assert service.broker_address("mqtt://h") == ("h", 1883, None, None)
 
 
-def test_gw_reconnect_delay_is_a_setting_with_a_one_second_default(tmp_path):
-    """A simulation sets a short first reconnect (its broker outages last milliseconds)."""
-    assert service.load_settings(None).reconnect_min_s == 1.0
-    assert service.load_settings(write(tmp_path, "reconnect_min_s = 0.02\n")).reconnect_min_s == 0.02
-
-
 @pytest.mark.parametrize(
     "text, words",
     [
@@ -43,7 +37,6 @@ def test_gw_reconnect_delay_is_a_setting_with_a_one_second_default(tmp_path):
         ('root = "Rating/#"', ["root:"]),
         ('broker = "http://x"', ["broker:", "mqtt://HOST:PORT"]),
         ("broker = [", ["not valid TOML"]),
-        ("reconnect_min_s = 0", ["reconnect_min_s: must be a number > 0"]),
     ],
 )
 def test_gw_ingest_settings_errors_name_the_field(tmp_path, text, words):
