@@ -83,3 +83,64 @@ def test_the_pos_figures_of_an_office_in_scope_without_loyalty_references(client
     assert c.get("/api/v1/pos?site=ber", headers=manager)[0] == 404  # not the manager's office
     assert c.get("/api/v1/pos?site=msk&from=yesterday", headers=manager)[0] == 400
     assert c.get("/api/v1/pos?site=msk", headers=_auth(console, "tech"))[0] == 403
+
+
+def _pos_rows(html, by):
+    """{key: (sales, polls, matched, no sale, no poll, value, low, high)} of the office page's POS table."""
+    import re
+
+    table = html.split('id="pos-%s"' % by, 1)[1].split("</table>", 1)[0]
+    out = {}
+    for attrs in re.findall(r'<tr data-key="([^"]*)"([^>]*)>', table):
+        key, rest = attrs
+        got = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', rest))
+        out[key] = tuple(int(got[k]) for k in ("sales", "polls", "matched", "no-sale", "no-poll")) + tuple(
+            float(got[k]) if got[k] else None for k in ("value", "low", "high")
+        )
+    return out
+
+
+def test_the_office_page_shows_the_pos_figures_of_the_api_and_never_a_loyalty_reference(client, console):
+    c = client("manager")
+    manager = _auth(console, "manager")
+    for i, (minutes, tx_id) in enumerate(((-1, "R-1"), (30, "R-2"), (-15, "R-3"))):
+        body = _sale(id=tx_id, t=T_WEEK + minutes * 60000, loyalty="crm-secret-%d" % i)
+        assert c.request("POST", "/api/v1/transactions", json_body=body, headers=manager)[0] == 201
+    query = "site=msk&from=2025-03-03&to=2025-03-03"
+    status, _h, api = c.get("/api/v1/pos?" + query, headers=manager)
+    assert status == 200, api
+    api = json.loads(api)
+    status, _h, html = c.get("/office?" + query)
+    assert status == 200, html
+    assert "crm-secret" not in html and "h:" not in html
+    for by in ("device", "employee"):
+        want = {
+            r["key"]: (
+                r["transactions"],
+                r["polls"],
+                r["matched"],
+                r["unmatched_polls"],
+                r["unmatched_sales"],
+                r["conversion"]["value"],
+                r["conversion"]["low"],
+                r["conversion"]["high"],
+            )
+            for r in api["by_" + by]
+        }
+        assert want and _pos_rows(html, by) == want, by
+    (desk,) = [r for r in api["by_device"] if r["key"] == "desk-1"]
+    assert desk["unmatched_sales"] == 1 and desk["unmatched_polls"] >= 1  # R-3: 15 min before any poll
+    no_sale = html.split('id="pos-polls-without-sale"', 1)[1].split("</table>", 1)[0]
+    assert [p["id"] for p in api["polls_without_sale"]] == [x.split('"')[0] for x in no_sale.split('<tr data-id="')[1:]]
+    assert 'data-id="R-3"' in html.split('id="pos-sales-without-poll"', 1)[1]
+    assert "15:00" in html  # the office's time (Moscow), not UTC
+    for path in ("/office.json?", "/office.csv?"):
+        status, _h, text = c.get(path + query)
+        assert status == 200 and "crm-secret" not in text and "exact_conversion" in text
+    status, _h, text = c.get("/office.json?" + query)
+    assert json.loads(text)["pos"]["by_device"] == api["by_device"]
+
+
+def test_the_office_page_has_no_pos_section_without_sales(client):
+    status, _h, html = client("manager").get("/office?site=msk&from=2025-03-03&to=2025-03-03")
+    assert status == 200 and 'id="office-pos"' not in html
