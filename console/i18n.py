@@ -619,6 +619,10 @@ TEXT = {
     "pos_sold": ("Продажа", "Sold at"),
     "pos_till": ("Касса", "Till"),
     "pos_receipt": ("Чек", "Receipt"),
+    "pos_per_employee_on_office": (
+        "По сотрудникам, опросы без продажи и продажи без опроса — на странице офиса (ссылка на офисе в таблице); все разрезы — в выгрузке Excel и CSV.",
+        "Per employee, the polls with no sale and the sales with no poll: on the office page (the office link in the table); every grouping: in the Excel and CSV downloads.",
+    ),
     "office_no_fm": ("Форс-мажоров за эти даты нет.", "No force majeure in these dates."),
     "fm_confirmed": ("подтверждён", "confirmed"),
     "fm_pending": ("ждёт проверки", "pending"),

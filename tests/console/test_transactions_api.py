@@ -144,3 +144,22 @@ def test_the_office_page_shows_the_pos_figures_of_the_api_and_never_a_loyalty_re
 def test_the_office_page_has_no_pos_section_without_sales(client):
     status, _h, html = client("manager").get("/office?site=msk&from=2025-03-03&to=2025-03-03")
     assert status == 200 and 'id="office-pos"' not in html
+
+
+def test_the_kpi_page_and_its_downloads_carry_the_pos_section_without_loyalty_references(client, console):
+    c = client("manager")
+    manager = _auth(console, "manager")
+    for i, (minutes, tx_id) in enumerate(((-1, "R-1"), (-15, "R-3"))):
+        body = _sale(id=tx_id, t=T_WEEK + minutes * 60000, loyalty="crm-secret-%d" % i)
+        assert c.request("POST", "/api/v1/transactions", json_body=body, headers=manager)[0] == 201
+    query = "site=msk&from=2025-03-03&to=2025-03-03"
+    api = json.loads(c.get("/api/v1/pos?" + query, headers=manager)[2])
+    status, _h, html = c.get("/reports?" + query)
+    assert status == 200 and 'id="reports-pos"' in html and "crm-secret" not in html
+    (desk,) = [r for r in api["by_device"] if r["key"] == "desk-1"]
+    row = html.split('id="pos-device"', 1)[1].split('data-key="desk-1"', 1)[1].split(">", 1)[0]
+    assert 'data-sales="%d"' % desk["transactions"] in row and 'data-matched="%d"' % desk["matched"] in row
+    status, _h, text = c.get("/reports/export?format=csv&" + query)
+    assert status == 200 and "crm-secret" not in text
+    pos_lines = [x for x in text.splitlines() if x.startswith("pos,msk,device,desk-1,")]
+    assert pos_lines and pos_lines[0].split(",")[4] == str(desk["transactions"])
