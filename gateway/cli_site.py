@@ -244,7 +244,11 @@ def cmd_site_show(args):
             dep["lang"],
             dep["k"],
             dep["review_share"],
-            " loyalty_days=%s" % dep["loyalty_days"] if dep.get("loyalty_days") else "",
+            "".join(
+                " %s=%s" % (name, dep[name])
+                for name in ("loyalty_days", "pos_before_minutes", "pos_after_minutes")
+                if dep.get(name) is not None
+            ),
         )
     )
     for key, data in entities["site"]:

@@ -20,6 +20,7 @@ COUNTS = (
     ("unmatched_polls", "pos_no_sale"),
     ("unmatched_sales", "pos_no_poll"),
 )
+LATEST = 2**62  # "the settings in force now" for history lookups
 CSV_FIELDS = [
     "section",
     "site",
@@ -40,7 +41,7 @@ CSV_FIELDS = [
 def section(
     db: Any, history: Any, start: Any, end: Any, sites: Iterable[str] | None = None, employee: str | None = None
 ) -> dict[str, Any] | None:
-    """{"rules", "by_device", "by_employee"} over [start, end) (datetimes, local ones in each
+    """{"rules" (the matching window in force at the range's end), "by_device", "by_employee"} over [start, end) (datetimes, local ones in each
     office's timezone; None: open) for `sites` (None: every office), or None when no sale is
     stored (a deployment without a POS feed: the report stays as it was)."""
     from gateway import cli_transactions, transactions
@@ -50,13 +51,15 @@ def section(
         return None
     by_device: list[dict[str, Any]] = []
     by_employee: list[dict[str, Any]] = []
+    last = LATEST
     for site in sites:
         tz = history.tz(site)
         lo, hi = times.at(start, tz), times.at(end, tz)
+        last = LATEST if hi is None else hi - 1
         by_device += cli_transactions.conversion_table(db, history, [site], lo, hi, "device")
         by_employee += cli_transactions.conversion_table(db, history, [site], lo, hi, "employee", employee)
     return {
-        "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
+        "rules": transactions.rules_of(history, last),
         "by_device": by_device,
         "by_employee": by_employee,
     }
@@ -70,7 +73,7 @@ def office(db: Any, history: Any, site: str, lo: int | None, hi: int | None) -> 
     polls, sales = transactions.unmatched(db, history, site, lo, hi)
     return {
         "site": site,
-        "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
+        "rules": transactions.rules_of(history, LATEST if hi is None else hi - 1),
         "by_device": cli_transactions.conversion_table(db, history, [site], lo, hi, "device"),
         "by_employee": cli_transactions.conversion_table(db, history, [site], lo, hi, "employee"),
         "polls_without_sale": [
