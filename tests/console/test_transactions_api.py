@@ -163,3 +163,31 @@ def test_the_kpi_page_and_its_downloads_carry_the_pos_section_without_loyalty_re
     assert status == 200 and "crm-secret" not in text
     pos_lines = [x for x in text.splitlines() if x.startswith("pos,msk,device,desk-1,")]
     assert pos_lines and pos_lines[0].split(",")[4] == str(desk["transactions"])
+
+
+def test_the_pos_section_speaks_russian_with_russian_numbers(client, console):
+    from gateway import db as dbmod
+
+    db = dbmod.connect(console.db_url)
+    try:
+        users.add(db, "ru-manager", "correct horse battery", "store-manager", T_WEEK, offices=["msk"], lang="ru")
+    finally:
+        db.close()
+    manager = _auth(console, "manager")
+    c = client("ru-manager")
+    body = _sale(id="R-1", t=T_WEEK - 60000)
+    assert c.request("POST", "/api/v1/transactions", json_body=body, headers=manager)[0] == 201
+    status, _h, html = c.get("/office?site=msk&from=2025-03-03&to=2025-03-03")
+    assert status == 200
+    section = html.split('id="office-pos"', 1)[1].split("</section>", 1)[0]
+    for words in (
+        "Продажи с кассы и опросы",
+        "По панелям",
+        "По сотрудникам",
+        "Опросы без продажи",
+        "Продажи без опроса",
+    ):
+        assert words in section, words
+    assert "Sales" not in section and "Polls with" not in section
+    status, _h, html = c.get("/reports?site=msk&from=2025-03-03&to=2025-03-03")
+    assert status == 200 and "Продажи с кассы и опросы" in html
