@@ -645,6 +645,7 @@ TEXT = {
     "drill_what_fm": ("исключены форс-мажором", "left out under force majeure"),
     "drill_what_invalid": ("недействительные", "invalid"),
     "drill_what_all": ("все", "all"),
+    "drill_what_no_sale": ("без продажи на кассе", "with no POS sale"),
     "drill_cell": ("Ячейка: %(day)s, %(hour)s:00–%(hour)s:59.", "Cell: %(day)s, %(hour)s:00–%(hour)s:59."),
     "drill_count": ("Опросов: %(n)s", "Polls: %(n)s"),
     "drill_fm_excluded": ("форс-мажор", "force majeure"),

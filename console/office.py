@@ -77,6 +77,11 @@ def pos_view(c, site, from_ms, to_ms):
     if not transactions.count(c.db, site):
         return None
     pos = report_pos.office(c.db, c.history, site, from_ms, to_ms)
+    frm, to = drill.row_dates(c, site, {"from_ms": from_ms, "to_ms": to_ms}, {"period": "all"})
+    for by in ("device", "employee"):
+        for r in pos["by_" + by]:
+            who = {by: r["key"]}
+            r["no_sale_url"] = drill.url(site, "polls", frm, to, what="no_sale", **who)
     for r in pos["by_employee"]:
         r["label"] = c.history.employee_name(r["key"]) if r["key"] else None
     for key in ("polls_without_sale", "sales_without_poll"):
@@ -220,8 +225,18 @@ def export_dict(view):
             for p in view["panels"]
         ],
         "force_majeure": view["fms"],
-        "pos": view["pos"],
+        "pos": _pos_export(view["pos"]),
     }
+
+
+def _pos_export(pos):
+    """The POS section as the API gives it (the page's links left out)."""
+    if pos is None:
+        return None
+    rows = {
+        by: [{k: v for k, v in r.items() if k != "no_sale_url"} for r in pos[by]] for by in ("by_device", "by_employee")
+    }
+    return dict(pos, **rows)
 
 
 def _bad(errors):

@@ -871,7 +871,7 @@ def negative_polls(db, from_ms, through_ms, panel=None):
 # ---- the polls behind a figure (the console's drill-down): counted and paged in SQL --------------
 
 DRILL_ANSWERS = ("yes", "no", "unsure", "silent")
-DRILL_KINDS = ("counted", "yes", "no", "unsure", "silent", "fm", "invalid", "all")
+DRILL_KINDS = ("counted", "yes", "no", "unsure", "silent", "fm", "invalid", "all", "no_sale")
 
 
 def _invalid_by_panel(site, invalid):
@@ -921,9 +921,16 @@ def _drill_where(sel):
     # a staff-question No / silent poll in a confirmed period of its panel (left out of DI-staff)
     fm_clause = "(kind = 'staff' AND (answer IS NULL OR answer = 'no') AND %s)" % fm_clause
     what = sel.get("what") or "counted"
-    if what == "invalid":
-        sql.append(inv_clause)
-        params += inv_params
+    if what in ("invalid", "no_sale"):
+        # no_sale: the ids the caller found with no POS sale (gateway.transactions.no_sale_ids;
+        # the POS figures count every poll, invalid ones too)
+        ids = _invalid_by_panel(sel["site"], sel.get(what) or ())
+        clause, ps = _any_of(
+            ["(device = ? AND open_seq IN (%s))" % ", ".join("?" * len(seqs)) for seqs in ids.values()],
+            [[d, *sorted(seqs)] for d, seqs in ids.items()],
+        )
+        sql.append(clause)
+        params += ps
         return " WHERE " + " AND ".join(sql), tuple(params)
     if what != "all":
         sql.append("NOT " + inv_clause)

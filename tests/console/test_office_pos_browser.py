@@ -121,8 +121,6 @@ def test_the_office_page_shows_the_reports_pos_figures_and_lists_what_did_not_ma
     assert desk["unmatched_polls"] > 0 and desk["unmatched_sales"] == 1
     row = d.find_element("css selector", "#pos-device tr[data-key='desk-1']")
     assert "(" in row.text and "n" in row.text  # the figure with its interval and n
-    link = row.find_element("css selector", "td a[href='#pos-no-sale']")
-    link.click()
     listed = d.find_elements("css selector", "#pos-polls-without-sale tbody tr")
     assert len(listed) == min(200, desk["unmatched_polls"])
     assert listed[0].get_attribute("data-id").startswith("msk/desk-1/")
@@ -130,4 +128,10 @@ def test_the_office_page_shows_the_reports_pos_figures_and_lists_what_did_not_ma
     local = _dt.datetime.fromtimestamp(chain["no_poll_ms"] / 1000, ZoneInfo("Europe/Moscow"))
     assert local.strftime("%H:%M") in sale.text.split()[1]  # the office's time, not UTC
     assert "Europe/Moscow" in d.find_element("css selector", "p.hint").text
+    assert "crm-secret" not in d.page_source
+    # the employee's "polls with no sale" open the drill-down of exactly those polls
+    (emp,) = [r for r in pos["by_employee"] if r["unmatched_polls"]]
+    link = d.find_element("css selector", "#pos-employee tr[data-key='%s'] td a" % emp["key"])
+    navigating(d, link.click)
+    assert int(d.find_element("id", "drill-count").get_attribute("data-n")) == emp["unmatched_polls"]
     assert "crm-secret" not in d.page_source

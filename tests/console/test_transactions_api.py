@@ -133,6 +133,24 @@ def test_the_office_page_shows_the_pos_figures_of_the_api_and_never_a_loyalty_re
     no_sale = html.split('id="pos-polls-without-sale"', 1)[1].split("</table>", 1)[0]
     assert [p["id"] for p in api["polls_without_sale"]] == [x.split('"')[0] for x in no_sale.split('<tr data-id="')[1:]]
     assert 'data-id="R-3"' in html.split('id="pos-sales-without-poll"', 1)[1]
+    # each "polls with no sale" count links to the drill-down of exactly those polls
+    import html as _html
+    import re
+
+    for by in ("device", "employee"):
+        table = html.split('id="pos-%s"' % by, 1)[1].split("</table>", 1)[0]
+        for r in api["by_" + by]:
+            if not r["unmatched_polls"]:
+                continue
+            row = table.split('data-key="%s"' % r["key"], 1)[1].split("</tr>", 1)[0]
+            href = _html.unescape(re.findall(r'href="([^"]+)"', row)[0])
+            assert "what=no_sale" in href
+            status, _h, page = c.get(href)
+            assert status == 200 and "crm-secret" not in page
+            assert 'data-n="%d"' % r["unmatched_polls"] in page, (by, r["key"])
+            if by == "device":
+                ids = re.findall(r'<a href="/review/poll/([^"]+)"', page) or re.findall(r'data-id="(msk/[^"]+)"', page)
+                assert not ids or set(ids) <= {p["id"] for p in api["polls_without_sale"]}
     assert "15:00" in html  # the office's time (Moscow), not UTC
     for path in ("/office.json?", "/office.csv?"):
         status, _h, text = c.get(path + query)
