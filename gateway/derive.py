@@ -956,7 +956,8 @@ def count_selected(db, sel):
     marked invalid; fm_periods: confirmed periods (dicts site, device, start, end); exclude_fm:
     leave out staff No/silent polls in them (as DI-staff does); what: counted (valid polls) |
     yes | no | unsure | silent (valid polls with that answer) | fm (staff No/silent polls in a
-    confirmed period) | invalid | all."""
+    confirmed period) | invalid | all | no_sale (the ids in sel["no_sale"]: polls with no POS
+    sale, gateway.transactions.no_sale_ids)."""
     where, params = _drill_where(sel)
     return db.scalar("SELECT COUNT(*) FROM polls" + where, params) or 0
 
