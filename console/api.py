@@ -356,7 +356,7 @@ def pos(
     from_: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD"),
     to: str | None = Query(None, description="last day, YYYY-MM-DD (inclusive)"),
 ):
-    from gateway import cli_transactions, times
+    from gateway import report_pos, times
 
     with context(request, "reports", api=True) as c:
         c.require_site(site)
@@ -368,22 +368,7 @@ def pos(
             except ValueError as exc:
                 return _bad({name: str(exc)})
         lo, hi = bounds["from"], bounds["to"]
-        polls, sales = transactions.unmatched(c.db, c.history, site, lo, hi)
-        return {
-            "site": site,
-            "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
-            "by_device": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "device"),
-            "by_employee": cli_transactions.conversion_table(c.db, c.history, [site], lo, hi, "employee"),
-            "polls_without_sale": [
-                {
-                    "id": "%s/%s/%s" % (site, p["device"], p["open_seq"]),
-                    "opened_ms": p["opened_ms"],
-                    "till": p["till"],
-                    "employee": p["employee"],
-                }
-                for p in polls
-            ],
-            "sales_without_poll": [
-                {"id": s["tx_id"], "at_ms": s["at_ms"], "till": s["till"], "employee": s["employee"]} for s in sales
-            ],
-        }
+        out = report_pos.office(c.db, c.history, site, lo, hi)
+        for p in out["polls_without_sale"]:
+            p.pop("device")
+        return out

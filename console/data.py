@@ -293,6 +293,20 @@ def build_report(c, kwargs):
     return report.build_report(c.db, now_ms=c.now_ms, **kwargs)
 
 
+def with_pos(c, rep, kwargs):
+    """The report with its POS section (gateway.report_pos: exact conversion from the matches,
+    per panel and employee) over the report's offices and dates, as `rating report` adds it;
+    unchanged when those offices have no sale stored."""
+    from gateway import report_pos
+
+    if kwargs.get("site"):
+        sites = [kwargs["site"]]
+    else:
+        sites = [k for _kind, k in c.history.keys("site") if c.allows(k)]
+    report_pos.attach([rep], report_pos.section(c.db, c.history, kwargs["start"], kwargs["end"], sites))
+    return rep
+
+
 # --- fleet ----------------------------------------------------------------------------------
 
 

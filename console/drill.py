@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from console import data, queue
 from console.dashboards import _zone_note
 from console.web import context
-from gateway import derive, review
+from gateway import derive, review, transactions
 
 router = APIRouter(include_in_schema=False)
 
@@ -218,11 +218,14 @@ def with_verdicts(c, sel):
     fms = derive.office_reports(c.db, sel["site"])
     keys = [(review.FM, f["site"], f["device"], f["seq"]) for f in fms]
     verdicts = review.latest_for(c.db, keys) if keys else {}
-    return dict(
+    out = dict(
         sel,
         invalid=review.invalid_poll_ids_of(c.db, [sel["site"]], sel["from_ms"]),
         fm_periods=review.confirmed_periods(fms, verdicts),
     )
+    if sel["what"] == "no_sale":  # the polls opened with no POS sale at their till (docs/transactions.md)
+        out["no_sale"] = transactions.no_sale_ids(c.db, c.history, [sel["site"]], sel["from_ms"], sel["to_ms"])
+    return out
 
 
 def _periods_hit(row, periods):

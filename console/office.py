@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from console import data, drill
 from console.dashboards import _zone_note
 from console.web import NotFound, context
-from gateway import derive, review
+from gateway import derive, report_pos, review, transactions
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,8 +62,34 @@ def _office(c, params):
         "summary": summary,
         "fms": fms,
         "timeline": timeline(c, site, fms, from_ms, to_ms, {p["device"] for p in panels}),
+        "pos": pos_view(c, site, from_ms, to_ms),
     }
     return view, errors, form
+
+
+POS_LIST_MAX = 200  # unmatched polls / sales listed on the page (the counts are always whole)
+
+
+def pos_view(c, site, from_ms, to_ms):
+    """The office's POS matches (gateway.report_pos.office: the figures of `rating transactions
+    conversion` and GET /api/v1/pos), or None when the office has no sale stored. Employee rows
+    carry the name; the lists are capped at POS_LIST_MAX, newest last. Never a loyalty reference."""
+    if not transactions.count(c.db, site):
+        return None
+    pos = report_pos.office(c.db, c.history, site, from_ms, to_ms)
+    frm, to = drill.row_dates(c, site, {"from_ms": from_ms, "to_ms": to_ms}, {"period": "all"})
+    for by in ("device", "employee"):
+        for r in pos["by_" + by]:
+            who = {by: r["key"]}
+            r["no_sale_url"] = drill.url(site, "polls", frm, to, what="no_sale", **who)
+    for r in pos["by_employee"]:
+        r["label"] = c.history.employee_name(r["key"]) if r["key"] else None
+    for key in ("polls_without_sale", "sales_without_poll"):
+        pos[key + "_n"] = len(pos[key])
+        pos[key] = pos[key][-POS_LIST_MAX:]
+        for r in pos[key]:
+            r["employee_name"] = c.history.employee_name(r["employee"]) if r["employee"] else None
+    return pos
 
 
 def force_majeure(c, site, from_ms, to_ms):
@@ -199,7 +225,18 @@ def export_dict(view):
             for p in view["panels"]
         ],
         "force_majeure": view["fms"],
+        "pos": _pos_export(view["pos"]),
     }
+
+
+def _pos_export(pos):
+    """The POS section as the API gives it (the page's links left out)."""
+    if pos is None:
+        return None
+    rows = {
+        by: [{k: v for k, v in r.items() if k != "no_sale_url"} for r in pos[by]] for by in ("by_device", "by_employee")
+    }
+    return dict(pos, **rows)
 
 
 def _bad(errors):
@@ -252,6 +289,17 @@ def csv_lines(view):
         lines.append(
             ["employee", _text(r["key"]), label, "di_staff"] + [_num(raw.get(x)) for x in ("value", "low", "high", "n")]
         )
+    for by in ("device", "employee"):
+        for r in (view["pos"] or {}).get("by_" + by, ()):
+            fig = r["conversion"] or {}
+            for name in ("transactions", "polls", "matched", "unmatched_polls", "unmatched_sales"):
+                lines.append(
+                    ["pos_" + by, _text(r["key"]), _text(r.get("label") or ""), name, str(r[name]), "", "", ""]
+                )
+            lines.append(
+                ["pos_" + by, _text(r["key"]), _text(r.get("label") or ""), "exact_conversion"]
+                + [_num(fig.get(x)) for x in ("value", "low", "high", "n")]
+            )
     for f in view["fms"]:
         lines.append(["force_majeure", f["id"], f["status"], "period_ms", str(f["start_ms"]), "", str(f["end_ms"]), ""])
     return lines

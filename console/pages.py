@@ -381,7 +381,7 @@ async def review_bulk(request: Request):
 def reports(request: Request):
     with context(request, "reports") as c:
         kwargs, errors, form = data.report_params(c, dict(request.query_params))
-        rep = None if errors else data.build_report(c, kwargs)
+        rep = None if errors else data.with_pos(c, data.build_report(c, kwargs), kwargs)
         return c.render(
             "reports.html",
             400 if errors else 200,
@@ -423,7 +423,7 @@ def reports_export(request: Request):
                 offices=c.offices(),
                 has_regions=bool(c.history.region_tree(c.now_ms)),
             )
-        rep = data.build_report(c, kwargs)
+        rep = data.with_pos(c, data.build_report(c, kwargs), kwargs)
         if kind == "csv":
             body = report_export.csv_bytes(report_export.render_csv(rep))
         else:

@@ -244,7 +244,11 @@ def cmd_site_show(args):
             dep["lang"],
             dep["k"],
             dep["review_share"],
-            " loyalty_days=%s" % dep["loyalty_days"] if dep.get("loyalty_days") else "",
+            "".join(
+                " %s=%s" % (name, dep[name])
+                for name in ("loyalty_days", "pos_before_minutes", "pos_after_minutes")
+                if dep.get(name) is not None
+            ),
         )
     )
     for key, data in entities["site"]:
@@ -488,16 +492,14 @@ def _region_report(db, **kwargs):
 
 
 def _pos_section(db, history, start, end, args, fmt, pv):
-    """Exact conversion from the POS matches, per panel and employee (docs/transactions.md), for
-    the table and JSON forms; None without sales or in the other forms."""
-    if fmt not in ("table", "json") or pv:
+    """Exact conversion from the POS matches, per panel and employee (docs/transactions.md), in
+    every form of the report (gateway/report_pos.py); None without sales, or for a pivot's
+    table/CSV (a pivot is one figure over periods)."""
+    if pv and fmt in ("table", "csv"):
         return None
-    from gateway import cli_transactions
+    from gateway import report_pos
 
-    if times.is_local(start) or times.is_local(end):  # several offices: each one's own local bounds
-        start = times.at(start, history.home_tz(None))
-        end = times.at(end, history.home_tz(None))
-    return cli_transactions.pos_section(db, history, start, end, args.site, args.employee)
+    return report_pos.section(db, history, start, end, [args.site] if args.site else None, args.employee)
 
 
 def cmd_report(args):
@@ -523,7 +525,9 @@ def cmd_report(args):
         bys.append("region")  # the regions' sheet too, when the site file has a location tree
     period = args.period or ("month" if args.pivot else "all")
     if fmt in STREAMED and not args.pivot and bys == [by] and by != "region":
-        return _stream_report(db, args, fmt, by, period, start, end)
+        return _stream_report(
+            db, args, fmt, by, period, start, end, _pos_section(db, history, start, end, args, fmt, None)
+        )
     try:
         reports = [
             (report.build_report if b != "region" else _region_report)(
@@ -543,15 +547,10 @@ def cmd_report(args):
         pv = report_export.pivot(next(r for r in reports if r["by"] == by), args.pivot) if args.pivot else None
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
-    pos = _pos_section(db, history, start, end, args, fmt, pv)
-    if pos is not None and fmt == "json":
-        for r in reports:
-            r["pos"] = pos
-    out = _report_output(reports, by, fmt, pv)
-    if pos is not None and isinstance(out, str) and fmt == "table":
-        from gateway import cli_transactions
+    from gateway import report_pos
 
-        out += cli_transactions.pos_text(pos)
+    report_pos.attach(reports, _pos_section(db, history, start, end, args, fmt, pv))
+    out = _report_output(reports, by, fmt, pv)
     if not args.output:
         sys.stdout.write(out if isinstance(out, str) else out.decode("utf-8"))  # (xlsx needs -o)
         return 0
@@ -567,7 +566,7 @@ def cmd_report(args):
 STREAMED = ("table", "csv", "json")
 
 
-def _stream_report(db, args, fmt, by, period, start, end):
+def _stream_report(db, args, fmt, by, period, start, end, pos=None):
     """Text, CSV and JSON are written row by row as the report makes them (memory holds the
     sums, never every row); a file is written whole or not at all (a temporary file renamed)."""
     from gateway import report, report_export
@@ -588,6 +587,8 @@ def _stream_report(db, args, fmt, by, period, start, end):
         )
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
+    if pos is not None:
+        data["pos"] = pos  # the last key: written after the rows stream
     write = {"table": report_export.write_table, "csv": report_export.write_csv, "json": report_export.write_json}[fmt]
     if not args.output:
         write(data, sys.stdout)

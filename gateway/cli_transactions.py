@@ -1,5 +1,5 @@
 """Subcommands: transactions import | unmatched | conversion (POS sales matched to polls,
-docs/transactions.md), and the POS section `rating report` appends (`pos_section`)."""
+docs/transactions.md); `conversion_table` also feeds the reports' POS section (gateway/report_pos.py)."""
 
 from gateway import times
 from gateway.cli_common import CliError, add_db, group, open_db, settings_of
@@ -145,31 +145,6 @@ def render_conversion(rows, by):
         cells = [row[i].ljust(widths[i]) if i < 2 or i == 7 else row[i].rjust(widths[i]) for i in range(len(head))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def pos_section(db, history, start, end, site=None, employee=None):
-    """`rating report`'s POS section: exact conversion per panel and per employee from the
-    matches ({"by_device": rows, "by_employee": rows}), or None without any sale stored."""
-    from gateway import transactions
-
-    if not transactions.count(db, site):
-        return None
-    tz = history.home_tz(site)
-    lo, hi = times.at(start, tz), times.at(end, tz)
-    sites = [site] if site else [k for _kind, k in history.keys("site")]
-    return {
-        "rules": {"before_ms": transactions.RULES.before_ms, "skew_ms": transactions.RULES.skew_ms},
-        "by_device": conversion_table(db, history, sites, lo, hi, "device"),
-        "by_employee": conversion_table(db, history, sites, lo, hi, "employee", employee),
-    }
-
-
-def pos_text(section):
-    return "\n\n%s\n%s\n\n%s\n" % (
-        _("Sales matched to polls (exact conversion = matched polls / sales; docs/transactions.md):"),
-        render_conversion(section["by_device"], "device"),
-        render_conversion(section["by_employee"], "employee"),
-    )
 
 
 def cmd_conversion(args):

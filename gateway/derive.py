@@ -871,7 +871,7 @@ def negative_polls(db, from_ms, through_ms, panel=None):
 # ---- the polls behind a figure (the console's drill-down): counted and paged in SQL --------------
 
 DRILL_ANSWERS = ("yes", "no", "unsure", "silent")
-DRILL_KINDS = ("counted", "yes", "no", "unsure", "silent", "fm", "invalid", "all")
+DRILL_KINDS = ("counted", "yes", "no", "unsure", "silent", "fm", "invalid", "all", "no_sale")
 
 
 def _invalid_by_panel(site, invalid):
@@ -921,9 +921,16 @@ def _drill_where(sel):
     # a staff-question No / silent poll in a confirmed period of its panel (left out of DI-staff)
     fm_clause = "(kind = 'staff' AND (answer IS NULL OR answer = 'no') AND %s)" % fm_clause
     what = sel.get("what") or "counted"
-    if what == "invalid":
-        sql.append(inv_clause)
-        params += inv_params
+    if what in ("invalid", "no_sale"):
+        # no_sale: the ids the caller found with no POS sale (gateway.transactions.no_sale_ids;
+        # the POS figures count every poll, invalid ones too)
+        ids = _invalid_by_panel(sel["site"], sel.get(what) or ())
+        clause, ps = _any_of(
+            ["(device = ? AND open_seq IN (%s))" % ", ".join("?" * len(seqs)) for seqs in ids.values()],
+            [[d, *sorted(seqs)] for d, seqs in ids.items()],
+        )
+        sql.append(clause)
+        params += ps
         return " WHERE " + " AND ".join(sql), tuple(params)
     if what != "all":
         sql.append("NOT " + inv_clause)
@@ -949,7 +956,8 @@ def count_selected(db, sel):
     marked invalid; fm_periods: confirmed periods (dicts site, device, start, end); exclude_fm:
     leave out staff No/silent polls in them (as DI-staff does); what: counted (valid polls) |
     yes | no | unsure | silent (valid polls with that answer) | fm (staff No/silent polls in a
-    confirmed period) | invalid | all."""
+    confirmed period) | invalid | all | no_sale (the ids in sel["no_sale"]: polls with no POS
+    sale, gateway.transactions.no_sale_ids)."""
     where, params = _drill_where(sel)
     return db.scalar("SELECT COUNT(*) FROM polls" + where, params) or 0
 

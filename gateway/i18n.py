@@ -263,6 +263,24 @@ TEXT = {
     "col_lost": ("Потеряно событий", "Lost events"),
     "col_verdict": ("Вывод", "Verdict"),
     "col_reason": ("Пояснение", "Reason"),
+    # the POS section of every report form (gateway/report_pos.py, docs/transactions.md)
+    "pos_title": (
+        "Продажи с кассы и опросы (точная конверсия = опросы после продажи / продажи):",
+        "Sales matched to polls (exact conversion = matched polls / sales; docs/transactions.md):",
+    ),
+    "pos_by_device": ("По панелям", "Per panel"),
+    "pos_by_employee": ("По сотрудникам", "Per employee"),
+    "pos_sales": ("Продажи", "Sales"),
+    "pos_polls": ("Опросы", "Polls"),
+    "pos_matched": ("Опросы после продажи", "Matched polls"),
+    "pos_no_sale": ("Опросы без продажи", "Polls with no sale"),
+    "pos_no_poll": ("Продажи без опроса", "Sales with no poll"),
+    "pos_sheet": ("Касса", "POS"),
+    "pos_note": (
+        "В скобках: 95 % интервал Уилсона; n — число продаж, на котором держится конверсия.",
+        "In brackets: the 95 % Wilson interval; n is the number of sales the conversion rests on.",
+    ),
+    "col_grouping": ("Разрез", "Grouping"),
     # the HTML/PDF report and the e-mailed one (gateway/report_docs.py, gateway/reportmail.py)
     "doc_generated": ("Составлен", "Generated"),
     "doc_range": ("Период", "Range"),

@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from gateway import charts, i18n, times
+from gateway import charts, i18n, report_pos, times
 from gateway.report_core import FIGURES
 from gateway.report_export import _figure_text, local_text
 
@@ -209,6 +209,7 @@ def summary(report: Report) -> dict[str, Any]:
             for b in report["bottleneck"]
         ],
         "interval_note": t("doc_interval"),
+        "pos": report_pos.for_documents(report.get("pos"), lang),
     }
 
 
@@ -252,6 +253,11 @@ figure { margin: 12px 0; } figcaption { font-weight: bold; }
 {% else %}<p>{{ s.no_rows }}</p>{% endif %}
 {% if s.bottleneck %}<h2>{{ s.bottleneck_title }}</h2>
 <ul>{% for b in s.bottleneck %}<li><b>{{ b.label }}</b>: {{ b.verdict }}{% if b.reason %}. {{ b.reason }}{% endif %}</li>{% endfor %}</ul>{% endif %}
+{% if s.pos %}<h2>{{ s.pos.title }}</h2>
+{% for g in s.pos.groups %}<table class="rows pos" data-by="{{ g.by }}"><caption>{{ g.title }}</caption>
+<thead><tr>{% for c in g.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for r in g.rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% endfor %}<p class="note">{{ s.pos.note }}</p>{% endif %}
 {{ extra | safe }}
 </body></html>
 """
@@ -303,6 +309,31 @@ def _fonts() -> tuple[str, str]:
             pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", bold))
             return "DejaVuSans", "DejaVuSans-Bold"
     return _FONT, _BOLD
+
+
+def _pdf_pos(pos: Mapping[str, Any], esc: Any, body: Any, head: Any, h2: Any, width: float) -> list[Any]:
+    """The PDF's POS section: the title, a table per grouping, the note on the interval."""
+    from reportlab.lib import colors
+    from reportlab.platypus import Paragraph, Table, TableStyle
+
+    story: list[Any] = [Paragraph(esc(pos["title"]), h2)]
+    for g in pos["groups"]:
+        data = [[Paragraph(esc(c), head) for c in g["columns"]]]
+        data += [[Paragraph(esc(c), body) for c in row] for row in g["rows"]]
+        n = len(g["columns"])
+        table = Table(data, colWidths=[width * 0.14, width * 0.16] + [width * 0.7 / (n - 2)] * (n - 2), repeatRows=1)
+        table.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#bbbbbb")),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        story += [Paragraph(esc(g["title"]), head), table]
+    story.append(Paragraph(esc(pos["note"]), body))
+    return story
 
 
 def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
@@ -361,6 +392,8 @@ def pdf_bytes(report: Report, figs: Sequence[Figure] | None = None) -> bytes:
         for b in s["bottleneck"]:
             text = "<b>%s</b>: %s" % (esc(b["label"]), esc(b["verdict"]))
             story.append(Paragraph(text + (". " + esc(b["reason"]) if b["reason"] else ""), body))
+    if s["pos"]:
+        story += _pdf_pos(s["pos"], esc, body, head, h2, landscape(A4)[0] - 20 * mm)
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,

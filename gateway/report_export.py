@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-from gateway import i18n
+from gateway import i18n, report_pos
 from gateway.report_core import BYS, FIGURES
 
 Report = Mapping[str, Any]
@@ -129,6 +129,7 @@ def write_table(report: Report, out: TextIO) -> None:
             out.write("  %s%s: %s\n" % (b["label"], period, b["verdict_text"]))
         else:
             out.write("  %s%s: %s. %s\n" % (b["label"], period, b["verdict_text"], b["reason"]))
+    report_pos.write_text(report.get("pos"), out, lang)
 
 
 def _write_block(out: TextIO, row: Mapping[str, Any], lang: str) -> None:
@@ -235,6 +236,10 @@ def write_csv(report: Report, out: TextIO) -> None:
     w.writeheader()
     for row in report["rows"]:
         w.writerow(_csv_row(row, number))
+    pos = report_pos.csv_lines(report.get("pos"), number)
+    if pos:  # the POS section after a blank line, with its own header (docs/transactions.md)
+        out.write("\r\n")
+        csv.writer(out, lineterminator="\r\n", delimiter=delimiter).writerows(pos)
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -479,6 +484,7 @@ def workbook_bytes(reports: Sequence[Report], pv: Mapping[str, Any] | None = Non
     for report in sorted(reports, key=lambda r: BYS.index(r["by"]) if r["by"] in BYS else len(BYS)):
         _grouping_sheet(wb, report)
     _bottleneck_sheet(wb, reports[0])
+    report_pos.sheet(wb, reports[0].get("pos"), lang, _put, _header)
     if pv is not None:
         _pivot_sheet(wb, pv, lang)
     buf = io.BytesIO()

@@ -32,7 +32,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
-from gateway import alertsend, i18n, report, report_docs, report_export, times, users
+from gateway import alertsend, i18n, report, report_docs, report_export, report_pos, times, users
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.reportmail")
@@ -290,6 +290,7 @@ def _build(db, history, schedule, now_ms):
         report.build_report(db, by=by, start=start, end=end, lang=lang, now_ms=now_ms, offices=offices)
         for by in report.BYS
     ]
+    report_pos.attach(reports, report_pos.section(db, history, start, end, offices))  # the POS section, if any
     split = TREND_PERIOD[schedule["every"]]
     trend = None
     if split is not None:

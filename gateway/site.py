@@ -60,6 +60,10 @@ DEFAULT_DEPLOYMENT = {
     "reference": {},
     "review_share": 0.1,
 }
+# [deployment] whole numbers recorded only when the file gives them, with their ranges:
+# loyalty_days (docs/transactions.md, Privacy) and the POS matching window in minutes
+# (docs/transactions.md, Matching rules: defaults 10 before the press, 2 after it)
+KEPT_WHEN_GIVEN = {"loyalty_days": (1, 3650), "pos_before_minutes": (1, 120), "pos_after_minutes": (0, 30)}
 DEFAULT_PANEL = {"window_s": 30, "rearm_s": 3, "fm_minutes": 15}
 # Whole numbers within what a panel accepts in its config (protocol.messages.CONFIG_RANGES).
 LIMITS = {name: CONFIG_RANGES[name] for name in DEFAULT_PANEL}
@@ -224,7 +228,7 @@ def _deployment(p):
     if not isinstance(dep_in, dict):
         c.err("deployment", _("must be a table ([deployment])"))
         dep_in = {}
-    c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share", "loyalty_days"))
+    c.unknown("deployment", dep_in, ("lang", "k", "from", "thresholds", "reference", "review_share", *KEPT_WHEN_GIVEN))
     p.file_from = c.when("deployment.from", dep_in.get("from"))
     dep = dict(DEFAULT_DEPLOYMENT)
     lang = dep_in.get("lang", "ru")
@@ -234,8 +238,9 @@ def _deployment(p):
         dep["lang"] = p.lang = lang
     dep["k"] = c.number("deployment.k", dep_in.get("k"), 0.0, 1.0, 0.8)
     dep["review_share"] = c.number("deployment.review_share", dep_in.get("review_share"), 0.0, 1.0, 0.1)
-    if "loyalty_days" in dep_in:  # kept only when given: an older file's deployment stays unchanged
-        dep["loyalty_days"] = c.number("deployment.loyalty_days", dep_in.get("loyalty_days"), 1, 3650, integer=True)
+    for name, (lo, hi) in KEPT_WHEN_GIVEN.items():  # kept only when given: an older file's deployment stays unchanged
+        if name in dep_in:
+            dep[name] = c.number("deployment." + name, dep_in.get(name), lo, hi, integer=True)
     for table in ("thresholds", "reference"):
         dep[table] = _numbers(c, "deployment." + table, dep_in.get(table, {}))
     _thresholds(c, dep["thresholds"])

@@ -73,7 +73,7 @@ def to_toml(history, t, note=""):
     lines = ["# " + line for line in note.splitlines()] if note else []
     dep = history.get("deployment", site_mod.DEPLOYMENT_KEY, t) or dict(site_mod.DEFAULT_DEPLOYMENT)
     lines.append("[deployment]")
-    for name in ("lang", "k", "review_share", "loyalty_days"):
+    for name in ("lang", "k", "review_share", "loyalty_days", "pos_before_minutes", "pos_after_minutes"):
         if dep.get(name) is not None:
             lines.append("%s = %s" % (name, _value(dep[name])))
     for table in ("thresholds", "reference"):

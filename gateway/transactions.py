@@ -108,7 +108,7 @@ def store_many(db, rows: list[tuple[str, dict[str, Any]]], source: str, now_ms: 
     if rematch_after and touched:
         history = _settings(db)
         for (site, till), at in sorted(touched.items()):
-            rematch(db, site, till, history, at - RULES.skew_ms)
+            rematch(db, site, till, history, at - reach(history)[1])
     return new
 
 
@@ -266,6 +266,35 @@ def import_file(db, path, now_ms, history):
 # ---- matching -------------------------------------------------------------------------------
 
 
+def rules_at(history, t: int) -> txmatch.MatchRules:
+    """The matching window in force at `t`: the site file's `[deployment] pos_before_minutes`
+    and `pos_after_minutes` (docs/transactions.md), else the defaults (RULES)."""
+    dep = history.deployment(t)
+    before, after = dep.get("pos_before_minutes"), dep.get("pos_after_minutes")
+    if before is None and after is None:
+        return RULES
+    return txmatch.MatchRules(
+        RULES.before_ms if before is None else before * 60_000, RULES.skew_ms if after is None else after * 60_000
+    )
+
+
+def reach(history) -> tuple[int, int]:
+    """(widest before, widest after) over every window the settings history ever had: how far
+    back an incremental re-match must look."""
+    before, after = RULES.before_ms, RULES.skew_ms
+    for _f, _r, _e, raw in history.rows("deployment", site_mod.DEPLOYMENT_KEY):
+        dep = _json(raw) if raw else {}
+        before = max(before, (dep.get("pos_before_minutes") or 0) * 60_000)
+        after = max(after, (dep.get("pos_after_minutes") or 0) * 60_000)
+    return before, after
+
+
+def rules_of(history, t: int) -> dict[str, int]:
+    """The window in force at `t` as the reports show it: {"before_ms", "skew_ms"}."""
+    r = rules_at(history, t)
+    return {"before_ms": r.before_ms, "skew_ms": r.skew_ms}
+
+
 def _panels_at(history, site, till):
     """The panels of `site` that stand (or stood) at `till`."""
     out = []
@@ -307,20 +336,21 @@ def rematch(db, site: str, till: str, history, since_ms: int | None = None) -> i
         taken = []
         sales = db.query("SELECT tx_id, at_ms FROM transactions WHERE site = ? AND till = ?", (site, till))
     else:
+        before, skew = reach(history)
         db.execute("DELETE FROM tx_matches WHERE site = ? AND till = ? AND poll_ms >= ?", (site, till, since_ms))
         taken = [
             r["tx_id"]
             for r in db.query(
                 "SELECT tx_id FROM tx_matches WHERE site = ? AND till = ? AND poll_ms >= ?",
-                (site, till, since_ms - RULES.before_ms - RULES.skew_ms),
+                (site, till, since_ms - before - skew),
             )
         ]
         sales = db.query(
             "SELECT tx_id, at_ms FROM transactions WHERE site = ? AND till = ? AND at_ms >= ?",
-            (site, till, since_ms - RULES.before_ms),
+            (site, till, since_ms - before),
         )
     polls = _till_polls(db, history, site, till, since_ms)
-    pairs = txmatch.match(polls, sales, RULES, taken)
+    pairs = txmatch.match(polls, sales, lambda t: rules_at(history, t), taken)
     # a poll still matched under the till its panel stood at before a settings change (derive
     # re-matches that panel once it sees the new revision): this till's match replaces it
     db.executemany(
@@ -434,7 +464,8 @@ def office_view(db, history, site, from_ms=None, to_ms=None):
             row = dict(p)
             row["till"] = till
             row["tx_id"] = matched.get((device, p["open_seq"]))
-            row["judged"] = row["tx_id"] is not None or fed[till] > p["opened_ms"] + RULES.skew_ms
+            skew = rules_at(history, p["opened_ms"]).skew_ms
+            row["judged"] = row["tx_id"] is not None or fed[till] > p["opened_ms"] + skew
             polls.append(row)
     sales = []
     for s in _sales(db, site, from_ms, to_ms):

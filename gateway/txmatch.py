@@ -23,6 +23,7 @@ the earlier polls took left out, gives the same result as matching everything ag
 
 import bisect
 import dataclasses
+from collections.abc import Callable
 
 DEFAULT_BEFORE_MS = 10 * 60 * 1000  # a sale up to 10 minutes before the press
 DEFAULT_SKEW_MS = 2 * 60 * 1000  # or up to 2 minutes after it (clocks apart)
@@ -43,12 +44,17 @@ def _poll_key(p):
     return (p["poll_ms"], p["device"], p["open_seq"])
 
 
-def match(polls: list[dict], sales: list[dict], rules: MatchRules | None = None, taken=()) -> list[tuple[dict, dict]]:
+def match(
+    polls: list[dict], sales: list[dict], rules: MatchRules | Callable[[int], MatchRules] | None = None, taken=()
+) -> list[tuple[dict, dict]]:
     """[(poll, sale)] pairs under the rules above, polls in time order.
 
     polls: dicts with device, open_seq, poll_ms (one till's); sales: dicts with tx_id, at_ms
-    (the same till's); taken: tx ids already matched to earlier polls (left out)."""
-    r = rules or MatchRules()
+    (the same till's); rules: the window, or a function of the poll's time giving the window in
+    force then (the site file's setting changes over time; rule 2 still runs forwards, so the
+    matches before a change stand); taken: tx ids already matched to earlier polls (left out)."""
+    fixed = rules or MatchRules()
+    rules_at = fixed if callable(fixed) else (lambda _t: fixed)
     gone = set(taken)
     free = sorted((s for s in sales if s["tx_id"] not in gone), key=lambda s: (s["at_ms"], s["tx_id"]))
     times = [s["at_ms"] for s in free]
@@ -56,6 +62,7 @@ def match(polls: list[dict], sales: list[dict], rules: MatchRules | None = None,
     out = []
     for p in sorted(polls, key=_poll_key):
         at = p["poll_ms"]
+        r = rules_at(at)
         lo = bisect.bisect_left(times, at - r.before_ms)
         hi = bisect.bisect_right(times, at + r.skew_ms)
         best = None

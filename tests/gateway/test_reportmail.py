@@ -318,3 +318,65 @@ def test_the_mail_speaks_the_accounts_language(deployment):
     assert msg["Subject"] == "Отчёт по KPI (ежемесячный): 2025-01"
     assert "Период: 2025-01-01 — 2025-02-01" in found["text/plain"]
     assert "(Опросы: 36)" in found["text/plain"] and '<html lang="ru">' in found["text/html"]
+
+
+def test_the_mailed_report_carries_the_pos_section_of_rating_report_without_loyalty_references(deployment, capsys):
+    from gateway import transactions
+
+    url, db, port = deployment
+    device = db.query_one("SELECT device FROM polls WHERE site = 'msk' ORDER BY opened_ms LIMIT 1")["device"]
+    first = db.query("SELECT opened_ms FROM polls WHERE site = 'msk' AND device = ? ORDER BY opened_ms", (device,))
+    sales = [
+        (
+            "msk",
+            transactions.check(
+                "msk", {"id": "R-%d" % i, "till": device, "t": p["opened_ms"] - 30_000, "loyalty": "crm-secret"}
+            ),
+        )
+        for i, p in enumerate(first[:5])
+    ]
+    with db.transaction():
+        transactions.store_many(db, sales, "test", NEXT_MONDAY)
+    code, _out, err = run(
+        capsys,
+        "reports",
+        "schedule",
+        "add",
+        "--db",
+        url,
+        "--user",
+        "director",
+        "--every",
+        "week",
+        "--to",
+        "boss@example.org",
+    )
+    assert code == 0, err
+    server = SmtpServer(port)
+    try:
+        assert reportmail.send_due(db, NEXT_MONDAY)["sent"] == 1
+        _from, _rcpt, raw = server.messages[0]
+    finally:
+        server.close()
+    _msg, found = parts(raw)
+    code, out, _ = run(
+        capsys, "report", "--db", url, "--format", "json", "--from", "2025-01-06", "--to", "2025-01-12", "--lang", "en"
+    )
+    pos = json.loads(out)["pos"]
+    (row,) = [r for r in pos["by_device"] if r["key"] == device]
+    assert row["transactions"] == 5 and row["matched"] >= 1
+    wb = openpyxl.load_workbook(io.BytesIO(found["rating-2025-W02.xlsx"]))
+    got = [r for r in wb["POS"].iter_rows(min_row=2, values_only=True) if r[0] == "Panel" and r[2] == device]
+    assert got and got[0][3:9] == (
+        5,
+        row["polls"],
+        row["matched"],
+        row["unmatched_polls"],
+        row["unmatched_sales"],
+        row["conversion"]["value"],
+    )
+    pdf = " ".join(
+        " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(found["rating-2025-W02.pdf"])).pages).split()
+    )
+    for body in (found["text/plain"], found["text/html"], pdf):
+        assert "Sales matched to polls" in body and device in body and "crm-secret" not in body

@@ -3,6 +3,8 @@
 full rebuild, unmatched polls and sales, exact conversion per panel and employee, loyalty
 references purged by the worker, the site file's till, and the CSV import."""
 
+import json
+
 import pytest
 from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, store_events
 
@@ -284,3 +286,59 @@ def test_ingest_keeps_a_sale_it_could_not_commit_and_stores_it_once_later(office
     ing.flush()
     assert transactions.count(office) == 1
     assert (ing.stats["transactions"], ing.stats["tx_duplicates"], ing.stats["dead_letters"]) == (1, 1, 0)
+
+
+# ---- the matching window as a site-file setting ------------------------------------------------
+
+
+def _window(minutes_before, minutes_after=None, from_="2025-01-06T08:30:00Z"):
+    dep = 'lang = "en"\nk = 0.8\nfrom = %s\npos_before_minutes = %d\n' % (from_, minutes_before)
+    if minutes_after is not None:
+        dep += "pos_after_minutes = %d\n" % minutes_after
+    return TILL_SITE.replace('lang = "en"\nk = 0.8\nfrom = 2025-01-01T00:00:00Z\n', dep, 1)
+
+
+def test_a_wider_window_from_a_date_on_matches_the_polls_after_it_and_leaves_the_earlier_ones(office):
+    polls_at(office, [0, 60])  # seqs 1 and 3
+    put(office, [sale("R-1", T0 - 15 * MIN), sale("R-2", T0 + 45 * MIN)])  # 15 minutes before each press
+    assert matches(office) == []  # the default window: 10 minutes
+    assert _window(20) != TILL_SITE
+    apply_site(office, _window(20), T0 + 2 * 3600000)  # 20 minutes from 08:30 UTC (after the first poll)
+    derive.update(office, [("msk", "desk-1")], T0 + 3 * 3600000)
+    assert matches(office) == [("desk-1", 3, "R-2")]
+    history = site.load(office)
+    assert transactions.rules_at(history, T0).before_ms == 10 * MIN
+    assert transactions.rules_at(history, T0 + 60 * MIN).before_ms == 20 * MIN
+    assert transactions.rules_at(history, T0 + 60 * MIN).skew_ms == 2 * MIN  # not given: the default
+    derive.rebuild(office, T0 + 3 * 3600000)
+    assert matches(office) == [("desk-1", 3, "R-2")]
+    put(office, [sale("R-3", T0 + 59 * MIN + 30_000)])  # a later sale, closer: incremental re-match
+    assert matches(office) == [("desk-1", 3, "R-3")]
+
+
+def test_the_window_settings_are_checked_with_one_line_per_problem():
+    for text, field in (
+        (_window(0), "deployment.pos_before_minutes"),
+        (_window(10, 31), "deployment.pos_after_minutes"),
+        (_window(10).replace("pos_before_minutes = 10", 'pos_before_minutes = "ten"'), "deployment.pos_before_minutes"),
+    ):
+        with pytest.raises(site.SiteFileError) as exc:
+            site.parse(text)
+        assert field in str(exc.value) and len(str(exc.value).strip().splitlines()) <= 2, str(exc.value)
+    parsed = site.parse(_window(15, 0))
+    assert parsed is not None
+
+
+def test_the_report_names_the_window_in_force(url, capsys):
+    db = open_db(url)
+    try:
+        apply_site(db, _window(15, 1, "2025-01-01T00:00:00Z"), T0)
+        polls_at(db, [0])
+        put(db, [sale("R-1", T0 - 12 * MIN)])
+    finally:
+        db.close()
+    code, out, err = run(capsys, "report", "--format", "json", "--db", url)
+    assert code == 0, err
+    pos = json.loads(out)["pos"]
+    assert pos["rules"] == {"before_ms": 15 * MIN, "skew_ms": 1 * MIN}
+    assert pos["by_device"][0]["matched"] == 1  # 12 minutes before: within 15
