@@ -7,6 +7,8 @@ site apply` is compared with, and the worker's evaluation uses; read-only for ot
 import re
 import time
 
+import pytest
+
 from console_support import CHAIN_TOML
 from gw_site_support import open_db
 
@@ -165,8 +167,7 @@ def test_a_change_needs_the_csrf_token(console, client):
 def test_channels_show_where_they_deliver_to_admins_and_never_a_secret(console, client, tmp_path, capsys):
     path = tmp_path / "site.toml"
     path.write_text(
-        CHAIN_TOML
-        + '\n[alerts]\nchannels = ["webhook", "email"]\nsecrets = "/etc/rating/alert-secrets.toml"\n'
+        CHAIN_TOML + '\n[alerts]\nchannels = ["webhook", "email"]\nsecrets = "/etc/rating/alert-secrets.toml"\n'
         '[alerts.webhook]\nurl = "https://ops.example.com/hooks/rating?team=ops"\n'
         '[alerts.email]\nhost = "smtp.example.com"\nfrom = "rating@example.com"\nto = ["duty@example.com"]\n',
         encoding="utf-8",
@@ -207,3 +208,57 @@ def test_the_worker_evaluation_uses_the_rules_changed_in_the_console(console, cl
         assert {f.rule for f in before.firings} - {"stuck_button"} <= {f.rule for f in after.firings}
     finally:
         db.close()
+
+
+@pytest.mark.e2e
+def test_an_admin_edits_a_rule_in_chromium_and_sees_it_in_force(console):
+    """In Chromium: from /alerts to the rules, a bad value refused next to its field (and the
+    page passes axe), then a good one saved and shown in the table; screenshots of each step."""
+    from console_browser import (
+        axe_source,
+        axe_violations,
+        chromium_or_skip,
+        navigating,
+        shot,
+        start_browser,
+        stop_browser,
+    )
+    from console_support import PASSWORD
+
+    chromium_or_skip()
+    d = start_browser()
+    try:
+        d.get(console.url + "/login")
+        d.find_element("id", "username").send_keys("admin")
+        navigating(d, lambda: d.find_element("id", "password").send_keys(PASSWORD + "\n"))
+        d.get(console.url + "/alerts")
+        navigating(d, lambda: d.find_element("id", "rules-link").click())
+        shot(d, "alert-rules")
+        problems = axe_violations(d, axe_source())
+        assert not problems, problems
+        row = d.find_element("id", "rule-panel_offline")
+        navigating(d, lambda: row.find_element("css selector", "a").click())
+        field = d.find_element("id", "r-after_min")
+        field.clear()
+        field.send_keys("0")
+        navigating(d, lambda: d.find_element("css selector", "#rule-form button[type=submit]").click())
+        assert "must be between 1 and 100000, got 0" in d.find_element("id", "r-after_min-error").text
+        assert d.find_element("id", "r-after_min").get_attribute("aria-invalid") == "true"
+        shot(d, "alert-rules-error")
+        problems = axe_violations(d, axe_source())
+        assert not problems, problems
+        field = d.find_element("id", "r-after_min")
+        field.clear()
+        field.send_keys("25")
+        d.find_element("id", "r-enabled").click()  # off
+        navigating(d, lambda: d.find_element("css selector", "#rule-form button[type=submit]").click())
+        assert "Saved: settings revision" in d.find_element("css selector", "p.ok").text
+        row = d.find_element("id", "rule-panel_offline")
+        assert row.get_attribute("data-enabled") == "false"
+        assert "(after_min) = 25" in row.find_element("css selector", "[data-knob=after_min]").text
+        assert "admin, in the console" in d.find_element("id", "rule-changes").text
+        shot(d, "alert-rules-saved")
+    finally:
+        stop_browser(d)
+    config, _rev, _ = _alert_rules(console.db_url)
+    assert config["rules"] == {"panel_offline": {"enabled": False, "after_min": 25}}
