@@ -279,14 +279,13 @@ async def rule_change(request: Request, rule: str):
         if rule not in alertrules.RULES:
             raise NotFound()
         config = c.history.alerts(c.now_ms)
-        table = dict(config or {"channels": []})
-        table["rules"] = dict(table.get("rules", {}))
-        table["rules"][rule] = submitted(form, rule, config)
+        table: dict = dict(config or {"channels": []})
+        table["rules"] = dict(table.get("rules", {}), **{rule: submitted(form, rule, config)})
         try:
             with i18n.speaking(c.lang):  # the checker's words in the reader's language
                 changed = site_mod.apply_alerts(c.db, table, c.now_ms, c.me["username"])
         except site_mod.SiteFileError as exc:
-            values = {k: form.get(k) for k in form if k != "csrf"}
+            values: dict = {k: form.get(k) for k in form if k != "csrf"}
             values["enabled"] = form.get("enabled") == "on"
             return _page(c, values, _field_errors(exc.errors, rule), rule, 400)
         saved = site_mod.revision(c.db) if changed else "none"

@@ -893,7 +893,7 @@ def apply_alerts(db, table, now_ms, by):
         config = alertconf.check(table, checker.err, sites.__contains__, times.parse_hours, times.parse_days)
         if checker.errors:
             raise SiteFileError(checker.errors, "console")
-        canon = _canon(config)
+        canon = json.dumps(config, sort_keys=True, ensure_ascii=False)  # as _canon stores it
         current = history.row_at("alerts", ALERTS_KEY, now_ms)
         if current is not None and current[3] == canon:
             return []

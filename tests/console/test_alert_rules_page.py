@@ -8,7 +8,6 @@ import re
 import time
 
 import pytest
-
 from console_support import CHAIN_TOML
 from gw_site_support import open_db
 
