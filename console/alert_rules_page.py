@@ -22,8 +22,9 @@ from fastapi.responses import RedirectResponse
 
 from console import fmt
 from console.web import NotFound, context
-from gateway import alertrules, i18n
+from gateway import alertrules, alerts, i18n
 from gateway import site as site_mod
+from gateway import site_view
 from gateway.cli_alerts import RULE_TITLES, SEVERITY_WORDS
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +43,7 @@ WORDS = {
         "Only an admin can change the rules.",
     ),
     "rule": ("Правило", "Rule"),
+    "rules": ("Правила", "Rules"),
     "enabled": ("Включено", "Enabled"),
     "on": ("да", "yes"),
     "off": ("нет", "no"),
@@ -56,6 +58,10 @@ WORDS = {
     "cancel": ("Отмена", "Cancel"),
     "saved": ("Сохранено: редакция настроек %(rev)s.", "Saved: settings revision %(rev)s."),
     "unchanged": ("Ничего не изменилось.", "Nothing changed."),
+    "stale": (
+        "Ничего не сохранено: настройки только что изменил кто-то другой. Вот они сейчас; внесите изменение снова.",
+        "Nothing was saved: someone else changed the settings meanwhile. Here they are now; make your change again.",
+    ),
     "has_errors": ("Ничего не сохранено: исправьте поля ниже.", "Nothing was saved: fix the fields below."),
     "scope": ("Где действует", "Scope"),
     "scope_all": (
@@ -87,6 +93,7 @@ WORDS = {
     "revision": ("Редакция", "Revision"),
     "when": ("Когда", "When"),
     "who": ("Кто", "Who"),
+    "what": ("Что изменилось", "What changed"),
     "from_file": ("файл %(file)s", "file %(file)s"),
     "from_console": ("%(who)s, в консоли", "%(who)s, in the console"),
     "no_history": (
@@ -138,10 +145,16 @@ def _input_text(value, lang):
     return str(int(value)) if isinstance(value, (int, float)) else str(value)
 
 
-def _rules(config):
-    """[(rule, settings in force, the names the settings history sets explicitly)]."""
+def _rules(config, effective):
+    """[(rule, settings in force, the names the settings history sets explicitly)]; `effective`
+    is the config as the worker uses it (alerts.with_thresholds: fm_rate's max from the
+    deployment's fm_rate_max unless the rule sets its own)."""
     explicit = (config or {}).get("rules", {})
-    return [(rule, alertrules.rule_settings(config, rule), set(explicit.get(rule, {}))) for rule in alertrules.RULES]
+    return [(rule, alertrules.rule_settings(effective, rule), set(explicit.get(rule, {}))) for rule in alertrules.RULES]
+
+
+def _effective(c, config):
+    return alerts.with_thresholds(config, c.history.deployment(c.now_ms))
 
 
 def _knobs(rule):
@@ -177,14 +190,53 @@ def _destination(channel, table, admin):
         parts = urllib.parse.urlsplit(str(table.get("url", "")))
         return "%s://%s%s" % (parts.scheme, parts.hostname or "", parts.path)  # no query: it may carry a token
     parts = urllib.parse.urlsplit(str(table.get("url", "")))
-    return "%s://%s:%s %s" % (parts.scheme, parts.hostname or "", parts.port or "", table.get("topic", ""))
+    port = ":%s" % parts.port if parts.port else ""
+    return "%s://%s%s %s" % (parts.scheme, parts.hostname or "", port, table.get("topic", ""))
+
+
+def flat(table, prefix=""):
+    """{"rules.negative_run.h": 12.5, "channels": [...], ...}: a nested table as dotted paths, so
+    that a change names exactly the knob it changed. Secrets are never in it (alertconf)."""
+    out = {}
+    for name, value in (table or {}).items():
+        if isinstance(value, dict):
+            out.update(flat(value, "%s%s." % (prefix, name)))
+        else:
+            out[prefix + name] = value
+    return out
+
+
+def _shown_flat(table, admin, w):
+    """flat(table) as the page may show it: the secrets file only as set, URLs without their
+    query (it may carry a token), and where the channels deliver only to admins."""
+    out = {}
+    for path, value in flat(table).items():
+        if path.startswith(("email.", "webhook.", "mqtt.")) and not admin:
+            continue
+        if path == "secrets":
+            value = w("set")
+        elif path in ("webhook.url", "mqtt.url"):
+            parts = urllib.parse.urlsplit(str(value))
+            value = "%s://%s%s" % (parts.scheme, parts.hostname or "", parts.path)
+        out[path] = value
+    return out
 
 
 def _changes(c, w):
+    """[(rev, when, who, what changed)] of the revisions that changed [alerts], newest first."""
+    rows = site_mod.changes_of(c.db, "alerts", site_mod.ALERTS_KEY)
     out = []
-    for ch in site_mod.changes_of(c.db, "alerts", site_mod.ALERTS_KEY):
-        who = w("from_console", who=ch["by"]) if ch["by"] else w("from_file", file=ch["source"] or "-")
-        out.append((ch["rev"], fmt.time(ch["applied_ms"], c.history.home_tz(), c.lang), who, ch["data"] is None))
+    with i18n.speaking(c.lang):
+        for i, ch in enumerate(rows):
+            who = w("from_console", who=ch["by"]) if ch["by"] else w("from_file", file=ch["source"] or "-")
+            older = rows[i + 1]["data"] if i + 1 < len(rows) else None
+            if ch["data"] is None:
+                what = [w("removed")]
+            else:
+                admin = c.me["role"] == "admin"
+                before = _shown_flat(older, admin, w) if older is not None else None
+                what = site_view.changes_text(before, _shown_flat(ch["data"], admin, w))
+            out.append((ch["rev"], fmt.time(ch["applied_ms"], c.history.home_tz(), c.lang), who, what))
     return out
 
 
@@ -199,7 +251,7 @@ def _page(c, values=None, errors=None, rule=None, status=200, message=None):
         g=g,
         num=lambda v: _num(v, c.lang),
         input_text=lambda v: _input_text(v, c.lang),
-        rules=_rules(config),
+        rules=_rules(config, _effective(c, config)),
         knobs=_knobs,
         rule_titles=RULE_TITLES,
         severity_words=SEVERITY_WORDS,
@@ -235,9 +287,15 @@ def rule_form(request: Request, rule: str):
     with context(request, "admin") as c:
         if rule not in alertrules.RULES:
             raise NotFound()
-        settings = alertrules.rule_settings(c.history.alerts(c.now_ms), rule)
-        values = {k: (v if k in ("enabled", "severity") else _input_text(v, c.lang)) for k, v in settings.items()}
-        return _page(c, values=values, rule=rule)
+        return _page(c, values=_form_values(c, rule), rule=rule)
+
+
+def _form_values(c, rule):
+    """The rule's settings in force as the form shows them, with the revision they come from."""
+    settings = alertrules.rule_settings(_effective(c, c.history.alerts(c.now_ms)), rule)
+    values = {k: (v if k in ("enabled", "severity") else _input_text(v, c.lang)) for k, v in settings.items()}
+    values["rev"] = site_mod.revision(c.db)
+    return values
 
 
 def _typed(text):
@@ -254,11 +312,11 @@ def _typed(text):
         return (text or "").strip()
 
 
-def submitted(form, rule, config):
-    """The rule's table after the form: what the settings history set explicitly, plus every
-    field the form changed from the value in force (a field left alone stays as it was, so a
-    default is not written into the history)."""
-    in_force = alertrules.rule_settings(config, rule)
+def submitted(form, rule, config, effective):
+    """The rule's table after the form: what the settings history (`config`) set explicitly,
+    plus every field the form changed from the value in force (`effective`; a field left alone
+    stays as it was, so a default is not written into the history)."""
+    in_force = alertrules.rule_settings(effective, rule)
     table = dict((config or {}).get("rules", {}).get(rule, {}))
     given = {"enabled": form.get("enabled") == "on", "severity": form.get("severity") or ""}
     for name in ("cooldown_min", *_knobs(rule)):
@@ -278,16 +336,22 @@ async def rule_change(request: Request, rule: str):
         c.check_csrf(form.get("csrf"))
         if rule not in alertrules.RULES:
             raise NotFound()
+        if str(form.get("rev") or "") != str(site_mod.revision(c.db)):
+            # the settings changed since the form was shown: saving it would undo that change
+            return _page(c, _form_values(c, rule), {"": _words(c.lang)[0]("stale")}, rule, 409)
         config = c.history.alerts(c.now_ms)
-        table: dict = dict(config or {"channels": []})
-        table["rules"] = dict(table.get("rules", {}), **{rule: submitted(form, rule, config)})
-        try:
-            with i18n.speaking(c.lang):  # the checker's words in the reader's language
-                changed = site_mod.apply_alerts(c.db, table, c.now_ms, c.me["username"])
-        except site_mod.SiteFileError as exc:
-            values: dict = {k: form.get(k) for k in form if k != "csrf"}
-            values["enabled"] = form.get("enabled") == "on"
-            return _page(c, values, _field_errors(exc.errors, rule), rule, 400)
+        rule_table = submitted(form, rule, config, _effective(c, config))
+        changed = []
+        if rule_table != (config or {}).get("rules", {}).get(rule, {}):  # a form left as it is records nothing
+            table: dict = dict(config or {"channels": []})
+            table["rules"] = dict(table.get("rules", {}), **{rule: rule_table})
+            try:
+                with i18n.speaking(c.lang):  # the checker's words in the reader's language
+                    changed = site_mod.apply_alerts(c.db, table, c.now_ms, c.me["username"])
+            except site_mod.SiteFileError as exc:
+                values: dict = {k: form.get(k) for k in form if k != "csrf"}
+                values["enabled"] = form.get("enabled") == "on"
+                return _page(c, values, _field_errors(exc.errors, rule), rule, 400)
         saved = site_mod.revision(c.db) if changed else "none"
         return RedirectResponse("/alerts/rules?saved=%s#rule-%s" % (saved, rule), status_code=303)
 

@@ -25,6 +25,7 @@ def _form(client, rule):
     assert status == 200
     fields = dict(re.findall(r'<input id="r-[a-z_]+" name="([a-z_]+)" value="([^"]*)"', html))
     fields["csrf"] = _csrf(html)
+    fields["rev"] = re.search(r'name="rev" value="(\d+)"', html).group(1)
     if 'name="enabled" id="r-enabled" checked' in html:
         fields["enabled"] = "on"
     fields["severity"] = re.search(r'<option value="([a-z]+)" selected>', html).group(1)
@@ -74,6 +75,7 @@ def test_an_admin_change_is_a_new_revision_by_the_admin(console, client, capsys)
     _s, _h, html = admin.get(headers["location"].split("#")[0])
     assert "Saved: settings revision %d." % rev in html
     assert "CUSUM threshold h (h) = 12.5" in html and "admin, in the console" in html
+    assert "new: channels=[], rules.negative_run.h=12.5" in html  # what changed, knob by knob
     # the same form again changes nothing: no empty revision
     status, headers, _ = admin.post("/alerts/rules/negative_run", _form(admin, "negative_run"))
     assert status == 303 and "saved=none" in headers["location"]
@@ -180,6 +182,7 @@ def test_channels_show_where_they_deliver_to_admins_and_never_a_secret(console, 
     assert "file site.toml" in html  # who changed it: the file's name
     _s, _h, html = client("expert").get("/alerts/rules")
     assert "ops.example.com" not in html and "duty@example.com" not in html and "shown to admins" in html
+    assert "/etc/rating" not in html and "smtp.example.com" not in html
     # a console change keeps the channels as they were
     fields = _form(admin, "dead_letters")
     fields["cooldown_min"] = "5"
@@ -187,6 +190,8 @@ def test_channels_show_where_they_deliver_to_admins_and_never_a_secret(console, 
     config, _rev, _ = _alert_rules(console.db_url)
     assert config["channels"] == ["webhook", "email"] and config["webhook"]["url"].endswith("?team=ops")
     assert config["rules"] == {"dead_letters": {"cooldown_min": 5}}
+    _s, _h, html = admin.get("/alerts/rules")
+    assert "rules.dead_letters.cooldown_min: - -&gt; 5" in html
 
 
 def test_the_worker_evaluation_uses_the_rules_changed_in_the_console(console, client):
@@ -261,3 +266,41 @@ def test_an_admin_edits_a_rule_in_chromium_and_sees_it_in_force(console):
         stop_browser(d)
     config, _rev, _ = _alert_rules(console.db_url)
     assert config["rules"] == {"panel_offline": {"enabled": False, "after_min": 25}}
+
+
+def test_fm_rate_shows_the_deployments_threshold_and_leaving_it_records_nothing(console, client, tmp_path, capsys):
+    """fm_rate's max is the deployment's fm_rate_max unless the rule sets its own (what the
+    worker uses, alerts.with_thresholds): the page shows that value, and a form left as it is
+    writes no default into the history."""
+    path = tmp_path / "site.toml"
+    path.write_text(
+        CHAIN_TOML.replace("[deployment]\n", "[deployment.thresholds]\nfm_rate_max = 0.2\n\n[deployment]\n", 1)
+    )
+    code, out, err = _run(capsys, "site", "apply", str(path), "--db", console.db_url)
+    assert code == 0, err
+    admin = client("admin")
+    _s, _h, html = admin.get("/alerts/rules")
+    assert "Threshold (max) = 0.2" in html
+    fields = _form(admin, "fm_rate")
+    assert fields["max"] == "0.2"
+    rev = _alert_rules(console.db_url)[1]
+    status, headers, _ = admin.post("/alerts/rules/fm_rate", fields)
+    assert status == 303 and "saved=none" in headers["location"]
+    assert _alert_rules(console.db_url)[1] == rev
+
+
+def test_a_form_shown_before_another_change_is_refused_not_saved_over_it(console, client):
+    """Two admins open the same rule; the second to save would silently undo the first's
+    change (the form holds the old values): refused with 409, the rule shown as it is now."""
+    first, second = client("admin"), client("admin")
+    form_1, form_2 = _form(first, "di_high"), _form(second, "di_high")
+    form_1["max"] = "0.4"
+    assert first.post("/alerts/rules/di_high", form_1)[0] == 303
+    config, rev, _ = _alert_rules(console.db_url)
+    form_2["window_h"] = "72"
+    status, _h, html = second.post("/alerts/rules/di_high", form_2)
+    assert status == 409 and "someone else changed the settings meanwhile" in html
+    assert 'id="r-max" name="max" value="0.4"' in html  # the form again, as the rule is now
+    assert _alert_rules(console.db_url)[:2] == (config, rev)
+    assert second.post("/alerts/rules/di_high", dict(_form(second, "di_high"), window_h="72"))[0] == 303
+    assert _alert_rules(console.db_url)[0]["rules"] == {"di_high": {"max": 0.4, "window_h": 72}}
