@@ -22,9 +22,8 @@ from fastapi.responses import RedirectResponse
 
 from console import fmt
 from console.web import NotFound, context
-from gateway import alertrules, alerts, i18n
+from gateway import alertrules, alerts, i18n, site_view
 from gateway import site as site_mod
-from gateway import site_view
 from gateway.cli_alerts import RULE_TITLES, SEVERITY_WORDS
 
 router = APIRouter(include_in_schema=False)
@@ -293,7 +292,7 @@ def rule_form(request: Request, rule: str):
 def _form_values(c, rule):
     """The rule's settings in force as the form shows them, with the revision they come from."""
     settings = alertrules.rule_settings(_effective(c, c.history.alerts(c.now_ms)), rule)
-    values = {k: (v if k in ("enabled", "severity") else _input_text(v, c.lang)) for k, v in settings.items()}
+    values: dict = {k: (v if k in ("enabled", "severity") else _input_text(v, c.lang)) for k, v in settings.items()}
     values["rev"] = site_mod.revision(c.db)
     return values
 
