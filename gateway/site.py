@@ -568,6 +568,12 @@ def _canon(data):
     return None if data is None else json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
+# Settings only ever read for the present moment (the alert rules and channels, the follow-ups'
+# delivery): a change takes effect when applied, never dated back to `deployment.from`, so a
+# file applied after a change made in the console is compared with that change and replaces it.
+PRESENT_ONLY = ("alerts", "followups")
+
+
 def plan(rows, sitefile, now_ms, remove_all=False):
     """Rows to append for `sitefile` given the stored `rows` [(kind, key, valid_from_ms, rev,
     explicit, data_json)]. Returns [(kind, key, valid_from_ms, explicit, data_json)].
@@ -594,7 +600,7 @@ def plan(rows, sitefile, now_ms, remove_all=False):
                 continue
             out.append((kind, key, frm, 1, canon))
         else:
-            at = default_from
+            at = now_ms if kind in PRESENT_ONLY else default_from
             current = history.row_at(kind, key, at)
             if current is not None and current[3] == canon:
                 continue
@@ -602,9 +608,10 @@ def plan(rows, sitefile, now_ms, remove_all=False):
     for kind, key in history.keys():
         if (kind, key) in keys_in_file:
             continue
-        current = history.row_at(kind, key, default_from)
+        at = now_ms if kind in PRESENT_ONLY else default_from
+        current = history.row_at(kind, key, at)
         if current is not None and current[3] is not None:
-            out.append((kind, key, default_from, 0, None))
+            out.append((kind, key, at, 0, None))
     return out
 
 

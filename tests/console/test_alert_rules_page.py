@@ -99,6 +99,15 @@ def test_a_later_site_apply_is_compared_with_the_console_change(console, client,
     path.write_text(CHAIN_TOML + "\n[alerts.rules.fm_unreviewed]\nenabled = true\n", encoding="utf-8")
     code, out, _err = _run(capsys, "site", "apply", str(path), "--db", console.db_url)
     assert code == 0 and "rules: {fm_unreviewed={enabled=false}} -> {fm_unreviewed={enabled=true}}" in out
+    # the file's value is in force now (the chain's file has a deployment.from in the past: the
+    # alert settings are never dated back to it, or the console's later row would still win)
+    db = open_db(console.db_url)
+    try:
+        assert site_mod.load(db).alerts(int(time.time() * 1000))["rules"] == {"fm_unreviewed": {"enabled": True}}
+    finally:
+        db.close()
+    _s, _h, html = admin.get("/alerts/rules")
+    assert 'data-rule="fm_unreviewed" data-enabled="true"' in html and "file site.toml" in html
 
 
 def test_bad_values_are_refused_field_by_field_and_nothing_is_recorded(console, client):
