@@ -98,9 +98,9 @@ def to_toml(history, t, note=""):
             else:
                 fields = _roster_fields(key, data)
             _table(lines, head, fields)
-    alerts = history.alerts(t)
-    if alerts is not None:
-        _nested(lines, "alerts", alerts)
+    for name, table in (("alerts", history.alerts(t)), ("followups", history.followups(t))):
+        if table is not None:
+            _nested(lines, name, table)
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +113,7 @@ def _nested(lines, path, table):
     if values or not subs:
         _table(lines, "[%s]" % path, values)
     for name, sub in subs:
-        if sub or name not in ("rules", "offices"):
+        if sub or name not in ("rules", "offices", "webhooks"):
             _nested(lines, "%s.%s" % (path, name), sub)
 
 

@@ -244,10 +244,11 @@ ALERTS_AND_REGIONS = SITE_TOML.replace(
     '[alerts.offices.msk]\nhours = "10:00-22:00"\n'
     "[alerts.rules.negative_run]\nh = 10\n[alerts.rules.fm_unreviewed]\nenabled = false\n"
     '[alerts.email]\nhost = "smtp.example.com"\nport = 587\nfrom = "rating@example.com"\nto = ["a@example.com", "b@example.com"]\n'
+    '[followups]\nhold_min = 45\n[followups.webhooks.crm]\nurl = "https://crm.example.com/hook"\noffices = ["msk"]\n'
 )
 
 
-def test_site_export_writes_alerts_and_regions_that_site_apply_takes_back(url, tmp_path, capsys):
+def test_site_export_writes_alerts_regions_and_followups_that_site_apply_takes_back(url, tmp_path, capsys):
     assert apply(tmp_path, capsys, url, ALERTS_AND_REGIONS)[0] == 0
     code, out, _err = run(capsys, "site", "show", "--db", url)
     assert code == 0 and "fm_unreviewed  enabled=false" in out and "negative_run  h=10" in out
@@ -256,5 +257,6 @@ def test_site_export_writes_alerts_and_regions_that_site_apply_takes_back(url, t
     text = exported.read_text()
     assert '[alerts.offices.msk]\nhours = "10:00-22:00"' in text and 'to = ["a@example.com", "b@example.com"]' in text
     assert '[[regions]]\nid = "russia"\nname = "Russia"\nparent = "europe"' in text
+    assert "[followups.webhooks.crm]\n" in text and 'url = "https://crm.example.com/hook"' in text
     code, out, _err = run(capsys, "site", "apply", str(exported), "--db", url)
     assert code == 0 and "no changes" in out
