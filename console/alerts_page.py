@@ -41,6 +41,7 @@ WORDS = {
     "ack": ("Подтвердить", "Acknowledge"),
     "resolve": ("Закрыть", "Resolve"),
     "none": ("Оповещений нет.", "No alerts."),
+    "rules": ("Правила оповещений", "Alert rules"),
 }
 
 

@@ -284,7 +284,7 @@ def _is_api(request):
 
 def create_app(db_url, lang=None):
     """The console as an ASGI application on the database at `db_url`."""
-    from console import alerts_page, api, dashboards, drill, office, pages, report_mail
+    from console import alert_rules_page, alerts_page, api, dashboards, drill, office, pages, report_mail
 
     app = FastAPI(
         title="Rating terminals console API",
@@ -353,6 +353,7 @@ def create_app(db_url, lang=None):
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(alert_rules_page.router)  # first: /alerts/rules/X is not /alerts/{id}/{action}
     app.include_router(alerts_page.router)
     app.include_router(report_mail.router)
     app.include_router(dashboards.router)

@@ -277,8 +277,20 @@ def cmd_site_show(args):
         print("  %-10s %s (%s): %s" % (_("question"), key, q.get("kind"), q.get("text_" + dep["lang"]) or ""))
     for key, e in entities["employee"]:
         print("  %-10s %s: %s" % (_("employee"), key, e.get("name")))
+    _show_alerts(history.alerts(now))
     print(_("`rating site export` writes these settings as a site file"))
     return 0
+
+
+def _show_alerts(alerts):
+    """The [alerts] table in force: its channels and every rule the file or the console changed."""
+    from gateway import site_view
+
+    if alerts is None:
+        return
+    print("  %-10s %s" % (_("alerts"), ", ".join(alerts.get("channels") or []) or "-"))
+    for rule, settings in sorted(alerts.get("rules", {}).items()):
+        print("    %s  %s" % (rule, " ".join("%s=%s" % (k, site_view.shown(v)) for k, v in sorted(settings.items()))))
 
 
 def _revision(db):

@@ -33,6 +33,7 @@ The KPI names are the method's own (METHOD.md): ИНК@Персонал / DI-sta
 import contextlib
 import gettext
 import os
+import threading
 
 DOMAIN = "rating"
 LOCALEDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
@@ -42,6 +43,9 @@ ENV = "RATING_LANG"
 
 _state = {"lang": FALLBACK, "explicit": False}
 _catalogues = {}
+# a language for one thread only (`speaking`): the console checks a form in its reader's language
+# while other requests are served in theirs
+_local = threading.local()
 
 
 def N_(message):
@@ -113,12 +117,27 @@ def follow_deployment(lang):
     return _state["lang"]
 
 
+def _lang():
+    return getattr(_local, "lang", None) or _state["lang"]
+
+
 def _(message):
-    return catalogue(_state["lang"]).gettext(message)
+    return catalogue(_lang()).gettext(message)
 
 
 def ngettext(singular, plural, n):
-    return catalogue(_state["lang"]).ngettext(singular, plural, n)
+    return catalogue(_lang()).ngettext(singular, plural, n)
+
+
+@contextlib.contextmanager
+def speaking(lang):
+    """`_` speaks `lang` in this thread while the block runs (the process's language is untouched)."""
+    old = getattr(_local, "lang", None)
+    _local.lang = lang if lang in LANGS else FALLBACK
+    try:
+        yield
+    finally:
+        _local.lang = old
 
 
 @contextlib.contextmanager

@@ -573,6 +573,12 @@ def _canon(data):
     return None if data is None else json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
+# Settings only ever read for the present moment (the alert rules and channels, the follow-ups'
+# delivery): a change takes effect when applied, never dated back to `deployment.from`, so a
+# file applied after a change made in the console is compared with that change and replaces it.
+PRESENT_ONLY = ("alerts", "followups")
+
+
 def plan(rows, sitefile, now_ms, remove_all=False):
     """Rows to append for `sitefile` given the stored `rows` [(kind, key, valid_from_ms, rev,
     explicit, data_json)]. Returns [(kind, key, valid_from_ms, explicit, data_json)].
@@ -599,7 +605,7 @@ def plan(rows, sitefile, now_ms, remove_all=False):
                 continue
             out.append((kind, key, frm, 1, canon))
         else:
-            at = default_from
+            at = now_ms if kind in PRESENT_ONLY else default_from
             current = history.row_at(kind, key, at)
             if current is not None and current[3] == canon:
                 continue
@@ -607,9 +613,10 @@ def plan(rows, sitefile, now_ms, remove_all=False):
     for kind, key in history.keys():
         if (kind, key) in keys_in_file:
             continue
-        current = history.row_at(kind, key, default_from)
+        at = now_ms if kind in PRESENT_ONLY else default_from
+        current = history.row_at(kind, key, at)
         if current is not None and current[3] is not None:
-            out.append((kind, key, default_from, 0, None))
+            out.append((kind, key, at, 0, None))
     return out
 
 
@@ -874,3 +881,66 @@ def apply(db, sitefile, now_ms, source="", by="", remove_all=False):
                 (kind, key, valid_from, rev, explicit, data),
             )
     return new
+
+
+# --- the [alerts] table changed in the web console ------------------------------------------------
+
+CONSOLE_SOURCE = "console:%s"  # site_revisions.source of a console change: who made it
+
+
+def apply_alerts(db, table, now_ms, by):
+    """Record `table` (an [alerts] table as a site file would hold it) as the alert settings from
+    `now_ms` on, in a new settings revision whose source names the account `by`
+    ("console:<by>"). Checked by the site file's own checker (gateway/alertconf.py) against the
+    offices in force: SiteFileError with every problem ("alerts.rules.h.h: ...") and nothing
+    recorded. Returns the appended rows like `apply` ([] when nothing changed). A later
+    `rating site apply` compares its file with this revision as with any other."""
+    from gateway import alertconf
+
+    checker = _Checker()
+    with db.transaction():
+        rows = _history_rows(db)
+        history = History(rows)
+        sites = {key for _kind, key in history.keys("site") if history.get("site", key, now_ms) is not None}
+        config = alertconf.check(table, checker.err, sites.__contains__, times.parse_hours, times.parse_days)
+        if checker.errors:
+            raise SiteFileError(checker.errors, "console")
+        canon = json.dumps(config, sort_keys=True, ensure_ascii=False)  # as _canon stores it
+        current = history.row_at("alerts", ALERTS_KEY, now_ms)
+        if current is not None and current[3] == canon:
+            return []
+        rev = revision(db) + 1
+        digest = hashlib.sha256(canon.encode()).hexdigest()
+        db.execute(
+            "INSERT INTO site_revisions (rev, applied_ms, source, sha256, changes) VALUES (?, ?, ?, ?, ?)",
+            (rev, now_ms, CONSOLE_SOURCE % by, digest, 1),
+        )
+        db.execute(
+            "INSERT INTO site_history (kind, key, valid_from_ms, rev, explicit_from, data) VALUES (?, ?, ?, ?, ?, ?)",
+            ("alerts", ALERTS_KEY, now_ms, rev, 0, canon),
+        )
+    return [("alerts", ALERTS_KEY, now_ms, 0, canon)]
+
+
+def changes_of(db, kind, key, limit=20):
+    """The revisions that changed one entity, newest first: [{"rev", "applied_ms", "source",
+    "by", "valid_from_ms", "data"}]; `by` is the console account for a console change, else ""
+    (a site file: `source` is its name)."""
+    rows = db.query(
+        "SELECT h.rev, h.valid_from_ms, h.data, r.applied_ms, r.source FROM site_history h "
+        "JOIN site_revisions r ON r.rev = h.rev WHERE h.kind = ? AND h.key = ? "
+        "ORDER BY h.rev DESC, h.valid_from_ms DESC LIMIT ?",
+        (kind, key, limit),
+    )
+    prefix = CONSOLE_SOURCE % ""
+    return [
+        {
+            "rev": r["rev"],
+            "applied_ms": r["applied_ms"],
+            "source": r["source"],
+            "by": r["source"][len(prefix) :] if r["source"].startswith(prefix) else "",
+            "valid_from_ms": r["valid_from_ms"],
+            "data": None if r["data"] is None else json.loads(r["data"]),
+        }
+        for r in rows
+    ]

@@ -13,6 +13,7 @@ from gateway.i18n import _
 
 # the order a site file is read in: later sections refer to earlier ones
 _SECTIONS = (
+    ("region", "regions"),
     ("site", "sites"),
     ("question", "questions"),
     ("employee", "employees"),
@@ -44,6 +45,8 @@ def _value(v):
         return str(v)
     if isinstance(v, float):
         return repr(v)
+    if isinstance(v, list):  # lists of text (alerts.channels, alerts.email.to): a JSON array is TOML
+        return "[%s]" % ", ".join(_value(x) for x in v)
     # a JSON string is a valid TOML basic string (same escapes; \\uXXXX for control characters)
     return json.dumps(v, ensure_ascii=False)
 
@@ -85,9 +88,9 @@ def to_toml(history, t, note=""):
             head = "[[%s]]" % section
             if kind == "site":
                 fields = [("id", key)] + sorted(
-                    data.items(), key=lambda kv: ("name", "timezone", "hours", "days").index(kv[0])
+                    data.items(), key=lambda kv: ("name", "timezone", "region", "hours", "days").index(kv[0])
                 )
-            elif kind in ("question", "employee"):
+            elif kind in ("region", "question", "employee"):
                 fields = [("id", key)] + list(data.items())
             elif kind == "panel":
                 site, device = key.split("/", 1)
@@ -95,17 +98,34 @@ def to_toml(history, t, note=""):
             else:
                 fields = _roster_fields(key, data)
             _table(lines, head, fields)
+    for name, table in (("alerts", history.alerts(t)), ("followups", history.followups(t))):
+        if table is not None:
+            _nested(lines, name, table)
     return "\n".join(lines) + "\n"
+
+
+def _nested(lines, path, table):
+    """A checked table with sub-tables ([alerts], gateway/alertconf.py) as TOML: its own values
+    under [path] (the header also for an empty table, which the checker keeps as it is), then
+    each sub-table. A table holding only sub-tables gets no header of its own."""
+    values = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
+    subs = [(k, v) for k, v in table.items() if isinstance(v, dict)]
+    if values or not subs:
+        _table(lines, "[%s]" % path, values)
+    for name, sub in subs:
+        if sub or name not in ("rules", "offices", "webhooks"):
+            _nested(lines, "%s.%s" % (path, name), sub)
 
 
 # --- what a change changes --------------------------------------------------------------------
 
 
-def _shown(v):
+def shown(v):
+    """A value as `site apply` and `site show` print it."""
     if v is None:
         return "-"
     if isinstance(v, dict):
-        return "{%s}" % ", ".join("%s=%s" % (k, _shown(x)) for k, x in sorted(v.items()))
+        return "{%s}" % ", ".join("%s=%s" % (k, shown(x)) for k, x in sorted(v.items()))
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     return _value(v)
@@ -117,13 +137,13 @@ def changes_text(old, new):
     if old is None and new is None:
         return []
     if new is None:
-        return [_("removed (was %s)") % _shown(old)]
+        return [_("removed (was %s)") % shown(old)]
     if old is None:
-        return [_("new: %s") % ", ".join("%s=%s" % (k, _shown(v)) for k, v in new.items() if v is not None)]
+        return [_("new: %s") % ", ".join("%s=%s" % (k, shown(v)) for k, v in new.items() if v is not None)]
     out = []
     for name in list(old) + [k for k in new if k not in old]:
         if old.get(name) != new.get(name):
-            out.append("%s: %s -> %s" % (name, _shown(old.get(name)), _shown(new.get(name))))
+            out.append("%s: %s -> %s" % (name, shown(old.get(name)), shown(new.get(name))))
     return out
 
 

@@ -228,3 +228,34 @@ def test_times_in_messages_are_russian_too():
             times.parse_instant("2025-01-06T09:00:00")
     finally:
         i18n.activate("en")
+
+
+def test_speaking_changes_the_language_of_one_thread_only():
+    """The console checks a form in its reader's language (i18n.speaking) while other requests,
+    in other threads, keep theirs and the process's language stays as it was."""
+    import threading
+
+    message = "must be true or false, got %r"
+    before = dict(i18n._state)
+    seen = {}
+    inside = threading.Event()
+    done = threading.Event()
+
+    def other_thread():
+        inside.wait(5)
+        seen["other"] = i18n._(message)
+        done.set()
+
+    i18n.activate("en")
+    try:
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        with i18n.speaking("ru"):
+            seen["here"] = i18n._(message)
+            inside.set()
+            done.wait(5)
+        seen["after"] = i18n._(message)
+        worker.join(5)
+    finally:
+        i18n._state.update(before)
+    assert seen == {"here": "должно быть true или false, а не %r", "other": message, "after": message}

@@ -233,3 +233,30 @@ def test_unstaffed_time_equals_a_look_every_five_minutes(zone, office_hours, shi
     now_ms = times.parse_instant(now)
     fast = [(p, m, o) for p, m, o, _first in site_view.unstaffed(history, now_ms)]
     assert fast == _brute_unstaffed(history, now_ms)
+
+
+ALERTS_AND_REGIONS = SITE_TOML.replace(
+    "[[sites]]",
+    '[[regions]]\nid = "europe"\nname = "Europe"\n\n[[regions]]\nid = "russia"\nname = "Russia"\nparent = "europe"\n\n[[sites]]',
+    1,
+).replace('timezone = "Europe/Moscow"\n', 'timezone = "Europe/Moscow"\nregion = "russia"\n', 1) + (
+    '\n[alerts]\nhours = "09:00-21:00"\nchannels = ["email"]\nsecrets = "/etc/rating/alert-secrets.toml"\n'
+    '[alerts.offices.msk]\nhours = "10:00-22:00"\n'
+    "[alerts.rules.negative_run]\nh = 10\n[alerts.rules.fm_unreviewed]\nenabled = false\n"
+    '[alerts.email]\nhost = "smtp.example.com"\nport = 587\nfrom = "rating@example.com"\nto = ["a@example.com", "b@example.com"]\n'
+    '[followups]\nhold_min = 45\n[followups.webhooks.crm]\nurl = "https://crm.example.com/hook"\noffices = ["msk"]\n'
+)
+
+
+def test_site_export_writes_alerts_regions_and_followups_that_site_apply_takes_back(url, tmp_path, capsys):
+    assert apply(tmp_path, capsys, url, ALERTS_AND_REGIONS)[0] == 0
+    code, out, _err = run(capsys, "site", "show", "--db", url)
+    assert code == 0 and "fm_unreviewed  enabled=false" in out and "negative_run  h=10" in out
+    exported = tmp_path / "exported.toml"
+    assert run(capsys, "site", "export", "--db", url, "-o", str(exported))[0] == 0
+    text = exported.read_text()
+    assert '[alerts.offices.msk]\nhours = "10:00-22:00"' in text and 'to = ["a@example.com", "b@example.com"]' in text
+    assert '[[regions]]\nid = "russia"\nname = "Russia"\nparent = "europe"' in text
+    assert "[followups.webhooks.crm]\n" in text and 'url = "https://crm.example.com/hook"' in text
+    code, out, _err = run(capsys, "site", "apply", str(exported), "--db", url)
+    assert code == 0 and "no changes" in out
