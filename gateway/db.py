@@ -219,7 +219,8 @@ class Database:
         the result). SQLite iterates its cursor natively; PostgreSQL uses a server-side (named)
         cursor, which lives in a transaction: read the rows inside `reading()`."""
         if self.dialect == "sqlite":
-            yield from self.conn.execute(sql, params)
+            for row in self.conn.execute(sql, params):  # noqa: UP028  (`yield from` would close an unread cursor late)
+                yield row
             return
         self._stream_no += 1
         with self.conn.cursor(name="rating_stream_%d" % self._stream_no) as cur:

@@ -69,7 +69,11 @@ class _Report:
         frame, opts = self.frame, self.frame.opts
         if not frame.local or opts.site:
             return frame.bounds_of(opts.site)  # one range for every office
-        sites = {s for s in rollup.sites_in(self.db, self.rng, opts.site, opts.employee) if self.keep is None or s in self.keep}
+        sites = {
+            s
+            for s in rollup.sites_in(self.db, self.rng, opts.site, opts.employee)
+            if self.keep is None or s in self.keep
+        }
         sites |= {i["site"] for i in self.cut_polls + self.cut_fms}
         sites |= self.counted_sites()
         found = {frame.bounds_of(s) for s in sites}
@@ -181,8 +185,19 @@ def _groups(rep: _Report) -> Iterator[_Sums]:
     """Every report row's sums in key and period order, one group at a time."""
     db, opts = rep.db, rep.frame.opts
     order = _KEY_SQL[opts.by]
-    polls = rollup.sums(db, "poll_rollup", ("site", "device", "kind", "tz") + rep.extra, opts.period, rep.rng, opts.site, opts.employee, order)
-    fms = rollup.sums(db, "fm_rollup", ("site", "device", "tz") + rep.extra, opts.period, rep.rng, opts.site, opts.employee, order)
+    polls = rollup.sums(
+        db,
+        "poll_rollup",
+        ("site", "device", "kind", "tz") + rep.extra,
+        opts.period,
+        rep.rng,
+        opts.site,
+        opts.employee,
+        order,
+    )
+    fms = rollup.sums(
+        db, "fm_rollup", ("site", "device", "tz") + rep.extra, opts.period, rep.rng, opts.site, opts.employee, order
+    )
     sources = [
         _runs(filter(rep._kept, polls), rep.group_key),
         _runs(filter(rep._kept, fms), rep.group_key),
@@ -202,7 +217,9 @@ def _rows(rep: _Report, report: dict[str, Any]) -> Iterator[Row]:
         groups = _groups(rep)
         while batch := list(itertools.islice(groups, BATCH)):
             scopes = dict(enumerate(batch))
-            counted = report_sums._counted_rows(rep.db, scopes, dict.fromkeys(scopes, opts.by), frame, rep.counts, rep.invalid)
+            counted = report_sums._counted_rows(
+                rep.db, scopes, dict.fromkeys(scopes, opts.by), frame, rep.counts, rep.invalid
+            )
             for g, scope in scopes.items():
                 yield report_sums._row(rep.db, scope, opts.by, frame, rep.counts, rep.lost, counted.get(g))
             del batch, scopes
@@ -217,7 +234,9 @@ def _bottlenecks(rep: _Report) -> Iterator[Row]:
     (report_sums._bottlenecks' rows), from a second read of the sums ordered by office."""
     db, frame, opts = rep.db, rep.frame, rep.frame.opts
     with db.reading():
-        items = rollup.sums(db, "poll_rollup", ("site", "device", "kind", "tz"), opts.period, rep.rng, opts.site, None, "r.site")
+        items = rollup.sums(
+            db, "poll_rollup", ("site", "device", "kind", "tz"), opts.period, rep.rng, opts.site, None, "r.site"
+        )
 
         def site_period(p: Mapping[str, Any]) -> tuple[str, str]:
             return p["site"], p["period"]

@@ -279,7 +279,9 @@ def sites_in(db, rng: Range, site: str | None, employee: str | None) -> list[str
     """The offices with rollup rows wholly inside the range."""
     cte, where, params = rng.sql(inside=True)
     extra, extra_params = _filters(site, employee)
-    sql = cte % " UNION ".join("SELECT DISTINCT r.site FROM %s r%s%s" % (t, where, extra) for t in ("poll_rollup", "fm_rollup"))
+    sql = cte % " UNION ".join(
+        "SELECT DISTINCT r.site FROM %s r%s%s" % (t, where, extra) for t in ("poll_rollup", "fm_rollup")
+    )
     both = params + extra_params * 2 if rng.per_site is not None else (params + extra_params) * 2  # VALUES once
     return [r["site"] for r in db.query(sql, tuple(both))]
 
