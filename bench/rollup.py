@@ -71,7 +71,7 @@ def _text(db, expr, width):
 
 
 def build(url, polls, with_counts):
-    from gateway import derive, rollup, schema, site, store
+    from gateway import derive, rollup, schema, site
 
     started = time.monotonic()
     db = schema.open_database(url)
@@ -127,7 +127,9 @@ def build(url, polls, with_counts):
     generated = time.monotonic() - started
     history = site.load(db)
     t = time.monotonic()
-    for s, d in store.event_panels(db):
+    # the panels with polls (not store.event_panels: its SQLite index of panels, raw_event_keys,
+    # is kept by store.insert_events, which the SQL generation above does not go through)
+    for s, d in [(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM polls")]:
         with db.transaction():
             rollup.refresh(db, s, d, history)
     rolled = time.monotonic() - t

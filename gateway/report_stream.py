@@ -94,7 +94,8 @@ class _Report:
         return found
 
     def group_key(self, item: Mapping[str, Any]) -> tuple[str, str]:
-        return self._key(item), self.period_of(item)[0]
+        # the rollup's period label is bucket()'s (rollup._labels), the order the SQL sums come in
+        return self._key(item), item["period"]
 
     def _key(self, item: Mapping[str, Any]) -> str:
         by = self.frame.opts.by
