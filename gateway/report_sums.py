@@ -51,10 +51,14 @@ class _Sums(_Scope):
         self.poll_panels: set[tuple[str, str]] = set()
 
     def add_polls(self, item: Mapping[str, Any]) -> None:
-        kind = self.kinds.setdefault(item["kind"], dict.fromkeys(rollup.POLL_SUMS, 0))
-        for name in rollup.POLL_SUMS:
-            kind[name] += item[name]
-            self.all[name] += item[name]
+        kind = self.kinds.get(item["kind"])
+        if kind is None:
+            kind = self.kinds[item["kind"]] = dict.fromkeys(rollup.POLL_SUMS, 0)
+        every = self.all
+        for name in rollup.POLL_SUMS:  # once per SQL row of a report: kept to plain dict adds
+            n = item[name]
+            kind[name] += n
+            every[name] += n
         site = item["site"]
         if site not in self.site_first or item["min_ms"] < self.site_first[site]:
             self.site_first[site] = item["min_ms"]
