@@ -90,6 +90,8 @@ class _Report:
         pk = (item["site"], item["tz"], item["period"])  # one period per office, timezone and label
         found = self._periods.get(pk)
         if found is None:
+            if len(self._periods) >= 4096:  # bounded: one entry per office and period would grow with the rows
+                self._periods.clear()
             found = self._periods[pk] = self.frame.period_of(item["site"], item["min_ms"])
         return found
 
