@@ -17,7 +17,9 @@ Measured, each in a fresh process (peak memory = that process's ru_maxrss):
   period="week")` written as CSV to /dev/null row by row (what `rating report --format csv`
   does); --first-days N: only over the first N days (--to that local midnight);
 - the reference: one plain SQL GROUP BY over the polls giving the same answer counts per
-  employee and month / office and week (no intervals, flags, force majeure or verdicts).
+  employee and month / office and week (no intervals, flags, force majeure or verdicts);
+- with --whole also the same report through gateway.report_sums (every row's sums held until
+  the last row: the code before gateway.report_stream), the before of a before/after.
 """
 
 import argparse
@@ -69,7 +71,7 @@ def _text(db, expr, width):
 
 
 def build(url, polls, with_counts):
-    from gateway import derive, rollup, schema, site, store
+    from gateway import derive, rollup, schema, site
 
     started = time.monotonic()
     db = schema.open_database(url)
@@ -125,7 +127,9 @@ def build(url, polls, with_counts):
     generated = time.monotonic() - started
     history = site.load(db)
     t = time.monotonic()
-    for s, d in store.event_panels(db):
+    # the panels with polls (not store.event_panels: its SQLite index of panels, raw_event_keys,
+    # is kept by store.insert_events, which the SQL generation above does not go through)
+    for s, d in [(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM polls")]:
         with db.transaction():
             rollup.refresh(db, s, d, history)
     rolled = time.monotonic() - t
@@ -305,9 +309,12 @@ def measure(url, by, period, what, days=None):
 
     db = dbmod.connect(url)
     t = time.monotonic()
-    if what == "report":
+    if what in ("report", "whole"):
         # what `rating report --format csv` does: the rows streamed to the output as they are made
-        from gateway import report_export
+        from gateway import report_export, report_stream
+
+        if what == "whole":  # as before report_stream: every row's sums held until the last row
+            report_stream.streams = lambda opts: False
 
         end = None if not days else T0 - 9 * 3600000 + days * DAY  # local midnight (Moscow)
         data = report.build_report(db, by=by, period=period, end=end, now_ms=T0 + 400 * DAY, stream=True)
@@ -367,6 +374,9 @@ def main():
     ap.add_argument(
         "--first-days", type=int, help="report (and reference) over the first N days only (--to local midnight)"
     )
+    ap.add_argument(
+        "--whole", action="store_true", help="also the report holding every row's sums (gateway.report_sums, as before)"
+    )
     ap.add_argument("--finish", action="store_true", help="with --db: finish a stopped --days generation")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -407,15 +417,33 @@ def main():
 
         schema.open_database(url).close()  # a database generated before the latest migrations gets them
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
-        print("| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference) |")
-        print("|---|---|---|---|---|---|")
+        whole = " | held sums (before)" if args.whole else ""
+        print(
+            "| report | rating report | plain SQL reference | ratio | rows | peak memory (report / reference)%s |"
+            % whole
+        )
+        print("|---|---|---|---|---|---|" + ("---|" if whole else ""))
         for by, period in (("employee", "month"), ("site", "week")):
             reps = [run_one(url, by, period, "report", args.first_days) for _ in range(args.repeat)]
             refs = [run_one(url, by, period, "reference", args.first_days) for _ in range(args.repeat)]
             rep, ref = min(r[0] for r in reps), min(r[0] for r in refs)
+            before = ""
+            if args.whole:
+                olds = [run_one(url, by, period, "whole", args.first_days) for _ in range(args.repeat)]
+                before = " %.2f s, %.0f MB |" % (min(r[0] for r in olds), max(r[2] for r in olds))
             print(
-                "| by %s, %s | %.2f s | %.2f s | %.1fx | %d | %.0f / %.0f MB |"
-                % (by, period, rep, ref, rep / ref, reps[0][1], max(r[2] for r in reps), max(r[2] for r in refs)),
+                "| by %s, %s | %.2f s | %.2f s | %.1fx | %d | %.0f / %.0f MB |%s"
+                % (
+                    by,
+                    period,
+                    rep,
+                    ref,
+                    rep / ref,
+                    reps[0][1],
+                    max(r[2] for r in reps),
+                    max(r[2] for r in refs),
+                    before,
+                ),
                 flush=True,
             )
     finally:

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 import kpi_core
-from gateway import derive, i18n, report_sums, review, rollup, store
+from gateway import derive, i18n, report_stream, report_sums, review, rollup, store
 from gateway import site as site_mod
 from gateway.db import Database
 from gateway.i18n import _
@@ -192,7 +192,9 @@ def build_report(
     no such one); sort: a figure name, rows then ranked best first within each period;
     offices: only these offices (an account's scope; None: every office); stream: "rows" and
     "bottleneck" are iterators making each row when read (report_export.write_table / write_csv
-    / write_json write them as they come: memory holds the sums, not the rows)."""
+    / write_json write them as they come); by office, panel or employee without `sort` the
+    memory is one row's sums (gateway/report_stream.py) and "total" is filled in once the last
+    row is read; else it holds every row's sums (gateway/report_sums.py)."""
     now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(
@@ -201,6 +203,8 @@ def build_report(
     q_start, q_end = _query_range(history, start, end)
     counts_rows = store.counts(db, site, q_start, q_end)
     lost = lost_events(db, set(rollup.panels(db)), site, now_ms)
+    if stream and report_stream.streams(opts):  # memory of one row whatever the range
+        return report_stream.compute(db, history, opts, counts_rows, lost, offices)
     return report_sums.compute(db, history, opts, counts_rows, lost, offices, stream)
 
 

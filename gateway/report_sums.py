@@ -51,10 +51,14 @@ class _Sums(_Scope):
         self.poll_panels: set[tuple[str, str]] = set()
 
     def add_polls(self, item: Mapping[str, Any]) -> None:
-        kind = self.kinds.setdefault(item["kind"], dict.fromkeys(rollup.POLL_SUMS, 0))
-        for name in rollup.POLL_SUMS:
-            kind[name] += item[name]
-            self.all[name] += item[name]
+        kind = self.kinds.get(item["kind"])
+        if kind is None:
+            kind = self.kinds[item["kind"]] = dict.fromkeys(rollup.POLL_SUMS, 0)
+        every = self.all
+        for name in rollup.POLL_SUMS:  # once per SQL row of a report: kept to plain dict adds
+            n = item[name]
+            kind[name] += n
+            every[name] += n
         site = item["site"]
         if site not in self.site_first or item["min_ms"] < self.site_first[site]:
             self.site_first[site] = item["min_ms"]
@@ -78,8 +82,17 @@ def _items(db, history: History, frame: _Frame, table: str, group: tuple[str, ..
     reports inside the range summed the same way; in time order (the first makes a row)."""
     opts = frame.opts
     rng = _range(db, frame, opts)
-    names = rollup.POLL_SUMS if table == "poll_rollup" else rollup.FM_SUMS
     items = rollup.sums(db, table, group, opts.period, rng, opts.site, opts.employee)  # fresh dicts: no copy
+    items += cut_sums(db, history, frame, table, group, rng)
+    items.sort(key=lambda r: (r["min_ms"], r["site"], r["device"]))
+    return items
+
+
+def cut_sums(db, history: History, frame: _Frame, table: str, group: tuple[str, ...], rng) -> list[dict[str, Any]]:
+    """The polls / reports inside the range of the rollup rows the range cuts through, summed
+    per `group` and period as rollup.sums sums whole rows (few: the rows at the range's ends)."""
+    opts = frame.opts
+    names = rollup.POLL_SUMS if table == "poll_rollup" else rollup.FM_SUMS
     cut: dict[tuple, dict[str, Any]] = {}
     panels: dict = {}
     for row in rollup.rows_cut(db, table, rng, opts.site, opts.employee):
@@ -96,9 +109,7 @@ def _items(db, history: History, frame: _Frame, table: str, group: tuple[str, ..
             for name in names:
                 item[name] += sums[name]
             item["min_ms"], item["max_ms"] = min(item["min_ms"], at), max(item["max_ms"], at)
-    items += cut.values()
-    items.sort(key=lambda r: (r["min_ms"], r["site"], r["device"]))
-    return items
+    return list(cut.values())
 
 
 def _key_of(frame: _Frame, item: Mapping[str, Any]) -> tuple[str, str]:

@@ -233,11 +233,21 @@ def _filters(site: str | None, employee: str | None) -> tuple[str, list[Any]]:
 
 
 def sums(
-    db, table: str, group: tuple[str, ...], period: str, rng: Range, site: str | None, employee: str | None
-) -> list[dict[str, Any]]:
+    db,
+    table: str,
+    group: tuple[str, ...],
+    period: str,
+    rng: Range,
+    site: str | None,
+    employee: str | None,
+    order: str | None = None,
+) -> Any:
     """The rows of `table` (poll_rollup | fm_rollup) wholly inside the range, summed per
     `group` columns (of site, device, employee, question, kind, tz) and the period's label
-    (column "period"; "all" for the whole range), with MIN(min_ms) / MAX(max_ms)."""
+    (column "period"; "all" for the whole range), with MIN(min_ms) / MAX(max_ms). A list; with
+    `order` (an SQL expression of the group columns, e.g. "r.site"), an iterator of the sums
+    ordered by it and then the period label, in code point order on either database (read it
+    inside `db.reading()`)."""
     names = POLL_SUMS if table == "poll_rollup" else FM_SUMS
     pcol = PERIOD_COLUMNS[period]
     label = "r.%s" % pcol if pcol else "'all'"
@@ -257,7 +267,23 @@ def sums(
             cols + by_period,
         )
     )
-    return db.query(sql, tuple(params + extra_params))
+    if order is None:
+        return db.query(sql, tuple(params + extra_params))
+    keys = [order] + ([label] if pcol else [])
+    collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""  # PostgreSQL: code point order, as Python's
+    sql += " ORDER BY " + ", ".join("(%s)%s" % (k, collate) for k in keys)
+    return db.stream(sql, tuple(params + extra_params))
+
+
+def sites_in(db, rng: Range, site: str | None, employee: str | None) -> list[str]:
+    """The offices with rollup rows wholly inside the range."""
+    cte, where, params = rng.sql(inside=True)
+    extra, extra_params = _filters(site, employee)
+    sql = cte % " UNION ".join(
+        "SELECT DISTINCT r.site FROM %s r%s%s" % (t, where, extra) for t in ("poll_rollup", "fm_rollup")
+    )
+    both = params + extra_params * 2 if rng.per_site is not None else (params + extra_params) * 2  # VALUES once
+    return [r["site"] for r in db.query(sql, tuple(both))]
 
 
 def rows_cut(db, table: str, rng: Range, site: str | None, employee: str | None) -> list[dict[str, Any]]:
