@@ -134,3 +134,18 @@ def test_two_gateways_delivering_the_alert_outbox_send_each_alert_once(any_db, t
         for db in gateways:
             db.close()
         receiver.stop()
+
+
+def test_the_outbox_listing_says_which_mail_a_sender_is_sending_now(any_db, capsys):
+    from rating import cli
+
+    server = SmtpServer()
+    try:
+        row_id = _report_queued(any_db, server.port)
+        assert cli.main(["reports", "outbox", "--db", any_db.url, "--lang", "en"]) == 0
+        assert "being sent" not in capsys.readouterr().out
+        assert reportmail._claim(any_db, row_id, int(time.time() * 1000)) is not None  # a sender, now
+        assert cli.main(["reports", "outbox", "--db", any_db.url, "--lang", "en"]) == 0
+        assert "being sent (claimed until " in capsys.readouterr().out
+    finally:
+        server.close()
