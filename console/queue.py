@@ -214,12 +214,26 @@ def sample_of(db, history, sites, flt, share, seed=0):
     return with_doubt(review.sample(polls, fms, share, seed), polls, presses, no_sale)
 
 
+class _Scores(dict):
+    """{poll id: Doubt} of the doubtful polls; any other poll has none (NO_DOUBT)."""
+
+    def __missing__(self, key):
+        return doubt.NO_DOUBT
+
+
 def with_doubt(sampled, polls, presses, no_sale=()):
     """Pure: the sample with every doubtful poll added (stratum 'doubt') and each row's doubt
-    score and reasons (`doubt`, `doubt_reasons`; 0 and () for force-majeure reports)."""
-    scores = doubt.score(polls, presses, no_sale=no_sale)
+    score and reasons (`doubt`, `doubt_reasons`; 0 and () for force-majeure reports).
+
+    Only the polls with a sign go on past scoring (doubt.doubtful, in the range's order):
+    review.risk_first adds no other poll, and a week of the whole chain holds tens of
+    thousands of polls with none (bench/console.py)."""
+    found = doubt.doubtful(polls, presses, no_sale=no_sale)
+    position = {id(p): i for i, p in enumerate(polls)} if found else {}
+    marked = sorted((p for p, _d in found.values()), key=lambda p: position[id(p)])
+    scores = _Scores((ident, d) for ident, (_p, d) in found.items())
     out = []
-    for stratum, row in review.risk_first(sampled, polls, scores):
+    for stratum, row in review.risk_first(sampled, marked, scores):
         d = scores.get(ident(stratum, row)) if stratum != "fm" else None
         out.append((stratum, dict(row, doubt=d.score if d else 0, doubt_reasons=d.reasons if d else ())))
     return out

@@ -2,7 +2,10 @@
 a webhook (HTTP POST of the JSON, signed) and an MQTT topic. Runs on the gateway's background
 worker; `deliver(db, config, now_ms)` is one pass.
 
-At least once, nothing lost: an outbox row is marked delivered only after its channel took it
+At least once, nothing lost, never sent by two senders at once: a sender claims a row before
+sending it (`claim`, one conditional UPDATE checked by its row count: several `rating gateway
+run` on one PostgreSQL, or a pass and the console's "Retry now", cannot both send it); the claim
+is a lease of LEASE_S, so the row of a sender killed while sending goes out later. An outbox row is marked delivered only after its channel took it
 (SMTP accepted the message, the webhook answered 2xx, the broker acknowledged the QoS 1
 publish); anything else leaves it undelivered with `next_ms` backed off (BACKOFF_S doubling up
 to BACKOFF_MAX_S, never given up) and the error kept. A receiver that was down for a while gets
@@ -32,6 +35,7 @@ import stat
 import tomllib
 import urllib.error
 import urllib.request
+import uuid
 from email.message import EmailMessage
 
 from gateway import alerts
@@ -41,6 +45,10 @@ log = logging.getLogger("gateway.alertsend")
 BACKOFF_S = 10
 BACKOFF_MAX_S = 3600
 TIMEOUT_S = 5
+# How long a sender's claim on an outbox row lasts: far longer than one send takes (TIMEOUT_S
+# per socket operation of one message), so a live sender never loses it; a sender killed while
+# sending leaves its rows to be sent again after this.
+LEASE_S = 300
 
 
 class SecretsError(Exception):
@@ -172,29 +180,39 @@ def deliver(db, config, now_ms, limit=50, senders=None):
 
 class Outbox:
     """A durable outbox as `deliver_outbox` works it: `due(db, now_ms, limit)` -> rows (id,
-    channel, payload, attempts) to try now, each channel's in order; `delivered(db, id, now_ms)`;
-    `failed(db, id, attempts, error, next_ms)`. Each owner module passes its own functions."""
+    channel, payload, attempts) to try now, each channel's in order; `claim(db, id, token,
+    now_ms, until_ms)` -> True when this sender has the row until then (nobody else does, it is
+    due and not delivered); `delivered(db, id, now_ms, token)`; `failed(db, id, attempts, error,
+    next_ms, token)`. Each owner module passes its own functions."""
 
-    def __init__(self, due, delivered, failed):
-        self.due, self.delivered, self.failed = due, delivered, failed
+    def __init__(self, due, delivered, failed, claim):
+        self.due, self.delivered, self.failed, self.claim = due, delivered, failed, claim
 
 
-ALERT_OUTBOX = Outbox(alerts.outbox_due, alerts.outbox_delivered, alerts.outbox_failed)
+ALERT_OUTBOX = Outbox(alerts.outbox_due, alerts.outbox_delivered, alerts.outbox_failed, alerts.outbox_claim)
 
 
 def deliver_outbox(db, outbox, route, now_ms, limit=50, what="channel"):
     """One pass over `outbox`'s rows due: (delivered, failed messages). `route(channel)` ->
     (send, settings, secrets), raising when the channel cannot be used now. A channel that fails
     is not tried again in this pass: its later rows wait behind the failed one, which alone backs
-    off (a receiver that is down costs one timeout a retry, not one per message). The alerts and
-    the CRM follow-ups (gateway/followups.py) are both delivered here."""
+    off (a receiver that is down costs one timeout a retry, not one per message). Each row is
+    claimed before it is sent (a lease of LEASE_S); a row another sender holds is left to it,
+    and so are its channel's later rows in this pass (they stay in order). The alerts and the
+    CRM follow-ups (gateway/followups.py) are both delivered here."""
     rows = outbox.due(db, now_ms, limit)
-    down = {}
+    token = uuid.uuid4().hex
+    down, busy = {}, set()
     delivered = failed = 0
     for row in rows:
         channel = row["channel"]
-        if channel in down:
-            continue  # waits behind the channel's row that failed
+        if channel in down or channel in busy:
+            continue  # waits behind the channel's row that failed, or that another sender has
+        with db.transaction():
+            claimed = outbox.claim(db, row["id"], token, now_ms, now_ms + LEASE_S * 1000)
+        if not claimed:
+            busy.add(channel)
+            continue
         try:
             send, settings, secrets = route(channel)
             send(settings, secrets, row["payload"], now_ms)
@@ -203,10 +221,10 @@ def deliver_outbox(db, outbox, route, now_ms, limit=50, what="channel"):
         attempts = row["attempts"] + 1
         with db.transaction():
             if channel not in down:
-                outbox.delivered(db, row["id"], now_ms)
+                outbox.delivered(db, row["id"], now_ms, token)
                 delivered += 1
             else:
-                outbox.failed(db, row["id"], attempts, down[channel], now_ms + backoff_ms(attempts))
+                outbox.failed(db, row["id"], attempts, down[channel], now_ms + backoff_ms(attempts), token)
                 failed += 1
     for channel, error in down.items():
         log.warning("%s %s failed (%s); retried with back-off", what, channel, error)

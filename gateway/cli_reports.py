@@ -112,6 +112,10 @@ def cmd_outbox(args):
                 "at": times.format_time(r["next_ms"], tz, seconds=False),
                 "error": r["last_error"],
             }
+        claimed = r.get("claimed_until")
+        if r["delivered_ms"] is None and claimed is not None and claimed > time.time() * 1000:
+            # a sender has it now ("Retry now" or another pass): nobody else sends it meanwhile
+            detail += "; " + _("being sent (claimed until %s)") % times.format_time(claimed, tz, seconds=False)
         print("       " + detail)
     return 0
 

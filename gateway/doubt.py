@@ -36,6 +36,7 @@ Each sign adds its weight and a reason code; the expert's queue puts the highest
 import bisect
 import dataclasses
 import math
+import operator
 
 WEIGHTS = {
     "very_fast_answer": 4,
@@ -48,6 +49,7 @@ WEIGHTS = {
     "no_sale": 3,  # POS matching: a poll opened with no sale at its till
 }
 REASONS = tuple(WEIGHTS)
+_OPENED = operator.itemgetter("opened_ms")  # (C: the sorts run over every poll of the range)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,7 @@ def _streaks(polls, s, mark):
         if p.get("employee"):
             by_emp.setdefault(p["employee"], []).append(p)
     for rows in by_emp.values():
-        rows.sort(key=lambda p: p["opened_ms"])
+        rows.sort(key=_OPENED)
         share = (sum(p["answer"] == "yes" for p in rows) + 1) / (len(rows) + 2)
         # a run of L Yes starts at any of the n polls: n * share^L < streak_p (Bonferroni), so
         # an honest employee's longest run is rarely marked however many polls it has
@@ -152,18 +154,32 @@ NO_DOUBT = Doubt(0, ())
 
 
 def score(polls, unsolicited=(), settings=None, no_sale=()):
+    """{poll id: Doubt} for every poll (NO_DOUBT for the polls with no sign)."""
+    out = dict.fromkeys(map(poll_id, polls), NO_DOUBT)
+    out.update((ident, d) for ident, (_p, d) in doubtful(polls, unsolicited, settings, no_sale).items())
+    return out
+
+
+def doubtful(polls, unsolicited=(), settings=None, no_sale=()):
+    """{poll id: (poll row, Doubt)} of the polls with at least one sign only, the same scores
+    as `score` gives them: what a caller with a whole chain's week needs (the console's review
+    queue), without a Doubt per poll of the range."""
     s = settings or DoubtSettings()
-    found = {}  # poll id -> its reasons, only for polls with one (most have none)
+    found = {}  # poll id -> (the poll, its reasons), only for polls with one (most have none)
 
     def mark(p, reason):
-        found.setdefault(poll_id(p), set()).add(reason)
+        ident = poll_id(p)
+        entry = found.get(ident)
+        if entry is None:
+            entry = found[ident] = (p, set())
+        entry[1].add(reason)
 
     # POS matching: ids "site/device/seq" of polls opened with no sale at their till
     if no_sale:
-        ids = set(map(poll_id, polls))
-        for ident in no_sale:
-            if ident in ids:
-                found.setdefault(ident, set()).add("no_sale")
+        no_sale = set(no_sale)
+        for p in polls:
+            if poll_id(p) in no_sale:
+                mark(p, "no_sale")
 
     by_panel = {}
     for p in polls:
@@ -172,16 +188,16 @@ def score(polls, unsolicited=(), settings=None, no_sale=()):
     for u in unsolicited:
         presses.setdefault((u["site"], u["device"]), []).append(u["at_ms"])
     for panel, rows in by_panel.items():
-        rows.sort(key=lambda p: p["opened_ms"])
+        rows.sort(key=_OPENED)
         _panel_signs(rows, sorted(presses.get(panel, ())), s, mark)
     _streaks(polls, s, mark)
-    out = dict.fromkeys(map(poll_id, polls), NO_DOUBT)
+    out = {}
     same = {}  # one Doubt per set of reasons
-    for ident, reasons in found.items():
+    for ident, (p, reasons) in found.items():
         key = frozenset(reasons)
         if key not in same:
             same[key] = Doubt(sum(WEIGHTS[x] for x in key), tuple(x for x in REASONS if x in key))
-        out[ident] = same[key]
+        out[ident] = (p, same[key])
     return out
 
 

@@ -374,21 +374,39 @@ def outbox_pending(db):
     return db.scalar("SELECT COUNT(*) FROM followup_outbox WHERE delivered_ms IS NULL") or 0
 
 
-def outbox_delivered(db, row_id, now_ms):
+def outbox_claim(db, row_id, token, now_ms, until_ms):
+    """Take the row for one sender (`token`) until `until_ms`: True when this sender has it,
+    False when it went out meanwhile, is not due, or another sender holds an unexpired claim
+    (several gateways on one database: gateway/alertsend.deliver_outbox)."""
+    changed = db.execute(
+        "UPDATE followup_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND delivered_ms IS NULL"
+        " AND next_ms <= ? AND (claimed_until IS NULL OR claimed_until <= ?)",
+        (token, until_ms, row_id, now_ms, now_ms),
+    )
+    return changed == 1
+
+
+def outbox_delivered(db, row_id, now_ms, token=None):
+    """The channel took the row: marked delivered (whoever holds the claim now: it went out)."""
     db.execute(
-        "UPDATE followup_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+        "UPDATE followup_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL,"
+        " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
         (now_ms, row_id),
     )
 
 
-def outbox_failed(db, row_id, attempts, error, next_ms):
+def outbox_failed(db, row_id, attempts, error, next_ms, token=None):
+    """The channel did not take the row: kept with the error and the back-off, the claim let go
+    (only the claim of `token` when given: a sender whose lease ran out leaves the row alone)."""
+    guard, args = ("", ()) if token is None else (" AND claimed_by = ?", (token,))
     db.execute(
-        "UPDATE followup_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
-        (attempts, error[:500], next_ms, row_id),
+        "UPDATE followup_outbox SET attempts = ?, last_error = ?, next_ms = ?, claimed_by = NULL, claimed_until = NULL"
+        " WHERE id = ?" + guard,
+        (attempts, error[:500], next_ms, row_id, *args),
     )
 
 
-OUTBOX = alertsend.Outbox(outbox_due, outbox_delivered, outbox_failed)
+OUTBOX = alertsend.Outbox(outbox_due, outbox_delivered, outbox_failed, outbox_claim)
 
 
 def env_key_name(name):

@@ -22,12 +22,17 @@ the outbox holds.
   server took it; a failure keeps it with the error and a doubling back-off, never given up,
   and the pass stops there (a server that is down costs one timeout a pass). A message the
   server took but did not confirm may come twice, with the same Message-ID.
+- A sender claims the row before it sends it (one conditional UPDATE, checked by its row
+  count; migration 077): the console's "Retry now" and a `rating reports send-due` pass never
+  both send a message. The claim is a lease (alertsend.LEASE_S): the message of a sender killed
+  while sending goes out after it has passed.
 """
 
 import datetime as _dt
 import json
 import logging
 import re
+import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -186,10 +191,11 @@ def remove_schedule(db, schedule_id) -> dict:
 
 def outbox(db, limit=100) -> list[dict]:
     """The newest messages first, without their bytes: id, schedule_id, period, recipients,
-    created_ms, attempts, next_ms, delivered_ms, last_error."""
+    created_ms, attempts, next_ms, delivered_ms, last_error, claimed_until (a sender's claim:
+    until when it is sending it; None: nobody is)."""
     rows = db.query(
-        "SELECT id, schedule_id, period, recipients, created_ms, attempts, next_ms, delivered_ms, last_error "
-        "FROM report_outbox ORDER BY id DESC LIMIT %d" % int(limit)
+        "SELECT id, schedule_id, period, recipients, created_ms, attempts, next_ms, delivered_ms, last_error, "
+        "claimed_until FROM report_outbox ORDER BY id DESC LIMIT %d" % int(limit)
     )
     return [dict(r, recipients=json.loads(r["recipients"])) for r in rows]
 
@@ -221,16 +227,38 @@ def failing(db, username=None) -> list[dict]:
 
 
 def retry_now(db, row_id, now_ms, send=None, history=None) -> str | None:
-    """Try the message row_id again now, whatever its back-off: None when the server took it,
-    else the error (kept with the row, which goes on being retried). Raises ScheduleError when
-    there is no such message waiting."""
+    """Try the message row_id again now, whatever its back-off: None when the server took it
+    (or another sender just sent it), else the error (kept with the row, which goes on being
+    retried). Raises ScheduleError when there is no such message waiting."""
     row = db.query_one(
         "SELECT id, recipients, message, attempts FROM report_outbox WHERE id = ? AND delivered_ms IS NULL", (row_id,)
     )
     if row is None:
         raise ScheduleError("no report message #%s waiting to be sent; see rating reports outbox" % row_id)
     history = history or site_mod.load(db)
-    return _attempt(db, row, history.alerts(now_ms), now_ms, send or alertsend.smtp_send)
+    token = _claim(db, row_id, now_ms, due=False)
+    if token is None:
+        if db.query_one("SELECT 1 AS x FROM report_outbox WHERE id = ? AND delivered_ms IS NULL", (row_id,)) is None:
+            return None  # another sender has just sent it
+        return "another sender is sending it right now; see rating reports outbox"
+    return _attempt(db, row, history.alerts(now_ms), now_ms, send or alertsend.smtp_send, token)
+
+
+def _claim(db, row_id, now_ms, due=True) -> str | None:
+    """Claim the message for this sender (a lease of alertsend.LEASE_S): its token, or None when
+    it was sent meanwhile, another sender's claim has not run out, or (due) it is backing off."""
+    token = uuid.uuid4().hex
+    sql = (
+        "UPDATE report_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND delivered_ms IS NULL"
+        " AND (claimed_until IS NULL OR claimed_until <= ?)"
+    )
+    args = [token, now_ms + alertsend.LEASE_S * 1000, row_id, now_ms]
+    if due:
+        sql += " AND next_ms <= ?"
+        args.append(now_ms)
+    with db.transaction():
+        changed = db.execute(sql, tuple(args))
+    return token if changed == 1 else None
 
 
 def message(db, row_id) -> bytes | None:
@@ -334,9 +362,9 @@ def queue_due(db, now_ms, history=None) -> int:
     return queued
 
 
-def _attempt(db, row, config, now_ms, send) -> str | None:
-    """Hand one outbox row to the SMTP server: None when it took it (marked sent), else the
-    error, kept with a doubled back-off."""
+def _attempt(db, row, config, now_ms, send, token) -> str | None:
+    """Hand one outbox row this sender has claimed (`token`) to the SMTP server: None when it
+    took it (marked sent), else the error, kept with a doubled back-off."""
     try:
         settings = (config or {}).get("email")
         if not settings:
@@ -347,22 +375,26 @@ def _attempt(db, row, config, now_ms, send) -> str | None:
         attempts = row["attempts"] + 1
         error = "%s: %s" % (exc.__class__.__name__, exc)
         with db.transaction():
+            # only while the claim is still this sender's (a lease that ran out is another's now)
             db.execute(
-                "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ? WHERE id = ?",
-                (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"]),
+                "UPDATE report_outbox SET attempts = ?, last_error = ?, next_ms = ?, claimed_by = NULL,"
+                " claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                (attempts, error[:500], now_ms + alertsend.backoff_ms(attempts), row["id"], token),
             )
         log.warning("report mail #%d not sent (%s); retried with back-off", row["id"], error)
         return error
     with db.transaction():
         db.execute(
-            "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            "UPDATE report_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL,"
+            " claimed_until = NULL WHERE id = ?",
             (now_ms, row["id"]),
         )
     return None
 
 
 def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
-    """Send the outbox rows due, oldest first: (sent, failed). The first failure ends the pass."""
+    """Send the outbox rows due, oldest first: (sent, failed). The first failure ends the pass;
+    a row another sender has claimed is left to it."""
     send = send or alertsend.smtp_send
     rows = db.query(
         "SELECT id, recipients, message, attempts FROM report_outbox "
@@ -371,7 +403,10 @@ def deliver(db, config, now_ms, send=None) -> tuple[int, int]:
     )
     sent = 0
     for row in rows:
-        if _attempt(db, row, config, now_ms, send) is not None:
+        token = _claim(db, row["id"], now_ms)
+        if token is None:
+            continue
+        if _attempt(db, row, config, now_ms, send, token) is not None:
             return sent, 1
         sent += 1
     return sent, 0

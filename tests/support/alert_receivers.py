@@ -7,6 +7,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 
 
 def free_port():
@@ -16,11 +17,16 @@ def free_port():
 
 
 class SmtpServer:
-    """Accepts mail from anyone; `messages` holds (mail_from, [rcpt_to], data bytes)."""
+    """Accepts mail from anyone; `messages` holds (mail_from, [rcpt_to], data bytes).
+    `data_delay` (s): a slow server, holding each message that long before it takes it (two
+    senders racing are both inside a send); `hold_banner`: while True, a client connecting gets
+    no greeting (a sender stuck in its send, to be killed there)."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, data_delay=0.0):
         self.messages = []
         self.port = port or free_port()
+        self.data_delay = data_delay
+        self.hold_banner = False
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -28,6 +34,8 @@ class SmtpServer:
                 self.wfile.write(line.encode() + b"\r\n")
 
             def handle(self):
+                while outer.hold_banner:
+                    time.sleep(0.05)
                 self.reply("220 test SMTP ready")
                 mail_from, rcpt = None, []
                 while True:
@@ -52,6 +60,7 @@ class SmtpServer:
                             if not chunk:
                                 return
                             data += chunk
+                        time.sleep(outer.data_delay)
                         outer.messages.append((mail_from, rcpt, data[:-5]))
                         self.reply("250 queued")
                     elif upper in ("RSET", "NOOP"):
@@ -80,7 +89,8 @@ class WebhookReceiver:
     port; `fail_once` makes it answer 503 to the first request of each idempotency key after
     storing it (a receiver that got the message but whose answer was lost)."""
 
-    def __init__(self, fail_once=False):
+    def __init__(self, fail_once=False, delay=0.0):
+        self.delay = delay  # s before answering each request (two senders racing both send)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d/hook" % self.port
         self.requests = []
@@ -94,6 +104,7 @@ class WebhookReceiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(outer.delay)
                 outer.requests.append((dict(self.headers), body))
                 key = self.headers.get("X-Rating-Idempotency-Key")
                 if outer.fail_once and key not in outer._failed:
