@@ -24,7 +24,7 @@ these tables.
 import json
 import logging
 
-from gateway import alertrules, derive, fleet, review, store, times
+from gateway import alertrules, derive, fleet, outboxtable, review, store, times
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.alerts")
@@ -308,50 +308,9 @@ def resolve(db, alert_id, by, now_ms):
 # ---- the outbox (gateway/alertsend.py delivers) ---------------------------------------------------
 
 
-def outbox_due(db, now_ms, limit=50):
-    """Undelivered outbox rows to try now, oldest first, in each channel's order: a channel's
-    rows wait behind its oldest undelivered one until that one's retry time has come (a
-    receiver that was down gets them in the order they were raised)."""
-    rows = db.query(
-        "SELECT * FROM alert_outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT %d" % int(limit),
-    )
-    heads = {}
-    for r in rows:
-        heads.setdefault(r["channel"], r)
-    return [r for r in rows if heads[r["channel"]]["next_ms"] <= now_ms]
-
-
-def outbox_pending(db):
-    return db.scalar("SELECT COUNT(*) FROM alert_outbox WHERE delivered_ms IS NULL") or 0
-
-
-def outbox_claim(db, row_id, token, now_ms, until_ms):
-    """Take the row for one sender (`token`) until `until_ms`: True when this sender has it,
-    False when it went out meanwhile, is not due, or another sender holds an unexpired claim
-    (several gateways on one database: gateway/alertsend.deliver_outbox)."""
-    changed = db.execute(
-        "UPDATE alert_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND delivered_ms IS NULL"
-        " AND next_ms <= ? AND (claimed_until IS NULL OR claimed_until <= ?)",
-        (token, until_ms, row_id, now_ms, now_ms),
-    )
-    return changed == 1
-
-
-def outbox_delivered(db, row_id, now_ms, token=None):
-    """The channel took the row: marked delivered (whoever holds the claim now: it went out)."""
-    db.execute(
-        "UPDATE alert_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL,"
-        " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-        (now_ms, row_id),
-    )
-
-
-def outbox_failed(db, row_id, attempts, error, next_ms, token=None):
-    """The channel did not take the row: kept with the error and the back-off, the claim let go
-    (only the claim of `token` when given: a sender whose lease ran out leaves the row alone)."""
-    guard, args = ("", ()) if token is None else (" AND claimed_by = ?", (token,))
-    db.execute(
-        "UPDATE alert_outbox SET attempts = ?, last_error = ?, next_ms = ?, claimed_by = NULL, claimed_until = NULL"
-        " WHERE id = ?" + guard,
-        (attempts, error[:500], next_ms, row_id, *args),
-    )
+_OUTBOX = outboxtable.OutboxTable("alert_outbox")
+outbox_due = _OUTBOX.due
+outbox_pending = _OUTBOX.pending
+outbox_claim = _OUTBOX.claim
+outbox_delivered = _OUTBOX.delivered
+outbox_failed = _OUTBOX.failed

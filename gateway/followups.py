@@ -36,7 +36,7 @@ import json
 import logging
 import os
 
-from gateway import alertsend, derive, followupconf, review, times, transactions
+from gateway import alertsend, derive, followupconf, outboxtable, review, times, transactions
 from gateway import site as site_mod
 
 log = logging.getLogger("gateway.followups")
@@ -360,50 +360,12 @@ def _issue(db, key, kind, body, config, now_ms):
 # ---- delivery (gateway/alertsend.py's outbox pass and webhook) --------------------------------
 
 
-def outbox_due(db, now_ms, limit=50):
-    """Undelivered rows to try now, oldest first; an integration's rows wait behind its oldest
-    undelivered one until that one's retry time has come (in the order they were issued)."""
-    rows = db.query("SELECT * FROM followup_outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT %d" % int(limit))
-    heads = {}
-    for r in rows:
-        heads.setdefault(r["channel"], r)
-    return [r for r in rows if heads[r["channel"]]["next_ms"] <= now_ms]
-
-
-def outbox_pending(db):
-    return db.scalar("SELECT COUNT(*) FROM followup_outbox WHERE delivered_ms IS NULL") or 0
-
-
-def outbox_claim(db, row_id, token, now_ms, until_ms):
-    """Take the row for one sender (`token`) until `until_ms`: True when this sender has it,
-    False when it went out meanwhile, is not due, or another sender holds an unexpired claim
-    (several gateways on one database: gateway/alertsend.deliver_outbox)."""
-    changed = db.execute(
-        "UPDATE followup_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND delivered_ms IS NULL"
-        " AND next_ms <= ? AND (claimed_until IS NULL OR claimed_until <= ?)",
-        (token, until_ms, row_id, now_ms, now_ms),
-    )
-    return changed == 1
-
-
-def outbox_delivered(db, row_id, now_ms, token=None):
-    """The channel took the row: marked delivered (whoever holds the claim now: it went out)."""
-    db.execute(
-        "UPDATE followup_outbox SET delivered_ms = ?, attempts = attempts + 1, last_error = NULL,"
-        " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-        (now_ms, row_id),
-    )
-
-
-def outbox_failed(db, row_id, attempts, error, next_ms, token=None):
-    """The channel did not take the row: kept with the error and the back-off, the claim let go
-    (only the claim of `token` when given: a sender whose lease ran out leaves the row alone)."""
-    guard, args = ("", ()) if token is None else (" AND claimed_by = ?", (token,))
-    db.execute(
-        "UPDATE followup_outbox SET attempts = ?, last_error = ?, next_ms = ?, claimed_by = NULL, claimed_until = NULL"
-        " WHERE id = ?" + guard,
-        (attempts, error[:500], next_ms, row_id, *args),
-    )
+_OUTBOX = outboxtable.OutboxTable("followup_outbox")
+outbox_due = _OUTBOX.due
+outbox_pending = _OUTBOX.pending
+outbox_claim = _OUTBOX.claim
+outbox_delivered = _OUTBOX.delivered
+outbox_failed = _OUTBOX.failed
 
 
 OUTBOX = alertsend.Outbox(outbox_due, outbox_delivered, outbox_failed, outbox_claim)
