@@ -21,26 +21,18 @@ import re
 
 from gateway import csvtext, store, times
 from gateway import site as site_mod
-from gateway.i18n import _, ngettext
+from gateway.i18n import _
 from protocol.checks import MAX_INT
 
 REQUIRED = ("site", "from", "to")
 OPTIONAL = ("device", "transactions", "visitors")
 VALUES = ("transactions", "visitors")
-MAX_ERRORS = 30
 # larger values would not fit the BIGINT columns (an OverflowError mid-import, not a line error)
 MAX_VALUE = MAX_INT
 
 
-class CountsError(ValueError):
-    def __init__(self, errors, source):
-        self.errors = errors
-        shown = errors[:MAX_ERRORS]
-        more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
-        head = ngettext(
-            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", len(errors)
-        )
-        super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
+class CountsError(csvtext.ImportProblems):
+    """A counts file with bad lines (gateway/csvtext.ImportProblems)."""
 
 
 def _bounded(value):

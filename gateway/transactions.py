@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway import csvtext, txmatch
 from gateway import site as site_mod
-from gateway.i18n import _, ngettext
+from gateway.i18n import _
 from protocol import ProtocolError, messages
 
 TILL_LOCKS = 0x52415403  # advisory lock namespace of a till's matching (gateway.db.lock_names)
@@ -137,18 +137,10 @@ def intake(db, site: str, tx: dict[str, Any], source: str, now_ms: int) -> tuple
 
 CSV_REQUIRED = ("site", "till", "time", "id")
 CSV_OPTIONAL = ("loyalty",)
-MAX_ERRORS = 30
 
 
-class CsvError(ValueError):
-    def __init__(self, errors, source):
-        self.errors = errors
-        shown = errors[:MAX_ERRORS]
-        more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
-        head = ngettext(
-            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", len(errors)
-        )
-        super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
+class CsvError(csvtext.ImportProblems):
+    """A sales file with bad lines (gateway/csvtext.ImportProblems)."""
 
 
 def _csv_header(header):
