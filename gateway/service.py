@@ -996,7 +996,7 @@ def _loopback(host):
 
 
 SOLE_LOCK = 0x52415404  # advisory lock namespace: gateways on this database (exclusive alone, shared with --share)
-DUTY_LOCK = 0x52415403  # advisory lock namespace: the gateway that pushes configs and checks retained
+DUTY_LOCK = 0x52415405  # advisory lock namespace: the gateway that pushes configs and checks retained
 
 
 def subscriptions(settings):

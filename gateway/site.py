@@ -863,9 +863,22 @@ def revision(db):
     return db.scalar("SELECT MAX(rev) FROM site_revisions") or 0
 
 
+SETTINGS_LOCKS = 0x52415453  # advisory lock namespace of a settings change (gateway.db.lock_names)
+
+
+def _one_change_at_a_time(db):
+    """Inside the change's transaction, before the history is read: two changes made at the same
+    moment (a `site apply` and a console edit, two admins) would both read revision N and both
+    write N+1; the second then failed on the revision's key (a 500 in the console). With the
+    lock the second waits, reads the first's revision and is planned against it. SQLite's
+    BEGIN IMMEDIATE already lets one writer in at a time."""
+    db.lock_names(SETTINGS_LOCKS, ["settings"])
+
+
 def apply(db, sitefile, now_ms, source="", by="", remove_all=False):
     """Append the changes of `sitefile` to the settings history. Returns the appended rows."""
     with db.transaction():
+        _one_change_at_a_time(db)
         new = plan(_history_rows(db), sitefile, now_ms, remove_all)
         if not new:
             return []
@@ -899,6 +912,7 @@ def apply_alerts(db, table, now_ms, by):
 
     checker = _Checker()
     with db.transaction():
+        _one_change_at_a_time(db)
         rows = _history_rows(db)
         history = History(rows)
         sites = {key for _kind, key in history.keys("site") if history.get("site", key, now_ms) is not None}
