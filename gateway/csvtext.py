@@ -19,10 +19,15 @@ class ImportProblems(ValueError):
         self.errors = errors
         shown = errors[:MAX_ERRORS]
         more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
-        head = ngettext(
-            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", len(errors)
-        )
+        head = self.head(len(errors))
         super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
+
+    @staticmethod
+    def head(n):
+        """The first line's text (a subclass says what was not done: imported, recorded)."""
+        return ngettext(
+            "%(source)s: nothing imported, %(n)d problem:", "%(source)s: nothing imported, %(n)d problems:", n
+        )
 
 
 def delimiter(text):

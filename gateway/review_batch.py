@@ -11,17 +11,16 @@ from gateway.i18n import _, ngettext
 REQUIRED = ("id", "verdict")
 OPTIONAL = ("reason", "from", "to")
 TARGET = {"invalid": review.POLL, "valid": review.POLL, "confirm": review.FM, "reject": review.FM}
-MAX_ERRORS = 30
 
 
-class BatchError(ValueError):
-    def __init__(self, errors, source):
-        shown = errors[:MAX_ERRORS]
-        more = "" if len(errors) <= MAX_ERRORS else "\n  " + _("... and %d more") % (len(errors) - MAX_ERRORS)
-        head = ngettext(
-            "%(source)s: nothing recorded, %(n)d problem:", "%(source)s: nothing recorded, %(n)d problems:", len(errors)
+class BatchError(csvtext.ImportProblems):
+    """A verdict batch with bad lines: nothing recorded, every problem listed."""
+
+    @staticmethod
+    def head(n):
+        return ngettext(
+            "%(source)s: nothing recorded, %(n)d problem:", "%(source)s: nothing recorded, %(n)d problems:", n
         )
-        super().__init__("%s\n  %s%s" % (head % {"source": source, "n": len(errors)}, "\n  ".join(shown), more))
 
 
 def _header(header):
