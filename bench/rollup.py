@@ -161,7 +161,80 @@ def _day_of(d):
 _MOSCOW_TZ = __import__("zoneinfo").ZoneInfo("Europe/Moscow")
 
 
-def build_big(url, polls, days):
+def gen_day(db, d, k):
+    """Generated day d of build_big: the day's polls of every panel (k each) and their rollup
+    rows in one statement, a force-majeure report per staff panel on Thursdays; one transaction."""
+    j = "g.j"
+    office = "'o' || lpad((%s / 3)::text, 4, '0')" % j
+    staff = "(%s %% 3 < 2)" % j
+    employee = "CASE WHEN %s THEN 'e' || lpad((%s / 3)::text, 4, '0') || '-' || (%s %% 3) ELSE NULL END" % (
+        staff,
+        j,
+        j,
+    )
+    kind = "CASE WHEN %s THEN 'staff' ELSE 'office' END" % staff
+    (day, week, month), at = _day_of(d)
+    n = "(%d + g.m)" % (d * k)  # the panel's poll number
+    i = "(%s * %d + %s)" % (n, PANELS, j)
+    gen = (
+        "SELECT %s AS site, 'p' || (%s %% 3) AS device, 2 * %s + 1 AS open_seq,"
+        " %d + (g.m %% 12) * 3600000 + (((g.m / 12) * 443 + %s * 7919) %% 3600) * 1000 AS opened,"
+        " CASE (%s * 7) %% 16 WHEN 0 THEN NULL WHEN 1 THEN NULL WHEN 2 THEN 'no' WHEN 3 THEN 'no'"
+        " WHEN 4 THEN 'unsure' WHEN 5 THEN 'unsure' ELSE 'yes' END AS answer,"
+        " %s AS employee, %s AS kind, CASE WHEN %s THEN 1 ELSE 0 END AS contact"
+        " FROM generate_series(0, %d) AS j CROSS JOIN generate_series(0, %d) AS m,"
+        " LATERAL (SELECT j, m) g" % (office, j, n, at, j, i, employee, kind, staff, PANELS - 1, k - 1)
+    )
+    sql = (
+        "WITH g AS MATERIALIZED (%s), ins AS (INSERT INTO polls (site, device, open_seq, opened_ms, closes_ms,"
+        " answer, answer_seq, answered_ms, extra_presses, seller_presses, time_source, employee, question,"
+        " kind, video_url, provisional, contact) SELECT site, device, open_seq, opened, opened + 30000, answer,"
+        " open_seq + 1, opened + 5000, 0, 1, 'device', employee, kind, kind, NULL, 0, contact FROM g)"
+        " INSERT INTO poll_rollup (site, device, employee, question, kind, tz, day, week, month, min_ms,"
+        " max_ms, polls, invalid, yes, no, unsure, silent, fm_no, fm_silent, contact, t_device, t_repaired,"
+        " t_arrival) SELECT site, device, COALESCE(employee, ''), kind, kind, 'Europe/Moscow', '%s', '%s',"
+        " '%s', MIN(opened), MAX(opened), COUNT(*), 0, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END), SUM(CASE WHEN answer = 'unsure' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END), 0, 0, SUM(contact), COUNT(*), 0, 0"
+        " FROM g GROUP BY site, device, employee, kind" % (gen, day, week, month)
+    )
+    with db.transaction():
+        db.execute(sql)
+        if d % 7 == 3:  # a force-majeure report per staff panel on Thursdays 14:00 local
+            fm_at = at + 5 * 3600000
+            db.execute(
+                "INSERT INTO force_majeure (site, device, seq, pressed_ms, start_ms, end_ms, presses,"
+                " time_source, employee, video_url, provisional) SELECT %s, 'p' || (g.j %% 3), %d, %d, %d,"
+                " %d, 1, 'device', %s, NULL, 0 FROM generate_series(0, %d) AS j, LATERAL (SELECT j) g WHERE %s"
+                % (office, 10**7 + d, fm_at, fm_at, fm_at + 15 * 60000, employee, PANELS - 1, staff)
+            )
+            db.execute(
+                "INSERT INTO fm_rollup (site, device, employee, question, tz, day, week, month, min_ms, max_ms,"
+                " reports, confirmed, rejected) SELECT site, device, employee, 'staff', 'Europe/Moscow', '%s',"
+                " '%s', '%s', start_ms, start_ms, 1, 0, 0 FROM force_majeure WHERE seq = %d"
+                % (day, week, month, 10**7 + d)
+            )
+
+
+def gen_slice(url, k, first, step, days):
+    """A --gen-jobs process: the days first, first + step, ... of build_big."""
+    from gateway import db as dbmod
+
+    started = time.monotonic()
+    db = dbmod.connect(url)
+    _renice_backend(db)
+    for n, d in enumerate(range(first, days, step)):
+        gen_day(db, d, k)
+        if n % 10 == 9:
+            print(
+                "process %d: day %d/%d, %.0f s, load %.1f"
+                % (first, d + 1, days, time.monotonic() - started, os.getloadavg()[0]),
+                flush=True,
+            )
+    db.close()
+
+
+def build_big(url, polls, days, gen_jobs=1):
     """PostgreSQL at 100M scale: day by day, each day's polls of every panel made by one
     generate_series and, from the same rows in the same statement, that day's rollup rows
     (what rollup.refresh writes for these polls: no verdicts, one timezone); no raw events
@@ -174,63 +247,33 @@ def build_big(url, polls, days):
     _renice_backend(db)
     site.apply(db, site.parse(site_toml()), T0 - 7 * DAY, "bench.toml")
     k = -(-polls // (PANELS * days))  # polls per panel and day
-    j = "g.j"
-    office = "'o' || lpad((%s / 3)::text, 4, '0')" % j
-    staff = "(%s %% 3 < 2)" % j
-    employee = "CASE WHEN %s THEN 'e' || lpad((%s / 3)::text, 4, '0') || '-' || (%s %% 3) ELSE NULL END" % (
-        staff,
-        j,
-        j,
-    )
-    kind = "CASE WHEN %s THEN 'staff' ELSE 'office' END" % staff
-    for d in range(days):
-        (day, week, month), at = _day_of(d)
-        n = "(%d + g.m)" % (d * k)  # the panel's poll number
-        i = "(%s * %d + %s)" % (n, PANELS, j)
-        gen = (
-            "SELECT %s AS site, 'p' || (%s %% 3) AS device, 2 * %s + 1 AS open_seq,"
-            " %d + (g.m %% 12) * 3600000 + (((g.m / 12) * 443 + %s * 7919) %% 3600) * 1000 AS opened,"
-            " CASE (%s * 7) %% 16 WHEN 0 THEN NULL WHEN 1 THEN NULL WHEN 2 THEN 'no' WHEN 3 THEN 'no'"
-            " WHEN 4 THEN 'unsure' WHEN 5 THEN 'unsure' ELSE 'yes' END AS answer,"
-            " %s AS employee, %s AS kind, CASE WHEN %s THEN 1 ELSE 0 END AS contact"
-            " FROM generate_series(0, %d) AS j CROSS JOIN generate_series(0, %d) AS m,"
-            " LATERAL (SELECT j, m) g" % (office, j, n, at, j, i, employee, kind, staff, PANELS - 1, k - 1)
-        )
-        sql = (
-            "WITH g AS MATERIALIZED (%s), ins AS (INSERT INTO polls (site, device, open_seq, opened_ms, closes_ms,"
-            " answer, answer_seq, answered_ms, extra_presses, seller_presses, time_source, employee, question,"
-            " kind, video_url, provisional, contact) SELECT site, device, open_seq, opened, opened + 30000, answer,"
-            " open_seq + 1, opened + 5000, 0, 1, 'device', employee, kind, kind, NULL, 0, contact FROM g)"
-            " INSERT INTO poll_rollup (site, device, employee, question, kind, tz, day, week, month, min_ms,"
-            " max_ms, polls, invalid, yes, no, unsure, silent, fm_no, fm_silent, contact, t_device, t_repaired,"
-            " t_arrival) SELECT site, device, COALESCE(employee, ''), kind, kind, 'Europe/Moscow', '%s', '%s',"
-            " '%s', MIN(opened), MAX(opened), COUNT(*), 0, SUM(CASE WHEN answer = 'yes' THEN 1 ELSE 0 END),"
-            " SUM(CASE WHEN answer = 'no' THEN 1 ELSE 0 END), SUM(CASE WHEN answer = 'unsure' THEN 1 ELSE 0 END),"
-            " SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END), 0, 0, SUM(contact), COUNT(*), 0, 0"
-            " FROM g GROUP BY site, device, employee, kind" % (gen, day, week, month)
-        )
-        with db.transaction():
-            db.execute(sql)
-            if d % 7 == 3:  # a force-majeure report per staff panel on Thursdays 14:00 local
-                fm_at = at + 5 * 3600000
-                db.execute(
-                    "INSERT INTO force_majeure (site, device, seq, pressed_ms, start_ms, end_ms, presses,"
-                    " time_source, employee, video_url, provisional) SELECT %s, 'p' || (g.j %% 3), %d, %d, %d,"
-                    " %d, 1, 'device', %s, NULL, 0 FROM generate_series(0, %d) AS j, LATERAL (SELECT j) g WHERE %s"
-                    % (office, 10**7 + d, fm_at, fm_at, fm_at + 15 * 60000, employee, PANELS - 1, staff)
-                )
-                db.execute(
-                    "INSERT INTO fm_rollup (site, device, employee, question, tz, day, week, month, min_ms, max_ms,"
-                    " reports, confirmed, rejected) SELECT site, device, employee, 'staff', 'Europe/Moscow', '%s',"
-                    " '%s', '%s', start_ms, start_ms, 1, 0, 0 FROM force_majeure WHERE seq = %d"
-                    % (day, week, month, 10**7 + d)
-                )
-        if d % 10 == 9 or d == days - 1:
-            print(
-                "day %d/%d: %d polls, %.0f s, load %.1f"
-                % (d + 1, days, (d + 1) * k * PANELS, time.monotonic() - started, os.getloadavg()[0]),
-                flush=True,
+    if gen_jobs > 1:  # days dealt to processes (each day is its own statement and transaction)
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--gen-days",
+                    url,
+                    "--gen-k",
+                    str(k),
+                    "--gen-slice",
+                    "%d:%d:%d" % (i, gen_jobs, days),
+                ]
             )
+            for i in range(gen_jobs)
+        ]
+        if any(p.wait() for p in procs):
+            raise SystemExit("a generating process failed")
+    else:
+        for d in range(days):
+            gen_day(db, d, k)
+            if d % 10 == 9 or d == days - 1:
+                print(
+                    "day %d/%d: %d polls, %.0f s, load %.1f"
+                    % (d + 1, days, (d + 1) * k * PANELS, time.monotonic() - started, os.getloadavg()[0]),
+                    flush=True,
+                )
     finish_big(db)
     generated = time.monotonic() - started
     print("generated %d polls over %d days in %.0f s" % (k * PANELS * days, days, generated), flush=True)
@@ -378,11 +421,18 @@ def main():
         "--whole", action="store_true", help="also the report holding every row's sums (gateway.report_sums, as before)"
     )
     ap.add_argument("--finish", action="store_true", help="with --db: finish a stopped --days generation")
+    ap.add_argument("--gen-jobs", type=int, default=1, help="with --days: generate the days in N processes")
+    ap.add_argument("--gen-days", help=argparse.SUPPRESS)  # a --gen-jobs process: the database URL
+    ap.add_argument("--gen-k", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--gen-slice", help=argparse.SUPPRESS)  # i:n:days, the days d = i, i+n, ... < days
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--by", default="employee", help=argparse.SUPPRESS)
     ap.add_argument("--period", default="month", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.gen_days:
+        gen_slice(args.gen_days, args.gen_k, *map(int, args.gen_slice.split(":")))
+        return
     if args.measure:
         measure(args.url, args.by, args.period, args.measure, args.first_days)
         return
@@ -410,7 +460,7 @@ def main():
             build(url, args.polls, args.counts)
     try:
         if args.pg and not args.db and args.days:
-            build_big(url, args.polls, args.days)
+            build_big(url, args.polls, args.days, args.gen_jobs)
         elif args.pg and not args.db:
             build(url, args.polls, args.counts)  # inside the try: a failed build drops its database too
         from gateway import schema
