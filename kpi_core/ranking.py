@@ -140,6 +140,11 @@ def rank(
         a, b = prior.alpha + score, prior.beta + n - score
         shrunk = a / (a + b)
         low, high = beta_quantile(tail, a, b), beta_quantile(1 - tail, a, b)
+        # A posterior with b (or a) near 0 piles its mass at one end: its mean can then fall
+        # outside its own equal-tailed interval (a chain prior of beta 0.005 and 367 of 367:
+        # mean 0.999985, 2.5 % quantile 0.9999854). A reader must never see a figure outside
+        # the range printed next to it: the interval is widened to hold the estimate.
+        low, high = min(low, shrunk), max(high, shrunk)
         estimates.append((subject, score, n, shrunk, low, high))
     ranked = [e for e in estimates if e[2] >= min_n and e[2] > 0]
     ranked.sort(key=lambda e: (e[3], -e[2], str(e[0])))
