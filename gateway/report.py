@@ -91,9 +91,11 @@ def lost_events(
     (read_all: every event, the reference path)."""
     lost = {}
     through = {} if read_all else derive.stored_through(db)
-    clean = store.gap_free(db, through) if through else set()
-    for s, d in sorted(set(store.event_panels(db)) | panels):
-        if (site and s != site) or (s, d) in clean:
+    candidates = [(s, d) for s, d in sorted(set(store.event_panels(db)) | panels) if not site or s == site]
+    # the panels gaps() would find nothing for, in a few statements for all (read_all: none)
+    clean = set() if read_all else store.gapless(db, {p: through.get(p, 0) for p in candidates})
+    for s, d in candidates:
+        if (s, d) in clean:
             continue
         gaps = [g for g in store.gaps(db, s, d, now_ms, stored_through=through.get((s, d), 0)) if g["status"] == "lost"]
         if gaps:
