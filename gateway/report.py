@@ -194,9 +194,9 @@ def build_report(
     no such one); sort: a figure name, rows then ranked best first within each period;
     offices: only these offices (an account's scope; None: every office); stream: "rows" and
     "bottleneck" are iterators making each row when read (report_export.write_table / write_csv
-    / write_json write them as they come); by office, panel or employee without `sort` the
-    memory is one row's sums (gateway/report_stream.py) and "total" is filled in once the last
-    row is read; else it holds every row's sums (gateway/report_sums.py)."""
+    / write_json write them as they come); by office, panel or employee the memory is one row's
+    sums (with `sort`: one period's rows; gateway/report_stream.py) and "total" is filled in once
+    the last row is read; else it holds every row's sums (gateway/report_sums.py)."""
     now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(

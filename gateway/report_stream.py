@@ -2,16 +2,18 @@
 
 `compute` gives the same report as `gateway.report_sums.compute` (byte for byte once written:
 tests/gateway/test_report_stream.py), but reads the SQL sums ordered by the report's key and
-period (a server-side cursor on PostgreSQL, SQLite's own cursor) and makes each row as soon as
-its key and period are complete. Held at any time: one group's sums, the total's additive sums,
-the rows of a batch of groups waiting for their counted-time COUNTs, and what is small whatever
-the range (the polls of the rollup rows the range cuts through, the counts rows, lost gaps,
-invalid contact polls). The bottleneck diagnosis is a second ordered read, after the rows.
+period (a server-side cursor on PostgreSQL, SQLite's own cursor; rows as tuples) and makes each
+row as soon as its key and period are complete. Held at any time: one group's sums, the total's
+additive sums, the rows of a batch of groups waiting for their counted-time COUNTs, and what is
+small whatever the range (the polls of the rollup rows the range cuts through, the counts rows,
+lost gaps, invalid contact polls). The bottleneck diagnosis is a second ordered read, after the
+rows. A ranking (--sort) reads the sums ordered by period, then key, and ranks one period's rows
+at a time (a rank needs every row of its period, no other).
 
 Used for a streamed report (`rating report` as text, CSV or JSON) grouped by office, panel or
-employee without a ranking. A ranking (--sort), the questions grouping (a question's label
-is its text at the first poll of the whole range) and the reports built whole (pivot, xlsx,
-html, pdf, the console) go through report_sums.compute, which holds every row's sums.
+employee. The questions grouping (a question's label is its text at the first poll of the whole
+range) and the reports built whole (pivot, xlsx, html, pdf, the console) go through
+report_sums.compute, which holds every row's sums.
 """
 
 import heapq
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway import report_sums, rollup
-from gateway.report_core import Options, Row, _Frame, bottleneck_row, bucket, report_dict
+from gateway.report_core import Options, Row, _Frame, bottleneck_row, bucket, rank, report_dict
 from gateway.report_sums import _PC, _poll_counts, _Sums
 from gateway.site import History
 
@@ -33,7 +35,7 @@ _KEY_SQL = {"site": "r.site", "device": "r.site || '/' || r.device", "employee":
 
 def streams(opts: Options) -> bool:
     """Whether a streamed report of these options is made here (else report_sums holds it)."""
-    return opts.by in _KEY_SQL and not opts.sort
+    return opts.by in _KEY_SQL
 
 
 class _Cols:
@@ -128,8 +130,18 @@ class _Report:
 
     def group_key(self, c: _Cols) -> Callable[[Sequence[Any]], tuple[str, str]]:
         """The report key and period label of a row of layout `c` (the rollup's period label is
-        bucket()'s, rollup._labels: the order the SQL sums come in)."""
+        bucket()'s, rollup._labels: the order the SQL sums come in); ranked (`--sort`): the
+        period label, then the key (a rank needs one period's rows, all of them)."""
         by, site, period = self.frame.opts.by, c.site, c.period
+        if self.frame.opts.sort:
+            if by == "site":
+                return operator.itemgetter(period, site)
+            if by == "device":
+                device = c.device
+                return lambda r: (r[period], "%s/%s" % (r[site], r[device]))
+            employee = c.employee
+            assert employee is not None  # by employee: the rows have the column
+            return lambda r: (r[period], r[employee] or "")
         if by == "site":
             return operator.itemgetter(site, period)
         if by == "device":
@@ -287,18 +299,22 @@ def _counted_only_runs(rep: _Report) -> list[tuple]:
         if rep.frame.opts.by == "device" and not r["device"]:
             continue
         key, _label = rep.frame.key_of({"site": r["site"], "device": r["device"]})
-        out.setdefault((key, rep.frame.period_of(r["site"], r["from_ms"])[0]), []).append(r)
+        label = rep.frame.period_of(r["site"], r["from_ms"])[0]
+        out.setdefault((label, key) if rep.frame.opts.sort else (key, label), []).append(r)
     return sorted(out.items())
 
 
 def _groups(rep: _Report) -> Iterator[_Sums]:
-    """Every report row's sums in key and period order, one group at a time."""
+    """Every report row's sums in key and period order (ranked: period and key), one group at a
+    time."""
     db, opts = rep.db, rep.frame.opts
-    order = _KEY_SQL[opts.by]
+    order, ranked = _KEY_SQL[opts.by], bool(opts.sort)
     polls = rollup.sums(
-        db, "poll_rollup", rep.poll_group, opts.period, rep.rng, opts.site, opts.employee, order, tuples=True
+        db, "poll_rollup", rep.poll_group, opts.period, rep.rng, opts.site, opts.employee, order, True, ranked
     )
-    fms = rollup.sums(db, "fm_rollup", rep.fm_group, opts.period, rep.rng, opts.site, opts.employee, order, tuples=True)
+    fms = rollup.sums(
+        db, "fm_rollup", rep.fm_group, opts.period, rep.rng, opts.site, opts.employee, order, True, ranked
+    )
     pkey, fkey = rep.group_key(rep.pc), rep.group_key(rep.fc)
     sources = [
         _runs(rep.kept(polls, rep.pc), pkey),
@@ -385,11 +401,18 @@ def _site_bottlenecks(frame: _Frame, site: str, items: list, c: _Cols, buckets: 
         yield bottleneck_row(frame, site, label, pstart, pend, counts.get("staff"), counts.get("office"))
 
 
+def _ranked(rows: Iterator[Row], opts: Options) -> Iterator[Row]:
+    """The rows (in period, then key order) ranked within each period, one period held at a
+    time: report_core.rank of every row gives the same, period by period."""
+    for _period, these in itertools.groupby(rows, key=operator.itemgetter("period")):
+        yield from rank(list(these), opts.sort or "", opts.k, opts.thresholds.min_n)
+
+
 def compute(db, history: History, opts: Options, counts, lost, offices=None) -> Row:
     """The report (docs/report-json.md) whose "rows" and "bottleneck" are iterators making each
     row as the sums arrive; "total" is filled in when the last row has been read."""
     rep = _Report(db, history, opts, counts, lost, offices)
     report = report_dict(rep.frame, rep.total, [], {}, [])
-    report["rows"] = _rows(rep, report)
+    report["rows"] = _ranked(_rows(rep, report), opts) if opts.sort else _rows(rep, report)
     report["bottleneck"] = () if opts.employee is not None else _bottlenecks(rep)
     return report

@@ -242,6 +242,7 @@ def sums(
     employee: str | None,
     order: str | None = None,
     tuples: bool = False,
+    period_first: bool = False,
 ) -> Any:
     """The rows of `table` (poll_rollup | fm_rollup) wholly inside the range, summed per
     `group` columns (of site, device, employee, question, kind, tz) and the period's label
@@ -249,7 +250,7 @@ def sums(
     `order` (an SQL expression of the group columns, e.g. "r.site"), an iterator of the sums
     ordered by it and then the period label, in code point order on either database (read it
     inside `db.reading()`); tuples: those rows as tuples (columns: `group`, period, min_ms,
-    max_ms, then the sums)."""
+    max_ms, then the sums); period_first: ordered by the period label, then by `order`."""
     names = POLL_SUMS if table == "poll_rollup" else FM_SUMS
     pcol = PERIOD_COLUMNS[period]
     label = "r.%s" % pcol if pcol else "'all'"
@@ -275,6 +276,8 @@ def sums(
     if order is None:
         return db.query(sql, tuple(params + extra_params))
     keys = [order] + ([label] if pcol else [])
+    if period_first:
+        keys.reverse()
     collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""  # PostgreSQL: code point order, as Python's
     sql += " ORDER BY " + ", ".join("(%s)%s" % (k, collate) for k in keys)
     return db.stream(sql, tuple(params + extra_params), tuples=tuples)
