@@ -34,6 +34,7 @@ Rules (see docs/report-json.md for the details):
 import bisect
 import datetime as _dt
 import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -428,6 +429,9 @@ def _flag_dicts(found: tuple[kpi_core.Flag, ...], lang: str) -> tuple[dict[str, 
     )
 
 
+_FIGURES_OF = operator.attrgetter(*FIGURES)  # a ScopeFigures' figures in FIGURES order
+
+
 def row_dict(
     head: Mapping[str, Any],
     tally: Tally,
@@ -464,7 +468,9 @@ def row_dict(
     if lost is not None and lost[0]:
         out_flags.append(flag(lang, "lost_events", "events", n=lost[0], ranges=lost[1]))
     out_flags += notes
-    by_kind = {kind: pc.as_dict() for kind in KINDS if (pc := c.kind(kind)) is not None}
+    by_kind = {
+        kind: pc.as_dict() for kind, pc in zip(KINDS, (c.staff, c.office, c.loyalty), strict=True) if pc is not None
+    }
 
     def share(spans: _Spans) -> float | None:
         return min(1.0, spans.ms / (period_ms * spans.offices)) if period_ms and spans.offices else None
@@ -479,7 +485,7 @@ def row_dict(
             "in_transactions_time": c.conversion_polls,
             "in_visitors_time": c.coverage_polls,
         },
-        "kpi": {name: fig_dict(figs.get(name)) for name in FIGURES},
+        "kpi": dict(zip(FIGURES, map(fig_dict, _FIGURES_OF(figs)), strict=True)),
         "counts": {"transactions": c.transactions, "visitors": c.visitors},
         "counted_time": {
             "transactions_hours": None if c.transactions is None else counted.tx.ms / 3600000.0,

@@ -184,8 +184,9 @@ def _sorted_runs(items: list, key: Callable[[Any], tuple]) -> list[tuple]:
 def _merged(sources: list[Iterable[tuple]]) -> Iterator[tuple[tuple, list[list]]]:
     """(key, [the payloads of each source with that key]) in key order, from sources of
     (key, payload) in key order."""
-    tagged = [_tagged(i, src) for i, src in enumerate(sources)]
-    for k, run in itertools.groupby(heapq.merge(*tagged, key=lambda x: (x[0], x[1])), key=lambda x: x[0]):
+    # an empty list (no cut rows, no counts: the usual case) is left out of the merge
+    tagged = [_tagged(i, src) for i, src in enumerate(sources) if not (isinstance(src, list) and not src)]
+    for k, run in itertools.groupby(heapq.merge(*tagged, key=operator.itemgetter(0, 1)), key=operator.itemgetter(0)):
         parts: list[list] = [[] for _ in sources]
         for _k, i, p in run:
             parts[i].append(p)
