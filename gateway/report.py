@@ -91,9 +91,11 @@ def lost_events(
     (read_all: every event, the reference path)."""
     lost = {}
     through = {} if read_all else derive.stored_through(db)
-    clean = store.gap_free(db, through) if through else set()
-    for s, d in sorted(set(store.event_panels(db)) | panels):
-        if (site and s != site) or (s, d) in clean:
+    candidates = [(s, d) for s, d in sorted(set(store.event_panels(db)) | panels) if not site or s == site]
+    # the panels gaps() would find nothing for, in a few statements for all (read_all: none)
+    clean = set() if read_all else store.gapless(db, {p: through.get(p, 0) for p in candidates})
+    for s, d in candidates:
+        if (s, d) in clean:
             continue
         gaps = [g for g in store.gaps(db, s, d, now_ms, stored_through=through.get((s, d), 0)) if g["status"] == "lost"]
         if gaps:
@@ -192,9 +194,9 @@ def build_report(
     no such one); sort: a figure name, rows then ranked best first within each period;
     offices: only these offices (an account's scope; None: every office); stream: "rows" and
     "bottleneck" are iterators making each row when read (report_export.write_table / write_csv
-    / write_json write them as they come); by office, panel or employee without `sort` the
-    memory is one row's sums (gateway/report_stream.py) and "total" is filled in once the last
-    row is read; else it holds every row's sums (gateway/report_sums.py)."""
+    / write_json write them as they come); by office, panel or employee the memory is one row's
+    sums (with `sort`: one period's rows; gateway/report_stream.py) and "total" is filled in once
+    the last row is read; else it holds every row's sums (gateway/report_sums.py)."""
     now_ms, history, opts = _prepare(db, by, period, start, end, k, lang, now_ms, thresholds, site, employee, sort)
     if not rollup.built(db) and derive.latest_poll_ms(db) is not None:
         raise ValueError(

@@ -33,6 +33,8 @@ Rules (see docs/report-json.md for the details):
 
 import bisect
 import datetime as _dt
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -245,6 +247,9 @@ class Counted:
         )
 
 
+_NOT_COUNTED = Counted()  # no counts (read only)
+
+
 def _total(values: Iterable[int | None]) -> int | None:
     """The sum of the known values; None when none is known."""
     known = [v for v in values if v is not None]
@@ -349,11 +354,35 @@ def tally_polls(
 def fig_dict(f: kpi_core.Figure | None) -> dict[str, Any] | None:
     if f is None:
         return None
+    # the types are part of the key: Figure(1, ...) == Figure(1.0, ...), but JSON writes them apart
+    return dict(_fig_dict(f, type(f.value), type(f.low), type(f.high)))
+
+
+@functools.lru_cache(maxsize=8192)  # the figures of a chain's rows repeat; formatting one is most of its cost
+def _fig_dict(f: kpi_core.Figure, *_types: type) -> dict[str, Any]:
     return {"value": f.value, "low": f.low, "high": f.high, "n": f.n, "reason": f.reason, "text": f.format()}
 
 
 def flag(lang: str, code: str, subject: str, **values: Any) -> dict[str, str]:
     """A flag the gateway adds, its message from gateway.i18n in both languages."""
+    try:
+        # the same flag with the same values (e.g. "2 force-majeure reports pending") recurs on
+        # many rows of a chain's report: its three texts are made once (the catalogues are part
+        # of the key, so a reloaded one is not served stale texts)
+        typed = tuple((k, type(v), v) for k, v in values.items())  # 1 == True, but "%s" tells them apart
+        key = (lang, code, subject, typed, *(i18n.catalogue(x) for x in (lang, "en", "ru")))
+        return dict(_flag(key))
+    except TypeError:  # an unhashable value
+        return _flag_dict(lang, code, subject, values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _flag(key: tuple) -> dict[str, str]:
+    lang, code, subject, typed = key[:4]
+    return _flag_dict(lang, code, subject, {k: v for k, _t, v in typed})
+
+
+def _flag_dict(lang: str, code: str, subject: str, values: Mapping[str, Any]) -> dict[str, str]:
     return {
         "code": code,
         "subject": subject,
@@ -386,6 +415,23 @@ def _counted_flags(tally: Tally, counted: Counted, period_ms: int | None, lang: 
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _flag_dicts(found: tuple[kpi_core.Flag, ...], lang: str) -> tuple[dict[str, str], ...]:
+    return tuple(
+        {
+            "code": f.code,
+            "subject": f.subject,
+            "message": f.message_ru if lang == "ru" else f.message_en,
+            "message_en": f.message_en,
+            "message_ru": f.message_ru,
+        }
+        for f in found
+    )
+
+
+_FIGURES_OF = operator.attrgetter(*FIGURES)  # a ScopeFigures' figures in FIGURES order
+
+
 def row_dict(
     head: Mapping[str, Any],
     tally: Tally,
@@ -399,18 +445,9 @@ def row_dict(
     offices and panels; counted: the row's external counts; notes: more flags of the caller's."""
     lang = opts.lang
     c = tally.scope
-    counted = counted or Counted()
+    counted = counted or _NOT_COUNTED
     figs = kpi_core.scope_figures(c, opts.k, opts.thresholds)
-    out_flags = [
-        {
-            "code": f.code,
-            "subject": f.subject,
-            "message": f.message_ru if lang == "ru" else f.message_en,
-            "message_en": f.message_en,
-            "message_ru": f.message_ru,
-        }
-        for f in figs.flags
-    ]
+    out_flags = [dict(f) for f in _flag_dicts(figs.flags, lang)] if figs.flags else []
     start, end = head.get("period_start_ms"), head.get("period_end_ms")
     period_ms = end - start if start is not None and end is not None else None
     out_flags += _counted_flags(tally, counted, period_ms, lang)
@@ -431,7 +468,9 @@ def row_dict(
     if lost is not None and lost[0]:
         out_flags.append(flag(lang, "lost_events", "events", n=lost[0], ranges=lost[1]))
     out_flags += notes
-    by_kind = {kind: pc.as_dict() for kind in KINDS if (pc := c.kind(kind)) is not None}
+    by_kind = {
+        kind: pc.as_dict() for kind, pc in zip(KINDS, (c.staff, c.office, c.loyalty), strict=True) if pc is not None
+    }
 
     def share(spans: _Spans) -> float | None:
         return min(1.0, spans.ms / (period_ms * spans.offices)) if period_ms and spans.offices else None
@@ -446,7 +485,7 @@ def row_dict(
             "in_transactions_time": c.conversion_polls,
             "in_visitors_time": c.coverage_polls,
         },
-        "kpi": {name: fig_dict(figs.get(name)) for name in FIGURES},
+        "kpi": dict(zip(FIGURES, map(fig_dict, _FIGURES_OF(figs)), strict=True)),
         "counts": {"transactions": c.transactions, "visitors": c.visitors},
         "counted_time": {
             "transactions_hours": None if c.transactions is None else counted.tx.ms / 3600000.0,
@@ -497,7 +536,7 @@ class _Scope:
         tz = zones.pop() if len(zones) == 1 else None
 
         def local(ms):
-            return None if ms is None or tz is None else _dt.datetime.fromtimestamp(ms / 1000.0, tz).isoformat()
+            return None if ms is None or tz is None else _local_iso(ms, tz)
 
         return {
             "key": self.key,
@@ -509,6 +548,11 @@ class _Scope:
             "period_start_local": local(self.start),
             "period_end_local": local(self.end),
         }
+
+
+@functools.lru_cache(maxsize=4096)  # rows of one period share its bounds
+def _local_iso(ms: int, tz: _dt.tzinfo) -> str:
+    return _dt.datetime.fromtimestamp(ms / 1000.0, tz).isoformat()
 
 
 class _Frame:
@@ -673,7 +717,7 @@ def lost_for(scope: _Scope, frame: _Frame, lost: Mapping[tuple[str, str], Sequen
     """(lost events, "site/device: ranges; ...") of the scope's panels whose gaps may lie in the
     row's time window."""
     n_total, ranges = 0, []
-    for panel in sorted(scope.panels):
+    for panel in sorted(p for p in scope.panels if p in lost):  # the others have no gap
         lo, hi = frame.bounds_of(panel[0]) if scope.period == "all" else (scope.start, scope.end)
         gaps = [g for g in lost.get(panel, ()) if g.within(lo, hi)]
         n = sum(g.count for g in gaps)

@@ -12,11 +12,13 @@ every poll (tests/gateway/test_report_rollup.py proves it for random histories),
 Memory grows with the number of report rows and counts rows, not with the polls.
 """
 
+import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway import derive, i18n, review, rollup
 from gateway.report_core import (
+    _NOT_COUNTED,
     KINDS,
     Counted,
     Options,
@@ -266,12 +268,18 @@ def _counted_rows(db, scopes: Mapping[Any, _Sums], rules: Mapping[Any, str], fra
     return {g: tuple(v) for g, v in out.items()}
 
 
+@functools.lru_cache(maxsize=4096)  # a chain's rows repeat their counts: checked once, one object for the figures' memo
+def _poll_counts(values: tuple[int, ...]) -> PollCounts:
+    """PollCounts of the sums of _PC, in that order."""
+    return PollCounts(*values)
+
+
 def _tally(scope: _Sums, kinds: Sequence[str], counted: Counted, conv: int, cov: int) -> Tally:
     per_kind = {}
     for kind in kinds:
         s = scope.kinds.get(kind)
         if s and s["polls"]:
-            per_kind[kind] = PollCounts(**{n: s[n] for n in _PC})
+            per_kind[kind] = _poll_counts(tuple([s[n] for n in _PC]))
     a, fm = scope.all, scope.fm
     valid = a["polls"] - a["invalid"]
     return Tally(
@@ -301,7 +309,7 @@ def _row(db, scope: _Sums, rule: str, frame: _Frame, counts, lost, counted_row) 
     """counted_row: (its counts, contact polls in transactions time, in visitors time), from
     _counted_rows; None: no counts."""
     opts = frame.opts
-    counted, conv, cov = counted_row or (Counted(), 0, 0)
+    counted, conv, cov = counted_row or (_NOT_COUNTED, 0, 0)
     people = rule == "employee"
     tally = _tally(scope, ("staff",) if people else KINDS, counted, conv, cov)
     lost_row = lost_for(scope, frame, lost) if rule in ("site", "device", "total") else None

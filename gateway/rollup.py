@@ -241,13 +241,16 @@ def sums(
     site: str | None,
     employee: str | None,
     order: str | None = None,
+    tuples: bool = False,
+    period_first: bool = False,
 ) -> Any:
     """The rows of `table` (poll_rollup | fm_rollup) wholly inside the range, summed per
     `group` columns (of site, device, employee, question, kind, tz) and the period's label
     (column "period"; "all" for the whole range), with MIN(min_ms) / MAX(max_ms). A list; with
     `order` (an SQL expression of the group columns, e.g. "r.site"), an iterator of the sums
     ordered by it and then the period label, in code point order on either database (read it
-    inside `db.reading()`)."""
+    inside `db.reading()`); tuples: those rows as tuples (columns: `group`, period, min_ms,
+    max_ms, then the sums); period_first: ordered by the period label, then by `order`."""
     names = POLL_SUMS if table == "poll_rollup" else FM_SUMS
     pcol = PERIOD_COLUMNS[period]
     label = "r.%s" % pcol if pcol else "'all'"
@@ -260,7 +263,10 @@ def sums(
         % (
             cols,
             label,
-            ", ".join("CAST(SUM(r.%s) AS BIGINT) AS %s" % (n, n) for n in names),
+            # SUM of an INTEGER is a BIGINT kept in place; of a BIGINT, a NUMERIC state per group and
+            # sum on PostgreSQL (2x the memory: a chain's weekly sums spilled to disk). A rollup
+            # row's counts are one panel's polls of one day, far below 2**31.
+            ", ".join("CAST(SUM(CAST(r.%s AS INTEGER)) AS BIGINT) AS %s" % (n, n) for n in names),
             table,
             where,
             extra,
@@ -270,9 +276,11 @@ def sums(
     if order is None:
         return db.query(sql, tuple(params + extra_params))
     keys = [order] + ([label] if pcol else [])
+    if period_first:
+        keys.reverse()
     collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""  # PostgreSQL: code point order, as Python's
     sql += " ORDER BY " + ", ".join("(%s)%s" % (k, collate) for k in keys)
-    return db.stream(sql, tuple(params + extra_params))
+    return db.stream(sql, tuple(params + extra_params), tuples=tuples)
 
 
 def sites_in(db, rng: Range, site: str | None, employee: str | None) -> list[str]:

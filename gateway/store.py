@@ -348,6 +348,44 @@ def gap_free(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
     return out
 
 
+def gapless(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
+    """The panels of `stored_through` ({panel: seq with 1..seq all stored, 0 = none known})
+    for which gaps(..., stored_through=seq) finds nothing: the stored seqs from it on run
+    without a hole from it (or from 1) to the newest, no dead-lettered seq left unstored, and the journal
+    floor is not above the newest stored seq. A few statements for all panels (index seeks and
+    ranges above those seqs): a report's lost-event check on a chain calls gaps() only for the
+    others, not twice per panel for thousands of panels."""
+    dead = {  # a dead-lettered seq is a gap unless the event was stored after all (gaps())
+        (r["site"], r["device"])
+        for r in db.query(
+            "SELECT DISTINCT d.site, d.device FROM dead_seqs d WHERE NOT EXISTS (SELECT 1 FROM raw_event_keys r"
+            " WHERE r.site = d.site AND r.device = d.device AND r.seq = d.seq)"
+        )
+    }
+    states = {(r["site"], r["device"]): r for r in panel_states(db)}
+    items = sorted((p, s) for p, s in stored_through.items() if p not in dead)
+    out: set[Panel] = set()
+    for i in range(0, len(items), 300):
+        chunk = items[i : i + 300]
+        rows = db.query(
+            "WITH t (site, device, through) AS (VALUES %s) SELECT t.site, t.device, t.through,"
+            " (SELECT MAX(r.seq) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device) AS top,"
+            " (SELECT MIN(r.seq) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device"
+            " AND r.seq >= t.through) AS low,"
+            " (SELECT COUNT(*) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device"
+            " AND r.seq >= t.through) AS above FROM t" % ", ".join(["(?, ?, CAST(? AS BIGINT))"] * len(chunk)),
+            tuple(x for (site, device), through in chunk for x in (site, device, through)),
+        )
+        for r in rows:
+            panel = (r["site"], r["device"])
+            top, low, above = r["top"] or 0, r["low"], r["above"]
+            # gaps(): a hole before the first seq read (above max(1, through)) or between two read
+            holes = above and (low > max(1, r["through"]) or top - low + 1 != above)
+            if not holes and held_floor(states.get(panel)) - 1 <= top:
+                out.add(panel)
+    return out
+
+
 def event_panels(db: Database) -> list[Panel]:
     """Every (site, device) with stored events, sorted: a skip scan, one or two primary-key
     index seeks per panel (the next device of the office, else the next office), not a walk over

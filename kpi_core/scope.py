@@ -9,6 +9,7 @@ poll by poll (the reference path) or from pre-aggregated rollups (per panel, emp
 question and hour) and get the same figures from `scope_figures`.
 """
 
+import functools
 from dataclasses import dataclass, fields
 
 from kpi_core import _check
@@ -96,23 +97,46 @@ class ScopeFigures:
         return getattr(self, name)
 
 
+@functools.lru_cache(maxsize=8192, typed=True)  # typed: 0 and False (refused as a count) are not one key
+def _memo(fn, *args):
+    return fn(*args)
+
+
+def _once(fn, *args):
+    """fn(*args) of a pure figure function, computed once for the same arguments: a chain's
+    report has tens of thousands of rows whose counts repeat (the same polls per panel and day
+    give the same sums), and an interval with its checks costs more than a lookup. The result is
+    the very value fn gives (Figures and Flags are frozen)."""
+    try:
+        return _memo(fn, *args)
+    except TypeError:  # an unhashable argument: fn itself says what is wrong with it
+        return fn(*args)
+
+
+def _flags(*figs_and_thresholds):
+    staff, office, loyalty, conversion, coverage, rate, thresholds = figs_and_thresholds
+    return tuple(
+        flags(
+            di_staff=staff,
+            di_office=office,
+            eli=loyalty,
+            conversion=conversion,
+            coverage=coverage,
+            fm_rate=rate,
+            thresholds=thresholds,
+        )
+    )
+
+
 def scope_figures(c: ScopeCounts, k: float = DEFAULT_K, thresholds: Thresholds | None = None) -> ScopeFigures:
     """Every figure of the method for the sums `c` (k: the silent-customer coefficient)."""
     if not isinstance(c, ScopeCounts):
         raise TypeError("counts: expected a ScopeCounts, got %r" % (type(c).__name__,))
-    staff = None if c.staff is None else di_staff(c.staff, k)
-    office = None if c.office is None else di_office(c.office, k)
-    loyalty = None if c.loyalty is None else eli(c.loyalty, k)
-    conversion = None if c.transactions is None else exact_conversion(c.conversion_polls, c.transactions)
-    coverage = None if c.visitors is None else visitor_coverage(c.coverage_polls, c.visitors)
-    rate = fm_rate(c.fm_reports, c.polls) if (c.polls or c.fm_reports) else None
-    found = flags(
-        di_staff=staff,
-        di_office=office,
-        eli=loyalty,
-        conversion=conversion,
-        coverage=coverage,
-        fm_rate=rate,
-        thresholds=thresholds,
-    )
-    return ScopeFigures(staff, office, loyalty, conversion, coverage, rate, tuple(found))
+    staff = None if c.staff is None else _once(di_staff, c.staff, k)
+    office = None if c.office is None else _once(di_office, c.office, k)
+    loyalty = None if c.loyalty is None else _once(eli, c.loyalty, k)
+    conversion = None if c.transactions is None else _once(exact_conversion, c.conversion_polls, c.transactions)
+    coverage = None if c.visitors is None else _once(visitor_coverage, c.coverage_polls, c.visitors)
+    rate = _once(fm_rate, c.fm_reports, c.polls) if (c.polls or c.fm_reports) else None
+    found = _once(_flags, staff, office, loyalty, conversion, coverage, rate, thresholds)
+    return ScopeFigures(staff, office, loyalty, conversion, coverage, rate, found)

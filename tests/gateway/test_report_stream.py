@@ -46,10 +46,11 @@ def chain_db(any_db):
     return any_db
 
 
+@pytest.mark.parametrize("sort", [None, "di_staff", "eli"])  # ranked: the sums read period by period
 @pytest.mark.parametrize("by", ["site", "device", "employee"])
-def test_a_streamed_report_writes_the_whole_reports_bytes_in_code_point_order(chain_db, by):
+def test_a_streamed_report_writes_the_whole_reports_bytes_in_code_point_order(chain_db, by, sort):
     for period in ("day", "week", "all"):
-        kw = dict(by=by, period=period, now_ms=T0 + 12 * DAY)
+        kw = dict(by=by, period=period, now_ms=T0 + 12 * DAY, sort=sort)
         whole = report.build_report(chain_db, **kw)
         keys = [r["key"] for r in whole["rows"]]
         assert len(set(keys)) > 1

@@ -76,3 +76,31 @@ def test_scope_counts_refuse_what_is_not_a_count():
         ScopeCounts(transactions=2.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="^staff:"):
         ScopeCounts(staff=(1, 2, 3, 4))  # type: ignore[arg-type]
+
+
+@given(scopes, st.sampled_from([0.0, 0.5, 0.8, 1.0]))
+def test_scope_figures_made_again_for_the_same_sums_are_the_functions_own_figures(c, k):
+    # scope_figures remembers the figures of sums it has seen (a chain's rows repeat them)
+    for _ in range(2):
+        f = scope_figures(c, k)
+        assert f.di_staff == (None if c.staff is None else kpi_core.di_staff(c.staff, k))
+        assert f.di_office == (None if c.office is None else kpi_core.di_office(c.office, k))
+        assert f.eli == (None if c.loyalty is None else kpi_core.eli(c.loyalty, k))
+        assert f.fm_rate == (kpi_core.fm_rate(c.fm_reports, c.polls) if (c.polls or c.fm_reports) else None)
+        assert f.flags == tuple(
+            kpi_core.flags(
+                di_staff=f.di_staff,
+                di_office=f.di_office,
+                eli=f.eli,
+                conversion=f.exact_conversion,
+                coverage=f.visitor_coverage,
+                fm_rate=f.fm_rate,
+            )
+        )
+
+
+def test_a_k_refused_is_refused_even_after_the_same_sums_with_an_equal_k():
+    c = ScopeCounts(staff=PollCounts(3, 1, 0, 1), polls=5)
+    scope_figures(c, 0)  # 0 == False and hash(0) == hash(False): remembered apart
+    with pytest.raises(ValueError, match="k: must be a number"):
+        scope_figures(c, False)
