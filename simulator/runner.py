@@ -60,6 +60,7 @@ class Track:
         "wifi_down_until",
         "cut_fault",
         "parked_since",
+        "sock",
     )
 
     def __init__(self):
@@ -71,6 +72,7 @@ class Track:
         self.wifi_down_until = None  # simulated ms its access point comes back
         self.cut_fault = None  # the power-cut fault armed on its next journal write
         self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
+        self.sock = None  # its MQTT socket as last seen (Runner._socks)
 
 
 class Runner:
@@ -114,6 +116,9 @@ class Runner:
             "parks": 0,  # ack deadlines passed while the ack was still on its way (no wait)
             "park_acks": 0,  # ... whose ack then came before the panel's next input
             "hold_expired": 0,  # holds that gave up (the panel's ack timeout then fired)
+            "holds_over_100ms": 0,  # ... of the holds, those over 100 ms, and their seconds
+            "holds_over_100ms_s": 0.0,
+            "hold_max_s": 0.0,
             "selects": 0,
             "select_s": 0.0,
             "keepalive_s": 0.0,
@@ -136,6 +141,7 @@ class Runner:
         self.parked = {}  # (site, device) -> VirtualPanel whose ack deadline passed before its ack came
         self.ack_rtt = 0.0  # smoothed real time from a panel's publish to its ack (seconds)
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
+        self._socks = {}  # the panels' MQTT sockets -> VirtualPanel, kept by _track_socket
 
     # ---- set-up -------------------------------------------------------------------------------
     def _db_file(self):
@@ -316,6 +322,7 @@ class Runner:
                 tr.last_pub_real = time.monotonic()
         if vp.power_died:
             self._power_cut(vp)
+        self._track_socket(vp)
         self._reschedule(vp)
 
     # ---- faults -------------------------------------------------------------------------------
@@ -341,6 +348,7 @@ class Runner:
                 return
             self.stats["reboots"] += 1
             vp.power_off()
+            self._track_socket(vp)
             self._boot_later(vp, f)
         elif kind == "power_cut":
             vp = self.by_key[(f["site"], f["device"])]
@@ -384,6 +392,7 @@ class Runner:
         f["done"] = True
         self.stats["power_cuts"] += 1
         vp.power_off()
+        self._track_socket(vp)
         # the power may die before the victim's event even reached the journal (an ack's
         # meta write used up the budget): that press is lost the same way
         for p in list(vp.expected[:3]):
@@ -400,21 +409,31 @@ class Runner:
             self.stats["no_clock_boots"] += 1
 
     # ---- sockets ------------------------------------------------------------------------------
+    def _track_socket(self, vp):
+        """Keep `_socks` (what _poll_sockets selects on) up to date after anything that may have
+        connected, reconnected or powered off the panel: a step, a reboot, a power cut. Building
+        the map anew for every poll (every 2 ms) cost ~5 % of the runner's CPU."""
+        tr = self.track[vp.key]
+        s = vp.socket()
+        if s is tr.sock:
+            return
+        if tr.sock is not None:
+            self._socks.pop(tr.sock, None)
+        tr.sock = s
+        if s is None:
+            return
+        self._socks[s] = vp
+        if tr.nodelay is not s:
+            # Nagle + delayed ACKs would add ~40 ms to every event -> ack round trip
+            # (measured); a real panel's lwIP stack sends small packets at once too
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            tr.nodelay = s
+
     def _poll_sockets(self, timeout):
-        socks = {}
-        for vp in self.panels:
-            s = vp.socket()
-            if s is not None:
-                socks[s] = vp
-                tr = self.track[vp.key]
-                if tr.nodelay is not s:
-                    # Nagle + delayed ACKs would add ~40 ms to every event -> ack round trip
-                    # (measured); a real panel's lwIP stack sends small packets at once too
-                    try:
-                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    except OSError:
-                        pass
-                    tr.nodelay = s
+        socks = self._socks
         self.stats["selects"] += 1
         if not socks:
             if timeout:
@@ -424,7 +443,12 @@ class Runner:
         try:
             ready, _, _ = select.select(list(socks), [], [], timeout)
         except (OSError, ValueError):
+            # a socket closed under us (paho's keepalive check): its panel notices at its next
+            # step, which the wake below brings; until then it is not selected on
             ready = [s for s in socks if s.fileno() >= 0]
+            for s in [s for s in socks if s.fileno() < 0]:
+                vp = socks.pop(s)
+                self.track[vp.key].sock = None
         self.stats["select_s"] += time.monotonic() - real
         self._ready = set(ready)
         for s in ready:
@@ -585,8 +609,13 @@ class Runner:
             if s is not None:
                 self.stats["park_acks"] += 1
         if waited:
+            held = time.monotonic() - real0
             self.stats["holds"] += 1
-            self.stats["hold_s"] += time.monotonic() - real0
+            self.stats["hold_s"] += held
+            if held > 0.1:  # the long tail: a loaded machine, a slow commit
+                self.stats["holds_over_100ms"] += 1
+                self.stats["holds_over_100ms_s"] += held
+            self.stats["hold_max_s"] = max(self.stats["hold_max_s"], held)
         tr.parked_since = None
         del self.parked[vp.key]
 
@@ -959,6 +988,7 @@ class Runner:
     def finish(self):
         from gateway import derive, report, schema
 
+        lap = _Laps(self.timing, "finish_")
         self._final_heartbeat()
         for vp in self.panels:
             timeouts, resent = vp.link_counts()
@@ -967,7 +997,9 @@ class Runner:
         self.stats["panel_days"] = len(self.panels) * self.sc.days
         self.stats["ack_rtt_ms"] = round(self.ack_rtt * 1000, 2)
         self._deliver_counts()
+        lap("counts_s")
         self._gw().stop()
+        lap("gateway_stop_s")
         db = schema.open_database(self.db_url)
         try:
             stored = self._collect(db)
@@ -983,8 +1015,10 @@ class Runner:
             }
             self.problems += [m for vp in self.panels for m in vp.mismatches]
             self.stats["verdicts"] = self._expert(db, doc)
+            lap("collect_s")
             now = int(time.time() * 1000)
             derive.rebuild(db, now)
+            lap("rebuild_s")
             system = self._system(db)
             rep_site = report.build_report(db, by="site", now_ms=now)
             rep_emp = report.build_report(db, by="employee", now_ms=now)
@@ -994,6 +1028,7 @@ class Runner:
                 f.write(report.render_table(rep_site) + "\n\n" + report.render_table(rep_emp) + "\n")
             with open(os.path.join(self.out, "report.json"), "w") as f:
                 json.dump({"site": rep_site, "employee": rep_emp}, f, indent=1, default=str)
+            lap("report_s")
         finally:
             db.close()
         system["problems"] = self.problems
@@ -1009,8 +1044,11 @@ class Runner:
 
     def run(self):
         self._t0 = time.monotonic()
+        lap = _Laps(self.timing, "setup_")
         self._prepare()
+        lap("world_s")
         self._start_services()
+        lap("services_s")
         self._make_panels()
         self.timing["setup_s"] = time.monotonic() - self._t0
         self._loop()
@@ -1031,6 +1069,18 @@ class Runner:
 
         write_outputs(self.out, doc, sitefile.site_toml(self.world))
         return result
+
+
+class _Laps:
+    """Seconds of the phases of a step, into `timing` (prefix + name), for bench/simspeed.py."""
+
+    def __init__(self, timing, prefix):
+        self.timing, self.prefix, self.t = timing, prefix, time.monotonic()
+
+    def __call__(self, name):
+        now = time.monotonic()
+        self.timing[self.prefix + name] = now - self.t
+        self.t = now
 
 
 class _Progress:

@@ -41,7 +41,7 @@ def wait_port(port, timeout=15.0, host="127.0.0.1"):
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.02)
+            time.sleep(0.005)
     return False
 
 
@@ -173,6 +173,9 @@ class Gateway:
     the broker URL names the user and the gateway reads the password from that file."""
 
     START_TIMEOUT_S = 20
+    BATCH_QUIET_MS = 0  # the gateway settings the runner's speed depends on (see __init__)
+    RECONNECT_MIN_S = 0.05
+    LOG_POLL_S = 0.005  # how often wait_connected looks at the log
 
     def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim", password_file=None):
         self.broker_url = broker_url
@@ -187,10 +190,14 @@ class Gateway:
             # not the simulated one: the runner rebuilds at the end instead. Simulated time runs
             # ~10^4 x real time, so a 100 ms ack coalescing (or Nagle's 40 ms with the embedded
             # broker) would cost the runner a real wait at nearly every event; for the same
-            # reason the per-panel rate limit (a rate in real time) is lifted.
+            # reason the per-panel rate limit (a rate in real time) is lifted, a batch is
+            # committed as soon as the inbox is empty (the runner publishes one panel's message
+            # at a time and may be waiting for its ack), and after a broker outage (our own
+            # broker, restarted at once) the gateway tries again after 50 ms, not 1 s.
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
-                "panel_rate = 1000000.0\n"
+                "panel_rate = 1000000.0\nbatch_quiet_ms = %s\nreconnect_min_s = %s\n"
+                % (self.BATCH_QUIET_MS, self.RECONNECT_MIN_S)
             )
             if password_file:
                 f.write("broker_password_file = %s\n" % json.dumps(password_file))
@@ -244,7 +251,7 @@ class Gateway:
                 )
             if self._connected_lines() > self._seen:
                 return
-            time.sleep(0.02)
+            time.sleep(self.LOG_POLL_S)
         raise RuntimeError(
             "the gateway did not connect to %s within %.0f s; see %s:\n%s"
             % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail())
