@@ -61,6 +61,8 @@ class Track:
         "cut_fault",
         "parked_since",
         "sock",
+        "unacked_since_real",
+        "ack_seen_real",
     )
 
     def __init__(self):
@@ -73,6 +75,11 @@ class Track:
         self.cut_fault = None  # the power-cut fault armed on its next journal write
         self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
         self.sock = None  # its MQTT socket as last seen (Runner._socks)
+        # real time of the oldest publish not yet acked (None: all acked). Kept conservatively:
+        # a partial ack leaves it; a reconnect or an ack-timeout resend starts it anew (all that
+        # is out is published again)
+        self.unacked_since_real = None
+        self.ack_seen_real = None  # real time a hold saw data arrive on its socket (Runner._unpark)
 
 
 class Runner:
@@ -207,8 +214,7 @@ class Runner:
             client_id="rating-gateway-sim-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000),
             password_file=password_file,
         )
-        self.gateway.start()
-        self.gateway.wait_connected()
+        self.gateway.start()  # run() waits for its connection after making the panels
 
     def _panel_cfg(self, site, panel):
         from firmware import config
@@ -308,22 +314,43 @@ class Runner:
 
     def _step(self, vp, t):
         tr = self.track[vp.key]
-        if tr.parked_since is not None:
+        was_parked = tr.parked_since is not None
+        if was_parked:
             self._unpark(vp)
         p = vp.panel
-        before = (p.link.published, p.link.outbox.acked()) if p is not None else None
-        vp.step(t)
+        if p is not None:
+            link = p.link
+            before = (link.published, link.outbox.acked(), link.resends, link.connects)
+            vp.step(t)
+            self._after_step(tr, link, before, was_parked)
         self.stats["steps"] += 1
-        if p is not None and before is not None:
-            if p.link.outbox.acked() != before[1] and tr.last_pub_real:
-                # smoothed publish -> ack time: how slow the gateway is answering now
-                self.ack_rtt += 0.1 * (time.monotonic() - tr.last_pub_real - self.ack_rtt)
-            if p.link.published != before[0]:
-                tr.last_pub_real = time.monotonic()
         if vp.power_died:
             self._power_cut(vp)
         self._track_socket(vp)
         self._reschedule(vp)
+
+    def _after_step(self, tr, link, before, was_parked):
+        """What a step did to the panel's publishes and acks, in real time: the smoothed
+        publish -> ack time (_hold_limit) and the oldest unacked publish (_ack_may_come)."""
+        published, acked, resends, connects = before
+        now = time.monotonic()
+        seen, tr.ack_seen_real = tr.ack_seen_real, None
+        if link.outbox.acked() != acked:
+            # how slow the gateway is answering now, from acks whose arrival time is known: the
+            # panel was not parked (a wake within POLL_EVERY_S of the ack's arrival) or a hold
+            # saw it come; not across a gateway kill / broker stop (the fault's delay, not the
+            # gateway's), not an ack a parked panel found waiting (it came at some time before)
+            arrived = seen if seen is not None else (None if was_parked else now)
+            if arrived is not None and tr.last_pub_real > self.gap_real:
+                self.ack_rtt += 0.1 * (arrived - tr.last_pub_real - self.ack_rtt)
+            if link.sent <= link.outbox.acked():
+                tr.unacked_since_real = None
+        if link.resends != resends or link.connects != connects:
+            tr.unacked_since_real = None  # everything out is published again from now on
+        if link.published != published:
+            tr.last_pub_real = now
+            if tr.unacked_since_real is None:
+                tr.unacked_since_real = now
 
     # ---- faults -------------------------------------------------------------------------------
     def _fault(self, f):
@@ -555,10 +582,13 @@ class Runner:
         return True
 
     def _ack_may_come(self, tr):
-        """An ack for what was published before the last gateway kill / broker stop, or longer
-        ago (real time) than the hold limit, is not coming: a lost publish left a gap the
-        gateway will not ack past, so the panel's ack timeout must fire."""
-        return tr.last_pub_real > self.gap_real and time.monotonic() - tr.last_pub_real < self._hold_limit()
+        """An ack is not coming when something still unacked was published before the last
+        gateway kill / broker stop (even if later events were published after it: a lost
+        publish leaves a gap the gateway's cumulative ack does not pass), or when the last
+        publish is longer ago (real time) than the hold limit: then the panel's ack timeout
+        must fire."""
+        since = tr.unacked_since_real
+        return since is not None and since > self.gap_real and time.monotonic() - tr.last_pub_real < self._hold_limit()
 
     def _hold_limit(self):
         """How long (real seconds) an ack may take: HOLD_ACK_S, or more on a machine where the
@@ -595,7 +625,7 @@ class Runner:
         while s is not None and not _readable(s):
             real = time.monotonic()
             left = self._hold_limit() - (real - tr.parked_since)
-            if left <= 0 or tr.last_pub_real <= self.gap_real:
+            if left <= 0 or tr.unacked_since_real is None or tr.unacked_since_real <= self.gap_real:
                 self.stats["hold_expired"] += 1
                 break
             waited = True
@@ -608,6 +638,8 @@ class Runner:
         else:
             if s is not None:
                 self.stats["park_acks"] += 1
+            if waited:
+                tr.ack_seen_real = time.monotonic()  # the ack's arrival, for the smoothed ack time
         if waited:
             held = time.monotonic() - real0
             self.stats["holds"] += 1
@@ -1049,7 +1081,10 @@ class Runner:
         lap("world_s")
         self._start_services()
         lap("services_s")
-        self._make_panels()
+        self._make_panels()  # (CPU) while the gateway process starts on the other core
+        lap("panels_s")
+        self._gw().wait_connected()
+        lap("gateway_s")
         self.timing["setup_s"] = time.monotonic() - self._t0
         self._loop()
         t1 = time.monotonic()
