@@ -63,9 +63,11 @@ class GatewaySettings:
     # a batch is committed when no further message came for this long (0: as soon as the inbox
     # is empty); the simulator, waiting in real time for each ack, sets 0
     batch_quiet_ms: float = 2.0
-    # paho's reconnect backoff after a lost broker: the first try after this many seconds,
-    # doubling up to 10 s; the simulator, which restarts its own broker, sets a few 10 ms
+    # paho's reconnect backoff after a lost broker: the first try after reconnect_min_s,
+    # doubling up to reconnect_max_s; the simulator, which restarts its own broker at once,
+    # sets 0.05 and 1
     reconnect_min_s: float = 1.0
+    reconnect_max_s: int = 10
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
     # login and TLS towards `broker` (gateway/brokerlink.py): the password is read from a file
     broker_password_file: str = ""
@@ -108,7 +110,6 @@ class GatewaySettings:
         "session_expiry_s",
     )
     _SECONDS = ("config_push_s", "derive_tick_s", "panel_rate", "retained_check_s")
-    RECONNECT_MAX_S = 10  # the reconnect backoff's ceiling (GatewayService)
 
     def check(self):
         for f in self._WHOLE:
@@ -123,10 +124,14 @@ class GatewaySettings:
             raise SettingsError(
                 "batch_quiet_ms: must be a number of ms from 0 to batch_ms, got %r" % self.batch_quiet_ms
             )
-        if type(self.reconnect_min_s) not in (int, float) or not 0.01 <= self.reconnect_min_s <= self.RECONNECT_MAX_S:
+        if type(self.reconnect_max_s) is not int or not 1 <= self.reconnect_max_s <= 3600:
             raise SettingsError(
-                "reconnect_min_s: must be a number of seconds from 0.01 to %d, got %r"
-                % (self.RECONNECT_MAX_S, self.reconnect_min_s)
+                "reconnect_max_s: must be a whole number of seconds from 1 to 3600, got %r" % self.reconnect_max_s
+            )
+        if type(self.reconnect_min_s) not in (int, float) or not 0.01 <= self.reconnect_min_s <= self.reconnect_max_s:
+            raise SettingsError(
+                "reconnect_min_s: must be a number of seconds from 0.01 to reconnect_max_s (%d), got %r"
+                % (self.reconnect_max_s, self.reconnect_min_s)
             )
         if type(self.raw_keep_months) is not int or self.raw_keep_months < 0:
             raise SettingsError("raw_keep_months: must be a whole number of months >= 0 (0: keep forever)")
@@ -299,7 +304,6 @@ class GatewayService:
     """One gateway process: broker connection, batches, acks, the retained check, shutdown.
     Derivation, the configs due and the retention run on a background worker (gateway/worker.py)."""
 
-    RECONNECT_MAX_S = GatewaySettings.RECONNECT_MAX_S  # the first try: settings.reconnect_min_s
     UNREACHABLE_REPEAT_S = 300.0  # an unchanged "unreachable" line is repeated this often
     TAKEOVER_S = 5.0  # a connection closed this soon after it was accepted counts as taken over
     DB_RETRY_S = 1.0
@@ -397,7 +401,7 @@ class GatewayService:
                     "gateway: broker %(url)s unreachable (%(error)s); retrying every %(s)d s, nothing is lost "
                     "meanwhile (panels keep their events until acked)"
                 )
-                % {"url": self._broker_url, "error": text, "s": self.RECONNECT_MAX_S}
+                % {"url": self._broker_url, "error": text, "s": self.settings.reconnect_max_s}
             )
             self._unreachable = (since, text, now)
 
@@ -524,7 +528,7 @@ class GatewayService:
             client.tls_set_context(tls)
         client.max_inflight_messages_set(s.inflight)
         client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
-        client.reconnect_delay_set(s.reconnect_min_s, self.RECONNECT_MAX_S)
+        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail

@@ -403,7 +403,7 @@ class Runner:
         if self.broker_down_until is None:
             real = time.monotonic()
             self._gw().mark()
-            self.broker.stop()
+            self.broker.outage()
             self.stats["fault_wait_s"] += time.monotonic() - real
             self.broker_down_until = until
             self._push(until, "broker_up", until)
