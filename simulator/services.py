@@ -152,9 +152,10 @@ class Broker:
         it saves its persistence, so the sessions survive. The embedded broker keeps nothing
         over a restart, so it is killed: its graceful stop waits up to 5 s for amqtt's shutdown,
         which hung that long in about half of the loaded `rating demo` runs."""
-        if self.kind == "embedded" and self.running:
-            self.proc.kill()
-            self.proc.wait()
+        proc = self.proc
+        if self.kind == "embedded" and proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
             self.proc = None
         self.stop()
 
