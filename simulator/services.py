@@ -186,11 +186,21 @@ class Gateway:
 
     START_TIMEOUT_S = 20
     BATCH_QUIET_MS = 0  # the gateway settings the runner's speed depends on (see __init__)
+    DEPLOYMENT_QUIET_MS = 2  # the gateway's default: `rating sim load` measures ingest with it
     RECONNECT_MIN_S = 0.05
     RECONNECT_MAX_S = 1  # the embedded broker may take seconds to start on a loaded machine
     LOG_POLL_S = 0.005  # how often wait_connected looks at the log
 
-    def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim", password_file=None):
+    def __init__(
+        self,
+        broker_url,
+        db_url,
+        root,
+        workdir,
+        client_id="rating-gateway-sim",
+        password_file=None,
+        batch_quiet_ms=BATCH_QUIET_MS,
+    ):
         self.broker_url = broker_url
         self.db_url = db_url
         self.root = root
@@ -211,7 +221,7 @@ class Gateway:
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
                 "panel_rate = 1000000.0\nbatch_quiet_ms = %s\nreconnect_min_s = %s\nreconnect_max_s = %d\n"
-                % (self.BATCH_QUIET_MS, self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
+                % (batch_quiet_ms, self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
             )
             if password_file:
                 f.write("broker_password_file = %s\n" % json.dumps(password_file))
