@@ -807,6 +807,7 @@ class Runner:
         from gateway import store
 
         msgs = sitefile.counts_messages(self.world)
+        keys = [(m[0], *self._counts_key(m[2])) for m in msgs]  # decoded once, not per look
         pending = msgs
         for _attempt in range(self.COUNTS_TRIES):
             self._publish_counts(pending)
@@ -815,10 +816,10 @@ class Runner:
                 deadline = time.monotonic() + self.COUNTS_WAIT_S
                 while True:
                     have = set((r["site"], r["from_ms"], r["to_ms"]) for r in store.counts(db) if r["device"] == "")
-                    missing = [m for m in msgs if (m[0], *self._counts_key(m[2])) not in have]
+                    missing = [m for m, key in zip(msgs, keys, strict=True) if key not in have]
                     if not missing or time.monotonic() > deadline:
                         break
-                    time.sleep(0.05)
+                    time.sleep(0.01)
             finally:
                 db.close()
             if not missing:
