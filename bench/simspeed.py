@@ -68,6 +68,11 @@ def pure_time(scenario, days, sites, out):
     return time.monotonic() - t0
 
 
+def _load():
+    """The 1-minute load average (other work on the machine moves every figure here)."""
+    return "%.1f" % os.getloadavg()[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[1])
     ap.add_argument("--scenario", default="chain-week", help="a name in simulator/scenarios or a file")
@@ -85,6 +90,7 @@ def main():
     print("reference: model pipeline (--pure) of the same scenario: %.1f s" % ref)
     ok = True
     for hogs in [int(x) for x in a.hogs.split(",")]:
+        load_before = _load()
         res, wall, doc = run_once(scenario, a.days, a.sites, hogs, os.path.join(tmp, "e2e-%d" % hogs))
         r = doc["runner"]
         st, tm = r["stats"], r["timing"]
@@ -97,21 +103,32 @@ def main():
             % (hogs, pdays, wall, pdays * 60 / wall, tm["run_s"], pdays * 60 / tm["run_s"], checked)
         )
         print(
-            "  waits: %d ack holds %.2f s, held for faults %.2f s, select %d calls %.2f s; "
-            "ack timeouts fired %d (resent %d events); runner CPU %.1f s, gateway CPU %.1f s"
+            "  waits: %d ack holds %.2f s (%d over 100 ms: %.2f s, longest %.2f s; %d gave up), held for faults "
+            "%.2f s, select %d calls %.2f s; ack timeouts fired %d (resent %d events); smoothed ack time %.1f ms"
             % (
                 st["holds"],
                 st["hold_s"],
+                st.get("holds_over_100ms", 0),
+                st.get("holds_over_100ms_s", 0.0),
+                st.get("hold_max_s", 0.0),
+                st.get("hold_expired", 0),
                 st.get("fault_wait_s", 0.0),
                 st["selects"],
                 st.get("select_s", 0.0),
                 st.get("ack_timeouts", 0),
                 st.get("resends", 0),
-                tm["cpu_runner_s"],
-                tm["cpu_gateway_s"],
+                st.get("ack_rtt_ms", 0.0),
             )
         )
-        print("  reference: CPU-bound rate on %d cores %.0f panel-days/min" % (cores, pdays * 60 / (cpu / cores)))
+        print(
+            "  CPU: runner %.1f s, gateway (+ stopped brokers) %.1f s = %.0f ms per panel-day; setup %.1f s, "
+            "finish %.1f s (per run, not per panel-day)"
+            % (tm["cpu_runner_s"], tm["cpu_gateway_s"], cpu * 1000 / pdays, tm["setup_s"], tm["finish_s"])
+        )
+        print(
+            "  reference: CPU-bound rate on %d cores %.0f panel-days/min; load average %s before, %s after"
+            % (cores, pdays * 60 / (cpu / cores), load_before, _load())
+        )
         if res.returncode != 0:
             print(res.stdout[-2000:], res.stderr[-2000:])
     return 0 if ok else 1

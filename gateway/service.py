@@ -60,6 +60,14 @@ class GatewaySettings:
     # under a backlog acks go out at most this often (a panel's ack timeout is seconds); a
     # simulation running ~10^4 x real time sets it to a few ms
     ack_coalesce_ms: int = 100
+    # a batch is committed when no further message came for this long (0: as soon as the inbox
+    # is empty); the simulator, waiting in real time for each ack, sets 0
+    batch_quiet_ms: float = 2.0
+    # paho's reconnect backoff after a lost broker: the first try after reconnect_min_s,
+    # doubling up to reconnect_max_s; the simulator, which restarts its own broker at once,
+    # sets 0.05 and 1
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: int = 10
     tcp_nodelay: bool = False  # no Nagle delay on the broker connection (simulations)
     # login and TLS towards `broker` (gateway/brokerlink.py): the password is read from a file
     broker_password_file: str = ""
@@ -112,6 +120,19 @@ class GatewaySettings:
             value = getattr(self, f)
             if type(value) not in (int, float) or value <= 0:
                 raise SettingsError("%s: must be a number > 0, got %r" % (f, value))
+        if type(self.batch_quiet_ms) not in (int, float) or not 0 <= self.batch_quiet_ms <= self.batch_ms:
+            raise SettingsError(
+                "batch_quiet_ms: must be a number of ms from 0 to batch_ms, got %r" % self.batch_quiet_ms
+            )
+        if type(self.reconnect_max_s) is not int or not 1 <= self.reconnect_max_s <= 3600:
+            raise SettingsError(
+                "reconnect_max_s: must be a whole number of seconds from 1 to 3600, got %r" % self.reconnect_max_s
+            )
+        if type(self.reconnect_min_s) not in (int, float) or not 0.01 <= self.reconnect_min_s <= self.reconnect_max_s:
+            raise SettingsError(
+                "reconnect_min_s: must be a number of seconds from 0.01 to reconnect_max_s (%d), got %r"
+                % (self.reconnect_max_s, self.reconnect_min_s)
+            )
         if type(self.raw_keep_months) is not int or self.raw_keep_months < 0:
             raise SettingsError("raw_keep_months: must be a whole number of months >= 0 (0: keep forever)")
         if bool(self.raw_keep_months) != bool(self.raw_archive_dir):
@@ -283,11 +304,8 @@ class GatewayService:
     """One gateway process: broker connection, batches, acks, the retained check, shutdown.
     Derivation, the configs due and the retention run on a background worker (gateway/worker.py)."""
 
-    RECONNECT_MIN_S = 1
-    RECONNECT_MAX_S = 10
     UNREACHABLE_REPEAT_S = 300.0  # an unchanged "unreachable" line is repeated this often
     TAKEOVER_S = 5.0  # a connection closed this soon after it was accepted counts as taken over
-    QUIET_MS = 2  # flush when no further message arrived for this long
     DB_RETRY_S = 1.0
     SHUTDOWN_CONFIRM_S = 5.0
     BACKLOG_BATCH = 100  # a batch this big means the gateway is working through a backlog
@@ -383,7 +401,7 @@ class GatewayService:
                     "gateway: broker %(url)s unreachable (%(error)s); retrying every %(s)d s, nothing is lost "
                     "meanwhile (panels keep their events until acked)"
                 )
-                % {"url": self._broker_url, "error": text, "s": self.RECONNECT_MAX_S}
+                % {"url": self._broker_url, "error": text, "s": self.settings.reconnect_max_s}
             )
             self._unreachable = (since, text, now)
 
@@ -510,7 +528,7 @@ class GatewayService:
             client.tls_set_context(tls)
         client.max_inflight_messages_set(s.inflight)
         client.max_queued_messages_set(0)  # our own bound is max_unconfirmed
-        client.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
+        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -615,7 +633,7 @@ class GatewayService:
             if self._batch_started is None:  # buffered by _publish's wait, before any batch here
                 self._batch_started = time.monotonic()
             age = time.monotonic() - self._batch_started
-            timeout = max(0.0, min(self.QUIET_MS / 1000, self.settings.batch_ms / 1000 - age))
+            timeout = max(0.0, min(self.settings.batch_quiet_ms / 1000, self.settings.batch_ms / 1000 - age))
         return timeout
 
     def _take_messages(self) -> bool:

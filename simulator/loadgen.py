@@ -427,6 +427,9 @@ def run(plan, out_dir, broker_url=None, db_url=None, root="rating/v1", log=None,
                 out_dir,
                 client_id="rating-gateway-load-%d" % os.getpid(),
                 password_file=broker.secret_file("gateway"),
+                # ingest under a steady stream is measured with a deployment's batching (panels
+                # here do not wait for each ack the way the runner does)
+                batch_quiet_ms=services.Gateway.DEPLOYMENT_QUIET_MS,
             )
             gateway.start()
             gateway.wait_connected()

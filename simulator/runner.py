@@ -60,6 +60,9 @@ class Track:
         "wifi_down_until",
         "cut_fault",
         "parked_since",
+        "sock",
+        "unacked_since_real",
+        "ack_seen_real",
     )
 
     def __init__(self):
@@ -71,6 +74,12 @@ class Track:
         self.wifi_down_until = None  # simulated ms its access point comes back
         self.cut_fault = None  # the power-cut fault armed on its next journal write
         self.parked_since = None  # real time the panel was parked at its ack deadline (Runner._park)
+        self.sock = None  # its MQTT socket as last seen (Runner._socks)
+        # real time of the oldest publish not yet acked (None: all acked). Kept conservatively:
+        # a partial ack leaves it; a reconnect or an ack-timeout resend starts it anew (all that
+        # is out is published again)
+        self.unacked_since_real = None
+        self.ack_seen_real = None  # real time a hold saw data arrive on its socket (Runner._unpark)
 
 
 class Runner:
@@ -114,6 +123,9 @@ class Runner:
             "parks": 0,  # ack deadlines passed while the ack was still on its way (no wait)
             "park_acks": 0,  # ... whose ack then came before the panel's next input
             "hold_expired": 0,  # holds that gave up (the panel's ack timeout then fired)
+            "holds_over_100ms": 0,  # ... of the holds, those over 100 ms, and their seconds
+            "holds_over_100ms_s": 0.0,
+            "hold_max_s": 0.0,
             "selects": 0,
             "select_s": 0.0,
             "keepalive_s": 0.0,
@@ -136,6 +148,7 @@ class Runner:
         self.parked = {}  # (site, device) -> VirtualPanel whose ack deadline passed before its ack came
         self.ack_rtt = 0.0  # smoothed real time from a panel's publish to its ack (seconds)
         self.gap_real = 0.0  # real time of the last gateway kill / broker stop
+        self._socks = {}  # the panels' MQTT sockets -> VirtualPanel, kept by _track_socket
 
     # ---- set-up -------------------------------------------------------------------------------
     def _db_file(self):
@@ -201,8 +214,7 @@ class Runner:
             client_id="rating-gateway-sim-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000),
             password_file=password_file,
         )
-        self.gateway.start()
-        self.gateway.wait_connected()
+        self.gateway.start()  # run() waits for its connection after making the panels
 
     def _panel_cfg(self, site, panel):
         from firmware import config
@@ -302,21 +314,43 @@ class Runner:
 
     def _step(self, vp, t):
         tr = self.track[vp.key]
-        if tr.parked_since is not None:
+        was_parked = tr.parked_since is not None
+        if was_parked:
             self._unpark(vp)
         p = vp.panel
-        before = (p.link.published, p.link.outbox.acked()) if p is not None else None
-        vp.step(t)
+        if p is not None:
+            link = p.link
+            before = (link.published, link.outbox.acked(), link.resends, link.connects)
+            vp.step(t)
+            self._after_step(tr, link, before, was_parked)
         self.stats["steps"] += 1
-        if p is not None and before is not None:
-            if p.link.outbox.acked() != before[1] and tr.last_pub_real:
-                # smoothed publish -> ack time: how slow the gateway is answering now
-                self.ack_rtt += 0.1 * (time.monotonic() - tr.last_pub_real - self.ack_rtt)
-            if p.link.published != before[0]:
-                tr.last_pub_real = time.monotonic()
         if vp.power_died:
             self._power_cut(vp)
+        self._track_socket(vp)
         self._reschedule(vp)
+
+    def _after_step(self, tr, link, before, was_parked):
+        """What a step did to the panel's publishes and acks, in real time: the smoothed
+        publish -> ack time (_hold_limit) and the oldest unacked publish (_ack_may_come)."""
+        published, acked, resends, connects = before
+        now = time.monotonic()
+        seen, tr.ack_seen_real = tr.ack_seen_real, None
+        if link.outbox.acked() != acked:
+            # how slow the gateway is answering now, from acks whose arrival time is known: the
+            # panel was not parked (a wake within POLL_EVERY_S of the ack's arrival) or a hold
+            # saw it come; not across a gateway kill / broker stop (the fault's delay, not the
+            # gateway's), not an ack a parked panel found waiting (it came at some time before)
+            arrived = seen if seen is not None else (None if was_parked else now)
+            if arrived is not None and tr.last_pub_real > self.gap_real:
+                self.ack_rtt += 0.1 * (arrived - tr.last_pub_real - self.ack_rtt)
+            if link.sent <= link.outbox.acked():
+                tr.unacked_since_real = None
+        if link.resends != resends or link.connects != connects:
+            tr.unacked_since_real = None  # everything out is published again from now on
+        if link.published != published:
+            tr.last_pub_real = now
+            if tr.unacked_since_real is None:
+                tr.unacked_since_real = now
 
     # ---- faults -------------------------------------------------------------------------------
     def _fault(self, f):
@@ -341,6 +375,7 @@ class Runner:
                 return
             self.stats["reboots"] += 1
             vp.power_off()
+            self._track_socket(vp)
             self._boot_later(vp, f)
         elif kind == "power_cut":
             vp = self.by_key[(f["site"], f["device"])]
@@ -368,7 +403,7 @@ class Runner:
         if self.broker_down_until is None:
             real = time.monotonic()
             self._gw().mark()
-            self.broker.stop()
+            self.broker.outage()
             self.stats["fault_wait_s"] += time.monotonic() - real
             self.broker_down_until = until
             self._push(until, "broker_up", until)
@@ -384,6 +419,7 @@ class Runner:
         f["done"] = True
         self.stats["power_cuts"] += 1
         vp.power_off()
+        self._track_socket(vp)
         # the power may die before the victim's event even reached the journal (an ack's
         # meta write used up the budget): that press is lost the same way
         for p in list(vp.expected[:3]):
@@ -400,21 +436,31 @@ class Runner:
             self.stats["no_clock_boots"] += 1
 
     # ---- sockets ------------------------------------------------------------------------------
+    def _track_socket(self, vp):
+        """Keep `_socks` (what _poll_sockets selects on) up to date after anything that may have
+        connected, reconnected or powered off the panel: a step, a reboot, a power cut. Building
+        the map anew for every poll (every 2 ms) cost ~5 % of the runner's CPU."""
+        tr = self.track[vp.key]
+        s = vp.socket()
+        if s is tr.sock:
+            return
+        if tr.sock is not None:
+            self._socks.pop(tr.sock, None)
+        tr.sock = s
+        if s is None:
+            return
+        self._socks[s] = vp
+        if tr.nodelay is not s:
+            # Nagle + delayed ACKs would add ~40 ms to every event -> ack round trip
+            # (measured); a real panel's lwIP stack sends small packets at once too
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            tr.nodelay = s
+
     def _poll_sockets(self, timeout):
-        socks = {}
-        for vp in self.panels:
-            s = vp.socket()
-            if s is not None:
-                socks[s] = vp
-                tr = self.track[vp.key]
-                if tr.nodelay is not s:
-                    # Nagle + delayed ACKs would add ~40 ms to every event -> ack round trip
-                    # (measured); a real panel's lwIP stack sends small packets at once too
-                    try:
-                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    except OSError:
-                        pass
-                    tr.nodelay = s
+        socks = self._socks
         self.stats["selects"] += 1
         if not socks:
             if timeout:
@@ -424,7 +470,12 @@ class Runner:
         try:
             ready, _, _ = select.select(list(socks), [], [], timeout)
         except (OSError, ValueError):
+            # a socket closed under us (paho's keepalive check): its panel notices at its next
+            # step, which the wake below brings; until then it is not selected on
             ready = [s for s in socks if s.fileno() >= 0]
+            for s in [s for s in socks if s.fileno() < 0]:
+                vp = socks.pop(s)
+                self.track[vp.key].sock = None
         self.stats["select_s"] += time.monotonic() - real
         self._ready = set(ready)
         for s in ready:
@@ -531,10 +582,13 @@ class Runner:
         return True
 
     def _ack_may_come(self, tr):
-        """An ack for what was published before the last gateway kill / broker stop, or longer
-        ago (real time) than the hold limit, is not coming: a lost publish left a gap the
-        gateway will not ack past, so the panel's ack timeout must fire."""
-        return tr.last_pub_real > self.gap_real and time.monotonic() - tr.last_pub_real < self._hold_limit()
+        """An ack is not coming when something still unacked was published before the last
+        gateway kill / broker stop (even if later events were published after it: a lost
+        publish leaves a gap the gateway's cumulative ack does not pass), or when the last
+        publish is longer ago (real time) than the hold limit: then the panel's ack timeout
+        must fire."""
+        since = tr.unacked_since_real
+        return since is not None and since > self.gap_real and time.monotonic() - tr.last_pub_real < self._hold_limit()
 
     def _hold_limit(self):
         """How long (real seconds) an ack may take: HOLD_ACK_S, or more on a machine where the
@@ -571,7 +625,7 @@ class Runner:
         while s is not None and not _readable(s):
             real = time.monotonic()
             left = self._hold_limit() - (real - tr.parked_since)
-            if left <= 0 or tr.last_pub_real <= self.gap_real:
+            if left <= 0 or tr.unacked_since_real is None or tr.unacked_since_real <= self.gap_real:
                 self.stats["hold_expired"] += 1
                 break
             waited = True
@@ -584,9 +638,16 @@ class Runner:
         else:
             if s is not None:
                 self.stats["park_acks"] += 1
+            if waited:
+                tr.ack_seen_real = time.monotonic()  # the ack's arrival, for the smoothed ack time
         if waited:
+            held = time.monotonic() - real0
             self.stats["holds"] += 1
-            self.stats["hold_s"] += time.monotonic() - real0
+            self.stats["hold_s"] += held
+            if held > 0.1:  # the long tail: a loaded machine, a slow commit
+                self.stats["holds_over_100ms"] += 1
+                self.stats["holds_over_100ms_s"] += held
+            self.stats["hold_max_s"] = max(self.stats["hold_max_s"], held)
         tr.parked_since = None
         del self.parked[vp.key]
 
@@ -746,6 +807,7 @@ class Runner:
         from gateway import store
 
         msgs = sitefile.counts_messages(self.world)
+        keys = [(m[0], *self._counts_key(m[2])) for m in msgs]  # decoded once, not per look
         pending = msgs
         for _attempt in range(self.COUNTS_TRIES):
             self._publish_counts(pending)
@@ -754,10 +816,10 @@ class Runner:
                 deadline = time.monotonic() + self.COUNTS_WAIT_S
                 while True:
                     have = set((r["site"], r["from_ms"], r["to_ms"]) for r in store.counts(db) if r["device"] == "")
-                    missing = [m for m in msgs if (m[0], *self._counts_key(m[2])) not in have]
+                    missing = [m for m, key in zip(msgs, keys, strict=True) if key not in have]
                     if not missing or time.monotonic() > deadline:
                         break
-                    time.sleep(0.05)
+                    time.sleep(0.01)
             finally:
                 db.close()
             if not missing:
@@ -959,6 +1021,7 @@ class Runner:
     def finish(self):
         from gateway import derive, report, schema
 
+        lap = _Laps(self.timing, "finish_")
         self._final_heartbeat()
         for vp in self.panels:
             timeouts, resent = vp.link_counts()
@@ -967,7 +1030,9 @@ class Runner:
         self.stats["panel_days"] = len(self.panels) * self.sc.days
         self.stats["ack_rtt_ms"] = round(self.ack_rtt * 1000, 2)
         self._deliver_counts()
+        lap("counts_s")
         self._gw().stop()
+        lap("gateway_stop_s")
         db = schema.open_database(self.db_url)
         try:
             stored = self._collect(db)
@@ -983,8 +1048,10 @@ class Runner:
             }
             self.problems += [m for vp in self.panels for m in vp.mismatches]
             self.stats["verdicts"] = self._expert(db, doc)
+            lap("collect_s")
             now = int(time.time() * 1000)
             derive.rebuild(db, now)
+            lap("rebuild_s")
             system = self._system(db)
             rep_site = report.build_report(db, by="site", now_ms=now)
             rep_emp = report.build_report(db, by="employee", now_ms=now)
@@ -994,6 +1061,7 @@ class Runner:
                 f.write(report.render_table(rep_site) + "\n\n" + report.render_table(rep_emp) + "\n")
             with open(os.path.join(self.out, "report.json"), "w") as f:
                 json.dump({"site": rep_site, "employee": rep_emp}, f, indent=1, default=str)
+            lap("report_s")
         finally:
             db.close()
         system["problems"] = self.problems
@@ -1009,9 +1077,15 @@ class Runner:
 
     def run(self):
         self._t0 = time.monotonic()
+        lap = _Laps(self.timing, "setup_")
         self._prepare()
+        lap("world_s")
         self._start_services()
-        self._make_panels()
+        lap("services_s")
+        self._make_panels()  # (CPU) while the gateway process starts on the other core
+        lap("panels_s")
+        self._gw().wait_connected()
+        lap("gateway_s")
         self.timing["setup_s"] = time.monotonic() - self._t0
         self._loop()
         t1 = time.monotonic()
@@ -1031,6 +1105,18 @@ class Runner:
 
         write_outputs(self.out, doc, sitefile.site_toml(self.world))
         return result
+
+
+class _Laps:
+    """Seconds of the phases of a step, into `timing` (prefix + name), for bench/simspeed.py."""
+
+    def __init__(self, timing, prefix):
+        self.timing, self.prefix, self.t = timing, prefix, time.monotonic()
+
+    def __call__(self, name):
+        now = time.monotonic()
+        self.timing[self.prefix + name] = now - self.t
+        self.t = now
 
 
 class _Progress:

@@ -41,7 +41,7 @@ def wait_port(port, timeout=15.0, host="127.0.0.1"):
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.02)
+            time.sleep(0.005)
     return False
 
 
@@ -147,6 +147,18 @@ class Broker:
             _terminate(self.proc, 10)
         self.proc = None
 
+    def outage(self):
+        """The broker goes away (the runner's broker-outage fault). Mosquitto stops gracefully:
+        it saves its persistence, so the sessions survive. The embedded broker keeps nothing
+        over a restart, so it is killed: its graceful stop waits up to 5 s for amqtt's shutdown,
+        which hung that long in about half of the loaded `rating demo` runs."""
+        proc = self.proc
+        if self.kind == "embedded" and proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            self.proc = None
+        self.stop()
+
     def restart(self, down_seconds=0.0):
         """A broker outage of down_seconds; with persistence the sessions survive it."""
         self.stop()
@@ -173,8 +185,22 @@ class Gateway:
     the broker URL names the user and the gateway reads the password from that file."""
 
     START_TIMEOUT_S = 20
+    BATCH_QUIET_MS = 0  # the gateway settings the runner's speed depends on (see __init__)
+    DEPLOYMENT_QUIET_MS = 2  # the gateway's default: `rating sim load` measures ingest with it
+    RECONNECT_MIN_S = 0.05
+    RECONNECT_MAX_S = 1  # the embedded broker may take seconds to start on a loaded machine
+    LOG_POLL_S = 0.005  # how often wait_connected looks at the log
 
-    def __init__(self, broker_url, db_url, root, workdir, client_id="rating-gateway-sim", password_file=None):
+    def __init__(
+        self,
+        broker_url,
+        db_url,
+        root,
+        workdir,
+        client_id="rating-gateway-sim",
+        password_file=None,
+        batch_quiet_ms=BATCH_QUIET_MS,
+    ):
         self.broker_url = broker_url
         self.db_url = db_url
         self.root = root
@@ -187,10 +213,15 @@ class Gateway:
             # not the simulated one: the runner rebuilds at the end instead. Simulated time runs
             # ~10^4 x real time, so a 100 ms ack coalescing (or Nagle's 40 ms with the embedded
             # broker) would cost the runner a real wait at nearly every event; for the same
-            # reason the per-panel rate limit (a rate in real time) is lifted.
+            # reason the per-panel rate limit (a rate in real time) is lifted, a batch is
+            # committed as soon as the inbox is empty (the runner publishes one panel's message
+            # at a time and may be waiting for its ack), and after a broker outage (our own
+            # broker, restarted at once) the gateway tries again after 50 ms, not 1 s, and
+            # then at least every second, not every 10 s.
             f.write(
                 "derive_tick_s = 86400.0\nconfig_push_s = 1.0\nbatch_ms = 20\nack_coalesce_ms = 5\ntcp_nodelay = true\n"
-                "panel_rate = 1000000.0\n"
+                "panel_rate = 1000000.0\nbatch_quiet_ms = %s\nreconnect_min_s = %s\nreconnect_max_s = %d\n"
+                % (batch_quiet_ms, self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
             )
             if password_file:
                 f.write("broker_password_file = %s\n" % json.dumps(password_file))
@@ -244,7 +275,7 @@ class Gateway:
                 )
             if self._connected_lines() > self._seen:
                 return
-            time.sleep(0.02)
+            time.sleep(self.LOG_POLL_S)
         raise RuntimeError(
             "the gateway did not connect to %s within %.0f s; see %s:\n%s"
             % (self.broker_url, timeout or self.START_TIMEOUT_S, self.log_path, self.tail())

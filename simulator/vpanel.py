@@ -151,30 +151,42 @@ class VirtualPanel:
         if p is None:
             return None, None
         up = p.up
-        best, why = None, None
-
-        def take(t, reason):
-            nonlocal best, why
-            if t is not None and (best is None or t < best):
-                best, why = t, reason
-
-        take(p.buttons.next_deadline(up), "buttons")
-        take(p.window_until, "window")
+        # the earliest of (time, reason) candidates; plain comparisons, not a helper function:
+        # this runs after every one of the ~10^6 steps of a chain week
+        best, why = p.buttons.next_deadline(up), "buttons"
+        t = p.window_until
+        if t is not None and (best is None or t < best):
+            best, why = t, "window"
         link = p.link
         st = link.state
         if st == UP:
-            take(p.ntp.next_ms, "ntp")
+            t = p.ntp.next_ms
+            if t is not None and (best is None or t < best):
+                best, why = t, "ntp"
             if link.state_due or link._can_send():
-                take(up, "send")
+                t, reason = up, "send"
             elif not link.ack_seen and link.sent < p.head() and up - link.up_since < link.ACK_GRACE_MS:
-                take(link.up_since + link.ACK_GRACE_MS, "grace")  # the retained ack may come
-            take(link.next_heartbeat, "heartbeat")
+                t, reason = link.up_since + link.ACK_GRACE_MS, "grace"  # the retained ack may come
+            else:
+                t = None
+            if t is not None and (best is None or t < best):
+                best, why = t, reason
+            t = link.next_heartbeat
+            if t is not None and (best is None or t < best):
+                best, why = t, "heartbeat"
             if ack and link.ack_wait_since is not None:
-                take(link.ack_wait_since + link.ack_timeout_ms, "ack")
-        elif st == JOINING:
-            take(up if self.hal.wifi_isconnected() else link.join_deadline, "join")
-        elif st == OFF:
-            take(link.retry_at, "retry")
+                t = link.ack_wait_since + link.ack_timeout_ms
+                if best is None or t < best:
+                    best, why = t, "ack"
+        else:
+            if st == JOINING:
+                t, reason = (up if self.hal.wifi_isconnected() else link.join_deadline), "join"
+            elif st == OFF:
+                t, reason = link.retry_at, "retry"
+            else:
+                t = None
+            if t is not None and (best is None or t < best):
+                best, why = t, reason
         if best is None:
             return None, None
         return self.boot_at + max(best, up), why

@@ -26,6 +26,13 @@ def test_gw_ingest_settings_file_and_overrides(tmp_path):
     assert service.broker_address("mqtt://h") == ("h", 1883, None, None)
 
 
+def test_gw_ingest_quiet_and_reconnect_default_to_a_deployment_and_take_the_simulators_values(tmp_path):
+    s = service.load_settings(write(tmp_path, ""))
+    assert (s.batch_quiet_ms, s.reconnect_min_s, s.reconnect_max_s) == (2.0, 1.0, 10)
+    s = service.load_settings(write(tmp_path, "batch_quiet_ms = 0\nreconnect_min_s = 0.05\nreconnect_max_s = 1\n"))
+    assert (s.batch_quiet_ms, s.reconnect_min_s, s.reconnect_max_s) == (0, 0.05, 1)
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
@@ -37,6 +44,14 @@ def test_gw_ingest_settings_file_and_overrides(tmp_path):
         ('root = "Rating/#"', ["root:"]),
         ('broker = "http://x"', ["broker:", "mqtt://HOST:PORT"]),
         ("broker = [", ["not valid TOML"]),
+        ("batch_quiet_ms = -1", ["batch_quiet_ms: must be a number of ms from 0 to batch_ms"]),
+        ("batch_quiet_ms = 60", ["batch_quiet_ms: must be a number of ms from 0 to batch_ms, got 60"]),
+        ('batch_quiet_ms = "0"', ["batch_quiet_ms must be a number"]),
+        ("reconnect_min_s = 0", ["reconnect_min_s: must be a number of seconds from 0.01 to reconnect_max_s (10)"]),
+        ("reconnect_min_s = 11", ["reconnect_min_s: must be", "(10), got 11"]),
+        ("reconnect_min_s = 3\nreconnect_max_s = 2", ["reconnect_min_s: must be", "(2), got 3"]),
+        ("reconnect_max_s = 0.5", ["reconnect_max_s must be a whole number"]),
+        ("reconnect_max_s = 0", ["reconnect_max_s: must be a whole number of seconds from 1 to 3600"]),
     ],
 )
 def test_gw_ingest_settings_errors_name_the_field(tmp_path, text, words):
