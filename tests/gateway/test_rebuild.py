@@ -72,18 +72,36 @@ def _one_go(db):
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
-def test_rebuild_in_worker_processes_equals_one_derivation_of_every_panel(any_db, jobs):
+def test_rebuild_in_worker_processes_equals_one_derivation_of_every_panel(any_db, jobs, monkeypatch):
     _history(any_db)
     expected = _one_go(any_db)
     assert len(expected["polls"]) > 300 and expected["force_majeure"] and expected["poll_rollup"]
-    # small chunks: every panel is derived over several transactions
-    result = rebuild_mod.rebuild(any_db, END, jobs=jobs, chunk=37)
+    monkeypatch.setattr(rebuild_mod, "BATCH", 4)
+    # small pages and transactions: a panel's events come over several pages, a page holds
+    # several panels, and a transaction several panels
+    result = rebuild_mod.rebuild(any_db, END, jobs=jobs, page=37, per_transaction=100)
     assert result.panels == 9 and result.jobs == jobs
     assert _contents(any_db) == expected
     workers = [k for k in result.peak_kib if k.startswith("worker")]
-    # 9 panels = 2 batches of 8: one or two workers (the pool starts them as work comes)
-    assert (not workers) if jobs == 1 else 1 <= len(workers) <= 2
+    # 9 panels = 3 batches of 4: one to three workers (the pool starts them as work comes)
+    assert (not workers) if jobs == 1 else 1 <= len(workers) <= 3
     assert all(v > 0 for v in result.peak_kib.values())
+
+
+@pytest.mark.parametrize(("page", "per_transaction"), [(1, 1), (5000, 10**9), (200, 0)])
+def test_panels_rebuilt_together_equal_one_derivation_of_every_panel(any_db, page, per_transaction):
+    """rebuild_panels: every page size (one event a page; every panel in one page) and
+    transaction size (one transaction for all; one a panel) gives the one-go rows, over rows
+    a gateway derived before (they are replaced, not added to)."""
+    _history(any_db)
+    expected = _one_go(any_db)
+    panels = store.event_panels(any_db)
+    assert derive.rebuild_panels(any_db, panels[:4], END, page, per_transaction) == 4
+    assert derive.rebuild_panels(any_db, panels[4:], END, page, per_transaction) == 5
+    assert _contents(any_db) == expected
+    derive.clear_derived(any_db)
+    derive.rebuild_panels(any_db, panels, END, page, per_transaction)
+    assert _contents(any_db) == expected
 
 
 def test_rebuild_command_takes_jobs_and_reports_the_peak_memory(tmp_path):
