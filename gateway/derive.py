@@ -609,12 +609,11 @@ class _Rebuild:
         self.pending = _pending()
         self.pending_panels = []
         self.pending_rows = 0
+        self._tx = None
 
     def run(self, page, per_transaction):
-        db = self.db
-        tx = None
         current = None  # (panel, its derivation, its rows) of the panel being fed
-        in_tx = 0
+        in_tx = 0  # events fed in this transaction
         try:
             for events in self._pages(page):
                 for run in _runs(events):
@@ -623,31 +622,34 @@ class _Rebuild:
                         in_tx += self._finish(*current)
                         current = None
                         if in_tx >= per_transaction:
-                            self._flush()
-                            tx.close()
-                            tx, in_tx = None, 0
+                            self._commit()
+                            in_tx = 0
                     if key not in self.wanted:  # (a checkpointed panel, or a new one: not ours)
                         continue
-                    if tx is None:
-                        tx = contextlib.ExitStack()
-                        tx.enter_context(db.transaction())
                     if current is None:
+                        self._begin()
                         d = PanelDerivation(key[0], key[1], self.history, self.offsets.get(key, {}))
                         current = (key, d, _PanelRows())
                     current[2].add(current[1].feed(run))
             if current is not None:
-                if tx is None:
-                    tx = contextlib.ExitStack()
-                    tx.enter_context(db.transaction())
                 self._finish(*current)
-            if tx is not None:
-                self._flush()
-                tx.close()
-                tx = None
+            self._commit()
         except BaseException:
+            tx, self._tx = self._tx, None
             if tx is not None:
-                tx.__exit__(*sys.exc_info())
+                tx.__exit__(*sys.exc_info())  # rolled back
             raise
+
+    def _begin(self):
+        if self._tx is None:
+            self._tx = contextlib.ExitStack()
+            self._tx.enter_context(self.db.transaction())
+
+    def _commit(self):
+        if self._tx is not None:
+            self._flush()
+            tx, self._tx = self._tx, None
+            tx.close()
 
     def _pages(self, page):
         """The panels' events, `page` at most a query, in (site, device, seq) order. A query
