@@ -140,3 +140,33 @@ def test_rebuild_refuses_a_job_count_below_one(tmp_path):
         env={"RATING_LANG": "en", "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr and "--jobs" in out.stderr
+
+
+@pytest.mark.parametrize(("per_transaction", "committed"), [(1, 4), (10**9, 0)])
+def test_a_rebuild_that_fails_keeps_whole_panels_only(any_db, monkeypatch, per_transaction, committed):
+    """A failure while panels are derived together rolls back the panels of its transaction,
+    written or not: the panels committed before are whole, the others have no rows at all."""
+    from gateway import rollup
+
+    _history(any_db)
+    expected = _one_go(any_db)
+    panels = store.event_panels(any_db)
+    derive.clear_derived(any_db)
+    real, seen = rollup.panel_rows, []
+
+    def failing(history, panel, polls):
+        seen.append((panel.site, panel.device))
+        if len(seen) == 5:
+            raise RuntimeError("disk full")
+        return real(history, panel, polls)
+
+    monkeypatch.setattr(rollup, "panel_rows", failing)
+    monkeypatch.setattr(derive, "REBUILD_FLUSH_ROWS", 1)  # each panel's rows written at its end
+    # a transaction a panel (the first four are committed), or one for all (none is)
+    with pytest.raises(RuntimeError):
+        derive.rebuild_panels(any_db, panels, END, page=50, per_transaction=per_transaction)
+    done = {(r["site"], r["device"]) for r in any_db.query("SELECT site, device FROM derive_state")}
+    assert done == set(seen[:committed])
+    got = _contents(any_db)
+    for table, rows in expected.items():
+        assert got[table] == [r for r in rows if (r["site"], r["device"]) in done], table
