@@ -28,7 +28,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO, os.path.join(REPO, "bench")]
+sys.path[:0] = [os.environ.get("RATING_BENCH_CODE") or REPO, os.path.join(REPO, "bench")]
 
 T0 = 1736143200000  # 2025-01-06T06:00Z = 09:00 Moscow, a Monday
 DAY = 86400000
@@ -105,6 +105,47 @@ REFERENCE = (
 )
 
 
+class _ServerCpu:
+    """CPU seconds of the PostgreSQL server processes serving this database meanwhile (the
+    rebuild's connections; the server runs on this machine): sampled from /proc every 0.2 s
+    while the rebuild runs, the last sample of each backend kept (a backend's last < 0.2 s
+    may be missed). None where /proc cannot be read."""
+
+    def __init__(self, url):
+        import threading
+
+        from gateway import db as dbmod
+
+        self.db = dbmod.connect(url)
+        self.own = self.db.scalar("SELECT pg_backend_pid()")
+        self.ticks = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        pids = [r["pid"] for r in self.db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        for pid in pids:
+            if pid == self.own:
+                continue
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self.ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+
+    def _run(self):
+        while not self.done.wait(0.2):
+            self._sample()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self.db.close()
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK") if self.ticks else None
+
+
 def measure(url, what, jobs):
     """In this (fresh) process: the reference scan or a rebuild with `jobs`; prints JSON."""
     import resource
@@ -112,6 +153,8 @@ def measure(url, what, jobs):
     from gateway import db as dbmod
     from gateway import rebuild
 
+    if what == "profile":
+        return profile(url)
     db = dbmod.connect(url)
     started = time.monotonic()
     if what == "reference":
@@ -119,18 +162,31 @@ def measure(url, what, jobs):
         out = {"seconds": time.monotonic() - started, "panels": len(rows), "events": sum(r["n"] for r in rows)}
         out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     else:
+        server = _ServerCpu(url) if db.dialect == "postgresql" else None
         result = rebuild.rebuild(db, T0 + 400 * DAY, jobs=jobs)
+        server_s = server.stop() if server else None
         check = db.query_one(
             "SELECT COUNT(*) AS polls, SUM(opened_ms % 1000003) AS opened,"
             " SUM(CASE WHEN answer IS NULL THEN 1 ELSE 0 END) AS silent FROM polls"
         ) or {"polls": 0, "opened": 0, "silent": 0}
+        # the other derived tables too: a faster rebuild must write the same rows everywhere
+        more = [
+            db.scalar("SELECT COUNT(*) FROM derive_state"),
+            db.scalar("SELECT SUM(fed_count) FROM derive_state"),
+            db.scalar("SELECT COUNT(*) FROM poll_rollup"),
+            db.scalar("SELECT SUM(polls + 3 * yes + 7 * silent + 11 * contact) FROM poll_rollup"),
+            db.scalar("SELECT COUNT(*) FROM unsolicited"),
+            db.scalar("SELECT COUNT(*) FROM force_majeure"),
+        ]
         out = {
             "seconds": result.seconds,
             "panels": result.panels,
             "parent_mb": result.peak_kib["parent"] / 1024,
             "worker_mb": result.worker_peak_kib / 1024,
             "workers": len(result.peak_kib) - 1,
-            "check": [int(check["polls"]), int(check["opened"] or 0), int(check["silent"] or 0)],
+            "check": [int(check["polls"]), int(check["opened"] or 0), int(check["silent"] or 0)]
+            + [int(x or 0) for x in more],
+            "server_cpu_s": server_s,
             # CPU seconds of this process and its (joined) workers: the work, whatever the load
             "cpu_s": sum(
                 getattr(resource.getrusage(who), f)
@@ -142,14 +198,92 @@ def measure(url, what, jobs):
     print(json.dumps(out), flush=True)
 
 
-def _run(url, what, jobs=0):
+def _count_statements(dbmod):
+    """Count the Database calls that reach the server (bench only: wraps the class's methods in
+    this process): {method: calls}, and the rows sent by executemany / insert_rows."""
+    import collections
+
+    counts = collections.Counter()
+
+    def wrap(name, orig):
+        def counted(self, *args, **kwargs):
+            counts[name] += 1
+            if name in ("executemany", "insert_rows"):
+                rows = list(args[-1])
+                counts[name + " rows"] += len(rows)
+                args = args[:-1] + (rows,)
+            return orig(self, *args, **kwargs)
+
+        return counted
+
+    for name in ("execute", "executemany", "query", "insert_rows", "_begin", "_commit"):
+        if hasattr(dbmod.Database, name):
+            setattr(dbmod.Database, name, wrap(name, getattr(dbmod.Database, name)))
+    return counts
+
+
+def profile(url):
+    """The rebuild in this process (--jobs 1) under cProfile, counting its statements."""
+    import cProfile
+    import io
+    import pstats
+
+    from gateway import db as dbmod
+    from gateway import rebuild
+
+    counts = _count_statements(dbmod)
+    db = dbmod.connect(url)
+    prof = cProfile.Profile()
+    started = time.monotonic()
+    prof.enable()
+    result = rebuild.rebuild(db, T0 + 400 * DAY, jobs=1)
+    prof.disable()
+    seconds = time.monotonic() - started
+    db.close()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(18)
+    per_panel = {k: round(v / max(result.panels, 1), 2) for k, v in sorted(counts.items())}
+    out = {"seconds": seconds, "panels": result.panels, "counts": dict(counts), "per_panel": per_panel}
+    print(text.getvalue())
+    print(json.dumps(out), flush=True)
+
+
+def _run(url, what, jobs=0, code=None, full=False):
+    env = dict(os.environ)
+    if code:  # another checkout's gateway package (the code before a change), same chain
+        env["RATING_BENCH_CODE"] = os.path.abspath(code)
     got = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--measure", what, "--url", url, "--jobs", str(jobs)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
-    return json.loads(got.stdout.strip().splitlines()[-1])
+    lines = got.stdout.strip().splitlines()
+    out = json.loads(lines[-1])
+    if full:
+        out["text"] = "\n".join(lines[:-1])
+    return out
+
+
+def _load():
+    return " ".join("%.1f" % x for x in os.getloadavg())
+
+
+def _redact(url):
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _count_events(url):
+    from gateway import db as dbmod
+
+    db = dbmod.connect(url)
+    try:
+        return int(db.scalar("SELECT COUNT(*) FROM raw_event_keys") or 0)
+    finally:
+        db.close()
 
 
 def main():
@@ -159,14 +293,21 @@ def main():
     ap.add_argument("--polls", type=int, default=11, help="polls a panel a day")
     ap.add_argument("--jobs", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--pg", action="store_true", help="a fresh PostgreSQL database (else SQLite in build/bench)")
-    ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--keep", action="store_true", help="keep the database (its URL is printed) for --db")
+    ap.add_argument("--db", help="measure on this database generated before with --keep (no generation)")
+    ap.add_argument("--code", help="a checkout whose gateway package is measured (e.g. main's, for a before)")
+    ap.add_argument(
+        "--profile", action="store_true", help="also the rebuild in one process under cProfile, counting its statements"
+    )
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
         return measure(args.url, args.measure, int(args.jobs))
     drop = None
-    if args.pg:
+    if args.db:
+        url = args.db
+    elif args.pg:
         from support import pg_database
 
         url, drop, why = pg_database()
@@ -182,33 +323,40 @@ def main():
                 os.unlink(path + suffix)
         url = "sqlite:///" + path
     try:
-        events, built = build(url, args.panels, args.days, args.polls)
-        print(
-            "%s: %d panels x %d days x %d polls: %d raw events generated in %.1f s; load average %s"
-            % (
-                "PostgreSQL" if args.pg else "SQLite",
-                args.panels,
-                args.days,
-                args.polls,
-                events,
-                built,
-                " ".join("%.1f" % x for x in os.getloadavg()),
-            ),
-            flush=True,
-        )
+        if args.db:
+            events = _count_events(url)
+            print("%s: %d raw events, generated before; load average %s" % (_redact(url), events, _load()), flush=True)
+        else:
+            events, built = build(url, args.panels, args.days, args.polls)
+            print(
+                "%s: %d panels x %d days x %d polls: %d raw events generated in %.1f s; load average %s"
+                % ("PostgreSQL" if args.pg else "SQLite", args.panels, args.days, args.polls, events, built, _load()),
+                flush=True,
+            )
+            if args.keep:
+                print("kept for --db: %s" % url, flush=True)
         ref = _run(url, "reference")
         print(
             "reference scan: %.2f s (%d panels, %d events), peak %.0f MB"
             % (ref["seconds"], ref["panels"], ref["events"], ref["peak_mb"]),
             flush=True,
         )
+        if args.profile:
+            got = _run(url, "profile", 1, args.code, full=True)
+            print(got["text"])
+            print(
+                "profiled rebuild --jobs 1 (cProfile on): %.1f s, %d panels; Database calls %s; per panel %s"
+                % (got["seconds"], got["panels"], got["counts"], got["per_panel"]),
+                flush=True,
+            )
         checks = set()
         for jobs in [int(x) for x in args.jobs.split(",")]:
-            got = _run(url, "rebuild", jobs)
+            got = _run(url, "rebuild", jobs, args.code)
             checks.add(tuple(got["check"]))
             print(
                 "rebuild --jobs %d: %.1f s = %.0f events/s, %.1fx the reference; %d polls; peak memory: parent %.0f MB,"
-                " largest of %d workers %.0f MB; Python CPU %.1f s = %.0f events per CPU second; load average %s"
+                " largest of %d workers %.0f MB; Python CPU %.1f s = %.0f events per CPU second; PostgreSQL server"
+                " CPU %s; load average %s"
                 % (
                     jobs,
                     got["seconds"],
@@ -220,11 +368,13 @@ def main():
                     got["worker_mb"],
                     got["cpu_s"],
                     events / max(got["cpu_s"], 1e-6),
-                    " ".join("%.1f" % x for x in os.getloadavg()),
+                    "-" if got.get("server_cpu_s") is None else "%.1f s" % got["server_cpu_s"],
+                    _load(),
                 ),
                 flush=True,
             )
-        print("same polls for every --jobs: %s" % (len(checks) == 1))
+            print("derived rows check: %s" % got["check"], flush=True)
+        print("same derived rows for every --jobs: %s" % (len(checks) == 1))
         return 0 if len(checks) == 1 else 1
     finally:
         if drop and not args.keep:

@@ -204,6 +204,29 @@ class Database:
                 cur.executemany(self._sql(sql, seq_of_params[0]), seq_of_params)
                 return cur.rowcount
 
+    def insert_rows(self, table, columns, rows):
+        """Insert many rows (tuples in `columns` order) that no key of `table` holds yet: COPY on
+        PostgreSQL (one stream, several times faster than INSERT statements for bulk rows: a
+        rebuild's polls and rollups), executemany on SQLite (in-process: no round trips to save).
+        Returns the number of rows."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        if self.dialect == "sqlite":
+            self.executemany(
+                "INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(columns), ", ".join("?" * len(columns))), rows
+            )
+            return len(rows)
+        with self._lock:
+            self._ensure()
+            with (
+                self.conn.cursor() as cur,
+                cur.copy("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns))) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        return len(rows)
+
     def query(self, sql, params=()):
         """Rows as a list of dicts."""
         with self._lock:
@@ -476,6 +499,24 @@ def connect(url=None):
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=%d" % Database.BUSY_TIMEOUT_MS)
     return Database(url, conn, "sqlite")
+
+
+def panel_filters(panels, per_query=200):
+    """SQL conditions (and their parameters) that select the rows of `panels` by their
+    (site, device) key: `(site = ? AND device IN (...)) OR ...`, an index seek per office
+    (a row-value IN list may be planned as a scan of the whole table), `per_query` panels each."""
+    panels = sorted(set(panels))
+    out = []
+    for i in range(0, len(panels), per_query):
+        by_site = {}
+        for site, device in panels[i : i + per_query]:
+            by_site.setdefault(site, []).append(device)
+        where, params = [], []
+        for site, devices in by_site.items():
+            where.append("(site = ? AND device IN (%s))" % ", ".join("?" * len(devices)))
+            params += [site, *devices]
+        out.append(("(%s)" % " OR ".join(where), tuple(params)))
+    return out
 
 
 def name_key(name):

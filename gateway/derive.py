@@ -15,9 +15,13 @@ feed: an older seq filled a gap, a boot whose events had only their arrival time
 clock offset, or the settings history changed since (a new `rating site apply`).
 """
 
+import bisect
+import contextlib
 import json
+import sys
 import weakref
 
+from gateway import db as dbmod
 from gateway import partitions, rollup, store, timerepair, transactions
 from gateway import review as review_mod
 from gateway import site as site_mod
@@ -124,6 +128,8 @@ class PanelDerivation:
             self.arrival_boots = set()  # boots whose events had to take their arrival time
             self.fed_seq, self.fed_count = 0, 0
         self.tz = history.tz(site)
+        self._panel_key = "%s/%s" % (site, device)
+        self._settings = {}  # history epoch of the panel's settings -> WindowSettings
 
     def state(self):
         return {
@@ -141,7 +147,10 @@ class PanelDerivation:
             at, source = timerepair.resolve(e["t_ms"], e["boot"], e["up_ms"], e["received_ms"], self.offsets)
             if source == timerepair.ARRIVAL:
                 self.arrival_boots.add(e["boot"])
-            wanted = window_settings(self.history.panel(self.site, self.device, at))
+            epoch = self.history.epoch("panel", self._panel_key, at)
+            wanted = self._settings.get(epoch)
+            if wanted is None:
+                wanted = self._settings[epoch] = window_settings(self.history.panel(self.site, self.device, at))
             if wanted != self.windows.settings:
                 self.windows.set_settings(wanted)
             # the hold of a seller press rides with its time source while its poll is open: the
@@ -196,6 +205,8 @@ class PanelDerivation:
         return site_mod.camera_url(template, at_ms, self.tz) if template else None
 
     def _rows(self, outputs, out, provisional):
+        if not outputs:  # (most events close nothing)
+            return
         h, site, device = self.history, self.site, self.device
         n_by_seq = {}
         for item in outputs:
@@ -541,18 +552,244 @@ def rebuild_panel(db, site, device, now_ms, chunk=REBUILD_CHUNK):
             return
 
 
+# Many panels rebuilt together (rebuild_panels): events read a query (one page in memory), events
+# derived a transaction (whole panels: committed once a panel ends past this many), derived rows
+# kept before they are written (at a panel's end).
+REBUILD_PAGE = 5000
+REBUILD_TRANSACTION = 20000
+REBUILD_FLUSH_ROWS = 20000
+# panels rebuild() hands to rebuild_panels at a time (their verdicts and boot clocks are read
+# together, so in memory together)
+REBUILD_PANELS = 256
+
+
+def rebuild_panels(db, panels, now_ms, page=REBUILD_PAGE, per_transaction=REBUILD_TRANSACTION):
+    """Derive `panels` [(site, device)] from their first events, like rebuild_panel of each with
+    the same rows, at a fraction of its statements: the events of all of them are read page by
+    page in (site, device, seq) order (one primary-key range scan a page), their boot clocks
+    and verdicts with one query, and their derived rows and rollups are written at once with
+    COPY on PostgreSQL (gateway.db.insert_rows), several panels a transaction (`per_transaction`
+    events, whole panels: a panel is never half written). Memory: one page of events, one
+    panel's polls (its rollup needs them all, as rollup.refresh does) and the rows waiting to
+    be written. A panel with a checkpoint (purged events) takes rebuild_panel. Returns the
+    number of panels derived."""
+    panels = sorted(set(tuple(p) for p in panels))
+    if not panels:
+        return 0
+    rev = site_mod.revision(db)
+    history = _history(db, rev)
+    checkpointed = _checkpointed(db, panels)
+    for site, device in sorted(checkpointed):
+        rebuild_panel(db, site, device, now_ms)
+    todo = [p for p in panels if p not in checkpointed]
+    if todo:
+        _Rebuild(db, todo, now_ms, history, rev).run(page, per_transaction)
+    return len(panels)
+
+
+def _checkpointed(db, panels):
+    out = set()
+    for where, params in dbmod.panel_filters(panels):
+        out.update(
+            (r["site"], r["device"])
+            for r in db.query("SELECT site, device FROM derive_checkpoints WHERE " + where, params)
+        )
+    return out
+
+
+class _Rebuild:
+    """The imperative shell of rebuild_panels: reads pages, feeds PanelDerivation, writes."""
+
+    def __init__(self, db, panels, now_ms, history, rev):
+        self.db, self.panels, self.now_ms, self.history, self.rev = db, panels, now_ms, history, rev
+        self.wanted = set(panels)
+        self.offsets = store.boot_offsets_of(db, panels)
+        self.verdicts = review_mod.latest_of_panels(db, panels)
+        self.sales = transactions.sites_with_sales(db, {site for site, _ in panels})
+        self.pending = _pending()
+        self.pending_panels = []
+        self.pending_rows = 0
+        self._tx = None
+
+    def run(self, page, per_transaction):
+        current = None  # (panel, its derivation, its rows) of the panel being fed
+        in_tx = 0  # events fed in this transaction
+        try:
+            for events in self._pages(page):
+                for run in _runs(events):
+                    key = (run[0]["site"], run[0]["device"])
+                    if current is not None and key != current[0]:
+                        in_tx += self._finish(*current)
+                        current = None
+                        if in_tx >= per_transaction:
+                            self._commit()
+                            in_tx = 0
+                    if key not in self.wanted:  # (a checkpointed panel, or a new one: not ours)
+                        continue
+                    if current is None:
+                        self._begin()
+                        d = PanelDerivation(key[0], key[1], self.history, self.offsets.get(key, {}))
+                        current = (key, d, _PanelRows())
+                    current[2].add(current[1].feed(run))
+            if current is not None:
+                self._finish(*current)
+            self._commit()
+        except BaseException:
+            tx, self._tx = self._tx, None
+            if tx is not None:
+                tx.__exit__(*sys.exc_info())  # rolled back
+            raise
+
+    def _begin(self):
+        if self._tx is None:
+            self._tx = contextlib.ExitStack()
+            self._tx.enter_context(self.db.transaction())
+
+    def _commit(self):
+        if self._tx is not None:
+            self._flush()
+            tx, self._tx = self._tx, None
+            tx.close()
+
+    def _pages(self, page):
+        """The panels' events, `page` at most a query, in (site, device, seq) order. A query
+        asks for a span of panels only, sized to hold about a page: on PostgreSQL a range over
+        the monthly partitions is read by bitmap scans and sorted, so a query reads every
+        event of its range up to its LIMIT's, and a range as wide as the batch would read the
+        batch's remaining events for every page."""
+        panels, n = self.panels, len(self.panels)
+        lo, span = 0, 1
+        after = (panels[0][0], panels[0][1], -(2**62))
+        while lo < n:
+            hi = min(lo + span, n) - 1
+            events = store.events_between(self.db, panels[lo], panels[hi], after, page)
+            yield events
+            if len(events) >= page:  # more in the span: go on after the last one
+                last = events[-1]
+                after = (last["site"], last["device"], last["seq"])
+                lo = bisect.bisect_left(panels, after[:2])  # (its panel, or the next one of ours)
+                span = max(1, span // 2)
+                continue
+            if len(events) < page // 2:
+                span = min(2 * span, 4096)
+            lo = hi + 1
+            if lo < n:
+                after = (panels[lo][0], panels[lo][1], -(2**62))
+
+    def _finish(self, key, d, rows):
+        """The panel's last event is fed: its clock-closed rows, state and rollup join the rows
+        to write. Returns the number of events it had."""
+        site, device = key
+        provisional = d.provisional(self.now_ms - MARGIN_MS)
+        rows.add(provisional)
+        n_provisional = len(provisional["polls"]) + len(provisional["force_majeure"])
+        state = (
+            site,
+            device,
+            d.fed_seq,
+            d.fed_count,
+            json.dumps(d.state()),
+            json.dumps({"rev": self.rev, "provisional": n_provisional}),
+            self.now_ms,
+            d.due(self.now_ms - MARGIN_MS),
+        )
+        fms = [dict(zip(FM_COLUMNS, r, strict=True)) for r in sorted(rows.force_majeure.values(), key=lambda r: r[2])]
+        panel = rollup.Panel(None, site, device, self.verdicts.get(key, {}), fms)
+        rolled = rollup.panel_rows(self.history, panel, (dict(zip(POLL_COLUMNS, r, strict=True)) for r in rows.polls))
+        for table, out in (
+            ("polls", rows.polls),
+            ("force_majeure", list(rows.force_majeure.values())),
+            ("unsolicited", list(rows.unsolicited.values())),
+            ("anomalies", list(rows.anomalies.values())),
+            ("derive_state", [state]),
+            ("poll_rollup", rolled["poll_rollup"]),
+            ("fm_rollup", rolled["fm_rollup"]),
+        ):
+            self.pending[table].extend(out)
+            self.pending_rows += len(out)
+        self.pending_panels.append(key)
+        if site in self.sales:  # its tills are matched against its polls: written first
+            self._flush()
+            transactions.after_derive(self.db, site, device, self.history)
+        elif self.pending_rows >= REBUILD_FLUSH_ROWS:
+            self._flush()
+        return d.fed_count
+
+    def _flush(self):
+        """Clear what the pending panels had (a gateway may have derived one meanwhile) and write
+        their rows, a statement a table."""
+        if not self.pending_panels:
+            return
+        db = self.db
+        for where, params in dbmod.panel_filters(self.pending_panels):
+            for table in DERIVED_TABLES:
+                db.execute("DELETE FROM %s WHERE %s" % (table, where), params)
+        rollup.clear_panels(db, self.pending_panels)
+        for table, columns in _BULK_COLUMNS.items():
+            db.insert_rows(table, columns, self.pending[table])
+        rollup.insert_rows(db, {t: self.pending[t] for t in rollup.ROLLUP_COLUMNS})
+        self.pending = _pending()
+        self.pending_panels = []
+        self.pending_rows = 0
+
+
+class _PanelRows:
+    """A panel's derived rows while it is fed: the last row of a key wins, as the upserts of
+    _write make it (a report or an anomaly may be emitted again)."""
+
+    def __init__(self):
+        self.polls = []
+        self.force_majeure, self.unsolicited, self.anomalies = {}, {}, {}
+
+    def add(self, out):
+        self.polls.extend(out["polls"])
+        for table, n_key in (("force_majeure", 3), ("unsolicited", 3), ("anomalies", 4)):
+            kept = getattr(self, table)
+            for r in out[table]:
+                kept[r[:n_key]] = r
+
+
+def _runs(events):
+    """Split events in (site, device, seq) order into one list per panel."""
+    out, key = [], None
+    for e in events:
+        k = (e["site"], e["device"])
+        if k != key:
+            if out:
+                yield out
+            out, key = [], k
+        out.append(e)
+    if out:
+        yield out
+
+
+STATE_COLUMNS = ("site", "device", "fed_seq", "fed_count", "snapshot", "watch", "updated_ms", "due_ms")
+_BULK_COLUMNS = {
+    "polls": POLL_COLUMNS,
+    "force_majeure": FM_COLUMNS,
+    "unsolicited": UNSOLICITED_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS,
+    "derive_state": STATE_COLUMNS,
+}
+
+
+def _pending():
+    return {table: [] for table in (*_BULK_COLUMNS, *rollup.ROLLUP_COLUMNS)}
+
+
 def rebuild(db, now_ms):
     """Drop every derived row and derive all panels again from raw events + settings history,
     in this process. Returns the number of panels derived (gateway/rebuild.py runs the panels
     in parallel worker processes).
 
-    One transaction per panel and chunk, so a running gateway (SQLite: one writer at a time)
-    waits for one chunk, not for the whole rebuild. A panel the gateway updates meanwhile has
-    no derive_state and is derived from scratch by that update: the result is the same."""
+    Many panels a transaction (rebuild_panels), so a running gateway (SQLite: one writer at a
+    time) waits for a few of them, not for the whole rebuild. A panel the gateway updates
+    meanwhile has no derive_state and is derived from scratch by that update: the result is
+    the same (its rows are cleared again before the rebuild writes them)."""
     clear_derived(db)
     panels = store.event_panels(db)
-    for site, device in panels:
-        rebuild_panel(db, site, device, now_ms)
+    for i in range(0, len(panels), REBUILD_PANELS):
+        rebuild_panels(db, panels[i : i + REBUILD_PANELS], now_ms)
     return len(panels)
 
 

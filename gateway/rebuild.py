@@ -2,14 +2,16 @@
 
 Derivation is per panel (a panel's polls depend on its own events and the settings history
 only), so the panels are independent units of work: the parent clears the derived tables,
-lists the panels and hands them out in small batches to N worker processes (spawned, each
-with its own database connection); each worker derives a panel chunk by chunk
-(`gateway.derive.rebuild_panel`: REBUILD_CHUNK events a transaction), so its memory is
-bounded by a chunk of one panel, not by the store. The result is the serial rebuild's
-(tests/gateway/test_rebuild.py compares every derived table).
+lists the panels and hands them out in batches of consecutive panels (BATCH) to N worker
+processes (spawned, each with its own database connection). A worker derives a batch with
+`gateway.derive.rebuild_panels`: the batch's events read page by page in one key order, its
+derived rows and rollups written together (COPY on PostgreSQL), several panels a transaction,
+so the statements are per page and per transaction, not per panel; its memory is bounded by a
+page of events and one panel's polls, not by the store. The result is the one derivation of
+every panel's (tests/gateway/test_rebuild.py compares every derived table).
 
-PostgreSQL takes the workers' transactions side by side (each locks only its own panel's
-rows). SQLite admits one writer at a time: workers there queue on its write lock (busy
+PostgreSQL takes the workers' transactions side by side (each writes only its own panels'
+rows, and the batches are disjoint key ranges). SQLite admits one writer at a time: workers there queue on its write lock (busy
 timeout), so the default on SQLite is one process, and more only help while the others read.
 Every process reports its peak resident memory (ru_maxrss), shown by the command and the
 benchmark (bench/rebuild.py).
@@ -27,8 +29,9 @@ from gateway import db as dbmod
 from gateway import derive, store
 
 # panels per task: small enough to balance a few heavy panels across workers, large enough
-# that handing out tasks costs nothing next to deriving them
-BATCH = 8
+# that a task's few set-up queries (boot clocks, verdicts, POS feeds of its panels) and its
+# last, partly filled transaction cost little next to deriving it
+BATCH = 32
 
 
 @dataclass
@@ -64,45 +67,50 @@ def _worker_init(url: str) -> None:
     _WORKER_DB = dbmod.connect(url)
 
 
-def _worker_run(panels: list[tuple[str, str]], now_ms: int, chunk: int) -> tuple[int, int, int]:
+def _worker_run(panels: list[tuple[str, str]], now_ms: int, sizes: tuple[int, int]) -> tuple[int, int, int]:
     """Derive `panels` in this worker; (panels done, pid, peak KiB so far)."""
     assert _WORKER_DB is not None
-    for site, device in panels:
-        derive.rebuild_panel(_WORKER_DB, site, device, now_ms, chunk)
+    derive.rebuild_panels(_WORKER_DB, panels, now_ms, *sizes)
     return len(panels), os.getpid(), _peak_kib()
 
 
 def rebuild(
-    db: dbmod.Database, now_ms: int, jobs: int | None = None, progress=None, chunk: int = derive.REBUILD_CHUNK
+    db: dbmod.Database,
+    now_ms: int,
+    jobs: int | None = None,
+    progress=None,
+    page: int = derive.REBUILD_PAGE,
+    per_transaction: int = derive.REBUILD_TRANSACTION,
 ) -> Result:
     """Clear the derived tables of `db` and derive every panel again with `jobs` processes
-    (None: default_jobs; 1: in this process), `chunk` events a transaction.
-    progress(done, total) after each batch."""
+    (None: default_jobs; 1: in this process), `page` events a query, whole panels of about
+    `per_transaction` events a transaction. progress(done, total) after each batch."""
     started = time.monotonic()
     jobs = default_jobs(db.url) if jobs is None else max(1, int(jobs))
     derive.clear_derived(db)
     panels = store.event_panels(db)
     result = Result(panels=len(panels), jobs=jobs, seconds=0.0)
+    sizes = (page, per_transaction)
     if jobs == 1 or len(panels) <= 1:
-        for i, (site, device) in enumerate(panels, 1):
-            derive.rebuild_panel(db, site, device, now_ms, chunk)
-            if progress and (i % BATCH == 0 or i == len(panels)):
-                progress(i, len(panels))
+        for i in range(0, len(panels), BATCH):
+            derive.rebuild_panels(db, panels[i : i + BATCH], now_ms, *sizes)
+            if progress:
+                progress(min(i + BATCH, len(panels)), len(panels))
     else:
-        _in_workers(db.url, panels, now_ms, jobs, chunk, result, progress)
+        _in_workers(db.url, panels, now_ms, jobs, sizes, result, progress)
     result.peak_kib["parent"] = _peak_kib()
     result.seconds = time.monotonic() - started
     return result
 
 
-def _in_workers(url, panels, now_ms, jobs, chunk, result, progress):
+def _in_workers(url, panels, now_ms, jobs, sizes, result, progress):
     batches = [panels[i : i + BATCH] for i in range(0, len(panels), BATCH)]
     done = 0
     ctx = multiprocessing.get_context("spawn")  # no inherited connections or threads
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=min(jobs, len(batches)), mp_context=ctx, initializer=_worker_init, initargs=(url,)
     ) as pool:
-        futures = [pool.submit(_worker_run, batch, now_ms, chunk) for batch in batches]
+        futures = [pool.submit(_worker_run, batch, now_ms, sizes) for batch in batches]
         try:
             for fut in concurrent.futures.as_completed(futures):
                 n, pid, peak = fut.result()

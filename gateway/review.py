@@ -14,6 +14,7 @@ and every earlier one stays as the audit trail. They refer to the stable identit
 
 import hashlib
 
+from gateway.db import panel_filters as db_panel_filters
 from gateway.i18n import _
 
 POLL, FM = "poll", "fm"
@@ -168,6 +169,17 @@ def latest_of_panel(db, site, device):
             (POLL, FM, site, device),
         )
     )
+
+
+def latest_of_panels(db, panels):
+    """latest_of_panel() of several panels in one query (per 200 panels): {(site, device):
+    {(target, site, device, seq): verdict row}}; a panel without verdicts: no entry."""
+    out = {}
+    for where, params in db_panel_filters(panels):
+        rows = db.query("SELECT * FROM verdicts WHERE target IN (?, ?) AND %s ORDER BY id" % where, (POLL, FM, *params))
+        for key, row in _in_force(rows).items():
+            out.setdefault((key[1], key[2]), {})[key] = row
+    return out
 
 
 def any_fm_verdict(db, site, device, seqs):

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway import derive, review
+from gateway.db import panel_filters
 
 POLL_SUMS: tuple[str, ...] = (
     "polls",
@@ -67,10 +68,15 @@ def _labels(t_ms: int, tz: _dt.tzinfo) -> tuple[str, str, str]:
 class Panel:
     """What one panel's polls count for: its verdicts in force and confirmed periods."""
 
-    def __init__(self, db, site: str, device: str):
+    def __init__(self, db, site: str, device: str, verdicts=None, fms=None):
+        """The panel's verdicts and reports as stored (db), or as given (verdicts: its
+        review.latest_of_panel(); fms: its report rows in seq order; db None)."""
         self.site, self.device = site, device
-        verdicts = review.latest_of_panel(db, site, device)
-        self.fms = derive.panel_reports(db, site, device)
+        if db is not None:
+            verdicts = review.latest_of_panel(db, site, device)
+            fms = derive.panel_reports(db, site, device)
+        self.fms = fms or []
+        verdicts = verdicts or {}
         self.invalid = review.invalid_poll_ids(verdicts)
         self.periods = [(p["start"], p["end"]) for p in review.confirmed_periods(self.fms, verdicts)]
         self.status = {
@@ -165,17 +171,54 @@ def refresh(db, site: str, device: str, history, since_ms: int | None = None, un
     )
 
 
-def _insert(db, table, key_cols, sum_cols, rows, days):
+def _values(key_cols, sum_cols, rows, days):
     day_at = key_cols.index("day")
     first, last = days
-    cols = key_cols + ("min_ms", "max_ms") + sum_cols
-    values = [
+    return [
         key + (sums["min_ms"], sums["max_ms"]) + tuple(sums[c] for c in sum_cols)
         for key, sums in rows.items()
         if (first is None or key[day_at] >= first) and (last is None or key[day_at] <= last)
     ]
+
+
+def _insert(db, table, key_cols, sum_cols, rows, days):
+    values = _values(key_cols, sum_cols, rows, days)
     if values:
+        cols = key_cols + ("min_ms", "max_ms") + sum_cols
         db.executemany("INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(cols), ", ".join("?" * len(cols))), values)
+
+
+ROLLUP_COLUMNS = {
+    "poll_rollup": _POLL_KEY + ("min_ms", "max_ms") + POLL_SUMS,
+    "fm_rollup": _FM_KEY + ("min_ms", "max_ms") + FM_SUMS,
+}
+
+
+def panel_rows(history, panel: Panel, polls: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple]]:
+    """Pure: {"poll_rollup": rows, "fm_rollup": rows} (tuples in ROLLUP_COLUMNS order) of a
+    panel from its polls (every one) and `panel` (its verdicts and reports): what refresh()
+    of the whole panel writes, for a rebuild that derives the panel in memory and writes its
+    rows with many other panels' (insert_rows)."""
+    polls = list(polls)
+    poll_sums = add_up((panel.poll_key_sums(history, p) for p in polls), (p["opened_ms"] for p in polls), POLL_SUMS)
+    fm_sums = add_up((panel.fm_key_sums(history, f) for f in panel.fms), (f["start_ms"] for f in panel.fms), FM_SUMS)
+    return {
+        "poll_rollup": _values(_POLL_KEY, POLL_SUMS, poll_sums, (None, None)),
+        "fm_rollup": _values(_FM_KEY, FM_SUMS, fm_sums, (None, None)),
+    }
+
+
+def insert_rows(db, rows_by_table: Mapping[str, list[tuple]]) -> None:
+    """Write panel_rows() of panels whose rollup rows were cleared (clear_panels)."""
+    for table, rows in rows_by_table.items():
+        db.insert_rows(table, ROLLUP_COLUMNS[table], rows)
+
+
+def clear_panels(db, panels) -> None:
+    """clear_panel() of several panels, a statement a table (per 200 panels)."""
+    for where, params in panel_filters(panels):
+        for table in ("poll_rollup", "fm_rollup"):
+            db.execute("DELETE FROM %s WHERE %s" % (table, where), params)
 
 
 def clear(db) -> None:

@@ -676,6 +676,13 @@ class History:
             best = lst[0]  # first row stamped at apply time: it also covers earlier events
         return best
 
+    def epoch(self, kind, key, t):
+        """A number that changes with t only where row_at(kind, key, t), and so get() and
+        panel(), may change: how many of the key's rows start at or before t. (Derivation asks
+        for a panel's settings at every event: it keeps them per epoch.)"""
+        froms = self._froms.get((kind, key))
+        return bisect.bisect_right(froms, t) if froms else 0
+
     def get(self, kind, key, t):
         row = self.row_at(kind, key, t)
         if row is None or row[3] is None:
@@ -684,6 +691,14 @@ class History:
         if cache_key not in self._parsed:
             self._parsed[cache_key] = json.loads(row[3])
         return self._parsed[cache_key]
+
+    def _data(self, key, row):
+        """A roster row's data, parsed once (as get() parses rows once)."""
+        cache_key = ("roster", key, row[0], row[1])
+        found = self._parsed.get(cache_key)
+        if found is None:
+            found = self._parsed[cache_key] = json.loads(row[3])
+        return found
 
     # --- domain lookups ---
     def lang(self, t=2**62):
@@ -787,14 +802,17 @@ class History:
         entry of the same panel takes over; among the entries in force at t that match t the
         most specific wins, then the latest `from`."""
         prefix = "%s/%s#" % (site, device)
-        roster = self._roster.get(prefix)
-        if roster is None:
-            roster = self._roster[prefix] = [
-                (k[1][len(prefix) :], k) for k in self.keys("roster") if k[1].startswith(prefix)
-            ]
-        # A row stamped at apply time covers earlier times only when it came with the panel's
-        # first roster: a shift added by a later apply must not claim polls from before it.
-        first_rev = min((r[1] for _, k in roster for r in self.rows(*k)), default=None)
+        cached = self._roster.get(prefix)
+        if cached is None:
+            roster = [(k[1][len(prefix) :], k) for k in self.keys("roster") if k[1].startswith(prefix)]
+            # A row stamped at apply time covers earlier times only when it came with the panel's
+            # first roster: a shift added by a later apply must not claim polls from before it.
+            # (Once per panel: derivation asks for every poll.)
+            cached = self._roster[prefix] = (
+                roster,
+                min((r[1] for _, k in roster for r in self.rows(*k)), default=None),
+            )
+        roster, first_rev = cached
 
         def at(key):
             row = self.row_at("roster", key, t)
@@ -826,7 +844,7 @@ class History:
                     if not times.in_hours(local.hour * 60 + local.minute, times.parse_hours(hours)):
                         continue
                     specificity += 1
-            cand = (specificity, row[0], json.loads(row[3]).get("employee"))
+            cand = (specificity, row[0], self._data(key, row).get("employee"))
             if best is None or cand[:2] > best[:2]:
                 best = cand
         return best[2] if best else None

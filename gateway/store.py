@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from gateway import partitions, timerepair
-from gateway.db import Database
+from gateway.db import Database, panel_filters
 
 Row = dict[str, Any]  # a row as the adapter returns it (column -> value)
 Panel = tuple[str, str]  # (site, device)
@@ -285,6 +285,22 @@ def events(db: Database, site: str, device: str, after_seq: int = 0, limit: int 
     return db.query(sql, (site, device, after_seq))
 
 
+# what a derivation reads of an event (not the payload: the bulk of a row, read by nothing there)
+_DERIVED_FROM = "site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms"
+
+
+def events_between(db: Database, first: Panel, last: Panel, after: tuple[str, str, int], limit: int) -> list[Row]:
+    """Up to `limit` stored events of the panels first..last (in (site, device) order), after
+    the event `after` (site, device, seq), in (site, device, seq) order: page by page with the
+    last row of a page as the next `after`, one primary-key range scan a page, whatever the
+    number of panels (gateway/rebuild.py reads many panels' events so). Without the payload."""
+    return db.query(
+        "SELECT %s FROM raw_events WHERE site >= ? AND site <= ? AND (site, device, seq) > (?, ?, ?)"
+        " AND (site, device) <= (?, ?) ORDER BY site, device, seq LIMIT %d" % (_DERIVED_FROM, int(limit)),
+        (after[0], last[0], after[0], after[1], after[2], last[0], last[1]),
+    )
+
+
 def timed_events(db: Database, site: str, device: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
     """Like events(), each row with `at_ms` and `time_source` (device | repaired | arrival)."""
     offsets = boot_offsets(db, site, device)
@@ -461,6 +477,16 @@ def boot_offsets(db: Database, site: str, device: str) -> dict[int, int]:
     """{boot: offset_ms} of one panel."""
     rows = db.query("SELECT boot, offset_ms FROM boot_clock WHERE site = ? AND device = ?", (site, device))
     return {r["boot"]: r["offset_ms"] for r in rows}
+
+
+def boot_offsets_of(db: Database, panels: Sequence[Panel]) -> dict[Panel, dict[int, int]]:
+    """boot_offsets() of several panels in one query: {(site, device): {boot: offset_ms}}
+    (a panel without any: no entry)."""
+    out: dict[Panel, dict[int, int]] = {}
+    for where, params in panel_filters(panels):
+        for r in db.query("SELECT site, device, boot, offset_ms FROM boot_clock WHERE " + where, params):
+            out.setdefault((r["site"], r["device"]), {})[r["boot"]] = r["offset_ms"]
+    return out
 
 
 # ---- panel state -----------------------------------------------------------------------------

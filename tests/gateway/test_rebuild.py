@@ -72,18 +72,36 @@ def _one_go(db):
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
-def test_rebuild_in_worker_processes_equals_one_derivation_of_every_panel(any_db, jobs):
+def test_rebuild_in_worker_processes_equals_one_derivation_of_every_panel(any_db, jobs, monkeypatch):
     _history(any_db)
     expected = _one_go(any_db)
     assert len(expected["polls"]) > 300 and expected["force_majeure"] and expected["poll_rollup"]
-    # small chunks: every panel is derived over several transactions
-    result = rebuild_mod.rebuild(any_db, END, jobs=jobs, chunk=37)
+    monkeypatch.setattr(rebuild_mod, "BATCH", 4)
+    # small pages and transactions: a panel's events come over several pages, a page holds
+    # several panels, and a transaction several panels
+    result = rebuild_mod.rebuild(any_db, END, jobs=jobs, page=37, per_transaction=100)
     assert result.panels == 9 and result.jobs == jobs
     assert _contents(any_db) == expected
     workers = [k for k in result.peak_kib if k.startswith("worker")]
-    # 9 panels = 2 batches of 8: one or two workers (the pool starts them as work comes)
-    assert (not workers) if jobs == 1 else 1 <= len(workers) <= 2
+    # 9 panels = 3 batches of 4: one to three workers (the pool starts them as work comes)
+    assert (not workers) if jobs == 1 else 1 <= len(workers) <= 3
     assert all(v > 0 for v in result.peak_kib.values())
+
+
+@pytest.mark.parametrize(("page", "per_transaction"), [(1, 1), (5000, 10**9), (200, 0)])
+def test_panels_rebuilt_together_equal_one_derivation_of_every_panel(any_db, page, per_transaction):
+    """rebuild_panels: every page size (one event a page; every panel in one page) and
+    transaction size (one transaction for all; one a panel) gives the one-go rows, over rows
+    a gateway derived before (they are replaced, not added to)."""
+    _history(any_db)
+    expected = _one_go(any_db)
+    panels = store.event_panels(any_db)
+    assert derive.rebuild_panels(any_db, panels[:4], END, page, per_transaction) == 4
+    assert derive.rebuild_panels(any_db, panels[4:], END, page, per_transaction) == 5
+    assert _contents(any_db) == expected
+    derive.clear_derived(any_db)
+    derive.rebuild_panels(any_db, panels, END, page, per_transaction)
+    assert _contents(any_db) == expected
 
 
 def test_rebuild_command_takes_jobs_and_reports_the_peak_memory(tmp_path):
@@ -122,3 +140,33 @@ def test_rebuild_refuses_a_job_count_below_one(tmp_path):
         env={"RATING_LANG": "en", "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr and "--jobs" in out.stderr
+
+
+@pytest.mark.parametrize(("per_transaction", "committed"), [(1, 4), (10**9, 0)])
+def test_a_rebuild_that_fails_keeps_whole_panels_only(any_db, monkeypatch, per_transaction, committed):
+    """A failure while panels are derived together rolls back the panels of its transaction,
+    written or not: the panels committed before are whole, the others have no rows at all."""
+    from gateway import rollup
+
+    _history(any_db)
+    expected = _one_go(any_db)
+    panels = store.event_panels(any_db)
+    derive.clear_derived(any_db)
+    real, seen = rollup.panel_rows, []
+
+    def failing(history, panel, polls):
+        seen.append((panel.site, panel.device))
+        if len(seen) == 5:
+            raise RuntimeError("disk full")
+        return real(history, panel, polls)
+
+    monkeypatch.setattr(rollup, "panel_rows", failing)
+    monkeypatch.setattr(derive, "REBUILD_FLUSH_ROWS", 1)  # each panel's rows written at its end
+    # a transaction a panel (the first four are committed), or one for all (none is)
+    with pytest.raises(RuntimeError):
+        derive.rebuild_panels(any_db, panels, END, page=50, per_transaction=per_transaction)
+    done = {(r["site"], r["device"]) for r in any_db.query("SELECT site, device FROM derive_state")}
+    assert done == set(seen[:committed])
+    got = _contents(any_db)
+    for table, rows in expected.items():
+        assert got[table] == [r for r in rows if (r["site"], r["device"]) in done], table
