@@ -539,12 +539,18 @@ def clear_derived(db):
         transactions.clear_matches(db)
 
 
+# advisory lock namespace of a panel's derivation (gateway.db.lock_names): the gateways' workers
+# (several on one PostgreSQL) and `rating rebuild` derive a panel one at a time
+DERIVE_LOCKS = 0x52415402
+
+
 def rebuild_panel(db, site, device, now_ms, chunk=REBUILD_CHUNK):
     """Derive one panel from its first event: chunks of `chunk` events, one transaction each
     (the incremental path the gateway's worker takes, so the result is the one-go result)."""
     first = True
     while True:
         with db.transaction():
+            db.lock_names(DERIVE_LOCKS, ["%s/%s" % (site, device)])
             rev = site_mod.revision(db)
             more = _derive_device(db, site, device, now_ms, _history(db, rev), rev, force_full=first, max_events=chunk)
         first = False
@@ -628,6 +634,8 @@ class _Rebuild:
                         continue
                     if current is None:
                         self._begin()
+                        # a live gateway's worker may derive this panel now: one at a time
+                        self.db.lock_names(DERIVE_LOCKS, ["%s/%s" % key])
                         d = PanelDerivation(key[0], key[1], self.history, self.offsets.get(key, {}))
                         current = (key, d, _PanelRows())
                     current[2].add(current[1].feed(run))

@@ -55,7 +55,6 @@ log = logging.getLogger("gateway.worker")
 Panel = tuple[str, str]
 PARTITIONS_EVERY_S = 3600.0
 RAW_RETENTION_EVERY_S = 86400.0
-DERIVE_LOCKS = 0x52415402  # advisory lock namespace of a panel's derivation (gateway.db.lock_names)
 
 
 def _now_ms() -> int:
@@ -265,7 +264,7 @@ class Worker:
                 with self._background(), db.transaction():
                     # another gateway's worker may derive the same panel (shared subscriptions):
                     # one at a time, each from what the other committed
-                    db.lock_names(DERIVE_LOCKS, ["%s/%s" % panel])
+                    db.lock_names(derive.DERIVE_LOCKS, ["%s/%s" % panel])
                     left = derive.update(db, [panel], now_ms, max_events=self.max_events)
             except Exception:
                 self.stats["errors"] += 1

@@ -170,3 +170,40 @@ def test_a_rebuild_that_fails_keeps_whole_panels_only(any_db, monkeypatch, per_t
     got = _contents(any_db)
     for table, rows in expected.items():
         assert got[table] == [r for r in rows if (r["site"], r["device"]) in done], table
+
+
+def test_a_rebuild_waits_for_a_live_worker_deriving_the_same_panel(pg_url):
+    """A running gateway's worker derives a panel under derive.DERIVE_LOCKS (several gateways on
+    one PostgreSQL): `rating rebuild` takes the same lock per panel, so the two never write the
+    same panel's rows at once (either would fail on a unique key, or leave the other's rows)."""
+    import threading
+    import time
+
+    worker = schema.open_database(pg_url)
+    rebuilder = schema.open_database(pg_url)
+    try:
+        _history(worker)
+        before = _contents(worker)
+        done = threading.Event()
+
+        def rebuild():
+            derive.rebuild_panels(rebuilder, [("msk", "desk-1"), ("msk", "exit")], END)
+            done.set()
+
+        with worker.transaction():
+            worker.lock_names(derive.DERIVE_LOCKS, ["msk/exit"])  # the worker is deriving msk/exit
+            thread = threading.Thread(target=rebuild)
+            thread.start()
+            waiting = 0
+            for _ in range(200):  # until the rebuild's backend waits for the worker's lock
+                waiting = worker.scalar("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                if waiting or done.is_set():
+                    break
+                time.sleep(0.05)
+            assert waiting and not done.is_set()  # waits for the worker's transaction
+        thread.join(30)
+        assert done.is_set()
+        assert _contents(worker) == before
+    finally:
+        worker.close()
+        rebuilder.close()
