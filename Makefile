@@ -41,8 +41,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The suite in TEST_WORKERS processes (pytest-xdist): most tests wait on brokers, databases,
+# VMs and browsers, so 4 processes keep 2 cores busy; a module stays in one process (its
+# fixtures are set up once). The `realtime` tests (the firmware on a VM holding presses for
+# milliseconds of wall clock) run afterwards in one process, away from that load. Both parts
+# always run; `make test TEST_WORKERS=0` runs the first in one process too (tests/README.md).
+TEST_WORKERS ?= 4
 test: lint services
-	$(PY) -m pytest
+	@rc=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not realtime" || rc=$$?; \
+	$(PY) -m pytest -m realtime || rc=$$?; \
+	exit $$rc
 
 # The inner loop: pure and unit tests only (no broker, database server, VM or subprocess).
 test-fast: $(STAMP)

@@ -3,11 +3,16 @@
 - `broker`: a Mosquitto instance of our own on a free loopback port, with the broker config
   the gateway ships (queue limits raised, see ../shared/MQTT-FACTS.md). Where no mosquitto
   binary exists, the gateway's embedded broker is started instead.
-- `pg_url`: a fresh PostgreSQL database per test where a server answers, else the test skips.
+- `pg_url`: a fresh, empty PostgreSQL database per test where a server answers, else the test
+  skips; `pg_store_url`: the same with every migration applied (copied from a template).
 - `mqtt_root`: a unique topic root per test so tests never see each other's retained messages.
 """
 
+import contextlib
 import os
+import queue
+import sys
+import threading
 import uuid
 
 import pytest
@@ -89,21 +94,98 @@ def _find_pg():
     return _pg_base[0]
 
 
-@pytest.fixture
-def pg_url():
+def _pg_server():
+    """The superuser URL of the PostgreSQL server the tests use, or skip with the reason."""
     try:
-        import psycopg
+        import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg not installed")
     base, why = _find_pg()
     if base is None:  # no server here: SQLite is still tested everywhere
         pytest.skip("no PostgreSQL reachable (%s)" % why)
-    conn = psycopg.connect(base, autocommit=True, connect_timeout=3)
+    return base
+
+
+class _Dropper:
+    """Drops the tests' PostgreSQL databases in a thread of its own: DROP DATABASE waits for a
+    checkpoint of the whole server (0.1-2 s, more while something else writes a lot), which need
+    not hold up the next test. The run waits for the last drop at its end (pytest_sessionfinish)."""
+
+    def __init__(self):
+        self.queue = queue.Queue()
+        self.thread = None
+
+    def drop(self, base, name):
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="pg-dropper", daemon=True)
+            self.thread.start()
+        self.queue.put((base, name))
+
+    def _run(self):
+        import psycopg
+
+        while (item := self.queue.get()) is not None:
+            base, name = item
+            try:
+                with psycopg.connect(base, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+            except Exception as exc:  # a leftover test database, said once; the run goes on
+                print("\nconftest: could not drop the test database %s: %s" % (name, exc), file=sys.stderr)
+
+    def finish(self):
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join(timeout=120)
+            self.thread = None
+
+
+_dropper = _Dropper()
+
+
+def pytest_sessionfinish(session):
+    _dropper.finish()
+
+
+@contextlib.contextmanager
+def _pg_database(base, template=None):
+    """A database of the test's own (empty, or a copy of `template`), dropped afterwards."""
+    import psycopg
+
     name = "rating_test_%s" % uuid.uuid4().hex[:12]
-    conn.execute("CREATE DATABASE %s" % name)
-    yield "%s/%s" % (base.rsplit("/", 1)[0], name)
-    conn.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    conn.close()
+    with psycopg.connect(base, autocommit=True, connect_timeout=3) as conn:
+        conn.execute("CREATE DATABASE %s" % name + (" TEMPLATE %s" % template if template else ""))
+    try:
+        yield "%s/%s" % (base.rsplit("/", 1)[0], name)
+    finally:
+        _dropper.drop(base, name)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database (no migration applied)."""
+    with _pg_database(_pg_server()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated_template():
+    """A PostgreSQL database with every migration applied, made once per run (per xdist worker),
+    that `pg_store_url` copies: CREATE DATABASE ... TEMPLATE copies its files in ~0.1 s where
+    running the migrations takes ~1-2 s. Nobody connects to it after it is made (a template
+    with a connection cannot be copied)."""
+    from gateway import schema
+
+    with _pg_database(_pg_server()) as url:
+        schema.open_database(url).close()
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def pg_store_url(_pg_migrated_template):
+    """A fresh PostgreSQL database with every migration applied: the gateway's store as
+    `schema.open_database` leaves it (a copy of a database migrated once per run)."""
+    with _pg_database(_pg_server(), template=_pg_migrated_template) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -133,7 +215,7 @@ def any_db(request, tmp_path):
     if request.param == "sqlite":
         url = "sqlite:///%s" % (tmp_path / "rating.db")
     else:
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_store_url")
     db = schema.open_database(url)
     yield db
     db.close()
@@ -145,7 +227,16 @@ def pytest_addoption(parser):
 
 # Fixtures that start or reach a real service: a test using one is end to end (`e2e`) and
 # `make test-fast` leaves it out. Tests that run a VM or a subprocess carry @pytest.mark.e2e.
-E2E_FIXTURES = {"broker", "own_broker", "mqtt_root", "pg_url", "fw_bundle", "bundle_lib", "db_before_004"}
+E2E_FIXTURES = {
+    "broker",
+    "own_broker",
+    "mqtt_root",
+    "pg_url",
+    "pg_store_url",
+    "fw_bundle",
+    "bundle_lib",
+    "db_before_004",
+}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -99,7 +99,7 @@ def test_the_demo_console_starts_with_an_expert_and_a_store_manager(tmp_path):
     db.close()
 
 
-def test_the_console_runs_on_postgresql(pg_url):
+def test_the_console_runs_on_postgresql(pg_store_url):
     import json
     import re
 
@@ -107,12 +107,12 @@ def test_the_console_runs_on_postgresql(pg_url):
 
     from console import server
 
-    db = schema.open_database(pg_url)
+    db = schema.open_database(pg_store_url)
     build_chain(db)
     name, role, scope = ACCOUNTS[1]
     users.add(db, name, PASSWORD, role, T_WEEK, lang="en", **scope)
     db.close()
-    running = server.start(pg_url)
+    running = server.start(pg_store_url)
     try:
         expert = Client(running.url)
         assert expert.login("expert")[0] == 303

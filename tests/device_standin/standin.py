@@ -13,6 +13,7 @@ The MicroPython WebAssembly package is installed by `ensure_vm()` with npm into
 build/node-standin/ (pinned, once, then cached); nothing of it is committed.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -36,7 +37,15 @@ class StandinUnavailable(RuntimeError):
 
 
 def ensure_vm():
-    """Install the pinned MicroPython WebAssembly package (once); return its folder."""
+    """Install the pinned MicroPython WebAssembly package (once); return its folder. Under a
+    lock: test processes running side by side (pytest-xdist) install it once, not over each other."""
+    os.makedirs(PREFIX, exist_ok=True)
+    with open(PREFIX + ".lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        return _install_vm()
+
+
+def _install_vm():
     marker = os.path.join(PKG_DIR, "package.json")
     if os.path.exists(marker):
         with open(marker) as f:

@@ -15,6 +15,7 @@ from mpy_support import CASES_DIR, REPO, micropypath, micropython_binary
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.realtime,
     pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
 ]
 STEPS = 200

@@ -22,6 +22,7 @@ from tcp_support import FreezingProxy
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.realtime,
     pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
 ]
 SCRIPT = os.path.join(CASES_DIR, "fw_link_vm.py")

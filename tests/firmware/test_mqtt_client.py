@@ -22,6 +22,7 @@ from simulator import services
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.realtime,
     pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
 ]
 SCRIPT = os.path.join(CASES_DIR, "fw_mqtt_vm.py")

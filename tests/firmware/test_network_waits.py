@@ -20,7 +20,10 @@ from udp_support import UdpResponder
 
 from firmware import dns
 
-pytestmark = pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed")
+pytestmark = [
+    pytest.mark.realtime,
+    pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
+]
 SCRIPT = os.path.join(CASES_DIR, "fw_wait_vm.py")
 
 

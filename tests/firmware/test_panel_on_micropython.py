@@ -20,6 +20,8 @@ from udp_support import UdpResponder
 from protocol import messages
 from simulator.host_hal import ntp_reply
 
+pytestmark = pytest.mark.realtime
+
 # The unix port is 64-bit: every pointer, small int and object header is 8 bytes instead of the
 # ESP32's 4 and GC blocks are 32 bytes instead of 16, so the same firmware needs ~1.5x the heap
 # it needs on the panel, and the machine/network fakes plus this script add ~16 KB the device

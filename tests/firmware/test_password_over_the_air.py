@@ -20,6 +20,7 @@ from protocol import messages
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.realtime,
     pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed"),
     pytest.mark.skipif(not micropython_binary(), reason="MicroPython unix port not installed"),
 ]

@@ -187,8 +187,8 @@ def test_the_archive_file_is_gzip_json_lines_an_operator_can_read(any_db, tmp_pa
     assert archive.sha256_of(row["file"]) == row["sha256"]
 
 
-def test_postgresql_drops_a_purged_month_partition_whole(pg_url, tmp_path):
-    db = schema.open_database(pg_url)
+def test_postgresql_drops_a_purged_month_partition_whole(pg_store_url, tmp_path):
+    db = schema.open_database(pg_store_url)
     try:
         _three_months(db, late_ms=FEB + 3 * DAY)  # 2025: in the default partitions (now's months exist)
         before = _contents(db)

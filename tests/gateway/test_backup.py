@@ -94,16 +94,16 @@ def documented(command):
 
 
 @pytest.mark.e2e
-def test_the_documented_pg_dump_and_pg_restore_keep_every_event_and_verdict(pg_url, tmp_path):
+def test_the_documented_pg_dump_and_pg_restore_keep_every_event_and_verdict(pg_store_url, tmp_path):
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
         pytest.skip("pg_dump/pg_restore not installed")
     import psycopg
 
-    db = open_db(pg_url)
+    db = open_db(pg_store_url)
     fill(db)
     want = contents(db)
     db.close()
-    base = pg_url.rsplit("/", 1)[0]
+    base = pg_store_url.rsplit("/", 1)[0]
     copy = "rating_restore_%s" % uuid.uuid4().hex[:12]
     dump = tmp_path / "rating.dump"
     admin = psycopg.connect(base + "/postgres", autocommit=True)
@@ -117,7 +117,7 @@ def test_the_documented_pg_dump_and_pg_restore_keep_every_event_and_verdict(pg_u
             args = re.sub(r"\s+#.*$", "", line).split()
             subprocess.run(args, check=True, capture_output=True, timeout=120)
 
-        run(documented("pg_dump "), **{"$DB": pg_url, "FILE": str(dump)})
+        run(documented("pg_dump "), **{"$DB": pg_store_url, "FILE": str(dump)})
         run(documented("pg_restore "), **{"$DB": "%s/%s" % (base, copy), "FILE": str(dump)})
         restored = open_db("%s/%s" % (base, copy))
         assert contents(restored) == want

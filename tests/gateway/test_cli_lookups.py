@@ -11,7 +11,11 @@ from rating import cli
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
     """A database with the review scenario (office msk: desk-1, exit, door)."""
-    u = "sqlite:///%s" % (tmp_path / "rating.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    u = (
+        "sqlite:///%s" % (tmp_path / "rating.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
     db = open_db(u)
     scenario(db)
     db.close()

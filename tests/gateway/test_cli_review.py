@@ -20,7 +20,11 @@ NOS = ["msk/desk-1/3", "msk/desk-1/7", "msk/exit/1"]
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    u = "sqlite:///%s" % (tmp_path / "rating.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    u = (
+        "sqlite:///%s" % (tmp_path / "rating.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
     db = open_db(u)
     scenario(db)
     db.close()

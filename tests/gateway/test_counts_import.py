@@ -19,7 +19,11 @@ TWO_OFFICES = SITE_TOML.replace(
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    u = "sqlite:///%s" % (tmp_path / "rating.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    u = (
+        "sqlite:///%s" % (tmp_path / "rating.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
     db = open_db(u)
     apply_site(db, TWO_OFFICES)
     db.close()

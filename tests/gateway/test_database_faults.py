@@ -69,17 +69,17 @@ def _url(db, tmp_path):
 # ---- privilege revoked -------------------------------------------------------------------------
 
 
-def test_revoked_insert_privilege_stores_and_acks_nothing_until_granted_again(pg_url):
+def test_revoked_insert_privilege_stores_and_acks_nothing_until_granted_again(pg_store_url):
     """PostgreSQL, INSERT on raw_events revoked from the gateway's role: every insert fails.
     Before the canary, each event was dead-lettered and acked: 1,853 of 1,853 lost."""
-    schema.open_database(pg_url).close()
-    with pg_gateway_role(pg_url) as (gw_url, role), pg_admin(pg_url) as admin:
+    schema.open_database(pg_store_url).close()
+    with pg_gateway_role(pg_store_url) as (gw_url, role), pg_admin(pg_store_url) as admin:
         db = dbmod.connect(gw_url)
         ing = ingest.Ingestor(db, ROOT)
         try:
             _fault_then_recovery(
                 ing,
-                pg_url,
+                pg_store_url,
                 lambda: admin.execute("REVOKE INSERT ON raw_events FROM %s" % role),
                 lambda: admin.execute("GRANT INSERT ON raw_events TO %s" % role),
             )
@@ -173,12 +173,12 @@ def test_a_constraint_refusing_every_row_is_a_database_fault(any_db, tmp_path):
 # ---- connection killed / locked out --------------------------------------------------------------
 
 
-def test_killed_connection_and_refused_reconnects_are_a_database_fault(pg_url):
+def test_killed_connection_and_refused_reconnects_are_a_database_fault(pg_store_url):
     """The gateway's backend is terminated while the database refuses new connections."""
-    db = schema.open_database(pg_url)
-    name = pg_url.rsplit("/", 1)[1]
+    db = schema.open_database(pg_store_url)
+    name = pg_store_url.rsplit("/", 1)[1]
     ing = ingest.Ingestor(db, ROOT)
-    with pg_admin(pg_url.rsplit("/", 1)[0] + "/postgres") as admin:
+    with pg_admin(pg_store_url.rsplit("/", 1)[0] + "/postgres") as admin:
 
         def kill():
             admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS false" % name)
@@ -187,14 +187,14 @@ def test_killed_connection_and_refused_reconnects_are_a_database_fault(pg_url):
         def observe():
             admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS true" % name)
             try:
-                return _observe(pg_url)
+                return _observe(pg_store_url)
             finally:
                 admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS false" % name)
 
         try:
             _fault_then_recovery(
                 ing,
-                pg_url,
+                pg_store_url,
                 kill,
                 lambda: admin.execute("ALTER DATABASE %s ALLOW_CONNECTIONS true" % name),
                 observe,
@@ -240,20 +240,20 @@ def test_sqlite_disk_full_stores_and_acks_nothing_until_there_is_room(tmp_path):
             db.close()
 
 
-def test_postgres_disk_full_stores_and_acks_nothing_until_there_is_room(pg_url):
+def test_postgres_disk_full_stores_and_acks_nothing_until_there_is_room(pg_store_url):
     """raw_events on a tablespace on a small disk that fills up; dead_letters (on the big disk)
     would still take rows - which is how a full disk used to turn every event into an acked
     dead letter."""
     disk = pg_reachable_dir()
-    db = schema.open_database(pg_url)
+    db = schema.open_database(pg_store_url)
     ing = ingest.Ingestor(db, ROOT)
-    with small_disk(disk, 2048) as grow, pg_admin(pg_url) as admin:
+    with small_disk(disk, 2048) as grow, pg_admin(pg_store_url) as admin:
         try:
             space = pg_small_tablespace(admin, str(disk), ["raw_events"])
         except Exception as exc:  # a server on another machine cannot see our folder
             pytest.skip("cannot put a tablespace on the small disk: %s" % exc)
         try:
-            _fault_then_recovery(ing, pg_url, lambda: pg_fill(admin), lambda: grow(65536))
+            _fault_then_recovery(ing, pg_store_url, lambda: pg_fill(admin), lambda: grow(65536))
         finally:
             db.close()
             admin.execute("DELETE FROM raw_events WHERE site = 'fill'")

@@ -128,13 +128,13 @@ def test_disk_full_loses_no_press(broker, mqtt_root, tmp_path, run):
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_postgres_disk_full_loses_no_press(broker, mqtt_root, pg_url, run):
+def test_postgres_disk_full_loses_no_press(broker, mqtt_root, pg_store_url, run):
     """raw_events on a PostgreSQL tablespace whose disk fills up; dead_letters, on another disk,
     would still take rows: the case where every event used to become an acked dead letter."""
-    schema.open_database(pg_url).close()
+    schema.open_database(pg_store_url).close()
     disk = pg_reachable_dir()
     full_s = run["seconds"] * 0.4
-    with small_disk(disk, 4096) as grow, pg_admin(pg_url) as admin:
+    with small_disk(disk, 4096) as grow, pg_admin(pg_store_url) as admin:
         try:
             space = pg_small_tablespace(admin, disk, ["raw_events"])
         except Exception as exc:  # a server on another machine cannot see our folder
@@ -146,7 +146,7 @@ def test_postgres_disk_full_loses_no_press(broker, mqtt_root, pg_url, run):
                 time.sleep(full_s)
                 grow(262144)
 
-            _run("disk full %.0f s (PostgreSQL)" % full_s, broker, pg_url, mqtt_root, run, fault)
+            _run("disk full %.0f s (PostgreSQL)" % full_s, broker, pg_store_url, mqtt_root, run, fault)
         finally:
             admin.execute("DELETE FROM raw_events WHERE site = 'fill'")
             pg_drop_tablespace(admin, space, ["raw_events"])
@@ -154,12 +154,12 @@ def test_postgres_disk_full_loses_no_press(broker, mqtt_root, pg_url, run):
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_revoked_insert_privilege_loses_no_press(broker, mqtt_root, pg_url, run):
+def test_revoked_insert_privilege_loses_no_press(broker, mqtt_root, pg_store_url, run):
     """PostgreSQL: INSERT on raw_events revoked from the gateway's role for a while (it used to
     dead-letter and ack every event: 1,853 of 1,853 lost)."""
-    schema.open_database(pg_url).close()
+    schema.open_database(pg_store_url).close()
     revoked_s = run["seconds"] * 0.4
-    with pg_gateway_role(pg_url) as (gw_url, role), pg_admin(pg_url) as admin:
+    with pg_gateway_role(pg_store_url) as (gw_url, role), pg_admin(pg_store_url) as admin:
 
         def fault(state):
             admin.execute("REVOKE INSERT ON raw_events FROM %s" % role)
@@ -167,4 +167,4 @@ def test_revoked_insert_privilege_loses_no_press(broker, mqtt_root, pg_url, run)
             admin.execute("GRANT INSERT ON raw_events TO %s" % role)
 
         gw = Gateway(broker.url, gw_url, mqtt_root, "gwr-" + mqtt_root.replace("/", "-")).start()
-        _run("INSERT revoked %.0f s" % revoked_s, broker, pg_url, mqtt_root, run, fault, gateway=gw)
+        _run("INSERT revoked %.0f s" % revoked_s, broker, pg_store_url, mqtt_root, run, fault, gateway=gw)

@@ -87,17 +87,17 @@ def test_panels_committed_before_a_failed_retry_are_derived(any_db):
     assert fed == {("p1", 1), ("p3", 1)}
 
 
-def test_failed_reconnect_does_not_ack_a_valid_event_past(pg_url):
+def test_failed_reconnect_does_not_ack_a_valid_event_past(pg_store_url):
     """PostgreSQL restarts: the batch fails, the reconnect for the one-by-one retry is refused
     (the server is still starting), the next one succeeds. The event must wait for the next
     flush, not become a 'database refused' dead letter whose seq the panel is acked for."""
-    name = pg_url.rsplit("/", 1)[1]
-    d = schema.open_database(pg_url)
+    name = pg_store_url.rsplit("/", 1)[1]
+    d = schema.open_database(pg_store_url)
     ing = ingest.Ingestor(d, ROOT)
     ing.handle(ev_topic("p1"), event_body(1), T0)
     assert acks_of(ing.flush()) == {"p1": 1}
     real_reopen = d._reopen
-    with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+    with psycopg.connect(pg_store_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
 
         def reopen():
             try:

@@ -1,7 +1,7 @@
 """A replaced connection's last will that arrives after the new connection's birth state
 (the embedded amqtt broker does this on a reconnect) must not mark a live panel offline:
 the will carries (boot, conn) and the gateway ignores one older than the stored online state's.
-Real databases: SQLite in tmp_path and PostgreSQL (pg_url) where available."""
+Real databases: SQLite in tmp_path and PostgreSQL (pg_store_url) where available."""
 
 import logging
 

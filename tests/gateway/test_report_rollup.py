@@ -162,15 +162,21 @@ RANGES = st.one_of(
 )
 
 
+# examples per backend: half of the earlier count in `make test`, ten times that in `make soak`
+EXAMPLES = {"sqlite": 50, "postgresql": 15}
+RUNS = [pytest.param(1, id="short"), pytest.param(10, id="long", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("run", RUNS)
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_report_from_rollups_equals_the_report_poll_by_poll(backend, request, tmp_path):
+def test_the_report_from_rollups_equals_the_report_poll_by_poll(backend, run, request, tmp_path):
     from gateway import schema
 
-    url = "sqlite:///%s" % (tmp_path / "r.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = "sqlite:///%s" % (tmp_path / "r.db") if backend == "sqlite" else request.getfixturevalue("pg_store_url")
     db = schema.open_database(url)
 
     @settings(
-        max_examples=100 if backend == "sqlite" else 30,
+        max_examples=EXAMPLES[backend] * run,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )

@@ -39,14 +39,14 @@ class _SlowEventWrites:
         return n
 
 
-def test_one_panels_events_spread_over_two_gateways_are_acked_to_the_end(pg_url):
+def test_one_panels_events_spread_over_two_gateways_are_acked_to_the_end(pg_store_url):
     """Seq 2 reaches one gateway and seq 1 the other while the first is still writing: the panel's
     lock makes the second wait and read what the first committed, so its ack covers both. (Each
     on its own, the first acked nothing - 1 was missing - and the second only 1: stuck at 1.)"""
-    schema.open_database(pg_url).close()
-    slow = _SlowEventWrites(schema.open_database(pg_url))
+    schema.open_database(pg_store_url).close()
+    slow = _SlowEventWrites(schema.open_database(pg_store_url))
     a = ingest.Ingestor(slow, shared=True)
-    b = _gateway(pg_url)
+    b = _gateway(pg_store_url)
     a.handle(ev_topic("d1"), event_body(2), 1002)
     b.handle(ev_topic("d1"), event_body(1), 1001)
     got = {}
@@ -62,11 +62,11 @@ def test_one_panels_events_spread_over_two_gateways_are_acked_to_the_end(pg_url)
     b.db.close()
 
 
-def test_a_resent_event_gets_the_ack_another_gateway_committed(pg_url):
+def test_a_resent_event_gets_the_ack_another_gateway_committed(pg_store_url):
     """A panel that missed its ack resends; the gateway it reaches now never stored that event
     itself, but answers with the ack the other one committed, not an older one it remembers."""
-    schema.open_database(pg_url).close()
-    a, b = _gateway(pg_url), _gateway(pg_url)
+    schema.open_database(pg_store_url).close()
+    a, b = _gateway(pg_store_url), _gateway(pg_store_url)
     a.handle(ev_topic("d1"), event_body(1), 1000)
     assert a.flush()
     for seq in range(2, 6):
@@ -113,19 +113,23 @@ LONG = {"panels": 40, "seconds": 60.0, "rate": 5.0, "gateways": 3}
     "run", [pytest.param(SHORT, id="short"), pytest.param(LONG, id="long", marks=pytest.mark.slow)]
 )
 @pytest.mark.parametrize("restart", [False, True], ids=["stays-down", "restarted"])
-def test_a_gateway_sigkilled_among_several_loses_and_doubles_nothing(broker, mqtt_root, pg_url, tmp_path, run, restart):
+def test_a_gateway_sigkilled_among_several_loses_and_doubles_nothing(
+    broker, mqtt_root, pg_store_url, tmp_path, run, restart
+):
     """Real Mosquitto, real PostgreSQL, gateways sharing the subscriptions, panels pressing and
     resending like the firmware; one gateway is SIGKILLed mid-run (and restarted with its
     client id, or left down): every press is stored once with its content, all are acked.
     Left down, its session lasts a few seconds here (session_expiry_s): until then Mosquitto
     deals it every other message, and the panels' resends, alternating the same way, could
     keep missing the live gateway for as long as the session lasts."""
-    schema.open_database(pg_url).close()
+    schema.open_database(pg_store_url).close()
     tag = mqtt_root.split("/")[0]
     conf = tmp_path / "gw.toml"
     conf.write_text("session_expiry_s = %d\n" % (60 if restart else 5))
     gws = [
-        Gateway(broker.url, pg_url, mqtt_root, "%s-gw%d" % (tag, i), extra=["--share", tag, "--config", str(conf)])
+        Gateway(
+            broker.url, pg_store_url, mqtt_root, "%s-gw%d" % (tag, i), extra=["--share", tag, "--config", str(conf)]
+        )
         for i in range(run["gateways"])
     ]
     for g in gws:
@@ -142,7 +146,7 @@ def test_a_gateway_sigkilled_among_several_loses_and_doubles_nothing(broker, mqt
         result = figures(
             "%d gateways sharing, one SIGKILLed%s" % (run["gateways"], " and restarted" if restart else ""),
             panels,
-            pg_url,
+            pg_store_url,
         )
         stored = []
         for g in gws[1:]:  # the survivors really shared the work: each stored some events
@@ -159,10 +163,10 @@ def test_a_gateway_sigkilled_among_several_loses_and_doubles_nothing(broker, mqt
     assert all(n > 0 for n in stored), stored
 
 
-def test_one_gateway_at_a_time_holds_the_duty_of_configs_and_the_retained_check(pg_url):
+def test_one_gateway_at_a_time_holds_the_duty_of_configs_and_the_retained_check(pg_store_url):
     """The duty lock: held by one connection until it ends (a SIGKILLed gateway's with it), then
     the next gateway that asks takes it over."""
-    first, second = schema.open_database(pg_url), schema.open_database(pg_url)
+    first, second = schema.open_database(pg_store_url), schema.open_database(pg_store_url)
     assert first.try_session_lock(service.DUTY_LOCK)
     assert first.try_session_lock(service.DUTY_LOCK)  # still its own
     assert not second.try_session_lock(service.DUTY_LOCK)
@@ -195,18 +199,18 @@ def test_a_second_gateway_on_one_sqlite_database_is_refused(broker, mqtt_root, t
     again.kill()
 
 
-def test_gateways_with_and_without_share_do_not_mix_on_postgresql(broker, mqtt_root, pg_url):
-    schema.open_database(pg_url).close()
+def test_gateways_with_and_without_share_do_not_mix_on_postgresql(broker, mqtt_root, pg_store_url):
+    schema.open_database(pg_store_url).close()
     tag = mqtt_root.split("/")[0]
-    shared = Gateway(broker.url, pg_url, mqtt_root, tag + "-a", extra=["--share", tag]).start()
+    shared = Gateway(broker.url, pg_store_url, mqtt_root, tag + "-a", extra=["--share", tag]).start()
     try:
-        out = _second(broker, pg_url, mqtt_root)
+        out = _second(broker, pg_store_url, mqtt_root)
         assert out.returncode == 2 and "another gateway with --share runs on this database" in out.stderr, out
     finally:
         shared.kill()
-    alone = Gateway(broker.url, pg_url, mqtt_root, tag + "-b").start()
+    alone = Gateway(broker.url, pg_store_url, mqtt_root, tag + "-b").start()
     try:
-        out = _second(broker, pg_url, mqtt_root, "--share", tag)
+        out = _second(broker, pg_store_url, mqtt_root, "--share", tag)
         assert out.returncode == 2 and "another gateway without --share runs" in out.stderr, out
     finally:
         alone.kill()

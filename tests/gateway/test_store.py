@@ -1,4 +1,4 @@
-"""The ingest core against real databases: SQLite in tmp_path and PostgreSQL (pg_url)."""
+"""The ingest core against real databases: SQLite in tmp_path and PostgreSQL (pg_store_url)."""
 
 import os
 
@@ -255,16 +255,16 @@ def test_gw_ingest_default_url(monkeypatch, tmp_path):
         dbmod.connect("mysql://x")
 
 
-def test_gw_ingest_postgres_connection_loss_is_survived(pg_url):
+def test_gw_ingest_postgres_connection_loss_is_survived(pg_store_url):
     import psycopg
     from gw_ingest_support import event_body as body
 
-    d = schema.open_database(pg_url)
+    d = schema.open_database(pg_store_url)
     ing = ingest.Ingestor(d, ROOT)
     ing.handle(ev_topic("p1"), body(1), T0)
     ing.flush()
     pid = d.scalar("SELECT pg_backend_pid() AS pid")
-    with psycopg.connect(pg_url, autocommit=True) as admin:
+    with psycopg.connect(pg_store_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     ing.handle(ev_topic("p1"), body(2), T0)
     assert acks_of(ing.flush()) == {"p1": 2}  # nothing lost, no dead letter

@@ -173,7 +173,11 @@ def run(capsys, *argv):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    u = "sqlite:///%s" % (tmp_path / "rating.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    u = (
+        "sqlite:///%s" % (tmp_path / "rating.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
     db = open_db(u)
     apply_site(db, TILL_SITE)
     db.close()

@@ -20,7 +20,11 @@ TILL_SITE = SITE_TOML.replace('device = "desk-1"\n', 'device = "desk-1"\ntill = 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    u = "sqlite:///%s" % (tmp_path / "rating.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    u = (
+        "sqlite:///%s" % (tmp_path / "rating.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
     db = open_db(u)
     apply_site(db, TILL_SITE)
     p = Panel()

@@ -3,6 +3,7 @@ and axe-core (npm, pinned, installed under build/node-axe/ on first use) for the
 accessibility check. The machine's network is closed: Chromium's background connections are
 switched off and a fresh profile is used per browser."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -59,7 +60,15 @@ def stop_browser(driver):
 
 
 def axe_source():
-    """axe.min.js, installed with npm once (pinned) like the other node packages the tests use."""
+    """axe.min.js, installed with npm once (pinned) like the other node packages the tests use;
+    under a lock, so that test processes side by side (pytest-xdist) install it once."""
+    os.makedirs(AXE_PREFIX, exist_ok=True)
+    with open(AXE_PREFIX + ".lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        return _install_axe()
+
+
+def _install_axe():
     marker = os.path.join(AXE_PREFIX, "node_modules", "axe-core", "package.json")
     if os.path.exists(marker):
         with open(marker) as f:
