@@ -69,7 +69,7 @@ def add_gaps(db, panel_rows, now_ms, grace_ms=store.LOST_GRACE_MS):
     # with no gap above it are found in a few statements for all, the others scanned above it
     through = derive.stored_through(db)
     shown = {(r["site"], r["device"]) for r in panel_rows}
-    clean = store.gap_free(db, {p: s for p, s in through.items() if p in shown})
+    clean = store.gapless(db, {p: s for p, s in through.items() if p in shown})
     for row in panel_rows:
         panel = (row["site"], row["device"])
         st = states.get(panel)

@@ -338,32 +338,6 @@ _PANELS_SKIP_SCAN = (
 )
 
 
-def gap_free(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
-    """The panels of `stored_through` ({panel: seq with 1..seq all stored}) that have no gap at
-    all: every seq from it to the newest stored is there, no dead-lettered seq, and the panel's
-    journal floor is not above its newest stored seq. A few statements for all panels (index
-    seeks and ranges above those seqs); gaps() is needed only for the others."""
-    dead = {(r["site"], r["device"]) for r in db.query("SELECT DISTINCT site, device FROM dead_seqs")}
-    states = {(r["site"], r["device"]): r for r in panel_states(db)}
-    items = sorted((p, s) for p, s in stored_through.items() if s > 0 and p not in dead)
-    out: set[Panel] = set()
-    for i in range(0, len(items), 300):
-        chunk = items[i : i + 300]
-        rows = db.query(
-            "WITH t (site, device, through) AS (VALUES %s) SELECT t.site, t.device, t.through,"
-            " (SELECT MAX(r.seq) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device) AS top,"
-            " (SELECT COUNT(*) FROM raw_event_keys r WHERE r.site = t.site AND r.device = t.device"
-            " AND r.seq >= t.through) AS above FROM t" % ", ".join(["(?, ?, CAST(? AS BIGINT))"] * len(chunk)),
-            tuple(x for (site, device), through in chunk for x in (site, device, through)),
-        )
-        for r in rows:
-            panel = (r["site"], r["device"])
-            top = r["top"] or 0
-            if top - r["through"] + 1 == r["above"] and held_floor(states.get(panel)) - 1 <= top:
-                out.add(panel)
-    return out
-
-
 def gapless(db: Database, stored_through: Mapping[Panel, int]) -> set[Panel]:
     """The panels of `stored_through` ({panel: seq with 1..seq all stored, 0 = none known})
     for which gaps(..., stored_through=seq) finds nothing: the stored seqs from it on run

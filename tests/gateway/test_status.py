@@ -176,7 +176,7 @@ def test_status_reads_only_the_events_above_what_derivation_knows_complete(tmp_p
             "LIMIT 1" in sql
             or sql.startswith("SELECT MAX(seq) FROM raw_events WHERE site = ")
             or "r.seq = d.seq" in sql  # one lookup per dead-lettered seq
-            or ("MAX(r.seq)" in sql and "r.seq >= t.through" in sql)  # store.gap_free: seek + range above
+            or ("MAX(r.seq)" in sql and "r.seq >= t.through" in sql)  # store.gapless: seeks + range above
         )
         above = _re.search(r"seq (>=|=|>) (\d+)", sql)
         assert seek or (above and int(above.group(2)) > 1), sql
@@ -199,11 +199,11 @@ def test_gaps_read_from_the_complete_prefix_are_the_gaps_of_every_event(tmp_path
         k += 1
     full = store.gaps(db, "msk", "desk-1", NOW + 10**7, 1000)
     assert store.gaps(db, "msk", "desk-1", NOW + 10**7, 1000, stored_through=k) == full
-    assert (("msk", "desk-1") in store.gap_free(db, {("msk", "desk-1"): k})) == (k > 0 and full == [])
+    assert (("msk", "desk-1") in store.gapless(db, {("msk", "desk-1"): k})) == (full == [])
     assert store.event_panels(db) == ([("msk", "desk-1")] if any(present) else [])
 
 
-def test_panels_and_gap_free_panels_on_either_database(any_db):
+def test_panels_and_gapless_panels_on_either_database(any_db):
     panels = [("aaa", "x"), ("msk", "desk-1"), ("msk", "desk-2"), ("zzz", "a")]
     for site_id, device in panels:
         p = Panel(site_id, device)
@@ -211,8 +211,8 @@ def test_panels_and_gap_free_panels_on_either_database(any_db):
             p.press(NOW + i * 1000, "yes")
         store_events(any_db, p.events[:3] + (p.events[4:] if device == "desk-2" else p.events[3:]))
     assert store.event_panels(any_db) == panels
-    assert store.gap_free(any_db, dict.fromkeys(panels, 3)) == set(panels) - {("msk", "desk-2")}
-    assert store.gap_free(any_db, {}) == set()
+    assert store.gapless(any_db, dict.fromkeys(panels, 3)) == set(panels) - {("msk", "desk-2")}
+    assert store.gapless(any_db, {}) == set()
 
 
 # ---- one judgement: `rating status` and the console's fleet page ----
