@@ -334,7 +334,7 @@ def main():
                 flush=True,
             )
             if args.keep:
-                print("kept for --db: %s" % url, flush=True)
+                print("kept for --db: %s" % _redact(url), flush=True)
         ref = _run(url, "reference")
         print(
             "reference scan: %.2f s (%d panels, %d events), peak %.0f MB"

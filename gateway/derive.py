@@ -15,7 +15,6 @@ feed: an older seq filled a gap, a boot whose events had only their arrival time
 clock offset, or the settings history changed since (a new `rating site apply`).
 """
 
-import bisect
 import contextlib
 import json
 import sys
@@ -571,9 +570,9 @@ REBUILD_PANELS = 256
 
 def rebuild_panels(db, panels, now_ms, page=REBUILD_PAGE, per_transaction=REBUILD_TRANSACTION):
     """Derive `panels` [(site, device)] from their first events, like rebuild_panel of each with
-    the same rows, at a fraction of its statements: the events of all of them are read page by
-    page in (site, device, seq) order (one primary-key range scan a page), their boot clocks
-    and verdicts with one query, and their derived rows and rollups are written at once with
+    the same rows, at a fraction of its statements: each panel's events are read page by page
+    in seq order once its derivation lock is held (a live gateway's worker derives it before
+    or after, never in between), their boot clocks and verdicts with one query for all, and their derived rows and rollups are written at once with
     COPY on PostgreSQL (gateway.db.insert_rows), several panels a transaction (`per_transaction`
     events, whole panels: a panel is never half written). Memory: one page of events, one
     panel's polls (its rollup needs them all, as rollup.refresh does) and the rows waiting to
@@ -608,7 +607,6 @@ class _Rebuild:
 
     def __init__(self, db, panels, now_ms, history, rev):
         self.db, self.panels, self.now_ms, self.history, self.rev = db, panels, now_ms, history, rev
-        self.wanted = set(panels)
         self.offsets = store.boot_offsets_of(db, panels)
         self.verdicts = review_mod.latest_of_panels(db, panels)
         self.sales = transactions.sites_with_sales(db, {site for site, _ in panels})
@@ -616,31 +614,29 @@ class _Rebuild:
         self.pending_panels = []
         self.pending_rows = 0
         self._tx = None
+        self._till_locks = False  # this transaction holds tills' locks (transactions.after_derive)
 
     def run(self, page, per_transaction):
-        current = None  # (panel, its derivation, its rows) of the panel being fed
         in_tx = 0  # events fed in this transaction
         try:
-            for events in self._pages(page):
-                for run in _runs(events):
-                    key = (run[0]["site"], run[0]["device"])
-                    if current is not None and key != current[0]:
-                        in_tx += self._finish(*current)
-                        current = None
-                        if in_tx >= per_transaction:
-                            self._commit()
-                            in_tx = 0
-                    if key not in self.wanted:  # (a checkpointed panel, or a new one: not ours)
-                        continue
-                    if current is None:
-                        self._begin()
-                        # a live gateway's worker may derive this panel now: one at a time
-                        self.db.lock_names(DERIVE_LOCKS, ["%s/%s" % key])
-                        d = PanelDerivation(key[0], key[1], self.history, self.offsets.get(key, {}))
-                        current = (key, d, _PanelRows())
-                    current[2].add(current[1].feed(run))
-            if current is not None:
-                self._finish(*current)
+            for key in self.panels:
+                self._begin()
+                # A live gateway's worker may derive this panel now: one at a time, and its
+                # events are read only once the lock is held, so none stored and derived by a
+                # worker before the lock is missed (an event stored later is the worker's, fed
+                # on from the state committed here).
+                self.db.lock_names(DERIVE_LOCKS, ["%s/%s" % key])
+                d = PanelDerivation(key[0], key[1], self.history, self.offsets.get(key, {}))
+                rows, fed = _PanelRows(), False
+                for events in self._events(key, page):
+                    rows.add(d.feed(events))
+                    fed = True
+                if not fed:  # no event (yet): nothing to derive
+                    continue
+                in_tx += self._finish(key, d, rows)
+                if in_tx >= per_transaction or self._till_locks:
+                    self._commit()
+                    in_tx = 0
             self._commit()
         except BaseException:
             tx, self._tx = self._tx, None
@@ -658,31 +654,20 @@ class _Rebuild:
             self._flush()
             tx, self._tx = self._tx, None
             tx.close()
+        self._till_locks = False
 
-    def _pages(self, page):
-        """The panels' events, `page` at most a query, in (site, device, seq) order. A query
-        asks for a span of panels only, sized to hold about a page: on PostgreSQL a range over
-        the monthly partitions is read by bitmap scans and sorted, so a query reads every
-        event of its range up to its LIMIT's, and a range as wide as the batch would read the
-        batch's remaining events for every page."""
-        panels, n = self.panels, len(self.panels)
-        lo, span = 0, 1
-        after = (panels[0][0], panels[0][1], -(2**62))
-        while lo < n:
-            hi = min(lo + span, n) - 1
-            events = store.events_between(self.db, panels[lo], panels[hi], after, page)
-            yield events
-            if len(events) >= page:  # more in the span: go on after the last one
-                last = events[-1]
-                after = (last["site"], last["device"], last["seq"])
-                lo = bisect.bisect_left(panels, after[:2])  # (its panel, or the next one of ours)
-                span = max(1, span // 2)
-                continue
-            if len(events) < page // 2:
-                span = min(2 * span, 4096)
-            lo = hi + 1
-            if lo < n:
-                after = (panels[lo][0], panels[lo][1], -(2**62))
+    def _events(self, key, page):
+        """One panel's events, `page` at most a query, in seq order: one primary-key range of
+        that panel a query (an equality on (site, device): no order of text between panels is
+        assumed, which a locale collation on PostgreSQL would not share with Python's)."""
+        after = -(2**62)
+        while True:
+            events = store.events_to_derive(self.db, key[0], key[1], after, page)
+            if events:
+                yield events
+            if len(events) < page:
+                return
+            after = events[-1]["seq"]
 
     def _finish(self, key, d, rows):
         """The panel's last event is fed: its clock-closed rows, state and rollup join the rows
@@ -719,6 +704,9 @@ class _Rebuild:
         if site in self.sales:  # its tills are matched against its polls: written first
             self._flush()
             transactions.after_derive(self.db, site, device, self.history)
+            # committed at once: holding the tills' locks while taking the next panel's lock
+            # could close a cycle with a live worker that holds that panel and wants a till
+            self._till_locks = True
         elif self.pending_rows >= REBUILD_FLUSH_ROWS:
             self._flush()
         return d.fed_count
@@ -755,20 +743,6 @@ class _PanelRows:
             kept = getattr(self, table)
             for r in out[table]:
                 kept[r[:n_key]] = r
-
-
-def _runs(events):
-    """Split events in (site, device, seq) order into one list per panel."""
-    out, key = [], None
-    for e in events:
-        k = (e["site"], e["device"])
-        if k != key:
-            if out:
-                yield out
-            out, key = [], k
-        out.append(e)
-    if out:
-        yield out
 
 
 STATE_COLUMNS = ("site", "device", "fed_seq", "fed_count", "snapshot", "watch", "updated_ms", "due_ms")

@@ -289,15 +289,13 @@ def events(db: Database, site: str, device: str, after_seq: int = 0, limit: int 
 _DERIVED_FROM = "site, device, seq, boot, up_ms, t_ms, ev, hold_ms, received_ms"
 
 
-def events_between(db: Database, first: Panel, last: Panel, after: tuple[str, str, int], limit: int) -> list[Row]:
-    """Up to `limit` stored events of the panels first..last (in (site, device) order), after
-    the event `after` (site, device, seq), in (site, device, seq) order: page by page with the
-    last row of a page as the next `after`, one primary-key range scan a page, whatever the
-    number of panels (gateway/rebuild.py reads many panels' events so). Without the payload."""
+def events_to_derive(db: Database, site: str, device: str, after_seq: int, limit: int) -> list[Row]:
+    """Up to `limit` stored events of one panel with seq > after_seq, in seq order, without the
+    payload (what a derivation reads: `rating rebuild` pages through a panel so)."""
     return db.query(
-        "SELECT %s FROM raw_events WHERE site >= ? AND site <= ? AND (site, device, seq) > (?, ?, ?)"
-        " AND (site, device) <= (?, ?) ORDER BY site, device, seq LIMIT %d" % (_DERIVED_FROM, int(limit)),
-        (after[0], last[0], after[0], after[1], after[2], last[0], last[1]),
+        "SELECT %s FROM raw_events WHERE site = ? AND device = ? AND seq > ? ORDER BY seq LIMIT %d"
+        % (_DERIVED_FROM, int(limit)),
+        (site, device, after_seq),
     )
 
 

@@ -136,6 +136,8 @@ class _Dropper:
         if self.thread is not None:
             self.queue.put(None)
             self.thread.join(timeout=120)
+            if self.thread.is_alive():  # say so: the databases still queued are left on the server
+                print("\nconftest: %d test database(s) not dropped after 120 s" % self.queue.qsize(), file=sys.stderr)
             self.thread = None
 
 
