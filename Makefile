@@ -73,9 +73,9 @@ bench: $(STAMP) services
 	nice $(PY) bench/rollup.py --polls 1000000 --counts --repeat 1
 	nice $(PY) bench/rollup.py --polls 1000000 --pg --repeat 1
 
-# the 100M-poll chain on PostgreSQL (~40 GB, an hour or more of generation; dropped afterwards)
+# the 100M-poll chain on PostgreSQL (~51 GB, an hour or more of generation; dropped afterwards)
 bench-100m: $(STAMP) services
-	nice $(PY) bench/rollup.py --pg --polls 100000000 --days 365 --repeat 1
+	nice $(PY) bench/rollup.py --pg --polls 100000000 --days 365 --gen-jobs 2 --repeat 2
 
 clean:
 	rm -rf build .pytest_cache
