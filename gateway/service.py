@@ -115,37 +115,39 @@ class GatewaySettings:
         for f in self._WHOLE:
             value = getattr(self, f)
             if type(value) is not int or value < 1:
-                raise SettingsError("%s: must be a whole number >= 1, got %r" % (f, value))
+                raise SettingsError(
+                    _("%(name)s: must be a whole number >= 1, got %(value)r") % {"name": f, "value": value}
+                )
         for f in self._SECONDS:
             value = getattr(self, f)
             if type(value) not in (int, float) or value <= 0:
-                raise SettingsError("%s: must be a number > 0, got %r" % (f, value))
+                raise SettingsError(_("%(name)s: must be a number > 0, got %(value)r") % {"name": f, "value": value})
         if type(self.batch_quiet_ms) not in (int, float) or not 0 <= self.batch_quiet_ms <= self.batch_ms:
             raise SettingsError(
-                "batch_quiet_ms: must be a number of ms from 0 to batch_ms, got %r" % self.batch_quiet_ms
+                _("batch_quiet_ms: must be a number of ms from 0 to batch_ms, got %r") % (self.batch_quiet_ms,)
             )
         if type(self.reconnect_max_s) is not int or not 1 <= self.reconnect_max_s <= 3600:
             raise SettingsError(
-                "reconnect_max_s: must be a whole number of seconds from 1 to 3600, got %r" % self.reconnect_max_s
+                _("reconnect_max_s: must be a whole number of seconds from 1 to 3600, got %r") % (self.reconnect_max_s,)
             )
         if type(self.reconnect_min_s) not in (int, float) or not 0.01 <= self.reconnect_min_s <= self.reconnect_max_s:
             raise SettingsError(
-                "reconnect_min_s: must be a number of seconds from 0.01 to reconnect_max_s (%d), got %r"
-                % (self.reconnect_max_s, self.reconnect_min_s)
+                _("reconnect_min_s: must be a number of seconds from 0.01 to reconnect_max_s (%(max)d), got %(value)r")
+                % {"max": self.reconnect_max_s, "value": self.reconnect_min_s}
             )
         if type(self.raw_keep_months) is not int or self.raw_keep_months < 0:
-            raise SettingsError("raw_keep_months: must be a whole number of months >= 0 (0: keep forever)")
+            raise SettingsError(_("raw_keep_months: must be a whole number of months >= 0 (0: keep forever)"))
         if bool(self.raw_keep_months) != bool(self.raw_archive_dir):
-            raise SettingsError("raw_keep_months and raw_archive_dir go together: set both (or neither)")
+            raise SettingsError(_("raw_keep_months and raw_archive_dir go together: set both (or neither)"))
         if type(self.dead_letter_days) not in (int, float) or self.dead_letter_days < 0:
-            raise SettingsError("dead_letter_days: must be a number of days >= 0 (0: keep forever)")
+            raise SettingsError(_("dead_letter_days: must be a number of days >= 0 (0: keep forever)"))
         self._check_ranges()
         if self.broker:
             broker_address(self.broker)
             if self.broker_host != GatewaySettings.broker_host:
-                raise SettingsError("broker_host: only for the embedded broker (no `broker` URL); drop one of them")
+                raise SettingsError(_("broker_host: only for the embedded broker (no `broker` URL); drop one of them"))
         if not self.broker_host or not self.broker_host.isascii() or " " in self.broker_host:
-            raise SettingsError("broker_host: an IP address or host name to listen on, got %r" % self.broker_host)
+            raise SettingsError(_("broker_host: an IP address or host name to listen on, got %r") % (self.broker_host,))
         try:
             brokerlink.check_settings(self)
         except ValueError as exc:
@@ -154,13 +156,13 @@ class GatewaySettings:
 
     def _check_ranges(self):
         if self.broker_port > 65535:
-            raise SettingsError("broker_port: must be 1..65535, got %d" % self.broker_port)
+            raise SettingsError(_("broker_port: must be 1..65535, got %d") % self.broker_port)
         if not 1 <= self.inflight <= 1000:
-            raise SettingsError("inflight: must be 1..1000 (20-100 is fastest), got %d" % self.inflight)
+            raise SettingsError(_("inflight: must be 1..1000 (20-100 is fastest), got %d") % self.inflight)
         if self.max_unconfirmed > 60000:
             raise SettingsError(
-                "max_unconfirmed: must stay below 60000 (paho reuses message ids "
-                "above 65535), got %d" % self.max_unconfirmed
+                _("max_unconfirmed: must stay below 60000 (paho reuses message ids above 65535), got %d")
+                % self.max_unconfirmed
             )
         try:
             topics.check_root(self.root)
@@ -168,7 +170,7 @@ class GatewaySettings:
             raise SettingsError(str(exc)) from None
         if not self.client_id or not self.client_id.isascii() or len(self.client_id) > 64:
             raise SettingsError(
-                "client_id: must be a non-empty ASCII name of at most 64 characters, got %r" % self.client_id
+                _("client_id: must be a non-empty ASCII name of at most 64 characters, got %r") % (self.client_id,)
             )
         self._check_share()
 
@@ -178,19 +180,23 @@ class GatewaySettings:
         try:
             topics.check_id(self.share, "share")
         except ProtocolError as exc:
-            raise SettingsError("%s (the shared subscription's group name)" % exc) from None
+            raise SettingsError(_("%s (the shared subscription's group name)") % exc) from None
         if not self.db_url().startswith(("postgresql://", "postgres://")):
             raise SettingsError(
-                "share: several gateways need one PostgreSQL database (SQLite lets one process write"
-                " and each gateway would keep its own file); give --db postgresql://... or leave --share out"
+                _(
+                    "share: several gateways need one PostgreSQL database (SQLite lets one process write"
+                    " and each gateway would keep its own file); give --db postgresql://... or leave --share out"
+                )
             )
         if not self.broker:
             raise SettingsError(
-                "share: several gateways need one external MQTT v5 broker (Mosquitto 2); the embedded"
-                " broker serves one gateway: give --broker mqtt[s]://HOST:PORT or leave --share out"
+                _(
+                    "share: several gateways need one external MQTT v5 broker (Mosquitto 2); the embedded"
+                    " broker serves one gateway: give --broker mqtt[s]://HOST:PORT or leave --share out"
+                )
             )
         if self.session_expiry_s > 0xFFFFFFFE:
-            raise SettingsError("session_expiry_s: at most 4294967294 seconds, got %d" % self.session_expiry_s)
+            raise SettingsError(_("session_expiry_s: at most 4294967294 seconds, got %d") % self.session_expiry_s)
 
     def db_url(self):
         if self.db:

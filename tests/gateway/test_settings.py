@@ -108,3 +108,21 @@ def test_the_broker_password_never_shows_in_errors_or_the_start_line(tmp_path):
     svc.close()
     line = out.getvalue()
     assert "mqtt://rating:***@127.0.0.1:9" in line and "s3cret" not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("batch_quiet_ms = 60", "batch_quiet_ms: нужно число миллисекунд от 0 до batch_ms, получено 60"),
+        ("reconnect_max_s = 0", "reconnect_max_s: нужно целое число секунд от 1 до 3600, получено 0"),
+        ("inflight = 5000", "inflight: нужно от 1 до 1000"),
+        ("batch_max = 0", "batch_max: нужно целое число не меньше 1, получено 0"),
+        ("raw_keep_months = 3", "raw_keep_months и raw_archive_dir задаются вместе"),
+    ],
+)
+def test_gw_ingest_settings_errors_speak_russian(tmp_path, text, words):
+    from gateway.i18n import speaking
+
+    with speaking("ru"), pytest.raises(service.SettingsError) as e:
+        service.load_settings(write(tmp_path, text + "\n"))
+    assert words in str(e.value)
