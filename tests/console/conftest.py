@@ -5,6 +5,7 @@ real uvicorn server."""
 import shutil
 
 import pytest
+from console_browser import axe_source, chromium_or_skip, start_browser, stop_browser
 from console_support import ACCOUNTS, PASSWORD, T_WEEK, Client, build_chain
 from gw_site_support import sqlite_db
 
@@ -52,3 +53,19 @@ def client(console):
         return c
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a test module (skipped where there is none): one per module, its
+    cookies cleared by each sign-in."""
+    chromium_or_skip()
+    driver = start_browser()
+    yield driver
+    stop_browser(driver)
+
+
+@pytest.fixture(scope="module")
+def axe():
+    """axe-core's source, for console_browser.axe_violations."""
+    return axe_source()

@@ -9,31 +9,14 @@ import urllib.parse
 
 import pytest
 from console_browser import (
-    axe_source,
     axe_violations,
-    chromium_or_skip,
     navigating,
     press,
     shot,
-    start_browser,
-    stop_browser,
 )
 from console_support import PASSWORD
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium_or_skip()
-    driver = start_browser()
-    yield driver
-    stop_browser(driver)
-
-
-@pytest.fixture(scope="module")
-def axe():
-    return axe_source()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,9 @@ in build/screenshots/ and axe-core's WCAG A/AA check on both pages.
 
 One console and one browser for the module: the pages only read."""
 
-import json
-import subprocess
-import sys
-
+import console_browser
 import pytest
-from console_browser import axe_source, axe_violations, chromium_or_skip, navigating, shot, start_browser, stop_browser
+from console_browser import axe_violations, navigating, rating_report_json, shot
 from console_support import PASSWORD
 from dashboard_support import BUSY_HOUR, FROM, TO, build
 from gw_site_support import sqlite_db
@@ -38,37 +35,12 @@ def console(chain):
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium_or_skip()
-    driver = start_browser()
-    yield driver
-    stop_browser(driver)
-
-
-@pytest.fixture(scope="module")
-def axe():
-    return axe_source()
-
-
 def report(chain, *args):
-    """`rating report --format json` as a user runs it."""
-    out = subprocess.run(
-        [sys.executable, "-m", "rating", "report", "--db", chain["url"], "--format", "json", "--lang", "en", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return rating_report_json(chain["url"], *args)
 
 
 def sign_in(browser, console, username):
-    browser.delete_all_cookies()
-    browser.get(console.url + "/login")
-    browser.find_element("id", "username").send_keys(username)
-    navigating(browser, lambda: browser.find_element("id", "password").send_keys(PASSWORD + "\n"))
-    return browser
+    return console_browser.sign_in(browser, console.url, username, PASSWORD)
 
 
 def checked(browser, axe, name):

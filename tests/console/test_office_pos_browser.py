@@ -5,13 +5,17 @@ are listed in the office's time; no loyalty reference anywhere on the page; axe-
 A/AA check and a screenshot (build/screenshots/office-pos.png)."""
 
 import datetime as _dt
-import json
-import subprocess
-import sys
 from zoneinfo import ZoneInfo
 
 import pytest
-from console_browser import axe_source, axe_violations, chromium_or_skip, navigating, shot, start_browser, stop_browser
+from console_browser import (
+    axe_source,
+    axe_violations,
+    navigating,
+    rating_report_json,
+    shot,
+    sign_in,
+)
 from console_support import PASSWORD
 from dashboard_support import FROM, TO, build
 from gw_site_support import sqlite_db
@@ -52,24 +56,8 @@ def console(chain):
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium_or_skip()
-    driver = start_browser()
-    yield driver
-    stop_browser(driver)
-
-
 def report_pos(chain):
-    out = subprocess.run(
-        [sys.executable, "-m", "rating", "report", "--db", chain["url"], "--format", "json", "--lang", "en"]
-        + ["--site", "msk", "--from", FROM, "--to", TO],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["pos"]
+    return rating_report_json(chain["url"], "--site", "msk", "--from", FROM, "--to", TO)["pos"]
 
 
 def _num(text):
@@ -77,11 +65,7 @@ def _num(text):
 
 
 def test_the_office_page_shows_the_reports_pos_figures_and_lists_what_did_not_match(browser, console, chain):
-    d = browser
-    d.delete_all_cookies()
-    d.get(console.url + "/login")
-    d.find_element("id", "username").send_keys("manager")
-    navigating(d, lambda: d.find_element("id", "password").send_keys(PASSWORD + "\n"))
+    d = sign_in(browser, console.url, "manager", PASSWORD)
     d.get(console.url + "/office?site=msk&from=%s&to=%s" % (FROM, TO))
     section = d.find_element("id", "office-pos")
     d.execute_script("arguments[0].scrollIntoView()", section)

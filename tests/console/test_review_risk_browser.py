@@ -5,7 +5,13 @@ time order, the item page says why; every page passes axe-core's WCAG A/AA check
 import shutil
 
 import pytest
-from console_browser import axe_source, axe_violations, chromium_or_skip, navigating, shot, start_browser, stop_browser
+from console_browser import (
+    axe_source,
+    axe_violations,
+    navigating,
+    shot,
+    sign_in,
+)
 from console_support import HOUR, PASSWORD, T_WEEK
 from gw_site_support import Panel, store_events
 
@@ -39,14 +45,6 @@ def console(chain_template, tmp_path_factory):
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium_or_skip()
-    driver = start_browser()
-    yield driver
-    stop_browser(driver)
-
-
 def _audit(d, name):
     shot(d, name)
     problems = axe_violations(d, axe_source())
@@ -56,11 +54,7 @@ def _audit(d, name):
 def test_an_expert_sees_the_riskiest_poll_first_and_why(browser, console):
     from selenium.webdriver.support.ui import Select
 
-    d = browser
-    d.delete_all_cookies()
-    d.get(console.url + "/login")
-    d.find_element("id", "username").send_keys("expert")
-    navigating(d, lambda: d.find_element("id", "password").send_keys(PASSWORD + "\n"))
+    d = sign_in(browser, console.url, "expert", PASSWORD)
     d.get(console.url + "/review?" + WEEK)
     _audit(d, "review-queue-risk")
     first = d.find_element("css selector", "tr.pending")

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -133,3 +134,25 @@ def press(driver, key, navigates=True):
         driver.find_element("tag name", "body").send_keys(key)
 
     return navigating(driver, send) if navigates else send()
+
+
+def sign_in(driver, base_url, username, password):
+    """Sign `username` in on the console at base_url through its login form (cookies cleared
+    first: one browser serves a whole module)."""
+    driver.delete_all_cookies()
+    driver.get(base_url + "/login")
+    driver.find_element("id", "username").send_keys(username)
+    navigating(driver, lambda: driver.find_element("id", "password").send_keys(password + "\n"))
+    return driver
+
+
+def rating_report_json(db_url, *args):
+    """`rating report --format json --lang en` as a user runs it (a subprocess), parsed."""
+    out = subprocess.run(
+        [sys.executable, "-m", "rating", "report", "--db", db_url, "--format", "json", "--lang", "en", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
