@@ -308,9 +308,6 @@ def resolve(db, alert_id, by, now_ms):
 # ---- the outbox (gateway/alertsend.py delivers) ---------------------------------------------------
 
 
-_OUTBOX = outboxtable.OutboxTable("alert_outbox")
-outbox_due = _OUTBOX.due
-outbox_pending = _OUTBOX.pending
-outbox_claim = _OUTBOX.claim
-outbox_delivered = _OUTBOX.delivered
-outbox_failed = _OUTBOX.failed
+OUTBOX = outboxtable.OutboxTable("alert_outbox")  # what alertsend.deliver_outbox works
+outbox_due = OUTBOX.due
+outbox_pending = OUTBOX.pending

@@ -175,25 +175,12 @@ def deliver(db, config, now_ms, limit=50, senders=None):
             raise SecretsError("the site file has no [alerts.%s] table now" % channel)
         return senders[channel], settings, secrets
 
-    return deliver_outbox(db, ALERT_OUTBOX, route, now_ms, limit, "alert channel")
-
-
-class Outbox:
-    """A durable outbox as `deliver_outbox` works it: `due(db, now_ms, limit)` -> rows (id,
-    channel, payload, attempts) to try now, each channel's in order; `claim(db, id, token,
-    now_ms, until_ms)` -> True when this sender has the row until then (nobody else does, it is
-    due and not delivered); `delivered(db, id, now_ms, token)`; `failed(db, id, attempts, error,
-    next_ms, token)`. Each owner module passes its own functions."""
-
-    def __init__(self, due, delivered, failed, claim):
-        self.due, self.delivered, self.failed, self.claim = due, delivered, failed, claim
-
-
-ALERT_OUTBOX = Outbox(alerts.outbox_due, alerts.outbox_delivered, alerts.outbox_failed, alerts.outbox_claim)
+    return deliver_outbox(db, alerts.OUTBOX, route, now_ms, limit, "alert channel")
 
 
 def deliver_outbox(db, outbox, route, now_ms, limit=50, what="channel"):
-    """One pass over `outbox`'s rows due: (delivered, failed messages). `route(channel)` ->
+    """One pass over `outbox`'s rows due (an outboxtable.OutboxTable its owner module made):
+    (delivered, failed messages). `route(channel)` ->
     (send, settings, secrets), raising when the channel cannot be used now. A channel that fails
     is not tried again in this pass: its later rows wait behind the failed one, which alone backs
     off (a receiver that is down costs one timeout a retry, not one per message). Each row is

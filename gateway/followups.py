@@ -360,15 +360,8 @@ def _issue(db, key, kind, body, config, now_ms):
 # ---- delivery (gateway/alertsend.py's outbox pass and webhook) --------------------------------
 
 
-_OUTBOX = outboxtable.OutboxTable("followup_outbox")
-outbox_due = _OUTBOX.due
-outbox_pending = _OUTBOX.pending
-outbox_claim = _OUTBOX.claim
-outbox_delivered = _OUTBOX.delivered
-outbox_failed = _OUTBOX.failed
-
-
-OUTBOX = alertsend.Outbox(outbox_due, outbox_delivered, outbox_failed, outbox_claim)
+OUTBOX = outboxtable.OutboxTable("followup_outbox")  # what alertsend.deliver_outbox works
+outbox_pending = OUTBOX.pending
 
 
 def env_key_name(name):
