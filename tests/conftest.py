@@ -210,15 +210,20 @@ def db_before_004(request, tmp_path):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_db(request, tmp_path):
+def any_db_url(request, tmp_path):
+    """A gateway database's URL: SQLite always (a file not made yet), PostgreSQL where a server
+    answers (migrated; else skipped)."""
+    if request.param == "sqlite":
+        return "sqlite:///%s" % (tmp_path / "rating.db")
+    return request.getfixturevalue("pg_store_url")
+
+
+@pytest.fixture
+def any_db(any_db_url):
     """A migrated gateway database: SQLite always, PostgreSQL where a server answers (else skipped)."""
     from gateway import schema
 
-    if request.param == "sqlite":
-        url = "sqlite:///%s" % (tmp_path / "rating.db")
-    else:
-        url = request.getfixturevalue("pg_store_url")
-    db = schema.open_database(url)
+    db = schema.open_database(any_db_url)
     yield db
     db.close()
 

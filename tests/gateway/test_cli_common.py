@@ -4,7 +4,7 @@ name the file meant (absolute) and the command that creates one, and create noth
 import os
 
 import pytest
-from gw_site_support import apply_site, sqlite_db
+from gw_site_support import apply_site, run_cli, sqlite_db
 
 from gateway import db as dbmod
 from rating import cli
@@ -25,12 +25,6 @@ READERS = [
 ]
 
 
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def tree(folder):
     return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _dirs, files in os.walk(folder) for f in files)
 
@@ -38,7 +32,7 @@ def tree(folder):
 @pytest.mark.parametrize("argv", READERS, ids=[" ".join(a[:2]) for a in READERS])
 def test_a_mistyped_db_is_refused_naming_the_file_and_nothing_is_created(argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, *argv, "--db", "sqlite:///data/ratng.db")
+    code, out, err = run_cli(capsys, *argv, "--db", "sqlite:///data/ratng.db")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: no database at %s" % (tmp_path / "data" / "ratng.db"))
     # which file a relative URL means, and how to write an absolute one
@@ -48,7 +42,7 @@ def test_a_mistyped_db_is_refused_naming_the_file_and_nothing_is_created(argv, t
 
 
 def test_an_absolute_url_names_its_file_without_the_slash_rule(tmp_path, capsys):
-    code, _out, err = run(capsys, "report", "--db", "sqlite:///%s" % (tmp_path / "x.db"))
+    code, _out, err = run_cli(capsys, "report", "--db", "sqlite:///%s" % (tmp_path / "x.db"))
     assert code == 2 and "no database at %s;" % (tmp_path / "x.db") in err and "relative" not in err
 
 
@@ -56,9 +50,9 @@ def test_an_absolute_url_names_its_file_without_the_slash_rule(tmp_path, capsys)
 def test_a_sqlite_url_with_too_few_slashes_creates_no_folder_named_sqlite(url, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for argv in (("report",), ("site", "apply", "missing.toml")):
-        code, _out, err = run(capsys, *argv, "--db", url)
+        code, _out, err = run_cli(capsys, *argv, "--db", url)
         assert code == 2 and err.startswith("error:")
-    code, _out, err = run(capsys, "report", "--db", url)
+    code, _out, err = run_cli(capsys, "report", "--db", url)
     assert "sqlite:///relative/path.db or sqlite:////absolute/path.db" in err
     assert tree(tmp_path) == []
 
@@ -66,12 +60,12 @@ def test_a_sqlite_url_with_too_few_slashes_creates_no_folder_named_sqlite(url, t
 def test_an_empty_file_or_another_file_is_not_a_rating_database(tmp_path, capsys):
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
-    code, _out, err = run(capsys, "status", "--db", str(empty))
+    code, _out, err = run_cli(capsys, "status", "--db", str(empty))
     assert code == 2 and "was never set up as a rating database" in err and "rating site apply" in err
     assert empty.read_bytes() == b""  # not migrated into a database
     other = tmp_path / "notes.txt"
     other.write_text("hello, this is not a database at all\n")
-    code, _out, err = run(capsys, "report", "--db", str(other))
+    code, _out, err = run_cli(capsys, "report", "--db", str(other))
     assert code == 2 and "is not a rating database" in err and "Traceback" not in err
 
 
@@ -79,9 +73,9 @@ def test_a_set_up_database_without_a_site_file_says_to_apply_one(tmp_path, capsy
     sqlite_db(tmp_path).close()  # migrated, as `rating gateway run` leaves it before any site file
     url = "sqlite:///%s" % (tmp_path / "rating.db")
     for argv in (("report",), ("review", "list"), ("site", "show"), ("counts", "list")):
-        code, _out, err = run(capsys, *argv, "--db", url)
+        code, _out, err = run_cli(capsys, *argv, "--db", url)
         assert code == 2 and "no site file was applied" in err and "rating site apply FILE.toml" in err
-    code, out, _err = run(capsys, "status", "--db", url)  # the fleet needs no site file
+    code, out, _err = run_cli(capsys, "status", "--db", url)  # the fleet needs no site file
     assert code == 0
 
 
@@ -89,19 +83,19 @@ def test_a_set_up_database_is_read(tmp_path, capsys):
     db = sqlite_db(tmp_path)
     apply_site(db)
     db.close()
-    code, out, _err = run(capsys, "site", "show", "--db", "sqlite:///%s" % (tmp_path / "rating.db"))
+    code, out, _err = run_cli(capsys, "site", "show", "--db", "sqlite:///%s" % (tmp_path / "rating.db"))
     assert code == 0 and "msk" in out
 
 
 def test_a_postgresql_database_never_set_up_is_refused_and_left_empty(pg_url, capsys):
-    code, _out, err = run(capsys, "report", "--db", pg_url)
+    code, _out, err = run_cli(capsys, "report", "--db", pg_url)
     assert code == 2 and "was never set up as a rating database" in err and "rating site apply" in err
     db = dbmod.connect(pg_url)
     try:
         assert db.scalar("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public'") == 0
     finally:
         db.close()
-    code, _out, _err = run(capsys, "status", "--db", pg_url)
+    code, _out, _err = run_cli(capsys, "status", "--db", pg_url)
     assert code == 2
 
 

@@ -2,30 +2,18 @@
 what exists (not an empty answer with exit 0)."""
 
 import pytest
-from gw_site_support import open_db
+from gw_site_support import open_db, run_cli
 from gw_site_support import review_scenario as scenario
 
-from rating import cli
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
+@pytest.fixture
+def url(any_db_url):
     """A database with the review scenario (office msk: desk-1, exit, door)."""
-    u = (
-        "sqlite:///%s" % (tmp_path / "rating.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_store_url")
-    )
+    u = any_db_url
     db = open_db(u)
     scenario(db)
     db.close()
     return u
-
-
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize(
@@ -34,13 +22,13 @@ def run(capsys, *argv):
     ids=["report", "review list", "counts list"],
 )
 def test_an_unknown_office_lists_the_offices(argv, url, capsys):
-    code, out, err = run(capsys, *argv, "--db", url)
+    code, out, err = run_cli(capsys, *argv, "--db", url)
     assert (code, out) == (2, "")
     assert err == "error: no office 'mks'; the offices are: msk (Офис на Тверской)\n"
 
 
 def test_an_unknown_employee_lists_the_employees(url, capsys):
-    code, _out, err = run(capsys, "report", "--employee", "ivanov", "--db", url)
+    code, _out, err = run_cli(capsys, "report", "--employee", "ivanov", "--db", url)
     assert (
         code == 2
         and err == "error: no employee 'ivanov'; the employees are: ivanova (Елена Иванова), petrov (Сергей Петров)\n"
@@ -57,33 +45,35 @@ def test_an_unknown_employee_lists_the_employees(url, capsys):
     ],
 )
 def test_from_after_to_is_an_error(argv, url, capsys):
-    code, _out, err = run(capsys, *argv, "--db", url)
+    code, _out, err = run_cli(capsys, *argv, "--db", url)
     assert code == 2 and err.startswith("error: --from is not before --to") and err.count("\n") == 1
 
 
 def test_review_history_of_an_unknown_id_says_what_exists(url, capsys):
-    code, _out, err = run(capsys, "review", "history", "mks/desk-1/3", "--db", url)
+    code, _out, err = run_cli(capsys, "review", "history", "mks/desk-1/3", "--db", url)
     assert code == 2 and err == "error: mks/desk-1/3: no office 'mks'; the offices are: msk\n"
-    code, _out, err = run(capsys, "review", "history", "msk/desk-7/3", "--db", url)
+    code, _out, err = run_cli(capsys, "review", "history", "msk/desk-7/3", "--db", url)
     assert (
         code == 2
         and err == "error: msk/desk-7/3: office msk has no panel 'desk-7'; its panels are: desk-1, door, exit\n"
     )
-    code, _out, err = run(capsys, "review", "history", "msk/desk-1/4", "--db", url)
+    code, _out, err = run_cli(capsys, "review", "history", "msk/desk-1/4", "--db", url)
     assert code == 2 and "msk/desk-1/4: no poll or force-majeure report" in err
     assert "rating review list --site msk" in err
     # a poll that exists but has no verdict yet is not an error
-    code, out, _err = run(capsys, "review", "history", "msk/desk-1/3", "--db", url)
+    code, out, _err = run_cli(capsys, "review", "history", "msk/desk-1/3", "--db", url)
     assert code == 0 and out == "msk/desk-1/3: no verdicts yet\n"
 
 
 def test_a_verdict_on_an_unknown_panel_lists_its_panels(url, capsys):
-    code, _out, err = run(
+    code, _out, err = run_cli(
         capsys, "review", "poll", "msk/desk1/3", "--invalid", "--reason", "x", "--expert", "anna", "--db", url
     )
     assert code == 2 and "office msk has no panel 'desk1'; its panels are: desk-1, door, exit" in err
 
 
 def test_a_known_site_and_a_right_range_still_answer(url, capsys):
-    code, out, _err = run(capsys, "report", "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06", "--db", url)
+    code, out, _err = run_cli(
+        capsys, "report", "--site", "msk", "--from", "2025-01-06", "--to", "2025-01-06", "--db", url
+    )
     assert code == 0 and "(Polls: 8)" in out

@@ -3,10 +3,9 @@ times), times without an offset in the office's timezone, refuses offices and pa
 settings never had (listing the known ones), one line per bad row, nothing half-imported."""
 
 import pytest
-from gw_site_support import SITE_TOML, apply_site, open_db
+from gw_site_support import SITE_TOML, apply_site, open_db, run_cli
 
 from gateway import store
-from rating import cli
 
 # 2025-01-06 09:00 Moscow = 06:00 UTC
 NINE_MSK = 1736143200000
@@ -17,23 +16,13 @@ TWO_OFFICES = SITE_TOML.replace(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    u = (
-        "sqlite:///%s" % (tmp_path / "rating.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_store_url")
-    )
+@pytest.fixture
+def url(any_db_url):
+    u = any_db_url
     db = open_db(u)
     apply_site(db, TWO_OFFICES)
     db.close()
     return u
-
-
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def stored(url):
@@ -56,7 +45,7 @@ def test_a_russian_excel_export_is_imported_in_the_offices_timezone(url, tmp_pat
     )
     path = tmp_path / "counts.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # Excel's "CSV UTF-8" has a BOM
-    code, out, err = run(capsys, "counts", "import", str(path), "--db", url)
+    code, out, err = run_cli(capsys, "counts", "import", str(path), "--db", url)
     assert (code, err) == (0, "") and "3 intervals stored" in out
     la_nine = 1736182800000  # 2025-01-06 09:00 Los Angeles = 17:00 UTC
     assert sorted(stored(url)) == sorted(
@@ -66,7 +55,7 @@ def test_a_russian_excel_export_is_imported_in_the_offices_timezone(url, tmp_pat
             ("la", "", la_nine, la_nine + HOUR, 5, 7),
         ]
     )
-    code, out, _err = run(capsys, "counts", "list", "--db", url, "--site", "msk")
+    code, out, _err = run_cli(capsys, "counts", "list", "--db", url, "--site", "msk")
     assert code == 0 and "2025-01-06 09:00:00-10:00:00 MSK" in out and "1234" in out and "2 intervals" in out
 
 
@@ -79,7 +68,7 @@ def test_an_unknown_office_or_panel_is_refused_listing_the_known_ones(url, tmp_p
         "msk,desk-9,2025-01-06T09:00+03:00,2025-01-06T10:00+03:00,5\n",
         encoding="utf-8",
     )
-    code, _out, err = run(capsys, "counts", "import", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "counts", "import", str(path), "--db", url)
     assert code == 2
     assert "  line 3: site: no office 'spb' in the settings; the offices are: la, msk\n" in err
     assert "  line 4: device: office msk has no panel 'desk-9'; its panels are: desk-1, door, exit\n" in err
@@ -95,7 +84,7 @@ def test_each_bad_row_is_one_line_and_nothing_is_imported(url, tmp_path, capsys)
         "msk;06.01.2025 10:00;06.01.2025 11:00;-3\n",
         encoding="utf-8",
     )
-    code, _out, err = run(capsys, "counts", "import", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "counts", "import", str(path), "--db", url)
     lines = err.splitlines()
     assert code == 2 and lines[0] == "error: counts.csv: nothing imported, 3 problems:"
     assert lines[1] == "  line 2: transactions: must be a whole number >= 0 or empty, got '12,5'"
@@ -107,7 +96,7 @@ def test_each_bad_row_is_one_line_and_nothing_is_imported(url, tmp_path, capsys)
 def test_a_file_that_is_not_utf8_says_how_to_save_it(url, tmp_path, capsys):
     path = tmp_path / "counts.csv"
     path.write_bytes("site;from;to;visitors\nмск;1;2;3\n".encode("cp1251"))  # Excel's plain "CSV"
-    code, _out, err = run(capsys, "counts", "import", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "counts", "import", str(path), "--db", url)
     assert code == 2 and err.count("\n") == 1 and 'save it as "CSV UTF-8"' in err
 
 

@@ -10,10 +10,9 @@ import json
 import openpyxl
 import pypdf
 import pytest
-from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, store_events
+from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, run_cli, store_events
 
 from gateway import derive, report_docs, report_export, report_pos, transactions
-from rating import cli
 
 TILL_SITE = SITE_TOML.replace('device = "desk-1"\n', 'device = "desk-1"\ntill = "till-1"\n', 1)
 
@@ -36,19 +35,9 @@ def polls_at(db, minutes):
     derive.update(db, [("msk", "desk-1")], T0 + 3 * 3600000)
 
 
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    u = (
-        "sqlite:///%s" % (tmp_path / "rating.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_store_url")
-    )
+@pytest.fixture
+def url(any_db_url):
+    u = any_db_url
     db = open_db(u)
     try:
         apply_site(db, TILL_SITE)
@@ -60,7 +49,7 @@ def url(request, tmp_path):
 
 
 def _json_pos(capsys, url, *extra):
-    code, out, err = run(capsys, "report", "--format", "json", "--db", url, *extra)
+    code, out, err = run_cli(capsys, "report", "--format", "json", "--db", url, *extra)
     assert code == 0, err
     return json.loads(out)["pos"]
 
@@ -76,14 +65,14 @@ def test_the_streamed_and_the_whole_json_carry_the_same_pos_section(url, capsys)
 
 
 def test_the_table_and_csv_carry_the_pos_figures(url, capsys, tmp_path):
-    code, out, err = run(capsys, "report", "--by", "device", "--db", url)
+    code, out, err = run_cli(capsys, "report", "--by", "device", "--db", url)
     assert code == 0, err
     assert "Per panel:" in out and "Per employee:" in out and "crm-" not in out
     line = next(x for x in out.splitlines() if x.startswith("msk ") and " desk-1 " in x)
     assert line.split()[2:7] == ["2", "2", "1", "1", "1"], line
     pos = _json_pos(capsys, url)
     path = tmp_path / "r.csv"
-    code, _out, err = run(capsys, "report", "--format", "csv", "-o", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "report", "--format", "csv", "-o", str(path), "--db", url)
     assert code == 0, err
     text = path.read_bytes().decode("utf-8-sig")
     assert "crm-" not in text
@@ -104,7 +93,7 @@ def test_the_table_and_csv_carry_the_pos_figures(url, capsys, tmp_path):
 def test_the_workbook_has_a_pos_sheet_with_the_json_figures(url, capsys, tmp_path):
     pos = _json_pos(capsys, url)
     path = tmp_path / "r.xlsx"
-    code, _out, err = run(capsys, "report", "-o", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "report", "-o", str(path), "--db", url)
     assert code == 0, err
     wb = openpyxl.load_workbook(path)
     ws = wb["POS"]
@@ -126,7 +115,7 @@ def test_the_html_and_pdf_show_the_pos_section(url, capsys, tmp_path):
     want = report_pos.conversion_text(desk["conversion"], "en")
     for fmt in ("html", "pdf"):
         path = tmp_path / ("r." + fmt)
-        code, _out, err = run(capsys, "report", "--format", fmt, "-o", str(path), "--db", url)
+        code, _out, err = run_cli(capsys, "report", "--format", fmt, "-o", str(path), "--db", url)
         assert code == 0, err
         if fmt == "html":
             text = path.read_text(encoding="utf-8")
@@ -145,9 +134,9 @@ def test_a_report_without_sales_has_no_pos_section(tmp_path, capsys):
         polls_at(db, [0])
     finally:
         db.close()
-    code, out, err = run(capsys, "report", "--format", "json", "--db", u)
+    code, out, err = run_cli(capsys, "report", "--format", "json", "--db", u)
     assert code == 0 and "pos" not in json.loads(out), err
-    code, out, _err = run(capsys, "report", "--format", "csv", "--db", u)
+    code, out, _err = run_cli(capsys, "report", "--format", "csv", "--db", u)
     assert "\r\n\r\n" not in out and "polls_without_sale" not in out
 
 

@@ -3,7 +3,7 @@ apply` shows old -> new with the effective time and zone and warns about unstaff
 `site show` and `site export` (the settings in force as a file `site apply` takes back)."""
 
 import pytest
-from gw_site_support import SITE_TOML
+from gw_site_support import SITE_TOML, run_cli
 
 from gateway import site
 from rating import cli
@@ -63,16 +63,10 @@ def url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def apply(tmp_path, capsys, url, text, *extra):
     path = tmp_path / "site.toml"
     path.write_text(text, encoding="utf-8")
-    return run(capsys, "site", "apply", str(path), "--db", url, *extra)
+    return run_cli(capsys, "site", "apply", str(path), "--db", url, *extra)
 
 
 def test_apply_shows_old_and_new_of_every_change_with_its_time_and_zone(url, tmp_path, capsys):
@@ -126,7 +120,7 @@ def test_a_staff_panel_with_no_roster_at_all_is_warned_about_without_opening_hou
 
 def test_site_show_lists_the_settings_in_force(url, tmp_path, capsys):
     apply(tmp_path, capsys, url, SITE_TOML)
-    code, out, _err = run(capsys, "site", "show", "--db", url)
+    code, out, _err = run_cli(capsys, "site", "show", "--db", url)
     assert code == 0
     assert "  office     msk  Офис на Тверской  Europe/Moscow" in out
     assert "    panel    desk-1  question=staff (staff)" in out
@@ -148,19 +142,19 @@ def test_site_export_is_taken_back_by_site_apply_without_a_change(url, tmp_path,
     )
     assert apply(tmp_path, capsys, url, text)[0] == 0
     exported = tmp_path / "exported.toml"
-    code, out, _err = run(capsys, "site", "export", "--db", url, "-o", str(exported))
+    code, out, _err = run_cli(capsys, "site", "export", "--db", url, "-o", str(exported))
     assert code == 0 and str(exported) in out
-    code, out, _err = run(capsys, "site", "apply", str(exported), "--db", url)
+    code, out, _err = run_cli(capsys, "site", "apply", str(exported), "--db", url)
     assert code == 0 and "no changes" in out
     # what it says is the settings, not a copy of the file: a change made since is in it
     assert 'days = "sat"' in exported.read_text() and "heartbeat_s = 120" in exported.read_text()
-    assert run(capsys, "site", "export", "--db", url, "-o", str(exported))[0] == 2  # never overwritten
+    assert run_cli(capsys, "site", "export", "--db", url, "-o", str(exported))[0] == 2  # never overwritten
     # to stdout as well; applied to an empty database it gives the same settings
-    code, out, _err = run(capsys, "site", "export", "--db", url)
+    code, out, _err = run_cli(capsys, "site", "export", "--db", url)
     assert code == 0 and settings(out) == settings(exported.read_text())
     fresh = "sqlite:///%s" % (tmp_path / "fresh.db")
-    assert run(capsys, "site", "apply", str(exported), "--db", fresh)[0] == 0
-    code, out, _err = run(capsys, "site", "export", "--db", fresh)
+    assert run_cli(capsys, "site", "apply", str(exported), "--db", fresh)[0] == 0
+    code, out, _err = run_cli(capsys, "site", "export", "--db", fresh)
     assert code == 0 and settings(out) == settings(exported.read_text())
 
 
@@ -250,13 +244,13 @@ ALERTS_AND_REGIONS = SITE_TOML.replace(
 
 def test_site_export_writes_alerts_regions_and_followups_that_site_apply_takes_back(url, tmp_path, capsys):
     assert apply(tmp_path, capsys, url, ALERTS_AND_REGIONS)[0] == 0
-    code, out, _err = run(capsys, "site", "show", "--db", url)
+    code, out, _err = run_cli(capsys, "site", "show", "--db", url)
     assert code == 0 and "fm_unreviewed  enabled=false" in out and "negative_run  h=10" in out
     exported = tmp_path / "exported.toml"
-    assert run(capsys, "site", "export", "--db", url, "-o", str(exported))[0] == 0
+    assert run_cli(capsys, "site", "export", "--db", url, "-o", str(exported))[0] == 0
     text = exported.read_text()
     assert '[alerts.offices.msk]\nhours = "10:00-22:00"' in text and 'to = ["a@example.com", "b@example.com"]' in text
     assert '[[regions]]\nid = "russia"\nname = "Russia"\nparent = "europe"' in text
     assert "[followups.webhooks.crm]\n" in text and 'url = "https://crm.example.com/hook"' in text
-    code, out, _err = run(capsys, "site", "apply", str(exported), "--db", url)
+    code, out, _err = run_cli(capsys, "site", "apply", str(exported), "--db", url)
     assert code == 0 and "no changes" in out

@@ -6,10 +6,9 @@ references purged by the worker, the site file's till, and the CSV import."""
 import json
 
 import pytest
-from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, store_events
+from gw_site_support import MIN, SITE_TOML, T0, Panel, apply_site, open_db, run_cli, store_events
 
 from gateway import derive, doubt, site, transactions, worker
-from rating import cli
 
 TILL_SITE = SITE_TOML.replace('device = "desk-1"\n', 'device = "desk-1"\ntill = "till-1"\n', 1)
 
@@ -165,19 +164,9 @@ def test_the_site_file_till_must_be_an_id():
 # ---- `rating transactions import` ----------------------------------------------------------------
 
 
-def run(capsys, *argv):
-    code = cli.main(["--lang", "en", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    u = (
-        "sqlite:///%s" % (tmp_path / "rating.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_store_url")
-    )
+@pytest.fixture
+def url(any_db_url):
+    u = any_db_url
     db = open_db(u)
     apply_site(db, TILL_SITE)
     db.close()
@@ -190,9 +179,9 @@ def test_a_russian_excel_export_is_imported_in_the_offices_timezone_once(url, tm
     )
     path = tmp_path / "sales.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    code, out, err = run(capsys, "transactions", "import", str(path), "--db", url)
+    code, out, err = run_cli(capsys, "transactions", "import", str(path), "--db", url)
     assert (code, err) == (0, "") and "2 sales read, 2 sales new" in out, out
-    code, out, err = run(capsys, "transactions", "import", str(path), "--db", url)
+    code, out, err = run_cli(capsys, "transactions", "import", str(path), "--db", url)
     assert code == 0 and "0 sales new" in out
     db = open_db(url)
     try:
@@ -213,7 +202,7 @@ def test_a_file_with_bad_lines_imports_nothing_and_lists_every_problem(url, tmp_
         "msk,Касса 1,2025-01-06T11:00,R-3\nmsk,till-1,yesterday,R-4\nmsk,till-1,2025-01-06T11:00,R 5\n",
         encoding="utf-8",
     )
-    code, out, err = run(capsys, "transactions", "import", str(path), "--db", url)
+    code, out, err = run_cli(capsys, "transactions", "import", str(path), "--db", url)
     assert code == 2 and "Traceback" not in err
     for line in ("line 3: site", "line 4: till", "line 5: time", "line 6: id"):
         assert line in err, err
@@ -223,10 +212,10 @@ def test_a_file_with_bad_lines_imports_nothing_and_lists_every_problem(url, tmp_
     finally:
         db.close()
     path.write_text("site,till,when,id\n", encoding="utf-8")
-    code, _out, err = run(capsys, "transactions", "import", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "transactions", "import", str(path), "--db", url)
     assert code == 2 and "missing column(s) time" in err and "unknown column(s) when" in err
     path.write_bytes("site,till,time,id\nmsk,till-1,06.01.2025 11:00,Чек\n".encode("cp1251"))
-    code, _out, err = run(capsys, "transactions", "import", str(path), "--db", url)
+    code, _out, err = run_cli(capsys, "transactions", "import", str(path), "--db", url)
     assert code == 2 and "CSV UTF-8" in err
 
 
@@ -237,16 +226,16 @@ def test_the_report_and_unmatched_listing_show_the_matches_never_the_loyalty_ref
         put(db, [sale("R-1", T0 - 20_000, loyalty="crm-secret"), sale("R-9", T0 + 30 * MIN, loyalty="crm-other")])
     finally:
         db.close()
-    code, out, err = run(capsys, "transactions", "unmatched", "--db", url)
+    code, out, err = run_cli(capsys, "transactions", "unmatched", "--db", url)
     assert code == 0, err
     assert "msk/desk-1/3" in out and "R-9" in out and "crm-" not in out
     assert "1 poll without a sale, 1 sale without a poll" in out
-    code, out, err = run(capsys, "report", "--by", "device", "--db", url)
+    code, out, err = run_cli(capsys, "report", "--by", "device", "--db", url)
     assert code == 0, err
     assert "exact conversion = matched polls / sales" in out and "crm-" not in out
     line = next(x for x in out.splitlines() if x.startswith("msk ") and " desk-1 " in x)
     assert line.split()[2:7] == ["2", "2", "1", "1", "1"], line
-    code, out, err = run(capsys, "report", "--format", "json", "--db", url)
+    code, out, err = run_cli(capsys, "report", "--format", "json", "--db", url)
     import json
 
     pos = json.loads(out)["pos"]
@@ -341,7 +330,7 @@ def test_the_report_names_the_window_in_force(url, capsys):
         put(db, [sale("R-1", T0 - 12 * MIN)])
     finally:
         db.close()
-    code, out, err = run(capsys, "report", "--format", "json", "--db", url)
+    code, out, err = run_cli(capsys, "report", "--format", "json", "--db", url)
     assert code == 0, err
     pos = json.loads(out)["pos"]
     assert pos["rules"] == {"before_ms": 15 * MIN, "skew_ms": 1 * MIN}

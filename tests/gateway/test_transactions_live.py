@@ -18,13 +18,9 @@ pytestmark = pytest.mark.e2e
 TILL_SITE = SITE_TOML.replace('device = "desk-1"\n', 'device = "desk-1"\ntill = "till-1"\n', 1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    u = (
-        "sqlite:///%s" % (tmp_path / "rating.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_store_url")
-    )
+@pytest.fixture
+def url(any_db_url):
+    u = any_db_url
     db = open_db(u)
     apply_site(db, TILL_SITE)
     p = Panel()

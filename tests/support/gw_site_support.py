@@ -182,3 +182,12 @@ def review_scenario(db):
     e.poll(T0 + 13 * MIN)
     store_events(db, d.events + e.events)
     derive.update(db, [("msk", "desk-1"), ("msk", "exit")], T0 + 60 * MIN)
+
+
+def run_cli(capsys, *argv):
+    """`rating ARGV...` in English in this process: (exit code, stdout, stderr)."""
+    from rating import cli
+
+    code = cli.main(["--lang", "en", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
