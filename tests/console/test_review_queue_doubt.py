@@ -3,27 +3,11 @@ scoring, and the queue is the one every poll's score gives."""
 
 import random
 
+from doubt_support import S, T
+from doubt_support import poll as _poll
+
 from console import queue
 from gateway import doubt, review
-
-T = 1736150400000
-S = 1000
-
-
-def _poll(seq, opened, answer="yes", reaction=4 * S, device="desk-1", employee="ivanova", **kw):
-    row = {
-        "site": "msk",
-        "device": device,
-        "open_seq": seq,
-        "opened_ms": opened,
-        "answered_ms": None if answer is None else opened + reaction,
-        "answer": answer,
-        "extra_presses": 0,
-        "seller_presses": 1,
-        "employee": employee,
-    }
-    row.update(kw)
-    return row
 
 
 def test_the_console_queue_with_only_the_doubtful_polls_is_the_queue_with_every_score():

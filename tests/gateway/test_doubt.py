@@ -3,26 +3,10 @@ polls score 0; the ranking puts the gaming seller's polls first."""
 
 import random
 
+from doubt_support import S, T
+from doubt_support import poll as _poll
+
 from gateway import doubt
-
-T = 1736150400000
-S = 1000
-
-
-def _poll(seq, opened, answer="yes", reaction=4 * S, device="desk-1", employee="ivanova", **kw):
-    row = {
-        "site": "msk",
-        "device": device,
-        "open_seq": seq,
-        "opened_ms": opened,
-        "answered_ms": None if answer is None else opened + reaction,
-        "answer": answer,
-        "extra_presses": 0,
-        "seller_presses": 1,
-        "employee": employee,
-    }
-    row.update(kw)
-    return row
 
 
 def _reasons(polls, unsolicited=()):
