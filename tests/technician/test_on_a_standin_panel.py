@@ -293,6 +293,9 @@ def test_device_deploy_refuses_an_invalid_config_before_writing(capsys, panel, f
     assert "config.json" not in panel.files()
 
 
+# the stand-in presses buttons at wall-clock ms after the self-test's prompt and the self-test
+# listens for 1-2 s of wall clock: run alone (make test's realtime part), not beside 4 workers
+@pytest.mark.realtime
 def test_device_selftest_on_standin(capsys, panel, fw_bundle):
     rc, out, err = run_cli(
         capsys,
